@@ -1,0 +1,540 @@
+//! DMA memory: regions from 2 MiB hugepages, or 4 KiB pages with one warning
+//! when none are reserved (DPDK's `--no-huge`), each with the IOVA a device
+//! uses to reach it.
+//!
+//! Every live region is listed in a process-wide table so that
+//! - a VFIO container maps each region with `VFIO_IOMMU_MAP_DMA` (through a
+//!   registered [`DmaMapper`]), and
+//! - device models translate IOVAs through an IOMMU-like [`IovaMap`]: an IOVA
+//!   outside every region is a fault, as on real hardware.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Once};
+
+/// How DMA memory is backed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PageMode {
+    /// 2 MiB hugepages when reserved, else 4 KiB pages with one warning.
+    #[default]
+    Auto,
+    /// 2 MiB hugepages only (error when none are free).
+    Huge,
+    /// 4 KiB pages only (DPDK `--no-huge`).
+    Small,
+}
+
+/// How a region's device address is derived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IovaMode {
+    /// IOVA = virtual address (VFIO type1 IOMMU, software ports, device models).
+    #[default]
+    Va,
+    /// IOVA = physical address from `/proc/self/pagemap` (no-IOMMU mode).
+    Pa,
+}
+
+/// DMA memory errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DmaError {
+    #[error("no free 2 MiB hugepages for {len} bytes of DMA memory; reserve some with `echo 512 > /proc/sys/vm/nr_hugepages` or run with --no-huge")]
+    NoHugepages { len: usize },
+    #[error("could not allocate {len} bytes of DMA memory: {why}")]
+    Alloc { len: usize, why: String },
+    #[error("IOVA mode 'pa' needs physical addresses from /proc/self/pagemap: {why}; run as root, or use IOVA mode 'va' (VFIO)")]
+    Pagemap { why: String },
+    #[error("IOVA mode 'pa' needs physically contiguous memory; this region is not (use hugepages, a smaller region, or IOVA mode 'va')")]
+    NotContiguous,
+    #[error("DMA mapping failed ({mapper}): {why}")]
+    Map { mapper: String, why: String },
+}
+
+static PAGE_MODE: AtomicU8 = AtomicU8::new(0);
+static IOVA_MODE: AtomicU8 = AtomicU8::new(0);
+static FALLBACK_WARNING: Once = Once::new();
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+static TABLE: Mutex<Vec<Arc<RegionInner>>> = Mutex::new(Vec::new());
+static MAPPERS: Mutex<Vec<Arc<dyn DmaMapper>>> = Mutex::new(Vec::new());
+
+/// Sets the process-wide default page mode (`--huge` / `--no-huge`).
+pub fn set_page_mode(m: PageMode) {
+    PAGE_MODE.store(m as u8, Ordering::Relaxed);
+}
+
+/// The process-wide default page mode.
+pub fn page_mode() -> PageMode {
+    match PAGE_MODE.load(Ordering::Relaxed) {
+        1 => PageMode::Huge,
+        2 => PageMode::Small,
+        _ => PageMode::Auto,
+    }
+}
+
+/// Sets the process-wide IOVA mode.
+pub fn set_iova_mode(m: IovaMode) {
+    IOVA_MODE.store(m as u8, Ordering::Relaxed);
+}
+
+/// The process-wide IOVA mode.
+pub fn iova_mode() -> IovaMode {
+    match IOVA_MODE.load(Ordering::Relaxed) {
+        1 => IovaMode::Pa,
+        _ => IovaMode::Va,
+    }
+}
+
+/// Something that must learn about every DMA region: a VFIO container
+/// (`VFIO_IOMMU_MAP_DMA`), for instance.
+pub trait DmaMapper: Send + Sync {
+    fn name(&self) -> String;
+    fn map(&self, va: u64, iova: u64, len: usize) -> Result<(), String>;
+    fn unmap(&self, iova: u64, len: usize);
+}
+
+struct RegionInner {
+    id: u64,
+    va: NonNull<u8>,
+    len: usize,
+    iova: u64,
+    huge: bool,
+    _map: memmap2::MmapMut,
+}
+
+// SAFETY: the region is plain memory that stays mapped while any Arc lives;
+// concurrent access is the device-DMA contract (driver and device never write
+// the same bytes at once), as with real DMA memory.
+unsafe impl Send for RegionInner {}
+// SAFETY: see above.
+unsafe impl Sync for RegionInner {}
+
+/// A block of DMA-able memory with a known IOVA. Dropping it removes it from
+/// the IOVA table (and unmaps it from VFIO containers); the memory itself is
+/// freed once no device model holds a snapshot that names it.
+pub struct DmaRegion {
+    inner: Arc<RegionInner>,
+}
+
+impl std::fmt::Debug for DmaRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DmaRegion")
+            .field("va", &self.inner.va)
+            .field("len", &self.inner.len)
+            .field("iova", &format_args!("{:#x}", self.inner.iova))
+            .field("huge", &self.inner.huge)
+            .finish()
+    }
+}
+
+const HUGE: usize = 2 << 20;
+const SMALL: usize = 4096;
+
+fn round_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+impl DmaRegion {
+    /// Allocates `len` bytes (rounded up to the page size) with the process-wide
+    /// page and IOVA modes.
+    pub fn alloc(len: usize) -> Result<DmaRegion, DmaError> {
+        Self::alloc_with(len, page_mode(), iova_mode())
+    }
+
+    /// Allocates with explicit modes. Memory is zeroed and populated.
+    pub fn alloc_with(len: usize, pages: PageMode, iova: IovaMode) -> Result<DmaRegion, DmaError> {
+        let len = len.max(1);
+        let (map, huge) = match pages {
+            PageMode::Huge => (map_huge(len).ok_or(DmaError::NoHugepages { len })?, true),
+            PageMode::Small => (map_small(len)?, false),
+            PageMode::Auto => match map_huge(len) {
+                Some(m) => (m, true),
+                None => {
+                    FALLBACK_WARNING.call_once(|| {
+                        tracing::warn!(
+                            "no free 2 MiB hugepages: using 4 KiB pages for DMA memory \
+                             (reserve some with `echo 512 > /proc/sys/vm/nr_hugepages`; \
+                             --no-huge silences this)"
+                        )
+                    });
+                    (map_small(len)?, false)
+                }
+            },
+        };
+        let mut map = map;
+        let va = NonNull::new(map.as_mut_ptr()).ok_or(DmaError::Alloc {
+            len,
+            why: "null mapping".into(),
+        })?;
+        let len = map.len();
+        let iova_base = match iova {
+            IovaMode::Va => va.as_ptr() as u64,
+            IovaMode::Pa => physical_contiguous(va.as_ptr() as u64, len, huge)?,
+        };
+        let inner = Arc::new(RegionInner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            va,
+            len,
+            iova: iova_base,
+            huge,
+            _map: map,
+        });
+        let mappers: Vec<_> = MAPPERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (i, m) in mappers.iter().enumerate() {
+            if let Err(why) = m.map(va.as_ptr() as u64, iova_base, len) {
+                for done in &mappers[..i] {
+                    done.unmap(iova_base, len);
+                }
+                return Err(DmaError::Map {
+                    mapper: m.name(),
+                    why,
+                });
+            }
+        }
+        TABLE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(inner.clone());
+        GENERATION.fetch_add(1, Ordering::Release);
+        Ok(DmaRegion { inner })
+    }
+
+    /// Start of the region in this process.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.inner.va.as_ptr()
+    }
+
+    /// Length in bytes (a whole number of pages).
+    pub fn len(&self) -> usize {
+        self.inner.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.len == 0
+    }
+
+    /// Device address of the region's first byte.
+    pub fn iova(&self) -> u64 {
+        self.inner.iova
+    }
+
+    /// Device address of `offset` bytes into the region.
+    pub fn iova_at(&self, offset: usize) -> u64 {
+        debug_assert!(offset <= self.inner.len);
+        self.inner.iova + offset as u64
+    }
+
+    /// Whether the region sits on 2 MiB hugepages.
+    pub fn is_huge(&self) -> bool {
+        self.inner.huge
+    }
+}
+
+impl Drop for DmaRegion {
+    fn drop(&mut self) {
+        let id = self.inner.id;
+        TABLE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|r| r.id != id);
+        GENERATION.fetch_add(1, Ordering::Release);
+        let mappers: Vec<_> = MAPPERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for m in mappers {
+            m.unmap(self.inner.iova, self.inner.len);
+        }
+    }
+}
+
+fn map_huge(len: usize) -> Option<memmap2::MmapMut> {
+    let len = round_up(len, HUGE);
+    memmap2::MmapOptions::new()
+        .len(len)
+        .huge(Some(21))
+        .populate()
+        .map_anon()
+        .ok()
+}
+
+fn map_small(len: usize) -> Result<memmap2::MmapMut, DmaError> {
+    let len = round_up(len, SMALL);
+    let m = memmap2::MmapOptions::new()
+        .len(len)
+        .populate()
+        .map_anon()
+        .map_err(|e| DmaError::Alloc {
+            len,
+            why: e.to_string(),
+        })?;
+    // Pin it so a device's view stays valid; lack of RLIMIT_MEMLOCK is not fatal
+    // for software ports and models.
+    let _ = m.lock();
+    Ok(m)
+}
+
+/// Physical address of the page holding `va`, from `/proc/self/pagemap`.
+pub fn virt_to_phys(va: u64) -> Result<u64, DmaError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let page = 4096u64;
+    let mut f = std::fs::File::open("/proc/self/pagemap")
+        .map_err(|e| DmaError::Pagemap { why: e.to_string() })?;
+    f.seek(SeekFrom::Start((va / page) * 8))
+        .map_err(|e| DmaError::Pagemap { why: e.to_string() })?;
+    let mut b = [0u8; 8];
+    f.read_exact(&mut b)
+        .map_err(|e| DmaError::Pagemap { why: e.to_string() })?;
+    let entry = u64::from_le_bytes(b);
+    let pfn = entry & ((1u64 << 55) - 1);
+    if entry >> 63 == 0 || pfn == 0 {
+        return Err(DmaError::Pagemap {
+            why: "page not present or PFN hidden (needs CAP_SYS_ADMIN)".into(),
+        });
+    }
+    Ok(pfn * page + va % page)
+}
+
+fn physical_contiguous(va: u64, len: usize, huge: bool) -> Result<u64, DmaError> {
+    let base = virt_to_phys(va)?;
+    let step = if huge { HUGE } else { SMALL };
+    let mut off = step;
+    while off < len {
+        if virt_to_phys(va + off as u64)? != base + off as u64 {
+            return Err(DmaError::NotContiguous);
+        }
+        off += step;
+    }
+    Ok(base)
+}
+
+/// Registers a mapper; it is told about every existing region now and every
+/// new one from then on.
+pub fn register_mapper(m: Arc<dyn DmaMapper>) -> Result<(), DmaError> {
+    let regions: Vec<_> = TABLE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for r in &regions {
+        m.map(r.va.as_ptr() as u64, r.iova, r.len)
+            .map_err(|why| DmaError::Map {
+                mapper: m.name(),
+                why,
+            })?;
+    }
+    MAPPERS.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+    Ok(())
+}
+
+/// Removes a mapper (by identity) without unmapping.
+pub fn unregister_mapper(m: &Arc<dyn DmaMapper>) {
+    MAPPERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|x| !Arc::ptr_eq(x, m));
+}
+
+/// Changes whenever a region is added or removed.
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+/// Sum of all live regions' sizes and how many are on hugepages.
+pub fn usage() -> (usize, usize, usize) {
+    let t = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    let bytes = t.iter().map(|r| r.len).sum();
+    let huge = t.iter().filter(|r| r.huge).count();
+    (t.len(), huge, bytes)
+}
+
+/// A translated view of device memory: the IOMMU a device model sits behind.
+/// A snapshot keeps the regions it names alive, so a model thread never
+/// touches freed memory; refresh it when [`generation`] changes.
+#[derive(Clone, Default)]
+pub struct IovaMap {
+    regions: Vec<Arc<RegionInner>>,
+    generation: u64,
+}
+
+impl IovaMap {
+    /// The current table.
+    pub fn snapshot() -> IovaMap {
+        let generation = generation();
+        let mut regions: Vec<_> = TABLE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        regions.sort_by_key(|r| r.iova);
+        IovaMap {
+            regions,
+            generation,
+        }
+    }
+
+    /// Re-reads the table if it changed since this snapshot.
+    #[inline]
+    pub fn refresh(&mut self) {
+        if generation() != self.generation {
+            *self = IovaMap::snapshot();
+        }
+    }
+
+    /// Host pointer for `len` bytes at `iova`, or `None` (an IOMMU fault) when
+    /// any part of the range lies outside every mapped region.
+    #[inline]
+    pub fn translate(&self, iova: u64, len: usize) -> Option<NonNull<u8>> {
+        let i = self.regions.partition_point(|r| r.iova <= iova);
+        if i == 0 {
+            return None;
+        }
+        let r = &self.regions[i - 1];
+        let off = iova - r.iova;
+        if off.checked_add(len as u64)? > r.len as u64 {
+            return None;
+        }
+        // SAFETY: off + len <= region length, so the pointer stays inside the mapping.
+        NonNull::new(unsafe { r.va.as_ptr().add(off as usize) })
+    }
+
+    /// Copies device memory out (a DMA read). `false` on fault; nothing is read.
+    pub fn read(&self, iova: u64, out: &mut [u8]) -> bool {
+        match self.translate(iova, out.len()) {
+            Some(p) => {
+                // SAFETY: `translate` checked the whole range is mapped; the source
+                // is plain memory in a live region.
+                unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), out.as_mut_ptr(), out.len()) };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Copies into device memory (a DMA write). `false` on fault; nothing is written.
+    pub fn write(&self, iova: u64, data: &[u8]) -> bool {
+        match self.translate(iova, data.len()) {
+            Some(p) => {
+                // SAFETY: `translate` checked the whole range is mapped.
+                unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p.as_ptr(), data.len()) };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reads a little-endian u64 (a descriptor word) with a volatile load.
+    pub fn read_u64(&self, iova: u64) -> Option<u64> {
+        let p = self.translate(iova, 8)?;
+        if p.as_ptr() as usize % 8 != 0 {
+            let mut b = [0u8; 8];
+            self.read(iova, &mut b);
+            return Some(u64::from_le_bytes(b));
+        }
+        // SAFETY: mapped, 8 bytes, 8-aligned.
+        Some(u64::from_le(unsafe {
+            std::ptr::read_volatile(p.as_ptr() as *const u64)
+        }))
+    }
+
+    /// Writes a little-endian u64 (a descriptor write-back) with a volatile store.
+    pub fn write_u64(&self, iova: u64, v: u64) -> bool {
+        let Some(p) = self.translate(iova, 8) else {
+            return false;
+        };
+        if p.as_ptr() as usize % 8 != 0 {
+            return self.write(iova, &v.to_le_bytes());
+        }
+        // SAFETY: mapped, 8 bytes, 8-aligned.
+        unsafe { std::ptr::write_volatile(p.as_ptr() as *mut u64, v.to_le()) };
+        true
+    }
+}
+
+/// What `wirespeed doctor` reports about hugepages.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct HugepageInfo {
+    pub size_kib: u64,
+    pub total: u64,
+    pub free: u64,
+}
+
+/// Reads `/proc/meminfo` for the default hugepage pool.
+pub fn hugepage_info() -> HugepageInfo {
+    let mut h = HugepageInfo::default();
+    if let Ok(s) = std::fs::read_to_string("/proc/meminfo") {
+        for line in s.lines() {
+            let mut it = line.split_whitespace();
+            let (Some(k), Some(v)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let v: u64 = v.parse().unwrap_or(0);
+            match k {
+                "HugePages_Total:" => h.total = v,
+                "HugePages_Free:" => h.free = v,
+                "Hugepagesize:" => h.size_kib = v,
+                _ => {}
+            }
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_pages_region_is_zeroed_and_translates() {
+        let r = DmaRegion::alloc_with(10_000, PageMode::Small, IovaMode::Va).unwrap();
+        assert_eq!(r.len(), 12_288);
+        assert_eq!(r.iova(), r.as_ptr() as u64);
+        let map = IovaMap::snapshot();
+        assert!(map.translate(r.iova(), r.len()).is_some());
+        assert!(map.translate(r.iova() + r.len() as u64 - 4, 8).is_none());
+        assert!(map.write_u64(r.iova() + 8, 0xdead_beef));
+        assert_eq!(map.read_u64(r.iova() + 8), Some(0xdead_beef));
+        // SAFETY: test reads inside the region.
+        assert_eq!(unsafe { *r.as_ptr() }, 0);
+    }
+
+    #[test]
+    fn dropped_region_faults_after_refresh() {
+        let r = DmaRegion::alloc_with(4096, PageMode::Small, IovaMode::Va).unwrap();
+        let iova = r.iova();
+        let mut map = IovaMap::snapshot();
+        assert!(map.translate(iova, 64).is_some());
+        drop(r);
+        map.refresh();
+        assert!(map.translate(iova, 64).is_none());
+        let mut b = [0u8; 4];
+        assert!(!map.read(iova, &mut b));
+    }
+
+    #[test]
+    fn huge_mode_without_reserved_pages_is_a_clear_error() {
+        if hugepage_info().free > 0 {
+            return;
+        }
+        let e = DmaRegion::alloc_with(4096, PageMode::Huge, IovaMode::Va).unwrap_err();
+        assert!(e.to_string().contains("nr_hugepages"));
+    }
+
+    struct Recorder(Mutex<Vec<(u64, usize, bool)>>);
+    impl DmaMapper for Recorder {
+        fn name(&self) -> String {
+            "recorder".into()
+        }
+        fn map(&self, _va: u64, iova: u64, len: usize) -> Result<(), String> {
+            self.0.lock().unwrap().push((iova, len, true));
+            Ok(())
+        }
+        fn unmap(&self, iova: u64, len: usize) {
+            self.0.lock().unwrap().push((iova, len, false));
+        }
+    }
+
+    #[test]
+    fn mappers_see_new_and_dropped_regions() {
+        let rec = Arc::new(Recorder(Mutex::new(Vec::new())));
+        let dynm: Arc<dyn DmaMapper> = rec.clone();
+        register_mapper(dynm.clone()).unwrap();
+        let r = DmaRegion::alloc_with(4096, PageMode::Small, IovaMode::Va).unwrap();
+        let iova = r.iova();
+        drop(r);
+        unregister_mapper(&dynm);
+        let log = rec.0.lock().unwrap();
+        assert!(log.contains(&(iova, 4096, true)));
+        assert!(log.contains(&(iova, 4096, false)));
+    }
+}

@@ -1,0 +1,14 @@
+//! Environment abstraction layer: lcores, clock, DMA memory, register access.
+
+pub mod dma;
+pub mod lcore;
+pub mod regs;
+pub mod signal;
+pub mod tsc;
+
+pub use dma::{DmaRegion, IovaMode, PageMode};
+pub use lcore::{CoreList, LcoreError};
+pub use regs::RegisterSpace;
+pub use tsc::Tsc;
+pub mod pci;
+pub mod vfio;

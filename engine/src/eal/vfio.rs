@@ -1,0 +1,1 @@
+//! VFIO: container/group/device, BAR mmap, DMA mapping (IOVA = VA).

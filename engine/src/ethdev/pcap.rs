@@ -1,0 +1,605 @@
+//! pcap files (the classic libpcap format, nanosecond variant for writing) and
+//! the `pcap:PATH[?rx=IN.pcap]` port: TX appends every frame to PATH with a
+//! nanosecond timestamp; RX replays the frames of IN.pcap once.
+//!
+//! Frames are stored without the 4-byte FCS (as a NIC hands them to a capture):
+//! a 64-byte frame on the wire is a 60-byte record.
+
+use super::*;
+use crate::eal::tsc::{wall_ns, Tsc};
+use crate::mbuf::{Burst, Mempool};
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Magic of a nanosecond-resolution pcap (written by us).
+pub const MAGIC_NS: u32 = 0xa1b2_3c4d;
+/// Magic of a microsecond-resolution pcap.
+pub const MAGIC_US: u32 = 0xa1b2_c3d4;
+/// LINKTYPE_ETHERNET.
+pub const LINKTYPE_ETHERNET: u32 = 1;
+
+/// pcap read errors: each names the record and byte offset.
+#[derive(Debug, thiserror::Error)]
+pub enum PcapError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a pcap file (magic {magic:#010x}; pcapng is not supported — convert with `editcap -F pcap`)")]
+    BadMagic { path: String, magic: u32 },
+    #[error("{path}: file header is truncated ({len} bytes, need 24)")]
+    ShortHeader { path: String, len: usize },
+    #[error("{path}: link type {linktype} is not Ethernet (1)")]
+    LinkType { path: String, linktype: u32 },
+    #[error("{path}: record {record} at byte {offset} is truncated: {why}")]
+    Truncated {
+        path: String,
+        record: usize,
+        offset: usize,
+        why: String,
+    },
+    #[error("{path}: record {record} at byte {offset}: captured length {len} is larger than the snap length {snaplen} or 262144")]
+    BadLength {
+        path: String,
+        record: usize,
+        offset: usize,
+        len: u32,
+        snaplen: u32,
+    },
+}
+
+/// One frame read from a pcap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcapRecord {
+    /// Nanoseconds since the epoch.
+    pub ts_ns: u64,
+    pub data: Vec<u8>,
+    /// Length on the wire (may exceed `data.len()` when truncated by snaplen).
+    pub orig_len: u32,
+}
+
+/// Reads every record of a pcap file (either resolution, either byte order).
+pub fn read_file(path: &Path) -> Result<Vec<PcapRecord>, PcapError> {
+    let p = path.display().to_string();
+    let mut buf = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut buf))
+        .map_err(|e| PcapError::Io {
+            path: p.clone(),
+            source: e,
+        })?;
+    parse(&p, &buf)
+}
+
+/// Parses a pcap image held in memory.
+pub fn parse(path: &str, buf: &[u8]) -> Result<Vec<PcapRecord>, PcapError> {
+    if buf.len() < 24 {
+        return Err(PcapError::ShortHeader {
+            path: path.into(),
+            len: buf.len(),
+        });
+    }
+    let m_le = u32::from_le_bytes(buf[0..4].try_into().unwrap());
+    let m_be = u32::from_be_bytes(buf[0..4].try_into().unwrap());
+    let (le, ns) = match (m_le, m_be) {
+        (MAGIC_US, _) => (true, false),
+        (MAGIC_NS, _) => (true, true),
+        (_, MAGIC_US) => (false, false),
+        (_, MAGIC_NS) => (false, true),
+        _ => {
+            return Err(PcapError::BadMagic {
+                path: path.into(),
+                magic: m_le,
+            })
+        }
+    };
+    let rd = |b: &[u8]| -> u32 {
+        let a: [u8; 4] = b.try_into().unwrap();
+        if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
+    };
+    let snaplen = rd(&buf[16..20]);
+    let linktype = rd(&buf[20..24]) & 0x0fff_ffff;
+    if linktype != LINKTYPE_ETHERNET {
+        return Err(PcapError::LinkType {
+            path: path.into(),
+            linktype,
+        });
+    }
+    let mut out = Vec::new();
+    let mut off = 24;
+    while off < buf.len() {
+        let record = out.len();
+        if buf.len() - off < 16 {
+            return Err(PcapError::Truncated {
+                path: path.into(),
+                record,
+                offset: off,
+                why: format!("record header needs 16 bytes, {} left", buf.len() - off),
+            });
+        }
+        let sec = rd(&buf[off..off + 4]) as u64;
+        let frac = rd(&buf[off + 4..off + 8]) as u64;
+        let incl = rd(&buf[off + 8..off + 12]);
+        let orig = rd(&buf[off + 12..off + 16]);
+        if incl > 262_144 || (snaplen > 0 && incl > snaplen.max(65535)) {
+            return Err(PcapError::BadLength {
+                path: path.into(),
+                record,
+                offset: off,
+                len: incl,
+                snaplen,
+            });
+        }
+        let start = off + 16;
+        let end = start + incl as usize;
+        if end > buf.len() {
+            return Err(PcapError::Truncated {
+                path: path.into(),
+                record,
+                offset: off,
+                why: format!(
+                    "{} bytes of frame data announced, {} present",
+                    incl,
+                    buf.len() - start
+                ),
+            });
+        }
+        let ts_ns = sec * 1_000_000_000 + if ns { frac } else { frac * 1000 };
+        out.push(PcapRecord {
+            ts_ns,
+            data: buf[start..end].to_vec(),
+            orig_len: orig,
+        });
+        off = end;
+    }
+    Ok(out)
+}
+
+/// A nanosecond pcap writer.
+pub struct PcapWriter<W: Write> {
+    w: W,
+    pub records: u64,
+}
+
+impl<W: Write> PcapWriter<W> {
+    /// Writes the file header.
+    pub fn new(mut w: W) -> std::io::Result<PcapWriter<W>> {
+        let mut h = [0u8; 24];
+        h[0..4].copy_from_slice(&MAGIC_NS.to_le_bytes());
+        h[4..6].copy_from_slice(&2u16.to_le_bytes());
+        h[6..8].copy_from_slice(&4u16.to_le_bytes());
+        h[16..20].copy_from_slice(&262_144u32.to_le_bytes());
+        h[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+        w.write_all(&h)?;
+        Ok(PcapWriter { w, records: 0 })
+    }
+
+    /// Appends one frame given as segments.
+    pub fn write_segments<'a>(
+        &mut self,
+        ts_ns: u64,
+        segs: impl Iterator<Item = &'a [u8]> + Clone,
+    ) -> std::io::Result<()> {
+        let len: usize = segs.clone().map(|s| s.len()).sum();
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&(len as u32).to_le_bytes());
+        self.w.write_all(&h)?;
+        for s in segs {
+            self.w.write_all(s)?;
+        }
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Appends one frame.
+    pub fn write(&mut self, ts_ns: u64, data: &[u8]) -> std::io::Result<()> {
+        self.write_segments(ts_ns, std::iter::once(data))
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+}
+
+pub(crate) fn driver() -> DriverInfo {
+    DriverInfo {
+        name: "pcap",
+        syntax: "pcap:PATH[?rx=IN.pcap]",
+        help: "writes every transmitted frame to PATH (nanosecond pcap); with rx=, replays IN.pcap as received traffic",
+        open: |spec| {
+            spec.check_params(&["rx"])?;
+            let path = spec.require_arg("pcap:PATH[?rx=IN.pcap]")?;
+            let rx = match spec.param("rx") {
+                Some(p) => read_file(Path::new(p)).map_err(|e| EthdevError::Device {
+                    port: spec.raw.clone(),
+                    why: e.to_string(),
+                })?,
+                None => Vec::new(),
+            };
+            Ok(Box::new(PcapPort::create(&spec.raw, Path::new(path), rx)?))
+        },
+    }
+}
+
+type SharedWriter = Arc<Mutex<PcapWriter<BufWriter<File>>>>;
+
+/// The pcap port.
+pub struct PcapPort {
+    name: String,
+    path: String,
+    writer: SharedWriter,
+    rx_frames: Arc<Mutex<std::collections::VecDeque<PcapRecord>>>,
+    conf: PortConfig,
+    tx: Vec<Arc<QueueStats>>,
+    rx: Vec<Arc<QueueStats>>,
+    txs: QueueSlots,
+    rxs: QueueSlots,
+    started: bool,
+}
+
+impl PcapPort {
+    /// Creates (truncates) `path` and writes the pcap header.
+    pub fn create(name: &str, path: &Path, rx: Vec<PcapRecord>) -> Result<PcapPort, EthdevError> {
+        let io = |e| EthdevError::Io {
+            port: name.to_string(),
+            path: path.display().to_string(),
+            source: e,
+        };
+        let f = File::create(path).map_err(io)?;
+        let w = PcapWriter::new(BufWriter::with_capacity(1 << 20, f)).map_err(io)?;
+        Ok(PcapPort {
+            name: name.to_string(),
+            path: path.display().to_string(),
+            writer: Arc::new(Mutex::new(w)),
+            rx_frames: Arc::new(Mutex::new(rx.into())),
+            conf: PortConfig::default(),
+            tx: Vec::new(),
+            rx: Vec::new(),
+            txs: QueueSlots::new(0),
+            rxs: QueueSlots::new(0),
+            started: false,
+        })
+    }
+
+    fn flush(&self) -> Result<(), EthdevError> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flush()
+            .map_err(|e| EthdevError::Io {
+                port: self.name.clone(),
+                path: self.path.clone(),
+                source: e,
+            })
+    }
+}
+
+impl Port for PcapPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn info(&self) -> PortInfo {
+        PortInfo::software("pcap")
+    }
+    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
+        conf.validate(&self.name, &self.info())?;
+        self.conf = conf.clone();
+        self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
+        self.rx = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
+        self.txs = QueueSlots::new(conf.nb_tx_queues);
+        self.rxs = QueueSlots::new(conf.nb_rx_queues);
+        Ok(())
+    }
+    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
+        self.txs.take(&self.name, "tx queue", q)?;
+        let tsc = Tsc::global();
+        Ok(Box::new(PcapTxQueue {
+            index: q,
+            writer: self.writer.clone(),
+            stats: self.tx[q as usize].clone(),
+            ring: self.conf.tx_ring_size as usize,
+            pending: Completed::default(),
+            tsc,
+            wall0: wall_ns(),
+            tsc0: tsc.now(),
+        }))
+    }
+    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
+        self.rxs.take(&self.name, "rx queue", q)?;
+        Ok(Box::new(PcapRxQueue {
+            index: q,
+            port: self.name.clone(),
+            frames: self.rx_frames.clone(),
+            stats: self.rx[q as usize].clone(),
+        }))
+    }
+    fn start(&mut self) -> Result<(), EthdevError> {
+        self.started = true;
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<(), EthdevError> {
+        self.started = false;
+        self.flush()
+    }
+    fn link(&self) -> LinkStatus {
+        LinkStatus {
+            up: self.started,
+            speed_mbps: 0,
+            full_duplex: true,
+        }
+    }
+    fn mac(&self) -> MacAddr {
+        MacAddr([0x02, 0, 0, 0, 0, 0x02])
+    }
+    fn stats(&self) -> PortStats {
+        PortStats::from_queues(&self.tx, &self.rx)
+    }
+}
+
+impl Drop for PcapPort {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+struct PcapTxQueue {
+    index: u16,
+    writer: SharedWriter,
+    stats: Arc<QueueStats>,
+    ring: usize,
+    pending: Completed,
+    tsc: Tsc,
+    wall0: u64,
+    tsc0: u64,
+}
+
+impl TxQueue for PcapTxQueue {
+    fn index(&self) -> u16 {
+        self.index
+    }
+    fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        while let Some(m) = pkts.pop_front() {
+            let ts = self.wall0
+                + self
+                    .tsc
+                    .cycles_to_ns(self.tsc.now().wrapping_sub(self.tsc0));
+            match w.write_segments(ts, m.segments().map(|s| s.data)) {
+                Ok(()) => {
+                    self.stats.packets.add(1);
+                    self.stats.bytes.add(m.pkt_len() as u64);
+                    self.pending.packets += 1;
+                    self.pending.bytes += m.pkt_len() as u64;
+                }
+                Err(e) => {
+                    // Counted once, as a TX error; the packet is freed.
+                    self.stats.errors.add(1);
+                    tracing::error!(error = %e, "pcap write failed");
+                }
+            }
+            n += 1;
+        }
+        n
+    }
+    fn clean(&mut self, _budget: usize) -> Completed {
+        std::mem::take(&mut self.pending)
+    }
+    fn free_slots(&self) -> usize {
+        self.ring
+    }
+    fn ring_size(&self) -> usize {
+        self.ring
+    }
+    fn stats(&self) -> Arc<QueueStats> {
+        self.stats.clone()
+    }
+}
+
+impl Drop for PcapTxQueue {
+    fn drop(&mut self) {
+        let _ = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flush();
+    }
+}
+
+struct PcapRxQueue {
+    index: u16,
+    port: String,
+    frames: Arc<Mutex<std::collections::VecDeque<PcapRecord>>>,
+    stats: Arc<QueueStats>,
+}
+
+impl RxQueue for PcapRxQueue {
+    fn index(&self) -> u16 {
+        self.index
+    }
+    fn rx_burst(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
+        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        while n < max && out.room() > 0 {
+            let Some(rec) = frames.front() else { break };
+            match copy_into_chain(pool, &rec.data) {
+                Some(mut m) => {
+                    m.set_rx_port_queue(0, self.index);
+                    self.stats.packets.add(1);
+                    self.stats.bytes.add(rec.data.len() as u64);
+                    frames.pop_front();
+                    let _ = out.push(m);
+                    n += 1;
+                }
+                None => {
+                    // Out of buffers: leave the frame for the next poll, like a
+                    // NIC whose ring is not yet refilled.
+                    tracing::debug!(port = %self.port, "pcap rx: mempool empty");
+                    break;
+                }
+            }
+        }
+        n
+    }
+    fn stats(&self) -> Arc<QueueStats> {
+        self.stats.clone()
+    }
+}
+
+/// Copies `data` into a chain of mbufs from `pool` (one segment per data room).
+pub fn copy_into_chain(pool: &mut Mempool, data: &[u8]) -> Option<crate::mbuf::Mbuf> {
+    let room = pool.data_room();
+    let mut chunks = data.chunks(room.max(1));
+    let first = chunks.next().unwrap_or(&[]);
+    let mut head = pool.alloc()?;
+    head.extend_from_slice(first).ok()?;
+    for c in chunks {
+        let mut seg = pool.alloc()?;
+        seg.extend_from_slice(c).ok()?;
+        head.chain(seg);
+    }
+    Some(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eal::dma::{set_page_mode, PageMode};
+    use crate::mbuf::PoolConfig;
+
+    #[test]
+    fn writer_reader_round_trip() {
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        w.write(1_500_000_000_123_456_789, &[1, 2, 3]).unwrap();
+        w.write_segments(7, [&[9u8, 8][..], &[7u8][..]].into_iter())
+            .unwrap();
+        let img = w.into_inner();
+        let r = parse("mem", &img).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].ts_ns, 1_500_000_000_123_456_789);
+        assert_eq!(r[0].data, vec![1, 2, 3]);
+        assert_eq!(r[1].data, vec![9, 8, 7]);
+        assert_eq!(r[1].orig_len, 3);
+    }
+
+    #[test]
+    fn truncated_and_bad_files_name_the_record() {
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        w.write(0, &[0u8; 60]).unwrap();
+        w.write(0, &[0u8; 60]).unwrap();
+        let img = w.into_inner();
+        let e = parse("x.pcap", &img[..img.len() - 5]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PcapError::Truncated {
+                    record: 1,
+                    offset: 100,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("record 1"));
+        let e = parse("x.pcap", &img[..10]).unwrap_err();
+        assert!(matches!(e, PcapError::ShortHeader { .. }));
+        let mut bad = img.clone();
+        bad[0] = 0;
+        assert!(matches!(parse("x", &bad), Err(PcapError::BadMagic { .. })));
+        let mut big = img.clone();
+        big[24 + 8..24 + 12].copy_from_slice(&1_000_000u32.to_le_bytes());
+        assert!(matches!(
+            parse("x", &big),
+            Err(PcapError::BadLength { record: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn reads_microsecond_big_endian_files() {
+        let mut img = Vec::new();
+        img.extend_from_slice(&MAGIC_US.to_be_bytes());
+        img.extend_from_slice(&2u16.to_be_bytes());
+        img.extend_from_slice(&4u16.to_be_bytes());
+        img.extend_from_slice(&[0u8; 8]);
+        img.extend_from_slice(&65535u32.to_be_bytes());
+        img.extend_from_slice(&1u32.to_be_bytes());
+        img.extend_from_slice(&5u32.to_be_bytes());
+        img.extend_from_slice(&7u32.to_be_bytes());
+        img.extend_from_slice(&2u32.to_be_bytes());
+        img.extend_from_slice(&2u32.to_be_bytes());
+        img.extend_from_slice(&[0xaa, 0xbb]);
+        let r = parse("be", &img).unwrap();
+        assert_eq!(r[0].ts_ns, 5_000_007_000);
+        assert_eq!(r[0].data, vec![0xaa, 0xbb]);
+    }
+
+    #[test]
+    fn port_writes_and_replays() {
+        set_page_mode(PageMode::Small);
+        let dir = std::env::temp_dir().join(format!("ws-pcap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out.pcap");
+        let reg = Registry::with_builtins();
+        let mut p = reg.open(&format!("pcap:{}", out.display())).unwrap();
+        p.configure(&PortConfig::default()).unwrap();
+        let mut tx = p.tx_queue(0).unwrap();
+        p.start().unwrap();
+        let mut pool = Mempool::new(&PoolConfig {
+            size: 64,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut b = Burst::new();
+        for i in 0..10u8 {
+            let mut m = pool.alloc().unwrap();
+            m.extend_from_slice(&[i; 60]).unwrap();
+            b.push(m).unwrap();
+        }
+        assert_eq!(tx.tx_burst(&mut b), 10);
+        assert_eq!(
+            tx.clean(64),
+            Completed {
+                packets: 10,
+                bytes: 600
+            }
+        );
+        p.stop().unwrap();
+        drop(tx);
+        drop(p);
+        let recs = read_file(&out).unwrap();
+        assert_eq!(recs.len(), 10);
+        assert_eq!(recs[3].data, vec![3u8; 60]);
+        // Replay it.
+        let mut p2 = reg
+            .open(&format!(
+                "pcap:{}?rx={}",
+                dir.join("o2.pcap").display(),
+                out.display()
+            ))
+            .unwrap();
+        p2.configure(&PortConfig::default()).unwrap();
+        let mut rx = p2.rx_queue(0).unwrap();
+        let mut got = Burst::new();
+        assert_eq!(rx.rx_burst(&mut pool, &mut got, 4), 4);
+        assert_eq!(rx.rx_burst(&mut pool, &mut got, 64), 6);
+        assert_eq!(got.as_slice()[9].data(), &[9u8; 60]);
+        drop(got);
+        assert_eq!(pool.stats().in_use, 0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

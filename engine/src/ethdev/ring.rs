@@ -1,0 +1,437 @@
+//! `ring:NAME`: an in-process pair of ports joined like a cable (DPDK's
+//! `net_ring`). The first open of a name is end A, the second end B; what TX
+//! queue q of one end sends, RX queue q of the other receives.
+//!
+//! Each direction and queue is a single-producer/single-consumer ring. A packet
+//! counts as completed when the far end has taken it off the ring — so a slow
+//! receiver holds bytes "in flight" exactly like a slow NIC, which is what BQL
+//! reacts to.
+
+use super::*;
+use crate::mbuf::{Burst, Mbuf, MbufHdr, Mempool};
+use std::cell::UnsafeCell;
+use std::collections::HashMap;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// A bounded SPSC queue of mbufs. Indices only grow; each side writes its own
+/// index with a plain store (no read-modify-write).
+pub struct SpscRing {
+    slots: Box<[UnsafeCell<Option<NonNull<MbufHdr>>>]>,
+    mask: usize,
+    /// Next slot the producer fills.
+    tail: AtomicUsize,
+    /// Next slot the consumer takes.
+    head: AtomicUsize,
+}
+
+// SAFETY: a slot is written only by the producer while it is outside
+// head..tail and read only by the consumer while inside; the Release/Acquire
+// pairs on head and tail order those accesses. The mbufs it carries are Send.
+unsafe impl Sync for SpscRing {}
+// SAFETY: see above.
+unsafe impl Send for SpscRing {}
+
+impl SpscRing {
+    /// A ring of at least `cap` slots (rounded up to a power of two).
+    pub fn new(cap: usize) -> SpscRing {
+        let cap = cap.max(2).next_power_of_two();
+        SpscRing {
+            slots: (0..cap).map(|_| UnsafeCell::new(None)).collect(),
+            mask: cap - 1,
+            tail: AtomicUsize::new(0),
+            head: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Packets in the ring now.
+    pub fn len(&self) -> usize {
+        self.tail
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.head.load(Ordering::Acquire))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Producer: how many packets the consumer has taken in total.
+    pub fn consumed(&self) -> usize {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// Producer side: moves packets from the front of `pkts` while room lasts.
+    /// `on_push` sees each packet before it leaves.
+    pub fn enqueue(&self, pkts: &mut Burst, mut on_push: impl FnMut(usize, &Mbuf)) -> usize {
+        let tail = self.tail.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Acquire);
+        let room = self.capacity() - tail.wrapping_sub(head);
+        let n = room.min(pkts.len());
+        for i in 0..n {
+            let m = pkts.pop_front().expect("n <= len");
+            on_push(tail.wrapping_add(i), &m);
+            // SAFETY: slot tail+i is outside head..tail, so the consumer does not touch it.
+            unsafe { *self.slots[(tail.wrapping_add(i)) & self.mask].get() = Some(m.into_raw()) };
+        }
+        self.tail.store(tail.wrapping_add(n), Ordering::Release);
+        n
+    }
+
+    /// Consumer side: moves up to `max` packets to the back of `out`.
+    pub fn dequeue(&self, out: &mut Burst, max: usize) -> usize {
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Acquire);
+        let n = tail.wrapping_sub(head).min(max).min(out.room());
+        for i in 0..n {
+            // SAFETY: slot head+i is inside head..tail: published by the producer.
+            let p = unsafe { (*self.slots[(head.wrapping_add(i)) & self.mask].get()).take() };
+            // SAFETY: the pointer came from `Mbuf::into_raw` in `enqueue`.
+            let m = unsafe { Mbuf::from_raw(p.expect("published slot holds a packet")) };
+            let _ = out.push(m);
+        }
+        self.head.store(head.wrapping_add(n), Ordering::Release);
+        n
+    }
+}
+
+impl Drop for SpscRing {
+    fn drop(&mut self) {
+        for s in self.slots.iter() {
+            // SAFETY: no other side exists any more (we are being dropped).
+            if let Some(p) = unsafe { (*s.get()).take() } {
+                // SAFETY: came from `into_raw`.
+                drop(unsafe { Mbuf::from_raw(p) });
+            }
+        }
+    }
+}
+
+struct PairShared {
+    /// (direction: 0 = A→B, 1 = B→A, queue) → ring.
+    rings: Mutex<HashMap<(u8, u16), Arc<SpscRing>>>,
+}
+
+impl PairShared {
+    fn ring(&self, dir: u8, q: u16, cap: usize) -> Arc<SpscRing> {
+        self.rings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((dir, q))
+            .or_insert_with(|| Arc::new(SpscRing::new(cap)))
+            .clone()
+    }
+}
+
+struct Named {
+    pair: Weak<PairShared>,
+    ends: u8,
+}
+
+static PAIRS: Mutex<Option<HashMap<String, Named>>> = Mutex::new(None);
+
+pub(crate) fn driver() -> DriverInfo {
+    DriverInfo {
+        name: "ring",
+        syntax: "ring:NAME",
+        help: "in-process cable: the first and second open of NAME are its two ends",
+        open: |spec| {
+            spec.check_params(&[])?;
+            let name = spec.require_arg("ring:NAME")?;
+            Ok(Box::new(RingPort::open(&spec.raw, name)?))
+        },
+    }
+}
+
+/// One end of a ring pair.
+pub struct RingPort {
+    name: String,
+    pair_name: String,
+    end: u8,
+    pair: Arc<PairShared>,
+    conf: PortConfig,
+    tx: Vec<Arc<QueueStats>>,
+    rx: Vec<Arc<QueueStats>>,
+    txs: QueueSlots,
+    rxs: QueueSlots,
+    started: bool,
+}
+
+impl RingPort {
+    /// Opens end A (first) or B (second) of the pair called `pair_name`.
+    pub fn open(spec: &str, pair_name: &str) -> Result<RingPort, EthdevError> {
+        let mut g = PAIRS.lock().unwrap_or_else(|e| e.into_inner());
+        let map = g.get_or_insert_with(HashMap::new);
+        let live = map
+            .get(pair_name)
+            .and_then(|n| n.pair.upgrade().map(|p| (p, n.ends)));
+        let (pair, end) = match live {
+            Some((_, ends)) if ends >= 2 => {
+                return Err(EthdevError::device(
+                    spec,
+                    format!("ring '{pair_name}' already has both ends open; use another name"),
+                ))
+            }
+            Some((p, _)) => (p, 1u8),
+            None => (
+                Arc::new(PairShared {
+                    rings: Mutex::new(HashMap::new()),
+                }),
+                0u8,
+            ),
+        };
+        map.insert(
+            pair_name.to_string(),
+            Named {
+                pair: Arc::downgrade(&pair),
+                ends: end + 1,
+            },
+        );
+        Ok(RingPort {
+            name: spec.to_string(),
+            pair_name: pair_name.to_string(),
+            end,
+            pair,
+            conf: PortConfig::default(),
+            tx: Vec::new(),
+            rx: Vec::new(),
+            txs: QueueSlots::new(0),
+            rxs: QueueSlots::new(0),
+            started: false,
+        })
+    }
+
+    /// 0 for end A, 1 for end B.
+    pub fn end(&self) -> u8 {
+        self.end
+    }
+}
+
+impl Drop for RingPort {
+    fn drop(&mut self) {
+        let mut g = PAIRS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(map) = g.as_mut() {
+            if Arc::strong_count(&self.pair) == 1 {
+                map.remove(&self.pair_name);
+            }
+        }
+    }
+}
+
+impl Port for RingPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn info(&self) -> PortInfo {
+        PortInfo::software("ring")
+    }
+    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
+        conf.validate(&self.name, &self.info())?;
+        self.conf = conf.clone();
+        self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
+        self.rx = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
+        self.txs = QueueSlots::new(conf.nb_tx_queues);
+        self.rxs = QueueSlots::new(conf.nb_rx_queues);
+        Ok(())
+    }
+    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
+        self.txs.take(&self.name, "tx queue", q)?;
+        let cap = self.conf.tx_ring_size as usize;
+        let ring = self.pair.ring(self.end, q, cap);
+        Ok(Box::new(RingTxQueue {
+            index: q,
+            lens: vec![0; ring.capacity()],
+            ring,
+            stats: self.tx[q as usize].clone(),
+            completed_upto: 0,
+        }))
+    }
+    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
+        self.rxs.take(&self.name, "rx queue", q)?;
+        let cap = self.conf.rx_ring_size as usize;
+        Ok(Box::new(RingRxQueue {
+            index: q,
+            ring: self.pair.ring(1 - self.end, q, cap),
+            stats: self.rx[q as usize].clone(),
+        }))
+    }
+    fn start(&mut self) -> Result<(), EthdevError> {
+        self.started = true;
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<(), EthdevError> {
+        self.started = false;
+        Ok(())
+    }
+    fn link(&self) -> LinkStatus {
+        LinkStatus {
+            up: self.started,
+            speed_mbps: 0,
+            full_duplex: true,
+        }
+    }
+    fn mac(&self) -> MacAddr {
+        MacAddr([0x02, 0x52, 0x49, 0x4e, 0x47, self.end + 1])
+    }
+    fn stats(&self) -> PortStats {
+        PortStats::from_queues(&self.tx, &self.rx)
+    }
+}
+
+struct RingTxQueue {
+    index: u16,
+    ring: Arc<SpscRing>,
+    /// Length of the packet in each slot position (for completed bytes).
+    lens: Vec<u32>,
+    stats: Arc<QueueStats>,
+    completed_upto: usize,
+}
+
+impl TxQueue for RingTxQueue {
+    fn index(&self) -> u16 {
+        self.index
+    }
+    fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
+        let mask = self.ring.capacity() - 1;
+        let lens = &mut self.lens;
+        let mut bytes = 0u64;
+        let n = self.ring.enqueue(pkts, |pos, m| {
+            lens[pos & mask] = m.pkt_len() as u32;
+            bytes += m.pkt_len() as u64;
+        });
+        self.stats.packets.add(n as u64);
+        self.stats.bytes.add(bytes);
+        n
+    }
+    fn clean(&mut self, budget: usize) -> Completed {
+        let consumed = self.ring.consumed();
+        let n = consumed.wrapping_sub(self.completed_upto).min(budget);
+        let mask = self.ring.capacity() - 1;
+        let mut bytes = 0u64;
+        for i in 0..n {
+            bytes += self.lens[self.completed_upto.wrapping_add(i) & mask] as u64;
+        }
+        self.completed_upto = self.completed_upto.wrapping_add(n);
+        Completed {
+            packets: n as u32,
+            bytes,
+        }
+    }
+    fn free_slots(&self) -> usize {
+        self.ring.capacity() - self.ring.len()
+    }
+    fn ring_size(&self) -> usize {
+        self.ring.capacity()
+    }
+    fn stats(&self) -> Arc<QueueStats> {
+        self.stats.clone()
+    }
+}
+
+struct RingRxQueue {
+    index: u16,
+    ring: Arc<SpscRing>,
+    stats: Arc<QueueStats>,
+}
+
+impl RxQueue for RingRxQueue {
+    fn index(&self) -> u16 {
+        self.index
+    }
+    fn rx_burst(&mut self, _pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
+        let before = out.len();
+        let n = self.ring.dequeue(out, max);
+        let mut bytes = 0u64;
+        for m in &mut out.as_mut_slice()[before..] {
+            bytes += m.pkt_len() as u64;
+            m.set_rx_port_queue(0, self.index);
+        }
+        self.stats.packets.add(n as u64);
+        self.stats.bytes.add(bytes);
+        n
+    }
+    fn stats(&self) -> Arc<QueueStats> {
+        self.stats.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eal::dma::{set_page_mode, PageMode};
+    use crate::mbuf::PoolConfig;
+
+    #[test]
+    fn what_one_end_sends_the_other_receives() {
+        set_page_mode(PageMode::Small);
+        let reg = Registry::with_builtins();
+        let mut a = reg.open("ring:t1").unwrap();
+        let mut b = reg.open("ring:t1").unwrap();
+        assert!(reg.open("ring:t1").is_err(), "a third end");
+        let conf = PortConfig {
+            tx_ring_size: 8,
+            rx_ring_size: 8,
+            ..Default::default()
+        };
+        a.configure(&conf).unwrap();
+        b.configure(&conf).unwrap();
+        let mut atx = a.tx_queue(0).unwrap();
+        let mut brx = b.rx_queue(0).unwrap();
+        assert!(a.tx_queue(0).is_err(), "queue handed out twice");
+        let mut pool = Mempool::new(&PoolConfig {
+            size: 32,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut burst = Burst::new();
+        for i in 0..12u8 {
+            let mut m = pool.alloc().unwrap();
+            m.extend_from_slice(&[i; 100]).unwrap();
+            burst.push(m).unwrap();
+        }
+        // Ring of 8: only 8 fit; the rest stay with the caller.
+        assert_eq!(atx.tx_burst(&mut burst), 8);
+        assert_eq!(burst.len(), 4);
+        assert_eq!(atx.clean(64), Completed::default(), "nothing consumed yet");
+        let mut got = Burst::new();
+        assert_eq!(brx.rx_burst(&mut pool, &mut got, 3), 3);
+        assert_eq!(
+            atx.clean(64),
+            Completed {
+                packets: 3,
+                bytes: 300
+            }
+        );
+        assert_eq!(got.as_slice()[2].data()[0], 2);
+        assert_eq!(atx.tx_burst(&mut burst), 3);
+        assert_eq!(brx.rx_burst(&mut pool, &mut got, 64), 8);
+        assert_eq!(got.as_slice()[10].data()[0], 10);
+        assert_eq!(atx.clean(64).packets, 8);
+        drop(got);
+        drop(burst);
+        assert_eq!(pool.stats().in_use, 0);
+        assert_eq!(a.stats().tx.packets, 11);
+        assert_eq!(b.stats().rx.packets, 11);
+    }
+
+    #[test]
+    fn ring_drop_frees_packets_in_flight() {
+        set_page_mode(PageMode::Small);
+        let mut pool = Mempool::new(&PoolConfig {
+            size: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        let r = SpscRing::new(4);
+        let mut b = Burst::new();
+        pool.alloc_bulk(&mut b, 3);
+        assert_eq!(r.enqueue(&mut b, |_, _| {}), 3);
+        assert_eq!(pool.stats().in_use, 3);
+        drop(r);
+        assert_eq!(pool.stats().in_use, 0);
+    }
+}

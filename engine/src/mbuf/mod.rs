@@ -1,0 +1,582 @@
+//! Packet buffers: a [`Mempool`] of fixed-size objects in DMA memory and the
+//! owning handle [`Mbuf`] (DPDK's `rte_mempool` + `rte_mbuf`, Linux's `sk_buff`
+//! for the parts a poll-mode engine needs).
+//!
+//! Each object is a 128-byte header ([`MbufHdr`]) followed by the buffer
+//! (headroom + data room). A pool belongs to the thread that created it (its
+//! lcore): allocation and frees on that thread touch a plain free stack — no
+//! locks, no atomic read-modify-write. An mbuf dropped on another thread (an
+//! appliance receiving on one lcore and sending on another, a ring port) goes
+//! home through the pool's return list, the only path that pays for a lock.
+
+mod burst;
+mod pool;
+
+pub use burst::{Burst, BURST_MAX};
+pub use pool::{Mempool, MempoolError, MempoolStats, PoolConfig};
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+/// Offload request flags on a transmit mbuf (DPDK `RTE_MBUF_F_TX_*`).
+pub mod ol {
+    /// Compute the IPv4 header checksum in the NIC.
+    pub const TX_IP_CKSUM: u32 = 1 << 0;
+    /// Compute the UDP checksum in the NIC (pseudo-header sum seeded in the field).
+    pub const TX_UDP_CKSUM: u32 = 1 << 1;
+    /// Compute the TCP checksum in the NIC (pseudo-header sum seeded in the field).
+    pub const TX_TCP_CKSUM: u32 = 1 << 2;
+    /// Insert `vlan_tci` as an 802.1Q tag.
+    pub const TX_VLAN: u32 = 1 << 3;
+    /// TCP segmentation offload with `tso_segsz`.
+    pub const TX_TSO: u32 = 1 << 4;
+    /// The packet is IPv4 (needed with any L3/L4 offload).
+    pub const TX_IPV4: u32 = 1 << 5;
+    /// Record a transmit timestamp.
+    pub const TX_TIMESTAMP: u32 = 1 << 6;
+    /// Received: the NIC verified the IPv4 header checksum as good.
+    pub const RX_IP_CKSUM_GOOD: u32 = 1 << 16;
+    /// Received: the NIC verified the L4 checksum as good.
+    pub const RX_L4_CKSUM_GOOD: u32 = 1 << 17;
+    /// Received: the NIC stripped a VLAN tag into `vlan_tci`.
+    pub const RX_VLAN_STRIPPED: u32 = 1 << 18;
+    /// All TX offload bits that need a driver's context/descriptor support.
+    pub const TX_OFFLOAD_MASK: u32 =
+        TX_IP_CKSUM | TX_UDP_CKSUM | TX_TCP_CKSUM | TX_VLAN | TX_TSO | TX_IPV4 | TX_TIMESTAMP;
+}
+
+/// Size of the in-buffer header that precedes every packet buffer.
+pub const MBUF_HDR_SIZE: usize = 128;
+
+/// The per-buffer metadata (two cache lines, like `rte_mbuf`). It lives in DMA
+/// memory right before the headroom.
+#[repr(C, align(64))]
+pub struct MbufHdr {
+    /// IOVA of the buffer's first byte (start of headroom).
+    pub(crate) buf_iova: u64,
+    pub(crate) pool: *const pool::PoolShared,
+    /// Next segment of a chain, or null.
+    pub(crate) next: *mut MbufHdr,
+    pub(crate) data_off: u16,
+    pub(crate) data_len: u16,
+    /// Total length over the whole chain (meaningful on the first segment).
+    pub(crate) pkt_len: u32,
+    pub(crate) nb_segs: u16,
+    pub(crate) vlan_tci: u16,
+    pub(crate) ol_flags: u32,
+    pub(crate) l2_len: u8,
+    pub(crate) l3_len: u8,
+    pub(crate) l4_len: u8,
+    pub(crate) priority: u8,
+    pub(crate) tso_segsz: u16,
+    pub(crate) buf_len: u16,
+    pub(crate) hash: u32,
+    pub(crate) index: u32,
+    pub(crate) tx_ts: u64,
+    /// Free for the owner of the packet (the stack keeps its socket cookie here).
+    pub(crate) user: u64,
+    /// Socket send-buffer accounting: bytes charged and the account to credit
+    /// when the packet is freed (the `sk_wmem_alloc` / `sock_wfree` idea).
+    pub(crate) wmem: *const WmemAccount,
+    pub(crate) wmem_charge: u32,
+    pub(crate) port: u16,
+    pub(crate) queue: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<MbufHdr>() <= MBUF_HDR_SIZE);
+
+/// A single-writer byte account: the socket side charges, and frees credit it.
+/// Frees may happen on another lcore; the counter is two monotonically growing
+/// values, each written by one side only, so no read-modify-write is needed.
+#[derive(Debug, Default)]
+pub struct WmemAccount {
+    charged: std::sync::atomic::AtomicU64,
+    released: std::sync::atomic::AtomicU64,
+    release_lock: std::sync::Mutex<()>,
+    owner_token: std::sync::atomic::AtomicU64,
+}
+
+impl WmemAccount {
+    /// A new account owned by the calling thread.
+    pub fn new() -> WmemAccount {
+        let a = WmemAccount::default();
+        a.owner_token
+            .store(pool::thread_token(), std::sync::atomic::Ordering::Relaxed);
+        a
+    }
+
+    /// Bytes charged and not yet released (in flight).
+    pub fn in_flight(&self) -> u64 {
+        use std::sync::atomic::Ordering::Acquire;
+        self.charged
+            .load(Acquire)
+            .saturating_sub(self.released.load(Acquire))
+    }
+
+    fn charge(&self, n: u64) {
+        use std::sync::atomic::Ordering::{Relaxed, Release};
+        self.charged.store(self.charged.load(Relaxed) + n, Release);
+    }
+
+    fn release(&self, n: u64) {
+        use std::sync::atomic::Ordering::{Relaxed, Release};
+        if self.owner_token.load(Relaxed) == pool::thread_token() {
+            self.released
+                .store(self.released.load(Relaxed) + n, Release);
+        } else {
+            // Cross-lcore free: the only path that pays for a lock.
+            let _g = self.release_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.released.fetch_add(n, Release);
+        }
+    }
+}
+
+/// An owning handle to one packet buffer (and the rest of its segment chain).
+/// Like `Box`: whoever holds it owns the buffer; dropping it returns every
+/// segment to its pool.
+pub struct Mbuf {
+    hdr: NonNull<MbufHdr>,
+    _not_sync: PhantomData<*mut MbufHdr>,
+}
+
+// SAFETY: an Mbuf is a unique owner of its buffer; moving it to another thread
+// moves that ownership. Frees from a foreign thread go through the pool's
+// locked return list (see pool.rs).
+unsafe impl Send for Mbuf {}
+
+impl std::fmt::Debug for Mbuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mbuf")
+            .field("index", &self.h().index)
+            .field("data_len", &self.data_len())
+            .field("pkt_len", &self.pkt_len())
+            .field("nb_segs", &self.nb_segs())
+            .finish()
+    }
+}
+
+/// Errors from mbuf data manipulation.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MbufError {
+    #[error("not enough tailroom: need {need}, have {have}")]
+    NoTailroom { need: usize, have: usize },
+    #[error("not enough headroom: need {need}, have {have}")]
+    NoHeadroom { need: usize, have: usize },
+    #[error("cannot remove {need} bytes from a {have}-byte segment")]
+    TooShort { need: usize, have: usize },
+}
+
+impl Mbuf {
+    #[inline(always)]
+    fn h(&self) -> &MbufHdr {
+        // SAFETY: `hdr` points at a live header owned by this handle.
+        unsafe { self.hdr.as_ref() }
+    }
+
+    #[inline(always)]
+    fn hm(&mut self) -> &mut MbufHdr {
+        // SAFETY: unique ownership gives exclusive access to the header.
+        unsafe { self.hdr.as_mut() }
+    }
+
+    /// # Safety
+    /// `hdr` must be a header of a live pool object that nobody else owns.
+    #[inline(always)]
+    pub(crate) unsafe fn from_hdr(hdr: NonNull<MbufHdr>) -> Mbuf {
+        Mbuf {
+            hdr,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Gives up the handle without freeing (drivers keep raw pointers in rings).
+    #[inline(always)]
+    pub fn into_raw(self) -> NonNull<MbufHdr> {
+        let p = self.hdr;
+        std::mem::forget(self);
+        p
+    }
+
+    /// Takes back a handle made by [`Mbuf::into_raw`].
+    ///
+    /// # Safety
+    /// `p` must come from `into_raw` and not have been turned back before.
+    #[inline(always)]
+    pub unsafe fn from_raw(p: NonNull<MbufHdr>) -> Mbuf {
+        Mbuf::from_hdr(p)
+    }
+
+    #[inline(always)]
+    fn buf_ptr(&self) -> *mut u8 {
+        // SAFETY: the buffer starts right after the 128-byte header of the object.
+        unsafe { (self.hdr.as_ptr() as *mut u8).add(MBUF_HDR_SIZE) }
+    }
+
+    /// Bytes in this segment.
+    #[inline(always)]
+    pub fn data_len(&self) -> usize {
+        self.h().data_len as usize
+    }
+
+    /// Bytes in the whole chain.
+    #[inline(always)]
+    pub fn pkt_len(&self) -> usize {
+        self.h().pkt_len as usize
+    }
+
+    /// Segments in the chain.
+    #[inline(always)]
+    pub fn nb_segs(&self) -> usize {
+        self.h().nb_segs as usize
+    }
+
+    /// Offset of the data from the buffer start.
+    #[inline(always)]
+    pub fn data_off(&self) -> usize {
+        self.h().data_off as usize
+    }
+
+    /// Free bytes before the data.
+    #[inline(always)]
+    pub fn headroom(&self) -> usize {
+        self.h().data_off as usize
+    }
+
+    /// Free bytes after the data in this segment.
+    #[inline(always)]
+    pub fn tailroom(&self) -> usize {
+        let h = self.h();
+        h.buf_len as usize - h.data_off as usize - h.data_len as usize
+    }
+
+    /// Size of the buffer (headroom + data room).
+    #[inline(always)]
+    pub fn buf_len(&self) -> usize {
+        self.h().buf_len as usize
+    }
+
+    /// This segment's data.
+    #[inline(always)]
+    pub fn data(&self) -> &[u8] {
+        let h = self.h();
+        // SAFETY: data_off + data_len <= buf_len, all inside the object.
+        unsafe {
+            std::slice::from_raw_parts(self.buf_ptr().add(h.data_off as usize), h.data_len as usize)
+        }
+    }
+
+    /// This segment's data, writable.
+    #[inline(always)]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let (off, len) = (self.h().data_off as usize, self.h().data_len as usize);
+        // SAFETY: as `data`, and the handle is unique.
+        unsafe { std::slice::from_raw_parts_mut(self.buf_ptr().add(off), len) }
+    }
+
+    /// The whole buffer (headroom, data and tailroom), writable.
+    #[inline(always)]
+    pub fn buffer_mut(&mut self) -> &mut [u8] {
+        let len = self.h().buf_len as usize;
+        // SAFETY: the buffer is `buf_len` bytes after the header; the handle is unique.
+        unsafe { std::slice::from_raw_parts_mut(self.buf_ptr(), len) }
+    }
+
+    /// Sets this segment's length (data offset unchanged); for a single-segment
+    /// packet the packet length follows. Bytes keep whatever the buffer held.
+    #[inline(always)]
+    pub fn set_len(&mut self, len: usize) -> Result<(), MbufError> {
+        let h = self.h();
+        let have = h.buf_len as usize - h.data_off as usize;
+        if len > have {
+            return Err(MbufError::NoTailroom { need: len, have });
+        }
+        let old = h.data_len as u32;
+        let h = self.hm();
+        h.data_len = len as u16;
+        h.pkt_len = h.pkt_len - old + len as u32;
+        Ok(())
+    }
+
+    /// Appends `n` bytes at the tail of the last segment and returns them.
+    pub fn append(&mut self, n: usize) -> Result<&mut [u8], MbufError> {
+        let last = self.last_seg_hdr();
+        // SAFETY: `last` is a segment of this chain, owned through this handle.
+        let lh = unsafe { &mut *last };
+        let have = lh.buf_len as usize - lh.data_off as usize - lh.data_len as usize;
+        if n > have {
+            return Err(MbufError::NoTailroom { need: n, have });
+        }
+        let off = lh.data_off as usize + lh.data_len as usize;
+        lh.data_len += n as u16;
+        self.hm().pkt_len += n as u32;
+        // SAFETY: off + n <= buf_len of that segment; the chain is uniquely owned.
+        Ok(
+            unsafe {
+                std::slice::from_raw_parts_mut((last as *mut u8).add(MBUF_HDR_SIZE + off), n)
+            },
+        )
+    }
+
+    /// Appends bytes at the tail.
+    pub fn extend_from_slice(&mut self, b: &[u8]) -> Result<(), MbufError> {
+        self.append(b.len())?.copy_from_slice(b);
+        Ok(())
+    }
+
+    /// Grows the first segment's data towards the front by `n` bytes (for a header).
+    pub fn prepend(&mut self, n: usize) -> Result<&mut [u8], MbufError> {
+        let have = self.h().data_off as usize;
+        if n > have {
+            return Err(MbufError::NoHeadroom { need: n, have });
+        }
+        let h = self.hm();
+        h.data_off -= n as u16;
+        h.data_len += n as u16;
+        h.pkt_len += n as u32;
+        Ok(&mut self.data_mut()[..n])
+    }
+
+    /// Removes `n` bytes from the front of the first segment.
+    pub fn adj(&mut self, n: usize) -> Result<(), MbufError> {
+        let have = self.h().data_len as usize;
+        if n > have {
+            return Err(MbufError::TooShort { need: n, have });
+        }
+        let h = self.hm();
+        h.data_off += n as u16;
+        h.data_len -= n as u16;
+        h.pkt_len -= n as u32;
+        Ok(())
+    }
+
+    /// Removes `n` bytes from the end of the last segment.
+    pub fn trim(&mut self, n: usize) -> Result<(), MbufError> {
+        let last = self.last_seg_hdr();
+        // SAFETY: owned chain segment.
+        let lh = unsafe { &mut *last };
+        if n > lh.data_len as usize {
+            return Err(MbufError::TooShort {
+                need: n,
+                have: lh.data_len as usize,
+            });
+        }
+        lh.data_len -= n as u16;
+        self.hm().pkt_len -= n as u32;
+        Ok(())
+    }
+
+    fn last_seg_hdr(&self) -> *mut MbufHdr {
+        let mut p = self.hdr.as_ptr();
+        // SAFETY: the chain is a null-terminated list of live headers owned by self.
+        unsafe {
+            while !(*p).next.is_null() {
+                p = (*p).next;
+            }
+        }
+        p
+    }
+
+    /// Appends another packet's segments to this chain (`rte_pktmbuf_chain`).
+    pub fn chain(&mut self, tail: Mbuf) {
+        let tail_len = tail.pkt_len() as u32;
+        let tail_segs = tail.nb_segs() as u16;
+        let last = self.last_seg_hdr();
+        let t = tail.into_raw();
+        // SAFETY: `last` is our last segment; `t` is now owned by the chain.
+        unsafe { (*last).next = t.as_ptr() };
+        let h = self.hm();
+        h.pkt_len += tail_len;
+        h.nb_segs += tail_segs;
+    }
+
+    /// Detaches the chain after the first segment.
+    pub fn split_first(&mut self) -> Option<Mbuf> {
+        let next = self.h().next;
+        let n = NonNull::new(next)?;
+        let first_len = self.h().data_len as u32;
+        let h = self.hm();
+        let rest_len = h.pkt_len - first_len;
+        let rest_segs = h.nb_segs - 1;
+        h.next = std::ptr::null_mut();
+        h.pkt_len = first_len;
+        h.nb_segs = 1;
+        // SAFETY: `n` was owned through our chain and is now detached.
+        let mut rest = unsafe { Mbuf::from_hdr(n) };
+        let rh = rest.hm();
+        rh.pkt_len = rest_len;
+        rh.nb_segs = rest_segs;
+        Some(rest)
+    }
+
+    /// Iterates the segments' data.
+    pub fn segments(&self) -> Segments<'_> {
+        Segments {
+            cur: self.hdr.as_ptr(),
+            _m: PhantomData,
+        }
+    }
+
+    /// Copies the whole chain into `out` (which is cleared first).
+    pub fn copy_to_vec(&self, out: &mut Vec<u8>) {
+        out.clear();
+        for s in self.segments() {
+            out.extend_from_slice(s.data);
+        }
+    }
+
+    /// IOVA of this segment's first data byte (what a descriptor points at).
+    #[inline(always)]
+    pub fn data_iova(&self) -> u64 {
+        let h = self.h();
+        h.buf_iova + h.data_off as u64
+    }
+
+    /// IOVA of the buffer start (what an RX descriptor points at).
+    #[inline(always)]
+    pub fn buf_iova(&self) -> u64 {
+        self.h().buf_iova
+    }
+
+    /// Pool object index (stable identity for tests and tracing).
+    pub fn index(&self) -> u32 {
+        self.h().index
+    }
+
+    #[inline(always)]
+    pub fn ol_flags(&self) -> u32 {
+        self.h().ol_flags
+    }
+    #[inline(always)]
+    pub fn set_ol_flags(&mut self, f: u32) {
+        self.hm().ol_flags = f;
+    }
+    #[inline(always)]
+    pub fn vlan_tci(&self) -> u16 {
+        self.h().vlan_tci
+    }
+    #[inline(always)]
+    pub fn set_vlan_tci(&mut self, v: u16) {
+        self.hm().vlan_tci = v;
+    }
+    /// (l2_len, l3_len, l4_len) for offloads.
+    #[inline(always)]
+    pub fn tx_lens(&self) -> (u8, u8, u8) {
+        let h = self.h();
+        (h.l2_len, h.l3_len, h.l4_len)
+    }
+    #[inline(always)]
+    pub fn set_tx_lens(&mut self, l2: u8, l3: u8, l4: u8) {
+        let h = self.hm();
+        h.l2_len = l2;
+        h.l3_len = l3;
+        h.l4_len = l4;
+    }
+    #[inline(always)]
+    pub fn tso_segsz(&self) -> u16 {
+        self.h().tso_segsz
+    }
+    #[inline(always)]
+    pub fn set_tso_segsz(&mut self, v: u16) {
+        self.hm().tso_segsz = v;
+    }
+    /// Linux `skb->priority` (0..=15 map to pfifo_fast bands).
+    #[inline(always)]
+    pub fn priority(&self) -> u8 {
+        self.h().priority
+    }
+    #[inline(always)]
+    pub fn set_priority(&mut self, p: u8) {
+        self.hm().priority = p;
+    }
+    /// Flow hash (`skb->hash`).
+    #[inline(always)]
+    pub fn hash(&self) -> u32 {
+        self.h().hash
+    }
+    #[inline(always)]
+    pub fn set_hash(&mut self, h: u32) {
+        self.hm().hash = h;
+    }
+    /// TX timestamp (TSC cycles) stamped by whoever transmits.
+    #[inline(always)]
+    pub fn tx_timestamp(&self) -> u64 {
+        self.h().tx_ts
+    }
+    #[inline(always)]
+    pub fn set_tx_timestamp(&mut self, ts: u64) {
+        self.hm().tx_ts = ts;
+    }
+    #[inline(always)]
+    pub fn user(&self) -> u64 {
+        self.h().user
+    }
+    #[inline(always)]
+    pub fn set_user(&mut self, v: u64) {
+        self.hm().user = v;
+    }
+    /// Port and queue the packet arrived on.
+    #[inline(always)]
+    pub fn rx_port_queue(&self) -> (u16, u16) {
+        (self.h().port, self.h().queue)
+    }
+    #[inline(always)]
+    pub fn set_rx_port_queue(&mut self, port: u16, queue: u16) {
+        let h = self.hm();
+        h.port = port;
+        h.queue = queue;
+    }
+
+    /// Charges `bytes` to a send-buffer account; they are released when this
+    /// packet (all its segments) is freed — on TX completion or drop.
+    ///
+    /// The account must outlive the packet: keep it in an `Arc` the socket owns
+    /// and do not free the socket's account while its packets are in flight
+    /// (the runtime drains queues before dropping sockets).
+    pub fn charge_wmem(&mut self, acct: &std::sync::Arc<WmemAccount>, bytes: u32) {
+        acct.charge(bytes as u64);
+        let h = self.hm();
+        h.wmem = std::sync::Arc::as_ptr(acct);
+        h.wmem_charge = bytes;
+    }
+}
+
+impl Drop for Mbuf {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: we own the chain; each segment goes back to its pool exactly once.
+        unsafe { pool::free_chain(self.hdr.as_ptr()) }
+    }
+}
+
+/// One segment's view, from [`Mbuf::segments`].
+pub struct Seg<'a> {
+    pub data: &'a [u8],
+    pub iova: u64,
+}
+
+/// Iterator over a chain's segments.
+#[derive(Clone)]
+pub struct Segments<'a> {
+    cur: *mut MbufHdr,
+    _m: PhantomData<&'a Mbuf>,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = Seg<'a>;
+    fn next(&mut self) -> Option<Seg<'a>> {
+        if self.cur.is_null() {
+            return None;
+        }
+        // SAFETY: a live segment of a chain borrowed for 'a.
+        unsafe {
+            let h = &*self.cur;
+            let p = (self.cur as *const u8).add(MBUF_HDR_SIZE + h.data_off as usize);
+            let seg = Seg {
+                data: std::slice::from_raw_parts(p, h.data_len as usize),
+                iova: h.buf_iova + h.data_off as u64,
+            };
+            self.cur = h.next;
+            Some(seg)
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! The mempool: fixed-size objects in one DMA region, a per-owner free stack,
+//! and a locked return list for frees from other threads.
+
+use super::{Burst, Mbuf, MbufHdr, MBUF_HDR_SIZE};
+use crate::eal::dma::{DmaError, DmaRegion};
+use std::cell::{Cell, UnsafeCell};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+thread_local! {
+    static TOKEN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A process-unique id of the calling thread (cheap: one TLS load).
+#[inline(always)]
+pub(crate) fn thread_token() -> u64 {
+    TOKEN.with(|t| {
+        let v = t.get();
+        if v != 0 {
+            v
+        } else {
+            let v = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+            t.set(v);
+            v
+        }
+    })
+}
+
+/// Mempool set-up parameters.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub name: String,
+    /// Number of buffers.
+    pub size: u32,
+    /// Bytes reserved before the data for headers (default 128, DPDK's `RTE_PKTMBUF_HEADROOM`).
+    pub headroom: u16,
+    /// Bytes of data room after the headroom (default 2048).
+    pub data_room: u16,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            name: "pool".into(),
+            size: 8192,
+            headroom: 128,
+            data_room: 2048,
+        }
+    }
+}
+
+/// Mempool errors.
+#[derive(Debug, thiserror::Error)]
+pub enum MempoolError {
+    #[error("mempool '{name}': {why}")]
+    Config { name: String, why: String },
+    #[error("mempool '{name}': {source}")]
+    Dma {
+        name: String,
+        #[source]
+        source: DmaError,
+    },
+}
+
+pub(crate) struct PoolShared {
+    name: String,
+    region: DmaRegion,
+    obj_size: usize,
+    n: u32,
+    headroom: u16,
+    buf_len: u16,
+    owner: u64,
+    /// Owner-only free stack.
+    free: UnsafeCell<Vec<NonNull<MbufHdr>>>,
+    /// Frees from other threads; the owner drains it when its stack runs low.
+    returns: Mutex<Vec<NonNull<MbufHdr>>>,
+    returns_len: AtomicUsize,
+    /// Single-writer counters (owner): objects handed out / returned locally.
+    allocs: AtomicU64,
+    frees_local: AtomicU64,
+    /// Written under the `returns` lock.
+    frees_remote: AtomicU64,
+}
+
+// SAFETY: `free` is touched only by the owning thread (checked by token on the
+// free path; the `Mempool` handle that allocates is !Send so it never leaves
+// that thread); `returns` is behind a Mutex; counters are atomics.
+unsafe impl Sync for PoolShared {}
+// SAFETY: see above; the raw pointers point into `region`, which moves with it.
+unsafe impl Send for PoolShared {}
+
+/// Counters that prove no buffer is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct MempoolStats {
+    pub size: u32,
+    pub available: u64,
+    pub in_use: u64,
+}
+
+/// A pool of packet buffers owned by the thread (lcore) that created it.
+///
+/// The handle is `!Send`: allocation happens only on the owning lcore, without
+/// atomics. Mbufs themselves may travel; a foreign free goes home through the
+/// return list.
+pub struct Mempool {
+    shared: Arc<PoolShared>,
+    _not_send: PhantomData<*const ()>,
+}
+
+/// A thread-safe read-only view of a pool's counters.
+#[derive(Clone)]
+pub struct PoolStatsHandle(Arc<PoolShared>);
+
+impl PoolStatsHandle {
+    pub fn stats(&self) -> MempoolStats {
+        stats_of(&self.0)
+    }
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+}
+
+fn stats_of(s: &PoolShared) -> MempoolStats {
+    let allocs = s.allocs.load(Ordering::Acquire);
+    let frees = s.frees_local.load(Ordering::Acquire) + s.frees_remote.load(Ordering::Acquire);
+    let in_use = allocs.saturating_sub(frees);
+    MempoolStats {
+        size: s.n,
+        available: s.n as u64 - in_use.min(s.n as u64),
+        in_use,
+    }
+}
+
+impl Mempool {
+    /// Creates a pool of `cfg.size` buffers in DMA memory (hugepages or the
+    /// 4 KiB fallback, per the process page mode).
+    pub fn new(cfg: &PoolConfig) -> Result<Mempool, MempoolError> {
+        let err = |why: String| MempoolError::Config {
+            name: cfg.name.clone(),
+            why,
+        };
+        if cfg.size == 0 {
+            return Err(err("size must be at least 1 buffer".into()));
+        }
+        if cfg.size > (1 << 24) {
+            return Err(err(format!("size {} exceeds 16M buffers", cfg.size)));
+        }
+        let buf_len = cfg.headroom as usize + cfg.data_room as usize;
+        if buf_len > u16::MAX as usize || cfg.data_room < 64 {
+            return Err(err(format!(
+                "headroom {} + data room {} must be at most 65535 and data room at least 64",
+                cfg.headroom, cfg.data_room
+            )));
+        }
+        let obj_size = (MBUF_HDR_SIZE + buf_len).div_ceil(64) * 64;
+        let region =
+            DmaRegion::alloc(obj_size * cfg.size as usize).map_err(|e| MempoolError::Dma {
+                name: cfg.name.clone(),
+                source: e,
+            })?;
+        let mut free = Vec::with_capacity(cfg.size as usize);
+        let base = region.as_ptr();
+        let shared_ptr_placeholder: *const PoolShared = std::ptr::null();
+        for i in 0..cfg.size as usize {
+            // SAFETY: i * obj_size + obj_size <= region length; objects are 64-aligned.
+            let hp = unsafe { base.add(i * obj_size) } as *mut MbufHdr;
+            // SAFETY: `hp` is inside the region, aligned, and not yet shared.
+            unsafe {
+                hp.write(MbufHdr {
+                    buf_iova: region.iova_at(i * obj_size + MBUF_HDR_SIZE),
+                    pool: shared_ptr_placeholder,
+                    next: std::ptr::null_mut(),
+                    data_off: cfg.headroom,
+                    data_len: 0,
+                    pkt_len: 0,
+                    nb_segs: 1,
+                    vlan_tci: 0,
+                    ol_flags: 0,
+                    l2_len: 0,
+                    l3_len: 0,
+                    l4_len: 0,
+                    priority: 0,
+                    tso_segsz: 0,
+                    buf_len: buf_len as u16,
+                    hash: 0,
+                    index: i as u32,
+                    tx_ts: 0,
+                    user: 0,
+                    wmem: std::ptr::null(),
+                    wmem_charge: 0,
+                    port: 0,
+                    queue: 0,
+                });
+            }
+            free.push(NonNull::new(hp).expect("region pointer is non-null"));
+        }
+        // Last object first out, so allocation order is 0, 1, 2, …
+        free.reverse();
+        let shared = Arc::new(PoolShared {
+            name: cfg.name.clone(),
+            region,
+            obj_size,
+            n: cfg.size,
+            headroom: cfg.headroom,
+            buf_len: buf_len as u16,
+            owner: thread_token(),
+            free: UnsafeCell::new(free),
+            returns: Mutex::new(Vec::with_capacity(cfg.size as usize)),
+            returns_len: AtomicUsize::new(0),
+            allocs: AtomicU64::new(0),
+            frees_local: AtomicU64::new(0),
+            frees_remote: AtomicU64::new(0),
+        });
+        let sp = Arc::as_ptr(&shared);
+        // SAFETY: objects are not handed out yet; only this thread sees them.
+        unsafe {
+            for h in (*shared.free.get()).iter() {
+                (*h.as_ptr()).pool = sp;
+            }
+        }
+        Ok(Mempool {
+            shared,
+            _not_send: PhantomData,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Number of buffers.
+    pub fn size(&self) -> u32 {
+        self.shared.n
+    }
+
+    /// Bytes of data room after the default headroom.
+    pub fn data_room(&self) -> usize {
+        self.shared.buf_len as usize - self.shared.headroom as usize
+    }
+
+    /// Bytes between the start of one object and the next.
+    pub fn obj_size(&self) -> usize {
+        self.shared.obj_size
+    }
+
+    /// The DMA region holding every object.
+    pub fn region(&self) -> &DmaRegion {
+        &self.shared.region
+    }
+
+    /// Available / in-use counters.
+    pub fn stats(&self) -> MempoolStats {
+        stats_of(&self.shared)
+    }
+
+    /// A `Send + Sync` handle to read the counters from another thread.
+    pub fn stats_handle(&self) -> PoolStatsHandle {
+        PoolStatsHandle(self.shared.clone())
+    }
+
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    fn free_stack(&self) -> &mut Vec<NonNull<MbufHdr>> {
+        // SAFETY: only the owning thread holds a `Mempool` (it is !Send) and only
+        // the owning thread pushes in `put`; no reference outlives a call.
+        unsafe { &mut *self.shared.free.get() }
+    }
+
+    #[cold]
+    fn drain_returns(&self) {
+        if self.shared.returns_len.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut r = self
+            .shared
+            .returns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.free_stack().extend(r.drain(..));
+        self.shared.returns_len.store(0, Ordering::Release);
+    }
+
+    #[inline(always)]
+    fn reset(h: NonNull<MbufHdr>, headroom: u16) -> Mbuf {
+        // SAFETY: `h` just came off the free stack: a live object nobody owns.
+        unsafe {
+            let p = &mut *h.as_ptr();
+            p.next = std::ptr::null_mut();
+            p.data_off = headroom;
+            p.data_len = 0;
+            p.pkt_len = 0;
+            p.nb_segs = 1;
+            p.vlan_tci = 0;
+            p.ol_flags = 0;
+            p.l2_len = 0;
+            p.l3_len = 0;
+            p.l4_len = 0;
+            p.priority = 0;
+            p.tso_segsz = 0;
+            p.hash = 0;
+            p.tx_ts = 0;
+            p.user = 0;
+            p.wmem = std::ptr::null();
+            p.wmem_charge = 0;
+            Mbuf::from_hdr(h)
+        }
+    }
+
+    /// One buffer, or `None` when the pool is empty. Data bytes keep what the
+    /// buffer last held (so prebuilt frames survive a free/alloc cycle).
+    #[inline]
+    pub fn alloc(&mut self) -> Option<Mbuf> {
+        let h = match self.free_stack().pop() {
+            Some(h) => h,
+            None => {
+                self.drain_returns();
+                self.free_stack().pop()?
+            }
+        };
+        let a = &self.shared.allocs;
+        a.store(a.load(Ordering::Relaxed) + 1, Ordering::Release);
+        Some(Self::reset(h, self.shared.headroom))
+    }
+
+    /// Appends `n` buffers to `out`, all or nothing (`rte_pktmbuf_alloc_bulk`).
+    #[inline]
+    pub fn alloc_bulk(&mut self, out: &mut Burst, n: usize) -> bool {
+        if out.room() < n {
+            return false;
+        }
+        if self.free_stack().len() < n {
+            self.drain_returns();
+            if self.free_stack().len() < n {
+                return false;
+            }
+        }
+        let headroom = self.shared.headroom;
+        let st = self.free_stack();
+        let start = st.len() - n;
+        for h in st.drain(start..).rev() {
+            // Cannot fail: room was checked above.
+            let _ = out.push(Self::reset(h, headroom));
+        }
+        let a = &self.shared.allocs;
+        a.store(a.load(Ordering::Relaxed) + n as u64, Ordering::Release);
+        true
+    }
+
+    /// Calls `f` once on every buffer (DPDK's `obj_init`): use it to prebuild
+    /// frame templates. Needs the pool full (every buffer available).
+    pub fn init_all(&mut self, mut f: impl FnMut(&mut Mbuf)) -> Result<(), MempoolError> {
+        self.drain_returns();
+        if self.free_stack().len() != self.shared.n as usize {
+            return Err(MempoolError::Config {
+                name: self.shared.name.clone(),
+                why: "init_all needs every buffer in the pool".into(),
+            });
+        }
+        let all: Vec<NonNull<MbufHdr>> = self.free_stack().clone();
+        for h in all {
+            let mut m = Self::reset(h, self.shared.headroom);
+            f(&mut m);
+            std::mem::forget(m);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        let s = self.stats();
+        if s.in_use > 0 {
+            // Buffers still out there point at this pool: keep it alive forever
+            // rather than let them dangle.
+            tracing::warn!(
+                pool = %self.shared.name,
+                in_use = s.in_use,
+                "mempool dropped with buffers in use; leaking it so they stay valid"
+            );
+            std::mem::forget(self.shared.clone());
+        }
+    }
+}
+
+/// Returns every segment of a chain to its pool.
+///
+/// # Safety
+/// `hdr` must be the first segment of a chain that the caller owns and gives up.
+#[inline]
+pub(crate) unsafe fn free_chain(mut hdr: *mut MbufHdr) {
+    let token = thread_token();
+    while !hdr.is_null() {
+        let h = &mut *hdr;
+        let next = h.next;
+        h.next = std::ptr::null_mut();
+        if !h.wmem.is_null() {
+            (*h.wmem).release(h.wmem_charge as u64);
+            h.wmem = std::ptr::null();
+        }
+        let pool = &*h.pool;
+        let nn = NonNull::new_unchecked(hdr);
+        if pool.owner == token {
+            (*pool.free.get()).push(nn);
+            let f = &pool.frees_local;
+            f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
+        } else {
+            let mut r = pool.returns.lock().unwrap_or_else(|e| e.into_inner());
+            r.push(nn);
+            pool.returns_len.store(r.len(), Ordering::Release);
+            let f = &pool.frees_remote;
+            f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
+        }
+        hdr = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eal::dma::{set_page_mode, PageMode};
+
+    fn pool(n: u32) -> Mempool {
+        set_page_mode(PageMode::Small);
+        Mempool::new(&PoolConfig {
+            name: "t".into(),
+            size: n,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn conservation_under_bulk_churn() {
+        let mut p = pool(512);
+        let mut held: Vec<Burst> = Vec::new();
+        let mut seed = 12345u64;
+        for _ in 0..2000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let n = (seed >> 33) as usize % 64 + 1;
+            if seed & 1 == 0 {
+                let mut b = Burst::new();
+                if p.alloc_bulk(&mut b, n) {
+                    assert_eq!(b.len(), n);
+                    held.push(b);
+                } else {
+                    assert!(p.stats().available < n as u64);
+                }
+            } else if !held.is_empty() {
+                let i = (seed >> 40) as usize % held.len();
+                held.swap_remove(i);
+            }
+            let s = p.stats();
+            let out: usize = held.iter().map(|b| b.len()).sum();
+            assert_eq!(s.in_use, out as u64);
+            assert_eq!(s.available + s.in_use, 512);
+        }
+        held.clear();
+        assert_eq!(p.stats().available, 512);
+    }
+
+    #[test]
+    fn exhaustion_and_all_or_nothing_bulk() {
+        let mut p = pool(8);
+        let mut b = Burst::new();
+        assert!(p.alloc_bulk(&mut b, 6));
+        assert!(!p.alloc_bulk(&mut b, 3));
+        assert_eq!(b.len(), 6);
+        let a = p.alloc().unwrap();
+        let c = p.alloc().unwrap();
+        assert!(p.alloc().is_none());
+        drop((a, c));
+        assert_eq!(p.stats().in_use, 6);
+    }
+
+    #[test]
+    fn foreign_thread_frees_come_home() {
+        let mut p = pool(64);
+        let mut b = Burst::new();
+        assert!(p.alloc_bulk(&mut b, 64));
+        let v: Vec<Mbuf> = std::iter::from_fn(|| b.pop_front()).collect();
+        std::thread::spawn(move || drop(v)).join().unwrap();
+        assert_eq!(p.stats().in_use, 0);
+        // The owner gets them back when its stack runs dry.
+        let mut b2 = Burst::new();
+        assert!(p.alloc_bulk(&mut b2, 64));
+    }
+
+    #[test]
+    fn iova_and_layout() {
+        let mut p = pool(4);
+        let m = p.alloc().unwrap();
+        assert_eq!(m.headroom(), 128);
+        assert_eq!(m.tailroom(), 2048);
+        assert_eq!(m.data_iova(), m.buf_iova() + 128);
+        let base = p.region().iova();
+        assert_eq!((m.buf_iova() - base) as usize % p.obj_size(), MBUF_HDR_SIZE);
+    }
+
+    #[test]
+    fn bad_config_is_an_error() {
+        set_page_mode(PageMode::Small);
+        let e = Mempool::new(&PoolConfig {
+            size: 0,
+            ..Default::default()
+        })
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("at least 1"));
+    }
+}

@@ -1,0 +1,1 @@
+//! The per-lcore run-to-completion poll loop and the embedding API.
