@@ -78,6 +78,11 @@ fn main() -> ExitCode {
                         return ExitCode::from(1);
                     }
                 }
+                if s.streams.iter().any(|st| st.rate_miss) {
+                    eprintln!(
+                        "wirespeed gen: warning: a stream missed its target rate (see the summary)"
+                    );
+                }
                 if s.lcores.iter().any(|l| l.mempool_in_use_at_end > 0) {
                     eprintln!("wirespeed gen: warning: mbufs still in use at the end of the run");
                 }
