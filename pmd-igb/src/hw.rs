@@ -144,7 +144,7 @@ pub enum HwError {
 }
 
 /// Waits for `f` to hold, checking at least once after `limit`.
-pub(crate) fn wait_for(limit: Duration, step: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub fn wait_for(limit: Duration, step: Duration, mut f: impl FnMut() -> bool) -> bool {
     let t = Instant::now();
     loop {
         if f() {

@@ -75,6 +75,8 @@ pub const MODEL_DEVICE_ID: u16 = 0x10C9;
 const PHY_ID: u32 = 0x02A8_0391;
 const EVENTS_MAX: usize = 1024;
 const RX_BACKLOG_MAX: usize = 65_536;
+/// Frames the modeled RX packet buffer holds while no descriptor is free.
+const RX_PACKET_BUFFER_FRAMES: usize = 32;
 /// Per-frame wire overhead besides the frame: preamble+SFD 8, IFG 12.
 const WIRE_OVERHEAD: u64 = 20;
 
@@ -393,7 +395,12 @@ impl IgbModel {
                 let en = self.sh.r(TCTL) & TCTL_EN != 0 && self.sh.r(txdctl(q)) & XDCTL_ENABLE != 0;
                 !en || self.sh.r(tdh(q)) == self.sh.r(tdt(q))
             });
-            tx_idle && self.sh.rx_len.load(Ordering::Acquire) == 0
+            let backlog = self.sh.rx_len.load(Ordering::Acquire);
+            // Frames held in the packet buffer for want of RX descriptors wait
+            // for the driver, not for the engine.
+            let rx_idle = backlog == 0
+                || (backlog <= RX_PACKET_BUFFER_FRAMES && self.sh.r(rdt(0)) == self.sh.r(rdh(0)));
+            tx_idle && rx_idle
         })
     }
 }
@@ -901,7 +908,7 @@ impl Engine {
         // the packet buffer (a small one: beyond it the MAC counts a miss).
         if self.rx.active && sh.link_up() && sh.r(rdt(0)) == self.rx.head {
             let backlog = sh.rx_len.load(Ordering::Acquire);
-            if backlog <= 32 {
+            if backlog <= RX_PACKET_BUFFER_FRAMES {
                 return false;
             }
         }
