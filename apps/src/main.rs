@@ -1,6 +1,7 @@
 //! The `wirespeed` command: traffic generator and device tools.
 
 mod config;
+mod devtools;
 mod doctor;
 mod frame;
 mod gen;
@@ -40,11 +41,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Dev(devtools::DevCmd),
 }
 
 /// Every driver this binary knows.
 pub fn registry() -> Registry {
-    Registry::with_builtins()
+    let mut reg = Registry::with_builtins();
+    pmd_igb::register(&mut reg);
+    reg
 }
 
 fn main() -> ExitCode {
@@ -110,6 +115,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Cmd::Dev(c) => devtools::run(&c),
         Cmd::Doctor { json } => {
             let r = doctor::inspect();
             if json {
