@@ -41,6 +41,12 @@ pub struct GenArgs {
     /// 802.1Q VLAN id to tag every stream with.
     #[arg(long)]
     pub vlan: Option<u16>,
+    /// Insert the VLAN tag in the NIC (TX_VLAN offload) instead of the frame template.
+    #[arg(long)]
+    pub vlan_offload: bool,
+    /// Resolve each stream's destination MAC with ARP on its port first (source MAC = the port's).
+    #[arg(long)]
+    pub arp: bool,
     /// Use 2 MiB hugepages only (fail if none are reserved).
     #[arg(long, conflicts_with = "no_huge")]
     pub huge: bool,
@@ -245,7 +251,7 @@ pub fn check(args: &GenArgs, registry: &Registry) -> Result<usize, GenError> {
 /// Runs the generator. `registry` holds every driver the binary knows.
 pub fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenError> {
     let cfg = effective_config(args)?;
-    let streams = cfg.validate()?;
+    let mut streams = cfg.validate()?;
     let cores = CoreList::parse(&cfg.run.lcores)
         .map_err(|e| ConfigError::new("run.lcores", e.to_string()))?;
     cores
@@ -280,6 +286,18 @@ pub fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenError> {
         } else {
             0
         };
+        let vlan_hw = if args.vlan_offload {
+            if info.tx_offload_capa & ol::TX_VLAN == 0 {
+                return Err(ConfigError::new(
+                    format!("port[{i}].vlan_offload"),
+                    format!("{} cannot insert VLAN tags; drop --vlan-offload", p.spec),
+                )
+                .into());
+            }
+            ol::TX_VLAN
+        } else {
+            0
+        };
         let ntx = p.tx_queues.unwrap_or(nl as u16);
         if (ntx as usize) < nl {
             return Err(ConfigError::new(
@@ -290,10 +308,10 @@ pub fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenError> {
         }
         let pc = PortConfig {
             nb_tx_queues: ntx,
-            nb_rx_queues: 0,
+            nb_rx_queues: u16::from(args.arp),
             tx_ring_size: p.ring_size,
             rx_ring_size: p.ring_size,
-            tx_offloads: off & !ol::TX_IPV4,
+            tx_offloads: (off & !ol::TX_IPV4) | vlan_hw,
             promiscuous: true,
         };
         port.configure(&pc).map_err(|e| port_error(i, e))?;
@@ -330,6 +348,31 @@ pub fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenError> {
     for (i, p) in ports.iter_mut().enumerate() {
         p.start().map_err(|e| port_error(i, e))?;
     }
+    if args.arp {
+        for (pi, port) in ports.iter_mut().enumerate() {
+            let txq = work
+                .iter_mut()
+                .flat_map(|w| w.queues.iter_mut())
+                .find(|(p, _)| *p == pi)
+                .map(|(_, q)| q)
+                .ok_or_else(|| GenError::Run(format!("port {pi} has no TX queue")))?;
+            crate::arp::resolve_streams(pi, port.as_mut(), txq.as_mut(), &mut streams)
+                .map_err(GenError::Run)?;
+        }
+    }
+    // --vlan-offload: templates are untagged, the NIC inserts the tag.
+    let hw_vlan: Vec<u16> = streams
+        .iter_mut()
+        .map(|s| {
+            if args.vlan_offload && s.vlan != 0 {
+                // The wire frame keeps --size: the template is 4 bytes shorter.
+                s.size -= 4;
+                std::mem::take(&mut s.vlan)
+            } else {
+                0
+            }
+        })
+        .collect();
 
     let tsc = Tsc::global();
     let deadline = if cfg.run.duration > 0.0 {
@@ -350,6 +393,7 @@ pub fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenError> {
     let shared = Arc::new(Shared {
         work: Mutex::new(work.into_iter().map(Some).collect()),
         streams: streams.clone(),
+        hw_vlan,
         templates,
         offloads: offloads.clone(),
         burst: cfg.run.burst as usize,
@@ -405,6 +449,7 @@ fn prepare_offload(f: &mut [u8], s: &Stream) {
 struct Shared {
     work: Mutex<Vec<Option<LcoreWork>>>,
     streams: Vec<Stream>,
+    hw_vlan: Vec<u16>,
     templates: Vec<Vec<u8>>,
     offloads: Vec<u32>,
     burst: usize,
@@ -494,7 +539,8 @@ fn lcore_main(sh: &Shared, id: eal::lcore::LcoreId, tsc: Tsc) -> Result<LcoreSum
                 let before = pend.len();
                 if pools[s_idx].alloc_bulk(pend, need) {
                     let flen = sh.templates[s_idx].len();
-                    let offl = sh.offloads[st.port];
+                    let hv = sh.hw_vlan[s_idx];
+                    let offl = sh.offloads[st.port] | if hv != 0 { ol::TX_VLAN } else { 0 };
                     let l2 = if st.vlan != 0 { 18 } else { 14 };
                     for m in &mut pend.as_mut_slice()[before..] {
                         // The frame bytes are already in the buffer (init_all).
@@ -502,6 +548,7 @@ fn lcore_main(sh: &Shared, id: eal::lcore::LcoreId, tsc: Tsc) -> Result<LcoreSum
                         if offl != 0 {
                             m.set_ol_flags(offl);
                             m.set_tx_lens(l2, 20, 8);
+                            m.set_vlan_tci(hv);
                         }
                     }
                 } else {

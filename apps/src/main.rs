@@ -1,5 +1,6 @@
 //! The `wirespeed` command: traffic generator and device tools.
 
+mod arp;
 mod config;
 mod devtools;
 mod doctor;

@@ -137,6 +137,7 @@ impl<R: RegisterSpace> IgbPort<R> {
         )
         .map_err(|e| dev_err(&self.name, e))?;
         if self.started {
+            self.hw.wr(RCTL, self.rctl());
             self.wait_enabled("rx queue", rxdctl(u32::from(q)), q)?;
         }
         self.rx_up.push(q);
