@@ -172,6 +172,9 @@ pub struct StreamSection {
     /// 802.1Q VLAN id (0 = untagged).
     #[serde(default)]
     pub vlan: u16,
+    /// Let the NIC insert the VLAN tag (TX_VLAN offload) instead of the template.
+    #[serde(default)]
+    pub vlan_offload: bool,
     #[serde(default)]
     pub tos: u8,
     #[serde(default = "default_ttl")]
@@ -286,6 +289,7 @@ impl Default for StreamSection {
             src_port: default_sport(),
             dst_port: default_dport(),
             vlan: 0,
+            vlan_offload: false,
             tos: 0,
             ttl: default_ttl(),
             fields: Vec::new(),
@@ -511,6 +515,8 @@ pub struct Stream {
     pub src_port: u16,
     pub dst_port: u16,
     pub vlan: u16,
+    /// The NIC inserts `vlan` (the template is untagged).
+    pub vlan_offload: bool,
     pub tos: u8,
     pub ttl: u8,
     pub fields: Vec<Field>,
@@ -943,6 +949,7 @@ impl Config {
                 src_port: s.src_port,
                 dst_port: s.dst_port,
                 vlan: s.vlan,
+                vlan_offload: s.vlan_offload && s.vlan != 0,
                 tos: s.tos,
                 ttl: s.ttl,
                 fields,

@@ -156,19 +156,27 @@ pub struct PacketGen {
     pub seq: u64,
     vlan_prio_bits: u16,
     priority: u8,
+    /// TCI the NIC inserts (0 = none).
+    hw_vlan: u16,
+    /// Bytes the NIC adds to the buffer (the offloaded tag).
+    hw_extra: usize,
 }
 
 impl PacketGen {
     /// A generator for `s`; `offload` seeds the checksum fields for a NIC to finish.
     pub fn new(s: &Stream, lcore_id: u8, offload: bool) -> PacketGen {
-        let max = s.sizes.max() as usize - 4;
-        let l2 = if s.vlan != 0 { 18 } else { 14 };
+        // With VLAN offload the NIC adds the 4-byte tag: the buffer is shorter
+        // and the wire size stays what the stream asks for.
+        let hw_vlan = s.vlan_offload && s.vlan != 0;
+        let tag_in_frame = s.vlan != 0 && !hw_vlan;
+        let max = s.sizes.max() as usize - 4 - if hw_vlan { 4 } else { 0 };
+        let l2 = if tag_in_frame { 18 } else { 14 };
         let ip = l2;
         let udp = ip + 20;
         let mut f = vec![0u8; max];
         f[0..6].copy_from_slice(&s.dst_mac.0);
         f[6..12].copy_from_slice(&s.src_mac.0);
-        if s.vlan != 0 {
+        if tag_in_frame {
             f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
             f[14..16].copy_from_slice(&s.vlan.to_be_bytes());
         }
@@ -256,6 +264,8 @@ impl PacketGen {
             seq: 0,
             vlan_prio_bits: s.vlan & 0xf000,
             priority: s.priority,
+            hw_vlan: if hw_vlan { s.vlan } else { 0 },
+            hw_extra: if hw_vlan { 4 } else { 0 },
         };
         // The template itself is a valid frame at the largest size.
         let len = g.template.len();
@@ -339,11 +349,19 @@ impl PacketGen {
     #[inline]
     pub fn fill(&mut self, m: &mut Mbuf, now_tsc: u64) -> usize {
         let wire = self.sizes.next(&mut self.rng);
-        let len = wire as usize - 4;
+        let len = wire as usize - 4 - self.hw_extra;
         let _ = m.set_len(len);
         m.set_priority(self.priority);
-        if self.offload {
-            m.set_ol_flags(ol::TX_IPV4 | ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM);
+        if self.offload || self.hw_vlan != 0 {
+            let mut f = 0;
+            if self.offload {
+                f |= ol::TX_IPV4 | ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM;
+            }
+            if self.hw_vlan != 0 {
+                f |= ol::TX_VLAN;
+                m.set_vlan_tci(self.hw_vlan);
+            }
+            m.set_ol_flags(f);
             m.set_tx_lens(self.l2 as u8, 20, 8);
         }
         if !self.dynamic {

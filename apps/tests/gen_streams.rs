@@ -252,8 +252,8 @@ fn pcap_replay_reproduces_bytes_and_gaps() {
         for (j, b) in f.iter_mut().enumerate().skip(14) {
             *b = (j as u64 * 7 + i) as u8;
         }
-        // 3 ms apart, with one 10 ms pause.
-        let ts = 1_000_000_000 + i * 3_000_000 + if i >= 10 { 10_000_000 } else { 0 };
+        // 10 ms apart, with one 30 ms pause.
+        let ts = 1_000_000_000 + i * 10_000_000 + if i >= 10 { 30_000_000 } else { 0 };
         w.write(ts, &f).unwrap();
         frames.push((ts, f));
     }
@@ -276,20 +276,17 @@ fn pcap_replay_reproduces_bytes_and_gaps() {
     for (i, r) in got.iter().enumerate() {
         assert_eq!(r.data, frames[i % 20].1, "frame {i} differs");
     }
-    // Gaps within the first loop follow the file's (median error under 1 ms).
-    let mut errs: Vec<i64> = (1..20)
-        .map(|i| {
-            let want = (frames[i].0 - frames[i - 1].0) as i64;
-            let have = (got[i].ts_ns - got[i - 1].ts_ns) as i64;
-            (have - want).abs()
-        })
+    // Each frame leaves at its offset in the file. Deadlines are absolute, so
+    // a frame delayed by the OS does not shift the rest: measured against the
+    // least-late frame, the median frame is within 2 ms of its schedule (which
+    // includes the 30 ms pause: ignoring it would put half the frames 30 ms off).
+    let lateness: Vec<i64> = (0..20)
+        .map(|i| (got[i].ts_ns - got[0].ts_ns) as i64 - (frames[i].0 - frames[0].0) as i64)
         .collect();
+    let base = *lateness.iter().min().unwrap();
+    let mut errs: Vec<i64> = lateness.iter().map(|l| l - base).collect();
     errs.sort();
-    assert!(errs[errs.len() / 2] < 1_000_000, "gap errors {errs:?}");
-    // The 10 ms pause is there.
-    let pause = got[10].ts_ns - got[9].ts_ns;
-    assert!((12_000_000..16_000_000).contains(&pause), "pause {pause}");
-
+    assert!(errs[errs.len() / 2] < 2_000_000, "timing errors {errs:?}");
     // A truncated pcap is an error naming the record, exit 2.
     let bad = dir.join("bad.pcap");
     let img = std::fs::read(&input).unwrap();

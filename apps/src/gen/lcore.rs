@@ -79,7 +79,10 @@ pub struct RunParams {
     pub pool_size: u32,
     /// Run deadline in TSC cycles from the common start (None = none).
     pub run_cycles: Option<u64>,
-    pub start_tsc: u64,
+    /// Lcores count themselves ready here once their pools are built …
+    pub ready: std::sync::atomic::AtomicUsize,
+    /// … and the monitor then sets the common start (TSC; 0 = not yet).
+    pub start: std::sync::atomic::AtomicU64,
     pub replay: Vec<Option<Arc<Vec<PcapRecord>>>>,
     pub hlog_interval_cycles: u64,
 }
@@ -164,13 +167,10 @@ pub fn run(
                 Source::Built(g)
             }
         };
-        let start = p.start_tsc + tsc.ns_to_cycles((st.start_delay * 1e9) as u64);
-        let stop = if st.duration > 0.0 {
-            Some(start + tsc.ns_to_cycles((st.duration * 1e9) as u64))
-        } else {
-            None
-        };
-        let pacer = Pacer::new(&st.rate, plan.share, hz, plan.line_bps, start);
+        // Start, stop and pacer are set once the common start is known.
+        let start = 0;
+        let stop = None;
+        let pacer = Pacer::new(&st.rate, plan.share, hz, plan.line_bps, 0);
         let remaining = plan.quota;
         senders.push(StreamSender {
             plan,
@@ -193,7 +193,30 @@ pub fn run(
     let ns = p.streams.len();
     let mut latency: Vec<Histogram<u64>> = (0..ns).map(|_| latency_histogram()).collect();
     let mut interval: Vec<Histogram<u64>> = (0..ns).map(|_| latency_histogram()).collect();
-    let mut interval_start = p.start_tsc;
+    // Ready; wait for the monitor to fix the common start (bounded).
+    p.ready.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    let wait_until = tsc.now() + hz * 30;
+    let start_tsc = loop {
+        let s = p.start.load(std::sync::atomic::Ordering::Acquire);
+        if s != 0 {
+            break s;
+        }
+        if tsc.now() > wait_until || eal::signal::stop_requested() {
+            return Err(format!("lcore {}: the run never started", id.core));
+        }
+        std::thread::yield_now();
+    };
+    for s in senders.iter_mut() {
+        let st = &p.streams[s.plan.stream];
+        s.start = start_tsc + tsc.ns_to_cycles((st.start_delay * 1e9) as u64);
+        s.stop = if st.duration > 0.0 {
+            Some(s.start + tsc.ns_to_cycles((st.duration * 1e9) as u64))
+        } else {
+            None
+        };
+        s.pacer = Pacer::new(&st.rate, s.plan.share, hz, s.plan.line_bps, s.start);
+    }
+    let mut interval_start = start_tsc;
     // Sequence trackers, indexed [stream][sender id], created up front.
     let mut trackers: Vec<Vec<Option<SeqTracker>>> = vec![Vec::new(); ns];
     let any_latency = p.streams.iter().any(|s| s.latency);
@@ -210,9 +233,8 @@ pub fn run(
     let mut packets = 0u64;
     let mut alloc_failures = 0u64;
     let burst = p.burst;
-    let deadline = p.run_cycles.map(|c| p.start_tsc + c);
-    // Wait for the common start.
-    while tsc.now() < p.start_tsc {
+    let deadline = p.run_cycles.map(|c| start_tsc + c);
+    while tsc.now() < start_tsc {
         std::hint::spin_loop();
     }
     let t0 = tsc.now();

@@ -58,6 +58,12 @@ pub struct GenArgs {
     /// 802.1Q VLAN id to tag every stream with.
     #[arg(long)]
     pub vlan: Option<u16>,
+    /// Insert the VLAN tag in the NIC (TX_VLAN offload) instead of the frame template.
+    #[arg(long)]
+    pub vlan_offload: bool,
+    /// Resolve each stream's destination MAC with ARP on its port first (source MAC = the port's).
+    #[arg(long)]
+    pub arp: bool,
     /// Use 2 MiB hugepages only (fail if none are reserved).
     #[arg(long, conflicts_with = "no_huge")]
     pub huge: bool,
@@ -149,7 +155,7 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
     if args.no_huge {
         c.run.pages = wirespeed::eal::PageMode::Small;
     }
-    if args.size.is_some() || args.vlan.is_some() || args.rate.is_some() {
+    if args.size.is_some() || args.vlan.is_some() || args.rate.is_some() || args.vlan_offload {
         if c.streams.is_empty() {
             c.streams.push(Default::default());
         }
@@ -160,6 +166,9 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
             }
             if let Some(v) = args.vlan {
                 s.vlan = v;
+            }
+            if args.vlan_offload {
+                s.vlan_offload = true;
             }
             if let Some(r) = &args.rate {
                 s.rate = Some(r.clone());

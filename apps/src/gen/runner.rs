@@ -17,7 +17,7 @@ use wirespeed::ethdev::{Port, PortConfig, Registry};
 use wirespeed::mbuf::ol;
 
 pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenError> {
-    let (cfg, streams) = validated(args)?;
+    let (cfg, mut streams) = validated(args)?;
     let cores = CoreList::parse(&cfg.run.lcores)
         .map_err(|e| ConfigError::new("run.lcores", e.to_string()))?;
     cores
@@ -100,7 +100,10 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
     let mut ports: Vec<Box<dyn Port>> = Vec::new();
     let mut offloads = Vec::new();
     let rx_wanted: Vec<bool> = (0..cfg.ports.len())
-        .map(|pi| streams.iter().any(|s| s.latency && s.rx_port == pi))
+        .map(|pi| {
+            streams.iter().any(|s| s.latency && s.rx_port == pi)
+                || (args.arp && streams.iter().any(|s| s.port == pi))
+        })
         .collect();
     for (i, p) in cfg.ports.iter().enumerate() {
         let mut port = registry.open(&p.spec).map_err(|e| port_error(i, e))?;
@@ -122,6 +125,20 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         } else {
             0
         };
+        let mut off = off;
+        for s in streams.iter().filter(|s| s.port == i && s.vlan_offload) {
+            if info.tx_offload_capa & ol::TX_VLAN == 0 {
+                return Err(ConfigError::new(
+                    format!("stream[{}].vlan_offload", s.index),
+                    format!(
+                        "{} cannot insert VLAN tags; drop --vlan-offload / vlan_offload = true",
+                        p.spec
+                    ),
+                )
+                .into());
+            }
+            off |= ol::TX_VLAN;
+        }
         let ntx = p.tx_queues.unwrap_or(nl as u16);
         if (ntx as usize) < nl {
             return Err(ConfigError::new(
@@ -144,7 +161,7 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
             promiscuous: true,
         };
         port.configure(&pc).map_err(|e| port_error(i, e))?;
-        offloads.push(off);
+        offloads.push(off & !ol::TX_VLAN);
         ports.push(port);
     }
 
@@ -218,15 +235,16 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         .collect();
     // txq_of[lcore][port] = indices into that lcore's txqs.
     let mut txq_of: Vec<Vec<Vec<usize>>> = vec![vec![Vec::new(); ports.len()]; nl];
+    let mut raw_tx: Vec<Vec<(usize, Box<dyn wirespeed::ethdev::TxQueue>)>> =
+        (0..nl).map(|_| Vec::new()).collect();
+    let mut raw_rx: Vec<(usize, u16, Box<dyn wirespeed::ethdev::RxQueue>)> = Vec::new();
     for (pi, port) in ports.iter_mut().enumerate() {
         let ntx = cfg.ports[pi].tx_queues.unwrap_or(nl as u16);
         for q in 0..ntx {
             let txq = port.tx_queue(q).map_err(|e| port_error(pi, e))?;
             let l = q as usize % nl;
-            txq_of[l][pi].push(work[l].txqs.len());
-            work[l]
-                .txqs
-                .push(Box::new(RawTx::new(txq)) as Box<dyn TxPath>);
+            txq_of[l][pi].push(raw_tx[l].len());
+            raw_tx[l].push((pi, txq));
         }
         let nrx = if rx_wanted[pi] {
             ntx.min(port.info().max_rx_queues)
@@ -235,8 +253,58 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         };
         for q in 0..nrx {
             let rxq = port.rx_queue(q).map_err(|e| port_error(pi, e))?;
-            work[q as usize % nl].rxqs.push(rxq);
+            raw_rx.push((pi, q, rxq));
         }
+    }
+    for (i, p) in ports.iter_mut().enumerate() {
+        p.start().map_err(|e| port_error(i, e))?;
+    }
+    // --arp: resolve destinations on each port before the lcores take over.
+    // The pool that filled the RX rings lives until the run ends.
+    let mut arp_pools = Vec::new();
+    if args.arp {
+        for (pi, port) in ports.iter().enumerate() {
+            if !streams.iter().any(|s| s.port == pi) {
+                continue;
+            }
+            let mut pool = wirespeed::mbuf::Mempool::new(&wirespeed::mbuf::PoolConfig {
+                name: format!("arp-p{pi}"),
+                size: 2048,
+                ..Default::default()
+            })
+            .map_err(|e| GenError::Run(e.to_string()))?;
+            let txq = raw_tx
+                .iter_mut()
+                .flat_map(|v| v.iter_mut())
+                .find(|(p, _)| *p == pi)
+                .map(|(_, q)| q)
+                .ok_or_else(|| GenError::Run(format!("port {pi} has no TX queue")))?;
+            let rxq = raw_rx
+                .iter_mut()
+                .find(|(p, _, _)| *p == pi)
+                .map(|(_, _, q)| q)
+                .ok_or_else(|| GenError::Run(format!("--arp needs an RX queue on port {pi}")))?;
+            crate::arp::resolve_streams(
+                pi,
+                port.as_ref(),
+                txq.as_mut(),
+                rxq.as_mut(),
+                &mut pool,
+                &mut streams,
+            )
+            .map_err(GenError::Run)?;
+            arp_pools.push(pool);
+        }
+    }
+    for (l, v) in raw_tx.into_iter().enumerate() {
+        for (_, q) in v {
+            work[l]
+                .txqs
+                .push(Box::new(RawTx::new(q)) as Box<dyn TxPath>);
+        }
+    }
+    for (_, q, rxq) in raw_rx {
+        work[q as usize % nl].rxqs.push(rxq);
     }
     let mut counters: Vec<Vec<Arc<SenderCounters>>> = vec![Vec::new(); streams.len()];
     let mut targets = Vec::new();
@@ -289,12 +357,8 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
             });
         }
     }
-    for (i, p) in ports.iter_mut().enumerate() {
-        p.start().map_err(|e| port_error(i, e))?;
-    }
 
     let tsc = Tsc::global();
-    let start_tsc = tsc.now() + tsc.ns_to_cycles(20_000_000);
     let params = Arc::new(RunParams {
         streams: streams.clone(),
         burst: cfg.run.burst as usize,
@@ -304,7 +368,8 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         } else {
             None
         },
-        start_tsc,
+        ready: std::sync::atomic::AtomicUsize::new(0),
+        start: std::sync::atomic::AtomicU64::new(0),
         replay,
         hlog_interval_cycles: tsc.hz(),
     });
@@ -330,6 +395,12 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         r
     });
 
+    // Every lcore has built its pools: fix the common start 2 ms ahead.
+    while params.ready.load(Ordering::Acquire) < nl && !done.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let start_tsc = tsc.now() + tsc.ns_to_cycles(2_000_000);
+    params.start.store(start_tsc, Ordering::Release);
     let wall_start = SystemTime::now();
     let started = Instant::now();
     let mut mon = Monitor::new(&streams, ports.len(), tsc, start_tsc, args.interval_ms);
@@ -424,5 +495,6 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         std::fs::write(path, svg)
             .map_err(|e| GenError::Run(format!("--plot {}: {e}", path.display())))?;
     }
+    drop(arp_pools);
     Ok(summary)
 }
