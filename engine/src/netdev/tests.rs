@@ -371,8 +371,10 @@ fn bad_config_is_a_typed_error() {
     let reg = Registry::with_builtins();
     let mut port = reg.open("null").unwrap();
     port.configure(&PortConfig::default()).unwrap();
-    let mut cf = TxqConfig::default();
-    cf.tx_burst = 0;
+    let cf = TxqConfig {
+        tx_burst: 0,
+        ..Default::default()
+    };
     let e = NetdevQueue::new(0, "null", port.tx_queue(0).unwrap(), &cf, Tsc::global()).unwrap_err();
     assert!(e.to_string().contains("tx_burst"), "{e}");
     let mut port = reg.open("null").unwrap();

@@ -604,9 +604,17 @@ impl NetdevQueue {
 
     /// One poll of this queue: clean (budgeted), wake, run the qdisc, publish.
     pub fn poll(&mut self) -> (Completed, usize) {
+        let r = self.service();
+        self.publish();
+        r
+    }
+
+    /// [`NetdevQueue::poll`] without publishing (the runtime publishes
+    /// periodically).
+    #[inline]
+    pub fn service(&mut self) -> (Completed, usize) {
         let done = self.complete(self.clean_budget);
         let sent = self.run();
-        self.publish();
         (done, sent)
     }
 
@@ -616,13 +624,7 @@ impl NetdevQueue {
         let deadline = self.tsc.now() + self.tsc.ns_to_cycles(timeout_ns);
         loop {
             self.poll();
-            let idle = self.backlog_packets() == 0
-                && if self.bql {
-                    self.dql.inflight() == 0
-                } else {
-                    self.txq.free_slots() >= self.txq.ring_size()
-                };
-            if idle {
+            if self.is_idle() {
                 return true;
             }
             if self.tsc.now() > deadline {
@@ -630,6 +632,17 @@ impl NetdevQueue {
             }
             std::hint::spin_loop();
         }
+    }
+
+    /// Nothing queued and nothing in flight on the device (BQL in-flight
+    /// bytes 0; without BQL, the ring empty).
+    pub fn is_idle(&self) -> bool {
+        self.backlog_packets() == 0
+            && if self.bql {
+                self.dql.inflight() == 0
+            } else {
+                self.txq.free_slots() >= self.txq.ring_size()
+            }
     }
 
     /// Drops everything still queued (qdisc reset at teardown), counting it in
