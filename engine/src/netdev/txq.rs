@@ -320,6 +320,24 @@ impl NetdevQueue {
         conf: &TxqConfig,
         tsc: Tsc,
     ) -> Result<NetdevQueue, NetdevError> {
+        let qdisc = QdiscImpl::from_config(&conf.qdisc).map_err(|source| NetdevError::Qdisc {
+            port: port_name.to_string(),
+            queue: txq.index(),
+            source,
+        })?;
+        Self::with_qdisc(port, port_name, txq, conf, qdisc, tsc)
+    }
+
+    /// As [`NetdevQueue::new`] with a given qdisc (e.g. a custom
+    /// [`super::Qdisc`] in [`QdiscImpl::Custom`]); `conf.qdisc` is ignored.
+    pub fn with_qdisc(
+        port: u16,
+        port_name: &str,
+        txq: Box<dyn TxQueue>,
+        conf: &TxqConfig,
+        qdisc: QdiscImpl,
+        tsc: Tsc,
+    ) -> Result<NetdevQueue, NetdevError> {
         let queue = txq.index();
         let cfg_err = |key: &'static str, value: usize, why: &str| NetdevError::Config {
             port: port_name.to_string(),
@@ -337,11 +355,6 @@ impl NetdevQueue {
         if conf.clean_budget == 0 {
             return Err(cfg_err("clean_budget", 0, "must be at least 1"));
         }
-        let qdisc = QdiscImpl::from_config(&conf.qdisc).map_err(|source| NetdevError::Qdisc {
-            port: port_name.to_string(),
-            queue,
-            source,
-        })?;
         let hold = tsc.ns_to_cycles(conf.bql.hold_time_ms.saturating_mul(1_000_000));
         let mut dql = Dql::new(hold, tsc.now());
         dql.set_limits(conf.bql.limit_min, conf.bql.limit_max)

@@ -27,7 +27,7 @@ use crate::eal::tsc::Tsc;
 use crate::ethdev::{EthdevError, Port, PortConfig, PortStats, RxQueue, StatCounter};
 use crate::mbuf::{Burst, Mbuf, Mempool, MempoolError, MempoolStats, PoolConfig};
 use crate::netdev::{
-    NetdevError, NetdevQueue, PortTxMap, TxQueueCache, TxQueueSet, TxqConfig, TxqShared,
+    NetdevError, NetdevQueue, Qdisc, QdiscImpl, PortTxMap, TxQueueCache, TxQueueSet, TxqConfig, TxqShared,
     TxqSnapshot, XmitOutcome, XpsError, XpsMap,
 };
 use serde::Serialize;
@@ -112,7 +112,13 @@ pub struct PortSetup {
     pub xps: Option<Vec<Vec<u16>>>,
     /// Lcores that send on this port (`None` = all).
     pub senders: Option<Vec<usize>>,
+    /// Builds the qdisc of each TX queue (argument: queue index) instead of
+    /// `txq.qdisc` — for custom [`crate::netdev::Qdisc`] implementations.
+    pub qdisc_factory: Option<QdiscFactory>,
 }
+
+/// Builds a custom qdisc for TX queue `q` of a port.
+pub type QdiscFactory = Arc<dyn Fn(u16) -> Box<dyn Qdisc> + Send + Sync>;
 
 impl PortSetup {
     /// A port with the given config and default queue settings.
@@ -123,6 +129,7 @@ impl PortSetup {
             txq: TxqConfig::default(),
             xps: None,
             senders: None,
+            qdisc_factory: None,
         }
     }
 }
@@ -509,6 +516,7 @@ impl Runtime {
                 mut port,
                 conf,
                 txq,
+                qdisc_factory,
                 ..
             } = setup;
             port.configure(&conf)?;
@@ -526,7 +534,17 @@ impl Runtime {
                 (0..conf.nb_tx_queues).map(|_| None).collect();
             for q in 0..conf.nb_tx_queues {
                 let dq = port.tx_queue(q)?;
-                let nq = NetdevQueue::new(pi as u16, &name, dq, &txq, tsc)?;
+                let nq = match &qdisc_factory {
+                    Some(f) => NetdevQueue::with_qdisc(
+                        pi as u16,
+                        &name,
+                        dq,
+                        &txq,
+                        QdiscImpl::Custom(f(q)),
+                        tsc,
+                    )?,
+                    None => NetdevQueue::new(pi as u16, &name, dq, &txq, tsc)?,
+                };
                 shared_queues.push(nq.shared());
                 by_queue[q as usize] = Some(nq);
             }

@@ -1,0 +1,258 @@
+//! Cost of the netdev machinery (qdisc + BQL) on the raw generator path.
+//!
+//! One lcore, the `null` port, 64-byte frames prebuilt in the mempool
+//! (`Mempool::init_all`), so the per-packet application work is only
+//! alloc + set_len. Each mode runs through the real runtime loop (clean TX →
+//! qdisc run → RX → timers → app) and the modes are interleaved over several
+//! rounds in the same process:
+//!
+//! * `noqueue`            — straight to the driver (BQL off);
+//! * `pfifo_fast+BQL`     — the default stack configuration (bypass when empty);
+//! * `pfifo_fast+BQL nobypass` — every packet enqueued and dequeued (a custom
+//!   qdisc without `TCQ_F_CAN_BYPASS`), to show the queue's own cost.
+//!
+//! Usage: `cargo run --release -p wirespeed-perf --bin netdev_cost [-- --secs S --rounds N --core C]`
+
+use std::sync::Arc;
+use std::time::Duration;
+use wirespeed::eal::lcore::CoreList;
+use wirespeed::eal::tsc::Tsc;
+use wirespeed::ethdev::{PortConfig, Registry};
+use wirespeed::mbuf::{Burst, Mbuf, PoolConfig};
+use wirespeed::netdev::{PfifoFast, Qdisc, QdiscKind, TxqConfig};
+use wirespeed::runtime::{LcoreApp, LcoreCtx, PortSetup, Runtime, RuntimeConfig};
+
+const FRAME: usize = 64;
+const BURST: usize = 32;
+
+/// pfifo_fast without the bypass flag.
+struct NoBypass(PfifoFast);
+
+impl Qdisc for NoBypass {
+    fn kind(&self) -> &'static str {
+        "pfifo_fast(nobypass)"
+    }
+    fn enqueue(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        self.0.enqueue(m)
+    }
+    fn dequeue(&mut self) -> Option<Mbuf> {
+        self.0.dequeue()
+    }
+    fn qlen(&self) -> usize {
+        self.0.qlen()
+    }
+    fn backlog_bytes(&self) -> u64 {
+        self.0.backlog_bytes()
+    }
+    fn limit(&self) -> usize {
+        self.0.limit()
+    }
+    fn can_bypass(&self) -> bool {
+        false
+    }
+}
+
+struct Gen;
+
+impl LcoreApp for Gen {
+    type Summary = ();
+    #[inline]
+    fn poll(&mut self, ctx: &mut LcoreCtx) {
+        let mut b = Burst::new();
+        if ctx.pool.alloc_bulk(&mut b, BURST) {
+            for m in b.as_mut_slice() {
+                let _ = m.set_len(FRAME);
+            }
+            ctx.xmit_burst(0, 0, &mut b);
+        }
+    }
+    fn finish(self, _ctx: &mut LcoreCtx) {}
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    NoQueue,
+    PfifoBql,
+    PfifoBqlNoBypass,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::NoQueue => "noqueue",
+            Mode::PfifoBql => "pfifo_fast+BQL",
+            Mode::PfifoBqlNoBypass => "pfifo_fast+BQL nobypass",
+        }
+    }
+}
+
+struct Sample {
+    mpps: f64,
+    cycles_per_pkt: f64,
+    drops: u64,
+    bql_limit: u32,
+    direct_pct: f64,
+}
+
+fn frame_template() -> [u8; FRAME] {
+    let mut f = [0u8; FRAME];
+    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&((FRAME - 14) as u16).to_be_bytes());
+    f[22] = 64;
+    f[23] = 17;
+    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+    f[34..36].copy_from_slice(&1024u16.to_be_bytes());
+    f[36..38].copy_from_slice(&9u16.to_be_bytes());
+    f[38..40].copy_from_slice(&((FRAME - 34) as u16).to_be_bytes());
+    f
+}
+
+fn run_once(mode: Mode, secs: f64, core: usize) -> Result<Sample, String> {
+    let reg = Registry::with_builtins();
+    let port = reg.open("null").map_err(|e| e.to_string())?;
+    let mut setup = PortSetup::new(port, PortConfig::default());
+    setup.txq = TxqConfig::default();
+    match mode {
+        Mode::NoQueue => {
+            setup.txq.qdisc.kind = QdiscKind::Noqueue;
+            setup.txq.bql.enabled = false;
+        }
+        Mode::PfifoBql => {
+            setup.txq.qdisc.kind = QdiscKind::PfifoFast;
+            setup.txq.bql.enabled = true;
+        }
+        Mode::PfifoBqlNoBypass => {
+            setup.txq.bql.enabled = true;
+            let limit = setup.txq.qdisc.txqueuelen;
+            setup.qdisc_factory = Some(Arc::new(move |_q| {
+                Box::new(NoBypass(PfifoFast::new(limit).expect("valid limit"))) as Box<dyn Qdisc>
+            }));
+        }
+    }
+    let mut cfg = RuntimeConfig::new(CoreList::from_cores(vec![core]));
+    cfg.pool = PoolConfig {
+        name: "netdev-cost".into(),
+        size: 4096,
+        ..Default::default()
+    };
+    cfg.stop.duration = Some(Duration::from_secs_f64(secs));
+    let rt = Runtime::new(cfg, vec![setup]).map_err(|e| e.to_string())?;
+    let tmpl = frame_template();
+    let report = rt
+        .run(move |ctx| {
+            ctx.pool
+                .init_all(|m| {
+                    let _ = m.extend_from_slice(&tmpl);
+                })
+                .map_err(|e| e.to_string())?;
+            Ok(Gen)
+        })
+        .map_err(|e| e.to_string())?;
+    let l = &report.lcores[0];
+    let q = &l.queues[0];
+    let pkts = q.counters.sent_packets.max(1);
+    let secs = l.elapsed_ns as f64 / 1e9;
+    let hz = Tsc::global().hz() as f64;
+    Ok(Sample {
+        mpps: pkts as f64 / secs / 1e6,
+        cycles_per_pkt: secs * hz / pkts as f64,
+        drops: q.counters.drops(),
+        bql_limit: q.bql.limit,
+        direct_pct: 100.0 * q.counters.direct_packets as f64 / pkts as f64,
+    })
+}
+
+fn arg(name: &str, default: f64) -> f64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let secs = arg("--secs", 1.0);
+    let rounds = arg("--rounds", 5.0).max(1.0) as usize;
+    let core = arg("--core", 0.0) as usize;
+    wirespeed::eal::dma::set_page_mode(wirespeed::eal::dma::PageMode::Small);
+    let modes = [Mode::NoQueue, Mode::PfifoBql, Mode::PfifoBqlNoBypass];
+    let mut samples: Vec<Vec<Sample>> = modes.iter().map(|_| Vec::new()).collect();
+    println!(
+        "netdev_cost: {FRAME}-byte frames to null, burst {BURST}, core {core}, {rounds} rounds x {secs}s per mode, TSC {:.3} GHz",
+        Tsc::global().hz() as f64 / 1e9
+    );
+    for r in 0..rounds {
+        for (i, &m) in modes.iter().enumerate() {
+            match run_once(m, secs, core) {
+                Ok(s) => {
+                    println!(
+                        "  round {r} {:<24} {:>7.2} Mpps {:>7.1} cycles/pkt",
+                        m.name(),
+                        s.mpps,
+                        s.cycles_per_pkt
+                    );
+                    samples[i].push(s)
+                }
+                Err(e) => {
+                    eprintln!("netdev_cost: {}: {e}", m.name());
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "{:<24} {:>11} {:>11} {:>13} {:>9} {:>9} {:>7} {:>10}",
+        "mode",
+        "Mpps(best)",
+        "Mpps(med)",
+        "cyc/pkt(best)",
+        "vs noq",
+        "drops",
+        "direct%",
+        "bql.limit"
+    );
+    let best = |v: &[Sample]| v.iter().map(|s| s.mpps).fold(0.0, f64::max);
+    let base = best(&samples[0]);
+    for (i, m) in modes.iter().enumerate() {
+        let v = &samples[i];
+        let b = best(v);
+        let mut med: Vec<f64> = v.iter().map(|s| s.mpps).collect();
+        let cyc = v
+            .iter()
+            .map(|s| s.cycles_per_pkt)
+            .fold(f64::INFINITY, f64::min);
+        let last = v.last().expect("one sample per round");
+        println!(
+            "{:<24} {:>11.2} {:>11.2} {:>13.1} {:>8.1}% {:>9} {:>7.1} {:>10}",
+            m.name(),
+            b,
+            median(&mut med),
+            cyc,
+            100.0 * (b - base) / base,
+            last.drops,
+            last.direct_pct,
+            if *m == Mode::NoQueue {
+                "-".to_string()
+            } else {
+                last.bql_limit.to_string()
+            }
+        );
+    }
+    let cost = 100.0 * (base - best(&samples[1])) / base;
+    println!();
+    println!(
+        "pfifo_fast+BQL costs {cost:.1}% of the noqueue rate (target <= 15%): {}",
+        if cost <= 15.0 { "PASS" } else { "FAIL" }
+    );
+}
