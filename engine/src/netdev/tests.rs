@@ -363,6 +363,17 @@ fn shared_view_follows_publish() {
     );
     assert!(s.bql.enabled && s.bql.hold_time_ms == 1000 && s.bql.limit_max == DQL_MAX_LIMIT);
     assert_eq!(s.qdisc.kind, "pfifo_fast");
+    assert_eq!(
+        s.to_string(),
+        format!(
+            "p3/q0 pfifo_fast sent 10p drop 0 req 0 backlog 0p bql 0/{}",
+            s.bql.limit
+        )
+    );
+    assert!(s
+        .qdisc
+        .to_string()
+        .contains("Sent 640 bytes 10 pkt (dropped 0, overlimits 0 requeues 0)"));
     assert_eq!(p.stats().in_use, 0);
 }
 

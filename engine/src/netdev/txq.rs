@@ -200,6 +200,34 @@ pub struct TxqSnapshot {
     pub counters: TxqCounters,
 }
 
+impl std::fmt::Display for TxqSnapshot {
+    /// One live-line fragment: `p0/q1 pfifo_fast sent 1234p drop 0 req 3
+    /// backlog 12p bql 30280/29000 xoff:stack`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.counters;
+        write!(
+            f,
+            "p{}/q{} {} sent {}p drop {} req {} backlog {}p",
+            self.port,
+            self.queue,
+            self.qdisc.kind,
+            c.sent_packets,
+            c.drops(),
+            c.requeues,
+            c.backlog_packets
+        )?;
+        if self.bql.enabled {
+            write!(f, " bql {}/{}", self.bql.inflight, self.bql.limit)?;
+        }
+        match (self.xoff.stack, self.xoff.drv) {
+            (false, false) => Ok(()),
+            (true, false) => write!(f, " xoff:stack"),
+            (false, true) => write!(f, " xoff:drv"),
+            (true, true) => write!(f, " xoff:stack+drv"),
+        }
+    }
+}
+
 const N_COUNTERS: usize = 16;
 
 /// Counters and state published by the owning lcore once per poll, readable
@@ -293,7 +321,9 @@ pub struct NetdevQueue {
     /// Free ring slots needed to clear DRV_XOFF (the driver's wake threshold).
     wake_thresh: usize,
     tsc: Tsc,
-    scratch: Burst,
+    /// A burst reused for dequeues (boxed: moving it in and out is a pointer
+    /// move, not a 2 KiB copy; allocated once).
+    scratch: Option<Box<Burst>>,
     lens: [u32; BURST_MAX],
     c: TxqCounters,
     shared: Arc<TxqShared>,
@@ -389,7 +419,7 @@ impl NetdevQueue {
             clean_budget: conf.clean_budget,
             wake_thresh: conf.tx_burst.min(ring / 2).max(1),
             tsc,
-            scratch: Burst::new(),
+            scratch: Some(Box::new(Burst::new())),
             lens: [0; BURST_MAX],
             c: TxqCounters::default(),
             shared,
@@ -550,7 +580,7 @@ impl NetdevQueue {
             let max = self.tx_burst.min(quota.max(1) as usize);
             let mut rem = self.bulk_limit();
             let mut k = 0;
-            let mut burst = std::mem::take(&mut self.scratch);
+            let mut burst = self.take_scratch();
             while k < max && (k == 0 || rem > 0) {
                 let m = match self.requeued.pop_front() {
                     Some(m) => m,
@@ -569,7 +599,7 @@ impl NetdevQueue {
             }
             self.c.backlog_packets -= k as u64;
             let sent = self.transmit_front(&mut burst, k);
-            self.scratch = burst;
+            self.scratch = Some(burst);
             total += sent;
             quota -= k as isize;
             if sent < k {
@@ -769,6 +799,15 @@ impl NetdevQueue {
 
     // ---- internals ----
 
+    #[inline(always)]
+    fn take_scratch(&mut self) -> Box<Burst> {
+        // Always present between calls; the fallback only guards against a
+        // logic error (it would allocate once).
+        self.scratch
+            .take()
+            .unwrap_or_else(|| Box::new(Burst::new()))
+    }
+
     /// Bytes BQL lets us put in flight now (unbounded when BQL is off).
     #[inline(always)]
     fn bulk_limit(&self) -> i64 {
@@ -831,7 +870,7 @@ impl NetdevQueue {
         let sent = if k == pkts.len() {
             self.txq.tx_burst(pkts)
         } else {
-            let mut head = std::mem::take(&mut self.scratch);
+            let mut head = self.take_scratch();
             for _ in 0..k {
                 if let Some(m) = pkts.pop_front() {
                     let _ = head.push(m);
@@ -845,7 +884,7 @@ impl NetdevQueue {
                     self.c.busy_drops += 1;
                 }
             }
-            self.scratch = head;
+            self.scratch = Some(head);
             s
         };
         let mut bytes = 0u64;

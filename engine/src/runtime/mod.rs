@@ -27,8 +27,8 @@ use crate::eal::tsc::Tsc;
 use crate::ethdev::{EthdevError, Port, PortConfig, PortStats, RxQueue, StatCounter};
 use crate::mbuf::{Burst, Mbuf, Mempool, MempoolError, MempoolStats, PoolConfig};
 use crate::netdev::{
-    NetdevError, NetdevQueue, Qdisc, QdiscImpl, PortTxMap, TxQueueCache, TxQueueSet, TxqConfig, TxqShared,
-    TxqSnapshot, XmitOutcome, XpsError, XpsMap,
+    NetdevError, NetdevQueue, PortTxMap, Qdisc, QdiscImpl, TxQueueCache, TxQueueSet, TxqConfig,
+    TxqShared, TxqSnapshot, XmitOutcome, XpsError, XpsMap,
 };
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};

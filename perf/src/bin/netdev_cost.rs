@@ -213,14 +213,7 @@ fn main() {
     println!();
     println!(
         "{:<24} {:>11} {:>11} {:>13} {:>9} {:>9} {:>7} {:>10}",
-        "mode",
-        "Mpps(best)",
-        "Mpps(med)",
-        "cyc/pkt(best)",
-        "vs noq",
-        "drops",
-        "direct%",
-        "bql.limit"
+        "mode", "Mpps(best)", "Mpps(med)", "cyc/pkt(best)", "cost", "drops", "direct%", "bql.limit"
     );
     let best = |v: &[Sample]| v.iter().map(|s| s.mpps).fold(0.0, f64::max);
     let base = best(&samples[0]);
@@ -239,7 +232,7 @@ fn main() {
             b,
             median(&mut med),
             cyc,
-            100.0 * (b - base) / base,
+            100.0 * (base - b) / base,
             last.drops,
             last.direct_pct,
             if *m == Mode::NoQueue {
