@@ -164,6 +164,9 @@ pub struct TxqCounters {
     /// Held now (qdisc + requeue list).
     pub backlog_packets: u64,
     pub backlog_bytes: u64,
+    /// High-water mark of BQL in-flight bytes above the limit, taken right
+    /// after each burst is queued: BQL keeps it below one packet.
+    pub bql_overshoot_max: u64,
 }
 
 impl TxqCounters {
@@ -228,7 +231,7 @@ impl std::fmt::Display for TxqSnapshot {
     }
 }
 
-const N_COUNTERS: usize = 16;
+const N_COUNTERS: usize = 17;
 
 /// Counters and state published by the owning lcore once per poll, readable
 /// from any thread (the live line, the JSON summary). Single writer: plain
@@ -265,6 +268,7 @@ impl TxqShared {
             completed_bytes: g(13),
             backlog_packets: g(14),
             backlog_bytes: g(15),
+            bql_overshoot_max: g(16),
         };
         let b = |i: usize| self.bql[i].get();
         let st = self.state.load(Ordering::Relaxed);
@@ -778,6 +782,7 @@ impl NetdevQueue {
             c.completed_bytes,
             c.backlog_packets,
             c.backlog_bytes,
+            c.bql_overshoot_max,
         ];
         for (s, v) in self.shared.counters.iter().zip(vals) {
             s.set(v);
@@ -892,6 +897,10 @@ impl NetdevQueue {
             for &l in &self.lens[..sent] {
                 self.dql.queued(l);
                 bytes += l as u64;
+            }
+            let over = self.dql.inflight() as i64 - self.dql.limit() as i64;
+            if over > self.c.bql_overshoot_max as i64 {
+                self.c.bql_overshoot_max = over as u64;
             }
         } else {
             for &l in &self.lens[..sent] {

@@ -112,6 +112,9 @@ pub struct PortSetup {
     pub xps: Option<Vec<Vec<u16>>>,
     /// Lcores that send on this port (`None` = all).
     pub senders: Option<Vec<usize>>,
+    /// RX queue owners: entry `q` is the lcore that polls RX queue `q`;
+    /// `None` = queue `q` to lcore `q % lcores`.
+    pub rx_lcores: Option<Vec<usize>>,
     /// Builds the qdisc of each TX queue (argument: queue index) instead of
     /// `txq.qdisc` — for custom [`crate::netdev::Qdisc`] implementations.
     pub qdisc_factory: Option<QdiscFactory>,
@@ -129,6 +132,7 @@ impl PortSetup {
             txq: TxqConfig::default(),
             xps: None,
             senders: None,
+            rx_lcores: None,
             qdisc_factory: None,
         }
     }
@@ -517,8 +521,31 @@ impl Runtime {
                 conf,
                 txq,
                 qdisc_factory,
+                rx_lcores,
                 ..
             } = setup;
+            if let Some(map) = &rx_lcores {
+                if map.len() != conf.nb_rx_queues as usize {
+                    return Err(RuntimeError::Config {
+                        key: "rx_lcores",
+                        why: format!(
+                            "port {}: {} entries for {} rx queues; give one lcore per rx queue",
+                            port.name(),
+                            map.len(),
+                            conf.nb_rx_queues
+                        ),
+                    });
+                }
+                if let Some(&l) = map.iter().find(|&&l| l >= n) {
+                    return Err(RuntimeError::Config {
+                        key: "rx_lcores",
+                        why: format!(
+                            "port {}: lcore {l} does not exist ({n} lcores); use 0..{n}",
+                            port.name()
+                        ),
+                    });
+                }
+            }
             port.configure(&conf)?;
             let name = port.name().to_string();
             let mut per_lcore: Vec<LcorePort> = (0..n)
@@ -557,7 +584,8 @@ impl Runtime {
             }
             for q in 0..conf.nb_rx_queues {
                 let rq = port.rx_queue(q)?;
-                per_lcore[q as usize % n].rxqs.push(rq);
+                let owner = rx_lcores.as_ref().map_or(q as usize % n, |m| m[q as usize]);
+                per_lcore[owner].rxqs.push(rq);
             }
             port.start()?;
             for (l, lp) in per_lcore.into_iter().enumerate() {

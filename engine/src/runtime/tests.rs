@@ -264,3 +264,97 @@ fn app_start_failure_is_reported() {
         .unwrap();
     assert!(matches!(e, RuntimeError::App { lcore: 0, .. }), "{e}");
 }
+
+/// Two lcores: lcore 0 sends on ring end A through pfifo_fast + BQL; lcore 1
+/// receives on end B, 4 packets per poll (a slow port), and frees what it gets
+/// (the buffers go home to lcore 0's pool through its return list).
+#[test]
+fn two_lcores_slow_receiver_conserves_packets_and_bounds_inflight() {
+    const TOTAL: u32 = 20_000;
+    let cores = if lcore::online_cores() >= 2 {
+        vec![0, 1]
+    } else {
+        vec![0, 0]
+    };
+    let (a, b, mut conf) = ring_pair("rt-slow", 1, 1);
+    conf.tx_ring_size = 256;
+    conf.rx_ring_size = 256;
+    let mut pa = PortSetup::new(a, conf.clone());
+    pa.senders = Some(vec![0]);
+    pa.rx_lcores = Some(vec![0]);
+    pa.txq.qdisc.txqueuelen = 200;
+    let mut pb = PortSetup::new(b, conf);
+    pb.xps = Some(vec![vec![0], vec![]]);
+    pb.senders = Some(vec![]);
+    pb.rx_lcores = Some(vec![1]);
+    let mut cfg = rt_config(cores);
+    cfg.rx_burst = 4;
+    let rt = Runtime::new(cfg, vec![pa, pb]).unwrap();
+
+    struct App {
+        sender: bool,
+        offered: u32,
+        got: u64,
+        max_over: i64,
+    }
+    impl LcoreApp for App {
+        type Summary = (u32, u64, i64);
+        fn poll(&mut self, ctx: &mut LcoreCtx) {
+            if !self.sender {
+                return;
+            }
+            if self.offered < TOTAL {
+                let mut b = Burst::new();
+                for _ in 0..16 {
+                    let mut m = ctx.pool.alloc().expect("pool");
+                    m.set_len(60 + (self.offered as usize * 97) % 1455).unwrap();
+                    b.push(m).unwrap();
+                    self.offered += 1;
+                }
+                ctx.xmit_burst(0, 0, &mut b);
+            } else if ctx.tx_queue(0, 0).is_idle() {
+                ctx.request_stop_all();
+            }
+            self.max_over = ctx.tx_queue(0, 0).counters().bql_overshoot_max as i64;
+        }
+        fn on_rx(&mut self, _ctx: &mut LcoreCtx, port: u16, _q: u16, pkts: &mut Burst) {
+            assert_eq!(port, 1);
+            self.got += pkts.len() as u64;
+            pkts.clear();
+        }
+        fn finish(self, ctx: &mut LcoreCtx) -> Self::Summary {
+            // Frees by the receiving lcore reach this pool asynchronously.
+            let end = std::time::Instant::now() + Duration::from_secs(2);
+            while self.sender && ctx.pool.stats().in_use > 0 && std::time::Instant::now() < end {
+                std::thread::yield_now();
+            }
+            (self.offered, self.got, self.max_over)
+        }
+    }
+    let r = rt
+        .run(|ctx| {
+            Ok(App {
+                sender: ctx.lcore().index == 0,
+                offered: 0,
+                got: 0,
+                max_over: i64::MIN,
+            })
+        })
+        .unwrap();
+    let (offered, _, max_over) = r.lcores[0].app;
+    let (_, got, _) = r.lcores[1].app;
+    let q = &r.lcores[0].queues[0];
+    assert_eq!(offered, TOTAL);
+    assert_eq!(q.counters.offered, TOTAL as u64);
+    assert_eq!(
+        q.counters.offered,
+        got + q.counters.qdisc_drops + q.counters.busy_drops + q.counters.purged,
+        "{:?}",
+        q.counters
+    );
+    assert_eq!(q.counters.sent_packets, got);
+    assert!(max_over <= 1514, "inflight exceeded limit by {max_over}");
+    assert_eq!(r.lcores[1].rx_packets, got);
+    assert!(r.lcores[1].queues.is_empty(), "lcore 1 owns no tx queue");
+    assert_eq!(r.lcores[0].pool.in_use, 0, "every buffer came home");
+}
