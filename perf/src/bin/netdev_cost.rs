@@ -11,7 +11,7 @@
 //! * `pfifo_fast+BQL nobypass` — every packet enqueued and dequeued (a custom
 //!   qdisc without `TCQ_F_CAN_BYPASS`), to show the queue's own cost.
 //!
-//! Usage: `cargo run --release -p wirespeed-perf --bin netdev_cost [-- --secs S --rounds N --core C]`
+//! Usage: `cargo run --release -p wirespeed-perf --bin netdev_cost [-- --secs S --rounds N --core C --only MODE]`
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,7 +209,14 @@ fn main() {
     let rounds = arg("--rounds", 5.0).max(1.0) as usize;
     let core = arg("--core", 0.0) as usize;
     wirespeed::eal::dma::set_page_mode(wirespeed::eal::dma::PageMode::Small);
-    let modes = [Mode::NoQueue, Mode::PfifoBql, Mode::PfifoBqlNoBypass];
+    // `--only N` runs just mode N (0, 1, 2) — for profiling.
+    let only = arg("--only", -1.0);
+    let modes: Vec<Mode> = [Mode::NoQueue, Mode::PfifoBql, Mode::PfifoBqlNoBypass]
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| only < 0.0 || *i == only as usize)
+        .map(|(_, m)| m)
+        .collect();
     let mut samples: Vec<Vec<Sample>> = modes.iter().map(|_| Vec::new()).collect();
     println!(
         "netdev_cost: {FRAME}-byte frames to null, burst {BURST}, core {core}, {rounds} rounds x {secs}s per mode, TSC {:.3} GHz",
@@ -274,6 +281,9 @@ fn main() {
             },
             best(v, wall),
         );
+    }
+    if modes.len() < 2 {
+        return;
     }
     let cost = 100.0 * (base - best(&samples[1], cpu)) / base;
     println!();
