@@ -770,7 +770,7 @@ where
         ctx.timer_stage(&mut app);
         app.poll(&mut ctx);
         ctx.polls += 1;
-        if ctx.polls % publish_every == 0 {
+        if ctx.polls.is_multiple_of(publish_every) {
             ctx.publish();
         }
         if ctx.stop
