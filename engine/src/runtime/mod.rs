@@ -198,10 +198,12 @@ struct LcoreShared {
 /// The per-lcore context an application sees.
 pub struct LcoreCtx {
     lcore: LcoreId,
+    // Declared before `pool` so queues (and whatever their rings hold) are
+    // dropped before the pool.
+    ports: Vec<LcorePort>,
     /// This lcore's packet pool (created on this thread).
     pub pool: Mempool,
     tsc: Tsc,
-    ports: Vec<LcorePort>,
     stop: bool,
     stop_all: Arc<AtomicBool>,
     polls: u64,
@@ -741,9 +743,9 @@ where
     let shared = res.shared;
     let mut ctx = LcoreCtx {
         lcore: id,
+        ports: res.ports,
         pool,
         tsc,
-        ports: res.ports,
         stop: false,
         stop_all,
         polls: 0,
