@@ -492,7 +492,7 @@ impl NetdevQueue {
 
     /// Plays the part of `__dev_xmit_skb` for a batch: takes every packet of
     /// `pkts`. With `noqueue` they go straight to the driver (what it cannot
-    /// take is dropped and counted). Otherwise, when the qdisc is empty and the
+    /// take, or BQL does not allow, is dropped and counted). Otherwise, when the qdisc is empty and the
     /// queue is running, the `TCQ_F_CAN_BYPASS` path hands packets directly to
     /// the driver (as many as BQL allows); the rest are enqueued (overflow
     /// dropped and counted) and the qdisc runs (`__qdisc_run`).
@@ -506,8 +506,14 @@ impl NetdevQueue {
 
         if self.qdisc.is_noqueue() {
             self.maybe_wake_drv();
-            while !pkts.is_empty() && !self.is_stopped() {
-                let k = self.measure(pkts, self.tx_burst, i64::MAX);
+            loop {
+                self.check_bql_stop();
+                if pkts.is_empty() || self.is_stopped() {
+                    break;
+                }
+                // With BQL on, as many as it allows (Linux's noqueue path
+                // checks the queue before every packet); the rest is dropped.
+                let k = self.measure(pkts, self.tx_burst, self.bulk_limit());
                 let before = pkts.len();
                 let sent = self.transmit_front(pkts, k);
                 out.direct += sent as u32;
