@@ -29,7 +29,9 @@ pub use txq::{
     BqlConfig, NetdevError, NetdevQueue, TxqConfig, TxqCounters, TxqShared, TxqSnapshot,
     XmitOutcome, XoffState,
 };
-pub use xps::{flow_hash, reciprocal_scale, PortTxMap, TxQueueCache, TxQueueSet, XpsError, XpsMap};
+pub use xps::{
+    flow_hash, reciprocal_scale, PortTxMap, TcMap, TxQueueCache, TxQueueSet, XpsError, XpsMap,
+};
 
 #[cfg(test)]
 mod tests;
