@@ -607,6 +607,12 @@ impl NetdevQueue {
                 // `burst` was empty and k <= 256: always room.
                 let _ = burst.push(m);
             }
+            if k == 0 {
+                // A qdisc whose qlen says "non-empty" but yields nothing
+                // (a custom qdisc's bug) must not spin here.
+                self.scratch = Some(burst);
+                break;
+            }
             self.c.backlog_packets -= k as u64;
             let sent = self.transmit_front(&mut burst, k);
             self.scratch = Some(burst);
