@@ -96,6 +96,21 @@ pub struct PortSection {
     /// Request checksum offload from the port when it has it.
     #[serde(default)]
     pub offload: bool,
+    /// Queueing discipline of every TX queue: "noqueue" (straight to the
+    /// driver, the raw generator's default) or "pfifo_fast" (3 bands by
+    /// priority; the default when a socket stream uses the port).
+    #[serde(default)]
+    pub qdisc: Option<String>,
+    /// Byte queue limits on the TX queues (default: on with pfifo_fast, off with noqueue).
+    #[serde(default)]
+    pub bql: Option<bool>,
+    /// pfifo_fast's packet limit (Linux txqueuelen).
+    #[serde(default = "default_txqueuelen")]
+    pub txqueuelen: u32,
+}
+
+fn default_txqueuelen() -> u32 {
+    1000
 }
 
 fn default_ring() -> u16 {

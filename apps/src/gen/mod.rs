@@ -9,7 +9,6 @@ pub mod measure;
 mod pacer;
 mod report;
 mod runner;
-mod tx;
 
 use crate::config::{Config, ConfigError, PortSection, SizeField, Stream, StreamMode};
 pub use report::{print_summary, Summary};
@@ -119,6 +118,9 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
             tx_queues: None,
             ring_size: 1024,
             offload: false,
+            qdisc: None,
+            bql: None,
+            txqueuelen: 1000,
         };
         if c.ports.is_empty() {
             c.ports.push(sec);
@@ -133,6 +135,9 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
             tx_queues: None,
             ring_size: 1024,
             offload: false,
+            qdisc: None,
+            bql: None,
+            txqueuelen: 1000,
         });
     }
     if args.offload {

@@ -3,13 +3,28 @@
 
 use super::lcore::{LcoreResult, SenderCounters};
 use super::measure::{latency_histogram, rate_histogram, Percentiles, SeqTracker, Series};
-use crate::config::{Config, Stream};
+use crate::config::Stream;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wirespeed::eal::Tsc;
-use wirespeed::ethdev::Port;
+use wirespeed::ethdev::PortInfo;
+use wirespeed::netdev::{BqlView, QdiscStats, TxqCounters, TxqSnapshot};
+use wirespeed::runtime::RunReport;
+
+/// Per port: (packets, bytes, drops) summed over its queues.
+fn port_sums(queues: &[TxqSnapshot], nports: usize) -> Vec<(u64, u64, u64)> {
+    let mut v = vec![(0, 0, 0); nports];
+    for q in queues {
+        if let Some(e) = v.get_mut(q.port as usize) {
+            e.0 += q.counters.sent_packets;
+            e.1 += q.counters.sent_bytes;
+            e.2 += q.counters.drops();
+        }
+    }
+    v
+}
 
 /// Samples counters every interval and keeps interval-rate histograms.
 pub struct Monitor {
@@ -33,13 +48,9 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn new(
-        streams: &[Stream],
-        nports: usize,
-        tsc: Tsc,
-        start_tsc: u64,
-        _interval_ms: u64,
-    ) -> Monitor {
+    pub fn new(streams: &[Stream], nports: usize, tsc: Tsc) -> Monitor {
+        // Sampling starts at the common start (set_start).
+        let start_tsc = u64::MAX;
         Monitor {
             tsc,
             start_tsc,
@@ -65,8 +76,16 @@ impl Monitor {
         }
     }
 
+    /// Fixes the common start (sampling begins there).
+    pub fn set_start(&mut self, start_tsc: u64) {
+        self.start_tsc = start_tsc;
+        self.last_tsc = start_tsc;
+        self.series_last_tsc = start_tsc;
+        self.line_last_tsc = start_tsc;
+    }
+
     /// Takes one sample of every stream's and port's counters.
-    pub fn sample(&mut self, ports: &[Box<dyn Port>], counters: &[Vec<Arc<SenderCounters>>]) {
+    pub fn sample(&mut self, queues: &[TxqSnapshot], counters: &[Vec<Arc<SenderCounters>>]) {
         let now = self.tsc.now();
         if now <= self.start_tsc {
             self.last_tsc = self.start_tsc;
@@ -98,16 +117,18 @@ impl Monitor {
             self.stream_last[si] = (p, b);
             self.series_acc[si].0 += dp;
         }
-        for (pi, port) in ports.iter().enumerate() {
-            let s = port.stats();
+        for (pi, cur) in port_sums(queues, self.port_last.len())
+            .into_iter()
+            .enumerate()
+        {
             let (lp, lb, _) = self.port_last[pi];
-            let dp = s.tx.packets - lp;
-            let db = s.tx.bytes - lb;
+            let dp = cur.0.saturating_sub(lp);
+            let db = cur.1.saturating_sub(lb);
             if dp > 0 {
                 let _ = self.port_pps[pi].record((dp as f64 / dt) as u64);
                 let _ = self.port_bps[pi].record(((db + 4 * dp) as f64 * 8.0 / dt) as u64);
             }
-            self.port_last[pi] = (s.tx.packets, s.tx.bytes, s.tx.drops + s.tx.errors);
+            self.port_last[pi] = cur;
         }
         let sdt = now - self.series_last_tsc;
         if self.tsc.cycles_to_ns(sdt) >= 100_000_000 {
@@ -122,8 +143,9 @@ impl Monitor {
         self.last_tsc = now;
     }
 
-    /// The once-a-second line: per port pps, L2/L1 rate, drops.
-    pub fn live_line(&mut self, ports: &[Box<dyn Port>], t: f64) -> String {
+    /// The once-a-second line: per port pps, L2/L1 rate, drops, BQL limit
+    /// and qdisc backlog.
+    pub fn live_line(&mut self, queues: &[TxqSnapshot], t: f64) -> String {
         let now = self.tsc.now();
         let dt = (self
             .tsc
@@ -131,21 +153,36 @@ impl Monitor {
             / 1e9)
             .max(1e-6);
         let mut out = format!("[{t:>6.1}s]");
-        for (pi, port) in ports.iter().enumerate() {
-            let s = port.stats();
+        for (pi, cur) in port_sums(queues, self.line_last.len())
+            .into_iter()
+            .enumerate()
+        {
             let (lp, lb, _) = self.line_last[pi];
-            let dp = s.tx.packets - lp;
-            let db = s.tx.bytes - lb;
+            let dp = cur.0.saturating_sub(lp);
+            let db = cur.1.saturating_sub(lb);
             let l2 = (db + 4 * dp) as f64 * 8.0 / dt;
             let l1 = l2 + 160.0 * dp as f64 / dt;
+            let qs: Vec<&TxqSnapshot> = queues.iter().filter(|q| q.port as usize == pi).collect();
+            let backlog: u64 = qs.iter().map(|q| q.counters.backlog_packets).sum();
+            let bql: Vec<String> = qs
+                .iter()
+                .filter(|q| q.bql.enabled)
+                .map(|q| format!("{}/{}", q.bql.inflight, q.bql.limit))
+                .collect();
             out.push_str(&format!(
-                " port{pi} tx {:>9.3} Mpps L2 {:>7.3} L1 {:>7.3} Gbit/s drops {}",
+                " | port{pi} {:>8.3} Mpps L2 {:>7.3} L1 {:>7.3} Gbit/s drops {} backlog {}p bql {}",
                 dp as f64 / dt / 1e6,
                 l2 / 1e9,
                 l1 / 1e9,
-                s.tx.drops + s.tx.errors
+                cur.2,
+                backlog,
+                if bql.is_empty() {
+                    "off".to_string()
+                } else {
+                    bql.join(",")
+                }
             ));
-            self.line_last[pi] = (s.tx.packets, s.tx.bytes, 0);
+            self.line_last[pi] = cur;
         }
         self.line_last_tsc = now;
         out
@@ -227,7 +264,8 @@ pub struct StreamSummary {
     pub latency: Option<LatencySummary>,
 }
 
-/// Per-queue figures.
+/// Per-queue figures: the driver's counters and the netdev layer's (qdisc
+/// like `tc -s qdisc`, BQL like sysfs `byte_queue_limits`).
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueSummary {
     pub queue: u16,
@@ -235,6 +273,9 @@ pub struct QueueSummary {
     pub bytes: u64,
     pub errors: u64,
     pub drops: u64,
+    pub qdisc: Option<QdiscStats>,
+    pub bql: Option<BqlView>,
+    pub netdev: Option<TxqCounters>,
 }
 
 /// Per-port figures.
@@ -270,7 +311,10 @@ pub struct LcoreSummary {
     pub alloc_failures: u64,
     pub mempool_in_use_at_end: u64,
     pub rx_packets: u64,
+    /// Received frames that carried a latency header of one of our streams.
+    pub rx_latency: u64,
     pub rx_other: u64,
+    pub polls: u64,
 }
 
 /// What `--json` writes.
@@ -292,18 +336,20 @@ pub struct Summary {
     pub streams: Vec<StreamSummary>,
     pub ports: Vec<PortSummary>,
     pub lcores: Vec<LcoreSummary>,
+    /// Events ports raised (e.g. an ice MDD that disabled a queue).
+    pub events: Vec<String>,
     #[serde(skip)]
     pub latency_hists: Vec<(String, Histogram<u64>)>,
 }
 
 pub struct SummaryInput<'a> {
-    pub cfg: &'a Config,
     pub streams: &'a [Stream],
-    pub ports: &'a [Box<dyn Port>],
+    pub port_names: &'a [String],
+    pub infos: &'a [PortInfo],
+    pub report: &'a RunReport<LcoreResult>,
     pub offloads: &'a [u32],
     pub counters: &'a [Vec<Arc<SenderCounters>>],
     pub targets: &'a [Option<f64>],
-    pub lcores: Vec<LcoreResult>,
     pub mon: &'a Monitor,
     pub tsc: Tsc,
     pub elapsed: f64,
@@ -315,11 +361,11 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
     let ns = i.streams.len();
     let mut lat: Vec<Histogram<u64>> = (0..ns).map(|_| latency_histogram()).collect();
     let mut trk: BTreeMap<(usize, u8), SeqTracker> = BTreeMap::new();
-    for l in &i.lcores {
-        for (si, h) in l.latency.iter().enumerate() {
+    for l in &i.report.lcores {
+        for (si, h) in l.app.latency.iter().enumerate() {
             let _ = lat[si].add(h);
         }
-        for (k, t) in &l.trackers {
+        for (k, t) in &l.app.trackers {
             trk.entry(*k).or_default().merge_counts(t);
         }
     }
@@ -341,7 +387,7 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             first = first.min(f);
             last = last.max(l);
         }
-        // Active time: first to last packet, plus one mean gap, so N packets at
+        // Active time: first to last burst, plus one mean gap, so N packets at
         // rate R measure as N/R.
         let span = if packets > 1 && l > f {
             tsc.cycles_to_ns(l - f) as f64 / 1e9 * packets as f64 / (packets - 1) as f64
@@ -407,12 +453,23 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             latency,
         });
     }
+    let snaps: Vec<&TxqSnapshot> = i
+        .report
+        .lcores
+        .iter()
+        .flat_map(|l| l.queues.iter())
+        .collect();
     let mut ports = Vec::new();
     let mut tot = (0u64, 0u64, 0u64);
-    for (pi, p) in i.ports.iter().enumerate() {
-        let st = p.stats();
-        let link = p.link();
-        let info = p.info();
+    let mut events = Vec::new();
+    for (pi, pr) in i.report.ports.iter().enumerate() {
+        let st = &pr.stats;
+        let info = &i.infos[pi];
+        let netdev_drops: u64 = snaps
+            .iter()
+            .filter(|q| q.port as usize == pi)
+            .map(|q| q.counters.drops())
+            .sum();
         let from_streams: u64 = streams
             .iter()
             .filter(|s| s.port == pi)
@@ -420,56 +477,70 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             .sum();
         tot.0 += st.tx.packets;
         tot.1 += st.tx.bytes;
-        tot.2 += st.tx.drops + st.tx.errors;
+        tot.2 += st.tx.drops + st.tx.errors + netdev_drops;
+        events.extend(pr.events.iter().map(|e| format!("{}: {e}", pr.name)));
         ports.push(PortSummary {
-            spec: p.name().to_string(),
+            spec: i.port_names[pi].clone(),
             driver: info.driver.to_string(),
             tx_packets: st.tx.packets,
             tx_bytes: st.tx.bytes,
             tx_errors: st.tx.errors,
-            tx_drops: st.tx.drops,
+            tx_drops: st.tx.drops + netdev_drops,
             rx_packets: st.rx.packets,
-            link_up: link.up,
-            link_speed_mbps: link.speed_mbps,
+            link_up: pr.link.up,
+            link_speed_mbps: pr.link.speed_mbps,
             line_rate_bps: info.line_rate_bps,
             offloads: wirespeed::ethdev::offload_names(i.offloads[pi]),
-            counters_match_streams: st.tx.packets + st.tx.drops + st.tx.errors == from_streams,
+            // Every packet a stream handed over is on the wire or in exactly one drop counter.
+            counters_match_streams: st.tx.packets + st.tx.drops + st.tx.errors + netdev_drops
+                == from_streams,
             interval_pps: IntervalRates::of(&i.mon.port_pps[pi]),
             interval_l2_bps: IntervalRates::of(&i.mon.port_bps[pi]),
             queues: st
                 .tx_queues
                 .iter()
                 .enumerate()
-                .map(|(q, c)| QueueSummary {
-                    queue: q as u16,
-                    packets: c.packets,
-                    bytes: c.bytes,
-                    errors: c.errors,
-                    drops: c.drops,
+                .map(|(q, c)| {
+                    let snap = snaps
+                        .iter()
+                        .find(|s| s.port as usize == pi && s.queue as usize == q);
+                    QueueSummary {
+                        queue: q as u16,
+                        packets: c.packets,
+                        bytes: c.bytes,
+                        errors: c.errors,
+                        drops: c.drops,
+                        qdisc: snap.map(|s| s.qdisc.clone()),
+                        bql: snap.map(|s| s.bql.clone()),
+                        netdev: snap.map(|s| s.counters),
+                    }
                 })
                 .collect(),
-            xstats: p.xstats().into_iter().collect(),
+            xstats: pr.xstats.iter().cloned().collect(),
         });
     }
-    let lp: u64 = i.lcores.iter().map(|l| l.packets).sum();
-    let busy: u64 = i.lcores.iter().map(|l| l.busy_cycles).sum();
+    let lp: u64 = i.report.lcores.iter().map(|l| l.app.packets).sum();
+    let busy: u64 = i.report.lcores.iter().map(|l| l.app.busy_cycles).sum();
     let lcores: Vec<LcoreSummary> = i
+        .report
         .lcores
         .iter()
         .map(|l| LcoreSummary {
-            lcore: l.index,
+            lcore: l.lcore,
             core: l.core,
-            packets: l.packets,
-            busy_cycles: l.busy_cycles,
-            cycles_per_packet: if l.packets > 0 {
-                l.busy_cycles as f64 / l.packets as f64
+            packets: l.app.packets,
+            busy_cycles: l.app.busy_cycles,
+            cycles_per_packet: if l.app.packets > 0 {
+                l.app.busy_cycles as f64 / l.app.packets as f64
             } else {
                 0.0
             },
-            alloc_failures: l.alloc_failures,
-            mempool_in_use_at_end: l.in_use_at_end,
+            alloc_failures: l.app.alloc_failures,
+            mempool_in_use_at_end: l.app.in_use_at_end + l.pool.in_use,
             rx_packets: l.rx_packets,
-            rx_other: l.rx_other,
+            rx_latency: l.app.rx_latency,
+            rx_other: l.app.rx_other,
+            polls: l.polls,
         })
         .collect();
     let span = if last > first && first != u64::MAX {
@@ -477,7 +548,6 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
     } else {
         i.elapsed.max(1e-9)
     };
-    let _ = i.cfg;
     Summary {
         packets_sent: tot.0,
         bytes_sent: tot.1,
@@ -491,6 +561,7 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
         streams,
         ports,
         lcores,
+        events,
         latency_hists: i
             .streams
             .iter()
@@ -576,11 +647,30 @@ pub fn print_summary(s: &Summary) {
             if p.counters_match_streams { "" } else { "  (port counters differ from the streams' counts)" }
         );
         for q in &p.queues {
-            println!(
+            let mut line = format!(
                 "    txq {}: {} pkts {} bytes, errors {}, drops {}",
                 q.queue, q.packets, q.bytes, q.errors, q.drops
             );
+            if let (Some(qd), Some(c)) = (&q.qdisc, &q.netdev) {
+                line.push_str(&format!(
+                    "; qdisc {} sent {}p dropped {} requeues {} backlog {}p; xoff stack {} drv {}",
+                    qd.kind,
+                    qd.sent_packets,
+                    qd.dropped,
+                    qd.requeues,
+                    qd.backlog_packets,
+                    c.stack_xoff,
+                    c.drv_xoff
+                ));
+            }
+            if let Some(b) = q.bql.as_ref().filter(|b| b.enabled) {
+                line.push_str(&format!("; bql limit {} inflight {}", b.limit, b.inflight));
+            }
+            println!("{line}");
         }
+    }
+    for e in &s.events {
+        println!("  event: {e}");
     }
     for l in &s.lcores {
         println!(

@@ -1,23 +1,22 @@
 //! Orchestration of one `wirespeed gen` run: ports, queues (the static XPS
 //! map), sender plans, the lcores, and the monitor that samples counters.
 
-use super::lcore::{
-    self, LatencyInterval, LcoreResult, LcoreWork, RunParams, SenderCounters, SenderPlan,
-};
+use super::lcore::{ArpShared, GenApp, LatencyInterval, RunParams, SenderCounters, SenderPlan};
 use super::measure::{HlogWriter, Series};
 use super::report::{self, Monitor, Summary};
-use super::tx::{RawTx, TxPath};
 use super::{port_error, validated, GenArgs, GenError};
 use crate::config::{ConfigError, Rate, StreamMode};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use wirespeed::eal::{self, CoreList, Tsc};
 use wirespeed::ethdev::{Port, PortConfig, Registry};
 use wirespeed::mbuf::ol;
+use wirespeed::netdev::{BqlConfig, QdiscConfig, QdiscKind, TxqConfig};
+use wirespeed::runtime::{PortSetup, Runtime, RuntimeConfig};
 
 pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenError> {
-    let (cfg, mut streams) = validated(args)?;
+    let (cfg, streams) = validated(args)?;
     let cores = CoreList::parse(&cfg.run.lcores)
         .map_err(|e| ConfigError::new("run.lcores", e.to_string()))?;
     cores
@@ -98,6 +97,7 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
 
     // Ports: open, check requests against what each can do, configure.
     let mut ports: Vec<Box<dyn Port>> = Vec::new();
+    let mut confs: Vec<PortConfig> = Vec::new();
     let mut offloads = Vec::new();
     let rx_wanted: Vec<bool> = (0..cfg.ports.len())
         .map(|pi| {
@@ -106,7 +106,7 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         })
         .collect();
     for (i, p) in cfg.ports.iter().enumerate() {
-        let mut port = registry.open(&p.spec).map_err(|e| port_error(i, e))?;
+        let port = registry.open(&p.spec).map_err(|e| port_error(i, e))?;
         let info = port.info();
         let csum = ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM;
         let off = if p.offload {
@@ -152,7 +152,7 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         } else {
             0
         };
-        let pc = PortConfig {
+        let mut pc = PortConfig {
             nb_tx_queues: ntx,
             nb_rx_queues: nrx,
             tx_ring_size: p.ring_size,
@@ -160,7 +160,9 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
             tx_offloads: off,
             promiscuous: true,
         };
-        port.configure(&pc).map_err(|e| port_error(i, e))?;
+        let _ = &mut pc;
+        pc.validate(&p.spec, &info).map_err(|e| port_error(i, e))?;
+        confs.push(pc);
         offloads.push(off & !ol::TX_VLAN);
         ports.push(port);
     }
@@ -225,89 +227,51 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         }
     }
 
-    // The static XPS map: lcore l owns TX (and RX) queues q with q % nl == l.
-    let mut work: Vec<LcoreWork> = (0..nl)
-        .map(|_| LcoreWork {
-            txqs: Vec::new(),
-            rxqs: Vec::new(),
-            senders: Vec::new(),
-        })
-        .collect();
-    // txq_of[lcore][port] = indices into that lcore's txqs.
-    let mut txq_of: Vec<Vec<Vec<usize>>> = vec![vec![Vec::new(); ports.len()]; nl];
-    let mut raw_tx: Vec<Vec<(usize, Box<dyn wirespeed::ethdev::TxQueue>)>> =
-        (0..nl).map(|_| Vec::new()).collect();
-    let mut raw_rx: Vec<(usize, u16, Box<dyn wirespeed::ethdev::RxQueue>)> = Vec::new();
-    for (pi, port) in ports.iter_mut().enumerate() {
-        let ntx = cfg.ports[pi].tx_queues.unwrap_or(nl as u16);
-        for q in 0..ntx {
-            let txq = port.tx_queue(q).map_err(|e| port_error(pi, e))?;
-            let l = q as usize % nl;
-            txq_of[l][pi].push(raw_tx[l].len());
-            raw_tx[l].push((pi, txq));
-        }
-        let nrx = if rx_wanted[pi] {
-            ntx.min(port.info().max_rx_queues)
-        } else {
-            0
-        };
-        for q in 0..nrx {
-            let rxq = port.rx_queue(q).map_err(|e| port_error(pi, e))?;
-            raw_rx.push((pi, q, rxq));
-        }
-    }
-    for (i, p) in ports.iter_mut().enumerate() {
-        p.start().map_err(|e| port_error(i, e))?;
-    }
-    // --arp: resolve destinations on each port before the lcores take over.
-    // The pool that filled the RX rings lives until the run ends.
-    let mut arp_pools = Vec::new();
-    if args.arp {
-        for (pi, port) in ports.iter().enumerate() {
-            if !streams.iter().any(|s| s.port == pi) {
-                continue;
+    // Queueing per port: noqueue for raw traffic (the generator sizes its
+    // bursts by ring room), pfifo_fast + BQL when asked (or for socket streams).
+    let mut txq_cfgs = Vec::new();
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        let kind = match p.qdisc.as_deref() {
+            None if streams
+                .iter()
+                .any(|s| s.port == pi && s.mode == StreamMode::Socket) =>
+            {
+                QdiscKind::PfifoFast
             }
-            let mut pool = wirespeed::mbuf::Mempool::new(&wirespeed::mbuf::PoolConfig {
-                name: format!("arp-p{pi}"),
-                size: 2048,
+            None | Some("noqueue") => QdiscKind::Noqueue,
+            Some("pfifo_fast") => QdiscKind::PfifoFast,
+            Some(o) => {
+                return Err(ConfigError::new(
+                    format!("port[{pi}].qdisc"),
+                    format!("'{o}' is not \"noqueue\" or \"pfifo_fast\""),
+                )
+                .into())
+            }
+        };
+        let bql = p.bql.unwrap_or(kind == QdiscKind::PfifoFast);
+        if p.txqueuelen == 0 {
+            return Err(
+                ConfigError::new(format!("port[{pi}].txqueuelen"), "must be at least 1").into(),
+            );
+        }
+        txq_cfgs.push(TxqConfig {
+            qdisc: QdiscConfig {
+                kind,
+                txqueuelen: p.txqueuelen as usize,
+            },
+            bql: BqlConfig {
+                enabled: bql,
                 ..Default::default()
-            })
-            .map_err(|e| GenError::Run(e.to_string()))?;
-            let txq = raw_tx
-                .iter_mut()
-                .flat_map(|v| v.iter_mut())
-                .find(|(p, _)| *p == pi)
-                .map(|(_, q)| q)
-                .ok_or_else(|| GenError::Run(format!("port {pi} has no TX queue")))?;
-            let rxq = raw_rx
-                .iter_mut()
-                .find(|(p, _, _)| *p == pi)
-                .map(|(_, _, q)| q)
-                .ok_or_else(|| GenError::Run(format!("--arp needs an RX queue on port {pi}")))?;
-            crate::arp::resolve_streams(
-                pi,
-                port.as_ref(),
-                txq.as_mut(),
-                rxq.as_mut(),
-                &mut pool,
-                &mut streams,
-            )
-            .map_err(GenError::Run)?;
-            arp_pools.push(pool);
-        }
+            },
+            tx_burst: cfg.run.burst as usize,
+            ..Default::default()
+        });
     }
-    for (l, v) in raw_tx.into_iter().enumerate() {
-        for (_, q) in v {
-            work[l]
-                .txqs
-                .push(Box::new(RawTx::new(q)) as Box<dyn TxPath>);
-        }
-    }
-    for (_, q, rxq) in raw_rx {
-        work[q as usize % nl].rxqs.push(rxq);
-    }
+
+    // Sender plans: each stream split over its lcores.
     let mut counters: Vec<Vec<Arc<SenderCounters>>> = vec![Vec::new(); streams.len()];
     let mut targets = Vec::new();
+    let mut plans: Vec<Vec<SenderPlan>> = vec![Vec::new(); nl];
     for s in &streams {
         let senders = &stream_cores[s.index];
         let k = senders.len() as u64;
@@ -327,17 +291,6 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
                 .iter()
                 .position(|c| *c == core)
                 .expect("validated against run.lcores");
-            let qs = &txq_of[l][s.port];
-            if qs.is_empty() {
-                return Err(ConfigError::new(
-                    format!("stream[{}].lcores", s.index),
-                    format!(
-                        "lcore {core} owns no TX queue on port {} (raise port[{}].tx_queues)",
-                        s.port, s.port
-                    ),
-                )
-                .into());
-            }
             let quota = if total == 0 {
                 u64::MAX
             } else {
@@ -345,11 +298,10 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
             };
             let c = Arc::new(SenderCounters::default());
             counters[s.index].push(c.clone());
-            work[l].senders.push(SenderPlan {
+            plans[l].push(SenderPlan {
                 stream: s.index,
                 quota,
                 share: 1.0 / k as f64,
-                txq: qs[s.index % qs.len()],
                 sender_id: j as u8,
                 counters: c,
                 offload: offloads[s.port] != 0,
@@ -357,8 +309,31 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
             });
         }
     }
-
+    let infos: Vec<wirespeed::ethdev::PortInfo> = ports.iter().map(|p| p.info()).collect();
+    let macs: Vec<wirespeed::ethdev::MacAddr> = ports.iter().map(|p| p.mac()).collect();
+    let arp = if args.arp {
+        let mut entries = Vec::new();
+        for s in &streams {
+            if !entries
+                .iter()
+                .any(|e: &(usize, _, std::net::Ipv4Addr, _)| e.0 == s.port && e.2 == s.dst_ip)
+            {
+                entries.push((s.port, s.src_ip, s.dst_ip, None));
+            }
+        }
+        Some(Arc::new(ArpShared {
+            entries: Mutex::new(entries),
+            port_macs: macs.clone(),
+            done: AtomicBool::new(false),
+            failed: Mutex::new(None),
+        }))
+    } else {
+        None
+    };
+    let senders_total = plans.len();
     let tsc = Tsc::global();
+    let (lat_tx, lat_rx) = mpsc::channel::<LatencyInterval>();
+    let lat_rx = Mutex::new(lat_rx);
     let params = Arc::new(RunParams {
         streams: streams.clone(),
         burst: cfg.run.burst as usize,
@@ -368,97 +343,96 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         } else {
             None
         },
-        ready: std::sync::atomic::AtomicUsize::new(0),
-        start: std::sync::atomic::AtomicU64::new(0),
+        ready: AtomicUsize::new(0),
+        start: AtomicU64::new(0),
+        sending: AtomicUsize::new(senders_total),
         replay,
         hlog_interval_cycles: tsc.hz(),
-    });
-    let slots: Arc<Mutex<Vec<Option<LcoreWork>>>> =
-        Arc::new(Mutex::new(work.into_iter().map(Some).collect()));
-    let (lat_tx, lat_rx) = mpsc::channel::<LatencyInterval>();
-    let done = Arc::new(AtomicBool::new(false));
-    let d2 = done.clone();
-    let p2 = params.clone();
-    let launcher = std::thread::spawn(move || {
-        let lat_tx = Mutex::new(lat_tx);
-        let r = eal::lcore::launch(&cores, move |id| -> Result<LcoreResult, String> {
-            let w = slots
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_mut(id.index)
-                .and_then(Option::take)
-                .ok_or_else(|| format!("lcore {} has no work", id.core))?;
-            let tx = lat_tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            lcore::run(id, w, &p2, tx)
-        });
-        d2.store(true, Ordering::Release);
-        r
+        plans,
+        arp,
+        lat_tx: Mutex::new(lat_tx),
     });
 
-    // Every lcore has built its pools: fix the common start 2 ms ahead.
-    while params.ready.load(Ordering::Acquire) < nl && !done.load(Ordering::Acquire) {
-        std::thread::sleep(Duration::from_micros(200));
+    let mut setups = Vec::new();
+    for (pi, (port, conf)) in ports.into_iter().zip(confs).enumerate() {
+        let mut ps = PortSetup::new(port, conf);
+        ps.txq = txq_cfgs[pi].clone();
+        setups.push(ps);
     }
-    let start_tsc = tsc.now() + tsc.ns_to_cycles(2_000_000);
-    params.start.store(start_tsc, Ordering::Release);
+    let mut rc = RuntimeConfig::new(cores.clone());
+    rc.pool.name = "gen-rx".into();
+    rc.pool.size = 4096;
+    rc.rx_burst = cfg.run.burst as usize;
+    rc.drain_timeout = Duration::from_secs(2);
+    rc.handle_signals = true;
+    rc.publish_every = 16;
+    let rt = Runtime::new(rc, setups).map_err(|e| match e {
+        wirespeed::runtime::RuntimeError::Ethdev(e) => GenError::Run(e.to_string()),
+        e => GenError::Run(e.to_string()),
+    })?;
+    let port_names: Vec<String> = rt.ports().iter().map(|p| p.name().to_string()).collect();
+
     let wall_start = SystemTime::now();
     let started = Instant::now();
-    let mut mon = Monitor::new(&streams, ports.len(), tsc, start_tsc, args.interval_ms);
+    let mut mon = Monitor::new(&streams, port_names.len(), tsc);
     let mut hlog = args.hlog.as_ref().map(|_| HlogWriter::new(wall_start));
     let mut lat_intervals: Vec<LatencyInterval> = Vec::new();
-    let tick = Duration::from_millis(args.interval_ms);
-    let mut next_tick = Instant::now() + tick;
+    let p2 = params.clone();
+    let quiet = args.quiet;
+    let counters2 = counters.clone();
     let mut next_line = Instant::now() + Duration::from_secs(1);
-    while !done.load(Ordering::Acquire) {
-        let now = Instant::now();
-        if now < next_tick {
-            std::thread::sleep((next_tick - now).min(Duration::from_millis(5)));
-            continue;
-        }
-        next_tick += tick;
-        if next_tick < now {
-            next_tick = now + tick;
-        }
-        mon.sample(&ports, &counters);
-        while let Ok(li) = lat_rx.try_recv() {
+    let report = rt
+        .run_with_ticker(
+            move |ctx| GenApp::new(ctx, p2.clone()),
+            Duration::from_millis(args.interval_ms),
+            |m| {
+                // Every lcore has built its pools: fix the common start 2 ms ahead.
+                if params.start.load(Ordering::Acquire) == 0
+                    && params.ready.load(Ordering::Acquire) >= nl
+                {
+                    let s = tsc.now() + tsc.ns_to_cycles(2_000_000);
+                    mon.set_start(s);
+                    params.start.store(s, Ordering::Release);
+                }
+                mon.sample(&m.queues(), &counters2);
+                if let Ok(rx) = lat_rx.lock() {
+                    while let Ok(li) = rx.try_recv() {
+                        lat_intervals.push(li);
+                    }
+                }
+                if Instant::now() >= next_line {
+                    next_line += Duration::from_secs(1);
+                    if !quiet {
+                        eprintln!(
+                            "{}",
+                            mon.live_line(&m.queues(), started.elapsed().as_secs_f64())
+                        );
+                    }
+                }
+            },
+        )
+        .map_err(|e| GenError::Run(e.to_string()))?;
+    if let Ok(rx) = lat_rx.lock() {
+        while let Ok(li) = rx.try_recv() {
             lat_intervals.push(li);
         }
-        if now >= next_line {
-            next_line += Duration::from_secs(1);
-            if !args.quiet {
-                eprintln!("{}", mon.live_line(&ports, started.elapsed().as_secs_f64()));
-            }
-        }
     }
-    let results = launcher
-        .join()
-        .map_err(|_| GenError::Run("lcore launcher panicked".into()))?
-        .map_err(|e| GenError::Run(e.to_string()))?;
-    mon.sample(&ports, &counters);
-    while let Ok(li) = lat_rx.try_recv() {
-        lat_intervals.push(li);
-    }
-    let mut lres = Vec::new();
-    for r in results {
-        lres.push(r.map_err(GenError::Run)?);
+    let start_tsc = params.start.load(Ordering::Acquire);
+    if let Some(e) = report.lcores.iter().find_map(|l| l.app.error.clone()) {
+        return Err(GenError::Run(e));
     }
     let summary = report::summarize(report::SummaryInput {
-        cfg: &cfg,
         streams: &streams,
-        ports: &ports,
+        port_names: &port_names,
+        infos: &infos,
+        report: &report,
         offloads: &offloads,
         counters: &counters,
         targets: &targets,
-        lcores: lres,
         mon: &mon,
         tsc,
         elapsed: started.elapsed().as_secs_f64(),
     });
-    for p in ports.iter_mut() {
-        let name = p.name().to_string();
-        p.stop()
-            .map_err(|e| GenError::Run(format!("stopping {name}: {e}")))?;
-    }
     if let (Some(w), Some(path)) = (hlog.as_mut(), &args.hlog) {
         lat_intervals.sort_by_key(|l| l.start_tsc);
         // Merge the lcores' intervals of each stream per second.
@@ -485,16 +459,10 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
             .map_err(|e| GenError::Run(format!("--hlog {}: {e}", path.display())))?;
     }
     if let Some(path) = &args.plot {
-        let lat: Vec<(String, hdrhistogram::Histogram<u64>)> = summary
-            .latency_hists
-            .iter()
-            .map(|(n, h)| (n.clone(), h.clone()))
-            .collect();
         let series: Vec<Series> = mon.series();
-        let svg = super::measure::svg_plot(&lat, &series);
+        let svg = super::measure::svg_plot(&summary.latency_hists, &series);
         std::fs::write(path, svg)
             .map_err(|e| GenError::Run(format!("--plot {}: {e}", path.display())))?;
     }
-    drop(arp_pools);
     Ok(summary)
 }

@@ -508,8 +508,19 @@ pub struct LcoreReport<S> {
 #[derive(Debug, Serialize)]
 pub struct RunReport<S> {
     pub lcores: Vec<LcoreReport<S>>,
-    /// Port name and counters after the run.
-    pub ports: Vec<(String, PortStats)>,
+    /// Each port after the run.
+    pub ports: Vec<PortReport>,
+}
+
+/// A port at the end of a run: counters, named extended stats, link, events.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortReport {
+    pub name: String,
+    pub stats: PortStats,
+    pub xstats: Vec<(String, u64)>,
+    pub link: crate::ethdev::LinkStatus,
+    /// Events the port raised during the run (e.g. ice MDD), as text.
+    pub events: Vec<String>,
 }
 
 struct LcoreResources {
@@ -764,8 +775,23 @@ impl Runtime {
         }
         let mut ports = Vec::new();
         for p in &mut self.ports {
+            let link = p.link();
+            let events = p
+                .events()
+                .into_iter()
+                .map(|e| match e.queue {
+                    Some(q) => format!("queue {q}: {}: {}", e.kind, e.detail),
+                    None => format!("{}: {}", e.kind, e.detail),
+                })
+                .collect();
             let _ = p.stop();
-            ports.push((p.name().to_string(), p.stats()));
+            ports.push(PortReport {
+                name: p.name().to_string(),
+                stats: p.stats(),
+                xstats: p.xstats(),
+                link,
+                events,
+            });
         }
         match first_err {
             Some(e) => Err(e),

@@ -115,8 +115,8 @@ fn one_lcore_sends_flows_over_its_queues_and_receives_them_all() {
     assert_eq!((offered, sent, drops), (3000, 3000, 0));
     assert_eq!(l.rx_packets, 3000);
     assert_eq!(l.pool.in_use, 0, "pool back to full");
-    assert_eq!(report.ports[0].1.tx.packets, 3000);
-    assert_eq!(report.ports[1].1.rx.packets, 3000);
+    assert_eq!(report.ports[0].stats.tx.packets, 3000);
+    assert_eq!(report.ports[1].stats.rx.packets, 3000);
 }
 
 #[test]
