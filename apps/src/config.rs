@@ -667,7 +667,18 @@ impl Config {
                 format!("cannot read config file: {e}"),
             )
         })?;
-        Config::parse(&text, &path.display().to_string())
+        let mut c = Config::parse(&text, &path.display().to_string())?;
+        // Files a config names are relative to the config itself.
+        if let Some(dir) = path.parent() {
+            for st in &mut c.streams {
+                if let Some(p) = &st.pcap {
+                    if Path::new(p).is_relative() {
+                        st.pcap = Some(dir.join(p).display().to_string());
+                    }
+                }
+            }
+        }
+        Ok(c)
     }
 
     /// Parses TOML text.
