@@ -104,9 +104,10 @@ impl Checksum {
             self.odd = !self.odd;
         }
     }
-    /// Adds a raw partial sum taken over an even-aligned run.
+    /// Adds a raw partial sum of 16-bit words that sit at even offsets of
+    /// the covered data (pseudo-header, header fields), wherever the byte
+    /// stream currently stands.
     pub fn add_sum(&mut self, s: u64) {
-        debug_assert!(!self.odd);
         self.acc += s;
     }
     /// The folded (uncomplemented) sum.
@@ -149,7 +150,11 @@ mod tests {
         let mut i = 0;
         while i < data.len() {
             let hi = data[i] as u32;
-            let lo = if i + 1 < data.len() { data[i + 1] as u32 } else { 0 };
+            let lo = if i + 1 < data.len() {
+                data[i + 1] as u32
+            } else {
+                0
+            };
             acc += (hi << 8) | lo;
             acc = (acc & 0xffff) + (acc >> 16);
             i += 2;
@@ -159,7 +164,11 @@ mod tests {
 
     /// 0x0000 and 0xffff are the two one's-complement zeros.
     fn norm(x: u16) -> u16 {
-        if x == 0xffff { 0 } else { x }
+        if x == 0xffff {
+            0
+        } else {
+            x
+        }
     }
 
     #[test]

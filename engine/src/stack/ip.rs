@@ -263,7 +263,8 @@ impl Stack {
             (r.port, r.mtu, r.gateway, r.src)
         };
         let pc = &self.ports[port as usize].conf;
-        let directed_bcast = gw.is_none() && !multicast && daddr == pc.broadcast() && pc.prefix_len < 31;
+        let directed_bcast =
+            gw.is_none() && !multicast && daddr == pc.broadcast() && pc.prefix_len < 31;
         let broadcast = limited_bcast || directed_bcast;
         let mut mtu = route_mtu.unwrap_or(pc.mtu).min(pc.mtu);
         if let Some(p) = self.pmtu.get(daddr, self.now) {
@@ -325,7 +326,11 @@ impl Stack {
         } else {
             IP_MAX_MTU
         };
-        let transhdr = if p.frags.is_empty() { wire::UDP_HLEN } else { 0 };
+        let transhdr = if p.frags.is_empty() {
+            wire::UDP_HLEN
+        } else {
+            0
+        };
         if p.length + transhdr + data.len() > maxnonfrag - wire::IPV4_MIN_HLEN {
             return Err(Errno::EMSGSIZE);
         }
@@ -529,7 +534,12 @@ impl Stack {
     }
 
     /// Runs the hooks, then plays `ip_finish_output2` → `neigh_output`.
-    pub(crate) fn ip_output_one(&mut self, mut m: Mbuf, d: &Dst, confirm: bool) -> Result<(), Errno> {
+    pub(crate) fn ip_output_one(
+        &mut self,
+        mut m: Mbuf,
+        d: &Dst,
+        confirm: bool,
+    ) -> Result<(), Errno> {
         if !self.hooks.is_empty() {
             for point in [HookPoint::LocalOut, HookPoint::PostRouting] {
                 for h in self.hooks.iter_mut() {
@@ -545,7 +555,12 @@ impl Stack {
     /// Plays `ip_finish_output2` (+ `neigh_output`): hands the packet to the
     /// neighbour entry of the next hop, or frames it directly for broadcast
     /// and multicast destinations.
-    pub(crate) fn finish_output2(&mut self, mut m: Mbuf, d: &Dst, confirm: bool) -> Result<(), Errno> {
+    pub(crate) fn finish_output2(
+        &mut self,
+        mut m: Mbuf,
+        d: &Dst,
+        confirm: bool,
+    ) -> Result<(), Errno> {
         let now = self.now;
         match d.next {
             NextHop::Neigh { idx, .. } => {
@@ -563,9 +578,7 @@ impl Stack {
                 super::neigh::build_l2(h, mac, src, vlan, wire::ETHERTYPE_IPV4);
                 let (_, l3, l4) = m.tx_lens();
                 m.set_tx_lens(l2len as u8, l3, l4);
-                self.xmit
-                    .queue_xmit(d.port, m)
-                    .map_err(|_| Errno::ENOBUFS)
+                self.xmit.queue_xmit(d.port, m).map_err(|_| Errno::ENOBUFS)
             }
         }
     }

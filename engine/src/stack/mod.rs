@@ -44,7 +44,9 @@ pub enum Errno {
     ENETUNREACH,
     #[error("EHOSTUNREACH: the next hop did not answer ARP")]
     EHOSTUNREACH,
-    #[error("EMSGSIZE: datagram too large (for the 64 KiB limit, or the path MTU with IP_PMTUDISC_DO)")]
+    #[error(
+        "EMSGSIZE: datagram too large (for the 64 KiB limit, or the path MTU with IP_PMTUDISC_DO)"
+    )]
     EMSGSIZE,
     #[error("ENOBUFS: no packet buffers (mempool empty) or the device queue refused the packet")]
     ENOBUFS,
@@ -348,7 +350,9 @@ impl Stack {
         if lo == 0 || lo > hi {
             return Err(StackError::Config {
                 key: "ephemeral_ports",
-                why: format!("{lo}..{hi} is not a range of non-zero ports (Linux default: 32768 60999)"),
+                why: format!(
+                    "{lo}..{hi} is not a range of non-zero ports (Linux default: 32768 60999)"
+                ),
             });
         }
         let mut routes = RouteTable::new();
@@ -422,13 +426,13 @@ impl Stack {
             }
             (None, Some(gw)) => match self.routes.lookup(gw) {
                 Some(gr) if gr.gateway.is_none() => gr.port,
-                _ => {
-                    return Err(StackError::RouteTarget {
-                        prefix: r.prefix,
-                        len: r.len,
-                        why: format!("gateway {gw} is not on any port's subnet (Nexthop has invalid gateway)"),
-                    })
-                }
+                _ => return Err(StackError::RouteTarget {
+                    prefix: r.prefix,
+                    len: r.len,
+                    why: format!(
+                        "gateway {gw} is not on any port's subnet (Nexthop has invalid gateway)"
+                    ),
+                }),
             },
             (None, None) => {
                 return Err(StackError::RouteTarget {

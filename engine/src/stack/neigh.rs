@@ -111,7 +111,8 @@ pub(crate) struct Neighbour {
     pub hh_len: u8,
     /// Unique id, so a cached index can tell the slot was reused.
     pub uid: u64,
-    confirmed: u64,
+    /// Last reachability confirmation (`None`: never confirmed).
+    confirmed: Option<u64>,
     used: u64,
     updated: u64,
     reachable_ns: u64,
@@ -214,7 +215,7 @@ impl NeighTable {
             hh: [0; 18],
             hh_len: 0,
             uid,
-            confirmed: now,
+            confirmed: None,
             used: now,
             updated: now,
             reachable_ns: 0,
@@ -267,7 +268,7 @@ impl NeighTable {
     /// so reachability is refreshed without probing.
     pub(crate) fn confirm(&mut self, idx: usize, now: u64) {
         if let Some(n) = self.entries.get_mut(idx).and_then(|e| e.as_deref_mut()) {
-            n.confirmed = now;
+            n.confirmed = Some(now);
         }
     }
 
@@ -340,14 +341,7 @@ impl NeighTable {
     }
 
     /// `neigh_update`: a new link-layer address and/or state learned from ARP.
-    fn update(
-        &mut self,
-        idx: usize,
-        mac: MacAddr,
-        new: NudState,
-        io: &mut NeighIo<'_>,
-        now: u64,
-    ) {
+    fn update(&mut self, idx: usize, mac: MacAddr, new: NudState, io: &mut NeighIo<'_>, now: u64) {
         let reach = self.rand_reach();
         let n = self.entries[idx].as_deref_mut().expect("live entry");
         if n.state == NudState::Permanent {
@@ -368,7 +362,7 @@ impl NeighTable {
         n.updated = now;
         let mut arm = None;
         if new == NudState::Reachable {
-            n.confirmed = now;
+            n.confirmed = Some(now);
             n.reachable_ns = reach;
             n.probes = 0;
             arm = Some(now + reach);
@@ -464,20 +458,15 @@ impl NeighTable {
         self.next_timer = next;
     }
 
-    fn timer_fired(
-        n: &mut Neighbour,
-        p: &NeighParams,
-        reach: u64,
-        io: &mut NeighIo<'_>,
-        now: u64,
-    ) {
+    fn timer_fired(n: &mut Neighbour, p: &NeighParams, reach: u64, io: &mut NeighIo<'_>, now: u64) {
         let delay = p.delay_first_probe_ms * MS;
         let retrans = p.retrans_ms * MS;
         match n.state {
             NudState::Reachable => {
-                if now < n.confirmed + n.reachable_ns {
-                    n.timer = n.confirmed + n.reachable_ns;
-                } else if now < n.used + delay {
+                let until = n.confirmed.map(|c| c + n.reachable_ns);
+                if let Some(until) = until.filter(|&u| now <= u) {
+                    n.timer = until;
+                } else if now <= n.used + delay {
                     n.state = NudState::Delay;
                     n.updated = now;
                     n.timer = now + delay;
@@ -487,12 +476,12 @@ impl NeighTable {
                 }
             }
             NudState::Delay => {
-                if now < n.confirmed + delay {
+                if let Some(conf) = n.confirmed.filter(|&c| now <= c + delay) {
                     // Confirmed by the upper layer (MSG_CONFIRM): no probe needed.
                     n.state = NudState::Reachable;
                     n.updated = now;
                     n.reachable_ns = reach;
-                    n.timer = n.confirmed + reach;
+                    n.timer = conf + reach;
                 } else {
                     n.state = NudState::Probe;
                     n.updated = now;
@@ -585,9 +574,7 @@ fn hh_output(n: &Neighbour, mut m: Mbuf, io: &mut NeighIo<'_>) -> Result<(), Err
     }
     let (_, l3, l4) = m.tx_lens();
     m.set_tx_lens(hl as u8, l3, l4);
-    io.xmit
-        .queue_xmit(n.port, m)
-        .map_err(|_| Errno::ENOBUFS)
+    io.xmit.queue_xmit(n.port, m).map_err(|_| Errno::ENOBUFS)
 }
 
 /// Writes an Ethernet (+ optional 802.1Q) header; returns its length.
@@ -616,7 +603,12 @@ pub(crate) fn build_l2(
             18
         }
         None => {
-            EthernetHeader { dst, src, ethertype }.emit(b);
+            EthernetHeader {
+                dst,
+                src,
+                ethertype,
+            }
+            .emit(b);
             14
         }
     }

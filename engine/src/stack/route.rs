@@ -151,7 +151,11 @@ impl RouteTable {
 
     /// All routes, longest prefix first (for display).
     pub fn routes(&self) -> Vec<Route> {
-        let mut v: Vec<Route> = self.by_len.iter().flat_map(|t| t.values().copied()).collect();
+        let mut v: Vec<Route> = self
+            .by_len
+            .iter()
+            .flat_map(|t| t.values().copied())
+            .collect();
         v.sort_by(|a, b| b.len.cmp(&a.len).then(a.prefix.cmp(&b.prefix)));
         v
     }
@@ -172,7 +176,7 @@ mod tests {
 
     fn route(prefix: u32, len: u8, port: u16) -> Route {
         Route {
-            prefix: Ipv4Addr::from(prefix & mask(len)),
+            prefix: Ipv4Addr::from(prefix & mask(len.min(32))),
             len,
             gateway: None,
             port,

@@ -183,7 +183,13 @@ impl SocketTable {
 
     /// Plays `udp_lib_get_port`: binds `sk` (slot `idx`) to `port`, or with
     /// `port == 0` to a free ephemeral port searched from a random start.
-    fn get_port(&mut self, idx: usize, sk: &mut Sock, addr: Ipv4Addr, port: u16) -> Result<(), Errno> {
+    fn get_port(
+        &mut self,
+        idx: usize,
+        sk: &mut Sock,
+        addr: Ipv4Addr,
+        port: u16,
+    ) -> Result<(), Errno> {
         let port = if port == 0 {
             let (lo, hi) = self.eph;
             let n = (hi - lo) as u32 + 1;
@@ -453,7 +459,10 @@ impl UdpSocket<'_> {
         self.id
     }
 
-    fn with<R>(&mut self, f: impl FnOnce(&mut Stack, &mut Sock, usize) -> Result<R, Errno>) -> Result<R, Errno> {
+    fn with<R>(
+        &mut self,
+        f: impl FnOnce(&mut Stack, &mut Sock, usize) -> Result<R, Errno>,
+    ) -> Result<R, Errno> {
         let mut sk = self.st.socks.take(self.id)?;
         let r = f(self.st, &mut sk, self.id.idx as usize);
         self.st.socks.put(self.id, sk);
@@ -468,7 +477,11 @@ impl UdpSocket<'_> {
                 return Err(Errno::EINVAL);
             }
             let a = *addr.ip();
-            if !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast() && st.port_of_addr(a).is_none() {
+            if !a.is_unspecified()
+                && !a.is_multicast()
+                && !a.is_broadcast()
+                && st.port_of_addr(a).is_none()
+            {
                 return Err(Errno::EADDRNOTAVAIL);
             }
             st.socks.get_port(idx, sk, a, addr.port())
@@ -484,7 +497,11 @@ impl UdpSocket<'_> {
             }
             let want_src = (!sk.local_addr.is_unspecified() && !sk.local_addr.is_multicast())
                 .then_some(sk.local_addr);
-            let oif = if peer.ip().is_multicast() { sk.mc_if } else { None };
+            let oif = if peer.ip().is_multicast() {
+                sk.mc_if
+            } else {
+                None
+            };
             let d = match st.route_output(*peer.ip(), want_src, oif) {
                 Ok(d) => d,
                 Err(e) => {

@@ -355,12 +355,25 @@ pub const ICMP_FRAG_NEEDED: u8 = 4;
 /// An ICMP message header (the first 8 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IcmpHeader {
-    EchoRequest { id: u16, seq: u16 },
-    EchoReply { id: u16, seq: u16 },
+    EchoRequest {
+        id: u16,
+        seq: u16,
+    },
+    EchoReply {
+        id: u16,
+        seq: u16,
+    },
     /// Destination unreachable; `next_hop_mtu` is meaningful for code 4
     /// (fragmentation needed and DF set, RFC 1191).
-    DestUnreachable { code: u8, next_hop_mtu: u16 },
-    Other { kind: u8, code: u8, rest: [u8; 4] },
+    DestUnreachable {
+        code: u8,
+        next_hop_mtu: u16,
+    },
+    Other {
+        kind: u8,
+        code: u8,
+        rest: [u8; 4],
+    },
 }
 
 impl IcmpHeader {
@@ -451,8 +464,8 @@ impl UdpHeader {
         if be16(b, 6) == 0 {
             return true;
         }
-        let s = checksum::pseudo_header_sum(src, dst, IPPROTO_UDP, b.len() as u16)
-            + checksum::sum(b);
+        let s =
+            checksum::pseudo_header_sum(src, dst, IPPROTO_UDP, b.len() as u16) + checksum::sum(b);
         checksum::fold(s) == 0xffff
     }
 }
@@ -511,7 +524,10 @@ mod tests {
         b[4] = 8;
         assert!(matches!(
             ArpPacket::parse(&b),
-            Err(WireError::BadField { field: "hlen/plen", .. })
+            Err(WireError::BadField {
+                field: "hlen/plen",
+                ..
+            })
         ));
     }
 
