@@ -109,6 +109,8 @@ pub(crate) struct Neighbour {
     /// Cached L2 header (`hh_cache`): dst, src, [802.1Q tag], 0x0800.
     pub hh: [u8; 18],
     pub hh_len: u8,
+    /// Bumped whenever `hh` changes (socket header templates compare it).
+    pub hh_seq: u32,
     /// Unique id, so a cached index can tell the slot was reused.
     pub uid: u64,
     /// Last reachability confirmation (`None`: never confirmed).
@@ -214,6 +216,7 @@ impl NeighTable {
             state: NudState::None,
             hh: [0; 18],
             hh_len: 0,
+            hh_seq: 0,
             uid,
             confirmed: None,
             used: now,
@@ -244,6 +247,29 @@ impl NeighTable {
         let p = &ports[n.port as usize].conf;
         let len = build_l2(&mut n.hh, mac, p.mac, p.vlan, wire::ETHERTYPE_IPV4);
         n.hh_len = len as u8;
+        n.hh_seq = n.hh_seq.wrapping_add(1);
+    }
+
+    /// The `neigh_hh_output` fast-path test for a socket's cached header:
+    /// the entry is the one the template was built from, its header is
+    /// unchanged, and its state lets packets go without the resolve path.
+    /// Marks the entry used.
+    #[inline]
+    pub(crate) fn fast_ok(&mut self, idx: usize, uid: u64, hh_seq: u32, now: u64) -> bool {
+        match self.entries.get_mut(idx).and_then(|e| e.as_deref_mut()) {
+            Some(n)
+                if n.uid == uid
+                    && n.hh_seq == hh_seq
+                    && matches!(
+                        n.state,
+                        NudState::Reachable | NudState::Permanent | NudState::Delay | NudState::Probe
+                    ) =>
+            {
+                n.used = now;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Adds a PERMANENT entry (static, from configuration).
@@ -284,7 +310,12 @@ impl NeighTable {
         io: &mut NeighIo<'_>,
         now: u64,
     ) -> Result<(), Errno> {
-        let p = self.params.clone();
+        let (delay_ms, retrans_ms, failed_hold_ms, qlen) = (
+            self.params.delay_first_probe_ms,
+            self.params.retrans_ms,
+            self.params.failed_hold_ms,
+            self.params.unres_qlen,
+        );
         let Some(n) = self.entries.get_mut(idx).and_then(|e| e.as_deref_mut()) else {
             return Err(Errno::EHOSTUNREACH);
         };
@@ -297,13 +328,13 @@ impl NeighTable {
                 // __neigh_event_send: STALE → DELAY, first probe after delay_first_probe.
                 n.state = NudState::Delay;
                 n.updated = now;
-                let at = now + p.delay_first_probe_ms * MS;
+                let at = now + delay_ms * MS;
                 let r = hh_output(n, m, io);
                 self.arm(idx, at);
                 return r;
             }
             NudState::Incomplete => {}
-            NudState::Failed if now < n.updated + p.failed_hold_ms * MS => {
+            NudState::Failed if now < n.updated + failed_hold_ms * MS => {
                 io.c.neigh.failed_refusals.add(1);
                 return Err(Errno::EHOSTUNREACH);
             }
@@ -315,11 +346,11 @@ impl NeighTable {
                 let (port, ip) = (n.port, n.ip);
                 send_arp(io, port, ARP_REQUEST, MacAddr::BROADCAST, MacAddr::ZERO, ip);
                 n.probes = 1;
-                self.arm(idx, now + p.retrans_ms * MS);
+                self.arm(idx, now + retrans_ms * MS);
             }
         }
         let n = self.entries[idx].as_deref_mut().expect("live entry");
-        let cap = p.unres_qlen.clamp(1, BURST_MAX);
+        let cap = qlen.clamp(1, BURST_MAX);
         if n.pending.len() >= cap {
             // As __neigh_event_send: drop the oldest to make room.
             drop(n.pending.pop_front());

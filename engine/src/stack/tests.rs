@@ -1333,3 +1333,57 @@ fn pcap_frames_dissect_cleanly_in_tshark_and_fragments_reassemble() {
     assert_eq!(data[4][0].replace(':', ""), hex);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn connected_fast_path_frames_are_valid_and_follow_changes() {
+    let mut c = cfg(MAC_A, IP_A);
+    c.static_neighbours.clear();
+    let (mut st, cap) = cap_stack(c);
+    let s = st.udp_socket().unwrap();
+    st.socket(s).bind(sa(IP_A, 1234)).unwrap();
+    st.socket(s).connect(sa(IP_B, 4321)).unwrap();
+    st.socket(s).send(b"first").unwrap();
+    inject(&mut st, &arp_frame(ARP_REPLY, MAC_B, IP_B, MAC_A, IP_A));
+    cap.take();
+    for len in [0usize, 1, 17, 18, 255, 1472] {
+        let payload: Vec<u8> = (0..len).map(|i| (i * 13 + len) as u8).collect();
+        st.socket(s).send(&payload).unwrap();
+        let f = cap.take();
+        assert_eq!(f.len(), 1);
+        let u = parse_udp(&f[0].bytes);
+        assert_eq!(u.payload, payload);
+        assert_eq!((u.udp.src_port, u.udp.dst_port, u.udp.len as usize), (1234, 4321, len + 8));
+        assert_eq!(u.eth.dst, MAC_B);
+        assert!(UdpHeader::verify(&f[0].bytes[34..], IP_A, IP_B), "len {len}");
+        assert!(u.ip.df());
+        assert_eq!(f[0].lens, (14, 20, 8));
+    }
+    // Socket option changes rebuild the template.
+    st.socket(s).set_tos(0x20).unwrap();
+    st.socket(s).set_mtu_discover(PmtuDisc::Dont).unwrap();
+    st.socket(s).send(b"x").unwrap();
+    let u = parse_udp(&cap.take()[0].bytes);
+    assert_eq!(u.ip.tos, 0x20);
+    assert!(!u.ip.df());
+    // The peer's MAC changes (gratuitous ARP): the cached header follows.
+    let new_mac = MacAddr::local(0xbb);
+    inject(&mut st, &arp_frame(ARP_REQUEST, new_mac, IP_B, MacAddr::ZERO, IP_B));
+    st.socket(s).send(b"y").unwrap();
+    assert_eq!(parse_udp(&cap.take()[0].bytes).eth.dst, new_mac);
+    // Offload on the port: flags set, pseudo-header seeded.
+    let mut c = cfg(MAC_A, IP_A);
+    c.ports[0].tx_offloads = ol::TX_UDP_CKSUM;
+    let (mut st, cap) = resolved_stack(c);
+    let s = st.udp_socket().unwrap();
+    st.socket(s).connect(sa(IP_B, 4321)).unwrap();
+    st.socket(s).send(b"offloaded").unwrap();
+    let f = cap.take();
+    let u = parse_udp(&f[0].bytes);
+    assert_eq!(f[0].ol, ol::TX_UDP_CKSUM | ol::TX_IPV4);
+    assert_eq!(
+        u.udp.checksum,
+        checksum::fold(checksum::pseudo_header_sum(IP_A, IP_B, IPPROTO_UDP, 17))
+    );
+    let c = st.counters();
+    assert_eq!((c.ip.out_requests, c.udp.out_datagrams), (1, 1));
+}

@@ -4,8 +4,8 @@
 //! receive queue `recv_from` reads.
 
 use super::ip::{Dst, Flow, Pending, SndBuf};
-use super::{Errno, Stack};
-use crate::mbuf::{Mbuf, WmemAccount, MBUF_HDR_SIZE};
+use super::{checksum, wire, Errno, Stack};
+use crate::mbuf::{ol, Mbuf, WmemAccount, MBUF_HDR_SIZE};
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -93,9 +93,40 @@ pub(crate) struct Sock {
     wmem: Arc<WmemAccount>,
     inet_id: u16,
     dst: Option<Dst>,
+    /// Prebuilt Ethernet+IPv4+UDP header for the connected peer (the
+    /// `hh_cache` idea carried up to the socket).
+    tmpl: Option<TxTemplate>,
     pending: Pending,
     rxq: VecDeque<(SocketAddrV4, Mbuf)>,
     rx_bytes: u64,
+}
+
+/// A connected socket's header template: the neighbour's cached L2 header,
+/// an IPv4 header with length and ID zero (checksum over that), and a UDP
+/// header with the ports; each packet patches lengths, ID and checksums.
+#[derive(Clone, Copy)]
+struct TxTemplate {
+    gen: u64,
+    neigh_idx: usize,
+    neigh_uid: u64,
+    hh_seq: u32,
+    port: u16,
+    tos: u8,
+    ttl: u8,
+    df: bool,
+    no_check: bool,
+    offload: bool,
+    mtu: u32,
+    ident_bucket: usize,
+    l2: u8,
+    hlen: u8,
+    hdr: [u8; 46],
+    /// IPv4 checksum field for total length 0 and ID 0.
+    ip_base: u16,
+    /// Pseudo-header sum without the length.
+    pseudo: u64,
+    /// sport + dport.
+    ports_sum: u64,
 }
 
 /// Smallest SO_SNDBUF/SO_RCVBUF (`SOCK_MIN_SNDBUF`-like).
@@ -266,6 +297,7 @@ impl Stack {
             wmem: Arc::new(WmemAccount::new()),
             inet_id: (t.rand() & 0xffff) as u16,
             dst: None,
+            tmpl: None,
             pending: Pending::new(),
             rxq: VecDeque::with_capacity(64),
             rx_bytes: 0,
@@ -336,6 +368,192 @@ impl Stack {
         true
     }
 
+    /// The connected-socket fast path: `udp_sendmsg` → `ip_make_skb` →
+    /// `udp_send_skb` → `ip_send_skb` → `neigh_hh_output` collapsed onto a
+    /// prebuilt header. `None` when the general path must run (unresolved or
+    /// changed neighbour, fragmentation, hooks, broadcast/multicast, …).
+    #[inline]
+    fn udp_send_fast(
+        &mut self,
+        sk: &mut Sock,
+        buf: &[u8],
+        confirm: bool,
+    ) -> Option<Result<usize, Errno>> {
+        if !self.hooks.is_empty() {
+            return None;
+        }
+        let dst = sk.dst?;
+        let super::ip::NextHop::Neigh { idx, uid } = dst.next else {
+            return None;
+        };
+        if sk.remote.is_none() || dst.broadcast || dst.multicast {
+            return None;
+        }
+        let gen = self.dst_gen();
+        if dst.gen != gen {
+            return None;
+        }
+        let ttl = sk.ttl.unwrap_or(self.default_ttl);
+        let df = sk.pmtudisc != PmtuDisc::Dont;
+        let now = self.now;
+        let t = match sk.tmpl {
+            Some(t)
+                if t.gen == gen
+                    && t.neigh_idx == idx
+                    && t.neigh_uid == uid
+                    && t.tos == sk.tos
+                    && t.ttl == ttl
+                    && t.df == df
+                    && t.no_check == sk.no_check
+                    && self.neigh.fast_ok(idx, uid, t.hh_seq, now) =>
+            {
+                t
+            }
+            _ => {
+                let t = self.build_template(sk, &dst, idx, uid, ttl, df)?;
+                if !self.neigh.fast_ok(idx, uid, t.hh_seq, now) {
+                    return None;
+                }
+                sk.tmpl = Some(t);
+                t
+            }
+        };
+        let len = buf.len();
+        let hlen = t.hlen as usize;
+        if len + 28 > t.mtu as usize {
+            return None;
+        }
+        let c = &self.counters;
+        if sk.wmem.in_flight() >= sk.sndbuf {
+            c.ip.out_discards.add(1);
+            c.udp.sndbuf_errors.add(1);
+            return Some(Err(Errno::EAGAIN));
+        }
+        let Some(mut m) = self.pool.alloc() else {
+            c.ip.out_discards.add(1);
+            c.udp.sndbuf_errors.add(1);
+            return Some(Err(Errno::ENOBUFS));
+        };
+        if m.tailroom() < hlen + len {
+            return None;
+        }
+        let truesize = (m.buf_len() + MBUF_HDR_SIZE) as u32;
+        m.charge_wmem(&sk.wmem, truesize);
+        let id = if df {
+            let id = sk.inet_id;
+            sk.inet_id = id.wrapping_add(1);
+            id
+        } else {
+            self.ident.next(t.ident_bucket, 1)
+        };
+        let tot = (28 + len) as u16;
+        let ulen = (8 + len) as u16;
+        let b = match m.append(hlen + len) {
+            Ok(b) => b,
+            Err(_) => return None,
+        };
+        b[..hlen].copy_from_slice(&t.hdr[..hlen]);
+        b[hlen..].copy_from_slice(buf);
+        let l2 = t.l2 as usize;
+        let ipc = checksum::update16(checksum::update16(t.ip_base, 0, tot), 0, id);
+        let ip = &mut b[l2..];
+        ip[2..4].copy_from_slice(&tot.to_be_bytes());
+        ip[4..6].copy_from_slice(&id.to_be_bytes());
+        ip[10..12].copy_from_slice(&ipc.to_be_bytes());
+        let ucheck = if t.no_check {
+            0
+        } else if t.offload {
+            checksum::fold(t.pseudo + ulen as u64)
+        } else {
+            let acc = t.pseudo + t.ports_sum + 2 * ulen as u64 + checksum::sum(buf);
+            match !checksum::fold(acc) {
+                0 => 0xffff,
+                v => v,
+            }
+        };
+        let u = &mut b[l2 + 20..];
+        u[4..6].copy_from_slice(&ulen.to_be_bytes());
+        u[6..8].copy_from_slice(&ucheck.to_be_bytes());
+        if t.offload && !t.no_check {
+            m.set_ol_flags(ol::TX_UDP_CKSUM | ol::TX_IPV4);
+        }
+        m.set_tx_lens(t.l2, 20, 8);
+        m.set_priority(sk.priority);
+        if confirm {
+            self.neigh.confirm(idx, now);
+        }
+        c.ip.out_requests.add(1);
+        match self.xmit.queue_xmit(t.port, m) {
+            Ok(()) => c.udp.out_datagrams.add(1),
+            Err(_) => {
+                // ip_send_skb counts the discard; udp_send_skb turns ENOBUFS
+                // into SndbufErrors and reports success.
+                c.ip.out_discards.add(1);
+                c.udp.sndbuf_errors.add(1);
+            }
+        }
+        Some(Ok(len))
+    }
+
+    fn build_template(
+        &self,
+        sk: &Sock,
+        dst: &Dst,
+        idx: usize,
+        uid: u64,
+        ttl: u8,
+        df: bool,
+    ) -> Option<TxTemplate> {
+        let n = self.neigh.get(idx)?;
+        if n.uid != uid || !n.state.valid() {
+            return None;
+        }
+        let l2 = n.hh_len as usize;
+        let mut hdr = [0u8; 46];
+        hdr[..l2].copy_from_slice(&n.hh[..l2]);
+        wire::Ipv4Header {
+            tos: sk.tos,
+            total_len: 0,
+            id: 0,
+            frag: if df { wire::IP_DF } else { 0 },
+            ttl,
+            protocol: wire::IPPROTO_UDP,
+            src: dst.saddr,
+            dst: dst.daddr,
+            ..Default::default()
+        }
+        .emit(&mut hdr[l2..]);
+        let dport = sk.remote?.port();
+        wire::UdpHeader {
+            src_port: sk.local_port,
+            dst_port: dport,
+            len: 0,
+            checksum: 0,
+        }
+        .emit(&mut hdr[l2 + 20..]);
+        let ol_capa = self.ports[dst.port as usize].conf.tx_offloads;
+        Some(TxTemplate {
+            gen: dst.gen,
+            neigh_idx: idx,
+            neigh_uid: uid,
+            hh_seq: n.hh_seq,
+            port: dst.port,
+            tos: sk.tos,
+            ttl,
+            df,
+            no_check: sk.no_check,
+            offload: ol_capa & ol::TX_UDP_CKSUM != 0,
+            mtu: dst.mtu,
+            ident_bucket: dst.ident_bucket,
+            l2: l2 as u8,
+            hlen: (l2 + 28) as u8,
+            ip_base: u16::from_be_bytes([hdr[l2 + 10], hdr[l2 + 11]]),
+            pseudo: checksum::pseudo_header_sum(dst.saddr, dst.daddr, wire::IPPROTO_UDP, 0),
+            ports_sum: sk.local_port as u64 + dport as u64,
+            hdr,
+        })
+    }
+
     fn udp_sendmsg(
         &mut self,
         sk: &mut Sock,
@@ -353,6 +571,17 @@ impl Stack {
         }
         let corkreq = sk.cork || o.flags.contains(MsgFlags::MORE);
         let confirm = o.flags.contains(MsgFlags::CONFIRM);
+        if !corkreq
+            && dest.is_none()
+            && o.tos.is_none()
+            && o.ttl.is_none()
+            && o.src.is_none()
+            && sk.pending.is_empty()
+        {
+            if let Some(r) = self.udp_send_fast(sk, buf, confirm) {
+                return r;
+            }
+        }
         if sk.pending.is_empty() {
             let (daddr, dport) = match dest {
                 Some(d) => {
