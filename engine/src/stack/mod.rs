@@ -426,13 +426,15 @@ impl Stack {
             }
             (None, Some(gw)) => match self.routes.lookup(gw) {
                 Some(gr) if gr.gateway.is_none() => gr.port,
-                _ => return Err(StackError::RouteTarget {
-                    prefix: r.prefix,
-                    len: r.len,
-                    why: format!(
+                _ => {
+                    return Err(StackError::RouteTarget {
+                        prefix: r.prefix,
+                        len: r.len,
+                        why: format!(
                         "gateway {gw} is not on any port's subnet (Nexthop has invalid gateway)"
                     ),
-                }),
+                    })
+                }
             },
             (None, None) => {
                 return Err(StackError::RouteTarget {

@@ -262,7 +262,10 @@ impl NeighTable {
                     && n.hh_seq == hh_seq
                     && matches!(
                         n.state,
-                        NudState::Reachable | NudState::Permanent | NudState::Delay | NudState::Probe
+                        NudState::Reachable
+                            | NudState::Permanent
+                            | NudState::Delay
+                            | NudState::Probe
                     ) =>
             {
                 n.used = now;

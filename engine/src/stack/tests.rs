@@ -1352,9 +1352,15 @@ fn connected_fast_path_frames_are_valid_and_follow_changes() {
         assert_eq!(f.len(), 1);
         let u = parse_udp(&f[0].bytes);
         assert_eq!(u.payload, payload);
-        assert_eq!((u.udp.src_port, u.udp.dst_port, u.udp.len as usize), (1234, 4321, len + 8));
+        assert_eq!(
+            (u.udp.src_port, u.udp.dst_port, u.udp.len as usize),
+            (1234, 4321, len + 8)
+        );
         assert_eq!(u.eth.dst, MAC_B);
-        assert!(UdpHeader::verify(&f[0].bytes[34..], IP_A, IP_B), "len {len}");
+        assert!(
+            UdpHeader::verify(&f[0].bytes[34..], IP_A, IP_B),
+            "len {len}"
+        );
         assert!(u.ip.df());
         assert_eq!(f[0].lens, (14, 20, 8));
     }
@@ -1367,7 +1373,10 @@ fn connected_fast_path_frames_are_valid_and_follow_changes() {
     assert!(!u.ip.df());
     // The peer's MAC changes (gratuitous ARP): the cached header follows.
     let new_mac = MacAddr::local(0xbb);
-    inject(&mut st, &arp_frame(ARP_REQUEST, new_mac, IP_B, MacAddr::ZERO, IP_B));
+    inject(
+        &mut st,
+        &arp_frame(ARP_REQUEST, new_mac, IP_B, MacAddr::ZERO, IP_B),
+    );
     st.socket(s).send(b"y").unwrap();
     assert_eq!(parse_udp(&cap.take()[0].bytes).eth.dst, new_mac);
     // Offload on the port: flags set, pseudo-header seeded.

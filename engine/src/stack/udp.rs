@@ -382,42 +382,44 @@ impl Stack {
         if !self.hooks.is_empty() {
             return None;
         }
-        let dst = sk.dst?;
-        let super::ip::NextHop::Neigh { idx, uid } = dst.next else {
-            return None;
+        let (idx, uid, gen) = match sk.dst.as_ref() {
+            Some(Dst {
+                next: super::ip::NextHop::Neigh { idx, uid },
+                broadcast: false,
+                multicast: false,
+                gen,
+                ..
+            }) => (*idx, *uid, *gen),
+            _ => return None,
         };
-        if sk.remote.is_none() || dst.broadcast || dst.multicast {
-            return None;
-        }
-        let gen = self.dst_gen();
-        if dst.gen != gen {
+        if sk.remote.is_none() || gen != self.dst_gen() {
             return None;
         }
         let ttl = sk.ttl.unwrap_or(self.default_ttl);
         let df = sk.pmtudisc != PmtuDisc::Dont;
         let now = self.now;
-        let t = match sk.tmpl {
-            Some(t)
-                if t.gen == gen
+        let fresh = match sk.tmpl.as_ref() {
+            Some(t) => {
+                t.gen == gen
                     && t.neigh_idx == idx
                     && t.neigh_uid == uid
                     && t.tos == sk.tos
                     && t.ttl == ttl
                     && t.df == df
                     && t.no_check == sk.no_check
-                    && self.neigh.fast_ok(idx, uid, t.hh_seq, now) =>
-            {
-                t
+                    && self.neigh.fast_ok(idx, uid, t.hh_seq, now)
             }
-            _ => {
-                let t = self.build_template(sk, &dst, idx, uid, ttl, df)?;
-                if !self.neigh.fast_ok(idx, uid, t.hh_seq, now) {
-                    return None;
-                }
-                sk.tmpl = Some(t);
-                t
-            }
+            None => false,
         };
+        if !fresh {
+            let dst = sk.dst?;
+            let t = self.build_template(sk, &dst, idx, uid, ttl, df)?;
+            if !self.neigh.fast_ok(idx, uid, t.hh_seq, now) {
+                return None;
+            }
+            sk.tmpl = Some(t);
+        }
+        let t = sk.tmpl.as_ref()?;
         let len = buf.len();
         let hlen = t.hlen as usize;
         if len + 28 > t.mtu as usize {

@@ -15,7 +15,20 @@ use wirespeed::eal::dma::{set_page_mode, PageMode};
 use wirespeed::ethdev::{null::NullPort, MacAddr, Port, PortConfig};
 use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
 use wirespeed::stack::{DirectXmit, PortConf, Stack, StackConfig};
-use wirespeed_perf::{pin, row, run_for};
+use wirespeed_perf::{pin, row, run_for, Measurement};
+
+/// Best (fewest cycles per packet) of `n` windows: the figure a core gets
+/// when the machine's other tenants leave it alone.
+fn best_of(n: usize, secs: f64, mut step: impl FnMut() -> u64) -> Measurement {
+    let mut best: Option<Measurement> = None;
+    for _ in 0..n {
+        let m = run_for(secs / n as f64, &mut step);
+        if best.is_none_or(|b| m.cycles_per_packet() < b.cycles_per_packet()) {
+            best = Some(m);
+        }
+    }
+    best.expect("n > 0")
+}
 
 const PAYLOAD: usize = 18;
 const BATCH: usize = 32;
@@ -43,12 +56,13 @@ fn main() {
 
     // --- the raw path: prebuilt frame, alloc_bulk, copy, tx_burst.
     let mut port = NullPort::new("null");
-    port.configure(&PortConfig::default()).expect("configure null");
+    port.configure(&PortConfig::default())
+        .expect("configure null");
     let mut txq = port.tx_queue(0).expect("txq");
     let mut p = pool("raw");
     let frame = [0x5au8; 60];
     let mut b = Burst::new();
-    let raw = run_for(secs, || {
+    let raw = best_of(10, secs, || {
         if !p.alloc_bulk(&mut b, BATCH) {
             return 0;
         }
@@ -63,7 +77,8 @@ fn main() {
 
     // --- the stack: connected UdpSocket::send.
     let mut port = NullPort::new("null");
-    port.configure(&PortConfig::default()).expect("configure null");
+    port.configure(&PortConfig::default())
+        .expect("configure null");
     let txq = port.tx_queue(0).expect("txq");
     let local = Ipv4Addr::new(10, 0, 0, 1);
     let peer = Ipv4Addr::new(10, 0, 0, 2);
@@ -72,15 +87,15 @@ fn main() {
         static_neighbours: vec![(0, peer, MacAddr::local(2))],
         ..Default::default()
     };
-    let mut st = Stack::new(cfg, pool("stack"), Box::new(DirectXmit::new(vec![txq])))
-        .expect("stack");
+    let mut st =
+        Stack::new(cfg, pool("stack"), Box::new(DirectXmit::new(vec![txq]))).expect("stack");
     let s = st.udp_socket().expect("socket");
     st.socket(s)
         .connect(SocketAddrV4::new(peer, 9))
         .expect("connect");
     let payload = [0x42u8; PAYLOAD];
     let mut errors = 0u64;
-    let stack_m = run_for(secs, || {
+    let stack_m = best_of(10, secs, || {
         let mut n = 0;
         let mut sock = st.socket(s);
         for _ in 0..BATCH {
@@ -94,7 +109,7 @@ fn main() {
         n
     });
     let c = st.counters();
-    println!("# 60-byte frames (64 on the wire with FCS), batches of {BATCH}, core {core}");
+    println!("# 60-byte frames (64 on the wire with FCS), batches of {BATCH}, core {core}, best of 10 windows");
     row("raw: alloc_bulk + copy + tx_burst (null)", &raw);
     row("stack: connected UdpSocket::send (null)", &stack_m);
     println!(
