@@ -8,6 +8,11 @@
 //! `tx_burst` per batch); the netdev layer (qdisc + BQL) plugs in at the same
 //! `L2Xmit` seam.
 //!
+//! The kernel comparison runs the same workload through Linux's UDP path: a
+//! connected socket sending 18-byte datagrams with `sendmmsg` batches of 32
+//! into an `ifb` device (a sink) inside a network namespace the benchmark
+//! creates (`unshare -n`, needs root); skipped with a note otherwise.
+//!
 //! Usage: `cargo run --release -p wirespeed-perf --bin udp_stack [-- SECONDS [CORE]]`
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -43,8 +48,106 @@ fn pool(name: &str) -> Mempool {
     .expect("mempool")
 }
 
+/// Runs in the child made by `unshare -n`: sets up `ifb0` and measures the
+/// kernel's connected-UDP `sendmmsg` path on `core`; prints one figure.
+fn kernel_child(secs: f64, core: usize) -> Result<(), String> {
+    pin(core);
+    let sh = |args: &[&str]| -> Result<(), String> {
+        let o = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .map_err(|e| format!("ip {args:?}: {e}"))?;
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&o.stderr).trim()))
+        }
+    };
+    sh(&["link", "add", "ifb0", "type", "ifb"])?;
+    sh(&["link", "set", "ifb0", "up"])?;
+    sh(&["addr", "add", "10.99.0.1/24", "dev", "ifb0"])?;
+    sh(&["neigh", "add", "10.99.0.2", "lladdr", "02:00:00:00:00:02", "dev", "ifb0"])?;
+    let sock = std::net::UdpSocket::bind("10.99.0.1:0").map_err(|e| e.to_string())?;
+    sock.connect("10.99.0.2:9").map_err(|e| e.to_string())?;
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let payload = [0x42u8; PAYLOAD];
+    let mut iov: Vec<libc::iovec> = (0..BATCH)
+        .map(|_| libc::iovec {
+            iov_base: payload.as_ptr() as *mut libc::c_void,
+            iov_len: PAYLOAD,
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain data; zeroed is a valid empty header.
+    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+        m.msg_hdr.msg_iov = v as *mut libc::iovec;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    let mut errors = 0u64;
+    let m = best_of(10, secs, || {
+        // SAFETY: msgs/iov/payload outlive the call; the fd is a connected UDP socket.
+        let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), BATCH as u32, 0) };
+        if n < 0 {
+            errors += 1;
+            0
+        } else {
+            n as u64
+        }
+    });
+    row("kernel: connected UDP sendmmsg x32 (ifb)", &m);
+    println!("KERNEL_CPP {:.3}", m.cycles_per_packet());
+    if errors > 0 {
+        println!("kernel send errors: {errors}");
+    }
+    Ok(())
+}
+
+fn kernel_figure(secs: f64, core: usize) -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    let out = std::process::Command::new("unshare")
+        .arg("-n")
+        .arg(exe)
+        .args(["--kernel", &secs.to_string(), &core.to_string()])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let mut cpp = None;
+            for l in text.lines() {
+                if let Some(v) = l.strip_prefix("KERNEL_CPP ") {
+                    cpp = v.parse().ok();
+                } else {
+                    println!("{l}");
+                }
+            }
+            cpp
+        }
+        Ok(o) => {
+            println!(
+                "note: kernel comparison skipped (needs root, unshare, ip and the ifb module): {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            println!("note: kernel comparison skipped: cannot run unshare: {e}");
+            None
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--kernel") {
+        let secs: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0);
+        let core: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
+        if let Err(e) = kernel_child(secs, core) {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let secs: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2.0);
     let core: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
     if !pin(core) {
@@ -112,6 +215,14 @@ fn main() {
     println!("# 60-byte frames (64 on the wire with FCS), batches of {BATCH}, core {core}, best of 10 windows");
     row("raw: alloc_bulk + copy + tx_burst (null)", &raw);
     row("stack: connected UdpSocket::send (null)", &stack_m);
+    if let Some(kcpp) = kernel_figure(secs, core) {
+        println!(
+            "stack vs kernel: {:.1}x (cycles per packet {:.1} vs {:.1})",
+            kcpp / stack_m.cycles_per_packet(),
+            stack_m.cycles_per_packet(),
+            kcpp
+        );
+    }
     println!(
         "stack/raw = {:.2}   OutDatagrams = {}  send errors = {}  SndbufErrors = {}",
         stack_m.mpps() / raw.mpps(),
