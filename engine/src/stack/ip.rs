@@ -562,7 +562,15 @@ impl Stack {
         confirm: bool,
     ) -> Result<(), Errno> {
         let now = self.now;
-        match d.next {
+        let mut next = d.next;
+        if let NextHop::Neigh { idx, uid } = next {
+            if self.neigh.get(idx).is_none_or(|n| n.uid != uid) {
+                // The entry was collected while this dst was held (a long
+                // cork): resolve the next hop again.
+                next = self.route_output(d.daddr, Some(d.saddr), None)?.next;
+            }
+        }
+        match next {
             NextHop::Neigh { idx, .. } => {
                 if confirm {
                     self.neigh.confirm(idx, now);

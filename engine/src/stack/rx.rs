@@ -22,32 +22,31 @@ impl Stack {
     /// Processes one received frame from `port` (replies are queued to the
     /// output boundary; call [`Stack::flush`] or use `rx_burst`).
     pub fn rx(&mut self, port: u16, mut m: Mbuf) {
-        let c = self.counters.clone();
-        c.rx.frames.add(1);
+        self.counters.rx.frames.add(1);
         let Some(pc) = self.ports.get(port as usize).map(|p| p.conf.clone()) else {
-            c.rx.malformed.add(1);
+            self.counters.rx.malformed.add(1);
             return;
         };
         let l2 = match L2::parse(m.data()) {
             Ok(l) => l,
             Err(_) => {
-                c.rx.malformed.add(1);
+                self.counters.rx.malformed.add(1);
                 return;
             }
         };
         let unicast_to_us = l2.eth.dst == pc.mac;
         if !unicast_to_us && !l2.eth.dst.is_multicast() {
-            c.rx.not_for_us.add(1);
+            self.counters.rx.not_for_us.add(1);
             return;
         }
         if m.adj(l2.len).is_err() {
-            c.rx.malformed.add(1);
+            self.counters.rx.malformed.add(1);
             return;
         }
         match l2.ethertype {
             wire::ETHERTYPE_ARP => {
                 let Ok(arp) = ArpPacket::parse(m.data()) else {
-                    c.neigh.arp_ignored.add(1);
+                    self.counters.neigh.arp_ignored.add(1);
                     return;
                 };
                 drop(m);
@@ -56,30 +55,29 @@ impl Stack {
                 neigh.arp_input(port, &arp, unicast_to_us, &mut io, now);
             }
             wire::ETHERTYPE_IPV4 => self.ip_rcv(port, &pc, m),
-            _ => c.rx.unknown_ethertype.add(1),
+            _ => self.counters.rx.unknown_ethertype.add(1),
         }
     }
 
     /// Plays `ip_rcv` + `ip_rcv_finish` + `ip_local_deliver`.
     fn ip_rcv(&mut self, _port: u16, pc: &super::PortConf, mut m: Mbuf) {
-        let c = self.counters.clone();
-        c.ip.in_receives.add(1);
+        self.counters.ip.in_receives.add(1);
         // Headers must be in the first segment.
         let h = match Ipv4Header::parse(m.data()) {
             Ok(h) => h,
             Err(wire::WireError::Truncated { .. }) if m.nb_segs() > 1 => {
-                c.ip.in_hdr_errors.add(1);
+                self.counters.ip.in_hdr_errors.add(1);
                 return;
             }
             Err(_) => {
-                c.ip.in_hdr_errors.add(1);
+                self.counters.ip.in_hdr_errors.add(1);
                 return;
             }
         };
         // Trim Ethernet padding beyond the IP total length.
         let extra = m.pkt_len() - h.total_len as usize;
         if extra > 0 && m.nb_segs() == 1 && m.trim(extra).is_err() {
-            c.ip.in_hdr_errors.add(1);
+            self.counters.ip.in_hdr_errors.add(1);
             return;
         }
         let ours = self.port_of_addr(h.dst).is_some()
@@ -87,35 +85,34 @@ impl Stack {
             || h.dst == pc.broadcast()
             || h.dst.is_multicast();
         if !ours {
-            c.ip.in_addr_errors.add(1);
+            self.counters.ip.in_addr_errors.add(1);
             return;
         }
         if h.mf() || h.frag_offset() != 0 {
             // No reassembly in the fast path: count and drop fragments.
-            c.ip.reasm_fails.add(1);
+            self.counters.ip.reasm_fails.add(1);
             return;
         }
         let hl = h.header_len();
         if m.adj(hl).is_err() {
-            c.ip.in_hdr_errors.add(1);
+            self.counters.ip.in_hdr_errors.add(1);
             return;
         }
         match h.protocol {
             wire::IPPROTO_UDP => {
-                c.ip.in_delivers.add(1);
+                self.counters.ip.in_delivers.add(1);
                 self.udp_rcv(&h, m);
             }
             wire::IPPROTO_ICMP => {
-                c.ip.in_delivers.add(1);
+                self.counters.ip.in_delivers.add(1);
                 self.icmp_rcv(&h, m);
             }
-            _ => c.ip.in_unknown_protos.add(1),
+            _ => self.counters.ip.in_unknown_protos.add(1),
         }
     }
 
     /// Plays `__udp4_lib_rcv`.
     fn udp_rcv(&mut self, ih: &Ipv4Header, mut m: Mbuf) {
-        let c = self.counters.clone();
         let ok = if m.nb_segs() == 1 {
             let d = m.data();
             match UdpHeader::parse(d) {
@@ -162,28 +159,28 @@ impl Stack {
             }
         };
         let Some((u, good)) = ok else {
-            c.udp.in_errors.add(1);
+            self.counters.udp.in_errors.add(1);
             return;
         };
         if !good {
-            c.udp.in_csum_errors.add(1);
-            c.udp.in_errors.add(1);
+            self.counters.udp.in_csum_errors.add(1);
+            self.counters.udp.in_errors.add(1);
             return;
         }
         let extra = m.pkt_len() - u.len as usize;
         if extra > 0 && m.trim(extra).is_err() {
-            c.udp.in_errors.add(1);
+            self.counters.udp.in_errors.add(1);
             return;
         }
         if m.adj(wire::UDP_HLEN).is_err() {
-            c.udp.in_errors.add(1);
+            self.counters.udp.in_errors.add(1);
             return;
         }
         let src = SocketAddrV4::new(ih.src, u.src_port);
         if self.udp_deliver(ih.dst, u.dst_port, src, m) {
             return;
         }
-        c.udp.no_ports.add(1);
+        self.counters.udp.no_ports.add(1);
         // Unicast only: ICMP port unreachable quoting the header (+8 bytes).
         if self.port_of_addr(ih.dst).is_some() {
             let mut quote = [0u8; 28];
@@ -207,12 +204,11 @@ impl Stack {
     /// Plays `icmp_rcv`: echo requests are answered, fragmentation-needed
     /// updates the path MTU, the rest is counted.
     fn icmp_rcv(&mut self, ih: &Ipv4Header, m: Mbuf) {
-        let c = self.counters.clone();
-        c.icmp.in_msgs.add(1);
+        self.counters.icmp.in_msgs.add(1);
         let mut buf = [0u8; 1500];
         let n = m.pkt_len();
         if n > buf.len() {
-            c.icmp.in_errors.add(1);
+            self.counters.icmp.in_errors.add(1);
             return;
         }
         let mut k = 0;
@@ -225,26 +221,26 @@ impl Stack {
         let hdr = match IcmpHeader::parse(msg) {
             Ok(h) => h,
             Err(wire::WireError::BadChecksum { .. }) => {
-                c.icmp.in_csum_errors.add(1);
-                c.icmp.in_errors.add(1);
+                self.counters.icmp.in_csum_errors.add(1);
+                self.counters.icmp.in_errors.add(1);
                 return;
             }
             Err(_) => {
-                c.icmp.in_errors.add(1);
+                self.counters.icmp.in_errors.add(1);
                 return;
             }
         };
         match hdr {
             IcmpHeader::EchoRequest { id, seq } => {
-                c.icmp.in_echos.add(1);
+                self.counters.icmp.in_echos.add(1);
                 if ih.dst.is_multicast() || ih.dst.is_broadcast() {
                     return; // icmp_echo_ignore_broadcasts
                 }
                 self.icmp_send(ih.src, IcmpHeader::EchoReply { id, seq }, &msg[8..]);
             }
-            IcmpHeader::EchoReply { .. } => c.icmp.in_echo_reps.add(1),
+            IcmpHeader::EchoReply { .. } => self.counters.icmp.in_echo_reps.add(1),
             IcmpHeader::DestUnreachable { code, next_hop_mtu } => {
-                c.icmp.in_dest_unreachs.add(1);
+                self.counters.icmp.in_dest_unreachs.add(1);
                 if code == wire::ICMP_FRAG_NEEDED && next_hop_mtu >= 68 {
                     // The quoted header names the destination whose path shrank.
                     if let Ok(q) = quoted_dst(&msg[8..]) {
@@ -259,7 +255,6 @@ impl Stack {
 
     /// Builds and sends an ICMP message (`icmp_reply` / `icmp_send`).
     pub(crate) fn icmp_send(&mut self, to: Ipv4Addr, h: IcmpHeader, body: &[u8]) {
-        let c = self.counters.clone();
         let len = wire::ICMP_HLEN + body.len();
         let r = self.ip_send_simple(
             to,
@@ -273,15 +268,17 @@ impl Stack {
         );
         match r {
             Ok(()) => {
-                c.icmp.out_msgs.add(1);
+                self.counters.icmp.out_msgs.add(1);
                 match h {
-                    IcmpHeader::EchoReply { .. } => c.icmp.out_echo_reps.add(1),
-                    IcmpHeader::EchoRequest { .. } => c.icmp.out_echos.add(1),
-                    IcmpHeader::DestUnreachable { .. } => c.icmp.out_dest_unreachs.add(1),
+                    IcmpHeader::EchoReply { .. } => self.counters.icmp.out_echo_reps.add(1),
+                    IcmpHeader::EchoRequest { .. } => self.counters.icmp.out_echos.add(1),
+                    IcmpHeader::DestUnreachable { .. } => {
+                        self.counters.icmp.out_dest_unreachs.add(1)
+                    }
                     IcmpHeader::Other { .. } => {}
                 }
             }
-            Err(_) => c.icmp.out_errors.add(1),
+            Err(_) => self.counters.icmp.out_errors.add(1),
         }
     }
 

@@ -1396,3 +1396,23 @@ fn connected_fast_path_frames_are_valid_and_follow_changes() {
     let c = st.counters();
     assert_eq!((c.ip.out_requests, c.udp.out_datagrams), (1, 1));
 }
+
+#[test]
+fn ping_between_two_stacks_and_proc_snmp_view() {
+    let mut a = ring_end("stk-pair2", MAC_A, IP_A, 101);
+    let mut b = ring_end("stk-pair2", MAC_B, IP_B, 101);
+    a.st.ping(IP_B, 0x1234, 1, b"are you there");
+    pump(&mut a, &mut b, 0);
+    let (ca, cb) = (a.st.counters(), b.st.counters());
+    assert_eq!((ca.icmp.out_echos, cb.icmp.in_echos), (1, 1));
+    assert_eq!((cb.icmp.out_echo_reps, ca.icmp.in_echo_reps), (1, 1));
+    assert_eq!(ca.icmp.in_csum_errors + cb.icmp.in_csum_errors, 0);
+    // Summed over "lcores", rendered like /proc/net/snmp.
+    let total = SnmpSnapshot::sum([&ca, &cb]);
+    assert_eq!(total.icmp.in_msgs, 2);
+    let text = total.to_proc_text();
+    assert!(text.contains("Icmp: InMsgs InErrors InCsumErrors"));
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("Ip: ") && l.split(' ').nth(1) == Some("2")));
+}

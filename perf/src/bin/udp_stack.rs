@@ -60,13 +60,24 @@ fn kernel_child(secs: f64, core: usize) -> Result<(), String> {
         if o.status.success() {
             Ok(())
         } else {
-            Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&o.stderr).trim()))
+            Err(format!(
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
         }
     };
     sh(&["link", "add", "ifb0", "type", "ifb"])?;
     sh(&["link", "set", "ifb0", "up"])?;
     sh(&["addr", "add", "10.99.0.1/24", "dev", "ifb0"])?;
-    sh(&["neigh", "add", "10.99.0.2", "lladdr", "02:00:00:00:00:02", "dev", "ifb0"])?;
+    sh(&[
+        "neigh",
+        "add",
+        "10.99.0.2",
+        "lladdr",
+        "02:00:00:00:00:02",
+        "dev",
+        "ifb0",
+    ])?;
     let sock = std::net::UdpSocket::bind("10.99.0.1:0").map_err(|e| e.to_string())?;
     sock.connect("10.99.0.2:9").map_err(|e| e.to_string())?;
     use std::os::fd::AsRawFd;
