@@ -112,6 +112,10 @@ pub enum XmitDrop {
 /// [`DirectXmit`] implements it straight over TX queues.
 ///
 /// `queue_xmit` consumes the frame either way, as `dev_queue_xmit` consumes the skb.
+/// Counting rule (packet conservation): a frame refused with `Err` is counted
+/// by the caller (the stack: `OutDiscards`, and `SndbufErrors` for UDP, or a
+/// neighbour/ARP counter); a frame accepted and dropped later is counted by
+/// the implementation (qdisc drops, [`DirectXmit::drops`]).
 pub trait L2Xmit {
     /// Plays the part of `dev_queue_xmit`: takes a complete L2 frame for `port`.
     fn queue_xmit(&mut self, port: u16, m: Mbuf) -> Result<(), XmitDrop>;
@@ -129,7 +133,7 @@ pub struct DirectXmit {
     queues: Vec<Box<dyn TxQueue>>,
     pending: Vec<Burst>,
     batch: usize,
-    /// Frames the rings refused.
+    /// Frames accepted by `queue_xmit` that the ring then refused.
     pub drops: u64,
 }
 
@@ -172,7 +176,9 @@ impl L2Xmit for DirectXmit {
         if p >= self.queues.len() {
             return Err(XmitDrop::NoPort);
         }
-        if self.pending[p].push(m).is_err() {
+        if let Err(m) = self.pending[p].push(m) {
+            // Refused synchronously: the caller counts it.
+            drop(m);
             return Err(XmitDrop::QueueFull);
         }
         if self.pending[p].len() >= self.batch {

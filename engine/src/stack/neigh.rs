@@ -368,9 +368,10 @@ impl NeighTable {
 
     fn flush_pending(n: &mut Neighbour, io: &mut NeighIo<'_>) {
         while let Some(m) = n.pending.pop_front() {
-            // Errors here were already reported as success to the sender; the
-            // xmit layer counts its own drops.
-            let _ = hh_output(n, m, io);
+            // The sender was already told "sent"; a refusal now is counted here.
+            if hh_output(n, m, io).is_err() {
+                io.c.neigh.queued_tx_drops.add(1);
+            }
         }
     }
 

@@ -108,6 +108,8 @@ counters!(
         unres_discards => "unres_discards",
         /// Queued packets dropped when their entry failed.
         failed_drops => "failed_drops",
+        /// Queued packets the device refused when the entry resolved.
+        queued_tx_drops => "queued_tx_drops",
         /// Sends refused because the entry was FAILED (EHOSTUNREACH).
         failed_refusals => "failed_refusals",
         arp_requests_sent => "arp_requests_sent",
