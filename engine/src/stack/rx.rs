@@ -63,12 +63,8 @@ impl Stack {
     fn ip_rcv(&mut self, _port: u16, pc: &super::PortConf, mut m: Mbuf) {
         self.counters.ip.in_receives.add(1);
         // Headers must be in the first segment.
-        let h = match Ipv4Header::parse(m.data()) {
+        let h = match Ipv4Header::parse_in(m.data(), m.pkt_len()) {
             Ok(h) => h,
-            Err(wire::WireError::Truncated { .. }) if m.nb_segs() > 1 => {
-                self.counters.ip.in_hdr_errors.add(1);
-                return;
-            }
             Err(_) => {
                 self.counters.ip.in_hdr_errors.add(1);
                 return;
@@ -76,7 +72,7 @@ impl Stack {
         };
         // Trim Ethernet padding beyond the IP total length.
         let extra = m.pkt_len() - h.total_len as usize;
-        if extra > 0 && m.nb_segs() == 1 && m.trim(extra).is_err() {
+        if extra > 0 && m.trim(extra).is_err() {
             self.counters.ip.in_hdr_errors.add(1);
             return;
         }

@@ -1416,3 +1416,73 @@ fn ping_between_two_stacks_and_proc_snmp_view() {
         .lines()
         .any(|l| l.starts_with("Ip: ") && l.split(' ').nth(1) == Some("2")));
 }
+
+#[test]
+fn jumbo_mtu_datagrams_use_segment_chains() {
+    let mut c = cfg(MAC_A, IP_A);
+    c.ports[0].mtu = 9000;
+    let (mut st, cap) = resolved_stack(c);
+    let s = st.udp_socket().unwrap();
+    let payload: Vec<u8> = (0..8000u32).map(|i| (i % 253) as u8).collect();
+    st.socket(s).send_to(&payload, sa(IP_B, 7)).unwrap();
+    let f = cap.take();
+    assert_eq!(f.len(), 1, "fits the 9000-byte MTU: not fragmented");
+    let u = parse_udp(&f[0].bytes);
+    assert_eq!(u.payload, payload);
+    assert!(UdpHeader::verify(&f[0].bytes[34..], IP_A, IP_B));
+    assert_eq!(st.counters().ip.frag_creates, 0);
+    // 20000 bytes at MTU 9000: fragments of 8976 bytes, each a chain.
+    let big: Vec<u8> = (0..20000u32).map(|i| (i % 241) as u8).collect();
+    st.socket(s).send_to(&big, sa(IP_B, 7)).unwrap();
+    let f = cap.take();
+    assert_eq!(f.len(), 3);
+    let d = reassemble(&f);
+    assert_eq!(&d[8..], &big[..]);
+    assert!(UdpHeader::verify(&d, IP_A, IP_B));
+    // Odd corked pieces across segment and fragment boundaries.
+    let more = SendOpts {
+        flags: MsgFlags::MORE,
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    for k in 0..9u32 {
+        let piece: Vec<u8> = (0..(1999 + k * 7)).map(|i| (i ^ k) as u8).collect();
+        st.socket(s)
+            .send_msg(&piece, Some(sa(IP_B, 7)), &more)
+            .unwrap();
+        all.extend_from_slice(&piece);
+    }
+    st.socket(s).send_to(b"!", sa(IP_B, 7)).unwrap();
+    all.push(b'!');
+    let f = cap.take();
+    let d = reassemble(&f);
+    assert_eq!(&d[8..], &all[..]);
+    assert!(UdpHeader::verify(&d, IP_A, IP_B));
+}
+
+#[test]
+fn chained_rx_datagram_checksum_and_delivery() {
+    let (mut st, _cap) = resolved_stack(cfg(MAC_A, IP_A));
+    let s = st.udp_socket().unwrap();
+    st.socket(s).bind(sa(IP_A, 6000)).unwrap();
+    let payload: Vec<u8> = (0..3001u32).map(|i| (i * 3) as u8).collect();
+    for good in [true, false] {
+        let f = udp_frame(IP_B, IP_A, 9, 6000, &payload, good);
+        // Split the frame over three segments at odd offsets.
+        let mut head = st.pool_mut().alloc().unwrap();
+        head.extend_from_slice(&f[..1001]).unwrap();
+        let mut mid = st.pool_mut().alloc().unwrap();
+        mid.extend_from_slice(&f[1001..2000]).unwrap();
+        let mut tail = st.pool_mut().alloc().unwrap();
+        tail.extend_from_slice(&f[2000..]).unwrap();
+        head.chain(mid);
+        head.chain(tail);
+        st.rx(0, head);
+    }
+    let mut buf = vec![0u8; 4000];
+    let (n, from) = st.socket(s).recv_from(&mut buf).unwrap();
+    assert_eq!((n, from), (3001, sa(IP_B, 9)));
+    assert_eq!(&buf[..n], &payload[..]);
+    assert_eq!(st.socket(s).recv_from(&mut buf), Err(Errno::EAGAIN));
+    assert_eq!(st.counters().udp.in_csum_errors, 1);
+}

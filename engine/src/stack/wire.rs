@@ -278,6 +278,13 @@ impl Ipv4Header {
 
     /// Parses and checks version, IHL, total length against `b`, and the header checksum.
     pub fn parse(b: &[u8]) -> Result<Ipv4Header, WireError> {
+        Self::parse_in(b, b.len())
+    }
+
+    /// As [`Ipv4Header::parse`] when `b` holds the header but the packet
+    /// continues elsewhere (later mbuf segments): the total length is
+    /// checked against `pkt_len`.
+    pub fn parse_in(b: &[u8], pkt_len: usize) -> Result<Ipv4Header, WireError> {
         need("ipv4", b, IPV4_MIN_HLEN)?;
         let bad = |field, value| WireError::BadField {
             what: "ipv4",
@@ -296,7 +303,13 @@ impl Ipv4Header {
         if (total_len as usize) < ihl {
             return Err(bad("total length", total_len as u32));
         }
-        need("ipv4 payload", b, total_len as usize)?;
+        if (total_len as usize) > pkt_len {
+            return Err(WireError::Truncated {
+                what: "ipv4 payload",
+                need: total_len as usize,
+                have: pkt_len,
+            });
+        }
         if checksum::fold(checksum::sum(&b[..ihl])) != 0xffff {
             return Err(WireError::BadChecksum { what: "ipv4" });
         }
