@@ -278,9 +278,7 @@ impl Stack {
         } else {
             let nh = gw.unwrap_or(daddr);
             let now = self.now;
-            let idx = self
-                .neigh
-                .lookup_or_create(port, nh, &self.ports, &self.counters, now);
+            let idx = self.neigh.lookup_or_create(port, nh, &self.counters, now);
             let uid = self.neigh.get(idx).map(|n| n.uid).unwrap_or(0);
             NextHop::Neigh { idx, uid }
         };

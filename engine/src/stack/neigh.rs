@@ -200,7 +200,6 @@ impl NeighTable {
         &mut self,
         port: u16,
         ip: Ipv4Addr,
-        ports: &[PortState],
         c: &StackCounters,
         now: u64,
     ) -> usize {
@@ -236,7 +235,6 @@ impl NeighTable {
                 self.entries.len() - 1
             }
         };
-        let _ = ports;
         self.index.insert((port, ip), idx);
         c.neigh.allocs.add(1);
         idx
@@ -284,7 +282,7 @@ impl NeighTable {
         io: &mut NeighIo<'_>,
         now: u64,
     ) {
-        let idx = self.lookup_or_create(port, ip, io.ports, io.c, now);
+        let idx = self.lookup_or_create(port, ip, io.c, now);
         let n = self.entries[idx].as_deref_mut().expect("live entry");
         Self::set_lladdr(n, mac, io.ports);
         n.state = NudState::Permanent;
@@ -447,7 +445,7 @@ impl NeighTable {
         }
         if arp.op == ARP_REQUEST && arp.tpa == our_ip {
             // neigh_event_ns: create or refresh as STALE, then reply.
-            let idx = self.lookup_or_create(port, arp.spa, io.ports, io.c, now);
+            let idx = self.lookup_or_create(port, arp.spa, io.c, now);
             self.update(idx, arp.sha, NudState::Stale, io, now);
             send_arp(io, port, ARP_REPLY, arp.sha, arp.sha, arp.spa);
             return;
@@ -560,7 +558,8 @@ impl NeighTable {
             let remove = match self.entries[idx].as_deref() {
                 Some(n) => {
                     (n.state == NudState::Failed && now >= n.updated + hold)
-                        || (n.state == NudState::Stale && now >= n.used.max(n.updated) + stale)
+                        || (matches!(n.state, NudState::Stale | NudState::None)
+                            && now >= n.used.max(n.updated) + stale)
                 }
                 None => false,
             };
