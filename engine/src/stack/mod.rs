@@ -13,6 +13,25 @@
 //! Stack::rx ───────► rx.rs    (eth → arp_rcv / ip_rcv → icmp_rcv / udp_rcv)
 //! ```
 //!
+//! | Linux (seeds)                                   | wirespeed                                   |
+//! |-------------------------------------------------|---------------------------------------------|
+//! | `inet_create`                                   | [`Stack::udp_socket`]                       |
+//! | `inet_autobind`, `udp_lib_get_port`             | `udp::SocketTable::get_port` (bind/connect/send) |
+//! | `ip4_datagram_connect`                          | [`UdpSocket::connect`]                      |
+//! | `udp_sendmsg`                                   | `Stack::udp_sendmsg` ([`UdpSocket::send_msg`]) |
+//! | `ip_route_output_flow`, `fib_lookup`            | `Stack::route_output`, [`RouteTable::lookup`] |
+//! | `ip_append_data`, `__ip_append_data`            | `Stack::ip_append_data`                     |
+//! | `udp_push_pending_frames`, `udp_send_skb`, `udp4_hwcsum` | `Stack::udp_push_pending`          |
+//! | `ip_make_skb`, `ip_send_skb`, `__ip_local_out`, `ip_output`, `ip_finish_output`, `ip_fragment` | `Stack::ip_send` |
+//! | `NF_INET_LOCAL_OUT`, `NF_INET_POST_ROUTING`     | [`Hook`]s in `Stack::ip_output_one`         |
+//! | `ip_finish_output2`                             | `Stack::finish_output2`                     |
+//! | `neigh_output`, `neigh_hh_output`, `neigh_resolve_output`, `__neigh_event_send` | `neigh::NeighTable::output` |
+//! | `neigh_timer_handler`, `neigh_periodic_work`    | `neigh::NeighTable::poll_timers` (via [`Stack::poll_timers`]) |
+//! | `arp_process`, `arp_send_dst`                   | `neigh::NeighTable::arp_input`, `neigh::send_arp` |
+//! | `dev_queue_xmit` (caller side)                  | [`L2Xmit::queue_xmit`]                      |
+//! | `ip_rcv`, `icmp_rcv`, `__udp4_lib_rcv`          | [`Stack::rx`] (rx.rs)                       |
+//! | connected-socket `hh_cache` fast path           | `Stack::udp_send_fast` (udp.rs)             |
+//!
 //! The stack is single-threaded by design (an lcore owns it): no locks, no
 //! atomics except the single-writer counters, no heap allocation per packet.
 //! Time is what the runtime last passed to [`Stack::poll_timers`] (a jiffies

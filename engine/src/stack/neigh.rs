@@ -3,7 +3,7 @@
 //! a bounded queue of packets waiting for resolution, and a cached Ethernet
 //! header per entry (`hh_cache`).
 //!
-//! Timers are driven by [`NeighTable::poll_timers`], which the stack's
+//! Timers are driven by `NeighTable::poll_timers`, which the stack's
 //! `poll_timers(now)` calls (the runtime's timer poll plays the kernel timer
 //! softirq that runs `neigh_timer_handler`).
 

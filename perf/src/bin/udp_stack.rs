@@ -226,7 +226,8 @@ fn main() {
     println!("# 60-byte frames (64 on the wire with FCS), batches of {BATCH}, core {core}, best of 10 windows");
     row("raw: alloc_bulk + copy + tx_burst (null)", &raw);
     row("stack: connected UdpSocket::send (null)", &stack_m);
-    if let Some(kcpp) = kernel_figure(secs, core) {
+    let skip_kernel = std::env::var_os("UDP_STACK_NO_KERNEL").is_some();
+    if let Some(kcpp) = (!skip_kernel).then(|| kernel_figure(secs, core)).flatten() {
         println!(
             "stack vs kernel: {:.1}x (cycles per packet {:.1} vs {:.1})",
             kcpp / stack_m.cycles_per_packet(),
