@@ -343,13 +343,15 @@ pub type Hook = Box<dyn FnMut(HookPoint, &mut Mbuf) -> Verdict>;
 
 /// One lcore's protocol stack.
 pub struct Stack {
-    pub(crate) ports: Vec<PortState>,
-    pub(crate) routes: RouteTable,
-    pub(crate) pmtu: ip::PmtuCache,
+    // Drop order matters: the output boundary and the neighbour queues free
+    // their packets before the sockets' send-buffer accounts go.
+    pub(crate) xmit: Box<dyn L2Xmit>,
     pub(crate) neigh: neigh::NeighTable,
     pub(crate) socks: udp::SocketTable,
     pub(crate) pool: Mempool,
-    pub(crate) xmit: Box<dyn L2Xmit>,
+    pub(crate) ports: Vec<PortState>,
+    pub(crate) routes: RouteTable,
+    pub(crate) pmtu: ip::PmtuCache,
     pub(crate) counters: Arc<StackCounters>,
     pub(crate) hooks: Vec<Hook>,
     pub(crate) ident: ip::IpIdents,
@@ -562,6 +564,7 @@ impl Stack {
         neigh.poll_timers(&mut io, now);
         self.xmit.flush();
         self.xmit.reclaim();
+        self.socks.reap();
     }
 
     /// Pushes batched frames to the device (one doorbell per batch).

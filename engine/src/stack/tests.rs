@@ -1486,3 +1486,31 @@ fn chained_rx_datagram_checksum_and_delivery() {
     assert_eq!(st.socket(s).recv_from(&mut buf), Err(Errno::EAGAIN));
     assert_eq!(st.counters().udp.in_csum_errors, 1);
 }
+
+#[test]
+fn closing_a_socket_with_packets_in_flight_keeps_its_account() {
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    cap.hold.set(true);
+    let s = st.udp_socket().unwrap();
+    st.socket(s).send_to(&[1u8; 100], sa(IP_B, 7)).unwrap();
+    st.socket(s)
+        .send_msg(
+            &[2u8; 10],
+            Some(sa(IP_B, 7)),
+            &SendOpts {
+                flags: MsgFlags::MORE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    st.close(s).unwrap();
+    // The device completes the packet after the close: its charge is
+    // released into the kept account, not into freed memory.
+    cap.held.borrow_mut().clear();
+    st.poll_timers(S);
+    assert_eq!(
+        cap.take().len(),
+        1,
+        "the corked datagram died with the socket"
+    );
+}

@@ -146,6 +146,10 @@ pub(crate) struct SocketTable {
     rcvbuf_default: u64,
     max: usize,
     live: usize,
+    /// Send-buffer accounts of closed sockets whose packets are still in
+    /// flight (the `sk_wmem_alloc` reference that keeps a socket alive until
+    /// its last skb is freed).
+    zombies: Vec<Arc<WmemAccount>>,
 }
 
 impl SocketTable {
@@ -161,6 +165,7 @@ impl SocketTable {
             rcvbuf_default: cfg.rcvbuf_default as u64,
             max: cfg.max_sockets,
             live: 0,
+            zombies: Vec::new(),
         }
     }
 
@@ -272,6 +277,34 @@ impl SocketTable {
     }
 }
 
+impl SocketTable {
+    /// Drops the accounts of closed sockets once nothing is in flight.
+    pub(crate) fn reap(&mut self) {
+        if !self.zombies.is_empty() {
+            self.zombies.retain(|a| a.in_flight() > 0);
+        }
+    }
+}
+
+impl Drop for SocketTable {
+    fn drop(&mut self) {
+        // Packets may outlive the stack (in a TX ring, on the far end of a
+        // ring port): an account they still point at is leaked, not freed.
+        for s in self.slots.iter_mut().flatten() {
+            s.pending.flush();
+            s.rxq.clear();
+            if s.wmem.in_flight() > 0 {
+                std::mem::forget(s.wmem.clone());
+            }
+        }
+        for a in self.zombies.drain(..) {
+            if a.in_flight() > 0 {
+                std::mem::forget(a);
+            }
+        }
+    }
+}
+
 impl Stack {
     /// Plays `inet_create` for `socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP)`.
     pub fn udp_socket(&mut self) -> Result<SocketId, Errno> {
@@ -323,7 +356,14 @@ impl Stack {
     /// Closes a socket: pending corked data is dropped, the port is released.
     /// Packets in flight keep their send-buffer account alive (it is shared).
     pub fn close(&mut self, id: SocketId) -> Result<(), Errno> {
-        let sk = self.socks.take(id)?;
+        let mut sk = self.socks.take(id)?;
+        // Free our own buffers first, then keep the account alive while the
+        // device still holds packets charged to it.
+        sk.pending.flush();
+        sk.rxq.clear();
+        if sk.wmem.in_flight() > 0 {
+            self.socks.zombies.push(sk.wmem.clone());
+        }
         let i = id.idx as usize;
         if sk.local_port != 0 {
             if let Some(v) = self.socks.ports.get_mut(&sk.local_port) {
