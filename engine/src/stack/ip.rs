@@ -594,12 +594,13 @@ impl Stack {
     pub(crate) fn ip_send_simple(
         &mut self,
         daddr: Ipv4Addr,
+        saddr: Option<Ipv4Addr>,
         proto: u8,
         tos: u8,
         build: impl FnOnce(&mut [u8]),
         len: usize,
     ) -> Result<(), Errno> {
-        let d = match self.route_output(daddr, None, None) {
+        let d = match self.route_output(daddr, saddr, None) {
             Ok(d) => d,
             Err(e) => {
                 self.counters.ip.out_no_routes.add(1);

@@ -34,6 +34,13 @@ impl Stack {
                 return;
             }
         };
+        if l2.vlan.map(|t| t.vid) != pc.vlan
+            && !(pc.vlan.is_none() && l2.vlan.is_some_and(|t| t.vid == 0))
+        {
+            // Another VLAN's frame (or untagged on a tagged port).
+            self.counters.rx.not_for_us.add(1);
+            return;
+        }
         let unicast_to_us = l2.eth.dst == pc.mac;
         if !unicast_to_us && !l2.eth.dst.is_multicast() {
             self.counters.rx.not_for_us.add(1);
@@ -188,6 +195,7 @@ impl Stack {
             quote[20..].copy_from_slice(&uh);
             self.icmp_send(
                 ih.src,
+                Some(ih.dst),
                 IcmpHeader::DestUnreachable {
                     code: wire::ICMP_PORT_UNREACH,
                     next_hop_mtu: 0,
@@ -232,7 +240,12 @@ impl Stack {
                 if ih.dst.is_multicast() || ih.dst.is_broadcast() {
                     return; // icmp_echo_ignore_broadcasts
                 }
-                self.icmp_send(ih.src, IcmpHeader::EchoReply { id, seq }, &msg[8..]);
+                self.icmp_send(
+                    ih.src,
+                    Some(ih.dst),
+                    IcmpHeader::EchoReply { id, seq },
+                    &msg[8..],
+                );
             }
             IcmpHeader::EchoReply { .. } => self.counters.icmp.in_echo_reps.add(1),
             IcmpHeader::DestUnreachable { code, next_hop_mtu } => {
@@ -250,10 +263,19 @@ impl Stack {
     }
 
     /// Builds and sends an ICMP message (`icmp_reply` / `icmp_send`).
-    pub(crate) fn icmp_send(&mut self, to: Ipv4Addr, h: IcmpHeader, body: &[u8]) {
+    pub(crate) fn icmp_send(
+        &mut self,
+        to: Ipv4Addr,
+        from: Option<Ipv4Addr>,
+        h: IcmpHeader,
+        body: &[u8],
+    ) {
         let len = wire::ICMP_HLEN + body.len();
+        // Reply from the address the peer used, when it is one of ours.
+        let from = from.filter(|a| self.port_of_addr(*a).is_some());
         let r = self.ip_send_simple(
             to,
+            from,
             wire::IPPROTO_ICMP,
             0,
             |b| {
@@ -280,7 +302,7 @@ impl Stack {
 
     /// Sends an ICMP echo request (ping) to `to`.
     pub fn ping(&mut self, to: Ipv4Addr, id: u16, seq: u16, payload: &[u8]) {
-        self.icmp_send(to, IcmpHeader::EchoRequest { id, seq }, payload);
+        self.icmp_send(to, None, IcmpHeader::EchoRequest { id, seq }, payload);
         self.xmit.flush();
     }
 }

@@ -1514,3 +1514,39 @@ fn closing_a_socket_with_packets_in_flight_keeps_its_account() {
         "the corked datagram died with the socket"
     );
 }
+
+#[test]
+fn rx_socket_lookup_prefers_exact_and_connected_filters() {
+    let mut c = cfg(MAC_A, IP_A);
+    c.ports[0].vlan = None;
+    let (mut st, _cap) = resolved_stack(c);
+    let wild = st.udp_socket().unwrap();
+    st.socket(wild)
+        .bind(sa(Ipv4Addr::UNSPECIFIED, 7000))
+        .unwrap();
+    let conn = st.udp_socket().unwrap();
+    st.socket(conn).bind(sa(IP_A, 7001)).unwrap();
+    st.socket(conn).connect(sa(IP_B, 9)).unwrap();
+    inject(&mut st, &udp_frame(IP_B, IP_A, 9, 7000, b"to-wild", true));
+    inject(&mut st, &udp_frame(IP_B, IP_A, 9, 7001, b"from-peer", true));
+    inject(
+        &mut st,
+        &udp_frame(IP_B, IP_A, 10, 7001, b"wrong-port", true),
+    );
+    let mut buf = [0u8; 32];
+    let (n, _) = st.socket(wild).recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"to-wild");
+    let (n, _) = st.socket(conn).recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"from-peer");
+    assert_eq!(st.socket(conn).recv_from(&mut buf), Err(Errno::EAGAIN));
+    assert_eq!(st.counters().udp.no_ports, 1);
+    // A frame tagged for a VLAN this port is not on is not ours.
+    let mut tagged = udp_frame(IP_B, IP_A, 9, 7000, b"v", true);
+    tagged.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+    inject(&mut st, &tagged);
+    assert_eq!(st.counters().rx.not_for_us, 1);
+    // sendmmsg-like batches on the connected socket.
+    let bufs: [&[u8]; 3] = [b"a", b"bb", b"ccc"];
+    assert_eq!(st.socket(conn).send_batch(&bufs), Ok(3));
+    assert_eq!(st.counters().udp.out_datagrams, 3);
+}

@@ -823,6 +823,21 @@ impl UdpSocket<'_> {
         self.with(|st, sk, idx| st.udp_sendmsg(sk, idx, buf, dest, opts))
     }
 
+    /// Sends each buffer as one datagram to the connected peer, like
+    /// `sendmmsg`: returns how many were sent; an error only when the first
+    /// one fails (later failures end the batch early).
+    pub fn send_batch(&mut self, bufs: &[&[u8]]) -> Result<usize, Errno> {
+        self.with(|st, sk, idx| {
+            let o = SendOpts::default();
+            for (i, b) in bufs.iter().enumerate() {
+                if let Err(e) = st.udp_sendmsg(sk, idx, b, None, &o) {
+                    return if i == 0 { Err(e) } else { Ok(i) };
+                }
+            }
+            Ok(bufs.len())
+        })
+    }
+
     /// Reads one datagram: copies what fits into `buf` (the rest is
     /// discarded, like `MSG_TRUNC` semantics) and returns the bytes copied and
     /// the sender. `EAGAIN` when the queue is empty.

@@ -222,10 +222,18 @@ fn main() {
         st.xmit_mut().reclaim();
         n
     });
+    let bufs: [&[u8]; BATCH] = [&payload; BATCH];
+    let batch_m = best_of(10, secs, || {
+        let n = st.socket(s).send_batch(&bufs).unwrap_or(0) as u64;
+        st.flush();
+        st.xmit_mut().reclaim();
+        n
+    });
     let c = st.counters();
     println!("# 60-byte frames (64 on the wire with FCS), batches of {BATCH}, core {core}, best of 10 windows");
     row("raw: alloc_bulk + copy + tx_burst (null)", &raw);
     row("stack: connected UdpSocket::send (null)", &stack_m);
+    row("stack: connected send_batch x32 (null)", &batch_m);
     let skip_kernel = std::env::var_os("UDP_STACK_NO_KERNEL").is_some();
     if let Some(kcpp) = (!skip_kernel).then(|| kernel_figure(secs, core)).flatten() {
         println!(
