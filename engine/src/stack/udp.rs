@@ -476,7 +476,9 @@ impl Stack {
             c.udp.sndbuf_errors.add(1);
             return Some(Err(Errno::ENOBUFS));
         };
-        if m.tailroom() < hlen + len {
+        // A fresh single-segment buffer: set the length in one step (too
+        // large for one buffer → the general path chains segments).
+        if m.set_len(hlen + len).is_err() {
             return None;
         }
         let truesize = (m.buf_len() + MBUF_HDR_SIZE) as u32;
@@ -490,10 +492,7 @@ impl Stack {
         };
         let tot = (28 + len) as u16;
         let ulen = (8 + len) as u16;
-        let b = match m.append(hlen + len) {
-            Ok(b) => b,
-            Err(_) => return None,
-        };
+        let b = m.data_mut();
         b[..hlen].copy_from_slice(&t.hdr[..hlen]);
         b[hlen..].copy_from_slice(buf);
         let l2 = t.l2 as usize;
