@@ -53,6 +53,7 @@ pub use udp::{MsgFlags, PmtuDisc, SendOpts, SocketId, UdpSocket};
 
 use crate::ethdev::{MacAddr, TxQueue};
 use crate::mbuf::{Burst, Mbuf, Mempool};
+use crate::netdev::NetdevQueue;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -213,6 +214,72 @@ impl L2Xmit for DirectXmit {
     fn reclaim(&mut self) {
         for q in &mut self.queues {
             q.clean(usize::MAX);
+        }
+    }
+}
+
+/// The stack's output over the netdev layer: frames are gathered per port
+/// (the `xmit_more` batch) and handed to [`NetdevQueue::xmit_burst`] —
+/// `__dev_xmit_skb`: qdisc bypass or enqueue, `__qdisc_run`, BQL — when 32
+/// are waiting or on [`L2Xmit::flush`]; [`L2Xmit::reclaim`] runs each queue's
+/// completion + qdisc service (`netdev_tx_completed_queue`, wake, run).
+/// One [`NetdevQueue`] per port: the queue this lcore owns on that port.
+/// Drops after acceptance are counted by the netdev queue (qdisc/busy drops).
+pub struct NetdevXmit {
+    queues: Vec<NetdevQueue>,
+    pending: Vec<Burst>,
+    batch: usize,
+}
+
+impl NetdevXmit {
+    /// `queues[p]` serves stack port `p`.
+    pub fn new(queues: Vec<NetdevQueue>) -> NetdevXmit {
+        let pending = queues.iter().map(|_| Burst::new()).collect();
+        NetdevXmit {
+            queues,
+            pending,
+            batch: 32,
+        }
+    }
+    /// Frames gathered before a `xmit_burst` (1..=256).
+    pub fn with_batch(mut self, n: usize) -> NetdevXmit {
+        self.batch = n.clamp(1, crate::mbuf::BURST_MAX);
+        self
+    }
+    /// The netdev queue serving `port` (stats, BQL view, flush).
+    pub fn queue_mut(&mut self, port: u16) -> Option<&mut NetdevQueue> {
+        self.queues.get_mut(port as usize)
+    }
+    fn flush_port(&mut self, p: usize) {
+        if !self.pending[p].is_empty() {
+            self.queues[p].xmit_burst(&mut self.pending[p]);
+        }
+    }
+}
+
+impl L2Xmit for NetdevXmit {
+    fn queue_xmit(&mut self, port: u16, m: Mbuf) -> Result<(), XmitDrop> {
+        let p = port as usize;
+        if p >= self.queues.len() {
+            return Err(XmitDrop::NoPort);
+        }
+        if let Err(m) = self.pending[p].push(m) {
+            drop(m);
+            return Err(XmitDrop::QueueFull);
+        }
+        if self.pending[p].len() >= self.batch {
+            self.flush_port(p);
+        }
+        Ok(())
+    }
+    fn flush(&mut self) {
+        for p in 0..self.queues.len() {
+            self.flush_port(p);
+        }
+    }
+    fn reclaim(&mut self) {
+        for q in &mut self.queues {
+            q.service();
         }
     }
 }

@@ -4,9 +4,9 @@
 //! port, on one pinned lcore, against the raw path (a prebuilt frame copied
 //! into mbufs and handed to `tx_burst`).
 //!
-//! The stack's output boundary here is `DirectXmit` (batches of 32, one
-//! `tx_burst` per batch); the netdev layer (qdisc + BQL) plugs in at the same
-//! `L2Xmit` seam.
+//! The stack's output goes through the netdev layer (`NetdevXmit`: batches of
+//! 32 into `NetdevQueue::xmit_burst` with pfifo_fast + BQL); a second row
+//! uses `DirectXmit` (no qdisc) for comparison.
 //!
 //! The kernel comparison runs the same workload through Linux's UDP path: a
 //! connected socket sending 18-byte datagrams with `sendmmsg` batches of 32
@@ -17,9 +17,11 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use wirespeed::eal::dma::{set_page_mode, PageMode};
+use wirespeed::eal::Tsc;
 use wirespeed::ethdev::{null::NullPort, MacAddr, Port, PortConfig};
 use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
-use wirespeed::stack::{DirectXmit, PortConf, Stack, StackConfig};
+use wirespeed::netdev::{NetdevQueue, TxqConfig};
+use wirespeed::stack::{DirectXmit, NetdevXmit, PortConf, SocketId, Stack, StackConfig};
 use wirespeed_perf::{pin, row, run_for, Measurement};
 
 /// Best (fewest cycles per packet) of `n` windows: the figure a core gets
@@ -189,11 +191,7 @@ fn main() {
         n
     });
 
-    // --- the stack: connected UdpSocket::send.
-    let mut port = NullPort::new("null");
-    port.configure(&PortConfig::default())
-        .expect("configure null");
-    let txq = port.tx_queue(0).expect("txq");
+    // --- the stack: connected UdpSocket::send, through pfifo_fast + BQL.
     let local = Ipv4Addr::new(10, 0, 0, 1);
     let peer = Ipv4Addr::new(10, 0, 0, 2);
     let cfg = StackConfig {
@@ -201,39 +199,70 @@ fn main() {
         static_neighbours: vec![(0, peer, MacAddr::local(2))],
         ..Default::default()
     };
-    let mut st =
-        Stack::new(cfg, pool("stack"), Box::new(DirectXmit::new(vec![txq]))).expect("stack");
+    let payload = [0x42u8; PAYLOAD];
+    let bufs: [&[u8]; BATCH] = [&payload; BATCH];
+    let mut errors = 0u64;
+    let mut measure = |st: &mut Stack, s: SocketId, batch: bool| {
+        best_of(10, secs, || {
+            let n = if batch {
+                st.socket(s).send_batch(&bufs).unwrap_or(0) as u64
+            } else {
+                let mut n = 0;
+                let mut sock = st.socket(s);
+                for _ in 0..BATCH {
+                    match sock.send(&payload) {
+                        Ok(_) => n += 1,
+                        Err(_) => errors += 1,
+                    }
+                }
+                n
+            };
+            st.flush();
+            st.xmit_mut().reclaim();
+            n
+        })
+    };
+    let mut port = NullPort::new("null");
+    port.configure(&PortConfig::default())
+        .expect("configure null");
+    let q = NetdevQueue::new(
+        0,
+        "null",
+        port.tx_queue(0).expect("txq"),
+        &TxqConfig::default(),
+        Tsc::global(),
+    )
+    .expect("netdev queue");
+    let mut st = Stack::new(
+        cfg.clone(),
+        pool("stack"),
+        Box::new(NetdevXmit::new(vec![q])),
+    )
+    .expect("stack");
     let s = st.udp_socket().expect("socket");
     st.socket(s)
         .connect(SocketAddrV4::new(peer, 9))
         .expect("connect");
-    let payload = [0x42u8; PAYLOAD];
-    let mut errors = 0u64;
-    let stack_m = best_of(10, secs, || {
-        let mut n = 0;
-        let mut sock = st.socket(s);
-        for _ in 0..BATCH {
-            match sock.send(&payload) {
-                Ok(_) => n += 1,
-                Err(_) => errors += 1,
-            }
-        }
-        st.flush();
-        st.xmit_mut().reclaim();
-        n
-    });
-    let bufs: [&[u8]; BATCH] = [&payload; BATCH];
-    let batch_m = best_of(10, secs, || {
-        let n = st.socket(s).send_batch(&bufs).unwrap_or(0) as u64;
-        st.flush();
-        st.xmit_mut().reclaim();
-        n
-    });
+    let stack_m = measure(&mut st, s, false);
+    let batch_m = measure(&mut st, s, true);
+    let mut port2 = NullPort::new("null");
+    port2
+        .configure(&PortConfig::default())
+        .expect("configure null");
+    let txq = port2.tx_queue(0).expect("txq");
+    let mut st2 =
+        Stack::new(cfg, pool("stack2"), Box::new(DirectXmit::new(vec![txq]))).expect("stack");
+    let s2 = st2.udp_socket().expect("socket");
+    st2.socket(s2)
+        .connect(SocketAddrV4::new(peer, 9))
+        .expect("connect");
+    let direct_m = measure(&mut st2, s2, false);
     let c = st.counters();
     println!("# 60-byte frames (64 on the wire with FCS), batches of {BATCH}, core {core}, best of 10 windows");
     row("raw: alloc_bulk + copy + tx_burst (null)", &raw);
-    row("stack: connected UdpSocket::send (null)", &stack_m);
-    row("stack: connected send_batch x32 (null)", &batch_m);
+    row("stack: UdpSocket::send, pfifo_fast+BQL (null)", &stack_m);
+    row("stack: send_batch x32, pfifo_fast+BQL (null)", &batch_m);
+    row("stack: UdpSocket::send, no qdisc (null)", &direct_m);
     let skip_kernel = std::env::var_os("UDP_STACK_NO_KERNEL").is_some();
     if let Some(kcpp) = (!skip_kernel).then(|| kernel_figure(secs, core)).flatten() {
         println!(
