@@ -139,6 +139,17 @@ pub enum XmitDrop {
 pub trait L2Xmit {
     /// Plays the part of `dev_queue_xmit`: takes a complete L2 frame for `port`.
     fn queue_xmit(&mut self, port: u16, m: Mbuf) -> Result<(), XmitDrop>;
+    /// Takes every frame of `pkts` (all for `port`), like `queue_xmit` on
+    /// each; returns how many were refused (freed; the caller counts them).
+    fn queue_xmit_burst(&mut self, port: u16, pkts: &mut Burst) -> usize {
+        let mut refused = 0;
+        while let Some(m) = pkts.pop_front() {
+            if self.queue_xmit(port, m).is_err() {
+                refused += 1;
+            }
+        }
+        refused
+    }
     /// Pushes out anything batched (one doorbell for the batch).
     fn flush(&mut self) {}
     /// Reclaims completed packets (TX clean), releasing send-buffer charges.
@@ -258,6 +269,19 @@ impl NetdevXmit {
 }
 
 impl L2Xmit for NetdevXmit {
+    fn queue_xmit_burst(&mut self, port: u16, pkts: &mut Burst) -> usize {
+        let p = port as usize;
+        if p >= self.queues.len() {
+            let n = pkts.len();
+            pkts.clear();
+            return n;
+        }
+        // Keep order: whatever is gathered goes first.
+        self.flush_port(p);
+        // Accepted as a whole; the netdev queue counts its own drops.
+        self.queues[p].xmit_burst(pkts);
+        0
+    }
     fn queue_xmit(&mut self, port: u16, m: Mbuf) -> Result<(), XmitDrop> {
         let p = port as usize;
         if p >= self.queues.len() {
@@ -424,6 +448,8 @@ pub struct Stack {
     pub(crate) ident: ip::IpIdents,
     pub(crate) default_ttl: u8,
     pub(crate) now: u64,
+    /// A burst for batched sends (boxed: allocated once).
+    pub(crate) scratch: Option<Box<Burst>>,
 }
 
 impl Stack {
@@ -496,6 +522,7 @@ impl Stack {
             ident: ip::IpIdents::new(cfg.seed),
             default_ttl: cfg.default_ttl,
             now: 0,
+            scratch: Some(Box::new(Burst::new())),
             ports,
         };
         for r in &cfg.routes {

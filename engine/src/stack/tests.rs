@@ -1616,3 +1616,37 @@ fn output_through_netdev_pfifo_fast_and_bql() {
     assert!(eagain >= 1);
     assert_eq!(c.udp.sndbuf_errors, eagain);
 }
+
+#[test]
+fn send_batch_is_sendmmsg_on_the_fast_path() {
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    let s = st.udp_socket().unwrap();
+    st.socket(s).connect(sa(IP_B, 4321)).unwrap();
+    let payloads: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 1 + i as usize]).collect();
+    let bufs: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
+    assert_eq!(st.socket(s).send_batch(&bufs), Ok(40));
+    let f = cap.take();
+    assert_eq!(f.len(), 40);
+    let first_id = parse_udp(&f[0].bytes).ip.id;
+    for (i, fr) in f.iter().enumerate() {
+        let u = parse_udp(&fr.bytes);
+        assert_eq!(u.payload, payloads[i]);
+        assert_eq!(u.ip.id, first_id.wrapping_add(i as u16));
+        assert!(UdpHeader::verify(&fr.bytes[34..], IP_A, IP_B));
+    }
+    let c = st.counters();
+    assert_eq!((c.ip.out_requests, c.udp.out_datagrams), (40, 40));
+    // A small send buffer: the batch stops where sendmsg would get EAGAIN.
+    cap.hold.set(true);
+    st.socket(s).set_sndbuf(5000).unwrap(); // 10000 → 5 buffers of 2304
+    assert_eq!(st.socket(s).send_batch(&bufs), Ok(5));
+    assert_eq!(st.socket(s).send_batch(&bufs), Err(Errno::EAGAIN));
+    let c = st.counters();
+    assert_eq!(c.udp.out_datagrams, 45);
+    assert_eq!(c.udp.sndbuf_errors, 2);
+    // Larger than the MTU: the general path (fragmenting) takes the batch.
+    cap.held.borrow_mut().clear();
+    let big = vec![7u8; 3000];
+    assert_eq!(st.socket(s).send_batch(&[&big, b"x"]), Ok(2));
+    assert_eq!(st.counters().ip.frag_oks, 1);
+}

@@ -408,17 +408,12 @@ impl Stack {
         true
     }
 
-    /// The connected-socket fast path: `udp_sendmsg` → `ip_make_skb` →
-    /// `udp_send_skb` → `ip_send_skb` → `neigh_hh_output` collapsed onto a
-    /// prebuilt header. `None` when the general path must run (unresolved or
-    /// changed neighbour, fragmentation, hooks, broadcast/multicast, …).
+    /// Checks that the connected-socket fast path applies and that the
+    /// socket's header template is current (rebuilding it if tables, the
+    /// neighbour's header or socket options changed). Marks the neighbour
+    /// used. `None`: take the general path.
     #[inline]
-    fn udp_send_fast(
-        &mut self,
-        sk: &mut Sock,
-        buf: &[u8],
-        confirm: bool,
-    ) -> Option<Result<usize, Errno>> {
+    fn fast_ready(&mut self, sk: &mut Sock) -> Option<usize> {
         if !self.hooks.is_empty() {
             return None;
         }
@@ -459,31 +454,27 @@ impl Stack {
             }
             sk.tmpl = Some(t);
         }
-        let t = sk.tmpl.as_ref()?;
+        Some(idx)
+    }
+
+    /// Writes one datagram into a fresh mbuf from the template: copies the
+    /// header and payload, patches total length, ID and the IPv4 checksum
+    /// (RFC 1624), the UDP length and checksum (software, offload seed, or
+    /// none), and charges the socket's send buffer.
+    #[inline]
+    fn fast_fill(&mut self, sk: &mut Sock, m: &mut Mbuf, buf: &[u8]) -> bool {
+        let Some(t) = sk.tmpl.as_ref() else {
+            return false;
+        };
         let len = buf.len();
         let hlen = t.hlen as usize;
-        if len + 28 > t.mtu as usize {
-            return None;
-        }
-        let c = &self.counters;
-        if sk.wmem.in_flight() >= sk.sndbuf {
-            c.ip.out_discards.add(1);
-            c.udp.sndbuf_errors.add(1);
-            return Some(Err(Errno::EAGAIN));
-        }
-        let Some(mut m) = self.pool.alloc() else {
-            c.ip.out_discards.add(1);
-            c.udp.sndbuf_errors.add(1);
-            return Some(Err(Errno::ENOBUFS));
-        };
-        // A fresh single-segment buffer: set the length in one step (too
-        // large for one buffer → the general path chains segments).
+        // A fresh single-segment buffer: set the length in one step.
         if m.set_len(hlen + len).is_err() {
-            return None;
+            return false;
         }
         let truesize = (m.buf_len() + MBUF_HDR_SIZE) as u32;
         m.charge_wmem(&sk.wmem, truesize);
-        let id = if df {
+        let id = if t.df {
             let id = sk.inet_id;
             sk.inet_id = id.wrapping_add(1);
             id
@@ -520,11 +511,45 @@ impl Stack {
         }
         m.set_tx_lens(t.l2, 20, 8);
         m.set_priority(sk.priority);
+        true
+    }
+
+    /// The connected-socket fast path: `udp_sendmsg` → `ip_make_skb` →
+    /// `udp_send_skb` → `ip_send_skb` → `neigh_hh_output` collapsed onto a
+    /// prebuilt header. `None` when the general path must run (unresolved or
+    /// changed neighbour, fragmentation, hooks, broadcast/multicast, …).
+    #[inline]
+    fn udp_send_fast(
+        &mut self,
+        sk: &mut Sock,
+        buf: &[u8],
+        confirm: bool,
+    ) -> Option<Result<usize, Errno>> {
+        let idx = self.fast_ready(sk)?;
+        let (mtu, hlen, port) = sk.tmpl.as_ref().map(|t| (t.mtu, t.hlen, t.port))?;
+        if buf.len() + 28 > mtu as usize || buf.len() + hlen as usize > self.pool.data_room() {
+            return None;
+        }
+        if sk.wmem.in_flight() >= sk.sndbuf {
+            self.counters.ip.out_discards.add(1);
+            self.counters.udp.sndbuf_errors.add(1);
+            return Some(Err(Errno::EAGAIN));
+        }
+        let Some(mut m) = self.pool.alloc() else {
+            self.counters.ip.out_discards.add(1);
+            self.counters.udp.sndbuf_errors.add(1);
+            return Some(Err(Errno::ENOBUFS));
+        };
+        if !self.fast_fill(sk, &mut m, buf) {
+            return None;
+        }
         if confirm {
+            let now = self.now;
             self.neigh.confirm(idx, now);
         }
+        let c = &self.counters;
         c.ip.out_requests.add(1);
-        match self.xmit.queue_xmit(t.port, m) {
+        match self.xmit.queue_xmit(port, m) {
             Ok(()) => c.udp.out_datagrams.add(1),
             Err(_) => {
                 // ip_send_skb counts the discard; udp_send_skb turns ENOBUFS
@@ -533,7 +558,77 @@ impl Stack {
                 c.udp.sndbuf_errors.add(1);
             }
         }
-        Some(Ok(len))
+        Some(Ok(buf.len()))
+    }
+
+    /// `sendmmsg` on a connected socket: the fast path for a whole batch —
+    /// one template check, buffers taken with `alloc_bulk`, one burst handed
+    /// to the device layer. Returns how many datagrams went (`None`: the
+    /// general path must send them one by one).
+    fn udp_send_fast_batch(
+        &mut self,
+        sk: &mut Sock,
+        bufs: &[&[u8]],
+    ) -> Option<Result<usize, Errno>> {
+        self.fast_ready(sk)?;
+        let (mtu, hlen, port) = sk.tmpl.as_ref().map(|t| (t.mtu, t.hlen, t.port))?;
+        let room = self.pool.data_room();
+        if bufs
+            .iter()
+            .any(|b| b.len() + 28 > mtu as usize || b.len() + hlen as usize > room)
+        {
+            return None;
+        }
+        let mut burst = self.scratch.take()?;
+        let mut sent = 0usize;
+        let mut err = None;
+        for chunk in bufs.chunks(crate::mbuf::BURST_MAX) {
+            if !self.pool.alloc_bulk(&mut burst, chunk.len()) {
+                err = Some(Errno::ENOBUFS);
+                break;
+            }
+            // Send-buffer check per datagram, as each sendmsg of a sendmmsg does.
+            let mut k = 0;
+            for (m, b) in burst.as_mut_slice().iter_mut().zip(chunk.iter()) {
+                if sk.wmem.in_flight() >= sk.sndbuf {
+                    break;
+                }
+                // Cannot fail: sizes were checked against the data room.
+                self.fast_fill(sk, m, b);
+                k += 1;
+            }
+            while burst.len() > k {
+                // Unused buffers go back to the pool (they were never packets).
+                drop(burst.pop_back());
+            }
+            if k == 0 {
+                err = Some(Errno::EAGAIN);
+                break;
+            }
+            let refused = self.xmit.queue_xmit_burst(port, &mut burst) as u64;
+            burst.clear();
+            let c = &self.counters;
+            c.ip.out_requests.add(k as u64);
+            c.udp.out_datagrams.add(k as u64 - refused);
+            if refused > 0 {
+                c.ip.out_discards.add(refused);
+                c.udp.sndbuf_errors.add(refused);
+            }
+            sent += k;
+            if k < chunk.len() {
+                err = Some(Errno::EAGAIN);
+                break;
+            }
+        }
+        self.scratch = Some(burst);
+        match err {
+            Some(e) => {
+                self.counters.ip.out_discards.add(1);
+                self.counters.udp.sndbuf_errors.add(1);
+                Some(if sent == 0 { Err(e) } else { Ok(sent) })
+            }
+            None => Some(Ok(sent)),
+        }
     }
 
     fn build_template(
@@ -827,6 +922,11 @@ impl UdpSocket<'_> {
     /// one fails (later failures end the batch early).
     pub fn send_batch(&mut self, bufs: &[&[u8]]) -> Result<usize, Errno> {
         self.with(|st, sk, idx| {
+            if sk.pending.is_empty() && !sk.cork {
+                if let Some(r) = st.udp_send_fast_batch(sk, bufs) {
+                    return r;
+                }
+            }
             let o = SendOpts::default();
             for (i, b) in bufs.iter().enumerate() {
                 if let Err(e) = st.udp_sendmsg(sk, idx, b, None, &o) {
