@@ -266,9 +266,11 @@ fn main() {
     let skip_kernel = std::env::var_os("UDP_STACK_NO_KERNEL").is_some();
     if let Some(kcpp) = (!skip_kernel).then(|| kernel_figure(secs, core)).flatten() {
         println!(
-            "stack vs kernel: {:.1}x (cycles per packet {:.1} vs {:.1})",
+            "stack vs kernel: send {:.1}x, send_batch (like sendmmsg) {:.1}x (cycles per packet {:.1} / {:.1} vs {:.1})",
             kcpp / stack_m.cycles_per_packet(),
+            kcpp / batch_m.cycles_per_packet(),
             stack_m.cycles_per_packet(),
+            batch_m.cycles_per_packet(),
             kcpp
         );
     }
