@@ -1,1 +1,721 @@
-//! The protocol stack: wire formats, routes, neighbours/ARP, IPv4 output, UDP sockets, SNMP counters, RX demux.
+//! The protocol stack: wire formats, routes, neighbours/ARP, IPv4 output,
+//! UDP sockets, SNMP counters, RX demux — the upper half of the Linux
+//! transmit path, one [`Stack`] per lcore.
+//!
+//! ```text
+//! UdpSocket::send_to ─► udp.rs   (inet_autobind, udp_sendmsg, ip_append_data,
+//!                                 udp_push_pending_frames, udp_send_skb, udp4_hwcsum)
+//!                   ─► ip.rs    (ip_route_output_flow, ip_make_skb, ip_send_skb,
+//!                                 __ip_local_out, ip_output, ip_finish_output,
+//!                                 ip_fragment, ip_finish_output2)
+//!                   ─► neigh.rs (neigh_output, neigh_hh_output, neigh_resolve_output)
+//!                   ─► L2Xmit::queue_xmit  (dev_queue_xmit: netdev, or a TxQueue directly)
+//! Stack::rx ───────► rx.rs    (eth → arp_rcv / ip_rcv → icmp_rcv / udp_rcv)
+//! ```
+//!
+//! | Linux (seeds)                                   | wirespeed                                   |
+//! |-------------------------------------------------|---------------------------------------------|
+//! | `inet_create`                                   | [`Stack::udp_socket`]                       |
+//! | `inet_autobind`, `udp_lib_get_port`             | `udp::SocketTable::get_port` (bind/connect/send) |
+//! | `ip4_datagram_connect`                          | [`UdpSocket::connect`]                      |
+//! | `udp_sendmsg`                                   | `Stack::udp_sendmsg` ([`UdpSocket::send_msg`]) |
+//! | `ip_route_output_flow`, `fib_lookup`            | `Stack::route_output`, [`RouteTable::lookup`] |
+//! | `ip_append_data`, `__ip_append_data`            | `Stack::ip_append_data`                     |
+//! | `udp_push_pending_frames`, `udp_send_skb`, `udp4_hwcsum` | `Stack::udp_push_pending`          |
+//! | `ip_make_skb`, `ip_send_skb`, `__ip_local_out`, `ip_output`, `ip_finish_output`, `ip_fragment` | `Stack::ip_send` |
+//! | `NF_INET_LOCAL_OUT`, `NF_INET_POST_ROUTING`     | [`Hook`]s in `Stack::ip_output_one`         |
+//! | `ip_finish_output2`                             | `Stack::finish_output2`                     |
+//! | `neigh_output`, `neigh_hh_output`, `neigh_resolve_output`, `__neigh_event_send` | `neigh::NeighTable::output` |
+//! | `neigh_timer_handler`, `neigh_periodic_work`    | `neigh::NeighTable::poll_timers` (via [`Stack::poll_timers`]) |
+//! | `arp_process`, `arp_send_dst`                   | `neigh::NeighTable::arp_input`, `neigh::send_arp` |
+//! | `dev_queue_xmit` (caller side)                  | [`L2Xmit::queue_xmit`]                      |
+//! | `ip_rcv`, `icmp_rcv`, `__udp4_lib_rcv`          | [`Stack::rx`] (rx.rs)                       |
+//! | connected-socket `hh_cache` fast path           | `Stack::udp_send_fast` (udp.rs)             |
+//!
+//! The stack is single-threaded by design (an lcore owns it): no locks, no
+//! atomics except the single-writer counters, no heap allocation per packet.
+//! Time is what the runtime last passed to [`Stack::poll_timers`] (a jiffies
+//! reading): the data path never reads a clock.
+
+pub mod checksum;
+mod ip;
+pub mod neigh;
+pub mod route;
+mod rx;
+pub mod snmp;
+mod udp;
+pub mod wire;
+
+pub use neigh::{NeighInfo, NeighParams, NudState};
+pub use route::{Route, RouteError, RouteKind, RouteTable};
+pub use snmp::{SnmpSnapshot, StackCounters};
+pub use udp::{MsgFlags, PmtuDisc, SendOpts, SocketId, UdpSocket};
+
+use crate::ethdev::{MacAddr, TxQueue};
+use crate::mbuf::{Burst, Mbuf, Mempool};
+use crate::netdev::NetdevQueue;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// Errno-like errors of socket calls (the values Linux returns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Errno {
+    #[error("ENETUNREACH: no route to the destination network (add a route or a default route)")]
+    ENETUNREACH,
+    #[error("EHOSTUNREACH: the next hop did not answer ARP")]
+    EHOSTUNREACH,
+    #[error(
+        "EMSGSIZE: datagram too large (for the 64 KiB limit, or the path MTU with IP_PMTUDISC_DO)"
+    )]
+    EMSGSIZE,
+    #[error("ENOBUFS: no packet buffers (mempool empty) or the device queue refused the packet")]
+    ENOBUFS,
+    #[error("EAGAIN: the socket send buffer is full (wait for completions or raise SO_SNDBUF), or nothing to receive")]
+    EAGAIN,
+    #[error("EACCES: broadcast destination needs SO_BROADCAST")]
+    EACCES,
+    #[error("EADDRINUSE: the local address and port are already bound")]
+    EADDRINUSE,
+    #[error("EADDRNOTAVAIL: the address is not one of this stack's port addresses")]
+    EADDRNOTAVAIL,
+    #[error("EINVAL: invalid argument (e.g. binding an already bound socket)")]
+    EINVAL,
+    #[error("EDESTADDRREQ: the socket is not connected and no destination was given")]
+    EDESTADDRREQ,
+    #[error("ENOTCONN: the socket is not connected")]
+    ENOTCONN,
+    #[error("EBADF: the socket is closed")]
+    EBADF,
+    #[error("EPERM: an output hook dropped the packet")]
+    EPERM,
+    #[error("EMFILE: too many sockets on this lcore")]
+    EMFILE,
+}
+
+impl Errno {
+    /// The Linux errno value.
+    pub fn code(self) -> i32 {
+        match self {
+            Errno::ENETUNREACH => libc::ENETUNREACH,
+            Errno::EHOSTUNREACH => libc::EHOSTUNREACH,
+            Errno::EMSGSIZE => libc::EMSGSIZE,
+            Errno::ENOBUFS => libc::ENOBUFS,
+            Errno::EAGAIN => libc::EAGAIN,
+            Errno::EACCES => libc::EACCES,
+            Errno::EADDRINUSE => libc::EADDRINUSE,
+            Errno::EADDRNOTAVAIL => libc::EADDRNOTAVAIL,
+            Errno::EINVAL => libc::EINVAL,
+            Errno::EDESTADDRREQ => libc::EDESTADDRREQ,
+            Errno::ENOTCONN => libc::ENOTCONN,
+            Errno::EBADF => libc::EBADF,
+            Errno::EPERM => libc::EPERM,
+            Errno::EMFILE => libc::EMFILE,
+        }
+    }
+}
+
+/// Why the layer below refused a frame (it has freed it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum XmitDrop {
+    #[error("transmit queue full")]
+    QueueFull,
+    #[error("qdisc dropped the packet")]
+    Qdisc,
+    #[error("link down")]
+    LinkDown,
+    #[error("no such port")]
+    NoPort,
+}
+
+/// The stack's output boundary: the caller side of `dev_queue_xmit`. The
+/// netdev layer (XPS pick, qdisc, BQL) implements it in the runtime;
+/// [`DirectXmit`] implements it straight over TX queues.
+///
+/// `queue_xmit` consumes the frame either way, as `dev_queue_xmit` consumes the skb.
+/// Counting rule (packet conservation): a frame refused with `Err` is counted
+/// by the caller (the stack: `OutDiscards`, and `SndbufErrors` for UDP, or a
+/// neighbour/ARP counter); a frame accepted and dropped later is counted by
+/// the implementation (qdisc drops, [`DirectXmit::drops`]).
+pub trait L2Xmit {
+    /// Plays the part of `dev_queue_xmit`: takes a complete L2 frame for `port`.
+    fn queue_xmit(&mut self, port: u16, m: Mbuf) -> Result<(), XmitDrop>;
+    /// Takes every frame of `pkts` (all for `port`), like `queue_xmit` on
+    /// each; returns how many were refused (freed; the caller counts them).
+    fn queue_xmit_burst(&mut self, port: u16, pkts: &mut Burst) -> usize {
+        let mut refused = 0;
+        while let Some(m) = pkts.pop_front() {
+            if self.queue_xmit(port, m).is_err() {
+                refused += 1;
+            }
+        }
+        refused
+    }
+    /// Pushes out anything batched (one doorbell for the batch).
+    fn flush(&mut self) {}
+    /// Reclaims completed packets (TX clean), releasing send-buffer charges.
+    fn reclaim(&mut self) {}
+}
+
+/// Hands frames straight to one [`TxQueue`] per port, batching up to 32
+/// frames per `tx_burst` (one doorbell per batch) — a device with no qdisc,
+/// like `dev_queue_xmit` on a `noqueue` device calling `dev_hard_start_xmit`.
+/// Frames that do not fit the ring are dropped and counted.
+pub struct DirectXmit {
+    queues: Vec<Box<dyn TxQueue>>,
+    pending: Vec<Burst>,
+    batch: usize,
+    /// Frames accepted by `queue_xmit` that the ring then refused.
+    pub drops: u64,
+}
+
+impl DirectXmit {
+    pub fn new(queues: Vec<Box<dyn TxQueue>>) -> DirectXmit {
+        let pending = queues.iter().map(|_| Burst::new()).collect();
+        DirectXmit {
+            queues,
+            pending,
+            batch: 32,
+            drops: 0,
+        }
+    }
+    /// Frames per doorbell (1..=256).
+    pub fn with_batch(mut self, n: usize) -> DirectXmit {
+        self.batch = n.clamp(1, crate::mbuf::BURST_MAX);
+        self
+    }
+    fn flush_port(&mut self, p: usize) {
+        let b = &mut self.pending[p];
+        if b.is_empty() {
+            return;
+        }
+        self.queues[p].tx_burst(b);
+        if !b.is_empty() {
+            self.queues[p].clean(usize::MAX);
+            self.queues[p].tx_burst(b);
+        }
+        self.drops += b.len() as u64;
+        b.clear();
+    }
+    pub fn queue(&mut self, port: u16) -> Option<&mut Box<dyn TxQueue>> {
+        self.queues.get_mut(port as usize)
+    }
+}
+
+impl L2Xmit for DirectXmit {
+    fn queue_xmit(&mut self, port: u16, m: Mbuf) -> Result<(), XmitDrop> {
+        let p = port as usize;
+        if p >= self.queues.len() {
+            return Err(XmitDrop::NoPort);
+        }
+        if let Err(m) = self.pending[p].push(m) {
+            // Refused synchronously: the caller counts it.
+            drop(m);
+            return Err(XmitDrop::QueueFull);
+        }
+        if self.pending[p].len() >= self.batch {
+            self.flush_port(p);
+        }
+        Ok(())
+    }
+    fn flush(&mut self) {
+        for p in 0..self.queues.len() {
+            self.flush_port(p);
+        }
+    }
+    fn reclaim(&mut self) {
+        for q in &mut self.queues {
+            q.clean(usize::MAX);
+        }
+    }
+}
+
+/// The stack's output over the netdev layer: frames are gathered per port
+/// (the `xmit_more` batch) and handed to [`NetdevQueue::xmit_burst`] —
+/// `__dev_xmit_skb`: qdisc bypass or enqueue, `__qdisc_run`, BQL — when 32
+/// are waiting or on [`L2Xmit::flush`]; [`L2Xmit::reclaim`] runs each queue's
+/// completion + qdisc service (`netdev_tx_completed_queue`, wake, run).
+/// One [`NetdevQueue`] per port: the queue this lcore owns on that port.
+/// Drops after acceptance are counted by the netdev queue (qdisc/busy drops).
+pub struct NetdevXmit {
+    queues: Vec<NetdevQueue>,
+    pending: Vec<Burst>,
+    batch: usize,
+}
+
+impl NetdevXmit {
+    /// `queues[p]` serves stack port `p`.
+    pub fn new(queues: Vec<NetdevQueue>) -> NetdevXmit {
+        let pending = queues.iter().map(|_| Burst::new()).collect();
+        NetdevXmit {
+            queues,
+            pending,
+            batch: 32,
+        }
+    }
+    /// Frames gathered before a `xmit_burst` (1..=256).
+    pub fn with_batch(mut self, n: usize) -> NetdevXmit {
+        self.batch = n.clamp(1, crate::mbuf::BURST_MAX);
+        self
+    }
+    /// The netdev queue serving `port` (stats, BQL view, flush).
+    pub fn queue_mut(&mut self, port: u16) -> Option<&mut NetdevQueue> {
+        self.queues.get_mut(port as usize)
+    }
+    fn flush_port(&mut self, p: usize) {
+        if !self.pending[p].is_empty() {
+            self.queues[p].xmit_burst(&mut self.pending[p]);
+        }
+    }
+}
+
+impl L2Xmit for NetdevXmit {
+    fn queue_xmit_burst(&mut self, port: u16, pkts: &mut Burst) -> usize {
+        let p = port as usize;
+        if p >= self.queues.len() {
+            let n = pkts.len();
+            pkts.clear();
+            return n;
+        }
+        // Keep order: whatever is gathered goes first.
+        self.flush_port(p);
+        // Accepted as a whole; the netdev queue counts its own drops.
+        self.queues[p].xmit_burst(pkts);
+        0
+    }
+    fn queue_xmit(&mut self, port: u16, m: Mbuf) -> Result<(), XmitDrop> {
+        let p = port as usize;
+        if p >= self.queues.len() {
+            return Err(XmitDrop::NoPort);
+        }
+        if let Err(m) = self.pending[p].push(m) {
+            drop(m);
+            return Err(XmitDrop::QueueFull);
+        }
+        if self.pending[p].len() >= self.batch {
+            self.flush_port(p);
+        }
+        Ok(())
+    }
+    fn flush(&mut self) {
+        for p in 0..self.queues.len() {
+            self.flush_port(p);
+        }
+    }
+    fn reclaim(&mut self) {
+        for q in &mut self.queues {
+            q.service();
+        }
+    }
+}
+
+/// One port as the stack sees it (an interface with one IPv4 address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConf {
+    pub mac: MacAddr,
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+    /// IP MTU (1500 on Ethernet).
+    pub mtu: u32,
+    /// TX offloads the port does ([`crate::mbuf::ol`] bits): with `TX_UDP_CKSUM`
+    /// the stack leaves UDP checksums to the NIC (`NETIF_F_IP_CSUM`).
+    pub tx_offloads: u32,
+    /// 802.1Q VLAN id to tag frames with.
+    pub vlan: Option<u16>,
+}
+
+impl PortConf {
+    pub fn new(mac: MacAddr, addr: Ipv4Addr, prefix_len: u8) -> PortConf {
+        PortConf {
+            mac,
+            addr,
+            prefix_len,
+            mtu: 1500,
+            tx_offloads: 0,
+            vlan: None,
+        }
+    }
+    /// The subnet's directed broadcast address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !route::mask(self.prefix_len))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PortState {
+    pub conf: PortConf,
+}
+
+/// A static route from configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConf {
+    pub prefix: Ipv4Addr,
+    pub len: u8,
+    pub gateway: Option<Ipv4Addr>,
+    /// Output port; `None` = the port whose subnet holds the gateway.
+    pub port: Option<u16>,
+    pub mtu: Option<u32>,
+}
+
+/// Configuration of one lcore's stack.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    pub ports: Vec<PortConf>,
+    pub routes: Vec<RouteConf>,
+    /// Static (PERMANENT) neighbours: (port, address, MAC).
+    pub static_neighbours: Vec<(u16, Ipv4Addr, MacAddr)>,
+    pub neigh: NeighParams,
+    /// `ip_default_ttl`.
+    pub default_ttl: u8,
+    /// `ip_local_port_range`.
+    pub ephemeral_ports: (u16, u16),
+    /// `wmem_default` (bytes).
+    pub sndbuf_default: u32,
+    /// `rmem_default` (bytes).
+    pub rcvbuf_default: u32,
+    /// Most sockets this stack holds.
+    pub max_sockets: usize,
+    /// Seeds the ephemeral port choice, IP ID offsets and reachable-time jitter.
+    pub seed: u64,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig {
+            ports: Vec::new(),
+            routes: Vec::new(),
+            static_neighbours: Vec::new(),
+            neigh: NeighParams::default(),
+            default_ttl: 64,
+            ephemeral_ports: (32768, 60999),
+            sndbuf_default: 212_992,
+            rcvbuf_default: 212_992,
+            max_sockets: 4096,
+            seed: 0x5eed_1234_abcd_ef01,
+        }
+    }
+}
+
+/// Configuration errors; each names the setting and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("stack: ports[{port}]: {why}")]
+    Port { port: usize, why: String },
+    #[error("stack: routes: {0}")]
+    Route(#[from] RouteError),
+    #[error("stack: route {prefix}/{len}: {why}")]
+    RouteTarget {
+        prefix: Ipv4Addr,
+        len: u8,
+        why: String,
+    },
+    #[error("stack: {key}: {why}")]
+    Config { key: &'static str, why: String },
+}
+
+/// Netfilter-like hook points on the output path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookPoint {
+    /// `NF_INET_LOCAL_OUT`, in `__ip_local_out` (before routing decisions take effect).
+    LocalOut,
+    /// `NF_INET_POST_ROUTING`, in `ip_output` (just before fragmentation/neighbour).
+    PostRouting,
+}
+
+/// What a hook decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+}
+
+/// A hook: sees each outgoing IPv4 packet (data starts at the IP header) and
+/// may rewrite it in place (fix the checksums if it does) or drop it.
+pub type Hook = Box<dyn FnMut(HookPoint, &mut Mbuf) -> Verdict>;
+
+/// One lcore's protocol stack.
+pub struct Stack {
+    // Drop order matters: the output boundary and the neighbour queues free
+    // their packets before the sockets' send-buffer accounts go.
+    pub(crate) xmit: Box<dyn L2Xmit>,
+    pub(crate) neigh: neigh::NeighTable,
+    pub(crate) socks: udp::SocketTable,
+    pub(crate) pool: Mempool,
+    pub(crate) ports: Vec<PortState>,
+    pub(crate) routes: RouteTable,
+    pub(crate) pmtu: ip::PmtuCache,
+    pub(crate) counters: Arc<StackCounters>,
+    pub(crate) hooks: Vec<Hook>,
+    pub(crate) ident: ip::IpIdents,
+    pub(crate) default_ttl: u8,
+    pub(crate) now: u64,
+    /// A burst for batched sends (boxed: allocated once).
+    pub(crate) scratch: Option<Box<Burst>>,
+}
+
+impl Stack {
+    /// Builds a stack: connected routes from port addresses, configured
+    /// routes, static neighbours.
+    pub fn new(
+        cfg: StackConfig,
+        pool: Mempool,
+        xmit: Box<dyn L2Xmit>,
+    ) -> Result<Stack, StackError> {
+        if cfg.ports.is_empty() {
+            return Err(StackError::Config {
+                key: "ports",
+                why: "a stack needs at least one port with an address".into(),
+            });
+        }
+        let (lo, hi) = cfg.ephemeral_ports;
+        if lo == 0 || lo > hi {
+            return Err(StackError::Config {
+                key: "ephemeral_ports",
+                why: format!(
+                    "{lo}..{hi} is not a range of non-zero ports (Linux default: 32768 60999)"
+                ),
+            });
+        }
+        let mut routes = RouteTable::new();
+        for (i, p) in cfg.ports.iter().enumerate() {
+            if p.prefix_len > 32 {
+                return Err(StackError::Port {
+                    port: i,
+                    why: format!("prefix length /{} must be 0..=32", p.prefix_len),
+                });
+            }
+            if p.mtu < 68 || p.mtu > 65535 {
+                return Err(StackError::Port {
+                    port: i,
+                    why: format!("mtu {} must be 68..=65535", p.mtu),
+                });
+            }
+            if p.addr.is_unspecified() || p.addr.is_multicast() || p.mac.is_multicast() {
+                return Err(StackError::Port {
+                    port: i,
+                    why: format!("{} / {} is not a unicast address pair", p.addr, p.mac),
+                });
+            }
+            routes.add(Route {
+                prefix: Ipv4Addr::from(u32::from(p.addr) & route::mask(p.prefix_len)),
+                len: p.prefix_len,
+                gateway: None,
+                port: i as u16,
+                src: p.addr,
+                mtu: None,
+                kind: RouteKind::Connected,
+            })?;
+        }
+        let ports: Vec<PortState> = cfg
+            .ports
+            .iter()
+            .map(|c| PortState { conf: c.clone() })
+            .collect();
+        let mut st = Stack {
+            routes,
+            pmtu: ip::PmtuCache::default(),
+            neigh: neigh::NeighTable::new(cfg.neigh.clone(), cfg.seed ^ 0x9e37_79b9_7f4a_7c15),
+            socks: udp::SocketTable::new(&cfg),
+            pool,
+            xmit,
+            counters: Arc::new(StackCounters::default()),
+            hooks: Vec::new(),
+            ident: ip::IpIdents::new(cfg.seed),
+            default_ttl: cfg.default_ttl,
+            now: 0,
+            scratch: Some(Box::new(Burst::new())),
+            ports,
+        };
+        for r in &cfg.routes {
+            st.add_route(r)?;
+        }
+        for &(port, ip, mac) in &cfg.static_neighbours {
+            st.add_static_neighbour(port, ip, mac)?;
+        }
+        Ok(st)
+    }
+
+    /// Adds a static route (`ip route add`).
+    pub fn add_route(&mut self, r: &RouteConf) -> Result<(), StackError> {
+        let port = match (r.port, r.gateway) {
+            (Some(p), _) if (p as usize) < self.ports.len() => p,
+            (Some(p), _) => {
+                return Err(StackError::RouteTarget {
+                    prefix: r.prefix,
+                    len: r.len,
+                    why: format!("port {p} does not exist ({} ports)", self.ports.len()),
+                })
+            }
+            (None, Some(gw)) => match self.routes.lookup(gw) {
+                Some(gr) if gr.gateway.is_none() => gr.port,
+                _ => {
+                    return Err(StackError::RouteTarget {
+                        prefix: r.prefix,
+                        len: r.len,
+                        why: format!(
+                        "gateway {gw} is not on any port's subnet (Nexthop has invalid gateway)"
+                    ),
+                    })
+                }
+            },
+            (None, None) => {
+                return Err(StackError::RouteTarget {
+                    prefix: r.prefix,
+                    len: r.len,
+                    why: "give a gateway or a port".into(),
+                })
+            }
+        };
+        if let Some(m) = r.mtu {
+            if !(68..=65535).contains(&m) {
+                return Err(StackError::RouteTarget {
+                    prefix: r.prefix,
+                    len: r.len,
+                    why: format!("mtu {m} must be 68..=65535"),
+                });
+            }
+        }
+        self.routes.add(Route {
+            prefix: r.prefix,
+            len: r.len,
+            gateway: r.gateway,
+            port,
+            src: self.ports[port as usize].conf.addr,
+            mtu: r.mtu,
+            kind: RouteKind::Static,
+        })?;
+        Ok(())
+    }
+
+    /// Removes a route.
+    pub fn remove_route(&mut self, prefix: Ipv4Addr, len: u8) -> Result<Route, StackError> {
+        Ok(self.routes.remove(prefix, len)?)
+    }
+
+    /// The routing table.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// Adds a PERMANENT neighbour.
+    pub fn add_static_neighbour(
+        &mut self,
+        port: u16,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+    ) -> Result<(), StackError> {
+        if port as usize >= self.ports.len() {
+            return Err(StackError::Config {
+                key: "static_neighbours",
+                why: format!("{ip} on port {port}: no such port"),
+            });
+        }
+        let now = self.now;
+        let (neigh, mut io) = self.split_neigh();
+        neigh.add_static(port, ip, mac, &mut io, now);
+        Ok(())
+    }
+
+    /// The neighbour table.
+    pub fn neighbours(&self) -> Vec<NeighInfo> {
+        self.neigh.list()
+    }
+
+    /// State of the neighbour entry for `ip` on `port`.
+    pub fn neighbour_state(&self, port: u16, ip: Ipv4Addr) -> Option<NudState> {
+        self.neigh.state(port, ip)
+    }
+
+    /// Installs an output hook (called in installation order).
+    pub fn add_hook(&mut self, h: Hook) {
+        self.hooks.push(h);
+    }
+
+    /// Sends a gratuitous ARP for every port address (what `inetdev` does
+    /// when an address comes up) and starts the clock.
+    pub fn start(&mut self, now_ns: u64) {
+        self.now = now_ns;
+        for p in 0..self.ports.len() {
+            let ip = self.ports[p].conf.addr;
+            let (_, mut io) = self.split_neigh();
+            neigh::send_arp(
+                &mut io,
+                p as u16,
+                wire::ARP_REQUEST,
+                MacAddr::BROADCAST,
+                MacAddr::ZERO,
+                ip,
+            );
+        }
+        self.xmit.flush();
+    }
+
+    /// Runs due timers (ARP retransmits, neighbour state changes, GC) and
+    /// reclaims TX completions. The runtime calls it every poll loop.
+    pub fn poll_timers(&mut self, now_ns: u64) {
+        self.now = self.now.max(now_ns);
+        let now = self.now;
+        let (neigh, mut io) = self.split_neigh();
+        neigh.poll_timers(&mut io, now);
+        self.xmit.flush();
+        self.xmit.reclaim();
+        self.socks.reap();
+    }
+
+    /// Pushes batched frames to the device (one doorbell per batch).
+    pub fn flush(&mut self) {
+        self.xmit.flush();
+    }
+
+    /// Current stack time (ns), as last given to `poll_timers`/`start`.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Counter snapshot (`/proc/net/snmp`).
+    pub fn counters(&self) -> SnmpSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// The live counters, readable from other threads.
+    pub fn counters_handle(&self) -> Arc<StackCounters> {
+        self.counters.clone()
+    }
+
+    /// The lcore's mempool (for RX refill).
+    pub fn pool_mut(&mut self) -> &mut Mempool {
+        &mut self.pool
+    }
+
+    /// The output boundary.
+    pub fn xmit_mut(&mut self) -> &mut dyn L2Xmit {
+        &mut *self.xmit
+    }
+
+    /// Port configuration.
+    pub fn port(&self, port: u16) -> Option<&PortConf> {
+        self.ports.get(port as usize).map(|p| &p.conf)
+    }
+
+    pub(crate) fn split_neigh(&mut self) -> (&mut neigh::NeighTable, neigh::NeighIo<'_>) {
+        (
+            &mut self.neigh,
+            neigh::NeighIo {
+                pool: &mut self.pool,
+                xmit: &mut *self.xmit,
+                ports: &self.ports,
+                c: &self.counters,
+            },
+        )
+    }
+
+    /// The port whose address is `a`.
+    pub(crate) fn port_of_addr(&self, a: Ipv4Addr) -> Option<u16> {
+        self.ports
+            .iter()
+            .position(|p| p.conf.addr == a)
+            .map(|i| i as u16)
+    }
+}
+
+#[cfg(test)]
+mod tests;

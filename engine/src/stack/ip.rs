@@ -1,0 +1,639 @@
+//! IPv4 output: route resolution into a `dst`, datagram building
+//! (`ip_make_skb`/`__ip_append_data`), and the output chain `ip_send_skb` →
+//! `__ip_local_out` → `ip_output` → `ip_finish_output` → `ip_fragment` →
+//! `ip_finish_output2` → the neighbour layer.
+//!
+//! A datagram under construction is a list of fragment mbufs (each its own
+//! chain), laid out with Linux's geometry from the start: every fragment but
+//! the last carries `(mtu - 20) & !7` bytes of IP payload, so fragmentation
+//! only has to write each fragment's header (the `ip_fragment` fast path over
+//! a frag list).
+
+use super::checksum::{self, Checksum};
+use super::wire::{self, IPPROTO_UDP, IP_DF, IP_MF};
+use super::{Errno, HookPoint, Stack, Verdict};
+use crate::ethdev::MacAddr;
+use crate::mbuf::{ol, Mbuf, MbufError, Mempool, WmemAccount, MBUF_HDR_SIZE};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+const IP_MAX_MTU: usize = 65535;
+/// Smallest path MTU accepted from ICMP (`ip_rt_min_pmtu`).
+pub const MIN_PMTU: u32 = 552;
+/// Lifetime of a learned path MTU (`ip_rt_mtu_expires`, 10 minutes).
+pub const PMTU_EXPIRES_NS: u64 = 600 * 1_000_000_000;
+
+/// Learned path MTUs (the route "exceptions" `__ip_rt_update_pmtu` creates).
+#[derive(Debug, Default)]
+pub(crate) struct PmtuCache {
+    map: HashMap<Ipv4Addr, (u32, u64)>,
+    pub generation: u64,
+}
+
+impl PmtuCache {
+    pub fn get(&self, dst: Ipv4Addr, now: u64) -> Option<u32> {
+        self.map
+            .get(&dst)
+            .filter(|(_, exp)| now < *exp)
+            .map(|(m, _)| *m)
+    }
+    pub fn update(&mut self, dst: Ipv4Addr, mtu: u32, now: u64) {
+        let mtu = mtu.max(MIN_PMTU);
+        self.map.insert(dst, (mtu, now + PMTU_EXPIRES_NS));
+        self.generation += 1;
+    }
+}
+
+/// Per-destination IP ID generators (`ip_idents`): a hashed array of
+/// counters with random starting points (`__ip_select_ident`).
+pub(crate) struct IpIdents {
+    ids: Box<[u16]>,
+    key: u64,
+}
+
+const IDENTS: usize = 2048;
+
+impl IpIdents {
+    pub fn new(seed: u64) -> IpIdents {
+        let mut x = seed | 1;
+        let ids = (0..IDENTS)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 16) as u16
+            })
+            .collect();
+        IpIdents {
+            ids,
+            key: seed.rotate_left(17) | 1,
+        }
+    }
+    /// Bucket for (daddr, saddr, protocol).
+    pub fn bucket(&self, daddr: Ipv4Addr, saddr: Ipv4Addr, proto: u8) -> usize {
+        let v = ((u32::from(daddr) as u64) << 32 | u32::from(saddr) as u64) ^ (proto as u64) << 8;
+        ((v ^ self.key).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 53) as usize & (IDENTS - 1)
+    }
+    /// Reserves `segs` consecutive IDs from a bucket; returns the first.
+    #[inline]
+    pub fn next(&mut self, b: usize, segs: u16) -> u16 {
+        let id = self.ids[b];
+        self.ids[b] = id.wrapping_add(segs);
+        id
+    }
+}
+
+/// How the link-layer destination is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NextHop {
+    /// Through the neighbour table entry (index, uid).
+    Neigh { idx: usize, uid: u64 },
+    /// Fixed link-layer destination: broadcast or a mapped multicast MAC.
+    Fixed(MacAddr),
+}
+
+/// A resolved route with its neighbour — Linux's `dst_entry`/`rtable` as
+/// `ip_route_output_flow` returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dst {
+    /// Route + PMTU generation it was resolved under.
+    pub gen: u64,
+    pub daddr: Ipv4Addr,
+    pub saddr: Ipv4Addr,
+    pub port: u16,
+    pub mtu: u32,
+    pub next: NextHop,
+    pub broadcast: bool,
+    pub multicast: bool,
+    pub ident_bucket: usize,
+}
+
+/// IP-level parameters of one datagram (`inet_cork` + `ipcm_cookie` + `flowi4`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flow {
+    pub dst: Dst,
+    pub sport: u16,
+    pub dport: u16,
+    pub tos: u8,
+    pub ttl: u8,
+    pub pmtudisc: super::PmtuDisc,
+    pub priority: u8,
+    pub no_check: bool,
+    /// Per-socket ID source when the socket is connected (DF datagrams).
+    pub connected: bool,
+    pub confirm: bool,
+    /// Corked (MSG_MORE/UDP_CORK): the checksum is never offloaded.
+    pub corked: bool,
+}
+
+/// A datagram being built (`sk_write_queue` while corked).
+pub(crate) struct Pending {
+    pub frags: Vec<Mbuf>,
+    /// Bytes of IP payload so far, UDP header included (`cork->length`).
+    pub length: usize,
+    pub csum: Checksum,
+    pub flow: Option<Flow>,
+}
+
+impl Default for Pending {
+    /// An empty placeholder (no allocation).
+    fn default() -> Pending {
+        Pending {
+            frags: Vec::new(),
+            length: 0,
+            csum: Checksum::new(),
+            flow: None,
+        }
+    }
+}
+
+impl Pending {
+    pub fn new() -> Pending {
+        Pending {
+            frags: Vec::with_capacity(48),
+            length: 0,
+            csum: Checksum::new(),
+            flow: None,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.flow.is_none()
+    }
+    /// Drops the pending datagram (`ip_flush_pending_frames`).
+    pub fn flush(&mut self) {
+        self.frags.clear();
+        self.length = 0;
+        self.csum = Checksum::new();
+        self.flow = None;
+    }
+}
+
+/// Largest IP payload per non-final fragment for `mtu` (`maxfraglen - fragheaderlen`).
+#[inline]
+pub(crate) fn frag_payload(mtu: u32) -> usize {
+    (mtu as usize - wire::IPV4_MIN_HLEN) & !7
+}
+
+/// Socket send-buffer state handed to the append path.
+pub(crate) struct SndBuf<'a> {
+    pub acct: &'a Arc<WmemAccount>,
+    pub sndbuf: u64,
+}
+
+fn alloc_charged(pool: &mut Mempool, sb: &SndBuf<'_>, first: bool) -> Result<Mbuf, Errno> {
+    // sock_alloc_send_skb for the first buffer: EAGAIN once the buffer is
+    // full; alloc_skb for later ones: up to twice the buffer, then ENOBUFS.
+    let inflight = sb.acct.in_flight();
+    if first {
+        if inflight >= sb.sndbuf {
+            return Err(Errno::EAGAIN);
+        }
+    } else if inflight > 2 * sb.sndbuf {
+        return Err(Errno::ENOBUFS);
+    }
+    let mut m = pool.alloc().ok_or(Errno::ENOBUFS)?;
+    let truesize = (m.buf_len() + MBUF_HDR_SIZE) as u32;
+    m.charge_wmem(sb.acct, truesize);
+    Ok(m)
+}
+
+/// Appends `data` to the chain `m`, adding charged segments when the last is full.
+fn chain_append(
+    m: &mut Mbuf,
+    mut data: &[u8],
+    pool: &mut Mempool,
+    sb: &SndBuf<'_>,
+) -> Result<(), Errno> {
+    while !data.is_empty() {
+        match m.append(data.len()) {
+            Ok(dst) => {
+                dst.copy_from_slice(data);
+                return Ok(());
+            }
+            Err(MbufError::NoTailroom { have, .. }) if have > 0 => {
+                let dst = m.append(have).map_err(|_| Errno::ENOBUFS)?;
+                dst.copy_from_slice(&data[..have]);
+                data = &data[have..];
+            }
+            Err(_) => {
+                let mut seg = alloc_charged(pool, sb, false)?;
+                // Segments after the first need no headroom.
+                let hr = seg.headroom();
+                seg.prepend(hr).map_err(|_| Errno::ENOBUFS)?;
+                seg.set_len(0).map_err(|_| Errno::ENOBUFS)?;
+                m.chain(seg);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Stack {
+    /// Route + PMTU generation: a cached [`Dst`] is valid while it matches.
+    #[inline]
+    pub(crate) fn dst_gen(&self) -> u64 {
+        self.routes.generation() + self.pmtu.generation
+    }
+
+    /// Plays `ip_route_output_flow` (→ `fib_lookup`) and binds the neighbour:
+    /// resolves where a datagram to `daddr` goes. `saddr` is the source the
+    /// socket asked for (bound address or `IP_PKTINFO`), `oif` the multicast
+    /// interface. The caller counts `OutNoRoutes` on ENETUNREACH.
+    pub(crate) fn route_output(
+        &mut self,
+        daddr: Ipv4Addr,
+        saddr: Option<Ipv4Addr>,
+        oif: Option<u16>,
+    ) -> Result<Dst, Errno> {
+        let gen = self.dst_gen();
+        let sport = saddr.and_then(|s| self.port_of_addr(s));
+        let limited_bcast = daddr.is_broadcast();
+        let multicast = daddr.is_multicast();
+        let (port, route_mtu, gw, route_src) = if limited_bcast || multicast {
+            match oif.or(sport) {
+                Some(p) => (p, None, None, self.ports[p as usize].conf.addr),
+                None => {
+                    let r = self.routes.lookup(daddr).ok_or(Errno::ENETUNREACH)?;
+                    (r.port, r.mtu, None, r.src)
+                }
+            }
+        } else {
+            let r = self.routes.lookup(daddr).ok_or(Errno::ENETUNREACH)?;
+            (r.port, r.mtu, r.gateway, r.src)
+        };
+        let pc = &self.ports[port as usize].conf;
+        let directed_bcast =
+            gw.is_none() && !multicast && daddr == pc.broadcast() && pc.prefix_len < 31;
+        let broadcast = limited_bcast || directed_bcast;
+        let mut mtu = route_mtu.unwrap_or(pc.mtu).min(pc.mtu);
+        if let Some(p) = self.pmtu.get(daddr, self.now) {
+            mtu = mtu.min(p);
+        }
+        let src = saddr.filter(|s| !s.is_unspecified()).unwrap_or(route_src);
+        let next = if broadcast {
+            NextHop::Fixed(MacAddr::BROADCAST)
+        } else if multicast {
+            NextHop::Fixed(wire::ipv4_multicast_mac(daddr))
+        } else {
+            let nh = gw.unwrap_or(daddr);
+            let now = self.now;
+            let idx = self.neigh.lookup_or_create(port, nh, &self.counters, now);
+            let uid = self.neigh.get(idx).map(|n| n.uid).unwrap_or(0);
+            NextHop::Neigh { idx, uid }
+        };
+        Ok(Dst {
+            gen,
+            daddr,
+            saddr: src,
+            port,
+            mtu,
+            next,
+            broadcast,
+            multicast,
+            ident_bucket: self.ident.bucket(daddr, src, IPPROTO_UDP),
+        })
+    }
+
+    /// Is a cached dst still usable (tables unchanged, neighbour slot not reused)?
+    #[inline]
+    pub(crate) fn dst_valid(&self, d: &Dst) -> bool {
+        if d.gen != self.dst_gen() {
+            return false;
+        }
+        match d.next {
+            NextHop::Fixed(_) => true,
+            NextHop::Neigh { idx, uid } => self.neigh.get(idx).is_some_and(|n| n.uid == uid),
+        }
+    }
+
+    /// Plays `ip_append_data` / `__ip_append_data`: appends `data` to the
+    /// pending datagram `p`, filling fragments with Linux's geometry.
+    /// `EMSGSIZE` when the datagram would exceed what it may become (the path
+    /// MTU with `IP_PMTUDISC_DO`, else 64 KiB).
+    pub(crate) fn ip_append_data(
+        &mut self,
+        p: &mut Pending,
+        data: &[u8],
+        sb: &SndBuf<'_>,
+    ) -> Result<(), Errno> {
+        let flow = p.flow.as_ref().expect("flow set before append");
+        let mtu = flow.dst.mtu as usize;
+        let maxnonfrag = if flow.pmtudisc.sets_df_always() {
+            mtu
+        } else {
+            IP_MAX_MTU
+        };
+        let transhdr = if p.frags.is_empty() {
+            wire::UDP_HLEN
+        } else {
+            0
+        };
+        if p.length + transhdr + data.len() > maxnonfrag - wire::IPV4_MIN_HLEN {
+            return Err(Errno::EMSGSIZE);
+        }
+        let fragmax = frag_payload(flow.dst.mtu);
+        if p.frags.is_empty() {
+            let mut m = alloc_charged(&mut self.pool, sb, true)?;
+            // Room for the UDP header, written at push time.
+            m.append(wire::UDP_HLEN).map_err(|_| Errno::ENOBUFS)?;
+            p.frags.push(m);
+            p.length = wire::UDP_HLEN;
+        }
+        let mut rest = data;
+        while !rest.is_empty() {
+            let last = p.frags.last_mut().expect("one fragment at least");
+            let room = fragmax.saturating_sub(last.pkt_len());
+            if room == 0 {
+                let m = alloc_charged(&mut self.pool, sb, false)?;
+                p.frags.push(m);
+                continue;
+            }
+            let n = room.min(rest.len());
+            chain_append(last, &rest[..n], &mut self.pool, sb)?;
+            p.csum.add(&rest[..n]);
+            p.length += n;
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    /// Plays `udp_push_pending_frames` → `udp_send_skb` (UDP header and
+    /// checksum: software, `udp4_hwcsum` offload, or none with SO_NO_CHECK)
+    /// → `ip_send_skb`. Empties `p`. `Ok` if handed to IP (`OutDatagrams`).
+    pub(crate) fn udp_push_pending(
+        &mut self,
+        p: &mut Pending,
+        inet_id: &mut u16,
+    ) -> Result<(), Errno> {
+        let Some(flow) = p.flow else {
+            return Ok(());
+        };
+        let mtu = flow.dst.mtu as usize;
+        // A datagram that fits the MTU goes out whole: pull a short tail
+        // fragment (< 8 bytes) back into the first (what `fraggap` does).
+        if p.frags.len() == 2 && p.length + wire::IPV4_MIN_HLEN <= mtu {
+            let tail = p.frags.pop().expect("two fragments");
+            let mut buf = [0u8; 8];
+            let mut n = 0;
+            for s in tail.segments() {
+                buf[n..n + s.data.len()].copy_from_slice(s.data);
+                n += s.data.len();
+            }
+            drop(tail);
+            let head = &mut p.frags[0];
+            match head.append(n) {
+                Ok(d) => d.copy_from_slice(&buf[..n]),
+                Err(_) => {
+                    p.flush();
+                    self.counters.ip.out_discards.add(1);
+                    return Err(Errno::ENOBUFS);
+                }
+            }
+        }
+        let ulen = p.length as u16;
+        let fragmented = p.frags.len() > 1;
+        let port_ol = self.ports[flow.dst.port as usize].conf.tx_offloads;
+        let (src, dst) = (flow.dst.saddr, flow.dst.daddr);
+        let hdr_sum = flow.sport as u64 + flow.dport as u64 + ulen as u64;
+        let mut ol_flags = 0u32;
+        let check = if flow.no_check {
+            0
+        } else if !fragmented && !flow.corked && port_ol & ol::TX_UDP_CKSUM != 0 {
+            // udp4_hwcsum: the NIC finishes the sum; seed the pseudo-header.
+            ol_flags = ol::TX_UDP_CKSUM | ol::TX_IPV4;
+            checksum::fold(checksum::pseudo_header_sum(src, dst, IPPROTO_UDP, ulen))
+        } else {
+            let mut c = p.csum;
+            c.add_sum(checksum::pseudo_header_sum(src, dst, IPPROTO_UDP, ulen) + hdr_sum);
+            match c.finish() {
+                0 => 0xffff, // CSUM_MANGLED_0
+                v => v,
+            }
+        };
+        {
+            let h = &mut p.frags[0].data_mut()[..wire::UDP_HLEN];
+            h[0..2].copy_from_slice(&flow.sport.to_be_bytes());
+            h[2..4].copy_from_slice(&flow.dport.to_be_bytes());
+            h[4..6].copy_from_slice(&ulen.to_be_bytes());
+            h[6..8].copy_from_slice(&check.to_be_bytes());
+        }
+        if ol_flags != 0 {
+            p.frags[0].set_ol_flags(ol_flags);
+        }
+        let r = self.ip_send(p, &flow, inet_id);
+        p.flush();
+        match r {
+            Ok(()) => {
+                self.counters.udp.out_datagrams.add(1);
+                Ok(())
+            }
+            Err(Errno::ENOBUFS) => {
+                // udp_send_skb: ENOBUFS from below is counted, not reported.
+                self.counters.udp.sndbuf_errors.add(1);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Plays `ip_make_skb`'s header part + `ip_send_skb` → `__ip_local_out` →
+    /// `ip_output` → `ip_finish_output` → `ip_fragment` → `ip_finish_output2`.
+    fn ip_send(&mut self, p: &mut Pending, flow: &Flow, inet_id: &mut u16) -> Result<(), Errno> {
+        let total = p.length + wire::IPV4_MIN_HLEN;
+        let mtu = flow.dst.mtu as usize;
+        let nfrags = p.frags.len();
+        // DF by PMTU mode (__ip_make_skb): DO/PROBE always; WANT when it fits.
+        let df = flow.pmtudisc.sets_df_always()
+            || (flow.pmtudisc == super::PmtuDisc::Want && total <= mtu);
+        // ip_select_ident: DF + connected → per-socket counter; DF otherwise 0;
+        // else per destination.
+        let id = if df {
+            if flow.connected {
+                let id = *inet_id;
+                *inet_id = id.wrapping_add(1);
+                id
+            } else {
+                0
+            }
+        } else {
+            self.ident.next(flow.dst.ident_bucket, 1)
+        };
+        self.counters.ip.out_requests.add(1);
+        if df && total > mtu {
+            // ip_fragment with DF: cannot.
+            self.counters.ip.frag_fails.add(1);
+            return Err(Errno::EMSGSIZE);
+        }
+        let tmpl = wire::Ipv4Header {
+            tos: flow.tos,
+            total_len: 0,
+            id,
+            frag: if df { IP_DF } else { 0 },
+            ttl: flow.ttl,
+            protocol: IPPROTO_UDP,
+            src: flow.dst.saddr,
+            dst: flow.dst.daddr,
+            ..Default::default()
+        };
+        let mut hb = [0u8; 20];
+        tmpl.emit(&mut hb);
+        let base_check = u16::from_be_bytes([hb[10], hb[11]]);
+        let mut offset = 0usize;
+        let mut result = Ok(());
+        let mut frags = std::mem::take(&mut p.frags);
+        for (i, mut m) in frags.drain(..).enumerate() {
+            if result.is_err() {
+                // ip_fragment: the rest of the list is freed after a failure.
+                continue;
+            }
+            let plen = m.pkt_len();
+            let tot = (plen + wire::IPV4_MIN_HLEN) as u16;
+            let mut fw = if df { IP_DF } else { 0 } | (offset / 8) as u16;
+            if i + 1 < nfrags {
+                fw |= IP_MF;
+            }
+            // Patch length and fragment word into the template (RFC 1624).
+            let mut c = checksum::update16(base_check, 0, tot);
+            c = checksum::update16(c, tmpl.frag, fw);
+            match m.prepend(wire::IPV4_MIN_HLEN) {
+                Ok(h) => {
+                    h.copy_from_slice(&hb);
+                    h[2..4].copy_from_slice(&tot.to_be_bytes());
+                    h[6..8].copy_from_slice(&fw.to_be_bytes());
+                    h[10..12].copy_from_slice(&c.to_be_bytes());
+                }
+                Err(_) => {
+                    result = Err(Errno::ENOBUFS);
+                    continue;
+                }
+            }
+            m.set_priority(flow.priority);
+            let l4 = if i == 0 { wire::UDP_HLEN as u8 } else { 0 };
+            m.set_tx_lens(0, wire::IPV4_MIN_HLEN as u8, l4);
+            if nfrags > 1 {
+                self.counters.ip.frag_creates.add(1);
+            }
+            offset += plen;
+            result = self.ip_output_one(m, &flow.dst, flow.confirm && i == 0);
+        }
+        p.frags = frags;
+        if nfrags > 1 {
+            if result.is_ok() {
+                self.counters.ip.frag_oks.add(1);
+            } else {
+                self.counters.ip.frag_fails.add(1);
+            }
+        }
+        if result.is_err() {
+            self.counters.ip.out_discards.add(1);
+        }
+        result
+    }
+
+    /// Runs the hooks, then plays `ip_finish_output2` → `neigh_output`.
+    pub(crate) fn ip_output_one(
+        &mut self,
+        mut m: Mbuf,
+        d: &Dst,
+        confirm: bool,
+    ) -> Result<(), Errno> {
+        if !self.hooks.is_empty() {
+            for point in [HookPoint::LocalOut, HookPoint::PostRouting] {
+                for h in self.hooks.iter_mut() {
+                    if h(point, &mut m) == Verdict::Drop {
+                        return Err(Errno::EPERM);
+                    }
+                }
+            }
+        }
+        self.finish_output2(m, d, confirm)
+    }
+
+    /// Plays `ip_finish_output2` (+ `neigh_output`): hands the packet to the
+    /// neighbour entry of the next hop, or frames it directly for broadcast
+    /// and multicast destinations.
+    pub(crate) fn finish_output2(
+        &mut self,
+        mut m: Mbuf,
+        d: &Dst,
+        confirm: bool,
+    ) -> Result<(), Errno> {
+        let now = self.now;
+        let mut next = d.next;
+        if let NextHop::Neigh { idx, uid } = next {
+            if self.neigh.get(idx).is_none_or(|n| n.uid != uid) {
+                // The entry was collected while this dst was held (a long
+                // cork): resolve the next hop again.
+                next = self.route_output(d.daddr, Some(d.saddr), None)?.next;
+            }
+        }
+        match next {
+            NextHop::Neigh { idx, .. } => {
+                if confirm {
+                    self.neigh.confirm(idx, now);
+                }
+                let (neigh, mut io) = self.split_neigh();
+                neigh.output(idx, m, &mut io, now)
+            }
+            NextHop::Fixed(mac) => {
+                let pc = &self.ports[d.port as usize].conf;
+                let l2len = if pc.vlan.is_some() { 18 } else { 14 };
+                let (src, vlan) = (pc.mac, pc.vlan);
+                let h = m.prepend(l2len).map_err(|_| Errno::ENOBUFS)?;
+                super::neigh::build_l2(h, mac, src, vlan, wire::ETHERTYPE_IPV4);
+                let (_, l3, l4) = m.tx_lens();
+                m.set_tx_lens(l2len as u8, l3, l4);
+                self.xmit.queue_xmit(d.port, m).map_err(|_| Errno::ENOBUFS)
+            }
+        }
+    }
+
+    /// Builds and sends an IPv4 packet with `payload` as its body (for ICMP
+    /// replies and errors): `ip_push_pending_frames` for a one-shot packet.
+    pub(crate) fn ip_send_simple(
+        &mut self,
+        daddr: Ipv4Addr,
+        saddr: Option<Ipv4Addr>,
+        proto: u8,
+        tos: u8,
+        build: impl FnOnce(&mut [u8]),
+        len: usize,
+    ) -> Result<(), Errno> {
+        let d = match self.route_output(daddr, saddr, None) {
+            Ok(d) => d,
+            Err(e) => {
+                self.counters.ip.out_no_routes.add(1);
+                return Err(e);
+            }
+        };
+        if len + wire::IPV4_MIN_HLEN > d.mtu as usize {
+            return Err(Errno::EMSGSIZE);
+        }
+        let mut m = self.pool.alloc().ok_or(Errno::ENOBUFS)?;
+        let b = m
+            .append(wire::IPV4_MIN_HLEN + len)
+            .map_err(|_| Errno::ENOBUFS)?;
+        build(&mut b[wire::IPV4_MIN_HLEN..]);
+        let id = self.ident.next(d.ident_bucket, 1);
+        wire::Ipv4Header {
+            tos,
+            total_len: (wire::IPV4_MIN_HLEN + len) as u16,
+            id,
+            frag: 0,
+            ttl: self.default_ttl,
+            protocol: proto,
+            src: d.saddr,
+            dst: daddr,
+            ..Default::default()
+        }
+        .emit(b);
+        m.set_tx_lens(0, wire::IPV4_MIN_HLEN as u8, 0);
+        self.counters.ip.out_requests.add(1);
+        let r = self.ip_output_one(m, &d, false);
+        if r.is_err() {
+            self.counters.ip.out_discards.add(1);
+        }
+        r
+    }
+}

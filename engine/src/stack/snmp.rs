@@ -1,0 +1,244 @@
+//! SNMP counters in the shape of `/proc/net/snmp` (Ip, Icmp, Udp) plus the
+//! neighbour table's statistics (`/proc/net/stat/arp_cache`). Each lcore's
+//! stack owns one set (single writer: plain load + store, readable from any
+//! thread); [`SnmpSnapshot`]s of several lcores are summed on read.
+
+use crate::ethdev::StatCounter;
+
+macro_rules! counters {
+    ($(#[$m:meta])* $live:ident, $snap:ident { $($(#[$fm:meta])* $f:ident => $name:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Default)]
+        pub struct $live { $($(#[$fm])* pub $f: StatCounter,)* }
+
+        /// A point-in-time copy.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+        pub struct $snap { $(#[serde(rename = $name)] pub $f: u64,)* }
+
+        impl $live {
+            pub fn snapshot(&self) -> $snap { $snap { $($f: self.$f.get(),)* } }
+        }
+
+        impl std::ops::AddAssign for $snap {
+            fn add_assign(&mut self, o: $snap) { $(self.$f += o.$f;)* }
+        }
+
+        impl $snap {
+            /// `(name, value)` pairs in `/proc/net/snmp` order.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> { vec![$(($name, self.$f),)*] }
+        }
+    };
+}
+
+counters!(
+    /// The `Ip:` line.
+    IpCounters, IpSnapshot {
+        /// Datagrams received from ports (before any check).
+        in_receives => "InReceives",
+        in_hdr_errors => "InHdrErrors",
+        /// Not for one of our addresses.
+        in_addr_errors => "InAddrErrors",
+        in_unknown_protos => "InUnknownProtos",
+        in_discards => "InDiscards",
+        in_delivers => "InDelivers",
+        /// Every datagram the local stack tries to send (before fragmentation).
+        out_requests => "OutRequests",
+        /// Dropped on the way out (device refused, hook dropped, neighbour failed, cork append failed).
+        out_discards => "OutDiscards",
+        /// No route (ENETUNREACH), in `udp_sendmsg`/`connect` and on output.
+        out_no_routes => "OutNoRoutes",
+        /// Fragments received: we do not reassemble them.
+        reasm_fails => "ReasmFails",
+        /// Datagrams fragmented successfully (once per datagram).
+        frag_oks => "FragOKs",
+        /// Datagrams that needed fragmenting but could not (DF set, allocation failure).
+        frag_fails => "FragFails",
+        /// Fragments created (once per fragment).
+        frag_creates => "FragCreates",
+    }
+);
+
+counters!(
+    /// The `Icmp:` line (the message types this stack handles).
+    IcmpCounters, IcmpSnapshot {
+        in_msgs => "InMsgs",
+        in_errors => "InErrors",
+        in_csum_errors => "InCsumErrors",
+        in_dest_unreachs => "InDestUnreachs",
+        in_echos => "InEchos",
+        in_echo_reps => "InEchoReps",
+        out_msgs => "OutMsgs",
+        out_errors => "OutErrors",
+        out_dest_unreachs => "OutDestUnreachs",
+        out_echos => "OutEchos",
+        out_echo_reps => "OutEchoReps",
+    }
+);
+
+counters!(
+    /// The `Udp:` line.
+    UdpCounters, UdpSnapshot {
+        /// Datagrams read by `recv_from`.
+        in_datagrams => "InDatagrams",
+        /// Arrived for a port nobody is bound to.
+        no_ports => "NoPorts",
+        /// Receive errors: bad checksum, malformed, receive queue full.
+        in_errors => "InErrors",
+        /// Handed to IP without error.
+        out_datagrams => "OutDatagrams",
+        /// Receive queue full (also counted in InErrors).
+        rcvbuf_errors => "RcvbufErrors",
+        /// Send buffer full or the device queue refused (ENOBUFS).
+        sndbuf_errors => "SndbufErrors",
+        /// Bad checksum (also counted in InErrors).
+        in_csum_errors => "InCsumErrors",
+    }
+);
+
+counters!(
+    /// Neighbour/ARP statistics (`/proc/net/stat/arp_cache`-like).
+    NeighCounters, NeighSnapshot {
+        /// Entries created.
+        allocs => "allocs",
+        /// Entries removed by garbage collection.
+        destroys => "destroys",
+        /// Resolution failures (INCOMPLETE or PROBE ran out of probes).
+        res_failed => "res_failed",
+        /// Packets dropped because the pending queue of an unresolved entry was full.
+        unres_discards => "unres_discards",
+        /// Queued packets dropped when their entry failed.
+        failed_drops => "failed_drops",
+        /// Queued packets the device refused when the entry resolved.
+        queued_tx_drops => "queued_tx_drops",
+        /// Sends refused because the entry was FAILED (EHOSTUNREACH).
+        failed_refusals => "failed_refusals",
+        arp_requests_sent => "arp_requests_sent",
+        arp_replies_sent => "arp_replies_sent",
+        arp_requests_received => "arp_requests_received",
+        arp_replies_received => "arp_replies_received",
+        /// ARP packets that failed to parse or were not for us.
+        arp_ignored => "arp_ignored",
+        /// ARP/ICMP frames the device refused.
+        ctl_tx_drops => "ctl_tx_drops",
+    }
+);
+
+counters!(
+    /// Receive demux leftovers.
+    RxCounters, RxSnapshot {
+        frames => "frames",
+        /// Not for our MAC (and not broadcast/multicast).
+        not_for_us => "not_for_us",
+        /// Ethertype we do not speak.
+        unknown_ethertype => "unknown_ethertype",
+        /// Truncated/malformed L2.
+        malformed => "malformed",
+        /// A packet hook dropped it or an ICMP reply could not be built.
+        dropped => "dropped",
+    }
+);
+
+/// All counters of one stack.
+#[derive(Debug, Default)]
+pub struct StackCounters {
+    pub ip: IpCounters,
+    pub icmp: IcmpCounters,
+    pub udp: UdpCounters,
+    pub neigh: NeighCounters,
+    pub rx: RxCounters,
+}
+
+/// A snapshot of all counters; sum several lcores' with `+=`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SnmpSnapshot {
+    #[serde(rename = "Ip")]
+    pub ip: IpSnapshot,
+    #[serde(rename = "Icmp")]
+    pub icmp: IcmpSnapshot,
+    #[serde(rename = "Udp")]
+    pub udp: UdpSnapshot,
+    #[serde(rename = "Neigh")]
+    pub neigh: NeighSnapshot,
+    #[serde(rename = "Rx")]
+    pub rx: RxSnapshot,
+}
+
+impl StackCounters {
+    pub fn snapshot(&self) -> SnmpSnapshot {
+        SnmpSnapshot {
+            ip: self.ip.snapshot(),
+            icmp: self.icmp.snapshot(),
+            udp: self.udp.snapshot(),
+            neigh: self.neigh.snapshot(),
+            rx: self.rx.snapshot(),
+        }
+    }
+}
+
+impl std::ops::AddAssign for SnmpSnapshot {
+    fn add_assign(&mut self, o: SnmpSnapshot) {
+        self.ip += o.ip;
+        self.icmp += o.icmp;
+        self.udp += o.udp;
+        self.neigh += o.neigh;
+        self.rx += o.rx;
+    }
+}
+
+impl SnmpSnapshot {
+    /// Sums per-lcore snapshots.
+    pub fn sum<'a>(it: impl IntoIterator<Item = &'a SnmpSnapshot>) -> SnmpSnapshot {
+        let mut t = SnmpSnapshot::default();
+        for s in it {
+            t += *s;
+        }
+        t
+    }
+
+    /// Renders the `/proc/net/snmp` text layout (header line, value line per protocol).
+    pub fn to_proc_text(&self) -> String {
+        let mut out = String::new();
+        for (tag, f) in [
+            ("Ip", self.ip.fields()),
+            ("Icmp", self.icmp.fields()),
+            ("Udp", self.udp.fields()),
+        ] {
+            out.push_str(tag);
+            out.push(':');
+            for (n, _) in &f {
+                out.push(' ');
+                out.push_str(n);
+            }
+            out.push('\n');
+            out.push_str(tag);
+            out.push(':');
+            for (_, v) in &f {
+                out.push_str(&format!(" {v}"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sum_and_render() {
+        let a = StackCounters::default();
+        a.udp.out_datagrams.add(3);
+        a.ip.out_requests.add(3);
+        let b = StackCounters::default();
+        b.udp.out_datagrams.add(2);
+        let s = SnmpSnapshot::sum([&a.snapshot(), &b.snapshot()]);
+        assert_eq!(s.udp.out_datagrams, 5);
+        assert_eq!(s.ip.out_requests, 3);
+        let t = s.to_proc_text();
+        assert!(t.contains("Udp: InDatagrams NoPorts InErrors OutDatagrams"));
+        assert!(t.contains("Udp: 0 0 0 5 0 0 0"));
+        let j = serde_json::to_string(&s).unwrap();
+        assert!(j.contains("\"OutDatagrams\":5"));
+    }
+}

@@ -1,0 +1,1050 @@
+//! UDP sockets, one table per lcore: `inet_create`, `bind`/`inet_autobind`
+//! (`udp_lib_get_port`), `connect` (`ip4_datagram_connect`), `udp_sendmsg`
+//! with corking (`ip_append_data` / `udp_push_pending_frames`), and the
+//! receive queue `recv_from` reads.
+
+use super::ip::{Dst, Flow, Pending, SndBuf};
+use super::{checksum, wire, Errno, Stack};
+use crate::mbuf::{ol, Mbuf, WmemAccount, MBUF_HDR_SIZE};
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+/// `IP_MTU_DISCOVER` modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PmtuDisc {
+    /// `IP_PMTUDISC_DONT`: never set DF; fragment locally.
+    Dont,
+    /// `IP_PMTUDISC_WANT` (default): DF when the datagram fits the path MTU,
+    /// fragment otherwise.
+    Want,
+    /// `IP_PMTUDISC_DO`: always DF; larger than the path MTU is EMSGSIZE.
+    Do,
+    /// `IP_PMTUDISC_PROBE`: DF, ignore the learned path MTU (treated as DO here).
+    Probe,
+}
+
+impl PmtuDisc {
+    pub(crate) fn sets_df_always(self) -> bool {
+        matches!(self, PmtuDisc::Do | PmtuDisc::Probe)
+    }
+}
+
+/// `MSG_*` flags for [`UdpSocket::send_msg`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MsgFlags(pub u32);
+
+impl MsgFlags {
+    pub const NONE: MsgFlags = MsgFlags(0);
+    /// `MSG_MORE`: more data follows; append to the pending datagram.
+    pub const MORE: MsgFlags = MsgFlags(1);
+    /// `MSG_CONFIRM`: the peer is known reachable (refresh the neighbour without probing).
+    pub const CONFIRM: MsgFlags = MsgFlags(2);
+    /// `MSG_DONTWAIT`: never block. Poll-mode sockets never block anyway: a
+    /// full send buffer is EAGAIN with or without it.
+    pub const DONTWAIT: MsgFlags = MsgFlags(4);
+
+    pub fn contains(self, o: MsgFlags) -> bool {
+        self.0 & o.0 == o.0
+    }
+}
+
+impl std::ops::BitOr for MsgFlags {
+    type Output = MsgFlags;
+    fn bitor(self, o: MsgFlags) -> MsgFlags {
+        MsgFlags(self.0 | o.0)
+    }
+}
+
+/// Per-call options (`sendmsg` control messages and flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SendOpts {
+    /// `IP_TOS` cmsg.
+    pub tos: Option<u8>,
+    /// `IP_TTL` cmsg.
+    pub ttl: Option<u8>,
+    /// `IP_PKTINFO` `ipi_spec_dst`: the source address for this datagram.
+    pub src: Option<Ipv4Addr>,
+    pub flags: MsgFlags,
+}
+
+/// A socket handle (index + generation, so a closed socket's handle fails with EBADF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SocketId {
+    idx: u32,
+    gen: u32,
+}
+
+pub(crate) struct Sock {
+    local_addr: Ipv4Addr,
+    local_port: u16,
+    remote: Option<SocketAddrV4>,
+    tos: u8,
+    ttl: Option<u8>,
+    mc_ttl: u8,
+    mc_if: Option<u16>,
+    broadcast: bool,
+    no_check: bool,
+    pmtudisc: PmtuDisc,
+    cork: bool,
+    priority: u8,
+    sndbuf: u64,
+    rcvbuf: u64,
+    wmem: Arc<WmemAccount>,
+    inet_id: u16,
+    dst: Option<Dst>,
+    /// Prebuilt Ethernet+IPv4+UDP header for the connected peer (the
+    /// `hh_cache` idea carried up to the socket).
+    tmpl: Option<TxTemplate>,
+    pending: Pending,
+    rxq: VecDeque<(SocketAddrV4, Mbuf)>,
+    rx_bytes: u64,
+}
+
+/// A connected socket's header template: the neighbour's cached L2 header,
+/// an IPv4 header with length and ID zero (checksum over that), and a UDP
+/// header with the ports; each packet patches lengths, ID and checksums.
+#[derive(Clone, Copy)]
+struct TxTemplate {
+    gen: u64,
+    neigh_idx: usize,
+    neigh_uid: u64,
+    hh_seq: u32,
+    port: u16,
+    tos: u8,
+    ttl: u8,
+    df: bool,
+    no_check: bool,
+    offload: bool,
+    mtu: u32,
+    ident_bucket: usize,
+    l2: u8,
+    hlen: u8,
+    hdr: [u8; 46],
+    /// IPv4 checksum field for total length 0 and ID 0.
+    ip_base: u16,
+    /// Pseudo-header sum without the length.
+    pseudo: u64,
+    /// sport + dport.
+    ports_sum: u64,
+}
+
+/// Smallest SO_SNDBUF/SO_RCVBUF (`SOCK_MIN_SNDBUF`-like).
+const SOCK_MIN_BUF: u64 = 4608;
+/// Most datagrams a receive queue holds (on top of the byte limit).
+const RXQ_MAX: usize = 1024;
+
+pub(crate) struct SocketTable {
+    slots: Vec<Option<Box<Sock>>>,
+    gens: Vec<u32>,
+    free: Vec<usize>,
+    /// Bound port → sockets bound to it.
+    ports: HashMap<u16, Vec<usize>>,
+    eph: (u16, u16),
+    rng: u64,
+    sndbuf_default: u64,
+    rcvbuf_default: u64,
+    max: usize,
+    live: usize,
+    /// Send-buffer accounts of closed sockets whose packets are still in
+    /// flight (the `sk_wmem_alloc` reference that keeps a socket alive until
+    /// its last skb is freed).
+    zombies: Vec<Arc<WmemAccount>>,
+}
+
+impl SocketTable {
+    pub fn new(cfg: &super::StackConfig) -> SocketTable {
+        SocketTable {
+            slots: Vec::new(),
+            gens: Vec::new(),
+            free: Vec::new(),
+            ports: HashMap::new(),
+            eph: cfg.ephemeral_ports,
+            rng: cfg.seed.rotate_left(29) | 1,
+            sndbuf_default: cfg.sndbuf_default as u64,
+            rcvbuf_default: cfg.rcvbuf_default as u64,
+            max: cfg.max_sockets,
+            live: 0,
+            zombies: Vec::new(),
+        }
+    }
+
+    fn rand(&mut self) -> u32 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        (x >> 32) as u32
+    }
+
+    fn take(&mut self, id: SocketId) -> Result<Box<Sock>, Errno> {
+        let i = id.idx as usize;
+        if self.gens.get(i) != Some(&id.gen) {
+            return Err(Errno::EBADF);
+        }
+        self.slots[i].take().ok_or(Errno::EBADF)
+    }
+
+    fn put(&mut self, id: SocketId, s: Box<Sock>) {
+        self.slots[id.idx as usize] = Some(s);
+    }
+
+    fn get(&self, id: SocketId) -> Result<&Sock, Errno> {
+        let i = id.idx as usize;
+        if self.gens.get(i) != Some(&id.gen) {
+            return Err(Errno::EBADF);
+        }
+        self.slots[i].as_deref().ok_or(Errno::EBADF)
+    }
+
+    fn get_mut(&mut self, id: SocketId) -> Result<&mut Sock, Errno> {
+        let i = id.idx as usize;
+        if self.gens.get(i) != Some(&id.gen) {
+            return Err(Errno::EBADF);
+        }
+        self.slots[i].as_deref_mut().ok_or(Errno::EBADF)
+    }
+
+    /// Would (addr, port) conflict with an existing binding? (`udp_lib_lport_inuse`)
+    fn in_use(&self, addr: Ipv4Addr, port: u16) -> bool {
+        self.ports.get(&port).is_some_and(|v| {
+            v.iter().any(|&i| {
+                self.slots[i].as_deref().is_none_or(|s| {
+                    s.local_addr.is_unspecified() || addr.is_unspecified() || s.local_addr == addr
+                })
+            })
+        })
+    }
+
+    /// Plays `udp_lib_get_port`: binds `sk` (slot `idx`) to `port`, or with
+    /// `port == 0` to a free ephemeral port searched from a random start.
+    fn get_port(
+        &mut self,
+        idx: usize,
+        sk: &mut Sock,
+        addr: Ipv4Addr,
+        port: u16,
+    ) -> Result<(), Errno> {
+        let port = if port == 0 {
+            let (lo, hi) = self.eph;
+            let n = (hi - lo) as u32 + 1;
+            let start = self.rand() % n;
+            let found = (0..n)
+                .map(|k| lo + ((start + k) % n) as u16)
+                .find(|&p| !self.in_use(addr, p));
+            // inet_autobind reports an exhausted range as EAGAIN.
+            found.ok_or(Errno::EAGAIN)?
+        } else {
+            if self.in_use(addr, port) {
+                return Err(Errno::EADDRINUSE);
+            }
+            port
+        };
+        sk.local_addr = addr;
+        sk.local_port = port;
+        self.ports.entry(port).or_default().push(idx);
+        Ok(())
+    }
+
+    /// Finds the socket for a datagram (`__udp4_lib_lookup`): exact local
+    /// address beats wildcard; connected sockets only match their peer.
+    fn lookup(&self, daddr: Ipv4Addr, dport: u16, saddr: Ipv4Addr, sport: u16) -> Option<usize> {
+        let v = self.ports.get(&dport)?;
+        let mut best: Option<(u8, usize)> = None;
+        for &i in v {
+            let Some(s) = self.slots[i].as_deref() else {
+                continue;
+            };
+            let mut score = 1u8;
+            if !s.local_addr.is_unspecified() {
+                if s.local_addr != daddr {
+                    continue;
+                }
+                score += 2;
+            }
+            if let Some(r) = s.remote {
+                if *r.ip() != saddr || r.port() != sport {
+                    continue;
+                }
+                score += 4;
+            }
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, i));
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+}
+
+impl SocketTable {
+    /// Drops the accounts of closed sockets once nothing is in flight.
+    pub(crate) fn reap(&mut self) {
+        if !self.zombies.is_empty() {
+            self.zombies.retain(|a| a.in_flight() > 0);
+        }
+    }
+}
+
+impl Drop for SocketTable {
+    fn drop(&mut self) {
+        // Packets may outlive the stack (in a TX ring, on the far end of a
+        // ring port): an account they still point at is leaked, not freed.
+        for s in self.slots.iter_mut().flatten() {
+            s.pending.flush();
+            s.rxq.clear();
+            if s.wmem.in_flight() > 0 {
+                std::mem::forget(s.wmem.clone());
+            }
+        }
+        for a in self.zombies.drain(..) {
+            if a.in_flight() > 0 {
+                std::mem::forget(a);
+            }
+        }
+    }
+}
+
+impl Stack {
+    /// Plays `inet_create` for `socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP)`.
+    pub fn udp_socket(&mut self) -> Result<SocketId, Errno> {
+        let t = &mut self.socks;
+        if t.live >= t.max {
+            return Err(Errno::EMFILE);
+        }
+        let sk = Box::new(Sock {
+            local_addr: Ipv4Addr::UNSPECIFIED,
+            local_port: 0,
+            remote: None,
+            tos: 0,
+            ttl: None,
+            mc_ttl: 1,
+            mc_if: None,
+            broadcast: false,
+            no_check: false,
+            pmtudisc: PmtuDisc::Want,
+            cork: false,
+            priority: 0,
+            sndbuf: t.sndbuf_default,
+            rcvbuf: t.rcvbuf_default,
+            wmem: Arc::new(WmemAccount::new()),
+            inet_id: (t.rand() & 0xffff) as u16,
+            dst: None,
+            tmpl: None,
+            pending: Pending::new(),
+            rxq: VecDeque::with_capacity(64),
+            rx_bytes: 0,
+        });
+        let idx = match t.free.pop() {
+            Some(i) => {
+                t.slots[i] = Some(sk);
+                i
+            }
+            None => {
+                t.slots.push(Some(sk));
+                t.gens.push(0);
+                t.slots.len() - 1
+            }
+        };
+        t.live += 1;
+        Ok(SocketId {
+            idx: idx as u32,
+            gen: t.gens[idx],
+        })
+    }
+
+    /// Closes a socket: pending corked data is dropped, the port is released.
+    /// Packets in flight keep their send-buffer account alive (it is shared).
+    pub fn close(&mut self, id: SocketId) -> Result<(), Errno> {
+        let mut sk = self.socks.take(id)?;
+        // Free our own buffers first, then keep the account alive while the
+        // device still holds packets charged to it.
+        sk.pending.flush();
+        sk.rxq.clear();
+        if sk.wmem.in_flight() > 0 {
+            self.socks.zombies.push(sk.wmem.clone());
+        }
+        let i = id.idx as usize;
+        if sk.local_port != 0 {
+            if let Some(v) = self.socks.ports.get_mut(&sk.local_port) {
+                v.retain(|&x| x != i);
+                if v.is_empty() {
+                    self.socks.ports.remove(&sk.local_port);
+                }
+            }
+        }
+        self.socks.gens[i] = self.socks.gens[i].wrapping_add(1);
+        self.socks.free.push(i);
+        self.socks.live -= 1;
+        Ok(())
+    }
+
+    /// A handle with `std::net::UdpSocket`-like methods.
+    pub fn socket(&mut self, id: SocketId) -> UdpSocket<'_> {
+        UdpSocket { st: self, id }
+    }
+
+    /// Delivers a received datagram (`udp_queue_rcv_skb`); `m` holds just the
+    /// payload. Returns false when no socket wants it (NoPorts is the caller's).
+    pub(crate) fn udp_deliver(
+        &mut self,
+        daddr: Ipv4Addr,
+        dport: u16,
+        src: SocketAddrV4,
+        m: Mbuf,
+    ) -> bool {
+        let Some(i) = self.socks.lookup(daddr, dport, *src.ip(), src.port()) else {
+            return false;
+        };
+        let sk = self.socks.slots[i].as_deref_mut().expect("looked up");
+        let truesize = (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u64;
+        if sk.rx_bytes + truesize > sk.rcvbuf || sk.rxq.len() >= RXQ_MAX {
+            self.counters.udp.rcvbuf_errors.add(1);
+            self.counters.udp.in_errors.add(1);
+            return true;
+        }
+        sk.rx_bytes += truesize;
+        sk.rxq.push_back((src, m));
+        true
+    }
+
+    /// Checks that the connected-socket fast path applies and that the
+    /// socket's header template is current (rebuilding it if tables, the
+    /// neighbour's header or socket options changed). Marks the neighbour
+    /// used. `None`: take the general path.
+    #[inline]
+    fn fast_ready(&mut self, sk: &mut Sock) -> Option<usize> {
+        if !self.hooks.is_empty() {
+            return None;
+        }
+        let (idx, uid, gen) = match sk.dst.as_ref() {
+            Some(Dst {
+                next: super::ip::NextHop::Neigh { idx, uid },
+                broadcast: false,
+                multicast: false,
+                gen,
+                ..
+            }) => (*idx, *uid, *gen),
+            _ => return None,
+        };
+        if sk.remote.is_none() || gen != self.dst_gen() {
+            return None;
+        }
+        let ttl = sk.ttl.unwrap_or(self.default_ttl);
+        let df = sk.pmtudisc != PmtuDisc::Dont;
+        let now = self.now;
+        let fresh = match sk.tmpl.as_ref() {
+            Some(t) => {
+                t.gen == gen
+                    && t.neigh_idx == idx
+                    && t.neigh_uid == uid
+                    && t.tos == sk.tos
+                    && t.ttl == ttl
+                    && t.df == df
+                    && t.no_check == sk.no_check
+                    && self.neigh.fast_ok(idx, uid, t.hh_seq, now)
+            }
+            None => false,
+        };
+        if !fresh {
+            let dst = sk.dst?;
+            let t = self.build_template(sk, &dst, idx, uid, ttl, df)?;
+            if !self.neigh.fast_ok(idx, uid, t.hh_seq, now) {
+                return None;
+            }
+            sk.tmpl = Some(t);
+        }
+        Some(idx)
+    }
+
+    /// Writes one datagram into a fresh mbuf from the template: copies the
+    /// header and payload, patches total length, ID and the IPv4 checksum
+    /// (RFC 1624), the UDP length and checksum (software, offload seed, or
+    /// none), and charges the socket's send buffer.
+    #[inline]
+    fn fast_fill(&mut self, sk: &mut Sock, m: &mut Mbuf, buf: &[u8]) -> bool {
+        let Some(t) = sk.tmpl.as_ref() else {
+            return false;
+        };
+        let len = buf.len();
+        let hlen = t.hlen as usize;
+        // A fresh single-segment buffer: set the length in one step.
+        if m.set_len(hlen + len).is_err() {
+            return false;
+        }
+        let truesize = (m.buf_len() + MBUF_HDR_SIZE) as u32;
+        m.charge_wmem(&sk.wmem, truesize);
+        let id = if t.df {
+            let id = sk.inet_id;
+            sk.inet_id = id.wrapping_add(1);
+            id
+        } else {
+            self.ident.next(t.ident_bucket, 1)
+        };
+        let tot = (28 + len) as u16;
+        let ulen = (8 + len) as u16;
+        let b = m.data_mut();
+        b[..hlen].copy_from_slice(&t.hdr[..hlen]);
+        b[hlen..].copy_from_slice(buf);
+        let l2 = t.l2 as usize;
+        let ipc = checksum::update16(checksum::update16(t.ip_base, 0, tot), 0, id);
+        let ip = &mut b[l2..];
+        ip[2..4].copy_from_slice(&tot.to_be_bytes());
+        ip[4..6].copy_from_slice(&id.to_be_bytes());
+        ip[10..12].copy_from_slice(&ipc.to_be_bytes());
+        let ucheck = if t.no_check {
+            0
+        } else if t.offload {
+            checksum::fold(t.pseudo + ulen as u64)
+        } else {
+            let acc = t.pseudo + t.ports_sum + 2 * ulen as u64 + checksum::sum(buf);
+            match !checksum::fold(acc) {
+                0 => 0xffff,
+                v => v,
+            }
+        };
+        let u = &mut b[l2 + 20..];
+        u[4..6].copy_from_slice(&ulen.to_be_bytes());
+        u[6..8].copy_from_slice(&ucheck.to_be_bytes());
+        if t.offload && !t.no_check {
+            m.set_ol_flags(ol::TX_UDP_CKSUM | ol::TX_IPV4);
+        }
+        m.set_tx_lens(t.l2, 20, 8);
+        m.set_priority(sk.priority);
+        true
+    }
+
+    /// The connected-socket fast path: `udp_sendmsg` → `ip_make_skb` →
+    /// `udp_send_skb` → `ip_send_skb` → `neigh_hh_output` collapsed onto a
+    /// prebuilt header. `None` when the general path must run (unresolved or
+    /// changed neighbour, fragmentation, hooks, broadcast/multicast, …).
+    #[inline]
+    fn udp_send_fast(
+        &mut self,
+        sk: &mut Sock,
+        buf: &[u8],
+        confirm: bool,
+    ) -> Option<Result<usize, Errno>> {
+        let idx = self.fast_ready(sk)?;
+        let (mtu, hlen, port) = sk.tmpl.as_ref().map(|t| (t.mtu, t.hlen, t.port))?;
+        if buf.len() + 28 > mtu as usize || buf.len() + hlen as usize > self.pool.data_room() {
+            return None;
+        }
+        if sk.wmem.in_flight() >= sk.sndbuf {
+            self.counters.ip.out_discards.add(1);
+            self.counters.udp.sndbuf_errors.add(1);
+            return Some(Err(Errno::EAGAIN));
+        }
+        let Some(mut m) = self.pool.alloc() else {
+            self.counters.ip.out_discards.add(1);
+            self.counters.udp.sndbuf_errors.add(1);
+            return Some(Err(Errno::ENOBUFS));
+        };
+        if !self.fast_fill(sk, &mut m, buf) {
+            return None;
+        }
+        if confirm {
+            let now = self.now;
+            self.neigh.confirm(idx, now);
+        }
+        let c = &self.counters;
+        c.ip.out_requests.add(1);
+        match self.xmit.queue_xmit(port, m) {
+            Ok(()) => c.udp.out_datagrams.add(1),
+            Err(_) => {
+                // ip_send_skb counts the discard; udp_send_skb turns ENOBUFS
+                // into SndbufErrors and reports success.
+                c.ip.out_discards.add(1);
+                c.udp.sndbuf_errors.add(1);
+            }
+        }
+        Some(Ok(buf.len()))
+    }
+
+    /// `sendmmsg` on a connected socket: the fast path for a whole batch —
+    /// one template check, buffers taken with `alloc_bulk`, one burst handed
+    /// to the device layer. Returns how many datagrams went (`None`: the
+    /// general path must send them one by one).
+    fn udp_send_fast_batch(
+        &mut self,
+        sk: &mut Sock,
+        bufs: &[&[u8]],
+    ) -> Option<Result<usize, Errno>> {
+        self.fast_ready(sk)?;
+        let (mtu, hlen, port) = sk.tmpl.as_ref().map(|t| (t.mtu, t.hlen, t.port))?;
+        let room = self.pool.data_room();
+        if bufs
+            .iter()
+            .any(|b| b.len() + 28 > mtu as usize || b.len() + hlen as usize > room)
+        {
+            return None;
+        }
+        let mut burst = self.scratch.take()?;
+        let mut sent = 0usize;
+        let mut err = None;
+        for chunk in bufs.chunks(crate::mbuf::BURST_MAX) {
+            if !self.pool.alloc_bulk(&mut burst, chunk.len()) {
+                err = Some(Errno::ENOBUFS);
+                break;
+            }
+            // Send-buffer check per datagram, as each sendmsg of a sendmmsg does.
+            let mut k = 0;
+            for (m, b) in burst.as_mut_slice().iter_mut().zip(chunk.iter()) {
+                if sk.wmem.in_flight() >= sk.sndbuf {
+                    break;
+                }
+                // Cannot fail: sizes were checked against the data room.
+                self.fast_fill(sk, m, b);
+                k += 1;
+            }
+            while burst.len() > k {
+                // Unused buffers go back to the pool (they were never packets).
+                drop(burst.pop_back());
+            }
+            if k == 0 {
+                err = Some(Errno::EAGAIN);
+                break;
+            }
+            let refused = self.xmit.queue_xmit_burst(port, &mut burst) as u64;
+            burst.clear();
+            let c = &self.counters;
+            c.ip.out_requests.add(k as u64);
+            c.udp.out_datagrams.add(k as u64 - refused);
+            if refused > 0 {
+                c.ip.out_discards.add(refused);
+                c.udp.sndbuf_errors.add(refused);
+            }
+            sent += k;
+            if k < chunk.len() {
+                err = Some(Errno::EAGAIN);
+                break;
+            }
+        }
+        self.scratch = Some(burst);
+        match err {
+            Some(e) => {
+                self.counters.ip.out_discards.add(1);
+                self.counters.udp.sndbuf_errors.add(1);
+                Some(if sent == 0 { Err(e) } else { Ok(sent) })
+            }
+            None => Some(Ok(sent)),
+        }
+    }
+
+    fn build_template(
+        &self,
+        sk: &Sock,
+        dst: &Dst,
+        idx: usize,
+        uid: u64,
+        ttl: u8,
+        df: bool,
+    ) -> Option<TxTemplate> {
+        let n = self.neigh.get(idx)?;
+        if n.uid != uid || !n.state.valid() {
+            return None;
+        }
+        let l2 = n.hh_len as usize;
+        let mut hdr = [0u8; 46];
+        hdr[..l2].copy_from_slice(&n.hh[..l2]);
+        wire::Ipv4Header {
+            tos: sk.tos,
+            total_len: 0,
+            id: 0,
+            frag: if df { wire::IP_DF } else { 0 },
+            ttl,
+            protocol: wire::IPPROTO_UDP,
+            src: dst.saddr,
+            dst: dst.daddr,
+            ..Default::default()
+        }
+        .emit(&mut hdr[l2..]);
+        let dport = sk.remote?.port();
+        wire::UdpHeader {
+            src_port: sk.local_port,
+            dst_port: dport,
+            len: 0,
+            checksum: 0,
+        }
+        .emit(&mut hdr[l2 + 20..]);
+        let ol_capa = self.ports[dst.port as usize].conf.tx_offloads;
+        Some(TxTemplate {
+            gen: dst.gen,
+            neigh_idx: idx,
+            neigh_uid: uid,
+            hh_seq: n.hh_seq,
+            port: dst.port,
+            tos: sk.tos,
+            ttl,
+            df,
+            no_check: sk.no_check,
+            offload: ol_capa & ol::TX_UDP_CKSUM != 0,
+            mtu: dst.mtu,
+            ident_bucket: dst.ident_bucket,
+            l2: l2 as u8,
+            hlen: (l2 + 28) as u8,
+            ip_base: u16::from_be_bytes([hdr[l2 + 10], hdr[l2 + 11]]),
+            pseudo: checksum::pseudo_header_sum(dst.saddr, dst.daddr, wire::IPPROTO_UDP, 0),
+            ports_sum: sk.local_port as u64 + dport as u64,
+            hdr,
+        })
+    }
+
+    fn udp_sendmsg(
+        &mut self,
+        sk: &mut Sock,
+        idx: usize,
+        buf: &[u8],
+        dest: Option<SocketAddrV4>,
+        o: &SendOpts,
+    ) -> Result<usize, Errno> {
+        if buf.len() > 0xffff {
+            return Err(Errno::EMSGSIZE);
+        }
+        // inet_send_prepare → inet_autobind.
+        if sk.local_port == 0 {
+            self.socks.get_port(idx, sk, Ipv4Addr::UNSPECIFIED, 0)?;
+        }
+        let corkreq = sk.cork || o.flags.contains(MsgFlags::MORE);
+        let confirm = o.flags.contains(MsgFlags::CONFIRM);
+        if !corkreq
+            && dest.is_none()
+            && o.tos.is_none()
+            && o.ttl.is_none()
+            && o.src.is_none()
+            && sk.pending.is_empty()
+        {
+            if let Some(r) = self.udp_send_fast(sk, buf, confirm) {
+                return r;
+            }
+        }
+        if sk.pending.is_empty() {
+            let (daddr, dport) = match dest {
+                Some(d) => {
+                    if d.port() == 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    (*d.ip(), d.port())
+                }
+                None => match sk.remote {
+                    Some(r) => (*r.ip(), r.port()),
+                    None => return Err(Errno::EDESTADDRREQ),
+                },
+            };
+            let connected = dest.is_none() || sk.remote == dest;
+            if let Some(s) = o.src {
+                if !s.is_unspecified() && self.port_of_addr(s).is_none() {
+                    return Err(Errno::EINVAL);
+                }
+            }
+            let want_src = o.src.filter(|s| !s.is_unspecified()).or_else(|| {
+                (!sk.local_addr.is_unspecified() && !sk.local_addr.is_multicast())
+                    .then_some(sk.local_addr)
+            });
+            let use_cache = connected && sk.remote.is_some() && o.src.is_none();
+            let dst = match sk.dst.filter(|d| use_cache && self.dst_valid(d)) {
+                Some(d) => d,
+                None => {
+                    let oif = if daddr.is_multicast() { sk.mc_if } else { None };
+                    let d = match self.route_output(daddr, want_src, oif) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            if e == Errno::ENETUNREACH {
+                                self.counters.ip.out_no_routes.add(1);
+                            }
+                            return Err(e);
+                        }
+                    };
+                    if use_cache {
+                        sk.dst = Some(d);
+                    }
+                    d
+                }
+            };
+            if dst.broadcast && !sk.broadcast {
+                return Err(Errno::EACCES);
+            }
+            let ttl = o.ttl.unwrap_or(if dst.multicast {
+                sk.mc_ttl
+            } else {
+                sk.ttl.unwrap_or(self.default_ttl)
+            });
+            sk.pending.flow = Some(Flow {
+                dst,
+                sport: sk.local_port,
+                dport,
+                tos: o.tos.unwrap_or(sk.tos),
+                ttl,
+                pmtudisc: sk.pmtudisc,
+                priority: sk.priority,
+                no_check: sk.no_check,
+                connected: connected && sk.remote.is_some(),
+                confirm,
+                corked: corkreq,
+            });
+        } else if let Some(f) = sk.pending.flow.as_mut() {
+            // Appending to a corked datagram: its destination stands.
+            f.confirm |= confirm;
+            f.corked = true;
+        }
+        let sb = SndBuf {
+            acct: &sk.wmem,
+            sndbuf: sk.sndbuf,
+        };
+        let mut p = std::mem::take(&mut sk.pending);
+        let r = self.ip_append_data(&mut p, buf, &sb);
+        if let Err(e) = r {
+            // udp_sendmsg: a failed append flushes the pending datagram.
+            p.flush();
+            sk.pending = p;
+            if matches!(e, Errno::EAGAIN | Errno::ENOBUFS) {
+                self.counters.ip.out_discards.add(1);
+                self.counters.udp.sndbuf_errors.add(1);
+            }
+            return Err(e);
+        }
+        let r = if corkreq {
+            Ok(())
+        } else {
+            self.udp_push_pending(&mut p, &mut sk.inet_id)
+        };
+        sk.pending = p;
+        r.map(|()| buf.len())
+    }
+}
+
+/// A UDP socket on this lcore's stack, with `std::net::UdpSocket`-like calls.
+pub struct UdpSocket<'a> {
+    st: &'a mut Stack,
+    id: SocketId,
+}
+
+impl UdpSocket<'_> {
+    pub fn id(&self) -> SocketId {
+        self.id
+    }
+
+    fn with<R>(
+        &mut self,
+        f: impl FnOnce(&mut Stack, &mut Sock, usize) -> Result<R, Errno>,
+    ) -> Result<R, Errno> {
+        let mut sk = self.st.socks.take(self.id)?;
+        let r = f(self.st, &mut sk, self.id.idx as usize);
+        self.st.socks.put(self.id, sk);
+        r
+    }
+
+    /// `bind`: `addr` must be 0.0.0.0, one of the stack's addresses, or a
+    /// multicast group; port 0 picks an ephemeral port.
+    pub fn bind(&mut self, addr: SocketAddrV4) -> Result<(), Errno> {
+        self.with(|st, sk, idx| {
+            if sk.local_port != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let a = *addr.ip();
+            if !a.is_unspecified()
+                && !a.is_multicast()
+                && !a.is_broadcast()
+                && st.port_of_addr(a).is_none()
+            {
+                return Err(Errno::EADDRNOTAVAIL);
+            }
+            st.socks.get_port(idx, sk, a, addr.port())
+        })
+    }
+
+    /// `connect` (`ip4_datagram_connect`): resolves and caches the route,
+    /// autobinds, and fixes the peer for `send` and for receive filtering.
+    pub fn connect(&mut self, peer: SocketAddrV4) -> Result<(), Errno> {
+        self.with(|st, sk, idx| {
+            if peer.port() == 0 {
+                return Err(Errno::EINVAL);
+            }
+            let want_src = (!sk.local_addr.is_unspecified() && !sk.local_addr.is_multicast())
+                .then_some(sk.local_addr);
+            let oif = if peer.ip().is_multicast() {
+                sk.mc_if
+            } else {
+                None
+            };
+            let d = match st.route_output(*peer.ip(), want_src, oif) {
+                Ok(d) => d,
+                Err(e) => {
+                    if e == Errno::ENETUNREACH {
+                        st.counters.ip.out_no_routes.add(1);
+                    }
+                    return Err(e);
+                }
+            };
+            if d.broadcast && !sk.broadcast {
+                return Err(Errno::EACCES);
+            }
+            if sk.local_port == 0 {
+                st.socks.get_port(idx, sk, Ipv4Addr::UNSPECIFIED, 0)?;
+            }
+            sk.remote = Some(peer);
+            sk.dst = Some(d);
+            Ok(())
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddrV4, Errno> {
+        let s = self.st.socks.get(self.id)?;
+        Ok(SocketAddrV4::new(s.local_addr, s.local_port))
+    }
+
+    pub fn peer_addr(&self) -> Result<SocketAddrV4, Errno> {
+        self.st.socks.get(self.id)?.remote.ok_or(Errno::ENOTCONN)
+    }
+
+    /// Sends to the connected peer.
+    pub fn send(&mut self, buf: &[u8]) -> Result<usize, Errno> {
+        self.send_msg(buf, None, &SendOpts::default())
+    }
+
+    /// Sends to `addr`.
+    pub fn send_to(&mut self, buf: &[u8], addr: SocketAddrV4) -> Result<usize, Errno> {
+        self.send_msg(buf, Some(addr), &SendOpts::default())
+    }
+
+    /// Plays `udp_sendmsg`: per-call options, corking, routing, checksum.
+    pub fn send_msg(
+        &mut self,
+        buf: &[u8],
+        dest: Option<SocketAddrV4>,
+        opts: &SendOpts,
+    ) -> Result<usize, Errno> {
+        self.with(|st, sk, idx| st.udp_sendmsg(sk, idx, buf, dest, opts))
+    }
+
+    /// Sends each buffer as one datagram to the connected peer, like
+    /// `sendmmsg`: returns how many were sent; an error only when the first
+    /// one fails (later failures end the batch early).
+    pub fn send_batch(&mut self, bufs: &[&[u8]]) -> Result<usize, Errno> {
+        self.with(|st, sk, idx| {
+            if sk.pending.is_empty() && !sk.cork {
+                if let Some(r) = st.udp_send_fast_batch(sk, bufs) {
+                    return r;
+                }
+            }
+            let o = SendOpts::default();
+            for (i, b) in bufs.iter().enumerate() {
+                if let Err(e) = st.udp_sendmsg(sk, idx, b, None, &o) {
+                    return if i == 0 { Err(e) } else { Ok(i) };
+                }
+            }
+            Ok(bufs.len())
+        })
+    }
+
+    /// Reads one datagram: copies what fits into `buf` (the rest is
+    /// discarded, like `MSG_TRUNC` semantics) and returns the bytes copied and
+    /// the sender. `EAGAIN` when the queue is empty.
+    pub fn recv_from(&mut self, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), Errno> {
+        self.with(|st, sk, _| {
+            let (src, m) = sk.rxq.pop_front().ok_or(Errno::EAGAIN)?;
+            sk.rx_bytes -= (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u64;
+            let mut n = 0;
+            for s in m.segments() {
+                let k = s.data.len().min(buf.len() - n);
+                buf[n..n + k].copy_from_slice(&s.data[..k]);
+                n += k;
+            }
+            st.counters.udp.in_datagrams.add(1);
+            Ok((n, src))
+        })
+    }
+
+    /// `SO_SNDBUF`: like Linux, the value is doubled for bookkeeping overhead.
+    pub fn set_sndbuf(&mut self, bytes: u32) -> Result<(), Errno> {
+        let s = self.st.socks.get_mut(self.id)?;
+        s.sndbuf = (bytes as u64 * 2).max(SOCK_MIN_BUF);
+        Ok(())
+    }
+    pub fn sndbuf(&self) -> Result<u32, Errno> {
+        Ok(self.st.socks.get(self.id)?.sndbuf as u32)
+    }
+    /// `SO_RCVBUF` (doubled, as Linux).
+    pub fn set_rcvbuf(&mut self, bytes: u32) -> Result<(), Errno> {
+        let s = self.st.socks.get_mut(self.id)?;
+        s.rcvbuf = (bytes as u64 * 2).max(SOCK_MIN_BUF);
+        Ok(())
+    }
+    /// Send-buffer bytes charged and not yet completed (`sk_wmem_alloc`).
+    pub fn wmem_in_flight(&self) -> Result<u64, Errno> {
+        Ok(self.st.socks.get(self.id)?.wmem.in_flight())
+    }
+    /// `SO_PRIORITY`: copied to each packet's priority (the qdisc band / TC).
+    pub fn set_priority(&mut self, prio: u8) -> Result<(), Errno> {
+        self.st.socks.get_mut(self.id)?.priority = prio;
+        Ok(())
+    }
+    /// `IP_TOS`.
+    pub fn set_tos(&mut self, tos: u8) -> Result<(), Errno> {
+        self.st.socks.get_mut(self.id)?.tos = tos;
+        Ok(())
+    }
+    /// `IP_TTL` (`set_ttl(0)` is EINVAL as in Linux; use the default with `None`).
+    pub fn set_ttl(&mut self, ttl: Option<u8>) -> Result<(), Errno> {
+        if ttl == Some(0) {
+            return Err(Errno::EINVAL);
+        }
+        self.st.socks.get_mut(self.id)?.ttl = ttl;
+        Ok(())
+    }
+    /// `IP_MULTICAST_TTL` (default 1).
+    pub fn set_multicast_ttl(&mut self, ttl: u8) -> Result<(), Errno> {
+        self.st.socks.get_mut(self.id)?.mc_ttl = ttl;
+        Ok(())
+    }
+    /// `IP_MULTICAST_IF`: the local address whose port sends multicast.
+    pub fn set_multicast_if(&mut self, addr: Option<Ipv4Addr>) -> Result<(), Errno> {
+        let port = match addr {
+            Some(a) => Some(self.st.port_of_addr(a).ok_or(Errno::EADDRNOTAVAIL)?),
+            None => None,
+        };
+        let s = self.st.socks.get_mut(self.id)?;
+        s.mc_if = port;
+        s.dst = None;
+        Ok(())
+    }
+    /// `SO_BROADCAST`.
+    pub fn set_broadcast(&mut self, on: bool) -> Result<(), Errno> {
+        self.st.socks.get_mut(self.id)?.broadcast = on;
+        Ok(())
+    }
+    /// `SO_NO_CHECK`: send UDP checksum 0.
+    pub fn set_no_check(&mut self, on: bool) -> Result<(), Errno> {
+        self.st.socks.get_mut(self.id)?.no_check = on;
+        Ok(())
+    }
+    /// `IP_MTU_DISCOVER`.
+    pub fn set_mtu_discover(&mut self, mode: PmtuDisc) -> Result<(), Errno> {
+        self.st.socks.get_mut(self.id)?.pmtudisc = mode;
+        Ok(())
+    }
+    /// `IP_MTU`: the path MTU of a connected socket.
+    pub fn mtu(&self) -> Result<u32, Errno> {
+        let s = self.st.socks.get(self.id)?;
+        s.remote.ok_or(Errno::ENOTCONN)?;
+        s.dst.map(|d| d.mtu).ok_or(Errno::ENOTCONN)
+    }
+    /// `UDP_CORK`: while set, sends append to one pending datagram; clearing
+    /// it sends that datagram (`udp_push_pending_frames`).
+    pub fn set_cork(&mut self, on: bool) -> Result<(), Errno> {
+        self.with(|st, sk, _| {
+            sk.cork = on;
+            if !on && !sk.pending.is_empty() {
+                let mut p = std::mem::take(&mut sk.pending);
+                let r = st.udp_push_pending(&mut p, &mut sk.inet_id);
+                sk.pending = p;
+                return r;
+            }
+            Ok(())
+        })
+    }
+    /// Bytes waiting in the pending (corked) datagram, UDP header included.
+    pub fn pending_len(&self) -> Result<usize, Errno> {
+        Ok(self.st.socks.get(self.id)?.pending.length)
+    }
+}
