@@ -905,5 +905,7 @@ where
     Ok(report)
 }
 
+pub mod staged;
+
 #[cfg(test)]
 mod tests;
