@@ -241,6 +241,18 @@ impl<R: RegisterSpace> IceTxQueue<R> {
             .max(1)
     }
 
+    /// Diagnostic: the two quadwords of descriptor `i` as they are in memory now.
+    pub fn descriptor(&self, i: u32) -> (u64, u64) {
+        assert!(i < self.n, "descriptor {i} outside a ring of {}", self.n);
+        // SAFETY: i < n; volatile (the device may be writing it back).
+        let qw0 = unsafe {
+            u64::from_le(std::ptr::read_volatile(
+                self.ring.as_ptr().add(i as usize * TX_DESC_SIZE) as *const u64,
+            ))
+        };
+        (qw0, self.read_qw1(i))
+    }
+
     /// Diagnostic: posts one hand-built descriptor and rings the doorbell,
     /// bypassing every check `tx_burst` makes (used to provoke MDD in tests).
     pub fn post_raw_descriptor(&mut self, qw0: u64, qw1: u64) {

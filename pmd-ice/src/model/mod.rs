@@ -20,6 +20,14 @@
 pub(crate) mod engine;
 pub(crate) mod firmware;
 
+/// What the model firmware reports (versions, scheduler TEIDs, VSI number).
+pub mod firmware_consts {
+    pub use super::firmware::{
+        API_VERSION, FW_VERSION, LPORT, PF_NUM, PF_VSI_NUM, TEID_LEAF_BASE, TEID_QGROUP,
+        TEID_ROOT, TEID_TC0,
+    };
+}
+
 use crate::regs::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
