@@ -428,9 +428,6 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
     fn poll_event(&mut self) -> Option<PortEvent> {
         let mut kind = self.shared.mdd.swap(0, Ordering::AcqRel);
         if kind == 0 {
-            if self.in_flight() == 0 {
-                return None;
-            }
             let now = rdtsc();
             if now.wrapping_sub(self.last_mdd_check) < self.mdd_check_cycles {
                 return None;

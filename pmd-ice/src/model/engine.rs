@@ -302,6 +302,7 @@ impl Engine {
         }
         let (mut frames, mut bytes, mut uni) = (0u64, 0u64, 0u64);
         let mut fault = None;
+        let mut retry = false;
         let next = |i: u32| if i + 1 == qlen { 0 } else { i + 1 };
         'frames: while head != tail {
             // 1. Find the frame's EOP, checking descriptor types and counts.
@@ -367,7 +368,13 @@ impl Engine {
                         break 'frames;
                     }
                     let Some(p) = self.iova.translate(qw0, size) else {
-                        fault = Some(mal_type::DMA_FAULT);
+                        if dma::generation() != self.dma_gen {
+                            // Memory mapped after our last look at the IOMMU
+                            // table: refresh and retry this frame.
+                            retry = true;
+                        } else {
+                            fault = Some(mal_type::DMA_FAULT);
+                        }
                         break 'frames;
                     };
                     // SAFETY: `translate` checked that `size` bytes at `p` lie in a
@@ -454,6 +461,12 @@ impl Engine {
         self.s.tx_head[q].store(head, Ordering::Release);
         if let Some(kind) = fault {
             self.fault(q, kind);
+            return true;
+        }
+        if retry {
+            self.dma_gen = dma::generation();
+            self.iova = IovaMap::snapshot();
+            self.retranslate();
             return true;
         }
         frames > 0
