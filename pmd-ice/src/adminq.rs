@@ -230,7 +230,11 @@ pub enum AqError {
     #[error("admin command {opcode:#06x}: buffer of {len} bytes exceeds the {AQ_MAX_BUF_LEN}-byte admin buffer")]
     BufTooLarge { opcode: u16, len: usize },
     #[error("admin queue {which}: the device did not latch the ring base (read back {got:#x}, wrote {want:#x}); the PF is in reset or BAR0 is not the ice register space")]
-    InitReadback { which: &'static str, want: u32, got: u32 },
+    InitReadback {
+        which: &'static str,
+        want: u32,
+        got: u32,
+    },
     #[error("admin queue: {0}")]
     Dma(#[from] DmaError),
     #[error("admin queue length {0} is not in 2..=1023")]
@@ -390,15 +394,26 @@ impl AdminQueue {
         AqDesc::from_bytes(&b)
     }
 
-    fn buf_slice(region: &DmaRegion, slot: u16) -> &mut [u8] {
+    /// Copies `src` into slot `slot`'s buffer and zeroes the rest of it.
+    fn buf_write(region: &DmaRegion, slot: u16, src: &[u8]) {
+        debug_assert!(src.len() <= AQ_MAX_BUF_LEN);
         // SAFETY: each slot owns a disjoint 4 KiB piece of the region; the
         // device only touches it between post and completion, while the driver
-        // does not.
+        // does not; `src.len() <= AQ_MAX_BUF_LEN`.
         unsafe {
-            std::slice::from_raw_parts_mut(
-                region.as_ptr().add(slot as usize * AQ_MAX_BUF_LEN),
-                AQ_MAX_BUF_LEN,
-            )
+            let p = region.as_ptr().add(slot as usize * AQ_MAX_BUF_LEN);
+            std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len());
+            std::ptr::write_bytes(p.add(src.len()), 0, AQ_MAX_BUF_LEN - src.len());
+        }
+    }
+
+    /// Copies the first `dst.len()` bytes of slot `slot`'s buffer out.
+    fn buf_read(region: &DmaRegion, slot: u16, dst: &mut [u8]) {
+        debug_assert!(dst.len() <= AQ_MAX_BUF_LEN);
+        // SAFETY: as in `buf_write`; the device has completed this slot.
+        unsafe {
+            let p = region.as_ptr().add(slot as usize * AQ_MAX_BUF_LEN);
+            std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len());
         }
     }
 
@@ -440,9 +455,7 @@ impl AdminQueue {
                     len: b.len(),
                 });
             }
-            let dst = Self::buf_slice(&self.atq_bufs, slot);
-            dst[..b.len()].copy_from_slice(b);
-            dst[b.len()..].fill(0);
+            Self::buf_write(&self.atq_bufs, slot, b);
             desc.flags |= AQ_FLAG_BUF;
             if *input {
                 desc.flags |= AQ_FLAG_RD;
@@ -493,8 +506,7 @@ impl AdminQueue {
             });
         }
         if let Some((b, _)) = buf.as_mut() {
-            let n = b.len();
-            b.copy_from_slice(&Self::buf_slice(&self.atq_bufs, slot)[..n]);
+            Self::buf_read(&self.atq_bufs, slot, b);
         }
         let rc = AqRc::from_u16(wb.retval);
         if wb.flags & AQ_FLAG_ERR != 0 || rc != AqRc::Ok {
@@ -515,7 +527,8 @@ impl AdminQueue {
         let slot = self.arq_ntc;
         let desc = Self::read_desc(&self.arq, slot);
         let n = (desc.datalen as usize).min(AQ_MAX_BUF_LEN);
-        let data = Self::buf_slice(&self.arq_bufs, slot)[..n].to_vec();
+        let mut data = vec![0u8; n];
+        Self::buf_read(&self.arq_bufs, slot, &mut data);
         self.post_arq(slot);
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         regs.write32(PF_FW_ARQT, slot as u32);

@@ -79,9 +79,7 @@ impl Stat40 {
     pub fn update(&mut self, cur: u64) {
         let cur = cur & STAT40_MASK;
         if let Some(p) = self.prev {
-            self.total = self
-                .total
-                .wrapping_add(cur.wrapping_sub(p) & STAT40_MASK);
+            self.total = self.total.wrapping_add(cur.wrapping_sub(p) & STAT40_MASK);
         }
         self.prev = Some(cur);
     }
@@ -309,7 +307,9 @@ impl<R: RegisterSpace> IceHw<R> {
         let mut d = AqDesc::new(opc::MANAGE_MAC_READ);
         self.send(&mut d, Some((&mut buf, false)))?;
         if d.param_u16(0) & MAN_MAC_LAN_ADDR_VALID == 0 {
-            return Err(IceError::Malformed("manage_mac_read: no valid LAN address".into()));
+            return Err(IceError::Malformed(
+                "manage_mac_read: no valid LAN address".into(),
+            ));
         }
         let n = d.param_u8(4) as usize;
         for e in buf.chunks_exact(MAC_READ_RESP_SIZE).take(n) {
@@ -319,7 +319,9 @@ impl<R: RegisterSpace> IceHw<R> {
                 return Ok(MacAddr(m));
             }
         }
-        Err(IceError::Malformed("manage_mac_read: no LAN address".into()))
+        Err(IceError::Malformed(
+            "manage_mac_read: no LAN address".into(),
+        ))
     }
 
     fn vsi_props(first_q: u16, nq: u16) -> Vec<u8> {

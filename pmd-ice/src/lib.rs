@@ -46,12 +46,15 @@ fn bad(spec: &DevSpec, why: String) -> EthdevError {
 pub fn model_config(spec: &DevSpec) -> Result<ModelConfig, EthdevError> {
     spec.check_params(&["speed", "sink", "pacing", "core"])?;
     if spec.arg.is_some() {
-        return Err(bad(spec, "driver 'ice-model' takes no ':' argument; use ?speed=…&sink=…".into()));
+        return Err(bad(
+            spec,
+            "driver 'ice-model' takes no ':' argument; use ?speed=…&sink=…".into(),
+        ));
     }
     let mut c = ModelConfig::default();
     if let Some(s) = spec.param("speed") {
-        c.speed = Speed::parse(s)
-            .ok_or_else(|| bad(spec, format!("speed={s}: use 10g, 25g or 100g")))?;
+        c.speed =
+            Speed::parse(s).ok_or_else(|| bad(spec, format!("speed={s}: use 10g, 25g or 100g")))?;
     }
     if let Some(s) = spec.param("sink") {
         c.sink = match s {

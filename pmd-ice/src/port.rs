@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use wirespeed::eal::dma::DmaRegion;
 use wirespeed::eal::RegisterSpace;
 use wirespeed::ethdev::{
-    EthdevError, LinkStatus, MacAddr, Port, PortConfig, PortEvent, PortInfo, PortStats,
-    QueueSlots, QueueStats, RxQueue, TxQueue,
+    EthdevError, LinkStatus, MacAddr, Port, PortConfig, PortEvent, PortInfo, PortStats, QueueSlots,
+    QueueStats, RxQueue, TxQueue,
 };
 use wirespeed::mbuf::ol;
 
@@ -115,9 +115,8 @@ impl<R: RegisterSpace> IcePort<R> {
         let n = self.conf()?.tx_ring_size;
         let vlan = self.conf()?.tx_offloads & ol::TX_VLAN != 0;
         self.txs.take(&self.name, "tx queue", q)?;
-        let ring = DmaRegion::alloc(n as usize * TX_DESC_SIZE).map_err(|e| {
-            dev_err(&self.name, IceError::Dma(e))
-        })?;
+        let ring = DmaRegion::alloc(n as usize * TX_DESC_SIZE)
+            .map_err(|e| dev_err(&self.name, IceError::Dma(e)))?;
         debug_assert_eq!(ring.iova() % RING_BASE_ALIGN, 0);
         let mdd = Arc::new(AtomicU32::new(0));
         let shared = Arc::new(TxShared {
@@ -199,7 +198,12 @@ impl<R: RegisterSpace> IcePort<R> {
         for s in self.tx_shared.iter().flatten() {
             if s.enabled.swap(false, Ordering::AcqRel) {
                 s.epoch.fetch_add(1, Ordering::AcqRel);
-                if let Err(e) = self.hw.lock().unwrap_or_else(|e| e.into_inner()).dis_txq(s.q) {
+                if let Err(e) = self
+                    .hw
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .dis_txq(s.q)
+                {
                     first_err.get_or_insert(dev_err(&self.name, e));
                 }
             }
@@ -337,10 +341,7 @@ impl<R: RegisterSpace> Port for IcePort<R> {
         v.push(("vsi_tx_good_bytes".into(), h.vsi_gotc.total));
         v.push(("vsi_tx_unicast_packets".into(), h.vsi_uptc.total));
         v.push(("vsi_tx_errors".into(), h.vsi_tepc));
-        v.push((
-            "mdd_events".into(),
-            self.mdd_seen.load(Ordering::Relaxed),
-        ));
+        v.push(("mdd_events".into(), self.mdd_seen.load(Ordering::Relaxed)));
         v
     }
 
@@ -350,8 +351,10 @@ impl<R: RegisterSpace> Port for IcePort<R> {
         hw.drain_mdd();
         let ev = std::mem::take(&mut hw.events);
         drop(hw);
-        self.mdd_seen
-            .fetch_add(ev.iter().filter(|e| e.kind == "mdd").count() as u64, Ordering::Relaxed);
+        self.mdd_seen.fetch_add(
+            ev.iter().filter(|e| e.kind == "mdd").count() as u64,
+            Ordering::Relaxed,
+        );
         ev
     }
 }

@@ -130,7 +130,10 @@ impl<R: RegisterSpace> IceRxQueue<R> {
         let t0 = Instant::now();
         while self.regs.read32(qrx_ctrl(q)) & QRX_CTRL_QENA_STAT == 0 {
             if t0.elapsed() > Duration::from_millis(100) {
-                tracing::warn!(queue = self.q, "ice: RX queue did not report enabled (QENA_STAT)");
+                tracing::warn!(
+                    queue = self.q,
+                    "ice: RX queue did not report enabled (QENA_STAT)"
+                );
                 return false;
             }
             std::thread::yield_now();
@@ -174,7 +177,9 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
                 break; // pool empty: the packet stays on the ring, retried next call
             };
             self.post(i, &fresh);
-            let mut m = self.sw[i as usize].replace(fresh).expect("ring slot filled");
+            let mut m = self.sw[i as usize]
+                .replace(fresh)
+                .expect("ring slot filled");
             self.ntc = if i + 1 == self.n { 0 } else { i + 1 };
             self.nb_hold += 1;
             if status & RX_FLEX_STATUS0_RXE != 0
@@ -193,7 +198,11 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
             got += 1;
         }
         if self.nb_hold > RX_FREE_THRESH as u32 {
-            let tail = if self.ntc == 0 { self.n - 1 } else { self.ntc - 1 };
+            let tail = if self.ntc == 0 {
+                self.n - 1
+            } else {
+                self.ntc - 1
+            };
             std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
             self.regs.write32(qrx_tail(self.abs_q as u32), tail);
             self.nb_hold = 0;

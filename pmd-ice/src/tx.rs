@@ -63,6 +63,8 @@ pub struct IceTxQueue<R: RegisterSpace> {
 }
 
 impl<R: RegisterSpace> IceTxQueue<R> {
+    // Crate-internal constructor called from one place (IcePort::ice_tx_queue).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         q: u16,
         abs_q: u16,
@@ -471,7 +473,10 @@ impl<R: RegisterSpace> Drop for IceTxQueue<R> {
         if self.shared.enabled.swap(false, Ordering::AcqRel) {
             let mut hw = self.hw.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = hw.dis_txq(self.q) {
-                tracing::warn!(queue = self.q, "ice: disabling TX queue on drop failed: {e}");
+                tracing::warn!(
+                    queue = self.q,
+                    "ice: disabling TX queue on drop failed: {e}"
+                );
             }
         }
         let mut hw = self.hw.lock().unwrap_or_else(|e| e.into_inner());

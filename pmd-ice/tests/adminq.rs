@@ -49,7 +49,10 @@ fn unsupported_device_is_refused() {
     let e = IceHw::probe(m.clone(), 0x8086, 0x10C9, &ProbeOptions::default())
         .err()
         .unwrap();
-    assert!(matches!(e, IceError::UnsupportedDevice { device: 0x10C9, .. }));
+    assert!(matches!(
+        e,
+        IceError::UnsupportedDevice { device: 0x10C9, .. }
+    ));
     assert!(e.to_string().contains("1591"));
 }
 
@@ -60,7 +63,13 @@ fn unknown_opcode_is_a_typed_error() {
     let mut d = AqDesc::new(0x0FFF);
     let e = hw.send(&mut d, None).unwrap_err();
     assert!(
-        matches!(e, AqError::Firmware { opcode: 0x0FFF, rc: AqRc::Enosys }),
+        matches!(
+            e,
+            AqError::Firmware {
+                opcode: 0x0FFF,
+                rc: AqRc::Enosys
+            }
+        ),
         "{e:?}"
     );
     assert!(d.flags & regs::AQ_FLAG_ERR != 0);
@@ -80,21 +89,54 @@ fn bad_teid_bad_queue_and_double_enable_are_rejected() {
     hw.qparent_teid = 0xDEAD;
     let e = hw.add_txq(0, ring.iova(), 64).unwrap_err();
     assert!(
-        matches!(e, IceError::Aq(AqError::Firmware { opcode: opc::ADD_TXQS, rc: AqRc::Einval })),
+        matches!(
+            e,
+            IceError::Aq(AqError::Firmware {
+                opcode: opc::ADD_TXQS,
+                rc: AqRc::Einval
+            })
+        ),
         "{e:?}"
     );
     hw.qparent_teid = good;
     // Queue outside the VSI's queue map.
     let e = hw.add_txq(9, ring.iova(), 64).unwrap_err();
-    assert!(matches!(e, IceError::Aq(AqError::Firmware { rc: AqRc::Einval, .. })), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            IceError::Aq(AqError::Firmware {
+                rc: AqRc::Einval,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
     // Enable, then enable again: EEXIST.
     let teid = hw.add_txq(1, ring.iova(), 64).unwrap();
     assert_eq!(teid, fw::TEID_LEAF_BASE + 1);
     let e = hw.add_txq(1, ring.iova(), 64).unwrap_err();
-    assert!(matches!(e, IceError::Aq(AqError::Firmware { rc: AqRc::Eexist, .. })), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            IceError::Aq(AqError::Firmware {
+                rc: AqRc::Eexist,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
     // Disable a queue that is not enabled: ENOENT.
     let e = hw.dis_txq(2).unwrap_err();
-    assert!(matches!(e, IceError::Aq(AqError::Firmware { opcode: opc::DIS_TXQS, rc: AqRc::Enoent })), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            IceError::Aq(AqError::Firmware {
+                opcode: opc::DIS_TXQS,
+                rc: AqRc::Enoent
+            })
+        ),
+        "{e:?}"
+    );
     hw.dis_txq(1).unwrap();
     assert!(!m.tx_queue_running(1));
 }
@@ -128,7 +170,13 @@ fn timeout_when_firmware_does_not_answer() {
     let e = hw.get_version().unwrap_err();
     assert!(t0.elapsed() < Duration::from_secs(2), "bounded wait");
     assert!(
-        matches!(e, IceError::Aq(AqError::Timeout { opcode: opc::GET_VER, ms: 50 })),
+        matches!(
+            e,
+            IceError::Aq(AqError::Timeout {
+                opcode: opc::GET_VER,
+                ms: 50
+            })
+        ),
         "{e:?}"
     );
     assert!(e.to_string().contains("did not answer"));
@@ -158,7 +206,10 @@ fn arq_delivers_the_link_event() {
     assert_eq!(ev.desc.opcode, opc::GET_LINK_STATUS);
     assert_eq!(ev.data[regs::LINK_DATA_INFO_OFF] & regs::AQ_LINK_UP, 1);
     assert_eq!(
-        u16::from_le_bytes([ev.data[regs::LINK_DATA_SPEED_OFF], ev.data[regs::LINK_DATA_SPEED_OFF + 1]]),
+        u16::from_le_bytes([
+            ev.data[regs::LINK_DATA_SPEED_OFF],
+            ev.data[regs::LINK_DATA_SPEED_OFF + 1]
+        ]),
         regs::AQ_LINK_SPEED_10GB
     );
     assert!(hw.aq.receive(&*regs).is_none());
@@ -177,7 +228,10 @@ fn pf_reset_disables_queues_and_admin_queue() {
     assert_eq!(m.read32(regs::PF_FW_ATQLEN), 0);
     // The old admin queue is gone: a command now times out (bounded).
     hw.aq.set_timeout(Duration::from_millis(30));
-    assert!(matches!(hw.get_version(), Err(IceError::Aq(AqError::Timeout { .. }))));
+    assert!(matches!(
+        hw.get_version(),
+        Err(IceError::Aq(AqError::Timeout { .. }))
+    ));
     // A fresh probe works.
     let hw2 = hw_for(&m, 8);
     assert!(hw2.link.up);

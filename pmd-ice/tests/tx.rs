@@ -48,7 +48,9 @@ fn ring_wraps_and_every_packet_completes_exactly_once_byte_exact() {
     port.start().unwrap();
     let mut q = port.ice_tx_queue(0).unwrap();
     let mut pool = pool(512);
-    let frames: Vec<Vec<u8>> = (0..1000u32).map(|s| frame(s, 60 + (s as usize % 200))).collect();
+    let frames: Vec<Vec<u8>> = (0..1000u32)
+        .map(|s| frame(s, 60 + (s as usize % 200)))
+        .collect();
     let done = send_all(&mut q, &mut pool, &frames, 32);
     assert_eq!(done, 1000);
     assert_eq!(q.stats().packets.get(), 1000);
@@ -116,7 +118,7 @@ fn short_frames_are_padded_to_17_bytes() {
     let mut q = port.ice_tx_queue(0).unwrap();
     let mut pool = pool(64);
     let short = frame(7, 10);
-    send_all(&mut q, &mut pool, &[short.clone()], 1);
+    send_all(&mut q, &mut pool, std::slice::from_ref(&short), 1);
     assert_eq!(m.stats().mdd_events, 0);
     drop(q);
     drop(port);
@@ -202,7 +204,10 @@ fn safe_mode_offers_no_checksum_offload() {
     let m = model(Sink::Count, false, Speed::G100);
     let mut port = probe(&m);
     let info = port.info();
-    assert_eq!(info.tx_offload_capa & (ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM | ol::TX_TCP_CKSUM | ol::TX_TSO), 0);
+    assert_eq!(
+        info.tx_offload_capa & (ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM | ol::TX_TCP_CKSUM | ol::TX_TSO),
+        0
+    );
     assert_eq!(info.tx_offload_capa, ol::TX_VLAN);
     assert_eq!(info.line_rate_bps, 100_000_000_000);
     let e = port
@@ -224,7 +229,10 @@ fn safe_mode_offers_no_checksum_offload() {
     }
 }
 
-fn mdd_case(post: impl FnOnce(&mut pmd_ice::tx::IceTxQueue<pmd_ice::IceModel>, &pmd_ice::IceModel), expect: &str) {
+fn mdd_case(
+    post: impl FnOnce(&mut pmd_ice::tx::IceTxQueue<pmd_ice::IceModel>, &pmd_ice::IceModel),
+    expect: &str,
+) {
     let m = model(Sink::Count, false, Speed::G100);
     let mut port = configured(&m, 64, 0);
     port.start().unwrap();
@@ -255,7 +263,10 @@ fn mdd_case(post: impl FnOnce(&mut pmd_ice::tx::IceTxQueue<pmd_ice::IceModel>, &
     assert_eq!(send_all(&mut q, &mut pool, &frames, 32), 100);
     assert_eq!(m.stats().tx_frames, 102);
     assert_eq!(pool.stats().in_use, 0);
-    assert!(port.xstats().iter().any(|(k, v)| k == "vsi_tx_errors" && *v == 1));
+    assert!(port
+        .xstats()
+        .iter()
+        .any(|(k, v)| k == "vsi_tx_errors" && *v == 1));
 }
 
 fn data_desc(size: u64, cmd: u64) -> u64 {
@@ -350,13 +361,20 @@ fn xstats_accumulate_40_bit_counters_across_wrap() {
     let frames: Vec<_> = (0..100).map(|s| frame(s, 100)).collect();
     send_all(&mut q, &mut pool, &frames, 32);
     let x: std::collections::HashMap<_, _> = port.xstats().into_iter().collect();
-    assert_eq!(x["port_tx_good_bytes"], 100 * 104, "bytes + FCS, across the 2^40 wrap");
+    assert_eq!(
+        x["port_tx_good_bytes"],
+        100 * 104,
+        "bytes + FCS, across the 2^40 wrap"
+    );
     assert_eq!(x["port_tx_unicast_packets"], 100);
     assert_eq!(x["vsi_tx_good_bytes"], 100 * 104);
     assert_eq!(x["vsi_tx_unicast_packets"], 100);
     assert_eq!(x["tx_q1_packets"], 100);
     assert_eq!(x["tx_packets"], 100);
-    assert!(m.read32(regs::glprt_gotcl(0)) < 10_000, "the register wrapped");
+    assert!(
+        m.read32(regs::glprt_gotcl(0)) < 10_000,
+        "the register wrapped"
+    );
 }
 
 #[test]
@@ -376,7 +394,10 @@ fn pacing_spaces_frames_at_the_link_rate() {
     assert_eq!(recs.len(), 200);
     // Modelled wire time: (60 + 24) bytes at 10 Gbit/s = 67.2 ns per frame.
     let span = recs[199].ts_ns - recs[0].ts_ns;
-    assert!(span >= 199 * 66, "timestamps {span} ns apart for 199 frame times");
+    assert!(
+        span >= 199 * 66,
+        "timestamps {span} ns apart for 199 frame times"
+    );
 }
 
 #[test]
@@ -416,7 +437,9 @@ fn loopback_receives_own_frames() {
 fn registry_opens_the_model() {
     let mut reg = wirespeed::ethdev::Registry::with_builtins();
     pmd_ice::register(&mut reg);
-    let mut p = reg.open("ice-model?speed=10g&sink=count&pacing=off").unwrap();
+    let mut p = reg
+        .open("ice-model?speed=10g&sink=count&pacing=off")
+        .unwrap();
     assert_eq!(p.info().driver, "ice");
     p.configure(&PortConfig::default()).unwrap();
     p.start().unwrap();
@@ -425,6 +448,9 @@ fn registry_opens_the_model() {
     assert!(e.to_string().contains("10g, 25g or 100g"), "{e}");
     let e = reg.open("ice-model?sinc=count").err().unwrap();
     assert!(e.to_string().contains("unknown parameter 'sinc'"), "{e}");
-    let e = reg.open("ice-model?sink=pcap:/nonexistent-dir/x.pcap").err().unwrap();
+    let e = reg
+        .open("ice-model?sink=pcap:/nonexistent-dir/x.pcap")
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("/nonexistent-dir/x.pcap"), "{e}");
 }

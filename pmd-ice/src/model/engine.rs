@@ -153,9 +153,11 @@ impl Engine {
             }
             self.s.sleeping.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let pending = self.txqs.iter().any(|t| {
-                self.s.tx_tail[t.q].load(Ordering::Acquire) != t.head
-            }) || self.s.gen.load(Ordering::Acquire) != self.gen
+            let pending = self
+                .txqs
+                .iter()
+                .any(|t| self.s.tx_tail[t.q].load(Ordering::Acquire) != t.head)
+                || self.s.gen.load(Ordering::Acquire) != self.gen
                 || self.s.stop.load(Ordering::Acquire);
             if !pending {
                 std::thread::park_timeout(PARK);
@@ -176,6 +178,13 @@ impl Engine {
 
     /// Picks up queue changes from the control plane.
     fn reload(&mut self) {
+        // Rings the control plane just enabled were allocated before it told
+        // us: make sure the IOMMU view includes them.
+        let g = dma::generation();
+        if g != self.dma_gen {
+            self.dma_gen = g;
+            self.iova = IovaMap::snapshot();
+        }
         let s = self.s.clone();
         let mut ctl = s.ctl();
         let mut txqs = Vec::new();
@@ -184,7 +193,10 @@ impl Engine {
             let (Some(c), false) = (t.cfg, t.halted) else {
                 continue;
             };
-            match self.iova.translate(c.ring_iova, c.qlen as usize * TX_DESC_SIZE) {
+            match self
+                .iova
+                .translate(c.ring_iova, c.qlen as usize * TX_DESC_SIZE)
+            {
                 Some(p) => txqs.push(TxQ {
                     q,
                     ring: p.as_ptr(),
@@ -225,7 +237,10 @@ impl Engine {
     fn retranslate(&mut self) {
         let mut bad = Vec::new();
         for t in &mut self.txqs {
-            match self.iova.translate(t.ring_iova, t.qlen as usize * TX_DESC_SIZE) {
+            match self
+                .iova
+                .translate(t.ring_iova, t.qlen as usize * TX_DESC_SIZE)
+            {
                 Some(p) => t.ring = p.as_ptr(),
                 None => bad.push(t.q),
             }
@@ -254,7 +269,11 @@ impl Engine {
         }
         self.s.ctl().raise_mdd(q as u32, kind);
         self.txqs.retain(|t| t.q != q);
-        tracing::debug!(queue = q, kind = mal_type::name(kind), "ice-model: MDD event");
+        tracing::debug!(
+            queue = q,
+            kind = mal_type::name(kind),
+            "ice-model: MDD event"
+        );
     }
 
     #[inline(always)]
@@ -403,8 +422,7 @@ impl Engine {
                 len += 4;
                 if assemble && self.scratch.len() >= 12 {
                     let t = tag.to_be_bytes();
-                    self.scratch
-                        .splice(12..12, [0x81, 0x00, t[0], t[1]]);
+                    self.scratch.splice(12..12, [0x81, 0x00, t[0], t[1]]);
                 }
             }
             // 4. The wire: pacing, sink, counters.
@@ -452,7 +470,10 @@ impl Engine {
                 );
             }
             for a in [&c.port_uptc, &c.vsi_uptc] {
-                a.store((a.load(Ordering::Relaxed) + uni) & STAT40_MASK, Ordering::Relaxed);
+                a.store(
+                    (a.load(Ordering::Relaxed) + uni) & STAT40_MASK,
+                    Ordering::Relaxed,
+                );
             }
         }
         if let Some(t) = self.txqs.get_mut(idx) {
@@ -527,7 +548,11 @@ impl Engine {
             fence(Ordering::Release);
             std::ptr::write_volatile(d.add(1), qw1.to_le());
         }
-        rx.head = if rx.head + 1 == rx.cfg.qlen { 0 } else { rx.head + 1 };
+        rx.head = if rx.head + 1 == rx.cfg.qlen {
+            0
+        } else {
+            rx.head + 1
+        };
         bump(&c.rx_frames, 1);
     }
 }

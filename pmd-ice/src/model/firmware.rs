@@ -151,7 +151,12 @@ pub fn write(s: &Shared, off: u32, v: u32) {
             if v & PFGEN_CTRL_PFSWR != 0 {
                 ctl.pf_reset();
                 drop(ctl);
-                for t in s.tx_tail.iter().chain(s.rx_tail.iter()).chain(s.tx_head.iter()) {
+                for t in s
+                    .tx_tail
+                    .iter()
+                    .chain(s.rx_tail.iter())
+                    .chain(s.tx_head.iter())
+                {
                     t.store(0, Ordering::Release);
                 }
                 s.sync_engine();
@@ -566,7 +571,7 @@ fn add_txqs(s: &Shared, ctl: &mut Ctl, d: &mut AqDesc, buf: &mut [u8]) -> Result
             if ctl.txq[q].cfg.is_some() || plan.iter().any(|p| p.0 == q) {
                 return Err(AqRc::Eexist);
             }
-            let qlen_ok = c.qlen >= 8 && c.qlen <= 8192 && c.qlen % 8 == 0;
+            let qlen_ok = c.qlen >= 8 && c.qlen <= 8192 && c.qlen & 7 == 0;
             if !qlen_ok
                 || c.base == 0
                 || c.vmvf_type as u64 != tlan::VMVF_TYPE_PF

@@ -23,8 +23,8 @@ pub(crate) mod firmware;
 /// What the model firmware reports (versions, scheduler TEIDs, VSI number).
 pub mod firmware_consts {
     pub use super::firmware::{
-        API_VERSION, FW_VERSION, LPORT, PF_NUM, PF_VSI_NUM, TEID_LEAF_BASE, TEID_QGROUP,
-        TEID_ROOT, TEID_TC0,
+        API_VERSION, FW_VERSION, LPORT, PF_NUM, PF_VSI_NUM, TEID_LEAF_BASE, TEID_QGROUP, TEID_ROOT,
+        TEID_TC0,
     };
 }
 
@@ -208,9 +208,12 @@ impl Shared {
         self.wake_engine();
         let t0 = std::time::Instant::now();
         while self.seen_gen.load(Ordering::Acquire) < g {
-            if t0.elapsed() > std::time::Duration::from_millis(500) || self.stop.load(Ordering::Relaxed)
+            if t0.elapsed() > std::time::Duration::from_millis(500)
+                || self.stop.load(Ordering::Relaxed)
             {
-                tracing::warn!("ice-model: DMA engine did not acknowledge a queue change in 500 ms");
+                tracing::warn!(
+                    "ice-model: DMA engine did not acknowledge a queue change in 500 ms"
+                );
                 return;
             }
             std::thread::yield_now();
@@ -324,7 +327,7 @@ impl Drop for IceModel {
 }
 
 const fn in_range(off: u32, base: u32, n: u32) -> Option<u32> {
-    if off >= base && off < base + 4 * n && (off - base) % 4 == 0 {
+    if off >= base && off < base + 4 * n && (off - base) & 3 == 0 {
         Some((off - base) / 4)
     } else {
         None
