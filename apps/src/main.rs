@@ -1,1 +1,123 @@
-fn main() {}
+//! The `wirespeed` command: traffic generator and device tools.
+
+mod config;
+mod doctor;
+mod frame;
+mod gen;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use wirespeed::ethdev::Registry;
+
+/// The device `wirespeed gen` uses when neither a config nor --port names one.
+pub const DEFAULT_PORT: &str = "null";
+
+#[derive(Parser)]
+#[command(
+    name = "wirespeed",
+    version,
+    about = "Poll-mode packet engine: the Linux TX path in user space"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate traffic (raw frames at line rate; see configs/).
+    Gen(gen::GenArgs),
+    /// List the registered drivers and their device-spec syntax.
+    Ports,
+    /// Validate a config file without running it (exit 2 with the key named if it is wrong).
+    Check {
+        /// The TOML config.
+        config: std::path::PathBuf,
+    },
+    /// Report hugepages, VFIO and IOMMU readiness, and what to do about gaps.
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Every driver this binary knows.
+pub fn registry() -> Registry {
+    Registry::with_builtins()
+}
+
+fn main() -> ExitCode {
+    let level = match std::env::var("WIRESPEED_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("trace") => tracing::Level::TRACE,
+        Ok("error") => tracing::Level::ERROR,
+        Ok("info") => tracing::Level::INFO,
+        _ => tracing::Level::WARN,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_max_level(level)
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Gen(args) => match gen::run(&args, &registry()) {
+            Ok(s) => {
+                gen::print_summary(&s);
+                if let Some(path) = &args.json {
+                    let text = match serde_json::to_string_pretty(&s) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            eprintln!("wirespeed gen: cannot encode the summary: {e}");
+                            return ExitCode::from(1);
+                        }
+                    };
+                    if let Err(e) = std::fs::write(path, text) {
+                        eprintln!("wirespeed gen: --json {}: {e}", path.display());
+                        return ExitCode::from(1);
+                    }
+                }
+                if s.lcores.iter().any(|l| l.mempool_in_use_at_end > 0) {
+                    eprintln!("wirespeed gen: warning: mbufs still in use at the end of the run");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wirespeed gen: {e}");
+                ExitCode::from(e.exit_code() as u8)
+            }
+        },
+        Cmd::Check { config } => {
+            let args = gen::GenArgs {
+                config: Some(config.clone()),
+                ..Default::default()
+            };
+            match gen::check(&args, &registry()) {
+                Ok(n) => {
+                    println!("{}: ok ({n} stream(s))", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("wirespeed check: {e}");
+                    ExitCode::from(e.exit_code() as u8)
+                }
+            }
+        }
+        Cmd::Ports => {
+            for d in registry().drivers() {
+                println!("{:<28} {}", d.syntax, d.help);
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Doctor { json } => {
+            let r = doctor::inspect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                doctor::print(&r);
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

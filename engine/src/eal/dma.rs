@@ -416,7 +416,7 @@ impl IovaMap {
     /// Reads a little-endian u64 (a descriptor word) with a volatile load.
     pub fn read_u64(&self, iova: u64) -> Option<u64> {
         let p = self.translate(iova, 8)?;
-        if p.as_ptr() as usize % 8 != 0 {
+        if !(p.as_ptr() as usize).is_multiple_of(8) {
             let mut b = [0u8; 8];
             self.read(iova, &mut b);
             return Some(u64::from_le_bytes(b));
@@ -432,7 +432,7 @@ impl IovaMap {
         let Some(p) = self.translate(iova, 8) else {
             return false;
         };
-        if p.as_ptr() as usize % 8 != 0 {
+        if !(p.as_ptr() as usize).is_multiple_of(8) {
             return self.write(iova, &v.to_le_bytes());
         }
         // SAFETY: mapped, 8 bytes, 8-aligned.

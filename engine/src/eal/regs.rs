@@ -66,7 +66,7 @@ impl Mmio {
     fn check(&self, offset: u32) -> usize {
         let o = offset as usize;
         assert!(
-            o + 4 <= self.len && o % 4 == 0,
+            o + 4 <= self.len && o.is_multiple_of(4),
             "register offset {offset:#x} outside BAR of {} bytes",
             self.len
         );

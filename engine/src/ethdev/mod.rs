@@ -181,8 +181,9 @@ impl PortConfig {
                 ),
             ));
         }
-        let ring_ok =
-            |n: u16, min: u16, max: u16, al: u16| n >= min && n <= max && n % al.max(1) == 0;
+        let ring_ok = |n: u16, min: u16, max: u16, al: u16| {
+            n >= min && n <= max && n.is_multiple_of(al.max(1))
+        };
         if !ring_ok(
             self.tx_ring_size,
             info.tx_ring_min,

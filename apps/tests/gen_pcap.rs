@@ -1,0 +1,215 @@
+//! `wirespeed gen` end to end: frames written to a pcap port dissect cleanly in
+//! tshark with IPv4 and UDP checksum validation on.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_wirespeed")
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ws-it-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs tshark over `pcap` with checksum validation; returns one line per frame:
+/// "len ip_status udp_status" (status 1 = good, 0 = bad, 2 = unverified).
+pub fn tshark_fields(pcap: &Path, fields: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"]).arg(pcap).args([
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+        "-T",
+        "fields",
+        "-E",
+        "separator=/s",
+    ]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect(
+        "tshark is required for this test: scripts/test installs it (apt-get install tshark)",
+    );
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn gen(args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(["gen", "--no-huge", "-q"])
+        .args(args)
+        .output()
+        .expect("run wirespeed")
+}
+
+#[test]
+fn pcap_frames_have_exact_sizes_and_valid_checksums() {
+    let dir = tmpdir("sizes");
+    for size in [64u32, 65, 1000, 1518] {
+        let pcap = dir.join(format!("s{size}.pcap"));
+        let json = dir.join(format!("s{size}.json"));
+        let out = gen(&[
+            "--port",
+            &format!("pcap:{}", pcap.display()),
+            "--count",
+            "1000",
+            "--size",
+            &size.to_string(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines = tshark_fields(
+            &pcap,
+            &[
+                "frame.len",
+                "ip.checksum.status",
+                "udp.checksum.status",
+                "ip.len",
+                "udp.length",
+            ],
+        );
+        assert_eq!(lines.len(), 1000, "size {size}");
+        let flen = size - 4; // the pcap holds frames without FCS
+        let want = format!("{flen} 1 1 {} {}", flen - 14, flen - 34);
+        for l in &lines {
+            assert_eq!(l, &want, "size {size}");
+        }
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(v["packets_sent"], 1000);
+        assert_eq!(v["bytes_sent"], 1000 * flen as u64);
+        assert_eq!(v["ports"][0]["queues"][0]["packets"], 1000);
+        assert!(v["mpps"].as_f64().unwrap() > 0.0);
+        assert!(v["duration_s"].as_f64().unwrap() > 0.0);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn vlan_stream_is_tagged_and_valid() {
+    let dir = tmpdir("vlan");
+    let pcap = dir.join("v.pcap");
+    let out = gen(&[
+        "--port",
+        &format!("pcap:{}", pcap.display()),
+        "--count",
+        "10",
+        "--size",
+        "128",
+        "--vlan",
+        "42",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = tshark_fields(
+        &pcap,
+        &["vlan.id", "ip.checksum.status", "udp.checksum.status"],
+    );
+    assert_eq!(lines.len(), 10);
+    assert!(lines.iter().all(|l| l == "42 1 1"), "{lines:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_input_exits_2_with_the_key_named() {
+    let dir = tmpdir("bad");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--port".into(), "nope:x".into()],
+            "unknown driver 'nope'",
+        ),
+        (
+            vec!["--port".into(), "null".into(), "--size".into(), "20".into()],
+            "stream[0].size",
+        ),
+        (
+            vec![
+                "--port".into(),
+                "null".into(),
+                "--lcores".into(),
+                "999".into(),
+            ],
+            "run.lcores",
+        ),
+        (
+            vec![
+                "--port".into(),
+                "null".into(),
+                "--lcores".into(),
+                "1-0".into(),
+            ],
+            "run.lcores",
+        ),
+        (vec!["--port".into(), "pcap:".into()], "port[0].spec"),
+        (
+            vec![dir.join("missing.toml").display().to_string()],
+            "cannot read config file",
+        ),
+    ];
+    for (args, needle) in cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = gen(&a);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let cfg = dir.join("typo.toml");
+    std::fs::write(
+        &cfg,
+        "[run]\nlcores = \"0\"\ncuont = 5\n[[port]]\nspec = \"null\"\n",
+    )
+    .unwrap();
+    let out = gen(&[cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("typo.toml:3") && err.contains("cuont"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn every_config_in_configs_dir_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut n = 0;
+    for e in std::fs::read_dir(&root).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) != Some("toml") {
+            continue;
+        }
+        n += 1;
+        let out = Command::new(bin())
+            .args(["check"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(n >= 1, "no configs found in {}", root.display());
+}
