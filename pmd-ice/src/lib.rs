@@ -29,6 +29,9 @@ pub use model::{IceModel, ModelConfig, Sink, Speed};
 pub use port::IcePort;
 
 use std::sync::Arc;
+use wirespeed::eal::pci::PciAddr;
+use wirespeed::eal::regs::Mmio;
+use wirespeed::eal::vfio::VfioDevice;
 use wirespeed::ethdev::{DevSpec, DriverInfo, EthdevError, Port, Registry};
 
 /// Syntax of the model's device spec.
@@ -110,7 +113,51 @@ pub fn model_driver() -> DriverInfo {
     }
 }
 
-/// Registers the ice drivers (`ice-model`, and `ice:BDF` where VFIO is built in).
+/// Syntax of the VFIO driver's device spec.
+pub const VFIO_SYNTAX: &str = "ice:BDF (an E810 bound to vfio-pci, e.g. ice:0000:3b:00.0)";
+
+/// Opens an E810 PF through VFIO: checks the PCI id from config space, maps
+/// BAR0 as an MMIO register window, and runs the same driver the model runs.
+pub fn open_vfio(spec: &DevSpec) -> Result<IcePort<Mmio>, EthdevError> {
+    spec.check_params(&[])?;
+    let bdf = spec.require_arg(VFIO_SYNTAX)?;
+    let addr = PciAddr::parse(bdf).map_err(|e| bad(spec, e.to_string()))?;
+    let dev_err = |why: String| EthdevError::Device {
+        port: spec.raw.clone(),
+        why,
+    };
+    let dev = VfioDevice::open(&addr).map_err(|e| dev_err(e.to_string()))?;
+    let (vendor, device) = dev.ids();
+    if regs::device_name(vendor, device).is_none() {
+        return Err(dev_err(
+            IceError::UnsupportedDevice { vendor, device }.to_string(),
+        ));
+    }
+    let bar0 = dev.map_bar(0).map_err(|e| dev_err(e.to_string()))?;
+    IcePort::probe(
+        &spec.raw,
+        Arc::new(bar0),
+        vendor,
+        device,
+        &ProbeOptions::default(),
+    )
+}
+
+fn open_vfio_boxed(spec: &DevSpec) -> Result<Box<dyn Port>, EthdevError> {
+    Ok(Box::new(open_vfio(spec)?))
+}
+
+/// The `ice:BDF` driver entry.
+pub fn vfio_driver() -> DriverInfo {
+    DriverInfo {
+        name: "ice",
+        syntax: "ice:BDF",
+        help: "Intel E810 (ice) PF through VFIO: admin queue, scheduler, VSI, TLAN contexts; safe mode (no DDP package: no checksum offload)",
+        open: open_vfio_boxed,
+    }
+}
+
+/// Registers the ice drivers: `ice:BDF` (VFIO) and `ice-model`.
 /// A name already taken is logged and skipped.
 pub fn register(reg: &mut Registry) {
     for d in drivers() {
@@ -122,5 +169,5 @@ pub fn register(reg: &mut Registry) {
 
 /// The drivers this crate provides.
 pub fn drivers() -> Vec<DriverInfo> {
-    vec![model_driver()]
+    vec![vfio_driver(), model_driver()]
 }

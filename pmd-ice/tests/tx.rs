@@ -454,3 +454,19 @@ fn registry_opens_the_model() {
         .unwrap();
     assert!(e.to_string().contains("/nonexistent-dir/x.pcap"), "{e}");
 }
+
+#[test]
+fn vfio_driver_reports_bad_addresses_clearly() {
+    let mut reg = wirespeed::ethdev::Registry::with_builtins();
+    pmd_ice::register(&mut reg);
+    let e = reg.open("ice:not-a-bdf").err().unwrap();
+    assert!(
+        matches!(e, wirespeed::ethdev::EthdevError::BadSpec { .. }),
+        "{e}"
+    );
+    let e = reg.open("ice").err().unwrap();
+    assert!(e.to_string().contains("ice:BDF"), "{e}");
+    // A well-formed address with no device behind it: a device error, no panic.
+    let e = reg.open("ice:0000:ff:1f.7").err().unwrap();
+    assert!(e.to_string().contains("0000:ff:1f.7"), "{e}");
+}
