@@ -322,10 +322,48 @@ impl Engine {
         let (mut frames, mut bytes, mut uni) = (0u64, 0u64, 0u64);
         let mut fault = None;
         let mut retry = false;
+        let count_only = matches!(self.sink, SinkWriter::Count);
         let next = |i: u32| if i + 1 == qlen { 0 } else { i + 1 };
         'frames: while head != tail {
-            // 1. Find the frame's EOP, checking descriptor types and counts.
             let t = &self.txqs[idx];
+            // 0. Fast path: a one-descriptor, untagged frame to the counting
+            // sink (the benchmark case). Anything unusual takes the full path.
+            if count_only {
+                let (qw0, qw1) = Self::desc(t, head);
+                let cmd = (qw1 & TXD_QW1_CMD_M) >> TXD_QW1_CMD_S;
+                let size = ((qw1 & TXD_QW1_TX_BUF_SZ_M) >> TXD_QW1_TX_BUF_SZ_S) as usize;
+                if qw1 & TXD_QW1_DTYPE_M == TX_DESC_DTYPE_DATA
+                    && cmd & (TX_DESC_CMD_EOP | TX_DESC_CMD_IL2TAG1) == TX_DESC_CMD_EOP
+                    && (TX_MIN_PKT_LEN..=MAX_FRAME_SIZE).contains(&size)
+                {
+                    if let Some(p) = self.iova.translate(qw0, size) {
+                        // SAFETY: `translate` checked the buffer lies in a live region.
+                        let first = unsafe { std::ptr::read_volatile(p.as_ptr()) };
+                        frames += 1;
+                        bytes += size as u64;
+                        uni += (first & 1 == 0) as u64;
+                        if self.pacing {
+                            let on_wire = (size as u64).max(MIN_WIRE_FRAME) + WIRE_OVERHEAD;
+                            self.wire_t += (on_wire * self.cpb_fp) >> 16;
+                        }
+                        if cmd & TX_DESC_CMD_RS != 0 {
+                            if self.pacing {
+                                while rdtsc() < self.wire_t {
+                                    std::hint::spin_loop();
+                                }
+                            }
+                            Self::write_qw1(
+                                t,
+                                head,
+                                (qw1 & !TXD_QW1_DTYPE_M) | TX_DESC_DTYPE_DESC_DONE,
+                            );
+                        }
+                        head = next(head);
+                        continue;
+                    }
+                }
+            }
+            // 1. Find the frame's EOP, checking descriptor types and counts.
             let mut i = head;
             let mut ndata = 0usize;
             let mut eop = None;

@@ -127,8 +127,11 @@ pub struct ModelStats {
     pub admin_commands: u64,
 }
 
-/// Counters the DMA engine writes (single writer: load + store).
+/// Counters the DMA engine writes (single writer: load + store). Aligned to
+/// whole cache-line pairs so the engine's per-batch updates never share a line
+/// with what the driver reads on its doorbell path.
 #[derive(Default)]
+#[repr(C, align(128))]
 pub(crate) struct Counters {
     pub tx_frames: AtomicU64,
     pub tx_bytes: AtomicU64,
