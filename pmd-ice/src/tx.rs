@@ -308,23 +308,7 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
         }
         let mut taken = 0usize;
         let mut last_eop = u32::MAX;
-        while let Some(m) = pkts.front() {
-            // ice_xmit_frame_ring: linearize check → here: too many segments or too big.
-            let need = Self::descs_needed(m);
-            if need > MAX_BUF_TXD || m.pkt_len() > MAX_FRAME_SIZE {
-                let m = pkts.pop_front().expect("front exists");
-                self.drop_packet(m);
-                taken += 1;
-                continue;
-            }
-            // ice_maybe_stop_tx: room for this packet's descriptors.
-            if need as u32 > self.free {
-                self.reclaim(u32::MAX);
-                if need as u32 > self.free {
-                    break;
-                }
-            }
-            let mut m = pkts.pop_front().expect("front exists");
+        while let Some(mut m) = pkts.pop_front() {
             // skb_put_padto(skb, ICE_MIN_TX_LEN): the part flags shorter frames.
             if m.pkt_len() < TX_MIN_PKT_LEN {
                 let pad = TX_MIN_PKT_LEN - m.pkt_len();
@@ -335,6 +319,24 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
                         taken += 1;
                         continue;
                     }
+                }
+            }
+            // ice_xmit_frame_ring's linearize check: too many buffers or too big
+            // for one frame (no TSO in safe mode) → dropped and counted.
+            let need = Self::descs_needed(&m);
+            if need > MAX_BUF_TXD || m.pkt_len() > MAX_FRAME_SIZE {
+                self.drop_packet(m);
+                taken += 1;
+                continue;
+            }
+            // ice_maybe_stop_tx: room for this packet's descriptors, never
+            // the slot that would make tail == head.
+            if need as u32 > self.free {
+                self.reclaim(u32::MAX);
+                if need as u32 > self.free {
+                    // Back to the caller (cannot fail: we just took it).
+                    let _ = pkts.push_front(m);
+                    break;
                 }
             }
             // VLAN insertion via L2TAG1 in the data descriptor (ice_tx_prepare_vlan_flags).

@@ -470,3 +470,53 @@ fn vfio_driver_reports_bad_addresses_clearly() {
     let e = reg.open("ice:0000:ff:1f.7").err().unwrap();
     assert!(e.to_string().contains("0000:ff:1f.7"), "{e}");
 }
+
+#[test]
+fn full_ring_leaves_packets_with_the_caller() {
+    let m = model(Sink::Count, true, Speed::G10);
+    let mut port = configured(&m, 64, 0);
+    port.start().unwrap();
+    let mut q = port.ice_tx_queue(0).unwrap();
+    let mut pool = pool(512);
+    let mut b = Burst::new();
+    for s in 0..200 {
+        b.push(mbuf(&mut pool, &frame(s, 1500))).unwrap();
+    }
+    let taken = q.tx_burst(&mut b);
+    assert!(taken >= 63 && taken < 200, "took {taken}");
+    assert_eq!(taken + b.len(), 200, "the rest stay with the caller, in order");
+    assert!(q.free_slots() < 64);
+    let mut done = 0u64;
+    let mut sent = taken as u64;
+    wait_until("everything sent", || {
+        sent += q.tx_burst(&mut b) as u64;
+        done += q.clean(usize::MAX).packets as u64;
+        done == 200
+    });
+    assert_eq!(sent, 200);
+    assert_eq!(q.stats().packets.get(), 200);
+}
+
+#[test]
+fn chain_with_empty_segment_and_short_total_is_padded() {
+    let path = tmp_pcap("chainpad.pcap");
+    let m = model(Sink::Pcap(path.clone()), false, Speed::G100);
+    let mut port = configured(&m, 64, 0);
+    port.start().unwrap();
+    let mut q = port.ice_tx_queue(0).unwrap();
+    let mut pool = pool(64);
+    let f = frame(9, 12);
+    let mut head = mbuf(&mut pool, &f);
+    head.chain(pool.alloc().unwrap()); // empty tail segment
+    let mut b = Burst::new();
+    b.push(head).unwrap();
+    assert_eq!(q.tx_burst(&mut b), 1);
+    wait_until("completion", || q.clean(usize::MAX).packets == 1);
+    assert_eq!(m.stats().mdd_events, 0, "no zero-length descriptor reached the device");
+    drop(q);
+    drop(port);
+    drop(m);
+    let recs = read_file(&path).unwrap();
+    assert_eq!(recs[0].data.len(), TX_MIN_PKT_LEN);
+    assert_eq!(&recs[0].data[..12], &f[..]);
+}
