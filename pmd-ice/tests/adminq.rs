@@ -236,3 +236,18 @@ fn pf_reset_disables_queues_and_admin_queue() {
     let hw2 = hw_for(&m, 8);
     assert!(hw2.link.up);
 }
+
+#[test]
+fn arq_ring_wraps() {
+    let m = model(Sink::Count, false, Speed::G100);
+    let mut hw = hw_for(&m, 4);
+    let regs = hw.regs.clone();
+    assert!(hw.aq.receive(&*regs).is_some()); // the probe's event
+    for i in 0..11 {
+        hw.get_link_status(true).unwrap();
+        let ev = hw.aq.receive(&*regs).unwrap_or_else(|| panic!("event {i}"));
+        assert_eq!(ev.desc.opcode, opc::GET_LINK_STATUS);
+        assert_eq!(ev.data.len(), regs::LINK_STATUS_DATALEN);
+    }
+    assert!(hw.aq.receive(&*regs).is_none());
+}

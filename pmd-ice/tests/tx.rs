@@ -484,7 +484,11 @@ fn full_ring_leaves_packets_with_the_caller() {
     }
     let taken = q.tx_burst(&mut b);
     assert!(taken >= 63 && taken < 200, "took {taken}");
-    assert_eq!(taken + b.len(), 200, "the rest stay with the caller, in order");
+    assert_eq!(
+        taken + b.len(),
+        200,
+        "the rest stay with the caller, in order"
+    );
     assert!(q.free_slots() < 64);
     let mut done = 0u64;
     let mut sent = taken as u64;
@@ -512,7 +516,11 @@ fn chain_with_empty_segment_and_short_total_is_padded() {
     b.push(head).unwrap();
     assert_eq!(q.tx_burst(&mut b), 1);
     wait_until("completion", || q.clean(usize::MAX).packets == 1);
-    assert_eq!(m.stats().mdd_events, 0, "no zero-length descriptor reached the device");
+    assert_eq!(
+        m.stats().mdd_events,
+        0,
+        "no zero-length descriptor reached the device"
+    );
     drop(q);
     drop(port);
     drop(m);
