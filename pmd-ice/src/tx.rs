@@ -409,6 +409,10 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
         taken
     }
 
+    /// Plays the part of `ice_clean_tx_irq`: reclaims completed RS batches
+    /// (up to `budget` packets) and reports them, plus any packets the queue
+    /// dropped or discarded since the last call, for BQL's
+    /// `netdev_tx_completed_queue`.
     fn clean(&mut self, budget: usize) -> Completed {
         self.reclaim(budget.min(u32::MAX as usize) as u32);
         std::mem::take(&mut self.pending)
