@@ -487,7 +487,10 @@ impl<R: RegisterSpace> Drop for IceTxQueue<R> {
         }
         let mut hw = self.hw.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = hw.mdd_flags.get_mut(self.q as usize) {
-            *s = None;
+            // Only our own flag: a reconfigured port may own a newer queue q.
+            if s.as_ref().is_some_and(|f| Arc::ptr_eq(f, &self.shared.mdd)) {
+                *s = None;
+            }
         }
     }
 }

@@ -34,6 +34,28 @@ fn prebuilt_pool(name: &str) -> Mempool {
     pool
 }
 
+/// (run ns, runnable-but-waiting ns) of every thread of this process whose
+/// name starts with `prefix`, from /proc/self/task/*/schedstat.
+fn sched_ns(prefix: &str) -> (u64, u64) {
+    let mut run = 0;
+    let mut wait = 0;
+    if let Ok(rd) = std::fs::read_dir("/proc/self/task") {
+        for e in rd.flatten() {
+            let p = e.path();
+            let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+            if !comm.trim().starts_with(prefix) {
+                continue;
+            }
+            if let Ok(st) = std::fs::read_to_string(p.join("schedstat")) {
+                let mut it = st.split_whitespace().map(|x| x.parse::<u64>().unwrap_or(0));
+                run += it.next().unwrap_or(0);
+                wait += it.next().unwrap_or(0);
+            }
+        }
+    }
+    (run, wait)
+}
+
 struct Result {
     packets: u64,
     secs: f64,
@@ -68,7 +90,21 @@ fn run<T: TxQueue + ?Sized>(q: &mut T, pool: &mut Mempool, secs: f64) -> Result 
         }
     };
     run_for(0.3); // warm-up
+    let me = "ice_model";
+    let (r0, w0) = sched_ns(me);
+    let (er0, ew0) = sched_ns("ice-model-dma");
     let (packets, cycles) = run_for(secs);
+    let (r1, w1) = sched_ns(me);
+    let (er1, ew1) = sched_ns("ice-model-dma");
+    let wall = tsc.cycles_to_ns(cycles) as f64;
+    println!(
+        "  scheduler: lcore ran {:.0}% of the time (runnable but waiting {:.0}%, {:.1} lcore CPU cycles/packet); model engine ran {:.0}% (waiting {:.0}%)",
+        (r1 - r0) as f64 / wall * 100.0,
+        (w1 - w0) as f64 / wall * 100.0,
+        (r1 - r0) as f64 * tsc.hz() as f64 / 1e9 / packets.max(1) as f64,
+        (er1 - er0) as f64 / wall * 100.0,
+        (ew1 - ew0) as f64 / wall * 100.0,
+    );
     // Drain.
     let t0 = std::time::Instant::now();
     while q.free_slots() + 1 < q.ring_size() && t0.elapsed().as_secs() < 2 {
