@@ -251,3 +251,19 @@ fn arq_ring_wraps() {
     }
     assert!(hw.aq.receive(&*regs).is_none());
 }
+
+#[test]
+fn cookie_mismatch_is_detected() {
+    let m = model(Sink::Count, false, Speed::G100);
+    let mut hw = hw_for(&m, 8);
+    m.corrupt_next_cookie();
+    let e = hw.get_version().unwrap_err();
+    match e {
+        IceError::Aq(AqError::CookieMismatch { opcode, want, got }) => {
+            assert_eq!(opcode, opc::GET_VER);
+            assert_eq!(got, want + 1);
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(hw.get_version().is_ok(), "next command matches again");
+}

@@ -45,6 +45,8 @@ pub struct VsiState {
 #[derive(Debug, Default)]
 pub struct FwState {
     pub responding: bool,
+    /// Fault injection: echo a wrong cookie on the next completion.
+    pub bad_cookie_once: bool,
     pub vsi: Option<VsiState>,
     pub lse: bool,
 }
@@ -286,6 +288,9 @@ fn run_atq(s: &Shared, ctl: &mut Ctl) -> (bool, Option<u32>) {
             map.write(d.buf_addr(), &buf);
         }
         d.retval = rc.to_u16();
+        if std::mem::take(&mut ctl.fw.bad_cookie_once) {
+            d.cookie_low = d.cookie_low.wrapping_add(1);
+        }
         d.flags |= AQ_FLAG_DD | AQ_FLAG_CMP;
         if rc != AqRc::Ok {
             d.flags |= AQ_FLAG_ERR;

@@ -280,6 +280,11 @@ impl IceModel {
         self.shared.ctl().fw.responding = on;
     }
 
+    /// Fault injection: the next admin completion echoes a wrong cookie.
+    pub fn corrupt_next_cookie(&self) {
+        self.shared.ctl().fw.bad_cookie_once = true;
+    }
+
     /// Presets the 40-bit statistics counters (tests of the driver's wrap handling).
     pub fn preset_stat_counters(&self, v: u64) {
         let c = &self.shared.counters;
