@@ -192,7 +192,7 @@ impl<R: RegisterSpace> IceHw<R> {
             let mut d = AqDesc::new(opc::LIST_FUNC_CAPS);
             match self.send(&mut d, Some((&mut buf, false))) {
                 Ok(()) => {
-                    let count = d.param_u32(0) as usize;
+                    let count = d.param_u32(LIST_CAPS_COUNT_OFF) as usize;
                     let mut c = Caps::default();
                     for e in buf.chunks_exact(CAPS_ELEM_SIZE).take(count) {
                         let id = u16::from_le_bytes([e[0], e[1]]);
@@ -220,8 +220,9 @@ impl<R: RegisterSpace> IceHw<R> {
                 }
                 Err(AqError::Firmware {
                     rc: AqRc::Enomem, ..
-                }) if d.param_u32(0) as usize * CAPS_ELEM_SIZE > len => {
-                    len = (d.param_u32(0) as usize * CAPS_ELEM_SIZE).min(AQ_MAX_BUF_LEN);
+                }) if d.param_u32(LIST_CAPS_COUNT_OFF) as usize * CAPS_ELEM_SIZE > len => {
+                    len = (d.param_u32(LIST_CAPS_COUNT_OFF) as usize * CAPS_ELEM_SIZE)
+                        .min(AQ_MAX_BUF_LEN);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -350,12 +351,12 @@ impl<R: RegisterSpace> IceHw<R> {
             }
             Some(v) => {
                 let mut d = AqDesc::new(opc::UPDATE_VSI);
-                d.set_param_u16(0, v);
+                d.set_param_u16(0, v | AQ_VSI_IS_VALID);
                 d
             }
         };
         self.send(&mut d, Some((&mut buf, true)))?;
-        let num = d.param_u16(0) & 0x3FF;
+        let num = d.param_u16(0) & AQ_VSI_NUM_M;
         self.vsi = Some(num);
         Ok(num)
     }

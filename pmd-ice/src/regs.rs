@@ -395,6 +395,9 @@ pub mod caps {
     /// `ICE_AQC_CAPS_MAX_MTU`.
     pub const MAX_MTU: u16 = 0x0047;
 }
+/// `ice_adminq_cmd.h`: `struct ice_aqc_list_caps` = cmd_flags, pf_index,
+/// reserved[2], `__le32 count` (byte 4), addr_high, addr_low (not in anchors.md).
+pub const LIST_CAPS_COUNT_OFF: usize = 4;
 /// `ice_adminq_cmd.h`: `struct ice_aqc_list_caps_elem` is 32 bytes (not in anchors.md).
 pub const CAPS_ELEM_SIZE: usize = 32;
 
@@ -439,6 +442,10 @@ pub const TXSCHED_ELEM_DATA_SIZE: usize = 24;
 /// `ice_adminq_cmd.h`: `struct ice_aqc_txsched_topo_grp_info_hdr` is 8 bytes.
 pub const TOPO_GRP_HDR_SIZE: usize = 8;
 
+/// `ice_adminq_cmd.h`: `ICE_AQ_VSI_IS_VALID` BIT(15) in `vsi_num` of update/get/free (not in anchors.md).
+pub const AQ_VSI_IS_VALID: u16 = 1 << 15;
+/// `ice_adminq_cmd.h`: `ICE_AQ_VSI_NUM_M` bits 0–9.
+pub const AQ_VSI_NUM_M: u16 = 0x3FF;
 /// `ice_adminq_cmd.h`: `ICE_AQ_VSI_TYPE_PF` 0x2 in `vsi_flags` (not in anchors.md).
 pub const AQ_VSI_TYPE_PF: u8 = 0x2;
 /// `ice_adminq_cmd.h`: `struct ice_aqc_vsi_props` is 128 bytes (not in anchors.md).

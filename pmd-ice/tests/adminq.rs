@@ -267,3 +267,23 @@ fn cookie_mismatch_is_detected() {
     }
     assert!(hw.get_version().is_ok(), "next command matches again");
 }
+
+#[test]
+fn short_caps_buffer_reports_enomem_and_needed_count() {
+    let m = model(Sink::Count, false, Speed::G100);
+    let mut hw = hw_for(&m, 8);
+    let mut buf = vec![0u8; regs::CAPS_ELEM_SIZE];
+    let mut d = AqDesc::new(opc::LIST_FUNC_CAPS);
+    let e = hw.send(&mut d, Some((&mut buf, false))).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AqError::Firmware {
+                rc: AqRc::Enomem,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(d.param_u32(regs::LIST_CAPS_COUNT_OFF), 4);
+}

@@ -332,7 +332,7 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut AqDesc, buf: &mut [u8]) -> Result<
             Ok(true)
         }
         opc::LIST_FUNC_CAPS => {
-            // ice_aqc_list_caps: count (le32) at 0; buffer of 32-byte elements.
+            // ice_aqc_list_caps: count (le32) at 4; buffer of 32-byte elements.
             let caps: [(u16, u32, u32); 4] = [
                 (caps::VSI, 1, 0),
                 (caps::RXQS, MODEL_QUEUES as u32, 0),
@@ -340,7 +340,7 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut AqDesc, buf: &mut [u8]) -> Result<
                 (caps::MAX_MTU, MAX_FRAME_SIZE as u32, 0),
             ];
             let need = caps.len() * CAPS_ELEM_SIZE;
-            d.set_param_u32(0, caps.len() as u32);
+            d.set_param_u32(LIST_CAPS_COUNT_OFF, caps.len() as u32);
             if buf.len() < need {
                 return Err(AqRc::Enomem);
             }
@@ -455,7 +455,8 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut AqDesc, buf: &mut [u8]) -> Result<
                 let Some(v) = ctl.fw.vsi.as_mut() else {
                     return Err(AqRc::Enoent);
                 };
-                if d.param_u16(0) != v.num {
+                let n = d.param_u16(0);
+                if n & AQ_VSI_IS_VALID == 0 || n & AQ_VSI_NUM_M != v.num {
                     return Err(AqRc::Enoent);
                 }
                 if valid & VSI_PROP_RXQ_MAP_VALID != 0 {
