@@ -60,6 +60,26 @@ pub struct IceTxQueue<R: RegisterSpace> {
     last_mdd_check: u64,
     mdd_check_cycles: u64,
     events: u64,
+    prefetchw: bool,
+}
+
+/// Whether the CPU has PREFETCHW (CPUID 0x8000_0001 ECX bit 8, "3dnowprefetch").
+fn cpu_has_prefetchw() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        #[allow(unused_unsafe)] // `__cpuid` became safe in newer Rust
+        *HAS.get_or_init(|| {
+            // SAFETY: CPUID is available on every x86_64 CPU; leaf 0x8000_0000
+            // tells whether the extended leaf exists before it is queried.
+            unsafe {
+                let max = std::arch::x86_64::__cpuid(0x8000_0000).eax;
+                max >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
+            }
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 impl<R: RegisterSpace> IceTxQueue<R> {
@@ -104,6 +124,7 @@ impl<R: RegisterSpace> IceTxQueue<R> {
             last_mdd_check: 0,
             mdd_check_cycles: wirespeed::eal::Tsc::global().ns_to_cycles(100_000),
             events: 0,
+            prefetchw: cpu_has_prefetchw(),
         }
     }
 
@@ -230,6 +251,37 @@ impl<R: RegisterSpace> IceTxQueue<R> {
         self.pending.bytes += m.pkt_len() as u64;
     }
 
+    /// Asks for write ownership of the ring lines the next `n` descriptors
+    /// live in, so the misses overlap instead of stalling one by one (the
+    /// device side last read those lines).
+    #[inline(always)]
+    fn prefetch_ring(&self, n: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if self.prefetchw {
+            let per_line = (64 / TX_DESC_SIZE) as u32;
+            let lines = (n.min(self.free as usize) as u32).div_ceil(per_line);
+            let mut i = self.ntu & !(per_line - 1);
+            for _ in 0..=lines {
+                // SAFETY: i < n (wrapped below), so the address is inside the
+                // ring; PREFETCHW (checked by CPUID at queue set-up) is a hint
+                // with no architectural effect on memory or flags.
+                unsafe {
+                    std::arch::asm!(
+                        "prefetchw [{p}]",
+                        p = in(reg) self.ring.as_ptr().add(i as usize * TX_DESC_SIZE),
+                        options(nostack, preserves_flags, readonly)
+                    );
+                }
+                i += per_line;
+                if i >= self.n {
+                    i = 0;
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = n;
+    }
+
     /// Descriptors a packet needs: one per non-empty segment, split at
     /// 16383 bytes (`ice_tx_map`'s `ICE_MAX_DATA_PER_TXD` split).
     #[inline(always)]
@@ -306,6 +358,7 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
         if self.free < self.free_thresh {
             self.reclaim(u32::MAX);
         }
+        self.prefetch_ring(pkts.len());
         let mut taken = 0usize;
         let mut last_eop = u32::MAX;
         while let Some(mut m) = pkts.pop_front() {
