@@ -458,6 +458,9 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
             // wmb() then the tail: one doorbell for the whole batch.
             fence(Ordering::Release);
             self.regs.write32(self.dbell, self.ntu);
+            // Ask for the lines the next burst will write now, so their
+            // ownership moves over while the caller does other work.
+            self.prefetch_ring(self.rs_thresh as usize);
         }
         taken
     }

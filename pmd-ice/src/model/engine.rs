@@ -315,6 +315,30 @@ impl Engine {
             self.fault(q, mal_type::TAIL_BEYOND_RING);
             return true;
         }
+        // Start pulling the posted descriptor lines over now, so the misses
+        // overlap (a NIC fetches descriptors in bursts too).
+        {
+            let t = &self.txqs[idx];
+            let avail = if tail >= head {
+                tail - head
+            } else {
+                qlen - head + tail
+            };
+            let mut i = head & !3;
+            for _ in 0..avail.min(64).div_ceil(4) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: i < qlen, inside the mapped ring; a prefetch is only a hint.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        t.ring.add(i as usize * TX_DESC_SIZE) as *const i8,
+                    );
+                }
+                i += 4;
+                if i >= qlen {
+                    i = 0;
+                }
+            }
+        }
         let now = if self.pacing { rdtsc() } else { 0 };
         if self.wire_t < now {
             self.wire_t = now;
