@@ -490,7 +490,12 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
     /// the device disabled the queue; the driver drops what was in flight,
     /// re-enables the queue and reports what happened.
     fn poll_event(&mut self) -> Option<PortEvent> {
-        let mut kind = self.shared.mdd.swap(0, Ordering::AcqRel);
+        // A plain load first: the swap (an atomic RMW) only when flagged.
+        let mut kind = if self.shared.mdd.load(Ordering::Relaxed) != 0 {
+            self.shared.mdd.swap(0, Ordering::AcqRel)
+        } else {
+            0
+        };
         if kind == 0 {
             let now = rdtsc();
             if now.wrapping_sub(self.last_mdd_check) < self.mdd_check_cycles {
