@@ -14,7 +14,7 @@ use wirespeed::mbuf::{ol, Burst};
 
 /// Sends `frames` through `q` in bursts and cleans until every one completed.
 /// Returns the total completed packets reported by `clean`.
-fn send_all<T: TxQueue>(
+fn send_all<T: TxQueue + ?Sized>(
     q: &mut T,
     pool: &mut wirespeed::mbuf::Mempool,
     frames: &[Vec<u8>],
@@ -444,6 +444,16 @@ fn registry_opens_the_model() {
     p.configure(&PortConfig::default()).unwrap();
     p.start().unwrap();
     assert_eq!(p.link().speed_mbps, 10_000);
+    assert_eq!(p.info().line_rate_bps, 10_000_000_000);
+    // Through the trait objects, as the engine uses it.
+    let mut q = p.tx_queue(0).unwrap();
+    let mut pool = pool(64);
+    let frames: Vec<_> = (0..10).map(|s| frame(s, 64)).collect();
+    assert_eq!(send_all(&mut *q, &mut pool, &frames, 10), 10);
+    assert!(p.tx_queue(0).is_err(), "each queue is handed out once");
+    let x: std::collections::HashMap<_, _> = p.xstats().into_iter().collect();
+    assert_eq!(x["port_tx_unicast_packets"], 10);
+    drop(q);
     let e = reg.open("ice-model?speed=40g").err().unwrap();
     assert!(e.to_string().contains("10g, 25g or 100g"), "{e}");
     let e = reg.open("ice-model?sinc=count").err().unwrap();
