@@ -1,6 +1,8 @@
 //! The `wirespeed` command: traffic generator and device tools.
 
+mod arp;
 mod config;
+mod devtools;
 mod doctor;
 mod frame;
 mod gen;
@@ -40,11 +42,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Dev(devtools::DevCmd),
 }
 
 /// Every driver this binary knows.
 pub fn registry() -> Registry {
-    Registry::with_builtins()
+    let mut reg = Registry::with_builtins();
+    pmd_igb::register(&mut reg);
+    reg
 }
 
 fn main() -> ExitCode {
@@ -60,6 +66,7 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_max_level(level)
         .init();
+    wirespeed::eal::signal::default_sigpipe();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Gen(args) => match gen::run(&args, &registry()) {
@@ -77,6 +84,11 @@ fn main() -> ExitCode {
                         eprintln!("wirespeed gen: --json {}: {e}", path.display());
                         return ExitCode::from(1);
                     }
+                }
+                if s.streams.iter().any(|st| st.rate_miss) {
+                    eprintln!(
+                        "wirespeed gen: warning: a stream missed its target rate (see the summary)"
+                    );
                 }
                 if s.lcores.iter().any(|l| l.mempool_in_use_at_end > 0) {
                     eprintln!("wirespeed gen: warning: mbufs still in use at the end of the run");
@@ -110,6 +122,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Cmd::Dev(c) => devtools::run(&c),
         Cmd::Doctor { json } => {
             let r = doctor::inspect();
             if json {

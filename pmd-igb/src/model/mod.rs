@@ -1,0 +1,1042 @@
+//! A register-level model of the igb (82576) MAC, its PHY and its DMA engine.
+//!
+//! The model implements [`RegisterSpace`] with the side effects the part has
+//! (and that QEMU's igb reproduces): CTRL.RST resets every register, the
+//! per-queue enables latch only once TCTL.EN / RCTL.EN are on, MDIC reaches
+//! a PHY whose link comes up after autonegotiation is restarted, the
+//! statistics registers clear on read, TDT/RDT are doorbells. A DMA engine
+//! thread fetches descriptors and buffers through an IOMMU-like
+//! [`IovaMap`] (a bad IOVA is a fault: counted, reported, nothing read),
+//! applies context-descriptor offloads (IPv4 header checksum, UDP/TCP
+//! checksum, 802.1Q insertion) to the frame it puts on the "wire", writes DD
+//! back to RS descriptors, and paces frames at the modeled link speed
+//! (preamble, IFG and FCS counted). Frames go to a sink: a counter, a pcap
+//! file, the model's own RX (loopback), or an in-memory capture for tests.
+
+pub mod net;
+
+use crate::regs::*;
+use std::collections::VecDeque;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+use wirespeed::eal::dma::IovaMap;
+use wirespeed::eal::RegisterSpace;
+use wirespeed::ethdev::pcap::PcapWriter;
+use wirespeed::ethdev::{MacAddr, PortEvent};
+
+/// Where transmitted frames go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    /// Counted and dropped.
+    Count,
+    /// Written to a pcap file.
+    Pcap(PathBuf),
+    /// Received by the model's own RX (a cable plugged back into the port).
+    Loopback,
+    /// Kept in memory ([`IgbModel::take_captured`]), for tests.
+    Capture,
+}
+
+/// Model set-up.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// Modeled line rate in bit/s; 0 = unlimited (no pacing).
+    pub speed_bps: u64,
+    pub sink: Sink,
+    /// The address the "EEPROM" loads into RAL0/RAH0 at reset.
+    pub mac: MacAddr,
+    /// Time from an autonegotiation restart to link up.
+    pub autoneg: Duration,
+    /// Pin the DMA engine thread to this core.
+    pub core: Option<usize>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            speed_bps: 1_000_000_000,
+            sink: Sink::Count,
+            mac: MacAddr([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]),
+            autoneg: Duration::from_millis(2),
+            core: None,
+        }
+    }
+}
+
+/// Number of TX / RX queues the model has (the 82576's 16).
+pub const MODEL_QUEUES: usize = 16;
+/// PCI device id the model stands for (82576 copper).
+pub const MODEL_DEVICE_ID: u16 = 0x10C9;
+/// PHY id registers the model answers with (the 82576's IGP03 PHY).
+const PHY_ID: u32 = 0x02A8_0391;
+const EVENTS_MAX: usize = 1024;
+const RX_BACKLOG_MAX: usize = 65_536;
+/// Frames the modeled RX packet buffer holds while no descriptor is free.
+const RX_PACKET_BUFFER_FRAMES: usize = 32;
+/// Per-frame wire overhead besides the frame: preamble+SFD 8, IFG 12.
+const WIRE_OVERHEAD: u64 = 20;
+
+/// Counters of what the model saw (reported as xstats `model_*`).
+#[derive(Debug, Default)]
+pub struct ModelCounters {
+    pub wire_frames: AtomicU64,
+    pub wire_bytes: AtomicU64,
+    pub data_descs: AtomicU64,
+    pub ctx_descs: AtomicU64,
+    pub dd_writebacks: AtomicU64,
+    pub dma_faults: AtomicU64,
+    pub tx_fault_drops: AtomicU64,
+    pub paylen_mismatch: AtomicU64,
+    pub rx_frames: AtomicU64,
+    pub rx_not_ready: AtomicU64,
+    pub rx_filtered: AtomicU64,
+    pub rx_backlog_drops: AtomicU64,
+    pub doorbells: AtomicU64,
+}
+
+struct Shared {
+    regs: Box<[AtomicU32]>,
+    /// Statistics 0x4000..0x4100 (a 64-bit pair lives at its low index).
+    stats: Box<[AtomicU64]>,
+    /// High halves latched by reading the low half of a 64-bit pair.
+    stat_hi: Box<[AtomicU32]>,
+    cfg: ModelConfig,
+    epoch: Instant,
+    /// Nanoseconds since `epoch` when the link is up; u64::MAX = down.
+    link_at: AtomicU64,
+    bmcr: AtomicU32,
+    reset_gen: AtomicU64,
+    stop: AtomicBool,
+    engine: OnceLock<Thread>,
+    c: ModelCounters,
+    events: Mutex<Vec<PortEvent>>,
+    rx_in: Mutex<VecDeque<Vec<u8>>>,
+    rx_len: AtomicUsize,
+    captured: Mutex<Vec<Vec<u8>>>,
+    sink_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    #[inline(always)]
+    fn r(&self, off: u32) -> u32 {
+        self.regs[(off / 4) as usize].load(Ordering::Acquire)
+    }
+    #[inline(always)]
+    fn w(&self, off: u32, v: u32) {
+        self.regs[(off / 4) as usize].store(v, Ordering::Release)
+    }
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+    fn link_up(&self) -> bool {
+        self.now_ns() >= self.link_at.load(Ordering::Acquire)
+    }
+    fn stat_add(&self, off: u32, n: u64) {
+        self.stats[((off - 0x4000) / 4) as usize].fetch_add(n, Ordering::Relaxed);
+    }
+    fn kick(&self) {
+        if let Some(t) = self.engine.get() {
+            t.unpark();
+        }
+    }
+    fn event(&self, queue: Option<u16>, kind: &str, detail: String) {
+        tracing::debug!("igb-model: {kind}: {detail}");
+        let mut e = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        if e.len() < EVENTS_MAX {
+            e.push(PortEvent {
+                queue,
+                kind: kind.to_string(),
+                detail,
+            });
+        }
+    }
+
+    /// Power-on / CTRL.RST state of every register.
+    fn reset(&self) {
+        for r in self.regs.iter() {
+            r.store(0, Ordering::Relaxed);
+        }
+        for s in self.stats.iter() {
+            s.store(0, Ordering::Relaxed);
+        }
+        let m = self.cfg.mac.0;
+        self.w(RAL0, u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+        self.w(RAH0, u32::from(m[4]) | (u32::from(m[5]) << 8) | RAH_AV);
+        self.w(STATUS, STATUS_GIO_MASTER_EN);
+        self.w(EECD, EECD_AUTO_RD);
+        self.w(VET, 0x8100);
+        self.w(
+            TCTL,
+            TCTL_PSP | (15 << TCTL_CT_SHIFT) | (63 << TCTL_COLD_SHIFT),
+        );
+        // The PHY keeps its autonegotiation advertisement but the link drops
+        // until autonegotiation is restarted (QEMU's igb does the same).
+        self.bmcr.store(
+            u32::from(BMCR_AN_ENABLE | BMCR_FULL_DUPLEX | BMCR_SPEED1000),
+            Ordering::Relaxed,
+        );
+        self.link_at.store(u64::MAX, Ordering::Release);
+        self.reset_gen.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn phy_read(&self, reg: u32) -> u16 {
+        let up = self.link_up();
+        match reg {
+            PHY_BMCR => self.bmcr.load(Ordering::Relaxed) as u16,
+            PHY_BMSR => {
+                // 100/10 half/full, extended status, AN ability, extended caps.
+                let mut v = 0x7949u16;
+                if up {
+                    v |= BMSR_LINK | BMSR_AN_COMPLETE;
+                }
+                v
+            }
+            PHY_ID1 => (PHY_ID >> 16) as u16,
+            PHY_ID2 => PHY_ID as u16,
+            _ => 0,
+        }
+    }
+
+    fn phy_write(&self, reg: u32, v: u16) {
+        if reg != PHY_BMCR {
+            return;
+        }
+        if v & BMCR_RESET != 0 {
+            self.bmcr.store(
+                u32::from(BMCR_AN_ENABLE | BMCR_FULL_DUPLEX | BMCR_SPEED1000),
+                Ordering::Relaxed,
+            );
+            self.link_at.store(u64::MAX, Ordering::Release);
+            return;
+        }
+        self.bmcr.store(
+            u32::from(v & !(BMCR_AN_RESTART | BMCR_RESET)),
+            Ordering::Relaxed,
+        );
+        if v & BMCR_AN_ENABLE != 0 && v & BMCR_AN_RESTART != 0 {
+            let at = self.now_ns() + self.cfg.autoneg.as_nanos() as u64;
+            self.link_at.store(at, Ordering::Release);
+        } else if v & BMCR_AN_ENABLE == 0 {
+            // Forced speed/duplex: link comes up at once.
+            self.link_at.store(self.now_ns(), Ordering::Release);
+        }
+    }
+
+    fn mdic(&self, v: u32) {
+        let phy = (v >> MDIC_PHY_SHIFT) & 0x1F;
+        let reg = (v >> MDIC_REG_SHIFT) & 0x1F;
+        let out = if phy != PHY_ADDR {
+            v | MDIC_READY | MDIC_ERROR
+        } else if v & MDIC_OP_WRITE != 0 {
+            self.phy_write(reg, v as u16);
+            (v & !(MDIC_READY | MDIC_ERROR)) | MDIC_READY
+        } else if v & MDIC_OP_READ != 0 {
+            (v & !(MDIC_DATA_MASK | MDIC_READY | MDIC_ERROR))
+                | u32::from(self.phy_read(reg))
+                | MDIC_READY
+        } else {
+            v | MDIC_READY | MDIC_ERROR
+        };
+        self.w(MDIC, out);
+    }
+}
+
+/// The igb device model. Hand `Arc<IgbModel>` to the driver as its register
+/// window; the DMA engine thread runs until the last handle is dropped.
+pub struct IgbModel {
+    sh: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for IgbModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IgbModel")
+            .field("cfg", &self.sh.cfg)
+            .finish()
+    }
+}
+
+/// Model set-up errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("igb-model: cannot create pcap sink {path}: {source}")]
+    Pcap {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("igb-model: cannot start the DMA engine thread: {0}")]
+    Thread(std::io::Error),
+}
+
+impl IgbModel {
+    /// Builds the model in its reset state and starts its DMA engine thread.
+    pub fn new(cfg: ModelConfig) -> Result<Arc<IgbModel>, ModelError> {
+        let pcap = match &cfg.sink {
+            Sink::Pcap(p) => {
+                let f = std::fs::File::create(p).map_err(|e| ModelError::Pcap {
+                    path: p.clone(),
+                    source: e,
+                })?;
+                Some(
+                    PcapWriter::new(BufWriter::new(f)).map_err(|e| ModelError::Pcap {
+                        path: p.clone(),
+                        source: e,
+                    })?,
+                )
+            }
+            _ => None,
+        };
+        let sh = Arc::new(Shared {
+            regs: (0..BAR0_LEN / 4).map(|_| AtomicU32::new(0)).collect(),
+            stats: (0..64).map(|_| AtomicU64::new(0)).collect(),
+            stat_hi: (0..64).map(|_| AtomicU32::new(0)).collect(),
+            cfg,
+            epoch: Instant::now(),
+            link_at: AtomicU64::new(u64::MAX),
+            bmcr: AtomicU32::new(0),
+            reset_gen: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            engine: OnceLock::new(),
+            c: ModelCounters::default(),
+            events: Mutex::new(Vec::new()),
+            rx_in: Mutex::new(VecDeque::new()),
+            rx_len: AtomicUsize::new(0),
+            captured: Mutex::new(Vec::new()),
+            sink_error: Mutex::new(None),
+        });
+        sh.reset();
+        let sh2 = sh.clone();
+        let h = std::thread::Builder::new()
+            .name("igb-model".into())
+            .spawn(move || {
+                if let Some(c) = sh2.cfg.core {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+                        tracing::warn!("igb-model: could not pin the DMA engine to core {c}");
+                    }
+                }
+                Engine::new(sh2, pcap).run()
+            })
+            .map_err(ModelError::Thread)?;
+        let _ = sh.engine.set(h.thread().clone());
+        Ok(Arc::new(IgbModel {
+            sh,
+            thread: Mutex::new(Some(h)),
+        }))
+    }
+
+    /// Modeled line rate (0 = unlimited).
+    pub fn line_rate_bps(&self) -> u64 {
+        self.sh.cfg.speed_bps
+    }
+
+    /// What the model counted.
+    pub fn counters(&self) -> &ModelCounters {
+        &self.sh.c
+    }
+
+    /// Frames kept by [`Sink::Capture`] since the last call.
+    pub fn take_captured(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.sh.captured.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Events (DMA faults, malformed descriptors) since the last call.
+    pub fn take_events(&self) -> Vec<PortEvent> {
+        std::mem::take(&mut *self.sh.events.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts a frame on the model's receive side (as if it came off the wire).
+    /// `false` when the backlog is full (counted).
+    pub fn inject(&self, frame: &[u8]) -> bool {
+        let ok = push_rx(&self.sh, frame.to_vec());
+        self.sh.kick();
+        ok
+    }
+
+    /// The sink's I/O error, if writing the pcap failed.
+    pub fn sink_error(&self) -> Option<String> {
+        self.sh
+            .sink_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Counters as named xstats.
+    pub fn xstats(&self) -> Vec<(String, u64)> {
+        let c = &self.sh.c;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("model_wire_frames".into(), g(&c.wire_frames)),
+            ("model_wire_bytes".into(), g(&c.wire_bytes)),
+            ("model_data_descs".into(), g(&c.data_descs)),
+            ("model_ctx_descs".into(), g(&c.ctx_descs)),
+            ("model_dd_writebacks".into(), g(&c.dd_writebacks)),
+            ("model_dma_faults".into(), g(&c.dma_faults)),
+            ("model_tx_fault_drops".into(), g(&c.tx_fault_drops)),
+            ("model_paylen_mismatch".into(), g(&c.paylen_mismatch)),
+            ("model_rx_frames".into(), g(&c.rx_frames)),
+            ("model_rx_not_ready".into(), g(&c.rx_not_ready)),
+            ("model_rx_filtered".into(), g(&c.rx_filtered)),
+            ("model_rx_backlog_drops".into(), g(&c.rx_backlog_drops)),
+            ("model_doorbells".into(), g(&c.doorbells)),
+        ]
+    }
+
+    /// Waits (bounded) until the engine has consumed every TX descriptor
+    /// handed to it and the RX backlog is empty. True when idle.
+    pub fn wait_idle(&self, limit: Duration) -> bool {
+        crate::hw::wait_for(limit, Duration::from_micros(50), || {
+            let tx_idle = (0..MODEL_QUEUES as u32).all(|q| {
+                let en = self.sh.r(TCTL) & TCTL_EN != 0 && self.sh.r(txdctl(q)) & XDCTL_ENABLE != 0;
+                !en || self.sh.r(tdh(q)) == self.sh.r(tdt(q))
+            });
+            let backlog = self.sh.rx_len.load(Ordering::Acquire);
+            // Frames held in the packet buffer for want of RX descriptors wait
+            // for the driver, not for the engine.
+            let rx_idle = backlog == 0
+                || (backlog <= RX_PACKET_BUFFER_FRAMES && self.sh.r(rdt(0)) == self.sh.r(rdh(0)));
+            tx_idle && rx_idle
+        })
+    }
+}
+
+fn push_rx(sh: &Shared, f: Vec<u8>) -> bool {
+    let mut q = sh.rx_in.lock().unwrap_or_else(|e| e.into_inner());
+    if q.len() >= RX_BACKLOG_MAX {
+        sh.c.rx_backlog_drops.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    q.push_back(f);
+    sh.rx_len.store(q.len(), Ordering::Release);
+    true
+}
+
+impl Drop for IgbModel {
+    fn drop(&mut self) {
+        self.sh.stop.store(true, Ordering::Release);
+        self.sh.kick();
+        if let Some(h) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl RegisterSpace for IgbModel {
+    fn read32(&self, off: u32) -> u32 {
+        let sh = &*self.sh;
+        if off as usize + 4 > BAR0_LEN || off % 4 != 0 {
+            return 0xFFFF_FFFF;
+        }
+        if is_stat(off) {
+            let i = ((off - 0x4000) / 4) as usize;
+            let high = STATS64.iter().any(|(_, h, _)| *h == off);
+            let low = STATS64.iter().any(|(l, _, _)| *l == off);
+            return if high {
+                sh.stat_hi[i - 1].swap(0, Ordering::AcqRel)
+            } else if low {
+                // Reading the low half latches and clears the whole counter.
+                let v = sh.stats[i].swap(0, Ordering::AcqRel);
+                sh.stat_hi[i].store((v >> 32) as u32, Ordering::Release);
+                v as u32
+            } else {
+                sh.stats[i]
+                    .swap(0, Ordering::AcqRel)
+                    .min(u64::from(u32::MAX)) as u32
+            };
+        }
+        match off {
+            ICR | EICR => sh.regs[(off / 4) as usize].swap(0, Ordering::AcqRel),
+            STATUS => {
+                let mut s = sh.r(STATUS);
+                if sh.link_up() {
+                    s |= STATUS_LU | STATUS_FD | STATUS_SPEED_1000;
+                }
+                s
+            }
+            o if (0xE028..0xE028 + 0x40 * MODEL_QUEUES as u32).contains(&o)
+                && (o - 0xE028) % 0x40 == 0 =>
+            {
+                let v = sh.r(o);
+                if sh.r(TCTL) & TCTL_EN == 0 {
+                    v & !XDCTL_ENABLE
+                } else {
+                    v
+                }
+            }
+            o if (0xC028..0xC028 + 0x40 * MODEL_QUEUES as u32).contains(&o)
+                && (o - 0xC028) % 0x40 == 0 =>
+            {
+                let v = sh.r(o);
+                if sh.r(RCTL) & RCTL_EN == 0 {
+                    v & !XDCTL_ENABLE
+                } else {
+                    v
+                }
+            }
+            _ => sh.r(off),
+        }
+    }
+
+    fn write32(&self, off: u32, v: u32) {
+        let sh = &*self.sh;
+        if off as usize + 4 > BAR0_LEN || off % 4 != 0 || is_stat(off) {
+            return;
+        }
+        match off {
+            CTRL => {
+                if v & CTRL_RST != 0 {
+                    sh.reset();
+                    sh.kick();
+                    return;
+                }
+                if v & CTRL_PHY_RST != 0 {
+                    sh.link_at.store(u64::MAX, Ordering::Release);
+                }
+                sh.w(CTRL, v & !CTRL_PHY_RST);
+            }
+            STATUS | EECD => {}
+            MDIC => sh.mdic(v),
+            ICR | EICR => {
+                sh.regs[(off / 4) as usize].fetch_and(!v, Ordering::AcqRel);
+            }
+            IMC => {
+                sh.regs[(IMS / 4) as usize].fetch_and(!v, Ordering::AcqRel);
+            }
+            EIMC => {
+                sh.regs[(EIMS / 4) as usize].fetch_and(!v, Ordering::AcqRel);
+            }
+            TCTL | RCTL => {
+                sh.w(off, v);
+                sh.kick();
+            }
+            o if (0xE000..0xE000 + 0x40 * MODEL_QUEUES as u32).contains(&o)
+                || (0xC000..0xC000 + 0x40 * MODEL_QUEUES as u32).contains(&o) =>
+            {
+                sh.w(o, v);
+                let r = (o & 0x3F) as u32;
+                if r == 0x18 || r == 0x28 {
+                    // TDT / RDT doorbell, or a queue enable change.
+                    if r == 0x18 {
+                        sh.c.doorbells.fetch_add(1, Ordering::Relaxed);
+                    }
+                    sh.kick();
+                }
+            }
+            _ => sh.w(off, v),
+        }
+    }
+
+    fn len(&self) -> usize {
+        BAR0_LEN
+    }
+}
+
+// ---------------------------------------------------------------- the engine
+
+#[derive(Clone, Copy, Default)]
+struct Ctx {
+    vlan_macip_lens: u32,
+    type_tucmd: u32,
+}
+
+#[derive(Default)]
+struct TxState {
+    active: bool,
+    base: u64,
+    n: u32,
+    head: u32,
+    ctx: [Ctx; 2],
+    in_pkt: bool,
+    faulted: bool,
+    first_cmd: u32,
+    first_olinfo: u32,
+    frame: Vec<u8>,
+}
+
+#[derive(Default)]
+struct RxState {
+    active: bool,
+    base: u64,
+    n: u32,
+    head: u32,
+}
+
+struct Engine {
+    sh: Arc<Shared>,
+    map: IovaMap,
+    tx: Vec<TxState>,
+    rx: RxState,
+    reset_gen: u64,
+    /// When the wire is free again (ns since epoch).
+    wire_free: u64,
+    pcap: Option<PcapWriter<BufWriter<std::fs::File>>>,
+    wall0: u64,
+}
+
+/// How far ahead of real time the modeled wire may run (the packet buffer).
+const PACING_SLACK_NS: u64 = 20_000;
+
+impl Engine {
+    fn new(sh: Arc<Shared>, pcap: Option<PcapWriter<BufWriter<std::fs::File>>>) -> Engine {
+        let wall0 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Engine {
+            sh,
+            map: IovaMap::snapshot(),
+            tx: (0..MODEL_QUEUES).map(|_| TxState::default()).collect(),
+            rx: RxState::default(),
+            reset_gen: u64::MAX,
+            wire_free: 0,
+            pcap,
+            wall0,
+        }
+    }
+
+    fn run(mut self) {
+        let mut idle = 0u32;
+        loop {
+            if self.sh.stop.load(Ordering::Acquire) {
+                break;
+            }
+            self.map.refresh();
+            let g = self.sh.reset_gen.load(Ordering::Acquire);
+            if g != self.reset_gen {
+                self.reset_gen = g;
+                for t in &mut self.tx {
+                    *t = TxState {
+                        frame: std::mem::take(&mut t.frame),
+                        ..TxState::default()
+                    };
+                }
+                self.rx = RxState::default();
+            }
+            let mut work = false;
+            let mut wait_ns = None;
+            for q in 0..MODEL_QUEUES {
+                match self.process_tx(q) {
+                    Step::Work => work = true,
+                    Step::Paced(ns) => wait_ns = Some(ns),
+                    Step::Idle => {}
+                }
+            }
+            work |= self.process_rx();
+            if work {
+                idle = 0;
+                continue;
+            }
+            if let Some(ns) = wait_ns {
+                if ns > 50_000 {
+                    std::thread::park_timeout(Duration::from_nanos(ns - 20_000));
+                } else {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            idle += 1;
+            if idle < 2_000 {
+                std::hint::spin_loop();
+            } else if idle < 2_100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::park_timeout(Duration::from_millis(1));
+            }
+        }
+        if let Some(p) = &mut self.pcap {
+            if let Err(e) = p.flush() {
+                *self.sh.sink_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+            }
+        }
+    }
+
+    fn process_tx(&mut self, q: usize) -> Step {
+        let sh = self.sh.clone();
+        let qi = q as u32;
+        let en = sh.r(TCTL) & TCTL_EN != 0 && sh.r(txdctl(qi)) & XDCTL_ENABLE != 0;
+        if !en {
+            self.tx[q].active = false;
+            return Step::Idle;
+        }
+        if !self.tx[q].active {
+            // Latch the ring registers when the queue goes live.
+            let t = &mut self.tx[q];
+            t.base = u64::from(sh.r(tdbal(qi))) | (u64::from(sh.r(tdbah(qi))) << 32);
+            t.n = sh.r(tdlen(qi)) / DESC_LEN as u32;
+            t.head = sh.r(tdh(qi));
+            t.ctx = [Ctx::default(); 2];
+            t.in_pkt = false;
+            t.active = true;
+            if t.n == 0 || t.head >= t.n {
+                sh.event(
+                    Some(q as u16),
+                    "tx-ring-invalid",
+                    format!(
+                        "TDLEN {} / TDH {}: queue not started",
+                        sh.r(tdlen(qi)),
+                        t.head
+                    ),
+                );
+                sh.w(txdctl(qi), sh.r(txdctl(qi)) & !XDCTL_ENABLE);
+                t.active = false;
+                return Step::Idle;
+            }
+        }
+        let tail = sh.r(tdt(qi));
+        let n = self.tx[q].n;
+        if tail >= n {
+            return Step::Idle;
+        }
+        let mut did = 0;
+        while self.tx[q].head != tail && did < 256 {
+            if !self.tx[q].in_pkt && sh.cfg.speed_bps > 0 {
+                let now = sh.now_ns();
+                if self.wire_free > now + PACING_SLACK_NS {
+                    return if did > 0 {
+                        Step::Work
+                    } else {
+                        Step::Paced(self.wire_free - now - PACING_SLACK_NS)
+                    };
+                }
+            }
+            let head = self.tx[q].head;
+            let d_iova = self.tx[q].base + u64::from(head) * DESC_LEN as u64;
+            let (Some(lo), Some(hi)) = (self.map.read_u64(d_iova), self.map.read_u64(d_iova + 8))
+            else {
+                sh.c.dma_faults.fetch_add(1, Ordering::Relaxed);
+                sh.event(
+                    Some(q as u16),
+                    "dma-fault",
+                    format!(
+                        "tx queue {q}: descriptor fetch at IOVA {d_iova:#x} faulted; queue stopped"
+                    ),
+                );
+                sh.w(txdctl(qi), sh.r(txdctl(qi)) & !XDCTL_ENABLE);
+                self.tx[q].active = false;
+                return Step::Work;
+            };
+            self.descriptor(q, d_iova, lo, hi);
+            let t = &mut self.tx[q];
+            t.head = if head + 1 == n { 0 } else { head + 1 };
+            sh.w(tdh(qi), t.head);
+            did += 1;
+        }
+        if did > 0 {
+            Step::Work
+        } else {
+            Step::Idle
+        }
+    }
+
+    fn descriptor(&mut self, q: usize, d_iova: u64, lo: u64, hi: u64) {
+        let sh = self.sh.clone();
+        let cmd = hi as u32;
+        let olinfo = (hi >> 32) as u32;
+        if cmd & TXD_DEXT == 0 {
+            sh.event(
+                Some(q as u16),
+                "legacy-descriptor",
+                format!("tx queue {q}: legacy descriptor at {d_iova:#x} (not implemented; use advanced descriptors)"),
+            );
+            return;
+        }
+        match cmd & TXD_DTYP_MASK {
+            TXD_DTYP_CTXT => {
+                let idx = ((olinfo >> TXD_IDX_SHIFT) & 1) as usize;
+                self.tx[q].ctx[idx] = Ctx {
+                    vlan_macip_lens: lo as u32,
+                    type_tucmd: cmd,
+                };
+                sh.c.ctx_descs.fetch_add(1, Ordering::Relaxed);
+            }
+            TXD_DTYP_DATA => {
+                sh.c.data_descs.fetch_add(1, Ordering::Relaxed);
+                let t = &mut self.tx[q];
+                if !t.in_pkt {
+                    t.in_pkt = true;
+                    t.faulted = false;
+                    t.first_cmd = cmd;
+                    t.first_olinfo = olinfo;
+                    t.frame.clear();
+                }
+                let len = (cmd & TXD_LEN_MASK) as usize;
+                if !t.faulted {
+                    match self.map.translate(lo, len) {
+                        Some(p) => {
+                            // SAFETY: `translate` checked [lo, lo+len) lies in a live
+                            // DMA region kept alive by the map snapshot.
+                            let s = unsafe { std::slice::from_raw_parts(p.as_ptr(), len) };
+                            t.frame.extend_from_slice(s);
+                        }
+                        None => {
+                            t.faulted = true;
+                            sh.c.dma_faults.fetch_add(1, Ordering::Relaxed);
+                            sh.event(
+                                Some(q as u16),
+                                "dma-fault",
+                                format!("tx queue {q}: buffer read of {len} bytes at IOVA {lo:#x} faulted; frame dropped"),
+                            );
+                        }
+                    }
+                }
+                if cmd & TXD_EOP != 0 {
+                    self.finish(q);
+                    self.tx[q].in_pkt = false;
+                }
+            }
+            other => {
+                sh.event(
+                    Some(q as u16),
+                    "bad-descriptor",
+                    format!(
+                        "tx queue {q}: descriptor type {:#x} at {d_iova:#x}",
+                        other >> 20
+                    ),
+                );
+            }
+        }
+        if cmd & TXD_RS != 0 && self.map.write(d_iova + 12, &TXD_STAT_DD.to_le_bytes()) {
+            sh.c.dd_writebacks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Applies the offloads of a complete frame and puts it on the wire.
+    fn finish(&mut self, q: usize) {
+        let sh = self.sh.clone();
+        let t = &mut self.tx[q];
+        if t.faulted {
+            sh.c.tx_fault_drops.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let paylen = (t.first_olinfo >> TXD_PAYLEN_SHIFT) as usize;
+        if paylen != t.frame.len() {
+            sh.c.paylen_mismatch.fetch_add(1, Ordering::Relaxed);
+        }
+        let ctx = t.ctx[((t.first_olinfo >> TXD_IDX_SHIFT) & 1) as usize];
+        let maclen = ((ctx.vlan_macip_lens >> CTX_MACLEN_SHIFT) & 0x7F) as usize;
+        let iplen = (ctx.vlan_macip_lens & CTX_IPLEN_MASK) as usize;
+        if t.first_olinfo & TXD_POPTS_IXSM != 0 {
+            net::insert_ipv4_csum(&mut t.frame, maclen, iplen);
+        }
+        if t.first_olinfo & TXD_POPTS_TXSM != 0 {
+            let tcp = ctx.type_tucmd & TUCMD_L4T_MASK == TUCMD_L4T_TCP;
+            net::insert_l4_csum(&mut t.frame, maclen + iplen, tcp);
+        }
+        if t.first_cmd & TXD_VLE != 0 {
+            let tpid = (sh.r(VET) & 0xFFFF) as u16;
+            net::insert_vlan(
+                &mut t.frame,
+                tpid,
+                (ctx.vlan_macip_lens >> CTX_VLAN_SHIFT) as u16,
+            );
+        }
+        if sh.r(TCTL) & TCTL_PSP != 0 && t.frame.len() < 60 {
+            t.frame.resize(60, 0);
+        }
+        let frame = std::mem::take(&mut t.frame);
+        self.wire(&frame);
+        self.tx[q].frame = frame;
+    }
+
+    fn wire(&mut self, f: &[u8]) {
+        let sh = &*self.sh;
+        let with_fcs = f.len() as u64 + 4;
+        if sh.cfg.speed_bps > 0 {
+            let now = sh.now_ns();
+            let start = self.wire_free.max(now);
+            self.wire_free =
+                start + (with_fcs.max(64) + WIRE_OVERHEAD) * 8 * 1_000_000_000 / sh.cfg.speed_bps;
+        }
+        sh.stat_add(GPTC, 1);
+        sh.stat_add(TPT, 1);
+        sh.stat_add(GOTCL, with_fcs);
+        sh.stat_add(TOTL, with_fcs);
+        if f[0] & 1 != 0 {
+            if f[..6] == [0xFF; 6] {
+                sh.stat_add(BPTC, 1);
+            } else {
+                sh.stat_add(MPTC, 1);
+            }
+        }
+        sh.c.wire_frames.fetch_add(1, Ordering::Relaxed);
+        sh.c.wire_bytes.fetch_add(f.len() as u64, Ordering::Relaxed);
+        match &sh.cfg.sink {
+            Sink::Count => {}
+            Sink::Pcap(_) => {
+                if let Some(p) = &mut self.pcap {
+                    let ts = self.wall0 + sh.now_ns();
+                    if let Err(e) = p.write(ts, f) {
+                        *sh.sink_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(e.to_string());
+                        self.pcap = None;
+                    }
+                }
+            }
+            Sink::Loopback => {
+                push_rx(sh, f.to_vec());
+            }
+            Sink::Capture => sh
+                .captured
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(f.to_vec()),
+        }
+    }
+
+    /// Receives one frame from the backlog into RX queue 0.
+    fn process_rx(&mut self) -> bool {
+        let sh = self.sh.clone();
+        if sh.rx_len.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let rctl = sh.r(RCTL);
+        let en = rctl & RCTL_EN != 0 && sh.r(rxdctl(0)) & XDCTL_ENABLE != 0;
+        if en && !self.rx.active {
+            self.rx.base = u64::from(sh.r(rdbal(0))) | (u64::from(sh.r(rdbah(0))) << 32);
+            self.rx.n = sh.r(rdlen(0)) / DESC_LEN as u32;
+            self.rx.head = sh.r(rdh(0));
+            self.rx.active = self.rx.n > 0 && self.rx.head < self.rx.n;
+        } else if !en {
+            self.rx.active = false;
+        }
+        // With the receiver ready but no free descriptor the frame waits in
+        // the packet buffer (a small one: beyond it the MAC counts a miss).
+        if self.rx.active && sh.link_up() && sh.r(rdt(0)) == self.rx.head {
+            let backlog = sh.rx_len.load(Ordering::Acquire);
+            if backlog <= RX_PACKET_BUFFER_FRAMES {
+                return false;
+            }
+        }
+        let frame = {
+            let mut qd = sh.rx_in.lock().unwrap_or_else(|e| e.into_inner());
+            let f = qd.pop_front();
+            sh.rx_len.store(qd.len(), Ordering::Release);
+            f
+        };
+        let Some(mut frame) = frame else { return false };
+        if !self.rx.active || !sh.link_up() {
+            sh.c.rx_not_ready.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        let dst = &frame[..6.min(frame.len())];
+        let ours = {
+            let l = sh.r(RAL0).to_le_bytes();
+            let h = sh.r(RAH0);
+            h & RAH_AV != 0 && dst == [l[0], l[1], l[2], l[3], h as u8, (h >> 8) as u8]
+        };
+        let bcast = dst == [0xFF; 6];
+        let mcast = !bcast && dst.first().is_some_and(|b| b & 1 != 0);
+        let accept = frame.len() >= 14
+            && (ours
+                || rctl & RCTL_UPE != 0 && !mcast && !bcast
+                || bcast && rctl & RCTL_BAM != 0
+                || mcast && rctl & RCTL_MPE != 0);
+        if !accept {
+            sh.c.rx_filtered.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        let wire_len = (frame.len().max(60) + 4) as u64;
+        sh.stat_add(TPR, 1);
+        sh.stat_add(TORL, wire_len);
+        if frame.len() + 4 > 1522 && rctl & RCTL_LPE == 0 {
+            sh.stat_add(ROC, 1);
+            return true;
+        }
+        let rdt_v = sh.r(rdt(0));
+        if rdt_v == self.rx.head || rdt_v >= self.rx.n {
+            sh.stat_add(MPC, 1);
+            sh.stat_add(RNBC, 1);
+            return true;
+        }
+        let head = self.rx.head;
+        let d_iova = self.rx.base + u64::from(head) * DESC_LEN as u64;
+        let Some(buf) = self.map.read_u64(d_iova) else {
+            sh.c.dma_faults.fetch_add(1, Ordering::Relaxed);
+            sh.event(
+                Some(0),
+                "dma-fault",
+                format!("rx queue 0: descriptor fetch at IOVA {d_iova:#x} faulted"),
+            );
+            sh.w(rxdctl(0), sh.r(rxdctl(0)) & !XDCTL_ENABLE);
+            self.rx.active = false;
+            return true;
+        };
+        let (is4, ip_ok, l4) = net::verify(&frame);
+        if frame.len() < 60 {
+            frame.resize(60, 0);
+        }
+        if rctl & RCTL_SECRC == 0 {
+            let c = net::fcs(&frame);
+            frame.extend_from_slice(&c.to_le_bytes());
+        }
+        let bsize = match sh.r(srrctl(0)) & SRRCTL_BSIZEPKT_MASK {
+            0 => 2048,
+            k => k as usize * 1024,
+        };
+        let mut status = RXD_STAT_DD | RXD_STAT_EOP;
+        if frame.len() > bsize {
+            // One-buffer descriptors only: the frame does not fit.
+            sh.stat_add(RLEC, 1);
+            status |= RXD_ERR_RXE;
+            frame.truncate(bsize);
+        }
+        if !self.map.write(buf, &frame) {
+            sh.c.dma_faults.fetch_add(1, Ordering::Relaxed);
+            sh.event(
+                Some(0),
+                "dma-fault",
+                format!(
+                    "rx queue 0: buffer write of {} bytes at IOVA {buf:#x} faulted",
+                    frame.len()
+                ),
+            );
+            status |= RXD_ERR_RXE;
+        }
+        let rxcsum = sh.r(RXCSUM);
+        if is4 && rxcsum & RXCSUM_IPOFL != 0 {
+            status |= RXD_STAT_IPCS;
+            if !ip_ok {
+                status |= RXD_ERR_IPE;
+            }
+        }
+        if let (Some((udp, ok)), true) = (l4, rxcsum & RXCSUM_TUOFL != 0) {
+            status |= RXD_STAT_L4CS;
+            if udp {
+                status |= RXD_STAT_UDPCS;
+            }
+            if !ok {
+                status |= RXD_ERR_TCPE;
+            }
+        }
+        fence(Ordering::Release);
+        self.map.write_u64(d_iova, 0);
+        self.map
+            .write_u64(d_iova + 8, u64::from(status) | ((frame.len() as u64) << 32));
+        let n = self.rx.n;
+        self.rx.head = if head + 1 == n { 0 } else { head + 1 };
+        sh.w(rdh(0), self.rx.head);
+        if status & RXD_ERR_RXE == 0 {
+            sh.stat_add(GPRC, 1);
+            sh.stat_add(GORCL, wire_len);
+            if bcast {
+                sh.stat_add(BPRC, 1);
+            } else if mcast {
+                sh.stat_add(MPRC, 1);
+            }
+        }
+        sh.c.rx_frames.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
+enum Step {
+    Idle,
+    Work,
+    /// Blocked by the modeled wire for this many ns.
+    Paced(u64),
+}
