@@ -309,13 +309,18 @@ impl<R: RegisterSpace> IceTxQueue<R> {
 
     /// Diagnostic: posts one hand-built descriptor and rings the doorbell,
     /// bypassing every check `tx_burst` makes (used to provoke MDD in tests).
-    pub fn post_raw_descriptor(&mut self, qw0: u64, qw1: u64) {
+    /// Returns false (posting nothing) when the ring has no free slot.
+    pub fn post_raw_descriptor(&mut self, qw0: u64, qw1: u64) -> bool {
+        if self.free == 0 {
+            return false;
+        }
         let i = self.ntu;
         self.write_desc(i, qw0, qw1);
         self.ntu = if i + 1 == self.n { 0 } else { i + 1 };
         self.free -= 1;
         fence(Ordering::Release);
         self.regs.write32(self.dbell, self.ntu);
+        true
     }
 
     /// Resets and re-enables the queue after the device disabled it

@@ -277,7 +277,11 @@ fn data_desc(size: u64, cmd: u64) -> u64 {
 fn mdd_zero_length_buffer() {
     let buf = wirespeed::eal::DmaRegion::alloc(4096).unwrap();
     mdd_case(
-        |q, _| q.post_raw_descriptor(buf.iova(), data_desc(0, TX_DESC_CMD_EOP | TX_DESC_CMD_RS)),
+        |q, _| {
+            assert!(
+                q.post_raw_descriptor(buf.iova(), data_desc(0, TX_DESC_CMD_EOP | TX_DESC_CMD_RS))
+            )
+        },
         "zero-length",
     );
 }
@@ -286,7 +290,11 @@ fn mdd_zero_length_buffer() {
 fn mdd_runt_frame() {
     let buf = wirespeed::eal::DmaRegion::alloc(4096).unwrap();
     mdd_case(
-        |q, _| q.post_raw_descriptor(buf.iova(), data_desc(10, TX_DESC_CMD_EOP | TX_DESC_CMD_RS)),
+        |q, _| {
+            assert!(
+                q.post_raw_descriptor(buf.iova(), data_desc(10, TX_DESC_CMD_EOP | TX_DESC_CMD_RS))
+            )
+        },
         "shorter than 17",
     );
 }
@@ -295,7 +303,7 @@ fn mdd_runt_frame() {
 fn mdd_bad_dtype() {
     let buf = wirespeed::eal::DmaRegion::alloc(4096).unwrap();
     mdd_case(
-        |q, _| q.post_raw_descriptor(buf.iova(), data_desc(64, TX_DESC_CMD_EOP) | 0x5),
+        |q, _| assert!(q.post_raw_descriptor(buf.iova(), data_desc(64, TX_DESC_CMD_EOP) | 0x5)),
         "bad descriptor type",
     );
 }
@@ -306,9 +314,11 @@ fn mdd_more_than_eight_descriptors() {
     mdd_case(
         |q, _| {
             for _ in 0..8 {
-                q.post_raw_descriptor(buf.iova(), data_desc(64, 0));
+                assert!(q.post_raw_descriptor(buf.iova(), data_desc(64, 0)));
             }
-            q.post_raw_descriptor(buf.iova(), data_desc(64, TX_DESC_CMD_EOP | TX_DESC_CMD_RS));
+            assert!(
+                q.post_raw_descriptor(buf.iova(), data_desc(64, TX_DESC_CMD_EOP | TX_DESC_CMD_RS))
+            );
         },
         "more than 8",
     );
@@ -317,7 +327,9 @@ fn mdd_more_than_eight_descriptors() {
 #[test]
 fn mdd_dma_fault_reads_nothing() {
     mdd_case(
-        |q, _| q.post_raw_descriptor(0x1000, data_desc(64, TX_DESC_CMD_EOP | TX_DESC_CMD_RS)),
+        |q, _| {
+            assert!(q.post_raw_descriptor(0x1000, data_desc(64, TX_DESC_CMD_EOP | TX_DESC_CMD_RS)))
+        },
         "DMA fault",
     );
 }
