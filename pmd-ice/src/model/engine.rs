@@ -261,13 +261,15 @@ impl Engine {
 
     /// Malicious-driver detection: disable the queue and latch the event.
     fn fault(&mut self, q: usize, kind: u32) {
+        // Latch (and halt the queue) before the counters move, so whoever
+        // sees the count also sees the queue disabled.
+        self.s.ctl().raise_mdd(q as u32, kind);
         let c = &self.s.counters;
         bump(&c.mdd_events, 1);
         bump(&c.vsi_tepc, 1);
         if kind == mal_type::DMA_FAULT {
             bump(&c.dma_faults, 1);
         }
-        self.s.ctl().raise_mdd(q as u32, kind);
         self.txqs.retain(|t| t.q != q);
         tracing::debug!(
             queue = q,
@@ -307,6 +309,7 @@ impl Engine {
             let t = &self.txqs[idx];
             (t.q, t.qlen, t.head)
         };
+        let start_head = head;
         let tail = self.s.tx_tail[q].load(Ordering::Acquire);
         if tail == head {
             return false;
@@ -371,6 +374,9 @@ impl Engine {
                             self.wire_t += (on_wire * self.cpb_fp) >> 16;
                         }
                         if cmd & TX_DESC_CMD_RS != 0 {
+                            // Counters first: a completion the driver sees is
+                            // already counted.
+                            commit_counters(&self.s.counters, &mut frames, &mut bytes, &mut uni);
                             if self.pacing {
                                 while rdtsc() < self.wire_t {
                                     std::hint::spin_loop();
@@ -499,6 +505,7 @@ impl Engine {
             }
             self.deliver(len);
             if rs_any {
+                commit_counters(&self.s.counters, &mut frames, &mut bytes, &mut uni);
                 if self.pacing {
                     while rdtsc() < self.wire_t {
                         std::hint::spin_loop();
@@ -520,24 +527,7 @@ impl Engine {
             }
             head = next(eop);
         }
-        let c = &self.s.counters;
-        if frames > 0 {
-            bump(&c.tx_frames, frames);
-            bump(&c.tx_bytes, bytes);
-            let fcs = 4 * frames;
-            for a in [&c.port_gotc, &c.vsi_gotc] {
-                a.store(
-                    (a.load(Ordering::Relaxed) + bytes + fcs) & STAT40_MASK,
-                    Ordering::Relaxed,
-                );
-            }
-            for a in [&c.port_uptc, &c.vsi_uptc] {
-                a.store(
-                    (a.load(Ordering::Relaxed) + uni) & STAT40_MASK,
-                    Ordering::Relaxed,
-                );
-            }
-        }
+        commit_counters(&self.s.counters, &mut frames, &mut bytes, &mut uni);
         if let Some(t) = self.txqs.get_mut(idx) {
             t.head = head;
         }
@@ -552,7 +542,7 @@ impl Engine {
             self.retranslate();
             return true;
         }
-        frames > 0
+        head != start_head
     }
 
     /// Hands the assembled frame (in `scratch` unless the sink only counts) to the sink.
@@ -617,6 +607,32 @@ impl Engine {
         };
         bump(&c.rx_frames, 1);
     }
+}
+
+/// Publishes the frames counted since the last call (and zeroes the locals).
+#[inline(always)]
+fn commit_counters(c: &super::Counters, frames: &mut u64, bytes: &mut u64, uni: &mut u64) {
+    if *frames == 0 {
+        return;
+    }
+    bump(&c.tx_frames, *frames);
+    bump(&c.tx_bytes, *bytes);
+    let fcs = 4 * *frames;
+    for a in [&c.port_gotc, &c.vsi_gotc] {
+        a.store(
+            (a.load(Ordering::Relaxed) + *bytes + fcs) & STAT40_MASK,
+            Ordering::Relaxed,
+        );
+    }
+    for a in [&c.port_uptc, &c.vsi_uptc] {
+        a.store(
+            (a.load(Ordering::Relaxed) + *uni) & STAT40_MASK,
+            Ordering::Relaxed,
+        );
+    }
+    *frames = 0;
+    *bytes = 0;
+    *uni = 0;
 }
 
 const _: () = assert!(MODEL_QUEUES as u32 <= QTX_COMM_DBELL_MAX);
