@@ -591,6 +591,8 @@ impl Engine {
         }
         let qw0 = (RXDID_FLEX_NIC as u64) | ((len as u64 & RX_FLEX_PKT_LEN_M as u64) << 32);
         let qw1 = (RX_FLEX_STATUS0_DD | RX_FLEX_STATUS0_EOF) as u64;
+        // Counted before the driver can see it.
+        bump(&c.rx_frames, 1);
         // SAFETY: as above; qw0 (length) is written before qw1 (DD) so the
         // driver never sees DD with a stale length.
         unsafe {
@@ -605,7 +607,6 @@ impl Engine {
         } else {
             rx.head + 1
         };
-        bump(&c.rx_frames, 1);
     }
 }
 
