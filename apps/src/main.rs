@@ -50,6 +50,7 @@ enum Cmd {
 pub fn registry() -> Registry {
     let mut reg = Registry::with_builtins();
     pmd_igb::register(&mut reg);
+    pmd_ice::register(&mut reg);
     reg
 }
 

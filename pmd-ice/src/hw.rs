@@ -1,0 +1,490 @@
+//! The PF control plane: probe, PF reset, admin commands (Linux `ice_common.c`,
+//! `ice_sched.c`, `ice_lib.c`; DPDK `ice_init_hw`, `ice_ena_vsi_txq`).
+//!
+//! Generic over the register space, so the same code drives a VFIO-mapped
+//! E810 BAR0 ([`wirespeed::eal::regs::Mmio`]) and the in-tree model.
+
+use crate::adminq::{AdminQueue, AqDesc, AqError, AqRc};
+use crate::ctx::{tlan, TlanCtx, TLAN_CTX_SIZE};
+use crate::regs::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wirespeed::eal::dma::DmaError;
+use wirespeed::eal::RegisterSpace;
+use wirespeed::ethdev::{LinkStatus, MacAddr, PortEvent};
+
+/// ice driver errors.
+#[derive(Debug, thiserror::Error)]
+pub enum IceError {
+    #[error("PCI device {vendor:04x}:{device:04x} is not an E810 this driver supports (E810-C 1591/1592/1593, E810-XXV 1599/159a/159b)")]
+    UnsupportedDevice { vendor: u16, device: u16 },
+    #[error("PF reset did not complete within {ms} ms (PFGEN_CTRL.PFSWR still set); the device may be in a global reset — retry, or reset it with `echo 1 > /sys/bus/pci/devices/BDF/reset`")]
+    ResetTimeout { ms: u64 },
+    #[error("device not ready after reset (GLGEN_RSTAT.DEVSTATE = {devstate}, GLNVM_ULD = {uld:#x}); the firmware did not finish loading")]
+    NotReady { devstate: u32, uld: u32 },
+    #[error(transparent)]
+    Aq(#[from] AqError),
+    #[error("DMA memory: {0}")]
+    Dma(#[from] DmaError),
+    #[error("firmware answer is malformed: {0}")]
+    Malformed(String),
+    #[error("TX queue {q} is outside the PF's {n} queues (list_func_caps)")]
+    NoSuchQueue { q: u16, n: u16 },
+}
+
+/// Firmware and API versions (get_ver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FwVersion {
+    pub fw: (u8, u8, u8),
+    pub api: (u8, u8, u8),
+    pub build: u32,
+}
+
+/// Function capabilities (list_func_caps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Caps {
+    pub num_txq: u16,
+    pub first_txq: u16,
+    pub num_rxq: u16,
+    pub first_rxq: u16,
+    pub max_mtu: u32,
+}
+
+/// Probe-time knobs.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// Admin queue length (descriptors).
+    pub aq_len: u16,
+    /// How long to wait for the firmware to answer one command.
+    pub aq_timeout: Duration,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            aq_len: 32,
+            aq_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One 40-bit hardware counter accumulated into 64 bits (`ice_stat_update40`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stat40 {
+    prev: Option<u64>,
+    pub total: u64,
+}
+
+impl Stat40 {
+    pub fn update(&mut self, cur: u64) {
+        let cur = cur & STAT40_MASK;
+        if let Some(p) = self.prev {
+            self.total = self.total.wrapping_add(cur.wrapping_sub(p) & STAT40_MASK);
+        }
+        self.prev = Some(cur);
+    }
+}
+
+/// Reads a 40-bit L/H counter pair with a carry check.
+pub fn read_stat40<R: RegisterSpace>(regs: &R, lo: u32) -> u64 {
+    let mut h = regs.read32(lo + 4);
+    let mut l = regs.read32(lo);
+    for _ in 0..3 {
+        let h2 = regs.read32(lo + 4);
+        if h2 == h {
+            break;
+        }
+        h = h2;
+        l = regs.read32(lo);
+    }
+    (((h & 0xFF) as u64) << 32) | l as u64
+}
+
+/// The PF: register space, admin queue and what the firmware told us.
+pub struct IceHw<R: RegisterSpace> {
+    pub regs: Arc<R>,
+    pub aq: AdminQueue,
+    pub version: FwVersion,
+    pub caps: Caps,
+    pub lport: u8,
+    pub pf_num: u8,
+    pub vsi: Option<u16>,
+    /// TEID of the scheduler node LAN queues attach to (`ice_sched_get_free_qparent`).
+    pub qparent_teid: u32,
+    pub link: LinkStatus,
+    pub mac: MacAddr,
+    pub device_name: &'static str,
+    /// Events drained from the device, waiting for `Port::events`.
+    pub events: Vec<PortEvent>,
+    /// Per-queue MDD flags set while draining `GL_MDET_TX_TCLAN`.
+    pub mdd_flags: Vec<Option<Arc<std::sync::atomic::AtomicU32>>>,
+}
+
+impl<R: RegisterSpace> IceHw<R> {
+    /// Probes: checks the PCI id, resets the PF, brings up the admin queue and
+    /// runs the bring-up commands (DPDK `ice_init_hw` order): get_ver,
+    /// clear_pf_cfg, list_func_caps, get_sw_cfg, default topology, link, MAC.
+    pub fn probe(
+        regs: Arc<R>,
+        vendor: u16,
+        device: u16,
+        opts: &ProbeOptions,
+    ) -> Result<IceHw<R>, IceError> {
+        let device_name =
+            device_name(vendor, device).ok_or(IceError::UnsupportedDevice { vendor, device })?;
+        pf_reset(&*regs)?;
+        let aq = AdminQueue::init(&*regs, opts.aq_len, opts.aq_timeout)?;
+        let mut hw = IceHw {
+            regs,
+            aq,
+            version: FwVersion::default(),
+            caps: Caps::default(),
+            lport: 0,
+            pf_num: 0,
+            vsi: None,
+            qparent_teid: 0,
+            link: LinkStatus::default(),
+            mac: MacAddr::ZERO,
+            device_name,
+            events: Vec::new(),
+            mdd_flags: Vec::new(),
+        };
+        hw.version = hw.get_version()?;
+        hw.clear_pf_cfg()?;
+        hw.caps = hw.list_caps()?;
+        let (lport, pf) = hw.get_sw_cfg()?;
+        hw.lport = lport;
+        hw.pf_num = pf;
+        hw.qparent_teid = hw.query_topology()?;
+        hw.link = hw.get_link_status(true)?;
+        hw.mac = hw.read_mac()?;
+        Ok(hw)
+    }
+
+    /// Sends one command.
+    pub fn send(&mut self, d: &mut AqDesc, buf: Option<(&mut [u8], bool)>) -> Result<(), AqError> {
+        self.aq.send(&*self.regs, d, buf)
+    }
+
+    pub fn get_version(&mut self) -> Result<FwVersion, IceError> {
+        let mut d = AqDesc::new(opc::GET_VER);
+        self.send(&mut d, None)?;
+        Ok(FwVersion {
+            build: d.param_u32(4),
+            fw: (d.param_u8(9), d.param_u8(10), d.param_u8(11)),
+            api: (d.param_u8(13), d.param_u8(14), d.param_u8(15)),
+        })
+    }
+
+    pub fn clear_pf_cfg(&mut self) -> Result<(), IceError> {
+        let mut d = AqDesc::new(opc::CLEAR_PF_CFG);
+        self.send(&mut d, None)?;
+        self.vsi = None;
+        Ok(())
+    }
+
+    /// `ice_aq_list_caps`: retried once with the size the firmware asks for
+    /// when the first buffer is too small (ENOMEM + count).
+    pub fn list_caps(&mut self) -> Result<Caps, IceError> {
+        let mut len = 4 * CAPS_ELEM_SIZE;
+        for _ in 0..2 {
+            let mut buf = vec![0u8; len];
+            let mut d = AqDesc::new(opc::LIST_FUNC_CAPS);
+            match self.send(&mut d, Some((&mut buf, false))) {
+                Ok(()) => {
+                    let count = d.param_u32(LIST_CAPS_COUNT_OFF) as usize;
+                    let mut c = Caps::default();
+                    for e in buf.chunks_exact(CAPS_ELEM_SIZE).take(count) {
+                        let id = u16::from_le_bytes([e[0], e[1]]);
+                        let number = u32::from_le_bytes(e[4..8].try_into().expect("4"));
+                        let phys = u32::from_le_bytes(e[12..16].try_into().expect("4"));
+                        match id {
+                            caps::TXQS => {
+                                c.num_txq = number.min(u16::MAX as u32) as u16;
+                                c.first_txq = phys as u16;
+                            }
+                            caps::RXQS => {
+                                c.num_rxq = number.min(u16::MAX as u32) as u16;
+                                c.first_rxq = phys as u16;
+                            }
+                            caps::MAX_MTU => c.max_mtu = number,
+                            _ => {}
+                        }
+                    }
+                    if c.num_txq == 0 {
+                        return Err(IceError::Malformed(
+                            "list_func_caps reported no TX queues".into(),
+                        ));
+                    }
+                    return Ok(c);
+                }
+                Err(AqError::Firmware {
+                    rc: AqRc::Enomem, ..
+                }) if d.param_u32(LIST_CAPS_COUNT_OFF) as usize * CAPS_ELEM_SIZE > len => {
+                    len = (d.param_u32(LIST_CAPS_COUNT_OFF) as usize * CAPS_ELEM_SIZE)
+                        .min(AQ_MAX_BUF_LEN);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(IceError::Malformed(
+            "list_func_caps kept asking for a larger buffer".into(),
+        ))
+    }
+
+    /// `ice_get_initial_sw_cfg`: finds the physical port of this PF.
+    pub fn get_sw_cfg(&mut self) -> Result<(u8, u8), IceError> {
+        let mut buf = vec![0u8; 64 * SW_CFG_ELEM_SIZE];
+        let mut d = AqDesc::new(opc::GET_SW_CFG);
+        self.send(&mut d, Some((&mut buf, false)))?;
+        let n = d.param_u16(4) as usize;
+        for e in buf.chunks_exact(SW_CFG_ELEM_SIZE).take(n) {
+            let vpn = u16::from_le_bytes([e[0], e[1]]);
+            let pfvf = u16::from_le_bytes([e[4], e[5]]);
+            if vpn >> SW_CONF_RESP_TYPE_S == SW_CONF_RESP_PHYS_PORT {
+                return Ok(((vpn & SW_CONF_RESP_NUM_M) as u8, (pfvf & 0x7FF) as u8));
+            }
+        }
+        Err(IceError::Malformed(
+            "get_sw_cfg listed no physical port".into(),
+        ))
+    }
+
+    /// Reads the default scheduler topology (`ice_aq_get_dflt_topo`) and
+    /// returns the TEID of the deepest generic node: the parent LAN queues
+    /// hang off (`ice_sched_get_free_qparent`).
+    pub fn query_topology(&mut self) -> Result<u32, IceError> {
+        let mut buf = vec![0u8; AQ_MAX_BUF_LEN];
+        let mut d = AqDesc::new(opc::GET_DFLT_TOPO);
+        d.set_param_u8(0, self.lport);
+        self.send(&mut d, Some((&mut buf, false)))?;
+        let branches = d.param_u8(1);
+        if branches == 0 {
+            return Err(IceError::Malformed("default topology has no branch".into()));
+        }
+        let n = u16::from_le_bytes([buf[4], buf[5]]) as usize;
+        let mut parent = None;
+        for i in 0..n {
+            let o = TOPO_GRP_HDR_SIZE + i * TXSCHED_ELEM_DATA_SIZE;
+            if o + TXSCHED_ELEM_DATA_SIZE > buf.len() {
+                break;
+            }
+            let teid = u32::from_le_bytes(buf[o + 4..o + 8].try_into().expect("4"));
+            let ty = buf[o + 8];
+            if ty == elem_type::SE_GENERIC {
+                parent = Some(teid);
+            }
+        }
+        parent.ok_or_else(|| {
+            IceError::Malformed("default topology has no generic scheduler node for queues".into())
+        })
+    }
+
+    /// `ice_aq_get_link_info`, optionally enabling link-status events.
+    pub fn get_link_status(&mut self, lse: bool) -> Result<LinkStatus, IceError> {
+        let mut buf = vec![0u8; LINK_STATUS_DATALEN];
+        let mut d = AqDesc::new(opc::GET_LINK_STATUS);
+        d.set_param_u8(0, self.lport);
+        d.set_param_u16(2, if lse { AQ_LSE_ENA } else { 0 });
+        self.send(&mut d, Some((&mut buf, false)))?;
+        let up = buf[LINK_DATA_INFO_OFF] & AQ_LINK_UP != 0;
+        let sp = u16::from_le_bytes([buf[LINK_DATA_SPEED_OFF], buf[LINK_DATA_SPEED_OFF + 1]]);
+        let speed_mbps = match sp {
+            AQ_LINK_SPEED_10GB => 10_000,
+            AQ_LINK_SPEED_25GB => 25_000,
+            AQ_LINK_SPEED_100GB => 100_000,
+            _ => 0,
+        };
+        Ok(LinkStatus {
+            up,
+            speed_mbps: if up { speed_mbps } else { 0 },
+            full_duplex: true,
+        })
+    }
+
+    /// `ice_aq_manage_mac_read`: the LAN MAC address.
+    pub fn read_mac(&mut self) -> Result<MacAddr, IceError> {
+        let mut buf = vec![0u8; 4 * MAC_READ_RESP_SIZE];
+        let mut d = AqDesc::new(opc::MANAGE_MAC_READ);
+        self.send(&mut d, Some((&mut buf, false)))?;
+        if d.param_u16(0) & MAN_MAC_LAN_ADDR_VALID == 0 {
+            return Err(IceError::Malformed(
+                "manage_mac_read: no valid LAN address".into(),
+            ));
+        }
+        let n = d.param_u8(4) as usize;
+        for e in buf.chunks_exact(MAC_READ_RESP_SIZE).take(n) {
+            if e[1] == 0 {
+                let mut m = [0u8; 6];
+                m.copy_from_slice(&e[2..8]);
+                return Ok(MacAddr(m));
+            }
+        }
+        Err(IceError::Malformed(
+            "manage_mac_read: no LAN address".into(),
+        ))
+    }
+
+    fn vsi_props(first_q: u16, nq: u16) -> Vec<u8> {
+        let mut b = vec![0u8; VSI_PROPS_SIZE];
+        b[0..2].copy_from_slice(&VSI_PROP_RXQ_MAP_VALID.to_le_bytes());
+        let m = VSI_PROPS_MAPPING_FLAGS_OFF;
+        b[m..m + 2].copy_from_slice(&VSI_Q_MAP_CONTIG.to_le_bytes());
+        let o = VSI_PROPS_Q_MAPPING_OFF;
+        b[o..o + 2].copy_from_slice(&first_q.to_le_bytes());
+        b[o + 2..o + 4].copy_from_slice(&nq.to_le_bytes());
+        // TC0: offset 0, queue count as a power of two (ice_vsi_setup_q_map).
+        let pow = (nq.max(1) as u32).next_power_of_two().trailing_zeros() as u16;
+        let t = VSI_PROPS_TC_MAPPING_OFF;
+        b[t..t + 2].copy_from_slice(&(pow << VSI_TC_Q_NUM_S).to_le_bytes());
+        b
+    }
+
+    /// Adds the PF VSI (first time) or updates its queue map.
+    pub fn setup_vsi(&mut self, nq: u16) -> Result<u16, IceError> {
+        let mut buf = Self::vsi_props(self.caps.first_txq, nq);
+        let mut d = match self.vsi {
+            None => {
+                let mut d = AqDesc::new(opc::ADD_VSI);
+                d.set_param_u8(6, AQ_VSI_TYPE_PF);
+                d
+            }
+            Some(v) => {
+                let mut d = AqDesc::new(opc::UPDATE_VSI);
+                d.set_param_u16(0, v | AQ_VSI_IS_VALID);
+                d
+            }
+        };
+        self.send(&mut d, Some((&mut buf, true)))?;
+        let num = d.param_u16(0) & AQ_VSI_NUM_M;
+        self.vsi = Some(num);
+        Ok(num)
+    }
+
+    /// The TLAN context for queue `q` (Linux `ice_setup_tx_ctx`).
+    pub fn tlan_ctx(&self, q: u16, ring_iova: u64, qlen: u16) -> TlanCtx {
+        TlanCtx {
+            base: ring_iova >> 7,
+            port_num: self.lport,
+            cgd_num: 0,
+            pf_num: self.pf_num,
+            vmvf_type: tlan::VMVF_TYPE_PF as u8,
+            src_vsi: self.vsi.unwrap_or(0),
+            tsyn_ena: true,
+            qlen,
+            tso_ena: true,
+            tso_qnum: q,
+            legacy_int: true,
+            ..Default::default()
+        }
+    }
+
+    /// add_txqs (0x0C30): one group with one queue under the LAN parent,
+    /// as DPDK `ice_ena_vsi_txq` does. Returns the queue's TEID.
+    pub fn add_txq(&mut self, q: u16, ring_iova: u64, qlen: u16) -> Result<u32, IceError> {
+        let abs = self.caps.first_txq + q;
+        if q >= self.caps.num_txq {
+            return Err(IceError::NoSuchQueue {
+                q,
+                n: self.caps.num_txq,
+            });
+        }
+        let ctx = self.tlan_ctx(abs, ring_iova, qlen).pack();
+        let mut buf = vec![0u8; ADD_TXQ_GRP_HDR_SIZE + ADD_TXQ_PERQ_SIZE];
+        buf[0..4].copy_from_slice(&self.qparent_teid.to_le_bytes());
+        buf[4] = 1;
+        let p = ADD_TXQ_GRP_HDR_SIZE;
+        buf[p..p + 2].copy_from_slice(&abs.to_le_bytes());
+        buf[p + 8..p + 8 + TLAN_CTX_SIZE].copy_from_slice(&ctx);
+        // info: ice_aqc_txsched_elem with GENERIC|CIR|EIR valid, default
+        // bandwidth profiles and weights (ice_ena_vsi_txq).
+        let e = p + 8 + TLAN_CTX_SIZE + 2;
+        buf[e + 1] = ELEM_VALID_GENERIC | ELEM_VALID_CIR | ELEM_VALID_EIR;
+        buf[e + 4..e + 6].copy_from_slice(&SCHED_DFLT_RL_PROF_ID.to_le_bytes());
+        buf[e + 6..e + 8].copy_from_slice(&SCHED_DFLT_BW_WT.to_le_bytes());
+        buf[e + 8..e + 10].copy_from_slice(&SCHED_DFLT_RL_PROF_ID.to_le_bytes());
+        buf[e + 10..e + 12].copy_from_slice(&SCHED_DFLT_BW_WT.to_le_bytes());
+        let mut d = AqDesc::new(opc::ADD_TXQS);
+        d.set_param_u8(0, 1);
+        self.send(&mut d, Some((&mut buf, true)))?;
+        let teid = u32::from_le_bytes(buf[p + 4..p + 8].try_into().expect("4"));
+        // Bring-up order step 6: tail to 0.
+        self.regs.write32(qtx_comm_dbell(abs as u32), 0);
+        Ok(teid)
+    }
+
+    /// dis_txqs (0x0C31) for one queue.
+    pub fn dis_txq(&mut self, q: u16) -> Result<(), IceError> {
+        let abs = self.caps.first_txq + q;
+        let mut buf = vec![0u8; 8];
+        buf[0..4].copy_from_slice(&self.qparent_teid.to_le_bytes());
+        buf[4] = 1;
+        buf[6..8].copy_from_slice(&abs.to_le_bytes());
+        let mut d = AqDesc::new(opc::DIS_TXQS);
+        d.set_param_u8(0, Q_DIS_CMD_FLUSH_PIPE);
+        d.set_param_u8(1, 1);
+        self.send(&mut d, Some((&mut buf, true)))?;
+        Ok(())
+    }
+
+    /// Drains latched malicious-driver events (`GL_MDET_TX_TCLAN`, write to
+    /// clear), flags the queues they name and queues port events.
+    pub fn drain_mdd(&mut self) {
+        for _ in 0..64 {
+            let v = self.regs.read32(GL_MDET_TX_TCLAN);
+            if v & GL_MDET_TX_TCLAN_VALID == 0 {
+                break;
+            }
+            self.regs.write32(GL_MDET_TX_TCLAN, 0xFFFF_FFFF);
+            let abs = (v & GL_MDET_TX_TCLAN_QNUM_M) as u16;
+            let kind = (v & GL_MDET_TX_TCLAN_MAL_TYPE_M) >> GL_MDET_TX_TCLAN_MAL_TYPE_S;
+            let q = abs.wrapping_sub(self.caps.first_txq);
+            if let Some(Some(f)) = self.mdd_flags.get(q as usize) {
+                f.store(kind.max(1), std::sync::atomic::Ordering::Release);
+            }
+            self.events.push(PortEvent {
+                queue: Some(q),
+                kind: "mdd".into(),
+                detail: format!(
+                    "malicious-driver detection on TX queue {q}: {}; the device disabled the queue (the driver resets and re-enables it)",
+                    mal_type::name(kind)
+                ),
+            });
+        }
+    }
+
+    /// Disables the admin queue (driver unload).
+    pub fn shutdown(&mut self) {
+        let mut d = AqDesc::new(opc::Q_SHUTDOWN);
+        let _ = self.send(&mut d, None);
+        self.aq.shutdown(&*self.regs);
+    }
+}
+
+/// PF software reset (`ice_pf_reset` / `ice_check_reset`): set PFSWR, wait
+/// for it to clear, then check the device state and reset-done bits.
+pub fn pf_reset<R: RegisterSpace>(regs: &R) -> Result<(), IceError> {
+    let v = regs.read32(PFGEN_CTRL);
+    regs.write32(PFGEN_CTRL, v | PFGEN_CTRL_PFSWR);
+    let t0 = Instant::now();
+    let limit = Duration::from_millis(PF_RESET_TIMEOUT_MS);
+    while regs.read32(PFGEN_CTRL) & PFGEN_CTRL_PFSWR != 0 {
+        if t0.elapsed() > limit {
+            return Err(IceError::ResetTimeout {
+                ms: PF_RESET_TIMEOUT_MS,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    loop {
+        let devstate = regs.read32(GLGEN_RSTAT) & GLGEN_RSTAT_DEVSTATE_M;
+        let uld = regs.read32(GLNVM_ULD);
+        if devstate == 0 && uld & GLNVM_ULD_RESET_DONE == GLNVM_ULD_RESET_DONE {
+            return Ok(());
+        }
+        if t0.elapsed() > limit {
+            return Err(IceError::NotReady { devstate, uld });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,639 @@
+//! The model's DMA engine: one thread that spins on the TX doorbells, fetches
+//! descriptors and buffers through the IOMMU-like [`IovaMap`], applies the
+//! part's malicious-driver checks, paces frames at the link speed, hands them
+//! to the sink and writes `DESC_DONE` back on every `RS` descriptor.
+
+use super::{bump, Shared, Sink, MODEL_QUEUES};
+use crate::regs::*;
+use std::fs::File;
+use std::io::BufWriter;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wirespeed::eal::dma::{self, IovaMap};
+use wirespeed::eal::tsc::{rdtsc, wall_ns, Tsc};
+use wirespeed::ethdev::pcap::PcapWriter;
+use wirespeed::ethdev::EthdevError;
+
+/// Idle polls before the engine parks (about a millisecond of spinning).
+const SPIN_IDLE: u32 = 1 << 15;
+/// Longest park; doorbells wake it earlier.
+const PARK: Duration = Duration::from_micros(500);
+/// Preamble (7) + SFD (1) + FCS (4) + inter-frame gap (12) bytes per frame.
+pub const WIRE_OVERHEAD: u64 = 24;
+/// Frames shorter than this (without FCS) are padded on the wire.
+pub const MIN_WIRE_FRAME: u64 = 60;
+
+/// The frame sink, opened when the model is built (so a bad pcap path is an
+/// error at open, not a silent loss later).
+pub(crate) enum SinkWriter {
+    Count,
+    Pcap(PcapWriter<BufWriter<File>>),
+    Loopback,
+}
+
+impl SinkWriter {
+    pub fn open(s: &Sink) -> Result<SinkWriter, EthdevError> {
+        Ok(match s {
+            Sink::Count => SinkWriter::Count,
+            Sink::Loopback => SinkWriter::Loopback,
+            Sink::Pcap(p) => {
+                let io = |e: std::io::Error| EthdevError::Io {
+                    port: "ice-model".into(),
+                    path: p.display().to_string(),
+                    source: e,
+                };
+                let f = File::create(p).map_err(io)?;
+                SinkWriter::Pcap(PcapWriter::new(BufWriter::new(f)).map_err(io)?)
+            }
+        })
+    }
+}
+
+struct TxQ {
+    q: usize,
+    ring: *mut u8,
+    ring_iova: u64,
+    qlen: u32,
+    head: u32,
+}
+
+#[derive(Clone, Copy)]
+struct RxQ {
+    cfg: super::RxRingCfg,
+    ring: *mut u8,
+    head: u32,
+}
+
+struct Engine {
+    s: Arc<Shared>,
+    sink: SinkWriter,
+    iova: IovaMap,
+    dma_gen: u64,
+    gen: u64,
+    txqs: Vec<TxQ>,
+    rx0: Option<RxQ>,
+    scratch: Vec<u8>,
+    pacing: bool,
+    /// Cycles per wire byte, 16.16 fixed point.
+    cpb_fp: u64,
+    wire_t: u64,
+    tsc: Tsc,
+    wall0: u64,
+    tsc0: u64,
+    dirty: bool,
+}
+
+pub(crate) fn run(s: Arc<Shared>, sink: SinkWriter) {
+    if let Some(core) = s.cfg.core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+            tracing::warn!(core, "ice-model: could not pin the DMA engine thread");
+        }
+    }
+    let tsc = Tsc::global();
+    let bps = s.cfg.speed.bps();
+    let mut e = Engine {
+        pacing: s.cfg.pacing,
+        cpb_fp: ((tsc.hz() as u128 * 8 * 65536) / bps as u128) as u64,
+        s,
+        sink,
+        iova: IovaMap::snapshot(),
+        dma_gen: dma::generation(),
+        gen: 0,
+        txqs: Vec::new(),
+        rx0: None,
+        scratch: Vec::with_capacity(MAX_FRAME_SIZE + 16),
+        wire_t: 0,
+        tsc,
+        wall0: wall_ns(),
+        tsc0: rdtsc(),
+        dirty: false,
+    };
+    e.main_loop();
+    e.flush();
+}
+
+impl Engine {
+    fn main_loop(&mut self) {
+        let mut idle = 0u32;
+        loop {
+            if self.s.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let dg = dma::generation();
+            if dg != self.dma_gen {
+                self.iova = IovaMap::snapshot();
+                self.dma_gen = dg;
+                self.retranslate();
+            }
+            let g = self.s.gen.load(Ordering::Acquire);
+            if g != self.gen {
+                self.reload();
+                self.gen = g;
+                self.s.seen_gen.store(g, Ordering::Release);
+            }
+            let mut worked = false;
+            let mut i = 0;
+            while i < self.txqs.len() {
+                worked |= self.process_tx(i);
+                i += 1;
+            }
+            if worked {
+                idle = 0;
+                self.dirty = true;
+                continue;
+            }
+            idle += 1;
+            if self.dirty && idle > 64 {
+                self.flush();
+            }
+            if idle < SPIN_IDLE {
+                std::hint::spin_loop();
+                continue;
+            }
+            self.s.sleeping.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let pending = self
+                .txqs
+                .iter()
+                .any(|t| self.s.tx_tail[t.q].load(Ordering::Acquire) != t.head)
+                || self.s.gen.load(Ordering::Acquire) != self.gen
+                || self.s.stop.load(Ordering::Acquire);
+            if !pending {
+                std::thread::park_timeout(PARK);
+            }
+            self.s.sleeping.store(false, Ordering::Relaxed);
+            idle = SPIN_IDLE / 2;
+        }
+    }
+
+    fn flush(&mut self) {
+        if let SinkWriter::Pcap(w) = &mut self.sink {
+            if w.flush().is_err() {
+                bump(&self.s.counters.sink_errors, 1);
+            }
+        }
+        self.dirty = false;
+    }
+
+    /// Picks up queue changes from the control plane.
+    fn reload(&mut self) {
+        // Rings the control plane just enabled were allocated before it told
+        // us: make sure the IOMMU view includes them.
+        let g = dma::generation();
+        if g != self.dma_gen {
+            self.dma_gen = g;
+            self.iova = IovaMap::snapshot();
+        }
+        let s = self.s.clone();
+        let mut ctl = s.ctl();
+        let mut txqs = Vec::new();
+        let mut faults = Vec::new();
+        for (q, t) in ctl.txq.iter().enumerate() {
+            let (Some(c), false) = (t.cfg, t.halted) else {
+                continue;
+            };
+            match self
+                .iova
+                .translate(c.ring_iova, c.qlen as usize * TX_DESC_SIZE)
+            {
+                Some(p) => txqs.push(TxQ {
+                    q,
+                    ring: p.as_ptr(),
+                    ring_iova: c.ring_iova,
+                    qlen: c.qlen,
+                    head: s.tx_head[q].load(Ordering::Acquire),
+                }),
+                None => faults.push(q),
+            }
+        }
+        for q in faults {
+            ctl.raise_mdd(q as u32, mal_type::DMA_FAULT);
+            bump(&s.counters.dma_faults, 1);
+            bump(&s.counters.mdd_events, 1);
+        }
+        self.txqs = txqs;
+        let new_rx = ctl.rxq[0].cfg;
+        self.rx0 = match (new_rx, self.rx0) {
+            (None, _) => None,
+            (Some(c), old) => {
+                let head = match old {
+                    Some(o) if o.cfg == c => o.head,
+                    _ => 0,
+                };
+                self.iova
+                    .translate(c.ring_iova, c.qlen as usize * RX_DESC_SIZE)
+                    .map(|p| RxQ {
+                        cfg: c,
+                        ring: p.as_ptr(),
+                        head,
+                    })
+            }
+        };
+    }
+
+    /// The IOVA table changed: re-resolve ring pointers (a ring whose memory
+    /// went away is a DMA fault).
+    fn retranslate(&mut self) {
+        let mut bad = Vec::new();
+        for t in &mut self.txqs {
+            match self
+                .iova
+                .translate(t.ring_iova, t.qlen as usize * TX_DESC_SIZE)
+            {
+                Some(p) => t.ring = p.as_ptr(),
+                None => bad.push(t.q),
+            }
+        }
+        for q in bad {
+            self.fault(q, mal_type::DMA_FAULT);
+        }
+        if let Some(r) = self.rx0.as_mut() {
+            match self
+                .iova
+                .translate(r.cfg.ring_iova, r.cfg.qlen as usize * RX_DESC_SIZE)
+            {
+                Some(p) => r.ring = p.as_ptr(),
+                None => self.rx0 = None,
+            }
+        }
+    }
+
+    /// Malicious-driver detection: disable the queue and latch the event.
+    fn fault(&mut self, q: usize, kind: u32) {
+        // Latch (and halt the queue) before the counters move, so whoever
+        // sees the count also sees the queue disabled.
+        self.s.ctl().raise_mdd(q as u32, kind);
+        let c = &self.s.counters;
+        bump(&c.mdd_events, 1);
+        bump(&c.vsi_tepc, 1);
+        if kind == mal_type::DMA_FAULT {
+            bump(&c.dma_faults, 1);
+        }
+        self.txqs.retain(|t| t.q != q);
+        tracing::debug!(
+            queue = q,
+            kind = mal_type::name(kind),
+            "ice-model: MDD event"
+        );
+    }
+
+    #[inline(always)]
+    fn desc(t: &TxQ, i: u32) -> (u64, u64) {
+        // SAFETY: i < qlen and `ring` maps qlen * 16 bytes (translated through
+        // the IOVA map whose snapshot keeps the region alive); volatile because
+        // the driver writes descriptors concurrently.
+        unsafe {
+            let p = t.ring.add(i as usize * TX_DESC_SIZE) as *const u64;
+            (
+                u64::from_le(std::ptr::read_volatile(p)),
+                u64::from_le(std::ptr::read_volatile(p.add(1))),
+            )
+        }
+    }
+
+    #[inline(always)]
+    fn write_qw1(t: &TxQ, i: u32, v: u64) {
+        // SAFETY: as in `desc`; the driver does not touch a descriptor it
+        // handed over until it sees DESC_DONE.
+        unsafe {
+            let p = t.ring.add(i as usize * TX_DESC_SIZE + 8) as *mut u64;
+            std::ptr::write_volatile(p, v.to_le());
+        }
+    }
+
+    /// Processes everything between the queue's head and its doorbell.
+    /// Returns whether any descriptor was consumed.
+    fn process_tx(&mut self, idx: usize) -> bool {
+        let (q, qlen, mut head) = {
+            let t = &self.txqs[idx];
+            (t.q, t.qlen, t.head)
+        };
+        let start_head = head;
+        let tail = self.s.tx_tail[q].load(Ordering::Acquire);
+        if tail == head {
+            return false;
+        }
+        if tail >= qlen {
+            self.fault(q, mal_type::TAIL_BEYOND_RING);
+            return true;
+        }
+        // Start pulling the posted descriptor lines over now, so the misses
+        // overlap (a NIC fetches descriptors in bursts too).
+        {
+            let t = &self.txqs[idx];
+            let avail = if tail >= head {
+                tail - head
+            } else {
+                qlen - head + tail
+            };
+            let mut i = head & !3;
+            for _ in 0..avail.min(64).div_ceil(4) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: i < qlen, inside the mapped ring; a prefetch is only a hint.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        t.ring.add(i as usize * TX_DESC_SIZE) as *const i8,
+                    );
+                }
+                i += 4;
+                if i >= qlen {
+                    i = 0;
+                }
+            }
+        }
+        let now = if self.pacing { rdtsc() } else { 0 };
+        if self.wire_t < now {
+            self.wire_t = now;
+        }
+        let (mut frames, mut bytes, mut uni) = (0u64, 0u64, 0u64);
+        let mut fault = None;
+        let mut retry = false;
+        let count_only = matches!(self.sink, SinkWriter::Count);
+        let next = |i: u32| if i + 1 == qlen { 0 } else { i + 1 };
+        'frames: while head != tail {
+            let t = &self.txqs[idx];
+            // 0. Fast path: a one-descriptor, untagged frame to the counting
+            // sink (the benchmark case). Anything unusual takes the full path.
+            if count_only {
+                let (qw0, qw1) = Self::desc(t, head);
+                let cmd = (qw1 & TXD_QW1_CMD_M) >> TXD_QW1_CMD_S;
+                let size = ((qw1 & TXD_QW1_TX_BUF_SZ_M) >> TXD_QW1_TX_BUF_SZ_S) as usize;
+                if qw1 & TXD_QW1_DTYPE_M == TX_DESC_DTYPE_DATA
+                    && cmd & (TX_DESC_CMD_EOP | TX_DESC_CMD_IL2TAG1) == TX_DESC_CMD_EOP
+                    && (TX_MIN_PKT_LEN..=MAX_FRAME_SIZE).contains(&size)
+                {
+                    if let Some(p) = self.iova.translate(qw0, size) {
+                        // SAFETY: `translate` checked the buffer lies in a live region.
+                        let first = unsafe { std::ptr::read_volatile(p.as_ptr()) };
+                        frames += 1;
+                        bytes += size as u64;
+                        uni += (first & 1 == 0) as u64;
+                        if self.pacing {
+                            let on_wire = (size as u64).max(MIN_WIRE_FRAME) + WIRE_OVERHEAD;
+                            self.wire_t += (on_wire * self.cpb_fp) >> 16;
+                        }
+                        if cmd & TX_DESC_CMD_RS != 0 {
+                            // Counters first: a completion the driver sees is
+                            // already counted.
+                            commit_counters(&self.s.counters, &mut frames, &mut bytes, &mut uni);
+                            if self.pacing {
+                                while rdtsc() < self.wire_t {
+                                    std::hint::spin_loop();
+                                }
+                            }
+                            Self::write_qw1(
+                                t,
+                                head,
+                                (qw1 & !TXD_QW1_DTYPE_M) | TX_DESC_DTYPE_DESC_DONE,
+                            );
+                        }
+                        head = next(head);
+                        continue;
+                    }
+                }
+            }
+            // 1. Find the frame's EOP, checking descriptor types and counts.
+            let mut i = head;
+            let mut ndata = 0usize;
+            let mut eop = None;
+            let mut l2tag2: Option<u16> = None;
+            let mut rs_any = false;
+            while i != tail {
+                let (qw0, qw1) = Self::desc(t, i);
+                let dtype = qw1 & TXD_QW1_DTYPE_M;
+                if dtype == TX_DESC_DTYPE_CTX {
+                    let cmd = (qw1 >> TXD_CTX_QW1_CMD_S) & 0x7F;
+                    if cmd & TX_CTX_DESC_IL2TAG2 != 0 {
+                        l2tag2 = Some((qw0 >> 32) as u16);
+                    }
+                    i = next(i);
+                    continue;
+                }
+                if dtype != TX_DESC_DTYPE_DATA {
+                    fault = Some(mal_type::BAD_DTYPE);
+                    break 'frames;
+                }
+                let size = (qw1 & TXD_QW1_TX_BUF_SZ_M) >> TXD_QW1_TX_BUF_SZ_S;
+                if size == 0 {
+                    fault = Some(mal_type::ZERO_LEN_BUF);
+                    break 'frames;
+                }
+                ndata += 1;
+                rs_any |= (qw1 >> TXD_QW1_CMD_S) & TX_DESC_CMD_RS != 0;
+                if ndata > MAX_BUF_TXD {
+                    fault = Some(mal_type::TOO_MANY_DESCS);
+                    break 'frames;
+                }
+                if (qw1 >> TXD_QW1_CMD_S) & TX_DESC_CMD_EOP != 0 {
+                    eop = Some(i);
+                    break;
+                }
+                i = next(i);
+            }
+            let Some(eop) = eop else {
+                // The rest of the frame is not posted yet: wait for the next doorbell.
+                break;
+            };
+            // 2. Fetch the buffers (through the IOMMU) and check the frame size.
+            let mut payload = 0usize;
+            let mut i = head;
+            let mut vlan: Option<u16> = None;
+            let mut first_byte = 0u8;
+            let assemble = !matches!(self.sink, SinkWriter::Count);
+            self.scratch.clear();
+            loop {
+                let (qw0, qw1) = Self::desc(t, i);
+                if qw1 & TXD_QW1_DTYPE_M == TX_DESC_DTYPE_DATA {
+                    let size = ((qw1 & TXD_QW1_TX_BUF_SZ_M) >> TXD_QW1_TX_BUF_SZ_S) as usize;
+                    let cmd = (qw1 & TXD_QW1_CMD_M) >> TXD_QW1_CMD_S;
+                    if vlan.is_none() && cmd & TX_DESC_CMD_IL2TAG1 != 0 {
+                        vlan = Some((qw1 >> TXD_QW1_L2TAG1_S) as u16);
+                    }
+                    if payload + size > MAX_FRAME_SIZE {
+                        fault = Some(mal_type::OVERSIZE);
+                        break 'frames;
+                    }
+                    let Some(p) = self.iova.translate(qw0, size) else {
+                        if dma::generation() != self.dma_gen {
+                            // Memory mapped after our last look at the IOMMU
+                            // table: refresh and retry this frame.
+                            retry = true;
+                        } else {
+                            fault = Some(mal_type::DMA_FAULT);
+                        }
+                        break 'frames;
+                    };
+                    // SAFETY: `translate` checked that `size` bytes at `p` lie in a
+                    // live mapped region.
+                    let src = unsafe { std::slice::from_raw_parts(p.as_ptr(), size) };
+                    if payload == 0 {
+                        first_byte = src[0];
+                    }
+                    if assemble {
+                        self.scratch.extend_from_slice(src);
+                    }
+                    payload += size;
+                }
+                if i == eop {
+                    break;
+                }
+                i = next(i);
+            }
+            if payload < TX_MIN_PKT_LEN {
+                fault = Some(mal_type::RUNT_FRAME);
+                break 'frames;
+            }
+            // 3. Tag insertion (L2TAG1 inner, L2TAG2 outer), as the MAC does.
+            let mut len = payload;
+            for tag in [vlan, l2tag2].into_iter().flatten() {
+                len += 4;
+                if assemble && self.scratch.len() >= 12 {
+                    let t = tag.to_be_bytes();
+                    self.scratch.splice(12..12, [0x81, 0x00, t[0], t[1]]);
+                }
+            }
+            // 4. The wire: pacing, sink, counters.
+            let on_wire = (len as u64).max(MIN_WIRE_FRAME) + WIRE_OVERHEAD;
+            if self.pacing {
+                self.wire_t += (on_wire * self.cpb_fp) >> 16;
+            }
+            frames += 1;
+            bytes += len as u64;
+            if first_byte & 1 == 0 {
+                uni += 1;
+            }
+            self.deliver(len);
+            if rs_any {
+                commit_counters(&self.s.counters, &mut frames, &mut bytes, &mut uni);
+                if self.pacing {
+                    while rdtsc() < self.wire_t {
+                        std::hint::spin_loop();
+                    }
+                }
+                // RS normally sits on the EOP descriptor; honour it anywhere in the frame.
+                let t = &self.txqs[idx];
+                let mut i = head;
+                loop {
+                    let (_, qw1) = Self::desc(t, i);
+                    if (qw1 >> TXD_QW1_CMD_S) & TX_DESC_CMD_RS != 0 {
+                        Self::write_qw1(t, i, (qw1 & !TXD_QW1_DTYPE_M) | TX_DESC_DTYPE_DESC_DONE);
+                    }
+                    if i == eop {
+                        break;
+                    }
+                    i = next(i);
+                }
+            }
+            head = next(eop);
+        }
+        commit_counters(&self.s.counters, &mut frames, &mut bytes, &mut uni);
+        if let Some(t) = self.txqs.get_mut(idx) {
+            t.head = head;
+        }
+        self.s.tx_head[q].store(head, Ordering::Release);
+        if let Some(kind) = fault {
+            self.fault(q, kind);
+            return true;
+        }
+        if retry {
+            self.dma_gen = dma::generation();
+            self.iova = IovaMap::snapshot();
+            self.retranslate();
+            return true;
+        }
+        head != start_head
+    }
+
+    /// Hands the assembled frame (in `scratch` unless the sink only counts) to the sink.
+    fn deliver(&mut self, len: usize) {
+        match &mut self.sink {
+            SinkWriter::Count => {}
+            SinkWriter::Pcap(w) => {
+                let t = if self.pacing { self.wire_t } else { rdtsc() };
+                let ts = self.wall0 + self.tsc.cycles_to_ns(t.saturating_sub(self.tsc0));
+                if w.write(ts, &self.scratch).is_err() {
+                    bump(&self.s.counters.sink_errors, 1);
+                }
+            }
+            SinkWriter::Loopback => {
+                debug_assert_eq!(len, self.scratch.len());
+                self.receive();
+            }
+        }
+    }
+
+    /// Loopback: the frame arrives on RX queue 0.
+    fn receive(&mut self) {
+        let c = &self.s.counters;
+        let Some(rx) = self.rx0.as_mut() else {
+            bump(&c.rx_no_desc, 1);
+            return;
+        };
+        let tail = self.s.rx_tail[0].load(Ordering::Acquire);
+        if tail >= rx.cfg.qlen || rx.head == tail {
+            bump(&c.rx_no_desc, 1);
+            return;
+        }
+        let len = self.scratch.len();
+        if len as u32 > rx.cfg.buf_len || (rx.cfg.rxmax != 0 && len as u32 > rx.cfg.rxmax) {
+            bump(&c.rx_oversize, 1);
+            return;
+        }
+        // SAFETY: head < qlen; the ring maps qlen * 32 bytes; the driver gave
+        // this descriptor to the device (head != tail).
+        let d = unsafe { rx.ring.add(rx.head as usize * RX_DESC_SIZE) as *mut u64 };
+        // SAFETY: as above.
+        let pkt_addr = u64::from_le(unsafe { std::ptr::read_volatile(d) });
+        if !self.iova.write(pkt_addr, &self.scratch) {
+            bump(&c.dma_faults, 1);
+            return;
+        }
+        let qw0 = (RXDID_FLEX_NIC as u64) | ((len as u64 & RX_FLEX_PKT_LEN_M as u64) << 32);
+        let qw1 = (RX_FLEX_STATUS0_DD | RX_FLEX_STATUS0_EOF) as u64;
+        // Counted before the driver can see it.
+        bump(&c.rx_frames, 1);
+        // SAFETY: as above; qw0 (length) is written before qw1 (DD) so the
+        // driver never sees DD with a stale length.
+        unsafe {
+            std::ptr::write_volatile(d.add(2), 0);
+            std::ptr::write_volatile(d.add(3), 0);
+            std::ptr::write_volatile(d, qw0.to_le());
+            fence(Ordering::Release);
+            std::ptr::write_volatile(d.add(1), qw1.to_le());
+        }
+        rx.head = if rx.head + 1 == rx.cfg.qlen {
+            0
+        } else {
+            rx.head + 1
+        };
+    }
+}
+
+/// Publishes the frames counted since the last call (and zeroes the locals).
+#[inline(always)]
+fn commit_counters(c: &super::Counters, frames: &mut u64, bytes: &mut u64, uni: &mut u64) {
+    if *frames == 0 {
+        return;
+    }
+    bump(&c.tx_frames, *frames);
+    bump(&c.tx_bytes, *bytes);
+    let fcs = 4 * *frames;
+    for a in [&c.port_gotc, &c.vsi_gotc] {
+        a.store(
+            (a.load(Ordering::Relaxed) + *bytes + fcs) & STAT40_MASK,
+            Ordering::Relaxed,
+        );
+    }
+    for a in [&c.port_uptc, &c.vsi_uptc] {
+        a.store(
+            (a.load(Ordering::Relaxed) + *uni) & STAT40_MASK,
+            Ordering::Relaxed,
+        );
+    }
+    *frames = 0;
+    *bytes = 0;
+    *uni = 0;
+}
+
+const _: () = assert!(MODEL_QUEUES as u32 <= QTX_COMM_DBELL_MAX);

@@ -1,0 +1,235 @@
+//! The ice RX queue (enough for ARP and appliances): RX queue context
+//! programming through `QRX_CONTEXT`, a ring of 32-byte flex descriptors,
+//! replenish from the caller's mempool, tail writes in batches
+//! (Linux `ice_setup_rx_ctx` / `ice_clean_rx_irq`, DPDK `ice_recv_pkts`).
+
+use crate::ctx::{rlan, RlanCtx};
+use crate::regs::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wirespeed::eal::dma::DmaRegion;
+use wirespeed::eal::RegisterSpace;
+use wirespeed::ethdev::{QueueStats, RxQueue};
+use wirespeed::mbuf::{Burst, Mbuf, Mempool};
+
+/// An E810 RX queue, owned by one lcore. The ring is filled, and the queue
+/// context programmed and enabled, on the first `rx_burst` (when the pool,
+/// and so the buffer size, is known).
+pub struct IceRxQueue<R: RegisterSpace> {
+    q: u16,
+    abs_q: u16,
+    regs: Arc<R>,
+    ring: DmaRegion,
+    n: u32,
+    sw: Vec<Option<Mbuf>>,
+    ntc: u32,
+    nb_hold: u32,
+    enabled: bool,
+    stats: Arc<QueueStats>,
+    port_id: u16,
+    warned: bool,
+}
+
+impl<R: RegisterSpace> IceRxQueue<R> {
+    pub(crate) fn new(
+        q: u16,
+        abs_q: u16,
+        regs: Arc<R>,
+        ring: DmaRegion,
+        n: u16,
+        stats: Arc<QueueStats>,
+    ) -> IceRxQueue<R> {
+        IceRxQueue {
+            q,
+            abs_q,
+            regs,
+            ring,
+            n: n as u32,
+            sw: (0..n).map(|_| None).collect(),
+            ntc: 0,
+            nb_hold: 0,
+            enabled: false,
+            stats,
+            port_id: 0,
+            warned: false,
+        }
+    }
+
+    #[inline(always)]
+    fn desc_ptr(&self, i: u32) -> *mut u64 {
+        debug_assert!(i < self.n);
+        // SAFETY: i < n; the ring holds n 32-byte descriptors.
+        unsafe { self.ring.as_ptr().add(i as usize * RX_DESC_SIZE) as *mut u64 }
+    }
+
+    #[inline(always)]
+    fn post(&mut self, i: u32, m: &Mbuf) {
+        let p = self.desc_ptr(i);
+        // SAFETY: `p` is descriptor i inside the ring; the driver owns it
+        // (the device wrote it back or never had it). Read format: pkt_addr,
+        // hdr_addr = 0 (clears the DD bit of the old write-back).
+        unsafe {
+            std::ptr::write_volatile(p, m.data_iova().to_le());
+            std::ptr::write_volatile(p.add(1), 0);
+            std::ptr::write_volatile(p.add(2), 0);
+            std::ptr::write_volatile(p.add(3), 0);
+        }
+    }
+
+    /// Fills the whole ring, programs the RLAN context and enables the queue.
+    fn start(&mut self, pool: &mut Mempool) -> bool {
+        let mut b = Burst::new();
+        let mut bufs = Vec::with_capacity(self.n as usize);
+        while bufs.len() < self.n as usize {
+            let want = (self.n as usize - bufs.len()).min(b.room());
+            if !pool.alloc_bulk(&mut b, want) {
+                if !self.warned {
+                    tracing::warn!(
+                        queue = self.q,
+                        need = self.n,
+                        "ice: not enough mbufs to fill the RX ring; receive stays off until the pool has them"
+                    );
+                    self.warned = true;
+                }
+                return false; // `bufs` and `b` go back to the pool
+            }
+            while let Some(m) = b.pop_front() {
+                bufs.push(m);
+            }
+        }
+        let dbuf = (pool.data_room().min(16256) >> rlan::DBUF_SHIFT) as u8;
+        for (i, m) in bufs.into_iter().enumerate() {
+            self.post(i as u32, &m);
+            self.sw[i] = Some(m);
+        }
+        let ctx = RlanCtx {
+            head: 0,
+            base: self.ring.iova() >> rlan::BASE_SHIFT,
+            qlen: self.n as u16,
+            dbuf,
+            dsize: true,
+            crcstrip: true,
+            l2tsel: true,
+            showiv: false,
+            rxmax: MAX_FRAME_SIZE as u16,
+            lrxqthresh: 1,
+            prefena: true,
+        };
+        let img = ctx.pack();
+        let q = self.abs_q as u32;
+        for i in 0..QRX_CONTEXT_DWORDS {
+            let o = i as usize * 4;
+            self.regs.write32(
+                qrx_context(i, q),
+                u32::from_le_bytes(img[o..o + 4].try_into().expect("4")),
+            );
+        }
+        self.regs
+            .write32(qrxflxp_cntxt(q), RXDID_FLEX_NIC & QRXFLXP_CNTXT_RXDID_IDX_M);
+        self.regs.write32(qrx_ctrl(q), QRX_CTRL_QENA_REQ);
+        let t0 = Instant::now();
+        while self.regs.read32(qrx_ctrl(q)) & QRX_CTRL_QENA_STAT == 0 {
+            if t0.elapsed() > Duration::from_millis(100) {
+                tracing::warn!(
+                    queue = self.q,
+                    "ice: RX queue did not report enabled (QENA_STAT)"
+                );
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        // The device owns every descriptor but the one before next-to-check.
+        self.regs.write32(qrx_tail(q), self.n - 1);
+        self.enabled = true;
+        true
+    }
+}
+
+impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
+    fn index(&self) -> u16 {
+        self.q
+    }
+
+    /// Plays the part of `ice_clean_rx_irq`: takes written-back descriptors
+    /// (DD) in order, swaps in a fresh mbuf for each, and moves the tail in
+    /// batches of `ICE_RX_MAX_BURST`.
+    fn rx_burst(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
+        if !self.enabled && !self.start(pool) {
+            return 0;
+        }
+        let mut got = 0usize;
+        let mut bytes = 0u64;
+        let max = max.min(out.room());
+        while got < max {
+            let i = self.ntc;
+            let p = self.desc_ptr(i);
+            // SAFETY: descriptor i is inside the ring; volatile (device write-back).
+            let qw1 = u64::from_le(unsafe { std::ptr::read_volatile(p.add(1)) });
+            let status = qw1 as u16;
+            if status & RX_FLEX_STATUS0_DD == 0 {
+                break;
+            }
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            // SAFETY: as above.
+            let qw0 = u64::from_le(unsafe { std::ptr::read_volatile(p) });
+            let len = ((qw0 >> 32) as u16 & RX_FLEX_PKT_LEN_M) as usize;
+            let Some(fresh) = pool.alloc() else {
+                break; // pool empty: the packet stays on the ring, retried next call
+            };
+            self.post(i, &fresh);
+            let mut m = self.sw[i as usize]
+                .replace(fresh)
+                .expect("ring slot filled");
+            self.ntc = if i + 1 == self.n { 0 } else { i + 1 };
+            self.nb_hold += 1;
+            if status & RX_FLEX_STATUS0_RXE != 0
+                || status & RX_FLEX_STATUS0_EOF == 0
+                || m.set_len(len).is_err()
+            {
+                self.stats.errors.add(1);
+                continue;
+            }
+            m.set_rx_port_queue(self.port_id, self.q);
+            bytes += len as u64;
+            if out.push(m).is_err() {
+                self.stats.drops.add(1);
+                continue;
+            }
+            got += 1;
+        }
+        if self.nb_hold > RX_FREE_THRESH as u32 {
+            let tail = if self.ntc == 0 {
+                self.n - 1
+            } else {
+                self.ntc - 1
+            };
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+            self.regs.write32(qrx_tail(self.abs_q as u32), tail);
+            self.nb_hold = 0;
+        }
+        if got > 0 {
+            self.stats.packets.add(got as u64);
+            self.stats.bytes.add(bytes);
+        }
+        got
+    }
+
+    fn stats(&self) -> Arc<QueueStats> {
+        self.stats.clone()
+    }
+}
+
+impl<R: RegisterSpace> Drop for IceRxQueue<R> {
+    fn drop(&mut self) {
+        if self.enabled {
+            let q = self.abs_q as u32;
+            self.regs.write32(qrx_ctrl(q), 0);
+            let t0 = Instant::now();
+            while self.regs.read32(qrx_ctrl(q)) & QRX_CTRL_QENA_STAT != 0
+                && t0.elapsed() < Duration::from_millis(100)
+            {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
