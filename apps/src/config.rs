@@ -107,6 +107,62 @@ pub struct PortSection {
     /// pfifo_fast's packet limit (Linux txqueuelen).
     #[serde(default = "default_txqueuelen")]
     pub txqueuelen: u32,
+    /// The port's IPv4 address with prefix ("10.0.0.1/24"): gives the port a
+    /// protocol stack (ARP, ICMP echo, UDP sockets) for socket-mode streams.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Default gateway for the port's stack.
+    #[serde(default)]
+    pub gateway: Option<String>,
+}
+
+/// A port's stack address, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortIp {
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+impl PortSection {
+    /// Parses `ip` / `gateway` (None when the port has no stack).
+    pub fn stack_ip(&self, i: usize) -> Result<Option<PortIp>, ConfigError> {
+        let Some(t) = &self.ip else {
+            if self.gateway.is_some() {
+                return Err(ConfigError::new(
+                    format!("port[{i}].gateway"),
+                    "needs port ip = \"A.B.C.D/LEN\" as well",
+                ));
+            }
+            return Ok(None);
+        };
+        let bad = || {
+            ConfigError::new(
+                format!("port[{i}].ip"),
+                format!("'{t}' is not an address with prefix, e.g. \"10.0.0.1/24\""),
+            )
+        };
+        let (a, l) = t.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+        let prefix_len: u8 = l.trim().parse().map_err(|_| bad())?;
+        if prefix_len > 32 {
+            return Err(bad());
+        }
+        let gateway = match &self.gateway {
+            None => None,
+            Some(g) => Some(g.parse().map_err(|_| {
+                ConfigError::new(
+                    format!("port[{i}].gateway"),
+                    format!("'{g}' is not an IPv4 address"),
+                )
+            })?),
+        };
+        Ok(Some(PortIp {
+            addr,
+            prefix_len,
+            gateway,
+        }))
+    }
 }
 
 fn default_txqueuelen() -> u32 {
@@ -936,6 +992,20 @@ impl Config {
                     max,
                     step: f.step,
                 });
+            }
+            if s.mode == StreamMode::Socket {
+                if self.ports[s.port].ip.is_none() {
+                    return Err(ConfigError::new(
+                        k("mode"),
+                        format!("socket mode sends through port {}'s stack: give it an address (port[{}].ip = \"10.0.0.1/24\")", s.port, s.port),
+                    ));
+                }
+                if s.vlan != 0 {
+                    return Err(ConfigError::new(
+                        k("vlan"),
+                        "socket mode sends untagged frames; drop vlan",
+                    ));
+                }
             }
             if s.mode != StreamMode::Raw && !fields.is_empty() {
                 return Err(ConfigError::new(

@@ -7,8 +7,8 @@
 use super::measure::{latency_histogram, SeqTracker};
 use super::pacer::Pacer;
 use crate::arp;
-use crate::config::{Stream, StreamMode, Timing};
-use crate::frame::{parse_latency, PacketGen};
+use crate::config::{PortIp, Stream, StreamMode, Timing, LATENCY_HDR};
+use crate::frame::{parse_latency, PacketGen, Rng, SizeSeq, LAT_MAGIC};
 use hdrhistogram::Histogram;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -17,7 +17,9 @@ use wirespeed::eal::Tsc;
 use wirespeed::ethdev::pcap::PcapRecord;
 use wirespeed::ethdev::{MacAddr, StatCounter};
 use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
+use wirespeed::runtime::staged::{staged, StagedTx};
 use wirespeed::runtime::{LcoreApp, LcoreCtx};
+use wirespeed::stack::{Errno, PortConf, RouteConf, SnmpSnapshot, SocketId, Stack, StackConfig};
 
 /// Counters one sender publishes (single writer: its lcore).
 #[derive(Debug, Default)]
@@ -82,6 +84,18 @@ pub struct RunParams {
     pub plans: Vec<Vec<SenderPlan>>,
     pub arp: Option<Arc<ArpShared>>,
     pub lat_tx: Mutex<std::sync::mpsc::Sender<LatencyInterval>>,
+    /// Per port: its protocol stack, when it has an address (lives on lcore 0,
+    /// which polls RX queue 0 and owns TX queue 0 of every port).
+    pub stacks: Vec<Option<StackSetup>>,
+}
+
+/// What a port's stack is built from.
+#[derive(Debug, Clone)]
+pub struct StackSetup {
+    pub ip: PortIp,
+    pub mac: MacAddr,
+    pub mtu: u32,
+    pub tx_offloads: u32,
 }
 
 /// What each lcore reports at the end.
@@ -96,11 +110,26 @@ pub struct LcoreResult {
     pub trackers: Vec<((usize, u8), SeqTracker)>,
     pub rx_latency: u64,
     pub rx_other: u64,
+    /// Socket sends that failed (no route, neighbour failed, …), per stream.
+    pub send_errors: Vec<(usize, u64, String)>,
+    /// The stacks' /proc/net/snmp counters (lcore 0).
+    pub snmp: Option<SnmpSnapshot>,
     pub error: Option<String>,
 }
 
 enum Source {
     Built(PacketGen),
+    /// Socket mode: a connected UdpSocket on the port's stack.
+    Socket {
+        sock: SocketId,
+        sizes: SizeSeq,
+        rng: Rng,
+        buf: Vec<u8>,
+        seq: u64,
+        latency: bool,
+        errors: u64,
+        last_error: String,
+    },
     Replay {
         frames: Arc<Vec<PcapRecord>>,
         next: usize,
@@ -157,6 +186,9 @@ pub struct GenApp {
     all_done_at: u64,
     arp_last_tx: u64,
     arp_started: u64,
+    /// Per port: the stack and its staged TX (lcore 0 only).
+    stacks: Vec<Option<(Stack, StagedTx)>>,
+    last_timers: u64,
     error: Option<String>,
 }
 
@@ -201,7 +233,20 @@ impl GenApp {
                 }
             })
             .collect();
+        let mut stacks = Vec::new();
+        for (pi, setup) in p.stacks.iter().enumerate() {
+            stacks.push(match setup {
+                Some(su) if index == 0 => Some(build_stack(pi, su, ctx.lcore().core)?),
+                _ => None,
+            });
+        }
+        let now_ns = tsc.cycles_to_ns(tsc.now());
+        for (st, _) in stacks.iter_mut().flatten() {
+            st.start(now_ns);
+        }
         let mut app = GenApp {
+            stacks,
+            last_timers: 0,
             tsc,
             index,
             phase: Phase::Resolving,
@@ -247,6 +292,45 @@ impl GenApp {
                 }
             }
             s.src = Some(match st.mode {
+                StreamMode::Socket => {
+                    let (stack, _) = self.stacks[st.port].as_mut().ok_or_else(|| {
+                        format!(
+                            "stream {}: port {} has no stack on this lcore",
+                            st.name, st.port
+                        )
+                    })?;
+                    let ip = self.p.stacks[st.port]
+                        .as_ref()
+                        .map(|x| x.ip.addr)
+                        .unwrap_or(st.src_ip);
+                    let e = |what: &str, err: Errno| format!("stream {}: {what}: {err}", st.name);
+                    let sock = stack.udp_socket().map_err(|er| e("socket", er))?;
+                    let mut so = stack.socket(sock);
+                    let sport = st.src_port.wrapping_add(s.plan.sender_id as u16);
+                    so.bind(std::net::SocketAddrV4::new(ip, sport))
+                        .map_err(|er| e("bind", er))?;
+                    so.connect(std::net::SocketAddrV4::new(st.dst_ip, st.dst_port))
+                        .map_err(|er| e("connect", er))?;
+                    so.set_priority(st.priority)
+                        .map_err(|er| e("SO_PRIORITY", er))?;
+                    so.set_tos(st.tos).map_err(|er| e("IP_TOS", er))?;
+                    so.set_ttl(Some(st.ttl)).map_err(|er| e("IP_TTL", er))?;
+                    let max = st.sizes.max() as usize;
+                    let mut buf = vec![0u8; max];
+                    for (i, b) in buf.iter_mut().enumerate() {
+                        *b = i as u8;
+                    }
+                    Source::Socket {
+                        sock,
+                        sizes: SizeSeq::new(&st.sizes),
+                        rng: Rng::new(0xD06 ^ s.plan.stream as u64),
+                        buf,
+                        seq: 0,
+                        latency: st.latency,
+                        errors: 0,
+                        last_error: String::new(),
+                    }
+                }
                 StreamMode::Pcap => {
                     let frames = self.p.replay[s.plan.stream]
                         .clone()
@@ -377,6 +461,7 @@ impl GenApp {
     fn send_round(&mut self, ctx: &mut LcoreCtx, now: u64) -> bool {
         let mut all_done = true;
         let burst = self.p.burst;
+        let stacks = &mut self.stacks;
         for s in self.senders.iter_mut() {
             if s.done {
                 continue;
@@ -416,6 +501,71 @@ impl GenApp {
                             } else {
                                 self.alloc_failures += 1;
                             }
+                        }
+                    }
+                    Some(Source::Socket {
+                        sock,
+                        sizes,
+                        rng,
+                        buf,
+                        seq,
+                        latency,
+                        errors,
+                        last_error,
+                    }) => {
+                        // The whole path: udp_sendmsg → ip → neighbour → dev_queue_xmit.
+                        let Some((stack, tx)) = stacks[s.port].as_mut() else {
+                            s.done = true;
+                            continue;
+                        };
+                        let mut sent = 0u64;
+                        let mut bytes = 0u64;
+                        while (sent as usize) < want && s.pacer.due(now) {
+                            let wire = sizes.next(rng);
+                            let len = wire as usize - 46;
+                            if *latency {
+                                let h = &mut buf[..LATENCY_HDR as usize];
+                                h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
+                                h[2] = s.plan.stream as u8;
+                                h[3] = s.plan.sender_id;
+                                h[4..10].copy_from_slice(&seq.to_be_bytes()[2..8]);
+                                h[10..18].copy_from_slice(&self.tsc.now().to_be_bytes());
+                            }
+                            match stack.socket(*sock).send(&buf[..len]) {
+                                Ok(_) => {
+                                    s.pacer.admit(now, wire);
+                                    sent += 1;
+                                    *seq += 1;
+                                    bytes += len as u64 + 42;
+                                }
+                                Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => break,
+                                Err(er) => {
+                                    // Counted (and in the stack's SNMP counters); the
+                                    // datagram never existed, so no packet is lost.
+                                    s.pacer.admit(now, wire);
+                                    *errors += 1;
+                                    if last_error.is_empty() {
+                                        *last_error = er.to_string();
+                                    }
+                                    s.remaining = s.remaining.saturating_sub(1);
+                                }
+                            }
+                            if tx.nearly_full() {
+                                tx.flush(ctx);
+                            }
+                        }
+                        tx.flush(ctx);
+                        if sent > 0 {
+                            let c = &s.plan.counters;
+                            if c.first_tsc.get() == 0 {
+                                c.first_tsc.set(now);
+                            }
+                            c.last_tsc.set(now);
+                            c.packets.add(sent);
+                            c.bytes.add(bytes);
+                            s.remaining = s.remaining.saturating_sub(sent);
+                            self.packets += sent;
+                            self.last_active = now;
                         }
                     }
                     Some(Source::Replay {
@@ -543,6 +693,14 @@ impl LcoreApp for GenApp {
                 return;
             }
         }
+        if !self.stacks.is_empty() && now - self.last_timers > self.tsc.hz() / 1000 {
+            self.last_timers = now;
+            let now_ns = self.tsc.cycles_to_ns(now);
+            for (st, tx) in self.stacks.iter_mut().flatten() {
+                st.poll_timers(now_ns);
+                tx.flush(ctx);
+            }
+        }
         let all_done = self.send_round(ctx, now);
         if self.any_latency
             && now.saturating_sub(self.interval_start) >= self.p.hlog_interval_cycles
@@ -608,7 +766,10 @@ impl LcoreApp for GenApp {
                     }
                     self.rx_latency += 1;
                 }
-                _ => self.rx_other += 1,
+                _ => match self.stacks.get_mut(port as usize) {
+                    Some(Some((st, _))) => st.rx(0, m),
+                    _ => self.rx_other += 1,
+                },
             }
         }
     }
@@ -641,7 +802,31 @@ impl LcoreApp for GenApp {
                 self.error = a.failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
             }
         }
+        let mut send_errors = Vec::new();
+        for s in &self.senders {
+            if let Some(Source::Socket {
+                errors, last_error, ..
+            }) = &s.src
+            {
+                if *errors > 0 {
+                    send_errors.push((s.plan.stream, *errors, last_error.clone()));
+                }
+            }
+        }
+        let snaps: Vec<SnmpSnapshot> = self
+            .stacks
+            .iter()
+            .flatten()
+            .map(|(st, _)| st.counters())
+            .collect();
+        let snmp = if snaps.is_empty() {
+            None
+        } else {
+            Some(SnmpSnapshot::sum(snaps.iter()))
+        };
         LcoreResult {
+            send_errors,
+            snmp,
             packets: self.packets,
             busy_cycles: self.last_active.saturating_sub(self.start_tsc),
             alloc_failures: self.alloc_failures,
@@ -653,4 +838,35 @@ impl LcoreApp for GenApp {
             error: self.error.take(),
         }
     }
+}
+
+/// A port's own stack (one port, its address, a default route when given),
+/// sending through a staged `dev_queue_xmit` into the lcore's netdev queues.
+fn build_stack(pi: usize, su: &StackSetup, core: usize) -> Result<(Stack, StagedTx), String> {
+    let mut pc = PortConf::new(su.mac, su.ip.addr, su.ip.prefix_len);
+    pc.mtu = su.mtu;
+    pc.tx_offloads = su.tx_offloads;
+    let mut cfg = StackConfig {
+        ports: vec![pc],
+        ..Default::default()
+    };
+    if let Some(g) = su.ip.gateway {
+        cfg.routes.push(RouteConf {
+            prefix: Ipv4Addr::UNSPECIFIED,
+            len: 0,
+            gateway: Some(g),
+            port: Some(0),
+            mtu: None,
+        });
+    }
+    cfg.seed ^= pi as u64;
+    let pool = Mempool::new(&PoolConfig {
+        name: format!("stack-c{core}-p{pi}"),
+        size: 8192,
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let (xmit, tx) = staged(vec![pi]);
+    let st = Stack::new(cfg, pool, Box::new(xmit)).map_err(|e| format!("port {pi}: {e}"))?;
+    Ok((st, tx))
 }

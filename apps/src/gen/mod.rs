@@ -121,6 +121,8 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
             qdisc: None,
             bql: None,
             txqueuelen: 1000,
+            ip: None,
+            gateway: None,
         };
         if c.ports.is_empty() {
             c.ports.push(sec);
@@ -138,6 +140,8 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
             qdisc: None,
             bql: None,
             txqueuelen: 1000,
+            ip: None,
+            gateway: None,
         });
     }
     if args.offload {

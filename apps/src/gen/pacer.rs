@@ -54,6 +54,12 @@ impl Pacer {
         }
     }
 
+    /// Whether the next packet is due at `now` (nothing is charged).
+    #[inline(always)]
+    pub fn due(&self, now: u64) -> bool {
+        matches!(self.cost, Cost::None) || self.next <= (now as u128) << FP
+    }
+
     /// Whether a packet of `wire` bytes (with FCS) may go at `now`; if so its
     /// cost is charged.
     #[inline(always)]

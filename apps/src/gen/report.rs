@@ -262,6 +262,9 @@ pub struct StreamSummary {
     pub interval_pps: IntervalRates,
     pub interval_l2_bps: IntervalRates,
     pub latency: Option<LatencySummary>,
+    /// Socket mode: sends the stack refused (no route, neighbour failed, …).
+    pub send_errors: u64,
+    pub last_send_error: Option<String>,
 }
 
 /// Per-queue figures: the driver's counters and the netdev layer's (qdisc
@@ -292,8 +295,12 @@ pub struct PortSummary {
     pub link_speed_mbps: u32,
     pub line_rate_bps: u64,
     pub offloads: String,
-    /// Port counters agree with what the streams handed it.
-    pub counters_match_streams: bool,
+    /// Packets the streams (and the port's stack: ARP, ICMP) offered to the
+    /// port's queues.
+    pub offered: u64,
+    /// Conservation: every offered packet is on the wire or in exactly one
+    /// drop counter (netdev or driver).
+    pub conserved: bool,
     pub interval_pps: IntervalRates,
     pub interval_l2_bps: IntervalRates,
     pub queues: Vec<QueueSummary>,
@@ -338,6 +345,8 @@ pub struct Summary {
     pub lcores: Vec<LcoreSummary>,
     /// Events ports raised (e.g. an ice MDD that disabled a queue).
     pub events: Vec<String>,
+    /// The ports' protocol stacks: /proc/net/snmp counters (Ip, Icmp, Udp, …).
+    pub snmp: Option<wirespeed::stack::SnmpSnapshot>,
     #[serde(skip)]
     pub latency_hists: Vec<(String, Histogram<u64>)>,
 }
@@ -451,6 +460,21 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             interval_pps: IntervalRates::of(&i.mon.stream_pps[s.index]),
             interval_l2_bps: IntervalRates::of(&i.mon.stream_bps[s.index]),
             latency,
+            send_errors: i
+                .report
+                .lcores
+                .iter()
+                .flat_map(|l| l.app.send_errors.iter())
+                .filter(|e| e.0 == s.index)
+                .map(|e| e.1)
+                .sum(),
+            last_send_error: i
+                .report
+                .lcores
+                .iter()
+                .flat_map(|l| l.app.send_errors.iter())
+                .find(|e| e.0 == s.index)
+                .map(|e| e.2.clone()),
         });
     }
     let snaps: Vec<&TxqSnapshot> = i
@@ -469,6 +493,11 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             .iter()
             .filter(|q| q.port as usize == pi)
             .map(|q| q.counters.drops())
+            .sum();
+        let offered: u64 = snaps
+            .iter()
+            .filter(|q| q.port as usize == pi)
+            .map(|q| q.counters.offered)
             .sum();
         let from_streams: u64 = streams
             .iter()
@@ -491,9 +520,9 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             link_speed_mbps: pr.link.speed_mbps,
             line_rate_bps: info.line_rate_bps,
             offloads: wirespeed::ethdev::offload_names(i.offloads[pi]),
-            // Every packet a stream handed over is on the wire or in exactly one drop counter.
-            counters_match_streams: st.tx.packets + st.tx.drops + st.tx.errors + netdev_drops
-                == from_streams,
+            offered,
+            conserved: offered == st.tx.packets + st.tx.drops + st.tx.errors + netdev_drops
+                && offered >= from_streams,
             interval_pps: IntervalRates::of(&i.mon.port_pps[pi]),
             interval_l2_bps: IntervalRates::of(&i.mon.port_bps[pi]),
             queues: st
@@ -562,6 +591,15 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
         ports,
         lcores,
         events,
+        snmp: {
+            let v: Vec<wirespeed::stack::SnmpSnapshot> =
+                i.report.lcores.iter().filter_map(|l| l.app.snmp).collect();
+            if v.is_empty() {
+                None
+            } else {
+                Some(wirespeed::stack::SnmpSnapshot::sum(v.iter()))
+            }
+        },
         latency_hists: i
             .streams
             .iter()
@@ -644,7 +682,7 @@ pub fn print_summary(s: &Summary) {
             p.tx_errors,
             p.tx_drops,
             p.rx_packets,
-            if p.counters_match_streams { "" } else { "  (port counters differ from the streams' counts)" }
+            if p.conserved { "" } else { "  (NOT CONSERVED: offered packets missing from the counters)" }
         );
         for q in &p.queues {
             let mut line = format!(
@@ -667,6 +705,22 @@ pub fn print_summary(s: &Summary) {
                 line.push_str(&format!("; bql limit {} inflight {}", b.limit, b.inflight));
             }
             println!("{line}");
+        }
+    }
+    for st in &s.streams {
+        if st.send_errors > 0 {
+            println!(
+                "  stream {}: {} sends refused by the stack ({})",
+                st.name,
+                st.send_errors,
+                st.last_send_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if let Some(snmp) = &s.snmp {
+        println!("  stack counters (/proc/net/snmp):");
+        for line in snmp.to_proc_text().lines() {
+            println!("    {line}");
         }
     }
     for e in &s.events {

@@ -1,7 +1,9 @@
 //! Orchestration of one `wirespeed gen` run: ports, queues (the static XPS
 //! map), sender plans, the lcores, and the monitor that samples counters.
 
-use super::lcore::{ArpShared, GenApp, LatencyInterval, RunParams, SenderCounters, SenderPlan};
+use super::lcore::{
+    ArpShared, GenApp, LatencyInterval, RunParams, SenderCounters, SenderPlan, StackSetup,
+};
 use super::measure::{HlogWriter, Series};
 use super::report::{self, Monitor, Summary};
 use super::{port_error, validated, GenArgs, GenError};
@@ -33,15 +35,6 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
     }
     if args.interval_ms == 0 || args.interval_ms > 10_000 {
         return Err(ConfigError::new("--interval-ms", "must be 1..=10000").into());
-    }
-    for s in &streams {
-        if s.mode == StreamMode::Socket {
-            return Err(ConfigError::new(
-                format!("stream[{}].mode", s.index),
-                "socket mode is not part of this build; use mode = \"raw\" or \"pcap\"",
-            )
-            .into());
-        }
     }
     eal::dma::set_page_mode(cfg.run.pages);
     eal::signal::install();
@@ -91,6 +84,10 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
             if s.mode == StreamMode::Pcap {
                 v.truncate(1); // a replay keeps the file's order: one sender
             }
+            if s.mode == StreamMode::Socket {
+                // The port's stack lives on the first lcore (RX queue 0, where ARP replies land).
+                v = vec![core_ids[0]];
+            }
             v
         })
         .collect();
@@ -103,6 +100,7 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         .map(|pi| {
             streams.iter().any(|s| s.latency && s.rx_port == pi)
                 || (args.arp && streams.iter().any(|s| s.port == pi))
+                || cfg.ports[pi].ip.is_some()
         })
         .collect();
     for (i, p) in cfg.ports.iter().enumerate() {
@@ -330,6 +328,18 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
     } else {
         None
     };
+    let mut stacks = Vec::new();
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        stacks.push(match p.stack_ip(pi)? {
+            Some(ip) => Some(StackSetup {
+                ip,
+                mac: macs[pi],
+                mtu: infos[pi].max_frame.saturating_sub(14).min(9000),
+                tx_offloads: offloads[pi],
+            }),
+            None => None,
+        });
+    }
     let senders_total = plans.len();
     let tsc = Tsc::global();
     let (lat_tx, lat_rx) = mpsc::channel::<LatencyInterval>();
@@ -351,6 +361,7 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         plans,
         arp,
         lat_tx: Mutex::new(lat_tx),
+        stacks,
     });
 
     let mut setups = Vec::new();
