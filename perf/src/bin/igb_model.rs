@@ -6,7 +6,7 @@
 //! usage: igb_model [SECONDS] [DRIVER_CORE] [MODEL_CORE]   (default 3 0 1)
 
 use wirespeed::eal::dma::{set_page_mode, PageMode};
-use wirespeed::ethdev::{Port, PortConfig, Registry, TxQueue};
+use wirespeed::ethdev::{PortConfig, Registry, TxQueue};
 use wirespeed::mbuf::{ol, Burst, Mempool, PoolConfig};
 use wirespeed_perf::{pin, row, run_for, Measurement};
 

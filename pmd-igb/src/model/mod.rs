@@ -429,7 +429,7 @@ impl Drop for IgbModel {
 impl RegisterSpace for IgbModel {
     fn read32(&self, off: u32) -> u32 {
         let sh = &*self.sh;
-        if off as usize + 4 > BAR0_LEN || off % 4 != 0 {
+        if off as usize + 4 > BAR0_LEN || !off.is_multiple_of(4) {
             return 0xFFFF_FFFF;
         }
         if is_stat(off) {
@@ -484,7 +484,7 @@ impl RegisterSpace for IgbModel {
 
     fn write32(&self, off: u32, v: u32) {
         let sh = &*self.sh;
-        if off as usize + 4 > BAR0_LEN || off % 4 != 0 || is_stat(off) {
+        if off as usize + 4 > BAR0_LEN || !off.is_multiple_of(4) || is_stat(off) {
             return;
         }
         match off {
@@ -518,7 +518,7 @@ impl RegisterSpace for IgbModel {
                 || (0xC000..0xC000 + 0x40 * MODEL_QUEUES as u32).contains(&o) =>
             {
                 sh.w(o, v);
-                let r = (o & 0x3F) as u32;
+                let r = o & 0x3F;
                 if r == 0x18 || r == 0x28 {
                     // TDT / RDT doorbell, or a queue enable change.
                     if r == 0x18 {
@@ -846,11 +846,10 @@ impl Engine {
     fn wire(&mut self, f: &[u8]) {
         let sh = &*self.sh;
         let with_fcs = f.len() as u64 + 4;
-        if sh.cfg.speed_bps > 0 {
-            let now = sh.now_ns();
-            let start = self.wire_free.max(now);
-            self.wire_free =
-                start + (with_fcs.max(64) + WIRE_OVERHEAD) * 8 * 1_000_000_000 / sh.cfg.speed_bps;
+        let bits = (with_fcs.max(64) + WIRE_OVERHEAD) * 8;
+        if let Some(ns) = (bits * 1_000_000_000).checked_div(sh.cfg.speed_bps) {
+            let start = self.wire_free.max(sh.now_ns());
+            self.wire_free = start + ns;
         }
         sh.stat_add(GPTC, 1);
         sh.stat_add(TPT, 1);
