@@ -6,6 +6,7 @@
 //! usage: igb_model [SECONDS] [DRIVER_CORE] [MODEL_CORE]   (default 3 0 1)
 
 use wirespeed::eal::dma::{set_page_mode, PageMode};
+use wirespeed::eal::tsc::rdtsc;
 use wirespeed::ethdev::{PortConfig, Registry, TxQueue};
 use wirespeed::mbuf::{ol, Burst, Mempool, PoolConfig};
 use wirespeed_perf::{pin, row, run_for, Measurement};
@@ -40,7 +41,25 @@ fn template(offload: bool) -> Vec<u8> {
     f
 }
 
-fn bench(spec: &str, secs: f64, offload: bool) -> (Measurement, Vec<(String, u64)>) {
+/// Cycles inside the driver calls that did work.
+#[derive(Default, Clone, Copy)]
+struct Inside {
+    tx_cycles: u64,
+    tx_pkts: u64,
+    clean_cycles: u64,
+    clean_pkts: u64,
+    idle_polls: u64,
+}
+
+/// What one row measured: the loop, and the cycles spent inside the driver
+/// calls alone (tx_burst + clean) per packet accepted.
+struct Row {
+    total: Measurement,
+    driver: Inside,
+    xstats: Vec<(String, u64)>,
+}
+
+fn bench(spec: &str, secs: f64, offload: bool) -> Row {
     let mut reg = Registry::with_builtins();
     pmd_igb::register(&mut reg);
     let mut port = reg.open(spec).expect("open port");
@@ -72,21 +91,37 @@ fn bench(spec: &str, secs: f64, offload: bool) -> (Measurement, Vec<(String, u64
         0
     };
     let mut b = Burst::new();
+    let mut inside = Inside::default();
     // Warm up (rings, caches, the model thread).
-    let _ = run_for(0.3, || step(&mut pool, &mut b, q.as_mut(), flags, t.len()));
-    let m = run_for(secs, || step(&mut pool, &mut b, q.as_mut(), flags, t.len()));
+    let _ = run_for(0.3, || {
+        step(&mut pool, &mut b, q.as_mut(), flags, t.len(), &mut inside)
+    });
+    inside = Inside::default();
+    let m = run_for(secs, || {
+        step(&mut pool, &mut b, q.as_mut(), flags, t.len(), &mut inside)
+    });
     drop(b);
     for _ in 0..100_000 {
         if q.clean(usize::MAX).packets == 0 && q.free_slots() + 1 >= q.ring_size() {
             break;
         }
     }
-    let x = port.xstats();
-    (m, x)
+    Row {
+        total: m,
+        driver: inside,
+        xstats: port.xstats(),
+    }
 }
 
 #[inline]
-fn step(pool: &mut Mempool, b: &mut Burst, q: &mut dyn TxQueue, flags: u32, len: usize) -> u64 {
+fn step(
+    pool: &mut Mempool,
+    b: &mut Burst,
+    q: &mut dyn TxQueue,
+    flags: u32,
+    len: usize,
+    inside: &mut Inside,
+) -> u64 {
     let need = BURST - b.len();
     if need > 0 && pool.alloc_bulk(b, need) {
         for m in &mut b.as_mut_slice()[BURST - need..] {
@@ -97,8 +132,23 @@ fn step(pool: &mut Mempool, b: &mut Burst, q: &mut dyn TxQueue, flags: u32, len:
             }
         }
     }
+    let t0 = rdtsc();
     let n = q.tx_burst(b);
-    q.clean(BURST * 2);
+    let t1 = rdtsc();
+    let c = q.clean(BURST * 2);
+    let t2 = rdtsc();
+    // Only calls that did work: a full ring's empty polls are the device's
+    // time, not the driver's.
+    if n > 0 {
+        inside.tx_cycles += t1 - t0;
+        inside.tx_pkts += n as u64;
+    } else {
+        inside.idle_polls += 1;
+    }
+    if c.packets > 0 {
+        inside.clean_cycles += t2 - t1;
+        inside.clean_pkts += u64::from(c.packets);
+    }
     n as u64
 }
 
@@ -112,15 +162,26 @@ fn main() {
         eprintln!("igb_model: could not pin to core {dcore}");
     }
     println!("raw TX loop, 60-byte frames, burst {BURST}, ring 1024, {secs} s per row; driver on core {dcore}, model engine on core {mcore}");
-    let (m, _) = bench("null", secs, false);
-    row("null", &m);
+    let report = |name: &str, r: &Row| {
+        row(name, &r.total);
+        let d = &r.driver;
+        println!(
+            "    driver path: tx_burst {:.1} + clean {:.1} cycles/packet (calls that did work; {} polls found the ring full)",
+            d.tx_cycles as f64 / d.tx_pkts.max(1) as f64,
+            d.clean_cycles as f64 / d.clean_pkts.max(1) as f64,
+            d.idle_polls
+        );
+    };
+    let r = bench("null", secs, false);
+    report("null", &r);
     let spec = format!("igb-model?speed=unlimited&sink=count&core={mcore}");
     for (name, off) in [
         ("igb-model (no offload)", false),
         ("igb-model (IPv4+UDP csum offload)", true),
     ] {
-        let (m, x) = bench(&spec, secs, off);
-        row(name, &m);
+        let r = bench(&spec, secs, off);
+        report(name, &r);
+        let x = &r.xstats;
         let get = |k: &str| x.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or(0);
         println!(
             "    model: wire frames {}, context descriptors {}, DD write-backs {}, doorbells {}",

@@ -576,7 +576,17 @@ struct Engine {
     wire_free: u64,
     pcap: Option<PcapWriter<BufWriter<std::fs::File>>>,
     wall0: u64,
+    /// Statistics gathered since the last flush (indexed like `Shared::stats`).
+    st: [u64; 64],
+    /// Local model counters (LC_*), flushed with `st`.
+    lc: [u64; 5],
 }
+
+const LC_FRAMES: usize = 0;
+const LC_BYTES: usize = 1;
+const LC_DATA: usize = 2;
+const LC_CTX: usize = 3;
+const LC_DD: usize = 4;
 
 /// How far ahead of real time the modeled wire may run (the packet buffer).
 const PACING_SLACK_NS: u64 = 20_000;
@@ -596,10 +606,46 @@ impl Engine {
             wire_free: 0,
             pcap,
             wall0,
+            st: [0; 64],
+            lc: [0; 5],
+        }
+    }
+
+    #[inline(always)]
+    fn stat(&mut self, off: u32, n: u64) {
+        self.st[((off - 0x4000) / 4) as usize] += n;
+    }
+
+    /// Publishes the batched statistics and counters (the part updates its
+    /// statistics registers asynchronously too).
+    fn flush(&mut self, sh: &Shared) {
+        for (i, v) in self.st.iter_mut().enumerate() {
+            if *v != 0 {
+                sh.stats[i].fetch_add(*v, Ordering::AcqRel);
+                *v = 0;
+            }
+        }
+        let c = &sh.c;
+        for (i, a) in [
+            &c.wire_frames,
+            &c.wire_bytes,
+            &c.data_descs,
+            &c.ctx_descs,
+            &c.dd_writebacks,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if self.lc[i] != 0 {
+                a.fetch_add(self.lc[i], Ordering::AcqRel);
+                self.lc[i] = 0;
+            }
         }
     }
 
     fn run(mut self) {
+        let sh = self.sh.clone();
+        let sh = &*sh;
         let mut idle = 0u32;
         loop {
             if self.sh.stop.load(Ordering::Acquire) {
@@ -620,13 +666,13 @@ impl Engine {
             let mut work = false;
             let mut wait_ns = None;
             for q in 0..MODEL_QUEUES {
-                match self.process_tx(q) {
+                match self.process_tx(sh, q) {
                     Step::Work => work = true,
                     Step::Paced(ns) => wait_ns = Some(ns),
                     Step::Idle => {}
                 }
             }
-            work |= self.process_rx();
+            work |= self.process_rx(sh);
             if work {
                 idle = 0;
                 continue;
@@ -655,8 +701,7 @@ impl Engine {
         }
     }
 
-    fn process_tx(&mut self, q: usize) -> Step {
-        let sh = self.sh.clone();
+    fn process_tx(&mut self, sh: &Shared, q: usize) -> Step {
         let qi = q as u32;
         let en = sh.r(TCTL) & TCTL_EN != 0 && sh.r(txdctl(qi)) & XDCTL_ENABLE != 0;
         if !en {
@@ -698,6 +743,8 @@ impl Engine {
                 let now = sh.now_ns();
                 if self.wire_free > now + PACING_SLACK_NS {
                     return if did > 0 {
+                        self.flush(sh);
+                        sh.w(tdh(qi), self.tx[q].head);
                         Step::Work
                     } else {
                         Step::Paced(self.wire_free - now - PACING_SLACK_NS)
@@ -718,23 +765,26 @@ impl Engine {
                 );
                 sh.w(txdctl(qi), sh.r(txdctl(qi)) & !XDCTL_ENABLE);
                 self.tx[q].active = false;
+                self.flush(sh);
+                sh.w(tdh(qi), self.tx[q].head);
                 return Step::Work;
             };
-            self.descriptor(q, d_iova, lo, hi);
+            self.descriptor(sh, q, d_iova, lo, hi);
             let t = &mut self.tx[q];
             t.head = if head + 1 == n { 0 } else { head + 1 };
-            sh.w(tdh(qi), t.head);
             did += 1;
         }
         if did > 0 {
+            // Counters become visible before the head moves past the batch.
+            self.flush(sh);
+            sh.w(tdh(qi), self.tx[q].head);
             Step::Work
         } else {
             Step::Idle
         }
     }
 
-    fn descriptor(&mut self, q: usize, d_iova: u64, lo: u64, hi: u64) {
-        let sh = self.sh.clone();
+    fn descriptor(&mut self, sh: &Shared, q: usize, d_iova: u64, lo: u64, hi: u64) {
         let cmd = hi as u32;
         let olinfo = (hi >> 32) as u32;
         if cmd & TXD_DEXT == 0 {
@@ -752,10 +802,10 @@ impl Engine {
                     vlan_macip_lens: lo as u32,
                     type_tucmd: cmd,
                 };
-                sh.c.ctx_descs.fetch_add(1, Ordering::Relaxed);
+                self.lc[LC_CTX] += 1;
             }
             TXD_DTYP_DATA => {
-                sh.c.data_descs.fetch_add(1, Ordering::Relaxed);
+                self.lc[LC_DATA] += 1;
                 let t = &mut self.tx[q];
                 if !t.in_pkt {
                     t.in_pkt = true;
@@ -785,7 +835,7 @@ impl Engine {
                     }
                 }
                 if cmd & TXD_EOP != 0 {
-                    self.finish(q);
+                    self.finish(sh, q);
                     self.tx[q].in_pkt = false;
                 }
             }
@@ -801,13 +851,12 @@ impl Engine {
             }
         }
         if cmd & TXD_RS != 0 && self.map.write(d_iova + 12, &TXD_STAT_DD.to_le_bytes()) {
-            sh.c.dd_writebacks.fetch_add(1, Ordering::Relaxed);
+            self.lc[LC_DD] += 1;
         }
     }
 
     /// Applies the offloads of a complete frame and puts it on the wire.
-    fn finish(&mut self, q: usize) {
-        let sh = self.sh.clone();
+    fn finish(&mut self, sh: &Shared, q: usize) {
         let t = &mut self.tx[q];
         if t.faulted {
             sh.c.tx_fault_drops.fetch_add(1, Ordering::Relaxed);
@@ -839,31 +888,30 @@ impl Engine {
             t.frame.resize(60, 0);
         }
         let frame = std::mem::take(&mut t.frame);
-        self.wire(&frame);
+        self.wire(sh, &frame);
         self.tx[q].frame = frame;
     }
 
-    fn wire(&mut self, f: &[u8]) {
-        let sh = &*self.sh;
+    fn wire(&mut self, sh: &Shared, f: &[u8]) {
         let with_fcs = f.len() as u64 + 4;
         let bits = (with_fcs.max(64) + WIRE_OVERHEAD) * 8;
         if let Some(ns) = (bits * 1_000_000_000).checked_div(sh.cfg.speed_bps) {
             let start = self.wire_free.max(sh.now_ns());
             self.wire_free = start + ns;
         }
-        sh.stat_add(GPTC, 1);
-        sh.stat_add(TPT, 1);
-        sh.stat_add(GOTCL, with_fcs);
-        sh.stat_add(TOTL, with_fcs);
+        self.stat(GPTC, 1);
+        self.stat(TPT, 1);
+        self.stat(GOTCL, with_fcs);
+        self.stat(TOTL, with_fcs);
         if f[0] & 1 != 0 {
             if f[..6] == [0xFF; 6] {
-                sh.stat_add(BPTC, 1);
+                self.stat(BPTC, 1);
             } else {
-                sh.stat_add(MPTC, 1);
+                self.stat(MPTC, 1);
             }
         }
-        sh.c.wire_frames.fetch_add(1, Ordering::Relaxed);
-        sh.c.wire_bytes.fetch_add(f.len() as u64, Ordering::Relaxed);
+        self.lc[LC_FRAMES] += 1;
+        self.lc[LC_BYTES] += f.len() as u64;
         match &sh.cfg.sink {
             Sink::Count => {}
             Sink::Pcap(_) => {
@@ -888,8 +936,7 @@ impl Engine {
     }
 
     /// Receives one frame from the backlog into RX queue 0.
-    fn process_rx(&mut self) -> bool {
-        let sh = self.sh.clone();
+    fn process_rx(&mut self, sh: &Shared) -> bool {
         if sh.rx_len.load(Ordering::Acquire) == 0 {
             return false;
         }
