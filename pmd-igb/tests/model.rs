@@ -737,3 +737,39 @@ fn registry_opens_the_model_spec() {
     let x = p.xstats();
     assert!(x.iter().any(|(k, v)| k == "model_wire_frames" && *v == 20));
 }
+
+#[test]
+fn pacing_counts_preamble_ifg_and_fcs() {
+    for (speed, per_bit_ns) in [(1_000_000_000u64, 1u64), (100_000_000, 10)] {
+        let (mut p, m) = started(cfg(Sink::Count, speed), 256, false);
+        let mut q = p.igb_tx_queue(0).unwrap();
+        p.start().unwrap();
+        let mut pool = pool(256);
+        let mut b = Burst::new();
+        for s in 0..50 {
+            b.push(mbuf(&mut pool, &frame(60, s, false, false)))
+                .unwrap();
+        }
+        for s in 0..50 {
+            b.push(mbuf(&mut pool, &frame(1514, s, false, false)))
+                .unwrap();
+        }
+        assert_eq!(q.tx_burst(&mut b), 100);
+        drain(&m, &mut q);
+        // 60 B + FCS 4 + preamble/SFD 8 + IFG 12 = 84 B; 1514 B -> 1538 B on the wire.
+        let want = (50 * 84 + 50 * 1538) * 8 * per_bit_ns;
+        assert_eq!(
+            m.counters()
+                .wire_ns
+                .load(std::sync::atomic::Ordering::Relaxed),
+            want
+        );
+    }
+    let (_p, m) = started(cfg(Sink::Count, 0), 64, false);
+    assert_eq!(
+        m.counters()
+            .wire_ns
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}

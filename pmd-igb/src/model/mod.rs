@@ -85,6 +85,9 @@ const WIRE_OVERHEAD: u64 = 20;
 pub struct ModelCounters {
     pub wire_frames: AtomicU64,
     pub wire_bytes: AtomicU64,
+    /// Modeled wire time of every frame sent (preamble + frame + FCS + IFG at
+    /// the modeled speed), in ns; 0 at unlimited speed.
+    pub wire_ns: AtomicU64,
     pub data_descs: AtomicU64,
     pub ctx_descs: AtomicU64,
     pub dd_writebacks: AtomicU64,
@@ -373,6 +376,7 @@ impl IgbModel {
         vec![
             ("model_wire_frames".into(), g(&c.wire_frames)),
             ("model_wire_bytes".into(), g(&c.wire_bytes)),
+            ("model_wire_ns".into(), g(&c.wire_ns)),
             ("model_data_descs".into(), g(&c.data_descs)),
             ("model_ctx_descs".into(), g(&c.ctx_descs)),
             ("model_dd_writebacks".into(), g(&c.dd_writebacks)),
@@ -579,7 +583,7 @@ struct Engine {
     /// Statistics gathered since the last flush (indexed like `Shared::stats`).
     st: [u64; 64],
     /// Local model counters (LC_*), flushed with `st`.
-    lc: [u64; 5],
+    lc: [u64; 6],
 }
 
 const LC_FRAMES: usize = 0;
@@ -587,6 +591,7 @@ const LC_BYTES: usize = 1;
 const LC_DATA: usize = 2;
 const LC_CTX: usize = 3;
 const LC_DD: usize = 4;
+const LC_WIRE_NS: usize = 5;
 
 /// How far ahead of real time the modeled wire may run (the packet buffer).
 const PACING_SLACK_NS: u64 = 20_000;
@@ -607,7 +612,7 @@ impl Engine {
             pcap,
             wall0,
             st: [0; 64],
-            lc: [0; 5],
+            lc: [0; 6],
         }
     }
 
@@ -632,6 +637,7 @@ impl Engine {
             &c.data_descs,
             &c.ctx_descs,
             &c.dd_writebacks,
+            &c.wire_ns,
         ]
         .into_iter()
         .enumerate()
@@ -898,6 +904,7 @@ impl Engine {
         if let Some(ns) = (bits * 1_000_000_000).checked_div(sh.cfg.speed_bps) {
             let start = self.wire_free.max(sh.now_ns());
             self.wire_free = start + ns;
+            self.lc[LC_WIRE_NS] += ns;
         }
         self.stat(GPTC, 1);
         self.stat(TPT, 1);
