@@ -1,16 +1,14 @@
-//! `wirespeed gen --arp`: resolve each stream's destination MAC with ARP on
-//! its port before sending (raw mode's stand-in for the neighbour layer: one
-//! request per second, like `arp_solicit` retries, bounded in time).
+//! `wirespeed gen --arp`: ARP request/reply frames for resolving each raw
+//! stream's destination MAC on its port before sending (one request per
+//! second, like `arp_solicit` retries, bounded in time; the generator app
+//! drives it — see `gen::lcore`).
 
-use crate::config::Stream;
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
-use wirespeed::ethdev::{MacAddr, Port, TxQueue};
-use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
+use std::time::Duration;
+use wirespeed::ethdev::MacAddr;
 
 /// How long to wait for each peer's reply.
 pub const ARP_TIMEOUT: Duration = Duration::from_secs(5);
-const RETRY: Duration = Duration::from_secs(1);
 
 /// An ARP request frame (42 bytes; the NIC pads it to 60).
 pub fn request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
@@ -34,90 +32,6 @@ pub fn parse_reply(f: &[u8], target: Ipv4Addr, our_ip: Ipv4Addr) -> Option<MacAd
     let mut sha = [0u8; 6];
     sha.copy_from_slice(&f[22..28]);
     (f[28..32] == target.octets() && f[38..42] == our_ip.octets()).then_some(MacAddr(sha))
-}
-
-/// Resolves the destination MAC of every stream of port `pi`, using the
-/// port's RX queue 0 and `txq`; sets each stream's source MAC to the port's.
-pub fn resolve_streams(
-    pi: usize,
-    port: &mut dyn Port,
-    txq: &mut dyn TxQueue,
-    streams: &mut [Stream],
-) -> Result<(), String> {
-    // The pool outlives the RX queue, whose ring holds its buffers.
-    let mut pool = Mempool::new(&PoolConfig {
-        name: format!("arp-p{pi}"),
-        size: 2048,
-        ..Default::default()
-    })
-    .map_err(|e| e.to_string())?;
-    let mut rxq = port
-        .rx_queue(0)
-        .map_err(|e| format!("--arp needs an RX queue on {}: {e}", port.name()))?;
-    let mac = port.mac();
-    let mut resolved: Vec<(Ipv4Addr, MacAddr)> = Vec::new();
-    for s in streams.iter_mut().filter(|s| s.port == pi) {
-        s.src_mac = mac;
-        if let Some((_, m)) = resolved.iter().find(|(ip, _)| *ip == s.dst_ip) {
-            s.dst_mac = *m;
-            continue;
-        }
-        let start = Instant::now();
-        let mut last_tx: Option<Instant> = None;
-        let mut out = Burst::new();
-        let found = loop {
-            if start.elapsed() > ARP_TIMEOUT {
-                break None;
-            }
-            if last_tx.is_none_or(|t| t.elapsed() >= RETRY) {
-                let mut m = pool.alloc().ok_or("ARP: mempool empty")?;
-                m.extend_from_slice(&request(mac, s.src_ip, s.dst_ip))
-                    .map_err(|e| e.to_string())?;
-                let mut b = Burst::new();
-                let _ = b.push(m);
-                txq.tx_burst(&mut b);
-                last_tx = Some(Instant::now());
-            }
-            txq.clean(64);
-            rxq.rx_burst(&mut pool, &mut out, 32);
-            let mut hit = None;
-            while let Some(m) = out.pop_front() {
-                if let Some(r) = parse_reply(m.data(), s.dst_ip, s.src_ip) {
-                    hit = Some(r);
-                }
-            }
-            if hit.is_some() {
-                break hit;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        };
-        // Give the TX queue its completions back before the lcores take over.
-        let end = Instant::now() + Duration::from_secs(1);
-        while txq.free_slots() + 1 < txq.ring_size() && Instant::now() < end {
-            txq.clean(usize::MAX);
-        }
-        match found {
-            Some(m) => {
-                eprintln!(
-                    "wirespeed gen: ARP: {} is at {m} (port {})",
-                    s.dst_ip,
-                    port.name()
-                );
-                s.dst_mac = m;
-                resolved.push((s.dst_ip, m));
-            }
-            None => {
-                return Err(format!(
-                    "ARP: no reply from {} on {} within {} s (is the peer up and on this link?)",
-                    s.dst_ip,
-                    port.name(),
-                    ARP_TIMEOUT.as_secs()
-                ))
-            }
-        }
-    }
-    drop(rxq);
-    Ok(())
 }
 
 #[cfg(test)]

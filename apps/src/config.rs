@@ -96,6 +96,21 @@ pub struct PortSection {
     /// Request checksum offload from the port when it has it.
     #[serde(default)]
     pub offload: bool,
+    /// Queueing discipline of every TX queue: "noqueue" (straight to the
+    /// driver, the raw generator's default) or "pfifo_fast" (3 bands by
+    /// priority; the default when a socket stream uses the port).
+    #[serde(default)]
+    pub qdisc: Option<String>,
+    /// Byte queue limits on the TX queues (default: on with pfifo_fast, off with noqueue).
+    #[serde(default)]
+    pub bql: Option<bool>,
+    /// pfifo_fast's packet limit (Linux txqueuelen).
+    #[serde(default = "default_txqueuelen")]
+    pub txqueuelen: u32,
+}
+
+fn default_txqueuelen() -> u32 {
+    1000
 }
 
 fn default_ring() -> u16 {
@@ -106,12 +121,57 @@ fn default_ring() -> u16 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamSection {
-    /// Index of the port in `[[port]]`.
+    /// A name for reports (default `stream<i>`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Index of the port in `[[port]]` that sends it.
     #[serde(default)]
     pub port: usize,
-    /// Frame size on the wire including the 4-byte FCS (64..=1518, more with jumbo ports).
-    #[serde(default = "default_size")]
-    pub size: u32,
+    /// Lcores that send it (a subset of run.lcores; default: all).
+    #[serde(default)]
+    pub lcores: Option<String>,
+    /// "raw" (prebuilt headers), "socket" (UdpSocket, the whole stack) or "pcap" (replay `pcap`).
+    #[serde(default)]
+    pub mode: StreamMode,
+    /// Frame size on the wire including FCS: a number (64), or "MIN-MAX" for a uniform random size.
+    #[serde(default)]
+    pub size: Option<SizeField>,
+    /// IMIX profile: "simple" (64:7, 594:4, 1518:1), "tolly", or a list of [size, weight] pairs.
+    #[serde(default)]
+    pub imix: Option<ImixField>,
+    /// "1 Mpps", "500 kpps", "9.5 Gbit/s" (L2), "10 Gbit/s L1", "90%" (of line rate, L1), or "line".
+    #[serde(default)]
+    pub rate: Option<String>,
+    /// Packets to send (all lcores of the stream together); 0 = no limit.
+    #[serde(default)]
+    pub count: u64,
+    /// Seconds to send; 0 = no limit.
+    #[serde(default)]
+    pub duration: f64,
+    /// Seconds to wait after the run starts.
+    #[serde(default)]
+    pub start_delay: f64,
+    /// Carry a sequence number and TX timestamp in the payload and measure latency on return.
+    #[serde(default)]
+    pub latency: bool,
+    /// Port whose RX gets the stream back (default: the sending port, e.g. model loopback).
+    #[serde(default)]
+    pub rx_port: Option<usize>,
+    /// Linux skb priority / SO_PRIORITY (0..=15): selects the qdisc band.
+    #[serde(default)]
+    pub priority: u8,
+    /// pcap file to replay (mode = "pcap").
+    #[serde(default)]
+    pub pcap: Option<String>,
+    /// pcap replay timing: "original" (the file's gaps), "fast", or paced by `rate`.
+    #[serde(default)]
+    pub timing: Option<String>,
+    /// pcap replay: how many times to play the file (0 = until count/duration ends the stream).
+    #[serde(default = "default_loops")]
+    pub loops: u32,
+    /// UDP payload: "incrementing" (default), "zeros", "random", or "hex:DEADBEEF".
+    #[serde(default)]
+    pub payload: Option<String>,
     #[serde(default = "default_src_mac")]
     pub src_mac: String,
     #[serde(default = "default_dst_mac")]
@@ -127,10 +187,69 @@ pub struct StreamSection {
     /// 802.1Q VLAN id (0 = untagged).
     #[serde(default)]
     pub vlan: u16,
+    /// Let the NIC insert the VLAN tag (TX_VLAN offload) instead of the template.
+    #[serde(default)]
+    pub vlan_offload: bool,
     #[serde(default)]
     pub tos: u8,
     #[serde(default = "default_ttl")]
     pub ttl: u8,
+    /// Fields that vary per packet.
+    #[serde(default, rename = "field")]
+    pub fields: Vec<FieldSection>,
+}
+
+/// How a stream makes its packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamMode {
+    #[default]
+    Raw,
+    Socket,
+    Pcap,
+}
+
+/// `size = 64` or `size = "64-1518"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SizeField {
+    Fixed(u32),
+    Text(String),
+}
+
+/// `imix = "simple"` or `imix = [[64, 7], [594, 4], [1518, 1]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ImixField {
+    Named(String),
+    Custom(Vec<[u32; 2]>),
+}
+
+/// `[[stream.field]]`: a header field that varies per packet (TRex's field engine,
+/// pktgen's range mode).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSection {
+    /// src_mac, dst_mac, src_ip, dst_ip, src_port, dst_port, vlan, tos.
+    pub name: String,
+    /// "inc", "dec" or "random".
+    #[serde(default = "default_op")]
+    pub op: String,
+    /// Smallest value (same notation as the fixed field: "10.0.0.1", "02:00:00:00:00:01", 1000).
+    pub min: toml::Value,
+    pub max: toml::Value,
+    #[serde(default = "default_step")]
+    pub step: u64,
+}
+
+fn default_op() -> String {
+    "inc".into()
+}
+fn default_step() -> u64 {
+    1
+}
+fn default_loops() -> u32 {
+    1
 }
 
 fn default_size() -> u32 {
@@ -161,8 +280,23 @@ fn default_ttl() -> u8 {
 impl Default for StreamSection {
     fn default() -> Self {
         StreamSection {
+            name: None,
             port: 0,
-            size: default_size(),
+            lcores: None,
+            mode: StreamMode::Raw,
+            size: None,
+            imix: None,
+            rate: None,
+            count: 0,
+            duration: 0.0,
+            start_delay: 0.0,
+            latency: false,
+            rx_port: None,
+            priority: 0,
+            pcap: None,
+            timing: None,
+            loops: default_loops(),
+            payload: None,
             src_mac: default_src_mac(),
             dst_mac: default_dst_mac(),
             src_ip: default_src_ip(),
@@ -170,17 +304,225 @@ impl Default for StreamSection {
             src_port: default_sport(),
             dst_port: default_dport(),
             vlan: 0,
+            vlan_offload: false,
             tos: 0,
             ttl: default_ttl(),
+            fields: Vec::new(),
         }
     }
 }
 
-/// A stream with its addresses parsed.
+/// Frame sizes of a stream (wire sizes with FCS).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sizes {
+    Fixed(u32),
+    /// Uniformly random in min..=max.
+    Uniform(u32, u32),
+    /// (size, weight) pairs, spread evenly (smooth weighted round robin).
+    Imix(Vec<(u32, u32)>),
+}
+
+impl Sizes {
+    pub fn max(&self) -> u32 {
+        match self {
+            Sizes::Fixed(s) => *s,
+            Sizes::Uniform(_, b) => *b,
+            Sizes::Imix(v) => v.iter().map(|x| x.0).max().unwrap_or(64),
+        }
+    }
+    pub fn min(&self) -> u32 {
+        match self {
+            Sizes::Fixed(s) => *s,
+            Sizes::Uniform(a, _) => *a,
+            Sizes::Imix(v) => v.iter().map(|x| x.0).min().unwrap_or(64),
+        }
+    }
+    /// Mean wire size.
+    pub fn mean(&self) -> f64 {
+        match self {
+            Sizes::Fixed(s) => *s as f64,
+            Sizes::Uniform(a, b) => (*a as f64 + *b as f64) / 2.0,
+            Sizes::Imix(v) => {
+                let w: f64 = v.iter().map(|x| x.1 as f64).sum();
+                v.iter().map(|x| x.0 as f64 * x.1 as f64).sum::<f64>() / w
+            }
+        }
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            Sizes::Fixed(s) => format!("{s} B"),
+            Sizes::Uniform(a, b) => format!("{a}-{b} B uniform"),
+            Sizes::Imix(v) => format!(
+                "IMIX {}",
+                v.iter()
+                    .map(|(s, w)| format!("{s}:{w}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        }
+    }
+}
+
+/// A target rate. Bit rates are per frame including FCS (L2) or FCS + preamble + IFG (L1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// As fast as the port takes.
+    Line,
+    Pps(f64),
+    Bps {
+        bps: f64,
+        l1: bool,
+    },
+    /// Percent of the port's line rate (L1).
+    Percent(f64),
+}
+
+impl Rate {
+    /// Parses "1 Mpps", "500kpps", "9.5 Gbit/s", "10 Gbps L1", "90%", "line".
+    pub fn parse(s: &str) -> Result<Rate, String> {
+        let t = s.trim().to_ascii_lowercase().replace(' ', "");
+        if t == "line" {
+            return Ok(Rate::Line);
+        }
+        let bad = || {
+            format!("'{s}' is not a rate; use e.g. \"1 Mpps\", \"9.5 Gbit/s\", \"10 Gbit/s L1\", \"90%\" or \"line\"")
+        };
+        if let Some(p) = t.strip_suffix('%') {
+            let v: f64 = p.parse().map_err(|_| bad())?;
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(format!(
+                    "'{s}': a percentage of line rate must be in (0, 100]"
+                ));
+            }
+            return Ok(Rate::Percent(v));
+        }
+        let num_end = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e'))
+            .ok_or_else(bad)?;
+        let (num, unit) = t.split_at(num_end);
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        let (mult, rest) = match unit.chars().next() {
+            Some('k') => (1e3, &unit[1..]),
+            Some('m') => (1e6, &unit[1..]),
+            Some('g') => (1e9, &unit[1..]),
+            Some('t') => (1e12, &unit[1..]),
+            _ => (1.0, unit),
+        };
+        let v = v * mult;
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(format!("'{s}': the rate must be above zero"));
+        }
+        match rest {
+            "pps" => Ok(Rate::Pps(v)),
+            "bps" | "bit/s" | "bpsl2" | "bit/sl2" => Ok(Rate::Bps { bps: v, l1: false }),
+            "bpsl1" | "bit/sl1" => Ok(Rate::Bps { bps: v, l1: true }),
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Rate::Line => "line rate (as fast as the port takes)".into(),
+            Rate::Pps(p) => format!("{} pps", si(*p)),
+            Rate::Bps { bps, l1 } => format!("{}bit/s {}", si(*bps), if *l1 { "L1" } else { "L2" }),
+            Rate::Percent(p) => format!("{p}% of line rate (L1)"),
+        }
+    }
+
+    /// Packets per second for a mean wire size, given the port's line rate
+    /// (bit/s, 0 = unknown). `None` = unpaced.
+    pub fn pps(&self, mean_size: f64, line_bps: u64) -> Option<f64> {
+        match *self {
+            Rate::Line => None,
+            Rate::Pps(p) => Some(p),
+            Rate::Bps { bps, l1 } => Some(bps / ((mean_size + if l1 { 20.0 } else { 0.0 }) * 8.0)),
+            Rate::Percent(p) => Some(line_bps as f64 * p / 100.0 / ((mean_size + 20.0) * 8.0)),
+        }
+    }
+}
+
+fn si(v: f64) -> String {
+    if v >= 1e9 {
+        format!("{:.3} G", v / 1e9)
+    } else if v >= 1e6 {
+        format!("{:.3} M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.3} k", v / 1e3)
+    } else {
+        format!("{v:.0} ")
+    }
+}
+
+/// pcap replay timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// The file's own inter-packet gaps.
+    Original,
+    /// As fast as possible (or paced by `rate`).
+    Fast,
+}
+
+/// UDP payload fill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    Incrementing,
+    Zeros,
+    Random,
+    Bytes(Vec<u8>),
+}
+
+/// Which header field a [`Field`] varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    SrcMac,
+    DstMac,
+    SrcIp,
+    DstIp,
+    SrcPort,
+    DstPort,
+    Vlan,
+    Tos,
+}
+
+/// How a field varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldOp {
+    Inc,
+    Dec,
+    Random,
+}
+
+/// A varying field: values min..=max.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub kind: FieldKind,
+    pub op: FieldOp,
+    pub min: u64,
+    pub max: u64,
+    pub step: u64,
+}
+
+/// A validated stream.
 #[derive(Debug, Clone)]
 pub struct Stream {
+    pub index: usize,
+    pub name: String,
     pub port: usize,
-    pub size: u32,
+    pub rx_port: usize,
+    /// Sending lcores (core ids); `None` = every lcore of the run.
+    pub lcores: Option<Vec<usize>>,
+    pub mode: StreamMode,
+    pub sizes: Sizes,
+    pub rate: Rate,
+    pub count: u64,
+    pub duration: f64,
+    pub start_delay: f64,
+    pub latency: bool,
+    pub priority: u8,
+    pub pcap: Option<std::path::PathBuf>,
+    pub timing: Timing,
+    pub loops: u32,
+    pub payload: Payload,
     pub src_mac: MacAddr,
     pub dst_mac: MacAddr,
     pub src_ip: Ipv4Addr,
@@ -188,12 +530,133 @@ pub struct Stream {
     pub src_port: u16,
     pub dst_port: u16,
     pub vlan: u16,
+    /// The NIC inserts `vlan` (the template is untagged).
+    pub vlan_offload: bool,
     pub tos: u8,
     pub ttl: u8,
+    pub fields: Vec<Field>,
 }
 
 /// Smallest frame the generator builds (Ethernet minimum, with FCS).
 pub const MIN_SIZE: u32 = 64;
+/// Largest frame: the mbuf data room (2048) plus FCS.
+pub const MAX_SIZE: u32 = 2048 + 4;
+/// Bytes the latency header takes at the start of the UDP payload.
+pub const LATENCY_HDR: u32 = 18;
+
+const IMIX_SIMPLE: &[(u32, u32)] = &[(64, 7), (594, 4), (1518, 1)];
+const IMIX_TOLLY: &[(u32, u32)] = &[(64, 55), (78, 5), (576, 17), (1518, 23)];
+
+fn parse_sizes(s: &StreamSection, k: &dyn Fn(&str) -> String) -> Result<Sizes, ConfigError> {
+    let sizes = match (&s.size, &s.imix) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(k("imix"), "give either size or imix, not both"));
+        }
+        (_, Some(ImixField::Named(n))) => match n.as_str() {
+            "simple" => Sizes::Imix(IMIX_SIMPLE.to_vec()),
+            "tolly" => Sizes::Imix(IMIX_TOLLY.to_vec()),
+            _ => {
+                return Err(ConfigError::new(
+                    k("imix"),
+                    format!("unknown profile '{n}'; use \"simple\" (64:7,594:4,1518:1), \"tolly\", or [[size, weight], ...]"),
+                ))
+            }
+        },
+        (_, Some(ImixField::Custom(v))) => {
+            if v.is_empty() || v.iter().any(|p| p[1] == 0) || v.iter().map(|p| p[1] as u64).sum::<u64>() > 10_000 {
+                return Err(ConfigError::new(
+                    k("imix"),
+                    "needs [size, weight] pairs with weights ≥ 1 (total ≤ 10000)",
+                ));
+            }
+            Sizes::Imix(v.iter().map(|p| (p[0], p[1])).collect())
+        }
+        (None, None) => Sizes::Fixed(default_size()),
+        (Some(SizeField::Fixed(z)), None) => Sizes::Fixed(*z),
+        (Some(SizeField::Text(t)), None) => {
+            let (a, b) = t.split_once('-').ok_or_else(|| {
+                ConfigError::new(k("size"), format!("'{t}' is not a size; use 64 or \"64-1518\""))
+            })?;
+            let a: u32 = a.trim().parse().map_err(|_| ConfigError::new(k("size"), format!("'{t}' is not a size range")))?;
+            let b: u32 = b.trim().parse().map_err(|_| ConfigError::new(k("size"), format!("'{t}' is not a size range")))?;
+            if a > b {
+                return Err(ConfigError::new(k("size"), format!("range '{t}' is descending")));
+            }
+            Sizes::Uniform(a, b)
+        }
+    };
+    let min_needed = MIN_SIZE.max(
+        46 + if s.vlan != 0 || s.fields.iter().any(|f| f.name == "vlan") {
+            4
+        } else {
+            0
+        } + if s.latency { LATENCY_HDR } else { 0 },
+    );
+    let key = if s.imix.is_some() {
+        k("imix")
+    } else {
+        k("size")
+    };
+    if sizes.min() < min_needed || sizes.max() > MAX_SIZE {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "{} is outside {min_needed}..={MAX_SIZE} (frame size on the wire, FCS included{})",
+                sizes.describe(),
+                if min_needed > MIN_SIZE {
+                    "; VLAN tags and latency headers need room"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    Ok(sizes)
+}
+
+fn field_value(kind: FieldKind, v: &toml::Value) -> Result<u64, String> {
+    let as_int = || -> Result<u64, String> {
+        v.as_integer()
+            .filter(|i| *i >= 0)
+            .map(|i| i as u64)
+            .ok_or_else(|| format!("{v} is not a non-negative number"))
+    };
+    let as_str = || v.as_str().ok_or_else(|| format!("{v} must be a string"));
+    let val = match kind {
+        FieldKind::SrcMac | FieldKind::DstMac => {
+            let m: MacAddr = as_str()?.parse()?;
+            m.0.iter().fold(0u64, |a, b| (a << 8) | *b as u64)
+        }
+        FieldKind::SrcIp | FieldKind::DstIp => {
+            let ip: Ipv4Addr = as_str()?
+                .parse()
+                .map_err(|_| format!("{v} is not an IPv4 address"))?;
+            u32::from(ip) as u64
+        }
+        FieldKind::SrcPort | FieldKind::DstPort => {
+            let x = as_int()?;
+            if x > 65535 {
+                return Err(format!("{x} is not a port (0..=65535)"));
+            }
+            x
+        }
+        FieldKind::Vlan => {
+            let x = as_int()?;
+            if x > 4095 {
+                return Err(format!("{x} is not a VLAN id (0..=4095)"));
+            }
+            x
+        }
+        FieldKind::Tos => {
+            let x = as_int()?;
+            if x > 255 {
+                return Err(format!("{x} is not a TOS byte (0..=255)"));
+            }
+            x
+        }
+    };
+    Ok(val)
+}
 
 impl Config {
     /// Reads and parses a TOML file; errors name the key and line.
@@ -249,7 +712,7 @@ impl Config {
                 ),
             ));
         }
-        wirespeed::eal::CoreList::parse(&r.lcores)
+        let run_cores = wirespeed::eal::CoreList::parse(&r.lcores)
             .map_err(|e| ConfigError::new("run.lcores", e.to_string()))?;
         if self.ports.is_empty() {
             return Err(ConfigError::new(
@@ -295,11 +758,14 @@ impl Config {
                     ),
                 ));
             }
-            let max = 2048 + 4;
-            if s.size < MIN_SIZE || s.size > max {
+            let rx_port = s.rx_port.unwrap_or(s.port);
+            if rx_port >= self.ports.len() {
                 return Err(ConfigError::new(
-                    k("size"),
-                    format!("{} bytes is outside {MIN_SIZE}..={max} (frame size on the wire, FCS included)", s.size),
+                    k("rx_port"),
+                    format!(
+                        "port {rx_port} does not exist; {} port(s) are configured",
+                        self.ports.len()
+                    ),
                 ));
             }
             if s.vlan > 4095 {
@@ -308,10 +774,162 @@ impl Config {
                     format!("{} is not a VLAN id (0..=4095)", s.vlan),
                 ));
             }
-            if s.vlan != 0 && s.size < MIN_SIZE + 4 {
+            if s.priority > 15 {
                 return Err(ConfigError::new(
-                    k("size"),
-                    "a VLAN-tagged frame needs at least 68 bytes",
+                    k("priority"),
+                    format!("{} is outside 0..=15", s.priority),
+                ));
+            }
+            for (f, v) in [("duration", s.duration), ("start_delay", s.start_delay)] {
+                if !(v >= 0.0 && v.is_finite()) {
+                    return Err(ConfigError::new(
+                        k(f),
+                        format!("{v} is not a number of seconds ≥ 0"),
+                    ));
+                }
+            }
+            let sizes = parse_sizes(s, &k)?;
+            let rate = match &s.rate {
+                None => Rate::Line,
+                Some(t) => Rate::parse(t).map_err(|e| ConfigError::new(k("rate"), e))?,
+            };
+            let lcores = match &s.lcores {
+                None => None,
+                Some(l) => {
+                    let cl = wirespeed::eal::CoreList::parse(l)
+                        .map_err(|e| ConfigError::new(k("lcores"), e.to_string()))?;
+                    for c in cl.cores() {
+                        if !run_cores.cores().contains(c) {
+                            return Err(ConfigError::new(
+                                k("lcores"),
+                                format!("core {c} is not in run.lcores ({run_cores}); add it there or drop it here"),
+                            ));
+                        }
+                    }
+                    Some(cl.cores().to_vec())
+                }
+            };
+            let (pcap, timing) = match s.mode {
+                StreamMode::Pcap => {
+                    let p = s.pcap.as_ref().ok_or_else(|| {
+                        ConfigError::new(k("pcap"), "mode = \"pcap\" needs pcap = \"FILE.pcap\"")
+                    })?;
+                    let t = match s.timing.as_deref() {
+                        None | Some("original") => Timing::Original,
+                        Some("fast") => Timing::Fast,
+                        Some(o) => {
+                            return Err(ConfigError::new(
+                                k("timing"),
+                                format!("'{o}' is not \"original\" or \"fast\""),
+                            ))
+                        }
+                    };
+                    if s.latency {
+                        return Err(ConfigError::new(k("latency"), "pcap replay sends the file's bytes unchanged; latency needs mode = \"raw\""));
+                    }
+                    (Some(std::path::PathBuf::from(p)), t)
+                }
+                _ => {
+                    if s.pcap.is_some() {
+                        return Err(ConfigError::new(
+                            k("pcap"),
+                            "only used with mode = \"pcap\"",
+                        ));
+                    }
+                    if s.timing.is_some() {
+                        return Err(ConfigError::new(
+                            k("timing"),
+                            "only used with mode = \"pcap\"",
+                        ));
+                    }
+                    (None, Timing::Fast)
+                }
+            };
+            let payload = match s.payload.as_deref() {
+                None | Some("incrementing") => Payload::Incrementing,
+                Some("zeros") => Payload::Zeros,
+                Some("random") => Payload::Random,
+                Some(h) if h.starts_with("hex:") => {
+                    let hex = &h[4..];
+                    if hex.is_empty() || hex.len() % 2 != 0 {
+                        return Err(ConfigError::new(
+                            k("payload"),
+                            "hex: needs an even number of hex digits",
+                        ));
+                    }
+                    let bytes: Result<Vec<u8>, _> = (0..hex.len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+                        .collect();
+                    Payload::Bytes(bytes.map_err(|_| {
+                        ConfigError::new(k("payload"), format!("'{h}' has a non-hex digit"))
+                    })?)
+                }
+                Some(o) => {
+                    return Err(ConfigError::new(
+                        k("payload"),
+                        format!(
+                            "'{o}' is not \"incrementing\", \"zeros\", \"random\" or \"hex:…\""
+                        ),
+                    ))
+                }
+            };
+            let mut fields = Vec::new();
+            for (j, f) in s.fields.iter().enumerate() {
+                let fk = |x: &str| format!("stream[{i}].field[{j}].{x}");
+                let kind = match f.name.as_str() {
+                    "src_mac" => FieldKind::SrcMac,
+                    "dst_mac" => FieldKind::DstMac,
+                    "src_ip" => FieldKind::SrcIp,
+                    "dst_ip" => FieldKind::DstIp,
+                    "src_port" => FieldKind::SrcPort,
+                    "dst_port" => FieldKind::DstPort,
+                    "vlan" => FieldKind::Vlan,
+                    "tos" => FieldKind::Tos,
+                    o => {
+                        return Err(ConfigError::new(
+                            fk("name"),
+                            format!("'{o}' cannot vary; use src_mac, dst_mac, src_ip, dst_ip, src_port, dst_port, vlan or tos"),
+                        ))
+                    }
+                };
+                let op = match f.op.as_str() {
+                    "inc" => FieldOp::Inc,
+                    "dec" => FieldOp::Dec,
+                    "random" => FieldOp::Random,
+                    o => {
+                        return Err(ConfigError::new(
+                            fk("op"),
+                            format!("'{o}' is not \"inc\", \"dec\" or \"random\""),
+                        ))
+                    }
+                };
+                let min = field_value(kind, &f.min).map_err(|e| ConfigError::new(fk("min"), e))?;
+                let max = field_value(kind, &f.max).map_err(|e| ConfigError::new(fk("max"), e))?;
+                if min > max {
+                    return Err(ConfigError::new(fk("max"), "is below min"));
+                }
+                if f.step == 0 {
+                    return Err(ConfigError::new(fk("step"), "must be at least 1"));
+                }
+                if kind == FieldKind::Vlan && s.vlan == 0 {
+                    return Err(ConfigError::new(
+                        fk("name"),
+                        "a varying vlan needs the stream to be tagged (vlan = ID)",
+                    ));
+                }
+                fields.push(Field {
+                    kind,
+                    op,
+                    min,
+                    max,
+                    step: f.step,
+                });
+            }
+            if s.mode != StreamMode::Raw && !fields.is_empty() {
+                return Err(ConfigError::new(
+                    format!("stream[{i}].field"),
+                    "varying fields are for mode = \"raw\"",
                 ));
             }
             let mac = |f: &str, v: &str| -> Result<MacAddr, ConfigError> {
@@ -322,8 +940,23 @@ impl Config {
                     .map_err(|_| ConfigError::new(k(f), format!("'{v}' is not an IPv4 address")))
             };
             out.push(Stream {
+                index: i,
+                name: s.name.clone().unwrap_or_else(|| format!("stream{i}")),
                 port: s.port,
-                size: s.size,
+                rx_port,
+                lcores,
+                mode: s.mode,
+                sizes,
+                rate,
+                count: s.count,
+                duration: s.duration,
+                start_delay: s.start_delay,
+                latency: s.latency,
+                priority: s.priority,
+                pcap,
+                timing,
+                loops: s.loops,
+                payload,
                 src_mac: mac("src_mac", &s.src_mac)?,
                 dst_mac: mac("dst_mac", &s.dst_mac)?,
                 src_ip: ip("src_ip", &s.src_ip)?,
@@ -331,8 +964,10 @@ impl Config {
                 src_port: s.src_port,
                 dst_port: s.dst_port,
                 vlan: s.vlan,
+                vlan_offload: s.vlan_offload && s.vlan != 0,
                 tos: s.tos,
                 ttl: s.ttl,
+                fields,
             });
         }
         Ok(out)
@@ -344,11 +979,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rates_parse_with_units() {
+        assert_eq!(Rate::parse("1 Mpps").unwrap(), Rate::Pps(1e6));
+        assert_eq!(Rate::parse("500kpps").unwrap(), Rate::Pps(5e5));
+        assert_eq!(
+            Rate::parse("9.5 Gbit/s").unwrap(),
+            Rate::Bps {
+                bps: 9.5e9,
+                l1: false
+            }
+        );
+        assert_eq!(
+            Rate::parse("10 Gbps L1").unwrap(),
+            Rate::Bps {
+                bps: 1e10,
+                l1: true
+            }
+        );
+        assert_eq!(Rate::parse("90%").unwrap(), Rate::Percent(90.0));
+        assert_eq!(Rate::parse("line").unwrap(), Rate::Line);
+        for bad in ["", "fast", "0 pps", "10 Gfoo", "-1pps", "101%"] {
+            assert!(Rate::parse(bad).is_err(), "{bad}");
+        }
+        // 10G L1 at 64 B = 14.88 Mpps.
+        let pps = Rate::Percent(100.0).pps(64.0, 10_000_000_000).unwrap();
+        assert!((pps - 14_880_952.38).abs() < 1.0, "{pps}");
+    }
+
+    #[test]
+    fn imix_and_ranges() {
+        let c = Config::parse("[[port]]\nspec = \"null\"\n[[stream]]\nimix = \"simple\"\n[[stream]]\nsize = \"64-128\"\n[[stream]]\nimix = [[64, 1], [1500, 3]]\n", "t").unwrap();
+        let s = c.validate().unwrap();
+        assert_eq!(s[0].sizes, Sizes::Imix(vec![(64, 7), (594, 4), (1518, 1)]));
+        assert_eq!(s[1].sizes, Sizes::Uniform(64, 128));
+        assert_eq!(s[2].sizes, Sizes::Imix(vec![(64, 1), (1500, 3)]));
+        assert!((s[0].sizes.mean() - (64.0 * 7.0 + 594.0 * 4.0 + 1518.0) / 12.0).abs() < 1e-9);
+    }
+
+    #[test]
     fn quickstart_and_defaults_parse() {
         let c = Config::parse("[[port]]\nspec = \"null\"\n", "t").unwrap();
         let s = c.validate().unwrap();
         assert_eq!(s.len(), 1);
-        assert_eq!(s[0].size, 64);
+        assert_eq!(s[0].sizes, Sizes::Fixed(64));
         assert_eq!(c.run.burst, 32);
     }
 

@@ -1,10 +1,17 @@
-//! Raw-mode frame templates: Ethernet (+802.1Q) / IPv4 / UDP with correct
-//! lengths and checksums, built once per stream and copied into every buffer
-//! of the lcore's mempool (the `hh_cache` idea: the header is prebuilt).
+//! Raw-mode packet building: an Ethernet (+802.1Q) / IPv4 / UDP header
+//! template per stream, prebuilt into every buffer of the lcore's mempool (the
+//! `hh_cache` idea), then patched per packet: varying fields (TRex's field
+//! engine), the frame size (fixed, uniform random, IMIX), the latency header,
+//! and the checksums, which are assembled from precomputed partial sums rather
+//! than recomputed over the packet.
 
-use crate::config::Stream;
+use crate::config::{Field, FieldKind, FieldOp, Payload, Sizes, Stream, LATENCY_HDR};
+use wirespeed::mbuf::{ol, Mbuf};
 
-/// RFC 1071 one's-complement sum of `data`, folded, not inverted.
+/// Magic at the start of a latency header ("WS").
+pub const LAT_MAGIC: u16 = 0x5753;
+
+/// RFC 1071 one's-complement sum of `data` added to `acc`, folded, not inverted.
 pub fn ones_sum(data: &[u8], mut acc: u64) -> u16 {
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
@@ -13,109 +20,549 @@ pub fn ones_sum(data: &[u8], mut acc: u64) -> u16 {
     if let [b] = chunks.remainder() {
         acc += (*b as u64) << 8;
     }
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
+    fold(acc)
+}
+
+/// Folds a 64-bit accumulator into 16 bits (end-around carry).
+#[inline(always)]
+pub fn fold(mut acc: u64) -> u16 {
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
     acc as u16
 }
 
-/// Builds one frame (without FCS) of `stream.size - 4` bytes.
-pub fn build(stream: &Stream) -> Vec<u8> {
-    let len = stream.size as usize - 4;
-    let mut f = vec![0u8; len];
-    f[0..6].copy_from_slice(&stream.dst_mac.0);
-    f[6..12].copy_from_slice(&stream.src_mac.0);
-    let mut l3 = 12;
-    if stream.vlan != 0 {
-        f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
-        f[14..16].copy_from_slice(&stream.vlan.to_be_bytes());
-        l3 = 16;
+/// A small, fast PRNG (xorshift64*), one per generator.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    f[l3..l3 + 2].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip = l3 + 2;
-    let ip_len = len - ip;
-    let udp = ip + 20;
-    let udp_len = len - udp;
-    // Payload: a recognisable incrementing pattern.
-    for (i, b) in f[udp + 8..].iter_mut().enumerate() {
-        *b = i as u8;
+    #[inline(always)]
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    let h = &mut f[ip..ip + 20];
-    h[0] = 0x45;
-    h[1] = stream.tos;
-    h[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-    h[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF
-    h[8] = stream.ttl;
-    h[9] = 17;
-    h[12..16].copy_from_slice(&stream.src_ip.octets());
-    h[16..20].copy_from_slice(&stream.dst_ip.octets());
-    let c = !ones_sum(h, 0);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    let u = &mut f[udp..];
-    u[0..2].copy_from_slice(&stream.src_port.to_be_bytes());
-    u[2..4].copy_from_slice(&stream.dst_port.to_be_bytes());
-    u[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    let mut pseudo = 0u64;
-    for w in [stream.src_ip.octets(), stream.dst_ip.octets()] {
-        pseudo += u16::from_be_bytes([w[0], w[1]]) as u64 + u16::from_be_bytes([w[2], w[3]]) as u64;
+    /// Uniform in lo..=hi.
+    #[inline(always)]
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        let span = hi - lo + 1;
+        if span == 0 {
+            return self.next();
+        }
+        lo + ((self.next() as u128 * span as u128) >> 64) as u64
     }
-    pseudo += 17 + udp_len as u64;
-    let mut c = !ones_sum(&f[udp..], pseudo);
-    if c == 0 {
-        c = 0xffff;
+}
+
+/// The sequence of frame sizes a generator sends.
+#[derive(Debug, Clone)]
+pub enum SizeSeq {
+    Fixed(u32),
+    Uniform(u32, u32),
+    /// A precomputed, evenly spread schedule (smooth weighted round robin).
+    Schedule(Vec<u32>, usize),
+}
+
+impl SizeSeq {
+    pub fn new(s: &Sizes) -> SizeSeq {
+        match s {
+            Sizes::Fixed(z) => SizeSeq::Fixed(*z),
+            Sizes::Uniform(a, b) => SizeSeq::Uniform(*a, *b),
+            Sizes::Imix(v) => SizeSeq::Schedule(imix_schedule(v), 0),
+        }
     }
-    f[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
-    f
+
+    /// The next wire size (with FCS).
+    #[inline(always)]
+    pub fn next(&mut self, rng: &mut Rng) -> u32 {
+        match self {
+            SizeSeq::Fixed(z) => *z,
+            SizeSeq::Uniform(a, b) => rng.range(*a as u64, *b as u64) as u32,
+            SizeSeq::Schedule(v, i) => {
+                let z = v[*i];
+                *i += 1;
+                if *i == v.len() {
+                    *i = 0;
+                }
+                z
+            }
+        }
+    }
+
+    /// The size `next` would return, without advancing (uniform sizes peek the maximum).
+    #[inline(always)]
+    pub fn peek(&self) -> u32 {
+        match self {
+            SizeSeq::Fixed(z) => *z,
+            SizeSeq::Uniform(_, b) => *b,
+            SizeSeq::Schedule(v, i) => v[*i],
+        }
+    }
+}
+
+/// Spreads IMIX sizes evenly: smooth weighted round robin, so 7:4:1 never
+/// sends seven 64-byte frames in a row.
+pub fn imix_schedule(v: &[(u32, u32)]) -> Vec<u32> {
+    let total: i64 = v.iter().map(|x| x.1 as i64).sum();
+    let mut cur = vec![0i64; v.len()];
+    let mut out = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        let mut best = 0;
+        for i in 0..v.len() {
+            cur[i] += v[i].1 as i64;
+            if cur[i] > cur[best] {
+                best = i;
+            }
+        }
+        cur[best] -= total;
+        out.push(v[best].0);
+    }
+    out
+}
+
+/// One varying field's state.
+#[derive(Debug, Clone)]
+struct FieldGen {
+    f: Field,
+    cur: u64,
+    offset: usize,
+}
+
+/// Builds the packets of one stream on one lcore.
+pub struct PacketGen {
+    /// The frame at the largest size (without FCS).
+    pub template: Vec<u8>,
+    l2: usize,
+    ip: usize,
+    udp: usize,
+    sizes: SizeSeq,
+    fields: Vec<FieldGen>,
+    rng: Rng,
+    latency: bool,
+    offload: bool,
+    /// Header fields change per packet (sizes, fields or latency): patch on every packet.
+    dynamic: bool,
+    /// payload_prefix[n] = one's-complement contribution of the first n payload bytes.
+    payload_prefix: Vec<u64>,
+    pub stream_id: u8,
+    pub lcore_id: u8,
+    pub seq: u64,
+    vlan_prio_bits: u16,
+    priority: u8,
+    /// TCI the NIC inserts (0 = none).
+    hw_vlan: u16,
+    /// Bytes the NIC adds to the buffer (the offloaded tag).
+    hw_extra: usize,
+}
+
+impl PacketGen {
+    /// A generator for `s`; `offload` seeds the checksum fields for a NIC to finish.
+    pub fn new(s: &Stream, lcore_id: u8, offload: bool) -> PacketGen {
+        // With VLAN offload the NIC adds the 4-byte tag: the buffer is shorter
+        // and the wire size stays what the stream asks for.
+        let hw_vlan = s.vlan_offload && s.vlan != 0;
+        let tag_in_frame = s.vlan != 0 && !hw_vlan;
+        let max = s.sizes.max() as usize - 4 - if hw_vlan { 4 } else { 0 };
+        let l2 = if tag_in_frame { 18 } else { 14 };
+        let ip = l2;
+        let udp = ip + 20;
+        let mut f = vec![0u8; max];
+        f[0..6].copy_from_slice(&s.dst_mac.0);
+        f[6..12].copy_from_slice(&s.src_mac.0);
+        if tag_in_frame {
+            f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+            f[14..16].copy_from_slice(&s.vlan.to_be_bytes());
+        }
+        f[l2 - 2..l2].copy_from_slice(&0x0800u16.to_be_bytes());
+        let payload = &mut f[udp + 8..];
+        match &s.payload {
+            Payload::Incrementing => payload
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| *b = i as u8),
+            Payload::Zeros => {}
+            Payload::Random => {
+                let mut r = Rng::new(0xC0FFEE + s.index as u64);
+                payload.iter_mut().for_each(|b| *b = r.next() as u8);
+            }
+            Payload::Bytes(v) => payload
+                .iter_mut()
+                .zip(v.iter().cycle())
+                .for_each(|(b, x)| *b = *x),
+        }
+        if s.latency {
+            payload[..LATENCY_HDR as usize].fill(0);
+        }
+        let h = &mut f[ip..ip + 20];
+        h[0] = 0x45;
+        h[1] = s.tos;
+        h[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF: generator frames are never fragmented
+        h[8] = s.ttl;
+        h[9] = 17;
+        h[12..16].copy_from_slice(&s.src_ip.octets());
+        h[16..20].copy_from_slice(&s.dst_ip.octets());
+        let u = &mut f[udp..udp + 4];
+        u[0..2].copy_from_slice(&s.src_port.to_be_bytes());
+        u[2..4].copy_from_slice(&s.dst_port.to_be_bytes());
+        // Prefix sums of the payload as 16-bit big-endian words (even offsets high).
+        let pay = &f[udp + 8..];
+        let mut payload_prefix = Vec::with_capacity(pay.len() + 1);
+        let mut acc = 0u64;
+        payload_prefix.push(0);
+        for (i, b) in pay.iter().enumerate() {
+            acc += if i % 2 == 0 {
+                (*b as u64) << 8
+            } else {
+                *b as u64
+            };
+            payload_prefix.push(acc);
+        }
+        let fields: Vec<FieldGen> = s
+            .fields
+            .iter()
+            .map(|fl| FieldGen {
+                f: fl.clone(),
+                cur: match fl.op {
+                    FieldOp::Dec => fl.max,
+                    _ => fl.min,
+                },
+                offset: match fl.kind {
+                    FieldKind::DstMac => 0,
+                    FieldKind::SrcMac => 6,
+                    FieldKind::Vlan => 14,
+                    FieldKind::Tos => ip + 1,
+                    FieldKind::SrcIp => ip + 12,
+                    FieldKind::DstIp => ip + 16,
+                    FieldKind::SrcPort => udp,
+                    FieldKind::DstPort => udp + 2,
+                },
+            })
+            .collect();
+        let sizes = SizeSeq::new(&s.sizes);
+        let dynamic = !matches!(sizes, SizeSeq::Fixed(_)) || !fields.is_empty() || s.latency;
+        let mut g = PacketGen {
+            template: f,
+            l2,
+            ip,
+            udp,
+            sizes,
+            fields,
+            rng: Rng::new(0x5EED ^ ((s.index as u64) << 8) ^ lcore_id as u64),
+            latency: s.latency,
+            offload,
+            dynamic,
+            payload_prefix,
+            stream_id: s.index as u8,
+            lcore_id,
+            seq: 0,
+            vlan_prio_bits: s.vlan & 0xf000,
+            priority: s.priority,
+            hw_vlan: if hw_vlan { s.vlan } else { 0 },
+            hw_extra: if hw_vlan { 4 } else { 0 },
+        };
+        // The template itself is a valid frame at the largest size.
+        let len = g.template.len();
+        let mut t = std::mem::take(&mut g.template);
+        g.finish_headers(&mut t, len);
+        g.template = t;
+        g
+    }
+
+    /// Wire size of the next packet (for the pacer), without advancing.
+    #[inline(always)]
+    pub fn peek_size(&self) -> u32 {
+        self.sizes.peek()
+    }
+
+    /// True when nothing changes per packet (fixed size, no fields, no latency):
+    /// then the prebuilt buffer only needs its length set.
+    pub fn is_static(&self) -> bool {
+        !self.dynamic
+    }
+
+    /// Writes the lengths and checksums of a frame of `len` bytes (no FCS).
+    #[inline]
+    fn finish_headers(&self, f: &mut [u8], len: usize) {
+        let ip = self.ip;
+        let udp = self.udp;
+        let ip_len = (len - ip) as u16;
+        let udp_len = (len - udp) as u16;
+        f[ip + 2..ip + 4].copy_from_slice(&ip_len.to_be_bytes());
+        f[udp + 4..udp + 6].copy_from_slice(&udp_len.to_be_bytes());
+        f[ip + 10] = 0;
+        f[ip + 11] = 0;
+        let src = u32::from_be_bytes(f[ip + 12..ip + 16].try_into().unwrap()) as u64;
+        let dst = u32::from_be_bytes(f[ip + 16..ip + 20].try_into().unwrap()) as u64;
+        let pseudo =
+            (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + 17 + udp_len as u64;
+        if self.offload {
+            // The NIC computes both: IPv4 checksum field zero, UDP field seeded
+            // with the pseudo-header sum (DPDK rte_net_intel_cksum_prepare).
+            f[udp + 6..udp + 8].copy_from_slice(&fold(pseudo).to_be_bytes());
+            return;
+        }
+        let ipc = !ones_sum(&f[ip..ip + 20], 0);
+        f[ip + 10..ip + 12].copy_from_slice(&ipc.to_be_bytes());
+        let sport = u16::from_be_bytes([f[udp], f[udp + 1]]) as u64;
+        let dport = u16::from_be_bytes([f[udp + 2], f[udp + 3]]) as u64;
+        let pay_len = udp_len as usize - 8;
+        let mut acc = pseudo + sport + dport + udp_len as u64 + self.payload_prefix[pay_len];
+        if self.latency {
+            // The prefix sums were taken with a zeroed latency header: add its words.
+            let p = udp + 8;
+            acc += ones_sum(&f[p..p + LATENCY_HDR as usize], 0) as u64;
+        }
+        let mut c = !fold(acc);
+        if c == 0 {
+            c = 0xffff; // RFC 768: a computed zero is sent as all ones
+        }
+        f[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
+    }
+
+    #[inline(always)]
+    fn advance_fields(&mut self) {
+        for fg in &mut self.fields {
+            let f = &fg.f;
+            fg.cur = match f.op {
+                FieldOp::Inc => {
+                    let span = f.max - f.min + 1;
+                    f.min + (fg.cur - f.min + f.step) % span
+                }
+                FieldOp::Dec => {
+                    let span = f.max - f.min + 1;
+                    f.max - ((f.max - fg.cur + f.step) % span)
+                }
+                FieldOp::Random => self.rng.range(f.min, f.max),
+            };
+        }
+    }
+
+    /// Turns a buffer holding the template into the next packet. Returns the
+    /// frame length (without FCS). `now_tsc` goes into the latency header.
+    #[inline]
+    pub fn fill(&mut self, m: &mut Mbuf, now_tsc: u64) -> usize {
+        let wire = self.sizes.next(&mut self.rng);
+        let len = wire as usize - 4 - self.hw_extra;
+        let _ = m.set_len(len);
+        m.set_priority(self.priority);
+        if self.offload || self.hw_vlan != 0 {
+            let mut f = 0;
+            if self.offload {
+                f |= ol::TX_IPV4 | ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM;
+            }
+            if self.hw_vlan != 0 {
+                f |= ol::TX_VLAN;
+                m.set_vlan_tci(self.hw_vlan);
+            }
+            m.set_ol_flags(f);
+            m.set_tx_lens(self.l2 as u8, 20, 8);
+        }
+        if !self.dynamic {
+            return len;
+        }
+        // Values in effect for this packet, then step the fields for the next one.
+        let data = m.data_mut();
+        for fg in &self.fields {
+            let o = fg.offset;
+            match fg.f.kind {
+                FieldKind::SrcMac | FieldKind::DstMac => {
+                    data[o..o + 6].copy_from_slice(&fg.cur.to_be_bytes()[2..8])
+                }
+                FieldKind::SrcIp | FieldKind::DstIp => {
+                    data[o..o + 4].copy_from_slice(&(fg.cur as u32).to_be_bytes())
+                }
+                FieldKind::SrcPort | FieldKind::DstPort => {
+                    data[o..o + 2].copy_from_slice(&(fg.cur as u16).to_be_bytes())
+                }
+                FieldKind::Vlan => data[o..o + 2]
+                    .copy_from_slice(&(self.vlan_prio_bits | fg.cur as u16).to_be_bytes()),
+                FieldKind::Tos => data[o] = fg.cur as u8,
+            }
+        }
+        if self.latency {
+            let p = self.udp + 8;
+            let h = &mut data[p..p + LATENCY_HDR as usize];
+            h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
+            h[2] = self.stream_id;
+            h[3] = self.lcore_id;
+            h[4..10].copy_from_slice(&self.seq.to_be_bytes()[2..8]);
+            h[10..18].copy_from_slice(&now_tsc.to_be_bytes());
+            m.set_tx_timestamp(now_tsc);
+        }
+        self.seq += 1;
+        let data = m.data_mut();
+        self.finish_headers(data, len);
+        self.advance_fields();
+        len
+    }
+}
+
+/// A latency header found in a received frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencyTag {
+    pub stream: u8,
+    pub lcore: u8,
+    pub seq: u64,
+    pub tx_tsc: u64,
+}
+
+/// Finds the latency header of a generator frame (Ethernet, optional 802.1Q,
+/// IPv4 without options, UDP).
+#[inline]
+pub fn parse_latency(f: &[u8]) -> Option<LatencyTag> {
+    let mut l2 = 14;
+    if f.len() < 14 {
+        return None;
+    }
+    let mut et = u16::from_be_bytes([f[12], f[13]]);
+    if et == 0x8100 {
+        if f.len() < 18 {
+            return None;
+        }
+        et = u16::from_be_bytes([f[16], f[17]]);
+        l2 = 18;
+    }
+    if et != 0x0800 || f.len() < l2 + 28 + LATENCY_HDR as usize || f[l2] != 0x45 || f[l2 + 9] != 17
+    {
+        return None;
+    }
+    let p = l2 + 28;
+    let h = &f[p..p + LATENCY_HDR as usize];
+    if u16::from_be_bytes([h[0], h[1]]) != LAT_MAGIC {
+        return None;
+    }
+    let mut seq = [0u8; 8];
+    seq[2..8].copy_from_slice(&h[4..10]);
+    Some(LatencyTag {
+        stream: h[2],
+        lcore: h[3],
+        seq: u64::from_be_bytes(seq),
+        tx_tsc: u64::from_be_bytes(h[10..18].try_into().unwrap()),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StreamSection;
+    use crate::config::Config;
+    use wirespeed::mbuf::{Mempool, PoolConfig};
 
-    fn stream(size: u32, vlan: u16) -> Stream {
-        let c = crate::config::Config {
-            ports: vec![crate::config::PortSection {
-                spec: "null".into(),
-                tx_queues: None,
-                ring_size: 1024,
-                offload: false,
-            }],
-            streams: vec![StreamSection {
-                size,
-                vlan,
-                ..Default::default()
-            }],
-            ..Default::default()
+    fn streams(toml: &str) -> Vec<Stream> {
+        Config::parse(&format!("[[port]]\nspec = \"null\"\n{toml}"), "t")
+            .unwrap()
+            .validate()
+            .unwrap()
+    }
+
+    fn check_frame(f: &[u8]) {
+        let ip = if u16::from_be_bytes([f[12], f[13]]) == 0x8100 {
+            18
+        } else {
+            14
         };
-        c.validate().unwrap().remove(0)
+        assert_eq!(ones_sum(&f[ip..ip + 20], 0), 0xffff, "ip csum");
+        assert_eq!(
+            u16::from_be_bytes([f[ip + 2], f[ip + 3]]) as usize,
+            f.len() - ip
+        );
+        let udp = ip + 20;
+        let ulen = u16::from_be_bytes([f[udp + 4], f[udp + 5]]) as usize;
+        assert_eq!(ulen, f.len() - udp);
+        let mut pseudo = 17 + ulen as u64;
+        for w in f[ip + 12..ip + 20].chunks(2) {
+            pseudo += u16::from_be_bytes([w[0], w[1]]) as u64;
+        }
+        assert_eq!(ones_sum(&f[udp..], pseudo), 0xffff, "udp csum");
+    }
+
+    fn pool() -> Mempool {
+        wirespeed::eal::dma::set_page_mode(wirespeed::eal::PageMode::Small);
+        Mempool::new(&PoolConfig {
+            size: 64,
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     #[test]
-    fn lengths_and_checksums_verify() {
-        for (size, vlan) in [(64, 0), (65, 0), (1000, 0), (1518, 0), (68, 7)] {
-            let f = build(&stream(size, vlan));
-            assert_eq!(f.len(), size as usize - 4);
-            let ip = if vlan != 0 { 18 } else { 14 };
-            assert_eq!(ones_sum(&f[ip..ip + 20], 0), 0xffff, "ip csum, size {size}");
-            let ip_len = u16::from_be_bytes([f[ip + 2], f[ip + 3]]) as usize;
-            assert_eq!(ip_len, f.len() - ip);
-            let udp = ip + 20;
-            let udp_len = u16::from_be_bytes([f[udp + 4], f[udp + 5]]) as usize;
-            assert_eq!(udp_len, f.len() - udp);
-            let mut pseudo = 0u64;
-            for w in f[ip + 12..ip + 20].chunks(2) {
-                pseudo += u16::from_be_bytes([w[0], w[1]]) as u64;
-            }
-            pseudo += 17 + udp_len as u64;
-            assert_eq!(ones_sum(&f[udp..], pseudo), 0xffff, "udp csum, size {size}");
+    fn fixed_sizes_are_valid_frames() {
+        for (size, vlan) in [(64u32, 0u16), (65, 0), (1000, 0), (1518, 0), (68, 7)] {
+            let s = &streams(&format!("[[stream]]\nsize = {size}\nvlan = {vlan}\n"))[0];
+            let g = PacketGen::new(s, 0, false);
+            assert_eq!(g.template.len(), size as usize - 4);
+            check_frame(&g.template);
         }
     }
 
     #[test]
-    fn vlan_tag_is_in_place() {
-        let f = build(&stream(128, 100));
-        assert_eq!(&f[12..16], &[0x81, 0x00, 0x00, 100]);
-        assert_eq!(&f[16..18], &[0x08, 0x00]);
+    fn fields_ranges_latency_and_sizes_patch_correctly() {
+        let s = &streams(
+            "[[stream]]\nsize = \"64-300\"\nlatency = true\n\
+             [[stream.field]]\nname = \"src_ip\"\nmin = \"10.0.0.1\"\nmax = \"10.0.0.3\"\n\
+             [[stream.field]]\nname = \"dst_port\"\nop = \"dec\"\nmin = 100\nmax = 101\n\
+             [[stream.field]]\nname = \"src_mac\"\nop = \"random\"\nmin = \"02:00:00:00:00:00\"\nmax = \"02:00:00:00:00:ff\"\n",
+        )[0];
+        let mut g = PacketGen::new(s, 3, false);
+        let mut p = pool();
+        let t = g.template.clone();
+        p.init_all(|m| {
+            let _ = m.extend_from_slice(&t);
+        })
+        .unwrap();
+        let mut ips = Vec::new();
+        let mut ports = Vec::new();
+        for i in 0..7u64 {
+            let mut m = p.alloc().unwrap();
+            let len = g.fill(&mut m, 1000 + i);
+            assert!((60..=296).contains(&len));
+            let f = m.data();
+            check_frame(f);
+            ips.push(f[14 + 15]);
+            ports.push(u16::from_be_bytes([f[36], f[37]]));
+            assert_eq!(&f[6..11], &[2, 0, 0, 0, 0]);
+            let tag = parse_latency(f).unwrap();
+            assert_eq!(
+                tag,
+                LatencyTag {
+                    stream: 0,
+                    lcore: 3,
+                    seq: i,
+                    tx_tsc: 1000 + i
+                }
+            );
+        }
+        assert_eq!(ips, vec![1, 2, 3, 1, 2, 3, 1]);
+        assert_eq!(ports, vec![101, 100, 101, 100, 101, 100, 101]);
+    }
+
+    #[test]
+    fn imix_is_spread_and_proportional() {
+        let v = imix_schedule(&[(64, 7), (594, 4), (1518, 1)]);
+        assert_eq!(v.len(), 12);
+        assert_eq!(v.iter().filter(|&&x| x == 64).count(), 7);
+        assert_eq!(v.iter().filter(|&&x| x == 594).count(), 4);
+        // Never more than two 64-byte frames in a row.
+        assert!(!v.windows(3).any(|w| w.iter().all(|&x| x == 64)), "{v:?}");
+    }
+
+    #[test]
+    fn offload_seeds_pseudo_header() {
+        let s = &streams("[[stream]]\nsize = 100\n")[0];
+        let g = PacketGen::new(s, 0, true);
+        let f = &g.template;
+        assert_eq!(&f[24..26], &[0, 0], "IPv4 checksum left to the NIC");
+        let ulen = (f.len() - 34) as u64;
+        let mut pseudo = 17 + ulen;
+        for w in f[26..34].chunks(2) {
+            pseudo += u16::from_be_bytes([w[0], w[1]]) as u64;
+        }
+        assert_eq!(u16::from_be_bytes([f[40], f[41]]), fold(pseudo));
     }
 }

@@ -66,6 +66,7 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_max_level(level)
         .init();
+    wirespeed::eal::signal::default_sigpipe();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Gen(args) => match gen::run(&args, &registry()) {
@@ -83,6 +84,11 @@ fn main() -> ExitCode {
                         eprintln!("wirespeed gen: --json {}: {e}", path.display());
                         return ExitCode::from(1);
                     }
+                }
+                if s.streams.iter().any(|st| st.rate_miss) {
+                    eprintln!(
+                        "wirespeed gen: warning: a stream missed its target rate (see the summary)"
+                    );
                 }
                 if s.lcores.iter().any(|l| l.mempool_in_use_at_end > 0) {
                     eprintln!("wirespeed gen: warning: mbufs still in use at the end of the run");

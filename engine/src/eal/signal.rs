@@ -35,3 +35,12 @@ pub fn request_stop() {
 pub fn reset() {
     STOP.store(false, Ordering::Relaxed);
 }
+
+/// Restores the default SIGPIPE action so a CLI whose output goes to a closed
+/// pipe (`wirespeed … | head`) ends quietly instead of failing its writes.
+pub fn default_sigpipe() {
+    // SAFETY: SIG_DFL is a valid disposition; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

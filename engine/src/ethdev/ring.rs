@@ -137,18 +137,34 @@ static PAIRS: Mutex<Option<HashMap<String, Named>>> = Mutex::new(None);
 pub(crate) fn driver() -> DriverInfo {
     DriverInfo {
         name: "ring",
-        syntax: "ring:NAME",
-        help: "in-process cable: the first and second open of NAME are its two ends",
+        syntax: "ring:NAME[?drop_every=N&swap_every=M]",
+        help: "in-process cable: the first and second open of NAME are its two ends; drop_every/swap_every inject loss and reordering on this end's TX",
         open: |spec| {
-            spec.check_params(&[])?;
+            spec.check_params(&["drop_every", "swap_every"])?;
             let name = spec.require_arg("ring:NAME")?;
-            Ok(Box::new(RingPort::open(&spec.raw, name)?))
+            let mut p = RingPort::open(&spec.raw, name)?;
+            p.faults = Faults {
+                drop_every: spec.param_u64("drop_every", 0)?,
+                swap_every: spec.param_u64("swap_every", 0)?,
+            };
+            Ok(Box::new(p))
         },
     }
 }
 
+/// Fault injection on a ring end's TX (a lossy, reordering cable).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Drop every Nth packet sent (0 = never). Dropped packets count as TX drops.
+    pub drop_every: u64,
+    /// Swap every Mth packet with the one after it in the same burst (0 = never).
+    pub swap_every: u64,
+}
+
 /// One end of a ring pair.
 pub struct RingPort {
+    faults: Faults,
+    swaps: Vec<Arc<StatCounter>>,
     name: String,
     pair_name: String,
     end: u8,
@@ -192,6 +208,8 @@ impl RingPort {
             },
         );
         Ok(RingPort {
+            faults: Faults::default(),
+            swaps: Vec::new(),
             name: spec.to_string(),
             pair_name: pair_name.to_string(),
             end,
@@ -234,6 +252,7 @@ impl Port for RingPort {
         self.conf = conf.clone();
         self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
         self.rx = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
+        self.swaps = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
         self.txs = QueueSlots::new(conf.nb_tx_queues);
         self.rxs = QueueSlots::new(conf.nb_rx_queues);
         Ok(())
@@ -243,6 +262,10 @@ impl Port for RingPort {
         let cap = self.conf.tx_ring_size as usize;
         let ring = self.pair.ring(self.end, q, cap);
         Ok(Box::new(RingTxQueue {
+            swaps: self.swaps[q as usize].clone(),
+            faults: self.faults,
+            seen: 0,
+            fault_completed: Completed::default(),
             index: q,
             lens: vec![0; ring.capacity()],
             ring,
@@ -280,9 +303,29 @@ impl Port for RingPort {
     fn stats(&self) -> PortStats {
         PortStats::from_queues(&self.tx, &self.rx)
     }
+    fn xstats(&self) -> Vec<(String, u64)> {
+        let s = self.stats();
+        vec![
+            ("tx_packets".into(), s.tx.packets),
+            ("tx_bytes".into(), s.tx.bytes),
+            ("rx_packets".into(), s.rx.packets),
+            ("rx_bytes".into(), s.rx.bytes),
+            ("fault_drops".into(), s.tx.drops),
+            (
+                "fault_swaps".into(),
+                self.swaps.iter().map(|c| c.get()).sum(),
+            ),
+        ]
+    }
 }
 
 struct RingTxQueue {
+    swaps: Arc<StatCounter>,
+    faults: Faults,
+    /// Packets taken so far (for the fault schedule).
+    seen: u64,
+    /// Dropped "on the wire": complete at once, like a frame lost on a cable.
+    fault_completed: Completed,
     index: u16,
     ring: Arc<SpscRing>,
     /// Length of the packet in each slot position (for completed bytes).
@@ -296,6 +339,9 @@ impl TxQueue for RingTxQueue {
         self.index
     }
     fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
+        if self.faults != Faults::default() {
+            return self.tx_burst_faulty(pkts);
+        }
         let mask = self.ring.capacity() - 1;
         let lens = &mut self.lens;
         let mut bytes = 0u64;
@@ -308,6 +354,68 @@ impl TxQueue for RingTxQueue {
         n
     }
     fn clean(&mut self, budget: usize) -> Completed {
+        let mut extra = std::mem::take(&mut self.fault_completed);
+        let c = self.clean_ring(budget);
+        extra.packets += c.packets;
+        extra.bytes += c.bytes;
+        extra
+    }
+    fn free_slots(&self) -> usize {
+        self.ring.capacity() - self.ring.len()
+    }
+    fn ring_size(&self) -> usize {
+        self.ring.capacity()
+    }
+    fn stats(&self) -> Arc<QueueStats> {
+        self.stats.clone()
+    }
+}
+
+impl RingTxQueue {
+    /// The fault-injecting path: takes what fits, drops every Nth, swaps every Mth.
+    fn tx_burst_faulty(&mut self, pkts: &mut Burst) -> usize {
+        let room = self.ring.capacity() - self.ring.len();
+        let take = room.min(pkts.len());
+        let mut out = Burst::new();
+        for _ in 0..take {
+            let m = pkts.pop_front().expect("take <= len");
+            self.seen += 1;
+            if self.faults.drop_every > 0 && self.seen.is_multiple_of(self.faults.drop_every) {
+                self.stats.drops.add(1);
+                self.fault_completed.packets += 1;
+                self.fault_completed.bytes += m.pkt_len() as u64;
+                continue;
+            }
+            let _ = out.push(m);
+        }
+        if self.faults.swap_every > 0 {
+            let s = out.as_mut_slice();
+            let mut i = 0;
+            let base = self.seen - take as u64;
+            while i + 1 < s.len() {
+                if (base + i as u64 + 1).is_multiple_of(self.faults.swap_every) {
+                    s.swap(i, i + 1);
+                    self.swaps.add(1);
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let mask = self.ring.capacity() - 1;
+        let lens = &mut self.lens;
+        let mut bytes = 0u64;
+        let n = self.ring.enqueue(&mut out, |pos, m| {
+            lens[pos & mask] = m.pkt_len() as u32;
+            bytes += m.pkt_len() as u64;
+        });
+        debug_assert!(out.is_empty());
+        self.stats.packets.add(n as u64);
+        self.stats.bytes.add(bytes);
+        take
+    }
+
+    fn clean_ring(&mut self, budget: usize) -> Completed {
         let consumed = self.ring.consumed();
         let n = consumed.wrapping_sub(self.completed_upto).min(budget);
         let mask = self.ring.capacity() - 1;
@@ -320,15 +428,6 @@ impl TxQueue for RingTxQueue {
             packets: n as u32,
             bytes,
         }
-    }
-    fn free_slots(&self) -> usize {
-        self.ring.capacity() - self.ring.len()
-    }
-    fn ring_size(&self) -> usize {
-        self.ring.capacity()
-    }
-    fn stats(&self) -> Arc<QueueStats> {
-        self.stats.clone()
     }
 }
 
@@ -416,6 +515,42 @@ mod tests {
         assert_eq!(pool.stats().in_use, 0);
         assert_eq!(a.stats().tx.packets, 11);
         assert_eq!(b.stats().rx.packets, 11);
+    }
+
+    #[test]
+    fn injected_faults_drop_and_swap_exactly() {
+        set_page_mode(PageMode::Small);
+        let reg = Registry::with_builtins();
+        let mut a = reg.open("ring:faulty?drop_every=5&swap_every=3").unwrap();
+        let mut b = reg.open("ring:faulty").unwrap();
+        a.configure(&PortConfig::default()).unwrap();
+        b.configure(&PortConfig::default()).unwrap();
+        let mut tx = a.tx_queue(0).unwrap();
+        let mut rx = b.rx_queue(0).unwrap();
+        let mut pool = Mempool::new(&PoolConfig {
+            size: 64,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut burst = Burst::new();
+        for i in 1..=10u8 {
+            let mut m = pool.alloc().unwrap();
+            m.extend_from_slice(&[i]).unwrap();
+            burst.push(m).unwrap();
+        }
+        assert_eq!(tx.tx_burst(&mut burst), 10);
+        let mut got = Burst::new();
+        rx.rx_burst(&mut pool, &mut got, 64);
+        let order: Vec<u8> = got.iter().map(|m| m.data()[0]).collect();
+        // 5 and 10 dropped; the 3rd and 6th survivors swapped with their successors.
+        assert_eq!(order, vec![1, 2, 4, 3, 6, 8, 7, 9]);
+        assert_eq!(a.stats().tx.drops, 2);
+        let x: std::collections::HashMap<String, u64> = a.xstats().into_iter().collect();
+        assert_eq!(x["fault_swaps"], 2);
+        assert_eq!(x["fault_drops"], 2);
+        assert_eq!(tx.clean(64).packets, 10, "dropped packets complete too");
+        drop(got);
+        assert_eq!(pool.stats().in_use, 0);
     }
 
     #[test]

@@ -1,0 +1,656 @@
+//! The generator as a runtime application ([`LcoreApp`]): on each lcore, its
+//! senders (a stream's share on this lcore, each with a packet builder, a
+//! mempool prebuilt with the stream's frame and a TSC-deadline pacer) hand
+//! bursts to the lcore's netdev queues (qdisc, BQL) sized by the queue's room,
+//! and RX returns are matched to their latency headers.
+
+use super::measure::{latency_histogram, SeqTracker};
+use super::pacer::Pacer;
+use crate::arp;
+use crate::config::{Stream, StreamMode, Timing};
+use crate::frame::{parse_latency, PacketGen};
+use hdrhistogram::Histogram;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use wirespeed::eal::Tsc;
+use wirespeed::ethdev::pcap::PcapRecord;
+use wirespeed::ethdev::{MacAddr, StatCounter};
+use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
+use wirespeed::runtime::{LcoreApp, LcoreCtx};
+
+/// Counters one sender publishes (single writer: its lcore).
+#[derive(Debug, Default)]
+pub struct SenderCounters {
+    pub packets: StatCounter,
+    /// Frame bytes without FCS.
+    pub bytes: StatCounter,
+    /// TSC when the first and last packet went out (0 = not yet).
+    pub first_tsc: StatCounter,
+    pub last_tsc: StatCounter,
+}
+
+/// What one lcore sends for one stream.
+#[derive(Clone)]
+pub struct SenderPlan {
+    pub stream: usize,
+    /// Packets for this lcore (u64::MAX = unlimited).
+    pub quota: u64,
+    /// This lcore's share of the stream's rate.
+    pub share: f64,
+    /// Stable sender id (goes into the latency header as the lcore byte).
+    pub sender_id: u8,
+    pub counters: Arc<SenderCounters>,
+    pub offload: bool,
+    pub line_bps: u64,
+}
+
+/// An interval latency histogram sent to the monitor.
+pub struct LatencyInterval {
+    pub stream: usize,
+    pub start_tsc: u64,
+    pub end_tsc: u64,
+    pub hist: Histogram<u64>,
+}
+
+/// ARP resolution shared by the lcores (`--arp`): the main lcore asks and
+/// listens, the others wait for the answers before building their frames.
+pub struct ArpShared {
+    /// (port, our IP, target IP, answer)
+    pub entries: Mutex<Vec<(usize, Ipv4Addr, Ipv4Addr, Option<MacAddr>)>>,
+    pub port_macs: Vec<MacAddr>,
+    pub done: AtomicBool,
+    pub failed: Mutex<Option<String>>,
+}
+
+/// Run-wide state every lcore reads.
+pub struct RunParams {
+    pub streams: Vec<Stream>,
+    pub burst: usize,
+    pub pool_size: u32,
+    /// Run deadline in TSC cycles after the common start (None = none).
+    pub run_cycles: Option<u64>,
+    /// Lcores count themselves ready here once their pools are built …
+    pub ready: AtomicUsize,
+    /// … and the monitor then sets the common start (TSC; 0 = not yet).
+    pub start: AtomicU64,
+    /// Lcores that still have packets to send.
+    pub sending: AtomicUsize,
+    pub replay: Vec<Option<Arc<Vec<PcapRecord>>>>,
+    pub hlog_interval_cycles: u64,
+    /// Per lcore index: what it sends.
+    pub plans: Vec<Vec<SenderPlan>>,
+    pub arp: Option<Arc<ArpShared>>,
+    pub lat_tx: Mutex<std::sync::mpsc::Sender<LatencyInterval>>,
+}
+
+/// What each lcore reports at the end.
+pub struct LcoreResult {
+    pub packets: u64,
+    pub busy_cycles: u64,
+    pub alloc_failures: u64,
+    pub in_use_at_end: u64,
+    /// Per stream: total latency histogram.
+    pub latency: Vec<Histogram<u64>>,
+    /// Per (stream, sender id): sequence accounting.
+    pub trackers: Vec<((usize, u8), SeqTracker)>,
+    pub rx_latency: u64,
+    pub rx_other: u64,
+    pub error: Option<String>,
+}
+
+enum Source {
+    Built(PacketGen),
+    Replay {
+        frames: Arc<Vec<PcapRecord>>,
+        next: usize,
+        loops_done: u32,
+        loops: u32,
+        /// TSC at which the current loop's first frame is due.
+        loop_start: u64,
+        span_cycles: u64,
+        original: bool,
+    },
+}
+
+struct StreamSender {
+    plan: SenderPlan,
+    port: usize,
+    src: Option<Source>,
+    pool: Mempool,
+    pacer: Pacer,
+    pending: Burst,
+    remaining: u64,
+    start: u64,
+    stop: Option<u64>,
+    done: bool,
+}
+
+#[derive(PartialEq, Eq)]
+enum Phase {
+    /// (--arp) resolving destinations.
+    Resolving,
+    /// Built and counted ready; waiting for the common start.
+    Ready,
+    Running,
+}
+
+/// One lcore's generator.
+pub struct GenApp {
+    p: Arc<RunParams>,
+    tsc: Tsc,
+    index: usize,
+    phase: Phase,
+    senders: Vec<StreamSender>,
+    latency: Vec<Histogram<u64>>,
+    interval: Vec<Histogram<u64>>,
+    interval_start: u64,
+    trackers: Vec<Vec<Option<SeqTracker>>>,
+    any_latency: bool,
+    rx_latency: u64,
+    rx_other: u64,
+    packets: u64,
+    alloc_failures: u64,
+    start_tsc: u64,
+    last_active: u64,
+    finished_sending: bool,
+    all_done_at: u64,
+    arp_last_tx: u64,
+    arp_started: u64,
+    error: Option<String>,
+}
+
+impl GenApp {
+    /// Builds the lcore's senders (called on the lcore by the runtime).
+    pub fn new(ctx: &mut LcoreCtx, p: Arc<RunParams>) -> Result<GenApp, String> {
+        let tsc = Tsc::global();
+        let index = ctx.lcore().index;
+        let mut senders = Vec::new();
+        for plan in p.plans[index].iter().cloned() {
+            let st = &p.streams[plan.stream];
+            let pool = Mempool::new(&PoolConfig {
+                name: format!("gen-c{}-s{}", ctx.lcore().core, plan.stream),
+                size: p.pool_size,
+                ..Default::default()
+            })
+            .map_err(|e| e.to_string())?;
+            let remaining = plan.quota;
+            senders.push(StreamSender {
+                port: st.port,
+                src: None,
+                pool,
+                pacer: Pacer::new(&st.rate, plan.share, tsc.hz(), plan.line_bps, 0),
+                pending: Burst::new(),
+                remaining,
+                start: 0,
+                stop: None,
+                done: remaining == 0,
+                plan,
+            });
+        }
+        let ns = p.streams.len();
+        let any_latency = p.streams.iter().any(|s| s.latency);
+        let trackers = p
+            .streams
+            .iter()
+            .map(|s| {
+                if s.latency {
+                    (0..=255).map(|_| None).collect()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        let mut app = GenApp {
+            tsc,
+            index,
+            phase: Phase::Resolving,
+            senders,
+            latency: (0..ns).map(|_| latency_histogram()).collect(),
+            interval: (0..ns).map(|_| latency_histogram()).collect(),
+            interval_start: 0,
+            trackers,
+            any_latency,
+            rx_latency: 0,
+            rx_other: 0,
+            packets: 0,
+            alloc_failures: 0,
+            start_tsc: 0,
+            last_active: 0,
+            finished_sending: false,
+            all_done_at: 0,
+            arp_last_tx: 0,
+            arp_started: tsc.now(),
+            error: None,
+            p,
+        };
+        if app.p.arp.is_none() {
+            app.build()?;
+        }
+        Ok(app)
+    }
+
+    /// Builds the packet sources (after ARP, when asked) and counts the lcore ready.
+    fn build(&mut self) -> Result<(), String> {
+        let tsc = self.tsc;
+        for s in self.senders.iter_mut() {
+            let mut st = self.p.streams[s.plan.stream].clone();
+            if let Some(a) = &self.p.arp {
+                st.src_mac = a.port_macs[st.port];
+                let e = a.entries.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(mac) = e
+                    .iter()
+                    .find(|x| x.0 == st.port && x.2 == st.dst_ip)
+                    .and_then(|x| x.3)
+                {
+                    st.dst_mac = mac;
+                }
+            }
+            s.src = Some(match st.mode {
+                StreamMode::Pcap => {
+                    let frames = self.p.replay[s.plan.stream]
+                        .clone()
+                        .ok_or_else(|| format!("stream {} has no pcap frames loaded", st.name))?;
+                    let span_ns = match (frames.first(), frames.last()) {
+                        (Some(a), Some(b)) => b.ts_ns.saturating_sub(a.ts_ns),
+                        _ => 0,
+                    };
+                    // A loop lasts the file's span plus one mean gap.
+                    let gap = if frames.len() > 1 {
+                        span_ns / (frames.len() as u64 - 1)
+                    } else {
+                        0
+                    };
+                    Source::Replay {
+                        frames,
+                        next: 0,
+                        loops_done: 0,
+                        loops: st.loops,
+                        loop_start: 0,
+                        span_cycles: tsc.ns_to_cycles(span_ns + gap),
+                        original: st.timing == Timing::Original,
+                    }
+                }
+                _ => {
+                    let g = PacketGen::new(&st, s.plan.sender_id, s.plan.offload);
+                    let t = g.template.clone();
+                    s.pool
+                        .init_all(|m| {
+                            let _ = m.extend_from_slice(&t);
+                        })
+                        .map_err(|e| e.to_string())?;
+                    Source::Built(g)
+                }
+            });
+        }
+        self.phase = Phase::Ready;
+        self.p.ready.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Sends ARP requests for unresolved entries (main lcore, once a second).
+    fn arp_poll(&mut self, ctx: &mut LcoreCtx) {
+        let Some(a) = self.p.arp.clone() else { return };
+        if a.done.load(Ordering::Acquire) {
+            if let Err(e) = self.build() {
+                self.fail(ctx, e);
+            }
+            return;
+        }
+        if a.failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            ctx.request_stop();
+            return;
+        }
+        if self.index != 0 {
+            return;
+        }
+        let now = self.tsc.now();
+        let hz = self.tsc.hz();
+        if now - self.arp_started > hz * arp::ARP_TIMEOUT.as_secs() {
+            let e = a.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let missing: Vec<String> = e
+                .iter()
+                .filter(|x| x.3.is_none())
+                .map(|x| format!("{} (port {})", x.2, x.0))
+                .collect();
+            let why = format!(
+                "ARP: no reply from {} within {} s (is the peer up and on this link?)",
+                missing.join(", "),
+                arp::ARP_TIMEOUT.as_secs()
+            );
+            drop(e);
+            *a.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+            self.fail(ctx, why);
+            return;
+        }
+        if self.arp_last_tx != 0 && now - self.arp_last_tx < hz {
+            return;
+        }
+        self.arp_last_tx = now;
+        let todo: Vec<(usize, Ipv4Addr, Ipv4Addr)> = a
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|x| x.3.is_none())
+            .map(|x| (x.0, x.1, x.2))
+            .collect();
+        for (port, ours, target) in todo {
+            let Some(mut m) = ctx.pool.alloc() else {
+                return;
+            };
+            if m.extend_from_slice(&arp::request(a.port_macs[port], ours, target))
+                .is_err()
+            {
+                continue;
+            }
+            let mut b = Burst::new();
+            let _ = b.push(m);
+            ctx.xmit_burst(port, 0, &mut b);
+        }
+    }
+
+    fn fail(&mut self, ctx: &mut LcoreCtx, why: String) {
+        self.error.get_or_insert(why);
+        ctx.request_stop_all();
+    }
+
+    fn start_senders(&mut self, start_tsc: u64) {
+        let tsc = self.tsc;
+        self.start_tsc = start_tsc;
+        self.interval_start = start_tsc;
+        self.last_active = start_tsc;
+        for s in self.senders.iter_mut() {
+            let st = &self.p.streams[s.plan.stream];
+            s.start = start_tsc + tsc.ns_to_cycles((st.start_delay * 1e9) as u64);
+            s.stop = if st.duration > 0.0 {
+                Some(s.start + tsc.ns_to_cycles((st.duration * 1e9) as u64))
+            } else {
+                None
+            };
+            s.pacer = Pacer::new(&st.rate, s.plan.share, tsc.hz(), s.plan.line_bps, s.start);
+        }
+        self.phase = Phase::Running;
+    }
+
+    /// One round over the senders: admit, build, hand to the queue.
+    fn send_round(&mut self, ctx: &mut LcoreCtx, now: u64) -> bool {
+        let mut all_done = true;
+        let burst = self.p.burst;
+        for s in self.senders.iter_mut() {
+            if s.done {
+                continue;
+            }
+            all_done = false;
+            if now < s.start {
+                continue;
+            }
+            if let Some(stop) = s.stop {
+                if now >= stop {
+                    s.done = true;
+                    continue;
+                }
+            }
+            let nq = ctx.tx_queues(s.port).len();
+            if nq == 0 {
+                s.done = true;
+                continue;
+            }
+            let local = s.plan.stream % nq;
+            // Back-pressure: never offer more than the queue can take.
+            let room = ctx.tx_queue(s.port, local).tx_room();
+            if s.pending.is_empty() && room > 0 {
+                let want = (burst.min(room) as u64).min(s.remaining) as usize;
+                match s.src.as_mut() {
+                    Some(Source::Built(g)) => {
+                        let mut n = 0;
+                        while n < want && s.pacer.admit(now, g.peek_size()) {
+                            n += 1;
+                        }
+                        if n > 0 {
+                            if s.pool.alloc_bulk(&mut s.pending, n) {
+                                let ts = if g.is_static() { now } else { self.tsc.now() };
+                                for m in s.pending.as_mut_slice() {
+                                    g.fill(m, ts);
+                                }
+                            } else {
+                                self.alloc_failures += 1;
+                            }
+                        }
+                    }
+                    Some(Source::Replay {
+                        frames,
+                        next,
+                        loops_done,
+                        loops,
+                        loop_start,
+                        span_cycles,
+                        original,
+                    }) => {
+                        if *loop_start == 0 {
+                            *loop_start = s.start;
+                        }
+                        let base_ns = frames.first().map(|f| f.ts_ns).unwrap_or(0);
+                        while s.pending.len() < want {
+                            if *loops != 0 && *loops_done >= *loops {
+                                s.remaining = 0;
+                                break;
+                            }
+                            let f = &frames[*next];
+                            if *original {
+                                let due = *loop_start + self.tsc.ns_to_cycles(f.ts_ns - base_ns);
+                                if now < due {
+                                    break;
+                                }
+                            }
+                            if !s.pacer.admit(now, f.data.len() as u32 + 4) {
+                                break;
+                            }
+                            match wirespeed::ethdev::pcap::copy_into_chain(&mut s.pool, &f.data) {
+                                Some(m) => {
+                                    let _ = s.pending.push(m);
+                                }
+                                None => {
+                                    self.alloc_failures += 1;
+                                    break;
+                                }
+                            }
+                            *next += 1;
+                            if *next == frames.len() {
+                                *next = 0;
+                                *loops_done += 1;
+                                *loop_start += *span_cycles;
+                            }
+                        }
+                    }
+                    None => {}
+                }
+            }
+            if !s.pending.is_empty() && room > 0 {
+                // Offer no more than the room (the rest waits for the next round).
+                let mut offer = Burst::new();
+                let k = room.min(s.pending.len());
+                let mut bytes = 0u64;
+                for _ in 0..k {
+                    let m = s.pending.pop_front().expect("k <= len");
+                    bytes += m.pkt_len() as u64;
+                    let _ = offer.push(m);
+                }
+                let out = ctx.xmit_burst(s.port, local, &mut offer);
+                let took = (out.direct + out.queued + out.dropped) as u64;
+                let c = &s.plan.counters;
+                if c.first_tsc.get() == 0 {
+                    c.first_tsc.set(now);
+                }
+                c.last_tsc.set(now);
+                c.packets.add(took);
+                c.bytes.add(bytes);
+                s.remaining = s.remaining.saturating_sub(took);
+                self.packets += took;
+                self.last_active = now;
+            }
+            if s.remaining == 0 && s.pending.is_empty() {
+                s.done = true;
+            }
+        }
+        all_done
+    }
+
+    fn flush_interval(&mut self, now: u64) {
+        let tx = self
+            .p
+            .lat_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (si, h) in self.interval.iter_mut().enumerate() {
+            if !h.is_empty() {
+                let _ = tx.send(LatencyInterval {
+                    stream: si,
+                    start_tsc: self.interval_start,
+                    end_tsc: now,
+                    hist: h.clone(),
+                });
+                h.reset();
+            }
+        }
+        self.interval_start = now;
+    }
+}
+
+impl LcoreApp for GenApp {
+    type Summary = LcoreResult;
+
+    fn poll(&mut self, ctx: &mut LcoreCtx) {
+        match self.phase {
+            Phase::Resolving => {
+                self.arp_poll(ctx);
+                return;
+            }
+            Phase::Ready => {
+                let s = self.p.start.load(Ordering::Acquire);
+                if s == 0 || self.tsc.now() < s {
+                    return;
+                }
+                self.start_senders(s);
+            }
+            Phase::Running => {}
+        }
+        let now = self.tsc.now();
+        if let Some(c) = self.p.run_cycles {
+            if now >= self.start_tsc + c {
+                ctx.request_stop();
+                return;
+            }
+        }
+        let all_done = self.send_round(ctx, now);
+        if self.any_latency
+            && now.saturating_sub(self.interval_start) >= self.p.hlog_interval_cycles
+        {
+            self.flush_interval(now);
+        }
+        if all_done {
+            if !self.finished_sending {
+                self.finished_sending = true;
+                self.p.sending.fetch_sub(1, Ordering::AcqRel);
+            }
+            if self.p.sending.load(Ordering::Acquire) == 0 {
+                if self.all_done_at == 0 {
+                    self.all_done_at = now;
+                }
+                // A grace period for latency returns still in flight.
+                let grace = if self.any_latency {
+                    self.tsc.hz() / 20
+                } else {
+                    0
+                };
+                if now - self.all_done_at >= grace {
+                    ctx.request_stop();
+                }
+            }
+        }
+    }
+
+    fn on_rx(&mut self, _ctx: &mut LcoreCtx, port: u16, _queue: u16, pkts: &mut Burst) {
+        let now = self.tsc.now();
+        let ns = self.p.streams.len();
+        while let Some(m) = pkts.pop_front() {
+            let d = m.data();
+            if let Some(a) = &self.p.arp {
+                if !a.done.load(Ordering::Relaxed) && d.len() >= 42 && d[12..14] == [0x08, 0x06] {
+                    let mut e = a.entries.lock().unwrap_or_else(|e| e.into_inner());
+                    for x in e
+                        .iter_mut()
+                        .filter(|x| x.0 == port as usize && x.3.is_none())
+                    {
+                        if let Some(mac) = arp::parse_reply(d, x.2, x.1) {
+                            eprintln!("wirespeed gen: ARP: {} is at {mac} (port {port})", x.2);
+                            x.3 = Some(mac);
+                        }
+                    }
+                    if e.iter().all(|x| x.3.is_some()) {
+                        a.done.store(true, Ordering::Release);
+                    }
+                    continue;
+                }
+            }
+            match parse_latency(d) {
+                Some(tag)
+                    if (tag.stream as usize) < ns
+                        && self.p.streams[tag.stream as usize].latency =>
+                {
+                    let si = tag.stream as usize;
+                    let lat = self.tsc.cycles_to_ns(now.saturating_sub(tag.tx_tsc)).max(1);
+                    let _ = self.latency[si].record(lat);
+                    let _ = self.interval[si].record(lat);
+                    if let Some(slot) = self.trackers[si].get_mut(tag.lcore as usize) {
+                        slot.get_or_insert_with(SeqTracker::default).record(tag.seq);
+                    }
+                    self.rx_latency += 1;
+                }
+                _ => self.rx_other += 1,
+            }
+        }
+    }
+
+    fn finish(mut self, _ctx: &mut LcoreCtx) -> LcoreResult {
+        if self.phase == Phase::Resolving {
+            // Never got going (ARP failed or a stop came first): still count it out.
+            self.p.ready.fetch_add(1, Ordering::AcqRel);
+        }
+        if !self.finished_sending {
+            self.p.sending.fetch_sub(1, Ordering::AcqRel);
+        }
+        let now = self.tsc.now();
+        self.flush_interval(now);
+        let mut tr = Vec::new();
+        for (si, v) in std::mem::take(&mut self.trackers).into_iter().enumerate() {
+            for (li, t) in v.into_iter().enumerate() {
+                if let Some(t) = t {
+                    tr.push(((si, li as u8), t));
+                }
+            }
+        }
+        let mut in_use = 0;
+        for s in self.senders.iter_mut() {
+            s.pending.clear();
+            in_use += s.pool.stats().in_use;
+        }
+        if self.error.is_none() {
+            if let Some(a) = &self.p.arp {
+                self.error = a.failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            }
+        }
+        LcoreResult {
+            packets: self.packets,
+            busy_cycles: self.last_active.saturating_sub(self.start_tsc),
+            alloc_failures: self.alloc_failures,
+            in_use_at_end: in_use,
+            latency: std::mem::take(&mut self.latency),
+            trackers: tr,
+            rx_latency: self.rx_latency,
+            rx_other: self.rx_other,
+            error: self.error.take(),
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! Measurement: per-interval throughput histograms, per-packet latency
+//! histograms with loss/duplicate/reorder accounting from sequence numbers,
+//! HdrHistogram interval logs, and SVG plots.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// Latency histograms: nanoseconds, 3 significant digits, up to 100 s.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("static bounds are valid")
+}
+
+/// Rate histograms (pps or bit/s samples), 3 significant digits, up to 10 Tbit/s.
+pub fn rate_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 10_000_000_000_000, 3).expect("static bounds are valid")
+}
+
+/// Sequence accounting for one sender (stream × sending lcore): every
+/// sequence number seen once is `unique`; seen again is a duplicate; seen
+/// after a higher one is reordered. A sliding bitmap of [`WINDOW`] numbers
+/// keeps memory bounded; numbers older than the window are counted as `late`.
+#[derive(Debug, Clone)]
+pub struct SeqTracker {
+    base: u64,
+    bits: Vec<u64>,
+    max_seen: Option<u64>,
+    pub unique: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub late: u64,
+}
+
+/// Sequence numbers tracked exactly around the newest one.
+pub const WINDOW: u64 = 1 << 16;
+
+impl Default for SeqTracker {
+    fn default() -> Self {
+        SeqTracker {
+            base: 0,
+            bits: vec![0; (WINDOW / 64) as usize],
+            max_seen: None,
+            unique: 0,
+            duplicates: 0,
+            reordered: 0,
+            late: 0,
+        }
+    }
+}
+
+impl SeqTracker {
+    #[inline]
+    pub fn record(&mut self, seq: u64) {
+        if seq < self.base {
+            self.late += 1;
+            return;
+        }
+        while seq >= self.base + WINDOW {
+            let w = ((self.base / 64) % (WINDOW / 64)) as usize;
+            self.bits[w] = 0;
+            self.base += 64;
+        }
+        let i = (seq % WINDOW) as usize;
+        let (w, b) = (i / 64, i % 64);
+        if self.bits[w] & (1 << b) != 0 {
+            self.duplicates += 1;
+            return;
+        }
+        self.bits[w] |= 1 << b;
+        self.unique += 1;
+        match self.max_seen {
+            Some(m) if seq < m => self.reordered += 1,
+            Some(m) if seq > m => self.max_seen = Some(seq),
+            None => self.max_seen = Some(seq),
+            _ => {}
+        }
+    }
+
+    /// Adds another tracker's counts (same sender seen on several queues).
+    pub fn merge_counts(&mut self, o: &SeqTracker) {
+        self.unique += o.unique;
+        self.duplicates += o.duplicates;
+        self.reordered += o.reordered;
+        self.late += o.late;
+    }
+}
+
+/// Percentiles of a histogram, for reports.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub min: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub p9999: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            min: h.min(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            p9999: h.value_at_quantile(0.9999),
+            max: h.max(),
+        }
+    }
+}
+
+/// Writes an HdrHistogram interval log (the format HdrHistogram's own tools
+/// — HistogramLogProcessor, HdrHistogramVisualizer — read): compressed V2
+/// histograms, one line per interval and tag.
+pub struct HlogWriter {
+    out: Vec<u8>,
+    serializer: hdrhistogram::serialization::V2DeflateSerializer,
+    start: std::time::SystemTime,
+    lines: usize,
+}
+
+impl HlogWriter {
+    pub fn new(start: std::time::SystemTime) -> HlogWriter {
+        HlogWriter {
+            out: Vec::new(),
+            serializer: hdrhistogram::serialization::V2DeflateSerializer::new(),
+            start,
+            lines: 0,
+        }
+    }
+
+    /// Appends one interval (`start_s` seconds after the run start).
+    pub fn interval(
+        &mut self,
+        tag: &str,
+        start_s: f64,
+        dur_s: f64,
+        h: &Histogram<u64>,
+    ) -> Result<(), String> {
+        use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+        let mut buf = Vec::new();
+        {
+            let mut b = IntervalLogWriterBuilder::new();
+            if self.lines == 0 {
+                b.add_comment("wirespeed gen latency log, values in nanoseconds");
+                b.with_start_time(self.start);
+                b.with_base_time(self.start);
+            }
+            b.with_max_value_divisor(1e6);
+            let mut w = b
+                .begin_log_with(&mut buf, &mut self.serializer)
+                .map_err(|e| e.to_string())?;
+            let tag_name = sanitize_tag(tag);
+            let tag = Tag::new(&tag_name);
+            w.write_histogram(
+                h,
+                std::time::Duration::from_secs_f64(start_s),
+                std::time::Duration::from_secs_f64(dur_s),
+                tag,
+            )
+            .map_err(|e| format!("{e:?}"))?;
+        }
+        // Every writer emits its own header lines; keep them only once.
+        let text = String::from_utf8_lossy(&buf);
+        for line in text.lines() {
+            let header = line.starts_with('#') || line.starts_with("\"StartTimestamp\"");
+            if header && self.lines > 0 {
+                continue;
+            }
+            self.out.extend_from_slice(line.as_bytes());
+            self.out.push(b'\n');
+        }
+        self.lines += 1;
+        Ok(())
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.out
+    }
+}
+
+fn sanitize_tag(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// One series for the throughput plot.
+pub struct Series {
+    pub name: String,
+    /// (seconds since start, value)
+    pub points: Vec<(f64, f64)>,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+];
+
+/// Renders a two-panel SVG: the latency percentile distribution (x: percentile
+/// on the usual 1/(1-p) log scale, y: µs) and throughput over time (Mpps).
+pub fn svg_plot(latency: &[(String, Histogram<u64>)], throughput: &[Series]) -> String {
+    let (w, h) = (900.0f64, 760.0f64);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    // Panel 1: latency percentile distribution.
+    let (x0, y0, pw, ph) = (70.0, 40.0, 800.0, 280.0);
+    let _ = writeln!(
+        s,
+        r#"<text x="{x0}" y="25" font-size="15">Latency by percentile (µs)</text>"#
+    );
+    let max_lat = latency
+        .iter()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(_, h)| h.max())
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64
+        / 1000.0;
+    let xmax = 6.0; // up to the 99.9999th percentile
+    axes(&mut s, x0, y0, pw, ph);
+    for (i, lbl) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"]
+        .iter()
+        .enumerate()
+    {
+        let x = x0 + pw * i as f64 / xmax;
+        let _ = writeln!(
+            s,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{lbl}</text>"#,
+            y0 + ph + 16.0
+        );
+    }
+    for i in 0..=4 {
+        let v = max_lat * i as f64 / 4.0;
+        let y = y0 + ph - ph * i as f64 / 4.0;
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{y:.1}" text-anchor="end">{v:.1}</text>"#,
+            x0 - 6.0
+        );
+    }
+    for (k, (name, hist)) in latency.iter().enumerate() {
+        if hist.is_empty() {
+            continue;
+        }
+        let mut pts = String::new();
+        for i in 0..=240 {
+            let xl = xmax * i as f64 / 240.0;
+            let q = 1.0 - 10f64.powf(-xl);
+            let v = hist.value_at_quantile(q.min(1.0)) as f64 / 1000.0;
+            let _ = write!(
+                pts,
+                "{:.1},{:.1} ",
+                x0 + pw * xl / xmax,
+                y0 + ph - ph * (v / max_lat).min(1.0)
+            );
+        }
+        let c = COLORS[k % COLORS.len()];
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{pts}"/>"#
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" fill="{c}">{}</text>"#,
+            x0 + 10.0,
+            y0 + 16.0 + 15.0 * k as f64,
+            esc(name)
+        );
+    }
+    // Panel 2: throughput over time.
+    let (x0, y0, pw, ph) = (70.0, 420.0, 800.0, 280.0);
+    let _ = writeln!(
+        s,
+        r#"<text x="{x0}" y="405" font-size="15">Throughput (Mpps) over time (s)</text>"#
+    );
+    axes(&mut s, x0, y0, pw, ph);
+    let tmax = throughput
+        .iter()
+        .flat_map(|x| x.points.iter().map(|p| p.0))
+        .fold(0.0, f64::max)
+        .max(1e-3);
+    let vmax = throughput
+        .iter()
+        .flat_map(|x| x.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    for i in 0..=4 {
+        let v = vmax * i as f64 / 4.0;
+        let y = y0 + ph - ph * i as f64 / 4.0;
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{y:.1}" text-anchor="end">{:.3}</text>"#,
+            x0 - 6.0,
+            v / 1e6
+        );
+        let t = tmax * i as f64 / 4.0;
+        let x = x0 + pw * i as f64 / 4.0;
+        let _ = writeln!(
+            s,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{t:.2}</text>"#,
+            y0 + ph + 16.0
+        );
+    }
+    for (k, ser) in throughput.iter().enumerate() {
+        let mut pts = String::new();
+        for (t, v) in &ser.points {
+            let _ = write!(
+                pts,
+                "{:.1},{:.1} ",
+                x0 + pw * t / tmax,
+                y0 + ph - ph * v / vmax
+            );
+        }
+        let c = COLORS[k % COLORS.len()];
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{pts}"/>"#
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" fill="{c}">{}</text>"#,
+            x0 + 10.0,
+            y0 + 16.0 + 15.0 * k as f64,
+            esc(&ser.name)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn axes(s: &mut String, x0: f64, y0: f64, pw: f64, ph: f64) {
+    let _ = writeln!(
+        s,
+        r##"<path d="M{x0},{y0} V{:.1} H{:.1}" stroke="#333" fill="none"/>"##,
+        y0 + ph,
+        x0 + pw
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracker_counts_loss_dups_and_reorders_exactly() {
+        let mut t = SeqTracker::default();
+        // 0..100 with 10 and 20 lost, 30/31 swapped, 40 duplicated.
+        let mut seqs: Vec<u64> = (0..100).filter(|s| *s != 10 && *s != 20).collect();
+        let i = seqs.iter().position(|s| *s == 30).unwrap();
+        seqs.swap(i, i + 1);
+        seqs.insert(seqs.iter().position(|s| *s == 41).unwrap(), 40);
+        for s in seqs {
+            t.record(s);
+        }
+        assert_eq!(t.unique, 98);
+        assert_eq!(100 - t.unique, 2, "lost");
+        assert_eq!(t.duplicates, 1);
+        assert_eq!(t.reordered, 1);
+        assert_eq!(t.late, 0);
+    }
+
+    #[test]
+    fn tracker_window_slides() {
+        let mut t = SeqTracker::default();
+        for s in 0..(3 * WINDOW) {
+            t.record(s);
+        }
+        assert_eq!(t.unique, 3 * WINDOW);
+        t.record(5);
+        assert_eq!(t.late, 1);
+    }
+
+    #[test]
+    fn hlog_has_one_header_and_a_line_per_interval() {
+        let mut w = HlogWriter::new(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+        );
+        let mut h = latency_histogram();
+        h.record(1500).unwrap();
+        h.record(2500).unwrap();
+        w.interval("lat", 0.0, 1.0, &h).unwrap();
+        w.interval("lat", 1.0, 1.0, &h).unwrap();
+        let text = String::from_utf8(w.into_bytes()).unwrap();
+        assert_eq!(text.matches("#[StartTime:").count(), 1, "{text}");
+        let data: Vec<&str> = text.lines().filter(|l| l.starts_with("Tag=lat,")).collect();
+        assert_eq!(data.len(), 2, "{text}");
+        // Round trip: the standard reader parses it back.
+        let mut d = hdrhistogram::serialization::Deserializer::new();
+        let b64 = data[0].rsplit(',').next().unwrap();
+        let raw = base64_decode(b64);
+        let back: Histogram<u64> = d.deserialize(&mut &raw[..]).unwrap();
+        assert_eq!(back.len(), 2);
+    }
+
+    fn base64_decode(s: &str) -> Vec<u8> {
+        let tbl = |c: u8| -> u32 {
+            match c {
+                b'A'..=b'Z' => (c - b'A') as u32,
+                b'a'..=b'z' => (c - b'a' + 26) as u32,
+                b'0'..=b'9' => (c - b'0' + 52) as u32,
+                b'+' => 62,
+                b'/' => 63,
+                _ => 0,
+            }
+        };
+        let b: Vec<u8> = s.bytes().filter(|c| *c != b'=').collect();
+        let mut out = Vec::new();
+        for ch in b.chunks(4) {
+            let mut v = 0u32;
+            for (i, c) in ch.iter().enumerate() {
+                v |= tbl(*c) << (18 - 6 * i);
+            }
+            let n = ch.len() * 6 / 8;
+            for i in 0..n {
+                out.push((v >> (16 - 8 * i)) as u8);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn svg_is_well_formed() {
+        let mut h = latency_histogram();
+        for v in 1..1000 {
+            h.record(v * 100).unwrap();
+        }
+        let svg = svg_plot(
+            &[("probe <1>".into(), h)],
+            &[Series {
+                name: "port0".into(),
+                points: vec![(0.0, 1e6), (1.0, 2e6)],
+            }],
+        );
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("probe &lt;1&gt;"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+    }
+}

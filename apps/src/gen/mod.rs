@@ -1,0 +1,235 @@
+//! `wirespeed gen`: the traffic generator. Streams (raw headers with varying
+//! fields, IMIX, pcap replay) are sent by pinned lcores at TSC-paced rates;
+//! throughput is sampled per interval into HdrHistograms, latency is measured
+//! per packet on return, and everything lands in the live line, the summary,
+//! `--json`, `--hlog` and `--plot`.
+
+mod lcore;
+pub mod measure;
+mod pacer;
+mod report;
+mod runner;
+
+use crate::config::{Config, ConfigError, PortSection, SizeField, Stream, StreamMode};
+pub use report::{print_summary, Summary};
+use std::path::PathBuf;
+use wirespeed::eal::CoreList;
+use wirespeed::ethdev::{EthdevError, Registry};
+
+/// `wirespeed gen` options (override the config file).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GenArgs {
+    /// TOML config file (see configs/).
+    pub config: Option<PathBuf>,
+    /// Device spec of port 0 (replaces the config's first port), e.g. null, pcap:out.pcap, ice-model.
+    #[arg(long)]
+    pub port: Option<String>,
+    /// DPDK-style core list, e.g. 0 or 0-1.
+    #[arg(long)]
+    pub lcores: Option<String>,
+    /// Frame size on the wire including FCS (64 → 60-byte frames in a pcap).
+    #[arg(long)]
+    pub size: Option<u32>,
+    /// Total packets to send (all lcores together).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Seconds to run.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Target rate for every stream: "1 Mpps", "9.5 Gbit/s", "10 Gbit/s L1", "90%", "line".
+    #[arg(long)]
+    pub rate: Option<String>,
+    /// Write the summary as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write latency histograms as an HdrHistogram interval log (one interval per second).
+    #[arg(long)]
+    pub hlog: Option<PathBuf>,
+    /// Write an SVG plot: latency percentile distribution and throughput over time.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Throughput sampling interval in milliseconds (for the interval-rate histograms).
+    #[arg(long, default_value_t = 10)]
+    pub interval_ms: u64,
+    /// Ask the port for IPv4/UDP checksum offload (the NIC fills the checksums).
+    #[arg(long)]
+    pub offload: bool,
+    /// 802.1Q VLAN id to tag every stream with.
+    #[arg(long)]
+    pub vlan: Option<u16>,
+    /// Insert the VLAN tag in the NIC (TX_VLAN offload) instead of the frame template.
+    #[arg(long)]
+    pub vlan_offload: bool,
+    /// Resolve each stream's destination MAC with ARP on its port first (source MAC = the port's).
+    #[arg(long)]
+    pub arp: bool,
+    /// Use 2 MiB hugepages only (fail if none are reserved).
+    #[arg(long, conflicts_with = "no_huge")]
+    pub huge: bool,
+    /// Use 4 KiB pages only (DPDK --no-huge).
+    #[arg(long)]
+    pub no_huge: bool,
+    /// No live line, only the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Why a run did not happen or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GenError {
+    /// Bad config or usage: exit 2.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The run itself failed: exit 1.
+    #[error("{0}")]
+    Run(String),
+}
+
+impl GenError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            GenError::Config(_) => 2,
+            GenError::Run(_) => 1,
+        }
+    }
+}
+
+pub(crate) fn port_error(i: usize, e: EthdevError) -> GenError {
+    match e {
+        EthdevError::UnknownDriver { .. } | EthdevError::BadSpec { .. } => {
+            GenError::Config(ConfigError::new(format!("port[{i}].spec"), e.to_string()))
+        }
+        EthdevError::Config { ref key, .. } => {
+            GenError::Config(ConfigError::new(format!("port[{i}].{key}"), e.to_string()))
+        }
+        _ => GenError::Run(e.to_string()),
+    }
+}
+
+/// Builds the effective configuration from a file and the flags.
+pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
+    let mut c = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(p) = &args.port {
+        let sec = PortSection {
+            spec: p.clone(),
+            tx_queues: None,
+            ring_size: 1024,
+            offload: false,
+            qdisc: None,
+            bql: None,
+            txqueuelen: 1000,
+        };
+        if c.ports.is_empty() {
+            c.ports.push(sec);
+        } else {
+            c.ports[0].spec = p.clone();
+        }
+    }
+    if c.ports.is_empty() {
+        // The embedded default device.
+        c.ports.push(PortSection {
+            spec: crate::DEFAULT_PORT.into(),
+            tx_queues: None,
+            ring_size: 1024,
+            offload: false,
+            qdisc: None,
+            bql: None,
+            txqueuelen: 1000,
+        });
+    }
+    if args.offload {
+        for p in &mut c.ports {
+            p.offload = true;
+        }
+    }
+    if let Some(l) = &args.lcores {
+        c.run.lcores = l.clone();
+    }
+    if let Some(n) = args.count {
+        c.run.count = n;
+    }
+    if let Some(d) = args.duration {
+        c.run.duration = d;
+    }
+    if args.huge {
+        c.run.pages = wirespeed::eal::PageMode::Huge;
+    }
+    if args.no_huge {
+        c.run.pages = wirespeed::eal::PageMode::Small;
+    }
+    if args.size.is_some() || args.vlan.is_some() || args.rate.is_some() || args.vlan_offload {
+        if c.streams.is_empty() {
+            c.streams.push(Default::default());
+        }
+        for s in &mut c.streams {
+            if let Some(z) = args.size {
+                s.size = Some(SizeField::Fixed(z));
+                s.imix = None;
+            }
+            if let Some(v) = args.vlan {
+                s.vlan = v;
+            }
+            if args.vlan_offload {
+                s.vlan_offload = true;
+            }
+            if let Some(r) = &args.rate {
+                s.rate = Some(r.clone());
+            }
+        }
+    }
+    let streams_bounded = !c.streams.is_empty()
+        && c.streams
+            .iter()
+            .all(|s| s.count > 0 || s.duration > 0.0 || s.mode == StreamMode::Pcap && s.loops > 0);
+    if c.run.count == 0 && c.run.duration == 0.0 && !streams_bounded {
+        // Never run forever by accident: a default duration, as pktgen users ask for.
+        c.run.duration = 10.0;
+    }
+    Ok(c)
+}
+
+/// Validates a configuration without opening any device: TOML, values, core
+/// list, and that each port's spec names a known driver. Returns the number of
+/// streams.
+pub fn check(args: &GenArgs, registry: &Registry) -> Result<usize, GenError> {
+    let cfg = effective_config(args)?;
+    let streams = cfg.validate()?;
+    CoreList::parse(&cfg.run.lcores).map_err(|e| ConfigError::new("run.lcores", e.to_string()))?;
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let spec = wirespeed::ethdev::DevSpec::parse(&p.spec).map_err(|e| port_error(i, e))?;
+        if !registry.drivers().iter().any(|d| d.name == spec.driver) {
+            return Err(ConfigError::new(
+                format!("port[{i}].spec"),
+                format!(
+                    "unknown driver '{}'; known drivers: {}",
+                    spec.driver,
+                    registry.known()
+                ),
+            )
+            .into());
+        }
+    }
+    for s in &streams {
+        if let Some(p) = &s.pcap {
+            wirespeed::ethdev::pcap::read_file(p).map_err(|e| {
+                ConfigError::new(format!("stream[{}].pcap", s.index), e.to_string())
+            })?;
+        }
+    }
+    Ok(streams.len())
+}
+
+/// Runs the generator. `registry` holds every driver the binary knows.
+pub fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenError> {
+    runner::run(args, registry)
+}
+
+/// Streams that actually reach [`run`] (after validation).
+pub(crate) fn validated(args: &GenArgs) -> Result<(Config, Vec<Stream>), GenError> {
+    let cfg = effective_config(args)?;
+    let streams = cfg.validate()?;
+    Ok((cfg, streams))
+}

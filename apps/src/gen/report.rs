@@ -1,0 +1,681 @@
+//! What a run reports: the monitor's per-interval samples, the live line, and
+//! the final summary (table and JSON).
+
+use super::lcore::{LcoreResult, SenderCounters};
+use super::measure::{latency_histogram, rate_histogram, Percentiles, SeqTracker, Series};
+use crate::config::Stream;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use wirespeed::eal::Tsc;
+use wirespeed::ethdev::PortInfo;
+use wirespeed::netdev::{BqlView, QdiscStats, TxqCounters, TxqSnapshot};
+use wirespeed::runtime::RunReport;
+
+/// Per port: (packets, bytes, drops) summed over its queues.
+fn port_sums(queues: &[TxqSnapshot], nports: usize) -> Vec<(u64, u64, u64)> {
+    let mut v = vec![(0, 0, 0); nports];
+    for q in queues {
+        if let Some(e) = v.get_mut(q.port as usize) {
+            e.0 += q.counters.sent_packets;
+            e.1 += q.counters.sent_bytes;
+            e.2 += q.counters.drops();
+        }
+    }
+    v
+}
+
+/// Samples counters every interval and keeps interval-rate histograms.
+pub struct Monitor {
+    tsc: Tsc,
+    start_tsc: u64,
+    last_tsc: u64,
+    stream_last: Vec<(u64, u64)>,
+    port_last: Vec<(u64, u64, u64)>,
+    pub stream_pps: Vec<Histogram<u64>>,
+    pub stream_bps: Vec<Histogram<u64>>,
+    pub port_pps: Vec<Histogram<u64>>,
+    pub port_bps: Vec<Histogram<u64>>,
+    /// For the plot: per stream, (t, pps) every ~100 ms.
+    series: Vec<Series>,
+    series_acc: Vec<(u64, u64)>,
+    series_last_tsc: u64,
+    // For the live line: per port, at the last line.
+    line_last: Vec<(u64, u64, u64)>,
+    line_last_tsc: u64,
+    active: Vec<bool>,
+}
+
+impl Monitor {
+    pub fn new(streams: &[Stream], nports: usize, tsc: Tsc) -> Monitor {
+        // Sampling starts at the common start (set_start).
+        let start_tsc = u64::MAX;
+        Monitor {
+            tsc,
+            start_tsc,
+            last_tsc: start_tsc,
+            stream_last: vec![(0, 0); streams.len()],
+            port_last: vec![(0, 0, 0); nports],
+            stream_pps: (0..streams.len()).map(|_| rate_histogram()).collect(),
+            stream_bps: (0..streams.len()).map(|_| rate_histogram()).collect(),
+            port_pps: (0..nports).map(|_| rate_histogram()).collect(),
+            port_bps: (0..nports).map(|_| rate_histogram()).collect(),
+            series: streams
+                .iter()
+                .map(|s| Series {
+                    name: s.name.clone(),
+                    points: Vec::new(),
+                })
+                .collect(),
+            series_acc: vec![(0, 0); streams.len()],
+            series_last_tsc: start_tsc,
+            line_last: vec![(0, 0, 0); nports],
+            line_last_tsc: start_tsc,
+            active: vec![false; streams.len()],
+        }
+    }
+
+    /// Fixes the common start (sampling begins there).
+    pub fn set_start(&mut self, start_tsc: u64) {
+        self.start_tsc = start_tsc;
+        self.last_tsc = start_tsc;
+        self.series_last_tsc = start_tsc;
+        self.line_last_tsc = start_tsc;
+    }
+
+    /// Takes one sample of every stream's and port's counters.
+    pub fn sample(&mut self, queues: &[TxqSnapshot], counters: &[Vec<Arc<SenderCounters>>]) {
+        let now = self.tsc.now();
+        if now <= self.start_tsc {
+            self.last_tsc = self.start_tsc;
+            return;
+        }
+        let dt = self
+            .tsc
+            .cycles_to_ns(now - self.last_tsc.max(self.start_tsc)) as f64
+            / 1e9;
+        if dt <= 0.0 {
+            return;
+        }
+        for (si, cs) in counters.iter().enumerate() {
+            let p: u64 = cs.iter().map(|c| c.packets.get()).sum();
+            let b: u64 = cs.iter().map(|c| c.bytes.get()).sum();
+            let (lp, lb) = self.stream_last[si];
+            let dp = p - lp;
+            let db = b - lb;
+            // A stream is sampled from its first packet until it stops sending.
+            let started = cs.iter().any(|c| c.first_tsc.get() != 0);
+            if started && (dp > 0 || self.active[si]) {
+                let last = cs.iter().map(|c| c.last_tsc.get()).max().unwrap_or(0);
+                if dp > 0 || now.saturating_sub(last) < self.tsc.hz() / 100 {
+                    let _ = self.stream_pps[si].record((dp as f64 / dt) as u64);
+                    let _ = self.stream_bps[si].record(((db + 4 * dp) as f64 * 8.0 / dt) as u64);
+                }
+                self.active[si] = dp > 0;
+            }
+            self.stream_last[si] = (p, b);
+            self.series_acc[si].0 += dp;
+        }
+        for (pi, cur) in port_sums(queues, self.port_last.len())
+            .into_iter()
+            .enumerate()
+        {
+            let (lp, lb, _) = self.port_last[pi];
+            let dp = cur.0.saturating_sub(lp);
+            let db = cur.1.saturating_sub(lb);
+            if dp > 0 {
+                let _ = self.port_pps[pi].record((dp as f64 / dt) as u64);
+                let _ = self.port_bps[pi].record(((db + 4 * dp) as f64 * 8.0 / dt) as u64);
+            }
+            self.port_last[pi] = cur;
+        }
+        let sdt = now - self.series_last_tsc;
+        if self.tsc.cycles_to_ns(sdt) >= 100_000_000 {
+            let t = self.tsc.cycles_to_ns(now - self.start_tsc) as f64 / 1e9;
+            let secs = self.tsc.cycles_to_ns(sdt) as f64 / 1e9;
+            for (si, acc) in self.series_acc.iter_mut().enumerate() {
+                self.series[si].points.push((t, acc.0 as f64 / secs));
+                acc.0 = 0;
+            }
+            self.series_last_tsc = now;
+        }
+        self.last_tsc = now;
+    }
+
+    /// The once-a-second line: per port pps, L2/L1 rate, drops, BQL limit
+    /// and qdisc backlog.
+    pub fn live_line(&mut self, queues: &[TxqSnapshot], t: f64) -> String {
+        let now = self.tsc.now();
+        let dt = (self
+            .tsc
+            .cycles_to_ns(now.saturating_sub(self.line_last_tsc)) as f64
+            / 1e9)
+            .max(1e-6);
+        let mut out = format!("[{t:>6.1}s]");
+        for (pi, cur) in port_sums(queues, self.line_last.len())
+            .into_iter()
+            .enumerate()
+        {
+            let (lp, lb, _) = self.line_last[pi];
+            let dp = cur.0.saturating_sub(lp);
+            let db = cur.1.saturating_sub(lb);
+            let l2 = (db + 4 * dp) as f64 * 8.0 / dt;
+            let l1 = l2 + 160.0 * dp as f64 / dt;
+            let qs: Vec<&TxqSnapshot> = queues.iter().filter(|q| q.port as usize == pi).collect();
+            let backlog: u64 = qs.iter().map(|q| q.counters.backlog_packets).sum();
+            let bql: Vec<String> = qs
+                .iter()
+                .filter(|q| q.bql.enabled)
+                .map(|q| format!("{}/{}", q.bql.inflight, q.bql.limit))
+                .collect();
+            out.push_str(&format!(
+                " | port{pi} {:>8.3} Mpps L2 {:>7.3} L1 {:>7.3} Gbit/s drops {} backlog {}p bql {}",
+                dp as f64 / dt / 1e6,
+                l2 / 1e9,
+                l1 / 1e9,
+                cur.2,
+                backlog,
+                if bql.is_empty() {
+                    "off".to_string()
+                } else {
+                    bql.join(",")
+                }
+            ));
+            self.line_last[pi] = cur;
+        }
+        self.line_last_tsc = now;
+        out
+    }
+
+    /// Throughput series for the plot.
+    pub fn series(&self) -> Vec<Series> {
+        self.series
+            .iter()
+            .map(|s| Series {
+                name: s.name.clone(),
+                points: s.points.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Rate percentiles over the sampling intervals.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntervalRates {
+    pub samples: u64,
+    pub min: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl IntervalRates {
+    fn of(h: &Histogram<u64>) -> IntervalRates {
+        let p = Percentiles::of(h);
+        IntervalRates {
+            samples: p.count,
+            min: p.min,
+            p50: p.p50,
+            p99: p.p99,
+            p999: p.p999,
+            max: p.max,
+        }
+    }
+}
+
+/// Latency results of one stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencySummary {
+    /// Nanoseconds.
+    pub ns: Percentiles,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub late: u64,
+}
+
+/// One stream in the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamSummary {
+    pub name: String,
+    pub mode: String,
+    pub port: usize,
+    pub sizes: String,
+    /// The target as given, with its unit spelled out.
+    pub rate_target: String,
+    pub target_pps: Option<f64>,
+    pub achieved_pps: f64,
+    pub achieved_l2_bps: f64,
+    pub achieved_l1_bps: f64,
+    /// |achieved − target| / target, when there is a target.
+    pub rate_error: Option<f64>,
+    /// True when the target was missed by more than 0.5%.
+    pub rate_miss: bool,
+    pub packets: u64,
+    pub bytes: u64,
+    pub active_s: f64,
+    /// Rates seen over the sampling intervals (how steady it was).
+    pub interval_pps: IntervalRates,
+    pub interval_l2_bps: IntervalRates,
+    pub latency: Option<LatencySummary>,
+}
+
+/// Per-queue figures: the driver's counters and the netdev layer's (qdisc
+/// like `tc -s qdisc`, BQL like sysfs `byte_queue_limits`).
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueSummary {
+    pub queue: u16,
+    pub packets: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub drops: u64,
+    pub qdisc: Option<QdiscStats>,
+    pub bql: Option<BqlView>,
+    pub netdev: Option<TxqCounters>,
+}
+
+/// Per-port figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortSummary {
+    pub spec: String,
+    pub driver: String,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_errors: u64,
+    pub tx_drops: u64,
+    pub rx_packets: u64,
+    pub link_up: bool,
+    pub link_speed_mbps: u32,
+    pub line_rate_bps: u64,
+    pub offloads: String,
+    /// Port counters agree with what the streams handed it.
+    pub counters_match_streams: bool,
+    pub interval_pps: IntervalRates,
+    pub interval_l2_bps: IntervalRates,
+    pub queues: Vec<QueueSummary>,
+    pub xstats: BTreeMap<String, u64>,
+}
+
+/// Per-lcore figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct LcoreSummary {
+    pub lcore: usize,
+    pub core: usize,
+    pub packets: u64,
+    pub busy_cycles: u64,
+    pub cycles_per_packet: f64,
+    pub alloc_failures: u64,
+    pub mempool_in_use_at_end: u64,
+    pub rx_packets: u64,
+    /// Received frames that carried a latency header of one of our streams.
+    pub rx_latency: u64,
+    pub rx_other: u64,
+    pub polls: u64,
+}
+
+/// What `--json` writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub packets_sent: u64,
+    /// L2 bytes without FCS (what a capture shows).
+    pub bytes_sent: u64,
+    /// Seconds from the first to the last packet sent.
+    pub duration_s: f64,
+    pub mpps: f64,
+    /// L2 bit rate including the 4-byte FCS.
+    pub l2_gbps: f64,
+    /// L1 bit rate: FCS + preamble + inter-frame gap (24 bytes per frame).
+    pub l1_gbps: f64,
+    pub drops: u64,
+    pub cycles_per_packet: f64,
+    pub tsc_hz: u64,
+    pub streams: Vec<StreamSummary>,
+    pub ports: Vec<PortSummary>,
+    pub lcores: Vec<LcoreSummary>,
+    /// Events ports raised (e.g. an ice MDD that disabled a queue).
+    pub events: Vec<String>,
+    #[serde(skip)]
+    pub latency_hists: Vec<(String, Histogram<u64>)>,
+}
+
+pub struct SummaryInput<'a> {
+    pub streams: &'a [Stream],
+    pub port_names: &'a [String],
+    pub infos: &'a [PortInfo],
+    pub report: &'a RunReport<LcoreResult>,
+    pub offloads: &'a [u32],
+    pub counters: &'a [Vec<Arc<SenderCounters>>],
+    pub targets: &'a [Option<f64>],
+    pub mon: &'a Monitor,
+    pub tsc: Tsc,
+    pub elapsed: f64,
+}
+
+pub fn summarize(i: SummaryInput<'_>) -> Summary {
+    let tsc = i.tsc;
+    // Latency: merge histograms and sequence trackers over the receiving lcores.
+    let ns = i.streams.len();
+    let mut lat: Vec<Histogram<u64>> = (0..ns).map(|_| latency_histogram()).collect();
+    let mut trk: BTreeMap<(usize, u8), SeqTracker> = BTreeMap::new();
+    for l in &i.report.lcores {
+        for (si, h) in l.app.latency.iter().enumerate() {
+            let _ = lat[si].add(h);
+        }
+        for (k, t) in &l.app.trackers {
+            trk.entry(*k).or_default().merge_counts(t);
+        }
+    }
+    let mut streams = Vec::new();
+    let mut first = u64::MAX;
+    let mut last = 0u64;
+    for s in i.streams {
+        let cs = &i.counters[s.index];
+        let packets: u64 = cs.iter().map(|c| c.packets.get()).sum();
+        let bytes: u64 = cs.iter().map(|c| c.bytes.get()).sum();
+        let f = cs
+            .iter()
+            .map(|c| c.first_tsc.get())
+            .filter(|v| *v != 0)
+            .min()
+            .unwrap_or(0);
+        let l = cs.iter().map(|c| c.last_tsc.get()).max().unwrap_or(0);
+        if f != 0 {
+            first = first.min(f);
+            last = last.max(l);
+        }
+        // Active time: first to last burst, plus one mean gap, so N packets at
+        // rate R measure as N/R.
+        let span = if packets > 1 && l > f {
+            tsc.cycles_to_ns(l - f) as f64 / 1e9 * packets as f64 / (packets - 1) as f64
+        } else {
+            0.0
+        };
+        let pps = if span > 0.0 {
+            packets as f64 / span
+        } else {
+            0.0
+        };
+        let l2 = if span > 0.0 {
+            (bytes + 4 * packets) as f64 * 8.0 / span
+        } else {
+            0.0
+        };
+        let l1 = if span > 0.0 {
+            (bytes + 24 * packets) as f64 * 8.0 / span
+        } else {
+            0.0
+        };
+        let target = i.targets[s.index];
+        let err = target.map(|t| if t > 0.0 { (pps - t).abs() / t } else { 0.0 });
+        let latency = if s.latency {
+            let mut sent_total = 0;
+            let mut agg = SeqTracker::default();
+            for (j, c) in cs.iter().enumerate() {
+                sent_total += c.packets.get();
+                if let Some(t) = trk.get(&(s.index, j as u8)) {
+                    agg.merge_counts(t);
+                }
+            }
+            let received = agg.unique + agg.late;
+            Some(LatencySummary {
+                ns: Percentiles::of(&lat[s.index]),
+                sent: sent_total,
+                received,
+                lost: sent_total.saturating_sub(received),
+                duplicates: agg.duplicates,
+                reordered: agg.reordered,
+                late: agg.late,
+            })
+        } else {
+            None
+        };
+        streams.push(StreamSummary {
+            name: s.name.clone(),
+            mode: format!("{:?}", s.mode).to_lowercase(),
+            port: s.port,
+            sizes: s.sizes.describe(),
+            rate_target: s.rate.describe(),
+            target_pps: target,
+            achieved_pps: pps,
+            achieved_l2_bps: l2,
+            achieved_l1_bps: l1,
+            rate_error: err,
+            rate_miss: err.is_some_and(|e| e > 0.005),
+            packets,
+            bytes,
+            active_s: span,
+            interval_pps: IntervalRates::of(&i.mon.stream_pps[s.index]),
+            interval_l2_bps: IntervalRates::of(&i.mon.stream_bps[s.index]),
+            latency,
+        });
+    }
+    let snaps: Vec<&TxqSnapshot> = i
+        .report
+        .lcores
+        .iter()
+        .flat_map(|l| l.queues.iter())
+        .collect();
+    let mut ports = Vec::new();
+    let mut tot = (0u64, 0u64, 0u64);
+    let mut events = Vec::new();
+    for (pi, pr) in i.report.ports.iter().enumerate() {
+        let st = &pr.stats;
+        let info = &i.infos[pi];
+        let netdev_drops: u64 = snaps
+            .iter()
+            .filter(|q| q.port as usize == pi)
+            .map(|q| q.counters.drops())
+            .sum();
+        let from_streams: u64 = streams
+            .iter()
+            .filter(|s| s.port == pi)
+            .map(|s| s.packets)
+            .sum();
+        tot.0 += st.tx.packets;
+        tot.1 += st.tx.bytes;
+        tot.2 += st.tx.drops + st.tx.errors + netdev_drops;
+        events.extend(pr.events.iter().map(|e| format!("{}: {e}", pr.name)));
+        ports.push(PortSummary {
+            spec: i.port_names[pi].clone(),
+            driver: info.driver.to_string(),
+            tx_packets: st.tx.packets,
+            tx_bytes: st.tx.bytes,
+            tx_errors: st.tx.errors,
+            tx_drops: st.tx.drops + netdev_drops,
+            rx_packets: st.rx.packets,
+            link_up: pr.link.up,
+            link_speed_mbps: pr.link.speed_mbps,
+            line_rate_bps: info.line_rate_bps,
+            offloads: wirespeed::ethdev::offload_names(i.offloads[pi]),
+            // Every packet a stream handed over is on the wire or in exactly one drop counter.
+            counters_match_streams: st.tx.packets + st.tx.drops + st.tx.errors + netdev_drops
+                == from_streams,
+            interval_pps: IntervalRates::of(&i.mon.port_pps[pi]),
+            interval_l2_bps: IntervalRates::of(&i.mon.port_bps[pi]),
+            queues: st
+                .tx_queues
+                .iter()
+                .enumerate()
+                .map(|(q, c)| {
+                    let snap = snaps
+                        .iter()
+                        .find(|s| s.port as usize == pi && s.queue as usize == q);
+                    QueueSummary {
+                        queue: q as u16,
+                        packets: c.packets,
+                        bytes: c.bytes,
+                        errors: c.errors,
+                        drops: c.drops,
+                        qdisc: snap.map(|s| s.qdisc.clone()),
+                        bql: snap.map(|s| s.bql.clone()),
+                        netdev: snap.map(|s| s.counters),
+                    }
+                })
+                .collect(),
+            xstats: pr.xstats.iter().cloned().collect(),
+        });
+    }
+    let lp: u64 = i.report.lcores.iter().map(|l| l.app.packets).sum();
+    let busy: u64 = i.report.lcores.iter().map(|l| l.app.busy_cycles).sum();
+    let lcores: Vec<LcoreSummary> = i
+        .report
+        .lcores
+        .iter()
+        .map(|l| LcoreSummary {
+            lcore: l.lcore,
+            core: l.core,
+            packets: l.app.packets,
+            busy_cycles: l.app.busy_cycles,
+            cycles_per_packet: if l.app.packets > 0 {
+                l.app.busy_cycles as f64 / l.app.packets as f64
+            } else {
+                0.0
+            },
+            alloc_failures: l.app.alloc_failures,
+            mempool_in_use_at_end: l.app.in_use_at_end + l.pool.in_use,
+            rx_packets: l.rx_packets,
+            rx_latency: l.app.rx_latency,
+            rx_other: l.app.rx_other,
+            polls: l.polls,
+        })
+        .collect();
+    let span = if last > first && first != u64::MAX {
+        tsc.cycles_to_ns(last - first) as f64 / 1e9
+    } else {
+        i.elapsed.max(1e-9)
+    };
+    Summary {
+        packets_sent: tot.0,
+        bytes_sent: tot.1,
+        duration_s: span,
+        mpps: tot.0 as f64 / span / 1e6,
+        l2_gbps: (tot.1 + 4 * tot.0) as f64 * 8.0 / span / 1e9,
+        l1_gbps: (tot.1 + 24 * tot.0) as f64 * 8.0 / span / 1e9,
+        drops: tot.2,
+        cycles_per_packet: if lp > 0 { busy as f64 / lp as f64 } else { 0.0 },
+        tsc_hz: tsc.hz(),
+        streams,
+        ports,
+        lcores,
+        events,
+        latency_hists: i
+            .streams
+            .iter()
+            .filter(|s| s.latency)
+            .map(|s| (s.name.clone(), lat[s.index].clone()))
+            .collect(),
+    }
+}
+
+fn rate(v: f64) -> String {
+    if v >= 1e9 {
+        format!("{:.3} G", v / 1e9)
+    } else if v >= 1e6 {
+        format!("{:.3} M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.3} k", v / 1e3)
+    } else {
+        format!("{v:.1} ")
+    }
+}
+
+/// Prints the final table.
+pub fn print_summary(s: &Summary) {
+    println!(
+        "wirespeed gen: {} packets, {} bytes in {:.3} s = {:.3} Mpps, L2 {:.3} Gbit/s, L1 {:.3} Gbit/s, {:.1} cycles/packet, drops {}",
+        s.packets_sent, s.bytes_sent, s.duration_s, s.mpps, s.l2_gbps, s.l1_gbps, s.cycles_per_packet, s.drops
+    );
+    for st in &s.streams {
+        println!(
+            "  stream {} ({}, {}) → port {}: {} pkts; target {}; achieved {}pps, L2 {}bit/s, L1 {}bit/s{}",
+            st.name,
+            st.mode,
+            st.sizes,
+            st.port,
+            st.packets,
+            st.rate_target,
+            rate(st.achieved_pps),
+            rate(st.achieved_l2_bps),
+            rate(st.achieved_l1_bps),
+            match (st.rate_error, st.rate_miss) {
+                (Some(e), true) => format!("  MISSED the target by {:.2}%", e * 100.0),
+                (Some(e), false) => format!("  (within {:.3}% of target)", e * 100.0),
+                _ => String::new(),
+            }
+        );
+        println!(
+            "    interval pps: min {} p50 {} p99 {} p99.9 {} max {}",
+            rate(st.interval_pps.min as f64),
+            rate(st.interval_pps.p50 as f64),
+            rate(st.interval_pps.p99 as f64),
+            rate(st.interval_pps.p999 as f64),
+            rate(st.interval_pps.max as f64)
+        );
+        if let Some(l) = &st.latency {
+            println!(
+                "    latency µs: min {:.2} p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}; received {}/{} lost {} dup {} reordered {}",
+                l.ns.min as f64 / 1e3,
+                l.ns.p50 as f64 / 1e3,
+                l.ns.p99 as f64 / 1e3,
+                l.ns.p999 as f64 / 1e3,
+                l.ns.max as f64 / 1e3,
+                l.received,
+                l.sent,
+                l.lost,
+                l.duplicates,
+                l.reordered
+            );
+        }
+    }
+    for p in &s.ports {
+        println!(
+            "  port {} [{}] link {} {} Mbit/s, offloads {}: tx {} pkts {} bytes, errors {}, drops {}, rx {} pkts{}",
+            p.spec,
+            p.driver,
+            if p.link_up { "up" } else { "down" },
+            p.link_speed_mbps,
+            p.offloads,
+            p.tx_packets,
+            p.tx_bytes,
+            p.tx_errors,
+            p.tx_drops,
+            p.rx_packets,
+            if p.counters_match_streams { "" } else { "  (port counters differ from the streams' counts)" }
+        );
+        for q in &p.queues {
+            let mut line = format!(
+                "    txq {}: {} pkts {} bytes, errors {}, drops {}",
+                q.queue, q.packets, q.bytes, q.errors, q.drops
+            );
+            if let (Some(qd), Some(c)) = (&q.qdisc, &q.netdev) {
+                line.push_str(&format!(
+                    "; qdisc {} sent {}p dropped {} requeues {} backlog {}p; xoff stack {} drv {}",
+                    qd.kind,
+                    qd.sent_packets,
+                    qd.dropped,
+                    qd.requeues,
+                    qd.backlog_packets,
+                    c.stack_xoff,
+                    c.drv_xoff
+                ));
+            }
+            if let Some(b) = q.bql.as_ref().filter(|b| b.enabled) {
+                line.push_str(&format!("; bql limit {} inflight {}", b.limit, b.inflight));
+            }
+            println!("{line}");
+        }
+    }
+    for e in &s.events {
+        println!("  event: {e}");
+    }
+    for l in &s.lcores {
+        println!(
+            "  lcore {} (core {}): {} pkts, {:.1} cycles/packet, alloc failures {}, mbufs in use at end {}",
+            l.lcore, l.core, l.packets, l.cycles_per_packet, l.alloc_failures, l.mempool_in_use_at_end
+        );
+    }
+}

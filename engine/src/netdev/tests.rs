@@ -1,0 +1,501 @@
+//! Netdev queue tests against real software ports (`ring:NAME` pairs whose far
+//! end the test drains at a chosen pace, `null`).
+
+use super::*;
+use crate::eal::dma::{set_page_mode, PageMode};
+use crate::eal::tsc::Tsc;
+use crate::ethdev::{Port, PortConfig, Registry, RxQueue};
+use crate::mbuf::{Burst, Mbuf, Mempool, PoolConfig};
+
+fn pool(n: u32) -> Mempool {
+    set_page_mode(PageMode::Small);
+    Mempool::new(&PoolConfig {
+        name: "netdev-test".into(),
+        size: n,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// A ring pair: our TX queue 0 on end A, the far end's RX queue 0 on end B.
+struct Cable {
+    _a: Box<dyn Port>,
+    _b: Box<dyn Port>,
+    q: NetdevQueue,
+    far: Box<dyn RxQueue>,
+}
+
+fn cable(name: &str, ring: u16, conf: &TxqConfig) -> Cable {
+    let reg = Registry::with_builtins();
+    let mut a = reg.open(&format!("ring:{name}")).unwrap();
+    let mut b = reg.open(&format!("ring:{name}")).unwrap();
+    let pc = PortConfig {
+        tx_ring_size: ring,
+        rx_ring_size: ring,
+        ..Default::default()
+    };
+    a.configure(&pc).unwrap();
+    b.configure(&pc).unwrap();
+    let txq = a.tx_queue(0).unwrap();
+    let far = b.rx_queue(0).unwrap();
+    let q = NetdevQueue::new(0, a.name(), txq, conf, Tsc::global()).unwrap();
+    Cable {
+        _a: a,
+        _b: b,
+        q,
+        far,
+    }
+}
+
+fn conf(kind: QdiscKind, limit: usize, bql: bool) -> TxqConfig {
+    TxqConfig {
+        qdisc: QdiscConfig {
+            kind,
+            txqueuelen: limit,
+        },
+        bql: BqlConfig {
+            enabled: bql,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn tagged(p: &mut Mempool, tag: u32, len: usize) -> Mbuf {
+    let mut m = p.alloc().expect("pool has room");
+    let d = m.append(len).unwrap();
+    d.fill(0);
+    d[..4].copy_from_slice(&tag.to_be_bytes());
+    m
+}
+
+fn tag_of(m: &Mbuf) -> u32 {
+    u32::from_be_bytes(m.data()[..4].try_into().unwrap())
+}
+
+fn burst_of(p: &mut Mempool, tags: std::ops::Range<u32>, len: usize) -> Burst {
+    let mut b = Burst::new();
+    for t in tags {
+        b.push(tagged(p, t, len)).unwrap();
+    }
+    b
+}
+
+/// Drains up to `n` packets from the far end; appends their tags.
+fn drain(c: &mut Cable, p: &mut Mempool, n: usize, got: &mut Vec<u32>) -> usize {
+    let mut b = Burst::new();
+    let k = c.far.rx_burst(p, &mut b, n);
+    got.extend(b.iter().map(tag_of));
+    k
+}
+
+#[test]
+fn bypass_only_when_the_qdisc_is_empty() {
+    let mut p = pool(256);
+    let mut c = cable("nd-bypass", 8, &conf(QdiscKind::PfifoFast, 100, false));
+    let o = c.q.xmit(tagged(&mut p, 0, 60));
+    assert_eq!(
+        o,
+        XmitOutcome {
+            direct: 1,
+            queued: 0,
+            dropped: 0
+        }
+    );
+    // Fill the ring: 7 fit, 3 refused → requeued, queue stopped (DRV_XOFF).
+    let o = c.q.xmit_burst(&mut burst_of(&mut p, 1..11, 60));
+    assert_eq!((o.direct, o.queued), (7, 3));
+    assert!(c.q.xoff().drv && !c.q.xoff().stack);
+    assert_eq!(c.q.counters().requeues, 3);
+    // Backlog present: a new packet is queued, not bypassed, even once the
+    // ring has room again.
+    let mut got = Vec::new();
+    drain(&mut c, &mut p, 8, &mut got);
+    let o = c.q.xmit(tagged(&mut p, 11, 60));
+    assert_eq!(o.direct, 0);
+    assert!(o.queued == 1);
+    assert_eq!(c.q.counters().direct_packets, 8);
+    // The run triggered by that xmit sent the backlog in order.
+    for _ in 0..10 {
+        c.q.poll();
+        drain(&mut c, &mut p, 8, &mut got);
+    }
+    assert_eq!(got, (0..12).collect::<Vec<u32>>());
+    // Empty again: bypass again.
+    assert_eq!(c.q.xmit(tagged(&mut p, 12, 60)).direct, 1);
+    let k = c.q.counters();
+    assert_eq!(k.unaccounted(), 0);
+    assert_eq!(k.offered, 13);
+}
+
+#[test]
+fn requeue_keeps_order_across_many_refusals() {
+    let mut p = pool(512);
+    let mut c = cable("nd-requeue", 8, &conf(QdiscKind::PfifoFast, 1000, false));
+    let mut got = Vec::new();
+    // 40 in one go: 8 taken, 32 requeued.
+    let o = c.q.xmit_burst(&mut burst_of(&mut p, 0..40, 100));
+    assert_eq!((o.direct, o.queued, o.dropped), (8, 32, 0));
+    let mut next = 40;
+    for round in 0..60 {
+        // The far end takes 3 per poll; new packets keep arriving behind.
+        drain(&mut c, &mut p, 3, &mut got);
+        if round % 4 == 0 && next < 80 {
+            c.q.xmit_burst(&mut burst_of(&mut p, next..next + 5, 100));
+            next += 5;
+        }
+        c.q.poll();
+        assert_eq!(c.q.counters().unaccounted(), 0);
+    }
+    while drain(&mut c, &mut p, 8, &mut got) > 0 || c.q.backlog_packets() > 0 {
+        c.q.poll();
+    }
+    assert_eq!(got, (0..next).collect::<Vec<u32>>(), "no reordering");
+    let k = c.q.counters();
+    assert!(k.requeues > 32, "requeues {}", k.requeues);
+    assert_eq!(k.sent_packets, next as u64);
+    assert_eq!(c.q.qdisc_stats().requeues, k.requeues);
+}
+
+#[test]
+fn overflow_is_dropped_and_counted() {
+    let mut p = pool(512);
+    let mut c = cable("nd-overflow", 4, &conf(QdiscKind::PfifoFast, 10, false));
+    // Ring takes 4; the other 26 of the bulk are requeued.
+    c.q.xmit_burst(&mut burst_of(&mut p, 0..30, 60));
+    // Backlog → enqueue; the qdisc holds 10, the rest are dropped.
+    let o = c.q.xmit_burst(&mut burst_of(&mut p, 30..60, 60));
+    assert_eq!((o.direct, o.queued, o.dropped), (0, 10, 20));
+    let s = c.q.qdisc_stats();
+    assert_eq!(s.dropped, 20);
+    assert_eq!(s.backlog_packets, 36);
+    assert_eq!(s.backlog_bytes, 36 * 60);
+    assert_eq!(s.sent_packets, 4);
+    assert_eq!(s.kind, "pfifo_fast");
+    assert_eq!(c.q.counters().unaccounted(), 0);
+    assert_eq!(p.stats().in_use, 40);
+    // Teardown: the backlog is purged and counted.
+    assert_eq!(c.q.purge(), 36);
+    let k = c.q.counters();
+    assert_eq!((k.purged, k.backlog_packets, k.unaccounted()), (36, 0, 0));
+    assert_eq!(p.stats().in_use, 4, "only the 4 on the ring remain");
+}
+
+#[test]
+fn band_order_holds_through_the_queue() {
+    let mut p = pool(256);
+    let mut c = cable("nd-bands", 4, &conf(QdiscKind::PfifoFast, 100, false));
+    // Stop the queue by filling the ring, then queue mixed priorities.
+    c.q.xmit_burst(&mut burst_of(&mut p, 0..4, 60));
+    let mut b = Burst::new();
+    for (tag, prio) in [(10, 2), (11, 0), (12, 6), (13, 2), (14, 0), (15, 7)] {
+        let mut m = tagged(&mut p, tag, 60);
+        m.set_priority(prio);
+        b.push(m).unwrap();
+    }
+    c.q.xmit_burst(&mut b);
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        drain(&mut c, &mut p, 4, &mut got);
+        c.q.poll();
+    }
+    drain(&mut c, &mut p, 4, &mut got);
+    // Band 0 (prio 6, 7), band 1 (prio 0), band 2 (prio 2).
+    assert_eq!(got, vec![0, 1, 2, 3, 12, 15, 11, 14, 10, 13]);
+}
+
+#[test]
+fn noqueue_goes_straight_to_the_driver_and_drops_what_it_refuses() {
+    let mut p = pool(64);
+    let mut c = cable("nd-noqueue", 8, &conf(QdiscKind::Noqueue, 0, false));
+    assert_eq!(c.q.tx_room(), 8);
+    let o = c.q.xmit_burst(&mut burst_of(&mut p, 0..20, 60));
+    assert_eq!((o.direct, o.queued, o.dropped), (8, 0, 12));
+    assert_eq!(c.q.tx_room(), 0, "stopped while the ring is full");
+    let o = c.q.xmit(tagged(&mut p, 20, 60));
+    assert_eq!(o.dropped, 1);
+    let k = c.q.counters();
+    assert_eq!((k.busy_drops, k.sent_packets, k.unaccounted()), (13, 8, 0));
+    let mut got = Vec::new();
+    drain(&mut c, &mut p, 8, &mut got);
+    c.q.poll();
+    assert!(!c.q.is_stopped());
+    assert_eq!(c.q.xmit(tagged(&mut p, 21, 60)).direct, 1);
+    drain(&mut c, &mut p, 8, &mut got);
+    assert_eq!(got, vec![0, 1, 2, 3, 4, 5, 6, 7, 21]);
+    assert_eq!(p.stats().in_use, 0);
+}
+
+/// The slow port: the far end drains N packets per poll while the sender
+/// offers more. BQL keeps bytes in flight within limit + one max-size packet,
+/// packets are conserved exactly, and the pool comes back full.
+#[test]
+fn bql_bounds_inflight_on_a_slow_port_and_packets_are_conserved() {
+    const MAX_PKT: u32 = 1514;
+    let mut p = pool(4096);
+    let mut cf = conf(QdiscKind::PfifoFast, 300, true);
+    cf.bql.hold_time_ms = 1;
+    let mut c = cable("nd-slow", 512, &cf);
+    let mut got = Vec::new();
+    let mut got_bytes = 0u64;
+    let mut tag = 0u32;
+    let mut max_inflight = 0u32;
+    let sizes = [60usize, 1514, 600, 128, 1000, 60, 1514, 300];
+    let check = |q: &NetdevQueue, at: &str| {
+        let b = q.bql();
+        assert!(
+            b.inflight <= b.limit + MAX_PKT,
+            "{at}: inflight {} > limit {} + {MAX_PKT}",
+            b.inflight,
+            b.limit
+        );
+        assert_eq!(q.counters().unaccounted(), 0, "{at}");
+    };
+    for round in 0..3000u32 {
+        // Offer 12 per poll in two bursts; the far end drains 8.
+        for _ in 0..2 {
+            let mut b = Burst::new();
+            for _ in 0..6 {
+                b.push(tagged(&mut p, tag, sizes[tag as usize % sizes.len()]))
+                    .unwrap();
+                tag += 1;
+            }
+            c.q.xmit_burst(&mut b);
+            check(&c.q, "after xmit");
+        }
+        let mut rb = Burst::new();
+        c.far.rx_burst(&mut p, &mut rb, 8);
+        got_bytes += rb.bytes() as u64;
+        got.extend(rb.iter().map(tag_of));
+        drop(rb);
+        c.q.poll();
+        check(&c.q, "after poll");
+        max_inflight = max_inflight.max(c.q.bql().inflight);
+        if round % 500 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    // Stop offering; drain everything (bounded).
+    for _ in 0..10_000 {
+        let mut rb = Burst::new();
+        c.far.rx_burst(&mut p, &mut rb, 8);
+        got_bytes += rb.bytes() as u64;
+        got.extend(rb.iter().map(tag_of));
+        drop(rb);
+        c.q.poll();
+        if c.q.backlog_packets() == 0 && c.q.bql().inflight == 0 {
+            break;
+        }
+    }
+    let k = c.q.counters();
+    let s = c.q.snapshot();
+    assert_eq!(k.backlog_packets, 0, "drained");
+    assert_eq!(s.bql.inflight, 0);
+    assert_eq!(k.offered, tag as u64);
+    assert_eq!(
+        k.offered,
+        got.len() as u64 + k.qdisc_drops + k.busy_drops + k.purged,
+        "offered = transmitted + drops"
+    );
+    assert_eq!(k.sent_packets, got.len() as u64);
+    assert_eq!(k.sent_bytes, got_bytes);
+    assert_eq!(k.completed_bytes, got_bytes);
+    assert!(k.qdisc_drops > 0, "the offered load exceeds the drain rate");
+    assert!(k.stack_xoff > 0 && k.wakes > 0, "BQL throttled: {k:?}");
+    assert!(
+        max_inflight < 512 * 1514 / 4,
+        "BQL, not the ring, bounded inflight ({max_inflight})"
+    );
+    assert!(
+        s.bql.limit > 0 && s.bql.limit < 100_000,
+        "limit {}",
+        s.bql.limit
+    );
+    // Surviving packets arrive in order (one flow, one queue).
+    assert!(got.windows(2).all(|w| w[0] < w[1]));
+    drop(c);
+    assert_eq!(p.stats().in_use, 0, "every buffer back in the pool");
+}
+
+#[test]
+fn a_bql_stopped_queue_is_always_woken_by_completions() {
+    let mut p = pool(1024);
+    let mut cf = conf(QdiscKind::PfifoFast, 1000, true);
+    cf.bql.limit_max = 3000; // force throttling
+    let mut c = cable("nd-wake", 256, &cf);
+    c.q.xmit_burst(&mut burst_of(&mut p, 0..200, 1000));
+    assert!(c.q.xoff().stack, "BQL stopped the queue");
+    assert!(c.q.backlog_packets() > 150);
+    let mut got = Vec::new();
+    // No new xmits: only completions can restart it.
+    for _ in 0..500 {
+        drain(&mut c, &mut p, 4, &mut got);
+        c.q.poll();
+        if got.len() == 200 {
+            break;
+        }
+    }
+    assert_eq!(got, (0..200).collect::<Vec<u32>>());
+    assert!(!c.q.is_stopped());
+    assert!(c.q.bql().limit <= 3000);
+}
+
+#[test]
+fn shared_view_follows_publish() {
+    let mut p = pool(64);
+    let reg = Registry::with_builtins();
+    let mut port = reg.open("null").unwrap();
+    port.configure(&PortConfig::default()).unwrap();
+    let txq = port.tx_queue(0).unwrap();
+    let mut q = NetdevQueue::new(3, "null", txq, &TxqConfig::default(), Tsc::global()).unwrap();
+    let shared = q.shared();
+    q.xmit_burst(&mut burst_of(&mut p, 0..10, 64));
+    assert_eq!(shared.snapshot().counters.offered, 0, "not yet published");
+    // BQL starts at limit 0 and grows with each completion.
+    for _ in 0..10 {
+        q.poll();
+    }
+    let s = shared.snapshot();
+    assert_eq!(s, q.snapshot());
+    assert_eq!(
+        (s.port, s.counters.sent_packets, s.qdisc.sent_bytes),
+        (3, 10, 640)
+    );
+    assert!(s.bql.enabled && s.bql.hold_time_ms == 1000 && s.bql.limit_max == DQL_MAX_LIMIT);
+    assert_eq!(s.qdisc.kind, "pfifo_fast");
+    assert_eq!(
+        s.to_string(),
+        format!(
+            "p3/q0 pfifo_fast sent 10p drop 0 req 0 backlog 0p bql 0/{}",
+            s.bql.limit
+        )
+    );
+    assert!(s
+        .qdisc
+        .to_string()
+        .contains("Sent 640 bytes 10 pkt (dropped 0, overlimits 0 requeues 0)"));
+    assert_eq!(p.stats().in_use, 0);
+}
+
+#[test]
+fn bad_config_is_a_typed_error() {
+    let reg = Registry::with_builtins();
+    let mut port = reg.open("null").unwrap();
+    port.configure(&PortConfig::default()).unwrap();
+    let cf = TxqConfig {
+        tx_burst: 0,
+        ..Default::default()
+    };
+    let e = NetdevQueue::new(0, "null", port.tx_queue(0).unwrap(), &cf, Tsc::global()).unwrap_err();
+    assert!(e.to_string().contains("tx_burst"), "{e}");
+    let mut port = reg.open("null").unwrap();
+    port.configure(&PortConfig::default()).unwrap();
+    let mut cf = TxqConfig::default();
+    cf.bql.limit_min = 10;
+    cf.bql.limit_max = 5;
+    let e = NetdevQueue::new(0, "null", port.tx_queue(0).unwrap(), &cf, Tsc::global()).unwrap_err();
+    assert!(matches!(e, NetdevError::Bql { .. }), "{e}");
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static CASE: AtomicUsize = AtomicUsize::new(0);
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Offer packets: (length, priority) each.
+        Xmit(Vec<(u16, u8)>),
+        /// The far end takes up to n.
+        Drain(usize),
+        Poll,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => proptest::collection::vec((60u16..=1514, 0u8..16), 1..40).prop_map(Op::Xmit),
+            2 => (0usize..24).prop_map(Op::Drain),
+            2 => Just(Op::Poll),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Any interleaving of offers, drains and polls, any qdisc and BQL
+        /// setting: packets are conserved at every step, BQL never queues
+        /// more than one packet past its limit, pfifo_fast keeps FIFO order
+        /// within each band, and every buffer comes back.
+        #[test]
+        fn conservation_bql_bound_and_band_fifo(
+            ops in proptest::collection::vec(op(), 1..120),
+            noqueue in any::<bool>(),
+            bql in any::<bool>(),
+            ring in prop_oneof![Just(8u16), Just(32), Just(256)],
+            limit in 1usize..64,
+        ) {
+            let mut p = pool(2048);
+            let kind = if noqueue { QdiscKind::Noqueue } else { QdiscKind::PfifoFast };
+            let mut cf = conf(kind, limit, bql);
+            cf.tx_burst = 16;
+            cf.dev_tx_weight = 24;
+            let name = format!("nd-prop-{}", CASE.fetch_add(1, Ordering::Relaxed));
+            let mut c = cable(&name, ring, &cf);
+            let mut tag = 0u32;
+            let mut got: Vec<(u32, u8)> = Vec::new();
+            let step = |c: &mut Cable, got: &mut Vec<(u32, u8)>, p: &mut Mempool, n: usize| {
+                let mut b = Burst::new();
+                c.far.rx_burst(p, &mut b, n);
+                got.extend(b.iter().map(|m| (tag_of(m), m.priority())));
+            };
+            for o in &ops {
+                match o {
+                    Op::Xmit(v) => {
+                        let mut b = Burst::new();
+                        for &(len, prio) in v {
+                            let mut m = tagged(&mut p, tag, len as usize);
+                            m.set_priority(prio);
+                            b.push(m).unwrap();
+                            tag += 1;
+                        }
+                        let out = c.q.xmit_burst(&mut b);
+                        prop_assert_eq!((out.direct + out.queued + out.dropped) as usize, v.len());
+                    }
+                    Op::Drain(n) => step(&mut c, &mut got, &mut p, *n),
+                    Op::Poll => {
+                        c.q.poll();
+                    }
+                }
+                let k = c.q.counters();
+                prop_assert_eq!(k.unaccounted(), 0);
+                prop_assert!(k.bql_overshoot_max <= 1514);
+            }
+            // Drain everything (bounded).
+            for _ in 0..2000 {
+                step(&mut c, &mut got, &mut p, 64);
+                c.q.poll();
+                if c.q.is_idle() {
+                    break;
+                }
+            }
+            step(&mut c, &mut got, &mut p, 256);
+            let k = c.q.counters();
+            prop_assert_eq!(k.backlog_packets, 0);
+            prop_assert_eq!(k.offered, tag as u64);
+            prop_assert_eq!(k.offered, got.len() as u64 + k.drops());
+            prop_assert_eq!(k.sent_packets, got.len() as u64);
+            for band in 0..3 {
+                let seq: Vec<u32> = got
+                    .iter()
+                    .filter(|(_, pr)| PfifoFast::band_of(*pr) == band)
+                    .map(|(t, _)| *t)
+                    .collect();
+                prop_assert!(seq.windows(2).all(|w| w[0] < w[1]), "band {} reordered: {:?}", band, seq);
+            }
+            drop(c);
+            prop_assert_eq!(p.stats().in_use, 0);
+        }
+    }
+}
