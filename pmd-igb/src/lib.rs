@@ -7,7 +7,7 @@
 //! - `igb-model[?speed=1g|100m|10m|unlimited&sink=count|pcap:PATH|loopback&core=N]`
 //!   — the same driver on the device model.
 //!
-//! The driver code is generic over [`RegisterSpace`]: [`IgbPort<Mmio>`] and
+//! The driver code is generic over [`RegisterSpace`](wirespeed::eal::RegisterSpace): [`IgbPort<Mmio>`] and
 //! [`IgbPort<IgbModel>`] are the same code, monomorphized.
 
 pub mod hw;
@@ -210,9 +210,6 @@ pub fn model_port(cfg: ModelConfig) -> Result<(IgbPort<IgbModel>, Arc<IgbModel>)
     )?;
     Ok((p, m))
 }
-
-#[allow(dead_code)]
-fn _assert_regs<R: RegisterSpace>() {}
 
 #[cfg(test)]
 mod tests {

@@ -426,6 +426,9 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
         taken
     }
 
+    /// Plays the part of `igb_clean_tx_irq` (and `netdev_tx_completed_queue`'s
+    /// input): returns what completed since the last call, reclaiming RS
+    /// groups whose DD is set, freeing their mbufs.
     fn clean(&mut self, budget: usize) -> Completed {
         let mut c = std::mem::take(&mut self.pending);
         let more = self.reclaim(budget.saturating_sub(c.packets as usize));

@@ -620,6 +620,15 @@ fn bad_iova_is_a_fault_and_nothing_is_read() {
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert!(ev[0].detail.contains("descriptor fetch"));
     assert_eq!(m.read32(txdctl(1)) & XDCTL_ENABLE, 0);
+
+    // A tail beyond the ring stops the queue instead of running off its end.
+    m.write32(tdt(0), 64);
+    assert!(m.wait_idle(Duration::from_secs(5)));
+    let ev = m.take_events();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].kind, "tdt-out-of-range");
+    assert_eq!(m.read32(txdctl(0)) & XDCTL_ENABLE, 0);
+    assert_eq!(c.wire_frames.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
 #[test]

@@ -741,7 +741,16 @@ impl Engine {
         let tail = sh.r(tdt(qi));
         let n = self.tx[q].n;
         if tail >= n {
-            return Step::Idle;
+            sh.event(
+                Some(q as u16),
+                "tdt-out-of-range",
+                format!(
+                    "tx queue {q}: TDT {tail} is beyond the {n}-descriptor ring; queue stopped"
+                ),
+            );
+            sh.w(txdctl(qi), sh.r(txdctl(qi)) & !XDCTL_ENABLE);
+            self.tx[q].active = false;
+            return Step::Work;
         }
         let mut did = 0;
         while self.tx[q].head != tail && did < 256 {
