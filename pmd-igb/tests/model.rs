@@ -782,3 +782,35 @@ fn pacing_counts_preamble_ifg_and_fcs() {
         0
     );
 }
+
+#[test]
+fn a_queue_the_device_stopped_is_reported_once() {
+    let (mut p, m) = started(cfg(Sink::Count, 10_000_000), 64, false);
+    let mut q = p.igb_tx_queue(0).unwrap();
+    p.start().unwrap();
+    let mut pool = pool(64);
+    let mut b = Burst::new();
+    for s in 0..40 {
+        b.push(mbuf(&mut pool, &frame(1514, s, false, false)))
+            .unwrap();
+    }
+    // At 10 Mbit/s the wire holds the queue busy for ~50 ms: stop it meanwhile,
+    // as the device does after a fatal DMA error.
+    assert_eq!(q.tx_burst(&mut b), 40);
+    m.write32(txdctl(0), 0);
+    let mut ev = None;
+    for _ in 0..4 * pmd_igb::tx::STALL_CHECK_POLLS {
+        q.clean(64);
+        if let Some(e) = q.poll_event() {
+            ev = Some(e);
+            break;
+        }
+    }
+    let ev = ev.expect("stopped queue reported");
+    assert_eq!(ev.kind, "tx-queue-stopped");
+    assert_eq!(ev.queue, Some(0));
+    for _ in 0..2 * pmd_igb::tx::STALL_CHECK_POLLS {
+        q.clean(64);
+    }
+    assert!(q.poll_event().is_none(), "reported once");
+}
