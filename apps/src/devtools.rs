@@ -31,6 +31,8 @@ pub enum DevCmd {
     },
 }
 
+type DevFilter = Box<dyn Fn(&PciDevice) -> bool>;
+
 /// Which wirespeed driver handles a PCI id, if any.
 fn wirespeed_driver(d: &PciDevice) -> Option<String> {
     pmd_igb::lookup(d.vendor, d.device).map(|p| format!("igb ({})", p.name))
@@ -93,7 +95,7 @@ pub fn run_with(sysfs: &Sysfs, cmd: &DevCmd) -> ExitCode {
                 );
                 return ExitCode::SUCCESS;
             }
-            let groups: [(&str, Box<dyn Fn(&PciDevice) -> bool>); 3] = [
+            let groups: [(&str, DevFilter); 3] = [
                 (
                     "Network devices using vfio-pci (usable by wirespeed)",
                     Box::new(|d| d.is_vfio_bound()),

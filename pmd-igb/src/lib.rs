@@ -7,7 +7,7 @@
 //! - `igb-model[?speed=1g|100m|10m|unlimited&sink=count|pcap:PATH|loopback&core=N]`
 //!   — the same driver on the device model.
 //!
-//! The driver code is generic over [`RegisterSpace`]: [`IgbPort<Mmio>`] and
+//! The driver code is generic over [`RegisterSpace`](wirespeed::eal::RegisterSpace): [`IgbPort<Mmio>`] and
 //! [`IgbPort<IgbModel>`] are the same code, monomorphized.
 
 pub mod hw;
@@ -156,18 +156,29 @@ pub fn model_config(spec: &DevSpec) -> Result<ModelConfig, EthdevError> {
         let n: usize = c
             .parse()
             .map_err(|_| bad(spec, format!("core={c} is not a core number")))?;
-        if n >= wirespeed::eal::lcore::online_cores() {
+        let cores = system_cores();
+        if n >= cores {
             return Err(bad(
                 spec,
                 format!(
                     "core={n}: this machine has cores 0..={}",
-                    wirespeed::eal::lcore::online_cores().saturating_sub(1)
+                    cores.saturating_sub(1)
                 ),
             ));
         }
         cfg.core = Some(n);
     }
     Ok(cfg)
+}
+
+/// CPUs the system has online (not just those the calling thread may use:
+/// the caller may already be pinned).
+fn system_cores() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| wirespeed::eal::CoreList::parse(s.trim()).ok())
+        .and_then(|c| c.cores().iter().max().map(|m| m + 1))
+        .unwrap_or_else(wirespeed::eal::lcore::online_cores)
 }
 
 /// Opens `igb-model?…`: a model with its engine thread, and the igb driver on it.
@@ -199,9 +210,6 @@ pub fn model_port(cfg: ModelConfig) -> Result<(IgbPort<IgbModel>, Arc<IgbModel>)
     )?;
     Ok((p, m))
 }
-
-#[allow(dead_code)]
-fn _assert_regs<R: RegisterSpace>() {}
 
 #[cfg(test)]
 mod tests {

@@ -207,6 +207,13 @@ impl<R: RegisterSpace> Port for IgbPort<R> {
             });
         }
         conf.validate(&self.name, &self.info())?;
+        // VLAN insertion needs VLAN mode on, as Linux igb_vlan_mode sets it.
+        let ctrl = self.hw.rd(CTRL);
+        if conf.tx_offloads & wirespeed::mbuf::ol::TX_VLAN != 0 {
+            self.hw.wr(CTRL, ctrl | CTRL_VME);
+        } else {
+            self.hw.wr(CTRL, ctrl & !CTRL_VME);
+        }
         self.conf = conf.clone();
         self.txs = QueueSlots::new(conf.nb_tx_queues);
         self.rxs = QueueSlots::new(conf.nb_rx_queues);

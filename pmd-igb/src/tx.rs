@@ -64,7 +64,15 @@ pub struct IgbTxQueue<R: RegisterSpace> {
     pending: Completed,
     stats: Arc<QueueStats>,
     port: String,
+    /// Consecutive cleans that found work outstanding but nothing done.
+    stall_polls: u32,
+    event: Option<PortEvent>,
+    stop_reported: bool,
 }
+
+/// Empty cleans with descriptors outstanding before TXDCTL is read to see
+/// whether the device stopped the queue (one MMIO read per this many polls).
+pub const STALL_CHECK_POLLS: u32 = 1 << 16;
 
 // SAFETY: the queue exclusively owns its ring and the mbufs parked in `sw`
 // (raw handles from `Mbuf::into_raw`); moving it to its lcore moves that
@@ -114,6 +122,9 @@ impl<R: RegisterSpace> IgbTxQueue<R> {
             pending: Completed::default(),
             stats,
             port: port.to_string(),
+            stall_polls: 0,
+            event: None,
+            stop_reported: false,
         })
     }
 
@@ -426,9 +437,33 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
         taken
     }
 
+    /// Plays the part of `igb_clean_tx_irq` (and `netdev_tx_completed_queue`'s
+    /// input): returns what completed since the last call, reclaiming RS
+    /// groups whose DD is set, freeing their mbufs.
     fn clean(&mut self, budget: usize) -> Completed {
         let mut c = std::mem::take(&mut self.pending);
         let more = self.reclaim(budget.saturating_sub(c.packets as usize));
+        if more.packets == 0 && self.clean != self.rs_start {
+            self.stall_polls += 1;
+            if self.stall_polls.is_multiple_of(STALL_CHECK_POLLS) && !self.stop_reported {
+                let v = self.regs.read32(txdctl(u32::from(self.q)));
+                if v & XDCTL_ENABLE == 0 {
+                    self.stop_reported = true;
+                    self.event = Some(PortEvent {
+                        queue: Some(self.q),
+                        kind: "tx-queue-stopped".into(),
+                        detail: format!(
+                            "{}: tx queue {} was disabled by the device with {} descriptors outstanding (TXDCTL {v:#010x})",
+                            self.port,
+                            self.q,
+                            self.n - 1 - self.nb_free
+                        ),
+                    });
+                }
+            }
+        } else {
+            self.stall_polls = 0;
+        }
         c.packets += more.packets;
         c.bytes += more.bytes;
         c
@@ -446,8 +481,10 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
         self.stats.clone()
     }
 
+    /// A queue the device stopped (noticed by [`TxQueue::clean`] after
+    /// [`STALL_CHECK_POLLS`] fruitless polls), reported once.
     fn poll_event(&mut self) -> Option<PortEvent> {
-        None
+        self.event.take()
     }
 }
 

@@ -620,6 +620,15 @@ fn bad_iova_is_a_fault_and_nothing_is_read() {
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert!(ev[0].detail.contains("descriptor fetch"));
     assert_eq!(m.read32(txdctl(1)) & XDCTL_ENABLE, 0);
+
+    // A tail beyond the ring stops the queue instead of running off its end.
+    m.write32(tdt(0), 64);
+    assert!(m.wait_idle(Duration::from_secs(5)));
+    let ev = m.take_events();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].kind, "tdt-out-of-range");
+    assert_eq!(m.read32(txdctl(0)) & XDCTL_ENABLE, 0);
+    assert_eq!(c.wire_frames.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
 #[test]
@@ -736,4 +745,72 @@ fn registry_opens_the_model_spec() {
     assert_eq!(done, 20);
     let x = p.xstats();
     assert!(x.iter().any(|(k, v)| k == "model_wire_frames" && *v == 20));
+}
+
+#[test]
+fn pacing_counts_preamble_ifg_and_fcs() {
+    for (speed, per_bit_ns) in [(1_000_000_000u64, 1u64), (100_000_000, 10)] {
+        let (mut p, m) = started(cfg(Sink::Count, speed), 256, false);
+        let mut q = p.igb_tx_queue(0).unwrap();
+        p.start().unwrap();
+        let mut pool = pool(256);
+        let mut b = Burst::new();
+        for s in 0..50 {
+            b.push(mbuf(&mut pool, &frame(60, s, false, false)))
+                .unwrap();
+        }
+        for s in 0..50 {
+            b.push(mbuf(&mut pool, &frame(1514, s, false, false)))
+                .unwrap();
+        }
+        assert_eq!(q.tx_burst(&mut b), 100);
+        drain(&m, &mut q);
+        // 60 B + FCS 4 + preamble/SFD 8 + IFG 12 = 84 B; 1514 B -> 1538 B on the wire.
+        let want = (50 * 84 + 50 * 1538) * 8 * per_bit_ns;
+        assert_eq!(
+            m.counters()
+                .wire_ns
+                .load(std::sync::atomic::Ordering::Relaxed),
+            want
+        );
+    }
+    let (_p, m) = started(cfg(Sink::Count, 0), 64, false);
+    assert_eq!(
+        m.counters()
+            .wire_ns
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[test]
+fn a_queue_the_device_stopped_is_reported_once() {
+    let (mut p, m) = started(cfg(Sink::Count, 10_000_000), 64, false);
+    let mut q = p.igb_tx_queue(0).unwrap();
+    p.start().unwrap();
+    let mut pool = pool(64);
+    let mut b = Burst::new();
+    for s in 0..40 {
+        b.push(mbuf(&mut pool, &frame(1514, s, false, false)))
+            .unwrap();
+    }
+    // At 10 Mbit/s the wire holds the queue busy for ~50 ms: stop it meanwhile,
+    // as the device does after a fatal DMA error.
+    assert_eq!(q.tx_burst(&mut b), 40);
+    m.write32(txdctl(0), 0);
+    let mut ev = None;
+    for _ in 0..4 * pmd_igb::tx::STALL_CHECK_POLLS {
+        q.clean(64);
+        if let Some(e) = q.poll_event() {
+            ev = Some(e);
+            break;
+        }
+    }
+    let ev = ev.expect("stopped queue reported");
+    assert_eq!(ev.kind, "tx-queue-stopped");
+    assert_eq!(ev.queue, Some(0));
+    for _ in 0..2 * pmd_igb::tx::STALL_CHECK_POLLS {
+        q.clean(64);
+    }
+    assert!(q.poll_event().is_none(), "reported once");
 }

@@ -85,6 +85,9 @@ const WIRE_OVERHEAD: u64 = 20;
 pub struct ModelCounters {
     pub wire_frames: AtomicU64,
     pub wire_bytes: AtomicU64,
+    /// Modeled wire time of every frame sent (preamble + frame + FCS + IFG at
+    /// the modeled speed), in ns; 0 at unlimited speed.
+    pub wire_ns: AtomicU64,
     pub data_descs: AtomicU64,
     pub ctx_descs: AtomicU64,
     pub dd_writebacks: AtomicU64,
@@ -373,6 +376,7 @@ impl IgbModel {
         vec![
             ("model_wire_frames".into(), g(&c.wire_frames)),
             ("model_wire_bytes".into(), g(&c.wire_bytes)),
+            ("model_wire_ns".into(), g(&c.wire_ns)),
             ("model_data_descs".into(), g(&c.data_descs)),
             ("model_ctx_descs".into(), g(&c.ctx_descs)),
             ("model_dd_writebacks".into(), g(&c.dd_writebacks)),
@@ -429,7 +433,7 @@ impl Drop for IgbModel {
 impl RegisterSpace for IgbModel {
     fn read32(&self, off: u32) -> u32 {
         let sh = &*self.sh;
-        if off as usize + 4 > BAR0_LEN || off % 4 != 0 {
+        if off as usize + 4 > BAR0_LEN || !off.is_multiple_of(4) {
             return 0xFFFF_FFFF;
         }
         if is_stat(off) {
@@ -484,7 +488,7 @@ impl RegisterSpace for IgbModel {
 
     fn write32(&self, off: u32, v: u32) {
         let sh = &*self.sh;
-        if off as usize + 4 > BAR0_LEN || off % 4 != 0 || is_stat(off) {
+        if off as usize + 4 > BAR0_LEN || !off.is_multiple_of(4) || is_stat(off) {
             return;
         }
         match off {
@@ -518,7 +522,7 @@ impl RegisterSpace for IgbModel {
                 || (0xC000..0xC000 + 0x40 * MODEL_QUEUES as u32).contains(&o) =>
             {
                 sh.w(o, v);
-                let r = (o & 0x3F) as u32;
+                let r = o & 0x3F;
                 if r == 0x18 || r == 0x28 {
                     // TDT / RDT doorbell, or a queue enable change.
                     if r == 0x18 {
@@ -576,7 +580,18 @@ struct Engine {
     wire_free: u64,
     pcap: Option<PcapWriter<BufWriter<std::fs::File>>>,
     wall0: u64,
+    /// Statistics gathered since the last flush (indexed like `Shared::stats`).
+    st: [u64; 64],
+    /// Local model counters (LC_*), flushed with `st`.
+    lc: [u64; 6],
 }
+
+const LC_FRAMES: usize = 0;
+const LC_BYTES: usize = 1;
+const LC_DATA: usize = 2;
+const LC_CTX: usize = 3;
+const LC_DD: usize = 4;
+const LC_WIRE_NS: usize = 5;
 
 /// How far ahead of real time the modeled wire may run (the packet buffer).
 const PACING_SLACK_NS: u64 = 20_000;
@@ -596,10 +611,47 @@ impl Engine {
             wire_free: 0,
             pcap,
             wall0,
+            st: [0; 64],
+            lc: [0; 6],
+        }
+    }
+
+    #[inline(always)]
+    fn stat(&mut self, off: u32, n: u64) {
+        self.st[((off - 0x4000) / 4) as usize] += n;
+    }
+
+    /// Publishes the batched statistics and counters (the part updates its
+    /// statistics registers asynchronously too).
+    fn flush(&mut self, sh: &Shared) {
+        for (i, v) in self.st.iter_mut().enumerate() {
+            if *v != 0 {
+                sh.stats[i].fetch_add(*v, Ordering::AcqRel);
+                *v = 0;
+            }
+        }
+        let c = &sh.c;
+        for (i, a) in [
+            &c.wire_frames,
+            &c.wire_bytes,
+            &c.data_descs,
+            &c.ctx_descs,
+            &c.dd_writebacks,
+            &c.wire_ns,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if self.lc[i] != 0 {
+                a.fetch_add(self.lc[i], Ordering::AcqRel);
+                self.lc[i] = 0;
+            }
         }
     }
 
     fn run(mut self) {
+        let sh = self.sh.clone();
+        let sh = &*sh;
         let mut idle = 0u32;
         loop {
             if self.sh.stop.load(Ordering::Acquire) {
@@ -620,13 +672,13 @@ impl Engine {
             let mut work = false;
             let mut wait_ns = None;
             for q in 0..MODEL_QUEUES {
-                match self.process_tx(q) {
+                match self.process_tx(sh, q) {
                     Step::Work => work = true,
                     Step::Paced(ns) => wait_ns = Some(ns),
                     Step::Idle => {}
                 }
             }
-            work |= self.process_rx();
+            work |= self.process_rx(sh);
             if work {
                 idle = 0;
                 continue;
@@ -655,8 +707,7 @@ impl Engine {
         }
     }
 
-    fn process_tx(&mut self, q: usize) -> Step {
-        let sh = self.sh.clone();
+    fn process_tx(&mut self, sh: &Shared, q: usize) -> Step {
         let qi = q as u32;
         let en = sh.r(TCTL) & TCTL_EN != 0 && sh.r(txdctl(qi)) & XDCTL_ENABLE != 0;
         if !en {
@@ -690,7 +741,16 @@ impl Engine {
         let tail = sh.r(tdt(qi));
         let n = self.tx[q].n;
         if tail >= n {
-            return Step::Idle;
+            sh.event(
+                Some(q as u16),
+                "tdt-out-of-range",
+                format!(
+                    "tx queue {q}: TDT {tail} is beyond the {n}-descriptor ring; queue stopped"
+                ),
+            );
+            sh.w(txdctl(qi), sh.r(txdctl(qi)) & !XDCTL_ENABLE);
+            self.tx[q].active = false;
+            return Step::Work;
         }
         let mut did = 0;
         while self.tx[q].head != tail && did < 256 {
@@ -698,6 +758,8 @@ impl Engine {
                 let now = sh.now_ns();
                 if self.wire_free > now + PACING_SLACK_NS {
                     return if did > 0 {
+                        self.flush(sh);
+                        sh.w(tdh(qi), self.tx[q].head);
                         Step::Work
                     } else {
                         Step::Paced(self.wire_free - now - PACING_SLACK_NS)
@@ -718,23 +780,26 @@ impl Engine {
                 );
                 sh.w(txdctl(qi), sh.r(txdctl(qi)) & !XDCTL_ENABLE);
                 self.tx[q].active = false;
+                self.flush(sh);
+                sh.w(tdh(qi), self.tx[q].head);
                 return Step::Work;
             };
-            self.descriptor(q, d_iova, lo, hi);
+            self.descriptor(sh, q, d_iova, lo, hi);
             let t = &mut self.tx[q];
             t.head = if head + 1 == n { 0 } else { head + 1 };
-            sh.w(tdh(qi), t.head);
             did += 1;
         }
         if did > 0 {
+            // Counters become visible before the head moves past the batch.
+            self.flush(sh);
+            sh.w(tdh(qi), self.tx[q].head);
             Step::Work
         } else {
             Step::Idle
         }
     }
 
-    fn descriptor(&mut self, q: usize, d_iova: u64, lo: u64, hi: u64) {
-        let sh = self.sh.clone();
+    fn descriptor(&mut self, sh: &Shared, q: usize, d_iova: u64, lo: u64, hi: u64) {
         let cmd = hi as u32;
         let olinfo = (hi >> 32) as u32;
         if cmd & TXD_DEXT == 0 {
@@ -752,10 +817,10 @@ impl Engine {
                     vlan_macip_lens: lo as u32,
                     type_tucmd: cmd,
                 };
-                sh.c.ctx_descs.fetch_add(1, Ordering::Relaxed);
+                self.lc[LC_CTX] += 1;
             }
             TXD_DTYP_DATA => {
-                sh.c.data_descs.fetch_add(1, Ordering::Relaxed);
+                self.lc[LC_DATA] += 1;
                 let t = &mut self.tx[q];
                 if !t.in_pkt {
                     t.in_pkt = true;
@@ -785,7 +850,7 @@ impl Engine {
                     }
                 }
                 if cmd & TXD_EOP != 0 {
-                    self.finish(q);
+                    self.finish(sh, q);
                     self.tx[q].in_pkt = false;
                 }
             }
@@ -801,13 +866,12 @@ impl Engine {
             }
         }
         if cmd & TXD_RS != 0 && self.map.write(d_iova + 12, &TXD_STAT_DD.to_le_bytes()) {
-            sh.c.dd_writebacks.fetch_add(1, Ordering::Relaxed);
+            self.lc[LC_DD] += 1;
         }
     }
 
     /// Applies the offloads of a complete frame and puts it on the wire.
-    fn finish(&mut self, q: usize) {
-        let sh = self.sh.clone();
+    fn finish(&mut self, sh: &Shared, q: usize) {
         let t = &mut self.tx[q];
         if t.faulted {
             sh.c.tx_fault_drops.fetch_add(1, Ordering::Relaxed);
@@ -839,32 +903,31 @@ impl Engine {
             t.frame.resize(60, 0);
         }
         let frame = std::mem::take(&mut t.frame);
-        self.wire(&frame);
+        self.wire(sh, &frame);
         self.tx[q].frame = frame;
     }
 
-    fn wire(&mut self, f: &[u8]) {
-        let sh = &*self.sh;
+    fn wire(&mut self, sh: &Shared, f: &[u8]) {
         let with_fcs = f.len() as u64 + 4;
-        if sh.cfg.speed_bps > 0 {
-            let now = sh.now_ns();
-            let start = self.wire_free.max(now);
-            self.wire_free =
-                start + (with_fcs.max(64) + WIRE_OVERHEAD) * 8 * 1_000_000_000 / sh.cfg.speed_bps;
+        let bits = (with_fcs.max(64) + WIRE_OVERHEAD) * 8;
+        if let Some(ns) = (bits * 1_000_000_000).checked_div(sh.cfg.speed_bps) {
+            let start = self.wire_free.max(sh.now_ns());
+            self.wire_free = start + ns;
+            self.lc[LC_WIRE_NS] += ns;
         }
-        sh.stat_add(GPTC, 1);
-        sh.stat_add(TPT, 1);
-        sh.stat_add(GOTCL, with_fcs);
-        sh.stat_add(TOTL, with_fcs);
+        self.stat(GPTC, 1);
+        self.stat(TPT, 1);
+        self.stat(GOTCL, with_fcs);
+        self.stat(TOTL, with_fcs);
         if f[0] & 1 != 0 {
             if f[..6] == [0xFF; 6] {
-                sh.stat_add(BPTC, 1);
+                self.stat(BPTC, 1);
             } else {
-                sh.stat_add(MPTC, 1);
+                self.stat(MPTC, 1);
             }
         }
-        sh.c.wire_frames.fetch_add(1, Ordering::Relaxed);
-        sh.c.wire_bytes.fetch_add(f.len() as u64, Ordering::Relaxed);
+        self.lc[LC_FRAMES] += 1;
+        self.lc[LC_BYTES] += f.len() as u64;
         match &sh.cfg.sink {
             Sink::Count => {}
             Sink::Pcap(_) => {
@@ -889,8 +952,7 @@ impl Engine {
     }
 
     /// Receives one frame from the backlog into RX queue 0.
-    fn process_rx(&mut self) -> bool {
-        let sh = self.sh.clone();
+    fn process_rx(&mut self, sh: &Shared) -> bool {
         if sh.rx_len.load(Ordering::Acquire) == 0 {
             return false;
         }
