@@ -55,11 +55,13 @@ pub struct LatencyInterval {
     pub hist: Histogram<u64>,
 }
 
+/// (port, our IP, target IP, answer)
+pub type ArpEntry = (usize, Ipv4Addr, Ipv4Addr, Option<MacAddr>);
+
 /// ARP resolution shared by the lcores (`--arp`): the main lcore asks and
 /// listens, the others wait for the answers before building their frames.
 pub struct ArpShared {
-    /// (port, our IP, target IP, answer)
-    pub entries: Mutex<Vec<(usize, Ipv4Addr, Ipv4Addr, Option<MacAddr>)>>,
+    pub entries: Mutex<Vec<ArpEntry>>,
     pub port_macs: Vec<MacAddr>,
     pub done: AtomicBool,
     pub failed: Mutex<Option<String>>,

@@ -540,7 +540,7 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
                         errors: c.errors,
                         drops: c.drops,
                         qdisc: snap.map(|s| s.qdisc.clone()),
-                        bql: snap.map(|s| s.bql.clone()),
+                        bql: snap.map(|s| s.bql),
                         netdev: snap.map(|s| s.counters),
                     }
                 })

@@ -330,15 +330,12 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
     };
     let mut stacks = Vec::new();
     for (pi, p) in cfg.ports.iter().enumerate() {
-        stacks.push(match p.stack_ip(pi)? {
-            Some(ip) => Some(StackSetup {
-                ip,
-                mac: macs[pi],
-                mtu: infos[pi].max_frame.saturating_sub(14).min(9000),
-                tx_offloads: offloads[pi],
-            }),
-            None => None,
-        });
+        stacks.push(p.stack_ip(pi)?.map(|ip| StackSetup {
+            ip,
+            mac: macs[pi],
+            mtu: infos[pi].max_frame.saturating_sub(14).min(9000),
+            tx_offloads: offloads[pi],
+        }));
     }
     let senders_total = plans.len();
     let tsc = Tsc::global();
