@@ -95,16 +95,6 @@ impl SizeSeq {
             }
         }
     }
-
-    /// The size `next` would return, without advancing (uniform sizes peek the maximum).
-    #[inline(always)]
-    pub fn peek(&self) -> u32 {
-        match self {
-            SizeSeq::Fixed(z) => *z,
-            SizeSeq::Uniform(_, b) => *b,
-            SizeSeq::Schedule(v, i) => v[*i],
-        }
-    }
 }
 
 /// Spreads IMIX sizes evenly: smooth weighted round robin, so 7:4:1 never
@@ -158,6 +148,8 @@ pub struct PacketGen {
     priority: u8,
     /// TCI the NIC inserts (0 = none).
     hw_vlan: u16,
+    /// A size drawn by `peek_size` and not yet built.
+    next_size: Option<u32>,
     /// Bytes the NIC adds to the buffer (the offloaded tag).
     hw_extra: usize,
 }
@@ -265,6 +257,7 @@ impl PacketGen {
             vlan_prio_bits: s.vlan & 0xf000,
             priority: s.priority,
             hw_vlan: if hw_vlan { s.vlan } else { 0 },
+            next_size: None,
             hw_extra: if hw_vlan { 4 } else { 0 },
         };
         // The template itself is a valid frame at the largest size.
@@ -275,10 +268,27 @@ impl PacketGen {
         g
     }
 
-    /// Wire size of the next packet (for the pacer), without advancing.
+    /// Wire size of the next packet (for the pacer): drawn once and held
+    /// until [`PacketGen::take_size`] consumes it, so the pacer charges exactly
+    /// the size that is then built.
     #[inline(always)]
-    pub fn peek_size(&self) -> u32 {
-        self.sizes.peek()
+    pub fn peek_size(&mut self) -> u32 {
+        match self.next_size {
+            Some(z) => z,
+            None => {
+                let z = self.sizes.next(&mut self.rng);
+                self.next_size = Some(z);
+                z
+            }
+        }
+    }
+
+    /// Consumes the size [`PacketGen::peek_size`] drew.
+    #[inline(always)]
+    pub fn take_size(&mut self) -> u32 {
+        let z = self.peek_size();
+        self.next_size = None;
+        z
     }
 
     /// True when nothing changes per packet (fixed size, no fields, no latency):
@@ -346,9 +356,15 @@ impl PacketGen {
 
     /// Turns a buffer holding the template into the next packet. Returns the
     /// frame length (without FCS). `now_tsc` goes into the latency header.
-    #[inline]
+    #[cfg(test)]
     pub fn fill(&mut self, m: &mut Mbuf, now_tsc: u64) -> usize {
-        let wire = self.sizes.next(&mut self.rng);
+        let wire = self.take_size();
+        self.fill_sized(m, wire, now_tsc)
+    }
+
+    /// As [`PacketGen::fill`], with the wire size already drawn.
+    #[inline]
+    pub fn fill_sized(&mut self, m: &mut Mbuf, wire: u32, now_tsc: u64) -> usize {
         let len = wire as usize - 4 - self.hw_extra;
         let _ = m.set_len(len);
         m.set_priority(self.priority);

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use wirespeed::ethdev::Registry;
 
 /// The device `wirespeed gen` uses when neither a config nor --port names one.
-pub const DEFAULT_PORT: &str = "null";
+pub const DEFAULT_PORT: &str = "ice-model";
 
 #[derive(Parser)]
 #[command(

@@ -353,3 +353,81 @@ fn broken_configs_exit_2_naming_the_key() {
     assert_eq!(o.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn socket_mode_resolves_by_arp_and_measures_latency() {
+    let dir = tmpdir("sock");
+    let (v, out) = run_cfg(
+        &dir,
+        "sock",
+        r#"[run]
+lcores = "0"
+[[port]]
+spec = "ring:sock-ok"
+ip = "10.0.0.1/24"
+[[port]]
+spec = "ring:sock-ok"
+ip = "10.0.0.2/24"
+[[stream]]
+mode = "socket"
+dst_ip = "10.0.0.2"
+dst_port = 7000
+count = 2000
+size = 200
+latency = true
+rx_port = 1
+"#,
+        &[],
+    );
+    let l = &v["streams"][0]["latency"];
+    assert_eq!(l["received"], 2000, "{out}");
+    assert_eq!(l["lost"], 0);
+    let snmp = &v["snmp"];
+    assert_eq!(snmp["Udp"]["OutDatagrams"], 2000, "{snmp}");
+    assert_eq!(snmp["Ip"]["OutRequests"], 2000);
+    // The stack answered its peer's ARP: both ports sent more than the datagrams.
+    assert!(
+        v["ports"][1]["tx_packets"].as_u64().unwrap() >= 1,
+        "the peer answered ARP"
+    );
+    for p in v["ports"].as_array().unwrap() {
+        assert_eq!(p["conserved"], true);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn socket_mode_unreachable_peer_is_counted_and_ends() {
+    let dir = tmpdir("sock-unreach");
+    let t0 = std::time::Instant::now();
+    let (v, out) = run_cfg(
+        &dir,
+        "unreach",
+        r#"[run]
+lcores = "0"
+[[port]]
+spec = "ring:nobody-home"
+ip = "10.9.0.1/24"
+[[stream]]
+mode = "socket"
+dst_ip = "10.9.0.7"
+count = 50
+rate = "10 pps"
+"#,
+        &[],
+    );
+    assert!(t0.elapsed().as_secs() < 20, "took {:?}", t0.elapsed());
+    let s = &v["streams"][0];
+    // The first sends wait for ARP and are dropped when it fails; the rest are refused.
+    assert!(s["send_errors"].as_u64().unwrap() > 0, "{out}");
+    assert!(
+        s["last_send_error"]
+            .as_str()
+            .unwrap()
+            .contains("EHOSTUNREACH"),
+        "{out}"
+    );
+    let neigh_drops = v["snmp"]["Neigh"].to_string();
+    assert!(!neigh_drops.is_empty());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -490,17 +490,24 @@ impl GenApp {
                 let want = (burst.min(room) as u64).min(s.remaining) as usize;
                 match s.src.as_mut() {
                     Some(Source::Built(g)) => {
+                        // Each admitted packet is charged its own size.
+                        let mut sizes = [0u32; wirespeed::mbuf::BURST_MAX];
                         let mut n = 0;
                         while n < want && s.pacer.admit(now, g.peek_size()) {
+                            sizes[n] = g.take_size();
                             n += 1;
                         }
                         if n > 0 {
                             if s.pool.alloc_bulk(&mut s.pending, n) {
                                 let ts = if g.is_static() { now } else { self.tsc.now() };
-                                for m in s.pending.as_mut_slice() {
-                                    g.fill(m, ts);
+                                for (m, &z) in s.pending.as_mut_slice().iter_mut().zip(&sizes[..n])
+                                {
+                                    g.fill_sized(m, z, ts);
                                 }
                             } else {
+                                // Out of buffers: the admitted packets are owed, not lost;
+                                // they are built on a later round.
+                                s.pacer.refund(&sizes[..n]);
                                 self.alloc_failures += 1;
                             }
                         }
@@ -522,7 +529,9 @@ impl GenApp {
                         };
                         let mut sent = 0u64;
                         let mut bytes = 0u64;
-                        while (sent as usize) < want && s.pacer.due(now) {
+                        let mut attempts = 0;
+                        while attempts < want && s.remaining > 0 && s.pacer.due(now) {
+                            attempts += 1;
                             let wire = sizes.next(rng);
                             let len = wire as usize - 46;
                             if *latency {

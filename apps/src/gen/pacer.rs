@@ -60,6 +60,20 @@ impl Pacer {
         matches!(self.cost, Cost::None) || self.next <= (now as u128) << FP
     }
 
+    /// Gives back the cost of packets admitted but not sent (no buffers).
+    pub fn refund(&mut self, wires: &[u32]) {
+        for &w in wires {
+            let c = match self.cost {
+                Cost::None => return,
+                Cost::PerPacket(c) => c as u128,
+                Cost::PerByte { per_byte, overhead } => {
+                    per_byte as u128 * (w as u64 + overhead) as u128
+                }
+            };
+            self.next = self.next.saturating_sub(c);
+        }
+    }
+
     /// Whether a packet of `wire` bytes (with FCS) may go at `now`; if so its
     /// cost is charged.
     #[inline(always)]

@@ -1,0 +1,77 @@
+//! Every config in configs/ validates and runs (briefly) on a model or a
+//! software port: what users start from must work.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_wirespeed")
+}
+
+fn configs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_config_validates_and_runs() {
+    let all = configs();
+    assert!(
+        all.len() >= 8,
+        "expected the 8 starter configs, found {}",
+        all.len()
+    );
+    let dir = std::env::temp_dir().join(format!("ws-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for cfg in all {
+        let name = cfg.file_stem().unwrap().to_str().unwrap().to_string();
+        let out = Command::new(bin()).arg("check").arg(&cfg).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // VFIO configs run on the models of their NICs; files go to a temp dir.
+        let port = match name.as_str() {
+            "igb-vfio" => Some("igb-model".to_string()),
+            "ice-vfio" => Some("ice-model".to_string()),
+            "pcap-replay" => Some(format!("pcap:{}", dir.join("replayed.pcap").display())),
+            _ => None,
+        };
+        let json = dir.join(format!("{name}.json"));
+        let mut cmd = Command::new(bin());
+        cmd.arg("gen")
+            .arg(&cfg)
+            .args(["-q", "--no-huge", "--duration", "0.5", "--json"])
+            .arg(&json);
+        if let Some(p) = &port {
+            cmd.args(["--port", p]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert!(
+            v["packets_sent"].as_u64().unwrap() > 0,
+            "{name}: nothing sent"
+        );
+        for p in v["ports"].as_array().unwrap() {
+            assert_eq!(
+                p["conserved"], true,
+                "{name}: port {} lost packets",
+                p["spec"]
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
