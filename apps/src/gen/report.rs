@@ -508,6 +508,14 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
         tot.1 += st.tx.bytes;
         tot.2 += st.tx.drops + st.tx.errors + netdev_drops;
         events.extend(pr.events.iter().map(|e| format!("{}: {e}", pr.name)));
+        if pi == 0 {
+            events.extend(
+                i.report
+                    .lcores
+                    .iter()
+                    .flat_map(|l| l.events.iter().cloned()),
+            );
+        }
         ports.push(PortSummary {
             spec: i.port_names[pi].clone(),
             driver: info.driver.to_string(),

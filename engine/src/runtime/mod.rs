@@ -255,6 +255,9 @@ pub struct LcoreCtx {
     rx_packets: u64,
     rx_unclaimed: u64,
     timers: Vec<Timer>,
+    /// Device events the queues raised (an ice MDD that disabled a queue and
+    /// the recovery, …), as text.
+    events: Vec<String>,
     next_timer: u64,
     shared: Arc<LcoreShared>,
 }
@@ -384,6 +387,23 @@ impl LcoreCtx {
         }
     }
 
+    /// Device events (the driver's `poll_event`: an MDD that stopped a queue
+    /// is reported and the queue recovered). Called every few hundred polls.
+    fn event_stage(&mut self) {
+        for p in &mut self.ports {
+            for q in &mut p.txqs {
+                while let Some(e) = q.driver().poll_event() {
+                    let text = match e.queue {
+                        Some(qi) => format!("{} queue {qi}: {}: {}", p.name, e.kind, e.detail),
+                        None => format!("{}: {}: {}", p.name, e.kind, e.detail),
+                    };
+                    tracing::warn!("{text}");
+                    self.events.push(text);
+                }
+            }
+        }
+    }
+
     /// Stage 3: each owned RX queue into the app.
     #[inline]
     fn rx_stage<A: LcoreApp>(&mut self, app: &mut A, rx: &mut Burst, max: usize) {
@@ -501,6 +521,8 @@ pub struct LcoreReport<S> {
     pub queues: Vec<TxqSnapshot>,
     /// The lcore's pool at the end.
     pub pool: MempoolStats,
+    /// Device events raised on the lcore's queues during the run.
+    pub events: Vec<String>,
     pub app: S,
 }
 
@@ -831,6 +853,7 @@ where
         rx_packets: 0,
         rx_unclaimed: 0,
         timers: Vec::new(),
+        events: Vec::new(),
         next_timer: u64::MAX,
         shared: shared.clone(),
     };
@@ -853,6 +876,9 @@ where
         ctx.polls += 1;
         if ctx.polls.is_multiple_of(publish_every) {
             ctx.publish();
+        }
+        if ctx.polls.is_multiple_of(256) {
+            ctx.event_stage();
         }
         if ctx.stop
             || signal::stop_requested()
@@ -900,6 +926,7 @@ where
         drained,
         queues,
         pool: ctx.pool.stats(),
+        events: std::mem::take(&mut ctx.events),
         app: summary,
     };
     Ok(report)
