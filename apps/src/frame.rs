@@ -150,6 +150,10 @@ pub struct PacketGen {
     hw_vlan: u16,
     /// A size drawn by `peek_size` and not yet built.
     next_size: Option<u32>,
+    /// Latency-only streams (fixed size, no varying fields, software
+    /// checksums): the UDP checksum sum of everything but the latency header,
+    /// so each packet only adds the header's words.
+    lat_only_base: Option<u64>,
     /// Bytes the NIC adds to the buffer (the offloaded tag).
     hw_extra: usize,
 }
@@ -258,12 +262,21 @@ impl PacketGen {
             priority: s.priority,
             hw_vlan: if hw_vlan { s.vlan } else { 0 },
             next_size: None,
+            lat_only_base: None,
             hw_extra: if hw_vlan { 4 } else { 0 },
         };
         // The template itself is a valid frame at the largest size.
         let len = g.template.len();
         let mut t = std::mem::take(&mut g.template);
         g.finish_headers(&mut t, len);
+        if g.latency && g.fields.is_empty() && matches!(g.sizes, SizeSeq::Fixed(_)) && !g.offload {
+            let u = g.udp;
+            let ulen = (len - u) as u64;
+            let w = |o: usize| u16::from_be_bytes([t[o], t[o + 1]]) as u64;
+            let pseudo = w(g.ip + 12) + w(g.ip + 14) + w(g.ip + 16) + w(g.ip + 18) + 17 + ulen;
+            g.lat_only_base =
+                Some(pseudo + w(u) + w(u + 2) + ulen + g.payload_prefix[ulen as usize - 8]);
+        }
         g.template = t;
         g
     }
@@ -381,6 +394,38 @@ impl PacketGen {
             m.set_tx_lens(self.l2 as u8, 20, 8);
         }
         if !self.dynamic {
+            return len;
+        }
+        if let Some(base) = self.lat_only_base {
+            // Only the latency header changes: write it and add its words to
+            // the precomputed sum (the IPv4 header is the template's).
+            let seq = self.seq;
+            let tag = ((self.stream_id as u64) << 8) | self.lcore_id as u64;
+            let p = self.udp + 8;
+            let data = m.data_mut();
+            let h = &mut data[p..p + LATENCY_HDR as usize];
+            h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
+            h[2] = self.stream_id;
+            h[3] = self.lcore_id;
+            h[4..10].copy_from_slice(&seq.to_be_bytes()[2..8]);
+            h[10..18].copy_from_slice(&now_tsc.to_be_bytes());
+            let words = LAT_MAGIC as u64
+                + tag
+                + ((seq >> 32) & 0xffff)
+                + ((seq >> 16) & 0xffff)
+                + (seq & 0xffff)
+                + (now_tsc >> 48)
+                + ((now_tsc >> 32) & 0xffff)
+                + ((now_tsc >> 16) & 0xffff)
+                + (now_tsc & 0xffff);
+            let mut c = !fold(base + words);
+            if c == 0 {
+                c = 0xffff;
+            }
+            let u = self.udp;
+            data[u + 6..u + 8].copy_from_slice(&c.to_be_bytes());
+            m.set_tx_timestamp(now_tsc);
+            self.seq += 1;
             return len;
         }
         // Values in effect for this packet, then step the fields for the next one.
@@ -556,6 +601,37 @@ mod tests {
         }
         assert_eq!(ips, vec![1, 2, 3, 1, 2, 3, 1]);
         assert_eq!(ports, vec![101, 100, 101, 100, 101, 100, 101]);
+    }
+
+    #[test]
+    fn latency_only_fast_path_keeps_checksums_valid() {
+        let s = &streams("[[stream]]\nsize = 64\nlatency = true\n")[0];
+        let mut g = PacketGen::new(s, 2, false);
+        assert!(g.lat_only_base.is_some());
+        let mut p = pool();
+        let t = g.template.clone();
+        p.init_all(|m| {
+            let _ = m.extend_from_slice(&t);
+        })
+        .unwrap();
+        for (i, ts) in [0u64, 1, 0xffff_ffff_ffff_ffff, 0x1234_5678_9abc_def0]
+            .into_iter()
+            .enumerate()
+        {
+            let mut m = p.alloc().unwrap();
+            assert_eq!(g.fill(&mut m, ts), 60);
+            check_frame(m.data());
+            let tag = parse_latency(m.data()).unwrap();
+            assert_eq!(
+                tag,
+                LatencyTag {
+                    stream: 0,
+                    lcore: 2,
+                    seq: i as u64,
+                    tx_tsc: ts
+                }
+            );
+        }
     }
 
     #[test]

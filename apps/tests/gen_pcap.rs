@@ -188,3 +188,29 @@ fn bad_input_exits_2_with_the_key_named() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn ice_model_frames_dissect_clean() {
+    let dir = tmpdir("ice");
+    let pcap = dir.join("ice.pcap");
+    let out = gen(&[
+        "--port",
+        &format!("ice-model?sink=pcap:{}", pcap.display()),
+        "--count",
+        "1000",
+        "--size",
+        "128",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = tshark_fields(
+        &pcap,
+        &["frame.len", "ip.checksum.status", "udp.checksum.status"],
+    );
+    assert_eq!(lines.len(), 1000);
+    assert!(lines.iter().all(|l| l == "124 1 1"), "{:?}", &lines[..3]);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -666,6 +666,7 @@ impl GenApp {
             .clone();
         for (si, h) in self.interval.iter_mut().enumerate() {
             if !h.is_empty() {
+                let _ = self.latency[si].add(&*h);
                 let _ = tx.send(LatencyInterval {
                     stream: si,
                     start_tsc: self.interval_start,
@@ -770,7 +771,8 @@ impl LcoreApp for GenApp {
                 {
                     let si = tag.stream as usize;
                     let lat = self.tsc.cycles_to_ns(now.saturating_sub(tag.tx_tsc)).max(1);
-                    let _ = self.latency[si].record(lat);
+                    // One record per packet: the interval histogram; it is
+                    // added to the run's total when the interval closes.
                     let _ = self.interval[si].record(lat);
                     if let Some(slot) = self.trackers[si].get_mut(tag.lcore as usize) {
                         slot.get_or_insert_with(SeqTracker::default).record(tag.seq);

@@ -98,7 +98,9 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
     let mut offloads = Vec::new();
     let rx_wanted: Vec<bool> = (0..cfg.ports.len())
         .map(|pi| {
-            streams.iter().any(|s| s.latency && s.rx_port == pi)
+            streams
+                .iter()
+                .any(|s| (s.latency || s.rx_port != s.port) && s.rx_port == pi)
                 || (args.arp && streams.iter().any(|s| s.port == pi))
                 || cfg.ports[pi].ip.is_some()
         })

@@ -580,3 +580,91 @@ impl<'a> Iterator for Segments<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eal::dma::{set_page_mode, PageMode};
+
+    fn pool(n: u32) -> Mempool {
+        set_page_mode(PageMode::Small);
+        Mempool::new(&PoolConfig {
+            name: "chain".into(),
+            size: n,
+            data_room: 256,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn chains_carry_lengths_segments_and_free_whole() {
+        let mut p = pool(8);
+        let mut a = p.alloc().unwrap();
+        a.extend_from_slice(&[1; 100]).unwrap();
+        let mut b = p.alloc().unwrap();
+        b.extend_from_slice(&[2; 200]).unwrap();
+        let mut c = p.alloc().unwrap();
+        c.extend_from_slice(&[3; 50]).unwrap();
+        b.chain(c);
+        a.chain(b);
+        assert_eq!(a.pkt_len(), 350);
+        assert_eq!(a.nb_segs(), 3);
+        assert_eq!(a.data_len(), 100);
+        let lens: Vec<usize> = a.segments().map(|s| s.data.len()).collect();
+        assert_eq!(lens, vec![100, 200, 50]);
+        // IOVAs point into each segment's own buffer.
+        let iovas: Vec<u64> = a.segments().map(|s| s.iova).collect();
+        assert_eq!(iovas[0], a.data_iova());
+        assert!(iovas.windows(2).all(|w| w[0] != w[1]));
+        // Appending goes to the last segment (it has 206 bytes of room).
+        a.append(6).unwrap().copy_from_slice(&[9; 6]);
+        assert_eq!(a.pkt_len(), 356);
+        assert!(matches!(a.append(1000), Err(MbufError::NoTailroom { .. })));
+        a.trim(6).unwrap();
+        let mut all = Vec::new();
+        a.copy_to_vec(&mut all);
+        assert_eq!(all.len(), 350);
+        assert_eq!((all[0], all[100], all[300]), (1, 2, 3));
+        // Split off the tail, then free everything: the pool is whole again.
+        let rest = a.split_first().unwrap();
+        assert_eq!((a.pkt_len(), a.nb_segs()), (100, 1));
+        assert_eq!((rest.pkt_len(), rest.nb_segs()), (250, 2));
+        assert_eq!(p.stats().in_use, 3);
+        drop(rest);
+        assert_eq!(p.stats().in_use, 1);
+        drop(a);
+        assert_eq!(p.stats().in_use, 0);
+    }
+
+    #[test]
+    fn headroom_prepend_adj_and_errors() {
+        let mut p = pool(2);
+        let mut m = p.alloc().unwrap();
+        m.extend_from_slice(&[0xaa; 20]).unwrap();
+        m.prepend(14).unwrap().copy_from_slice(&[0xee; 14]);
+        assert_eq!(m.data_len(), 34);
+        assert_eq!(m.headroom(), 128 - 14);
+        assert_eq!(m.data()[0], 0xee);
+        m.adj(14).unwrap();
+        assert_eq!(m.data()[0], 0xaa);
+        assert!(matches!(m.prepend(500), Err(MbufError::NoHeadroom { .. })));
+        assert!(matches!(m.adj(100), Err(MbufError::TooShort { .. })));
+        assert!(matches!(
+            m.set_len(10_000),
+            Err(MbufError::NoTailroom { .. })
+        ));
+    }
+
+    #[test]
+    fn wmem_charge_is_released_on_free() {
+        let mut p = pool(4);
+        let acct = std::sync::Arc::new(WmemAccount::new());
+        let mut m = p.alloc().unwrap();
+        m.charge_wmem(&acct, 1000);
+        assert_eq!(acct.in_flight(), 1000);
+        // Freed on another thread (a cross-lcore completion): still released.
+        std::thread::spawn(move || drop(m)).join().unwrap();
+        assert_eq!(acct.in_flight(), 0);
+    }
+}
