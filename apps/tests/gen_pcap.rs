@@ -214,3 +214,51 @@ fn ice_model_frames_dissect_clean() {
     assert!(lines.iter().all(|l| l == "124 1 1"), "{:?}", &lines[..3]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn sigint_ends_a_run_cleanly_with_a_summary() {
+    let dir = tmpdir("sigint");
+    let json = dir.join("s.json");
+    let child = Command::new(bin())
+        .args([
+            "gen",
+            "--no-huge",
+            "-q",
+            "--port",
+            "null",
+            "--duration",
+            "60",
+            "--rate",
+            "1 Mpps",
+            "--json",
+        ])
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let t0 = std::time::Instant::now();
+    let rc = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(rc.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        t0.elapsed().as_secs() < 10,
+        "stopping took {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let sent = v["packets_sent"].as_u64().unwrap();
+    assert!(sent > 10_000, "sent {sent}");
+    assert_eq!(v["ports"][0]["conserved"], true);
+    assert_eq!(v["lcores"][0]["mempool_in_use_at_end"], 0);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -491,7 +491,8 @@ impl GenApp {
                 match s.src.as_mut() {
                     Some(Source::Built(g)) => {
                         // Each admitted packet is charged its own size.
-                        let mut sizes = [0u32; wirespeed::mbuf::BURST_MAX];
+                        let mut sizes = [0u32; 64];
+                        let want = want.min(sizes.len());
                         let mut n = 0;
                         while n < want && s.pacer.admit(now, g.peek_size()) {
                             sizes[n] = g.take_size();
@@ -629,15 +630,25 @@ impl GenApp {
             }
             if !s.pending.is_empty() && room > 0 {
                 // Offer no more than the room (the rest waits for the next round).
-                let mut offer = Burst::new();
-                let k = room.min(s.pending.len());
-                let mut bytes = 0u64;
-                for _ in 0..k {
-                    let m = s.pending.pop_front().expect("k <= len");
-                    bytes += m.pkt_len() as u64;
-                    let _ = offer.push(m);
+                let out;
+                let bytes: u64;
+                if s.pending.len() <= room {
+                    // The usual case: the whole burst fits, hand it over as is.
+                    bytes = s.pending.iter().map(|m| m.pkt_len() as u64).sum();
+                    // xmit_burst takes every packet it is offered (anything
+                    // left would simply be offered again next round).
+                    out = ctx.xmit_burst(s.port, local, &mut s.pending);
+                } else {
+                    let mut offer = Burst::new();
+                    let mut b = 0u64;
+                    for _ in 0..room {
+                        let m = s.pending.pop_front().expect("room < len");
+                        b += m.pkt_len() as u64;
+                        let _ = offer.push(m);
+                    }
+                    bytes = b;
+                    out = ctx.xmit_burst(s.port, local, &mut offer);
                 }
-                let out = ctx.xmit_burst(s.port, local, &mut offer);
                 let took = (out.direct + out.queued + out.dropped) as u64;
                 let c = &s.plan.counters;
                 if c.first_tsc.get() == 0 {
