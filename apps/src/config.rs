@@ -497,7 +497,8 @@ impl Rate {
     }
 }
 
-fn si(v: f64) -> String {
+/// A number with an SI prefix and a trailing space, for rates ("1.500 M").
+pub fn si(v: f64) -> String {
     if v >= 1e9 {
         format!("{:.3} G", v / 1e9)
     } else if v >= 1e6 {

@@ -315,26 +315,7 @@ impl<R: RegisterSpace> Port for IcePort<R> {
     /// registers accumulated into 64 bits (`ice_stat_update40`).
     fn xstats(&self) -> Vec<(String, u64)> {
         self.update_hw_stats();
-        let s = self.stats();
-        let mut v = vec![
-            ("tx_packets".to_string(), s.tx.packets),
-            ("tx_bytes".to_string(), s.tx.bytes),
-            ("tx_errors".to_string(), s.tx.errors),
-            ("tx_dropped".to_string(), s.tx.drops),
-            ("rx_packets".to_string(), s.rx.packets),
-            ("rx_bytes".to_string(), s.rx.bytes),
-            ("rx_errors".to_string(), s.rx.errors),
-            ("rx_dropped".to_string(), s.rx.drops),
-        ];
-        for (i, q) in s.tx_queues.iter().enumerate() {
-            v.push((format!("tx_q{i}_packets"), q.packets));
-            v.push((format!("tx_q{i}_bytes"), q.bytes));
-            v.push((format!("tx_q{i}_dropped"), q.drops));
-        }
-        for (i, q) in s.rx_queues.iter().enumerate() {
-            v.push((format!("rx_q{i}_packets"), q.packets));
-            v.push((format!("rx_q{i}_bytes"), q.bytes));
-        }
+        let mut v = self.stats().xstats();
         let h = self.hw_stats.lock().unwrap_or_else(|e| e.into_inner());
         v.push(("port_tx_good_bytes".into(), h.port_gotc.total));
         v.push(("port_tx_unicast_packets".into(), h.port_uptc.total));

@@ -286,23 +286,7 @@ impl<R: RegisterSpace> Port for IgbPort<R> {
     }
 
     fn xstats(&self) -> Vec<(String, u64)> {
-        let s = PortStats::from_queues(&self.tx_stats, &self.rx_stats);
-        let mut v = vec![
-            ("tx_packets".to_string(), s.tx.packets),
-            ("tx_bytes".to_string(), s.tx.bytes),
-            ("tx_dropped".to_string(), s.tx.drops),
-            ("rx_packets".to_string(), s.rx.packets),
-            ("rx_bytes".to_string(), s.rx.bytes),
-            ("rx_errors".to_string(), s.rx.errors),
-        ];
-        for (i, q) in s.tx_queues.iter().enumerate() {
-            v.push((format!("tx_q{i}_packets"), q.packets));
-            v.push((format!("tx_q{i}_bytes"), q.bytes));
-        }
-        for (i, q) in s.rx_queues.iter().enumerate() {
-            v.push((format!("rx_q{i}_packets"), q.packets));
-            v.push((format!("rx_q{i}_bytes"), q.bytes));
-        }
+        let mut v = PortStats::from_queues(&self.tx_stats, &self.rx_stats).xstats();
         v.extend(self.hw.xstats());
         if let Some(m) = &self.model {
             v.extend(m.xstats());

@@ -32,6 +32,19 @@ pub struct SenderCounters {
     pub last_tsc: StatCounter,
 }
 
+impl SenderCounters {
+    /// Counts a batch handed to the port at TSC `now`.
+    #[inline]
+    pub fn record(&self, now: u64, packets: u64, bytes: u64) {
+        if self.first_tsc.get() == 0 {
+            self.first_tsc.set(now);
+        }
+        self.last_tsc.set(now);
+        self.packets.add(packets);
+        self.bytes.add(bytes);
+    }
+}
+
 /// What one lcore sends for one stream.
 #[derive(Clone)]
 pub struct SenderPlan {
@@ -568,13 +581,7 @@ impl GenApp {
                         }
                         tx.flush(ctx);
                         if sent > 0 {
-                            let c = &s.plan.counters;
-                            if c.first_tsc.get() == 0 {
-                                c.first_tsc.set(now);
-                            }
-                            c.last_tsc.set(now);
-                            c.packets.add(sent);
-                            c.bytes.add(bytes);
+                            s.plan.counters.record(now, sent, bytes);
                             s.remaining = s.remaining.saturating_sub(sent);
                             self.packets += sent;
                             self.last_active = now;
@@ -650,13 +657,7 @@ impl GenApp {
                     out = ctx.xmit_burst(s.port, local, &mut offer);
                 }
                 let took = (out.direct + out.queued + out.dropped) as u64;
-                let c = &s.plan.counters;
-                if c.first_tsc.get() == 0 {
-                    c.first_tsc.set(now);
-                }
-                c.last_tsc.set(now);
-                c.packets.add(took);
-                c.bytes.add(bytes);
+                s.plan.counters.record(now, took, bytes);
                 s.remaining = s.remaining.saturating_sub(took);
                 self.packets += took;
                 self.last_active = now;

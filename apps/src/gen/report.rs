@@ -3,7 +3,7 @@
 
 use super::lcore::{LcoreResult, SenderCounters};
 use super::measure::{latency_histogram, rate_histogram, Percentiles, SeqTracker, Series};
-use crate::config::Stream;
+use crate::config::{si, Stream};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -617,18 +617,6 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
     }
 }
 
-fn rate(v: f64) -> String {
-    if v >= 1e9 {
-        format!("{:.3} G", v / 1e9)
-    } else if v >= 1e6 {
-        format!("{:.3} M", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{:.3} k", v / 1e3)
-    } else {
-        format!("{v:.1} ")
-    }
-}
-
 /// Prints the final table.
 pub fn print_summary(s: &Summary) {
     println!(
@@ -644,9 +632,9 @@ pub fn print_summary(s: &Summary) {
             st.port,
             st.packets,
             st.rate_target,
-            rate(st.achieved_pps),
-            rate(st.achieved_l2_bps),
-            rate(st.achieved_l1_bps),
+            si(st.achieved_pps),
+            si(st.achieved_l2_bps),
+            si(st.achieved_l1_bps),
             match (st.rate_error, st.rate_miss) {
                 (Some(e), true) => format!("  MISSED the target by {:.2}%", e * 100.0),
                 (Some(e), false) => format!("  (within {:.3}% of target)", e * 100.0),
@@ -655,11 +643,11 @@ pub fn print_summary(s: &Summary) {
         );
         println!(
             "    interval pps: min {} p50 {} p99 {} p99.9 {} max {}",
-            rate(st.interval_pps.min as f64),
-            rate(st.interval_pps.p50 as f64),
-            rate(st.interval_pps.p99 as f64),
-            rate(st.interval_pps.p999 as f64),
-            rate(st.interval_pps.max as f64)
+            si(st.interval_pps.min as f64),
+            si(st.interval_pps.p50 as f64),
+            si(st.interval_pps.p99 as f64),
+            si(st.interval_pps.p999 as f64),
+            si(st.interval_pps.max as f64)
         );
         if let Some(l) = &st.latency {
             println!(

@@ -347,26 +347,7 @@ pub trait Port: Send {
 
     /// Named extended statistics (like `ethtool -S`).
     fn xstats(&self) -> Vec<(String, u64)> {
-        let s = self.stats();
-        let mut v = vec![
-            ("tx_packets".to_string(), s.tx.packets),
-            ("tx_bytes".to_string(), s.tx.bytes),
-            ("tx_errors".to_string(), s.tx.errors),
-            ("tx_dropped".to_string(), s.tx.drops),
-            ("rx_packets".to_string(), s.rx.packets),
-            ("rx_bytes".to_string(), s.rx.bytes),
-            ("rx_errors".to_string(), s.rx.errors),
-            ("rx_dropped".to_string(), s.rx.drops),
-        ];
-        for (i, q) in s.tx_queues.iter().enumerate() {
-            v.push((format!("tx_q{i}_packets"), q.packets));
-            v.push((format!("tx_q{i}_bytes"), q.bytes));
-        }
-        for (i, q) in s.rx_queues.iter().enumerate() {
-            v.push((format!("rx_q{i}_packets"), q.packets));
-            v.push((format!("rx_q{i}_bytes"), q.bytes));
-        }
-        v
+        self.stats().xstats()
     }
 
     /// Events raised since the last call (MDD, link changes, …).

@@ -77,6 +77,31 @@ pub struct PortStats {
 }
 
 impl PortStats {
+    /// The software counters as named extended statistics (like `ethtool -S`):
+    /// totals, then per queue. Drivers append their hardware counters.
+    pub fn xstats(&self) -> Vec<(String, u64)> {
+        let mut v = vec![
+            ("tx_packets".to_string(), self.tx.packets),
+            ("tx_bytes".to_string(), self.tx.bytes),
+            ("tx_errors".to_string(), self.tx.errors),
+            ("tx_dropped".to_string(), self.tx.drops),
+            ("rx_packets".to_string(), self.rx.packets),
+            ("rx_bytes".to_string(), self.rx.bytes),
+            ("rx_errors".to_string(), self.rx.errors),
+            ("rx_dropped".to_string(), self.rx.drops),
+        ];
+        for (i, q) in self.tx_queues.iter().enumerate() {
+            v.push((format!("tx_q{i}_packets"), q.packets));
+            v.push((format!("tx_q{i}_bytes"), q.bytes));
+            v.push((format!("tx_q{i}_dropped"), q.drops));
+        }
+        for (i, q) in self.rx_queues.iter().enumerate() {
+            v.push((format!("rx_q{i}_packets"), q.packets));
+            v.push((format!("rx_q{i}_bytes"), q.bytes));
+        }
+        v
+    }
+
     /// Sums queue counters from shared handles.
     pub fn from_queues(
         tx: &[std::sync::Arc<QueueStats>],
