@@ -24,6 +24,8 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
     cores
         .validate()
         .map_err(|e| ConfigError::new("run.lcores", e.to_string()))?;
+    // Device models keep their engine threads off these cores.
+    eal::lcore::claim(&cores);
     if let Some(p) = &args.plot {
         if p.extension().and_then(|e| e.to_str()) != Some("svg") {
             return Err(ConfigError::new(

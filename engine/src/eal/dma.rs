@@ -510,6 +510,37 @@ mod tests {
         assert!(e.to_string().contains("nr_hugepages"));
     }
 
+    #[test]
+    fn hugepage_regions_when_reserved() {
+        let before = hugepage_info();
+        if before.free < 2 {
+            eprintln!("no free hugepages: skipping (scripts/test reserves some when it can)");
+            return;
+        }
+        let r = DmaRegion::alloc_with(4096, PageMode::Huge, IovaMode::Va).unwrap();
+        assert!(r.is_huge());
+        assert_eq!(r.len(), 2 << 20, "rounded up to one 2 MiB page");
+        // Auto picks hugepages when there are free ones.
+        let a = DmaRegion::alloc_with(4096, PageMode::Auto, IovaMode::Va).unwrap();
+        assert!(a.is_huge());
+    }
+
+    #[test]
+    fn physical_iova_mode_uses_pagemap() {
+        if hugepage_info().free < 1 || virt_to_phys(&0u8 as *const u8 as u64).is_err() {
+            eprintln!("needs a free hugepage and root for /proc/self/pagemap: skipping");
+            return;
+        }
+        let r = DmaRegion::alloc_with(4096, PageMode::Huge, IovaMode::Pa).unwrap();
+        assert_eq!(r.iova(), virt_to_phys(r.as_ptr() as u64).unwrap());
+        assert_ne!(r.iova(), r.as_ptr() as u64);
+        // A 4 KiB region bigger than a page is refused in PA mode unless contiguous.
+        match DmaRegion::alloc_with(64 << 10, PageMode::Small, IovaMode::Pa) {
+            Ok(s) => assert_eq!(s.iova(), virt_to_phys(s.as_ptr() as u64).unwrap()),
+            Err(e) => assert!(matches!(e, DmaError::NotContiguous), "{e}"),
+        }
+    }
+
     struct Recorder(Mutex<Vec<(u64, usize, bool)>>);
     impl DmaMapper for Recorder {
         fn name(&self) -> String {

@@ -106,6 +106,24 @@ impl fmt::Display for CoreList {
     }
 }
 
+static CLAIMED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+/// Records the cores the lcores will be pinned to, so helper threads (a
+/// device model's DMA engine, say) can stay off them.
+pub fn claim(cores: &CoreList) {
+    *CLAIMED.lock().unwrap_or_else(|e| e.into_inner()) = cores.cores().to_vec();
+}
+
+/// A core no lcore is claimed on (the highest such), if any: where a device
+/// model pins its engine thread by default.
+pub fn spare_core() -> Option<usize> {
+    let claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .map(|v| v.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default();
+    allowed.into_iter().filter(|c| !claimed.contains(c)).max()
+}
+
 /// Number of CPUs this process may run on.
 pub fn online_cores() -> usize {
     core_affinity::get_core_ids()
@@ -208,6 +226,18 @@ mod tests {
         let e = l.validate().unwrap_err();
         assert!(matches!(e, LcoreError::NoSuchCore { core: 4000, .. }));
         assert!(e.to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn spare_core_avoids_claimed_ones() {
+        let n = online_cores();
+        claim(&CoreList::from_cores((0..n).collect()));
+        assert_eq!(spare_core(), None);
+        claim(&CoreList::from_cores(vec![0]));
+        if n > 1 {
+            assert!(spare_core().is_some_and(|c| c != 0));
+        }
+        claim(&CoreList::from_cores(Vec::new()));
     }
 
     #[test]

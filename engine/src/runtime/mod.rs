@@ -564,6 +564,8 @@ impl Runtime {
     /// queue (wrapped in a [`NetdevQueue`]) and RX queue (queue `q` to lcore
     /// `q % lcores`) to its lcore.
     pub fn new(cfg: RuntimeConfig, ports: Vec<PortSetup>) -> Result<Runtime, RuntimeError> {
+        // Device models started from here keep their engine threads off the lcores.
+        lcore::claim(&cfg.cores);
         cfg.cores.validate()?;
         let n = cfg.cores.len();
         if n == 0 {

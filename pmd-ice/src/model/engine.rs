@@ -85,7 +85,9 @@ struct Engine {
 }
 
 pub(crate) fn run(s: Arc<Shared>, sink: SinkWriter) {
-    if let Some(core) = s.cfg.core {
+    // An explicit core=N, else a core no lcore claimed (the model then runs
+    // beside the lcores instead of stealing their time), else unpinned.
+    if let Some(core) = s.cfg.core.or_else(wirespeed::eal::lcore::spare_core) {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
             tracing::warn!(core, "ice-model: could not pin the DMA engine thread");
         }

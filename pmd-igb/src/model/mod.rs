@@ -317,7 +317,7 @@ impl IgbModel {
         let h = std::thread::Builder::new()
             .name("igb-model".into())
             .spawn(move || {
-                if let Some(c) = sh2.cfg.core {
+                if let Some(c) = sh2.cfg.core.or_else(wirespeed::eal::lcore::spare_core) {
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
                         tracing::warn!("igb-model: could not pin the DMA engine to core {c}");
                     }
