@@ -397,7 +397,7 @@ pub(crate) unsafe fn free_chain(mut hdr: *mut MbufHdr) {
         let next = h.next;
         h.next = std::ptr::null_mut();
         if !h.wmem.is_null() {
-            (*h.wmem).release(h.wmem_charge as u64);
+            (*h.wmem).release(h.wmem_charge as u64, token);
             h.wmem = std::ptr::null();
         }
         let pool = &*h.pool;

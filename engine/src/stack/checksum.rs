@@ -37,18 +37,18 @@ pub fn sum(data: &[u8]) -> u64 {
     acc
 }
 
-/// [`sum`] folded to 16 bits, computed with native-endian 64-bit loads (no
-/// byte swaps per word; RFC 1071's byte-order independence lets one swap of
-/// the folded result stand for all of them). The short-datagram fast path
-/// uses it; `fold(sum(d)) == sum_folded(d)` for every `d`.
-#[inline]
-pub fn sum_folded(data: &[u8]) -> u16 {
+/// The one's-complement sum of `data` as native-endian 16-bit words, in a
+/// 64-bit accumulator (not folded): no byte swap per word. By RFC 1071's
+/// byte-order independence, on a little-endian machine the folded result is
+/// the byte-swapped big-endian sum, so sums of native values (fields added
+/// as `x.to_be()`) fold and complement into a checksum that is stored with
+/// `to_ne_bytes`. The short-datagram fast path uses it.
+#[inline(always)]
+pub fn sum_ne(data: &[u8]) -> u64 {
     let mut acc: u64 = 0;
     let mut words = data.chunks_exact(8);
     for w in &mut words {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(w);
-        let v = u64::from_ne_bytes(a);
+        let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
         acc += (v & 0xffff_ffff) + (v >> 32);
     }
     let r = words.remainder();
@@ -65,7 +65,14 @@ pub fn sum_folded(data: &[u8]) -> u16 {
         // The high byte of a zero-padded big-endian word.
         acc += u16::from_ne_bytes([r[i], 0]) as u64;
     }
-    u16::from_be(fold(acc))
+    acc
+}
+
+/// [`sum`] folded to 16 bits, computed with [`sum_ne`];
+/// `fold(sum(d)) == sum_folded(d)` for every `d`.
+#[inline]
+pub fn sum_folded(data: &[u8]) -> u16 {
+    u16::from_be(fold(sum_ne(data)))
 }
 
 /// Folds a 64-bit accumulator to 16 bits with end-around carry (`csum_fold`

@@ -121,15 +121,36 @@ struct TxTemplate {
     hlen: u8,
     hdr: [u8; TMPL_LEN],
     /// Folded one's-complement sum of the IPv4 header with total length,
-    /// ID and checksum zero (`!` of its checksum field).
-    ip_sum: u64,
+    /// ID and checksum zero (`!` of its checksum field), in native byte
+    /// order (see [`checksum::sum_ne`]).
+    ip_sum_ne: u64,
     /// Pseudo-header sum without the length.
     pseudo: u64,
-    /// Pseudo-header sum (without the length) plus sport + dport: the UDP
-    /// checksum's constant part.
-    udp_sum: u64,
+    /// Pseudo-header sum (without the length) plus sport + dport, folded,
+    /// in native byte order: the UDP checksum's constant part.
+    udp_sum_ne: u64,
     /// Largest payload the fast path takes (path MTU and the pool's data room).
     max_payload: usize,
+}
+
+/// `dst.copy_from_slice(src)` that moves 16..=32 bytes with two overlapping
+/// fixed-size copies (register moves, no `memcpy` call).
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() == n && (16..=32).contains(&n) {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else {
+        copy_any(dst, src);
+    }
+}
+
+/// `copy_from_slice` kept out of line, so the compiler does not merge the
+/// fixed-size copies above into one variable-length `memcpy` call.
+#[inline(never)]
+fn copy_any(dst: &mut [u8], src: &[u8]) {
+    dst.copy_from_slice(src);
 }
 
 /// Bytes of a header template: a VLAN-tagged Ethernet header (18) + IPv4 (20) + UDP (8).
@@ -513,13 +534,15 @@ impl Stack {
         let ulen = (8 + len) as u16;
         // The header sum with length and ID zero plus the two fields: the
         // same value as a full ip_fast_csum over the patched header.
-        let ipc = !checksum::fold(t.ip_sum + tot as u64 + id as u64);
+        // Sums in native byte order (one swap per field, none per payload
+        // word); the complemented fold is stored with `to_ne_bytes`.
+        let ipc = !checksum::fold(t.ip_sum_ne + tot.to_be() as u64 + id.to_be() as u64);
         let ucheck = if t.no_check {
             0
         } else if t.offload {
-            checksum::fold(t.pseudo + ulen as u64)
+            checksum::fold(t.pseudo + ulen as u64).to_be()
         } else {
-            let acc = t.udp_sum + 2 * ulen as u64 + checksum::sum_folded(buf) as u64;
+            let acc = t.udp_sum_ne + 2 * ulen.to_be() as u64 + checksum::sum_ne(buf);
             match !checksum::fold(acc) {
                 0 => 0xffff,
                 v => v,
@@ -532,17 +555,17 @@ impl Stack {
         let l2 = (t.l2 as usize).min(18);
         h[l2 + 2..l2 + 4].copy_from_slice(&tot.to_be_bytes());
         h[l2 + 4..l2 + 6].copy_from_slice(&id.to_be_bytes());
-        h[l2 + 10..l2 + 12].copy_from_slice(&ipc.to_be_bytes());
+        h[l2 + 10..l2 + 12].copy_from_slice(&ipc.to_ne_bytes());
         h[l2 + 24..l2 + 26].copy_from_slice(&ulen.to_be_bytes());
-        h[l2 + 26..l2 + 28].copy_from_slice(&ucheck.to_be_bytes());
+        h[l2 + 26..l2 + 28].copy_from_slice(&ucheck.to_ne_bytes());
         let b = m.data_mut();
         if let Some(whole) = b.get_mut(..TMPL_LEN) {
             // The bytes past `hlen` (untagged) are overwritten by the payload.
             whole.copy_from_slice(&h);
         } else {
-            b[..hlen].copy_from_slice(&h[..hlen]);
+            copy_any(&mut b[..hlen], &h[..hlen]);
         }
-        b[hlen..].copy_from_slice(buf);
+        copy_short(&mut b[hlen..], buf);
         if t.offload && !t.no_check {
             m.set_ol_flags(ol::TX_UDP_CKSUM | ol::TX_IPV4);
         }
@@ -555,7 +578,7 @@ impl Stack {
     /// `udp_send_skb` → `ip_send_skb` → `neigh_hh_output` collapsed onto a
     /// prebuilt header. `None` when the general path must run (unresolved or
     /// changed neighbour, fragmentation, hooks, broadcast/multicast, …).
-    #[inline]
+    #[inline(always)]
     fn udp_send_fast(
         &mut self,
         sk: &mut Sock,
@@ -716,9 +739,10 @@ impl Stack {
             ident_bucket: dst.ident_bucket,
             l2: l2 as u8,
             hlen: (l2 + 28) as u8,
-            ip_sum: (!u16::from_be_bytes([hdr[l2 + 10], hdr[l2 + 11]])) as u64,
+            ip_sum_ne: (!u16::from_be_bytes([hdr[l2 + 10], hdr[l2 + 11]])).to_be() as u64,
             pseudo,
-            udp_sum: pseudo + sk.local_port as u64 + dport as u64,
+            udp_sum_ne: checksum::fold(pseudo + sk.local_port as u64 + dport as u64).to_be()
+                as u64,
             max_payload: (dst.mtu as usize)
                 .saturating_sub(28)
                 .min(self.pool.data_room().saturating_sub(l2 + 28)),
