@@ -78,13 +78,15 @@ pub fn sum_folded(data: &[u8]) -> u16 {
 /// Folds a 64-bit accumulator to 16 bits with end-around carry (`csum_fold`
 /// without the final complement).
 #[inline]
-pub fn fold(mut acc: u64) -> u16 {
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc as u16
+pub fn fold(acc: u64) -> u16 {
+    // 64 → 33 bits, then end-around-carry adds at 32 and 16 bits (a carry
+    // out of an add never leaves an all-ones sum, so adding it back cannot
+    // carry again).
+    let a = (acc & 0xffff_ffff) + (acc >> 32);
+    let (s, c) = (a as u32).overflowing_add((a >> 32) as u32);
+    let s = s + c as u32;
+    let (r, c) = (s as u16).overflowing_add((s >> 16) as u16);
+    r + c as u16
 }
 
 /// The checksum field value for `data` (complement of the folded sum).
@@ -231,6 +233,15 @@ mod tests {
         #[test]
         fn fast_sum_matches_reference(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
             prop_assert_eq!(checksum(&data), reference(&data));
+        }
+
+        #[test]
+        fn fold_matches_repeated_16_bit_folding(acc in any::<u64>()) {
+            let mut x = acc;
+            while x > 0xffff {
+                x = (x & 0xffff) + (x >> 16);
+            }
+            prop_assert_eq!(fold(acc), x as u16);
         }
 
         #[test]

@@ -133,6 +133,28 @@ struct TxTemplate {
     max_payload: usize,
 }
 
+/// Writes the per-datagram fields into a header template: IPv4 total
+/// length, ID and checksum, UDP length and checksum (`ipc`/`ucheck` already
+/// in wire order as native values). `l2` is at most 18 (the template holds
+/// a VLAN header at most); clamping it lets the compiler drop bounds checks.
+#[inline(always)]
+fn patch_lengths(
+    h: &mut [u8; TMPL_LEN],
+    l2: usize,
+    tot: u16,
+    id: u16,
+    ipc: u16,
+    ulen: u16,
+    ucheck: u16,
+) {
+    let l2 = l2.min(TMPL_LEN - 28);
+    h[l2 + 2..l2 + 4].copy_from_slice(&tot.to_be_bytes());
+    h[l2 + 4..l2 + 6].copy_from_slice(&id.to_be_bytes());
+    h[l2 + 10..l2 + 12].copy_from_slice(&ipc.to_ne_bytes());
+    h[l2 + 24..l2 + 26].copy_from_slice(&ulen.to_be_bytes());
+    h[l2 + 26..l2 + 28].copy_from_slice(&ucheck.to_ne_bytes());
+}
+
 /// `dst.copy_from_slice(src)` that moves 16..=32 bytes with two overlapping
 /// fixed-size copies (register moves, no `memcpy` call).
 #[inline(always)]
@@ -548,21 +570,18 @@ impl Stack {
                 v => v,
             }
         };
-        // Patch a copy of the template, then write it with one fixed-size
-        // copy. `l2` is at most 18 (the array holds a VLAN header at most),
-        // which lets the compiler drop the bounds checks.
-        let mut h = t.hdr;
-        let l2 = (t.l2 as usize).min(18);
-        h[l2 + 2..l2 + 4].copy_from_slice(&tot.to_be_bytes());
-        h[l2 + 4..l2 + 6].copy_from_slice(&id.to_be_bytes());
-        h[l2 + 10..l2 + 12].copy_from_slice(&ipc.to_ne_bytes());
-        h[l2 + 24..l2 + 26].copy_from_slice(&ulen.to_be_bytes());
-        h[l2 + 26..l2 + 28].copy_from_slice(&ucheck.to_ne_bytes());
+        // Write the template with one fixed-size copy, then patch the
+        // fields in place (patching a stack copy first would make the wide
+        // loads of the copy wait on the narrow stores).
+        let l2 = t.l2 as usize;
         let b = m.data_mut();
-        if let Some(whole) = b.get_mut(..TMPL_LEN) {
+        if let Some(w) = b.first_chunk_mut::<TMPL_LEN>() {
             // The bytes past `hlen` (untagged) are overwritten by the payload.
-            whole.copy_from_slice(&h);
+            *w = t.hdr;
+            patch_lengths(w, l2, tot, id, ipc, ulen, ucheck);
         } else {
+            let mut h = t.hdr;
+            patch_lengths(&mut h, l2, tot, id, ipc, ulen, ucheck);
             copy_any(&mut b[..hlen], &h[..hlen]);
         }
         copy_short(&mut b[hlen..], buf);
