@@ -311,7 +311,7 @@ impl Mempool {
 
     /// One buffer, or `None` when the pool is empty. Data bytes keep what the
     /// buffer last held (so prebuilt frames survive a free/alloc cycle).
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&mut self) -> Option<Mbuf> {
         let h = match self.free_stack().pop() {
             Some(h) => h,

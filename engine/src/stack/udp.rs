@@ -760,8 +760,7 @@ impl Stack {
             hlen: (l2 + 28) as u8,
             ip_sum_ne: (!u16::from_be_bytes([hdr[l2 + 10], hdr[l2 + 11]])).to_be() as u64,
             pseudo,
-            udp_sum_ne: checksum::fold(pseudo + sk.local_port as u64 + dport as u64).to_be()
-                as u64,
+            udp_sum_ne: checksum::fold(pseudo + sk.local_port as u64 + dport as u64).to_be() as u64,
             max_payload: (dst.mtu as usize)
                 .saturating_sub(28)
                 .min(self.pool.data_room().saturating_sub(l2 + 28)),
