@@ -1779,3 +1779,39 @@ fn fast_path_frames_match_general_path() {
         }
     }
 }
+
+/// Socket options baked into the connected socket's header template (TOS,
+/// TTL, DF, SO_NO_CHECK) and a reconnect take effect on the next `send`.
+#[test]
+fn option_changes_reach_the_fast_path_template() {
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    let s = st.udp_socket().unwrap();
+    st.socket(s).connect(sa(IP_B, 5000)).unwrap();
+    let mut send = |st: &mut Stack| {
+        st.socket(s).send(b"hello").unwrap();
+        let f = cap.take();
+        assert_eq!(f.len(), 1);
+        parse_udp(&f[0].bytes)
+    };
+    let u = send(&mut st);
+    assert_eq!((u.ip.tos, u.ip.ttl, u.ip.frag & IP_DF), (0, 64, IP_DF));
+    assert_ne!(u.udp.checksum, 0);
+    assert_eq!(u.udp.dst_port, 5000);
+
+    st.socket(s).set_tos(0x10).unwrap();
+    assert_eq!(send(&mut st).ip.tos, 0x10);
+    st.socket(s).set_ttl(Some(7)).unwrap();
+    assert_eq!(send(&mut st).ip.ttl, 7);
+    st.socket(s).set_ttl(None).unwrap();
+    assert_eq!(send(&mut st).ip.ttl, 64);
+    st.socket(s).set_mtu_discover(udp::PmtuDisc::Dont).unwrap();
+    assert_eq!(send(&mut st).ip.frag & IP_DF, 0);
+    st.socket(s).set_no_check(true).unwrap();
+    assert_eq!(send(&mut st).udp.checksum, 0);
+    st.socket(s).set_no_check(false).unwrap();
+    assert_ne!(send(&mut st).udp.checksum, 0);
+    st.socket(s).connect(sa(IP_B, 6000)).unwrap();
+    let u = send(&mut st);
+    assert_eq!(u.udp.dst_port, 6000);
+    assert_eq!((u.ip.tos, u.ip.ttl, u.ip.frag & IP_DF), (0x10, 64, 0));
+}
