@@ -1787,7 +1787,7 @@ fn option_changes_reach_the_fast_path_template() {
     let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
     let s = st.udp_socket().unwrap();
     st.socket(s).connect(sa(IP_B, 5000)).unwrap();
-    let mut send = |st: &mut Stack| {
+    let send = |st: &mut Stack| {
         st.socket(s).send(b"hello").unwrap();
         let f = cap.take();
         assert_eq!(f.len(), 1);
