@@ -118,9 +118,12 @@ impl WmemAccount {
         self.charged.store(self.charged.load(Relaxed) + n, Release);
     }
 
-    fn release(&self, n: u64) {
+    /// Releases `n` bytes; `token` is the calling thread's
+    /// [`pool::thread_token`] (the caller already has it).
+    #[inline(always)]
+    fn release(&self, n: u64, token: u64) {
         use std::sync::atomic::Ordering::{Relaxed, Release};
-        if self.owner_token.load(Relaxed) == pool::thread_token() {
+        if self.owner_token.load(Relaxed) == token {
             self.released
                 .store(self.released.load(Relaxed) + n, Release);
         } else {

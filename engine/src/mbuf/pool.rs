@@ -311,7 +311,7 @@ impl Mempool {
 
     /// One buffer, or `None` when the pool is empty. Data bytes keep what the
     /// buffer last held (so prebuilt frames survive a free/alloc cycle).
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&mut self) -> Option<Mbuf> {
         let h = match self.free_stack().pop() {
             Some(h) => h,
@@ -397,7 +397,7 @@ pub(crate) unsafe fn free_chain(mut hdr: *mut MbufHdr) {
         let next = h.next;
         h.next = std::ptr::null_mut();
         if !h.wmem.is_null() {
-            (*h.wmem).release(h.wmem_charge as u64);
+            (*h.wmem).release(h.wmem_charge as u64, token);
             h.wmem = std::ptr::null();
         }
         let pool = &*h.pool;

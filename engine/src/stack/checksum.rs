@@ -37,16 +37,56 @@ pub fn sum(data: &[u8]) -> u64 {
     acc
 }
 
+/// The one's-complement sum of `data` as native-endian 16-bit words, in a
+/// 64-bit accumulator (not folded): no byte swap per word. By RFC 1071's
+/// byte-order independence, on a little-endian machine the folded result is
+/// the byte-swapped big-endian sum, so sums of native values (fields added
+/// as `x.to_be()`) fold and complement into a checksum that is stored with
+/// `to_ne_bytes`. The short-datagram fast path uses it.
+#[inline(always)]
+pub fn sum_ne(data: &[u8]) -> u64 {
+    let mut acc: u64 = 0;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        acc += (v & 0xffff_ffff) + (v >> 32);
+    }
+    let r = words.remainder();
+    let mut i = 0;
+    if r.len() >= 4 {
+        acc += u32::from_ne_bytes([r[0], r[1], r[2], r[3]]) as u64;
+        i = 4;
+    }
+    if r.len() >= i + 2 {
+        acc += u16::from_ne_bytes([r[i], r[i + 1]]) as u64;
+        i += 2;
+    }
+    if r.len() > i {
+        // The high byte of a zero-padded big-endian word.
+        acc += u16::from_ne_bytes([r[i], 0]) as u64;
+    }
+    acc
+}
+
+/// [`sum`] folded to 16 bits, computed with [`sum_ne`];
+/// `fold(sum(d)) == sum_folded(d)` for every `d`.
+#[inline]
+pub fn sum_folded(data: &[u8]) -> u16 {
+    u16::from_be(fold(sum_ne(data)))
+}
+
 /// Folds a 64-bit accumulator to 16 bits with end-around carry (`csum_fold`
 /// without the final complement).
 #[inline]
-pub fn fold(mut acc: u64) -> u16 {
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc as u16
+pub fn fold(acc: u64) -> u16 {
+    // 64 → 33 bits, then end-around-carry adds at 32 and 16 bits (a carry
+    // out of an add never leaves an all-ones sum, so adding it back cannot
+    // carry again).
+    let a = (acc & 0xffff_ffff) + (acc >> 32);
+    let (s, c) = (a as u32).overflowing_add((a >> 32) as u32);
+    let s = s + c as u32;
+    let (r, c) = (s as u16).overflowing_add((s >> 16) as u16);
+    r + c as u16
 }
 
 /// The checksum field value for `data` (complement of the folded sum).
@@ -193,6 +233,21 @@ mod tests {
         #[test]
         fn fast_sum_matches_reference(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
             prop_assert_eq!(checksum(&data), reference(&data));
+        }
+
+        #[test]
+        fn fold_matches_repeated_16_bit_folding(acc in any::<u64>()) {
+            let mut x = acc;
+            while x > 0xffff {
+                x = (x & 0xffff) + (x >> 16);
+            }
+            prop_assert_eq!(fold(acc), x as u16);
+        }
+
+        #[test]
+        fn folded_native_sum_matches_sum(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            prop_assert_eq!(sum_folded(&data), fold(sum(&data)));
+            prop_assert_eq!(!sum_folded(&data), reference(&data));
         }
 
         #[test]

@@ -202,17 +202,19 @@ impl DirectXmit {
 }
 
 impl L2Xmit for DirectXmit {
+    #[inline]
     fn queue_xmit(&mut self, port: u16, m: Mbuf) -> Result<(), XmitDrop> {
         let p = port as usize;
-        if p >= self.queues.len() {
+        // `pending` has one burst per queue.
+        let Some(b) = self.pending.get_mut(p) else {
             return Err(XmitDrop::NoPort);
-        }
-        if let Err(m) = self.pending[p].push(m) {
+        };
+        if let Err(m) = b.push(m) {
             // Refused synchronously: the caller counts it.
             drop(m);
             return Err(XmitDrop::QueueFull);
         }
-        if self.pending[p].len() >= self.batch {
+        if b.len() >= self.batch {
             self.flush_port(p);
         }
         Ok(())
@@ -282,17 +284,19 @@ impl L2Xmit for NetdevXmit {
         self.queues[p].xmit_burst(pkts);
         0
     }
+    #[inline]
     fn queue_xmit(&mut self, port: u16, m: Mbuf) -> Result<(), XmitDrop> {
         let p = port as usize;
-        if p >= self.queues.len() {
+        // `pending` has one burst per queue.
+        let Some(b) = self.pending.get_mut(p) else {
             return Err(XmitDrop::NoPort);
-        }
-        if let Err(m) = self.pending[p].push(m) {
+        };
+        if let Err(m) = b.push(m) {
             drop(m);
             return Err(XmitDrop::QueueFull);
         }
-        if self.pending[p].len() >= self.batch {
-            self.flush_port(p);
+        if b.len() >= self.batch {
+            self.queues[p].xmit_burst(b);
         }
         Ok(())
     }

@@ -1735,3 +1735,83 @@ mod props {
         }
     }
 }
+
+/// The connected fast path (prebuilt header, native-order sums) writes the
+/// same frame as the general path for every short payload length, tagged or
+/// not: same bytes apart from the IP ID and the IP checksum that covers it,
+/// and both checksums verify.
+#[test]
+fn fast_path_frames_match_general_path() {
+    for vlan in [None, Some(42u16)] {
+        let mut c = cfg(MAC_A, IP_A);
+        c.ports[0].vlan = vlan;
+        let (mut st, cap) = resolved_stack(c);
+        let s = st.udp_socket().unwrap();
+        st.socket(s).connect(sa(IP_B, 4242)).unwrap();
+        let l2 = if vlan.is_some() { 18 } else { 14 };
+        for len in 0..=70usize {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 37 + len * 11) as u8 | 0x80).collect();
+            st.socket(s).send(&payload).unwrap();
+            st.socket(s).send_to(&payload, sa(IP_B, 4242)).unwrap();
+            let f = cap.take();
+            assert_eq!(f.len(), 2, "len {len}");
+            let (fast, slow) = (&f[0].bytes, &f[1].bytes);
+            assert_eq!(fast.len(), l2 + 28 + len, "len {len}");
+            assert_eq!(fast.len(), slow.len(), "len {len}");
+            for b in [fast, slow] {
+                let ip = &b[l2..l2 + 20];
+                assert_eq!(checksum::checksum(ip), 0, "IP checksum, len {len}");
+                let udp = &b[l2 + 20..];
+                let s = checksum::pseudo_header_sum(IP_A, IP_B, IPPROTO_UDP, udp.len() as u16)
+                    + checksum::sum(udp);
+                assert_eq!(checksum::fold(s), 0xffff, "UDP checksum, len {len}");
+            }
+            let mask = |b: &[u8]| {
+                let mut v = b.to_vec();
+                for i in [4, 5, 10, 11] {
+                    v[l2 + i] = 0;
+                }
+                v
+            };
+            assert_eq!(mask(fast), mask(slow), "len {len}");
+            assert_eq!(f[0].lens, f[1].lens);
+            assert_eq!(f[0].ol, f[1].ol);
+        }
+    }
+}
+
+/// Socket options baked into the connected socket's header template (TOS,
+/// TTL, DF, SO_NO_CHECK) and a reconnect take effect on the next `send`.
+#[test]
+fn option_changes_reach_the_fast_path_template() {
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    let s = st.udp_socket().unwrap();
+    st.socket(s).connect(sa(IP_B, 5000)).unwrap();
+    let send = |st: &mut Stack| {
+        st.socket(s).send(b"hello").unwrap();
+        let f = cap.take();
+        assert_eq!(f.len(), 1);
+        parse_udp(&f[0].bytes)
+    };
+    let u = send(&mut st);
+    assert_eq!((u.ip.tos, u.ip.ttl, u.ip.frag & IP_DF), (0, 64, IP_DF));
+    assert_ne!(u.udp.checksum, 0);
+    assert_eq!(u.udp.dst_port, 5000);
+
+    st.socket(s).set_tos(0x10).unwrap();
+    assert_eq!(send(&mut st).ip.tos, 0x10);
+    st.socket(s).set_ttl(Some(7)).unwrap();
+    assert_eq!(send(&mut st).ip.ttl, 7);
+    st.socket(s).set_ttl(None).unwrap();
+    assert_eq!(send(&mut st).ip.ttl, 64);
+    st.socket(s).set_mtu_discover(udp::PmtuDisc::Dont).unwrap();
+    assert_eq!(send(&mut st).ip.frag & IP_DF, 0);
+    st.socket(s).set_no_check(true).unwrap();
+    assert_eq!(send(&mut st).udp.checksum, 0);
+    st.socket(s).set_no_check(false).unwrap();
+    assert_ne!(send(&mut st).udp.checksum, 0);
+    st.socket(s).connect(sa(IP_B, 6000)).unwrap();
+    let u = send(&mut st);
+    assert_eq!(u.udp.dst_port, 6000);
+    assert_eq!((u.ip.tos, u.ip.ttl, u.ip.frag & IP_DF), (0x10, 64, 0));
+}

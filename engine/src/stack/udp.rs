@@ -116,18 +116,67 @@ struct TxTemplate {
     df: bool,
     no_check: bool,
     offload: bool,
-    mtu: u32,
     ident_bucket: usize,
     l2: u8,
     hlen: u8,
-    hdr: [u8; 46],
-    /// IPv4 checksum field for total length 0 and ID 0.
-    ip_base: u16,
+    hdr: [u8; TMPL_LEN],
+    /// Folded one's-complement sum of the IPv4 header with total length,
+    /// ID and checksum zero (`!` of its checksum field), in native byte
+    /// order (see [`checksum::sum_ne`]).
+    ip_sum_ne: u64,
     /// Pseudo-header sum without the length.
     pseudo: u64,
-    /// sport + dport.
-    ports_sum: u64,
+    /// Pseudo-header sum (without the length) plus sport + dport, folded,
+    /// in native byte order: the UDP checksum's constant part.
+    udp_sum_ne: u64,
+    /// Largest payload the fast path takes (path MTU and the pool's data room).
+    max_payload: usize,
 }
+
+/// Writes the per-datagram fields into a header template: IPv4 total
+/// length, ID and checksum, UDP length and checksum (`ipc`/`ucheck` already
+/// in wire order as native values). `l2` is at most 18 (the template holds
+/// a VLAN header at most); clamping it lets the compiler drop bounds checks.
+#[inline(always)]
+fn patch_lengths(
+    h: &mut [u8; TMPL_LEN],
+    l2: usize,
+    tot: u16,
+    id: u16,
+    ipc: u16,
+    ulen: u16,
+    ucheck: u16,
+) {
+    let l2 = l2.min(TMPL_LEN - 28);
+    h[l2 + 2..l2 + 4].copy_from_slice(&tot.to_be_bytes());
+    h[l2 + 4..l2 + 6].copy_from_slice(&id.to_be_bytes());
+    h[l2 + 10..l2 + 12].copy_from_slice(&ipc.to_ne_bytes());
+    h[l2 + 24..l2 + 26].copy_from_slice(&ulen.to_be_bytes());
+    h[l2 + 26..l2 + 28].copy_from_slice(&ucheck.to_ne_bytes());
+}
+
+/// `dst.copy_from_slice(src)` that moves 16..=32 bytes with two overlapping
+/// fixed-size copies (register moves, no `memcpy` call).
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() == n && (16..=32).contains(&n) {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else {
+        copy_any(dst, src);
+    }
+}
+
+/// `copy_from_slice` kept out of line, so the compiler does not merge the
+/// fixed-size copies above into one variable-length `memcpy` call.
+#[inline(never)]
+fn copy_any(dst: &mut [u8], src: &[u8]) {
+    dst.copy_from_slice(src);
+}
+
+/// Bytes of a header template: a VLAN-tagged Ethernet header (18) + IPv4 (20) + UDP (8).
+const TMPL_LEN: usize = 46;
 
 /// Smallest SO_SNDBUF/SO_RCVBUF (`SOCK_MIN_SNDBUF`-like).
 const SOCK_MIN_BUF: u64 = 4608;
@@ -412,8 +461,30 @@ impl Stack {
     /// socket's header template is current (rebuilding it if tables, the
     /// neighbour's header or socket options changed). Marks the neighbour
     /// used. `None`: take the general path.
-    #[inline]
+    ///
+    /// The template is dropped whenever the socket's destination or an
+    /// option it bakes in (TOS, TTL, DF, checksum mode) changes, so while
+    /// it exists one generation compare and the neighbour check suffice.
+    #[inline(always)]
     fn fast_ready(&mut self, sk: &mut Sock) -> Option<usize> {
+        if let Some(t) = sk.tmpl.as_ref() {
+            if t.gen == self.dst_gen()
+                && self.hooks.is_empty()
+                && self
+                    .neigh
+                    .fast_ok(t.neigh_idx, t.neigh_uid, t.hh_seq, self.now)
+            {
+                return Some(t.neigh_idx);
+            }
+        }
+        self.fast_ready_slow(sk)
+    }
+
+    /// [`Stack::fast_ready`] when the quick check fails: the full check, and
+    /// a template rebuild when only the template is stale.
+    #[cold]
+    #[inline(never)]
+    fn fast_ready_slow(&mut self, sk: &mut Sock) -> Option<usize> {
         if !self.hooks.is_empty() {
             return None;
         }
@@ -461,7 +532,7 @@ impl Stack {
     /// header and payload, patches total length, ID and the IPv4 checksum
     /// (RFC 1624), the UDP length and checksum (software, offload seed, or
     /// none), and charges the socket's send buffer.
-    #[inline]
+    #[inline(always)]
     fn fast_fill(&mut self, sk: &mut Sock, m: &mut Mbuf, buf: &[u8]) -> bool {
         let Some(t) = sk.tmpl.as_ref() else {
             return false;
@@ -483,29 +554,37 @@ impl Stack {
         };
         let tot = (28 + len) as u16;
         let ulen = (8 + len) as u16;
-        let b = m.data_mut();
-        b[..hlen].copy_from_slice(&t.hdr[..hlen]);
-        b[hlen..].copy_from_slice(buf);
-        let l2 = t.l2 as usize;
-        let ipc = checksum::update16(checksum::update16(t.ip_base, 0, tot), 0, id);
-        let ip = &mut b[l2..];
-        ip[2..4].copy_from_slice(&tot.to_be_bytes());
-        ip[4..6].copy_from_slice(&id.to_be_bytes());
-        ip[10..12].copy_from_slice(&ipc.to_be_bytes());
+        // The header sum with length and ID zero plus the two fields: the
+        // same value as a full ip_fast_csum over the patched header.
+        // Sums in native byte order (one swap per field, none per payload
+        // word); the complemented fold is stored with `to_ne_bytes`.
+        let ipc = !checksum::fold(t.ip_sum_ne + tot.to_be() as u64 + id.to_be() as u64);
         let ucheck = if t.no_check {
             0
         } else if t.offload {
-            checksum::fold(t.pseudo + ulen as u64)
+            checksum::fold(t.pseudo + ulen as u64).to_be()
         } else {
-            let acc = t.pseudo + t.ports_sum + 2 * ulen as u64 + checksum::sum(buf);
+            let acc = t.udp_sum_ne + 2 * ulen.to_be() as u64 + checksum::sum_ne(buf);
             match !checksum::fold(acc) {
                 0 => 0xffff,
                 v => v,
             }
         };
-        let u = &mut b[l2 + 20..];
-        u[4..6].copy_from_slice(&ulen.to_be_bytes());
-        u[6..8].copy_from_slice(&ucheck.to_be_bytes());
+        // Write the template with one fixed-size copy, then patch the
+        // fields in place (patching a stack copy first would make the wide
+        // loads of the copy wait on the narrow stores).
+        let l2 = t.l2 as usize;
+        let b = m.data_mut();
+        if let Some(w) = b.first_chunk_mut::<TMPL_LEN>() {
+            // The bytes past `hlen` (untagged) are overwritten by the payload.
+            *w = t.hdr;
+            patch_lengths(w, l2, tot, id, ipc, ulen, ucheck);
+        } else {
+            let mut h = t.hdr;
+            patch_lengths(&mut h, l2, tot, id, ipc, ulen, ucheck);
+            copy_any(&mut b[..hlen], &h[..hlen]);
+        }
+        copy_short(&mut b[hlen..], buf);
         if t.offload && !t.no_check {
             m.set_ol_flags(ol::TX_UDP_CKSUM | ol::TX_IPV4);
         }
@@ -518,7 +597,7 @@ impl Stack {
     /// `udp_send_skb` → `ip_send_skb` → `neigh_hh_output` collapsed onto a
     /// prebuilt header. `None` when the general path must run (unresolved or
     /// changed neighbour, fragmentation, hooks, broadcast/multicast, …).
-    #[inline]
+    #[inline(always)]
     fn udp_send_fast(
         &mut self,
         sk: &mut Sock,
@@ -526,8 +605,8 @@ impl Stack {
         confirm: bool,
     ) -> Option<Result<usize, Errno>> {
         let idx = self.fast_ready(sk)?;
-        let (mtu, hlen, port) = sk.tmpl.as_ref().map(|t| (t.mtu, t.hlen, t.port))?;
-        if buf.len() + 28 > mtu as usize || buf.len() + hlen as usize > self.pool.data_room() {
+        let (max, port) = sk.tmpl.as_ref().map(|t| (t.max_payload, t.port))?;
+        if buf.len() > max {
             return None;
         }
         if sk.wmem.in_flight() >= sk.sndbuf {
@@ -571,12 +650,8 @@ impl Stack {
         bufs: &[&[u8]],
     ) -> Option<Result<usize, Errno>> {
         self.fast_ready(sk)?;
-        let (mtu, hlen, port) = sk.tmpl.as_ref().map(|t| (t.mtu, t.hlen, t.port))?;
-        let room = self.pool.data_room();
-        if bufs
-            .iter()
-            .any(|b| b.len() + 28 > mtu as usize || b.len() + hlen as usize > room)
-        {
+        let (max, port) = sk.tmpl.as_ref().map(|t| (t.max_payload, t.port))?;
+        if bufs.iter().any(|b| b.len() > max) {
             return None;
         }
         let mut burst = self.scratch.take()?;
@@ -645,7 +720,7 @@ impl Stack {
             return None;
         }
         let l2 = n.hh_len as usize;
-        let mut hdr = [0u8; 46];
+        let mut hdr = [0u8; TMPL_LEN];
         hdr[..l2].copy_from_slice(&n.hh[..l2]);
         wire::Ipv4Header {
             tos: sk.tos,
@@ -668,6 +743,7 @@ impl Stack {
         }
         .emit(&mut hdr[l2 + 20..]);
         let ol_capa = self.ports[dst.port as usize].conf.tx_offloads;
+        let pseudo = checksum::pseudo_header_sum(dst.saddr, dst.daddr, wire::IPPROTO_UDP, 0);
         Some(TxTemplate {
             gen: dst.gen,
             neigh_idx: idx,
@@ -679,13 +755,15 @@ impl Stack {
             df,
             no_check: sk.no_check,
             offload: ol_capa & ol::TX_UDP_CKSUM != 0,
-            mtu: dst.mtu,
             ident_bucket: dst.ident_bucket,
             l2: l2 as u8,
             hlen: (l2 + 28) as u8,
-            ip_base: u16::from_be_bytes([hdr[l2 + 10], hdr[l2 + 11]]),
-            pseudo: checksum::pseudo_header_sum(dst.saddr, dst.daddr, wire::IPPROTO_UDP, 0),
-            ports_sum: sk.local_port as u64 + dport as u64,
+            ip_sum_ne: (!u16::from_be_bytes([hdr[l2 + 10], hdr[l2 + 11]])).to_be() as u64,
+            pseudo,
+            udp_sum_ne: checksum::fold(pseudo + sk.local_port as u64 + dport as u64).to_be() as u64,
+            max_payload: (dst.mtu as usize)
+                .saturating_sub(28)
+                .min(self.pool.data_room().saturating_sub(l2 + 28)),
             hdr,
         })
     }
@@ -757,6 +835,7 @@ impl Stack {
                     };
                     if use_cache {
                         sk.dst = Some(d);
+                        sk.tmpl = None;
                     }
                     d
                 }
@@ -884,6 +963,7 @@ impl UdpSocket<'_> {
             }
             sk.remote = Some(peer);
             sk.dst = Some(d);
+            sk.tmpl = None;
             Ok(())
         })
     }
@@ -899,7 +979,16 @@ impl UdpSocket<'_> {
 
     /// Sends to the connected peer.
     pub fn send(&mut self, buf: &[u8]) -> Result<usize, Errno> {
-        self.send_msg(buf, None, &SendOpts::default())
+        self.with(|st, sk, idx| {
+            // What udp_sendmsg does first with no flags and no destination,
+            // minus the checks a connected, bound, uncorked socket passes.
+            if !sk.cork && sk.pending.is_empty() && sk.local_port != 0 && buf.len() <= 0xffff {
+                if let Some(r) = st.udp_send_fast(sk, buf, false) {
+                    return r;
+                }
+            }
+            st.udp_sendmsg(sk, idx, buf, None, &SendOpts::default())
+        })
     }
 
     /// Sends to `addr`.
@@ -981,7 +1070,9 @@ impl UdpSocket<'_> {
     }
     /// `IP_TOS`.
     pub fn set_tos(&mut self, tos: u8) -> Result<(), Errno> {
-        self.st.socks.get_mut(self.id)?.tos = tos;
+        let s = self.st.socks.get_mut(self.id)?;
+        s.tos = tos;
+        s.tmpl = None;
         Ok(())
     }
     /// `IP_TTL` (`set_ttl(0)` is EINVAL as in Linux; use the default with `None`).
@@ -989,7 +1080,9 @@ impl UdpSocket<'_> {
         if ttl == Some(0) {
             return Err(Errno::EINVAL);
         }
-        self.st.socks.get_mut(self.id)?.ttl = ttl;
+        let s = self.st.socks.get_mut(self.id)?;
+        s.ttl = ttl;
+        s.tmpl = None;
         Ok(())
     }
     /// `IP_MULTICAST_TTL` (default 1).
@@ -1006,6 +1099,7 @@ impl UdpSocket<'_> {
         let s = self.st.socks.get_mut(self.id)?;
         s.mc_if = port;
         s.dst = None;
+        s.tmpl = None;
         Ok(())
     }
     /// `SO_BROADCAST`.
@@ -1015,12 +1109,16 @@ impl UdpSocket<'_> {
     }
     /// `SO_NO_CHECK`: send UDP checksum 0.
     pub fn set_no_check(&mut self, on: bool) -> Result<(), Errno> {
-        self.st.socks.get_mut(self.id)?.no_check = on;
+        let s = self.st.socks.get_mut(self.id)?;
+        s.no_check = on;
+        s.tmpl = None;
         Ok(())
     }
     /// `IP_MTU_DISCOVER`.
     pub fn set_mtu_discover(&mut self, mode: PmtuDisc) -> Result<(), Errno> {
-        self.st.socks.get_mut(self.id)?.pmtudisc = mode;
+        let s = self.st.socks.get_mut(self.id)?;
+        s.pmtudisc = mode;
+        s.tmpl = None;
         Ok(())
     }
     /// `IP_MTU`: the path MTU of a connected socket.
