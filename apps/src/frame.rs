@@ -304,10 +304,15 @@ impl PacketGen {
         z
     }
 
-    /// True when nothing changes per packet (fixed size, no fields, no latency):
-    /// then the prebuilt buffer only needs its length set.
+    /// True when nothing changes per packet (fixed size, no fields, no latency,
+    /// no offload flags, priority 0): the prebuilt buffer only needs its length.
     pub fn is_static(&self) -> bool {
-        !self.dynamic
+        !self.dynamic && !self.offload && self.hw_vlan == 0 && self.priority == 0
+    }
+
+    /// The frame length (without FCS) of a static stream.
+    pub fn static_len(&self) -> usize {
+        self.template.len()
     }
 
     /// Writes the lengths and checksums of a frame of `len` bytes (no FCS).
@@ -380,7 +385,9 @@ impl PacketGen {
     pub fn fill_sized(&mut self, m: &mut Mbuf, wire: u32, now_tsc: u64) -> usize {
         let len = wire as usize - 4 - self.hw_extra;
         let _ = m.set_len(len);
-        m.set_priority(self.priority);
+        if self.priority != 0 {
+            m.set_priority(self.priority);
+        }
         if self.offload || self.hw_vlan != 0 {
             let mut f = 0;
             if self.offload {

@@ -502,6 +502,19 @@ impl GenApp {
             if s.pending.is_empty() && room > 0 {
                 let want = (burst.min(room) as u64).min(s.remaining) as usize;
                 match s.src.as_mut() {
+                    Some(Source::Built(g)) if g.is_static() && s.pacer.is_unpaced() => {
+                        // Line rate, nothing varies: the prebuilt frames only
+                        // need their length (testpmd txonly's loop, minus the copy).
+                        let n = want.min(64);
+                        if s.pool.alloc_bulk(&mut s.pending, n) {
+                            let len = g.static_len();
+                            for m in s.pending.as_mut_slice() {
+                                let _ = m.set_len(len);
+                            }
+                        } else {
+                            self.alloc_failures += 1;
+                        }
+                    }
                     Some(Source::Built(g)) => {
                         // Each admitted packet is charged its own size.
                         let mut sizes = [0u32; 64];

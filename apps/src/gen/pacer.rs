@@ -54,6 +54,12 @@ impl Pacer {
         }
     }
 
+    /// True when the pacer never holds a packet back (rate "line").
+    #[inline(always)]
+    pub fn is_unpaced(&self) -> bool {
+        matches!(self.cost, Cost::None)
+    }
+
     /// Whether the next packet is due at `now` (nothing is charged).
     #[inline(always)]
     pub fn due(&self, now: u64) -> bool {
