@@ -137,7 +137,7 @@ pub(crate) struct Pending {
 }
 
 impl Default for Pending {
-    /// An empty placeholder (no allocation).
+    /// An empty value (no allocation), for slots not in use.
     fn default() -> Pending {
         Pending {
             frags: Vec::new(),
