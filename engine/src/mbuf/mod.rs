@@ -11,9 +11,11 @@
 
 mod burst;
 mod pool;
+mod spsc;
 
 pub use burst::{Burst, BURST_MAX};
 pub use pool::{Mempool, MempoolError, MempoolStats, PoolConfig};
+pub use spsc::SpscRing;
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
