@@ -1,19 +1,12 @@
 //! The generator's stream features end to end: field ranges, IMIX, latency
 //! with loss/reorder accounting over a ring pair, pcap replay, bad configs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use wirespeed::ethdev::pcap::{read_file, PcapWriter};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_wirespeed")
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ws-st-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::{bin, tmpdir, tshark_fields as tshark};
 
 fn run_cfg(dir: &Path, name: &str, toml: &str, extra: &[&str]) -> (serde_json::Value, String) {
     let cfg = dir.join(format!("{name}.toml"));
@@ -37,32 +30,6 @@ fn run_cfg(dir: &Path, name: &str, toml: &str, extra: &[&str]) -> (serde_json::V
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap(),
         stdout,
     )
-}
-
-fn tshark(pcap: &Path, fields: &[&str]) -> Vec<String> {
-    let mut cmd = Command::new("tshark");
-    cmd.args(["-n", "-r"]).arg(pcap).args([
-        "-o",
-        "ip.check_checksum:TRUE",
-        "-o",
-        "udp.check_checksum:TRUE",
-        "-T",
-        "fields",
-        "-E",
-        "separator=/s",
-    ]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd
-        .output()
-        .expect("tshark is required (scripts/test installs it)");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]

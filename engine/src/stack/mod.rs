@@ -201,20 +201,25 @@ impl DirectXmit {
     }
 }
 
+/// Adds a frame to port `p`'s batch (one burst per queue); returns the batch
+/// length. A frame refused here is freed and the caller counts it.
+#[inline(always)]
+fn stage(pending: &mut [Burst], p: usize, m: Mbuf) -> Result<usize, XmitDrop> {
+    let Some(b) = pending.get_mut(p) else {
+        return Err(XmitDrop::NoPort);
+    };
+    if let Err(m) = b.push(m) {
+        drop(m);
+        return Err(XmitDrop::QueueFull);
+    }
+    Ok(b.len())
+}
+
 impl L2Xmit for DirectXmit {
     #[inline]
     fn queue_xmit(&mut self, port: u16, m: Mbuf) -> Result<(), XmitDrop> {
         let p = port as usize;
-        // `pending` has one burst per queue.
-        let Some(b) = self.pending.get_mut(p) else {
-            return Err(XmitDrop::NoPort);
-        };
-        if let Err(m) = b.push(m) {
-            // Refused synchronously: the caller counts it.
-            drop(m);
-            return Err(XmitDrop::QueueFull);
-        }
-        if b.len() >= self.batch {
+        if stage(&mut self.pending, p, m)? >= self.batch {
             self.flush_port(p);
         }
         Ok(())
@@ -287,16 +292,8 @@ impl L2Xmit for NetdevXmit {
     #[inline]
     fn queue_xmit(&mut self, port: u16, m: Mbuf) -> Result<(), XmitDrop> {
         let p = port as usize;
-        // `pending` has one burst per queue.
-        let Some(b) = self.pending.get_mut(p) else {
-            return Err(XmitDrop::NoPort);
-        };
-        if let Err(m) = b.push(m) {
-            drop(m);
-            return Err(XmitDrop::QueueFull);
-        }
-        if b.len() >= self.batch {
-            self.queues[p].xmit_burst(b);
+        if stage(&mut self.pending, p, m)? >= self.batch {
+            self.queues[p].xmit_burst(&mut self.pending[p]);
         }
         Ok(())
     }
