@@ -94,6 +94,12 @@ fn main() -> ExitCode {
                 if s.lcores.iter().any(|l| l.mempool_in_use_at_end > 0) {
                     eprintln!("wirespeed gen: warning: mbufs still in use at the end of the run");
                 }
+                if !s.failures.is_empty() {
+                    for f in &s.failures {
+                        eprintln!("wirespeed gen: run failed: {f}");
+                    }
+                    return ExitCode::from(1);
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

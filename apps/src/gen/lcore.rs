@@ -22,11 +22,21 @@ use wirespeed::runtime::{LcoreApp, LcoreCtx};
 use wirespeed::stack::{Errno, PortConf, RouteConf, SnmpSnapshot, SocketId, Stack, StackConfig};
 
 /// Counters one sender publishes (single writer: its lcore).
+///
+/// `packets`/`bytes` are what the sender offered to the port (handed to
+/// `dev_queue_xmit`, or for a socket stream, datagrams the socket took);
+/// `dropped`/`dropped_bytes` the part the netdev layer refused on the spot
+/// (qdisc tail drop, or `noqueue` with the driver queue stopped). What the
+/// port then transmitted is worked out per queue at the end of the run.
 #[derive(Debug, Default)]
 pub struct SenderCounters {
     pub packets: StatCounter,
     /// Frame bytes without FCS.
     pub bytes: StatCounter,
+    pub dropped: StatCounter,
+    pub dropped_bytes: StatCounter,
+    /// 1 + the port's TX queue this sender feeds (0 = none yet).
+    pub queue: StatCounter,
     /// TSC when the first and last packet went out (0 = not yet).
     pub first_tsc: StatCounter,
     pub last_tsc: StatCounter,
@@ -42,6 +52,15 @@ impl SenderCounters {
         self.last_tsc.set(now);
         self.packets.add(packets);
         self.bytes.add(bytes);
+    }
+
+    /// Counts the part of a batch the netdev layer dropped on admission.
+    #[inline]
+    pub fn record_drops(&self, packets: u64, bytes: u64) {
+        if packets > 0 {
+            self.dropped.add(packets);
+            self.dropped_bytes.add(bytes);
+        }
     }
 }
 
@@ -113,6 +132,18 @@ pub struct StackSetup {
     pub tx_offloads: u32,
 }
 
+/// One port's stack at the end of the run.
+#[derive(Debug, Clone)]
+pub struct StackResult {
+    pub port: usize,
+    pub addr: String,
+    pub snmp: SnmpSnapshot,
+    /// Frames the stack handed to the port's netdev queues, and those the
+    /// netdev layer dropped on admission.
+    pub staged_offered: u64,
+    pub staged_dropped: u64,
+}
+
 /// What each lcore reports at the end.
 pub struct LcoreResult {
     pub packets: u64,
@@ -127,8 +158,9 @@ pub struct LcoreResult {
     pub rx_other: u64,
     /// Socket sends that failed (no route, neighbour failed, …), per stream.
     pub send_errors: Vec<(usize, u64, String)>,
-    /// The stacks' /proc/net/snmp counters (lcore 0).
-    pub snmp: Option<SnmpSnapshot>,
+    /// Each port's stack (lcore 0): its /proc/net/snmp counters and what its
+    /// staged `dev_queue_xmit` offered to and lost in the netdev queues.
+    pub stacks: Vec<StackResult>,
     pub error: Option<String>,
 }
 
@@ -235,6 +267,16 @@ impl GenApp {
                 plan,
             });
         }
+        // Serve paced streams before line-rate ones, then by pfifo_fast band
+        // (band 0 first): a stream that takes whatever room there is must
+        // never keep a paced one out of a queue they share.
+        senders.sort_by_key(|s| {
+            let st = &p.streams[s.plan.stream];
+            (
+                matches!(st.rate, crate::config::Rate::Line),
+                wirespeed::netdev::PfifoFast::band_of(st.priority),
+            )
+        });
         let ns = p.streams.len();
         let any_latency = p.streams.iter().any(|s| s.latency);
         let trackers = p
@@ -497,8 +539,15 @@ impl GenApp {
                 continue;
             }
             let local = s.plan.stream % nq;
-            // Back-pressure: never offer more than the queue can take.
-            let room = ctx.tx_queue(s.port, local).tx_room();
+            // Back-pressure: never offer more than the queue can take for
+            // this stream's priority (its qdisc band: room there does not
+            // depend on BQL's or the driver's XOFF).
+            let prio = self.p.streams[s.plan.stream].priority;
+            let txq = ctx.tx_queue(s.port, local);
+            if s.plan.counters.queue.get() == 0 {
+                s.plan.counters.queue.set(txq.queue() as u64 + 1);
+            }
+            let room = txq.tx_room(prio);
             if s.pending.is_empty() && room > 0 {
                 let want = (burst.min(room) as u64).min(s.remaining) as usize;
                 match s.src.as_mut() {
@@ -671,6 +720,9 @@ impl GenApp {
                 }
                 let took = (out.direct + out.queued + out.dropped) as u64;
                 s.plan.counters.record(now, took, bytes);
+                s.plan
+                    .counters
+                    .record_drops(out.dropped as u64, out.dropped_bytes);
                 s.remaining = s.remaining.saturating_sub(took);
                 self.packets += took;
                 self.last_active = now;
@@ -851,20 +903,25 @@ impl LcoreApp for GenApp {
                 }
             }
         }
-        let snaps: Vec<SnmpSnapshot> = self
+        let stacks: Vec<StackResult> = self
             .stacks
             .iter()
-            .flatten()
-            .map(|(st, _)| st.counters())
+            .enumerate()
+            .filter_map(|(pi, x)| x.as_ref().map(|(st, tx)| (pi, st, tx)))
+            .map(|(pi, st, tx)| StackResult {
+                port: pi,
+                addr: self.p.stacks[pi]
+                    .as_ref()
+                    .map(|su| format!("{}/{}", su.ip.addr, su.ip.prefix_len))
+                    .unwrap_or_default(),
+                snmp: st.counters(),
+                staged_offered: tx.offered,
+                staged_dropped: tx.dropped,
+            })
             .collect();
-        let snmp = if snaps.is_empty() {
-            None
-        } else {
-            Some(SnmpSnapshot::sum(snaps.iter()))
-        };
         LcoreResult {
             send_errors,
-            snmp,
+            stacks,
             packets: self.packets,
             busy_cycles: self.last_active.saturating_sub(self.start_tsc),
             alloc_failures: self.alloc_failures,

@@ -153,9 +153,28 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
         c.run.lcores = l.clone();
     }
     if let Some(n) = args.count {
+        if n == 0 {
+            return Err(ConfigError::new(
+                "--count",
+                "0 packets is not a run; give at least 1, or leave --count out (the config's counts, else a 10 s run)",
+            ));
+        }
+        // The flag wins over the config: the run's total, split over the
+        // streams, replaces their own counts.
         c.run.count = n;
+        for s in &mut c.streams {
+            s.count = 0;
+        }
     }
     if let Some(d) = args.duration {
+        if !(d > 0.0 && d.is_finite()) {
+            return Err(ConfigError::new(
+                "--duration",
+                format!(
+                    "{d} is not a number of seconds > 0; leave --duration out for the config's"
+                ),
+            ));
+        }
         c.run.duration = d;
     }
     if args.huge {

@@ -1,9 +1,9 @@
 //! What a run reports: the monitor's per-interval samples, the live line, and
 //! the final summary (table and JSON).
 
-use super::lcore::{LcoreResult, SenderCounters};
+use super::lcore::{LcoreResult, SenderCounters, StackResult};
 use super::measure::{latency_histogram, rate_histogram, Percentiles, SeqTracker, Series};
-use crate::config::{si, Stream};
+use crate::config::{si, Stream, StreamMode};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -248,6 +248,8 @@ pub struct StreamSummary {
     /// The target as given, with its unit spelled out.
     pub rate_target: String,
     pub target_pps: Option<f64>,
+    /// What the port transmitted of this stream, per second of its active
+    /// time (not what it offered).
     pub achieved_pps: f64,
     pub achieved_l2_bps: f64,
     pub achieved_l1_bps: f64,
@@ -255,8 +257,21 @@ pub struct StreamSummary {
     pub rate_error: Option<f64>,
     /// True when the target was missed by more than 0.5%.
     pub rate_miss: bool,
+    /// Packets (frames; datagrams for a socket stream) the port transmitted.
     pub packets: u64,
+    /// Their bytes, without FCS.
     pub bytes: u64,
+    /// Packets the stream offered to the port (a socket stream: datagrams the
+    /// socket took).
+    pub offered: u64,
+    pub offered_bytes: u64,
+    /// Offered but not transmitted, by where they were dropped.
+    pub dropped: StreamDrops,
+    /// False when some of the stream's packets were dropped after queueing
+    /// on a queue it shares (then `packets` is an upper bound).
+    pub exact: bool,
+    /// Why the stream is flagged (missed, dropped, delivered nothing), empty when fine.
+    pub flags: Vec<String>,
     pub active_s: f64,
     /// Rates seen over the sampling intervals (how steady it was).
     pub interval_pps: IntervalRates,
@@ -265,6 +280,34 @@ pub struct StreamSummary {
     /// Socket mode: sends the stack refused (no route, neighbour failed, …).
     pub send_errors: u64,
     pub last_send_error: Option<String>,
+}
+
+/// Where a stream's packets were dropped.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StreamDrops {
+    /// The qdisc was full (`qdisc_drop`).
+    pub qdisc: u64,
+    /// `noqueue` and the driver queue stopped.
+    pub busy: u64,
+    /// Queued, then dropped: still queued at the end (purged) or dropped by
+    /// the driver (malformed, device error).
+    pub after_queue: u64,
+    /// Socket streams: in the stack (no ARP answer, neighbour queue full).
+    pub stack: u64,
+}
+
+impl StreamDrops {
+    pub fn total(&self) -> u64 {
+        self.qdisc + self.busy + self.after_queue + self.stack
+    }
+}
+
+/// One port's protocol stack: its `/proc/net/snmp` counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackSummary {
+    pub port: usize,
+    pub addr: String,
+    pub snmp: wirespeed::stack::SnmpSnapshot,
 }
 
 /// Per-queue figures: the driver's counters and the netdev layer's (qdisc
@@ -345,8 +388,12 @@ pub struct Summary {
     pub lcores: Vec<LcoreSummary>,
     /// Events ports raised (e.g. an ice MDD that disabled a queue).
     pub events: Vec<String>,
-    /// The ports' protocol stacks: /proc/net/snmp counters (Ip, Icmp, Udp, …).
-    pub snmp: Option<wirespeed::stack::SnmpSnapshot>,
+    /// Each port's protocol stack: /proc/net/snmp counters (Ip, Icmp, Udp, …),
+    /// one table per stack (each is its own host).
+    pub stacks: Vec<StackSummary>,
+    /// Why the run failed (a stream delivered nothing, conservation broken):
+    /// the CLI exits 1 when this is not empty.
+    pub failures: Vec<String>,
     #[serde(skip)]
     pub latency_hists: Vec<(String, Histogram<u64>)>,
 }
@@ -378,13 +425,113 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             trk.entry(*k).or_default().merge_counts(t);
         }
     }
+    let snaps: Vec<&TxqSnapshot> = i
+        .report
+        .lcores
+        .iter()
+        .flat_map(|l| l.queues.iter())
+        .collect();
+    let stacks: Vec<&StackResult> = i
+        .report
+        .lcores
+        .iter()
+        .flat_map(|l| l.app.stacks.iter())
+        .collect();
+    // Per (port, queue): packets dropped after the netdev layer queued or
+    // handed them on (purged at the end, or dropped by the driver), and how
+    // many senders feed that queue.
+    let late = |p: usize, q: u16| -> u64 {
+        let purged = snaps
+            .iter()
+            .find(|s| s.port as usize == p && s.queue == q)
+            .map_or(0, |s| s.counters.purged);
+        let drv = i.report.ports[p]
+            .stats
+            .tx_queues
+            .get(q as usize)
+            .map_or(0, |c| c.drops + c.errors);
+        purged + drv
+    };
+    let mut feeders: BTreeMap<(usize, u16), usize> = BTreeMap::new();
+    for s in i.streams.iter().filter(|s| s.mode != StreamMode::Socket) {
+        for c in &i.counters[s.index] {
+            if let Some(q) = c.queue.get().checked_sub(1) {
+                *feeders.entry((s.port, q as u16)).or_default() += 1;
+            }
+        }
+    }
     let mut streams = Vec::new();
     let mut first = u64::MAX;
     let mut last = 0u64;
     for s in i.streams {
         let cs = &i.counters[s.index];
-        let packets: u64 = cs.iter().map(|c| c.packets.get()).sum();
-        let bytes: u64 = cs.iter().map(|c| c.bytes.get()).sum();
+        let offered: u64 = cs.iter().map(|c| c.packets.get()).sum();
+        let offered_bytes: u64 = cs.iter().map(|c| c.bytes.get()).sum();
+        let mut dropped = StreamDrops::default();
+        let mut dropped_bytes: u64 = cs.iter().map(|c| c.dropped_bytes.get()).sum();
+        let adm: u64 = cs.iter().map(|c| c.dropped.get()).sum();
+        let noqueue = snaps
+            .iter()
+            .any(|q| q.port as usize == s.port && q.qdisc.kind == "noqueue");
+        if noqueue {
+            dropped.busy = adm;
+        } else {
+            dropped.qdisc = adm;
+        }
+        let mut exact = true;
+        let mut notes = Vec::new();
+        let has_stack = stacks.iter().any(|x| x.port == s.port);
+        if s.mode == StreamMode::Socket {
+            // The stack's losses after a datagram was taken: its neighbour
+            // queue (no ARP answer, queue full) and the netdev admission.
+            let socket_streams = i
+                .streams
+                .iter()
+                .filter(|o| o.port == s.port && o.mode == StreamMode::Socket)
+                .count();
+            if let Some(x) = stacks.iter().find(|x| x.port == s.port) {
+                let n = &x.snmp.neigh;
+                let lost = n.unres_discards + n.failed_drops + n.queued_tx_drops + x.staged_dropped;
+                if socket_streams == 1 {
+                    dropped.stack = lost.min(offered);
+                } else if lost > 0 {
+                    exact = false;
+                    notes.push(format!(
+                        "{lost} frames lost in port {}'s stack, shared by {socket_streams} socket streams: not attributed",
+                        s.port
+                    ));
+                }
+            }
+        } else {
+            let mut qs: Vec<u16> = cs
+                .iter()
+                .filter_map(|c| c.queue.get().checked_sub(1).map(|q| q as u16))
+                .collect();
+            qs.sort_unstable();
+            qs.dedup();
+            for q in qs {
+                let n = late(s.port, q);
+                if n == 0 {
+                    continue;
+                }
+                if feeders.get(&(s.port, q)) == Some(&1) && !has_stack {
+                    dropped.after_queue += n;
+                } else {
+                    exact = false;
+                    notes.push(format!(
+                        "{n} frames dropped after queueing on txq {q}, which other senders share: not attributed"
+                    ));
+                }
+            }
+        }
+        let after = dropped.after_queue + dropped.stack;
+        if after > 0 {
+            // Bytes of the later drops: the stream's mean frame size.
+            let mean = offered_bytes.checked_div(offered).unwrap_or(0);
+            dropped_bytes += after * mean;
+        }
+        let packets = offered.saturating_sub(dropped.total());
+        let bytes = offered_bytes.saturating_sub(dropped_bytes);
         let f = cs
             .iter()
             .map(|c| c.first_tsc.get())
@@ -398,33 +545,21 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
         }
         // Active time: first to last burst, plus one mean gap, so N packets at
         // rate R measure as N/R.
-        let span = if packets > 1 && l > f {
-            tsc.cycles_to_ns(l - f) as f64 / 1e9 * packets as f64 / (packets - 1) as f64
+        let span = if offered > 1 && l > f {
+            tsc.cycles_to_ns(l - f) as f64 / 1e9 * offered as f64 / (offered - 1) as f64
         } else {
             0.0
         };
-        let pps = if span > 0.0 {
-            packets as f64 / span
-        } else {
-            0.0
-        };
-        let l2 = if span > 0.0 {
-            (bytes + 4 * packets) as f64 * 8.0 / span
-        } else {
-            0.0
-        };
-        let l1 = if span > 0.0 {
-            (bytes + 24 * packets) as f64 * 8.0 / span
-        } else {
-            0.0
-        };
+        let per_s = |x: f64| if span > 0.0 { x / span } else { 0.0 };
+        let pps = per_s(packets as f64);
+        let l2 = per_s((bytes + 4 * packets) as f64 * 8.0);
+        let l1 = per_s((bytes + 24 * packets) as f64 * 8.0);
         let target = i.targets[s.index];
         let err = target.map(|t| if t > 0.0 { (pps - t).abs() / t } else { 0.0 });
+        let rate_miss = err.is_some_and(|e| e > 0.005);
         let latency = if s.latency {
-            let mut sent_total = 0;
             let mut agg = SeqTracker::default();
-            for (j, c) in cs.iter().enumerate() {
-                sent_total += c.packets.get();
+            for j in 0..cs.len() {
                 if let Some(t) = trk.get(&(s.index, j as u8)) {
                     agg.merge_counts(t);
                 }
@@ -432,9 +567,9 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             let received = agg.unique + agg.late;
             Some(LatencySummary {
                 ns: Percentiles::of(&lat[s.index]),
-                sent: sent_total,
+                sent: packets,
                 received,
-                lost: sent_total.saturating_sub(received),
+                lost: packets.saturating_sub(received),
                 duplicates: agg.duplicates,
                 reordered: agg.reordered,
                 late: agg.late,
@@ -442,32 +577,60 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
         } else {
             None
         };
+        let send_errors: u64 = i
+            .report
+            .lcores
+            .iter()
+            .flat_map(|l| l.app.send_errors.iter())
+            .filter(|e| e.0 == s.index)
+            .map(|e| e.1)
+            .sum();
+        let mut flags = Vec::new();
+        if packets == 0 {
+            flags.push("DELIVERED NOTHING".to_string());
+        }
+        if let (true, Some(e)) = (rate_miss, err) {
+            flags.push(format!("MISSED the target by {:.2}%", e * 100.0));
+        }
+        if dropped.total() > 0 {
+            flags.push(format!(
+                "DROPPED {} of {} offered",
+                dropped.total(),
+                offered
+            ));
+        }
+        if send_errors > 0 {
+            flags.push(format!("{send_errors} sends refused by the stack"));
+        }
+        flags.extend(notes);
         streams.push(StreamSummary {
             name: s.name.clone(),
             mode: format!("{:?}", s.mode).to_lowercase(),
             port: s.port,
-            sizes: s.sizes.describe(),
+            sizes: match s.mode {
+                StreamMode::Pcap => "pcap frames".to_string(),
+                StreamMode::Socket => format!("{} datagrams", s.sizes.describe()),
+                _ => s.sizes.describe(),
+            },
             rate_target: s.rate.describe(),
             target_pps: target,
             achieved_pps: pps,
             achieved_l2_bps: l2,
             achieved_l1_bps: l1,
             rate_error: err,
-            rate_miss: err.is_some_and(|e| e > 0.005),
+            rate_miss,
             packets,
             bytes,
+            offered,
+            offered_bytes,
+            dropped,
+            exact,
+            flags,
             active_s: span,
             interval_pps: IntervalRates::of(&i.mon.stream_pps[s.index]),
             interval_l2_bps: IntervalRates::of(&i.mon.stream_bps[s.index]),
             latency,
-            send_errors: i
-                .report
-                .lcores
-                .iter()
-                .flat_map(|l| l.app.send_errors.iter())
-                .filter(|e| e.0 == s.index)
-                .map(|e| e.1)
-                .sum(),
+            send_errors,
             last_send_error: i
                 .report
                 .lcores
@@ -477,15 +640,10 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
                 .map(|e| e.2.clone()),
         });
     }
-    let snaps: Vec<&TxqSnapshot> = i
-        .report
-        .lcores
-        .iter()
-        .flat_map(|l| l.queues.iter())
-        .collect();
     let mut ports = Vec::new();
     let mut tot = (0u64, 0u64, 0u64);
     let mut events = Vec::new();
+    let mut failures = Vec::new();
     for (pi, pr) in i.report.ports.iter().enumerate() {
         let st = &pr.stats;
         let info = &i.infos[pi];
@@ -499,11 +657,20 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             .filter(|q| q.port as usize == pi)
             .map(|q| q.counters.offered)
             .sum();
-        let from_streams: u64 = streams
+        // Raw and pcap streams hand their frames to the queues themselves;
+        // socket streams go through the stack, whose staged frames count too.
+        let from_streams: u64 = i
+            .streams
             .iter()
-            .filter(|s| s.port == pi)
-            .map(|s| s.packets)
-            .sum();
+            .zip(&streams)
+            .filter(|(s, _)| s.port == pi && s.mode != StreamMode::Socket)
+            .map(|(_, ss)| ss.offered)
+            .sum::<u64>()
+            + stacks
+                .iter()
+                .filter(|x| x.port == pi)
+                .map(|x| x.staged_offered)
+                .sum::<u64>();
         tot.0 += st.tx.packets;
         tot.1 += st.tx.bytes;
         tot.2 += st.tx.drops + st.tx.errors + netdev_drops;
@@ -515,6 +682,14 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
                     .iter()
                     .flat_map(|l| l.events.iter().cloned()),
             );
+        }
+        let conserved = offered == st.tx.packets + st.tx.drops + st.tx.errors + netdev_drops
+            && offered >= from_streams;
+        if !conserved {
+            failures.push(format!(
+                "port {}: not conserved: {offered} offered to its queues ({from_streams} by the streams and stacks), {} transmitted + {} driver drops + {} errors + {netdev_drops} netdev drops",
+                i.port_names[pi], st.tx.packets, st.tx.drops, st.tx.errors
+            ));
         }
         ports.push(PortSummary {
             spec: i.port_names[pi].clone(),
@@ -529,8 +704,7 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             line_rate_bps: info.line_rate_bps,
             offloads: wirespeed::ethdev::offload_names(i.offloads[pi]),
             offered,
-            conserved: offered == st.tx.packets + st.tx.drops + st.tx.errors + netdev_drops
-                && offered >= from_streams,
+            conserved,
             interval_pps: IntervalRates::of(&i.mon.port_pps[pi]),
             interval_l2_bps: IntervalRates::of(&i.mon.port_bps[pi]),
             queues: st
@@ -555,6 +729,14 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
                 .collect(),
             xstats: pr.xstats.iter().cloned().collect(),
         });
+    }
+    for st in &streams {
+        if st.packets == 0 {
+            failures.push(format!(
+                "stream {}: delivered nothing ({} offered)",
+                st.name, st.offered
+            ));
+        }
     }
     let lp: u64 = i.report.lcores.iter().map(|l| l.app.packets).sum();
     let busy: u64 = i.report.lcores.iter().map(|l| l.app.busy_cycles).sum();
@@ -599,15 +781,15 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
         ports,
         lcores,
         events,
-        snmp: {
-            let v: Vec<wirespeed::stack::SnmpSnapshot> =
-                i.report.lcores.iter().filter_map(|l| l.app.snmp).collect();
-            if v.is_empty() {
-                None
-            } else {
-                Some(wirespeed::stack::SnmpSnapshot::sum(v.iter()))
-            }
-        },
+        stacks: stacks
+            .iter()
+            .map(|x| StackSummary {
+                port: x.port,
+                addr: x.addr.clone(),
+                snmp: x.snmp,
+            })
+            .collect(),
+        failures,
         latency_hists: i
             .streams
             .iter()
@@ -624,23 +806,41 @@ pub fn print_summary(s: &Summary) {
         s.packets_sent, s.bytes_sent, s.duration_s, s.mpps, s.l2_gbps, s.l1_gbps, s.cycles_per_packet, s.drops
     );
     for st in &s.streams {
+        let d = &st.dropped;
+        let mut drops = Vec::new();
+        for (what, n) in [
+            ("qdisc", d.qdisc),
+            ("driver queue stopped", d.busy),
+            ("after queueing", d.after_queue),
+            ("in the stack", d.stack),
+        ] {
+            if n > 0 {
+                drops.push(format!("{n} {what}"));
+            }
+        }
         println!(
-            "  stream {} ({}, {}) → port {}: {} pkts; target {}; achieved {}pps, L2 {}bit/s, L1 {}bit/s{}",
+            "  stream {} ({}, {}) → port {}: offered {}, sent {}{}, dropped {}{}; target {}; achieved {}pps, L2 {}bit/s, L1 {}bit/s{}",
             st.name,
             st.mode,
             st.sizes,
             st.port,
+            st.offered,
+            if st.exact { "" } else { "≤ " },
             st.packets,
+            d.total(),
+            if drops.is_empty() { String::new() } else { format!(" ({})", drops.join(", ")) },
             st.rate_target,
             si(st.achieved_pps),
             si(st.achieved_l2_bps),
             si(st.achieved_l1_bps),
             match (st.rate_error, st.rate_miss) {
-                (Some(e), true) => format!("  MISSED the target by {:.2}%", e * 100.0),
                 (Some(e), false) => format!("  (within {:.3}% of target)", e * 100.0),
                 _ => String::new(),
             }
         );
+        for f in &st.flags {
+            println!("    FLAG: {f}");
+        }
         println!(
             "    interval pps: min {} p50 {} p99 {} p99.9 {} max {}",
             si(st.interval_pps.min as f64),
@@ -678,7 +878,7 @@ pub fn print_summary(s: &Summary) {
             p.tx_errors,
             p.tx_drops,
             p.rx_packets,
-            if p.conserved { "" } else { "  (NOT CONSERVED: offered packets missing from the counters)" }
+            if p.conserved { "" } else { "  NOT CONSERVED: offered packets missing from the counters" }
         );
         for q in &p.queues {
             let mut line = format!(
@@ -713,9 +913,12 @@ pub fn print_summary(s: &Summary) {
             );
         }
     }
-    if let Some(snmp) = &s.snmp {
-        println!("  stack counters (/proc/net/snmp):");
-        for line in snmp.to_proc_text().lines() {
+    for x in &s.stacks {
+        println!(
+            "  port {} stack {} counters (/proc/net/snmp):",
+            x.port, x.addr
+        );
+        for line in x.snmp.to_proc_text().lines() {
             println!("    {line}");
         }
     }

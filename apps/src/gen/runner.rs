@@ -17,6 +17,62 @@ use wirespeed::mbuf::ol;
 use wirespeed::netdev::{BqlConfig, QdiscConfig, QdiscKind, TxqConfig};
 use wirespeed::runtime::{PortSetup, Runtime, RuntimeConfig};
 
+/// Files a device spec writes: `pcap:PATH` and a model's `sink=pcap:PATH`.
+fn spec_outputs(spec: &wirespeed::ethdev::DevSpec) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    if spec.driver == "pcap" {
+        if let Some(a) = &spec.arg {
+            v.push(("pcap file", a.clone()));
+        }
+    }
+    if let Some(p) = spec.param("sink").and_then(|s| s.strip_prefix("pcap:")) {
+        v.push(("sink", p.to_string()));
+    }
+    v
+}
+
+/// Checks that `path` can be written (its directory exists and takes a new
+/// file) by opening it for writing, without truncating what is there.
+fn check_output(flag: &str, path: &std::path::Path) -> Result<(), GenError> {
+    if path.is_dir() {
+        return Err(ConfigError::new(
+            flag,
+            format!("{} is a directory; give a file name", path.display()),
+        )
+        .into());
+    }
+    let existed = path.exists();
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+    {
+        Ok(_) => {
+            if !existed {
+                // Leave no empty file behind if the run fails before writing it.
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| ".".into());
+            Err(ConfigError::new(
+                flag,
+                format!(
+                    "cannot write {}: {e} (does {dir} exist and is it writable?)",
+                    path.display()
+                ),
+            )
+            .into())
+        }
+    }
+}
+
 pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenError> {
     let (cfg, streams) = validated(args)?;
     let cores = CoreList::parse(&cfg.run.lcores)
@@ -33,6 +89,27 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
                 format!("{} : the plot is written as SVG; give a FILE.svg (rsvg-convert turns it into PNG)", p.display()),
             )
             .into());
+        }
+    }
+    // Every output is checked before anything starts: a run whose results
+    // cannot be written is not worth running.
+    for (flag, path) in [
+        ("--json", &args.json),
+        ("--hlog", &args.hlog),
+        ("--plot", &args.plot),
+    ] {
+        if let Some(p) = path {
+            check_output(flag, p)?;
+        }
+    }
+    for (i, p) in cfg.ports.iter().enumerate() {
+        if let Ok(spec) = wirespeed::ethdev::DevSpec::parse(&p.spec) {
+            for (what, path) in spec_outputs(&spec) {
+                check_output(
+                    &format!("port[{i}].spec ({what})"),
+                    std::path::Path::new(&path),
+                )?;
+            }
         }
     }
     if args.interval_ms == 0 || args.interval_ms > 10_000 {

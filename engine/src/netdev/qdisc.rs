@@ -35,8 +35,15 @@ pub trait Qdisc: Send {
     /// Bytes held (`qstats.backlog`).
     fn backlog_bytes(&self) -> u64;
 
-    /// Most packets it holds.
+    /// Most packets it holds (per band, for a qdisc with bands).
     fn limit(&self) -> usize;
+
+    /// How many more packets of priority `prio` it takes now without a
+    /// drop: the room in the band `prio` maps to. The default is one limit
+    /// over everything.
+    fn room(&self, _prio: u8) -> usize {
+        self.limit().saturating_sub(self.qlen())
+    }
 
     /// `TCQ_F_CAN_BYPASS`: a work-conserving qdisc that, when empty, lets a
     /// packet go straight to the driver.
@@ -60,10 +67,14 @@ pub const TC_PRIO_MAX: u8 = 15;
 pub const PFIFO_FAST_BANDS: usize = 3;
 
 /// `pfifo_fast`: three FIFO bands chosen by packet priority, band 0 first;
-/// one limit (txqueuelen) over all bands; overflow is dropped.
+/// each band holds up to `limit` (txqueuelen) packets, and a packet that finds
+/// its band full is dropped.
 ///
 /// Plays the part of `pfifo_fast_enqueue` / `pfifo_fast_dequeue`
-/// (`net/sched/sch_generic.c`).
+/// (`net/sched/sch_generic.c`). Since Linux 4.16 (the lockless pfifo_fast),
+/// `pfifo_fast_init` gives every band its own `skb_array` of
+/// `dev->tx_queue_len` entries and `pfifo_fast_enqueue` drops when that band's
+/// ring is full: a full bulk band never keeps an interactive packet out.
 pub struct PfifoFast {
     bands: [MbufFifo; PFIFO_FAST_BANDS],
     /// Bit b set = band b non-empty (the old `bitmap2band` idea).
@@ -73,7 +84,7 @@ pub struct PfifoFast {
 }
 
 impl PfifoFast {
-    /// A pfifo_fast with `limit` packets over all bands (storage allocated now).
+    /// A pfifo_fast with `limit` packets per band (storage allocated now).
     pub fn new(limit: usize) -> Result<PfifoFast, QdiscError> {
         if limit == 0 || limit > MAX_QDISC_LIMIT {
             return Err(QdiscError::BadLimit {
@@ -108,10 +119,10 @@ impl Qdisc for PfifoFast {
 
     #[inline]
     fn enqueue(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.qlen >= self.limit {
+        let b = Self::band_of(m.priority());
+        if self.bands[b].len() >= self.limit {
             return Err(m);
         }
-        let b = Self::band_of(m.priority());
         self.bands[b].push_back(m)?;
         self.nonempty |= 1 << b;
         self.qlen += 1;
@@ -146,6 +157,11 @@ impl Qdisc for PfifoFast {
 
     fn limit(&self) -> usize {
         self.limit
+    }
+
+    #[inline(always)]
+    fn room(&self, prio: u8) -> usize {
+        self.limit - self.bands[Self::band_of(prio)].len()
     }
 }
 
@@ -232,6 +248,15 @@ impl QdiscImpl {
     }
     pub fn limit(&self) -> usize {
         self.as_dyn().limit()
+    }
+    /// Room for a packet of priority `prio` ([`Qdisc::room`]).
+    #[inline(always)]
+    pub fn room(&self, prio: u8) -> usize {
+        match self {
+            QdiscImpl::PfifoFast(q) => q.room(prio),
+            QdiscImpl::NoQueue(_) => 0,
+            QdiscImpl::Custom(q) => q.room(prio),
+        }
     }
     pub fn kind(&self) -> &'static str {
         self.as_dyn().kind()
@@ -417,15 +442,23 @@ mod tests {
     }
 
     #[test]
-    fn limit_is_over_all_bands_and_overflow_is_returned() {
+    fn limit_is_per_band_and_overflow_is_returned() {
+        // pfifo_fast_init: one skb_array of tx_queue_len per band, so a full
+        // bulk band leaves room in the interactive one.
         let mut p = pool();
-        let mut q = PfifoFast::new(3).unwrap();
-        q.enqueue(pkt(&mut p, 0, 1)).unwrap();
-        q.enqueue(pkt(&mut p, 6, 2)).unwrap();
-        q.enqueue(pkt(&mut p, 2, 3)).unwrap();
-        let back = q.enqueue(pkt(&mut p, 6, 4)).unwrap_err();
-        assert_eq!(back.data()[0], 4);
-        assert_eq!(q.qlen(), 3);
+        let mut q = PfifoFast::new(2).unwrap();
+        q.enqueue(pkt(&mut p, 2, 1)).unwrap();
+        q.enqueue(pkt(&mut p, 2, 2)).unwrap();
+        assert_eq!((q.room(2), q.room(0), q.room(6)), (0, 2, 2));
+        let back = q.enqueue(pkt(&mut p, 1, 3)).unwrap_err();
+        assert_eq!(back.data()[0], 3, "prio 1 is band 2 too: full");
+        q.enqueue(pkt(&mut p, 6, 4)).unwrap();
+        q.enqueue(pkt(&mut p, 7, 5)).unwrap();
+        assert_eq!(q.enqueue(pkt(&mut p, 6, 6)).unwrap_err().data()[0], 6);
+        q.enqueue(pkt(&mut p, 0, 7)).unwrap();
+        assert_eq!(q.qlen(), 5);
+        let order: Vec<u8> = std::iter::from_fn(|| q.dequeue().map(|m| m.data()[0])).collect();
+        assert_eq!(order, vec![4, 5, 7, 1, 2]);
         assert!(matches!(
             PfifoFast::new(0),
             Err(QdiscError::BadLimit { .. })

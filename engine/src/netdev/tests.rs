@@ -99,7 +99,8 @@ fn bypass_only_when_the_qdisc_is_empty() {
         XmitOutcome {
             direct: 1,
             queued: 0,
-            dropped: 0
+            dropped: 0,
+            dropped_bytes: 0
         }
     );
     // Fill the ring: 7 fit, 3 refused → requeued, queue stopped (DRV_XOFF).
@@ -208,10 +209,10 @@ fn band_order_holds_through_the_queue() {
 fn noqueue_goes_straight_to_the_driver_and_drops_what_it_refuses() {
     let mut p = pool(64);
     let mut c = cable("nd-noqueue", 8, &conf(QdiscKind::Noqueue, 0, false));
-    assert_eq!(c.q.tx_room(), 8);
+    assert_eq!(c.q.tx_room(0), 8);
     let o = c.q.xmit_burst(&mut burst_of(&mut p, 0..20, 60));
     assert_eq!((o.direct, o.queued, o.dropped), (8, 0, 12));
-    assert_eq!(c.q.tx_room(), 0, "stopped while the ring is full");
+    assert_eq!(c.q.tx_room(0), 0, "stopped while the ring is full");
     let o = c.q.xmit(tagged(&mut p, 20, 60));
     assert_eq!(o.dropped, 1);
     let k = c.q.counters();
@@ -498,4 +499,53 @@ mod prop {
             prop_assert_eq!(p.stats().in_use, 0);
         }
     }
+}
+
+/// Issue 10 item 1: with BQL's STACK_XOFF set and the bulk band full, the
+/// qdisc still has room for an interactive packet (pfifo_fast's per-band
+/// rings), and that packet is the first to leave when BQL reopens.
+#[test]
+fn stack_xoff_leaves_room_for_band_0_which_leaves_first() {
+    let mut p = pool(512);
+    let mut cf = conf(QdiscKind::PfifoFast, 64, true);
+    cf.bql.limit_max = 2000; // a couple of bulk frames in flight at most
+    let mut c = cable("nd-xoff-band0", 256, &cf);
+    // Bulk: priority 1 (TC_PRIO_FILLER → band 2), 1000-byte frames.
+    let mut bulk = Burst::new();
+    for t in 0..100u32 {
+        let mut m = tagged(&mut p, t, 1000);
+        m.set_priority(1);
+        bulk.push(m).unwrap();
+    }
+    let o = c.q.xmit_burst(&mut bulk);
+    let bulk_drops = o.dropped as u64;
+    assert!(c.q.xoff().stack, "BQL stopped the queue");
+    assert_eq!(
+        o.dropped as usize,
+        100 - o.direct as usize - 64,
+        "tail drop past the band limit"
+    );
+    assert_eq!(c.q.tx_room(1), 0, "the bulk band is full");
+    assert_eq!(
+        c.q.tx_room(6),
+        64,
+        "band 0 has its own room while STACK_XOFF holds"
+    );
+    let mut probe = tagged(&mut p, 1000, 60);
+    probe.set_priority(6);
+    let o = c.q.xmit(probe);
+    assert_eq!((o.queued, o.dropped), (1, 0));
+    // Complete what is in flight: BQL reopens and band 0 goes first.
+    let mut got = Vec::new();
+    drain(&mut c, &mut p, 256, &mut got);
+    got.clear();
+    c.q.poll();
+    drain(&mut c, &mut p, 256, &mut got);
+    assert_eq!(got.first(), Some(&1000), "the probe leaves first: {got:?}");
+    let k = c.q.counters();
+    assert_eq!(k.unaccounted(), 0);
+    assert_eq!(
+        k.qdisc_drops, bulk_drops,
+        "only bulk past its band's limit was dropped"
+    );
 }

@@ -129,8 +129,11 @@ pub struct XmitOutcome {
     pub direct: u32,
     /// Held in the qdisc (or its requeue list) for a later run.
     pub queued: u32,
-    /// Dropped and counted.
+    /// Dropped and counted (qdisc full, or `noqueue` with the queue stopped).
     pub dropped: u32,
+    /// Bytes of the dropped packets, so a sender can report what it
+    /// delivered, not what it offered.
+    pub dropped_bytes: u64,
 }
 
 /// Per-queue counters (plain, owner-written; published to [`TxqShared`]).
@@ -466,10 +469,15 @@ impl NetdevQueue {
         self.qdisc.qlen() + self.requeued.len()
     }
 
-    /// How many packets `xmit_burst` can take now without dropping: for
-    /// `noqueue` the ring space (0 while stopped), otherwise the room left in
-    /// the qdisc. The generator sizes its bursts with this (back-pressure).
-    pub fn tx_room(&mut self) -> usize {
+    /// How many packets of priority `prio` (`skb->priority`) `xmit_burst`
+    /// can take now without dropping: for `noqueue` the ring space (0 while
+    /// the queue is stopped); with a qdisc, the room in the qdisc for that
+    /// priority (its pfifo_fast band) whatever the XOFF state — as in Linux,
+    /// a sender enqueues into the qdisc while BQL or the driver has the queue
+    /// stopped, and the qdisc's order decides what leaves first when it
+    /// reopens. The generator sizes its bursts with this (back-pressure).
+    #[inline]
+    pub fn tx_room(&mut self, prio: u8) -> usize {
         if self.qdisc.is_noqueue() {
             self.maybe_wake_drv();
             if self.is_stopped() {
@@ -478,7 +486,7 @@ impl NetdevQueue {
                 self.txq.free_slots()
             }
         } else {
-            self.qdisc.limit().saturating_sub(self.qdisc.qlen())
+            self.qdisc.room(prio)
         }
     }
 
@@ -527,6 +535,7 @@ impl NetdevQueue {
             if left > 0 {
                 self.c.busy_drops += left as u64;
                 out.dropped += left as u32;
+                out.dropped_bytes += pkts.iter().map(|m| m.pkt_len() as u64).sum::<u64>();
                 pkts.clear();
             }
             return out;
@@ -554,6 +563,7 @@ impl NetdevQueue {
                     self.c.backlog_bytes += len;
                 }
                 Err(m) => {
+                    out.dropped_bytes += len;
                     drop(m);
                     self.c.qdisc_drops += 1;
                     out.dropped += 1;
