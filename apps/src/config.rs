@@ -114,6 +114,12 @@ pub struct PortSection {
     /// Default gateway for the port's stack.
     #[serde(default)]
     pub gateway: Option<String>,
+    /// The port's MTU: largest IPv4 packet in one frame (default 1500, as
+    /// Linux's `ETH_DATA_LEN`). Raw frames above it are refused, the stack
+    /// fragments datagrams to it; at most the device's largest frame less
+    /// the Ethernet header and one VLAN tag.
+    #[serde(default)]
+    pub mtu: Option<u32>,
 }
 
 /// A port's stack address, parsed.
@@ -598,6 +604,30 @@ pub struct Stream {
 pub const MIN_SIZE: u32 = 64;
 /// Largest frame: the mbuf data room (2048) plus FCS.
 pub const MAX_SIZE: u32 = 2048 + 4;
+/// Linux's default Ethernet MTU (`ETH_DATA_LEN`).
+pub const DEFAULT_MTU: u32 = 1500;
+
+/// Bytes on the wire (frames with FCS, no preamble/IFG) of one UDP datagram
+/// of `len` payload bytes sent through a stack with MTU `mtu`: one frame, or
+/// the fragments `ip_fragment` makes (each carries 8-byte multiples of the
+/// payload but the last).
+pub fn socket_wire(len: u32, mtu: u32) -> u32 {
+    let frags = socket_frames(len, mtu);
+    (len + 8 + frags * (20 + 14 + 4)).max(64 * frags)
+}
+
+/// Frames one UDP datagram of `len` payload bytes becomes at MTU `mtu`.
+pub fn socket_frames(len: u32, mtu: u32) -> u32 {
+    let ip_payload = len + 8;
+    if ip_payload + 20 <= mtu {
+        1
+    } else {
+        ip_payload.div_ceil((mtu.saturating_sub(20) & !7).max(8))
+    }
+}
+
+/// Largest UDP payload over IPv4: 65535 − 20 (IP) − 8 (UDP).
+pub const MAX_DATAGRAM: u32 = 65507;
 /// Bytes the latency header takes at the start of the UDP payload.
 pub const LATENCY_HDR: u32 = 18;
 
@@ -642,6 +672,22 @@ fn parse_sizes(s: &StreamSection, k: &dyn Fn(&str) -> String) -> Result<Sizes, C
             Sizes::Uniform(a, b)
         }
     };
+    if s.mode == StreamMode::Socket {
+        // A socket stream's size is the datagram's (UDP payload bytes): the
+        // stack fragments what does not fit the MTU (`ip_append_data`).
+        let min = if s.latency { LATENCY_HDR } else { 0 };
+        if sizes.min() < min || sizes.max() > MAX_DATAGRAM {
+            return Err(ConfigError::new(
+                if s.imix.is_some() { k("imix") } else { k("size") },
+                format!(
+                    "{} is outside {min}..={MAX_DATAGRAM} (a socket stream's size is the UDP datagram's payload{})",
+                    sizes.describe(),
+                    if s.latency { "; the latency header needs 18 bytes" } else { "" }
+                ),
+            ));
+        }
+        return Ok(sizes);
+    }
     let min_needed = MIN_SIZE.max(
         46 + if s.vlan != 0 || s.fields.iter().any(|f| f.name == "vlan") {
             4

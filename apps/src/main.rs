@@ -54,6 +54,25 @@ pub fn registry() -> Registry {
     reg
 }
 
+/// Splits `text` into lines of at most `width` characters at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for w in text.split_whitespace() {
+        if !cur.is_empty() && cur.chars().count() + 1 + w.chars().count() > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let level = match std::env::var("WIRESPEED_LOG").as_deref() {
         Ok("debug") => tracing::Level::DEBUG,
@@ -124,8 +143,24 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Ports => {
+            // Syntax in the first column; a syntax too wide for it gets a
+            // line of its own, and the help wraps under its column.
+            const COL: usize = 30;
+            const WIDTH: usize = 100;
             for d in registry().drivers() {
-                println!("{:<28} {}", d.syntax, d.help);
+                let mut lines = wrap(d.help, WIDTH - COL).into_iter();
+                if d.syntax.chars().count() < COL {
+                    println!(
+                        "{:<COL$}{}",
+                        d.syntax,
+                        lines.next().unwrap_or_default()
+                    );
+                } else {
+                    println!("{}", d.syntax);
+                }
+                for l in lines {
+                    println!("{:COL$}{l}", "");
+                }
             }
             ExitCode::SUCCESS
         }

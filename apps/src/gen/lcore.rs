@@ -7,7 +7,9 @@
 use super::measure::{latency_histogram, SeqTracker};
 use super::pacer::Pacer;
 use crate::arp;
-use crate::config::{PortIp, Stream, StreamMode, Timing, LATENCY_HDR};
+use crate::config::{
+    socket_frames, socket_wire, PortIp, Stream, StreamMode, Timing, LATENCY_HDR,
+};
 use crate::frame::{parse_latency, PacketGen, Rng, SizeSeq, LAT_MAGIC};
 use hdrhistogram::Histogram;
 use std::net::Ipv4Addr;
@@ -176,6 +178,8 @@ enum Source {
         latency: bool,
         errors: u64,
         last_error: String,
+        /// The stack's MTU (for the wire bytes a datagram becomes).
+        mtu: u32,
     },
     Replay {
         frames: Arc<Vec<PcapRecord>>,
@@ -386,6 +390,7 @@ impl GenApp {
                         latency: st.latency,
                         errors: 0,
                         last_error: String::new(),
+                        mtu: self.p.stacks[st.port].as_ref().map_or(1500, |x| x.mtu),
                     }
                 }
                 StreamMode::Pcap => {
@@ -597,6 +602,7 @@ impl GenApp {
                         latency,
                         errors,
                         last_error,
+                        mtu,
                     }) => {
                         // The whole path: udp_sendmsg → ip → neighbour → dev_queue_xmit.
                         let Some((stack, tx)) = stacks[s.port].as_mut() else {
@@ -608,8 +614,10 @@ impl GenApp {
                         let mut attempts = 0;
                         while attempts < want && s.remaining > 0 && s.pacer.due(now) {
                             attempts += 1;
-                            let wire = sizes.next(rng);
-                            let len = wire as usize - 46;
+                            // The size is the datagram's; the pacer charges
+                            // the frames it becomes on the wire.
+                            let len = sizes.next(rng) as usize;
+                            let wire = socket_wire(len as u32, *mtu);
                             if *latency {
                                 let h = &mut buf[..LATENCY_HDR as usize];
                                 h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
@@ -623,7 +631,7 @@ impl GenApp {
                                     s.pacer.admit(now, wire);
                                     sent += 1;
                                     *seq += 1;
-                                    bytes += len as u64 + 42;
+                                    bytes += (wire - 4 * socket_frames(len as u32, *mtu)) as u64;
                                 }
                                 Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => break,
                                 Err(er) => {

@@ -123,6 +123,7 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
             txqueuelen: 1000,
             ip: None,
             gateway: None,
+            mtu: None,
         };
         if c.ports.is_empty() {
             c.ports.push(sec);
@@ -142,6 +143,7 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
             txqueuelen: 1000,
             ip: None,
             gateway: None,
+            mtu: None,
         });
     }
     if args.offload {

@@ -7,7 +7,7 @@ use super::lcore::{
 use super::measure::{HlogWriter, Series};
 use super::report::{self, Monitor, Summary};
 use super::{port_error, validated, GenArgs, GenError};
-use crate::config::{ConfigError, Rate, StreamMode};
+use crate::config::{socket_wire, ConfigError, Rate, StreamMode, DEFAULT_MTU};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -246,22 +246,65 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         ports.push(port);
     }
 
-    // Impossible requests, explained before anything starts.
-    let mut port_load = vec![0.0f64; ports.len()];
-    for s in &streams {
-        let info = ports[s.port].info();
-        if s.sizes.max() - 4 > info.max_frame {
+    // Each port's MTU: the device's largest frame less the Ethernet header
+    // and one VLAN tag (igb's max_frame_size = MTU + ETH_HLEN + FCS +
+    // VLAN_HLEN), 1500 unless the config says otherwise.
+    let mut mtus = Vec::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let info = ports[i].info();
+        let max_mtu = info.max_frame.saturating_sub(14 + 4);
+        let mtu = p.mtu.unwrap_or(DEFAULT_MTU.min(max_mtu));
+        if !(68..=max_mtu).contains(&mtu) {
             return Err(ConfigError::new(
-                format!("stream[{}].size", s.index),
+                format!("port[{i}].mtu"),
                 format!(
-                    "{} frames exceed {}'s largest frame ({} bytes without FCS); lower the size",
-                    s.sizes.describe(),
-                    cfg.ports[s.port].spec,
-                    info.max_frame
+                    "{mtu} is outside 68..={max_mtu} ({} takes frames of up to {} bytes without FCS)",
+                    p.spec, info.max_frame
                 ),
             )
             .into());
         }
+        mtus.push(mtu);
+    }
+
+    // Impossible requests, explained before anything starts.
+    let mut port_load = vec![0.0f64; ports.len()];
+    for s in &streams {
+        let info = ports[s.port].info();
+        let mtu = mtus[s.port];
+        if s.mode == StreamMode::Raw {
+            // The IPv4 packet inside the largest frame: less FCS, Ethernet
+            // header and the VLAN tag when the stream carries one.
+            let tag = if s.vlan != 0 || s.vlan_offload || s.fields.iter().any(|f| f.kind == crate::config::FieldKind::Vlan) {
+                4
+            } else {
+                0
+            };
+            let ip_len = s.sizes.max().saturating_sub(4 + 14 + tag);
+            if ip_len > mtu {
+                let max_mtu = info.max_frame.saturating_sub(18);
+                return Err(ConfigError::new(
+                    format!("stream[{}].size", s.index),
+                    format!(
+                        "{} frames carry {ip_len}-byte IPv4 packets, above port[{}]'s MTU of {mtu}; lower the size to {}{}",
+                        s.sizes.describe(),
+                        s.port,
+                        mtu + 4 + 14 + tag,
+                        if max_mtu > mtu {
+                            format!(" or raise port[{}].mtu (up to {max_mtu})", s.port)
+                        } else {
+                            format!(" ({mtu} is the largest MTU {} takes)", cfg.ports[s.port].spec)
+                        }
+                    ),
+                )
+                .into());
+            }
+        }
+        let mean_wire = if s.mode == StreamMode::Socket {
+            socket_wire(s.sizes.mean() as u32, mtu) as f64
+        } else {
+            s.sizes.mean()
+        };
         let line = info.line_rate_bps;
         if matches!(s.rate, Rate::Percent(_)) && line == 0 {
             return Err(ConfigError::new(
@@ -273,8 +316,8 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
             )
             .into());
         }
-        if let Some(pps) = s.rate.pps(s.sizes.mean(), line) {
-            let l1 = pps * (s.sizes.mean() + 20.0) * 8.0;
+        if let Some(pps) = s.rate.pps(mean_wire, line) {
+            let l1 = pps * (mean_wire + 20.0) * 8.0;
             port_load[s.port] += l1;
             if line > 0 && l1 > line as f64 * 1.000_001 {
                 return Err(ConfigError::new(
@@ -364,7 +407,12 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
             0
         };
         let line = ports[s.port].info().line_rate_bps;
-        targets.push(s.rate.pps(s.sizes.mean(), line));
+        let mean_wire = if s.mode == StreamMode::Socket {
+            socket_wire(s.sizes.mean() as u32, mtus[s.port]) as f64
+        } else {
+            s.sizes.mean()
+        };
+        targets.push(s.rate.pps(mean_wire, line));
         for (j, &core) in senders.iter().enumerate() {
             let l = core_ids
                 .iter()
@@ -414,7 +462,7 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         stacks.push(p.stack_ip(pi)?.map(|ip| StackSetup {
             ip,
             mac: macs[pi],
-            mtu: infos[pi].max_frame.saturating_sub(14).min(9000),
+            mtu: mtus[pi],
             tx_offloads: offloads[pi],
         }));
     }
@@ -491,7 +539,10 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
                 }
                 if Instant::now() >= next_line {
                     next_line += Duration::from_secs(1);
-                    if !quiet {
+                    // Once every sender is done the run is only draining:
+                    // no more lines of zeros.
+                    let sending = params.sending.load(Ordering::Acquire) > 0;
+                    if !quiet && sending {
                         eprintln!(
                             "{}",
                             mon.live_line(&m.queues(), started.elapsed().as_secs_f64())
