@@ -9,6 +9,17 @@ mod common;
 use common::{bin, tmpdir, tshark_fields as tshark};
 
 fn run_cfg(dir: &Path, name: &str, toml: &str, extra: &[&str]) -> (serde_json::Value, String) {
+    run_cfg_exit(dir, name, toml, extra, 0)
+}
+
+/// Runs a config and expects exit status `code` (the JSON is written either way).
+fn run_cfg_exit(
+    dir: &Path,
+    name: &str,
+    toml: &str,
+    extra: &[&str],
+    code: i32,
+) -> (serde_json::Value, String) {
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(&cfg, toml).unwrap();
     let json = dir.join(format!("{name}.json"));
@@ -21,8 +32,9 @@ fn run_cfg(dir: &Path, name: &str, toml: &str, extra: &[&str]) -> (serde_json::V
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
+    assert_eq!(
+        out.status.code(),
+        Some(code),
         "{name}: {}\n{stdout}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -349,7 +361,9 @@ rx_port = 1
     let l = &v["streams"][0]["latency"];
     assert_eq!(l["received"], 2000, "{out}");
     assert_eq!(l["lost"], 0);
-    let snmp = &v["snmp"];
+    let snmp = &v["stacks"][0]["snmp"];
+    assert_eq!(v["stacks"][0]["port"], 0);
+    assert_eq!(v["stacks"][1]["snmp"]["Udp"]["OutDatagrams"], 0, "one table per stack");
     assert_eq!(snmp["Udp"]["OutDatagrams"], 2000, "{snmp}");
     assert_eq!(snmp["Ip"]["OutRequests"], 2000);
     // The stack answered its peer's ARP: both ports sent more than the datagrams.
@@ -367,7 +381,8 @@ rx_port = 1
 fn socket_mode_unreachable_peer_is_counted_and_ends() {
     let dir = tmpdir("sock-unreach");
     let t0 = std::time::Instant::now();
-    let (v, out) = run_cfg(
+    // Nothing can be delivered: the run says so and exits 1.
+    let (v, out) = run_cfg_exit(
         &dir,
         "unreach",
         r#"[run]
@@ -382,19 +397,20 @@ count = 50
 rate = "10 pps"
 "#,
         &[],
+        1,
     );
     assert!(t0.elapsed().as_secs() < 20, "took {:?}", t0.elapsed());
     let s = &v["streams"][0];
-    // The first sends wait for ARP and are dropped when it fails; the rest are refused.
-    assert!(s["send_errors"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(s["packets"], 0, "delivered nothing: {out}");
+    assert_eq!(s["achieved_pps"], 0.0, "{out}");
     assert!(
-        s["last_send_error"]
-            .as_str()
-            .unwrap()
-            .contains("EHOSTUNREACH"),
+        s["flags"].to_string().contains("DELIVERED NOTHING"),
         "{out}"
     );
-    let neigh_drops = v["snmp"]["Neigh"].to_string();
-    assert!(!neigh_drops.is_empty());
+    assert!(v["failures"].to_string().contains("delivered nothing"), "{out}");
+    // Every datagram the socket took is accounted for as dropped in the stack.
+    assert_eq!(s["offered"], s["dropped"]["stack"], "{out}");
+    let neigh = &v["stacks"][0]["snmp"]["Neigh"];
+    assert!(neigh["res_failed"].as_u64().unwrap() >= 1, "{neigh}");
     std::fs::remove_dir_all(&dir).ok();
 }

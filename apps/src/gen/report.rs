@@ -565,11 +565,14 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
                 }
             }
             let received = agg.unique + agg.late;
+            // What left the sender for the port: a packet the driver or the
+            // cable then lost (after queueing) is a lost probe.
+            let sent = offered.saturating_sub(dropped.qdisc + dropped.busy + dropped.stack);
             Some(LatencySummary {
                 ns: Percentiles::of(&lat[s.index]),
-                sent: packets,
+                sent,
                 received,
-                lost: packets.saturating_sub(received),
+                lost: sent.saturating_sub(received),
                 duplicates: agg.duplicates,
                 reordered: agg.reordered,
                 late: agg.late,

@@ -1,0 +1,180 @@
+//! Issue 10, "truth in every counter": what the generator reports is what the
+//! port delivered; bad flags are refused before anything starts; the command
+//! line wins over the config; the MTU is the MTU.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+mod common;
+use common::{bin, tmpdir};
+
+fn gen(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(["gen", "--no-huge", "-q"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A port that loses every other frame: "achieved" is what left, the
+/// stream is flagged, and the drop is named.
+#[test]
+fn achieved_is_the_delivered_rate_not_the_offered_one() {
+    let dir = tmpdir("truth-deliv");
+    let j = dir.join("d.json");
+    let o = gen(&[
+        "--port",
+        "ring:truth-half?drop_every=2",
+        "--count",
+        "10000",
+        "--rate",
+        "1 Mpps",
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&j);
+    let s = &v["streams"][0];
+    assert_eq!(s["offered"], 10000, "{}", text(&o));
+    assert_eq!(s["packets"], 5000, "only what the port transmitted");
+    assert_eq!(s["dropped"]["after_queue"], 5000);
+    let pps = s["achieved_pps"].as_f64().unwrap();
+    assert!(
+        (pps - 0.5e6).abs() / 0.5e6 < 0.01,
+        "achieved {pps} pps is the delivered half of 1 Mpps"
+    );
+    assert_eq!(s["rate_miss"], true);
+    let flags = s["flags"].to_string();
+    assert!(flags.contains("DROPPED 5000 of 10000"), "{flags}");
+    assert!(text(&o).contains("sent 5000"), "{}", text(&o));
+    assert_eq!(v["ports"][0]["conserved"], true);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Outputs are checked before the run, exit 2 naming the flag.
+#[test]
+fn unwritable_outputs_are_refused_before_the_run() {
+    let t0 = std::time::Instant::now();
+    for (flag, extra) in [
+        ("--json", vec!["--json", "/nonexistent/dir/x.json"]),
+        ("--hlog", vec!["--hlog", "/nonexistent/dir/x.hlog"]),
+        ("--plot", vec!["--plot", "/nonexistent/dir/x.svg"]),
+        ("port[0].spec", vec!["--port", "pcap:/nonexistent/dir/x.pcap"]),
+        (
+            "port[0].spec",
+            vec!["--port", "ice-model?sink=pcap:/nonexistent/dir/x.pcap"],
+        ),
+    ] {
+        let mut args = vec!["--duration", "5"];
+        args.extend(extra);
+        let o = gen(&args);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(flag), "{flag}: {err}");
+        assert!(err.contains("/nonexistent/dir"), "{flag}: {err}");
+    }
+    // Five 5-second runs refused up front, not after running.
+    assert!(t0.elapsed().as_secs() < 20, "{:?}", t0.elapsed());
+}
+
+/// A flag on the command line wins over the config, and `--count 0` is refused.
+#[test]
+fn count_flag_wins_over_the_config_and_zero_is_refused() {
+    let dir = tmpdir("truth-count");
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/socket-arp.toml");
+    let j = dir.join("c.json");
+    let o = gen(&[
+        cfg.to_str().unwrap(),
+        "--count",
+        "1000",
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&j);
+    assert_eq!(v["streams"][0]["offered"], 1000, "{}", text(&o));
+    assert_eq!(v["streams"][0]["packets"], 1000);
+    let o = gen(&["--count", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--count"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// igb takes 1518-byte frames for VLAN-tagged 1500-byte packets; an
+/// untagged 1522-byte frame would carry a 1504-byte packet: refused.
+#[test]
+fn untagged_frames_above_the_mtu_are_refused() {
+    let o = gen(&["--port", "igb-model", "--size", "1522", "--count", "10"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("stream[0].size") && err.contains("1504-byte IPv4 packets"),
+        "{err}"
+    );
+    let o = gen(&[
+        "--port", "igb-model", "--size", "1522", "--vlan", "7", "--count", "10",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "tagged 1522 fits: {}", text(&o));
+    let o = gen(&["--port", "igb-model", "--size", "1518", "--count", "10"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// A socket stream's size is the datagram's: 4000 bytes go out as three
+/// fragments of a 1500-byte MTU.
+#[test]
+fn socket_datagrams_larger_than_a_frame_are_fragmented() {
+    let dir = tmpdir("truth-frag");
+    let cfg = dir.join("f.toml");
+    std::fs::write(
+        &cfg,
+        r#"[run]
+lcores = "0"
+[[port]]
+spec = "ring:truth-frag"
+ip = "10.0.0.1/24"
+[[port]]
+spec = "ring:truth-frag"
+ip = "10.0.0.2/24"
+[[stream]]
+mode = "socket"
+dst_ip = "10.0.0.2"
+dst_port = 7000
+size = 4000
+count = 500
+rate = "10 kpps"
+"#,
+    )
+    .unwrap();
+    let j = dir.join("f.json");
+    let o = gen(&[cfg.to_str().unwrap(), "--json", j.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&j);
+    let ip = &v["stacks"][0]["snmp"]["Ip"];
+    assert_eq!(ip["FragOKs"], 500, "{ip}");
+    assert_eq!(ip["FragCreates"], 1500, "{ip}");
+    assert_eq!(v["streams"][0]["packets"], 500);
+    // 1500 frames (and the ARP request) reached the peer.
+    assert_eq!(v["ports"][1]["rx_packets"], 1501, "{}", text(&o));
+    let o = gen(&[
+        cfg.to_str().unwrap(),
+        "--size",
+        "65508",
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("65507"));
+    std::fs::remove_dir_all(&dir).ok();
+}
