@@ -63,12 +63,13 @@ pub(crate) struct IpIdents {
 const IDENTS: usize = 2048;
 
 impl IpIdents {
-    /// `seed`: `None` draws the key from the per-process secret (Linux's
-    /// behaviour); `Some` fixes it (reproducible captures and tests).
+    /// `seed`: `None` draws a key from the per-process secret, fresh for
+    /// this generator (Linux's behaviour, one host per stack); `Some` fixes
+    /// it (reproducible captures and tests).
     pub fn new(seed: Option<u64>) -> IpIdents {
         let key = match seed {
             Some(s) => SipKey::fixed(s),
-            None => SipKey::process(0x6970_5f69_6465_6e74), // "ip_ident"
+            None => SipKey::fresh(0x6970_5f69_6465_6e74), // "ip_ident"
         };
         let ids = (0..IDENTS as u64)
             .map(|i| secret::siphash_2u64(i, 0x1d, &key) as u16)
@@ -86,11 +87,6 @@ impl IpIdents {
         let id = self.ids[b];
         self.ids[b] = id.wrapping_add(segs);
         id
-    }
-    /// The next ID bucket `b` would give (tests).
-    #[cfg(test)]
-    pub fn peek(&self, b: usize) -> u16 {
-        self.ids[b]
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// 128 random bits, once per process.
@@ -50,6 +51,15 @@ impl SipKey {
         let a = siphash_2u64(k[0] ^ purpose, k[1], &SipKey([k[1], k[0]]));
         let b = siphash_2u64(a, purpose, &SipKey(k));
         SipKey([a, b])
+    }
+
+    /// A key of its own for each call (the per-process secret, `purpose`
+    /// and a per-process counter): two stacks in one process — two lcores,
+    /// two simulated hosts — never share it either.
+    pub fn fresh(purpose: u64) -> SipKey {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        SipKey::process(purpose ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 
     /// A fixed key (reproducible runs and tests).
@@ -135,9 +145,9 @@ pub(crate) fn flow_hash4(
     }
 }
 
-/// 64 random bits from the per-process secret (different per `purpose`).
-pub(crate) fn process_random(purpose: u64) -> u64 {
-    SipKey::process(purpose).0[0]
+/// 64 random bits, different on every call (see [`SipKey::fresh`]).
+pub(crate) fn fresh_random(purpose: u64) -> u64 {
+    SipKey::fresh(purpose).0[0]
 }
 
 #[cfg(test)]
@@ -168,5 +178,6 @@ mod tests {
         assert_ne!(SipKey::process(1), SipKey::process(2));
         assert_eq!(SipKey::process(1), SipKey::process(1));
         assert_ne!(SipKey::process(1), SipKey::fixed(1));
+        assert_ne!(SipKey::fresh(1), SipKey::fresh(1));
     }
 }
