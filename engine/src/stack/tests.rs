@@ -1975,11 +1975,11 @@ fn icmp_errors_are_rate_limited_per_host_then_globally() {
         &udp_frame(Ipv4Addr::from(0x0a00_1001), IP_A, 9, 1, b"x", true),
     );
     assert_eq!(port_unreach_count(&cap.take()), 1);
-    assert!(st.counters().to_proc_text_has_rate_limits());
+    assert!(st.counters().proc_text_has_rate_limits());
 }
 
 impl SnmpSnapshot {
-    fn to_proc_text_has_rate_limits(&self) -> bool {
+    fn proc_text_has_rate_limits(&self) -> bool {
         self.to_proc_text()
             .contains("OutMsgs OutErrors OutRateLimitGlobal OutRateLimitHost")
     }
@@ -2116,4 +2116,33 @@ fn connected_sockets_hash_their_4_tuple_and_stamp_every_fragment() {
     assert_eq!(cap.take().len(), 4);
     // The hook runs before finish_output2; hashes are set by then.
     assert_eq!(*held.borrow(), vec![ha, ha, hb, hb, hb, hb, hb, hb]);
+}
+
+#[test]
+fn a_connected_socket_sends_a_65507_byte_datagram_as_45_fragments() {
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    let s = st.udp_socket().unwrap();
+    st.socket(s).connect(sa(IP_B, 9)).unwrap();
+    let payload: Vec<u8> = (0..65507u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(st.socket(s).send(&payload), Ok(65507));
+    assert_eq!(st.socket(s).send(&[0u8; 65508]), Err(Errno::EMSGSIZE));
+    let f = cap.take();
+    assert_eq!(f.len(), 45);
+    let hs: Vec<Ipv4Header> = f
+        .iter()
+        .map(|f| Ipv4Header::parse(&f.bytes[14..]).unwrap())
+        .collect();
+    // One ID per datagram, offsets in 1480-byte steps, MF on all but the last.
+    assert!(hs.iter().all(|h| h.id == hs[0].id && !h.df()));
+    for (i, h) in hs.iter().enumerate() {
+        assert_eq!(h.frag_offset(), i * 1480);
+        assert_eq!(h.mf(), i < 44);
+    }
+    let d = reassemble(&f);
+    assert_eq!(d.len(), 65515);
+    assert!(
+        UdpHeader::verify(&d, IP_A, IP_B),
+        "checksum over the whole datagram"
+    );
+    assert_eq!(&d[8..], &payload[..]);
 }

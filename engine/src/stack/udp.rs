@@ -222,7 +222,7 @@ impl SocketTable {
             rng: cfg.seed.rotate_left(29) | 1,
             id_rng: match cfg.ip_id_seed {
                 Some(s) => s.rotate_left(7) | 1,
-                None => secret::fresh_random(0x696e_6574_5f69_64) | 1, // "inet_id"
+                None => secret::fresh_random(0x0069_6e65_745f_6964) | 1, // "inet_id"
             },
             sndbuf_default: cfg.sndbuf_default as u64,
             rcvbuf_default: cfg.rcvbuf_default as u64,
