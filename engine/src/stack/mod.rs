@@ -31,6 +31,11 @@
 //! | `dev_queue_xmit` (caller side)                  | [`L2Xmit::queue_xmit`]                      |
 //! | `ip_rcv`, `icmp_rcv`, `__udp4_lib_rcv`          | [`Stack::rx`] (rx.rs)                       |
 //! | connected-socket `hh_cache` fast path           | `Stack::udp_send_fast` (udp.rs)             |
+//! | `sk_set_txhash`, `sk_tx_queue_set`, `skb_set_queue_mapping` | [`UdpSocket::connect`], [`L2Xmit::pick_tx`], [`set_tx_queue_mapping`] |
+//! | `rt_tos2priority` (`__ip_sock_set_tos`, `ip_cmsg_send`) | [`rt_tos2priority`], [`UdpSocket::set_tos`] |
+//! | `icmp_global_allow`/`icmp_global_consume`, `icmpv4_xrlim_allow` | `Stack::icmp_send` (rx.rs), [`IcmpParams`] |
+//! | `__ip_select_ident`, `ip_idents_reserve`, `siphash` | `ip::IpIdents`, `secret.rs`               |
+//! | `sock_writeable` / `sock_alloc_send_pskb` test  | [`UdpSocket::poll_writable`], [`UdpSocket::would_block`] |
 //!
 //! The stack is single-threaded by design (an lcore owns it): no locks, no
 //! atomics except the single-writer counters, no heap allocation per packet.

@@ -115,6 +115,9 @@ pub(crate) struct Neighbour {
     pub hh_seq: u32,
     /// Unique id, so a cached index can tell the slot was reused.
     pub uid: u64,
+    /// Resolution failures that dropped queued packets (each one is an
+    /// `arp_error_report` → ICMP host unreachable for their senders).
+    pub fail_gen: u32,
     /// Last reachability confirmation (`None`: never confirmed).
     confirmed: Option<u64>,
     used: u64,
@@ -219,6 +222,7 @@ impl NeighTable {
             hh_len: 0,
             hh_seq: 0,
             uid,
+            fail_gen: 0,
             confirmed: None,
             used: now,
             updated: now,
@@ -538,6 +542,9 @@ impl NeighTable {
                     n.updated = now;
                     io.c.neigh.res_failed.add(1);
                     let dropped = n.pending.len() as u64;
+                    if dropped > 0 {
+                        n.fail_gen = n.fail_gen.wrapping_add(1);
+                    }
                     n.pending.clear();
                     io.c.neigh.failed_drops.add(dropped);
                 } else {

@@ -2146,3 +2146,26 @@ fn a_connected_socket_sends_a_65507_byte_datagram_as_45_fragments() {
     );
     assert_eq!(&d[8..], &payload[..]);
 }
+
+#[test]
+fn a_connected_socket_hears_ehostunreach_once_per_failure_then_re_resolves() {
+    let (mut st, cap) = cap_stack(cfg(MAC_A, IP_A));
+    let s = st.udp_socket().unwrap();
+    st.socket(s).connect(sa(IP_B, 9)).unwrap();
+    st.poll_timers(0);
+    st.socket(s).send(b"a").unwrap();
+    for t in [S, 2 * S, 3 * S] {
+        st.poll_timers(t);
+    }
+    assert_eq!(st.neighbour_state(0, IP_B), Some(NudState::Failed));
+    cap.take();
+    // sk_err from the link failure: reported once, counted once.
+    assert_eq!(st.socket(s).send(b"b"), Err(Errno::EHOSTUNREACH));
+    assert_eq!(st.counters().ip.out_discards, 1);
+    assert_eq!(st.neighbour_state(0, IP_B), Some(NudState::Failed));
+    // The next send re-resolves (FAILED → INCOMPLETE) and is queued.
+    assert_eq!(st.socket(s).send(b"c"), Ok(1));
+    assert_eq!(st.neighbour_state(0, IP_B), Some(NudState::Incomplete));
+    assert_eq!(arp_of(&cap.take()[0].bytes).unwrap().tpa, IP_B);
+    assert_eq!(st.counters().ip.out_discards, 1);
+}

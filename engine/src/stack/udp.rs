@@ -100,6 +100,8 @@ pub(crate) struct Sock {
     /// Last unconnected destination and its flow hash (so `sendto` to one
     /// peer hashes once, not per datagram).
     last_hash: Option<(SocketAddrV4, u32)>,
+    /// The connected neighbour's failure count last reported (`sk_err`).
+    neigh_fail_seen: u32,
     dst: Option<Dst>,
     /// Prebuilt Ethernet+IPv4+UDP header for the connected peer (the
     /// `hh_cache` idea carried up to the socket).
@@ -405,6 +407,7 @@ impl Stack {
             txhash: 0,
             txq: TxQueueCache::new(),
             last_hash: None,
+            neigh_fail_seen: 0,
             dst: None,
             tmpl: None,
             pending: Pending::new(),
@@ -803,6 +806,24 @@ impl Stack {
         })
     }
 
+    /// `sock_error` for a connected socket: when its neighbour failed with
+    /// packets queued since the socket last heard, Linux's
+    /// `neigh_invalidate` → `arp_error_report` → `dst_link_failure` sent an
+    /// ICMP host unreachable that `__udp4_lib_err` turned into
+    /// `sk_err = EHOSTUNREACH` (a hard error on a connected socket); the next
+    /// send reports it once and clears it.
+    fn take_sock_error(&self, sk: &mut Sock, dst: &Dst) -> Option<Errno> {
+        let super::ip::NextHop::Neigh { idx, uid } = dst.next else {
+            return None;
+        };
+        let n = self.neigh.get(idx).filter(|n| n.uid == uid)?;
+        if n.fail_gen == sk.neigh_fail_seen {
+            return None;
+        }
+        sk.neigh_fail_seen = n.fail_gen;
+        Some(Errno::EHOSTUNREACH)
+    }
+
     fn udp_sendmsg(
         &mut self,
         sk: &mut Sock,
@@ -875,6 +896,14 @@ impl Stack {
                     d
                 }
             };
+            if use_cache {
+                if let Some(e) = self.take_sock_error(sk, &dst) {
+                    // Reported by sock_alloc_send_pskb; __ip_append_data's
+                    // error path counts the discard.
+                    self.counters.ip.out_discards.add(1);
+                    return Err(e);
+                }
+            }
             if dst.broadcast && !sk.broadcast {
                 return Err(Errno::EACCES);
             }
@@ -1041,6 +1070,9 @@ impl UdpSocket<'_> {
                 &st.hash_key,
             );
             sk.txq.clear();
+            if let super::ip::NextHop::Neigh { idx, .. } = d.next {
+                sk.neigh_fail_seen = st.neigh.get(idx).map_or(0, |n| n.fail_gen);
+            }
             Ok(())
         })
     }
