@@ -202,6 +202,16 @@ pub trait LcoreApp {
     /// A timer registered with [`LcoreCtx::add_timer`] is due.
     fn on_timer(&mut self, _ctx: &mut LcoreCtx, _id: u32) {}
 
+    /// Hands frames the app keeps outside the netdev queues (a stack's
+    /// [`staged::StagedTx`], a batch of its own) to the queues, and returns
+    /// how many it still holds. The runtime calls it in every iteration of
+    /// the end-of-run drain, before servicing the queues, and counts the
+    /// lcore idle only when it returns 0 and every queue is empty — the part
+    /// `net_tx_action` plays for the softnet backlog. Default: nothing held.
+    fn flush_tx(&mut self, _ctx: &mut LcoreCtx) -> usize {
+        0
+    }
+
     /// After the loop and the drain.
     fn finish(self, ctx: &mut LcoreCtx) -> Self::Summary;
 }
@@ -896,12 +906,14 @@ where
         }
     }
     let elapsed_ns = tsc.cycles_to_ns(tsc.now() - start);
-    // Drain: keep cleaning, running qdiscs and receiving until idle.
+    // Drain: keep cleaning, running qdiscs, receiving and flushing what the
+    // app holds (its staged frames) until idle.
     let drain_end = tsc.now() + tsc.ns_to_cycles(cfg.drain_timeout.as_nanos() as u64);
     let drained = loop {
         ctx.tx_stage();
         ctx.rx_stage(&mut app, &mut rx, cfg.rx_burst);
-        if ctx.all_idle() {
+        let held = app.flush_tx(&mut ctx);
+        if held == 0 && ctx.all_idle() {
             break true;
         }
         if tsc.now() >= drain_end {
@@ -909,6 +921,8 @@ where
         }
         std::hint::spin_loop();
     };
+    // What the app still holds goes to the queues, to be purged and counted.
+    app.flush_tx(&mut ctx);
     for p in &mut ctx.ports {
         for q in &mut p.txqs {
             q.purge();

@@ -10,6 +10,7 @@
 //! a frag list).
 
 use super::checksum::{self, Checksum};
+use super::secret::{self, SipKey};
 use super::wire::{self, IPPROTO_UDP, IP_DF, IP_MF};
 use super::{Errno, HookPoint, Stack, Verdict};
 use crate::ethdev::MacAddr;
@@ -46,34 +47,39 @@ impl PmtuCache {
 }
 
 /// Per-destination IP ID generators (`ip_idents`): a hashed array of
-/// counters with random starting points (`__ip_select_ident`).
+/// counters with random starting points. Plays `__ip_select_ident` →
+/// `ip_idents_reserve`: the bucket is a keyed SipHash of (daddr, saddr,
+/// protocol) (`siphash_3u32(..., &net->ipv4.ip_id_key)`), the counters start
+/// at random values (`ip_rt_init` fills `ip_idents` with random bytes), and
+/// both the key and the start values are drawn once per process from the
+/// kernel's randomness ([`super::secret`]), so successive runs never repeat
+/// each other's IDs. Linux additionally adds a random step when time has
+/// passed since a bucket's last use; here the step is always `segs`.
 pub(crate) struct IpIdents {
     ids: Box<[u16]>,
-    key: u64,
+    key: SipKey,
 }
 
 const IDENTS: usize = 2048;
 
 impl IpIdents {
-    pub fn new(seed: u64) -> IpIdents {
-        let mut x = seed | 1;
-        let ids = (0..IDENTS)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 16) as u16
-            })
+    /// `seed`: `None` draws a key from the per-process secret, fresh for
+    /// this generator (Linux's behaviour, one host per stack); `Some` fixes
+    /// it (reproducible captures and tests).
+    pub fn new(seed: Option<u64>) -> IpIdents {
+        let key = match seed {
+            Some(s) => SipKey::fixed(s),
+            None => SipKey::fresh(0x6970_5f69_6465_6e74), // "ip_ident"
+        };
+        let ids = (0..IDENTS as u64)
+            .map(|i| secret::siphash_2u64(i, 0x1d, &key) as u16)
             .collect();
-        IpIdents {
-            ids,
-            key: seed.rotate_left(17) | 1,
-        }
+        IpIdents { ids, key }
     }
     /// Bucket for (daddr, saddr, protocol).
     pub fn bucket(&self, daddr: Ipv4Addr, saddr: Ipv4Addr, proto: u8) -> usize {
-        let v = ((u32::from(daddr) as u64) << 32 | u32::from(saddr) as u64) ^ (proto as u64) << 8;
-        ((v ^ self.key).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 53) as usize & (IDENTS - 1)
+        let h = secret::hash_addrs_proto(daddr.into(), saddr.into(), proto, &self.key);
+        h as usize & (IDENTS - 1)
     }
     /// Reserves `segs` consecutive IDs from a bucket; returns the first.
     #[inline]
@@ -119,6 +125,10 @@ pub(crate) struct Flow {
     pub ttl: u8,
     pub pmtudisc: super::PmtuDisc,
     pub priority: u8,
+    /// Flow hash every fragment carries (`skb->hash`).
+    pub hash: u32,
+    /// The socket's cached TX queue, if any (`sk_tx_queue_mapping`).
+    pub txq: Option<u16>,
     pub no_check: bool,
     /// Per-socket ID source when the socket is connected (DF datagrams).
     pub connected: bool,
@@ -509,6 +519,10 @@ impl Stack {
                 }
             }
             m.set_priority(flow.priority);
+            m.set_hash(flow.hash);
+            if let Some(q) = flow.txq {
+                super::set_tx_queue_mapping(&mut m, q);
+            }
             let l4 = if i == 0 { wire::UDP_HLEN as u8 } else { 0 };
             m.set_tx_lens(0, wire::IPV4_MIN_HLEN as u8, l4);
             if nfrags > 1 {

@@ -31,6 +31,11 @@
 //! | `dev_queue_xmit` (caller side)                  | [`L2Xmit::queue_xmit`]                      |
 //! | `ip_rcv`, `icmp_rcv`, `__udp4_lib_rcv`          | [`Stack::rx`] (rx.rs)                       |
 //! | connected-socket `hh_cache` fast path           | `Stack::udp_send_fast` (udp.rs)             |
+//! | `sk_set_txhash`, `sk_tx_queue_set`, `skb_set_queue_mapping` | [`UdpSocket::connect`], [`L2Xmit::pick_tx`], [`set_tx_queue_mapping`] |
+//! | `rt_tos2priority` (`__ip_sock_set_tos`, `ip_cmsg_send`) | [`rt_tos2priority`], [`UdpSocket::set_tos`] |
+//! | `icmp_global_allow`/`icmp_global_consume`, `icmpv4_xrlim_allow` | `Stack::icmp_send` (rx.rs), [`IcmpParams`] |
+//! | `__ip_select_ident`, `ip_idents_reserve`, `siphash` | `ip::IpIdents`, `secret.rs`               |
+//! | `sock_writeable` / `sock_alloc_send_pskb` test  | [`UdpSocket::poll_writable`], [`UdpSocket::would_block`] |
 //!
 //! The stack is single-threaded by design (an lcore owns it): no locks, no
 //! atomics except the single-writer counters, no heap allocation per packet.
@@ -42,18 +47,20 @@ mod ip;
 pub mod neigh;
 pub mod route;
 mod rx;
+mod secret;
 pub mod snmp;
 mod udp;
 pub mod wire;
 
 pub use neigh::{NeighInfo, NeighParams, NudState};
 pub use route::{Route, RouteError, RouteKind, RouteTable};
+pub use rx::IcmpParams;
 pub use snmp::{SnmpSnapshot, StackCounters};
 pub use udp::{MsgFlags, PmtuDisc, SendOpts, SocketId, UdpSocket};
 
 use crate::ethdev::{MacAddr, TxQueue};
 use crate::mbuf::{Burst, Mbuf, Mempool};
-use crate::netdev::NetdevQueue;
+use crate::netdev::{NetdevQueue, TxQueueCache};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -154,6 +161,54 @@ pub trait L2Xmit {
     fn flush(&mut self) {}
     /// Reclaims completed packets (TX clean), releasing send-buffer charges.
     fn reclaim(&mut self) {}
+    /// Plays the part of `netdev_pick_tx` → `__netdev_pick_tx` seen from a
+    /// socket: the queue (local index among this lcore's queues of `port`)
+    /// a packet with flow hash `hash` goes to, through the socket's cache
+    /// `cache` (`sk_tx_queue_get` / `sk_tx_queue_set`). `None` when this
+    /// boundary has a single queue per port or does not know its queues
+    /// yet; the packet then carries only its hash.
+    fn pick_tx(
+        &mut self,
+        _port: u16,
+        _cache: &mut TxQueueCache,
+        _hash: u32,
+        _priority: u8,
+    ) -> Option<u16> {
+        None
+    }
+}
+
+/// Marks `m` with the TX queue its socket's cache chose (Linux
+/// `skb_set_queue_mapping` after `sk_tx_queue_set`). The mark lives in the
+/// mbuf's owner word ([`Mbuf::user`]); the output boundary reads it with
+/// [`tx_queue_mapping`] and falls back to the flow hash when it is absent or
+/// no longer valid.
+#[inline]
+pub fn set_tx_queue_mapping(m: &mut Mbuf, local_queue: u16) {
+    m.set_user(TXQ_MAPPED | local_queue as u64);
+}
+
+/// The queue mark [`set_tx_queue_mapping`] left, if any (`skb_get_queue_mapping`).
+#[inline]
+pub fn tx_queue_mapping(m: &Mbuf) -> Option<u16> {
+    let u = m.user();
+    (u & TXQ_MAPPED != 0).then_some(u as u16)
+}
+
+const TXQ_MAPPED: u64 = 1 << 63;
+
+/// Plays the part of `rt_tos2priority` (include/net/route.h): the packet
+/// priority (`skb->priority`, which selects the `pfifo_fast` band through
+/// `prio2band`) that an IP TOS byte implies, by the kernel's `ip_tos2prio`
+/// table (net/ipv4/route.c) indexed by `IPTOS_TOS(tos) >> 1`. Linux sets
+/// `sk->sk_priority` from it on `setsockopt(IP_TOS)` (`__ip_sock_set_tos`)
+/// and the per-call priority on an `IP_TOS` cmsg (`ip_cmsg_send`).
+pub fn rt_tos2priority(tos: u8) -> u8 {
+    // TC_PRIO_BESTEFFORT 0, FILLER 1, BULK 2, INTERACTIVE_BULK 4, INTERACTIVE 6;
+    // ECN_OR_COST(class) is the class itself.
+    const IP_TOS2PRIO: [u8; 16] = [0, 1, 0, 0, 2, 2, 2, 2, 6, 6, 6, 6, 4, 4, 4, 4];
+    // IPTOS_TOS_MASK = 0x1e.
+    IP_TOS2PRIO[((tos & 0x1e) >> 1) as usize]
 }
 
 /// Hands frames straight to one [`TxQueue`] per port, batching up to 32
@@ -375,8 +430,15 @@ pub struct StackConfig {
     pub rcvbuf_default: u32,
     /// Most sockets this stack holds.
     pub max_sockets: usize,
-    /// Seeds the ephemeral port choice, IP ID offsets and reachable-time jitter.
+    /// Seeds the ephemeral port choice and reachable-time jitter.
     pub seed: u64,
+    /// Fixes the IP ID generator's key and start values (reproducible
+    /// captures). `None` (the default): drawn once per process from the
+    /// kernel's randomness, as Linux does, so two runs never repeat IDs.
+    pub ip_id_seed: Option<u64>,
+    /// ICMP output rate limits (`icmp_ratelimit`, `icmp_ratemask`,
+    /// `icmp_msgs_per_sec`, `icmp_msgs_burst`), Linux defaults.
+    pub icmp: IcmpParams,
 }
 
 impl Default for StackConfig {
@@ -392,6 +454,8 @@ impl Default for StackConfig {
             rcvbuf_default: 212_992,
             max_sockets: 4096,
             seed: 0x5eed_1234_abcd_ef01,
+            ip_id_seed: None,
+            icmp: IcmpParams::default(),
         }
     }
 }
@@ -447,6 +511,10 @@ pub struct Stack {
     pub(crate) counters: Arc<StackCounters>,
     pub(crate) hooks: Vec<Hook>,
     pub(crate) ident: ip::IpIdents,
+    /// Key of the socket flow hash (`sk_txhash`; the flow dissector's `hashrnd`).
+    pub(crate) hash_key: secret::SipKey,
+    /// ICMP output rate limiter (`icmp_global` + per-peer tokens).
+    pub(crate) icmp_rl: rx::IcmpRateLimit,
     pub(crate) default_ttl: u8,
     pub(crate) now: u64,
     /// A burst for batched sends (boxed: allocated once).
@@ -520,7 +588,9 @@ impl Stack {
             xmit,
             counters: Arc::new(StackCounters::default()),
             hooks: Vec::new(),
-            ident: ip::IpIdents::new(cfg.seed),
+            ident: ip::IpIdents::new(cfg.ip_id_seed),
+            hash_key: secret::SipKey::process(0x7478_6861_7368), // "txhash"
+            icmp_rl: rx::IcmpRateLimit::new(cfg.icmp.clone(), cfg.seed ^ 0x1c3b),
             default_ttl: cfg.default_ttl,
             now: 0,
             scratch: Some(Box::new(Burst::new())),

@@ -32,7 +32,8 @@ pub enum NudState {
     Delay,
     /// Unicast probing.
     Probe,
-    /// Resolution failed; sends get EHOSTUNREACH until the entry is collected.
+    /// Resolution failed: the queued packets were dropped. The next packet
+    /// starts resolution again (FAILED → INCOMPLETE, `__neigh_event_send`).
     Failed,
     /// Static entry: never changes, never probed.
     Permanent,
@@ -68,8 +69,9 @@ pub struct NeighParams {
     pub delay_first_probe_ms: u64,
     /// `unres_qlen`: packets queued per unresolved entry (at most 256).
     pub unres_qlen: usize,
-    /// How long a FAILED entry refuses sends before it is collected and the
-    /// next send resolves afresh (Linux's periodic GC runs every base/2).
+    /// How long an unused FAILED entry stays before garbage collection
+    /// removes it (Linux's periodic GC runs every base/2). A packet sent
+    /// meanwhile re-resolves it at once.
     pub failed_hold_ms: u64,
     /// `gc_staletime`: unused STALE entries older than this are collected.
     pub gc_stale_ms: u64,
@@ -113,6 +115,9 @@ pub(crate) struct Neighbour {
     pub hh_seq: u32,
     /// Unique id, so a cached index can tell the slot was reused.
     pub uid: u64,
+    /// Resolution failures that dropped queued packets (each one is an
+    /// `arp_error_report` → ICMP host unreachable for their senders).
+    pub fail_gen: u32,
     /// Last reachability confirmation (`None`: never confirmed).
     confirmed: Option<u64>,
     used: u64,
@@ -217,6 +222,7 @@ impl NeighTable {
             hh_len: 0,
             hh_seq: 0,
             uid,
+            fail_gen: 0,
             confirmed: None,
             used: now,
             updated: now,
@@ -311,10 +317,9 @@ impl NeighTable {
         io: &mut NeighIo<'_>,
         now: u64,
     ) -> Result<(), Errno> {
-        let (delay_ms, retrans_ms, failed_hold_ms, qlen) = (
+        let (delay_ms, retrans_ms, qlen) = (
             self.params.delay_first_probe_ms,
             self.params.retrans_ms,
-            self.params.failed_hold_ms,
             self.params.unres_qlen,
         );
         let Some(n) = self.entries.get_mut(idx).and_then(|e| e.as_deref_mut()) else {
@@ -335,12 +340,15 @@ impl NeighTable {
                 return r;
             }
             NudState::Incomplete => {}
-            NudState::Failed if now < n.updated + failed_hold_ms * MS => {
-                io.c.neigh.failed_refusals.add(1);
-                return Err(Errno::EHOSTUNREACH);
-            }
             NudState::None | NudState::Failed => {
-                // First use, or a failure whose hold expired: start resolving.
+                // __neigh_event_send: any state outside CONNECTED, DELAY,
+                // PROBE, STALE and INCOMPLETE (that is NONE or FAILED) with
+                // multicast probes configured goes to INCOMPLETE, queues the
+                // packet and probes at once — a FAILED entry is re-resolved
+                // by the next packet, not held refusing sends.
+                if n.state == NudState::Failed {
+                    io.c.neigh.failed_resolves.add(1);
+                }
                 n.state = NudState::Incomplete;
                 n.updated = now;
                 n.probes = 0;
@@ -534,6 +542,9 @@ impl NeighTable {
                     n.updated = now;
                     io.c.neigh.res_failed.add(1);
                     let dropped = n.pending.len() as u64;
+                    if dropped > 0 {
+                        n.fail_gen = n.fail_gen.wrapping_add(1);
+                    }
                     n.pending.clear();
                     io.c.neigh.failed_drops.add(dropped);
                 } else {

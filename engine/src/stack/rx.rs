@@ -8,7 +8,151 @@ use super::checksum;
 use super::wire::{self, ArpPacket, IcmpHeader, Ipv4Header, UdpHeader, L2};
 use super::Stack;
 use crate::mbuf::{ol, Burst, Mbuf};
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
+
+const SEC: u64 = 1_000_000_000;
+
+/// ICMP output rate limits (`/proc/sys/net/ipv4/icmp_*`), Linux defaults
+/// (Documentation/networking/ip-sysctl.rst; net/ipv4/icmp.c).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct IcmpParams {
+    /// `icmp_ratelimit`: per destination, at most one rate-limited message
+    /// per this many ms on average (bursts of 6: `XRLIM_BURST_FACTOR`); 0 = off.
+    pub ratelimit_ms: u64,
+    /// `icmp_ratemask`: bit `t` set = ICMP type `t` is rate limited
+    /// (default 0x1818: dest unreachable, source quench, time exceeded,
+    /// parameter problem; fragmentation-needed is always exempt).
+    pub ratemask: u32,
+    /// `icmp_msgs_per_sec`: host-wide refill rate of the global bucket.
+    pub msgs_per_sec: u32,
+    /// `icmp_msgs_burst`: the global bucket's depth.
+    pub msgs_burst: u32,
+}
+
+impl Default for IcmpParams {
+    fn default() -> Self {
+        IcmpParams {
+            ratelimit_ms: 1000,
+            ratemask: 0x1818,
+            msgs_per_sec: 1000,
+            msgs_burst: 50,
+        }
+    }
+}
+
+/// `XRLIM_BURST_FACTOR` (net/ipv4/inetpeer.c).
+const XRLIM_BURST_FACTOR: u64 = 6;
+/// `NR_ICMP_TYPES`.
+const NR_ICMP_TYPES: u8 = 18;
+/// Most per-destination buckets kept (the `inet_peer` cache's role).
+const PEERS_MAX: usize = 4096;
+
+#[derive(Debug, Clone, Copy)]
+struct PeerTokens {
+    tokens: u64,
+    last: u64,
+}
+
+/// The ICMP output rate limiter: the host-wide credit bucket
+/// (`icmp_global_allow` / `icmp_global_consume`) and per-destination token
+/// buckets (`icmpv4_xrlim_allow` → `inet_peer_xrlim_allow`).
+pub(crate) struct IcmpRateLimit {
+    p: IcmpParams,
+    credit: i64,
+    /// Last refill (ns); `None` before the first message (a full bucket).
+    stamp: Option<u64>,
+    peers: HashMap<Ipv4Addr, PeerTokens>,
+    rng: u64,
+}
+
+impl IcmpRateLimit {
+    pub fn new(p: IcmpParams, seed: u64) -> IcmpRateLimit {
+        IcmpRateLimit {
+            p,
+            credit: 0,
+            stamp: None,
+            peers: HashMap::new(),
+            rng: seed | 1,
+        }
+    }
+
+    /// `icmpv4_mask_allow`: true when (type, code) is never rate limited.
+    fn mask_allow(&self, ty: u8, code: u8) -> bool {
+        if ty > NR_ICMP_TYPES {
+            return true;
+        }
+        // Don't limit PMTU discovery.
+        if ty == wire::ICMP_DEST_UNREACH && code == wire::ICMP_FRAG_NEEDED {
+            return true;
+        }
+        (1u32 << ty) & self.p.ratemask == 0
+    }
+
+    /// `icmp_global_allow`: credit left, or refill it (at most once per
+    /// 20 ms, `HZ / 50`, by `msgs_per_sec` × elapsed, capped at the burst).
+    fn global_allow(&mut self, now: u64) -> bool {
+        if self.credit > 0 {
+            return true;
+        }
+        let delta = match self.stamp {
+            Some(s) => now.saturating_sub(s).min(SEC),
+            None => SEC,
+        };
+        if delta < SEC / 50 {
+            return false;
+        }
+        let incr = (self.p.msgs_per_sec as u64 * delta / SEC) as i64;
+        if incr == 0 {
+            return false;
+        }
+        self.stamp = Some(now);
+        self.credit = (self.credit + incr).min(self.p.msgs_burst as i64);
+        true
+    }
+
+    /// `icmp_global_consume`: takes 0, 1 or 2 credits (1 on average; random
+    /// so the bucket's state cannot be probed), possibly going negative.
+    fn global_consume(&mut self) {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        self.credit -= ((x >> 32) % 3) as i64;
+    }
+
+    /// `inet_peer_xrlim_allow`: one token bucket per destination, `timeout`
+    /// per message, holding at most `XRLIM_BURST_FACTOR` messages; a new
+    /// peer starts full (`inet_getpeer` backdates `rate_last` by 60 s).
+    fn peer_allow(&mut self, daddr: Ipv4Addr, now: u64) -> bool {
+        let timeout = self.p.ratelimit_ms * 1_000_000;
+        let full = XRLIM_BURST_FACTOR * timeout;
+        if self.peers.len() >= PEERS_MAX && !self.peers.contains_key(&daddr) {
+            // Forget peers whose bucket has refilled (a fresh one is the same).
+            self.peers
+                .retain(|_, p| p.tokens + now.saturating_sub(p.last) < full);
+            if self.peers.len() >= PEERS_MAX {
+                // No peer entry: Linux allows (inet_peer_xrlim_allow(NULL)).
+                return true;
+            }
+        }
+        let p = self.peers.entry(daddr).or_insert(PeerTokens {
+            tokens: full,
+            last: now,
+        });
+        let mut token = p.tokens + now.saturating_sub(p.last);
+        p.last = now;
+        token = token.min(full);
+        let ok = token >= timeout;
+        if ok {
+            token -= timeout;
+        }
+        p.tokens = token;
+        ok
+    }
+}
 
 impl Stack {
     /// Processes every frame of a received burst from `port`.
@@ -92,8 +236,14 @@ impl Stack {
             return;
         }
         if h.mf() || h.frag_offset() != 0 {
-            // No reassembly in the fast path: count and drop fragments.
-            self.counters.ip.reasm_fails.add(1);
+            // ip_local_deliver hands every fragment to ip_defrag, which
+            // counts it in ReasmReqds first; ReasmFails counts only what the
+            // reassembly itself fails (no queue, a bad fragment, a timeout:
+            // ip_defrag, ip_frag_queue, ip_expire). This stack does not
+            // reassemble, so the fragment is a datagram discarded without a
+            // fault of its own: InDiscards (RFC 4293 ipSystemStatsInDiscards).
+            self.counters.ip.reasm_reqds.add(1);
+            self.counters.ip.in_discards.add(1);
             return;
         }
         let hl = h.header_len();
@@ -262,7 +412,12 @@ impl Stack {
         }
     }
 
-    /// Builds and sends an ICMP message (`icmp_reply` / `icmp_send`).
+    /// Builds and sends an ICMP message: plays `icmp_reply` (echo replies)
+    /// and `__icmp_send` (errors), with their rate limits in Linux's order:
+    /// `icmpv4_global_allow` (host-wide credit, counted `OutRateLimitGlobal`
+    /// when refused), `icmpv4_xrlim_allow` (per destination, counted
+    /// `OutRateLimitHost`), then `icmp_global_consume`. Types outside
+    /// `icmp_ratemask` (echo replies, fragmentation-needed) are never limited.
     pub(crate) fn icmp_send(
         &mut self,
         to: Ipv4Addr,
@@ -270,6 +425,9 @@ impl Stack {
         h: IcmpHeader,
         body: &[u8],
     ) {
+        if !self.icmp_rate_allow(to, &h) {
+            return;
+        }
         let len = wire::ICMP_HLEN + body.len();
         // Reply from the address the peer used, when it is one of ours.
         let from = from.filter(|a| self.port_of_addr(*a).is_some());
@@ -298,6 +456,32 @@ impl Stack {
             }
             Err(_) => self.counters.icmp.out_errors.add(1),
         }
+    }
+
+    /// The rate-limit checks of `__icmp_send` / `icmp_reply` for a message
+    /// of header `h` to `to`; counts the refusals.
+    fn icmp_rate_allow(&mut self, to: Ipv4Addr, h: &IcmpHeader) -> bool {
+        let (ty, code) = match *h {
+            IcmpHeader::EchoReply { .. } => (wire::ICMP_ECHO_REPLY, 0),
+            IcmpHeader::EchoRequest { .. } => (wire::ICMP_ECHO_REQUEST, 0),
+            IcmpHeader::DestUnreachable { code, .. } => (wire::ICMP_DEST_UNREACH, code),
+            IcmpHeader::Other { kind, code, .. } => (kind, code),
+        };
+        let now = self.now;
+        let rl = &mut self.icmp_rl;
+        if rl.mask_allow(ty, code) {
+            return true;
+        }
+        if !rl.global_allow(now) {
+            self.counters.icmp.out_rate_limit_global.add(1);
+            return false;
+        }
+        if rl.p.ratelimit_ms > 0 && !rl.peer_allow(to, now) {
+            self.counters.icmp.out_rate_limit_host.add(1);
+            return false;
+        }
+        rl.global_consume();
+        true
     }
 
     /// Sends an ICMP echo request (ping) to `to`.

@@ -47,7 +47,11 @@ counters!(
         out_discards => "OutDiscards",
         /// No route (ENETUNREACH), in `udp_sendmsg`/`connect` and on output.
         out_no_routes => "OutNoRoutes",
-        /// Fragments received: we do not reassemble them.
+        /// Fragments received that needed reassembly (`ip_defrag` counts each
+        /// one); without reassembly each is also counted in `InDiscards`.
+        reasm_reqds => "ReasmReqds",
+        /// Failures the reassembly detected (none here: no reassembly is
+        /// attempted, see `ReasmReqds`).
         reasm_fails => "ReasmFails",
         /// Datagrams fragmented successfully (once per datagram).
         frag_oks => "FragOKs",
@@ -69,6 +73,12 @@ counters!(
         in_echo_reps => "InEchoReps",
         out_msgs => "OutMsgs",
         out_errors => "OutErrors",
+        /// Refused by the host-wide bucket (`icmp_msgs_per_sec`/`icmp_msgs_burst`):
+        /// Linux's `ICMP_MIB_RATELIMITGLOBAL`.
+        out_rate_limit_global => "OutRateLimitGlobal",
+        /// Refused by the per-destination bucket (`icmp_ratelimit`):
+        /// Linux's `ICMP_MIB_RATELIMITHOST`.
+        out_rate_limit_host => "OutRateLimitHost",
         out_dest_unreachs => "OutDestUnreachs",
         out_echos => "OutEchos",
         out_echo_reps => "OutEchoReps",
@@ -110,8 +120,8 @@ counters!(
         failed_drops => "failed_drops",
         /// Queued packets the device refused when the entry resolved.
         queued_tx_drops => "queued_tx_drops",
-        /// Sends refused because the entry was FAILED (EHOSTUNREACH).
-        failed_refusals => "failed_refusals",
+        /// FAILED entries a new packet sent back to INCOMPLETE (re-resolving).
+        failed_resolves => "failed_resolves",
         arp_requests_sent => "arp_requests_sent",
         arp_replies_sent => "arp_replies_sent",
         arp_requests_received => "arp_requests_received",

@@ -325,7 +325,7 @@ fn pending_queue_is_bounded_and_flushes_in_order() {
 }
 
 #[test]
-fn unanswered_arp_fails_after_three_probes_then_ehostunreach() {
+fn unanswered_arp_fails_after_three_probes_then_the_next_packet_resolves_again() {
     let (mut st, cap) = cap_stack(cfg(MAC_A, IP_A));
     let s = st.udp_socket().unwrap();
     st.poll_timers(0);
@@ -343,21 +343,25 @@ fn unanswered_arp_fails_after_three_probes_then_ehostunreach() {
     let c = st.counters();
     assert_eq!(c.neigh.res_failed, 1);
     assert_eq!(c.neigh.failed_drops, 2);
-    // Later sends are refused.
-    assert_eq!(
-        st.socket(s).send_to(b"z", sa(IP_B, 9)),
-        Err(Errno::EHOSTUNREACH)
-    );
-    let c = st.counters();
-    assert_eq!(c.ip.out_discards, 1);
-    assert_eq!(c.neigh.failed_refusals, 1);
-    assert_eq!(c.udp.out_datagrams, 2);
-    assert!(cap.take().is_empty());
-    // Once collected, the next send resolves afresh.
-    st.poll_timers(20 * S);
-    assert_eq!(st.neighbour_state(0, IP_B), None);
-    st.socket(s).send_to(b"w", sa(IP_B, 9)).unwrap();
+    // __neigh_event_send: the next packet moves FAILED to INCOMPLETE, is
+    // queued, and a request goes out at once (no 15 s of refusals).
+    st.poll_timers(3 * S + S / 10);
+    assert_eq!(st.socket(s).send_to(b"z", sa(IP_B, 9)), Ok(1));
     assert_eq!(st.neighbour_state(0, IP_B), Some(NudState::Incomplete));
+    let f = cap.take();
+    assert_eq!(f.len(), 1);
+    let r = arp_of(&f[0].bytes).expect("an ARP request");
+    assert_eq!((r.op, r.tpa), (ARP_REQUEST, IP_B));
+    let c = st.counters();
+    assert_eq!(c.ip.out_discards, 0);
+    assert_eq!(c.neigh.failed_resolves, 1);
+    assert_eq!(c.udp.out_datagrams, 3);
+    // The peer answers now: the queued datagram leaves.
+    inject(&mut st, &arp_frame(ARP_REPLY, MAC_B, IP_B, MAC_A, IP_A));
+    assert_eq!(st.neighbour_state(0, IP_B), Some(NudState::Reachable));
+    let f = cap.take();
+    assert_eq!(f.len(), 1);
+    assert_eq!(parse_udp(&f[0].bytes).payload, b"z");
 }
 
 #[test]
@@ -1814,4 +1818,354 @@ fn option_changes_reach_the_fast_path_template() {
     let u = send(&mut st);
     assert_eq!(u.udp.dst_port, 6000);
     assert_eq!((u.ip.tos, u.ip.ttl, u.ip.frag & IP_DF), (0x10, 64, 0));
+}
+
+// ---- issue 10 ---------------------------------------------------------
+
+#[test]
+fn rt_tos2priority_follows_linux_ip_tos2prio() {
+    // IPTOS_LOWDELAY → TC_PRIO_INTERACTIVE, THROUGHPUT → BULK,
+    // RELIABILITY → BESTEFFORT, MINCOST → FILLER, LOWDELAY|THROUGHPUT →
+    // INTERACTIVE_BULK; ECN bits and precedence do not matter.
+    for (tos, prio) in [
+        (0x00, 0),
+        (0x02, 1),
+        (0x04, 0),
+        (0x08, 2),
+        (0x10, 6),
+        (0x18, 4),
+        (0x1c, 4),
+        (0x11, 6),
+        (0xb8, 4), // DSCP EF: its TOS bits are LOWDELAY|THROUGHPUT
+        (0xe0, 0),
+    ] {
+        assert_eq!(rt_tos2priority(tos), prio, "tos {tos:#x}");
+    }
+}
+
+#[test]
+fn ip_tos_picks_the_pfifo_fast_band_by_setsockopt_and_cmsg() {
+    use crate::netdev::PfifoFast as Pfifo;
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    // setsockopt(IP_TOS, LOWDELAY): sk_priority 6 → band 0, on the general
+    // path and on a connected socket's fast path.
+    let s = st.udp_socket().unwrap();
+    st.socket(s).set_tos(0x10).unwrap();
+    assert_eq!(st.socket(s).priority(), Ok(6));
+    st.socket(s).send_to(b"a", sa(IP_B, 7)).unwrap();
+    let c = st.udp_socket().unwrap();
+    st.socket(c).connect(sa(IP_B, 7)).unwrap();
+    st.socket(c).set_tos(0x08).unwrap();
+    st.socket(c).send(b"b").unwrap();
+    let f = cap.take();
+    assert_eq!((parse_udp(&f[0].bytes).ip.tos, f[0].prio), (0x10, 6));
+    assert_eq!((parse_udp(&f[1].bytes).ip.tos, f[1].prio), (0x08, 2));
+    assert_eq!(Pfifo::band_of(f[0].prio), 0);
+    assert_eq!(Pfifo::band_of(f[1].prio), 2);
+    // A later SO_PRIORITY wins over the TOS-derived one.
+    st.socket(s).set_priority(1).unwrap();
+    st.socket(s).send_to(b"c", sa(IP_B, 7)).unwrap();
+    assert_eq!(cap.take()[0].prio, 1);
+    // The IP_TOS cmsg sets this datagram's priority only.
+    let o = SendOpts {
+        tos: Some(0x10),
+        ..Default::default()
+    };
+    let u = st.udp_socket().unwrap();
+    st.socket(u).send_msg(b"d", Some(sa(IP_B, 7)), &o).unwrap();
+    st.socket(u).send_to(b"e", sa(IP_B, 7)).unwrap();
+    let f = cap.take();
+    assert_eq!((f[0].prio, f[1].prio), (6, 0));
+}
+
+fn port_unreach_count(frames: &[Frame]) -> usize {
+    frames
+        .iter()
+        .filter(|f| {
+            let Ok(ip) = Ipv4Header::parse(&f.bytes[14..]) else {
+                return false; // ARP
+            };
+            ip.protocol == IPPROTO_ICMP
+                && matches!(
+                    IcmpHeader::parse(&f.bytes[34..14 + ip.total_len as usize]),
+                    Ok(IcmpHeader::DestUnreachable {
+                        code: ICMP_PORT_UNREACH,
+                        ..
+                    })
+                )
+        })
+        .count()
+}
+
+#[test]
+fn icmp_errors_are_rate_limited_per_host_then_globally() {
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    st.poll_timers(10 * S);
+    // 1000 datagrams to a closed port from one host at one instant: the
+    // host's bucket gives XRLIM_BURST_FACTOR = 6, the rest are refused.
+    for _ in 0..1000 {
+        inject(&mut st, &udp_frame(IP_B, IP_A, 9, 6001, b"x", true));
+    }
+    assert_eq!(port_unreach_count(&cap.take()), 6);
+    let c = st.counters();
+    assert_eq!(c.udp.no_ports, 1000);
+    assert_eq!(c.icmp.out_dest_unreachs, 6);
+    assert_eq!(c.icmp.out_rate_limit_host, 994);
+    assert_eq!(c.icmp.out_rate_limit_global, 0);
+    // icmp_ratelimit = 1000 ms: one more token per second.
+    st.poll_timers(11 * S);
+    for _ in 0..10 {
+        inject(&mut st, &udp_frame(IP_B, IP_A, 9, 6001, b"x", true));
+    }
+    assert_eq!(port_unreach_count(&cap.take()), 1);
+    // Echo replies are outside icmp_ratemask: never limited.
+    let mut e = vec![0u8; 14 + 20 + 8];
+    EthernetHeader {
+        dst: MAC_A,
+        src: MAC_B,
+        ethertype: ETHERTYPE_IPV4,
+    }
+    .emit(&mut e);
+    Ipv4Header {
+        total_len: 28,
+        protocol: IPPROTO_ICMP,
+        src: IP_B,
+        dst: IP_A,
+        ..Default::default()
+    }
+    .emit(&mut e[14..]);
+    IcmpHeader::EchoRequest { id: 1, seq: 1 }.emit(&mut e[34..]);
+    for _ in 0..100 {
+        inject(&mut st, &e);
+    }
+    assert_eq!(cap.take().len(), 100);
+
+    // From 1000 different hosts: each host bucket is fresh, so the global
+    // bucket (icmp_msgs_burst 50, consumed 0–2 per message) decides.
+    let mut c = cfg(MAC_A, IP_A);
+    for i in 0..1000u32 {
+        c.static_neighbours
+            .push((0, Ipv4Addr::from(0x0a00_1000 + i), MacAddr::local(i + 1)));
+    }
+    c.ports[0].prefix_len = 16;
+    let (mut st, cap) = cap_stack(c);
+    st.poll_timers(10 * S);
+    for i in 0..1000u32 {
+        inject(
+            &mut st,
+            &udp_frame(Ipv4Addr::from(0x0a00_1000 + i), IP_A, 9, 6001, b"x", true),
+        );
+    }
+    let sent = port_unreach_count(&cap.take()) as u64;
+    let c = st.counters();
+    assert!((20..=120).contains(&sent), "{sent} sent");
+    assert_eq!(c.icmp.out_dest_unreachs, sent);
+    assert_eq!(c.icmp.out_rate_limit_global, 1000 - sent);
+    assert_eq!(c.icmp.out_rate_limit_host, 0);
+    // Refill: icmp_msgs_per_sec × elapsed, no sooner than 20 ms.
+    st.poll_timers(10 * S + 10_000_000);
+    inject(
+        &mut st,
+        &udp_frame(Ipv4Addr::from(0x0a00_1000), IP_A, 9, 1, b"x", true),
+    );
+    assert_eq!(port_unreach_count(&cap.take()), 0);
+    st.poll_timers(10 * S + 30_000_000);
+    inject(
+        &mut st,
+        &udp_frame(Ipv4Addr::from(0x0a00_1001), IP_A, 9, 1, b"x", true),
+    );
+    assert_eq!(port_unreach_count(&cap.take()), 1);
+    assert!(st.counters().proc_text_has_rate_limits());
+}
+
+impl SnmpSnapshot {
+    fn proc_text_has_rate_limits(&self) -> bool {
+        self.to_proc_text()
+            .contains("OutMsgs OutErrors OutRateLimitGlobal OutRateLimitHost")
+    }
+}
+
+#[test]
+fn received_fragments_count_reasm_reqds_and_in_discards_not_reasm_fails() {
+    let (mut st, _cap) = resolved_stack(cfg(MAC_A, IP_A));
+    let mut f = udp_frame(IP_B, IP_A, 9, 6000, &[7u8; 64], true);
+    // First fragment (MF), then a later one (offset 72).
+    let mut h = Ipv4Header::parse(&f[14..]).unwrap();
+    h.frag = IP_MF;
+    h.emit(&mut f[14..]);
+    inject(&mut st, &f);
+    h.frag = 9;
+    h.emit(&mut f[14..]);
+    inject(&mut st, &f);
+    let c = st.counters();
+    assert_eq!(c.ip.in_receives, 2);
+    assert_eq!(c.ip.reasm_reqds, 2);
+    assert_eq!(c.ip.in_discards, 2);
+    assert_eq!(c.ip.reasm_fails, 0);
+    assert_eq!(c.ip.in_delivers, 0);
+}
+
+#[test]
+fn ip_ids_start_apart_in_every_stack_unless_seeded() {
+    let first_ids = |seed: Option<u64>| -> Vec<u16> {
+        let mut c = cfg(MAC_A, IP_A);
+        c.ip_id_seed = seed;
+        for i in 0..8u8 {
+            c.static_neighbours.push((
+                0,
+                Ipv4Addr::new(10, 0, 0, 10 + i),
+                MacAddr::local(i as u32 + 1),
+            ));
+        }
+        let (mut st, cap) = cap_stack(c);
+        let s = st.udp_socket().unwrap();
+        st.socket(s).set_mtu_discover(PmtuDisc::Dont).unwrap();
+        for i in 0..8u8 {
+            st.socket(s)
+                .send_to(b"x", sa(Ipv4Addr::new(10, 0, 0, 10 + i), 9))
+                .unwrap();
+        }
+        cap.take()
+            .iter()
+            .map(|f| parse_udp(&f.bytes).ip.id)
+            .collect()
+    };
+    // Two stacks (two runs, two lcores) to the same 8 destinations: with
+    // random keys and start values the 8 first IDs differ; 8 equal pairs
+    // by chance have probability 2^-128.
+    let (a, b) = (first_ids(None), first_ids(None));
+    assert_eq!(a.len(), 8);
+    assert_ne!(a, b);
+    // A fixed seed reproduces a run.
+    assert_eq!(first_ids(Some(42)), first_ids(Some(42)));
+    // inet_id (connected DF sockets) is random per socket, too.
+    let conn_id = || {
+        let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            let s = st.udp_socket().unwrap();
+            st.socket(s).connect(sa(IP_B, 9)).unwrap();
+            st.socket(s).send(b"x").unwrap();
+            ids.push(parse_udp(&cap.take()[0].bytes).ip.id);
+        }
+        ids
+    };
+    assert_ne!(conn_id(), conn_id());
+}
+
+#[test]
+fn a_refused_send_counts_once_and_would_block_lets_an_app_wait() {
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    cap.hold.set(true);
+    let s = st.udp_socket().unwrap();
+    st.socket(s).connect(sa(IP_B, 9)).unwrap();
+    st.socket(s).set_sndbuf(4096).unwrap();
+    let mut sent = 0;
+    while st.socket(s).send(&[0u8; 100]).is_ok() {
+        sent += 1;
+        assert!(sent < 100);
+    }
+    // The refusal that stopped us is counted once (Linux: __ip_append_data
+    // → OutDiscards, udp_sendmsg → SndbufErrors for an EAGAIN send).
+    let c = st.counters();
+    assert_eq!((c.ip.out_discards, c.udp.sndbuf_errors), (1, 1));
+    assert_eq!(c.udp.out_datagrams, sent);
+    // An app that checks before retrying its datagram adds no refusals.
+    assert_eq!(st.socket(s).would_block(), Ok(true));
+    assert_eq!(st.socket(s).poll_writable(), Ok(false));
+    for _ in 0..1000 {
+        if !st.socket(s).would_block().unwrap() {
+            st.socket(s).send(&[0u8; 100]).unwrap();
+        }
+    }
+    let c = st.counters();
+    assert_eq!((c.ip.out_discards, c.udp.sndbuf_errors), (1, 1));
+    // Completions free the buffer: writable again, and the retry goes.
+    cap.held.borrow_mut().clear();
+    assert_eq!(st.socket(s).would_block(), Ok(false));
+    assert_eq!(st.socket(s).poll_writable(), Ok(true));
+    st.socket(s).send(&[0u8; 100]).unwrap();
+    assert_eq!(st.counters().udp.out_datagrams, sent + 1);
+}
+
+#[test]
+fn connected_sockets_hash_their_4_tuple_and_stamp_every_fragment() {
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    let a = st.udp_socket().unwrap();
+    let b = st.udp_socket().unwrap();
+    assert_eq!(st.socket(a).tx_hash(), Ok(0));
+    st.socket(a).connect(sa(IP_B, 9)).unwrap();
+    st.socket(b).connect(sa(IP_B, 10)).unwrap();
+    let (ha, hb) = (
+        st.socket(a).tx_hash().unwrap(),
+        st.socket(b).tx_hash().unwrap(),
+    );
+    assert!(ha != 0 && hb != 0 && ha != hb);
+    // Reconnecting to the same peer keeps the hash (same 4-tuple).
+    st.socket(a).connect(sa(IP_B, 9)).unwrap();
+    assert_eq!(st.socket(a).tx_hash(), Ok(ha));
+    let held: Rc<RefCell<Vec<u32>>> = Rc::default();
+    let h2 = held.clone();
+    st.add_hook(Box::new(move |_, m| {
+        h2.borrow_mut().push(m.hash());
+        Verdict::Accept
+    }));
+    // Fast path and a fragmented datagram (three fragments).
+    st.socket(a).send(b"x").unwrap();
+    st.socket(b).send(&[1u8; 4000]).unwrap();
+    assert_eq!(cap.take().len(), 4);
+    // The hook runs before finish_output2; hashes are set by then.
+    assert_eq!(*held.borrow(), vec![ha, ha, hb, hb, hb, hb, hb, hb]);
+}
+
+#[test]
+fn a_connected_socket_sends_a_65507_byte_datagram_as_45_fragments() {
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    let s = st.udp_socket().unwrap();
+    st.socket(s).connect(sa(IP_B, 9)).unwrap();
+    let payload: Vec<u8> = (0..65507u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(st.socket(s).send(&payload), Ok(65507));
+    assert_eq!(st.socket(s).send(&[0u8; 65508]), Err(Errno::EMSGSIZE));
+    let f = cap.take();
+    assert_eq!(f.len(), 45);
+    let hs: Vec<Ipv4Header> = f
+        .iter()
+        .map(|f| Ipv4Header::parse(&f.bytes[14..]).unwrap())
+        .collect();
+    // One ID per datagram, offsets in 1480-byte steps, MF on all but the last.
+    assert!(hs.iter().all(|h| h.id == hs[0].id && !h.df()));
+    for (i, h) in hs.iter().enumerate() {
+        assert_eq!(h.frag_offset(), i * 1480);
+        assert_eq!(h.mf(), i < 44);
+    }
+    let d = reassemble(&f);
+    assert_eq!(d.len(), 65515);
+    assert!(
+        UdpHeader::verify(&d, IP_A, IP_B),
+        "checksum over the whole datagram"
+    );
+    assert_eq!(&d[8..], &payload[..]);
+}
+
+#[test]
+fn a_connected_socket_hears_ehostunreach_once_per_failure_then_re_resolves() {
+    let (mut st, cap) = cap_stack(cfg(MAC_A, IP_A));
+    let s = st.udp_socket().unwrap();
+    st.socket(s).connect(sa(IP_B, 9)).unwrap();
+    st.poll_timers(0);
+    st.socket(s).send(b"a").unwrap();
+    for t in [S, 2 * S, 3 * S] {
+        st.poll_timers(t);
+    }
+    assert_eq!(st.neighbour_state(0, IP_B), Some(NudState::Failed));
+    cap.take();
+    // sk_err from the link failure: reported once, counted once.
+    assert_eq!(st.socket(s).send(b"b"), Err(Errno::EHOSTUNREACH));
+    assert_eq!(st.counters().ip.out_discards, 1);
+    assert_eq!(st.neighbour_state(0, IP_B), Some(NudState::Failed));
+    // The next send re-resolves (FAILED → INCOMPLETE) and is queued.
+    assert_eq!(st.socket(s).send(b"c"), Ok(1));
+    assert_eq!(st.neighbour_state(0, IP_B), Some(NudState::Incomplete));
+    assert_eq!(arp_of(&cap.take()[0].bytes).unwrap().tpa, IP_B);
+    assert_eq!(st.counters().ip.out_discards, 1);
 }

@@ -4,8 +4,9 @@
 //! receive queue `recv_from` reads.
 
 use super::ip::{Dst, Flow, Pending, SndBuf};
-use super::{checksum, wire, Errno, Stack};
+use super::{checksum, secret, wire, Errno, Stack};
 use crate::mbuf::{ol, Mbuf, WmemAccount, MBUF_HDR_SIZE};
+use crate::netdev::TxQueueCache;
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -92,6 +93,15 @@ pub(crate) struct Sock {
     rcvbuf: u64,
     wmem: Arc<WmemAccount>,
     inet_id: u16,
+    /// The connected flow's hash (`sk_txhash`), 0 while unconnected.
+    txhash: u32,
+    /// The connected flow's TX queue (`sk_tx_queue_mapping`).
+    txq: TxQueueCache,
+    /// Last unconnected destination and its flow hash (so `sendto` to one
+    /// peer hashes once, not per datagram).
+    last_hash: Option<(SocketAddrV4, u32)>,
+    /// The connected neighbour's failure count last reported (`sk_err`).
+    neigh_fail_seen: u32,
     dst: Option<Dst>,
     /// Prebuilt Ethernet+IPv4+UDP header for the connected peer (the
     /// `hh_cache` idea carried up to the socket).
@@ -191,6 +201,8 @@ pub(crate) struct SocketTable {
     ports: HashMap<u16, Vec<usize>>,
     eph: (u16, u16),
     rng: u64,
+    /// Source of each socket's initial `inet_id` (random per process).
+    id_rng: u64,
     sndbuf_default: u64,
     rcvbuf_default: u64,
     max: usize,
@@ -210,12 +222,26 @@ impl SocketTable {
             ports: HashMap::new(),
             eph: cfg.ephemeral_ports,
             rng: cfg.seed.rotate_left(29) | 1,
+            id_rng: match cfg.ip_id_seed {
+                Some(s) => s.rotate_left(7) | 1,
+                None => secret::fresh_random(0x0069_6e65_745f_6964) | 1, // "inet_id"
+            },
             sndbuf_default: cfg.sndbuf_default as u64,
             rcvbuf_default: cfg.rcvbuf_default as u64,
             max: cfg.max_sockets,
             live: 0,
             zombies: Vec::new(),
         }
+    }
+
+    /// `get_random_u16` for a socket's `inet_id`.
+    fn rand_id(&mut self) -> u16 {
+        let mut x = self.id_rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.id_rng = x;
+        (x >> 40) as u16
     }
 
     fn rand(&mut self) -> u32 {
@@ -377,7 +403,11 @@ impl Stack {
             sndbuf: t.sndbuf_default,
             rcvbuf: t.rcvbuf_default,
             wmem: Arc::new(WmemAccount::new()),
-            inet_id: (t.rand() & 0xffff) as u16,
+            inet_id: t.rand_id(),
+            txhash: 0,
+            txq: TxQueueCache::new(),
+            last_hash: None,
+            neigh_fail_seen: 0,
             dst: None,
             tmpl: None,
             pending: Pending::new(),
@@ -532,8 +562,10 @@ impl Stack {
     /// header and payload, patches total length, ID and the IPv4 checksum
     /// (RFC 1624), the UDP length and checksum (software, offload seed, or
     /// none), and charges the socket's send buffer.
+    /// `txq` is the socket's cached queue (`sk_tx_queue_mapping`), stamped
+    /// on the packet with its flow hash (`skb_set_hash_from_sk`).
     #[inline(always)]
-    fn fast_fill(&mut self, sk: &mut Sock, m: &mut Mbuf, buf: &[u8]) -> bool {
+    fn fast_fill(&mut self, sk: &mut Sock, m: &mut Mbuf, buf: &[u8], txq: Option<u16>) -> bool {
         let Some(t) = sk.tmpl.as_ref() else {
             return false;
         };
@@ -590,6 +622,10 @@ impl Stack {
         }
         m.set_tx_lens(t.l2, 20, 8);
         m.set_priority(sk.priority);
+        m.set_hash(sk.txhash);
+        if let Some(q) = txq {
+            super::set_tx_queue_mapping(m, q);
+        }
         true
     }
 
@@ -619,7 +655,8 @@ impl Stack {
             self.counters.udp.sndbuf_errors.add(1);
             return Some(Err(Errno::ENOBUFS));
         };
-        if !self.fast_fill(sk, &mut m, buf) {
+        let txq = self.xmit.pick_tx(port, &mut sk.txq, sk.txhash, sk.priority);
+        if !self.fast_fill(sk, &mut m, buf, txq) {
             return None;
         }
         if confirm {
@@ -655,6 +692,7 @@ impl Stack {
             return None;
         }
         let mut burst = self.scratch.take()?;
+        let txq = self.xmit.pick_tx(port, &mut sk.txq, sk.txhash, sk.priority);
         let mut sent = 0usize;
         let mut err = None;
         for chunk in bufs.chunks(crate::mbuf::BURST_MAX) {
@@ -669,7 +707,7 @@ impl Stack {
                     break;
                 }
                 // Cannot fail: sizes were checked against the data room.
-                self.fast_fill(sk, m, b);
+                self.fast_fill(sk, m, b, txq);
                 k += 1;
             }
             while burst.len() > k {
@@ -768,6 +806,24 @@ impl Stack {
         })
     }
 
+    /// `sock_error` for a connected socket: when its neighbour failed with
+    /// packets queued since the socket last heard, Linux's
+    /// `neigh_invalidate` → `arp_error_report` → `dst_link_failure` sent an
+    /// ICMP host unreachable that `__udp4_lib_err` turned into
+    /// `sk_err = EHOSTUNREACH` (a hard error on a connected socket); the next
+    /// send reports it once and clears it.
+    fn take_sock_error(&self, sk: &mut Sock, dst: &Dst) -> Option<Errno> {
+        let super::ip::NextHop::Neigh { idx, uid } = dst.next else {
+            return None;
+        };
+        let n = self.neigh.get(idx).filter(|n| n.uid == uid)?;
+        if n.fail_gen == sk.neigh_fail_seen {
+            return None;
+        }
+        sk.neigh_fail_seen = n.fail_gen;
+        Some(Errno::EHOSTUNREACH)
+    }
+
     fn udp_sendmsg(
         &mut self,
         sk: &mut Sock,
@@ -840,6 +896,14 @@ impl Stack {
                     d
                 }
             };
+            if use_cache {
+                if let Some(e) = self.take_sock_error(sk, &dst) {
+                    // Reported by sock_alloc_send_pskb; __ip_append_data's
+                    // error path counts the discard.
+                    self.counters.ip.out_discards.add(1);
+                    return Err(e);
+                }
+            }
             if dst.broadcast && !sk.broadcast {
                 return Err(Errno::EACCES);
             }
@@ -848,6 +912,34 @@ impl Stack {
             } else {
                 sk.ttl.unwrap_or(self.default_ttl)
             });
+            // ip_cmsg_send: an IP_TOS cmsg also sets this datagram's priority.
+            let priority = o.tos.map_or(sk.priority, super::rt_tos2priority);
+            let conn = connected && sk.remote.is_some();
+            let (hash, txq) = if conn && sk.txhash != 0 {
+                let h = sk.txhash;
+                (h, self.xmit.pick_tx(dst.port, &mut sk.txq, h, priority))
+            } else {
+                // Unconnected: the datagram's own 4-tuple hash (the flow
+                // dissector's skb_get_hash); __netdev_pick_tx caches a queue
+                // on the socket only for its own dst, so none here.
+                let to = SocketAddrV4::new(daddr, dport);
+                let h = match sk.last_hash {
+                    Some((a, h)) if a == to && sk.local_port != 0 => h,
+                    _ => {
+                        let h = secret::flow_hash4(
+                            dst.saddr.into(),
+                            daddr.into(),
+                            sk.local_port,
+                            dport,
+                            wire::IPPROTO_UDP,
+                            &self.hash_key,
+                        );
+                        sk.last_hash = Some((to, h));
+                        h
+                    }
+                };
+                (h, None)
+            };
             sk.pending.flow = Some(Flow {
                 dst,
                 sport: sk.local_port,
@@ -855,7 +947,9 @@ impl Stack {
                 tos: o.tos.unwrap_or(sk.tos),
                 ttl,
                 pmtudisc: sk.pmtudisc,
-                priority: sk.priority,
+                priority,
+                hash,
+                txq,
                 no_check: sk.no_check,
                 connected: connected && sk.remote.is_some(),
                 confirm,
@@ -964,6 +1058,21 @@ impl UdpSocket<'_> {
             sk.remote = Some(peer);
             sk.dst = Some(d);
             sk.tmpl = None;
+            // ip4_datagram_connect → sk_set_txhash: the flow hash, here of
+            // the 4-tuple under the per-process key (Linux draws a random
+            // one per socket); the queue is picked afresh for the new flow.
+            sk.txhash = secret::flow_hash4(
+                d.saddr.into(),
+                (*peer.ip()).into(),
+                sk.local_port,
+                peer.port(),
+                wire::IPPROTO_UDP,
+                &st.hash_key,
+            );
+            sk.txq.clear();
+            if let super::ip::NextHop::Neigh { idx, .. } = d.next {
+                sk.neigh_fail_seen = st.neigh.get(idx).map_or(0, |n| n.fail_gen);
+            }
             Ok(())
         })
     }
@@ -1068,12 +1177,50 @@ impl UdpSocket<'_> {
         self.st.socks.get_mut(self.id)?.priority = prio;
         Ok(())
     }
-    /// `IP_TOS`.
+    /// `IP_TOS`: as Linux's `__ip_sock_set_tos`, a changed TOS also sets
+    /// the socket priority to [`super::rt_tos2priority`] of it (so TOS
+    /// picks the `pfifo_fast` band); a later `SO_PRIORITY` overrides it.
     pub fn set_tos(&mut self, tos: u8) -> Result<(), Errno> {
         let s = self.st.socks.get_mut(self.id)?;
-        s.tos = tos;
-        s.tmpl = None;
+        if s.tos != tos {
+            s.tos = tos;
+            s.priority = super::rt_tos2priority(tos);
+            s.tmpl = None;
+        }
         Ok(())
+    }
+    /// The socket's priority (`SO_PRIORITY` / from `IP_TOS`).
+    pub fn priority(&self) -> Result<u8, Errno> {
+        Ok(self.st.socks.get(self.id)?.priority)
+    }
+    /// The connected flow's hash (`sk_txhash`; 0 while unconnected), which
+    /// every packet of the socket carries (`Mbuf::hash`) for the XPS pick.
+    pub fn tx_hash(&self) -> Result<u32, Errno> {
+        Ok(self.st.socks.get(self.id)?.txhash)
+    }
+    /// The TX queue the socket's flow is cached on (`sk_tx_queue_get`), once
+    /// the output boundary has picked one.
+    pub fn tx_queue(&self) -> Result<Option<usize>, Errno> {
+        Ok(self.st.socks.get(self.id)?.txq.get())
+    }
+    /// True when a send now would be refused before any datagram is built
+    /// (and so counted in `OutDiscards`/`SndbufErrors`): the send buffer is
+    /// full (`sk_wmem_alloc >= sk_sndbuf`, the test `sock_alloc_send_pskb`
+    /// fails with EAGAIN) or the pool has no buffer (ENOBUFS). Counts
+    /// nothing. An application that retries a refused datagram checks this
+    /// first — as a Linux one waits in `poll(POLLOUT)` (`sock_writeable`)
+    /// rather than spinning on EAGAIN — so each datagram is refused, and
+    /// counted, at most once.
+    pub fn would_block(&self) -> Result<bool, Errno> {
+        let s = self.st.socks.get(self.id)?;
+        Ok(s.wmem.in_flight() >= s.sndbuf || self.st.pool.stats().available == 0)
+    }
+    /// `poll(POLLOUT)` for a datagram socket (`datagram_poll` →
+    /// `sock_writeable`): true while less than half the send buffer is in
+    /// flight, the threshold at which Linux wakes a blocked writer.
+    pub fn poll_writable(&self) -> Result<bool, Errno> {
+        let s = self.st.socks.get(self.id)?;
+        Ok(s.wmem.in_flight() < s.sndbuf / 2)
     }
     /// `IP_TTL` (`set_ttl(0)` is EINVAL as in Linux; use the default with `None`).
     pub fn set_ttl(&mut self, ttl: Option<u8>) -> Result<(), Errno> {
