@@ -150,11 +150,7 @@ fn main() -> ExitCode {
             for d in registry().drivers() {
                 let mut lines = wrap(d.help, WIDTH - COL).into_iter();
                 if d.syntax.chars().count() < COL {
-                    println!(
-                        "{:<COL$}{}",
-                        d.syntax,
-                        lines.next().unwrap_or_default()
-                    );
+                    println!("{:<COL$}{}", d.syntax, lines.next().unwrap_or_default());
                 } else {
                     println!("{}", d.syntax);
                 }

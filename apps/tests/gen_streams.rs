@@ -363,7 +363,10 @@ rx_port = 1
     assert_eq!(l["lost"], 0);
     let snmp = &v["stacks"][0]["snmp"];
     assert_eq!(v["stacks"][0]["port"], 0);
-    assert_eq!(v["stacks"][1]["snmp"]["Udp"]["OutDatagrams"], 0, "one table per stack");
+    assert_eq!(
+        v["stacks"][1]["snmp"]["Udp"]["OutDatagrams"], 0,
+        "one table per stack"
+    );
     assert_eq!(snmp["Udp"]["OutDatagrams"], 2000, "{snmp}");
     assert_eq!(snmp["Ip"]["OutRequests"], 2000);
     // The stack answered its peer's ARP: both ports sent more than the datagrams.
@@ -407,7 +410,10 @@ rate = "10 pps"
         s["flags"].to_string().contains("DELIVERED NOTHING"),
         "{out}"
     );
-    assert!(v["failures"].to_string().contains("delivered nothing"), "{out}");
+    assert!(
+        v["failures"].to_string().contains("delivered nothing"),
+        "{out}"
+    );
     // Every datagram the socket took is accounted for as dropped in the stack.
     assert_eq!(s["offered"], s["dropped"]["stack"], "{out}");
     let neigh = &v["stacks"][0]["snmp"]["Neigh"];

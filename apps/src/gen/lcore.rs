@@ -7,9 +7,7 @@
 use super::measure::{latency_histogram, SeqTracker};
 use super::pacer::Pacer;
 use crate::arp;
-use crate::config::{
-    socket_frames, socket_wire, PortIp, Stream, StreamMode, Timing, LATENCY_HDR,
-};
+use crate::config::{socket_frames, socket_wire, PortIp, Stream, StreamMode, Timing, LATENCY_HDR};
 use crate::frame::{parse_latency, PacketGen, Rng, SizeSeq, LAT_MAGIC};
 use hdrhistogram::Histogram;
 use std::net::Ipv4Addr;
@@ -22,6 +20,10 @@ use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
 use wirespeed::runtime::staged::{staged, StagedTx};
 use wirespeed::runtime::{LcoreApp, LcoreCtx};
 use wirespeed::stack::{Errno, PortConf, RouteConf, SnmpSnapshot, SocketId, Stack, StackConfig};
+
+/// Seconds a queue may take nothing while a sender waits before the run is
+/// ended as stalled (Linux's default `watchdog_timeo` is 5 s).
+pub const TX_STALL_S: u64 = 5;
 
 /// Counters one sender publishes (single writer: its lcore).
 ///
@@ -144,6 +146,9 @@ pub struct StackResult {
     /// netdev layer dropped on admission.
     pub staged_offered: u64,
     pub staged_dropped: u64,
+    /// Frames still waiting for ARP in neighbour queues when the run ended
+    /// (dropped with the stack).
+    pub neigh_held: u64,
 }
 
 /// What each lcore reports at the end.
@@ -204,6 +209,10 @@ struct StreamSender {
     start: u64,
     stop: Option<u64>,
     done: bool,
+    /// The queue (or socket) had no room for a due packet this round.
+    blocked: bool,
+    /// TSC since when it has been blocked without a break (0 = not).
+    blocked_since: u64,
 }
 
 #[derive(PartialEq, Eq)]
@@ -268,6 +277,8 @@ impl GenApp {
                 start: 0,
                 stop: None,
                 done: remaining == 0,
+                blocked: false,
+                blocked_since: 0,
                 plan,
             });
         }
@@ -522,6 +533,7 @@ impl GenApp {
     /// One round over the senders: admit, build, hand to the queue.
     fn send_round(&mut self, ctx: &mut LcoreCtx, now: u64) -> bool {
         let mut all_done = true;
+        let mut stalled = None;
         let burst = self.p.burst;
         let stacks = &mut self.stacks;
         for s in self.senders.iter_mut() {
@@ -553,6 +565,7 @@ impl GenApp {
                 s.plan.counters.queue.set(txq.queue() as u64 + 1);
             }
             let room = txq.tx_room(prio);
+            s.blocked = room == 0;
             if s.pending.is_empty() && room > 0 {
                 let want = (burst.min(room) as u64).min(s.remaining) as usize;
                 match s.src.as_mut() {
@@ -626,6 +639,13 @@ impl GenApp {
                                 h[4..10].copy_from_slice(&seq.to_be_bytes()[2..8]);
                                 h[10..18].copy_from_slice(&self.tsc.now().to_be_bytes());
                             }
+                            // Full send buffer or pool: stop for this round and
+                            // offer the same datagram later (a refusal is not a send,
+                            // and nothing is counted twice).
+                            if stack.socket(*sock).would_block().unwrap_or(false) {
+                                s.blocked = true;
+                                break;
+                            }
                             match stack.socket(*sock).send(&buf[..len]) {
                                 Ok(_) => {
                                     s.pacer.admit(now, wire);
@@ -633,7 +653,10 @@ impl GenApp {
                                     *seq += 1;
                                     bytes += (wire - 4 * socket_frames(len as u32, *mtu)) as u64;
                                 }
-                                Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => break,
+                                Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => {
+                                    s.blocked = true;
+                                    break;
+                                }
                                 Err(er) => {
                                     // Counted (and in the stack's SNMP counters); the
                                     // datagram never existed, so no packet is lost.
@@ -738,6 +761,32 @@ impl GenApp {
             if s.remaining == 0 && s.pending.is_empty() {
                 s.done = true;
             }
+            // The TX watchdog (`dev_watchdog`): a queue that has taken
+            // nothing for `TX_STALL_S` while packets wait is reported, and
+            // the run ends instead of hanging.
+            if s.blocked && !s.done {
+                if s.blocked_since == 0 {
+                    s.blocked_since = now;
+                } else if now - s.blocked_since > TX_STALL_S * self.tsc.hz() {
+                    stalled.get_or_insert((s.plan.stream, s.port));
+                }
+            } else {
+                s.blocked_since = 0;
+            }
+        }
+        if let Some((si, port)) = stalled {
+            let name = ctx.port_name(port).to_string();
+            let nq = ctx.tx_queues(port).len().max(1);
+            let txq = ctx.tx_queue(port, si % nq);
+            let why = format!(
+                "port {name} txq {}: took no packet of stream {} for {TX_STALL_S} s (xoff stack {} drv {}, {} in the qdisc): the link is down, the peer is absent or completions stopped",
+                txq.queue(),
+                self.p.streams[si].name,
+                txq.xoff().stack,
+                txq.xoff().drv,
+                txq.backlog_packets(),
+            );
+            self.fail(ctx, why);
         }
         all_done
     }
@@ -824,6 +873,18 @@ impl LcoreApp for GenApp {
                 }
             }
         }
+    }
+
+    /// The drain's hook: frames the ports' stacks still stage go to the
+    /// queues (ARP replies, ICMP, the last datagrams).
+    fn flush_tx(&mut self, ctx: &mut LcoreCtx) -> usize {
+        let mut held = 0;
+        for (st, tx) in self.stacks.iter_mut().flatten() {
+            st.flush();
+            tx.flush(ctx);
+            held += tx.pending();
+        }
+        held
     }
 
     fn on_rx(&mut self, _ctx: &mut LcoreCtx, port: u16, _queue: u16, pkts: &mut Burst) {
@@ -925,6 +986,7 @@ impl LcoreApp for GenApp {
                 snmp: st.counters(),
                 staged_offered: tx.offered,
                 staged_dropped: tx.dropped,
+                neigh_held: st.neighbours().iter().map(|n| n.queued as u64).sum(),
             })
             .collect();
         LcoreResult {

@@ -491,7 +491,11 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
                 .count();
             if let Some(x) = stacks.iter().find(|x| x.port == s.port) {
                 let n = &x.snmp.neigh;
-                let lost = n.unres_discards + n.failed_drops + n.queued_tx_drops + x.staged_dropped;
+                let lost = n.unres_discards
+                    + n.failed_drops
+                    + n.queued_tx_drops
+                    + x.staged_dropped
+                    + x.neigh_held;
                 if socket_streams == 1 {
                     dropped.stack = lost.min(offered);
                 } else if lost > 0 {

@@ -275,7 +275,12 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         if s.mode == StreamMode::Raw {
             // The IPv4 packet inside the largest frame: less FCS, Ethernet
             // header and the VLAN tag when the stream carries one.
-            let tag = if s.vlan != 0 || s.vlan_offload || s.fields.iter().any(|f| f.kind == crate::config::FieldKind::Vlan) {
+            let tag = if s.vlan != 0
+                || s.vlan_offload
+                || s.fields
+                    .iter()
+                    .any(|f| f.kind == crate::config::FieldKind::Vlan)
+            {
                 4
             } else {
                 0
