@@ -550,3 +550,49 @@ fn chain_with_empty_segment_and_short_total_is_padded() {
     assert_eq!(recs[0].data.len(), TX_MIN_PKT_LEN);
     assert_eq!(&recs[0].data[..12], &f[..]);
 }
+
+/// Completion reports the bytes the netdev layer queued to BQL
+/// (`netdev_tx_sent_queue` / `netdev_tx_completed_queue` must match), even
+/// for a frame the driver padded to `ICE_MIN_TX_LEN`, and a dropped frame's
+/// bytes too.
+#[test]
+fn completed_bytes_are_the_bytes_queued_for_padded_and_dropped_frames() {
+    use wirespeed::eal::tsc::Tsc;
+    use wirespeed::netdev::{NetdevQueue, TxqConfig};
+    let m = model(Sink::Count, false, Speed::G100);
+    let mut port = configured(&m, 64, 0);
+    port.start().unwrap();
+    let q = port.ice_tx_queue(0).unwrap();
+    let mut pool = pool(64);
+    let mut nq = NetdevQueue::new(
+        0,
+        "ice-test",
+        Box::new(q),
+        &TxqConfig::default(),
+        Tsc::global(),
+    )
+    .unwrap();
+    let mut b = Burst::new();
+    for (s, len) in [10usize, 60, 12, 16, 17].into_iter().enumerate() {
+        b.push(mbuf(&mut pool, &frame(s as u32, len))).unwrap();
+    }
+    // A chain of 9 segments: more buffers than ICE_MAX_BUF_TXD, dropped.
+    let mut chain = mbuf(&mut pool, &frame(9, 60));
+    for _ in 0..8 {
+        chain.chain(mbuf(&mut pool, &[0u8; 10]));
+    }
+    b.push(chain).unwrap();
+    nq.xmit_burst(&mut b);
+    assert!(nq.flush(5_000_000_000), "{}", nq.snapshot());
+    let s = nq.snapshot();
+    assert_eq!(s.bql.inflight, 0, "{s}");
+    let c = s.counters;
+    assert_eq!(c.sent_packets, 6);
+    assert_eq!(c.completed_packets, 6);
+    assert_eq!(c.sent_bytes, 10 + 60 + 12 + 16 + 17 + 140);
+    assert_eq!(c.completed_bytes, c.sent_bytes, "completed what was queued");
+    assert_eq!(nq.driver().stats().drops.get(), 1);
+    assert_eq!(nq.driver().stats().packets.get(), 5);
+    drop(nq);
+    assert_eq!(pool.stats().in_use, 0);
+}

@@ -814,3 +814,68 @@ fn a_queue_the_device_stopped_is_reported_once() {
     }
     assert!(q.poll_event().is_none(), "reported once");
 }
+
+/// Issue 10 item 3: an oversized frame the driver takes and drops must leave
+/// BQL's in-flight count (`netdev_tx_completed_queue`), or the queue stays
+/// STACK_XOFF for ever.
+#[test]
+fn an_oversized_frame_is_dropped_once_and_does_not_wedge_bql() {
+    use wirespeed::eal::tsc::Tsc;
+    use wirespeed::netdev::{NetdevQueue, TxqConfig};
+    let (mut p, m) = started(cfg(Sink::Count, 0), 256, false);
+    let txq = p.igb_tx_queue(0).unwrap();
+    p.start().unwrap();
+    let mut pool = pool(512);
+    let mut nq = NetdevQueue::new(
+        0,
+        "igb-model",
+        Box::new(txq),
+        &TxqConfig::default(),
+        Tsc::global(),
+    )
+    .unwrap();
+    let total = 1000u32;
+    let bad = 500u32;
+    let mut made = 0u32;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while made < total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queue wedged: {}",
+            nq.snapshot()
+        );
+        nq.poll();
+        let room = nq.tx_room().min(32).min((total - made) as usize);
+        let mut b = Burst::new();
+        for _ in 0..room {
+            let f = if made == bad {
+                vec![0u8; 2000]
+            } else {
+                frame(60 + (made as usize % 1400), made, false, false)
+            };
+            let Some(mut mb) = pool.alloc() else { break };
+            mb.extend_from_slice(&f).unwrap();
+            b.push(mb).unwrap();
+            made += 1;
+        }
+        nq.xmit_burst(&mut b);
+    }
+    assert!(nq.flush(5_000_000_000), "queue wedged: {}", nq.snapshot());
+    assert!(m.wait_idle(Duration::from_secs(5)));
+    let s = nq.snapshot();
+    assert_eq!(s.bql.inflight, 0, "{s}");
+    assert!(!s.xoff.stack && !s.xoff.drv, "{s}");
+    let c = s.counters;
+    assert_eq!(c.offered, u64::from(total));
+    assert_eq!(c.drops(), 0, "nothing dropped above the driver: {s}");
+    let st = p.stats().tx;
+    assert_eq!(st.drops, 1, "the oversized frame, counted once");
+    assert_eq!(st.packets, u64::from(total) - 1);
+    assert_eq!(
+        c.completed_packets,
+        u64::from(total),
+        "taken = completed + dropped"
+    );
+    drop(nq);
+    assert_eq!(pool.stats().in_use, 0);
+}
