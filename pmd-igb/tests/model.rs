@@ -879,3 +879,84 @@ fn an_oversized_frame_is_dropped_once_and_does_not_wedge_bql() {
     drop(nq);
     assert_eq!(pool.stats().in_use, 0);
 }
+
+/// `RxQueue::stop` (`igb_clean_rx_ring`) returns every posted buffer; the
+/// next `rx_burst` re-arms the ring and receives again.
+#[test]
+fn rx_stop_returns_posted_buffers_and_rx_restarts() {
+    let (mut p, m) = started(cfg(Sink::Loopback, 0), 64, true);
+    let mut tq = p.igb_tx_queue(0).unwrap();
+    let mut rq = p.igb_rx_queue(0).unwrap();
+    p.start().unwrap();
+    let mut pool = pool(512);
+    let mut out = Burst::new();
+    assert_eq!(rq.rx_burst(&mut pool, &mut out, 32), 0);
+    assert!(pool.stats().in_use >= 60, "the ring holds its buffers");
+    let mut seq = 0u32;
+    for round in 0..3 {
+        let mut b = Burst::new();
+        for _ in 0..20 {
+            b.push(mbuf(&mut pool, &frame(100, seq, false, false)))
+                .unwrap();
+            seq += 1;
+        }
+        assert_eq!(tq.tx_burst(&mut b), 20);
+        let mut got = 0;
+        for _ in 0..5000 {
+            got += rq.rx_burst(&mut pool, &mut out, 32);
+            out.clear();
+            if got == 20 {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        assert_eq!(got, 20, "round {round}");
+        drain(&m, &mut tq);
+        rq.stop();
+        assert_eq!(pool.stats().in_use, 0, "round {round}: every buffer home");
+        rq.stop();
+        assert_eq!(pool.stats().in_use, 0, "a second stop is harmless");
+    }
+    assert_eq!(p.stats().rx.packets, 60);
+}
+
+/// Issue 10 item 14: a runtime run with an igb RX queue ends with every pool
+/// buffer back (the RX ring's posted buffers returned before the count).
+#[test]
+fn a_runtime_run_with_an_rx_queue_ends_with_the_pool_full() {
+    use wirespeed::eal::CoreList;
+    use wirespeed::runtime::{PollFn, PortSetup, Runtime, RuntimeConfig};
+    set_page_mode(PageMode::Small);
+    let (p, _m) = model_port(cfg(Sink::Loopback, 0)).unwrap();
+    let conf = PortConfig {
+        nb_tx_queues: 1,
+        nb_rx_queues: 1,
+        tx_ring_size: 256,
+        rx_ring_size: 256,
+        tx_offloads: 0,
+        promiscuous: true,
+    };
+    let mut rc = RuntimeConfig::new(CoreList::from_cores(vec![0]));
+    rc.pool.size = 1024;
+    rc.handle_signals = false;
+    rc.stop.polls = Some(20_000);
+    rc.stop.duration = Some(Duration::from_secs(10));
+    let rt = Runtime::new(rc, vec![PortSetup::new(Box::new(p), conf)]).unwrap();
+    let report = rt
+        .run(|_ctx| {
+            let mut sent = 0u32;
+            Ok(PollFn(move |ctx: &mut wirespeed::runtime::LcoreCtx| {
+                if sent < 200 {
+                    let mut b = Burst::new();
+                    let f = frame(200, sent, false, false);
+                    b.push(mbuf(&mut ctx.pool, &f)).unwrap();
+                    ctx.xmit_burst(0, 0, &mut b);
+                    sent += 1;
+                }
+            }))
+        })
+        .unwrap();
+    let l = &report.lcores[0];
+    assert!(l.rx_packets > 0, "frames came back over the loopback");
+    assert_eq!(l.pool.in_use, 0, "every pool buffer back: {:?}", l.pool);
+}
