@@ -490,7 +490,11 @@ fn loopback_rx_delivers_frames_with_checksum_flags() {
     let mut rq = p.igb_rx_queue(0).unwrap();
     p.start().unwrap();
     assert!(p.link().up);
-    assert_eq!(p.link().speed_mbps, 1000);
+    assert_eq!(
+        p.link().speed_mbps,
+        0,
+        "an unlimited model has no line rate"
+    );
     let mut pool = pool(512);
     let mut out = Burst::new();
     // Fill the RX ring first.
@@ -959,4 +963,41 @@ fn a_runtime_run_with_an_rx_queue_ends_with_the_pool_full() {
     let l = &report.lcores[0];
     assert!(l.rx_packets > 0, "frames came back over the loopback");
     assert_eq!(l.pool.in_use, 0, "every pool buffer back: {:?}", l.pool);
+}
+
+/// Issue 10 item 9: the link speed a model port reports is the modeled line
+/// rate (`igb-model?speed=unlimited` used to say 1000 Mbit/s), and STATUS
+/// carries the modeled 10/100/1000 speed.
+#[test]
+fn model_link_speed_is_the_modeled_line_rate() {
+    let mut r = wirespeed::ethdev::Registry::with_builtins();
+    pmd_igb::register(&mut r);
+    for (spec, mbps, status) in [
+        ("igb-model?speed=unlimited", 0, STATUS_SPEED_1000),
+        ("igb-model?speed=1g", 1000, STATUS_SPEED_1000),
+        ("igb-model?speed=100m", 100, STATUS_SPEED_100),
+        ("igb-model?speed=10m", 10, STATUS_SPEED_10),
+    ] {
+        let (mut p, m) = pmd_igb::model_port(
+            pmd_igb::model_config(&wirespeed::ethdev::DevSpec::parse(spec).unwrap()).unwrap(),
+        )
+        .unwrap();
+        p.configure(&PortConfig::default()).unwrap();
+        p.start().unwrap();
+        let l = p.link();
+        assert!(l.up, "{spec}");
+        assert_eq!(l.speed_mbps, mbps, "{spec}");
+        assert_eq!(
+            u64::from(l.speed_mbps) * 1_000_000,
+            p.info().line_rate_bps,
+            "{spec}"
+        );
+        assert_eq!(m.read32(STATUS) & STATUS_SPEED_MASK, status, "{spec}");
+        let p2 = r.open(spec).unwrap();
+        assert_eq!(
+            p2.info().line_rate_bps,
+            u64::from(mbps) * 1_000_000,
+            "{spec}"
+        );
+    }
 }

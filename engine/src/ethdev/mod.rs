@@ -89,7 +89,8 @@ impl std::str::FromStr for MacAddr {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct LinkStatus {
     pub up: bool,
-    /// Mbit/s; 0 when down or unknown.
+    /// Mbit/s; 0 when down, or when the link has no line rate (software
+    /// ports, a device model at unlimited speed).
     pub speed_mbps: u32,
     pub full_duplex: bool,
 }
