@@ -407,25 +407,37 @@ impl Mempool {
 /// buffer across two pages that may not be adjacent in physical memory, nor
 /// across two IOMMU mappings. Objects larger than a page may cross (DPDK
 /// then needs the pages physically contiguous; here, IOVA-contiguous memory).
+///
+/// A new page's first object starts at a colour offset inside the page's
+/// spare bytes, so that with one buffer per 4 KiB page the headers do not
+/// all land in the same few L1 sets (the job DPDK's object spreading,
+/// `RTE_MEMPOOL_F_NO_SPREAD` unset, does for memory channels).
 #[inline]
 fn place_object(off: usize, obj_size: usize, page: usize) -> usize {
-    if obj_size <= page && off / page != (off + obj_size - 1) / page {
-        off.next_multiple_of(page)
-    } else {
-        off
+    if obj_size > page || off / page == (off + obj_size - 1) / page {
+        return off;
     }
+    let next = off.next_multiple_of(page);
+    next + page_colour(next / page, obj_size, page)
+}
+
+/// Offset (a multiple of 64) of the first object in page `index`: cycles
+/// through the bytes a page has to spare after its whole objects.
+#[inline]
+fn page_colour(index: usize, obj_size: usize, page: usize) -> usize {
+    let spare = page - (page / obj_size) * obj_size;
+    (index % (spare / 64 + 1)) * 64
 }
 
 /// Bytes `n` objects take laid out by [`place_object`] on `page`-sized pages
-/// (DPDK's `rte_mempool_op_calc_mem_size_helper` for page-aligned memory).
+/// (DPDK's `rte_mempool_op_calc_mem_size_helper`, page-aligned memory): a
+/// page per `page / obj_size` objects.
 fn pool_bytes(obj_size: usize, n: usize, page: usize) -> usize {
     let per_page = page / obj_size;
     if per_page == 0 {
         return obj_size * n;
     }
-    let full = (n - 1) / per_page;
-    let in_last = n - full * per_page;
-    full * page + in_last * obj_size
+    n.div_ceil(per_page) * page
 }
 
 impl Drop for Mempool {
@@ -599,7 +611,11 @@ mod tests {
     #[test]
     fn placement_skips_to_the_next_page_only_when_an_object_would_cross() {
         assert_eq!(place_object(0, 2304, 4096), 0);
-        assert_eq!(place_object(2304, 2304, 4096), 4096);
+        // Page 1 starts one cache line in (its colour), page 2 two, …
+        assert_eq!(place_object(2304, 2304, 4096), 4096 + 64);
+        assert_eq!(place_object(4096 + 64 + 2304, 2304, 4096), 8192 + 128);
+        // 1792 spare bytes: 29 colours, then back to 0.
+        assert_eq!(place_object(29 * 4096 - 1, 2304, 4096), 29 * 4096);
         assert_eq!(
             place_object(1792, 2304, 4096),
             1792,
@@ -610,9 +626,11 @@ mod tests {
             100,
             "larger than a page: may cross"
         );
-        assert_eq!(pool_bytes(2304, 1, 4096), 2304);
-        assert_eq!(pool_bytes(2304, 3, 4096), 2 * 4096 + 2304);
-        assert_eq!(pool_bytes(1024, 8, 4096), 4096 + 4 * 1024);
+        // 1024-byte objects fill a page: no spare bytes, no colour.
+        assert_eq!(place_object(4096 - 512, 1024, 4096), 4096);
+        assert_eq!(pool_bytes(2304, 1, 4096), 4096);
+        assert_eq!(pool_bytes(2304, 3, 4096), 3 * 4096);
+        assert_eq!(pool_bytes(1024, 8, 4096), 2 * 4096);
         assert_eq!(pool_bytes(9000, 3, 4096), 27_000);
     }
 
