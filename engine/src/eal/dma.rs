@@ -457,6 +457,12 @@ pub fn register_mapper(m: Arc<dyn DmaMapper>) -> Result<(), DmaError> {
     Ok(())
 }
 
+/// Whether any mapper (a VFIO container: a device behind an IOMMU) is
+/// registered.
+pub fn has_mappers() -> bool {
+    !MAPPERS.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+}
+
 /// Removes a mapper (by identity) without unmapping.
 pub fn unregister_mapper(m: &Arc<dyn DmaMapper>) {
     MAPPERS
