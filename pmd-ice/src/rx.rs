@@ -217,19 +217,47 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
     fn stats(&self) -> Arc<QueueStats> {
         self.stats.clone()
     }
+
+    /// Plays the part of `ice_clean_rx_ring` (from `ice_down`, after
+    /// `ice_vsi_stop_all_rx_rings`): disables the queue, then returns every
+    /// posted buffer to its pool. The next `rx_burst` fills the ring again
+    /// and re-programs the queue context (head 0), as at first start.
+    fn stop(&mut self) {
+        self.disable();
+        for s in self.sw.iter_mut() {
+            drop(s.take());
+        }
+        self.ntc = 0;
+        self.nb_hold = 0;
+    }
+}
+
+impl<R: RegisterSpace> IceRxQueue<R> {
+    /// Clears `QRX_CTRL.QENA_REQ` and waits (bounded) for `QENA_STAT` to
+    /// fall, so the device writes no more descriptors or buffers.
+    fn disable(&mut self) {
+        if !self.enabled {
+            return;
+        }
+        let q = self.abs_q as u32;
+        self.regs.write32(qrx_ctrl(q), 0);
+        let t0 = Instant::now();
+        while self.regs.read32(qrx_ctrl(q)) & QRX_CTRL_QENA_STAT != 0 {
+            if t0.elapsed() > Duration::from_millis(100) {
+                tracing::warn!(
+                    queue = self.q,
+                    "ice: RX queue did not report disabled (QENA_STAT)"
+                );
+                break;
+            }
+            std::thread::yield_now();
+        }
+        self.enabled = false;
+    }
 }
 
 impl<R: RegisterSpace> Drop for IceRxQueue<R> {
     fn drop(&mut self) {
-        if self.enabled {
-            let q = self.abs_q as u32;
-            self.regs.write32(qrx_ctrl(q), 0);
-            let t0 = Instant::now();
-            while self.regs.read32(qrx_ctrl(q)) & QRX_CTRL_QENA_STAT != 0
-                && t0.elapsed() < Duration::from_millis(100)
-            {
-                std::thread::yield_now();
-            }
-        }
+        self.disable();
     }
 }

@@ -41,6 +41,9 @@ pub struct IceTxQueue<R: RegisterSpace> {
     n: u32,
     /// Mbuf of each packet, stored at its last descriptor.
     sw: Vec<Option<Mbuf>>,
+    /// Length of that packet as it was offered (before any padding): the
+    /// bytes the netdev layer queued to BQL, so the bytes completion reports.
+    sw_len: Box<[u32]>,
     ntu: u32,
     ntc: u32,
     free: u32,
@@ -106,6 +109,7 @@ impl<R: RegisterSpace> IceTxQueue<R> {
             ring,
             n,
             sw: (0..n).map(|_| None).collect(),
+            sw_len: vec![0u32; n as usize].into_boxed_slice(),
             ntu: 0,
             ntc: 0,
             free: n - 1,
@@ -192,7 +196,7 @@ impl<R: RegisterSpace> IceTxQueue<R> {
             loop {
                 if let Some(m) = self.sw[i as usize].take() {
                     pkts += 1;
-                    bytes += m.pkt_len() as u64;
+                    bytes += u64::from(self.sw_len[i as usize]);
                     drop(m);
                 }
                 freed += 1;
@@ -225,10 +229,10 @@ impl<R: RegisterSpace> IceTxQueue<R> {
         self.reclaim(u32::MAX);
         let mut dropped = 0u64;
         let mut bytes = 0u64;
-        for s in self.sw.iter_mut() {
-            if let Some(m) = s.take() {
+        for (s, &len) in self.sw.iter_mut().zip(self.sw_len.iter()) {
+            if s.take().is_some() {
                 dropped += 1;
-                bytes += m.pkt_len() as u64;
+                bytes += u64::from(len);
             }
         }
         self.stats.drops.add(dropped);
@@ -244,11 +248,13 @@ impl<R: RegisterSpace> IceTxQueue<R> {
 
     /// A packet this queue cannot send: freed, counted in `drops`, and
     /// reported complete on the next `clean` so queue accounting balances.
+    /// `len` is its length as offered (what BQL was told).
     #[cold]
-    fn drop_packet(&mut self, m: Mbuf) {
+    fn drop_packet(&mut self, m: Mbuf, len: usize) {
+        drop(m);
         self.stats.drops.add(1);
         self.pending.packets += 1;
-        self.pending.bytes += m.pkt_len() as u64;
+        self.pending.bytes += len as u64;
     }
 
     /// Asks for write ownership of the ring lines the next `n` descriptors
@@ -367,13 +373,16 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
         let mut taken = 0usize;
         let mut last_eop = u32::MAX;
         while let Some(mut m) = pkts.pop_front() {
+            // The length the caller queued to BQL (`netdev_tx_sent_queue`);
+            // completion reports exactly this, padding or not.
+            let offered_len = m.pkt_len();
             // skb_put_padto(skb, ICE_MIN_TX_LEN): the part flags shorter frames.
             if m.pkt_len() < TX_MIN_PKT_LEN {
                 let pad = TX_MIN_PKT_LEN - m.pkt_len();
                 match m.append(pad) {
                     Ok(b) => b.fill(0),
                     Err(_) => {
-                        self.drop_packet(m);
+                        self.drop_packet(m, offered_len);
                         taken += 1;
                         continue;
                     }
@@ -383,7 +392,7 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
             // for one frame (no TSO in safe mode) → dropped and counted.
             let need = Self::descs_needed(&m);
             if need > MAX_BUF_TXD || m.pkt_len() > MAX_FRAME_SIZE {
-                self.drop_packet(m);
+                self.drop_packet(m, offered_len);
                 taken += 1;
                 continue;
             }
@@ -445,6 +454,7 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
                 used = k as u32;
             }
             self.sw[last as usize] = Some(m);
+            self.sw_len[last as usize] = offered_len as u32;
             self.ntu = i;
             self.free -= used;
             self.since_rs += used;

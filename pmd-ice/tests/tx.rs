@@ -550,3 +550,91 @@ fn chain_with_empty_segment_and_short_total_is_padded() {
     assert_eq!(recs[0].data.len(), TX_MIN_PKT_LEN);
     assert_eq!(&recs[0].data[..12], &f[..]);
 }
+
+/// Completion reports the bytes the netdev layer queued to BQL
+/// (`netdev_tx_sent_queue` / `netdev_tx_completed_queue` must match), even
+/// for a frame the driver padded to `ICE_MIN_TX_LEN`, and a dropped frame's
+/// bytes too.
+#[test]
+fn completed_bytes_are_the_bytes_queued_for_padded_and_dropped_frames() {
+    use wirespeed::eal::tsc::Tsc;
+    use wirespeed::netdev::{NetdevQueue, TxqConfig};
+    let m = model(Sink::Count, false, Speed::G100);
+    let mut port = configured(&m, 64, 0);
+    port.start().unwrap();
+    let q = port.ice_tx_queue(0).unwrap();
+    let mut pool = pool(64);
+    let mut nq = NetdevQueue::new(
+        0,
+        "ice-test",
+        Box::new(q),
+        &TxqConfig::default(),
+        Tsc::global(),
+    )
+    .unwrap();
+    let mut b = Burst::new();
+    for (s, len) in [10usize, 60, 12, 16, 17].into_iter().enumerate() {
+        b.push(mbuf(&mut pool, &frame(s as u32, len))).unwrap();
+    }
+    // A chain of 9 segments: more buffers than ICE_MAX_BUF_TXD, dropped.
+    let mut chain = mbuf(&mut pool, &frame(9, 60));
+    for _ in 0..8 {
+        chain.chain(mbuf(&mut pool, &[0u8; 10]));
+    }
+    b.push(chain).unwrap();
+    nq.xmit_burst(&mut b);
+    assert!(nq.flush(5_000_000_000), "{}", nq.snapshot());
+    let s = nq.snapshot();
+    assert_eq!(s.bql.inflight, 0, "{s}");
+    let c = s.counters;
+    assert_eq!(c.sent_packets, 6);
+    assert_eq!(c.completed_packets, 6);
+    assert_eq!(c.sent_bytes, 10 + 60 + 12 + 16 + 17 + 140);
+    assert_eq!(c.completed_bytes, c.sent_bytes, "completed what was queued");
+    assert_eq!(nq.driver().stats().drops.get(), 1);
+    assert_eq!(nq.driver().stats().packets.get(), 5);
+    drop(nq);
+    assert_eq!(pool.stats().in_use, 0);
+}
+
+/// `RxQueue::stop` (`ice_clean_rx_ring`) returns every posted buffer; the
+/// next `rx_burst` fills the ring, re-enables the queue and receives again.
+#[test]
+fn rx_stop_returns_posted_buffers_and_rx_restarts() {
+    use wirespeed::ethdev::RxQueue;
+    let m = model(Sink::Loopback, false, Speed::G100);
+    let mut port = configured(&m, 64, 0);
+    port.start().unwrap();
+    let mut txq = port.ice_tx_queue(0).unwrap();
+    let mut rxq = port.ice_rx_queue(0).unwrap();
+    let mut pool = pool(512);
+    let mut got = Burst::new();
+    let mut seq = 0u32;
+    for round in 0..3 {
+        assert_eq!(rxq.rx_burst(&mut pool, &mut got, 32), 0);
+        assert!(
+            pool.stats().in_use >= 128,
+            "round {round}: the ring holds its buffers"
+        );
+        let mut b = Burst::new();
+        for _ in 0..20 {
+            b.push(mbuf(&mut pool, &frame(seq, 100))).unwrap();
+            seq += 1;
+        }
+        assert_eq!(txq.tx_burst(&mut b), 20);
+        let mut n = 0;
+        wait_until("frames looped back", || {
+            txq.clean(usize::MAX);
+            n += rxq.rx_burst(&mut pool, &mut got, 32);
+            got.clear();
+            n == 20
+        });
+        wait_until("tx completions", || {
+            txq.clean(usize::MAX);
+            txq.in_flight() == 0
+        });
+        rxq.stop();
+        assert_eq!(pool.stats().in_use, 0, "round {round}: every buffer home");
+    }
+    assert_eq!(rxq.stats().packets.get(), 60);
+}

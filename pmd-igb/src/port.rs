@@ -267,8 +267,15 @@ impl<R: RegisterSpace> Port for IgbPort<R> {
         Ok(())
     }
 
+    /// Link state from STATUS; on the model, the speed is the modeled line
+    /// rate, so an unlimited model reports 0 (no line rate) rather than the
+    /// 1000 Mbit/s its STATUS register shows.
     fn link(&self) -> LinkStatus {
-        self.hw.link()
+        let mut l = self.hw.link();
+        if l.up && self.model.is_some() {
+            l.speed_mbps = (self.line_rate_bps / 1_000_000) as u32;
+        }
+        l
     }
 
     fn mac(&self) -> MacAddr {

@@ -183,6 +183,11 @@ pub const STATUS_FD: u32 = 1 << 0;
 pub const STATUS_LU: u32 = 1 << 1;
 pub const STATUS_SPEED_SHIFT: u32 = 6;
 pub const STATUS_SPEED_MASK: u32 = 0x3 << 6;
+/// `e1000_defines.h`: `E1000_STATUS_SPEED_10` 0x00000000.
+pub const STATUS_SPEED_10: u32 = 0x0 << 6;
+/// `e1000_defines.h`: `E1000_STATUS_SPEED_100` 0x00000040.
+pub const STATUS_SPEED_100: u32 = 0x1 << 6;
+/// `e1000_defines.h`: `E1000_STATUS_SPEED_1000` 0x00000080.
 pub const STATUS_SPEED_1000: u32 = 0x2 << 6;
 pub const STATUS_GIO_MASTER_EN: u32 = 1 << 19;
 

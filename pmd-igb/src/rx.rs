@@ -29,7 +29,13 @@ pub struct IgbRxQueue<R: RegisterSpace> {
     refills: u64,
     stats: Arc<QueueStats>,
     warned_pool: bool,
+    /// Stopped by [`RxQueue::stop`]: the next `rx_burst` re-enables.
+    stopped: bool,
 }
+
+/// RXDCTL: PTHRESH 8, HTHRESH 8, WTHRESH 1, ENABLE — each descriptor is
+/// written back at once (no interrupt timer would flush a partial batch).
+const RXDCTL_VALUE: u32 = 8 | (8 << 8) | (1 << 16) | XDCTL_ENABLE;
 
 // SAFETY: the queue exclusively owns its ring and the mbufs in `sw`; moving it
 // to its lcore moves that ownership. Registers go through `R: Send + Sync`.
@@ -55,9 +61,7 @@ impl<R: RegisterSpace> IgbRxQueue<R> {
         regs.write32(srrctl(qi), SRRCTL_DESCTYPE_ADV_ONEBUF | RX_BUF_KB);
         regs.write32(rdh(qi), 0);
         regs.write32(rdt(qi), 0);
-        // PTHRESH 8, HTHRESH 8, WTHRESH 1: each descriptor is written back at
-        // once (no interrupt timer would flush a partial batch).
-        regs.write32(rxdctl(qi), 8 | (8 << 8) | (1 << 16) | XDCTL_ENABLE);
+        regs.write32(rxdctl(qi), RXDCTL_VALUE);
         Ok(IgbRxQueue {
             regs,
             q,
@@ -71,6 +75,7 @@ impl<R: RegisterSpace> IgbRxQueue<R> {
             refills: 0,
             stats,
             warned_pool: false,
+            stopped: false,
         })
     }
 
@@ -100,6 +105,21 @@ impl<R: RegisterSpace> IgbRxQueue<R> {
             self.tail - self.next
         } else {
             self.n - self.next + self.tail
+        }
+    }
+
+    /// Clears RXDCTL.ENABLE and waits (bounded) until the device reports the
+    /// queue disabled, so it writes no more descriptors or buffers.
+    fn disable(&self) {
+        let qi = u32::from(self.q);
+        self.regs.write32(rxdctl(qi), 0);
+        let ok = crate::hw::wait_for(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_micros(100),
+            || self.regs.read32(rxdctl(qi)) & XDCTL_ENABLE == 0,
+        );
+        if !ok {
+            tracing::warn!("igb rx queue {} did not stop within 100 ms", self.q);
         }
     }
 
@@ -160,6 +180,12 @@ impl<R: RegisterSpace> RxQueue for IgbRxQueue<R> {
     /// descriptor with DD, hands its mbuf up with the length and checksum
     /// flags, then refills in batches of [`RX_FREE_THRESH`].
     fn rx_burst(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
+        if self.stopped {
+            // Re-enable (`igb_configure_rx_ring`): the ring is empty and
+            // RDT == RDH, so the refill below arms it again.
+            self.regs.write32(rxdctl(u32::from(self.q)), RXDCTL_VALUE);
+            self.stopped = false;
+        }
         let empty_slots = self.n - 1 - self.armed();
         if self.armed() == 0 || empty_slots >= RX_FREE_THRESH {
             self.refill(pool);
@@ -223,19 +249,38 @@ impl<R: RegisterSpace> RxQueue for IgbRxQueue<R> {
     fn stats(&self) -> Arc<QueueStats> {
         self.stats.clone()
     }
+
+    /// Plays the part of `igb_clean_rx_ring` (from `igb_down`): disables the
+    /// queue, then returns every posted buffer to its pool. Frames the device
+    /// wrote but `rx_burst` had not taken are discarded with their buffers,
+    /// as Linux does. The ring restarts empty at the device's head: RDT is
+    /// set to RDH, so the device owns no descriptor until the next refill.
+    fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.disable();
+        for s in self.sw.iter_mut() {
+            drop(s.take());
+        }
+        let qi = u32::from(self.q);
+        let head = self.regs.read32(rdh(qi));
+        let head = if head < u32::from(self.n) {
+            head as u16
+        } else {
+            0
+        };
+        self.next = head;
+        self.tail = head;
+        self.regs.write32(rdt(qi), u32::from(head));
+        self.stopped = true;
+    }
 }
 
 impl<R: RegisterSpace> Drop for IgbRxQueue<R> {
     fn drop(&mut self) {
-        let qi = u32::from(self.q);
-        self.regs.write32(rxdctl(qi), 0);
-        let ok = crate::hw::wait_for(
-            std::time::Duration::from_millis(100),
-            std::time::Duration::from_micros(100),
-            || self.regs.read32(rxdctl(qi)) & XDCTL_ENABLE == 0,
-        );
-        if !ok {
-            tracing::warn!("igb rx queue {} did not stop within 100 ms", self.q);
+        if !self.stopped {
+            self.disable();
         }
         // The mbufs in `sw` go back to their pools; the ring is unmapped after.
         for s in self.sw.iter_mut() {

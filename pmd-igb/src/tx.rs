@@ -221,6 +221,17 @@ impl<R: RegisterSpace> IgbTxQueue<R> {
         done
     }
 
+    /// A packet this queue took but will not send: freed, and its bytes
+    /// added to what the next `clean` reports (the caller counts it in
+    /// `drops`).
+    #[cold]
+    fn drop_packet(&mut self, m: Option<Mbuf>) {
+        if let Some(m) = m {
+            self.pending.packets += 1;
+            self.pending.bytes += m.pkt_len() as u64;
+        }
+    }
+
     /// The context descriptor fields for `m`'s offloads, or `None` when it
     /// asks for none.
     #[inline]
@@ -341,8 +352,13 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
             let len = m.pkt_len();
             let segs = m.nb_segs();
             if !(MIN_FRAME..=MAX_FRAME).contains(&len) || segs + 1 >= self.n as usize {
-                // Malformed for this NIC: counted, never handed to the device.
-                drop(pkts.pop_front());
+                // Malformed for this NIC: never handed to the device. Like
+                // `igb_xmit_frame_ring`'s drop path (`dev_kfree_skb_any`,
+                // NETDEV_TX_OK) it is taken; it is counted once in `drops`
+                // and reported complete on the next `clean`, so the bytes the
+                // netdev layer queued to BQL (`netdev_tx_sent_queue`) leave
+                // the in-flight count (`netdev_tx_completed_queue`).
+                self.drop_packet(pkts.pop_front());
                 drops += 1;
                 taken += 1;
                 continue;

@@ -807,6 +807,15 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
 }
 
 /// Prints the final table.
+/// The speed part of a port's summary line: `1000 Mbit/s`, or `no line
+/// rate` for an up link without one (software ports, an unlimited model).
+fn link_speed_text(up: bool, mbps: u32) -> String {
+    match (up, mbps) {
+        (true, 0) => "no line rate".into(),
+        (_, m) => format!("{m} Mbit/s"),
+    }
+}
+
 pub fn print_summary(s: &Summary) {
     println!(
         "wirespeed gen: {} packets, {} bytes in {:.3} s = {:.3} Mpps, L2 {:.3} Gbit/s, L1 {:.3} Gbit/s, {:.1} cycles/packet, drops {}",
@@ -874,11 +883,11 @@ pub fn print_summary(s: &Summary) {
     }
     for p in &s.ports {
         println!(
-            "  port {} [{}] link {} {} Mbit/s, offloads {}: tx {} pkts {} bytes, errors {}, drops {}, rx {} pkts{}",
+            "  port {} [{}] link {} {}, offloads {}: tx {} pkts {} bytes, errors {}, drops {}, rx {} pkts{}",
             p.spec,
             p.driver,
             if p.link_up { "up" } else { "down" },
-            p.link_speed_mbps,
+            link_speed_text(p.link_up, p.link_speed_mbps),
             p.offloads,
             p.tx_packets,
             p.tx_bytes,

@@ -100,7 +100,32 @@ struct RegionInner {
     len: usize,
     iova: u64,
     huge: bool,
+    /// Per-page IOVAs when the region is not IOVA-contiguous (IOVA mode `pa`
+    /// over pages that are not physically adjacent); `None` when it is.
+    pages: Option<Box<[u64]>>,
+    /// The region as runs of IOVA-contiguous memory: what the IOMMU (and a
+    /// device model's [`IovaMap`]) maps. One run when IOVA-contiguous.
+    runs: Vec<IovaRun>,
     _map: memmap2::MmapMut,
+}
+
+/// A stretch of a region whose IOVAs are contiguous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IovaRun {
+    iova: u64,
+    /// Offset into the region.
+    off: usize,
+    len: usize,
+}
+
+impl RegionInner {
+    fn page_size(&self) -> usize {
+        if self.huge {
+            HUGE
+        } else {
+            SMALL
+        }
+    }
 }
 
 // SAFETY: the region is plain memory that stays mapped while any Arc lives;
@@ -142,13 +167,44 @@ impl DmaRegion {
         Self::alloc_with(len, page_mode(), iova_mode())
     }
 
-    /// Allocates with explicit modes. Memory is zeroed and populated.
+    /// Allocates with explicit modes. Memory is zeroed and populated. The
+    /// region is IOVA-contiguous (descriptor rings need that): in IOVA mode
+    /// `pa` over pages that are not physically adjacent this is
+    /// [`DmaError::NotContiguous`].
     pub fn alloc_with(len: usize, pages: PageMode, iova: IovaMode) -> Result<DmaRegion, DmaError> {
-        let len = len.max(1);
+        Self::alloc_inner(pages, iova, true, |_| len)
+    }
+
+    /// Allocates memory for objects that never cross a page boundary (a
+    /// mempool's): `len_for(page_size)` gives the bytes needed once the page
+    /// size (2 MiB or 4 KiB, as the page mode resolves) is known. The region
+    /// need not be IOVA-contiguous: in IOVA mode `pa` each page keeps its own
+    /// physical address ([`DmaRegion::iova_at`] looks it up), as DPDK's
+    /// `rte_mempool_populate_virt` populates "the largest group of
+    /// contiguous pages" at a time.
+    pub fn alloc_paged(
+        pages: PageMode,
+        iova: IovaMode,
+        len_for: impl Fn(usize) -> usize,
+    ) -> Result<DmaRegion, DmaError> {
+        Self::alloc_inner(pages, iova, false, len_for)
+    }
+
+    fn alloc_inner(
+        pages: PageMode,
+        iova: IovaMode,
+        need_contig: bool,
+        len_for: impl Fn(usize) -> usize,
+    ) -> Result<DmaRegion, DmaError> {
+        let huge_len = len_for(HUGE).max(1);
+        let small_len = len_for(SMALL).max(1);
         let (map, huge) = match pages {
-            PageMode::Huge => (map_huge(len).ok_or(DmaError::NoHugepages { len })?, true),
-            PageMode::Small => (map_small(len)?, false),
-            PageMode::Auto => match map_huge(len) {
+            PageMode::Huge => (
+                map_huge(huge_len).ok_or(DmaError::NoHugepages { len: huge_len })?,
+                true,
+            ),
+            PageMode::Small => (map_small(small_len)?, false),
+            PageMode::Auto => match map_huge(huge_len) {
                 Some(m) => (m, true),
                 None => {
                     FALLBACK_WARNING.call_once(|| {
@@ -158,33 +214,64 @@ impl DmaRegion {
                              --no-huge silences this)"
                         )
                     });
-                    (map_small(len)?, false)
+                    (map_small(small_len)?, false)
                 }
             },
         };
-        let mut map = map;
+        Self::register(map, huge, iova, need_contig)
+    }
+
+    /// Lists a fresh mapping in the IOVA table (after working out its
+    /// IOVAs) and tells every mapper.
+    fn register(
+        mut map: memmap2::MmapMut,
+        huge: bool,
+        iova: IovaMode,
+        need_contig: bool,
+    ) -> Result<DmaRegion, DmaError> {
+        let len = map.len();
         let va = NonNull::new(map.as_mut_ptr()).ok_or(DmaError::Alloc {
             len,
             why: "null mapping".into(),
         })?;
-        let len = map.len();
-        let iova_base = match iova {
-            IovaMode::Va => va.as_ptr() as u64,
-            IovaMode::Pa => physical_contiguous(va.as_ptr() as u64, len, huge)?,
+        let page = if huge { HUGE } else { SMALL };
+        let (pages, runs) = match iova {
+            IovaMode::Va => (
+                None,
+                vec![IovaRun {
+                    iova: va.as_ptr() as u64,
+                    off: 0,
+                    len,
+                }],
+            ),
+            IovaMode::Pa => {
+                let pas = physical_pages(va.as_ptr() as u64, len, page)?;
+                let runs = iova_runs(&pas, page, len);
+                if runs.len() == 1 {
+                    (None, runs)
+                } else if need_contig {
+                    return Err(DmaError::NotContiguous);
+                } else {
+                    (Some(pas.into_boxed_slice()), runs)
+                }
+            }
         };
+        let iova_base = runs[0].iova;
         let inner = Arc::new(RegionInner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             va,
             len,
             iova: iova_base,
             huge,
+            pages,
+            runs,
             _map: map,
         });
         let mappers: Vec<_> = MAPPERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (i, m) in mappers.iter().enumerate() {
-            if let Err(why) = m.map(va.as_ptr() as u64, iova_base, len) {
+            if let Err(why) = map_runs(m.as_ref(), &inner) {
                 for done in &mappers[..i] {
-                    done.unmap(iova_base, len);
+                    unmap_runs(done.as_ref(), &inner);
                 }
                 return Err(DmaError::Map {
                     mapper: m.name(),
@@ -219,15 +306,35 @@ impl DmaRegion {
         self.inner.iova
     }
 
-    /// Device address of `offset` bytes into the region.
+    /// Device address of `offset` bytes into the region (looked up per page
+    /// when the region is not IOVA-contiguous). Bytes `offset..offset + n`
+    /// are contiguous for the device only within one page, unless
+    /// [`DmaRegion::iova_contiguous`].
     pub fn iova_at(&self, offset: usize) -> u64 {
         debug_assert!(offset <= self.inner.len);
-        self.inner.iova + offset as u64
+        match &self.inner.pages {
+            None => self.inner.iova + offset as u64,
+            Some(p) => {
+                let ps = self.inner.page_size();
+                p[offset / ps] + (offset % ps) as u64
+            }
+        }
+    }
+
+    /// Whether the device sees the whole region at consecutive IOVAs (IOVA
+    /// mode `va`, or physically contiguous pages in mode `pa`).
+    pub fn iova_contiguous(&self) -> bool {
+        self.inner.pages.is_none()
     }
 
     /// Whether the region sits on 2 MiB hugepages.
     pub fn is_huge(&self) -> bool {
         self.inner.huge
+    }
+
+    /// Size of the pages backing the region (2 MiB or 4 KiB).
+    pub fn page_size(&self) -> usize {
+        self.inner.page_size()
     }
 }
 
@@ -241,8 +348,26 @@ impl Drop for DmaRegion {
         GENERATION.fetch_add(1, Ordering::Release);
         let mappers: Vec<_> = MAPPERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for m in mappers {
-            m.unmap(self.inner.iova, self.inner.len);
+            unmap_runs(m.as_ref(), &self.inner);
         }
+    }
+}
+
+fn map_runs(m: &dyn DmaMapper, r: &RegionInner) -> Result<(), String> {
+    for (i, run) in r.runs.iter().enumerate() {
+        if let Err(e) = m.map(r.va.as_ptr() as u64 + run.off as u64, run.iova, run.len) {
+            for done in &r.runs[..i] {
+                m.unmap(done.iova, done.len);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn unmap_runs(m: &dyn DmaMapper, r: &RegionInner) {
+    for run in &r.runs {
+        m.unmap(run.iova, run.len);
     }
 }
 
@@ -293,17 +418,29 @@ pub fn virt_to_phys(va: u64) -> Result<u64, DmaError> {
     Ok(pfn * page + va % page)
 }
 
-fn physical_contiguous(va: u64, len: usize, huge: bool) -> Result<u64, DmaError> {
-    let base = virt_to_phys(va)?;
-    let step = if huge { HUGE } else { SMALL };
-    let mut off = step;
-    while off < len {
-        if virt_to_phys(va + off as u64)? != base + off as u64 {
-            return Err(DmaError::NotContiguous);
+/// Physical address of each `page`-sized page of `va..va + len`.
+fn physical_pages(va: u64, len: usize, page: usize) -> Result<Vec<u64>, DmaError> {
+    (0..len.div_ceil(page))
+        .map(|i| virt_to_phys(va + (i * page) as u64))
+        .collect()
+}
+
+/// Coalesces per-page addresses into IOVA-contiguous runs.
+fn iova_runs(pas: &[u64], page: usize, len: usize) -> Vec<IovaRun> {
+    let mut runs: Vec<IovaRun> = Vec::new();
+    for (i, &pa) in pas.iter().enumerate() {
+        let off = i * page;
+        let plen = page.min(len - off);
+        match runs.last_mut() {
+            Some(r) if r.iova + r.len as u64 == pa => r.len += plen,
+            _ => runs.push(IovaRun {
+                iova: pa,
+                off,
+                len: plen,
+            }),
         }
-        off += step;
     }
-    Ok(base)
+    runs
 }
 
 /// Registers a mapper; it is told about every existing region now and every
@@ -311,14 +448,19 @@ fn physical_contiguous(va: u64, len: usize, huge: bool) -> Result<u64, DmaError>
 pub fn register_mapper(m: Arc<dyn DmaMapper>) -> Result<(), DmaError> {
     let regions: Vec<_> = TABLE.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for r in &regions {
-        m.map(r.va.as_ptr() as u64, r.iova, r.len)
-            .map_err(|why| DmaError::Map {
-                mapper: m.name(),
-                why,
-            })?;
+        map_runs(m.as_ref(), r).map_err(|why| DmaError::Map {
+            mapper: m.name(),
+            why,
+        })?;
     }
     MAPPERS.lock().unwrap_or_else(|e| e.into_inner()).push(m);
     Ok(())
+}
+
+/// Whether any mapper (a VFIO container: a device behind an IOMMU) is
+/// registered.
+pub fn has_mappers() -> bool {
+    !MAPPERS.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
 }
 
 /// Removes a mapper (by identity) without unmapping.
@@ -347,20 +489,45 @@ pub fn usage() -> (usize, usize, usize) {
 /// touches freed memory; refresh it when [`generation`] changes.
 #[derive(Clone, Default)]
 pub struct IovaMap {
-    regions: Vec<Arc<RegionInner>>,
+    /// Every IOVA-contiguous run of every region, sorted by IOVA.
+    runs: Vec<MappedRun>,
     generation: u64,
 }
+
+#[derive(Clone)]
+struct MappedRun {
+    iova: u64,
+    len: usize,
+    va: NonNull<u8>,
+    /// Keeps the memory mapped while the snapshot lives.
+    _region: Arc<RegionInner>,
+}
+
+// SAFETY: `va` points into `_region`, which the Arc keeps mapped; the map
+// only hands out pointers checked against `len`, as `RegionInner` does.
+unsafe impl Send for MappedRun {}
+// SAFETY: see above.
+unsafe impl Sync for MappedRun {}
 
 impl IovaMap {
     /// The current table.
     pub fn snapshot() -> IovaMap {
         let generation = generation();
-        let mut regions: Vec<_> = TABLE.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        regions.sort_by_key(|r| r.iova);
-        IovaMap {
-            regions,
-            generation,
-        }
+        let regions: Vec<_> = TABLE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut runs: Vec<MappedRun> = regions
+            .iter()
+            .flat_map(|r| {
+                r.runs.iter().map(move |run| MappedRun {
+                    iova: run.iova,
+                    len: run.len,
+                    // SAFETY: run.off + run.len <= r.len: inside the mapping.
+                    va: unsafe { NonNull::new_unchecked(r.va.as_ptr().add(run.off)) },
+                    _region: r.clone(),
+                })
+            })
+            .collect();
+        runs.sort_by_key(|r| r.iova);
+        IovaMap { runs, generation }
     }
 
     /// Re-reads the table if it changed since this snapshot.
@@ -375,11 +542,11 @@ impl IovaMap {
     /// any part of the range lies outside every mapped region.
     #[inline]
     pub fn translate(&self, iova: u64, len: usize) -> Option<NonNull<u8>> {
-        let i = self.regions.partition_point(|r| r.iova <= iova);
+        let i = self.runs.partition_point(|r| r.iova <= iova);
         if i == 0 {
             return None;
         }
-        let r = &self.regions[i - 1];
+        let r = &self.runs[i - 1];
         let off = iova - r.iova;
         if off.checked_add(len as u64)? > r.len as u64 {
             return None;
@@ -538,6 +705,34 @@ mod tests {
         match DmaRegion::alloc_with(64 << 10, PageMode::Small, IovaMode::Pa) {
             Ok(s) => assert_eq!(s.iova(), virt_to_phys(s.as_ptr() as u64).unwrap()),
             Err(e) => assert!(matches!(e, DmaError::NotContiguous), "{e}"),
+        }
+    }
+
+    /// IOVA mode `pa` on 4 KiB pages: a paged region keeps each page's
+    /// physical address; the device view (IOMMU runs) never joins two pages
+    /// that are not adjacent, so a buffer across them faults in a model.
+    #[test]
+    fn paged_region_in_pa_mode_has_per_page_iovas() {
+        if virt_to_phys(&0u8 as *const u8 as u64).is_err() {
+            eprintln!("needs /proc/self/pagemap physical addresses (root): skipping");
+            return;
+        }
+        let r = DmaRegion::alloc_paged(PageMode::Small, IovaMode::Pa, |_| 64 << 10).unwrap();
+        assert_eq!(r.page_size(), 4096);
+        let map = IovaMap::snapshot();
+        let mut split = None;
+        for i in 0..16usize {
+            let va = r.as_ptr() as u64 + (i * 4096) as u64;
+            assert_eq!(r.iova_at(i * 4096 + 100), virt_to_phys(va).unwrap() + 100);
+            assert!(map.translate(r.iova_at(i * 4096), 4096).is_some());
+            if i > 0 && r.iova_at(i * 4096) != r.iova_at(i * 4096 - 1) + 1 {
+                split = Some(i);
+            }
+        }
+        assert_eq!(r.iova_contiguous(), split.is_none());
+        if let Some(i) = split {
+            // Two bytes at the end of page i-1 and two at the start of page i.
+            assert!(map.translate(r.iova_at(i * 4096 - 2), 4).is_none());
         }
     }
 

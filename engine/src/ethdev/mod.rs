@@ -8,6 +8,12 @@
 //! device reports them complete; [`TxQueue::clean`] frees them in bulk and
 //! returns the (packets, bytes) completed — the figures BQL's
 //! `netdev_tx_completed_queue` consumes.
+//!
+//! Every packet `tx_burst` takes is reported by `clean` exactly once, with
+//! the length it had when offered (what the netdev layer gave
+//! `netdev_tx_sent_queue`): sent, or dropped by the queue and counted once in
+//! its `drops` (or `errors`). A packet taken and never reported holds its
+//! bytes in BQL's in-flight count for ever and stops the queue.
 
 pub mod null;
 pub mod pcap;
@@ -83,7 +89,8 @@ impl std::str::FromStr for MacAddr {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct LinkStatus {
     pub up: bool,
-    /// Mbit/s; 0 when down or unknown.
+    /// Mbit/s; 0 when down, or when the link has no line rate (software
+    /// ports, a device model at unlimited speed).
     pub speed_mbps: u32,
     pub full_duplex: bool,
 }
@@ -284,12 +291,16 @@ pub trait TxQueue: Send {
     /// Plays the part of `ndo_start_xmit` for a whole `xmit_more` batch: takes
     /// packets from the front of `pkts` while the ring has room, writes their
     /// descriptors and rings the doorbell once. Returns how many it took; the
-    /// rest stay in `pkts` (the caller requeues them).
+    /// rest stay in `pkts` (the caller requeues them). A packet the queue
+    /// cannot send (malformed for the device) is taken, freed, counted in
+    /// `drops`, and reported by the next [`TxQueue::clean`] like a completed
+    /// one (Linux drivers return `NETDEV_TX_OK` after `dev_kfree_skb_any`).
     fn tx_burst(&mut self, pkts: &mut Burst) -> usize;
 
     /// Plays the part of the driver's TX completion (`igb_clean_tx_irq`,
     /// `ice_clean_tx_irq`): reclaims up to `budget` completed packets, frees
-    /// their mbufs in bulk, and reports what completed.
+    /// their mbufs in bulk, and reports what completed — plus every packet
+    /// dropped since the last call, each once, with its offered length.
     fn clean(&mut self, budget: usize) -> Completed;
 
     /// Descriptor slots free right now (what `maybe_stop_tx` checks).
@@ -316,6 +327,13 @@ pub trait RxQueue: Send {
     fn rx_burst(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize;
 
     fn stats(&self) -> std::sync::Arc<QueueStats>;
+
+    /// Plays the part of `igb_clean_rx_ring` / `ice_clean_rx_ring` at
+    /// `ndo_stop`: stops the queue and returns every buffer posted on its
+    /// ring to its pool, so a pool count taken afterwards sees them home.
+    /// The next [`RxQueue::rx_burst`] re-arms the ring. Queues that post no
+    /// buffers (software ports) have nothing to do.
+    fn stop(&mut self) {}
 }
 
 /// A network port: configure, hand out queues, start/stop, report.

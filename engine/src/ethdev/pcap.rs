@@ -314,6 +314,7 @@ impl Port for PcapPort {
             stats: self.tx[q as usize].clone(),
             ring: self.conf.tx_ring_size as usize,
             pending: Completed::default(),
+            write_failed: false,
             tsc,
             wall0: wall_ns(),
             tsc0: tsc.now(),
@@ -363,6 +364,8 @@ struct PcapTxQueue {
     stats: Arc<QueueStats>,
     ring: usize,
     pending: Completed,
+    /// A write failed already (logged once, counted every time).
+    write_failed: bool,
     tsc: Tsc,
     wall0: u64,
     tsc0: u64,
@@ -388,9 +391,16 @@ impl TxQueue for PcapTxQueue {
                     self.pending.bytes += m.pkt_len() as u64;
                 }
                 Err(e) => {
-                    // Counted once, as a TX error; the packet is freed.
+                    // Counted once, as a TX error; the packet is freed and
+                    // reported complete like a sent one, so the bytes the
+                    // netdev layer queued to BQL leave its in-flight count.
                     self.stats.errors.add(1);
-                    tracing::error!(error = %e, "pcap write failed");
+                    self.pending.packets += 1;
+                    self.pending.bytes += m.pkt_len() as u64;
+                    if !self.write_failed {
+                        self.write_failed = true;
+                        tracing::error!(error = %e, "pcap write failed; further failed frames are counted in tx errors");
+                    }
                 }
             }
             n += 1;
@@ -546,6 +556,53 @@ mod tests {
         let r = parse("be", &img).unwrap();
         assert_eq!(r[0].ts_ns, 5_000_007_000);
         assert_eq!(r[0].data, vec![0xaa, 0xbb]);
+    }
+
+    /// A frame the file refuses (here `/dev/full`) is counted once in tx
+    /// errors and still completes: the queue's BQL in-flight count drains.
+    #[test]
+    fn failed_writes_are_counted_and_complete() {
+        use crate::eal::tsc::Tsc;
+        use crate::netdev::{NetdevQueue, TxqConfig};
+        set_page_mode(PageMode::Small);
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        let reg = Registry::with_builtins();
+        let mut p = reg.open("pcap:/dev/full").unwrap();
+        p.configure(&PortConfig::default()).unwrap();
+        let tx = p.tx_queue(0).unwrap();
+        p.start().unwrap();
+        let mut q =
+            NetdevQueue::new(0, p.name(), tx, &TxqConfig::default(), Tsc::global()).unwrap();
+        let mut pool = Mempool::new(&PoolConfig {
+            size: 2048,
+            ..Default::default()
+        })
+        .unwrap();
+        // 1.5 MB: more than the 1 MiB write buffer, so writes fail.
+        let total = 1500u64;
+        for _ in 0..total / 30 {
+            let mut b = Burst::new();
+            for _ in 0..30 {
+                let mut m = pool.alloc().unwrap();
+                m.append(1000).unwrap().fill(0x5a);
+                b.push(m).unwrap();
+            }
+            q.xmit_burst(&mut b);
+            q.poll();
+        }
+        assert!(q.flush(1_000_000_000), "queue wedged: {}", q.snapshot());
+        let s = q.snapshot();
+        assert_eq!(s.bql.inflight, 0, "{s}");
+        let st = p.stats().tx;
+        assert!(st.errors > 0, "writes to /dev/full fail");
+        assert_eq!(st.packets + st.errors, total, "{st:?}");
+        assert_eq!(s.counters.offered, total);
+        assert_eq!(s.counters.drops(), 0);
+        drop(q);
+        assert_eq!(pool.stats().in_use, 0);
+        assert!(p.stop().is_err(), "the flush at stop reports the error");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and a locked return list for frees from other threads.
 
 use super::{Burst, Mbuf, MbufHdr, MBUF_HDR_SIZE};
-use crate::eal::dma::{DmaError, DmaRegion};
+use crate::eal::dma::{has_mappers, iova_mode, page_mode, DmaError, DmaRegion, IovaMode, PageMode};
 use std::cell::{Cell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -138,6 +138,17 @@ impl Mempool {
     /// Creates a pool of `cfg.size` buffers in DMA memory (hugepages or the
     /// 4 KiB fallback, per the process page mode).
     pub fn new(cfg: &PoolConfig) -> Result<Mempool, MempoolError> {
+        Self::new_in(cfg, page_mode(), iova_mode())
+    }
+
+    /// As [`Mempool::new`] with explicit page and IOVA modes. No buffer
+    /// crosses a page boundary (see `place_object`), so in IOVA mode `pa`
+    /// the pool works on 4 KiB pages that are not physically adjacent.
+    pub fn new_in(
+        cfg: &PoolConfig,
+        pages: PageMode,
+        iova: IovaMode,
+    ) -> Result<Mempool, MempoolError> {
         let err = |why: String| MempoolError::Config {
             name: cfg.name.clone(),
             why,
@@ -156,21 +167,56 @@ impl Mempool {
             )));
         }
         let obj_size = (MBUF_HDR_SIZE + buf_len).div_ceil(64) * 64;
-        let region =
-            DmaRegion::alloc(obj_size * cfg.size as usize).map_err(|e| MempoolError::Dma {
-                name: cfg.name.clone(),
-                source: e,
-            })?;
-        let mut free = Vec::with_capacity(cfg.size as usize);
+        let n = cfg.size as usize;
+        // Page-bound layout where a device could be handed a buffer across
+        // two pages that are not adjacent for it: always on hugepages (it
+        // costs one object per 2 MiB), and on 4 KiB pages in IOVA mode pa
+        // or when a device reaches memory through an IOMMU (VFIO mappers;
+        // QEMU's vIOMMU maps a DMA one page at a time). In IOVA mode va with
+        // only software ports and device models, 4 KiB-page pools stay
+        // packed: one buffer per 4 KiB page costs 1.8x the memory and the
+        // TLB reach.
+        let bound_small = iova == IovaMode::Pa || has_mappers();
+        let bound = move |page: usize| page > 4096 || bound_small;
+        let region = DmaRegion::alloc_paged(pages, iova, |page| {
+            if bound(page) {
+                pool_bytes(obj_size, n, page)
+            } else {
+                obj_size * n
+            }
+        })
+        .map_err(|e| MempoolError::Dma {
+            name: cfg.name.clone(),
+            source: e,
+        })?;
+        let page = region.page_size();
+        let page_bound = bound(page);
+        if obj_size > page && !region.iova_contiguous() {
+            return Err(err(format!(
+                "a {obj_size}-byte buffer does not fit one {} KiB page, and this memory is \
+                 not IOVA-contiguous (IOVA mode pa): use hugepages, IOVA mode va, or a \
+                 smaller data_room",
+                page / 1024
+            )));
+        }
+        let mut free = Vec::with_capacity(n);
         let base = region.as_ptr();
         let shared_ptr_placeholder: *const PoolShared = std::ptr::null();
-        for i in 0..cfg.size as usize {
-            // SAFETY: i * obj_size + obj_size <= region length; objects are 64-aligned.
-            let hp = unsafe { base.add(i * obj_size) } as *mut MbufHdr;
+        let mut off = 0usize;
+        for i in 0..n {
+            if page_bound {
+                off = place_object(off, obj_size, page);
+            }
+            debug_assert!(off + obj_size <= region.len());
+            // SAFETY: off + obj_size <= region length (pool_bytes reserved a
+            // page per objs_per_page objects); objects are 64-aligned.
+            let hp = unsafe { base.add(off) } as *mut MbufHdr;
+            let buf_iova = region.iova_at(off + MBUF_HDR_SIZE);
+            off += obj_size;
             // SAFETY: `hp` is inside the region, aligned, and not yet shared.
             unsafe {
                 hp.write(MbufHdr {
-                    buf_iova: region.iova_at(i * obj_size + MBUF_HDR_SIZE),
+                    buf_iova,
                     pool: shared_ptr_placeholder,
                     next: std::ptr::null_mut(),
                     data_off: cfg.headroom,
@@ -241,7 +287,8 @@ impl Mempool {
         self.shared.buf_len as usize - self.shared.headroom as usize
     }
 
-    /// Bytes between the start of one object and the next.
+    /// Bytes one object takes (header and buffer); objects start on 64-byte
+    /// boundaries and never cross a page when they fit one.
     pub fn obj_size(&self) -> usize {
         self.shared.obj_size
     }
@@ -367,6 +414,49 @@ impl Mempool {
         }
         Ok(())
     }
+}
+
+/// Where an object of `obj_size` bytes goes when the next free byte is at
+/// `off`: there, unless it would cross a `page` boundary, then at the next
+/// page. Plays the part of DPDK's `rte_mempool_op_populate_helper` with
+/// `check_obj_bounds` ("avoid objects to cross page boundaries"): with
+/// `RTE_MEMPOOL_F_NO_IOVA_CONTIG` unset, `rte_mempool_get_page_size` gives
+/// the smallest page size (the hugepage size, or the 4 KiB system page
+/// without hugepages) whatever the IOVA mode, so a device never DMAs one
+/// buffer across two pages that may not be adjacent in physical memory, nor
+/// across two IOMMU mappings. Objects larger than a page may cross (DPDK
+/// then needs the pages physically contiguous; here, IOVA-contiguous memory).
+///
+/// A new page's first object starts at a colour offset inside the page's
+/// spare bytes, so that with one buffer per 4 KiB page the headers do not
+/// all land in the same few L1 sets (the job DPDK's object spreading,
+/// `RTE_MEMPOOL_F_NO_SPREAD` unset, does for memory channels).
+#[inline]
+fn place_object(off: usize, obj_size: usize, page: usize) -> usize {
+    if obj_size > page || off / page == (off + obj_size - 1) / page {
+        return off;
+    }
+    let next = off.next_multiple_of(page);
+    next + page_colour(next / page, obj_size, page)
+}
+
+/// Offset (a multiple of 64) of the first object in page `index`: cycles
+/// through the bytes a page has to spare after its whole objects.
+#[inline]
+fn page_colour(index: usize, obj_size: usize, page: usize) -> usize {
+    let spare = page - (page / obj_size) * obj_size;
+    (index % (spare / 64 + 1)) * 64
+}
+
+/// Bytes `n` objects take laid out by [`place_object`] on `page`-sized pages
+/// (DPDK's `rte_mempool_op_calc_mem_size_helper`, page-aligned memory): a
+/// page per `page / obj_size` objects.
+fn pool_bytes(obj_size: usize, n: usize, page: usize) -> usize {
+    let per_page = page / obj_size;
+    if per_page == 0 {
+        return obj_size * n;
+    }
+    n.div_ceil(per_page) * page
 }
 
 impl Drop for Mempool {
@@ -499,6 +589,181 @@ mod tests {
         assert_eq!(m.data_iova(), m.buf_iova() + 128);
         let base = p.region().iova();
         assert_eq!((m.buf_iova() - base) as usize % p.obj_size(), MBUF_HDR_SIZE);
+    }
+
+    /// Every object (header and buffer) inside one page of `page` bytes, all
+    /// inside the region, none overlapping; returns the buffers' (VA, IOVA).
+    fn check_layout(p: &mut Mempool, page: usize) -> Vec<(u64, u64)> {
+        let n = p.size() as usize;
+        let mut held = Vec::new();
+        while let Some(m) = p.alloc() {
+            held.push(m);
+        }
+        assert_eq!(held.len(), n);
+        let base = p.region().as_ptr() as u64;
+        let end = base + p.region().len() as u64;
+        let mut objs: Vec<(u64, u64)> = held
+            .iter()
+            .map(|m| {
+                let va = m.data().as_ptr() as u64 - m.headroom() as u64;
+                (va, m.buf_iova())
+            })
+            .collect();
+        objs.sort();
+        let obj = p.obj_size() as u64;
+        for w in objs.windows(2) {
+            assert!(w[0].0 + obj <= w[1].0, "overlap");
+        }
+        for &(va, _) in &objs {
+            let start = va - MBUF_HDR_SIZE as u64;
+            assert!(start >= base && start + obj <= end);
+            assert_eq!(
+                start / page as u64,
+                (start + obj - 1) / page as u64,
+                "object at region offset {} crosses a {page}-byte page",
+                start - base
+            );
+        }
+        objs
+    }
+
+    #[test]
+    fn placement_skips_to_the_next_page_only_when_an_object_would_cross() {
+        assert_eq!(place_object(0, 2304, 4096), 0);
+        // Page 1 starts one cache line in (its colour), page 2 two, …
+        assert_eq!(place_object(2304, 2304, 4096), 4096 + 64);
+        assert_eq!(place_object(4096 + 64 + 2304, 2304, 4096), 8192 + 128);
+        // 1792 spare bytes: 29 colours, then back to 0.
+        assert_eq!(place_object(29 * 4096 - 1, 2304, 4096), 29 * 4096);
+        assert_eq!(
+            place_object(1792, 2304, 4096),
+            1792,
+            "ends exactly at the page end"
+        );
+        assert_eq!(
+            place_object(100, 9000, 4096),
+            100,
+            "larger than a page: may cross"
+        );
+        // 1024-byte objects fill a page: no spare bytes, no colour.
+        assert_eq!(place_object(4096 - 512, 1024, 4096), 4096);
+        assert_eq!(pool_bytes(2304, 1, 4096), 4096);
+        assert_eq!(pool_bytes(2304, 3, 4096), 3 * 4096);
+        assert_eq!(pool_bytes(1024, 8, 4096), 2 * 4096);
+        assert_eq!(pool_bytes(9000, 3, 4096), 27_000);
+    }
+
+    struct NoopMapper;
+    impl crate::eal::dma::DmaMapper for NoopMapper {
+        fn name(&self) -> String {
+            "noop".into()
+        }
+        fn map(&self, _va: u64, _iova: u64, _len: usize) -> Result<(), String> {
+            Ok(())
+        }
+        fn unmap(&self, _iova: u64, _len: usize) {}
+    }
+
+    /// Issue 10 item 12, IOVA mode va on 4 KiB pages with a device behind
+    /// an IOMMU (a registered mapper, as a VFIO container is): no 2304-byte
+    /// object straddles a page (before, about half did).
+    #[test]
+    fn no_buffer_crosses_a_4k_page_in_va_mode_behind_an_iommu() {
+        use crate::eal::dma::{register_mapper, unregister_mapper, DmaMapper};
+        let m: Arc<dyn DmaMapper> = Arc::new(NoopMapper);
+        register_mapper(m.clone()).unwrap();
+        let cfg = PoolConfig {
+            name: "va4k".into(),
+            size: 600,
+            ..Default::default()
+        };
+        let mut p = Mempool::new_in(&cfg, PageMode::Small, IovaMode::Va).unwrap();
+        unregister_mapper(&m);
+        assert_eq!(p.region().page_size(), 4096);
+        assert!(p.region().iova_contiguous());
+        for (va, iova) in check_layout(&mut p, 4096) {
+            assert_eq!(va, iova, "IOVA = VA");
+        }
+    }
+
+    /// Without an IOMMU in IOVA mode va (software ports, device models), a
+    /// 4 KiB-page pool stays packed: the device sees one contiguous range.
+    #[test]
+    fn va_pools_without_an_iommu_stay_packed() {
+        let cfg = PoolConfig {
+            name: "packed".into(),
+            size: 600,
+            ..Default::default()
+        };
+        let p = Mempool::new_in(&cfg, PageMode::Small, IovaMode::Va).unwrap();
+        assert!(p.region().iova_contiguous());
+        assert_eq!(
+            p.region().len(),
+            (600 * p.obj_size()).next_multiple_of(4096)
+        );
+    }
+
+    /// Issue 10 item 12, IOVA mode pa on 4 KiB pages: each buffer's IOVA is
+    /// the physical address of its bytes, and every byte of a buffer is
+    /// physically where the device will DMA (the pool used to be refused,
+    /// or, laid out across pages, DMA'd from the wrong memory).
+    #[test]
+    fn buffers_are_physically_contiguous_in_pa_mode_on_4k_pages() {
+        use crate::eal::dma::virt_to_phys;
+        if virt_to_phys(&0u8 as *const u8 as u64).is_err() {
+            eprintln!("needs /proc/self/pagemap physical addresses (root): skipping");
+            return;
+        }
+        let cfg = PoolConfig {
+            name: "pa4k".into(),
+            size: 300,
+            ..Default::default()
+        };
+        let mut p = Mempool::new_in(&cfg, PageMode::Small, IovaMode::Pa).unwrap();
+        let buf_len = p.obj_size() - MBUF_HDR_SIZE;
+        for (va, iova) in check_layout(&mut p, 4096) {
+            assert_eq!(iova, virt_to_phys(va).unwrap());
+            let last = va + buf_len as u64 - 1;
+            assert_eq!(
+                virt_to_phys(last).unwrap(),
+                iova + buf_len as u64 - 1,
+                "buffer bytes are physically contiguous"
+            );
+        }
+        // What a device model sees: every buffer translates as one range.
+        let map = crate::eal::dma::IovaMap::snapshot();
+        let mut m = p.alloc().unwrap();
+        let d = m.append(2000).unwrap();
+        d.fill(0xa5);
+        let mut back = vec![0u8; 2000];
+        assert!(map.read(m.data_iova(), &mut back));
+        assert!(back.iter().all(|&b| b == 0xa5));
+    }
+
+    /// The same rule on 2 MiB hugepages, in both IOVA modes (when the test
+    /// runner could reserve hugepages).
+    #[test]
+    fn no_buffer_crosses_a_hugepage() {
+        use crate::eal::dma::{hugepage_info, virt_to_phys};
+        if hugepage_info().free < 2 {
+            eprintln!("needs 2 free hugepages: skipping");
+            return;
+        }
+        let cfg = PoolConfig {
+            name: "huge".into(),
+            size: 1000,
+            ..Default::default()
+        };
+        let mut p = Mempool::new_in(&cfg, PageMode::Huge, IovaMode::Va).unwrap();
+        assert_eq!(p.region().page_size(), 2 << 20);
+        check_layout(&mut p, 2 << 20);
+        drop(p);
+        if virt_to_phys(&0u8 as *const u8 as u64).is_ok() {
+            let mut p = Mempool::new_in(&cfg, PageMode::Huge, IovaMode::Pa).unwrap();
+            for (va, iova) in check_layout(&mut p, 2 << 20) {
+                assert_eq!(iova, virt_to_phys(va).unwrap());
+            }
+        }
     }
 
     #[test]

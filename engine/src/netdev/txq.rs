@@ -703,15 +703,16 @@ impl NetdevQueue {
         }
     }
 
-    /// Nothing queued and nothing in flight on the device (BQL in-flight
-    /// bytes 0; without BQL, the ring empty).
+    /// Nothing queued and nothing in flight on the device: every packet the
+    /// driver took has been reported complete (the [`TxQueue`] contract:
+    /// each taken packet is reported by `clean` exactly once, sent or
+    /// dropped), and BQL's in-flight bytes are 0. (Comparing free ring slots
+    /// with the ring size is not enough: igb and ice keep one slot empty, so
+    /// a drained ring never looks "all free".)
     pub fn is_idle(&self) -> bool {
         self.backlog_packets() == 0
-            && if self.bql {
-                self.dql.inflight() == 0
-            } else {
-                self.txq.free_slots() >= self.txq.ring_size()
-            }
+            && self.c.completed_packets == self.c.sent_packets
+            && (!self.bql || self.dql.inflight() == 0)
     }
 
     /// Drops everything still queued (qdisc reset at teardown), counting it in

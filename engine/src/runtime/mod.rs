@@ -435,6 +435,17 @@ impl LcoreCtx {
         }
     }
 
+    /// At the end of the run: stops every owned RX queue, returning the
+    /// buffers posted on its ring to the pool (`igb_clean_rx_ring` at
+    /// `ndo_stop`), so the pool count that follows sees them home.
+    fn stop_rx(&mut self) {
+        for p in &mut self.ports {
+            for q in &mut p.rxqs {
+                q.stop();
+            }
+        }
+    }
+
     /// Stage 4: due timers.
     #[inline]
     fn timer_stage<A: LcoreApp>(&mut self, app: &mut A) {
@@ -931,6 +942,7 @@ where
     ctx.publish();
     shared.running.store(false, Ordering::Relaxed);
     let summary = app.finish(&mut ctx);
+    ctx.stop_rx();
     let queues = ctx.tx_snapshots();
     let report = LcoreReport {
         lcore: id.index,

@@ -458,7 +458,14 @@ impl RegisterSpace for IgbModel {
             STATUS => {
                 let mut s = sh.r(STATUS);
                 if sh.link_up() {
-                    s |= STATUS_LU | STATUS_FD | STATUS_SPEED_1000;
+                    // The speed the modeled link runs at; an unlimited model
+                    // has no encoding and shows what its PHY negotiated (1000).
+                    let speed = match sh.cfg.speed_bps {
+                        10_000_000 => STATUS_SPEED_10,
+                        100_000_000 => STATUS_SPEED_100,
+                        _ => STATUS_SPEED_1000,
+                    };
+                    s |= STATUS_LU | STATUS_FD | speed;
                 }
                 s
             }
