@@ -849,7 +849,7 @@ fn an_oversized_frame_is_dropped_once_and_does_not_wedge_bql() {
             nq.snapshot()
         );
         nq.poll();
-        let room = nq.tx_room().min(32).min((total - made) as usize);
+        let room = nq.tx_room(0).min(32).min((total - made) as usize);
         let mut b = Burst::new();
         for _ in 0..room {
             let f = if made == bad {
