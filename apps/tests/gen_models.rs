@@ -115,6 +115,18 @@ latency = true
     let l = &v["streams"][1]["latency"];
     assert!(l["received"].as_u64().unwrap() > 1000, "{l}");
     assert_eq!(l["duplicates"], 0);
+    // The band-0 probe gets its rate beside line-rate bulk on the same
+    // queue, BQL on or off (issue 10 item 1: it used to get 11% of it).
+    let p = &v["streams"][1];
+    assert!(
+        p["rate_error"].as_f64().unwrap() < 0.005,
+        "BQL {bql}: probe achieved {} pps of {} (offered {}, dropped {})",
+        p["achieved_pps"],
+        p["target_pps"],
+        p["offered"],
+        p["dropped"]
+    );
+    assert_eq!(p["dropped"]["qdisc"], 0, "the probe is never tail-dropped");
     (
         l["ns"]["p50"].as_u64().unwrap(),
         l["ns"]["p90"].as_u64().unwrap(),
@@ -122,11 +134,25 @@ latency = true
     )
 }
 
+fn p99(v: &serde_json::Value) -> u64 {
+    v["streams"][1]["latency"]["ns"]["p99"].as_u64().unwrap()
+}
+
 #[test]
 fn model_bql_keeps_the_priority_probe_short() {
     let (on50, on90, v) = probe(true);
-    let (off50, off90, _) = probe(false);
-    eprintln!("probe latency p50/p90: BQL on {on50}/{on90} ns, off {off50}/{off90} ns");
+    let (off50, off90, off) = probe(false);
+    eprintln!(
+        "probe latency p50/p90/p99: BQL on {on50}/{on90}/{} ns, off {off50}/{off90}/{} ns",
+        p99(&v),
+        p99(&off)
+    );
+    assert!(
+        p99(&v) < p99(&off),
+        "p99 with BQL {} ns is not below p99 without {} ns",
+        p99(&v),
+        p99(&off)
+    );
     // Without BQL the probe waits behind a ring of 1518-byte frames
     // (1024 × 1.23 µs ≈ 1.2 ms at 10G); with it, behind a few.
     assert!(
