@@ -72,6 +72,28 @@ fn every_config_validates_and_runs() {
                 p["spec"]
             );
         }
+        // A shipped config runs clean: no warning (leaked mbufs, missed
+        // rates), every stream within its target and nothing dropped.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.to_lowercase().contains("warn"),
+            "{name}: warnings:\n{stderr}"
+        );
+        for st in v["streams"].as_array().unwrap() {
+            assert_eq!(
+                st["flags"].as_array().map(|f| f.len()),
+                Some(0),
+                "{name}: stream {} flagged: {}",
+                st["name"],
+                st["flags"]
+            );
+        }
+        for l in v["lcores"].as_array().unwrap() {
+            assert_eq!(
+                l["mempool_in_use_at_end"], 0,
+                "{name}: mbufs in use at the end"
+            );
+        }
     }
     std::fs::remove_dir_all(&dir).ok();
 }
