@@ -393,14 +393,24 @@ lcores = "0"
 [[port]]
 spec = "ring:nobody-home"
 ip = "10.9.0.1/24"
+[[port]]
+spec = "ring:nobody-home"
+ip = "10.9.0.2/24"
 [[stream]]
 mode = "socket"
 dst_ip = "10.9.0.7"
-count = 50
-rate = "10 pps"
+count = 1000000
 "#,
         &[],
         1,
+    );
+    // The neighbour fails after its probes: the run ends there, naming the peer.
+    assert!(
+        out.contains("10.9.0.7 did not answer ARP")
+            || v["failures"]
+                .to_string()
+                .contains("10.9.0.7 did not answer ARP"),
+        "{out}"
     );
     assert!(t0.elapsed().as_secs() < 20, "took {:?}", t0.elapsed());
     let s = &v["streams"][0];

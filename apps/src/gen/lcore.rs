@@ -153,6 +153,8 @@ pub struct StackResult {
 
 /// What each lcore reports at the end.
 pub struct LcoreResult {
+    /// TSC when the lcore finished (after the runtime's drain).
+    pub end_tsc: u64,
     pub packets: u64,
     pub busy_cycles: u64,
     pub alloc_failures: u64,
@@ -534,6 +536,7 @@ impl GenApp {
     fn send_round(&mut self, ctx: &mut LcoreCtx, now: u64) -> bool {
         let mut all_done = true;
         let mut stalled = None;
+        let mut unreachable: Option<String> = None;
         let burst = self.p.burst;
         let stacks = &mut self.stacks;
         for s in self.senders.iter_mut() {
@@ -666,6 +669,19 @@ impl GenApp {
                                         *last_error = er.to_string();
                                     }
                                     s.remaining = s.remaining.saturating_sub(1);
+                                    if er == Errno::EHOSTUNREACH {
+                                        // The neighbour failed (no ARP answer after
+                                        // its probes, `arp_error_report`): nothing
+                                        // this stream sends can arrive. End the run
+                                        // rather than feed a dead neighbour forever.
+                                        let st = &self.p.streams[s.plan.stream];
+                                        unreachable.get_or_insert(format!(
+                                            "stream {}: {} did not answer ARP on port {} ({er}); is the peer up and on this link?",
+                                            st.name, st.dst_ip, st.port
+                                        ));
+                                        s.done = true;
+                                        break;
+                                    }
                                 }
                             }
                             if tx.nearly_full() {
@@ -773,6 +789,10 @@ impl GenApp {
             } else {
                 s.blocked_since = 0;
             }
+        }
+        if let Some(why) = unreachable {
+            self.fail(ctx, why);
+            return all_done;
         }
         if let Some((si, port)) = stalled {
             let name = ctx.port_name(port).to_string();
@@ -990,6 +1010,7 @@ impl LcoreApp for GenApp {
             })
             .collect();
         LcoreResult {
+            end_tsc: self.tsc.now(),
             send_errors,
             stacks,
             packets: self.packets,

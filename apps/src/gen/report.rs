@@ -373,7 +373,7 @@ pub struct Summary {
     pub packets_sent: u64,
     /// L2 bytes without FCS (what a capture shows).
     pub bytes_sent: u64,
-    /// Seconds from the first to the last packet sent.
+    /// Seconds from the common start to the end of the run.
     pub duration_s: f64,
     pub mpps: f64,
     /// L2 bit rate including the 4-byte FCS.
@@ -408,6 +408,8 @@ pub struct SummaryInput<'a> {
     pub targets: &'a [Option<f64>],
     pub mon: &'a Monitor,
     pub tsc: Tsc,
+    /// Seconds from the common start to the end of the run (drain
+    /// included): what the summary line's rates are over.
     pub elapsed: f64,
 }
 
@@ -461,8 +463,6 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
         }
     }
     let mut streams = Vec::new();
-    let mut first = u64::MAX;
-    let mut last = 0u64;
     for s in i.streams {
         let cs = &i.counters[s.index];
         let offered: u64 = cs.iter().map(|c| c.packets.get()).sum();
@@ -543,10 +543,6 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             .min()
             .unwrap_or(0);
         let l = cs.iter().map(|c| c.last_tsc.get()).max().unwrap_or(0);
-        if f != 0 {
-            first = first.min(f);
-            last = last.max(l);
-        }
         // Active time: first to last burst, plus one mean gap, so N packets at
         // rate R measure as N/R.
         let span = if offered > 1 && l > f {
@@ -769,11 +765,9 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             polls: l.polls,
         })
         .collect();
-    let span = if last > first && first != u64::MAX {
-        tsc.cycles_to_ns(last - first) as f64 / 1e9
-    } else {
-        i.elapsed.max(1e-9)
-    };
+    // The whole run, start to end: a socket run whose datagrams left in a
+    // burst (or never) still lasted its seconds.
+    let span = i.elapsed.max(1e-9);
     Summary {
         packets_sent: tot.0,
         bytes_sent: tot.1,

@@ -563,10 +563,8 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         }
     }
     let start_tsc = params.start.load(Ordering::Acquire);
-    if let Some(e) = report.lcores.iter().find_map(|l| l.app.error.clone()) {
-        return Err(GenError::Run(e));
-    }
-    let summary = report::summarize(report::SummaryInput {
+    let lcore_error = report.lcores.iter().find_map(|l| l.app.error.clone());
+    let mut summary = report::summarize(report::SummaryInput {
         streams: &streams,
         port_names: &port_names,
         infos: &infos,
@@ -576,8 +574,26 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
         targets: &targets,
         mon: &mon,
         tsc,
-        elapsed: started.elapsed().as_secs_f64(),
+        elapsed: {
+            let end = report
+                .lcores
+                .iter()
+                .map(|l| l.app.end_tsc)
+                .max()
+                .unwrap_or_else(|| tsc.now());
+            let s0 = params.start.load(Ordering::Acquire);
+            if s0 != 0 && end > s0 {
+                tsc.cycles_to_ns(end - s0) as f64 / 1e9
+            } else {
+                started.elapsed().as_secs_f64()
+            }
+        },
     });
+    // A run an lcore ended (ARP unanswered, a stalled queue) still reports
+    // what it did; the reason comes first among the failures (exit 1).
+    if let Some(e) = lcore_error {
+        summary.failures.insert(0, e);
+    }
     if let (Some(w), Some(path)) = (hlog.as_mut(), &args.hlog) {
         lat_intervals.sort_by_key(|l| l.start_tsc);
         // Merge the lcores' intervals of each stream per second.
