@@ -19,8 +19,10 @@ fn configs() -> Vec<PathBuf> {
     v
 }
 
+/// Named `model_*` so it runs in the serial phase (scripts/test): its
+/// rate checks need both cores, as the model tests do.
 #[test]
-fn every_config_validates_and_runs() {
+fn model_every_config_validates_and_runs_clean() {
     let all = configs();
     assert!(
         all.len() >= 8,
