@@ -250,6 +250,8 @@ fn pcap_replay_reproduces_bytes_and_gaps() {
         &[],
     );
     assert_eq!(v["packets_sent"], 40);
+    // A replay has the file's sizes, not the default 64 B.
+    assert_eq!(v["streams"][0]["sizes"], "pcap frames");
     let got = read_file(&out).unwrap();
     assert_eq!(got.len(), 40);
     for (i, r) in got.iter().enumerate() {
@@ -415,6 +417,9 @@ count = 1000000
     assert!(t0.elapsed().as_secs() < 20, "took {:?}", t0.elapsed());
     let s = &v["streams"][0];
     assert_eq!(s["packets"], 0, "delivered nothing: {out}");
+    // The run lasted until the neighbour failed (3 probes, a second apart),
+    // and the summary says so (it used to say "in 0.000 s").
+    assert!(v["duration_s"].as_f64().unwrap() > 2.0, "{out}");
     assert_eq!(s["achieved_pps"], 0.0, "{out}");
     assert!(
         s["flags"].to_string().contains("DELIVERED NOTHING"),

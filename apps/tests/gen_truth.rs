@@ -57,10 +57,13 @@ rx_port = 1
     assert_eq!(s["offered"], 10000, "{}", text(&o));
     assert_eq!(s["packets"], 5000, "only what the port transmitted");
     assert_eq!(s["dropped"]["after_queue"], 5000);
+    // Achieved is the transmitted half over the stream's active time (on a
+    // loaded machine the offered rate itself may fall short of 1 Mpps).
     let pps = s["achieved_pps"].as_f64().unwrap();
+    let active = s["active_s"].as_f64().unwrap();
     assert!(
-        (pps - 0.5e6).abs() / 0.5e6 < 0.01,
-        "achieved {pps} pps is the delivered half of 1 Mpps"
+        (pps * active - 5000.0).abs() < 1.0,
+        "achieved {pps} pps over {active} s is not the 5000 delivered"
     );
     assert_eq!(s["rate_miss"], true);
     let flags = s["flags"].to_string();
@@ -212,4 +215,20 @@ rate = "10 kpps"
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("65507"));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `wirespeed ports` fits a 100-column terminal.
+#[test]
+fn ports_table_fits_100_columns() {
+    let o = Command::new(bin()).arg("ports").output().unwrap();
+    assert!(o.status.success());
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(t.lines().count() >= 7, "{t}");
+    for l in t.lines() {
+        // A device spec longer than the column stands alone on its line.
+        assert!(
+            l.chars().count() <= 100 || !l.contains(' '),
+            "too wide: {l}"
+        );
+    }
 }

@@ -63,3 +63,23 @@ pub fn row(name: &str, m: &Measurement) {
         m.cycles_per_packet()
     );
 }
+
+/// An `N`-byte IPv4/UDP frame (without FCS), 10.0.0.1:1024 → 10.0.0.2:9,
+/// checksums zero: the benchmarks' raw frame (`N` ≥ 42).
+pub fn frame_template<const N: usize>() -> [u8; N] {
+    const { assert!(N >= 42) };
+    let mut f = [0u8; N];
+    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&((N - 14) as u16).to_be_bytes());
+    f[22] = 64;
+    f[23] = 17;
+    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+    f[34..36].copy_from_slice(&1024u16.to_be_bytes());
+    f[36..38].copy_from_slice(&9u16.to_be_bytes());
+    f[38..40].copy_from_slice(&((N - 34) as u16).to_be_bytes());
+    f
+}

@@ -116,20 +116,7 @@ struct Sample {
 }
 
 fn frame_template() -> [u8; FRAME] {
-    let mut f = [0u8; FRAME];
-    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
-    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    f[14] = 0x45;
-    f[16..18].copy_from_slice(&((FRAME - 14) as u16).to_be_bytes());
-    f[22] = 64;
-    f[23] = 17;
-    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
-    f[30..34].copy_from_slice(&[10, 0, 0, 2]);
-    f[34..36].copy_from_slice(&1024u16.to_be_bytes());
-    f[36..38].copy_from_slice(&9u16.to_be_bytes());
-    f[38..40].copy_from_slice(&((FRAME - 34) as u16).to_be_bytes());
-    f
+    wirespeed_perf::frame_template::<FRAME>()
 }
 
 fn run_once(mode: Mode, secs: f64, core: usize) -> Result<Sample, String> {
