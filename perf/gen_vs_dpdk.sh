@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Raw generator to the null port, one lcore, 64 B, burst 32: wirespeed vs DPDK
-# testpmd (txonly → net_null) on the same core. Prints Mpps, cycles/packet and
-# the ratio. Installs DPDK (dpdk, dpdk-dev) if testpmd is missing.
+# Raw generator to the null port, one lcore, burst 32: wirespeed vs DPDK
+# testpmd (txonly → net_null) on the same core, in one run. Rows: a static
+# 64 B frame, one varying field (src IP inc over a /24), four varying fields
+# (src/dst IP, src/dst port), a random source port, IMIX 7:4:1 and a VLAN-
+# tagged frame. testpmd's counterparts: `txonly` for the static, IMIX and VLAN
+# rows (it has no IMIX; its VLAN tag is an offload flag net_null ignores, so
+# the static figure is the fair one), `txonly --txonly-multi-flow` (a new
+# source IP per packet) for the varying rows. Prints Mpps, cycles/packet and
+# the ratio per row. Installs DPDK (dpdk, dpdk-dev) if testpmd is missing.
 #   usage: perf/gen_vs_dpdk.sh [SECONDS] [CORE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,25 +19,89 @@ if ! command -v dpdk-testpmd >/dev/null; then
 fi
 cargo build --release -q -p wirespeed-apps
 OUT=$(mktemp -d)
-./target/release/wirespeed gen --port null --lcores "$CORE" --size 64 --duration "$SECS" \
-  --no-huge -q --json "$OUT/ws.json" >/dev/null
-WS_MPPS=$(python3 -c "import json;print('%.2f'%json.load(open('$OUT/ws.json'))['mpps'])")
-WS_CPP=$(python3 -c "import json;print('%.1f'%json.load(open('$OUT/ws.json'))['cycles_per_packet'])")
+trap 'rm -rf "$OUT"' EXIT
+
+# wirespeed: one config per row.
+row_cfg() { # name, stream body
+  cat > "$OUT/$1.toml" <<EOT
+[run]
+lcores = "$CORE"
+duration = $SECS
+[[port]]
+spec = "null"
+[[stream]]
+$2
+EOT
+}
+row_cfg static 'size = 64'
+row_cfg field1 'size = 64
+[[stream.field]]
+name = "src_ip"
+min = "198.18.0.1"
+max = "198.18.0.254"'
+row_cfg field4 'size = 64
+[[stream.field]]
+name = "src_ip"
+min = "198.18.0.1"
+max = "198.18.0.254"
+[[stream.field]]
+name = "dst_ip"
+min = "198.19.0.1"
+max = "198.19.0.100"
+[[stream.field]]
+name = "src_port"
+min = 1024
+max = 2047
+[[stream.field]]
+name = "dst_port"
+min = 5000
+max = 5063'
+row_cfg random 'size = 64
+[[stream.field]]
+name = "src_port"
+op = "random"
+min = 1024
+max = 65535'
+row_cfg imix 'imix = "simple"'
+row_cfg vlan 'size = 68
+vlan = 100'
+
+ws() { # name → "Mpps cycles"
+  ./target/release/wirespeed gen "$OUT/$1.toml" --no-huge -q --json "$OUT/$1.json" >/dev/null
+  python3 -c "import json;j=json.load(open('$OUT/$1.json'));print('%.2f %.1f'%(j['mpps'],j['cycles_per_packet']))"
+}
+
 LIB=$(dirname "$(find /usr/lib -name 'librte_net_null.so.*' -path '*pmds*' | head -1)")
 NULLSO=$(ls "$LIB"/librte_net_null.so.?? | head -1)
 RINGSO=$(ls "$LIB"/librte_mempool_ring.so.?? | head -1)
-timeout -s INT $((SECS + 3)) dpdk-testpmd -l "$MAIN,$CORE" --main-lcore "$MAIN" --no-huge -m 1024 --no-pci \
-  -d "$NULLSO" -d "$RINGSO" --vdev net_null0 --file-prefix wsperf -- \
-  --forward-mode=txonly --txpkts=64 --burst=32 --total-num-mbufs=16384 --stats-period 1 \
-  >"$OUT/testpmd.log" 2>&1 || true
-# Mean of the per-second Tx-pps samples after the first (warm-up) one.
-DPDK_MPPS=$(grep -E '^\s*Tx-pps:' "$OUT/testpmd.log" | awk '{print $2}' | tail -n +2 | \
-  awk '{s+=$1;n++} END {if (n) printf "%.2f", s/n/1e6; else print "0"}')
-HZ=$(python3 -c "import json;print(json.load(open('$OUT/ws.json'))['tsc_hz'])")
-DPDK_CPP=$(python3 -c "print('%.1f' % ($HZ/($DPDK_MPPS*1e6)) if $DPDK_MPPS>0 else 'n/a')")
-RATIO=$(python3 -c "print('%.2f' % ($WS_MPPS/$DPDK_MPPS) if $DPDK_MPPS>0 else 'n/a')")
-printf '%-34s %10s %14s\n' "raw gen → null, 64 B, burst 32" "Mpps" "cycles/packet"
-printf '%-34s %10s %14s\n' "wirespeed (core $CORE)" "$WS_MPPS" "$WS_CPP"
-printf '%-34s %10s %14s\n' "dpdk-testpmd txonly (core $CORE)" "$DPDK_MPPS" "$DPDK_CPP"
-echo "ratio wirespeed/DPDK: $RATIO"
-rm -rf "$OUT"
+testpmd() { # extra args → Mpps (mean of per-second samples after the first)
+  timeout -s INT $((SECS + 3)) dpdk-testpmd -l "$MAIN,$CORE" --main-lcore "$MAIN" --no-huge -m 1024 --no-pci \
+    -d "$NULLSO" -d "$RINGSO" --vdev net_null0 --file-prefix wsperf -- \
+    --forward-mode=txonly --txpkts=64 --burst=32 --total-num-mbufs=16384 --stats-period 1 "$@" \
+    >"$OUT/testpmd.log" 2>&1 || true
+  grep -E '^\s*Tx-pps:' "$OUT/testpmd.log" | awk '{print $2}' | tail -n +2 | \
+    awk '{s+=$1;n++} END {if (n) printf "%.2f", s/n/1e6; else print "0"}'
+}
+
+read -r S_MPPS S_CPP < <(ws static)
+read -r F1_MPPS F1_CPP < <(ws field1)
+read -r F4_MPPS F4_CPP < <(ws field4)
+read -r R_MPPS R_CPP < <(ws random)
+read -r I_MPPS I_CPP < <(ws imix)
+read -r V_MPPS V_CPP < <(ws vlan)
+D_STATIC=$(testpmd)
+D_MULTI=$(testpmd --txonly-multi-flow)
+HZ=$(python3 -c "import json;print(json.load(open('$OUT/static.json'))['tsc_hz'])")
+cpp() { python3 -c "print('%.1f' % ($HZ/($1*1e6)) if $1>0 else 'n/a')"; }
+ratio() { python3 -c "print('%.2f' % ($1/$2) if $2>0 else 'n/a')"; }
+
+printf '%-30s %9s %7s   %-30s %9s %7s   %s\n' "wirespeed (core $CORE)" Mpps cyc/pkt "dpdk-testpmd 22.11 (core $CORE)" Mpps cyc/pkt ratio
+row() { # label mpps cpp dlabel dmpps
+  printf '%-30s %9s %7s   %-30s %9s %7s   %s×\n' "$1" "$2" "$3" "$4" "$5" "$(cpp "$5")" "$(ratio "$2" "$5")"
+}
+row "static 64 B" "$S_MPPS" "$S_CPP" "txonly" "$D_STATIC"
+row "src IP inc over a /24" "$F1_MPPS" "$F1_CPP" "txonly --txonly-multi-flow" "$D_MULTI"
+row "4 fields (IPs, ports)" "$F4_MPPS" "$F4_CPP" "txonly --txonly-multi-flow" "$D_MULTI"
+row "random src port" "$R_MPPS" "$R_CPP" "txonly --txonly-multi-flow" "$D_MULTI"
+row "IMIX 7:4:1 (no testpmd IMIX)" "$I_MPPS" "$I_CPP" "txonly 64 B" "$D_STATIC"
+row "VLAN-tagged 68 B" "$V_MPPS" "$V_CPP" "txonly 64 B" "$D_STATIC"

@@ -117,12 +117,135 @@ pub fn imix_schedule(v: &[(u32, u32)]) -> Vec<u32> {
     out
 }
 
-/// One varying field's state.
+/// One varying field, planned once so the per-packet work is a store, an
+/// add into the checksum sums it takes part in, and a step without a
+/// division (TRex's field engine, without the per-packet interpretation).
 #[derive(Debug, Clone)]
 struct FieldGen {
-    f: Field,
     cur: u64,
+    min: u64,
+    max: u64,
+    /// `max - min + 1` (0 when the range is all of u64).
+    span: u64,
+    /// The step reduced modulo `span`, so one conditional wrap suffices.
+    step: u64,
+    op: FieldOp,
     offset: usize,
+    /// Bytes written: 1 (TOS), 2 (ports, VLAN TCI), 4 (IPv4), 6 (MAC).
+    width: u8,
+    /// OR-ed into a 16-bit value as written (the VLAN priority bits).
+    write_or: u64,
+    /// 1 when the field's 16-bit words count in the IPv4 header checksum,
+    /// the UDP pseudo-header, the UDP header (0 otherwise): multipliers, so
+    /// the sum needs no branch.
+    in_ip: u64,
+    in_pseudo: u64,
+    in_l4: u64,
+}
+
+impl FieldGen {
+    fn plan(f: &Field, ip: usize, udp: usize, vlan_prio_bits: u16) -> FieldGen {
+        let span = (f.max - f.min).wrapping_add(1);
+        let step = if span == 0 { f.step } else { f.step % span };
+        let (offset, width, write_or, in_ip, in_pseudo, in_l4) = match f.kind {
+            FieldKind::DstMac => (0, 6, 0, 0, 0, 0),
+            FieldKind::SrcMac => (6, 6, 0, 0, 0, 0),
+            FieldKind::Vlan => (14, 2, vlan_prio_bits as u64, 0, 0, 0),
+            // TOS is the low byte of the header's first word.
+            FieldKind::Tos => (ip + 1, 1, 0, 1, 0, 0),
+            FieldKind::SrcIp => (ip + 12, 4, 0, 1, 1, 0),
+            FieldKind::DstIp => (ip + 16, 4, 0, 1, 1, 0),
+            FieldKind::SrcPort => (udp, 2, 0, 0, 0, 1),
+            FieldKind::DstPort => (udp + 2, 2, 0, 0, 0, 1),
+        };
+        FieldGen {
+            cur: match f.op {
+                FieldOp::Dec => f.max,
+                _ => f.min,
+            },
+            min: f.min,
+            max: f.max,
+            span,
+            step,
+            op: f.op,
+            offset,
+            width,
+            write_or,
+            in_ip,
+            in_pseudo,
+            in_l4,
+        }
+    }
+
+    /// Writes the current value into the frame; returns its 16-bit word sum
+    /// as it appears in the checksums (0 for MAC and VLAN, which none covers).
+    #[inline(always)]
+    fn write(&self, data: &mut [u8]) -> u64 {
+        let v = self.cur;
+        let o = self.offset;
+        match self.width {
+            1 => {
+                data[o] = v as u8;
+                v & 0xff
+            }
+            2 => {
+                data[o..o + 2].copy_from_slice(&((v | self.write_or) as u16).to_be_bytes());
+                v & 0xffff
+            }
+            4 => {
+                data[o..o + 4].copy_from_slice(&(v as u32).to_be_bytes());
+                ((v >> 16) & 0xffff) + (v & 0xffff)
+            }
+            _ => {
+                data[o..o + 6].copy_from_slice(&v.to_be_bytes()[2..8]);
+                0
+            }
+        }
+    }
+
+    /// Steps to the next value: `inc`/`dec` wrap within min..=max with one
+    /// compare (no division per packet); `random` maps 64 random bits onto
+    /// the range by a multiply (Lemire's method).
+    #[inline(always)]
+    fn advance(&mut self, rng: &mut Rng) {
+        self.cur = match self.op {
+            FieldOp::Inc => {
+                let n = self.cur.wrapping_add(self.step);
+                if n > self.max || n < self.cur {
+                    n.wrapping_sub(self.span)
+                } else {
+                    n
+                }
+            }
+            FieldOp::Dec => {
+                let n = self.cur.wrapping_sub(self.step);
+                if n < self.min || n > self.cur {
+                    n.wrapping_add(self.span)
+                } else {
+                    n
+                }
+            }
+            FieldOp::Random => {
+                if self.span == 0 {
+                    rng.next()
+                } else {
+                    self.min + ((rng.next() as u128 * self.span as u128) >> 64) as u64
+                }
+            }
+        };
+    }
+}
+
+/// The checksum sums of a stream's template that do not change per packet:
+/// everything but the lengths, the checksums themselves and the varying
+/// fields (their bytes are taken as zero here and added per packet).
+#[derive(Debug, Clone, Copy, Default)]
+struct FixedSums {
+    ip: u64,
+    /// Source and destination address plus protocol (pseudo-header, RFC 768).
+    pseudo: u64,
+    /// UDP source and destination port.
+    l4: u64,
 }
 
 /// Builds the packets of one stream on one lcore.
@@ -134,6 +257,7 @@ pub struct PacketGen {
     udp: usize,
     sizes: SizeSeq,
     fields: Vec<FieldGen>,
+    sums: FixedSums,
     rng: Rng,
     latency: bool,
     offload: bool,
@@ -144,7 +268,6 @@ pub struct PacketGen {
     pub stream_id: u8,
     pub lcore_id: u8,
     pub seq: u64,
-    vlan_prio_bits: u16,
     priority: u8,
     /// TCI the NIC inserts (0 = none).
     hw_vlan: u16,
@@ -220,27 +343,30 @@ impl PacketGen {
             };
             payload_prefix.push(acc);
         }
+        let vlan_prio_bits = s.vlan & 0xf000;
         let fields: Vec<FieldGen> = s
             .fields
             .iter()
-            .map(|fl| FieldGen {
-                f: fl.clone(),
-                cur: match fl.op {
-                    FieldOp::Dec => fl.max,
-                    _ => fl.min,
-                },
-                offset: match fl.kind {
-                    FieldKind::DstMac => 0,
-                    FieldKind::SrcMac => 6,
-                    FieldKind::Vlan => 14,
-                    FieldKind::Tos => ip + 1,
-                    FieldKind::SrcIp => ip + 12,
-                    FieldKind::DstIp => ip + 16,
-                    FieldKind::SrcPort => udp,
-                    FieldKind::DstPort => udp + 2,
-                },
-            })
+            .map(|fl| FieldGen::plan(fl, ip, udp, vlan_prio_bits))
             .collect();
+        // The fixed sums, over the template with the varying fields' bytes
+        // (and lengths, checksums) taken as zero.
+        let sums = {
+            let mut t = f.clone();
+            for fg in &fields {
+                t[fg.offset..fg.offset + fg.width as usize].fill(0);
+            }
+            let w = |o: usize| u16::from_be_bytes([t[o], t[o + 1]]) as u64;
+            let ip_words: u64 = (0..10)
+                .filter(|&k| k != 1 && k != 5) // total length, checksum
+                .map(|k| w(ip + 2 * k))
+                .sum();
+            FixedSums {
+                ip: ip_words,
+                pseudo: w(ip + 12) + w(ip + 14) + w(ip + 16) + w(ip + 18) + 17,
+                l4: w(udp) + w(udp + 2),
+            }
+        };
         let sizes = SizeSeq::new(&s.sizes);
         let dynamic = !matches!(sizes, SizeSeq::Fixed(_)) || !fields.is_empty() || s.latency;
         let mut g = PacketGen {
@@ -250,6 +376,7 @@ impl PacketGen {
             udp,
             sizes,
             fields,
+            sums,
             rng: Rng::new(0x5EED ^ ((s.index as u64) << 8) ^ lcore_id as u64),
             latency: s.latency,
             offload,
@@ -258,7 +385,6 @@ impl PacketGen {
             stream_id: s.index as u8,
             lcore_id,
             seq: 0,
-            vlan_prio_bits: s.vlan & 0xf000,
             priority: s.priority,
             hw_vlan: if hw_vlan { s.vlan } else { 0 },
             next_size: None,
@@ -354,24 +480,6 @@ impl PacketGen {
         f[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
     }
 
-    #[inline(always)]
-    fn advance_fields(&mut self) {
-        for fg in &mut self.fields {
-            let f = &fg.f;
-            fg.cur = match f.op {
-                FieldOp::Inc => {
-                    let span = f.max - f.min + 1;
-                    f.min + (fg.cur - f.min + f.step) % span
-                }
-                FieldOp::Dec => {
-                    let span = f.max - f.min + 1;
-                    f.max - ((f.max - fg.cur + f.step) % span)
-                }
-                FieldOp::Random => self.rng.range(f.min, f.max),
-            };
-        }
-    }
-
     /// Turns a buffer holding the template into the next packet. Returns the
     /// frame length (without FCS). `now_tsc` goes into the latency header.
     #[cfg(test)]
@@ -407,7 +515,6 @@ impl PacketGen {
             // Only the latency header changes: write it and add its words to
             // the precomputed sum (the IPv4 header is the template's).
             let seq = self.seq;
-            let tag = ((self.stream_id as u64) << 8) | self.lcore_id as u64;
             let p = self.udp + 8;
             let data = m.data_mut();
             let h = &mut data[p..p + LATENCY_HDR as usize];
@@ -416,15 +523,7 @@ impl PacketGen {
             h[3] = self.lcore_id;
             h[4..10].copy_from_slice(&seq.to_be_bytes()[2..8]);
             h[10..18].copy_from_slice(&now_tsc.to_be_bytes());
-            let words = LAT_MAGIC as u64
-                + tag
-                + ((seq >> 32) & 0xffff)
-                + ((seq >> 16) & 0xffff)
-                + (seq & 0xffff)
-                + (now_tsc >> 48)
-                + ((now_tsc >> 32) & 0xffff)
-                + ((now_tsc >> 16) & 0xffff)
-                + (now_tsc & 0xffff);
+            let words = latency_words(self.stream_id, self.lcore_id, seq, now_tsc);
             let mut c = !fold(base + words);
             if c == 0 {
                 c = 0xffff;
@@ -435,41 +534,85 @@ impl PacketGen {
             self.seq += 1;
             return len;
         }
-        // Values in effect for this packet, then step the fields for the next one.
+        // The fields in effect for this packet, written and summed, then
+        // stepped for the next one; the checksums come from the fixed sums
+        // plus these words and the lengths (no pass over the header).
+        let ip = self.ip;
+        let udp = self.udp;
+        let ip_len = (len - ip) as u64;
+        let udp_len = (len - udp) as u64;
         let data = m.data_mut();
-        for fg in &self.fields {
-            let o = fg.offset;
-            match fg.f.kind {
-                FieldKind::SrcMac | FieldKind::DstMac => {
-                    data[o..o + 6].copy_from_slice(&fg.cur.to_be_bytes()[2..8])
-                }
-                FieldKind::SrcIp | FieldKind::DstIp => {
-                    data[o..o + 4].copy_from_slice(&(fg.cur as u32).to_be_bytes())
-                }
-                FieldKind::SrcPort | FieldKind::DstPort => {
-                    data[o..o + 2].copy_from_slice(&(fg.cur as u16).to_be_bytes())
-                }
-                FieldKind::Vlan => data[o..o + 2]
-                    .copy_from_slice(&(self.vlan_prio_bits | fg.cur as u16).to_be_bytes()),
-                FieldKind::Tos => data[o] = fg.cur as u8,
+        let (mut ip_acc, mut ps_acc, mut l4_acc) = (0u64, 0u64, 0u64);
+        for fg in &mut self.fields {
+            let w = fg.write(data);
+            ip_acc += w * fg.in_ip;
+            ps_acc += w * fg.in_pseudo;
+            l4_acc += w * fg.in_l4;
+            fg.advance(&mut self.rng);
+        }
+        data[ip + 2..ip + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        data[udp + 4..udp + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        let pseudo = self.sums.pseudo + ps_acc + udp_len;
+        if self.offload {
+            // The NIC computes both: IPv4 checksum field zero, UDP field seeded
+            // with the pseudo-header sum (DPDK rte_net_intel_cksum_prepare).
+            data[ip + 10..ip + 12].fill(0);
+            data[udp + 6..udp + 8].copy_from_slice(&fold(pseudo).to_be_bytes());
+        } else {
+            let ipc = !fold(self.sums.ip + ip_acc + ip_len);
+            data[ip + 10..ip + 12].copy_from_slice(&ipc.to_be_bytes());
+            let mut acc = pseudo
+                + self.sums.l4
+                + l4_acc
+                + udp_len
+                + self.payload_prefix[udp_len as usize - 8];
+            if self.latency {
+                let p = udp + 8;
+                let h = &mut data[p..p + LATENCY_HDR as usize];
+                h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
+                h[2] = self.stream_id;
+                h[3] = self.lcore_id;
+                h[4..10].copy_from_slice(&self.seq.to_be_bytes()[2..8]);
+                h[10..18].copy_from_slice(&now_tsc.to_be_bytes());
+                // The prefix sums were taken with a zeroed latency header.
+                acc += latency_words(self.stream_id, self.lcore_id, self.seq, now_tsc);
             }
+            let mut c = !fold(acc);
+            if c == 0 {
+                c = 0xffff; // RFC 768: a computed zero is sent as all ones
+            }
+            data[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
         }
         if self.latency {
-            let p = self.udp + 8;
-            let h = &mut data[p..p + LATENCY_HDR as usize];
-            h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
-            h[2] = self.stream_id;
-            h[3] = self.lcore_id;
-            h[4..10].copy_from_slice(&self.seq.to_be_bytes()[2..8]);
-            h[10..18].copy_from_slice(&now_tsc.to_be_bytes());
+            if self.offload {
+                let p = udp + 8;
+                let h = &mut data[p..p + LATENCY_HDR as usize];
+                h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
+                h[2] = self.stream_id;
+                h[3] = self.lcore_id;
+                h[4..10].copy_from_slice(&self.seq.to_be_bytes()[2..8]);
+                h[10..18].copy_from_slice(&now_tsc.to_be_bytes());
+            }
             m.set_tx_timestamp(now_tsc);
         }
         self.seq += 1;
-        let data = m.data_mut();
-        self.finish_headers(data, len);
-        self.advance_fields();
         len
     }
+}
+
+/// The 16-bit word sum of a latency header (magic, stream, lcore, 48-bit
+/// sequence, 64-bit TSC), as the UDP checksum sees it.
+#[inline(always)]
+fn latency_words(stream: u8, lcore: u8, seq: u64, tsc: u64) -> u64 {
+    LAT_MAGIC as u64
+        + (((stream as u64) << 8) | lcore as u64)
+        + ((seq >> 32) & 0xffff)
+        + ((seq >> 16) & 0xffff)
+        + (seq & 0xffff)
+        + (tsc >> 48)
+        + ((tsc >> 32) & 0xffff)
+        + ((tsc >> 16) & 0xffff)
+        + (tsc & 0xffff)
 }
 
 /// A latency header found in a received frame.
@@ -608,6 +751,68 @@ mod tests {
         }
         assert_eq!(ips, vec![1, 2, 3, 1, 2, 3, 1]);
         assert_eq!(ports, vec![101, 100, 101, 100, 101, 100, 101]);
+    }
+
+    /// Every field kind, steps larger than the range, wrap-around at both
+    /// ends, random values, sizes that vary: each frame's checksums verify
+    /// and each field stays in its range (the sums are incremental, so a
+    /// wrong fixed sum or word would show here).
+    #[test]
+    fn every_field_kind_keeps_checksums_valid_and_values_in_range() {
+        let s = &streams(
+            "[[stream]]\nimix = \"simple\"\nvlan = 5\n\
+             [[stream.field]]\nname = \"src_ip\"\nmin = \"10.0.0.250\"\nmax = \"10.0.1.4\"\nstep = 3\n\
+             [[stream.field]]\nname = \"dst_ip\"\nop = \"random\"\nmin = \"192.168.0.0\"\nmax = \"192.168.255.255\"\n\
+             [[stream.field]]\nname = \"src_port\"\nop = \"dec\"\nmin = 65530\nmax = 65535\nstep = 13\n\
+             [[stream.field]]\nname = \"dst_port\"\nop = \"random\"\nmin = 1\nmax = 65535\n\
+             [[stream.field]]\nname = \"tos\"\nmin = 250\nmax = 255\n\
+             [[stream.field]]\nname = \"vlan\"\nmin = 4090\nmax = 4094\n\
+             [[stream.field]]\nname = \"dst_mac\"\nop = \"random\"\nmin = \"02:00:00:00:00:00\"\nmax = \"02:00:00:ff:ff:ff\"\n",
+        )[0];
+        let mut g = PacketGen::new(s, 0, false);
+        let mut p = pool();
+        let t = g.template.clone();
+        p.init_all(|m| {
+            let _ = m.extend_from_slice(&t);
+        })
+        .unwrap();
+        let mut src = Vec::new();
+        for _ in 0..500 {
+            let mut m = p.alloc().unwrap();
+            g.fill(&mut m, 7);
+            let f = m.data();
+            check_frame(f);
+            let ip = 18;
+            let sip = u32::from_be_bytes(f[ip + 12..ip + 16].try_into().unwrap());
+            src.push(sip & 0xffff);
+            assert!((0x0a00_00fa..=0x0a00_0104).contains(&sip), "{sip:x}");
+            assert_eq!(&f[ip + 16..ip + 18], &[192, 168]);
+            let sport = u16::from_be_bytes([f[ip + 20], f[ip + 21]]);
+            assert!(sport >= 65530, "{sport}");
+            assert!(f[ip + 1] >= 250);
+            let tci = u16::from_be_bytes([f[14], f[15]]);
+            assert!((4090..=4094).contains(&(tci & 0xfff)), "{tci}");
+            assert_eq!(&f[0..3], &[2, 0, 0]);
+        }
+        // inc by 3 over 250..=260 (span 11): 250, 253, 256, 259, 251, ...
+        assert_eq!(&src[..6], &[0xfa, 0xfd, 0x100, 0x103, 0xfb, 0xfe]);
+        // Offload: IPv4 checksum zero, UDP seeded with the pseudo-header sum.
+        let mut g = PacketGen::new(s, 0, true);
+        for _ in 0..50 {
+            let mut m = p.alloc().unwrap();
+            let t = g.template.clone();
+            let _ = m.extend_from_slice(&t);
+            g.fill(&mut m, 7);
+            let f = m.data();
+            let (ip, udp) = (18, 38);
+            assert_eq!(&f[ip + 10..ip + 12], &[0, 0]);
+            let ulen = u16::from_be_bytes([f[udp + 4], f[udp + 5]]) as u64;
+            let mut pseudo = 17 + ulen;
+            for w in f[ip + 12..ip + 20].chunks(2) {
+                pseudo += u16::from_be_bytes([w[0], w[1]]) as u64;
+            }
+            assert_eq!(u16::from_be_bytes([f[udp + 6], f[udp + 7]]), fold(pseudo));
+        }
     }
 
     #[test]
