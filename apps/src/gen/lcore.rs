@@ -585,6 +585,15 @@ impl GenApp {
                             self.alloc_failures += 1;
                         }
                     }
+                    Some(Source::Built(g)) if s.pacer.is_unpaced() && g.fixed_wire().is_some() => {
+                        // Line rate, one size, fields vary: the whole burst in one pass.
+                        let n = want.min(64);
+                        if s.pool.alloc_bulk(&mut s.pending, n) {
+                            g.fill_fixed_burst(s.pending.as_mut_slice(), self.tsc.now());
+                        } else {
+                            self.alloc_failures += 1;
+                        }
+                    }
                     Some(Source::Built(g)) => {
                         // Each admitted packet is charged its own size.
                         let mut sizes = [0u32; 64];

@@ -162,9 +162,12 @@ impl Burst {
         self.as_slice().iter()
     }
 
-    /// Drops every mbuf (back to their pools).
+    /// Drops every mbuf (back to their pools), in bulk.
     pub fn clear(&mut self) {
-        while self.pop_front().is_some() {}
+        let mut f = super::pool::BulkFree::new();
+        while let Some(m) = self.pop_front() {
+            f.free(m);
+        }
     }
 
     /// Drops the first `n` mbufs.

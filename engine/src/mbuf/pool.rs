@@ -475,6 +475,67 @@ impl Drop for Mempool {
     }
 }
 
+/// Frees many mbufs at once (`rte_pktmbuf_free_bulk` / `napi_consume_skb`
+/// batching): the thread token is read once, and each single-segment mbuf
+/// without a send-buffer charge whose pool belongs to this thread goes
+/// straight onto the free stack, the pool's free counter written once per
+/// run of the same pool. Anything else takes [`free_chain`]. Dropping it
+/// flushes the counter.
+pub(crate) struct BulkFree {
+    token: u64,
+    pool: *const PoolShared,
+    run: u64,
+}
+
+impl BulkFree {
+    #[inline(always)]
+    pub(crate) fn new() -> BulkFree {
+        BulkFree {
+            token: thread_token(),
+            pool: std::ptr::null(),
+            run: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn free(&mut self, m: super::Mbuf) {
+        let hdr = m.into_raw();
+        // SAFETY: `into_raw` gave us sole ownership of a live header; its pool
+        // outlives every buffer it handed out (a pool with buffers out is
+        // leaked, never freed).
+        unsafe {
+            let h = &*hdr.as_ptr();
+            if h.next.is_null() && h.wmem.is_null() && (*h.pool).owner == self.token {
+                if h.pool != self.pool {
+                    self.flush();
+                    self.pool = h.pool;
+                }
+                (*(*h.pool).free.get()).push(hdr);
+                self.run += 1;
+            } else {
+                free_chain(hdr.as_ptr());
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn flush(&mut self) {
+        if self.run > 0 {
+            // SAFETY: `pool` was set from a live mbuf's pool (see `free`).
+            let f = unsafe { &(*self.pool).frees_local };
+            f.store(f.load(Ordering::Relaxed) + self.run, Ordering::Release);
+            self.run = 0;
+        }
+    }
+}
+
+impl Drop for BulkFree {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// Returns every segment of a chain to its pool.
 ///
 /// # Safety
