@@ -44,6 +44,9 @@ pub fn fold32(acc: u64) -> u16 {
 
 /// The smallest raw frame without FCS (64 on the wire).
 const MIN_FRAME: usize = 60;
+/// Most prebuilt headers a stream keeps (one period of its field sequence;
+/// 60 bytes each: ≤ 960 KiB).
+const MAX_FLOWS: usize = 16384;
 
 /// A small, fast PRNG (xorshift64*), one per generator.
 #[derive(Debug, Clone)]
@@ -270,6 +273,14 @@ pub struct PacketGen {
     sizes: SizeSeq,
     fields: Vec<FieldGen>,
     sums: FixedSums,
+    /// Deterministic fields on a fixed size: the first 60 bytes of every
+    /// frame of one period of the field sequence, prebuilt (TRex's field
+    /// engine cache, pktgen-dpdk's per-flow templates); empty otherwise.
+    flows: Vec<[u8; MIN_FRAME]>,
+    flow_idx: usize,
+    /// An IMIX schedule without varying fields: the first 60 bytes of the
+    /// frame for each slot of the schedule (lengths and checksums done).
+    sched_hdrs: Vec<[u8; MIN_FRAME]>,
     rng: Rng,
     latency: bool,
     offload: bool,
@@ -389,6 +400,9 @@ impl PacketGen {
             sizes,
             fields,
             sums,
+            flows: Vec::new(),
+            flow_idx: 0,
+            sched_hdrs: Vec::new(),
             rng: Rng::new(0x5EED ^ ((s.index as u64) << 8) ^ lcore_id as u64),
             latency: s.latency,
             offload,
@@ -416,7 +430,159 @@ impl PacketGen {
                 Some(pseudo + w(u) + w(u + 2) + ulen + g.payload_prefix[ulen as usize - 8]);
         }
         g.template = t;
+        g.flows = g.build_flows();
+        g.sched_hdrs = g.build_sched_hdrs();
         g
+    }
+
+    /// Prebuilds the header of each slot of an IMIX schedule (no fields,
+    /// software checksums, nothing per packet but the header bytes).
+    fn build_sched_hdrs(&mut self) -> Vec<[u8; MIN_FRAME]> {
+        let SizeSeq::Schedule(v, _) = &self.sizes else {
+            return Vec::new();
+        };
+        if !self.fields.is_empty()
+            || self.latency
+            || self.offload
+            || self.hw_vlan != 0
+            || self.priority != 0
+            || v.len() > MAX_FLOWS
+        {
+            return Vec::new();
+        }
+        let mut frame = self.template.clone();
+        let mut out = Vec::with_capacity(v.len());
+        for &wire in v.clone().iter() {
+            let len = wire as usize - 4;
+            if len < MIN_FRAME || len > frame.len() {
+                return Vec::new();
+            }
+            let hdr = &mut frame[..len];
+            let (ip, udp) = (self.ip, self.udp);
+            hdr[ip + 2..ip + 4].copy_from_slice(&((len - ip) as u16).to_be_bytes());
+            hdr[udp + 4..udp + 6].copy_from_slice(&((len - udp) as u16).to_be_bytes());
+            self.patch_plain(hdr);
+            let mut h = [0u8; MIN_FRAME];
+            h.copy_from_slice(&frame[..MIN_FRAME]);
+            out.push(h);
+        }
+        out
+    }
+
+    /// True when [`PacketGen::fill_sched_burst`] applies.
+    #[inline(always)]
+    pub fn has_sched_hdrs(&self) -> bool {
+        !self.sched_hdrs.is_empty()
+    }
+
+    /// Builds a burst of an IMIX schedule from the prebuilt slot headers:
+    /// per packet a length and 60 header bytes. Returns the frame bytes.
+    #[inline]
+    pub fn fill_sched_burst(&mut self, pkts: &mut [Mbuf]) -> u64 {
+        let SizeSeq::Schedule(v, i) = &mut self.sizes else {
+            return 0;
+        };
+        let mut bytes = 0;
+        for m in pkts {
+            let len = v[*i] as usize - 4;
+            if m.set_len(len).is_ok() {
+                if let Some(hdr) = m.data_mut().get_mut(..MIN_FRAME) {
+                    hdr.copy_from_slice(&self.sched_hdrs[*i]);
+                }
+                bytes += len as u64;
+            }
+            *i += 1;
+            if *i == v.len() {
+                *i = 0;
+            }
+        }
+        bytes
+    }
+
+    /// The field sequence's period when every field steps deterministically
+    /// (inc/dec): the LCM of the fields' cycle lengths; `None` with a random
+    /// field or when it exceeds `limit`.
+    fn flow_period(&self, limit: u64) -> Option<u64> {
+        fn gcd(a: u64, b: u64) -> u64 {
+            if b == 0 {
+                a
+            } else {
+                gcd(b, a % b)
+            }
+        }
+        let mut p = 1u64;
+        for f in &self.fields {
+            if f.op == FieldOp::Random || f.span == 0 {
+                return None;
+            }
+            let cycle = if f.step == 0 {
+                1
+            } else {
+                f.span / gcd(f.span, f.step)
+            };
+            p = (p / gcd(p, cycle)).checked_mul(cycle)?;
+            if p > limit {
+                return None;
+            }
+        }
+        Some(p)
+    }
+
+    /// Prebuilds one period of headers for [`PacketGen::fill_fixed_burst`]
+    /// when that is cheaper per packet than stepping the fields: fixed size,
+    /// deterministic fields, software checksums, nothing per packet but the
+    /// header bytes. Leaves the fields where they started.
+    fn build_flows(&mut self) -> Vec<[u8; MIN_FRAME]> {
+        let plain = !self.fields.is_empty()
+            && !self.latency
+            && !self.offload
+            && self.hw_vlan == 0
+            && self.priority == 0
+            && self.template.len() >= MIN_FRAME;
+        let Some(wire) = self.fixed_wire().filter(|_| plain) else {
+            return Vec::new();
+        };
+        let Some(period) = self.flow_period(MAX_FLOWS as u64) else {
+            return Vec::new();
+        };
+        let len = wire as usize - 4;
+        let mut frame = self.template.clone();
+        let mut out = Vec::with_capacity(period as usize);
+        for _ in 0..period {
+            self.patch_plain(&mut frame[..len]);
+            let mut h = [0u8; MIN_FRAME];
+            h.copy_from_slice(&frame[..MIN_FRAME]);
+            out.push(h);
+        }
+        out
+    }
+
+    /// Writes the fields (and steps them) and the checksums of a plain
+    /// fixed-size frame whose lengths are the template's.
+    #[inline(always)]
+    fn patch_plain(&mut self, hdr: &mut [u8]) {
+        let (ip, udp) = (self.ip, self.udp);
+        let len = hdr.len();
+        let ip_len = (len - ip) as u64;
+        let udp_len = (len - udp) as u64;
+        let mut ip_acc = self.sums.ip + ip_len;
+        let mut udp_acc = self.sums.pseudo
+            + self.sums.l4
+            + 2 * udp_len
+            + self.payload_prefix[udp_len as usize - 8];
+        for fg in &mut self.fields {
+            let w = fg.write(hdr);
+            ip_acc += w * fg.in_ip;
+            udp_acc += w * (fg.in_pseudo | fg.in_l4);
+            fg.advance(&mut self.rng);
+        }
+        let ipc = !fold32(ip_acc);
+        hdr[ip + 10..ip + 12].copy_from_slice(&ipc.to_be_bytes());
+        let mut c = !fold32(udp_acc);
+        if c == 0 {
+            c = 0xffff; // RFC 768: a computed zero is sent as all ones
+        }
+        hdr[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
     }
 
     /// Wire size of the next packet (for the pacer): drawn once and held
@@ -520,36 +686,31 @@ impl PacketGen {
             return;
         }
         let len = wire as usize - 4;
-        let (ip, udp) = (self.ip, self.udp);
-        let ip_len = (len - ip) as u64;
-        let udp_len = (len - udp) as u64;
-        let ip_base = self.sums.ip + ip_len;
-        let udp_base = self.sums.pseudo
-            + self.sums.l4
-            + 2 * udp_len
-            + self.payload_prefix[udp_len as usize - 8];
+        if !self.flows.is_empty() {
+            // One period prebuilt: a packet is its 60 header bytes.
+            let n = self.flows.len();
+            for m in pkts {
+                if m.set_len(len).is_err() {
+                    continue;
+                }
+                if let Some(hdr) = m.data_mut().get_mut(..MIN_FRAME) {
+                    hdr.copy_from_slice(&self.flows[self.flow_idx]);
+                }
+                self.flow_idx += 1;
+                if self.flow_idx == n {
+                    self.flow_idx = 0;
+                }
+            }
+            return;
+        }
         for m in pkts {
             if m.set_len(len).is_err() {
                 continue;
             }
             // Raw frames are at least 60 bytes and their headers end at 46.
-            let Some(hdr) = m.data_mut().get_mut(..MIN_FRAME) else {
-                continue;
-            };
-            let (mut ip_acc, mut udp_acc) = (ip_base, udp_base);
-            for fg in &mut self.fields {
-                let w = fg.write(hdr);
-                ip_acc += w * fg.in_ip;
-                udp_acc += w * (fg.in_pseudo | fg.in_l4);
-                fg.advance(&mut self.rng);
+            if let Some(hdr) = m.data_mut().get_mut(..len) {
+                self.patch_plain(hdr);
             }
-            let ipc = !fold32(ip_acc);
-            hdr[ip + 10..ip + 12].copy_from_slice(&ipc.to_be_bytes());
-            let mut c = !fold32(udp_acc);
-            if c == 0 {
-                c = 0xffff; // RFC 768: a computed zero is sent as all ones
-            }
-            hdr[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
         }
     }
 
@@ -736,7 +897,7 @@ pub fn parse_latency(f: &[u8]) -> Option<LatencyTag> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use wirespeed::mbuf::{Mempool, PoolConfig};
+    use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
 
     fn streams(toml: &str) -> Vec<Stream> {
         Config::parse(&format!("[[port]]\nspec = \"null\"\n{toml}"), "t")
@@ -885,6 +1046,66 @@ mod tests {
                 pseudo += u16::from_be_bytes([w[0], w[1]]) as u64;
             }
             assert_eq!(u16::from_be_bytes([f[udp + 6], f[udp + 7]]), fold(pseudo));
+        }
+    }
+
+    /// The prebuilt-flow path gives the same frames, in the same order, as
+    /// stepping the fields per packet, across several periods.
+    #[test]
+    fn prebuilt_flows_match_the_computed_sequence() {
+        let s = &streams(
+            "[[stream]]\nsize = 64\n\
+             [[stream.field]]\nname = \"src_ip\"\nmin = \"10.0.0.1\"\nmax = \"10.0.0.6\"\nstep = 4\n\
+             [[stream.field]]\nname = \"dst_port\"\nop = \"dec\"\nmin = 7\nmax = 10\n",
+        )[0];
+        let mut cached = PacketGen::new(s, 0, false);
+        // src_ip cycle 6/gcd(6,4) = 3, dst_port cycle 4: period 12.
+        assert_eq!(cached.flows.len(), 12);
+        let mut computed = PacketGen::new(s, 0, false);
+        computed.flows.clear();
+        let mut p = pool();
+        let t = cached.template.clone();
+        p.init_all(|m| {
+            let _ = m.extend_from_slice(&t);
+        })
+        .unwrap();
+        for round in 0..5 {
+            let mut a = Burst::new();
+            let mut b = Burst::new();
+            assert!(p.alloc_bulk(&mut a, 7) && p.alloc_bulk(&mut b, 7));
+            cached.fill_fixed_burst(a.as_mut_slice(), 0);
+            computed.fill_fixed_burst(b.as_mut_slice(), 0);
+            for (x, y) in a.iter().zip(b.iter()) {
+                assert_eq!(x.data(), y.data(), "round {round}");
+                check_frame(x.data());
+            }
+        }
+    }
+
+    /// IMIX from prebuilt slot headers: the schedule's sizes in order, every
+    /// frame valid.
+    #[test]
+    fn imix_slot_headers_give_valid_frames_in_schedule_order() {
+        let s = &streams("[[stream]]\nimix = \"simple\"\n")[0];
+        let mut g = PacketGen::new(s, 0, false);
+        assert!(g.has_sched_hdrs());
+        let sched = imix_schedule(&[(64, 7), (594, 4), (1518, 1)]);
+        let mut p = pool();
+        let t = g.template.clone();
+        p.init_all(|m| {
+            let _ = m.extend_from_slice(&t);
+        })
+        .unwrap();
+        let mut k = 0;
+        for _ in 0..4 {
+            let mut b = Burst::new();
+            assert!(p.alloc_bulk(&mut b, 10));
+            g.fill_sched_burst(b.as_mut_slice());
+            for m in b.iter() {
+                assert_eq!(m.data().len() + 4, sched[k % sched.len()] as usize);
+                check_frame(m.data());
+                k += 1;
+            }
         }
     }
 

@@ -594,6 +594,15 @@ impl GenApp {
                             self.alloc_failures += 1;
                         }
                     }
+                    Some(Source::Built(g)) if s.pacer.is_unpaced() && g.has_sched_hdrs() => {
+                        // Line rate, an IMIX schedule, nothing else varies.
+                        let n = want.min(64);
+                        if s.pool.alloc_bulk(&mut s.pending, n) {
+                            g.fill_sched_burst(s.pending.as_mut_slice());
+                        } else {
+                            self.alloc_failures += 1;
+                        }
+                    }
                     Some(Source::Built(g)) => {
                         // Each admitted packet is charged its own size.
                         let mut sizes = [0u32; 64];
