@@ -273,6 +273,9 @@ pub struct PacketGen {
     sizes: SizeSeq,
     fields: Vec<FieldGen>,
     sums: FixedSums,
+    /// Some field is covered by the IPv4 header checksum / the UDP checksum.
+    fields_in_ip: bool,
+    fields_in_udp: bool,
     /// Deterministic fields on a fixed size: the first 60 bytes of every
     /// frame of one period of the field sequence, prebuilt (TRex's field
     /// engine cache, pktgen-dpdk's per-flow templates); empty otherwise.
@@ -398,6 +401,8 @@ impl PacketGen {
             ip,
             udp,
             sizes,
+            fields_in_ip: fields.iter().any(|f| f.in_ip != 0),
+            fields_in_udp: fields.iter().any(|f| (f.in_pseudo | f.in_l4) != 0),
             fields,
             sums,
             flows: Vec::new(),
@@ -461,7 +466,7 @@ impl PacketGen {
             let (ip, udp) = (self.ip, self.udp);
             hdr[ip + 2..ip + 4].copy_from_slice(&((len - ip) as u16).to_be_bytes());
             hdr[udp + 4..udp + 6].copy_from_slice(&((len - udp) as u16).to_be_bytes());
-            self.patch_plain(hdr);
+            self.patch_plain(hdr, true);
             let mut h = [0u8; MIN_FRAME];
             h.copy_from_slice(&frame[..MIN_FRAME]);
             out.push(h);
@@ -549,7 +554,7 @@ impl PacketGen {
         let mut frame = self.template.clone();
         let mut out = Vec::with_capacity(period as usize);
         for _ in 0..period {
-            self.patch_plain(&mut frame[..len]);
+            self.patch_plain(&mut frame[..len], false);
             let mut h = [0u8; MIN_FRAME];
             h.copy_from_slice(&frame[..MIN_FRAME]);
             out.push(h);
@@ -560,7 +565,7 @@ impl PacketGen {
     /// Writes the fields (and steps them) and the checksums of a plain
     /// fixed-size frame whose lengths are the template's.
     #[inline(always)]
-    fn patch_plain(&mut self, hdr: &mut [u8]) {
+    fn patch_plain(&mut self, hdr: &mut [u8], lengths_changed: bool) {
         let (ip, udp) = (self.ip, self.udp);
         let len = hdr.len();
         let ip_len = (len - ip) as u64;
@@ -576,13 +581,18 @@ impl PacketGen {
             udp_acc += w * (fg.in_pseudo | fg.in_l4);
             fg.advance(&mut self.rng);
         }
-        let ipc = !fold32(ip_acc);
-        hdr[ip + 10..ip + 12].copy_from_slice(&ipc.to_be_bytes());
-        let mut c = !fold32(udp_acc);
-        if c == 0 {
-            c = 0xffff; // RFC 768: a computed zero is sent as all ones
+        // A header no field touches keeps the template's checksum.
+        if self.fields_in_ip || lengths_changed {
+            let ipc = !fold32(ip_acc);
+            hdr[ip + 10..ip + 12].copy_from_slice(&ipc.to_be_bytes());
         }
-        hdr[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
+        if self.fields_in_udp || lengths_changed {
+            let mut c = !fold32(udp_acc);
+            if c == 0 {
+                c = 0xffff; // RFC 768: a computed zero is sent as all ones
+            }
+            hdr[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
+        }
     }
 
     /// Wire size of the next packet (for the pacer): drawn once and held
@@ -709,7 +719,7 @@ impl PacketGen {
             }
             // Raw frames are at least 60 bytes and their headers end at 46.
             if let Some(hdr) = m.data_mut().get_mut(..len) {
-                self.patch_plain(hdr);
+                self.patch_plain(hdr, false);
             }
         }
     }
