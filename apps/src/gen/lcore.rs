@@ -522,6 +522,10 @@ impl GenApp {
         for s in self.senders.iter_mut() {
             let st = &self.p.streams[s.plan.stream];
             s.start = start_tsc + tsc.ns_to_cycles((st.start_delay * 1e9) as u64);
+            // The stream's time runs from its scheduled start: a sender that
+            // got going late (ARP, a busy port) and caught up in a burst
+            // does not look faster than its rate.
+            s.plan.counters.first_tsc.set(s.start);
             s.stop = if st.duration > 0.0 {
                 Some(s.start + tsc.ns_to_cycles((st.duration * 1e9) as u64))
             } else {

@@ -11,4 +11,5 @@ pub use lcore::{CoreList, LcoreError};
 pub use regs::RegisterSpace;
 pub use tsc::Tsc;
 pub mod pci;
+pub mod pktmmap;
 pub mod vfio;

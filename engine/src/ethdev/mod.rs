@@ -15,6 +15,7 @@
 //! its `drops` (or `errors`). A packet taken and never reported holds its
 //! bytes in BQL's in-flight count for ever and stops the queue.
 
+pub mod af_packet;
 pub mod null;
 pub mod pcap;
 mod registry;

@@ -39,6 +39,7 @@ impl Registry {
         let mut r = Registry::new();
         for d in [
             super::null::driver(),
+            super::af_packet::driver(),
             super::pcap::driver(),
             super::ring::driver(),
         ] {

@@ -1,0 +1,404 @@
+//! Kernel-shared packet rings (`PACKET_MMAP`, Documentation/networking/
+//! packet_mmap.rst): an `AF_PACKET` socket bound to one interface, a
+//! `TPACKET_V2` TX ring and a `TPACKET_V3` RX block ring mapped into our
+//! address space. Like DMA memory, the rings are memory another agent (the
+//! kernel) reads and writes behind our back: every status word is accessed
+//! with acquire/release atomics, and the raw pointer work stays here, behind
+//! a safe interface for the `af_packet` port (`ethdev/af_packet.rs`).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// `ETH_P_ALL` in network order, as `socket(2)` and `sockaddr_ll` want it.
+const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
+
+/// An `AF_PACKET`/`SOCK_RAW` socket bound to one interface.
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: i32,
+}
+
+impl PacketSocket {
+    /// `socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL))` bound to `ifindex`
+    /// (bound only once the rings are set up: see [`PacketSocket::bind`]).
+    pub fn open(ifindex: i32) -> io::Result<PacketSocket> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, ETH_P_ALL_BE as i32) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(PacketSocket { fd, ifindex })
+    }
+
+    /// `bind(2)` to the interface (after the rings, as packet_mmap.rst does).
+    pub fn bind(&self) -> io::Result<()> {
+        // SAFETY: zeroed sockaddr_ll is a valid value; we fill the fields we need.
+        let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_protocol = ETH_P_ALL_BE;
+        sa.sll_ifindex = self.ifindex;
+        // SAFETY: `sa` lives across the call and its size is passed.
+        let r = unsafe {
+            libc::bind(
+                self.fd.as_raw_fd(),
+                &sa as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// `setsockopt(SOL_PACKET, opt, &val)`.
+    pub fn set<T>(&self, opt: i32, val: &T) -> io::Result<()> {
+        // SAFETY: `val` is a live value of the size passed.
+        let r = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                opt,
+                val as *const T as *const libc::c_void,
+                std::mem::size_of::<T>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// `PACKET_STATISTICS` as `tpacket_stats_v3` (the kernel resets them on
+    /// each read): (packets, drops, freeze_q_cnt).
+    pub fn stats_v3(&self) -> io::Result<(u32, u32, u32)> {
+        let mut st = libc::tpacket_stats_v3 {
+            tp_packets: 0,
+            tp_drops: 0,
+            tp_freeze_q_cnt: 0,
+        };
+        let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as u32;
+        // SAFETY: `st` and `len` live across the call; the kernel writes at most `len` bytes.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                &mut st as *mut libc::tpacket_stats_v3 as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((st.tp_packets, st.tp_drops, st.tp_freeze_q_cnt))
+    }
+
+    /// The TX kick: `sendto(fd, NULL, 0, MSG_DONTWAIT)` makes the kernel
+    /// send every frame marked `TP_STATUS_SEND_REQUEST` (`tpacket_snd`).
+    pub fn kick(&self) -> io::Result<()> {
+        // SAFETY: a null buffer of length 0 and no address are what the TX
+        // ring protocol asks for.
+        let r = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            // Nothing to send, or the device queue is busy: the frames stay
+            // requested and the next kick sends them.
+            if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::ENOBUFS)) {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn map(&self, len: usize) -> io::Result<Mapping> {
+        // SAFETY: a shared mapping of the socket's ring, `len` as set up by
+        // PACKET_{TX,RX}_RING; checked for MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_LOCKED,
+                self.fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            ptr: p as *mut u8,
+            len,
+        })
+    }
+}
+
+struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are the mapping mmap returned; nothing refers to it after drop.
+        unsafe {
+            libc::munmap(self.ptr as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+// SAFETY: the mapping is plain shared memory; its owner (one queue, one lcore)
+// is the only user on our side.
+unsafe impl Send for Mapping {}
+
+/// Frame status words live at the start of each frame / block (`tp_status`,
+/// `block_status`): 32-bit, naturally aligned, shared with the kernel.
+impl Mapping {
+    #[inline(always)]
+    fn status(&self, off: usize) -> &AtomicU32 {
+        assert!(off + 4 <= self.len && off.is_multiple_of(4));
+        // SAFETY: the word is inside the mapping and 4-byte aligned (frames
+        // and blocks are TPACKET_ALIGNMENT-aligned, checked above); AtomicU32
+        // has u32's layout; the borrow is bounded by `&self`.
+        unsafe { &*(self.ptr.add(off) as *const AtomicU32) }
+    }
+}
+
+/// A `TPACKET_V2` TX ring: `frames` slots of `frame_size` bytes.
+pub struct TxRing {
+    sock: PacketSocket,
+    map: Mapping,
+    frame_size: usize,
+    frames: usize,
+}
+
+/// Where a TX frame's data starts: `TPACKET2_HDRLEN - sizeof(sockaddr_ll)`
+/// (packet_mmap.rst, "TX ring"; `tpacket_fill_skb` without `tp_net` set).
+const TX_DATA_OFF: usize = libc::TPACKET2_HDRLEN - std::mem::size_of::<libc::sockaddr_ll>();
+
+impl TxRing {
+    /// Sets `TPACKET_V2`, `PACKET_QDISC_BYPASS` (when asked), `PACKET_LOSS`
+    /// and the TX ring on `sock`, maps it and binds the socket.
+    pub fn new(
+        sock: PacketSocket,
+        frame_size: usize,
+        frames: usize,
+        qdisc_bypass: bool,
+    ) -> io::Result<TxRing> {
+        let v = libc::tpacket_versions::TPACKET_V2 as i32;
+        sock.set(libc::PACKET_VERSION, &v)?;
+        if qdisc_bypass {
+            sock.set(libc::PACKET_QDISC_BYPASS, &1i32)?;
+        }
+        // A frame the kernel cannot send is skipped, not a wedge of the ring.
+        sock.set(libc::PACKET_LOSS, &1i32)?;
+        let block = frame_size.max(4096);
+        let per_block = block / frame_size;
+        let req = libc::tpacket_req {
+            tp_block_size: block as u32,
+            tp_block_nr: frames.div_ceil(per_block) as u32,
+            tp_frame_size: frame_size as u32,
+            tp_frame_nr: frames as u32,
+        };
+        sock.set(libc::PACKET_TX_RING, &req)?;
+        let map = sock.map(req.tp_block_size as usize * req.tp_block_nr as usize)?;
+        sock.bind()?;
+        Ok(TxRing {
+            sock,
+            map,
+            frame_size,
+            frames,
+        })
+    }
+
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Most data bytes a frame holds.
+    pub fn max_data(&self) -> usize {
+        self.frame_size - TX_DATA_OFF
+    }
+
+    /// The status of slot `i` (`TP_STATUS_AVAILABLE`, `_SEND_REQUEST`,
+    /// `_SENDING`, `_WRONG_FORMAT`).
+    #[inline]
+    pub fn status(&self, i: usize) -> u32 {
+        self.map.status(i * self.frame_size).load(Ordering::Acquire)
+    }
+
+    /// Marks slot `i` available again (after a `TP_STATUS_WRONG_FORMAT`).
+    pub fn set_available(&self, i: usize) {
+        self.map
+            .status(i * self.frame_size)
+            .store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
+    }
+
+    /// Copies a frame given as segments into slot `i` (which must be
+    /// available; `len` ≤ [`TxRing::max_data`]), then hands it to the
+    /// kernel (`TP_STATUS_SEND_REQUEST`, release-ordered after the data).
+    #[inline]
+    pub fn fill<'a>(&self, i: usize, len: usize, segs: impl Iterator<Item = &'a [u8]>) {
+        assert!(i < self.frames && len <= self.max_data());
+        let base = i * self.frame_size;
+        // SAFETY: slot `i` is inside the mapping, available (the kernel does
+        // not touch it), and `len` fits its data area (asserted above).
+        unsafe {
+            let data = self.map.ptr.add(base + TX_DATA_OFF);
+            let mut off = 0;
+            for s in segs {
+                let n = s.len().min(len - off);
+                std::ptr::copy_nonoverlapping(s.as_ptr(), data.add(off), n);
+                off += n;
+            }
+            let h = self.map.ptr.add(base) as *mut libc::tpacket2_hdr;
+            std::ptr::addr_of_mut!((*h).tp_len).write_volatile(len as u32);
+        }
+        self.map
+            .status(base)
+            .store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
+    }
+
+    pub fn socket(&self) -> &PacketSocket {
+        &self.sock
+    }
+}
+
+/// A `TPACKET_V3` RX ring: `blocks` blocks of `block_size` bytes, each
+/// retired to us full or after `retire_ms`.
+pub struct RxRing {
+    sock: PacketSocket,
+    map: Mapping,
+    block_size: usize,
+    blocks: usize,
+}
+
+/// One received packet in a block: its bytes and the link-layer type
+/// (`sll_pkttype`: host, broadcast, outgoing, …).
+pub struct RxPacket<'a> {
+    pub data: &'a [u8],
+    /// Bytes on the wire (`tp_len`; more than `data` when truncated).
+    pub wire_len: usize,
+}
+
+impl RxRing {
+    /// Sets `TPACKET_V3`, ignores our own outgoing frames
+    /// (`PACKET_IGNORE_OUTGOING`), sets the RX ring, maps it and binds.
+    pub fn new(
+        sock: PacketSocket,
+        block_size: usize,
+        blocks: usize,
+        frame_size: usize,
+        retire_ms: u32,
+    ) -> io::Result<RxRing> {
+        let v = libc::tpacket_versions::TPACKET_V3 as i32;
+        sock.set(libc::PACKET_VERSION, &v)?;
+        sock.set(libc::PACKET_IGNORE_OUTGOING, &1i32)?;
+        let req = libc::tpacket_req3 {
+            tp_block_size: block_size as u32,
+            tp_block_nr: blocks as u32,
+            tp_frame_size: frame_size as u32,
+            tp_frame_nr: (block_size / frame_size * blocks) as u32,
+            tp_retire_blk_tov: retire_ms,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        sock.set(libc::PACKET_RX_RING, &req)?;
+        let map = sock.map(block_size * blocks)?;
+        sock.bind()?;
+        Ok(RxRing {
+            sock,
+            map,
+            block_size,
+            blocks,
+        })
+    }
+
+    pub fn blocks(&self) -> usize {
+        self.blocks
+    }
+
+    /// True when block `b` belongs to us (`TP_STATUS_USER`).
+    #[inline]
+    pub fn ready(&self, b: usize) -> bool {
+        // `block_status` is the first field of `tpacket_hdr_v1`, which follows
+        // `version` and `offset_to_priv` in `tpacket_block_desc`.
+        self.map
+            .status(b * self.block_size + 8)
+            .load(Ordering::Acquire)
+            & libc::TP_STATUS_USER
+            != 0
+    }
+
+    /// Packets in block `b` and the offset of the first (only when ready).
+    pub fn block_info(&self, b: usize) -> (usize, usize) {
+        // SAFETY: block `b` is inside the mapping and ours (ready); the
+        // header is a `tpacket_block_desc` the kernel wrote before releasing it.
+        unsafe {
+            let d = self.map.ptr.add(b * self.block_size) as *const libc::tpacket_block_desc;
+            let h = &(*d).hdr.bh1;
+            (h.num_pkts as usize, h.offset_to_first_pkt as usize)
+        }
+    }
+
+    /// The packet at byte offset `off` of block `b`, and the offset of the
+    /// next one (`tp_next_offset`; 0 for the last). `None` when the header
+    /// points outside the block (a corrupt ring is not trusted).
+    pub fn packet(&self, b: usize, off: usize) -> Option<(RxPacket<'_>, usize)> {
+        let hdr_len = std::mem::size_of::<libc::tpacket3_hdr>();
+        if off + hdr_len > self.block_size {
+            return None;
+        }
+        // SAFETY: the header lies inside block `b` (checked), which is ours.
+        let (next, mac, snap, len) = unsafe {
+            let h = self.map.ptr.add(b * self.block_size + off) as *const libc::tpacket3_hdr;
+            (
+                (*h).tp_next_offset as usize,
+                (*h).tp_mac as usize,
+                (*h).tp_snaplen as usize,
+                (*h).tp_len as usize,
+            )
+        };
+        if off + mac + snap > self.block_size {
+            return None;
+        }
+        // SAFETY: the data lies inside block `b` (checked) and stays valid
+        // until the block is released, which needs `&self` again after the
+        // returned borrow ends.
+        let data = unsafe {
+            std::slice::from_raw_parts(self.map.ptr.add(b * self.block_size + off + mac), snap)
+        };
+        Some((
+            RxPacket {
+                data,
+                wire_len: len,
+            },
+            if next == 0 { 0 } else { off + next },
+        ))
+    }
+
+    /// Gives block `b` back to the kernel (`TP_STATUS_KERNEL`).
+    pub fn release(&self, b: usize) {
+        self.map
+            .status(b * self.block_size + 8)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+    }
+
+    pub fn socket(&self) -> &PacketSocket {
+        &self.sock
+    }
+}

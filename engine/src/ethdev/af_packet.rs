@@ -1,0 +1,550 @@
+//! `af_packet:IFACE`: a port on any Linux interface through `AF_PACKET`
+//! sockets with `PACKET_MMAP` rings (DPDK's `net_af_packet`). Each TX queue
+//! is a socket with a `TPACKET_V2` TX ring and `PACKET_QDISC_BYPASS` (frames
+//! go straight to the device's `ndo_start_xmit`, as `packet_direct_xmit`
+//! does), kicked with one `sendto` per burst; each RX queue a socket with a
+//! `TPACKET_V3` block ring, several RX queues joined in one `PACKET_FANOUT`
+//! group (by flow hash). Frames are copied between mbufs and the rings.
+//! The MAC, MTU, link state and speed come from sysfs.
+
+use super::*;
+use crate::eal::pktmmap::{PacketSocket, RxRing, TxRing};
+use crate::mbuf::{Burst, Mempool};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub(crate) fn driver() -> DriverInfo {
+    DriverInfo {
+        name: "af_packet",
+        syntax: "af_packet:IFACE[?qdisc_bypass=1|0&block_kb=N]",
+        help: "any Linux interface (a veth, lo, eth0) through AF_PACKET: TPACKET_V2 TX ring with qdisc bypass, TPACKET_V3 RX ring, PACKET_FANOUT over RX queues; needs root or CAP_NET_RAW",
+        open: |spec| {
+            spec.check_params(&["qdisc_bypass", "block_kb"])?;
+            let iface = spec.require_arg("af_packet:IFACE")?.to_string();
+            let bypass = spec.param_u64("qdisc_bypass", 1)? != 0;
+            let block_kb = spec.param_u64("block_kb", 256)?;
+            if !(4..=4096).contains(&block_kb) || !block_kb.is_power_of_two() {
+                return Err(EthdevError::BadSpec {
+                    spec: spec.raw.clone(),
+                    why: format!("block_kb={block_kb}: give a power of two in 4..=4096"),
+                });
+            }
+            Ok(Box::new(AfPacketPort::open(
+                &spec.raw,
+                &iface,
+                bypass,
+                block_kb as usize * 1024,
+            )?))
+        },
+    }
+}
+
+/// What sysfs says about an interface.
+#[derive(Debug, Clone)]
+struct Iface {
+    name: String,
+    index: i32,
+    mac: MacAddr,
+    mtu: u32,
+}
+
+fn sysfs(iface: &str, file: &str) -> PathBuf {
+    PathBuf::from(format!("/sys/class/net/{iface}/{file}"))
+}
+
+fn read_sys(iface: &str, file: &str) -> Option<String> {
+    std::fs::read_to_string(sysfs(iface, file))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+impl Iface {
+    fn lookup(port: &str, name: &str) -> Result<Iface, EthdevError> {
+        let c = std::ffi::CString::new(name)
+            .map_err(|_| EthdevError::device(port, format!("'{name}' is not an interface name")))?;
+        // SAFETY: `c` is a valid NUL-terminated string for the call's duration.
+        let index = unsafe { libc::if_nametoindex(c.as_ptr()) } as i32;
+        if index == 0 {
+            return Err(EthdevError::device(
+                port,
+                format!("no interface '{name}' (`ip link` lists them; in a namespace, run wirespeed inside it)"),
+            ));
+        }
+        let mac = read_sys(name, "address")
+            .and_then(|a| {
+                let b: Vec<u8> = a
+                    .split(':')
+                    .filter_map(|x| u8::from_str_radix(x, 16).ok())
+                    .collect();
+                <[u8; 6]>::try_from(b).ok()
+            })
+            .map(MacAddr)
+            .unwrap_or(MacAddr::ZERO);
+        let mtu = read_sys(name, "mtu")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(1500);
+        Ok(Iface {
+            name: name.to_string(),
+            index,
+            mac,
+            mtu,
+        })
+    }
+
+    fn link(&self) -> LinkStatus {
+        let carrier = read_sys(&self.name, "carrier").as_deref() == Some("1");
+        let oper = read_sys(&self.name, "operstate").unwrap_or_default();
+        // `lo` says "unknown" and has carrier: up.
+        let up = carrier && (oper == "up" || oper == "unknown");
+        let speed = read_sys(&self.name, "speed")
+            .and_then(|s| s.parse::<i64>().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(0) as u32;
+        LinkStatus {
+            up,
+            speed_mbps: if up { speed } else { 0 },
+            full_duplex: true,
+        }
+    }
+
+    /// A kernel counter of the interface (`statistics/NAME`).
+    fn counter(&self, name: &str) -> u64 {
+        read_sys(&self.name, &format!("statistics/{name}"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Counters the RX queues read from their sockets (`PACKET_STATISTICS`
+/// resets on read, so they are accumulated here).
+#[derive(Debug, Default)]
+struct RxKernelStats {
+    tp_drops: AtomicU64,
+    tp_freeze_q_cnt: AtomicU64,
+}
+
+/// The port.
+pub struct AfPacketPort {
+    name: String,
+    iface: Iface,
+    bypass: bool,
+    block_size: usize,
+    conf: PortConfig,
+    tx: Vec<Arc<QueueStats>>,
+    rx: Vec<Arc<QueueStats>>,
+    rx_kernel: Arc<RxKernelStats>,
+    txs: QueueSlots,
+    rxs: QueueSlots,
+    fanout_id: u16,
+    started: bool,
+}
+
+/// A process-unique fanout group id per port.
+static NEXT_FANOUT: AtomicU16 = AtomicU16::new(1);
+
+/// Frame size of the rings: a power of two holding the largest frame (MTU
+/// + Ethernet header + one VLAN tag) after the 32-byte TPACKET_V2 header.
+fn frame_size(mtu: u32) -> usize {
+    (mtu as usize + 18 + 64).next_power_of_two().max(2048)
+}
+
+impl AfPacketPort {
+    fn open(
+        spec: &str,
+        iface: &str,
+        bypass: bool,
+        block_size: usize,
+    ) -> Result<AfPacketPort, EthdevError> {
+        let iface = Iface::lookup(spec, iface)?;
+        // Fail early, naming the capability, rather than at queue set-up.
+        PacketSocket::open(iface.index).map_err(|e| sock_error(spec, "socket(AF_PACKET)", e))?;
+        if frame_size(iface.mtu) > block_size {
+            return Err(EthdevError::BadSpec {
+                spec: spec.to_string(),
+                why: format!(
+                    "block_kb={} is smaller than one frame at MTU {}; raise block_kb",
+                    block_size / 1024,
+                    iface.mtu
+                ),
+            });
+        }
+        Ok(AfPacketPort {
+            name: spec.to_string(),
+            iface,
+            bypass,
+            block_size,
+            conf: PortConfig::default(),
+            tx: Vec::new(),
+            rx: Vec::new(),
+            rx_kernel: Arc::default(),
+            txs: QueueSlots::new(0),
+            rxs: QueueSlots::new(0),
+            fanout_id: NEXT_FANOUT.fetch_add(1, Ordering::Relaxed),
+            started: false,
+        })
+    }
+}
+
+/// An errno from socket set-up, with what to do about it.
+fn sock_error(port: &str, what: &str, e: std::io::Error) -> EthdevError {
+    let hint = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            " — AF_PACKET needs root or CAP_NET_RAW (e.g. `setcap cap_net_raw,cap_ipc_lock+ep wirespeed`)"
+        }
+        Some(libc::ENOMEM) | Some(libc::EAGAIN) => {
+            " — the ring does not fit the locked-memory limit: raise it (`ulimit -l unlimited`) or use smaller rings"
+        }
+        Some(libc::EAFNOSUPPORT) => " — this kernel has no AF_PACKET (CONFIG_PACKET)",
+        _ => "",
+    };
+    EthdevError::device(port, format!("{what}: {e}{hint}"))
+}
+
+impl Port for AfPacketPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn info(&self) -> PortInfo {
+        let speed = self.iface.link().speed_mbps as u64;
+        PortInfo {
+            driver: "af_packet",
+            max_tx_queues: 16,
+            max_rx_queues: 16,
+            tx_ring_min: 64,
+            tx_ring_max: 16384,
+            tx_ring_align: 2,
+            rx_ring_min: 64,
+            rx_ring_max: 16384,
+            rx_ring_align: 2,
+            tx_offload_capa: 0,
+            // The kernel takes MTU + header, and 4 more for a VLAN-tagged frame.
+            max_frame: self.iface.mtu + 14 + 4,
+            line_rate_bps: speed * 1_000_000,
+        }
+    }
+
+    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
+        conf.validate(&self.name, &self.info())?;
+        self.conf = conf.clone();
+        self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
+        self.rx = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
+        self.txs = QueueSlots::new(conf.nb_tx_queues);
+        self.rxs = QueueSlots::new(conf.nb_rx_queues);
+        Ok(())
+    }
+
+    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
+        self.txs.take(&self.name, "tx queue", q)?;
+        let sock = PacketSocket::open(self.iface.index)
+            .map_err(|e| sock_error(&self.name, "socket(AF_PACKET)", e))?;
+        let frames = self.conf.tx_ring_size as usize;
+        let ring = TxRing::new(sock, frame_size(self.iface.mtu), frames, self.bypass)
+            .map_err(|e| sock_error(&self.name, "PACKET_TX_RING", e))?;
+        Ok(Box::new(AfPacketTxQueue {
+            index: q,
+            stats: self.tx[q as usize].clone(),
+            max_len: (self.iface.mtu + 14) as usize,
+            lens: vec![0; frames],
+            ring,
+            head: 0,
+            tail: 0,
+            inflight: 0,
+            dropped: Completed::default(),
+            kick_errors: 0,
+        }))
+    }
+
+    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
+        self.rxs.take(&self.name, "rx queue", q)?;
+        let sock = PacketSocket::open(self.iface.index)
+            .map_err(|e| sock_error(&self.name, "socket(AF_PACKET)", e))?;
+        let fs = frame_size(self.iface.mtu);
+        // The ring holds about rx_ring_size frames.
+        let blocks = (self.conf.rx_ring_size as usize * fs)
+            .div_ceil(self.block_size)
+            .max(2);
+        let ring = RxRing::new(sock, self.block_size, blocks, fs, 1)
+            .map_err(|e| sock_error(&self.name, "PACKET_RX_RING", e))?;
+        if self.conf.promiscuous {
+            let mr = libc::packet_mreq {
+                mr_ifindex: self.iface.index,
+                mr_type: libc::PACKET_MR_PROMISC as u16,
+                mr_alen: 0,
+                mr_address: [0; 8],
+            };
+            ring.socket()
+                .set(libc::PACKET_ADD_MEMBERSHIP, &mr)
+                .map_err(|e| sock_error(&self.name, "PACKET_MR_PROMISC", e))?;
+        }
+        if self.conf.nb_rx_queues > 1 {
+            // PACKET_FANOUT_HASH: a flow stays on one queue (like RSS).
+            let arg = self.fanout_id as u32 | (libc::PACKET_FANOUT_HASH << 16);
+            ring.socket()
+                .set(libc::PACKET_FANOUT, &arg)
+                .map_err(|e| sock_error(&self.name, "PACKET_FANOUT", e))?;
+        }
+        Ok(Box::new(AfPacketRxQueue {
+            index: q,
+            stats: self.rx[q as usize].clone(),
+            kernel: self.rx_kernel.clone(),
+            ring,
+            block: 0,
+            left: 0,
+            off: 0,
+            polls: 0,
+        }))
+    }
+
+    fn start(&mut self) -> Result<(), EthdevError> {
+        if !self.iface.link().up {
+            tracing::warn!(
+                port = %self.name,
+                "link is down (carrier off or interface down: `ip link set {} up`)",
+                self.iface.name
+            );
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<(), EthdevError> {
+        self.started = false;
+        Ok(())
+    }
+
+    fn link(&self) -> LinkStatus {
+        self.iface.link()
+    }
+
+    fn mac(&self) -> MacAddr {
+        self.iface.mac
+    }
+
+    fn stats(&self) -> PortStats {
+        PortStats::from_queues(&self.tx, &self.rx)
+    }
+
+    fn xstats(&self) -> Vec<(String, u64)> {
+        let mut v = self.stats().xstats();
+        v.push((
+            "rx_kernel_ring_drops".into(),
+            self.rx_kernel.tp_drops.load(Ordering::Relaxed),
+        ));
+        v.push((
+            "rx_kernel_freeze_q".into(),
+            self.rx_kernel.tp_freeze_q_cnt.load(Ordering::Relaxed),
+        ));
+        // What the kernel's own counters say of the interface.
+        for c in [
+            "tx_packets",
+            "tx_dropped",
+            "tx_errors",
+            "rx_packets",
+            "rx_dropped",
+        ] {
+            v.push((format!("kernel_{c}"), self.iface.counter(c)));
+        }
+        v
+    }
+}
+
+/// A TX queue: one socket and its TPACKET_V2 ring.
+pub struct AfPacketTxQueue {
+    index: u16,
+    stats: Arc<QueueStats>,
+    /// Largest untagged frame the interface takes (MTU + 14).
+    max_len: usize,
+    /// Length of the frame in each slot (for the completion report).
+    lens: Vec<u32>,
+    ring: TxRing,
+    /// Next slot to fill / oldest slot not yet reported.
+    head: usize,
+    tail: usize,
+    inflight: usize,
+    /// Frames refused before they reached the ring (too long).
+    dropped: Completed,
+    kick_errors: u64,
+}
+
+impl TxQueue for AfPacketTxQueue {
+    fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// Plays the part of `ndo_start_xmit` over `tpacket_snd`: copies each
+    /// frame into the next available slot (`TP_STATUS_SEND_REQUEST`), then
+    /// one `sendto` kick for the whole burst (the doorbell).
+    fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
+        let n = self.ring.frames();
+        let mut took = 0;
+        while let Some(m) = pkts.pop_front() {
+            let len = m.pkt_len();
+            let tagged = m.data().len() >= 14 && m.data()[12..14] == [0x81, 0x00];
+            if len > self.max_len + if tagged { 4 } else { 0 } || len > self.ring.max_data() {
+                // The kernel would refuse it: dropped and counted, reported by clean.
+                self.stats.drops.add(1);
+                self.dropped.packets += 1;
+                self.dropped.bytes += len as u64;
+                took += 1;
+                continue;
+            }
+            if self.inflight == n || self.ring.status(self.head) != libc::TP_STATUS_AVAILABLE {
+                // Ring full: the rest waits (NETDEV_TX_BUSY).
+                let _ = pkts.push_front(m);
+                break;
+            }
+            self.ring.fill(self.head, len, m.segments().map(|s| s.data));
+            self.lens[self.head] = len as u32;
+            self.head = (self.head + 1) % n;
+            self.inflight += 1;
+            self.stats.packets.add(1);
+            self.stats.bytes.add(len as u64);
+            took += 1;
+            // The data is in the ring: the mbuf goes home now (copy mode).
+            drop(m);
+        }
+        if took > 0 && self.ring.socket().kick().is_err() {
+            self.kick_errors += 1;
+            self.stats.errors.add(1);
+        }
+        took
+    }
+
+    /// Plays the part of `tpacket_destruct_skb` seen from user space: a
+    /// slot back at `TP_STATUS_AVAILABLE` was sent; `TP_STATUS_WRONG_FORMAT`
+    /// was refused by the kernel (counted as a drop). Reported in order.
+    fn clean(&mut self, budget: usize) -> Completed {
+        let n = self.ring.frames();
+        let mut done = std::mem::take(&mut self.dropped);
+        let mut pending_kick = false;
+        while self.inflight > 0 && (done.packets as usize) < budget {
+            match self.ring.status(self.tail) {
+                libc::TP_STATUS_AVAILABLE => {}
+                libc::TP_STATUS_WRONG_FORMAT => {
+                    self.ring.set_available(self.tail);
+                    self.stats.drops.add(1);
+                }
+                libc::TP_STATUS_SEND_REQUEST => {
+                    // Not taken yet (the device queue was busy): kick again.
+                    pending_kick = true;
+                    break;
+                }
+                _ => break, // TP_STATUS_SENDING: in the kernel now
+            }
+            done.packets += 1;
+            done.bytes += self.lens[self.tail] as u64;
+            self.tail = (self.tail + 1) % n;
+            self.inflight -= 1;
+        }
+        if pending_kick && self.ring.socket().kick().is_err() {
+            self.kick_errors += 1;
+        }
+        done
+    }
+
+    fn free_slots(&self) -> usize {
+        self.ring.frames() - self.inflight
+    }
+
+    fn ring_size(&self) -> usize {
+        self.ring.frames()
+    }
+
+    fn stats(&self) -> Arc<QueueStats> {
+        self.stats.clone()
+    }
+}
+
+/// An RX queue: one socket and its TPACKET_V3 block ring.
+pub struct AfPacketRxQueue {
+    index: u16,
+    stats: Arc<QueueStats>,
+    kernel: Arc<RxKernelStats>,
+    ring: RxRing,
+    /// The block being read, packets left in it and the next one's offset.
+    block: usize,
+    left: usize,
+    off: usize,
+    polls: u64,
+}
+
+impl RxQueue for AfPacketRxQueue {
+    fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// Plays the part of reading a `TPACKET_V3` ring (packet_mmap.rst,
+    /// "TPACKET_V3"): walks the packets of each block the kernel retired to
+    /// us, copies them into mbufs, and gives the block back when done.
+    fn rx_burst(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
+        self.polls += 1;
+        if self.polls.is_multiple_of(4096) {
+            if let Ok((_, drops, freeze)) = self.ring.socket().stats_v3() {
+                self.kernel
+                    .tp_drops
+                    .fetch_add(drops as u64, Ordering::Relaxed);
+                self.kernel
+                    .tp_freeze_q_cnt
+                    .fetch_add(freeze as u64, Ordering::Relaxed);
+                self.stats.drops.add(drops as u64);
+            }
+        }
+        let mut got = 0;
+        while got < max && out.room() > 0 {
+            if self.left == 0 {
+                if !self.ring.ready(self.block) {
+                    break;
+                }
+                let (num, first) = self.ring.block_info(self.block);
+                if num == 0 {
+                    self.next_block();
+                    continue;
+                }
+                self.left = num;
+                self.off = first;
+            }
+            let Some((p, next)) = self.ring.packet(self.block, self.off) else {
+                // A header pointing outside the block: skip the block.
+                self.stats.errors.add(self.left as u64);
+                self.next_block();
+                continue;
+            };
+            let Some(mut m) = pool.alloc() else {
+                // No buffer: leave the packet in the ring for the next poll.
+                break;
+            };
+            if m.extend_from_slice(p.data).is_err() || p.wire_len > p.data.len() {
+                // Larger than a buffer, or truncated by the ring: dropped, counted.
+                drop(m);
+                self.stats.drops.add(1);
+            } else {
+                self.stats.packets.add(1);
+                self.stats.bytes.add(p.data.len() as u64);
+                if out.push(m).is_err() {
+                    break;
+                }
+                got += 1;
+            }
+            self.left -= 1;
+            self.off = next;
+            if self.left == 0 {
+                self.next_block();
+            }
+        }
+        got
+    }
+
+    fn stats(&self) -> Arc<QueueStats> {
+        self.stats.clone()
+    }
+}
+
+impl AfPacketRxQueue {
+    fn next_block(&mut self) {
+        self.ring.release(self.block);
+        self.block = (self.block + 1) % self.ring.blocks();
+        self.left = 0;
+    }
+}
