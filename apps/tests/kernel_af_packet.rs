@@ -78,7 +78,10 @@ impl Peer {
     /// A UDP socket bound in the namespace that reads and counts what
     /// arrives (the kernel counts InDatagrams as they are read), then prints
     /// `count bytes` once nothing came for a second.
-    fn sink(&self, port: u16) -> Child {
+    /// With `answer` > 0 it also sends `answer` 3000-byte datagrams back to
+    /// the first sender it hears from: the kernel fragments them, for our
+    /// reassembly.
+    fn sink(&self, port: u16, answer: usize) -> Child {
         self.exec(&[
             "python3",
             "-c",
@@ -87,7 +90,9 @@ impl Peer {
                  s.setsockopt(socket.SOL_SOCKET,33,1<<24)\n\
                  s.bind(('0.0.0.0',{port}))\nprint('ready',flush=True)\n\
                  n=b=0\ns.settimeout(30)\n\
-                 try:\n  while True:\n    d=s.recv(65535); n+=1; b+=len(d); s.settimeout(1)\n\
+                 try:\n  while True:\n    d,a=s.recvfrom(65535); n+=1; b+=len(d); s.settimeout(1)\n\
+                 \x20   if n==1:\n\
+                 \x20     for i in range({answer}): s.sendto(bytes([i%256])*3000,a)\n\
                  except socket.timeout:\n  pass\nprint(n,b,flush=True)\n"
             ),
         ])
@@ -201,7 +206,7 @@ fn run(cfg: &str, dir: &std::path::Path, extra: &[&str]) -> (serde_json::Value, 
 fn kernel_receives_every_datagram_and_reassembles_our_fragments() {
     let Some(peer) = Peer::new("wsk") else { return };
     let dir = tmpdir("kernel-sock");
-    let mut sink = peer.sink(9000);
+    let mut sink = peer.sink(9000, 20);
     let r = wait_ready(&mut sink);
     let ping = peer
         .exec(&["python3", "-c", PING])
@@ -269,7 +274,7 @@ size = 4000
 fn kernel_accepts_raw_frames_with_varying_fields() {
     let Some(peer) = Peer::new("wsr") else { return };
     let dir = tmpdir("kernel-raw");
-    let mut sink = peer.sink(9001);
+    let mut sink = peer.sink(9001, 0);
     let r = wait_ready(&mut sink);
     let cfg = format!(
         r#"[run]

@@ -43,6 +43,7 @@
 //! reading): the data path never reads a clock.
 
 pub mod checksum;
+mod frag;
 mod ip;
 pub mod neigh;
 pub mod route;
@@ -515,6 +516,8 @@ pub struct Stack {
     pub(crate) hash_key: secret::SipKey,
     /// ICMP output rate limiter (`icmp_global` + per-peer tokens).
     pub(crate) icmp_rl: rx::IcmpRateLimit,
+    /// IPv4 reassembly queues (`ip_defrag`).
+    pub(crate) reasm: frag::Reassembly,
     pub(crate) default_ttl: u8,
     pub(crate) now: u64,
     /// A burst for batched sends (boxed: allocated once).
@@ -591,6 +594,7 @@ impl Stack {
             ident: ip::IpIdents::new(cfg.ip_id_seed),
             hash_key: secret::SipKey::process(0x7478_6861_7368), // "txhash"
             icmp_rl: rx::IcmpRateLimit::new(cfg.icmp.clone(), cfg.seed ^ 0x1c3b),
+            reasm: frag::Reassembly::default(),
             default_ttl: cfg.default_ttl,
             now: 0,
             scratch: Some(Box::new(Burst::new())),
@@ -727,6 +731,9 @@ impl Stack {
         let now = self.now;
         let (neigh, mut io) = self.split_neigh();
         neigh.poll_timers(&mut io, now);
+        let ev = self.reasm.expire(now);
+        self.counters.ip.reasm_timeout.add(ev.timeouts);
+        self.counters.ip.reasm_fails.add(ev.fails);
         self.xmit.flush();
         self.xmit.reclaim();
         self.socks.reap();

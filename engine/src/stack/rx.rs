@@ -235,22 +235,30 @@ impl Stack {
             self.counters.ip.in_addr_errors.add(1);
             return;
         }
-        if h.mf() || h.frag_offset() != 0 {
-            // ip_local_deliver hands every fragment to ip_defrag, which
-            // counts it in ReasmReqds first; ReasmFails counts only what the
-            // reassembly itself fails (no queue, a bad fragment, a timeout:
-            // ip_defrag, ip_frag_queue, ip_expire). This stack does not
-            // reassemble, so the fragment is a datagram discarded without a
-            // fault of its own: InDiscards (RFC 4293 ipSystemStatsInDiscards).
+        let (h, m) = if h.mf() || h.frag_offset() != 0 {
+            // ip_local_deliver → ip_defrag: every fragment counts in
+            // ReasmReqds; the datagram goes on once whole.
             self.counters.ip.reasm_reqds.add(1);
-            self.counters.ip.in_discards.add(1);
-            return;
-        }
-        let hl = h.header_len();
-        if m.adj(hl).is_err() {
-            self.counters.ip.in_hdr_errors.add(1);
-            return;
-        }
+            match self.reasm.defrag(&h, m, self.now) {
+                super::frag::Defrag::Done(h, m) => {
+                    self.counters.ip.reasm_oks.add(1);
+                    (*h, m)
+                }
+                super::frag::Defrag::Queued => return,
+                super::frag::Defrag::Dropped => return,
+                super::frag::Defrag::Failed => {
+                    self.counters.ip.reasm_fails.add(1);
+                    return;
+                }
+            }
+        } else {
+            let hl = h.header_len();
+            if m.adj(hl).is_err() {
+                self.counters.ip.in_hdr_errors.add(1);
+                return;
+            }
+            (h, m)
+        };
         match h.protocol {
             wire::IPPROTO_UDP => {
                 self.counters.ip.in_delivers.add(1);

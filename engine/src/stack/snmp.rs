@@ -47,11 +47,14 @@ counters!(
         out_discards => "OutDiscards",
         /// No route (ENETUNREACH), in `udp_sendmsg`/`connect` and on output.
         out_no_routes => "OutNoRoutes",
-        /// Fragments received that needed reassembly (`ip_defrag` counts each
-        /// one); without reassembly each is also counted in `InDiscards`.
+        /// Datagrams whose fragments did not all arrive within `ipfrag_time`.
+        reasm_timeout => "ReasmTimeout",
+        /// Fragments received that needed reassembly (`ip_defrag` counts each one).
         reasm_reqds => "ReasmReqds",
-        /// Failures the reassembly detected (none here: no reassembly is
-        /// attempted, see `ReasmReqds`).
+        /// Datagrams reassembled.
+        reasm_oks => "ReasmOKs",
+        /// Datagrams the reassembly gave up on (timeout, overlap, bad
+        /// fragment, over `ipfrag_high_thresh`), once each.
         reasm_fails => "ReasmFails",
         /// Datagrams fragmented successfully (once per datagram).
         frag_oks => "FragOKs",

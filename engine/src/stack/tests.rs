@@ -1985,24 +1985,87 @@ impl SnmpSnapshot {
     }
 }
 
+/// Frames of one 4000-byte datagram from stack A (3 fragments at MTU 1500).
+fn fragments_a_to_b(payload: &[u8]) -> Vec<Frame> {
+    let (mut a, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    let s = a.udp_socket().unwrap();
+    a.socket(s).send_to(payload, sa(IP_B, 7)).unwrap();
+    let f = cap.take();
+    assert_eq!(f.len(), 3);
+    f
+}
+
+fn receiver_b() -> (Stack, SocketId) {
+    let (mut b, _cap) = cap_stack(cfg(MAC_B, IP_B));
+    let s = b.udp_socket().unwrap();
+    b.socket(s).bind(sa(IP_B, 7)).unwrap();
+    (b, s)
+}
+
+/// `ip_defrag` / `ip_frag_reasm`: fragments in any order, with an exact
+/// duplicate, come out as the one datagram, checksum verified over the chain.
 #[test]
-fn received_fragments_count_reasm_reqds_and_in_discards_not_reasm_fails() {
-    let (mut st, _cap) = resolved_stack(cfg(MAC_A, IP_A));
-    let mut f = udp_frame(IP_B, IP_A, 9, 6000, &[7u8; 64], true);
-    // First fragment (MF), then a later one (offset 72).
-    let mut h = Ipv4Header::parse(&f[14..]).unwrap();
-    h.frag = IP_MF;
-    h.emit(&mut f[14..]);
-    inject(&mut st, &f);
-    h.frag = 9;
-    h.emit(&mut f[14..]);
-    inject(&mut st, &f);
-    let c = st.counters();
-    assert_eq!(c.ip.in_receives, 2);
-    assert_eq!(c.ip.reasm_reqds, 2);
-    assert_eq!(c.ip.in_discards, 2);
-    assert_eq!(c.ip.reasm_fails, 0);
-    assert_eq!(c.ip.in_delivers, 0);
+fn fragments_are_reassembled_in_any_order_and_duplicates_dropped() {
+    let payload: Vec<u8> = (0..4000u32).map(|i| (i * 13 + i / 7) as u8).collect();
+    let f = fragments_a_to_b(&payload);
+    for order in [[0usize, 1, 2], [2, 1, 0], [1, 2, 0]] {
+        let (mut b, s) = receiver_b();
+        for (k, &i) in order.iter().enumerate() {
+            inject(&mut b, &f[i].bytes);
+            if k == 0 {
+                inject(&mut b, &f[i].bytes); // an exact duplicate: dropped alone
+                assert_eq!(b.reasm.pending(), 1);
+            }
+        }
+        assert_eq!(b.reasm.pending(), 0);
+        let mut buf = vec![0u8; 65536];
+        let (n, from) = b.socket(s).recv_from(&mut buf).unwrap();
+        assert_eq!((n, from), (4000, sa(IP_A, from.port())), "order {order:?}");
+        assert_eq!(&buf[..n], &payload[..]);
+        let c = b.counters();
+        assert_eq!(
+            (c.ip.reasm_reqds, c.ip.reasm_oks, c.ip.reasm_fails),
+            (4, 1, 0),
+            "order {order:?}"
+        );
+        assert_eq!(c.udp.in_datagrams, 1);
+        assert_eq!(c.udp.in_csum_errors, 0);
+    }
+}
+
+/// RFC 5722 (Linux `IPFRAG_OVERLAP`): an overlapping fragment kills the
+/// datagram; a datagram not whole within `ipfrag_time` times out. Each
+/// failure counts once in ReasmFails and every buffer goes home.
+#[test]
+fn overlapping_fragments_fail_and_incomplete_datagrams_time_out() {
+    let payload = vec![5u8; 4000];
+    let f = fragments_a_to_b(&payload);
+    let (mut b, s) = receiver_b();
+    let free0 = b.pool_mut().stats().available;
+    inject(&mut b, &f[0].bytes);
+    // The second fragment moved 8 bytes back: it overlaps the first.
+    let mut g = f[1].bytes.clone();
+    let mut h = Ipv4Header::parse(&g[14..]).unwrap();
+    h.frag = (h.frag & !IP_OFFSET_MASK) | ((h.frag_offset() / 8 - 1) as u16);
+    h.emit(&mut g[14..]);
+    inject(&mut b, &g);
+    assert_eq!(b.reasm.pending(), 0);
+    inject(&mut b, &f[2].bytes);
+    assert_eq!(b.reasm.pending(), 1, "a new queue for the last fragment");
+    let c = b.counters();
+    assert_eq!((c.ip.reasm_fails, c.ip.reasm_oks), (1, 0));
+    // 30 s later the incomplete one expires.
+    b.poll_timers(b.now() + 31_000_000_000);
+    assert_eq!(b.reasm.pending(), 0);
+    let c = b.counters();
+    assert_eq!((c.ip.reasm_fails, c.ip.reasm_timeout), (2, 1));
+    let mut buf = [0u8; 64];
+    assert_eq!(b.socket(s).recv_from(&mut buf), Err(Errno::EAGAIN));
+    assert_eq!(
+        b.pool_mut().stats().available,
+        free0,
+        "every fragment freed"
+    );
 }
 
 #[test]
