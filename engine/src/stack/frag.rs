@@ -98,7 +98,7 @@ impl Reassembly {
         let qi = self.queues.iter().position(|q| q.key == key);
         // A non-last fragment must carry a multiple of 8 bytes; nothing may
         // end past 65535 - 20 (`ip_frag_queue`'s checks).
-        let bad = (h.mf() && (len % 8 != 0 || len == 0)) || end > 65535 - 20;
+        let bad = (h.mf() && (!len.is_multiple_of(8) || len == 0)) || end > 65535 - 20;
         if bad || m.adj(hl).is_err() {
             if let Some(i) = qi {
                 self.kill(i);
