@@ -134,6 +134,8 @@ pub struct StackSetup {
     pub mac: MacAddr,
     pub mtu: u32,
     pub tx_offloads: u32,
+    /// The port does not ARP (the loopback).
+    pub noarp: bool,
 }
 
 /// One port's stack at the end of the run.
@@ -1054,6 +1056,7 @@ fn build_stack(pi: usize, su: &StackSetup, core: usize) -> Result<(Stack, Staged
     let mut pc = PortConf::new(su.mac, su.ip.addr, su.ip.prefix_len);
     pc.mtu = su.mtu;
     pc.tx_offloads = su.tx_offloads;
+    pc.noarp = su.noarp;
     let mut cfg = StackConfig {
         ports: vec![pc],
         ..Default::default()

@@ -469,6 +469,7 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
             mac: macs[pi],
             mtu: mtus[pi],
             tx_offloads: offloads[pi],
+            noarp: infos[pi].driver == "lo",
         }));
     }
     let senders_total = plans.len();

@@ -40,6 +40,7 @@ impl Registry {
         for d in [
             super::null::driver(),
             super::af_packet::driver(),
+            super::lo::driver(),
             super::pcap::driver(),
             super::ring::driver(),
         ] {

@@ -378,6 +378,9 @@ pub struct PortConf {
     pub tx_offloads: u32,
     /// 802.1Q VLAN id to tag frames with.
     pub vlan: Option<u16>,
+    /// `IFF_NOARP` (the loopback): neighbours resolve to the port's own
+    /// address without ARP (`arp_constructor` → `NUD_NOARP`).
+    pub noarp: bool,
 }
 
 impl PortConf {
@@ -389,6 +392,7 @@ impl PortConf {
             mtu: 1500,
             tx_offloads: 0,
             vlan: None,
+            noarp: false,
         }
     }
     /// The subnet's directed broadcast address.

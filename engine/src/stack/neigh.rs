@@ -340,6 +340,15 @@ impl NeighTable {
                 return r;
             }
             NudState::Incomplete => {}
+            NudState::None if io.ports[n.port as usize].conf.noarp => {
+                // arp_constructor on an IFF_NOARP device: NUD_NOARP with the
+                // device's own address; never probed, never expires.
+                let mac = io.ports[n.port as usize].conf.mac;
+                Self::set_lladdr(n, mac, io.ports);
+                n.state = NudState::Permanent;
+                n.updated = now;
+                return hh_output(n, m, io);
+            }
             NudState::None | NudState::Failed => {
                 // __neigh_event_send: any state outside CONNECTED, DELAY,
                 // PROBE, STALE and INCOMPLETE (that is NONE or FAILED) with

@@ -1,0 +1,301 @@
+//! `lo`: the loopback device (Linux drivers/net/loopback.c). What TX queue q
+//! sends, RX queue q of the same port receives: `loopback_xmit` hands each
+//! frame to `netif_rx` on the same device. The address is all zeros and the
+//! device is `IFF_NOARP`: a stack on it resolves every neighbour to that
+//! address without ARP (`arp_constructor` gives such entries `NUD_NOARP`).
+//! A frame counts as completed once its own RX queue has taken it, so a
+//! receiver that does not poll holds bytes in flight as a slow NIC would.
+
+use super::*;
+use crate::mbuf::{Burst, Mempool, SpscRing};
+use std::sync::Arc;
+
+/// Linux's loopback MTU (`LOOPBACK_MTU` = 64 KiB).
+const LOOPBACK_MTU: u32 = 65536;
+
+pub(crate) fn driver() -> DriverInfo {
+    DriverInfo {
+        name: "lo",
+        syntax: "lo",
+        help: "the loopback device: what a TX queue sends, the same port's RX queue receives (Linux loopback_xmit); no ARP",
+        open: |spec| {
+            spec.check_params(&[])?;
+            if spec.arg.is_some() {
+                return Err(EthdevError::BadSpec {
+                    spec: spec.raw.clone(),
+                    why: "driver 'lo' takes no argument (for the kernel's lo, use af_packet:lo)"
+                        .into(),
+                });
+            }
+            Ok(Box::new(LoopbackPort::new(&spec.raw)))
+        },
+    }
+}
+
+/// The loopback port.
+pub struct LoopbackPort {
+    name: String,
+    conf: PortConfig,
+    rings: Vec<Arc<SpscRing>>,
+    tx: Vec<Arc<QueueStats>>,
+    rx: Vec<Arc<QueueStats>>,
+    txs: QueueSlots,
+    rxs: QueueSlots,
+    started: bool,
+}
+
+impl LoopbackPort {
+    pub fn new(name: &str) -> LoopbackPort {
+        LoopbackPort {
+            name: name.to_string(),
+            conf: PortConfig::default(),
+            rings: Vec::new(),
+            tx: Vec::new(),
+            rx: Vec::new(),
+            txs: QueueSlots::new(0),
+            rxs: QueueSlots::new(0),
+            started: false,
+        }
+    }
+}
+
+impl Port for LoopbackPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn info(&self) -> PortInfo {
+        let mut i = PortInfo::software("lo");
+        i.max_frame = LOOPBACK_MTU + 14 + 4;
+        i
+    }
+
+    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
+        conf.validate(&self.name, &self.info())?;
+        if conf.nb_rx_queues != 0 && conf.nb_rx_queues != conf.nb_tx_queues {
+            return Err(EthdevError::Config {
+                port: self.name.clone(),
+                key: "nb_rx_queues".into(),
+                why: format!(
+                    "{} RX queues for {} TX queues: the loopback's queue q receives what TX queue q sends; give as many of each (or no RX queue)",
+                    conf.nb_rx_queues, conf.nb_tx_queues
+                ),
+            });
+        }
+        self.conf = conf.clone();
+        let cap = (conf.tx_ring_size as usize).max(conf.rx_ring_size as usize);
+        self.rings = (0..conf.nb_tx_queues)
+            .map(|_| Arc::new(SpscRing::new(cap.next_power_of_two())))
+            .collect();
+        self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
+        self.rx = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
+        self.txs = QueueSlots::new(conf.nb_tx_queues);
+        self.rxs = QueueSlots::new(conf.nb_rx_queues);
+        Ok(())
+    }
+
+    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
+        self.txs.take(&self.name, "tx queue", q)?;
+        let ring = self.rings[q as usize].clone();
+        Ok(Box::new(LoTxQueue {
+            index: q,
+            lens: vec![0; ring.capacity()],
+            ring,
+            stats: self.tx[q as usize].clone(),
+            completed_upto: 0,
+            receiver: self.conf.nb_rx_queues > 0,
+            pending: Completed::default(),
+        }))
+    }
+
+    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
+        self.rxs.take(&self.name, "rx queue", q)?;
+        Ok(Box::new(LoRxQueue {
+            index: q,
+            ring: self.rings[q as usize].clone(),
+            stats: self.rx[q as usize].clone(),
+        }))
+    }
+
+    fn start(&mut self) -> Result<(), EthdevError> {
+        self.started = true;
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<(), EthdevError> {
+        self.started = false;
+        Ok(())
+    }
+
+    fn link(&self) -> LinkStatus {
+        LinkStatus {
+            up: self.started,
+            speed_mbps: 0,
+            full_duplex: true,
+        }
+    }
+
+    fn mac(&self) -> MacAddr {
+        MacAddr::ZERO
+    }
+
+    fn stats(&self) -> PortStats {
+        PortStats::from_queues(&self.tx, &self.rx)
+    }
+}
+
+/// TX side of a loopback queue.
+struct LoTxQueue {
+    index: u16,
+    ring: Arc<SpscRing>,
+    lens: Vec<u32>,
+    stats: Arc<QueueStats>,
+    completed_upto: usize,
+    /// False when the port has no RX queue: nothing would ever take the
+    /// frames, so they are dropped at once (counted), as a loopback whose
+    /// `netif_rx` backlog is full drops them.
+    receiver: bool,
+    pending: Completed,
+}
+
+impl TxQueue for LoTxQueue {
+    fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// Plays the part of `loopback_xmit`: the frame goes to the same
+    /// device's receive side.
+    fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
+        if !self.receiver {
+            let n = pkts.len();
+            let bytes: u64 = pkts.iter().map(|m| m.pkt_len() as u64).sum();
+            pkts.clear();
+            self.stats.drops.add(n as u64);
+            self.pending.packets += n as u32;
+            self.pending.bytes += bytes;
+            return n;
+        }
+        let mask = self.ring.capacity() - 1;
+        let lens = &mut self.lens;
+        let mut bytes = 0u64;
+        let n = self.ring.enqueue(pkts, |pos, m| {
+            lens[pos & mask] = m.pkt_len() as u32;
+            bytes += m.pkt_len() as u64;
+        });
+        self.stats.packets.add(n as u64);
+        self.stats.bytes.add(bytes);
+        n
+    }
+
+    fn clean(&mut self, budget: usize) -> Completed {
+        let mut done = std::mem::take(&mut self.pending);
+        let consumed = self.ring.consumed();
+        let n = consumed.wrapping_sub(self.completed_upto).min(budget);
+        let mask = self.ring.capacity() - 1;
+        for i in 0..n {
+            done.bytes += self.lens[self.completed_upto.wrapping_add(i) & mask] as u64;
+        }
+        done.packets += n as u32;
+        self.completed_upto = self.completed_upto.wrapping_add(n);
+        done
+    }
+
+    fn free_slots(&self) -> usize {
+        self.ring.capacity() - self.ring.len()
+    }
+
+    fn ring_size(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    fn stats(&self) -> Arc<QueueStats> {
+        self.stats.clone()
+    }
+}
+
+/// RX side of a loopback queue.
+struct LoRxQueue {
+    index: u16,
+    ring: Arc<SpscRing>,
+    stats: Arc<QueueStats>,
+}
+
+impl RxQueue for LoRxQueue {
+    fn index(&self) -> u16 {
+        self.index
+    }
+
+    fn rx_burst(&mut self, _pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
+        let before = out.len();
+        let n = self.ring.dequeue(out, max);
+        let mut bytes = 0u64;
+        for m in &mut out.as_mut_slice()[before..] {
+            bytes += m.pkt_len() as u64;
+            m.set_rx_port_queue(0, self.index);
+        }
+        self.stats.packets.add(n as u64);
+        self.stats.bytes.add(bytes);
+        n
+    }
+
+    fn stats(&self) -> Arc<QueueStats> {
+        self.stats.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eal::dma::{set_page_mode, PageMode};
+    use crate::mbuf::PoolConfig;
+
+    #[test]
+    fn what_a_queue_sends_the_same_port_receives_and_completes() {
+        set_page_mode(PageMode::Small);
+        let mut pool = Mempool::new(&PoolConfig {
+            name: "lo-t".into(),
+            size: 256,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut p = Registry::with_builtins().open("lo").unwrap();
+        p.configure(&PortConfig {
+            nb_tx_queues: 1,
+            nb_rx_queues: 1,
+            tx_ring_size: 64,
+            rx_ring_size: 64,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut tx = p.tx_queue(0).unwrap();
+        let mut rx = p.rx_queue(0).unwrap();
+        let mut b = Burst::new();
+        for i in 0..10u8 {
+            let mut m = pool.alloc().unwrap();
+            m.extend_from_slice(&[i; 60]).unwrap();
+            b.push(m).unwrap();
+        }
+        assert_eq!(tx.tx_burst(&mut b), 10);
+        assert_eq!(tx.clean(64), Completed::default(), "nothing taken yet");
+        let mut got = Burst::new();
+        assert_eq!(rx.rx_burst(&mut pool, &mut got, 32), 10);
+        let tags: Vec<u8> = got.iter().map(|m| m.data()[0]).collect();
+        assert_eq!(tags, (0..10).collect::<Vec<u8>>());
+        let c = tx.clean(64);
+        assert_eq!((c.packets, c.bytes), (10, 600));
+        assert_eq!(p.mac(), MacAddr::ZERO);
+        drop(got);
+        assert_eq!(pool.stats().in_use, 0);
+        // Unequal queue counts are refused, naming the key.
+        let e = p
+            .configure(&PortConfig {
+                nb_tx_queues: 2,
+                nb_rx_queues: 1,
+                tx_ring_size: 64,
+                rx_ring_size: 64,
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("nb_rx_queues"), "{e}");
+    }
+}
