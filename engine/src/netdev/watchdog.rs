@@ -77,7 +77,9 @@ pub(super) struct Watchdog {
     timeout: u64,
     /// `completed_packets` at the last check.
     seen: u64,
-    /// When completions last moved (or the queue was last empty).
+    /// When completions last moved (or the queue was last empty); 0 = not
+    /// yet armed (the first check arms it, so time spent between set-up and
+    /// the first poll never counts as a stall).
     since: u64,
     /// Completed as dropped at a timeout but still held by a driver without
     /// reset: its later reports of them are absorbed.
@@ -89,7 +91,7 @@ impl Watchdog {
         Watchdog {
             timeout: tsc.ns_to_cycles(timeout_ms.saturating_mul(1_000_000)),
             seen: 0,
-            since: tsc.now(),
+            since: 0,
             forgive: Completed::default(),
         }
     }
@@ -105,7 +107,7 @@ impl NetdevQueue {
             return None;
         }
         let in_flight = self.c.sent_packets - self.c.completed_packets;
-        if in_flight == 0 || self.c.completed_packets != self.wd.seen {
+        if in_flight == 0 || self.c.completed_packets != self.wd.seen || self.wd.since == 0 {
             self.wd.seen = self.c.completed_packets;
             self.wd.since = now;
             return None;
