@@ -125,7 +125,9 @@ impl NetdevQueue {
     #[cold]
     pub fn tx_timeout(&mut self, now: u64) -> TxTimeout {
         let in_flight = self.c.sent_packets - self.c.completed_packets;
-        let stalled_ms = self.tsc.cycles_to_ns(now.wrapping_sub(self.wd.since)) / 1_000_000;
+        // Rounded: the TSC ↔ ns conversions may land a hair under the timeout.
+        let stalled_ms =
+            (self.tsc.cycles_to_ns(now.wrapping_sub(self.wd.since)) + 500_000) / 1_000_000;
         self.c.tx_timeouts += 1;
         let (driver_reset, reclaimed, dropped) = match self.txq.reset() {
             Some(done) => {
