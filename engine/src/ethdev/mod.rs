@@ -15,6 +15,7 @@
 //! its `drops` (or `errors`). A packet taken and never reported holds its
 //! bytes in BQL's in-flight count for ever and stops the queue.
 
+mod framework;
 pub mod null;
 pub mod pcap;
 mod registry;
@@ -23,6 +24,7 @@ mod spec;
 mod stats;
 pub mod wrap;
 
+pub use framework::{Driver, EthDev, QueueSetup};
 pub use registry::{DriverInfo, Registry, WrapperInfo};
 pub use spec::DevSpec;
 pub use stats::{PortStats, QueueCounters, QueueStats, StatCounter};
