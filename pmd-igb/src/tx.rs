@@ -76,7 +76,7 @@ pub struct IgbTxQueue<R: RegisterSpace> {
 const TXDCTL_CONF: u32 = 8 | (1 << 8) | (1 << 16) | XDCTL_ENABLE;
 
 /// How long a reset waits for the device to let go of a disabled queue.
-const RESET_STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
+const RESET_STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Empty cleans with descriptors outstanding before TXDCTL is read to see
 /// whether the device stopped the queue (one MMIO read per this many polls).

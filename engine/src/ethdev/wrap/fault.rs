@@ -11,6 +11,9 @@
 //! * `reorder=R` — swapped with the packet after it;
 //! * `corrupt=R` — one bit of its last byte flipped (what a bad FCS does to
 //!   the receiver: a checksum failure it counts);
+//! * `busy=R` — per burst: the queue refuses the whole burst, as a full
+//!   ring does (`NETDEV_TX_BUSY`: the netdev layer requeues and stops the
+//!   queue until room returns);
 //! * `delay_us=N` (rate `delay=R`, default 1) — held N µs before the inner
 //!   queue sees it (order kept);
 //! * `stall_ms=N` (rate `stall=R`, default 0.001) — the packet starts a
@@ -28,13 +31,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 const SYNTAX: &str =
-    "fault:drop=R,reorder=R,corrupt=R,delay_us=N[,delay=R],stall_ms=N[,stall=R],seed=S+INNER";
+    "fault:drop=R,reorder=R,corrupt=R,busy=R,delay_us=N[,delay=R],stall_ms=N[,stall=R],seed=S+INNER";
 
 pub(crate) fn wrapper() -> WrapperInfo {
     WrapperInfo {
         name: "fault",
         syntax: "fault:K=V,...+INNER",
-        help: "seeded fault injection on INNER's TX, each counted in xstats: drop=R reorder=R corrupt=R (rates 0..1), delay_us=N [delay=R], stall_ms=N [stall=R, default 0.001] (completions withheld; the TX watchdog resets the queue), seed=S",
+        help: "seeded fault injection on INNER's TX, each counted in xstats: drop=R reorder=R corrupt=R busy=R (rates 0..1; busy refuses a whole burst), delay_us=N [delay=R], stall_ms=N [stall=R, default 0.001] (completions withheld; the TX watchdog resets the queue), seed=S",
         check: |spec| FaultConfig::parse(spec).map(|_| ()),
         wrap: |spec, inner, full| {
             let cfg = FaultConfig::parse(spec)?;
@@ -56,6 +59,7 @@ pub struct FaultConfig {
     pub drop: f64,
     pub reorder: f64,
     pub corrupt: f64,
+    pub busy: f64,
     pub delay: f64,
     pub delay_us: u64,
     pub stall: f64,
@@ -99,6 +103,7 @@ impl FaultConfig {
                 "drop" => c.drop = rate()?,
                 "reorder" => c.reorder = rate()?,
                 "corrupt" => c.corrupt = rate()?,
+                "busy" => c.busy = rate()?,
                 "delay" => delay = Some(rate()?),
                 "delay_us" => c.delay_us = num()?,
                 "stall" => stall = Some(rate()?),
@@ -106,7 +111,7 @@ impl FaultConfig {
                 "seed" => c.seed = num()?,
                 _ => {
                     return Err(bad(format!(
-                    "unknown fault '{k}'; known: drop, reorder, corrupt, delay_us, delay, stall_ms, stall, seed ({SYNTAX})"
+                    "unknown fault '{k}'; known: drop, reorder, corrupt, busy, delay_us, delay, stall_ms, stall, seed ({SYNTAX})"
                 )))
                 }
             }
@@ -135,6 +140,7 @@ impl FaultConfig {
         self.drop > 0.0
             || self.reorder > 0.0
             || self.corrupt > 0.0
+            || self.busy > 0.0
             || self.delay > 0.0
             || self.stall > 0.0
     }
@@ -146,6 +152,7 @@ struct FaultStats {
     drop: StatCounter,
     reorder: StatCounter,
     corrupt: StatCounter,
+    busy: StatCounter,
     delay: StatCounter,
     stall: StatCounter,
     reset: StatCounter,
@@ -173,6 +180,7 @@ impl Layer for Fault {
         out.push(("fault_drop".into(), sum(|q| &q.drop)));
         out.push(("fault_reorder".into(), sum(|q| &q.reorder)));
         out.push(("fault_corrupt".into(), sum(|q| &q.corrupt)));
+        out.push(("fault_busy".into(), sum(|q| &q.busy)));
         out.push(("fault_delay".into(), sum(|q| &q.delay)));
         out.push(("fault_stall".into(), sum(|q| &q.stall)));
         out.push(("fault_reset".into(), sum(|q| &q.reset)));
@@ -219,6 +227,7 @@ struct FaultTx {
     drop: u64,
     reorder: u64,
     corrupt: u64,
+    busy: u64,
     delay: u64,
     stall: u64,
     delay_cycles: u64,
@@ -248,6 +257,7 @@ impl FaultTx {
             drop: threshold(cfg.drop),
             reorder: threshold(cfg.reorder),
             corrupt: threshold(cfg.corrupt),
+            busy: threshold(cfg.busy),
             delay: threshold(cfg.delay),
             stall: threshold(cfg.stall),
             delay_cycles: tsc.ns_to_cycles(cfg.delay_us.saturating_mul(1000)),
@@ -292,6 +302,11 @@ impl FaultTx {
     /// applies the faults, then hands what is due to the inner queue.
     fn tx_burst_faulty(&mut self, pkts: &mut Burst) -> usize {
         let now = self.tsc.now();
+        if !pkts.is_empty() && self.hit(self.busy) {
+            self.f.busy.add(1);
+            self.pump(now);
+            return 0;
+        }
         let k = pkts.len().min(self.room());
         let first = self.held.len();
         for _ in 0..k {

@@ -153,7 +153,7 @@ fn fault_drop_keeps_conservation_on_every_software_port() {
         "ring:wrap-fault",
     ] {
         let mut pool = pool(512);
-        let spec = format!("fault:drop=0.1,seed=7+{inner}");
+        let spec = format!("fault:drop=0.1,busy=0.2,seed=7+{inner}");
         let mut p = reg.open(&spec).unwrap();
         let mut far = if inner.starts_with("ring") {
             Some(reg.open("ring:wrap-fault").unwrap())
@@ -179,6 +179,7 @@ fn fault_drop_keeps_conservation_on_every_software_port() {
         assert_eq!(s.tx.packets + s.tx.drops + s.tx.errors, offered, "{spec}");
         assert_eq!(s.tx.drops, x["fault_drop"], "{spec}: one drop counter");
         assert!((400..600).contains(&x["fault_drop"]), "{spec}: {x:?}");
+        assert!(x["fault_busy"] > 0, "{spec}: {x:?}");
         drop(tx);
         drop(far_rx);
         assert_eq!(pool.stats().in_use, 0, "{spec}: pool full");
