@@ -147,12 +147,18 @@ fn main() -> ExitCode {
             // line of its own, and the help wraps under its column.
             const COL: usize = 30;
             const WIDTH: usize = 100;
-            for d in registry().drivers() {
-                let mut lines = wrap(d.help, WIDTH - COL).into_iter();
-                if d.syntax.chars().count() < COL {
-                    println!("{:<COL$}{}", d.syntax, lines.next().unwrap_or_default());
+            let reg = registry();
+            let rows = reg
+                .drivers()
+                .iter()
+                .map(|d| (d.syntax, d.help))
+                .chain(reg.wrappers().iter().map(|w| (w.syntax, w.help)));
+            for (syntax, help) in rows {
+                let mut lines = wrap(help, WIDTH - COL).into_iter();
+                if syntax.chars().count() < COL {
+                    println!("{:<COL$}{}", syntax, lines.next().unwrap_or_default());
                 } else {
-                    println!("{}", d.syntax);
+                    println!("{syntax}");
                 }
                 for l in lines {
                     println!("{:COL$}{l}", "");

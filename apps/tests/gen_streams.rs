@@ -217,8 +217,9 @@ rx_port = 1
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Named `model_*` so it runs in the serial phase: it measures timing.
 #[test]
-fn pcap_replay_reproduces_bytes_and_gaps() {
+fn model_pcap_replay_reproduces_bytes_and_gaps() {
     let dir = tmpdir("replay");
     let input = dir.join("in.pcap");
     let mut w = PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();

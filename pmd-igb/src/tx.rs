@@ -70,6 +70,14 @@ pub struct IgbTxQueue<R: RegisterSpace> {
     stop_reported: bool,
 }
 
+/// TXDCTL as programmed: PTHRESH 8, HTHRESH 1, WTHRESH 1 (every RS
+/// descriptor is written back at once: no interrupt timer flushes partial
+/// write-back batches here), ENABLE.
+const TXDCTL_CONF: u32 = 8 | (1 << 8) | (1 << 16) | XDCTL_ENABLE;
+
+/// How long a reset waits for the device to let go of a disabled queue.
+const RESET_STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Empty cleans with descriptors outstanding before TXDCTL is read to see
 /// whether the device stopped the queue (one MMIO read per this many polls).
 pub const STALL_CHECK_POLLS: u32 = 1 << 16;
@@ -98,9 +106,7 @@ impl<R: RegisterSpace> IgbTxQueue<R> {
         regs.write32(tdlen(qi), (n as usize * DESC_LEN) as u32);
         regs.write32(tdh(qi), 0);
         regs.write32(tdt(qi), 0);
-        // PTHRESH 8, HTHRESH 1, WTHRESH 1: every RS descriptor is written back
-        // at once (no interrupt timer flushes partial write-back batches here).
-        regs.write32(txdctl(qi), 8 | (1 << 8) | (1 << 16) | XDCTL_ENABLE);
+        regs.write32(txdctl(qi), TXDCTL_CONF);
         Ok(IgbTxQueue {
             regs,
             q,
@@ -219,6 +225,75 @@ impl<R: RegisterSpace> IgbTxQueue<R> {
             self.clean = self.next(last);
         }
         done
+    }
+
+    /// On a stopped queue: the packets whose last descriptor lies before the
+    /// device's head (TDH) were processed — sent — even when their RS group
+    /// has no DD yet; frees them and reports them as completed.
+    fn reclaim_to_head(&mut self) -> Completed {
+        let head = self.regs.read32(tdh(u32::from(self.q))) as u16;
+        let mut done = Completed::default();
+        if head >= self.n {
+            return done;
+        }
+        let mut i = self.clean;
+        while i != head && i != self.tail {
+            let e = &mut self.sw[i as usize];
+            if let Some(p) = e.mbuf.take() {
+                done.packets += 1;
+                done.bytes += u64::from(e.bytes);
+                // SAFETY: each parked handle is reclaimed exactly once
+                // (mbuf.take()); the device has processed this slot.
+                drop(unsafe { Mbuf::from_raw(p) });
+            }
+            i = self.next(i);
+        }
+        done
+    }
+
+    /// Plays the part of `igb_clean_tx_ring`: frees every packet still on the
+    /// ring (the device has stopped), moving each from the queue's sent
+    /// counters to its drops; returns them for the caller to report.
+    fn clean_tx_ring(&mut self) -> Completed {
+        let mut lost = Completed::default();
+        for e in self.sw.iter_mut() {
+            if let Some(p) = e.mbuf.take() {
+                lost.packets += 1;
+                lost.bytes += u64::from(e.bytes);
+                // SAFETY: each parked handle is reclaimed exactly once
+                // (mbuf.take()), and the device no longer reads the ring.
+                drop(unsafe { Mbuf::from_raw(p) });
+            }
+            *e = TxEntry::default();
+        }
+        self.stats.packets.sub(u64::from(lost.packets));
+        self.stats.bytes.sub(lost.bytes);
+        self.stats.drops.add(u64::from(lost.packets));
+        lost
+    }
+
+    /// Plays the part of `igb_configure_tx_ring` on a stopped queue: zeroed
+    /// descriptors, TDH = TDT = 0, the software ring empty, both context
+    /// slots forgotten (the device forgets them too), TXDCTL enabled.
+    fn configure_tx_ring(&mut self) {
+        for i in 0..self.n {
+            self.write_desc(i, 0, 0);
+        }
+        let qi = u32::from(self.q);
+        self.regs.write32(tdh(qi), 0);
+        self.regs.write32(tdt(qi), 0);
+        self.tail = 0;
+        self.clean = 0;
+        self.nb_free = self.n - 1;
+        self.rs_start = 0;
+        self.since_rs = 0;
+        self.last_cmd = None;
+        self.ctx = [None; 2];
+        self.ctx_lru = 0;
+        self.stall_polls = 0;
+        self.stop_reported = false;
+        store_fence();
+        self.regs.write32(txdctl(qi), TXDCTL_CONF);
     }
 
     /// A packet this queue took but will not send: freed, and its bytes
@@ -501,6 +576,46 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
     /// [`STALL_CHECK_POLLS`] fruitless polls), reported once.
     fn poll_event(&mut self) -> Option<PortEvent> {
         self.event.take()
+    }
+
+    /// Plays the part of `igb_reset_task`'s TX half for this queue (after
+    /// `igb_tx_timeout`): reclaims what the device completed, clears
+    /// TXDCTL.ENABLE and waits for the device to let go of the ring (polls
+    /// until ENABLE reads 0), reclaims what completed meanwhile — by DD,
+    /// and up to the head the device stopped at (TDH) — frees the rest (`igb_clean_tx_ring`: counted as drops) and
+    /// re-initialises and re-enables the ring (`igb_configure_tx_ring`). A
+    /// queue that does not stop in time is left enabled, its packets in
+    /// flight, and only what completed is reported.
+    fn reset(&mut self) -> Option<Completed> {
+        let qi = u32::from(self.q);
+        let mut c = std::mem::take(&mut self.pending);
+        let add = |c: &mut Completed, d: Completed| {
+            c.packets += d.packets;
+            c.bytes += d.bytes;
+        };
+        add(&mut c, self.reclaim(usize::MAX));
+        self.regs.write32(txdctl(qi), 0);
+        let stopped = crate::hw::wait_for(
+            RESET_STOP_WAIT,
+            std::time::Duration::from_micros(10),
+            || self.regs.read32(txdctl(qi)) & XDCTL_ENABLE == 0,
+        );
+        if !stopped {
+            tracing::warn!(
+                "{}: tx queue {} did not stop within {:?}; left running",
+                self.port,
+                self.q,
+                RESET_STOP_WAIT
+            );
+            self.regs.write32(txdctl(qi), TXDCTL_CONF);
+            return Some(c);
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        add(&mut c, self.reclaim(usize::MAX));
+        add(&mut c, self.reclaim_to_head());
+        add(&mut c, self.clean_tx_ring());
+        self.configure_tx_ring();
+        Some(c)
     }
 }
 

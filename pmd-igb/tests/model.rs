@@ -802,6 +802,16 @@ fn a_queue_the_device_stopped_is_reported_once() {
     // as the device does after a fatal DMA error.
     assert_eq!(q.tx_burst(&mut b), 40);
     m.write32(txdctl(0), 0);
+    // As on the 82576, ENABLE reads 1 until the engine has let go of the
+    // queue (it may be between frames, or not scheduled on a busy machine).
+    let t0 = std::time::Instant::now();
+    while m.read32(txdctl(0)) & XDCTL_ENABLE != 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the model never stopped the queue"
+        );
+        std::thread::sleep(Duration::from_micros(100));
+    }
     let mut ev = None;
     for _ in 0..4 * pmd_igb::tx::STALL_CHECK_POLLS {
         q.clean(64);

@@ -22,8 +22,10 @@ use wirespeed::runtime::{LcoreApp, LcoreCtx};
 use wirespeed::stack::{Errno, PortConf, RouteConf, SnmpSnapshot, SocketId, Stack, StackConfig};
 
 /// Seconds a queue may take nothing while a sender waits before the run is
-/// ended as stalled (Linux's default `watchdog_timeo` is 5 s).
-pub const TX_STALL_S: u64 = 5;
+/// ended as stalled: two periods of the netdev TX watchdog (Linux's
+/// `watchdog_timeo`, 5 s) and a margin, so the watchdog gets to reset the
+/// queue first and this only ends runs it could not recover.
+pub const TX_STALL_S: u64 = 12;
 
 /// Counters one sender publishes (single writer: its lcore).
 ///

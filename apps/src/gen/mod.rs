@@ -224,18 +224,8 @@ pub fn check(args: &GenArgs, registry: &Registry) -> Result<usize, GenError> {
     let streams = cfg.validate()?;
     CoreList::parse(&cfg.run.lcores).map_err(|e| ConfigError::new("run.lcores", e.to_string()))?;
     for (i, p) in cfg.ports.iter().enumerate() {
-        let spec = wirespeed::ethdev::DevSpec::parse(&p.spec).map_err(|e| port_error(i, e))?;
-        if !registry.drivers().iter().any(|d| d.name == spec.driver) {
-            return Err(ConfigError::new(
-                format!("port[{i}].spec"),
-                format!(
-                    "unknown driver '{}'; known drivers: {}",
-                    spec.driver,
-                    registry.known()
-                ),
-            )
-            .into());
-        }
+        // The whole chain (wrappers and the port they wrap), nothing opened.
+        registry.check(&p.spec).map_err(|e| port_error(i, e))?;
     }
     for s in &streams {
         if let Some(p) = &s.pcap {

@@ -16,6 +16,7 @@
 //! bytes in BQL's in-flight count for ever and stops the queue.
 
 pub mod af_packet;
+mod framework;
 pub mod lo;
 pub mod null;
 pub mod pcap;
@@ -23,8 +24,10 @@ mod registry;
 pub mod ring;
 mod spec;
 mod stats;
+pub mod wrap;
 
-pub use registry::{DriverInfo, Registry};
+pub use framework::{Driver, EthDev, QueueSetup};
+pub use registry::{DriverInfo, Registry, WrapperInfo};
 pub use spec::DevSpec;
 pub use stats::{PortStats, QueueCounters, QueueStats, StatCounter};
 
@@ -316,6 +319,24 @@ pub trait TxQueue: Send {
 
     /// A data-path event (queue disabled by the device, …), if any.
     fn poll_event(&mut self) -> Option<PortEvent> {
+        None
+    }
+
+    /// Plays the part of the queue half of `ndo_tx_timeout` (igb's
+    /// `igb_reset_task` → `igb_clean_tx_ring` + `igb_configure_tx_ring`):
+    /// called by the TX watchdog when completions stopped while packets
+    /// were in flight. The driver stops the queue, reports what the device
+    /// completed, frees every packet still on the ring — each moved from
+    /// `packets`/`bytes` to `drops` in its stats, as it was never sent — and
+    /// re-initialises the ring so traffic resumes.
+    ///
+    /// Returns every packet reported by this call (completed or dropped,
+    /// each once, with its offered length, as [`TxQueue::clean`] does); a
+    /// packet the queue could not reclaim stays in flight and is reported by
+    /// a later `clean`. `None` (the default): the driver cannot reset a
+    /// queue; the netdev layer then reports the timeout and completes the
+    /// packets in flight as dropped itself.
+    fn reset(&mut self) -> Option<Completed> {
         None
     }
 }

@@ -23,86 +23,42 @@ pub(crate) fn driver() -> DriverInfo {
     }
 }
 
-/// The null port.
-pub struct NullPort {
-    name: String,
-    conf: PortConfig,
-    tx: Vec<Arc<QueueStats>>,
-    rx: Vec<Arc<QueueStats>>,
-    txs: QueueSlots,
-    rxs: QueueSlots,
-    started: bool,
-}
+/// What the null driver does differently: nothing to set up.
+#[derive(Debug, Default)]
+pub struct NullDriver;
 
-impl NullPort {
+/// The null port: [`NullDriver`] in the ethdev framework.
+pub type NullPort = EthDev<NullDriver>;
+
+impl EthDev<NullDriver> {
     pub fn new(name: &str) -> NullPort {
-        NullPort {
-            name: name.to_string(),
-            conf: PortConfig::default(),
-            tx: Vec::new(),
-            rx: Vec::new(),
-            txs: QueueSlots::new(0),
-            rxs: QueueSlots::new(0),
-            started: false,
-        }
+        EthDev::with_driver(name, NullDriver)
     }
 }
 
-impl Port for NullPort {
-    fn name(&self) -> &str {
-        &self.name
-    }
+impl Driver for NullDriver {
     fn info(&self) -> PortInfo {
         let mut i = PortInfo::software("null");
         // A sink can "do" any offload: nothing checks the result.
         i.tx_offload_capa = crate::mbuf::ol::TX_OFFLOAD_MASK;
         i
     }
-    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
-        conf.validate(&self.name, &self.info())?;
-        self.conf = conf.clone();
-        self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
-        self.rx = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
-        self.txs = QueueSlots::new(conf.nb_tx_queues);
-        self.rxs = QueueSlots::new(conf.nb_rx_queues);
-        Ok(())
-    }
-    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
-        self.txs.take(&self.name, "tx queue", q)?;
-        Ok(Box::new(NullTxQueue {
-            index: q,
-            stats: self.tx[q as usize].clone(),
-            ring: self.conf.tx_ring_size as usize,
-            pending: Completed::default(),
-        }))
-    }
-    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
-        self.rxs.take(&self.name, "rx queue", q)?;
-        Ok(Box::new(NullRxQueue {
-            index: q,
-            stats: self.rx[q as usize].clone(),
-        }))
-    }
-    fn start(&mut self) -> Result<(), EthdevError> {
-        self.started = true;
-        Ok(())
-    }
-    fn stop(&mut self) -> Result<(), EthdevError> {
-        self.started = false;
-        Ok(())
-    }
-    fn link(&self) -> LinkStatus {
-        LinkStatus {
-            up: self.started,
-            speed_mbps: 0,
-            full_duplex: true,
-        }
-    }
     fn mac(&self) -> MacAddr {
         MacAddr([0x02, 0, 0, 0, 0, 0x01])
     }
-    fn stats(&self) -> PortStats {
-        PortStats::from_queues(&self.tx, &self.rx)
+    fn tx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn TxQueue>, EthdevError> {
+        Ok(Box::new(NullTxQueue {
+            index: q.queue,
+            stats: q.stats,
+            ring: q.ring_size as usize,
+            pending: Completed::default(),
+        }))
+    }
+    fn rx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn RxQueue>, EthdevError> {
+        Ok(Box::new(NullRxQueue {
+            index: q.queue,
+            stats: q.stats,
+        }))
     }
 }
 

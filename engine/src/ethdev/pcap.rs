@@ -238,21 +238,18 @@ pub(crate) fn driver() -> DriverInfo {
 
 type SharedWriter = Arc<Mutex<PcapWriter<BufWriter<File>>>>;
 
-/// The pcap port.
-pub struct PcapPort {
-    name: String,
+/// What the pcap driver does differently: one capture file shared by its
+/// TX queues, frames to replay on RX, a flush at stop.
+pub struct PcapDriver {
     path: String,
     writer: SharedWriter,
     rx_frames: Arc<Mutex<std::collections::VecDeque<PcapRecord>>>,
-    conf: PortConfig,
-    tx: Vec<Arc<QueueStats>>,
-    rx: Vec<Arc<QueueStats>>,
-    txs: QueueSlots,
-    rxs: QueueSlots,
-    started: bool,
 }
 
-impl PcapPort {
+/// The pcap port: [`PcapDriver`] in the ethdev framework.
+pub type PcapPort = EthDev<PcapDriver>;
+
+impl EthDev<PcapDriver> {
     /// Creates (truncates) `path` and writes the pcap header.
     pub fn create(name: &str, path: &Path, rx: Vec<PcapRecord>) -> Result<PcapPort, EthdevError> {
         let io = |e| EthdevError::Io {
@@ -262,57 +259,45 @@ impl PcapPort {
         };
         let f = File::create(path).map_err(io)?;
         let w = PcapWriter::new(BufWriter::with_capacity(1 << 20, f)).map_err(io)?;
-        Ok(PcapPort {
-            name: name.to_string(),
-            path: path.display().to_string(),
-            writer: Arc::new(Mutex::new(w)),
-            rx_frames: Arc::new(Mutex::new(rx.into())),
-            conf: PortConfig::default(),
-            tx: Vec::new(),
-            rx: Vec::new(),
-            txs: QueueSlots::new(0),
-            rxs: QueueSlots::new(0),
-            started: false,
-        })
+        Ok(EthDev::with_driver(
+            name,
+            PcapDriver {
+                path: path.display().to_string(),
+                writer: Arc::new(Mutex::new(w)),
+                rx_frames: Arc::new(Mutex::new(rx.into())),
+            },
+        ))
     }
+}
 
-    fn flush(&self) -> Result<(), EthdevError> {
+impl PcapDriver {
+    fn flush(&self, port: &str) -> Result<(), EthdevError> {
         self.writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .flush()
             .map_err(|e| EthdevError::Io {
-                port: self.name.clone(),
+                port: port.to_string(),
                 path: self.path.clone(),
                 source: e,
             })
     }
 }
 
-impl Port for PcapPort {
-    fn name(&self) -> &str {
-        &self.name
-    }
+impl Driver for PcapDriver {
     fn info(&self) -> PortInfo {
         PortInfo::software("pcap")
     }
-    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
-        conf.validate(&self.name, &self.info())?;
-        self.conf = conf.clone();
-        self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
-        self.rx = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
-        self.txs = QueueSlots::new(conf.nb_tx_queues);
-        self.rxs = QueueSlots::new(conf.nb_rx_queues);
-        Ok(())
+    fn mac(&self) -> MacAddr {
+        MacAddr([0x02, 0, 0, 0, 0, 0x02])
     }
-    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
-        self.txs.take(&self.name, "tx queue", q)?;
+    fn tx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn TxQueue>, EthdevError> {
         let tsc = Tsc::global();
         Ok(Box::new(PcapTxQueue {
-            index: q,
+            index: q.queue,
             writer: self.writer.clone(),
-            stats: self.tx[q as usize].clone(),
-            ring: self.conf.tx_ring_size as usize,
+            stats: q.stats,
+            ring: q.ring_size as usize,
             pending: Completed::default(),
             write_failed: false,
             tsc,
@@ -320,41 +305,22 @@ impl Port for PcapPort {
             tsc0: tsc.now(),
         }))
     }
-    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
-        self.rxs.take(&self.name, "rx queue", q)?;
+    fn rx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn RxQueue>, EthdevError> {
         Ok(Box::new(PcapRxQueue {
-            index: q,
-            port: self.name.clone(),
+            index: q.queue,
+            port: q.port.to_string(),
             frames: self.rx_frames.clone(),
-            stats: self.rx[q as usize].clone(),
+            stats: q.stats,
         }))
     }
-    fn start(&mut self) -> Result<(), EthdevError> {
-        self.started = true;
-        Ok(())
-    }
-    fn stop(&mut self) -> Result<(), EthdevError> {
-        self.started = false;
-        self.flush()
-    }
-    fn link(&self) -> LinkStatus {
-        LinkStatus {
-            up: self.started,
-            speed_mbps: 0,
-            full_duplex: true,
-        }
-    }
-    fn mac(&self) -> MacAddr {
-        MacAddr([0x02, 0, 0, 0, 0, 0x02])
-    }
-    fn stats(&self) -> PortStats {
-        PortStats::from_queues(&self.tx, &self.rx)
+    fn stop(&mut self, port: &str) -> Result<(), EthdevError> {
+        self.flush(port)
     }
 }
 
-impl Drop for PcapPort {
+impl Drop for PcapDriver {
     fn drop(&mut self) {
-        let _ = self.flush();
+        let _ = self.flush(&self.path.clone());
     }
 }
 

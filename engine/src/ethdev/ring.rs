@@ -44,7 +44,7 @@ pub(crate) fn driver() -> DriverInfo {
             spec.check_params(&["drop_every", "swap_every"])?;
             let name = spec.require_arg("ring:NAME")?;
             let mut p = RingPort::open(&spec.raw, name)?;
-            p.faults = Faults {
+            p.driver_mut().faults = Faults {
                 drop_every: spec.param_u64("drop_every", 0)?,
                 swap_every: spec.param_u64("swap_every", 0)?,
             };
@@ -62,23 +62,19 @@ pub struct Faults {
     pub swap_every: u64,
 }
 
-/// One end of a ring pair.
-pub struct RingPort {
+/// What one end of a ring pair does differently: its rings, its faults.
+pub struct RingDriver {
     faults: Faults,
     swaps: Vec<Arc<StatCounter>>,
-    name: String,
     pair_name: String,
     end: u8,
     pair: Arc<PairShared>,
-    conf: PortConfig,
-    tx: Vec<Arc<QueueStats>>,
-    rx: Vec<Arc<QueueStats>>,
-    txs: QueueSlots,
-    rxs: QueueSlots,
-    started: bool,
 }
 
-impl RingPort {
+/// One end of a ring pair: [`RingDriver`] in the ethdev framework.
+pub type RingPort = EthDev<RingDriver>;
+
+impl EthDev<RingDriver> {
     /// Opens end A (first) or B (second) of the pair called `pair_name`.
     pub fn open(spec: &str, pair_name: &str) -> Result<RingPort, EthdevError> {
         let mut g = PAIRS.lock().unwrap_or_else(|e| e.into_inner());
@@ -108,29 +104,25 @@ impl RingPort {
                 ends: end + 1,
             },
         );
-        Ok(RingPort {
-            faults: Faults::default(),
-            swaps: Vec::new(),
-            name: spec.to_string(),
-            pair_name: pair_name.to_string(),
-            end,
-            pair,
-            conf: PortConfig::default(),
-            tx: Vec::new(),
-            rx: Vec::new(),
-            txs: QueueSlots::new(0),
-            rxs: QueueSlots::new(0),
-            started: false,
-        })
+        Ok(EthDev::with_driver(
+            spec,
+            RingDriver {
+                faults: Faults::default(),
+                swaps: Vec::new(),
+                pair_name: pair_name.to_string(),
+                end,
+                pair,
+            },
+        ))
     }
 
     /// 0 for end A, 1 for end B.
     pub fn end(&self) -> u8 {
-        self.end
+        self.driver().end
     }
 }
 
-impl Drop for RingPort {
+impl Drop for RingDriver {
     fn drop(&mut self) {
         let mut g = PAIRS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(map) = g.as_mut() {
@@ -141,82 +133,44 @@ impl Drop for RingPort {
     }
 }
 
-impl Port for RingPort {
-    fn name(&self) -> &str {
-        &self.name
-    }
+impl Driver for RingDriver {
     fn info(&self) -> PortInfo {
         PortInfo::software("ring")
-    }
-    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
-        conf.validate(&self.name, &self.info())?;
-        self.conf = conf.clone();
-        self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
-        self.rx = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
-        self.swaps = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
-        self.txs = QueueSlots::new(conf.nb_tx_queues);
-        self.rxs = QueueSlots::new(conf.nb_rx_queues);
-        Ok(())
-    }
-    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
-        self.txs.take(&self.name, "tx queue", q)?;
-        let cap = self.conf.tx_ring_size as usize;
-        let ring = self.pair.ring(self.end, q, cap);
-        Ok(Box::new(RingTxQueue {
-            swaps: self.swaps[q as usize].clone(),
-            faults: self.faults,
-            seen: 0,
-            fault_completed: Completed::default(),
-            index: q,
-            lens: vec![0; ring.capacity()],
-            ring,
-            stats: self.tx[q as usize].clone(),
-            completed_upto: 0,
-        }))
-    }
-    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
-        self.rxs.take(&self.name, "rx queue", q)?;
-        let cap = self.conf.rx_ring_size as usize;
-        Ok(Box::new(RingRxQueue {
-            index: q,
-            ring: self.pair.ring(1 - self.end, q, cap),
-            stats: self.rx[q as usize].clone(),
-        }))
-    }
-    fn start(&mut self) -> Result<(), EthdevError> {
-        self.started = true;
-        Ok(())
-    }
-    fn stop(&mut self) -> Result<(), EthdevError> {
-        self.started = false;
-        Ok(())
-    }
-    fn link(&self) -> LinkStatus {
-        LinkStatus {
-            up: self.started,
-            speed_mbps: 0,
-            full_duplex: true,
-        }
     }
     fn mac(&self) -> MacAddr {
         MacAddr([0x02, 0x52, 0x49, 0x4e, 0x47, self.end + 1])
     }
-    fn stats(&self) -> PortStats {
-        PortStats::from_queues(&self.tx, &self.rx)
+    fn configure(&mut self, _port: &str, conf: &PortConfig) -> Result<(), EthdevError> {
+        self.swaps = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
+        Ok(())
     }
-    fn xstats(&self) -> Vec<(String, u64)> {
-        let s = self.stats();
-        vec![
-            ("tx_packets".into(), s.tx.packets),
-            ("tx_bytes".into(), s.tx.bytes),
-            ("rx_packets".into(), s.rx.packets),
-            ("rx_bytes".into(), s.rx.bytes),
-            ("fault_drops".into(), s.tx.drops),
-            (
-                "fault_swaps".into(),
-                self.swaps.iter().map(|c| c.get()).sum(),
-            ),
-        ]
+    fn tx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn TxQueue>, EthdevError> {
+        let ring = self.pair.ring(self.end, q.queue, q.ring_size as usize);
+        Ok(Box::new(RingTxQueue {
+            swaps: self.swaps[q.queue as usize].clone(),
+            faults: self.faults,
+            seen: 0,
+            fault_completed: Completed::default(),
+            index: q.queue,
+            lens: vec![0; ring.capacity()],
+            ring,
+            stats: q.stats,
+            completed_upto: 0,
+        }))
+    }
+    fn rx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn RxQueue>, EthdevError> {
+        Ok(Box::new(RingRxQueue {
+            index: q.queue,
+            ring: self.pair.ring(1 - self.end, q.queue, q.ring_size as usize),
+            stats: q.stats,
+        }))
+    }
+    fn xstats(&self, s: &PortStats, out: &mut Vec<(String, u64)>) {
+        out.push(("fault_drops".into(), s.tx.drops));
+        out.push((
+            "fault_swaps".into(),
+            self.swaps.iter().map(|c| c.get()).sum(),
+        ));
     }
 }
 

@@ -23,6 +23,12 @@ impl StatCounter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+    /// Takes `n` back: for a correction by the owning thread (a queue reset
+    /// moves packets it had counted as sent to its drops).
+    #[inline]
+    pub fn sub(&self, n: u64) {
+        self.add(n.wrapping_neg());
+    }
     /// Overwrites (for counters that accumulate a clear-on-read register).
     pub fn set(&self, v: u64) {
         self.0.store(v, Ordering::Relaxed);

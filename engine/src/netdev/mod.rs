@@ -14,6 +14,7 @@
 //! | `netdev_tx_sent_queue` / `__netdev_tx_sent_queue` | end of `transmit_front` |
 //! | `netdev_tx_completed_queue` + driver clean | [`txq::NetdevQueue::complete`] |
 //! | `lib/dynamic_queue_limits.c` | [`dql::Dql`] |
+//! | `dev_watchdog` / `ndo_tx_timeout` / `netdev_tx_reset_queue` | [`txq::NetdevQueue::watchdog`] / [`txq::NetdevQueue::tx_timeout`] → [`crate::ethdev::TxQueue::reset`] / `reset_bql` (private) |
 
 pub mod dql;
 pub mod fifo;
@@ -26,8 +27,8 @@ pub use qdisc::{
     NoQueue, PfifoFast, Qdisc, QdiscConfig, QdiscError, QdiscImpl, QdiscKind, QdiscStats,
 };
 pub use txq::{
-    BqlConfig, NetdevError, NetdevQueue, TxqConfig, TxqCounters, TxqShared, TxqSnapshot,
-    XmitOutcome, XoffState,
+    BqlConfig, NetdevError, NetdevQueue, TxTimeout, TxqConfig, TxqCounters, TxqShared, TxqSnapshot,
+    XmitOutcome, XoffState, DEFAULT_WATCHDOG_TIMEOUT_MS,
 };
 pub use xps::{
     flow_hash, reciprocal_scale, PortTxMap, TcMap, TxQueueCache, TxQueueSet, XpsError, XpsMap,

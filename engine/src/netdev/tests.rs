@@ -4,7 +4,7 @@
 use super::*;
 use crate::eal::dma::{set_page_mode, PageMode};
 use crate::eal::tsc::Tsc;
-use crate::ethdev::{Port, PortConfig, Registry, RxQueue};
+use crate::ethdev::{Completed, Port, PortConfig, Registry, RxQueue, TxQueue};
 use crate::mbuf::{Burst, Mbuf, Mempool, PoolConfig};
 
 fn pool(n: u32) -> Mempool {
@@ -548,4 +548,187 @@ fn stack_xoff_leaves_room_for_band_0_which_leaves_first() {
         k.qdisc_drops, bulk_drops,
         "only bulk past its band's limit was dropped"
     );
+}
+
+/// Drives `q` (wrapping a `fault:…stall…` port) with `total` packets,
+/// running the watchdog as the runtime does, until everything offered is
+/// accounted for and complete. `far` drains a ring's far end.
+fn run_with_watchdog(
+    q: &mut NetdevQueue,
+    p: &mut Mempool,
+    total: u32,
+    mut far: impl FnMut(&mut Mempool),
+) -> Vec<TxTimeout> {
+    let tsc = Tsc::global();
+    let mut timeouts = Vec::new();
+    let mut next = 0u32;
+    let end = tsc.now() + tsc.ns_to_cycles(20_000_000_000);
+    loop {
+        if next < total && q.backlog_packets() < 256 {
+            let k = 32.min(total - next);
+            let mut b = burst_of(p, next..next + k, 64);
+            q.xmit_burst(&mut b);
+            next += k;
+        }
+        far(p);
+        q.poll();
+        if let Some(t) = q.watchdog(tsc.now()) {
+            timeouts.push(t);
+        }
+        if next == total && q.is_idle() {
+            return timeouts;
+        }
+        assert!(tsc.now() < end, "no progress: {:?}", q.counters());
+    }
+}
+
+fn watchdog_conf(ms: u64) -> TxqConfig {
+    TxqConfig {
+        watchdog_timeout_ms: ms,
+        ..conf(QdiscKind::PfifoFast, 1000, true)
+    }
+}
+
+#[test]
+fn watchdog_resets_stalled_null_and_ring_and_traffic_resumes() {
+    let reg = Registry::with_builtins();
+    for inner in ["null", "ring:wd-stall"] {
+        let mut p = pool(2048);
+        let spec = format!("fault:stall=0.002,stall_ms=600000,seed=9+{inner}");
+        let mut port = reg.open(&spec).unwrap();
+        let mut far_port = inner.starts_with("ring").then(|| reg.open(inner).unwrap());
+        let pc = PortConfig {
+            tx_ring_size: 128,
+            rx_ring_size: 128,
+            ..Default::default()
+        };
+        port.configure(&pc).unwrap();
+        let mut far = far_port.as_mut().map(|f| {
+            f.configure(&pc).unwrap();
+            f.rx_queue(0).unwrap()
+        });
+        let txq = port.tx_queue(0).unwrap();
+        let mut q =
+            NetdevQueue::new(0, port.name(), txq, &watchdog_conf(20), Tsc::global()).unwrap();
+        let t = run_with_watchdog(&mut q, &mut p, 5000, |p| {
+            if let Some(rx) = far.as_mut() {
+                let mut got = Burst::new();
+                rx.rx_burst(p, &mut got, 256);
+            }
+        });
+        let c = q.counters();
+        let x: std::collections::HashMap<String, u64> = port.xstats().into_iter().collect();
+        assert!(!t.is_empty(), "{spec}: the stall was never detected");
+        assert!(
+            t.iter()
+                .all(|t| t.driver_reset && t.in_flight > 0 && t.stalled_ms >= 20),
+            "{t:?}"
+        );
+        assert!(
+            t[0].to_string().contains("tx_timeout: no completion for"),
+            "{}",
+            t[0]
+        );
+        assert_eq!(c.tx_timeouts, t.len() as u64);
+        assert_eq!(x["fault_reset"], t.len() as u64);
+        assert_eq!(c.unaccounted(), 0, "{spec}");
+        let s = port.stats();
+        assert_eq!(
+            s.tx.packets + s.tx.drops,
+            c.sent_packets,
+            "{spec}: one drop counter each"
+        );
+        assert_eq!(c.offered, 5000);
+        assert_eq!(q.bql().inflight, 0, "{spec}: BQL balanced after resets");
+        drop(q);
+        drop(far);
+        assert_eq!(p.stats().in_use, 0, "{spec}: pool full");
+    }
+}
+
+/// A driver queue without `reset` whose completions can be switched off.
+struct Hung {
+    held: Vec<Mbuf>,
+    hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stats: std::sync::Arc<crate::ethdev::QueueStats>,
+}
+
+impl TxQueue for Hung {
+    fn index(&self) -> u16 {
+        0
+    }
+    fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
+        let n = pkts.len().min(64 - self.held.len());
+        for _ in 0..n {
+            self.held.push(pkts.pop_front().unwrap());
+        }
+        self.stats.packets.add(n as u64);
+        n
+    }
+    fn clean(&mut self, _budget: usize) -> Completed {
+        if self.hang.load(std::sync::atomic::Ordering::Relaxed) {
+            return Completed::default();
+        }
+        let c = Completed {
+            packets: self.held.len() as u32,
+            bytes: self.held.iter().map(|m| m.pkt_len() as u64).sum(),
+        };
+        self.held.clear();
+        c
+    }
+    fn free_slots(&self) -> usize {
+        64 - self.held.len()
+    }
+    fn ring_size(&self) -> usize {
+        64
+    }
+    fn stats(&self) -> std::sync::Arc<crate::ethdev::QueueStats> {
+        self.stats.clone()
+    }
+}
+
+#[test]
+fn watchdog_completes_in_flight_as_dropped_when_the_driver_cannot_reset() {
+    let mut p = pool(256);
+    let tsc = Tsc::global();
+    let hang = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let hung = Hung {
+        held: Vec::with_capacity(64),
+        hang: hang.clone(),
+        stats: Default::default(),
+    };
+    // BQL off, so all 40 go in flight at once (BQL would start with one).
+    let cf = TxqConfig {
+        watchdog_timeout_ms: 10,
+        ..conf(QdiscKind::PfifoFast, 1000, false)
+    };
+    let mut q = NetdevQueue::new(0, "hung", Box::new(hung), &cf, tsc).unwrap();
+    let mut b = burst_of(&mut p, 0..40, 100);
+    q.xmit_burst(&mut b);
+    q.poll();
+    assert_eq!(q.watchdog(tsc.now()), None, "not yet");
+    std::thread::sleep(std::time::Duration::from_millis(15));
+    q.poll();
+    let t = q.watchdog(tsc.now()).expect("timed out");
+    assert!(!t.driver_reset);
+    assert_eq!((t.in_flight, t.dropped), (40, 40));
+    assert!(t.to_string().contains("cannot reset"), "{t}");
+    let c = q.counters();
+    assert_eq!((c.tx_timeouts, c.timeout_drops), (1, 40));
+    assert!(q.is_idle(), "in flight completed as dropped");
+    assert_eq!(q.bql().inflight, 0);
+    // The device lets go after all: its late reports are not counted twice,
+    // and new traffic completes normally.
+    hang.store(false, std::sync::atomic::Ordering::Relaxed);
+    q.poll();
+    assert_eq!(q.counters().completed_packets, 40);
+    let mut b = burst_of(&mut p, 40..50, 100);
+    q.xmit_burst(&mut b);
+    q.poll();
+    let c = q.counters();
+    assert_eq!((c.sent_packets, c.completed_packets), (50, 50));
+    assert_eq!(q.bql().inflight, 0);
+    assert_eq!(q.watchdog(tsc.now()), None, "nothing in flight: quiet");
+    drop(q);
+    assert_eq!(p.stats().in_use, 0);
 }

@@ -20,6 +20,10 @@
 //!   `dql_completed`, then wake the queue when room returned (re-checked after
 //!   the DQL update, so a wake is never lost).
 //!
+//! * [`NetdevQueue::watchdog`] (in `watchdog.rs`) — `dev_watchdog` +
+//!   `ndo_tx_timeout` + `netdev_tx_reset_queue`: a queue whose completions
+//!   stopped while it holds packets in flight is reset and traffic resumes.
+//!
 //! Packet conservation: every packet offered is sent (accepted by the driver),
 //! dropped and counted in exactly one drop counter, or still in the backlog;
 //! [`TxqCounters::unaccounted`] is zero at every instant.
@@ -33,6 +37,10 @@ use crate::mbuf::{Burst, Mbuf, BURST_MAX};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+
+#[path = "watchdog.rs"]
+mod watchdog;
+pub use watchdog::{TxTimeout, DEFAULT_WATCHDOG_TIMEOUT_MS};
 
 /// XOFF bit: stopped by BQL (`__QUEUE_STATE_STACK_XOFF`).
 pub const STACK_XOFF: u8 = 1 << 0;
@@ -81,6 +89,9 @@ pub struct TxqConfig {
     pub dev_tx_weight: usize,
     /// Completions reclaimed per poll (the NAPI TX budget), ≥ 1.
     pub clean_budget: usize,
+    /// TX watchdog (`dev->watchdog_timeo`): a queue holding packets in
+    /// flight with no completion for this long is reset. 0 = off.
+    pub watchdog_timeout_ms: u64,
 }
 
 impl Default for TxqConfig {
@@ -91,6 +102,7 @@ impl Default for TxqConfig {
             tx_burst: DEFAULT_TX_BURST,
             dev_tx_weight: DEFAULT_DEV_TX_WEIGHT,
             clean_budget: DEFAULT_CLEAN_BUDGET,
+            watchdog_timeout_ms: DEFAULT_WATCHDOG_TIMEOUT_MS,
         }
     }
 }
@@ -170,6 +182,12 @@ pub struct TxqCounters {
     /// High-water mark of BQL in-flight bytes above the limit, taken right
     /// after each burst is queued: BQL keeps it below one packet.
     pub bql_overshoot_max: u64,
+    /// TX watchdog timeouts (Linux's per-queue `trans_timeout`).
+    pub tx_timeouts: u64,
+    /// Packets in flight at a timeout that the driver could not reset,
+    /// completed as dropped by the netdev layer (they are also in
+    /// `sent_packets`: the driver had taken them).
+    pub timeout_drops: u64,
 }
 
 impl TxqCounters {
@@ -234,7 +252,7 @@ impl std::fmt::Display for TxqSnapshot {
     }
 }
 
-const N_COUNTERS: usize = 17;
+const N_COUNTERS: usize = 19;
 
 /// Counters and state published by the owning lcore once per poll, readable
 /// from any thread (the live line, the JSON summary). Single writer: plain
@@ -272,6 +290,8 @@ impl TxqShared {
             backlog_packets: g(14),
             backlog_bytes: g(15),
             bql_overshoot_max: g(16),
+            tx_timeouts: g(17),
+            timeout_drops: g(18),
         };
         let b = |i: usize| self.bql[i].get();
         let st = self.state.load(Ordering::Relaxed);
@@ -334,6 +354,7 @@ pub struct NetdevQueue {
     lens: [u32; BURST_MAX],
     c: TxqCounters,
     shared: Arc<TxqShared>,
+    wd: watchdog::Watchdog,
 }
 
 impl std::fmt::Debug for NetdevQueue {
@@ -430,6 +451,7 @@ impl NetdevQueue {
             lens: [0; BURST_MAX],
             c: TxqCounters::default(),
             shared,
+            wd: watchdog::Watchdog::new(&tsc, conf.watchdog_timeout_ms),
         };
         q.publish();
         Ok(q)
@@ -647,7 +669,10 @@ impl NetdevQueue {
     /// ring has room again (checked after the DQL update, so a wake cannot be
     /// lost). Call [`NetdevQueue::run`] afterwards (or use [`NetdevQueue::poll`]).
     pub fn complete(&mut self, budget: usize) -> Completed {
-        let done = self.txq.clean(budget);
+        let mut done = self.txq.clean(budget);
+        if self.wd.forgive.packets != 0 {
+            done = self.absorb_late(done);
+        }
         if done.packets == 0 && done.bytes == 0 {
             self.maybe_wake_drv();
             return done;
@@ -806,6 +831,8 @@ impl NetdevQueue {
             c.backlog_packets,
             c.backlog_bytes,
             c.bql_overshoot_max,
+            c.tx_timeouts,
+            c.timeout_drops,
         ];
         for (s, v) in self.shared.counters.iter().zip(vals) {
             s.set(v);

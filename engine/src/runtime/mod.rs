@@ -72,8 +72,8 @@ use crate::ethdev::{EthdevError, Port, PortConfig, PortStats, RxQueue, StatCount
 use crate::mbuf::{Burst, Mbuf, Mempool, MempoolError, MempoolStats, PoolConfig};
 use crate::netdev::xps::TcMap;
 use crate::netdev::{
-    NetdevError, NetdevQueue, PortTxMap, Qdisc, QdiscImpl, TxQueueCache, TxQueueSet, TxqConfig,
-    TxqShared, TxqSnapshot, XmitOutcome, XpsError, XpsMap,
+    NetdevError, NetdevQueue, PortTxMap, Qdisc, QdiscImpl, TxQueueCache, TxQueueSet, TxTimeout,
+    TxqConfig, TxqShared, TxqSnapshot, XmitOutcome, XpsError, XpsMap,
 };
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -268,6 +268,8 @@ pub struct LcoreCtx {
     /// Device events the queues raised (an ice MDD that disabled a queue and
     /// the recovery, …), as text.
     events: Vec<String>,
+    /// TX watchdog timeouts on this lcore's queues.
+    tx_timeouts: Vec<TxTimeout>,
     next_timer: u64,
     shared: Arc<LcoreShared>,
 }
@@ -398,10 +400,18 @@ impl LcoreCtx {
     }
 
     /// Device events (the driver's `poll_event`: an MDD that stopped a queue
-    /// is reported and the queue recovered). Called every few hundred polls.
+    /// is reported and the queue recovered) and the TX watchdog
+    /// (`dev_watchdog`: a queue whose completions stopped is reset, reported
+    /// as a `tx_timeout` event). Called every few hundred polls.
     fn event_stage(&mut self) {
+        let now = self.tsc.now();
         for p in &mut self.ports {
             for q in &mut p.txqs {
+                if let Some(t) = q.watchdog(now) {
+                    tracing::warn!("{t}");
+                    self.events.push(t.to_string());
+                    self.tx_timeouts.push(t);
+                }
                 while let Some(e) = q.driver().poll_event() {
                     let text = match e.queue {
                         Some(qi) => format!("{} queue {qi}: {}: {}", p.name, e.kind, e.detail),
@@ -542,8 +552,11 @@ pub struct LcoreReport<S> {
     pub queues: Vec<TxqSnapshot>,
     /// The lcore's pool at the end.
     pub pool: MempoolStats,
-    /// Device events raised on the lcore's queues during the run.
+    /// Device events raised on the lcore's queues during the run (TX
+    /// watchdog timeouts among them, as text).
     pub events: Vec<String>,
+    /// TX watchdog timeouts on the lcore's queues, in order.
+    pub tx_timeouts: Vec<TxTimeout>,
     pub app: S,
 }
 
@@ -877,6 +890,7 @@ where
         rx_unclaimed: 0,
         timers: Vec::new(),
         events: Vec::new(),
+        tx_timeouts: Vec::new(),
         next_timer: u64::MAX,
         shared: shared.clone(),
     };
@@ -955,6 +969,7 @@ where
         queues,
         pool: ctx.pool.stats(),
         events: std::mem::take(&mut ctx.events),
+        tx_timeouts: std::mem::take(&mut ctx.tx_timeouts),
         app: summary,
     };
     Ok(report)

@@ -358,3 +358,42 @@ fn two_lcores_slow_receiver_conserves_packets_and_bounds_inflight() {
     assert!(r.lcores[1].queues.is_empty(), "lcore 1 owns no tx queue");
     assert_eq!(r.lcores[0].pool.in_use, 0, "every buffer came home");
 }
+
+#[test]
+fn watchdog_events_are_reported_and_the_stalled_queue_recovers() {
+    let reg = Registry::with_builtins();
+    let port = reg
+        .open("fault:stall=0.001,stall_ms=600000,seed=4+null")
+        .unwrap();
+    let mut setup = PortSetup::new(port, PortConfig::default());
+    setup.txq.watchdog_timeout_ms = 30;
+    let mut cfg = rt_config(vec![0]);
+    cfg.stop.duration = Some(Duration::from_millis(400));
+    let rt = Runtime::new(cfg, vec![setup]).unwrap();
+    let report = rt
+        .run(|_| {
+            Ok(PollFn(|ctx: &mut LcoreCtx| {
+                let mut b = Burst::new();
+                if ctx.pool.alloc_bulk(&mut b, 32) {
+                    for m in b.as_mut_slice() {
+                        let _ = m.set_len(64);
+                    }
+                    ctx.xmit_burst(0, 0, &mut b);
+                }
+            }))
+        })
+        .unwrap();
+    let l = &report.lcores[0];
+    let c = &l.queues[0].counters;
+    assert!(!l.tx_timeouts.is_empty(), "{:?}", l.events);
+    assert_eq!(c.tx_timeouts, l.tx_timeouts.len() as u64);
+    assert!(
+        l.events.iter().any(|e| e.contains("tx_timeout")),
+        "{:?}",
+        l.events
+    );
+    // Traffic resumed after each reset: far more than one ring's worth sent.
+    assert!(c.sent_packets > 10 * 1024, "{c:?}");
+    assert_eq!(c.unaccounted(), 0);
+    assert_eq!(l.pool.in_use, 0);
+}

@@ -619,6 +619,20 @@ fn main() {
             "igb-model pfifo_fast+BQL",
             Box::new(|p| run_raw_runtime(p, &igb, pf())),
         ),
+        (
+            "fault drop+reorder+corrupt+delay (null)",
+            Box::new(|p| {
+                run_raw_runtime(
+                    p,
+                    "fault:drop=0.01,reorder=0.01,corrupt=0.01,delay_us=5,seed=1+null",
+                    pf(),
+                )
+            }),
+        ),
+        (
+            "tap (/dev/null) + trace (null)",
+            Box::new(|p| run_raw_runtime(p, "tap:/dev/null+trace+null", pf())),
+        ),
         ("staged udp 1q (null)", Box::new(|p| run_staged(p, 1))),
         ("staged udp 2q (null)", Box::new(|p| run_staged(p, 2))),
     ];

@@ -114,6 +114,10 @@ struct Shared {
     bmcr: AtomicU32,
     reset_gen: AtomicU64,
     stop: AtomicBool,
+    /// Bit q: the engine is processing TX queue q. TXDCTL.ENABLE reads 1
+    /// until the engine has let go of a queue software disabled, as on the
+    /// 82576, where the bit reads back 0 only once the queue has stopped.
+    tx_live: AtomicU32,
     engine: OnceLock<Thread>,
     c: ModelCounters,
     events: Mutex<Vec<PortEvent>>,
@@ -304,6 +308,7 @@ impl IgbModel {
             bmcr: AtomicU32::new(0),
             reset_gen: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            tx_live: AtomicU32::new(0),
             engine: OnceLock::new(),
             c: ModelCounters::default(),
             events: Mutex::new(Vec::new()),
@@ -473,8 +478,11 @@ impl RegisterSpace for IgbModel {
                 && (o - 0xE028) % 0x40 == 0 =>
             {
                 let v = sh.r(o);
+                let q = (o - 0xE028) / 0x40;
                 if sh.r(TCTL) & TCTL_EN == 0 {
                     v & !XDCTL_ENABLE
+                } else if sh.tx_live.load(Ordering::Acquire) & (1 << q) != 0 {
+                    v | XDCTL_ENABLE
                 } else {
                     v
                 }
@@ -668,6 +676,7 @@ impl Engine {
             let g = self.sh.reset_gen.load(Ordering::Acquire);
             if g != self.reset_gen {
                 self.reset_gen = g;
+                self.sh.tx_live.store(0, Ordering::Release);
                 for t in &mut self.tx {
                     *t = TxState {
                         frame: std::mem::take(&mut t.frame),
@@ -707,6 +716,8 @@ impl Engine {
                 std::thread::park_timeout(Duration::from_millis(1));
             }
         }
+        // A stopped engine holds no queue: TXDCTL.ENABLE reads what was written.
+        self.sh.tx_live.store(0, Ordering::Release);
         if let Some(p) = &mut self.pcap {
             if let Err(e) = p.flush() {
                 *self.sh.sink_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
@@ -719,6 +730,11 @@ impl Engine {
         let en = sh.r(TCTL) & TCTL_EN != 0 && sh.r(txdctl(qi)) & XDCTL_ENABLE != 0;
         if !en {
             self.tx[q].active = false;
+            if sh.tx_live.load(Ordering::Relaxed) & (1 << q) != 0 {
+                // Release: the last TDH and write-backs are visible before
+                // TXDCTL.ENABLE reads 0.
+                sh.tx_live.fetch_and(!(1 << q), Ordering::Release);
+            }
             return Step::Idle;
         }
         if !self.tx[q].active {
@@ -730,6 +746,7 @@ impl Engine {
             t.ctx = [Ctx::default(); 2];
             t.in_pkt = false;
             t.active = true;
+            sh.tx_live.fetch_or(1 << q, Ordering::AcqRel);
             if t.n == 0 || t.head >= t.n {
                 sh.event(
                     Some(q as u16),

@@ -1,0 +1,220 @@
+//! The ethdev framework: the bookkeeping every port needs, done once (DPDK's
+//! `lib/ethdev/rte_ethdev.c`, which validates a configuration and each queue
+//! set-up for every PMD before calling the driver's ops).
+//!
+//! A driver implements [`Driver`] — only what differs: what it can do, how
+//! a queue is set up, start/stop hooks, its own counters. [`EthDev`] wraps
+//! it into a [`Port`]: it validates each [`PortConfig`] against the
+//! driver's [`PortInfo`] (`rte_eth_dev_configure`), owns the queue slots so
+//! each queue is handed out once (`rte_eth_tx_queue_setup` /
+//! `rte_eth_rx_queue_setup`), owns the per-queue counters and sums them
+//! (`rte_eth_stats_get`, `rte_eth_xstats_get`), and keeps the link state
+//! (`rte_eth_dev_start` / `rte_eth_dev_stop`, `rte_eth_link_get`).
+
+use super::*;
+use std::sync::Arc;
+
+/// What the framework hands a driver to set up one queue.
+#[derive(Debug)]
+pub struct QueueSetup<'a> {
+    /// The port's name (its spec), for messages.
+    pub port: &'a str,
+    pub queue: u16,
+    /// Descriptors, validated against the driver's limits.
+    pub ring_size: u16,
+    /// The queue's counters; the framework sums them into the port's.
+    pub stats: Arc<QueueStats>,
+    /// The whole validated configuration.
+    pub conf: &'a PortConfig,
+}
+
+/// What differs per driver (DPDK's `eth_dev_ops`, the part a PMD fills).
+pub trait Driver: Send + 'static {
+    /// Capabilities and limits (`dev_infos_get`).
+    fn info(&self) -> PortInfo;
+    fn mac(&self) -> MacAddr;
+    /// After the framework validated `conf` (`dev_configure`): per-configure
+    /// state, e.g. per-queue counters of the driver's own.
+    fn configure(&mut self, _port: &str, _conf: &PortConfig) -> Result<(), EthdevError> {
+        Ok(())
+    }
+    /// `tx_queue_setup`: the queue, once per queue per configure.
+    fn tx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn TxQueue>, EthdevError>;
+    /// `rx_queue_setup`: the queue, once per queue per configure.
+    fn rx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn RxQueue>, EthdevError>;
+    /// `dev_start`.
+    fn start(&mut self, _port: &str) -> Result<(), EthdevError> {
+        Ok(())
+    }
+    /// `dev_stop` (flush what the driver buffers).
+    fn stop(&mut self, _port: &str) -> Result<(), EthdevError> {
+        Ok(())
+    }
+    /// Link speed while started, Mbit/s (0: no line rate).
+    fn speed_mbps(&self) -> u32 {
+        0
+    }
+    /// The driver's counters, appended to the framework's (`xstats_get`).
+    fn xstats(&self, _stats: &PortStats, _out: &mut Vec<(String, u64)>) {}
+}
+
+/// A port: one [`Driver`] plus the framework's bookkeeping.
+pub struct EthDev<D: Driver> {
+    name: String,
+    driver: D,
+    conf: Option<PortConfig>,
+    tx: Vec<Arc<QueueStats>>,
+    rx: Vec<Arc<QueueStats>>,
+    txs: QueueSlots,
+    rxs: QueueSlots,
+    started: bool,
+}
+
+impl<D: Driver> EthDev<D> {
+    /// A port called `name` (its spec) driven by `driver`, not yet configured.
+    pub fn with_driver(name: &str, driver: D) -> EthDev<D> {
+        EthDev {
+            name: name.to_string(),
+            driver,
+            conf: None,
+            tx: Vec::new(),
+            rx: Vec::new(),
+            txs: QueueSlots::new(0),
+            rxs: QueueSlots::new(0),
+            started: false,
+        }
+    }
+
+    pub fn driver(&self) -> &D {
+        &self.driver
+    }
+
+    pub fn driver_mut(&mut self) -> &mut D {
+        &mut self.driver
+    }
+}
+
+/// The error for a queue asked for before `configure`.
+fn not_configured(port: &str, what: &'static str, queue: u16) -> EthdevError {
+    EthdevError::Queue {
+        port: port.to_string(),
+        what,
+        queue,
+        why: "cannot be set up before the port is configured (call configure first)".into(),
+    }
+}
+
+impl<D: Driver> Port for EthDev<D> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn info(&self) -> PortInfo {
+        self.driver.info()
+    }
+    /// Plays the part of `rte_eth_dev_configure`: validated once, here, for
+    /// every driver; then the driver's hook; then fresh queue slots and counters.
+    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
+        conf.validate(&self.name, &self.driver.info())?;
+        self.driver.configure(&self.name, conf)?;
+        self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
+        self.rx = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
+        self.txs = QueueSlots::new(conf.nb_tx_queues);
+        self.rxs = QueueSlots::new(conf.nb_rx_queues);
+        self.conf = Some(conf.clone());
+        Ok(())
+    }
+    /// Plays the part of `rte_eth_tx_queue_setup`: each queue once.
+    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
+        let Some(conf) = self.conf.as_ref() else {
+            return Err(not_configured(&self.name, "tx queue", q));
+        };
+        self.txs.take(&self.name, "tx queue", q)?;
+        self.driver.tx_queue_setup(QueueSetup {
+            port: &self.name,
+            queue: q,
+            ring_size: conf.tx_ring_size,
+            stats: self.tx[q as usize].clone(),
+            conf,
+        })
+    }
+    /// Plays the part of `rte_eth_rx_queue_setup`: each queue once.
+    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
+        let Some(conf) = self.conf.as_ref() else {
+            return Err(not_configured(&self.name, "rx queue", q));
+        };
+        self.rxs.take(&self.name, "rx queue", q)?;
+        self.driver.rx_queue_setup(QueueSetup {
+            port: &self.name,
+            queue: q,
+            ring_size: conf.rx_ring_size,
+            stats: self.rx[q as usize].clone(),
+            conf,
+        })
+    }
+    fn start(&mut self) -> Result<(), EthdevError> {
+        self.driver.start(&self.name)?;
+        self.started = true;
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<(), EthdevError> {
+        self.started = false;
+        self.driver.stop(&self.name)
+    }
+    fn link(&self) -> LinkStatus {
+        LinkStatus {
+            up: self.started,
+            speed_mbps: if self.started {
+                self.driver.speed_mbps()
+            } else {
+                0
+            },
+            full_duplex: true,
+        }
+    }
+    fn mac(&self) -> MacAddr {
+        self.driver.mac()
+    }
+    fn stats(&self) -> PortStats {
+        PortStats::from_queues(&self.tx, &self.rx)
+    }
+    fn xstats(&self) -> Vec<(String, u64)> {
+        let s = self.stats();
+        let mut v = s.xstats();
+        self.driver.xstats(&s, &mut v);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_framework_validates_hands_out_once_and_keeps_link_state() {
+        for spec in ["null", "ring:framework-t"] {
+            let mut p = Registry::with_builtins().open(spec).unwrap();
+            let e = p.tx_queue(0).err().unwrap().to_string();
+            assert!(e.contains("before the port is configured"), "{spec}: {e}");
+            let bad = PortConfig {
+                nb_tx_queues: 65,
+                ..Default::default()
+            };
+            let e = p.configure(&bad).err().unwrap().to_string();
+            assert!(
+                e.contains("tx_queues") && e.contains("1..=64"),
+                "{spec}: {e}"
+            );
+            p.configure(&PortConfig::default()).unwrap();
+            let _q = p.tx_queue(0).unwrap();
+            let e = p.tx_queue(0).err().unwrap().to_string();
+            assert!(e.contains("already handed out"), "{spec}: {e}");
+            assert!(p.tx_queue(1).is_err(), "{spec}: only one configured");
+            assert!(!p.link().up);
+            p.start().unwrap();
+            assert!(p.link().up);
+            p.stop().unwrap();
+            assert!(!p.link().up);
+            assert_eq!(p.stats().tx_queues.len(), 1);
+        }
+    }
+}
