@@ -232,3 +232,40 @@ fn ports_table_fits_100_columns() {
         );
     }
 }
+
+/// The loopback port: a socket stream to the port's own address comes back
+/// on the same port (no ARP: `IFF_NOARP`), every latency probe accounted.
+#[test]
+fn loopback_port_returns_every_datagram_without_arp() {
+    let dir = tmpdir("truth-lo");
+    let cfg = dir.join("lo.toml");
+    std::fs::write(
+        &cfg,
+        r#"[run]
+lcores = "0"
+[[port]]
+spec = "lo"
+ip = "127.0.0.1/8"
+[[stream]]
+mode = "socket"
+dst_ip = "127.0.0.1"
+dst_port = 7000
+count = 3000
+rate = "100 kpps"
+size = 300
+latency = true
+"#,
+    )
+    .unwrap();
+    let j = dir.join("lo.json");
+    let o = gen(&[cfg.to_str().unwrap(), "--json", j.to_str().unwrap()]);
+    let v = json(&j);
+    let l = &v["streams"][0]["latency"];
+    assert_eq!(l["received"], 3000, "{}", text(&o));
+    assert_eq!(l["lost"], 0);
+    let neigh = &v["stacks"][0]["snmp"]["Neigh"];
+    assert_eq!(neigh["arp_requests_sent"], 0, "no ARP on lo: {neigh}");
+    assert_eq!(v["ports"][0]["rx_packets"], v["ports"][0]["tx_packets"]);
+    assert_eq!(v["ports"][0]["conserved"], true);
+    std::fs::remove_dir_all(&dir).ok();
+}

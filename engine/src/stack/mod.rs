@@ -714,6 +714,11 @@ impl Stack {
     pub fn start(&mut self, now_ns: u64) {
         self.now = now_ns;
         for p in 0..self.ports.len() {
+            if self.ports[p].conf.noarp {
+                // No gratuitous ARP on an IFF_NOARP device (arp_ifdown/inetdev
+                // announce only where ARP runs).
+                continue;
+            }
             let ip = self.ports[p].conf.addr;
             let (_, mut io) = self.split_neigh();
             neigh::send_arp(
