@@ -517,6 +517,32 @@ impl AdminQueue {
         Ok(())
     }
 
+    /// Checks both queues' length registers for the error latches Linux
+    /// `__ice_clean_ctrlq` checks (`VFE`, `OVFL`, `CRIT`), clears the ones
+    /// set (writing the register back without them) and returns a message
+    /// for each.
+    pub fn check_errors<R: RegisterSpace>(&self, regs: &R) -> Vec<String> {
+        let mut out = Vec::new();
+        for (q, name) in [(&ARQ, "ARQ"), (&ATQ, "ATQ")] {
+            let v = regs.read32(q.len);
+            let bits = v & (PF_FW_AQLEN_VFE | PF_FW_AQLEN_OVFL | PF_FW_AQLEN_CRIT);
+            if bits == 0 {
+                continue;
+            }
+            for (b, what) in [
+                (PF_FW_AQLEN_VFE, "VF error"),
+                (PF_FW_AQLEN_OVFL, "overflow: firmware events were lost"),
+                (PF_FW_AQLEN_CRIT, "critical error"),
+            ] {
+                if bits & b != 0 {
+                    out.push(format!("admin {name}: {what}"));
+                }
+            }
+            regs.write32(q.len, v & !bits);
+        }
+        out
+    }
+
     /// Takes one firmware event off the ARQ, if any (`ice_clean_rq_elem`), and
     /// gives the slot back to the firmware.
     pub fn receive<R: RegisterSpace>(&mut self, regs: &R) -> Option<AqEvent> {

@@ -132,6 +132,8 @@ impl<R: RegisterSpace> IceHw<R> {
     ) -> Result<IceHw<R>, IceError> {
         let device_name =
             device_name(vendor, device).ok_or(IceError::UnsupportedDevice { vendor, device })?;
+        // ice_init_hw: the PF number comes from PF_FUNC_RID, before the reset.
+        let pf_num = (regs.read32(PF_FUNC_RID) & PF_FUNC_RID_FUNCTION_NUMBER_M) as u8;
         pf_reset(&*regs)?;
         let aq = AdminQueue::init(&*regs, opts.aq_len, opts.aq_timeout)?;
         let mut hw = IceHw {
@@ -140,7 +142,7 @@ impl<R: RegisterSpace> IceHw<R> {
             version: FwVersion::default(),
             caps: Caps::default(),
             lport: 0,
-            pf_num: 0,
+            pf_num,
             vsi: None,
             qparent_teid: 0,
             link: LinkStatus::default(),
@@ -152,9 +154,7 @@ impl<R: RegisterSpace> IceHw<R> {
         hw.version = hw.get_version()?;
         hw.clear_pf_cfg()?;
         hw.caps = hw.list_caps()?;
-        let (lport, pf) = hw.get_sw_cfg()?;
-        hw.lport = lport;
-        hw.pf_num = pf;
+        hw.lport = hw.get_sw_cfg()?;
         hw.qparent_teid = hw.query_topology()?;
         hw.link = hw.get_link_status(true)?;
         hw.mac = hw.read_mac()?;
@@ -232,8 +232,9 @@ impl<R: RegisterSpace> IceHw<R> {
         ))
     }
 
-    /// `ice_get_initial_sw_cfg`: finds the physical port of this PF.
-    pub fn get_sw_cfg(&mut self) -> Result<(u8, u8), IceError> {
+    /// `ice_get_initial_sw_cfg`: finds the logical port of this PF's physical
+    /// port (the PF number itself comes from `PF_FUNC_RID`, as in `ice_init_hw`).
+    pub fn get_sw_cfg(&mut self) -> Result<u8, IceError> {
         let mut buf = vec![0u8; 64 * SW_CFG_ELEM_SIZE];
         let mut d = AqDesc::new(opc::GET_SW_CFG);
         self.send(&mut d, Some((&mut buf, false)))?;
@@ -241,13 +242,18 @@ impl<R: RegisterSpace> IceHw<R> {
         for e in buf.chunks_exact(SW_CFG_ELEM_SIZE).take(n) {
             let vpn = u16::from_le_bytes([e[0], e[1]]);
             let pfvf = u16::from_le_bytes([e[4], e[5]]);
-            if vpn >> SW_CONF_RESP_TYPE_S == SW_CONF_RESP_PHYS_PORT {
-                return Ok(((vpn & SW_CONF_RESP_NUM_M) as u8, (pfvf & 0x7FF) as u8));
+            let func = pfvf & SW_CONF_RESP_FUNC_NUM_M;
+            if vpn >> SW_CONF_RESP_TYPE_S == SW_CONF_RESP_PHYS_PORT
+                && pfvf & SW_CONF_RESP_IS_VF == 0
+                && func == self.pf_num as u16
+            {
+                return Ok((vpn & SW_CONF_RESP_NUM_M) as u8);
             }
         }
-        Err(IceError::Malformed(
-            "get_sw_cfg listed no physical port".into(),
-        ))
+        Err(IceError::Malformed(format!(
+            "get_sw_cfg listed no physical port for PF {}",
+            self.pf_num
+        )))
     }
 
     /// Reads the default scheduler topology (`ice_aq_get_dflt_topo`) and
@@ -280,12 +286,13 @@ impl<R: RegisterSpace> IceHw<R> {
         })
     }
 
-    /// `ice_aq_get_link_info`, optionally enabling link-status events.
+    /// `ice_aq_get_link_info`: enables (`ICE_AQ_LSE_ENA`) or disables
+    /// (`ICE_AQ_LSE_DIS`) link-status events as asked, as both drivers do.
     pub fn get_link_status(&mut self, lse: bool) -> Result<LinkStatus, IceError> {
         let mut buf = vec![0u8; LINK_STATUS_DATALEN];
         let mut d = AqDesc::new(opc::GET_LINK_STATUS);
         d.set_param_u8(0, self.lport);
-        d.set_param_u16(2, if lse { AQ_LSE_ENA } else { 0 });
+        d.set_param_u16(2, if lse { AQ_LSE_ENA } else { AQ_LSE_DIS });
         self.send(&mut d, Some((&mut buf, false)))?;
         let up = buf[LINK_DATA_INFO_OFF] & AQ_LINK_UP != 0;
         let sp = u16::from_le_bytes([buf[LINK_DATA_SPEED_OFF], buf[LINK_DATA_SPEED_OFF + 1]]);
@@ -325,6 +332,8 @@ impl<R: RegisterSpace> IceHw<R> {
         ))
     }
 
+    /// `ice_aqc_vsi_props` with a contiguous queue map starting at PF-relative
+    /// queue `first_q` (Linux `ice_vsi_setup_q_map`: `q_mapping[0] = rxq_map[0]`).
     fn vsi_props(first_q: u16, nq: u16) -> Vec<u8> {
         let mut b = vec![0u8; VSI_PROPS_SIZE];
         b[0..2].copy_from_slice(&VSI_PROP_RXQ_MAP_VALID.to_le_bytes());
@@ -342,7 +351,7 @@ impl<R: RegisterSpace> IceHw<R> {
 
     /// Adds the PF VSI (first time) or updates its queue map.
     pub fn setup_vsi(&mut self, nq: u16) -> Result<u16, IceError> {
-        let mut buf = Self::vsi_props(self.caps.first_txq, nq);
+        let mut buf = Self::vsi_props(0, nq);
         let mut d = match self.vsi {
             None => {
                 let mut d = AqDesc::new(opc::ADD_VSI);
@@ -361,7 +370,8 @@ impl<R: RegisterSpace> IceHw<R> {
         Ok(num)
     }
 
-    /// The TLAN context for queue `q` (Linux `ice_setup_tx_ctx`).
+    /// The TLAN context for PF-relative queue `q` (Linux `ice_setup_tx_ctx`:
+    /// `tso_qnum = pf_q`).
     pub fn tlan_ctx(&self, q: u16, ring_iova: u64, qlen: u16) -> TlanCtx {
         TlanCtx {
             base: ring_iova >> 7,
@@ -380,21 +390,22 @@ impl<R: RegisterSpace> IceHw<R> {
     }
 
     /// add_txqs (0x0C30): one group with one queue under the LAN parent,
-    /// as DPDK `ice_ena_vsi_txq` does. Returns the queue's TEID.
+    /// as DPDK `ice_ena_vsi_txq` does; `txq_id` is the PF-relative queue
+    /// (Linux `ice_vsi_cfg_txq`: `txq_id = cpu_to_le16(pf_q)`). Returns the
+    /// queue's TEID.
     pub fn add_txq(&mut self, q: u16, ring_iova: u64, qlen: u16) -> Result<u32, IceError> {
-        let abs = self.caps.first_txq + q;
         if q >= self.caps.num_txq {
             return Err(IceError::NoSuchQueue {
                 q,
                 n: self.caps.num_txq,
             });
         }
-        let ctx = self.tlan_ctx(abs, ring_iova, qlen).pack();
+        let ctx = self.tlan_ctx(q, ring_iova, qlen).pack();
         let mut buf = vec![0u8; ADD_TXQ_GRP_HDR_SIZE + ADD_TXQ_PERQ_SIZE];
         buf[0..4].copy_from_slice(&self.qparent_teid.to_le_bytes());
         buf[4] = 1;
         let p = ADD_TXQ_GRP_HDR_SIZE;
-        buf[p..p + 2].copy_from_slice(&abs.to_le_bytes());
+        buf[p..p + 2].copy_from_slice(&q.to_le_bytes());
         buf[p + 8..p + 8 + TLAN_CTX_SIZE].copy_from_slice(&ctx);
         // info: ice_aqc_txsched_elem with GENERIC|CIR|EIR valid, default
         // bandwidth profiles and weights (ice_ena_vsi_txq).
@@ -409,64 +420,149 @@ impl<R: RegisterSpace> IceHw<R> {
         self.send(&mut d, Some((&mut buf, true)))?;
         let teid = u32::from_le_bytes(buf[p + 4..p + 8].try_into().expect("4"));
         // Bring-up order step 6: tail to 0.
-        self.regs.write32(qtx_comm_dbell(abs as u32), 0);
+        self.regs.write32(qtx_comm_dbell(q as u32), 0);
         Ok(teid)
     }
 
-    /// dis_txqs (0x0C31) for one queue.
+    /// dis_txqs (0x0C31) for one PF-relative queue, as `ice_aq_dis_lan_txq`
+    /// sends it: no function reset, flush the pipe on timeout, timeout 5.
     pub fn dis_txq(&mut self, q: u16) -> Result<(), IceError> {
-        let abs = self.caps.first_txq + q;
         let mut buf = vec![0u8; 8];
         buf[0..4].copy_from_slice(&self.qparent_teid.to_le_bytes());
         buf[4] = 1;
-        buf[6..8].copy_from_slice(&abs.to_le_bytes());
+        buf[6..8].copy_from_slice(&q.to_le_bytes());
         let mut d = AqDesc::new(opc::DIS_TXQS);
         d.set_param_u8(0, Q_DIS_CMD_FLUSH_PIPE);
         d.set_param_u8(1, 1);
+        d.set_param_u16(2, (Q_DIS_TIMEOUT << Q_DIS_TIMEOUT_S) & Q_DIS_TIMEOUT_M);
         self.send(&mut d, Some((&mut buf, true)))?;
         Ok(())
     }
 
-    /// Drains latched malicious-driver events (`GL_MDET_TX_TCLAN`, write to
-    /// clear), flags the queues they name and queues port events.
+    /// Reads, reports and clears every malicious-driver latch, in the order
+    /// Linux `ice_handle_mdd_event` does: the global `GL_MDET_TX_PQM`,
+    /// `GL_MDET_TX_TCLAN`, `GL_MDET_TX_TDPU`, `GL_MDET_RX` (VALID bit 31;
+    /// cleared with all-ones), then this PF's `PF_MDET_*` (VALID bit 0;
+    /// cleared with 0xFFFF). Events naming this PF flag the TX queue they name
+    /// (the QNUM fields are absolute, so the PF's first queue is subtracted)
+    /// and become port events.
     pub fn drain_mdd(&mut self) {
-        for _ in 0..64 {
-            let v = self.regs.read32(GL_MDET_TX_TCLAN);
-            if v & GL_MDET_TX_TCLAN_VALID == 0 {
-                break;
+        for (reg, name) in GL_MDET_REGS {
+            for _ in 0..64 {
+                let v = self.regs.read32(reg);
+                if v & GL_MDET_VALID == 0 {
+                    break;
+                }
+                self.regs.write32(reg, GL_MDET_CLEAR);
+                self.report_mdd(reg, name, v);
             }
-            self.regs.write32(GL_MDET_TX_TCLAN, 0xFFFF_FFFF);
-            let abs = (v & GL_MDET_TX_TCLAN_QNUM_M) as u16;
-            let kind = (v & GL_MDET_TX_TCLAN_MAL_TYPE_M) >> GL_MDET_TX_TCLAN_MAL_TYPE_S;
-            let q = abs.wrapping_sub(self.caps.first_txq);
-            if let Some(Some(f)) = self.mdd_flags.get(q as usize) {
-                f.store(kind.max(1), std::sync::atomic::Ordering::Release);
+        }
+        for (reg, name) in PF_MDET_REGS {
+            if self.regs.read32(reg) & PF_MDET_VALID != 0 {
+                self.regs.write32(reg, PF_MDET_CLEAR);
+                self.events.push(PortEvent {
+                    queue: None,
+                    kind: "mdd_pf".into(),
+                    detail: format!("{name}: this PF caused a malicious-driver event"),
+                });
             }
+        }
+    }
+
+    /// Reports (and clears) admin-queue error latches as port events.
+    pub fn check_adminq(&mut self) {
+        for e in self.aq.check_errors(&*self.regs) {
+            tracing::warn!("ice: {e}");
             self.events.push(PortEvent {
-                queue: Some(q),
-                kind: "mdd".into(),
-                detail: format!(
-                    "malicious-driver detection on TX queue {q}: {}; the device disabled the queue (the driver resets and re-enables it)",
-                    mal_type::name(kind)
-                ),
+                queue: None,
+                kind: "adminq".into(),
+                detail: e,
             });
         }
     }
 
+    fn report_mdd(&mut self, reg: u32, name: &str, v: u32) {
+        let (pf, abs) = if reg == GL_MDET_TX_PQM {
+            (
+                v & GL_MDET_TX_PQM_PF_NUM_M,
+                (v & GL_MDET_TX_PQM_QNUM_M) >> GL_MDET_TX_PQM_QNUM_S,
+            )
+        } else {
+            ((v >> GL_MDET_PF_NUM_S) & 0x7, v & GL_MDET_QNUM_M)
+        };
+        let kind = (v & GL_MDET_MAL_TYPE_M) >> GL_MDET_MAL_TYPE_S;
+        if pf != self.pf_num as u32 {
+            self.events.push(PortEvent {
+                queue: None,
+                kind: "mdd".into(),
+                detail: format!(
+                    "{name}: malicious-driver event {kind} on PF {pf} queue {abs} (another PF of this device)"
+                ),
+            });
+            return;
+        }
+        let q = (abs as u16).wrapping_sub(self.caps.first_txq);
+        let tx = reg != GL_MDET_RX;
+        if tx {
+            if let Some(Some(f)) = self.mdd_flags.get(q as usize) {
+                f.store(kind.max(1), std::sync::atomic::Ordering::Release);
+            }
+        }
+        self.events.push(PortEvent {
+            queue: Some(q),
+            kind: "mdd".into(),
+            detail: format!(
+                "{name}: malicious-driver detection on {} queue {q}: {} (MAL_TYPE {kind}); the device disabled the queue (the driver resets and re-enables it)",
+                if tx { "TX" } else { "RX" },
+                mal_type::name(kind)
+            ),
+        });
+    }
+
     /// Disables the admin queue (driver unload).
     pub fn shutdown(&mut self) {
+        // ice_aq_q_shutdown(hw, true): tell the firmware the driver is unloading.
         let mut d = AqDesc::new(opc::Q_SHUTDOWN);
+        d.set_param_u32(0, AQC_DRIVER_UNLOADING);
         let _ = self.send(&mut d, None);
         self.aq.shutdown(&*self.regs);
     }
 }
 
-/// PF software reset (`ice_pf_reset` / `ice_check_reset`): set PFSWR, wait
-/// for it to clear, then check the device state and reset-done bits.
+/// Whether the device is active with every reset-done bit set
+/// (`ice_pf_reset`'s entry check).
+fn reset_done<R: RegisterSpace>(regs: &R) -> (bool, u32, u32) {
+    let devstate = regs.read32(GLGEN_RSTAT) & GLGEN_RSTAT_DEVSTATE_M;
+    let uld = regs.read32(GLNVM_ULD);
+    (
+        devstate == 0 && uld & GLNVM_ULD_RESET_DONE == GLNVM_ULD_RESET_DONE,
+        devstate,
+        uld,
+    )
+}
+
+/// PF software reset as `ice_pf_reset` does it: when a global reset is
+/// already under way (device not active, or a reset-done bit missing in
+/// `GLNVM_ULD`) wait for it instead (`ice_check_reset`); otherwise set
+/// `PFSWR` and wait for it to clear, bounded by the global config-lock
+/// timeout plus the PF-reset wait.
 pub fn pf_reset<R: RegisterSpace>(regs: &R) -> Result<(), IceError> {
+    let t0 = Instant::now();
+    if !reset_done(regs).0 {
+        let limit = Duration::from_millis(RESET_DONE_TIMEOUT_MS);
+        loop {
+            let (done, devstate, uld) = reset_done(regs);
+            if done {
+                return Ok(());
+            }
+            if t0.elapsed() > limit {
+                return Err(IceError::NotReady { devstate, uld });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
     let v = regs.read32(PFGEN_CTRL);
     regs.write32(PFGEN_CTRL, v | PFGEN_CTRL_PFSWR);
-    let t0 = Instant::now();
     let limit = Duration::from_millis(PF_RESET_TIMEOUT_MS);
     while regs.read32(PFGEN_CTRL) & PFGEN_CTRL_PFSWR != 0 {
         if t0.elapsed() > limit {
@@ -476,15 +572,5 @@ pub fn pf_reset<R: RegisterSpace>(regs: &R) -> Result<(), IceError> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    loop {
-        let devstate = regs.read32(GLGEN_RSTAT) & GLGEN_RSTAT_DEVSTATE_M;
-        let uld = regs.read32(GLNVM_ULD);
-        if devstate == 0 && uld & GLNVM_ULD_RESET_DONE == GLNVM_ULD_RESET_DONE {
-            return Ok(());
-        }
-        if t0.elapsed() > limit {
-            return Err(IceError::NotReady { devstate, uld });
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    Ok(())
 }

@@ -98,6 +98,12 @@ impl<R: RegisterSpace> IceRxQueue<R> {
             }
         }
         let dbuf = (pool.data_room().min(16256) >> rlan::DBUF_SHIFT) as u8;
+        // Linux `ice_setup_rx_ctx`: rxmax ≤ ICE_MAX_CHAINED_RX_BUFS × the data
+        // buffer. This driver does not assemble chained RX buffers, so it
+        // stays at one buffer: larger frames are dropped by the device
+        // rather than delivered in pieces.
+        let buf_bytes = (dbuf as u32) << rlan::DBUF_SHIFT;
+        let rxmax = (MAX_FRAME_SIZE as u32).min(buf_bytes) as u16;
         for (i, m) in bufs.into_iter().enumerate() {
             self.post(i as u32, &m);
             self.sw[i] = Some(m);
@@ -111,7 +117,7 @@ impl<R: RegisterSpace> IceRxQueue<R> {
             crcstrip: true,
             l2tsel: true,
             showiv: false,
-            rxmax: MAX_FRAME_SIZE as u16,
+            rxmax,
             lrxqthresh: 1,
             prefena: true,
         };
@@ -124,8 +130,12 @@ impl<R: RegisterSpace> IceRxQueue<R> {
                 u32::from_le_bytes(img[o..o + 4].try_into().expect("4")),
             );
         }
-        self.regs
-            .write32(qrxflxp_cntxt(q), RXDID_FLEX_NIC & QRXFLXP_CNTXT_RXDID_IDX_M);
+        // ice_write_qrxflxp_cntxt: RXDID and its priority (3, as both drivers).
+        self.regs.write32(
+            qrxflxp_cntxt(q),
+            (RXDID_FLEX_NIC & QRXFLXP_CNTXT_RXDID_IDX_M)
+                | ((RXDID_PRIO << QRXFLXP_CNTXT_RXDID_PRIO_S) & QRXFLXP_CNTXT_RXDID_PRIO_M),
+        );
         self.regs.write32(qrx_ctrl(q), QRX_CTRL_QENA_REQ);
         let t0 = Instant::now();
         while self.regs.read32(qrx_ctrl(q)) & QRX_CTRL_QENA_STAT == 0 {

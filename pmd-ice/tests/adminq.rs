@@ -153,8 +153,8 @@ fn firmware_decodes_the_driver_tlan_context() {
     assert_eq!(c.ring_iova() % regs::RING_BASE_ALIGN, 0);
     assert_eq!(c.vmvf_type as u64, tlan::VMVF_TYPE_PF);
     assert_eq!(c.src_vsi, vsi.unwrap());
-    assert_eq!(c.pf_num, 0);
-    assert_eq!(c.port_num, 0);
+    assert_eq!(c.pf_num, fw::PF_NUM);
+    assert_eq!(c.port_num, fw::LPORT);
     assert!(c.tsyn_ena && c.tso_ena && c.legacy_int);
     assert_eq!(c.tso_qnum, 1);
     assert_eq!(q.ring_size(), 256);

@@ -3,8 +3,9 @@
 //! part's malicious-driver checks, paces frames at the link speed, hands them
 //! to the sink and writes `DESC_DONE` back on every `RS` descriptor.
 
+use super::spec::*;
 use super::{bump, Shared, Sink, MODEL_QUEUES};
-use crate::regs::*;
+use crate::regs::mal_type;
 use std::fs::File;
 use std::io::BufWriter;
 use std::sync::atomic::{fence, Ordering};

@@ -19,16 +19,18 @@
 
 pub(crate) mod engine;
 pub(crate) mod firmware;
+pub mod spec;
 
 /// What the model firmware reports (versions, scheduler TEIDs, VSI number).
 pub mod firmware_consts {
     pub use super::firmware::{
-        API_VERSION, FW_VERSION, LPORT, PF_NUM, PF_VSI_NUM, TEID_LEAF_BASE, TEID_QGROUP, TEID_ROOT,
-        TEID_TC0,
+        API_VERSION, FIRST_QUEUE, FW_VERSION, LPORT, PF_NUM, PF_VSI_NUM, TEID_LEAF_BASE,
+        TEID_QGROUP, TEID_ROOT, TEID_TC0,
     };
 }
 
-use crate::regs::*;
+use crate::regs::DEV_ID_E810C_QSFP;
+use spec::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -61,9 +63,9 @@ impl Speed {
     /// The `ICE_AQ_LINK_SPEED_*` bit get_link_status reports.
     pub fn aq_bit(self) -> u16 {
         match self {
-            Speed::G10 => AQ_LINK_SPEED_10GB,
-            Speed::G25 => AQ_LINK_SPEED_25GB,
-            Speed::G100 => AQ_LINK_SPEED_100GB,
+            Speed::G10 => LINK_SPEED_10G,
+            Speed::G25 => LINK_SPEED_25G,
+            Speed::G100 => LINK_SPEED_100G,
         }
     }
     pub fn parse(s: &str) -> Option<Speed> {
@@ -382,11 +384,13 @@ impl RegisterSpace for IceModel {
             }
         };
         let vsi = s.ctl().fw.vsi.map(|v| v.num as u32);
+        // The port counters exist at this PF's logical port only.
+        let lp = firmware::LPORT as u32;
         match offset {
-            o if o == glprt_gotcl(0) => return stat40(&c.port_gotc, false),
-            o if o == glprt_gotcl(0) + 4 => return stat40(&c.port_gotc, true),
-            o if o == glprt_uptcl(0) => return stat40(&c.port_uptc, false),
-            o if o == glprt_uptcl(0) + 4 => return stat40(&c.port_uptc, true),
+            o if o == glprt_gotcl(lp) => return stat40(&c.port_gotc, false),
+            o if o == glprt_gotcl(lp) + 4 => return stat40(&c.port_gotc, true),
+            o if o == glprt_uptcl(lp) => return stat40(&c.port_uptc, false),
+            o if o == glprt_uptcl(lp) + 4 => return stat40(&c.port_uptc, true),
             _ => {}
         }
         if let Some(v) = vsi {
