@@ -334,7 +334,7 @@ impl<R: RegisterSpace> IceHw<R> {
 
     /// `ice_aqc_vsi_props` with a contiguous queue map starting at PF-relative
     /// queue `first_q` (Linux `ice_vsi_setup_q_map`: `q_mapping[0] = rxq_map[0]`).
-    fn vsi_props(first_q: u16, nq: u16) -> Vec<u8> {
+    pub fn vsi_props(first_q: u16, nq: u16) -> Vec<u8> {
         let mut b = vec![0u8; VSI_PROPS_SIZE];
         b[0..2].copy_from_slice(&VSI_PROP_RXQ_MAP_VALID.to_le_bytes());
         let m = VSI_PROPS_MAPPING_FLAGS_OFF;

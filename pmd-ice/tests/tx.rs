@@ -398,7 +398,9 @@ fn xstats_accumulate_40_bit_counters_across_wrap() {
     assert_eq!(x["tx_q1_packets"], 100);
     assert_eq!(x["tx_packets"], 100);
     assert!(
-        m.read32(regs::glprt_gotcl(0)) < 10_000,
+        m.read32(regs::glprt_gotcl(
+            pmd_ice::model::firmware_consts::LPORT as u32
+        )) < 10_000,
         "the register wrapped"
     );
 }

@@ -316,6 +316,25 @@ impl IceModel {
         self.shared.ctl().txq.get(q as usize).and_then(|t| t.ctx)
     }
 
+    /// Whether the firmware sends link-status events (get_link_status LSE).
+    pub fn link_events_enabled(&self) -> bool {
+        self.shared.ctl().fw.lse
+    }
+
+    /// Whether the driver said it is unloading (`q_shutdown` driver_unloading).
+    pub fn driver_unloaded(&self) -> bool {
+        self.shared.ctl().fw.driver_unloaded
+    }
+
+    /// Whether RX queue `q` is enabled (the firmware accepted its context).
+    pub fn rx_queue_enabled(&self, q: u16) -> bool {
+        let ctl = self.shared.ctl();
+        ctl.rxq
+            .get(q as usize)
+            .map(|r| r.cfg.is_some())
+            .unwrap_or(false)
+    }
+
     /// Whether the firmware has TX queue `q` enabled and not halted by MDD.
     pub fn tx_queue_running(&self, q: u16) -> bool {
         let ctl = self.shared.ctl();
