@@ -607,3 +607,25 @@ fn shutdown_says_driver_unloading() {
     hw.shutdown();
     assert!(m.driver_unloaded());
 }
+
+/// With small buffers the driver keeps `rxmax` within what the published rule
+/// allows (≤ ICE_MAX_CHAINED_RX_BUFS × buffer; this driver: one buffer), so
+/// the firmware accepts the context; 9728 with 1 KiB buffers would not be.
+#[test]
+fn rxmax_follows_the_buffer_size() {
+    wirespeed::eal::dma::set_page_mode(wirespeed::eal::dma::PageMode::Small);
+    let m = model(Sink::Loopback, false, Speed::G100);
+    let mut port = configured(&m, 64, 0);
+    port.start().unwrap();
+    let mut rx = port.ice_rx_queue(0).unwrap();
+    let mut pool = wirespeed::mbuf::Mempool::new(&wirespeed::mbuf::PoolConfig {
+        name: "ice-small".into(),
+        size: 512,
+        headroom: 128,
+        data_room: 1024,
+    })
+    .unwrap();
+    let mut out = wirespeed::mbuf::Burst::new();
+    rx.rx_burst(&mut pool, &mut out, 32);
+    assert!(m.rx_queue_enabled(0), "rxmax ≤ 5 × 1024 accepted");
+}
