@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use wirespeed::eal::dma::{DmaError, DmaRegion};
 use wirespeed::eal::RegisterSpace;
 
-/// One admin-queue descriptor (`struct ice_aq_desc`).
+/// One admin-queue descriptor: base/ice_adminq_cmd.h:3285 (`struct ice_aq_desc`:
+/// flags @0, opcode @2, datalen @4, retval @6, cookie_high @8, cookie_low @12,
+/// params @16; `struct ice_aqc_generic` puts addr_high/addr_low at params 8/12).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AqDesc {
     pub flags: u16,
@@ -94,7 +96,8 @@ impl AqDesc {
     }
 }
 
-/// Firmware return codes (`enum ice_aq_err` in `ice_adminq_cmd.h`; not in anchors.md).
+/// Firmware return codes: base/ice_adminq_cmd.h:3434–3457 (`enum ice_aq_err`,
+/// `ICE_AQ_RC_OK` 0 … `ICE_AQ_RC_EFBIG` 22; 23–29 arrive as `Other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AqRc {
     Ok,

@@ -169,6 +169,8 @@ impl<R: RegisterSpace> IceHw<R> {
     pub fn get_version(&mut self) -> Result<FwVersion, IceError> {
         let mut d = AqDesc::new(opc::GET_VER);
         self.send(&mut d, None)?;
+        // struct ice_aqc_get_ver (base/ice_adminq_cmd.h:33): rom_ver @0, fw_build @4,
+        // fw_branch/major/minor/patch @8..12, api_branch/major/minor/patch @12..16.
         Ok(FwVersion {
             build: d.param_u32(4),
             fw: (d.param_u8(9), d.param_u8(10), d.param_u8(11)),
@@ -195,6 +197,8 @@ impl<R: RegisterSpace> IceHw<R> {
                     let count = d.param_u32(LIST_CAPS_COUNT_OFF) as usize;
                     let mut c = Caps::default();
                     for e in buf.chunks_exact(CAPS_ELEM_SIZE).take(count) {
+                        // struct ice_aqc_list_caps_elem (base/ice_adminq_cmd.h:109): cap @0,
+                        // number @4, logical_id @8, phys_id @12.
                         let id = u16::from_le_bytes([e[0], e[1]]);
                         let number = u32::from_le_bytes(e[4..8].try_into().expect("4"));
                         let phys = u32::from_le_bytes(e[12..16].try_into().expect("4"));
@@ -238,6 +242,8 @@ impl<R: RegisterSpace> IceHw<R> {
         let mut buf = vec![0u8; 64 * SW_CFG_ELEM_SIZE];
         let mut d = AqDesc::new(opc::GET_SW_CFG);
         self.send(&mut d, Some((&mut buf, false)))?;
+        // struct ice_aqc_get_sw_cfg (base/ice_adminq_cmd.h:209): num_elems @4;
+        // elements (:226): vsi_port_num @0, swid @2, pf_vf_num @4.
         let n = d.param_u16(4) as usize;
         for e in buf.chunks_exact(SW_CFG_ELEM_SIZE).take(n) {
             let vpn = u16::from_le_bytes([e[0], e[1]]);
@@ -262,6 +268,9 @@ impl<R: RegisterSpace> IceHw<R> {
     pub fn query_topology(&mut self) -> Result<u32, IceError> {
         let mut buf = vec![0u8; AQ_MAX_BUF_LEN];
         let mut d = AqDesc::new(opc::GET_DFLT_TOPO);
+        // struct ice_aqc_get_topo (base/ice_adminq_cmd.h:1023): port_num @0, num_branches @1;
+        // buffer: topo_grp_info_hdr (:1121, num_elems @4) then txsched_elem_data
+        // (:1115: parent_teid @0, node_teid @4, elem_type @8).
         d.set_param_u8(0, self.lport);
         self.send(&mut d, Some((&mut buf, false)))?;
         let branches = d.param_u8(1);
@@ -291,6 +300,7 @@ impl<R: RegisterSpace> IceHw<R> {
     pub fn get_link_status(&mut self, lse: bool) -> Result<LinkStatus, IceError> {
         let mut buf = vec![0u8; LINK_STATUS_DATALEN];
         let mut d = AqDesc::new(opc::GET_LINK_STATUS);
+        // struct ice_aqc_get_link_status (base/ice_adminq_cmd.h:1530): lport_num @0, cmd_flags @2.
         d.set_param_u8(0, self.lport);
         d.set_param_u16(2, if lse { AQ_LSE_ENA } else { AQ_LSE_DIS });
         self.send(&mut d, Some((&mut buf, false)))?;
@@ -314,6 +324,8 @@ impl<R: RegisterSpace> IceHw<R> {
         let mut buf = vec![0u8; 4 * MAC_READ_RESP_SIZE];
         let mut d = AqDesc::new(opc::MANAGE_MAC_READ);
         self.send(&mut d, Some((&mut buf, false)))?;
+        // struct ice_aqc_manage_mac_read (base/ice_adminq_cmd.h:152): flags @0, num_addr @4;
+        // response elements (:170): lport_num @0, addr_type @1 (LAN = 0, :173), mac_addr @2..8.
         if d.param_u16(0) & MAN_MAC_LAN_ADDR_VALID == 0 {
             return Err(IceError::Malformed(
                 "manage_mac_read: no valid LAN address".into(),
@@ -352,6 +364,8 @@ impl<R: RegisterSpace> IceHw<R> {
     /// Adds the PF VSI (first time) or updates its queue map.
     pub fn setup_vsi(&mut self, nq: u16) -> Result<u16, IceError> {
         let mut buf = Self::vsi_props(0, nq);
+        // struct ice_aqc_add_get_update_free_vsi (base/ice_adminq_cmd.h:426): vsi_num @0,
+        // vsi_flags @6; the response (:451) returns vsi_num @0.
         let mut d = match self.vsi {
             None => {
                 let mut d = AqDesc::new(opc::ADD_VSI);
@@ -374,7 +388,7 @@ impl<R: RegisterSpace> IceHw<R> {
     /// `tso_qnum = pf_q`).
     pub fn tlan_ctx(&self, q: u16, ring_iova: u64, qlen: u16) -> TlanCtx {
         TlanCtx {
-            base: ring_iova >> 7,
+            base: ring_iova >> tlan::BASE_SHIFT,
             port_num: self.lport,
             cgd_num: 0,
             pf_num: self.pf_num,
@@ -401,6 +415,10 @@ impl<R: RegisterSpace> IceHw<R> {
             });
         }
         let ctx = self.tlan_ctx(q, ring_iova, qlen).pack();
+        // struct ice_aqc_add_tx_qgrp (base/ice_adminq_cmd.h:2899): parent_teid @0, num_txqs @4;
+        // ice_aqc_add_txqs_perq (:2885): txq_id @0, q_teid @4, txq_ctx @8, info @32
+        // (ice_aqc_txsched_elem :1084: valid_sections @1, cir_bw @4, eir_bw @8).
+        // Command (:2874): num_qgrps @0.
         let mut buf = vec![0u8; ADD_TXQ_GRP_HDR_SIZE + ADD_TXQ_PERQ_SIZE];
         buf[0..4].copy_from_slice(&self.qparent_teid.to_le_bytes());
         buf[4] = 1;
@@ -427,6 +445,9 @@ impl<R: RegisterSpace> IceHw<R> {
     /// dis_txqs (0x0C31) for one PF-relative queue, as `ice_aq_dis_lan_txq`
     /// sends it: no function reset, flush the pipe on timeout, timeout 5.
     pub fn dis_txq(&mut self, q: u16) -> Result<(), IceError> {
+        // struct ice_aqc_dis_txq_item (base/ice_adminq_cmd.h:2937): parent_teid @0, num_qs @4,
+        // q_id[] @6, padded to 8 for one queue; command (:2907): cmd_type @0,
+        // num_entries @1, vmvf_and_timeout @2.
         let mut buf = vec![0u8; 8];
         buf[0..4].copy_from_slice(&self.qparent_teid.to_le_bytes());
         buf[4] = 1;

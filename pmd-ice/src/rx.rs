@@ -175,14 +175,16 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
             let p = self.desc_ptr(i);
             // SAFETY: descriptor i is inside the ring; volatile (device write-back).
             let qw1 = u64::from_le(unsafe { std::ptr::read_volatile(p.add(1)) });
-            let status = qw1 as u16;
+            // status_error0: bytes 8–9, the low half of QW1 (base/ice_lan_tx_rx.h:504).
+            let status = (qw1 >> ((RX_FLEX_STATUS0_OFF - 8) * 8)) as u16;
             if status & RX_FLEX_STATUS0_DD == 0 {
                 break;
             }
             std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
             // SAFETY: as above.
             let qw0 = u64::from_le(unsafe { std::ptr::read_volatile(p) });
-            let len = ((qw0 >> 32) as u16 & RX_FLEX_PKT_LEN_M) as usize;
+            // pkt_len: bytes 4–5 of the write-back (base/ice_lan_tx_rx.h:500).
+            let len = ((qw0 >> (RX_FLEX_PKT_LEN_OFF * 8)) as u16 & RX_FLEX_PKT_LEN_M) as usize;
             let Some(fresh) = pool.alloc() else {
                 break; // pool empty: the packet stays on the ring, retried next call
             };
