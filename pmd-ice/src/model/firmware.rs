@@ -9,7 +9,7 @@
 
 use super::spec::*;
 use super::{ModelConfig, RxRingCfg, Shared, TxRingCfg, MODEL_QUEUES};
-use crate::adminq::AqDesc;
+
 use crate::ctx::TlanCtx;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -275,7 +275,7 @@ fn run_atq(s: &Shared, ctl: &mut Ctl) -> (bool, Option<u32>) {
             tracing::warn!(iova = at, "ice-model firmware: ATQ descriptor IOVA faults");
             break;
         }
-        let mut d = AqDesc::from_bytes(&raw);
+        let mut d = FwDesc::decode(&raw);
         s.admin_commands.fetch_add(1, Ordering::Relaxed);
         let mut buf = Vec::new();
         let mut code = rc::OK;
@@ -302,7 +302,7 @@ fn run_atq(s: &Shared, ctl: &mut Ctl) -> (bool, Option<u32>) {
         if code != rc::OK {
             d.flags |= AQF_ERR;
         }
-        map.write(at, &d.to_bytes());
+        map.write(at, &d.encode());
         head = (head + 1) % len;
     }
     (sync, Some(head))
@@ -310,7 +310,7 @@ fn run_atq(s: &Shared, ctl: &mut Ctl) -> (bool, Option<u32>) {
 
 /// Runs one admin command. `buf` is the indirect buffer (read from the host,
 /// written back after). Returns whether queue state changed.
-fn execute(s: &Shared, ctl: &mut Ctl, d: &mut AqDesc, buf: &mut [u8]) -> Result<bool, u16> {
+fn execute(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<bool, u16> {
     match d.opcode {
         op::GET_VER => {
             let mut p = [0u8; 16];
@@ -621,7 +621,7 @@ fn post_arq_event(ctl: &mut Ctl, opcode: u16, data: &[u8]) {
     if !map.read(at, &mut raw) {
         return;
     }
-    let posted = AqDesc::from_bytes(&raw);
+    let posted = FwDesc::decode(&raw);
     let n = data.len().min(posted.datalen as usize);
     if !map.write(posted.buf_addr(), &data[..n]) {
         return;
@@ -631,11 +631,11 @@ fn post_arq_event(ctl: &mut Ctl, opcode: u16, data: &[u8]) {
     d.datalen = n as u16;
     d.retval = 0;
     d.flags = AQF_DD | AQF_CMP | AQF_BUF;
-    map.write(at, &d.to_bytes());
+    map.write(at, &d.encode());
     ctl.arq_head = (ctl.arq_head + 1) % len;
 }
 
-fn add_txqs(s: &Shared, ctl: &mut Ctl, d: &mut AqDesc, buf: &mut [u8]) -> Result<bool, u16> {
+fn add_txqs(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<bool, u16> {
     let ngrps = d.param_u8(0) as usize;
     if ngrps == 0 {
         return Err(rc::EINVAL);
@@ -707,7 +707,7 @@ fn add_txqs(s: &Shared, ctl: &mut Ctl, d: &mut AqDesc, buf: &mut [u8]) -> Result
     Ok(true)
 }
 
-fn dis_txqs(ctl: &mut Ctl, d: &mut AqDesc, buf: &mut [u8]) -> Result<bool, u16> {
+fn dis_txqs(ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<bool, u16> {
     let n = d.param_u8(DISQ_NUM_ENTRIES_PARAM) as usize;
     let cmd = d.param_u8(DISQ_CMD_TYPE_PARAM);
     let timeout = (le16(&d.params, DISQ_VMVF_TIMEOUT_PARAM) >> DISQ_TIMEOUT_SHIFT) & DISQ_TIMEOUT_M;

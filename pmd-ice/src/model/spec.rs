@@ -481,3 +481,68 @@ pub const RX_FLEX_STATUS0_RXE: u16 = 1 << RX_STATUS0_RXE_BIT;
 pub const QTX_COMM_DBELL_MAX: u32 = 16384;
 /// Not published as a constant: the BAR0 window the model decodes.
 pub const BAR0_LEN: usize = 0x0400_0000;
+
+/// The model's own view of one admin descriptor, decoded with the
+/// `struct ice_aq_desc` offsets above (not the driver's `AqDesc`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FwDesc {
+    pub flags: u16,
+    pub opcode: u16,
+    pub datalen: u16,
+    pub retval: u16,
+    pub cookie_high: u32,
+    pub cookie_low: u32,
+    pub params: [u8; 16],
+}
+
+impl FwDesc {
+    pub fn decode(b: &[u8; 32]) -> FwDesc {
+        let mut params = [0u8; 16];
+        params.copy_from_slice(&b[AQD_PARAMS..AQD_PARAMS + 16]);
+        FwDesc {
+            flags: le16(b, AQD_FLAGS),
+            opcode: le16(b, AQD_OPCODE),
+            datalen: le16(b, AQD_DATALEN),
+            retval: le16(b, AQD_RETVAL),
+            cookie_high: le32(b, AQD_COOKIE_H),
+            cookie_low: le32(b, AQD_COOKIE_L),
+            params,
+        }
+    }
+
+    pub fn encode(&self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[AQD_FLAGS..AQD_FLAGS + 2].copy_from_slice(&self.flags.to_le_bytes());
+        b[AQD_OPCODE..AQD_OPCODE + 2].copy_from_slice(&self.opcode.to_le_bytes());
+        b[AQD_DATALEN..AQD_DATALEN + 2].copy_from_slice(&self.datalen.to_le_bytes());
+        b[AQD_RETVAL..AQD_RETVAL + 2].copy_from_slice(&self.retval.to_le_bytes());
+        b[AQD_COOKIE_H..AQD_COOKIE_H + 4].copy_from_slice(&self.cookie_high.to_le_bytes());
+        b[AQD_COOKIE_L..AQD_COOKIE_L + 4].copy_from_slice(&self.cookie_low.to_le_bytes());
+        b[AQD_PARAMS..AQD_PARAMS + 16].copy_from_slice(&self.params);
+        b
+    }
+
+    pub fn param_u8(&self, off: usize) -> u8 {
+        self.params[off]
+    }
+    pub fn param_u16(&self, off: usize) -> u16 {
+        le16(&self.params, off)
+    }
+    pub fn param_u32(&self, off: usize) -> u32 {
+        le32(&self.params, off)
+    }
+    pub fn set_param_u8(&mut self, off: usize, v: u8) {
+        self.params[off] = v;
+    }
+    pub fn set_param_u16(&mut self, off: usize, v: u16) {
+        self.params[off..off + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    pub fn set_param_u32(&mut self, off: usize, v: u32) {
+        self.params[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    /// `struct ice_aqc_generic` (base/ice_adminq_cmd.h): addr_high at params
+    /// 8, addr_low at 12.
+    pub fn buf_addr(&self) -> u64 {
+        ((self.param_u32(8) as u64) << 32) | self.param_u32(12) as u64
+    }
+}
