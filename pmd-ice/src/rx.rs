@@ -28,6 +28,11 @@ pub struct IceRxQueue<R: RegisterSpace> {
     stats: Arc<QueueStats>,
     port_id: u16,
     warned: bool,
+    /// A frame spread over several buffers (no EOF yet): its first segment
+    /// with the later ones chained on (Linux `ice_is_non_eop` /
+    /// `rx_ring->xdp` across descriptors), and whether any had RXE.
+    partial: Option<Mbuf>,
+    partial_err: bool,
 }
 
 impl<R: RegisterSpace> IceRxQueue<R> {
@@ -52,6 +57,8 @@ impl<R: RegisterSpace> IceRxQueue<R> {
             stats,
             port_id: 0,
             warned: false,
+            partial: None,
+            partial_err: false,
         }
     }
 
@@ -98,12 +105,11 @@ impl<R: RegisterSpace> IceRxQueue<R> {
             }
         }
         let dbuf = (pool.data_room().min(16256) >> rlan::DBUF_SHIFT) as u8;
-        // Linux `ice_setup_rx_ctx`: rxmax ≤ ICE_MAX_CHAINED_RX_BUFS × the data
-        // buffer. This driver does not assemble chained RX buffers, so it
-        // stays at one buffer: larger frames are dropped by the device
-        // rather than delivered in pieces.
+        // Linux `ice_setup_rx_ctx`: rxmax = min(max frame,
+        // ICE_MAX_CHAINED_RX_BUFS × the data buffer); larger frames arrive in
+        // up to five buffers and are delivered as one mbuf chain.
         let buf_bytes = (dbuf as u32) << rlan::DBUF_SHIFT;
-        let rxmax = (MAX_FRAME_SIZE as u32).min(buf_bytes) as u16;
+        let rxmax = (MAX_FRAME_SIZE as u32).min(MAX_CHAINED_RX_BUFS * buf_bytes) as u16;
         for (i, m) in bufs.into_iter().enumerate() {
             self.post(i as u32, &m);
             self.sw[i] = Some(m);
@@ -161,8 +167,10 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
     }
 
     /// Plays the part of `ice_clean_rx_irq`: takes written-back descriptors
-    /// (DD) in order, swaps in a fresh mbuf for each, and moves the tail in
-    /// batches of `ICE_RX_MAX_BURST`.
+    /// (DD) in order, swaps in a fresh mbuf for each, chains the buffers of a
+    /// frame until the one with EOF, and moves the tail in batches of
+    /// `ICE_RX_MAX_BURST`. A frame with RXE on any of its descriptors is
+    /// dropped whole and counted as an error.
     fn rx_burst(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
         if !self.enabled && !self.start(pool) {
             return 0;
@@ -194,14 +202,39 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
                 .expect("ring slot filled");
             self.ntc = if i + 1 == self.n { 0 } else { i + 1 };
             self.nb_hold += 1;
-            if status & RX_FLEX_STATUS0_RXE != 0
-                || status & RX_FLEX_STATUS0_EOF == 0
-                || m.set_len(len).is_err()
-            {
-                self.stats.errors.add(1);
+            let bad = status & RX_FLEX_STATUS0_RXE != 0 || m.set_len(len).is_err();
+            let eof = status & RX_FLEX_STATUS0_EOF != 0;
+            self.partial_err |= bad;
+            if self.partial_err {
+                // Discard this frame's buffers up to and including its EOF.
+                drop(m);
+                drop(self.partial.take());
+                if eof {
+                    self.partial_err = false;
+                    self.stats.errors.add(1);
+                }
+                continue;
+            }
+            let mut m = match self.partial.take() {
+                Some(mut head) => {
+                    head.chain(m);
+                    head
+                }
+                None => m,
+            };
+            if !eof {
+                if m.nb_segs() >= MAX_CHAINED_RX_BUFS as usize {
+                    // More buffers than rxmax allows: drop what was gathered
+                    // and resynchronise at the next EOF.
+                    self.partial_err = true;
+                    drop(m);
+                } else {
+                    self.partial = Some(m);
+                }
                 continue;
             }
             m.set_rx_port_queue(self.port_id, self.q);
+            let len = m.pkt_len();
             bytes += len as u64;
             if out.push(m).is_err() {
                 self.stats.drops.add(1);
@@ -239,6 +272,8 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
         for s in self.sw.iter_mut() {
             drop(s.take());
         }
+        drop(self.partial.take());
+        self.partial_err = false;
         self.ntc = 0;
         self.nb_hold = 0;
     }
