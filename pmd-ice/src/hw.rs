@@ -28,6 +28,8 @@ pub enum IceError {
     Dma(#[from] DmaError),
     #[error("firmware answer is malformed: {0}")]
     Malformed(String),
+    #[error("link did not come up within {ms} ms: {state}")]
+    LinkDown { ms: u64, state: String },
     #[error("TX queue {q} is outside the PF's {n} queues (list_func_caps)")]
     NoSuchQueue { q: u16, n: u16 },
 }
@@ -295,9 +297,93 @@ impl<R: RegisterSpace> IceHw<R> {
         })
     }
 
+    /// get_phy_caps (0x0600, `ice_aq_get_phy_caps`) in report mode `mode`:
+    /// the 560-byte `ice_aqc_get_phy_caps_data`.
+    pub fn get_phy_caps(&mut self, mode: u16) -> Result<Vec<u8>, IceError> {
+        let mut buf = vec![0u8; PHY_CAPS_DATA_SIZE];
+        let mut d = AqDesc::new(opc::GET_PHY_CAPS);
+        // struct ice_aqc_get_phy_caps (base/ice_adminq_cmd.h:1286): lport_num @0, param0 @2.
+        d.set_param_u8(0, self.lport);
+        d.set_param_u16(2, mode);
+        self.send(&mut d, Some((&mut buf, false)))?;
+        Ok(buf)
+    }
+
+    /// set_phy_cfg (0x0601, `ice_aq_set_phy_cfg`): `cfg` is the 24-byte
+    /// `ice_aqc_set_phy_cfg_data`; caps outside `ICE_AQ_PHY_ENA_VALID_MASK`
+    /// are cleared first, as `ice_aq_set_phy_cfg` does.
+    pub fn set_phy_cfg(&mut self, cfg: &mut [u8; SET_PHY_CFG_DATA_SIZE]) -> Result<(), IceError> {
+        cfg[PHY_CAPS_CAPS_OFF] &= AQ_PHY_ENA_VALID_MASK;
+        let mut d = AqDesc::new(opc::SET_PHY_CFG);
+        // struct ice_aqc_set_phy_cfg (base/ice_adminq_cmd.h:1471): lport_num @0.
+        d.set_param_u8(0, self.lport);
+        match self.send(&mut d, Some((&mut cfg[..], true))) {
+            // ice_aq_set_phy_cfg: EMODE (no change in this mode) is success.
+            Err(AqError::Firmware {
+                rc: AqRc::Emode, ..
+            })
+            | Ok(()) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// restart_an (0x0605, `ice_aq_set_link_restart_an`): restart the link,
+    /// enabled or not.
+    pub fn restart_an(&mut self, ena_link: bool) -> Result<(), IceError> {
+        let mut d = AqDesc::new(opc::RESTART_AN);
+        // struct ice_aqc_restart_an (base/ice_adminq_cmd.h:1520): lport_num @0, cmd_flags @2.
+        d.set_param_u8(0, self.lport);
+        let mut f = AQC_RESTART_AN_LINK_RESTART;
+        if ena_link {
+            f |= AQC_RESTART_AN_LINK_ENABLE;
+        }
+        d.set_param_u8(2, f);
+        self.send(&mut d, None)?;
+        Ok(())
+    }
+
+    /// Link set-up as DPDK `ice_phy_conf_link(…, link_up = true)`: the PHY
+    /// capabilities with media, copied into a PHY configuration
+    /// (`ice_copy_phy_caps_to_cfg`) with `ENA_LINK | AUTO_LINK_UPDT`.
+    pub fn setup_link(&mut self) -> Result<(), IceError> {
+        let caps = self.get_phy_caps(AQC_REPORT_TOPO_CAP_MEDIA)?;
+        let mut cfg = [0u8; SET_PHY_CFG_DATA_SIZE];
+        // phy_type_low/high, caps, low_power_ctrl_an, eee_cap, eeer_value: same offsets.
+        cfg[..22].copy_from_slice(&caps[..22]);
+        cfg[22] = caps[PHY_CAPS_FEC_OFF];
+        cfg[23] = caps[PHY_CAPS_MOD_COMPL_OFF];
+        cfg[PHY_CAPS_CAPS_OFF] |= AQ_PHY_ENA_AUTO_LINK_UPDT | AQ_PHY_ENA_LINK;
+        self.set_phy_cfg(&mut cfg)
+    }
+
+    /// Polls get_link_status until the link is up or `timeout` passes; the
+    /// error says what the firmware reports about cable, module and signal.
+    pub fn wait_link_up(&mut self, timeout: Duration) -> Result<LinkStatus, IceError> {
+        let t0 = Instant::now();
+        loop {
+            let (l, raw) = self.link_info(true)?;
+            self.link = l;
+            if l.up {
+                return Ok(l);
+            }
+            if t0.elapsed() >= timeout {
+                return Err(IceError::LinkDown {
+                    ms: timeout.as_millis() as u64,
+                    state: describe_link_down(&raw),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// `ice_aq_get_link_info`: enables (`ICE_AQ_LSE_ENA`) or disables
     /// (`ICE_AQ_LSE_DIS`) link-status events as asked, as both drivers do.
     pub fn get_link_status(&mut self, lse: bool) -> Result<LinkStatus, IceError> {
+        Ok(self.link_info(lse)?.0)
+    }
+
+    /// get_link_status with the raw `ice_aqc_get_link_status_data`.
+    fn link_info(&mut self, lse: bool) -> Result<(LinkStatus, Vec<u8>), IceError> {
         let mut buf = vec![0u8; LINK_STATUS_DATALEN];
         let mut d = AqDesc::new(opc::GET_LINK_STATUS);
         // struct ice_aqc_get_link_status (base/ice_adminq_cmd.h:1530): lport_num @0, cmd_flags @2.
@@ -312,11 +398,12 @@ impl<R: RegisterSpace> IceHw<R> {
             AQ_LINK_SPEED_100GB => 100_000,
             _ => 0,
         };
-        Ok(LinkStatus {
+        let l = LinkStatus {
             up,
             speed_mbps: if up { speed_mbps } else { 0 },
             full_duplex: true,
-        })
+        };
+        Ok((l, buf))
     }
 
     /// `ice_aq_manage_mac_read`: the LAN MAC address.
@@ -548,6 +635,30 @@ impl<R: RegisterSpace> IceHw<R> {
         let _ = self.send(&mut d, None);
         self.aq.shutdown(&*self.regs);
     }
+}
+
+/// Why the link is down, from `ice_aqc_get_link_status_data`
+/// (topo_media_conflict @0, link_info @2, an_info @3).
+fn describe_link_down(raw: &[u8]) -> String {
+    let topo = raw[0];
+    let info = raw[LINK_DATA_INFO_OFF];
+    let an = raw[LINK_DATA_AN_INFO_OFF];
+    if topo & (AQ_LINK_TOPO_CONFLICT | AQ_LINK_MEDIA_CONFLICT) != 0 {
+        return format!("the module does not match the port's topology (topo_media_conflict {topo:#04x}); check the cable/module type for this port");
+    }
+    if info & AQ_MEDIA_AVAILABLE == 0 {
+        return "no cable or module detected (ICE_AQ_MEDIA_AVAILABLE clear); plug in a cable or module".into();
+    }
+    if an & AQ_QUALIFIED_MODULE == 0 {
+        return "the module is present but not qualified (ICE_AQ_QUALIFIED_MODULE clear); use a supported module".into();
+    }
+    if info & AQ_LINK_FAULT != 0 {
+        return format!("link fault reported (link_info {info:#04x})");
+    }
+    if info & AQ_SIGNAL_DETECT == 0 {
+        return "module present, no signal from the link partner (ICE_AQ_SIGNAL_DETECT clear); check the far end".into();
+    }
+    format!("signal detected but the link is not up yet (link_info {info:#04x}, an_info {an:#04x}); autonegotiation may still be running")
 }
 
 /// Whether the device is active with every reset-done bit set

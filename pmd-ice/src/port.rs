@@ -88,6 +88,13 @@ impl<R: RegisterSpace> IcePort<R> {
         Ok(p)
     }
 
+    /// Waits (bounded) for the link to come up; the error names the
+    /// cable/module state the firmware reports (`get_link_status`).
+    pub fn wait_link_up(&self, timeout: std::time::Duration) -> Result<LinkStatus, EthdevError> {
+        let r = self.hw().wait_link_up(timeout);
+        r.map_err(|e| dev_err(&self.name, e))
+    }
+
     fn hw(&self) -> MutexGuard<'_, IceHw<R>> {
         self.hw.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -287,11 +294,21 @@ impl<R: RegisterSpace> Port for IcePort<R> {
                 s.enabled.store(true, Ordering::Release);
             }
         }
-        let link = self
-            .hw()
-            .get_link_status(false)
-            .map_err(|e| dev_err(&self.name, e))?;
-        self.hw().link = link;
+        // Link set-up as DPDK `ice_dev_set_link_up` / `ice_phy_conf_link`:
+        // PHY capabilities with media, then set_phy_cfg with ENA_LINK and
+        // AUTO_LINK_UPDT. The link may come up later (`wait_link_up`).
+        let link = {
+            let mut hw = self.hw();
+            hw.setup_link().map_err(|e| dev_err(&self.name, e))?;
+            let l = hw
+                .get_link_status(true)
+                .map_err(|e| dev_err(&self.name, e))?;
+            hw.link = l;
+            l
+        };
+        if !link.up {
+            tracing::warn!(port = %self.name, "ice: link is down after start; wait_link_up reports why");
+        }
         self.started = true;
         Ok(())
     }

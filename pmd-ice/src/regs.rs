@@ -634,3 +634,46 @@ pub const Q_DIS_TIMEOUT_M: u16 = 0x3F << 10;
 /// The disable timeout both drivers send: base/ice_common.c:4748
 /// (`5 << ICE_AQC_Q_DIS_TIMEOUT_S` in `ice_aq_dis_lan_txq`).
 pub const Q_DIS_TIMEOUT: u16 = 5;
+
+// Link set-up: get_phy_caps (0x0600), set_phy_cfg (0x0601), restart_an (0x0605).
+
+/// base/ice_adminq_cmd.h:1286 (`struct ice_aqc_get_phy_caps`: lport_num @0,
+/// param0 le16 @2). :1303 (`ICE_AQC_REPORT_TOPO_CAP_MEDIA` BIT(1) in param0),
+/// the mode DPDK `ice_phy_conf_link` (ice/ice_ethdev.c:4968) asks for.
+pub const AQC_REPORT_TOPO_CAP_MEDIA: u16 = 1 << 1;
+/// base/ice_adminq_cmd.h:1303 (`ICE_AQC_REPORT_ACTIVE_CFG` BIT(2)).
+pub const AQC_REPORT_ACTIVE_CFG: u16 = 1 << 2;
+/// base/ice_adminq_cmd.h:1397–1466 (`struct ice_aqc_get_phy_caps_data`):
+/// 48 bytes of fields + 16 × 32-byte `qual_modules` = 560 bytes.
+pub const PHY_CAPS_DATA_SIZE: usize = 48 + 16 * 32;
+/// Byte offsets in `ice_aqc_get_phy_caps_data`: phy_type_low 0, phy_type_high 8,
+/// caps 16, low_power_ctrl_an 17, eee_cap 18, eeer_value 20, phy_id_oui 22,
+/// phy_fw_ver 26, link_fec_options 34 (:1430), module_compliance_enforcement 35 (:1440).
+pub const PHY_CAPS_CAPS_OFF: usize = 16;
+pub const PHY_CAPS_FEC_OFF: usize = 34;
+pub const PHY_CAPS_MOD_COMPL_OFF: usize = 35;
+/// base/ice_adminq_cmd.h:1479 (`struct ice_aqc_set_phy_cfg_data`): phy_type_low 0,
+/// phy_type_high 8, caps 16, low_power_ctrl_an 17, eee_cap 18, eeer_value 20,
+/// link_fec_opt 22, module_compliance_enforcement 23 = 24 bytes.
+pub const SET_PHY_CFG_DATA_SIZE: usize = 24;
+/// base/ice_adminq_cmd.h:1483 (`ICE_AQ_PHY_ENA_VALID_MASK` 0xEF).
+pub const AQ_PHY_ENA_VALID_MASK: u8 = 0xEF;
+/// base/ice_adminq_cmd.h:1487 (`ICE_AQ_PHY_ENA_LINK` BIT(3)).
+pub const AQ_PHY_ENA_LINK: u8 = 1 << 3;
+/// base/ice_adminq_cmd.h:1488 (`ICE_AQ_PHY_ENA_AUTO_LINK_UPDT` BIT(5)).
+pub const AQ_PHY_ENA_AUTO_LINK_UPDT: u8 = 1 << 5;
+/// base/ice_adminq_cmd.h:1520 (`struct ice_aqc_restart_an`: lport_num @0,
+/// cmd_flags @2); :1524 (`ICE_AQC_RESTART_AN_LINK_RESTART` BIT(1)).
+pub const AQC_RESTART_AN_LINK_RESTART: u8 = 1 << 1;
+/// base/ice_adminq_cmd.h:1525 (`ICE_AQC_RESTART_AN_LINK_ENABLE` BIT(2)).
+pub const AQC_RESTART_AN_LINK_ENABLE: u8 = 1 << 2;
+/// base/ice_adminq_cmd.h:1557 (`ICE_AQ_LINK_TOPO_CONFLICT` BIT(0) in topo_media_conflict, byte 0).
+pub const AQ_LINK_TOPO_CONFLICT: u8 = 1 << 0;
+/// base/ice_adminq_cmd.h:1558 (`ICE_AQ_LINK_MEDIA_CONFLICT` BIT(1)).
+pub const AQ_LINK_MEDIA_CONFLICT: u8 = 1 << 1;
+/// base/ice_adminq_cmd.h:1574 (`ICE_AQ_LINK_FAULT` BIT(1) in link_info).
+pub const AQ_LINK_FAULT: u8 = 1 << 1;
+/// base/ice_adminq_cmd.h:1580 (`ICE_AQ_SIGNAL_DETECT` BIT(7) in link_info).
+pub const AQ_SIGNAL_DETECT: u8 = 1 << 7;
+/// base/ice_adminq_cmd.h:1589 (`ICE_AQ_QUALIFIED_MODULE` BIT(7) in an_info).
+pub const AQ_QUALIFIED_MODULE: u8 = 1 << 7;

@@ -689,3 +689,79 @@ fn chained_rx_buffers_deliver_one_chain() {
     assert_eq!(segs, vec![1, 1, 2, 3, 5, 1, 3]);
     assert_eq!(rxq.stats().errors.get(), 0);
 }
+
+/// Link set-up as DPDK does it (get_phy_caps with media → set_phy_cfg with
+/// ENA_LINK | AUTO_LINK_UPDT), restart_an with and without LINK_ENABLE, and
+/// the link-up wait naming the cable/module state when it fails.
+#[test]
+fn link_setup_restart_and_wait() {
+    let m = model(Sink::Count, false, Speed::G25);
+    let mut hw = hw_for(&m);
+    let caps = hw.get_phy_caps(regs::AQC_REPORT_TOPO_CAP_MEDIA).unwrap();
+    assert_eq!(caps.len(), spec::PHY_CAPS_BYTES);
+    assert_eq!(
+        u64::from_le_bytes(caps[0..8].try_into().unwrap()),
+        spec::PHY_TYPE_25GBASE_CR
+    );
+    hw.setup_link().unwrap();
+    assert!(m.link_up());
+    hw.restart_an(false).unwrap();
+    assert!(
+        !m.link_up(),
+        "restart_an without LINK_ENABLE takes the link down"
+    );
+    let e = hw.wait_link_up(Duration::from_millis(30)).unwrap_err();
+    assert!(e.to_string().contains("did not come up"), "{e}");
+    hw.restart_an(true).unwrap();
+    let l = hw.wait_link_up(Duration::from_secs(1)).unwrap();
+    assert_eq!(l.speed_mbps, 25_000);
+    // No cable: the error says so.
+    m.set_media_present(false);
+    let e = hw.wait_link_up(Duration::from_millis(30)).unwrap_err();
+    assert!(e.to_string().contains("no cable or module"), "{e}");
+    m.set_media_present(true);
+    assert!(hw.wait_link_up(Duration::from_secs(1)).unwrap().up);
+}
+
+/// The PHY configuration the driver sends, decoded with the model's table.
+#[test]
+fn set_phy_cfg_layout() {
+    let m = model(Sink::Count, false, Speed::G100);
+    let mut hw = hw_for(&m);
+    let mut cfg = [0u8; regs::SET_PHY_CFG_DATA_SIZE];
+    cfg[0..8].copy_from_slice(&spec::PHY_TYPE_100GBASE_CR4.to_le_bytes());
+    cfg[spec::SET_PHY_CAPS] = 0xFF; // the driver masks to the valid bits
+    hw.set_phy_cfg(&mut cfg).unwrap();
+    assert_eq!(cfg[spec::SET_PHY_CAPS], spec::SET_PHY_VALID_MASK);
+    assert_eq!(regs::SET_PHY_CFG_DATA_SIZE, spec::SET_PHY_BYTES);
+    assert_eq!(regs::AQ_PHY_ENA_LINK, spec::SET_PHY_ENA_LINK);
+    assert_eq!(
+        regs::AQ_PHY_ENA_AUTO_LINK_UPDT,
+        spec::SET_PHY_AUTO_LINK_UPDT
+    );
+    assert_eq!(
+        regs::AQC_RESTART_AN_LINK_RESTART,
+        spec::RESTART_AN_LINK_RESTART
+    );
+    assert_eq!(
+        regs::AQC_RESTART_AN_LINK_ENABLE,
+        spec::RESTART_AN_LINK_ENABLE
+    );
+    assert_eq!(regs::PHY_CAPS_DATA_SIZE, spec::PHY_CAPS_BYTES);
+    assert_eq!(regs::PHY_CAPS_CAPS_OFF, spec::PHY_CAPS_CAPS);
+}
+
+/// A port started on an unplugged cable still starts; waiting for the link
+/// fails with the reason.
+#[test]
+fn port_wait_link_up_names_the_cable_state() {
+    let m = model(Sink::Count, false, Speed::G10);
+    let mut port = configured(&m, 64, 0);
+    m.set_media_present(false);
+    port.start().unwrap();
+    assert!(!port.link().up);
+    let e = port.wait_link_up(Duration::from_millis(30)).unwrap_err();
+    assert!(e.to_string().contains("no cable or module"), "{e}");
+    m.set_media_present(true);
+    assert!(port.wait_link_up(Duration::from_secs(1)).unwrap().up);
+}

@@ -58,6 +58,24 @@ pub struct FwState {
     pub driver_unloaded: bool,
 }
 
+/// The modelled PHY: whether a cable/module is present (a test knob) and
+/// whether the driver's PHY configuration enables the link. Both start true:
+/// the firmware brings the link up by itself after power-on.
+#[derive(Debug, Clone, Copy)]
+pub struct PhyState {
+    pub media: bool,
+    pub link_enabled: bool,
+}
+
+impl Default for PhyState {
+    fn default() -> Self {
+        PhyState {
+            media: true,
+            link_enabled: true,
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct TxQState {
     pub cfg: Option<TxRingCfg>,
@@ -80,6 +98,7 @@ pub struct Ctl {
     pub mdd: VecDeque<u32>,
     /// `PF_MDET_TX_TCLAN.VALID`: this PF caused a TX LAN MDD event.
     pub pf_mdet_tclan: bool,
+    pub phy: PhyState,
     pub atq_head: u32,
     pub arq_head: u32,
     mac: wirespeed::ethdev::MacAddr,
@@ -98,11 +117,17 @@ impl Ctl {
             rxq: vec![RxQState::default(); MODEL_QUEUES as usize],
             mdd: VecDeque::new(),
             pf_mdet_tclan: false,
+            phy: PhyState::default(),
             atq_head: 0,
             arq_head: 0,
             mac: cfg.mac,
             speed: cfg.speed,
         }
+    }
+
+    /// The modelled link is up when media is present and the PHY enables it.
+    pub fn link_up(&self) -> bool {
+        self.phy.media && self.phy.link_enabled
     }
 
     fn reg(&self, off: u32) -> u32 {
@@ -503,6 +528,53 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<
             }
             Ok(false)
         }
+        op::GET_PHY_CAPS => {
+            if d.param_u8(0) != LPORT || d.param_u16(PHY_PARAM0) & !(PHY_REPORT_MODE_M | 1) != 0 {
+                return Err(rc::EINVAL);
+            }
+            if buf.len() < PHY_CAPS_BYTES {
+                return Err(rc::ENOMEM);
+            }
+            buf.fill(0);
+            let ty = match ctl.speed {
+                super::Speed::G10 => PHY_TYPE_10G_SFI_DA,
+                super::Speed::G25 => PHY_TYPE_25GBASE_CR,
+                super::Speed::G100 => PHY_TYPE_100GBASE_CR4,
+            };
+            buf[PHY_CAPS_TYPE_LOW..PHY_CAPS_TYPE_LOW + 8].copy_from_slice(&ty.to_le_bytes());
+            buf[PHY_CAPS_CAPS] = PHY_CAPS_AN_MODE
+                | if ctl.phy.link_enabled {
+                    PHY_CAPS_EN_LINK
+                } else {
+                    0
+                };
+            Ok(false)
+        }
+        op::SET_PHY_CFG => {
+            // Indirect, host data (RD), the 24-byte ice_aqc_set_phy_cfg_data.
+            if d.param_u8(0) != LPORT || d.flags & AQF_RD == 0 || buf.len() < SET_PHY_BYTES {
+                return Err(rc::EINVAL);
+            }
+            let caps = buf[SET_PHY_CAPS];
+            let ty = u64::from_le_bytes(buf[0..8].try_into().expect("8"));
+            if caps & !SET_PHY_VALID_MASK != 0 || ty == 0 {
+                return Err(rc::EINVAL);
+            }
+            // AUTO_LINK_UPDT applies the configuration now; otherwise it
+            // waits for restart_an.
+            if caps & SET_PHY_AUTO_LINK_UPDT != 0 {
+                set_link_enabled(ctl, caps & SET_PHY_ENA_LINK != 0);
+            }
+            Ok(false)
+        }
+        op::RESTART_AN => {
+            let f = d.param_u8(RESTART_AN_FLAGS);
+            if d.param_u8(0) != LPORT || f & RESTART_AN_LINK_RESTART == 0 {
+                return Err(rc::EINVAL);
+            }
+            set_link_enabled(ctl, f & RESTART_AN_LINK_ENABLE != 0);
+            Ok(false)
+        }
         op::ADD_TXQS => add_txqs(s, ctl, d, buf),
         op::DIS_TXQS => dis_txqs(ctl, d, buf),
         _ => Err(rc::ENOSYS),
@@ -513,11 +585,34 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<
 /// present, autonegotiation complete, the largest frame and the speed bit.
 fn link_data(ctl: &Ctl) -> [u8; LINK_DATA_BYTES] {
     let mut b = [0u8; LINK_DATA_BYTES];
-    b[LINK_INFO] = LINK_UP | LINK_MEDIA_AVAILABLE;
-    b[LINK_AN_INFO] = LINK_AN_COMPLETED;
+    let up = ctl.link_up();
+    if ctl.phy.media {
+        b[LINK_INFO] |= LINK_MEDIA_AVAILABLE | LINK_SIGNAL_DETECT;
+        b[LINK_AN_INFO] |= LINK_QUALIFIED_MODULE;
+    }
+    if up {
+        b[LINK_INFO] |= LINK_UP;
+        b[LINK_AN_INFO] |= LINK_AN_COMPLETED;
+        b[LINK_SPEED..LINK_SPEED + 2].copy_from_slice(&ctl.speed.aq_bit().to_le_bytes());
+    }
     b[LINK_MAX_FRAME..LINK_MAX_FRAME + 2].copy_from_slice(&(MAX_FRAME as u16).to_le_bytes());
-    b[LINK_SPEED..LINK_SPEED + 2].copy_from_slice(&ctl.speed.aq_bit().to_le_bytes());
     b
+}
+
+/// Applies a PHY link enable/disable; a change is reported as a link event
+/// when the driver asked for them.
+fn set_link_enabled(ctl: &mut Ctl, on: bool) {
+    let was = ctl.link_up();
+    ctl.phy.link_enabled = on;
+    link_changed(ctl, was);
+}
+
+/// Posts a link-status event if the link state moved and events are on.
+pub(crate) fn link_changed(ctl: &mut Ctl, was_up: bool) {
+    if ctl.link_up() != was_up && ctl.fw.lse {
+        let data = link_data(ctl);
+        post_arq_event(ctl, op::GET_LINK_STATUS, &data);
+    }
 }
 
 /// Decodes `ice_aqc_vsi_props` with the published offsets: the valid

@@ -316,6 +316,20 @@ impl IceModel {
         self.shared.ctl().txq.get(q as usize).and_then(|t| t.ctx)
     }
 
+    /// Plugs or unplugs the modelled cable/module; a link change is posted
+    /// as a link-status event when the driver enabled them.
+    pub fn set_media_present(&self, on: bool) {
+        let mut ctl = self.shared.ctl();
+        let was = ctl.link_up();
+        ctl.phy.media = on;
+        firmware::link_changed(&mut ctl, was);
+    }
+
+    /// Whether the modelled link is up.
+    pub fn link_up(&self) -> bool {
+        self.shared.ctl().link_up()
+    }
+
     /// Whether the firmware sends link-status events (get_link_status LSE).
     pub fn link_events_enabled(&self) -> bool {
         self.shared.ctl().fw.lse

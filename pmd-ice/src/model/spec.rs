@@ -414,6 +414,9 @@ pub const LINK_SPEED: usize = 10;
 pub const LINK_UP: u8 = 0x01;
 pub const LINK_MEDIA_AVAILABLE: u8 = 0x40;
 pub const LINK_AN_COMPLETED: u8 = 0x01;
+/// link_info SIGNAL_DETECT BIT(7) (:1580); an_info QUALIFIED_MODULE BIT(7) (:1589).
+pub const LINK_SIGNAL_DETECT: u8 = 0x80;
+pub const LINK_QUALIFIED_MODULE: u8 = 0x80;
 pub const LINK_SPEED_10G: u16 = 0x0020;
 pub const LINK_SPEED_25G: u16 = 0x0080;
 pub const LINK_SPEED_100G: u16 = 0x0400;
@@ -546,3 +549,33 @@ impl FwDesc {
         ((self.param_u32(8) as u64) << 32) | self.param_u32(12) as u64
     }
 }
+
+// --- Link set-up (base/ice_adminq_cmd.h:1286–1525) --------------------------
+
+/// get_phy_caps param0 @2: RQM BIT(0), report mode 3@1 (TOPO_CAP_MEDIA = 1 << 1,
+/// ACTIVE_CFG = 1 << 2, DFLT_CFG = 1 << 3).
+pub const PHY_PARAM0: usize = 2;
+pub const PHY_REPORT_MODE_M: u16 = 0x7 << 1;
+/// `ice_aqc_get_phy_caps_data`: 48 bytes + 16 qualified-module entries of 32.
+pub const PHY_CAPS_BYTES: usize = 560;
+pub const PHY_CAPS_TYPE_LOW: usize = 0;
+pub const PHY_CAPS_CAPS: usize = 16;
+/// caps: EN_LINK BIT(3), AN_MODE BIT(4) (:1404–1405).
+pub const PHY_CAPS_EN_LINK: u8 = 0x08;
+pub const PHY_CAPS_AN_MODE: u8 = 0x10;
+/// PHY types (:1326, :1333, :1364): 10G_SFI_DA bit 13, 25GBASE_CR bit 20, 100GBASE_CR4 bit 51.
+pub const PHY_TYPE_10G_SFI_DA: u64 = 1 << 13;
+pub const PHY_TYPE_25GBASE_CR: u64 = 1 << 20;
+pub const PHY_TYPE_100GBASE_CR4: u64 = 1 << 51;
+/// `ice_aqc_set_phy_cfg_data` (:1479): 24 bytes, caps @16; valid caps 0xEF
+/// (:1483), ENA_LINK BIT(3), AUTO_LINK_UPDT BIT(5).
+pub const SET_PHY_BYTES: usize = 24;
+pub const SET_PHY_CAPS: usize = 16;
+pub const SET_PHY_VALID_MASK: u8 = 0xEF;
+pub const SET_PHY_ENA_LINK: u8 = 0x08;
+pub const SET_PHY_AUTO_LINK_UPDT: u8 = 0x20;
+/// `ice_aqc_restart_an` (:1520): lport @0, cmd_flags @2: LINK_RESTART
+/// BIT(1), LINK_ENABLE BIT(2).
+pub const RESTART_AN_FLAGS: usize = 2;
+pub const RESTART_AN_LINK_RESTART: u8 = 0x02;
+pub const RESTART_AN_LINK_ENABLE: u8 = 0x04;
