@@ -52,6 +52,16 @@ pub struct Caps {
     pub max_mtu: u32,
 }
 
+/// Device capabilities (list_dev_caps, DPDK `ice_discover_dev_caps`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DevCaps {
+    /// Bitmap of enabled PFs (`ICE_AQC_CAPS_VALID_FUNCTIONS`).
+    pub valid_functions: u32,
+    pub num_txq: u32,
+    pub num_rxq: u32,
+    pub num_vsi: u32,
+}
+
 /// Probe-time knobs.
 #[derive(Debug, Clone)]
 pub struct ProbeOptions {
@@ -108,6 +118,7 @@ pub struct IceHw<R: RegisterSpace> {
     pub aq: AdminQueue,
     pub version: FwVersion,
     pub caps: Caps,
+    pub dev_caps: DevCaps,
     pub lport: u8,
     pub pf_num: u8,
     pub vsi: Option<u16>,
@@ -143,6 +154,7 @@ impl<R: RegisterSpace> IceHw<R> {
             aq,
             version: FwVersion::default(),
             caps: Caps::default(),
+            dev_caps: DevCaps::default(),
             lport: 0,
             pf_num,
             vsi: None,
@@ -155,6 +167,13 @@ impl<R: RegisterSpace> IceHw<R> {
         };
         hw.version = hw.get_version()?;
         hw.clear_pf_cfg()?;
+        hw.dev_caps = hw.list_dev_caps()?;
+        if hw.dev_caps.valid_functions & (1 << hw.pf_num) == 0 {
+            return Err(IceError::Malformed(format!(
+                "list_dev_caps: PF {} (PF_FUNC_RID) is not among the valid functions {:#x}",
+                hw.pf_num, hw.dev_caps.valid_functions
+            )));
+        }
         hw.caps = hw.list_caps()?;
         hw.lport = hw.get_sw_cfg()?;
         hw.qparent_teid = hw.query_topology()?;
@@ -185,6 +204,30 @@ impl<R: RegisterSpace> IceHw<R> {
         self.send(&mut d, None)?;
         self.vsi = None;
         Ok(())
+    }
+
+    /// list_dev_caps (0x000B) as DPDK `ice_discover_dev_caps`: one 4 KiB
+    /// buffer, the most the firmware can return.
+    pub fn list_dev_caps(&mut self) -> Result<DevCaps, IceError> {
+        let mut buf = vec![0u8; AQ_MAX_BUF_LEN];
+        let mut d = AqDesc::new(opc::LIST_DEV_CAPS);
+        self.send(&mut d, Some((&mut buf, false)))?;
+        let count =
+            (d.param_u32(LIST_CAPS_COUNT_OFF) as usize).min(AQ_MAX_BUF_LEN / CAPS_ELEM_SIZE);
+        let mut c = DevCaps::default();
+        for e in buf.chunks_exact(CAPS_ELEM_SIZE).take(count) {
+            // struct ice_aqc_list_caps_elem (base/ice_adminq_cmd.h:109): cap @0, number @4.
+            let id = u16::from_le_bytes([e[0], e[1]]);
+            let number = u32::from_le_bytes(e[4..8].try_into().expect("4"));
+            match id {
+                caps::VALID_FUNCTIONS => c.valid_functions = number,
+                caps::TXQS => c.num_txq = number,
+                caps::RXQS => c.num_rxq = number,
+                caps::VSI => c.num_vsi = number,
+                _ => {}
+            }
+        }
+        Ok(c)
     }
 
     /// `ice_aq_list_caps`: retried once with the size the firmware asks for

@@ -494,6 +494,9 @@ pub const AQC_DRIVER_UNLOADING: u32 = 1 << 0;
 
 /// Capability ids in `list_func_caps` elements (base/ice_adminq_cmd.h `ICE_AQC_CAPS_*`).
 pub mod caps {
+    /// base/ice_adminq_cmd.h:111 (`ICE_AQC_CAPS_VALID_FUNCTIONS`): `number` is
+    /// the bitmap of enabled PFs (device capabilities).
+    pub const VALID_FUNCTIONS: u16 = 0x0005;
     /// base/ice_adminq_cmd.h:112 (`ICE_AQC_CAPS_VSI`).
     pub const VSI: u16 = 0x0017;
     /// base/ice_adminq_cmd.h:115 (`ICE_AQC_CAPS_RXQS`): `number` queues from `phys_id`.

@@ -765,3 +765,18 @@ fn port_wait_link_up_names_the_cable_state() {
     m.set_media_present(true);
     assert!(port.wait_link_up(Duration::from_secs(1)).unwrap().up);
 }
+
+/// list_dev_caps: the device's enabled PFs include this one; queue totals.
+#[test]
+fn device_capabilities() {
+    let m = model(Sink::Count, false, Speed::G100);
+    let hw = hw_for(&m);
+    assert_eq!(
+        hw.dev_caps.valid_functions & (1 << fw::PF_NUM),
+        1 << fw::PF_NUM
+    );
+    assert_eq!(hw.dev_caps.num_txq, 128);
+    assert_eq!(hw.dev_caps.num_rxq, 128);
+    assert_eq!(hw.dev_caps.num_vsi, 768);
+    assert_eq!(regs::caps::VALID_FUNCTIONS, spec::CAP_VALID_FUNCTIONS);
+}

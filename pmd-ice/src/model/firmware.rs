@@ -396,6 +396,27 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<
             }
             Ok(false)
         }
+        op::LIST_DEV_CAPS => {
+            // The device: PFs 0 and 1 enabled, each with MODEL_QUEUES queues.
+            let caps: [(u16, u32); 4] = [
+                (CAP_VALID_FUNCTIONS, 0b11),
+                (CAP_VSI, 768),
+                (CAP_RXQS, 2 * MODEL_QUEUES as u32),
+                (CAP_TXQS, 2 * MODEL_QUEUES as u32),
+            ];
+            d.set_param_u32(CAPS_COUNT_PARAM, caps.len() as u32);
+            if buf.len() < caps.len() * CAPS_ELEM {
+                return Err(rc::ENOMEM);
+            }
+            buf.fill(0);
+            for (i, (id, number)) in caps.iter().enumerate() {
+                let e = &mut buf[i * CAPS_ELEM..(i + 1) * CAPS_ELEM];
+                e[0..2].copy_from_slice(&id.to_le_bytes());
+                e[2] = 1;
+                e[CAPS_ELEM_NUMBER..CAPS_ELEM_NUMBER + 4].copy_from_slice(&number.to_le_bytes());
+            }
+            Ok(false)
+        }
         op::MANAGE_MAC_READ => {
             if buf.len() < MAC_RESP_ELEM {
                 return Err(rc::ENOMEM);

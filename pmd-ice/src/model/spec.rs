@@ -341,7 +341,8 @@ pub const CAPS_COUNT_PARAM: usize = 4;
 pub const CAPS_ELEM: usize = 32;
 pub const CAPS_ELEM_NUMBER: usize = 4;
 pub const CAPS_ELEM_PHYS_ID: usize = 12;
-/// `ICE_AQC_CAPS_*` (:112–120).
+/// `ICE_AQC_CAPS_*` (:111–120).
+pub const CAP_VALID_FUNCTIONS: u16 = 0x0005;
 pub const CAP_VSI: u16 = 0x0017;
 pub const CAP_RXQS: u16 = 0x0041;
 pub const CAP_TXQS: u16 = 0x0042;
