@@ -780,3 +780,50 @@ fn device_capabilities() {
     assert_eq!(hw.dev_caps.num_vsi, 768);
     assert_eq!(regs::caps::VALID_FUNCTIONS, spec::CAP_VALID_FUNCTIONS);
 }
+
+/// RX status bits at their published positions: a frame with RXE (bit 10)
+/// is dropped and counted, whole even when chained; a frame with IPV6EXADD
+/// (bit 9, not an error) is delivered.
+#[test]
+fn rx_error_bit_is_rxe_not_ipv6exadd() {
+    let m = model(Sink::Loopback, false, Speed::G100);
+    let mut port = configured(&m, 64, 0);
+    port.start().unwrap();
+    let mut txq = port.ice_tx_queue(0).unwrap();
+    let mut rxq = port.ice_rx_queue(0).unwrap();
+    let mut txpool = pool_of("ice-tx-rxe", 64, 4096);
+    let mut rxpool = pool_of("ice-rx-rxe", 512, 1024);
+    let mut got = wirespeed::mbuf::Burst::new();
+    assert_eq!(rxq.rx_burst(&mut rxpool, &mut got, 32), 0);
+    let errors = rxq.stats();
+    let mut exchange = |len: usize, bits: u16, seq: u32| {
+        m.inject_rx_status(bits);
+        let before = m.stats().rx_frames;
+        let mut b = wirespeed::mbuf::Burst::new();
+        b.push(mbuf(&mut txpool, &frame(seq, len))).unwrap();
+        wait_until("frame looped back", || {
+            txq.tx_burst(&mut b);
+            txq.clean(usize::MAX);
+            m.stats().rx_frames == before + 1
+        });
+        let mut n = 0;
+        for _ in 0..50 {
+            n += rxq.rx_burst(&mut rxpool, &mut got, 32);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        while got.pop_front().is_some() {}
+        n
+    };
+    let rxe = 1u16 << spec::RX_STATUS0_RXE_BIT;
+    let exadd = 1u16 << spec::RX_STATUS0_IPV6EXADD_BIT;
+    assert_eq!(exchange(200, exadd, 1), 1, "IPV6EXADD is not an error");
+    assert_eq!(exchange(200, rxe, 2), 0, "RXE drops the frame");
+    assert_eq!(errors.errors.get(), 1);
+    assert_eq!(
+        exchange(3000, rxe, 3),
+        0,
+        "RXE on a chained frame drops it whole"
+    );
+    assert_eq!(errors.errors.get(), 2);
+    assert_eq!(exchange(3000, 0, 4), 1, "the next frame is delivered");
+}

@@ -592,6 +592,11 @@ impl Engine {
             bump(&c.rx_no_desc, 1);
             return;
         }
+        let inject = if self.s.rx_inject.load(Ordering::Relaxed) != 0 {
+            self.s.rx_inject.swap(0, Ordering::AcqRel) as u16
+        } else {
+            0
+        };
         // Counted before the driver can see it.
         bump(&c.rx_frames, 1);
         for k in 0..need {
@@ -612,7 +617,7 @@ impl Engine {
             } else {
                 0
             };
-            let qw1 = (RX_FLEX_STATUS0_DD | eof) as u64;
+            let qw1 = (RX_FLEX_STATUS0_DD | eof | inject) as u64;
             // SAFETY: as above; qw0 (length) is written before qw1 (DD) so the
             // driver never sees DD with a stale length.
             unsafe {

@@ -186,6 +186,9 @@ pub(crate) struct Shared {
     pub seen_gen: AtomicU64,
     pub counters: Counters,
     pub admin_commands: AtomicU64,
+    /// Fault injection: `status_error0` bits the next received frame's
+    /// descriptors carry (e.g. RXE), then cleared.
+    pub rx_inject: AtomicU32,
     pub ctl: Mutex<firmware::Ctl>,
     pub worker: Mutex<Option<std::thread::Thread>>,
 }
@@ -248,6 +251,7 @@ impl IceModel {
             seen_gen: AtomicU64::new(0),
             counters: Counters::default(),
             admin_commands: AtomicU64::new(0),
+            rx_inject: AtomicU32::new(0),
             ctl: Mutex::new(firmware::Ctl::new(&cfg)),
             worker: Mutex::new(None),
             cfg,
@@ -323,6 +327,13 @@ impl IceModel {
         let was = ctl.link_up();
         ctl.phy.media = on;
         firmware::link_changed(&mut ctl, was);
+    }
+
+    /// Fault injection: the next frame received on the loopback RX queue
+    /// carries these `status_error0` bits in its descriptors (the model's
+    /// published bit numbers: `spec::RX_STATUS0_*_BIT`).
+    pub fn inject_rx_status(&self, bits: u16) {
+        self.shared.rx_inject.store(bits as u32, Ordering::Release);
     }
 
     /// Whether the modelled link is up.
