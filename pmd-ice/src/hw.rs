@@ -134,9 +134,10 @@ pub struct IceHw<R: RegisterSpace> {
 }
 
 impl<R: RegisterSpace> IceHw<R> {
-    /// Probes: checks the PCI id, resets the PF, brings up the admin queue and
-    /// runs the bring-up commands (DPDK `ice_init_hw` order): get_ver,
-    /// clear_pf_cfg, list_func_caps, get_sw_cfg, default topology, link, MAC.
+    /// Probes: checks the PCI id, reads the PF number (`PF_FUNC_RID`), resets
+    /// the PF, brings up the admin queue and runs the bring-up commands (DPDK
+    /// `ice_init_hw` order): get_ver, clear_pf_cfg, list_dev_caps,
+    /// list_func_caps, get_sw_cfg, default topology, link, MAC.
     pub fn probe(
         regs: Arc<R>,
         vendor: u16,
