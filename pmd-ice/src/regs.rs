@@ -306,7 +306,7 @@ pub const fn glv_uptcl(vsi: u32) -> u32 {
 pub const fn glv_tepc(vsi: u32) -> u32 {
     0x0031_2000 + 4 * vsi
 }
-/// 40-bit statistics counters: linux:ice_main.c `ice_stat_update40` (`BIT_ULL(40) - 1`).
+/// 40-bit statistics counters: linux:ice_common.c `ice_stat_update40` (`BIT_ULL(40) - 1`).
 pub const STAT40_MASK: u64 = (1 << 40) - 1;
 
 /// Size of the BAR0 window the model exposes. **Not published** as a
