@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use wirespeed::eal::dma::{DmaError, DmaRegion};
 use wirespeed::eal::RegisterSpace;
 
-/// One admin-queue descriptor (`struct ice_aq_desc`).
+/// One admin-queue descriptor: base/ice_adminq_cmd.h:3285 (`struct ice_aq_desc`:
+/// flags @0, opcode @2, datalen @4, retval @6, cookie_high @8, cookie_low @12,
+/// params @16; `struct ice_aqc_generic` puts addr_high/addr_low at params 8/12).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AqDesc {
     pub flags: u16,
@@ -94,7 +96,8 @@ impl AqDesc {
     }
 }
 
-/// Firmware return codes (`enum ice_aq_err` in `ice_adminq_cmd.h`; not in anchors.md).
+/// Firmware return codes: base/ice_adminq_cmd.h:3434–3457 (`enum ice_aq_err`,
+/// `ICE_AQ_RC_OK` 0 … `ICE_AQ_RC_EFBIG` 22; 23–29 arrive as `Other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AqRc {
     Ok,
@@ -208,6 +211,10 @@ pub fn opcode_name(op: u16) -> &'static str {
         opc::UPDATE_VSI => "update_vsi",
         opc::CLEAR_PF_CFG => "clear_pf_cfg",
         opc::GET_DFLT_TOPO => "get_dflt_topo",
+        opc::GET_PHY_CAPS => "get_phy_caps",
+        opc::SET_PHY_CFG => "set_phy_cfg",
+        opc::RESTART_AN => "restart_an",
+        opc::LIST_DEV_CAPS => "list_dev_caps",
         opc::GET_LINK_STATUS => "get_link_status",
         opc::ADD_TXQS => "add_txqs",
         opc::DIS_TXQS => "dis_txqs",
@@ -515,6 +522,32 @@ impl AdminQueue {
         }
         *desc = wb;
         Ok(())
+    }
+
+    /// Checks both queues' length registers for the error latches Linux
+    /// `__ice_clean_ctrlq` checks (`VFE`, `OVFL`, `CRIT`), clears the ones
+    /// set (writing the register back without them) and returns a message
+    /// for each.
+    pub fn check_errors<R: RegisterSpace>(&self, regs: &R) -> Vec<String> {
+        let mut out = Vec::new();
+        for (q, name) in [(&ARQ, "ARQ"), (&ATQ, "ATQ")] {
+            let v = regs.read32(q.len);
+            let bits = v & (PF_FW_AQLEN_VFE | PF_FW_AQLEN_OVFL | PF_FW_AQLEN_CRIT);
+            if bits == 0 {
+                continue;
+            }
+            for (b, what) in [
+                (PF_FW_AQLEN_VFE, "VF error"),
+                (PF_FW_AQLEN_OVFL, "overflow: firmware events were lost"),
+                (PF_FW_AQLEN_CRIT, "critical error"),
+            ] {
+                if bits & b != 0 {
+                    out.push(format!("admin {name}: {what}"));
+                }
+            }
+            regs.write32(q.len, v & !bits);
+        }
+        out
     }
 
     /// Takes one firmware event off the ARQ, if any (`ice_clean_rq_elem`), and

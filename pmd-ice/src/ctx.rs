@@ -2,8 +2,9 @@
 //! queue context images the E810 keeps per queue.
 //!
 //! Field tables are the published `ice_tlan_ctx_info[]` / `ice_rlan_ctx_info[]`
-//! (Linux `ice_common.c`, DPDK `ice_common.c`): width at least-significant bit,
-//! packed little-endian into a byte array (`ice_set_ctx`).
+//! (DPDK/dpdk:drivers/net/intel/ice/base/ice_common.c:1559 / :1459 at
+//! `38f72e500b`; Linux `ice_common.c` has the same tables): width at
+//! least-significant bit, packed little-endian into a byte array (`ice_set_ctx`).
 
 /// One bit field: least-significant bit and width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,46 +50,82 @@ pub fn get(buf: &[u8], fd: Field) -> u64 {
     v
 }
 
-/// `ice_lan_tx_rx.h` / Linux `ice_common.h`: `ICE_TXQ_CTX_SZ` 22 bytes.
+/// 22 bytes: `txq_ctx[22]` in `struct ice_aqc_add_txqs_perq`
+/// (base/ice_adminq_cmd.h:2889; Linux `ICE_TXQ_CTX_SZ` 22 in linux:ice_common.h).
+/// DPDK's `ICE_TXQ_CTX_SZ` (base/ice_lan_tx_rx.h:936) is 40, the register
+/// image size; the admin command carries 22.
 pub const TLAN_CTX_SIZE: usize = 22;
 
-/// TLAN context fields (`ice_tlan_ctx_info[]`, width@lsb, anchors.md table).
+/// TLAN context fields (`ice_tlan_ctx_info[]`, base/ice_common.c:1559–1587,
+/// width@lsb). `int_q_state` (122@171, :1586) and E830's `gsc_ena` (:1587)
+/// are hardware-internal / other-device and never packed.
 pub mod tlan {
     use super::{f, Field};
+    /// base/ice_common.c:1559.
     pub const BASE: Field = f(57, 0);
+    /// base/ice_common.c:1560.
     pub const PORT_NUM: Field = f(3, 57);
+    /// base/ice_common.c:1561.
     pub const CGD_NUM: Field = f(5, 60);
+    /// base/ice_common.c:1562.
     pub const PF_NUM: Field = f(3, 65);
+    /// base/ice_common.c:1563.
     pub const VMVF_NUM: Field = f(10, 68);
+    /// base/ice_common.c:1564.
     pub const VMVF_TYPE: Field = f(2, 78);
+    /// base/ice_common.c:1565.
     pub const SRC_VSI: Field = f(10, 80);
+    /// base/ice_common.c:1566.
     pub const TSYN_ENA: Field = f(1, 90);
+    /// base/ice_common.c:1567.
     pub const INTERNAL_USAGE_FLAG: Field = f(1, 91);
+    /// base/ice_common.c:1568.
     pub const ALT_VLAN: Field = f(1, 92);
+    /// base/ice_common.c:1569.
     pub const CPUID: Field = f(8, 93);
+    /// base/ice_common.c:1570.
     pub const WB_MODE: Field = f(1, 101);
+    /// base/ice_common.c:1571.
     pub const TPHRD_DESC: Field = f(1, 102);
+    /// base/ice_common.c:1572.
     pub const TPHRD: Field = f(1, 103);
+    /// base/ice_common.c:1573.
     pub const TPHWR_DESC: Field = f(1, 104);
+    /// base/ice_common.c:1574.
     pub const CMPQ_ID: Field = f(9, 105);
+    /// base/ice_common.c:1575.
     pub const QNUM_IN_FUNC: Field = f(14, 114);
+    /// base/ice_common.c:1576.
     pub const ITR_NOTIFICATION_MODE: Field = f(1, 128);
+    /// base/ice_common.c:1577.
     pub const ADJUST_PROF_ID: Field = f(6, 129);
+    /// base/ice_common.c:1578.
     pub const QLEN: Field = f(13, 135);
+    /// base/ice_common.c:1579.
     pub const QUANTA_PROF_IDX: Field = f(4, 148);
+    /// base/ice_common.c:1580.
     pub const TSO_ENA: Field = f(1, 152);
+    /// base/ice_common.c:1581.
     pub const TSO_QNUM: Field = f(11, 153);
+    /// base/ice_common.c:1582.
     pub const LEGACY_INT: Field = f(1, 164);
+    /// base/ice_common.c:1583.
     pub const DROP_ENA: Field = f(1, 165);
+    /// base/ice_common.c:1584.
     pub const CACHE_PROF_IDX: Field = f(2, 166);
+    /// base/ice_common.c:1585.
     pub const PKT_SHAPER_PROF_IDX: Field = f(3, 168);
     // int_q_state (122@171, "DO NOT WRITE") is hardware-internal: never packed.
 
-    /// `ice_lan_tx_rx.h`: `ICE_TLAN_CTX_VMVF_TYPE_VF` 0.
+    /// base/ice_lan_tx_rx.h:1165 (`ICE_TLAN_CTX_BASE_S` 7): ring base in
+    /// 128-byte units (DPDK ice/ice_ethdev.h:33 `ICE_QUEUE_BASE_ADDR_UNIT` 128).
+    pub const BASE_SHIFT: u32 = 7;
+    /// VF type 0: **not published** in DPDK base (only VMQ and PF are,
+    /// base/ice_lan_tx_rx.h:1172–1173); the value left over by elimination.
     pub const VMVF_TYPE_VF: u64 = 0;
-    /// `ice_lan_tx_rx.h`: `ICE_TLAN_CTX_VMVF_TYPE_VMQ` 1.
+    /// base/ice_lan_tx_rx.h:1172 (`ICE_TLAN_CTX_VMVF_TYPE_VMQ` 1).
     pub const VMVF_TYPE_VMQ: u64 = 1;
-    /// `ice_lan_tx_rx.h`: `ICE_TLAN_CTX_VMVF_TYPE_PF` 2.
+    /// base/ice_lan_tx_rx.h:1173 (`ICE_TLAN_CTX_VMVF_TYPE_PF` 2).
     pub const VMVF_TYPE_PF: u64 = 2;
 }
 
@@ -170,32 +207,48 @@ impl TlanCtx {
     }
 }
 
-/// `ice_common.h`: `ICE_RXQ_CTX_SZ` 32 bytes (8 dwords in `QRX_CONTEXT`; not in anchors.md).
+/// base/ice_lan_tx_rx.h:934 (`ICE_RXQ_CTX_SZ` = 8 dwords = 32 bytes in `QRX_CONTEXT`).
 pub const RLAN_CTX_SIZE: usize = 32;
 
-/// RLAN context fields (`ice_rlan_ctx_info[]` in Linux `ice_common.c`, width@lsb;
-/// not in anchors.md).
+/// RLAN context fields (`ice_rlan_ctx_info[]`, base/ice_common.c:1459–1478,
+/// width@lsb; the TPH enables at 193–196 are not used).
 pub mod rlan {
     use super::{f, Field};
+    /// base/ice_common.c:1459.
     pub const HEAD: Field = f(13, 0);
+    /// base/ice_common.c:1460.
     pub const CPUID: Field = f(8, 13);
+    /// base/ice_common.c:1461.
     pub const BASE: Field = f(57, 32);
+    /// base/ice_common.c:1462.
     pub const QLEN: Field = f(13, 89);
+    /// base/ice_common.c:1463.
     pub const DBUF: Field = f(7, 102);
+    /// base/ice_common.c:1464.
     pub const HBUF: Field = f(5, 109);
+    /// base/ice_common.c:1465.
     pub const DTYPE: Field = f(2, 114);
+    /// base/ice_common.c:1466.
     pub const DSIZE: Field = f(1, 116);
+    /// base/ice_common.c:1467.
     pub const CRCSTRIP: Field = f(1, 117);
+    /// base/ice_common.c:1468.
     pub const L2TSEL: Field = f(1, 119);
+    /// base/ice_common.c:1469.
     pub const HSPLIT_0: Field = f(4, 120);
+    /// base/ice_common.c:1470.
     pub const HSPLIT_1: Field = f(2, 124);
+    /// base/ice_common.c:1471.
     pub const SHOWIV: Field = f(1, 127);
+    /// base/ice_common.c:1472.
     pub const RXMAX: Field = f(14, 174);
+    /// base/ice_common.c:1477.
     pub const LRXQTHRESH: Field = f(3, 198);
+    /// base/ice_common.c:1478.
     pub const PREFENA: Field = f(1, 201);
-    /// `ice_lan_tx_rx.h`: `ICE_RLAN_CTX_DBUF_S` 7: data buffer size in 128-byte units.
+    /// base/ice_lan_tx_rx.h:954 (`ICE_RLAN_CTX_DBUF_S` 7): data buffer in 128-byte units.
     pub const DBUF_SHIFT: u32 = 7;
-    /// `ice_lan_tx_rx.h`: `ICE_RLAN_BASE_S` 7: ring base in 128-byte units.
+    /// base/ice_lan_tx_rx.h:951 (`ICE_RLAN_BASE_S` 7): ring base in 128-byte units.
     pub const BASE_SHIFT: u32 = 7;
 }
 

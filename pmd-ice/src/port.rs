@@ -88,6 +88,13 @@ impl<R: RegisterSpace> IcePort<R> {
         Ok(p)
     }
 
+    /// Waits (bounded) for the link to come up; the error names the
+    /// cable/module state the firmware reports (`get_link_status`).
+    pub fn wait_link_up(&self, timeout: std::time::Duration) -> Result<LinkStatus, EthdevError> {
+        let r = self.hw().wait_link_up(timeout);
+        r.map_err(|e| dev_err(&self.name, e))
+    }
+
     fn hw(&self) -> MutexGuard<'_, IceHw<R>> {
         self.hw.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -141,7 +148,7 @@ impl<R: RegisterSpace> IcePort<R> {
                 shared.teid.store(teid, Ordering::Relaxed);
                 shared.enabled.store(true, Ordering::Release);
             }
-            hw.caps.first_txq + q
+            q // queue registers take the PF-relative number
         };
         self.tx_shared[q as usize] = Some(shared.clone());
         Ok(IceTxQueue::new(
@@ -163,7 +170,7 @@ impl<R: RegisterSpace> IcePort<R> {
         self.rxs.take(&self.name, "rx queue", q)?;
         let ring = DmaRegion::alloc(n as usize * RX_DESC_SIZE)
             .map_err(|e| dev_err(&self.name, IceError::Dma(e)))?;
-        let abs = self.hw().caps.first_rxq + q;
+        let abs = q; // PF-relative, as Linux `pf_q` / DPDK `reg_idx`
         Ok(IceRxQueue::new(
             q,
             abs,
@@ -175,11 +182,15 @@ impl<R: RegisterSpace> IcePort<R> {
     }
 
     fn update_hw_stats(&self) {
-        let vsi = self.hw().vsi;
+        let (vsi, lport) = {
+            let h = self.hw();
+            (h.vsi, h.lport as u32)
+        };
         let r = &*self.regs;
         let mut s = self.hw_stats.lock().unwrap_or_else(|e| e.into_inner());
-        s.port_gotc.update(read_stat40(r, glprt_gotcl(0)));
-        s.port_uptc.update(read_stat40(r, glprt_uptcl(0)));
+        // Per-port counters by the logical port (`ice_update_pf_stats`).
+        s.port_gotc.update(read_stat40(r, glprt_gotcl(lport)));
+        s.port_uptc.update(read_stat40(r, glprt_uptcl(lport)));
         if let Some(v) = vsi {
             let v = v as u32;
             s.vsi_gotc.update(read_stat40(r, glv_gotcl(v)));
@@ -283,11 +294,21 @@ impl<R: RegisterSpace> Port for IcePort<R> {
                 s.enabled.store(true, Ordering::Release);
             }
         }
-        let link = self
-            .hw()
-            .get_link_status(false)
-            .map_err(|e| dev_err(&self.name, e))?;
-        self.hw().link = link;
+        // Link set-up as DPDK `ice_dev_set_link_up` / `ice_phy_conf_link`:
+        // PHY capabilities with media, then set_phy_cfg with ENA_LINK and
+        // AUTO_LINK_UPDT. The link may come up later (`wait_link_up`).
+        let link = {
+            let mut hw = self.hw();
+            hw.setup_link().map_err(|e| dev_err(&self.name, e))?;
+            let l = hw
+                .get_link_status(true)
+                .map_err(|e| dev_err(&self.name, e))?;
+            hw.link = l;
+            l
+        };
+        if !link.up {
+            tracing::warn!(port = %self.name, "ice: link is down after start; wait_link_up reports why");
+        }
         self.started = true;
         Ok(())
     }
@@ -330,6 +351,7 @@ impl<R: RegisterSpace> Port for IcePort<R> {
     fn events(&mut self) -> Vec<PortEvent> {
         let mut hw = self.hw();
         hw.drain_mdd();
+        hw.check_adminq();
         let ev = std::mem::take(&mut hw.events);
         drop(hw);
         self.mdd_seen.fetch_add(

@@ -28,6 +28,11 @@ pub struct IceRxQueue<R: RegisterSpace> {
     stats: Arc<QueueStats>,
     port_id: u16,
     warned: bool,
+    /// A frame spread over several buffers (no EOF yet): its first segment
+    /// with the later ones chained on (Linux `ice_is_non_eop` /
+    /// `rx_ring->xdp` across descriptors), and whether any had RXE.
+    partial: Option<Mbuf>,
+    partial_err: bool,
 }
 
 impl<R: RegisterSpace> IceRxQueue<R> {
@@ -52,6 +57,8 @@ impl<R: RegisterSpace> IceRxQueue<R> {
             stats,
             port_id: 0,
             warned: false,
+            partial: None,
+            partial_err: false,
         }
     }
 
@@ -98,6 +105,11 @@ impl<R: RegisterSpace> IceRxQueue<R> {
             }
         }
         let dbuf = (pool.data_room().min(16256) >> rlan::DBUF_SHIFT) as u8;
+        // Linux `ice_setup_rx_ctx`: rxmax = min(max frame,
+        // ICE_MAX_CHAINED_RX_BUFS × the data buffer); larger frames arrive in
+        // up to five buffers and are delivered as one mbuf chain.
+        let buf_bytes = (dbuf as u32) << rlan::DBUF_SHIFT;
+        let rxmax = (MAX_FRAME_SIZE as u32).min(MAX_CHAINED_RX_BUFS * buf_bytes) as u16;
         for (i, m) in bufs.into_iter().enumerate() {
             self.post(i as u32, &m);
             self.sw[i] = Some(m);
@@ -111,7 +123,7 @@ impl<R: RegisterSpace> IceRxQueue<R> {
             crcstrip: true,
             l2tsel: true,
             showiv: false,
-            rxmax: MAX_FRAME_SIZE as u16,
+            rxmax,
             lrxqthresh: 1,
             prefena: true,
         };
@@ -124,8 +136,12 @@ impl<R: RegisterSpace> IceRxQueue<R> {
                 u32::from_le_bytes(img[o..o + 4].try_into().expect("4")),
             );
         }
-        self.regs
-            .write32(qrxflxp_cntxt(q), RXDID_FLEX_NIC & QRXFLXP_CNTXT_RXDID_IDX_M);
+        // ice_write_qrxflxp_cntxt: RXDID and its priority (3, as both drivers).
+        self.regs.write32(
+            qrxflxp_cntxt(q),
+            (RXDID_FLEX_NIC & QRXFLXP_CNTXT_RXDID_IDX_M)
+                | ((RXDID_PRIO << QRXFLXP_CNTXT_RXDID_PRIO_S) & QRXFLXP_CNTXT_RXDID_PRIO_M),
+        );
         self.regs.write32(qrx_ctrl(q), QRX_CTRL_QENA_REQ);
         let t0 = Instant::now();
         while self.regs.read32(qrx_ctrl(q)) & QRX_CTRL_QENA_STAT == 0 {
@@ -151,8 +167,10 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
     }
 
     /// Plays the part of `ice_clean_rx_irq`: takes written-back descriptors
-    /// (DD) in order, swaps in a fresh mbuf for each, and moves the tail in
-    /// batches of `ICE_RX_MAX_BURST`.
+    /// (DD) in order, swaps in a fresh mbuf for each, chains the buffers of a
+    /// frame until the one with EOF, and moves the tail in batches of
+    /// `ICE_RX_MAX_BURST`. A frame with RXE on any of its descriptors is
+    /// dropped whole and counted as an error.
     fn rx_burst(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
         if !self.enabled && !self.start(pool) {
             return 0;
@@ -165,14 +183,16 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
             let p = self.desc_ptr(i);
             // SAFETY: descriptor i is inside the ring; volatile (device write-back).
             let qw1 = u64::from_le(unsafe { std::ptr::read_volatile(p.add(1)) });
-            let status = qw1 as u16;
+            // status_error0: bytes 8–9, the low half of QW1 (base/ice_lan_tx_rx.h:504).
+            let status = (qw1 >> ((RX_FLEX_STATUS0_OFF - 8) * 8)) as u16;
             if status & RX_FLEX_STATUS0_DD == 0 {
                 break;
             }
             std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
             // SAFETY: as above.
             let qw0 = u64::from_le(unsafe { std::ptr::read_volatile(p) });
-            let len = ((qw0 >> 32) as u16 & RX_FLEX_PKT_LEN_M) as usize;
+            // pkt_len: bytes 4–5 of the write-back (base/ice_lan_tx_rx.h:500).
+            let len = ((qw0 >> (RX_FLEX_PKT_LEN_OFF * 8)) as u16 & RX_FLEX_PKT_LEN_M) as usize;
             let Some(fresh) = pool.alloc() else {
                 break; // pool empty: the packet stays on the ring, retried next call
             };
@@ -182,14 +202,39 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
                 .expect("ring slot filled");
             self.ntc = if i + 1 == self.n { 0 } else { i + 1 };
             self.nb_hold += 1;
-            if status & RX_FLEX_STATUS0_RXE != 0
-                || status & RX_FLEX_STATUS0_EOF == 0
-                || m.set_len(len).is_err()
-            {
-                self.stats.errors.add(1);
+            let bad = status & RX_FLEX_STATUS0_RXE != 0 || m.set_len(len).is_err();
+            let eof = status & RX_FLEX_STATUS0_EOF != 0;
+            self.partial_err |= bad;
+            if self.partial_err {
+                // Discard this frame's buffers up to and including its EOF.
+                drop(m);
+                drop(self.partial.take());
+                if eof {
+                    self.partial_err = false;
+                    self.stats.errors.add(1);
+                }
+                continue;
+            }
+            let mut m = match self.partial.take() {
+                Some(mut head) => {
+                    head.chain(m);
+                    head
+                }
+                None => m,
+            };
+            if !eof {
+                if m.nb_segs() >= MAX_CHAINED_RX_BUFS as usize {
+                    // More buffers than rxmax allows: drop what was gathered
+                    // and resynchronise at the next EOF.
+                    self.partial_err = true;
+                    drop(m);
+                } else {
+                    self.partial = Some(m);
+                }
                 continue;
             }
             m.set_rx_port_queue(self.port_id, self.q);
+            let len = m.pkt_len();
             bytes += len as u64;
             if out.push(m).is_err() {
                 self.stats.drops.add(1);
@@ -227,6 +272,8 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
         for s in self.sw.iter_mut() {
             drop(s.take());
         }
+        drop(self.partial.take());
+        self.partial_err = false;
         self.ntc = 0;
         self.nb_hold = 0;
     }

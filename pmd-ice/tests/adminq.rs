@@ -153,8 +153,8 @@ fn firmware_decodes_the_driver_tlan_context() {
     assert_eq!(c.ring_iova() % regs::RING_BASE_ALIGN, 0);
     assert_eq!(c.vmvf_type as u64, tlan::VMVF_TYPE_PF);
     assert_eq!(c.src_vsi, vsi.unwrap());
-    assert_eq!(c.pf_num, 0);
-    assert_eq!(c.port_num, 0);
+    assert_eq!(c.pf_num, fw::PF_NUM);
+    assert_eq!(c.port_num, fw::LPORT);
     assert!(c.tsyn_ena && c.tso_ena && c.legacy_int);
     assert_eq!(c.tso_qnum, 1);
     assert_eq!(q.ring_size(), 256);
@@ -185,7 +185,9 @@ fn timeout_when_firmware_does_not_answer() {
 #[test]
 fn atq_ring_wraps() {
     let m = model(Sink::Count, false, Speed::G100);
-    // Probe uses 7 commands; a 4-entry ring has wrapped already.
+    // Probe uses 8 commands (get_ver, clear_pf_cfg, list_dev_caps,
+    // list_func_caps, get_sw_cfg, get_dflt_topo, get_link_status,
+    // manage_mac_read); a 4-entry ring has wrapped already.
     let mut hw = hw_for(&m, 4);
     let before = m.stats().admin_commands;
     for i in 0..23u32 {
@@ -193,7 +195,7 @@ fn atq_ring_wraps() {
         assert_eq!(v.fw, fw::FW_VERSION, "command {i}");
     }
     assert_eq!(m.stats().admin_commands - before, 23);
-    assert_eq!(hw.aq.atq_next(), ((7 + 23) % 4) as u16);
+    assert_eq!(hw.aq.atq_next(), ((8 + 23) % 4) as u16);
 }
 
 #[test]

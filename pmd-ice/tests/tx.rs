@@ -255,9 +255,23 @@ fn mdd_case(
     assert!(ev.detail.contains("re-enabled"), "{}", ev.detail);
     assert!(m.tx_queue_running(0), "queue re-enabled");
     // The port reports it too.
+    // The port reports it too: the global latch (naming the queue) and the
+    // per-PF latch (PF_MDET_TX_TCLAN), both read and cleared.
     let pe = port.events();
-    assert_eq!(pe.len(), 1);
-    assert!(pe[0].detail.contains(expect));
+    let mdd: Vec<_> = pe.iter().filter(|e| e.kind == "mdd").collect();
+    assert_eq!(mdd.len(), 1, "{pe:?}");
+    assert!(mdd[0].detail.contains(expect));
+    assert!(
+        mdd[0].detail.contains("GL_MDET_TX_TCLAN"),
+        "{}",
+        mdd[0].detail
+    );
+    assert!(
+        pe.iter()
+            .any(|e| e.kind == "mdd_pf" && e.detail.contains("PF_MDET_TX_TCLAN")),
+        "{pe:?}"
+    );
+    assert!(port.events().is_empty(), "latches cleared");
     // The queue works again.
     let frames: Vec<_> = (10..110).map(|s| frame(s, 64)).collect();
     assert_eq!(send_all(&mut q, &mut pool, &frames, 32), 100);
@@ -384,7 +398,9 @@ fn xstats_accumulate_40_bit_counters_across_wrap() {
     assert_eq!(x["tx_q1_packets"], 100);
     assert_eq!(x["tx_packets"], 100);
     assert!(
-        m.read32(regs::glprt_gotcl(0)) < 10_000,
+        m.read32(regs::glprt_gotcl(
+            pmd_ice::model::firmware_consts::LPORT as u32
+        )) < 10_000,
         "the register wrapped"
     );
 }

@@ -3,8 +3,9 @@
 //! part's malicious-driver checks, paces frames at the link speed, hands them
 //! to the sink and writes `DESC_DONE` back on every `RS` descriptor.
 
+use super::spec::*;
 use super::{bump, Shared, Sink, MODEL_QUEUES};
-use crate::regs::*;
+use crate::regs::mal_type;
 use std::fs::File;
 use std::io::BufWriter;
 use std::sync::atomic::{fence, Ordering};
@@ -578,37 +579,56 @@ impl Engine {
             return;
         }
         let len = self.scratch.len();
-        if len as u32 > rx.cfg.buf_len || (rx.cfg.rxmax != 0 && len as u32 > rx.cfg.rxmax) {
+        if rx.cfg.rxmax != 0 && len as u32 > rx.cfg.rxmax {
             bump(&c.rx_oversize, 1);
             return;
         }
-        // SAFETY: head < qlen; the ring maps qlen * 32 bytes; the driver gave
-        // this descriptor to the device (head != tail).
-        let d = unsafe { rx.ring.add(rx.head as usize * RX_DESC_SIZE) as *mut u64 };
-        // SAFETY: as above.
-        let pkt_addr = u64::from_le(unsafe { std::ptr::read_volatile(d) });
-        if !self.iova.write(pkt_addr, &self.scratch) {
-            bump(&c.dma_faults, 1);
+        // A frame larger than one buffer spreads over consecutive
+        // descriptors, EOF on the last (at most rxmax ≤ 5 buffers).
+        let buf = rx.cfg.buf_len as usize;
+        let need = len.div_ceil(buf).max(1) as u32;
+        let owned = (tail + rx.cfg.qlen - rx.head) % rx.cfg.qlen;
+        if need > owned {
+            bump(&c.rx_no_desc, 1);
             return;
         }
-        let qw0 = (RXDID_FLEX_NIC as u64) | ((len as u64 & RX_FLEX_PKT_LEN_M as u64) << 32);
-        let qw1 = (RX_FLEX_STATUS0_DD | RX_FLEX_STATUS0_EOF) as u64;
+        let inject = if self.s.rx_inject.load(Ordering::Relaxed) != 0 {
+            self.s.rx_inject.swap(0, Ordering::AcqRel) as u16
+        } else {
+            0
+        };
         // Counted before the driver can see it.
         bump(&c.rx_frames, 1);
-        // SAFETY: as above; qw0 (length) is written before qw1 (DD) so the
-        // driver never sees DD with a stale length.
-        unsafe {
-            std::ptr::write_volatile(d.add(2), 0);
-            std::ptr::write_volatile(d.add(3), 0);
-            std::ptr::write_volatile(d, qw0.to_le());
-            fence(Ordering::Release);
-            std::ptr::write_volatile(d.add(1), qw1.to_le());
+        for k in 0..need {
+            let slot = (rx.head + k) % rx.cfg.qlen;
+            let chunk = &self.scratch[k as usize * buf..len.min((k as usize + 1) * buf)];
+            // SAFETY: slot < qlen; the ring maps qlen * 32 bytes; the driver
+            // gave this descriptor to the device (it lies before the tail).
+            let d = unsafe { rx.ring.add(slot as usize * RX_DESC_SIZE) as *mut u64 };
+            // SAFETY: as above.
+            let pkt_addr = u64::from_le(unsafe { std::ptr::read_volatile(d) });
+            if !self.iova.write(pkt_addr, chunk) {
+                bump(&c.dma_faults, 1);
+            }
+            let qw0 = (RXDID_FLEX_NIC as u64)
+                | ((chunk.len() as u64 & RX_FLEX_PKT_LEN_M as u64) << (RX_PKT_LEN_BYTE * 8));
+            let eof = if k + 1 == need {
+                RX_FLEX_STATUS0_EOF
+            } else {
+                0
+            };
+            let qw1 = (RX_FLEX_STATUS0_DD | eof | inject) as u64;
+            // SAFETY: as above; qw0 (length) is written before qw1 (DD) so the
+            // driver never sees DD with a stale length.
+            unsafe {
+                std::ptr::write_volatile(d.add(2), 0);
+                std::ptr::write_volatile(d.add(3), 0);
+                std::ptr::write_volatile(d, qw0.to_le());
+                fence(Ordering::Release);
+                std::ptr::write_volatile(d.add(1), qw1.to_le());
+            }
         }
-        rx.head = if rx.head + 1 == rx.cfg.qlen {
-            0
-        } else {
-            rx.head + 1
-        };
+        rx.head = (rx.head + need) % rx.cfg.qlen;
     }
 }
 

@@ -19,16 +19,18 @@
 
 pub(crate) mod engine;
 pub(crate) mod firmware;
+pub mod spec;
 
 /// What the model firmware reports (versions, scheduler TEIDs, VSI number).
 pub mod firmware_consts {
     pub use super::firmware::{
-        API_VERSION, FW_VERSION, LPORT, PF_NUM, PF_VSI_NUM, TEID_LEAF_BASE, TEID_QGROUP, TEID_ROOT,
-        TEID_TC0,
+        API_VERSION, FIRST_QUEUE, FW_VERSION, LPORT, PF_NUM, PF_VSI_NUM, TEID_LEAF_BASE,
+        TEID_QGROUP, TEID_ROOT, TEID_TC0,
     };
 }
 
-use crate::regs::*;
+use crate::regs::DEV_ID_E810C_QSFP;
+use spec::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -61,9 +63,9 @@ impl Speed {
     /// The `ICE_AQ_LINK_SPEED_*` bit get_link_status reports.
     pub fn aq_bit(self) -> u16 {
         match self {
-            Speed::G10 => AQ_LINK_SPEED_10GB,
-            Speed::G25 => AQ_LINK_SPEED_25GB,
-            Speed::G100 => AQ_LINK_SPEED_100GB,
+            Speed::G10 => LINK_SPEED_10G,
+            Speed::G25 => LINK_SPEED_25G,
+            Speed::G100 => LINK_SPEED_100G,
         }
     }
     pub fn parse(s: &str) -> Option<Speed> {
@@ -184,6 +186,9 @@ pub(crate) struct Shared {
     pub seen_gen: AtomicU64,
     pub counters: Counters,
     pub admin_commands: AtomicU64,
+    /// Fault injection: `status_error0` bits the next received frame's
+    /// descriptors carry (e.g. RXE), then cleared.
+    pub rx_inject: AtomicU32,
     pub ctl: Mutex<firmware::Ctl>,
     pub worker: Mutex<Option<std::thread::Thread>>,
 }
@@ -246,6 +251,7 @@ impl IceModel {
             seen_gen: AtomicU64::new(0),
             counters: Counters::default(),
             admin_commands: AtomicU64::new(0),
+            rx_inject: AtomicU32::new(0),
             ctl: Mutex::new(firmware::Ctl::new(&cfg)),
             worker: Mutex::new(None),
             cfg,
@@ -312,6 +318,46 @@ impl IceModel {
     /// The TLAN context the firmware decoded for TX queue `q` (when enabled).
     pub fn tx_queue_context(&self, q: u16) -> Option<crate::ctx::TlanCtx> {
         self.shared.ctl().txq.get(q as usize).and_then(|t| t.ctx)
+    }
+
+    /// Plugs or unplugs the modelled cable/module; a link change is posted
+    /// as a link-status event when the driver enabled them.
+    pub fn set_media_present(&self, on: bool) {
+        let mut ctl = self.shared.ctl();
+        let was = ctl.link_up();
+        ctl.phy.media = on;
+        firmware::link_changed(&mut ctl, was);
+    }
+
+    /// Fault injection: the next frame received on the loopback RX queue
+    /// carries these `status_error0` bits in its descriptors (the model's
+    /// published bit numbers: `spec::RX_STATUS0_*_BIT`).
+    pub fn inject_rx_status(&self, bits: u16) {
+        self.shared.rx_inject.store(bits as u32, Ordering::Release);
+    }
+
+    /// Whether the modelled link is up.
+    pub fn link_up(&self) -> bool {
+        self.shared.ctl().link_up()
+    }
+
+    /// Whether the firmware sends link-status events (get_link_status LSE).
+    pub fn link_events_enabled(&self) -> bool {
+        self.shared.ctl().fw.lse
+    }
+
+    /// Whether the driver said it is unloading (`q_shutdown` driver_unloading).
+    pub fn driver_unloaded(&self) -> bool {
+        self.shared.ctl().fw.driver_unloaded
+    }
+
+    /// Whether RX queue `q` is enabled (the firmware accepted its context).
+    pub fn rx_queue_enabled(&self, q: u16) -> bool {
+        let ctl = self.shared.ctl();
+        ctl.rxq
+            .get(q as usize)
+            .map(|r| r.cfg.is_some())
+            .unwrap_or(false)
     }
 
     /// Whether the firmware has TX queue `q` enabled and not halted by MDD.
@@ -382,11 +428,13 @@ impl RegisterSpace for IceModel {
             }
         };
         let vsi = s.ctl().fw.vsi.map(|v| v.num as u32);
+        // The port counters exist at this PF's logical port only.
+        let lp = firmware::LPORT as u32;
         match offset {
-            o if o == glprt_gotcl(0) => return stat40(&c.port_gotc, false),
-            o if o == glprt_gotcl(0) + 4 => return stat40(&c.port_gotc, true),
-            o if o == glprt_uptcl(0) => return stat40(&c.port_uptc, false),
-            o if o == glprt_uptcl(0) + 4 => return stat40(&c.port_uptc, true),
+            o if o == glprt_gotcl(lp) => return stat40(&c.port_gotc, false),
+            o if o == glprt_gotcl(lp) + 4 => return stat40(&c.port_gotc, true),
+            o if o == glprt_uptcl(lp) => return stat40(&c.port_uptc, false),
+            o if o == glprt_uptcl(lp) + 4 => return stat40(&c.port_uptc, true),
             _ => {}
         }
         if let Some(v) = vsi {
