@@ -6,8 +6,9 @@
 //! A frame counts as completed once its own RX queue has taken it, so a
 //! receiver that does not poll holds bytes in flight as a slow NIC would.
 
+use super::ring::{RingRxQueue, SpscTx};
 use super::*;
-use crate::mbuf::{Burst, Mempool, SpscRing};
+use crate::mbuf::{Burst, SpscRing};
 use std::sync::Arc;
 
 /// Linux's loopback MTU (`LOOPBACK_MTU` = 64 KiB).
@@ -96,13 +97,10 @@ impl Port for LoopbackPort {
 
     fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
         self.txs.take(&self.name, "tx queue", q)?;
-        let ring = self.rings[q as usize].clone();
         Ok(Box::new(LoTxQueue {
             index: q,
-            lens: vec![0; ring.capacity()],
-            ring,
+            tx: SpscTx::new(self.rings[q as usize].clone()),
             stats: self.tx[q as usize].clone(),
-            completed_upto: 0,
             receiver: self.conf.nb_rx_queues > 0,
             pending: Completed::default(),
         }))
@@ -110,11 +108,11 @@ impl Port for LoopbackPort {
 
     fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
         self.rxs.take(&self.name, "rx queue", q)?;
-        Ok(Box::new(LoRxQueue {
-            index: q,
-            ring: self.rings[q as usize].clone(),
-            stats: self.rx[q as usize].clone(),
-        }))
+        Ok(Box::new(RingRxQueue::new(
+            q,
+            self.rings[q as usize].clone(),
+            self.rx[q as usize].clone(),
+        )))
     }
 
     fn start(&mut self) -> Result<(), EthdevError> {
@@ -147,10 +145,8 @@ impl Port for LoopbackPort {
 /// TX side of a loopback queue.
 struct LoTxQueue {
     index: u16,
-    ring: Arc<SpscRing>,
-    lens: Vec<u32>,
+    tx: SpscTx,
     stats: Arc<QueueStats>,
-    completed_upto: usize,
     /// False when the port has no RX queue: nothing would ever take the
     /// frames, so they are dropped at once (counted), as a loopback whose
     /// `netif_rx` backlog is full drops them.
@@ -175,67 +171,23 @@ impl TxQueue for LoTxQueue {
             self.pending.bytes += bytes;
             return n;
         }
-        let mask = self.ring.capacity() - 1;
-        let lens = &mut self.lens;
-        let mut bytes = 0u64;
-        let n = self.ring.enqueue(pkts, |pos, m| {
-            lens[pos & mask] = m.pkt_len() as u32;
-            bytes += m.pkt_len() as u64;
-        });
-        self.stats.packets.add(n as u64);
-        self.stats.bytes.add(bytes);
-        n
+        self.tx.push(pkts, &self.stats)
     }
 
     fn clean(&mut self, budget: usize) -> Completed {
         let mut done = std::mem::take(&mut self.pending);
-        let consumed = self.ring.consumed();
-        let n = consumed.wrapping_sub(self.completed_upto).min(budget);
-        let mask = self.ring.capacity() - 1;
-        for i in 0..n {
-            done.bytes += self.lens[self.completed_upto.wrapping_add(i) & mask] as u64;
-        }
-        done.packets += n as u32;
-        self.completed_upto = self.completed_upto.wrapping_add(n);
+        let c = self.tx.completed(budget);
+        done.packets += c.packets;
+        done.bytes += c.bytes;
         done
     }
 
     fn free_slots(&self) -> usize {
-        self.ring.capacity() - self.ring.len()
+        self.tx.free_slots()
     }
 
     fn ring_size(&self) -> usize {
-        self.ring.capacity()
-    }
-
-    fn stats(&self) -> Arc<QueueStats> {
-        self.stats.clone()
-    }
-}
-
-/// RX side of a loopback queue.
-struct LoRxQueue {
-    index: u16,
-    ring: Arc<SpscRing>,
-    stats: Arc<QueueStats>,
-}
-
-impl RxQueue for LoRxQueue {
-    fn index(&self) -> u16 {
-        self.index
-    }
-
-    fn rx_burst(&mut self, _pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
-        let before = out.len();
-        let n = self.ring.dequeue(out, max);
-        let mut bytes = 0u64;
-        for m in &mut out.as_mut_slice()[before..] {
-            bytes += m.pkt_len() as u64;
-            m.set_rx_port_queue(0, self.index);
-        }
-        self.stats.packets.add(n as u64);
-        self.stats.bytes.add(bytes);
-        n
+        self.tx.capacity()
     }
 
     fn stats(&self) -> Arc<QueueStats> {

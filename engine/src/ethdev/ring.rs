@@ -152,18 +152,16 @@ impl Driver for RingDriver {
             seen: 0,
             fault_completed: Completed::default(),
             index: q.queue,
-            lens: vec![0; ring.capacity()],
-            ring,
+            tx: SpscTx::new(ring),
             stats: q.stats,
-            completed_upto: 0,
         }))
     }
     fn rx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn RxQueue>, EthdevError> {
-        Ok(Box::new(RingRxQueue {
-            index: q.queue,
-            ring: self.pair.ring(1 - self.end, q.queue, q.ring_size as usize),
-            stats: q.stats,
-        }))
+        Ok(Box::new(RingRxQueue::new(
+            q.queue,
+            self.pair.ring(1 - self.end, q.queue, q.ring_size as usize),
+            q.stats,
+        )))
     }
     fn xstats(&self, s: &PortStats, out: &mut Vec<(String, u64)>) {
         out.push(("fault_drops".into(), s.tx.drops));
@@ -182,11 +180,67 @@ struct RingTxQueue {
     /// Dropped "on the wire": complete at once, like a frame lost on a cable.
     fault_completed: Completed,
     index: u16,
+    tx: SpscTx,
+    stats: Arc<QueueStats>,
+}
+
+/// The producer side of an SPSC ring used as a transmit queue (a ring end's
+/// TX, the loopback's TX): what it put on the ring counts as completed once
+/// the consumer has taken it, with the length it had.
+pub(crate) struct SpscTx {
     ring: Arc<SpscRing>,
     /// Length of the packet in each slot position (for completed bytes).
     lens: Vec<u32>,
-    stats: Arc<QueueStats>,
     completed_upto: usize,
+}
+
+impl SpscTx {
+    pub(crate) fn new(ring: Arc<SpscRing>) -> SpscTx {
+        SpscTx {
+            lens: vec![0; ring.capacity()],
+            ring,
+            completed_upto: 0,
+        }
+    }
+
+    /// Moves what fits from the front of `pkts` onto the ring, counting it.
+    #[inline]
+    pub(crate) fn push(&mut self, pkts: &mut Burst, stats: &QueueStats) -> usize {
+        let mask = self.ring.capacity() - 1;
+        let lens = &mut self.lens;
+        let mut bytes = 0u64;
+        let n = self.ring.enqueue(pkts, |pos, m| {
+            lens[pos & mask] = m.pkt_len() as u32;
+            bytes += m.pkt_len() as u64;
+        });
+        stats.packets.add(n as u64);
+        stats.bytes.add(bytes);
+        n
+    }
+
+    /// What the consumer has taken since the last call (at most `budget`).
+    pub(crate) fn completed(&mut self, budget: usize) -> Completed {
+        let consumed = self.ring.consumed();
+        let n = consumed.wrapping_sub(self.completed_upto).min(budget);
+        let mask = self.ring.capacity() - 1;
+        let mut bytes = 0u64;
+        for i in 0..n {
+            bytes += self.lens[self.completed_upto.wrapping_add(i) & mask] as u64;
+        }
+        self.completed_upto = self.completed_upto.wrapping_add(n);
+        Completed {
+            packets: n as u32,
+            bytes,
+        }
+    }
+
+    pub(crate) fn free_slots(&self) -> usize {
+        self.ring.capacity() - self.ring.len()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
 }
 
 impl TxQueue for RingTxQueue {
@@ -197,29 +251,20 @@ impl TxQueue for RingTxQueue {
         if self.faults != Faults::default() {
             return self.tx_burst_faulty(pkts);
         }
-        let mask = self.ring.capacity() - 1;
-        let lens = &mut self.lens;
-        let mut bytes = 0u64;
-        let n = self.ring.enqueue(pkts, |pos, m| {
-            lens[pos & mask] = m.pkt_len() as u32;
-            bytes += m.pkt_len() as u64;
-        });
-        self.stats.packets.add(n as u64);
-        self.stats.bytes.add(bytes);
-        n
+        self.tx.push(pkts, &self.stats)
     }
     fn clean(&mut self, budget: usize) -> Completed {
         let mut extra = std::mem::take(&mut self.fault_completed);
-        let c = self.clean_ring(budget);
+        let c = self.tx.completed(budget);
         extra.packets += c.packets;
         extra.bytes += c.bytes;
         extra
     }
     fn free_slots(&self) -> usize {
-        self.ring.capacity() - self.ring.len()
+        self.tx.free_slots()
     }
     fn ring_size(&self) -> usize {
-        self.ring.capacity()
+        self.tx.capacity()
     }
     fn stats(&self) -> Arc<QueueStats> {
         self.stats.clone()
@@ -229,7 +274,7 @@ impl TxQueue for RingTxQueue {
 impl RingTxQueue {
     /// The fault-injecting path: takes what fits, drops every Nth, swaps every Mth.
     fn tx_burst_faulty(&mut self, pkts: &mut Burst) -> usize {
-        let room = self.ring.capacity() - self.ring.len();
+        let room = self.tx.free_slots();
         let take = room.min(pkts.len());
         let mut out = Burst::new();
         for _ in 0..take {
@@ -257,39 +302,24 @@ impl RingTxQueue {
                 }
             }
         }
-        let mask = self.ring.capacity() - 1;
-        let lens = &mut self.lens;
-        let mut bytes = 0u64;
-        let n = self.ring.enqueue(&mut out, |pos, m| {
-            lens[pos & mask] = m.pkt_len() as u32;
-            bytes += m.pkt_len() as u64;
-        });
+        self.tx.push(&mut out, &self.stats);
         debug_assert!(out.is_empty());
-        self.stats.packets.add(n as u64);
-        self.stats.bytes.add(bytes);
         take
-    }
-
-    fn clean_ring(&mut self, budget: usize) -> Completed {
-        let consumed = self.ring.consumed();
-        let n = consumed.wrapping_sub(self.completed_upto).min(budget);
-        let mask = self.ring.capacity() - 1;
-        let mut bytes = 0u64;
-        for i in 0..n {
-            bytes += self.lens[self.completed_upto.wrapping_add(i) & mask] as u64;
-        }
-        self.completed_upto = self.completed_upto.wrapping_add(n);
-        Completed {
-            packets: n as u32,
-            bytes,
-        }
     }
 }
 
-struct RingRxQueue {
+/// The consumer side of an SPSC ring used as a receive queue (the far end
+/// of a ring pair, the loopback's RX).
+pub(crate) struct RingRxQueue {
     index: u16,
     ring: Arc<SpscRing>,
     stats: Arc<QueueStats>,
+}
+
+impl RingRxQueue {
+    pub(crate) fn new(index: u16, ring: Arc<SpscRing>, stats: Arc<QueueStats>) -> RingRxQueue {
+        RingRxQueue { index, ring, stats }
+    }
 }
 
 impl RxQueue for RingRxQueue {
