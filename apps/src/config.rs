@@ -1105,6 +1105,59 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Every shipped config, as text.
+    fn shipped() -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    proptest! {
+        /// Hostile config text (issue 16): the shipped configs with bytes
+        /// overwritten, lines cut or values swapped for junk parse and
+        /// validate to a config or an error naming a key — never a panic.
+        #[test]
+        fn mutated_configs_never_panic(
+            which in 0usize..8,
+            flips in prop::collection::vec((0usize..4000, any::<u8>()), 0..6),
+            cut in 0usize..4000,
+            junk in prop::sample::select(vec![
+                "-1", "1e400", "\"\"", "[]", "{}", "nan", "\"0-0\"", "\"64-\"", "\"∞ Mpps\"",
+                "18446744073709551616", "\"1.2.3.4.5\"", "\"02:00\"", "[[1,0]]", "true", "\"100%\"",
+            ]),
+        ) {
+            let all = shipped();
+            let mut t = all[which % all.len()].clone().into_bytes();
+            for (at, b) in flips {
+                if at < t.len() {
+                    t[at] = b;
+                }
+            }
+            t.truncate(cut.max(1).min(t.len()));
+            let mut text = String::from_utf8_lossy(&t).to_string();
+            // Swap the first value after " = " for junk.
+            if let Some(i) = text.find(" = ") {
+                let end = text[i + 3..].find('\n').map_or(text.len(), |e| i + 3 + e);
+                text.replace_range(i + 3..end, junk);
+            }
+            match Config::parse(&text, "fuzz.toml") {
+                Ok(c) => {
+                    if let Err(e) = c.validate() {
+                        prop_assert!(!e.to_string().is_empty());
+                    }
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
 
     #[test]
     fn rates_parse_with_units() {
