@@ -37,6 +37,16 @@ P=$(mpps "$OUT/plain.json"); S=$(mpps "$OUT/stamped.json")
 echo "timestamp + histogram, ring pair, 64 B, core $CORE:"
 echo "  plain   $P Mpps"
 echo "  latency $S Mpps  (cost $(python3 -c "print('%.1f%%' % (100*(1-$S/$P)))"); every packet stamped, returned and recorded)"
+# TX stamping alone: the same streams to the null port (nothing comes back).
+for L in false true; do
+  printf '[run]\nlcores = "%s"\nduration = %s\n[[port]]\nspec = "null"\n[[stream]]\nsize = 64\nlatency = %s\n' \
+    "$CORE" "$SECS" "$L" > "$OUT/tx$L.toml"
+  $WS gen "$OUT/tx$L.toml" -q --no-huge --json "$OUT/tx$L.json" >/dev/null
+done
+TP=$(mpps "$OUT/txfalse.json"); TS=$(mpps "$OUT/txtrue.json")
+echo "TX stamping alone (sequence + TSC into each frame), to null, 64 B, core $CORE:"
+echo "  plain   $TP Mpps"
+echo "  stamped $TS Mpps  (cost $(python3 -c "print('%.1f%%' % (100*(1-$TS/$TP)))"))"
 echo "pacing, 64 B to a pcap port:"
 for RATE in 1 10; do
   N=$((RATE * 200000))
