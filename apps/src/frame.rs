@@ -474,34 +474,44 @@ impl PacketGen {
         out
     }
 
-    /// True when [`PacketGen::fill_sched_burst`] applies.
+    /// True when a line-rate sender can build whole bursts without drawing
+    /// a size per packet ([`PacketGen::fill_burst`]): one size, or an IMIX
+    /// schedule with prebuilt slot headers.
     #[inline(always)]
-    pub fn has_sched_hdrs(&self) -> bool {
-        !self.sched_hdrs.is_empty()
+    pub fn fills_bursts(&self) -> bool {
+        self.fixed_wire().is_some() || !self.sched_hdrs.is_empty()
+    }
+
+    /// Builds a burst in buffers holding the template (see
+    /// [`PacketGen::fills_bursts`]); `tsc` goes into latency headers.
+    #[inline]
+    pub fn fill_burst(&mut self, pkts: &mut [Mbuf], tsc: u64) {
+        if self.sched_hdrs.is_empty() {
+            self.fill_fixed_burst(pkts, tsc);
+        } else {
+            self.fill_sched_burst(pkts);
+        }
     }
 
     /// Builds a burst of an IMIX schedule from the prebuilt slot headers:
-    /// per packet a length and 60 header bytes. Returns the frame bytes.
+    /// per packet a length and 60 header bytes.
     #[inline]
-    pub fn fill_sched_burst(&mut self, pkts: &mut [Mbuf]) -> u64 {
+    fn fill_sched_burst(&mut self, pkts: &mut [Mbuf]) {
         let SizeSeq::Schedule(v, i) = &mut self.sizes else {
-            return 0;
+            return;
         };
-        let mut bytes = 0;
         for m in pkts {
             let len = v[*i] as usize - 4;
             if m.set_len(len).is_ok() {
                 if let Some(hdr) = m.data_mut().get_mut(..MIN_FRAME) {
                     hdr.copy_from_slice(&self.sched_hdrs[*i]);
                 }
-                bytes += len as u64;
             }
             *i += 1;
             if *i == v.len() {
                 *i = 0;
             }
         }
-        bytes
     }
 
     /// The field sequence's period when every field steps deterministically
@@ -570,29 +580,37 @@ impl PacketGen {
         let len = hdr.len();
         let ip_len = (len - ip) as u64;
         let udp_len = (len - udp) as u64;
-        let mut ip_acc = self.sums.ip + ip_len;
-        let mut udp_acc = self.sums.pseudo
-            + self.sums.l4
-            + 2 * udp_len
-            + self.payload_prefix[udp_len as usize - 8];
-        for fg in &mut self.fields {
-            let w = fg.write(hdr);
-            ip_acc += w * fg.in_ip;
-            udp_acc += w * (fg.in_pseudo | fg.in_l4);
-            fg.advance(&mut self.rng);
-        }
+        let (ip_w, ps_w, l4_w) = self.write_fields(hdr);
         // A header no field touches keeps the template's checksum.
         if self.fields_in_ip || lengths_changed {
-            let ipc = !fold32(ip_acc);
+            let ipc = !fold32(self.sums.ip + ip_len + ip_w);
             hdr[ip + 10..ip + 12].copy_from_slice(&ipc.to_be_bytes());
         }
         if self.fields_in_udp || lengths_changed {
-            let mut c = !fold32(udp_acc);
-            if c == 0 {
-                c = 0xffff; // RFC 768: a computed zero is sent as all ones
-            }
-            hdr[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
+            let acc = self.sums.pseudo
+                + self.sums.l4
+                + 2 * udp_len
+                + self.payload_prefix[udp_len as usize - 8]
+                + ps_w
+                + l4_w;
+            hdr[udp + 6..udp + 8].copy_from_slice(&udp_csum(acc));
         }
+    }
+
+    /// Writes the fields in effect for this packet and steps them for the
+    /// next; returns their word sums in the IPv4 header, the pseudo-header
+    /// and the UDP header.
+    #[inline(always)]
+    fn write_fields(&mut self, data: &mut [u8]) -> (u64, u64, u64) {
+        let (mut ip, mut ps, mut l4) = (0u64, 0u64, 0u64);
+        for fg in &mut self.fields {
+            let w = fg.write(data);
+            ip += w * fg.in_ip;
+            ps += w * fg.in_pseudo;
+            l4 += w * fg.in_l4;
+            fg.advance(&mut self.rng);
+        }
+        (ip, ps, l4)
     }
 
     /// Wire size of the next packet (for the pacer): drawn once and held
@@ -685,7 +703,7 @@ impl PacketGen {
     /// loop, and each packet costs its field stores, their word sums, two
     /// folds and the two checksum stores.
     #[inline]
-    pub fn fill_fixed_burst(&mut self, pkts: &mut [Mbuf], now_tsc: u64) {
+    fn fill_fixed_burst(&mut self, pkts: &mut [Mbuf], now_tsc: u64) {
         let Some(wire) = self.fixed_wire() else {
             return;
         };
@@ -755,11 +773,7 @@ impl PacketGen {
             d[p + 4..p + 10].copy_from_slice(&seq.to_be_bytes()[2..8]);
             d[p + 10..p + 18].copy_from_slice(&tsc_be);
             let seq_w = ((seq >> 32) & 0xffff) + ((seq >> 16) & 0xffff) + (seq & 0xffff);
-            let mut c = !fold32(burst_sum + seq_w);
-            if c == 0 {
-                c = 0xffff;
-            }
-            d[u + 6..u + 8].copy_from_slice(&c.to_be_bytes());
+            d[u + 6..u + 8].copy_from_slice(&udp_csum(burst_sum + seq_w));
             m.set_tx_timestamp(tsc);
         }
     }
@@ -795,93 +809,76 @@ impl PacketGen {
         if !self.dynamic {
             return len;
         }
+        let (ip, udp) = (self.ip, self.udp);
+        let seq = self.seq;
+        self.seq += 1;
+        let data = m.data_mut();
+        if self.latency {
+            // The prefix sums were taken with a zeroed latency header.
+            let p = udp + 8;
+            write_latency(&mut data[p..], self.stream_id, self.lcore_id, seq, now_tsc);
+        }
+        let lat_w = if self.latency {
+            latency_words(self.stream_id, self.lcore_id, seq, now_tsc)
+        } else {
+            0
+        };
         if let Some(base) = self.lat_only_base {
-            // Only the latency header changes: write it and add its words to
-            // the precomputed sum (the IPv4 header is the template's).
-            let seq = self.seq;
-            let p = self.udp + 8;
-            let data = m.data_mut();
-            let h = &mut data[p..p + LATENCY_HDR as usize];
-            h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
-            h[2] = self.stream_id;
-            h[3] = self.lcore_id;
-            h[4..10].copy_from_slice(&seq.to_be_bytes()[2..8]);
-            h[10..18].copy_from_slice(&now_tsc.to_be_bytes());
-            let words = latency_words(self.stream_id, self.lcore_id, seq, now_tsc);
-            let mut c = !fold(base + words);
-            if c == 0 {
-                c = 0xffff;
-            }
-            let u = self.udp;
-            data[u + 6..u + 8].copy_from_slice(&c.to_be_bytes());
+            // Only the latency header changes: its words on the precomputed
+            // sum (the IPv4 header is the template's).
+            data[udp + 6..udp + 8].copy_from_slice(&udp_csum(base + lat_w));
             m.set_tx_timestamp(now_tsc);
-            self.seq += 1;
             return len;
         }
         // The fields in effect for this packet, written and summed, then
         // stepped for the next one; the checksums come from the fixed sums
         // plus these words and the lengths (no pass over the header).
-        let ip = self.ip;
-        let udp = self.udp;
         let ip_len = (len - ip) as u64;
         let udp_len = (len - udp) as u64;
-        let data = m.data_mut();
-        let (mut ip_acc, mut ps_acc, mut l4_acc) = (0u64, 0u64, 0u64);
-        for fg in &mut self.fields {
-            let w = fg.write(data);
-            ip_acc += w * fg.in_ip;
-            ps_acc += w * fg.in_pseudo;
-            l4_acc += w * fg.in_l4;
-            fg.advance(&mut self.rng);
-        }
+        let (ip_w, ps_w, l4_w) = self.write_fields(data);
         data[ip + 2..ip + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
         data[udp + 4..udp + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-        let pseudo = self.sums.pseudo + ps_acc + udp_len;
+        let pseudo = self.sums.pseudo + ps_w + udp_len;
         if self.offload {
             // The NIC computes both: IPv4 checksum field zero, UDP field seeded
             // with the pseudo-header sum (DPDK rte_net_intel_cksum_prepare).
             data[ip + 10..ip + 12].fill(0);
             data[udp + 6..udp + 8].copy_from_slice(&fold(pseudo).to_be_bytes());
         } else {
-            let ipc = !fold(self.sums.ip + ip_acc + ip_len);
+            let ipc = !fold32(self.sums.ip + ip_w + ip_len);
             data[ip + 10..ip + 12].copy_from_slice(&ipc.to_be_bytes());
-            let mut acc = pseudo
+            let acc = pseudo
                 + self.sums.l4
-                + l4_acc
+                + l4_w
                 + udp_len
-                + self.payload_prefix[udp_len as usize - 8];
-            if self.latency {
-                let p = udp + 8;
-                let h = &mut data[p..p + LATENCY_HDR as usize];
-                h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
-                h[2] = self.stream_id;
-                h[3] = self.lcore_id;
-                h[4..10].copy_from_slice(&self.seq.to_be_bytes()[2..8]);
-                h[10..18].copy_from_slice(&now_tsc.to_be_bytes());
-                // The prefix sums were taken with a zeroed latency header.
-                acc += latency_words(self.stream_id, self.lcore_id, self.seq, now_tsc);
-            }
-            let mut c = !fold(acc);
-            if c == 0 {
-                c = 0xffff; // RFC 768: a computed zero is sent as all ones
-            }
-            data[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
+                + self.payload_prefix[udp_len as usize - 8]
+                + lat_w;
+            data[udp + 6..udp + 8].copy_from_slice(&udp_csum(acc));
         }
         if self.latency {
-            if self.offload {
-                let p = udp + 8;
-                let h = &mut data[p..p + LATENCY_HDR as usize];
-                h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
-                h[2] = self.stream_id;
-                h[3] = self.lcore_id;
-                h[4..10].copy_from_slice(&self.seq.to_be_bytes()[2..8]);
-                h[10..18].copy_from_slice(&now_tsc.to_be_bytes());
-            }
             m.set_tx_timestamp(now_tsc);
         }
-        self.seq += 1;
         len
     }
+}
+
+/// Writes a latency header (magic, stream, lcore, 48-bit sequence, TSC)
+/// at the start of `h`.
+#[inline(always)]
+fn write_latency(h: &mut [u8], stream: u8, lcore: u8, seq: u64, tsc: u64) {
+    h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
+    h[2] = stream;
+    h[3] = lcore;
+    h[4..10].copy_from_slice(&seq.to_be_bytes()[2..8]);
+    h[10..18].copy_from_slice(&tsc.to_be_bytes());
+}
+
+/// The UDP checksum field for a one's-complement sum `acc` (below 2^32):
+/// inverted, and a computed zero sent as all ones (RFC 768).
+#[inline(always)]
+fn udp_csum(acc: u64) -> [u8; 2] {
+    let c = !fold32(acc);
+    (if c == 0 { 0xffff } else { c }).to_be_bytes()
 }
 
 /// The 16-bit word sum of a latency header (magic, stream, lcore, 48-bit
@@ -977,6 +974,17 @@ mod tests {
         assert_eq!(ones_sum(&f[udp..], pseudo), 0xffff, "udp csum");
     }
 
+    /// A pool whose every buffer holds `g`'s template (as the sender's).
+    fn prebuilt(g: &PacketGen) -> Mempool {
+        let mut p = pool();
+        let t = g.template.clone();
+        p.init_all(|m| {
+            let _ = m.extend_from_slice(&t);
+        })
+        .unwrap();
+        p
+    }
+
     fn pool() -> Mempool {
         wirespeed::eal::dma::set_page_mode(wirespeed::eal::PageMode::Small);
         Mempool::new(&PoolConfig {
@@ -1005,12 +1013,7 @@ mod tests {
              [[stream.field]]\nname = \"src_mac\"\nop = \"random\"\nmin = \"02:00:00:00:00:00\"\nmax = \"02:00:00:00:00:ff\"\n",
         )[0];
         let mut g = PacketGen::new(s, 3, false);
-        let mut p = pool();
-        let t = g.template.clone();
-        p.init_all(|m| {
-            let _ = m.extend_from_slice(&t);
-        })
-        .unwrap();
+        let mut p = prebuilt(&g);
         let mut ips = Vec::new();
         let mut ports = Vec::new();
         for i in 0..7u64 {
@@ -1054,12 +1057,7 @@ mod tests {
              [[stream.field]]\nname = \"dst_mac\"\nop = \"random\"\nmin = \"02:00:00:00:00:00\"\nmax = \"02:00:00:ff:ff:ff\"\n",
         )[0];
         let mut g = PacketGen::new(s, 0, false);
-        let mut p = pool();
-        let t = g.template.clone();
-        p.init_all(|m| {
-            let _ = m.extend_from_slice(&t);
-        })
-        .unwrap();
+        let mut p = prebuilt(&g);
         let mut src = Vec::new();
         for _ in 0..500 {
             let mut m = p.alloc().unwrap();
@@ -1113,18 +1111,13 @@ mod tests {
         assert_eq!(cached.flows.len(), 12);
         let mut computed = PacketGen::new(s, 0, false);
         computed.flows.clear();
-        let mut p = pool();
-        let t = cached.template.clone();
-        p.init_all(|m| {
-            let _ = m.extend_from_slice(&t);
-        })
-        .unwrap();
+        let mut p = prebuilt(&cached);
         for round in 0..5 {
             let mut a = Burst::new();
             let mut b = Burst::new();
             assert!(p.alloc_bulk(&mut a, 7) && p.alloc_bulk(&mut b, 7));
-            cached.fill_fixed_burst(a.as_mut_slice(), 0);
-            computed.fill_fixed_burst(b.as_mut_slice(), 0);
+            cached.fill_burst(a.as_mut_slice(), 0);
+            computed.fill_burst(b.as_mut_slice(), 0);
             for (x, y) in a.iter().zip(b.iter()) {
                 assert_eq!(x.data(), y.data(), "round {round}");
                 check_frame(x.data());
@@ -1138,19 +1131,14 @@ mod tests {
     fn imix_slot_headers_give_valid_frames_in_schedule_order() {
         let s = &streams("[[stream]]\nimix = \"simple\"\n")[0];
         let mut g = PacketGen::new(s, 0, false);
-        assert!(g.has_sched_hdrs());
+        assert!(g.fills_bursts() && !g.sched_hdrs.is_empty());
         let sched = imix_schedule(&[(64, 7), (594, 4), (1518, 1)]);
-        let mut p = pool();
-        let t = g.template.clone();
-        p.init_all(|m| {
-            let _ = m.extend_from_slice(&t);
-        })
-        .unwrap();
+        let mut p = prebuilt(&g);
         let mut k = 0;
         for _ in 0..4 {
             let mut b = Burst::new();
             assert!(p.alloc_bulk(&mut b, 10));
-            g.fill_sched_burst(b.as_mut_slice());
+            g.fill_burst(b.as_mut_slice(), 0);
             for m in b.iter() {
                 assert_eq!(m.data().len() + 4, sched[k % sched.len()] as usize);
                 check_frame(m.data());
@@ -1165,17 +1153,12 @@ mod tests {
     fn latency_bursts_stamp_every_packet_with_valid_checksums() {
         let s = &streams("[[stream]]\nsize = 100\nlatency = true\n")[0];
         let mut g = PacketGen::new(s, 4, false);
-        let mut p = pool();
-        let t = g.template.clone();
-        p.init_all(|m| {
-            let _ = m.extend_from_slice(&t);
-        })
-        .unwrap();
+        let mut p = prebuilt(&g);
         let mut seq = 0;
         for tsc in [1u64 << 40, u64::MAX - 7, 12345] {
             let mut b = Burst::new();
             assert!(p.alloc_bulk(&mut b, 9));
-            g.fill_fixed_burst(b.as_mut_slice(), tsc);
+            g.fill_burst(b.as_mut_slice(), tsc);
             for m in b.iter() {
                 assert_eq!(m.data().len(), 96);
                 check_frame(m.data());
@@ -1195,12 +1178,7 @@ mod tests {
         let s = &streams("[[stream]]\nsize = 64\nlatency = true\n")[0];
         let mut g = PacketGen::new(s, 2, false);
         assert!(g.lat_only_base.is_some());
-        let mut p = pool();
-        let t = g.template.clone();
-        p.init_all(|m| {
-            let _ = m.extend_from_slice(&t);
-        })
-        .unwrap();
+        let mut p = prebuilt(&g);
         for (i, ts) in [0u64, 1, 0xffff_ffff_ffff_ffff, 0x1234_5678_9abc_def0]
             .into_iter()
             .enumerate()

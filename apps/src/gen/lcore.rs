@@ -593,20 +593,11 @@ impl GenApp {
                             self.alloc_failures += 1;
                         }
                     }
-                    Some(Source::Built(g)) if s.pacer.is_unpaced() && g.fixed_wire().is_some() => {
-                        // Line rate, one size, fields vary: the whole burst in one pass.
+                    Some(Source::Built(g)) if s.pacer.is_unpaced() && g.fills_bursts() => {
+                        // Line rate, no size to draw per packet: the whole burst in one pass.
                         let n = want.min(64);
                         if s.pool.alloc_bulk(&mut s.pending, n) {
-                            g.fill_fixed_burst(s.pending.as_mut_slice(), self.tsc.now());
-                        } else {
-                            self.alloc_failures += 1;
-                        }
-                    }
-                    Some(Source::Built(g)) if s.pacer.is_unpaced() && g.has_sched_hdrs() => {
-                        // Line rate, an IMIX schedule, nothing else varies.
-                        let n = want.min(64);
-                        if s.pool.alloc_bulk(&mut s.pending, n) {
-                            g.fill_sched_burst(s.pending.as_mut_slice());
+                            g.fill_burst(s.pending.as_mut_slice(), self.tsc.now());
                         } else {
                             self.alloc_failures += 1;
                         }
