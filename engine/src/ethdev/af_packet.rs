@@ -30,7 +30,7 @@ pub(crate) fn driver() -> DriverInfo {
                     why: format!("block_kb={block_kb}: give a power of two in 4..=4096"),
                 });
             }
-            Ok(Box::new(AfPacketPort::open(
+            Ok(Box::new(open_port(
                 &spec.raw,
                 &iface,
                 bypass,
@@ -124,20 +124,17 @@ struct RxKernelStats {
     tp_freeze_q_cnt: AtomicU64,
 }
 
-/// The port.
-pub struct AfPacketPort {
-    name: String,
+/// The port: the framework's bookkeeping around [`AfPacketDriver`].
+pub type AfPacketPort = EthDev<AfPacketDriver>;
+
+/// What `af_packet` adds to the framework: the interface, the ring
+/// parameters and the kernel's RX statistics.
+pub struct AfPacketDriver {
     iface: Iface,
     bypass: bool,
     block_size: usize,
-    conf: PortConfig,
-    tx: Vec<Arc<QueueStats>>,
-    rx: Vec<Arc<QueueStats>>,
     rx_kernel: Arc<RxKernelStats>,
-    txs: QueueSlots,
-    rxs: QueueSlots,
     fanout_id: u16,
-    started: bool,
 }
 
 /// A process-unique fanout group id per port.
@@ -149,41 +146,35 @@ fn frame_size(mtu: u32) -> usize {
     (mtu as usize + 18 + 64).next_power_of_two().max(2048)
 }
 
-impl AfPacketPort {
-    fn open(
-        spec: &str,
-        iface: &str,
-        bypass: bool,
-        block_size: usize,
-    ) -> Result<AfPacketPort, EthdevError> {
-        let iface = Iface::lookup(spec, iface)?;
-        // Fail early, naming the capability, rather than at queue set-up.
-        PacketSocket::open(iface.index).map_err(|e| sock_error(spec, "socket(AF_PACKET)", e))?;
-        if frame_size(iface.mtu) > block_size {
-            return Err(EthdevError::BadSpec {
-                spec: spec.to_string(),
-                why: format!(
-                    "block_kb={} is smaller than one frame at MTU {}; raise block_kb",
-                    block_size / 1024,
-                    iface.mtu
-                ),
-            });
-        }
-        Ok(AfPacketPort {
-            name: spec.to_string(),
+fn open_port(
+    spec: &str,
+    iface: &str,
+    bypass: bool,
+    block_size: usize,
+) -> Result<AfPacketPort, EthdevError> {
+    let iface = Iface::lookup(spec, iface)?;
+    // Fail early, naming the capability, rather than at queue set-up.
+    PacketSocket::open(iface.index).map_err(|e| sock_error(spec, "socket(AF_PACKET)", e))?;
+    if frame_size(iface.mtu) > block_size {
+        return Err(EthdevError::BadSpec {
+            spec: spec.to_string(),
+            why: format!(
+                "block_kb={} is smaller than one frame at MTU {}; raise block_kb",
+                block_size / 1024,
+                iface.mtu
+            ),
+        });
+    }
+    Ok(EthDev::with_driver(
+        spec,
+        AfPacketDriver {
             iface,
             bypass,
             block_size,
-            conf: PortConfig::default(),
-            tx: Vec::new(),
-            rx: Vec::new(),
             rx_kernel: Arc::default(),
-            txs: QueueSlots::new(0),
-            rxs: QueueSlots::new(0),
             fanout_id: NEXT_FANOUT.fetch_add(1, Ordering::Relaxed),
-            started: false,
-        })
-    }
+        },
+    ))
 }
 
 /// An errno from socket set-up, with what to do about it.
@@ -201,11 +192,7 @@ fn sock_error(port: &str, what: &str, e: std::io::Error) -> EthdevError {
     EthdevError::device(port, format!("{what}: {e}{hint}"))
 }
 
-impl Port for AfPacketPort {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
+impl Driver for AfPacketDriver {
     fn info(&self) -> PortInfo {
         let speed = self.iface.link().speed_mbps as u64;
         PortInfo {
@@ -225,26 +212,19 @@ impl Port for AfPacketPort {
         }
     }
 
-    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
-        conf.validate(&self.name, &self.info())?;
-        self.conf = conf.clone();
-        self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
-        self.rx = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
-        self.txs = QueueSlots::new(conf.nb_tx_queues);
-        self.rxs = QueueSlots::new(conf.nb_rx_queues);
-        Ok(())
+    fn mac(&self) -> MacAddr {
+        self.iface.mac
     }
 
-    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
-        self.txs.take(&self.name, "tx queue", q)?;
+    fn tx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn TxQueue>, EthdevError> {
         let sock = PacketSocket::open(self.iface.index)
-            .map_err(|e| sock_error(&self.name, "socket(AF_PACKET)", e))?;
-        let frames = self.conf.tx_ring_size as usize;
+            .map_err(|e| sock_error(q.port, "socket(AF_PACKET)", e))?;
+        let frames = q.conf.tx_ring_size as usize;
         let ring = TxRing::new(sock, frame_size(self.iface.mtu), frames, self.bypass)
-            .map_err(|e| sock_error(&self.name, "PACKET_TX_RING", e))?;
+            .map_err(|e| sock_error(q.port, "PACKET_TX_RING", e))?;
         Ok(Box::new(AfPacketTxQueue {
-            index: q,
-            stats: self.tx[q as usize].clone(),
+            index: q.queue,
+            stats: q.stats,
             max_len: (self.iface.mtu + 14) as usize,
             lens: vec![0; frames],
             ring,
@@ -256,18 +236,17 @@ impl Port for AfPacketPort {
         }))
     }
 
-    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
-        self.rxs.take(&self.name, "rx queue", q)?;
+    fn rx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn RxQueue>, EthdevError> {
         let sock = PacketSocket::open(self.iface.index)
-            .map_err(|e| sock_error(&self.name, "socket(AF_PACKET)", e))?;
+            .map_err(|e| sock_error(q.port, "socket(AF_PACKET)", e))?;
         let fs = frame_size(self.iface.mtu);
         // The ring holds about rx_ring_size frames.
-        let blocks = (self.conf.rx_ring_size as usize * fs)
+        let blocks = (q.conf.rx_ring_size as usize * fs)
             .div_ceil(self.block_size)
             .max(2);
         let ring = RxRing::new(sock, self.block_size, blocks, fs, 1)
-            .map_err(|e| sock_error(&self.name, "PACKET_RX_RING", e))?;
-        if self.conf.promiscuous {
+            .map_err(|e| sock_error(q.port, "PACKET_RX_RING", e))?;
+        if q.conf.promiscuous {
             let mr = libc::packet_mreq {
                 mr_ifindex: self.iface.index,
                 mr_type: libc::PACKET_MR_PROMISC as u16,
@@ -276,18 +255,18 @@ impl Port for AfPacketPort {
             };
             ring.socket()
                 .set(libc::PACKET_ADD_MEMBERSHIP, &mr)
-                .map_err(|e| sock_error(&self.name, "PACKET_MR_PROMISC", e))?;
+                .map_err(|e| sock_error(q.port, "PACKET_MR_PROMISC", e))?;
         }
-        if self.conf.nb_rx_queues > 1 {
+        if q.conf.nb_rx_queues > 1 {
             // PACKET_FANOUT_HASH: a flow stays on one queue (like RSS).
             let arg = self.fanout_id as u32 | (libc::PACKET_FANOUT_HASH << 16);
             ring.socket()
                 .set(libc::PACKET_FANOUT, &arg)
-                .map_err(|e| sock_error(&self.name, "PACKET_FANOUT", e))?;
+                .map_err(|e| sock_error(q.port, "PACKET_FANOUT", e))?;
         }
         Ok(Box::new(AfPacketRxQueue {
-            index: q,
-            stats: self.rx[q as usize].clone(),
+            index: q.queue,
+            stats: q.stats,
             kernel: self.rx_kernel.clone(),
             ring,
             block: 0,
@@ -297,37 +276,26 @@ impl Port for AfPacketPort {
         }))
     }
 
-    fn start(&mut self) -> Result<(), EthdevError> {
+    fn start(&mut self, port: &str) -> Result<(), EthdevError> {
         if !self.iface.link().up {
             tracing::warn!(
-                port = %self.name,
+                port = %port,
                 "link is down (carrier off or interface down: `ip link set {} up`)",
                 self.iface.name
             );
         }
-        self.started = true;
         Ok(())
     }
 
-    fn stop(&mut self) -> Result<(), EthdevError> {
-        self.started = false;
-        Ok(())
+    fn carrier(&self) -> bool {
+        self.iface.link().up
     }
 
-    fn link(&self) -> LinkStatus {
-        self.iface.link()
+    fn speed_mbps(&self) -> u32 {
+        self.iface.link().speed_mbps
     }
 
-    fn mac(&self) -> MacAddr {
-        self.iface.mac
-    }
-
-    fn stats(&self) -> PortStats {
-        PortStats::from_queues(&self.tx, &self.rx)
-    }
-
-    fn xstats(&self) -> Vec<(String, u64)> {
-        let mut v = self.stats().xstats();
+    fn xstats(&self, _stats: &PortStats, v: &mut Vec<(String, u64)>) {
         v.push((
             "rx_kernel_ring_drops".into(),
             self.rx_kernel.tp_drops.load(Ordering::Relaxed),
@@ -346,7 +314,6 @@ impl Port for AfPacketPort {
         ] {
             v.push((format!("kernel_{c}"), self.iface.counter(c)));
         }
-        v
     }
 }
 

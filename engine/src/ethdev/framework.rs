@@ -54,6 +54,11 @@ pub trait Driver: Send + 'static {
     fn speed_mbps(&self) -> u32 {
         0
     }
+    /// Carrier (`netif_carrier_ok`): the link is up while started and this
+    /// holds. Software ports always have it; a kernel interface reports its own.
+    fn carrier(&self) -> bool {
+        true
+    }
     /// The driver's counters, appended to the framework's (`xstats_get`).
     fn xstats(&self, _stats: &PortStats, _out: &mut Vec<(String, u64)>) {}
 }
@@ -161,13 +166,10 @@ impl<D: Driver> Port for EthDev<D> {
         self.driver.stop(&self.name)
     }
     fn link(&self) -> LinkStatus {
+        let up = self.started && self.driver.carrier();
         LinkStatus {
-            up: self.started,
-            speed_mbps: if self.started {
-                self.driver.speed_mbps()
-            } else {
-                0
-            },
+            up,
+            speed_mbps: if up { self.driver.speed_mbps() } else { 0 },
             full_duplex: true,
         }
     }

@@ -33,49 +33,35 @@ pub(crate) fn driver() -> DriverInfo {
     }
 }
 
-/// The loopback port.
-pub struct LoopbackPort {
-    name: String,
-    conf: PortConfig,
-    rings: Vec<Arc<SpscRing>>,
-    tx: Vec<Arc<QueueStats>>,
-    rx: Vec<Arc<QueueStats>>,
-    txs: QueueSlots,
-    rxs: QueueSlots,
-    started: bool,
-}
+/// The loopback port: the framework's bookkeeping around [`LoDriver`].
+pub type LoopbackPort = EthDev<LoDriver>;
 
 impl LoopbackPort {
     pub fn new(name: &str) -> LoopbackPort {
-        LoopbackPort {
-            name: name.to_string(),
-            conf: PortConfig::default(),
-            rings: Vec::new(),
-            tx: Vec::new(),
-            rx: Vec::new(),
-            txs: QueueSlots::new(0),
-            rxs: QueueSlots::new(0),
-            started: false,
-        }
+        EthDev::with_driver(name, LoDriver { rings: Vec::new() })
     }
 }
 
-impl Port for LoopbackPort {
-    fn name(&self) -> &str {
-        &self.name
-    }
+/// What the loopback adds to the framework: one ring per queue pair.
+pub struct LoDriver {
+    rings: Vec<Arc<SpscRing>>,
+}
 
+impl Driver for LoDriver {
     fn info(&self) -> PortInfo {
         let mut i = PortInfo::software("lo");
         i.max_frame = LOOPBACK_MTU + 14 + 4;
         i
     }
 
-    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
-        conf.validate(&self.name, &self.info())?;
+    fn mac(&self) -> MacAddr {
+        MacAddr::ZERO
+    }
+
+    fn configure(&mut self, port: &str, conf: &PortConfig) -> Result<(), EthdevError> {
         if conf.nb_rx_queues != 0 && conf.nb_rx_queues != conf.nb_tx_queues {
             return Err(EthdevError::Config {
-                port: self.name.clone(),
+                port: port.to_string(),
                 key: "nb_rx_queues".into(),
                 why: format!(
                     "{} RX queues for {} TX queues: the loopback's queue q receives what TX queue q sends; give as many of each (or no RX queue)",
@@ -83,62 +69,29 @@ impl Port for LoopbackPort {
                 ),
             });
         }
-        self.conf = conf.clone();
         let cap = (conf.tx_ring_size as usize).max(conf.rx_ring_size as usize);
         self.rings = (0..conf.nb_tx_queues)
             .map(|_| Arc::new(SpscRing::new(cap.next_power_of_two())))
             .collect();
-        self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
-        self.rx = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
-        self.txs = QueueSlots::new(conf.nb_tx_queues);
-        self.rxs = QueueSlots::new(conf.nb_rx_queues);
         Ok(())
     }
 
-    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
-        self.txs.take(&self.name, "tx queue", q)?;
+    fn tx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn TxQueue>, EthdevError> {
         Ok(Box::new(LoTxQueue {
-            index: q,
-            tx: SpscTx::new(self.rings[q as usize].clone()),
-            stats: self.tx[q as usize].clone(),
-            receiver: self.conf.nb_rx_queues > 0,
+            index: q.queue,
+            tx: SpscTx::new(self.rings[q.queue as usize].clone()),
+            stats: q.stats,
+            receiver: q.conf.nb_rx_queues > 0,
             pending: Completed::default(),
         }))
     }
 
-    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
-        self.rxs.take(&self.name, "rx queue", q)?;
+    fn rx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn RxQueue>, EthdevError> {
         Ok(Box::new(RingRxQueue::new(
-            q,
-            self.rings[q as usize].clone(),
-            self.rx[q as usize].clone(),
+            q.queue,
+            self.rings[q.queue as usize].clone(),
+            q.stats,
         )))
-    }
-
-    fn start(&mut self) -> Result<(), EthdevError> {
-        self.started = true;
-        Ok(())
-    }
-
-    fn stop(&mut self) -> Result<(), EthdevError> {
-        self.started = false;
-        Ok(())
-    }
-
-    fn link(&self) -> LinkStatus {
-        LinkStatus {
-            up: self.started,
-            speed_mbps: 0,
-            full_duplex: true,
-        }
-    }
-
-    fn mac(&self) -> MacAddr {
-        MacAddr::ZERO
-    }
-
-    fn stats(&self) -> PortStats {
-        PortStats::from_queues(&self.tx, &self.rx)
     }
 }
 
@@ -211,6 +164,7 @@ mod tests {
         })
         .unwrap();
         let mut p = Registry::with_builtins().open("lo").unwrap();
+        p.start().unwrap();
         p.configure(&PortConfig {
             nb_tx_queues: 1,
             nb_rx_queues: 1,
