@@ -236,7 +236,13 @@ pub(crate) fn driver() -> DriverInfo {
     }
 }
 
-type SharedWriter = Arc<Mutex<PcapWriter<BufWriter<File>>>>;
+/// A capture file shared by the queues that write it (a port's, a tap's).
+pub(crate) type SharedWriter = Arc<Mutex<PcapWriter<BufWriter<File>>>>;
+
+/// Flushes a shared capture file (when a queue or port holding it goes).
+pub(crate) fn flush_shared(w: &SharedWriter) {
+    let _ = w.lock().unwrap_or_else(|e| e.into_inner()).flush();
+}
 
 /// What the pcap driver does differently: one capture file shared by its
 /// TX queues, frames to replay on RX, a flush at stop.
@@ -389,11 +395,7 @@ impl TxQueue for PcapTxQueue {
 
 impl Drop for PcapTxQueue {
     fn drop(&mut self) {
-        let _ = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .flush();
+        flush_shared(&self.writer);
     }
 }
 

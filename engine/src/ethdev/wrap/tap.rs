@@ -9,15 +9,12 @@
 
 use super::*;
 use crate::eal::tsc::{wall_ns, Tsc};
-use crate::ethdev::pcap::PcapWriter;
+use crate::ethdev::pcap::{flush_shared, PcapWriter, SharedWriter};
 use crate::mbuf::{Burst, Mbuf, Mempool, BURST_MAX};
-use std::fs::File;
 use std::io::BufWriter;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-type SharedWriter = Arc<Mutex<PcapWriter<BufWriter<File>>>>;
 
 pub(crate) fn wrapper() -> WrapperInfo {
     WrapperInfo {
@@ -129,11 +126,7 @@ impl Layer for Tap {
 
 impl Drop for Tap {
     fn drop(&mut self) {
-        let _ = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .flush();
+        flush_shared(&self.writer);
     }
 }
 
@@ -266,12 +259,7 @@ impl TxQueue for TapTx {
 
 impl Drop for TapTx {
     fn drop(&mut self) {
-        let _ = self
-            .w
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .flush();
+        flush_shared(&self.w.writer);
     }
 }
 
