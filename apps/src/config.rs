@@ -803,31 +803,7 @@ impl Config {
 
     /// Validates everything that can be checked before a port is opened.
     pub fn validate(&self) -> Result<Vec<Stream>, ConfigError> {
-        let r = &self.run;
-        if !(r.duration >= 0.0 && r.duration.is_finite()) {
-            return Err(ConfigError::new(
-                "run.duration",
-                format!("{} is not a number of seconds ≥ 0", r.duration),
-            ));
-        }
-        if r.burst == 0 || r.burst as usize > wirespeed::mbuf::BURST_MAX {
-            return Err(ConfigError::new(
-                "run.burst",
-                format!("{} is outside 1..={}", r.burst, wirespeed::mbuf::BURST_MAX),
-            ));
-        }
-        if r.mempool_size < 2 * r.burst as u32 {
-            return Err(ConfigError::new(
-                "run.mempool_size",
-                format!(
-                    "{} buffers is less than two bursts ({}); raise it",
-                    r.mempool_size,
-                    2 * r.burst
-                ),
-            ));
-        }
-        let run_cores = wirespeed::eal::CoreList::parse(&r.lcores)
-            .map_err(|e| ConfigError::new("run.lcores", e.to_string()))?;
+        let run_cores = self.run.validate()?;
         if self.ports.is_empty() {
             return Err(ConfigError::new(
                 "port",
@@ -835,271 +811,363 @@ impl Config {
             ));
         }
         for (i, p) in self.ports.iter().enumerate() {
-            if p.spec.trim().is_empty() {
-                return Err(ConfigError::new(
-                    format!("port[{i}].spec"),
-                    "empty device spec",
-                ));
-            }
-            if p.tx_queues == Some(0) {
-                return Err(ConfigError::new(
-                    format!("port[{i}].tx_queues"),
-                    "must be at least 1",
-                ));
-            }
-            if p.ring_size == 0 {
-                return Err(ConfigError::new(
-                    format!("port[{i}].ring_size"),
-                    "must be at least 1",
-                ));
-            }
+            p.validate(i)?;
         }
         let sections = if self.streams.is_empty() {
             vec![StreamSection::default()]
         } else {
             self.streams.clone()
         };
-        let mut out = Vec::new();
-        for (i, s) in sections.iter().enumerate() {
-            let k = |f: &str| format!("stream[{i}].{f}");
-            if s.port >= self.ports.len() {
+        sections
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.validate(i, &self.ports, &run_cores))
+            .collect()
+    }
+}
+
+impl RunConfig {
+    /// The run's own keys; returns its core list.
+    fn validate(&self) -> Result<wirespeed::eal::CoreList, ConfigError> {
+        if !(self.duration >= 0.0 && self.duration.is_finite()) {
+            return Err(ConfigError::new(
+                "run.duration",
+                format!("{} is not a number of seconds ≥ 0", self.duration),
+            ));
+        }
+        let max = wirespeed::mbuf::BURST_MAX;
+        if self.burst == 0 || self.burst as usize > max {
+            return Err(ConfigError::new(
+                "run.burst",
+                format!("{} is outside 1..={max}", self.burst),
+            ));
+        }
+        if self.mempool_size < 2 * self.burst as u32 {
+            return Err(ConfigError::new(
+                "run.mempool_size",
+                format!(
+                    "{} buffers is less than two bursts ({}); raise it",
+                    self.mempool_size,
+                    2 * self.burst
+                ),
+            ));
+        }
+        wirespeed::eal::CoreList::parse(&self.lcores)
+            .map_err(|e| ConfigError::new("run.lcores", e.to_string()))
+    }
+}
+
+impl PortSection {
+    /// The keys a port can be checked by before it is opened.
+    fn validate(&self, i: usize) -> Result<(), ConfigError> {
+        if self.spec.trim().is_empty() {
+            return Err(ConfigError::new(
+                format!("port[{i}].spec"),
+                "empty device spec",
+            ));
+        }
+        if self.tx_queues == Some(0) {
+            return Err(ConfigError::new(
+                format!("port[{i}].tx_queues"),
+                "must be at least 1",
+            ));
+        }
+        if self.ring_size == 0 {
+            return Err(ConfigError::new(
+                format!("port[{i}].ring_size"),
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `port` and `rx_port` must name configured ports.
+fn check_port_index(key: String, port: usize, nports: usize) -> Result<(), ConfigError> {
+    if port >= nports {
+        return Err(ConfigError::new(
+            key,
+            format!("port {port} does not exist; {nports} port(s) are configured"),
+        ));
+    }
+    Ok(())
+}
+
+impl StreamSection {
+    /// Validates stream `i` into the [`Stream`] the generator sends.
+    fn validate(
+        &self,
+        i: usize,
+        ports: &[PortSection],
+        run_cores: &wirespeed::eal::CoreList,
+    ) -> Result<Stream, ConfigError> {
+        let s = self;
+        let k = |f: &str| format!("stream[{i}].{f}");
+        check_port_index(k("port"), s.port, ports.len())?;
+        let rx_port = s.rx_port.unwrap_or(s.port);
+        check_port_index(k("rx_port"), rx_port, ports.len())?;
+        s.check_numbers(&k)?;
+        let sizes = parse_sizes(s, &k)?;
+        let rate = match &s.rate {
+            None => Rate::Line,
+            Some(t) => Rate::parse(t).map_err(|e| ConfigError::new(k("rate"), e))?,
+        };
+        let lcores = s.stream_lcores(&k, run_cores)?;
+        let (pcap, timing) = s.replay(&k)?;
+        let payload = parse_payload(s.payload.as_deref(), &k)?;
+        let fields = s
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(j, f)| parse_field(f, s.vlan, &|x: &str| format!("stream[{i}].field[{j}].{x}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        s.check_mode(&k, &ports[s.port], fields.is_empty())?;
+        let mac = |f: &str, v: &str| -> Result<MacAddr, ConfigError> {
+            v.parse().map_err(|e: String| ConfigError::new(k(f), e))
+        };
+        let ip = |f: &str, v: &str| -> Result<Ipv4Addr, ConfigError> {
+            v.parse()
+                .map_err(|_| ConfigError::new(k(f), format!("'{v}' is not an IPv4 address")))
+        };
+        Ok(Stream {
+            index: i,
+            name: s.name.clone().unwrap_or_else(|| format!("stream{i}")),
+            port: s.port,
+            rx_port,
+            lcores,
+            mode: s.mode,
+            sizes,
+            rate,
+            count: s.count,
+            duration: s.duration,
+            start_delay: s.start_delay,
+            latency: s.latency,
+            priority: s.priority,
+            pcap,
+            timing,
+            loops: s.loops,
+            payload,
+            src_mac: mac("src_mac", &s.src_mac)?,
+            dst_mac: mac("dst_mac", &s.dst_mac)?,
+            src_ip: ip("src_ip", &s.src_ip)?,
+            dst_ip: ip("dst_ip", &s.dst_ip)?,
+            src_port: s.src_port,
+            dst_port: s.dst_port,
+            vlan: s.vlan,
+            vlan_offload: s.vlan_offload && s.vlan != 0,
+            tos: s.tos,
+            ttl: s.ttl,
+            fields,
+        })
+    }
+
+    /// VLAN id, priority and the times.
+    fn check_numbers(&self, k: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        if self.vlan > 4095 {
+            return Err(ConfigError::new(
+                k("vlan"),
+                format!("{} is not a VLAN id (0..=4095)", self.vlan),
+            ));
+        }
+        if self.priority > 15 {
+            return Err(ConfigError::new(
+                k("priority"),
+                format!("{} is outside 0..=15", self.priority),
+            ));
+        }
+        for (f, v) in [
+            ("duration", self.duration),
+            ("start_delay", self.start_delay),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
                 return Err(ConfigError::new(
-                    k("port"),
-                    format!(
-                        "port {} does not exist; {} port(s) are configured",
-                        s.port,
-                        self.ports.len()
-                    ),
+                    k(f),
+                    format!("{v} is not a number of seconds ≥ 0"),
                 ));
             }
-            let rx_port = s.rx_port.unwrap_or(s.port);
-            if rx_port >= self.ports.len() {
+        }
+        Ok(())
+    }
+
+    /// The stream's own core list, each core one of the run's.
+    fn stream_lcores(
+        &self,
+        k: &dyn Fn(&str) -> String,
+        run_cores: &wirespeed::eal::CoreList,
+    ) -> Result<Option<Vec<usize>>, ConfigError> {
+        let Some(l) = &self.lcores else {
+            return Ok(None);
+        };
+        let cl = wirespeed::eal::CoreList::parse(l)
+            .map_err(|e| ConfigError::new(k("lcores"), e.to_string()))?;
+        if let Some(c) = cl.cores().iter().find(|c| !run_cores.cores().contains(c)) {
+            return Err(ConfigError::new(
+                k("lcores"),
+                format!(
+                    "core {c} is not in run.lcores ({run_cores}); add it there or drop it here"
+                ),
+            ));
+        }
+        Ok(Some(cl.cores().to_vec()))
+    }
+
+    /// The replay keys (`pcap`, `timing`): for `mode = "pcap"` only.
+    fn replay(
+        &self,
+        k: &dyn Fn(&str) -> String,
+    ) -> Result<(Option<std::path::PathBuf>, Timing), ConfigError> {
+        if self.mode != StreamMode::Pcap {
+            if self.pcap.is_some() {
                 return Err(ConfigError::new(
-                    k("rx_port"),
-                    format!(
-                        "port {rx_port} does not exist; {} port(s) are configured",
-                        self.ports.len()
-                    ),
+                    k("pcap"),
+                    "only used with mode = \"pcap\"",
                 ));
             }
-            if s.vlan > 4095 {
+            if self.timing.is_some() {
+                return Err(ConfigError::new(
+                    k("timing"),
+                    "only used with mode = \"pcap\"",
+                ));
+            }
+            return Ok((None, Timing::Fast));
+        }
+        let p = self.pcap.as_ref().ok_or_else(|| {
+            ConfigError::new(k("pcap"), "mode = \"pcap\" needs pcap = \"FILE.pcap\"")
+        })?;
+        let t = match self.timing.as_deref() {
+            None | Some("original") => Timing::Original,
+            Some("fast") => Timing::Fast,
+            Some(o) => {
+                return Err(ConfigError::new(
+                    k("timing"),
+                    format!("'{o}' is not \"original\" or \"fast\""),
+                ))
+            }
+        };
+        if self.latency {
+            return Err(ConfigError::new(
+                k("latency"),
+                "pcap replay sends the file's bytes unchanged; latency needs mode = \"raw\"",
+            ));
+        }
+        Ok((Some(std::path::PathBuf::from(p)), t))
+    }
+
+    /// What the mode rules out: a socket stream needs its port's address and
+    /// sends untagged; varying fields are for raw streams.
+    fn check_mode(
+        &self,
+        k: &dyn Fn(&str) -> String,
+        port: &PortSection,
+        no_fields: bool,
+    ) -> Result<(), ConfigError> {
+        if self.mode == StreamMode::Socket {
+            if port.ip.is_none() {
+                return Err(ConfigError::new(
+                    k("mode"),
+                    format!("socket mode sends through port {}'s stack: give it an address (port[{}].ip = \"10.0.0.1/24\")", self.port, self.port),
+                ));
+            }
+            if self.vlan != 0 {
                 return Err(ConfigError::new(
                     k("vlan"),
-                    format!("{} is not a VLAN id (0..=4095)", s.vlan),
+                    "socket mode sends untagged frames; drop vlan",
                 ));
             }
-            if s.priority > 15 {
-                return Err(ConfigError::new(
-                    k("priority"),
-                    format!("{} is outside 0..=15", s.priority),
-                ));
-            }
-            for (f, v) in [("duration", s.duration), ("start_delay", s.start_delay)] {
-                if !(v >= 0.0 && v.is_finite()) {
-                    return Err(ConfigError::new(
-                        k(f),
-                        format!("{v} is not a number of seconds ≥ 0"),
-                    ));
-                }
-            }
-            let sizes = parse_sizes(s, &k)?;
-            let rate = match &s.rate {
-                None => Rate::Line,
-                Some(t) => Rate::parse(t).map_err(|e| ConfigError::new(k("rate"), e))?,
-            };
-            let lcores = match &s.lcores {
-                None => None,
-                Some(l) => {
-                    let cl = wirespeed::eal::CoreList::parse(l)
-                        .map_err(|e| ConfigError::new(k("lcores"), e.to_string()))?;
-                    for c in cl.cores() {
-                        if !run_cores.cores().contains(c) {
-                            return Err(ConfigError::new(
-                                k("lcores"),
-                                format!("core {c} is not in run.lcores ({run_cores}); add it there or drop it here"),
-                            ));
-                        }
-                    }
-                    Some(cl.cores().to_vec())
-                }
-            };
-            let (pcap, timing) = match s.mode {
-                StreamMode::Pcap => {
-                    let p = s.pcap.as_ref().ok_or_else(|| {
-                        ConfigError::new(k("pcap"), "mode = \"pcap\" needs pcap = \"FILE.pcap\"")
-                    })?;
-                    let t = match s.timing.as_deref() {
-                        None | Some("original") => Timing::Original,
-                        Some("fast") => Timing::Fast,
-                        Some(o) => {
-                            return Err(ConfigError::new(
-                                k("timing"),
-                                format!("'{o}' is not \"original\" or \"fast\""),
-                            ))
-                        }
-                    };
-                    if s.latency {
-                        return Err(ConfigError::new(k("latency"), "pcap replay sends the file's bytes unchanged; latency needs mode = \"raw\""));
-                    }
-                    (Some(std::path::PathBuf::from(p)), t)
-                }
-                _ => {
-                    if s.pcap.is_some() {
-                        return Err(ConfigError::new(
-                            k("pcap"),
-                            "only used with mode = \"pcap\"",
-                        ));
-                    }
-                    if s.timing.is_some() {
-                        return Err(ConfigError::new(
-                            k("timing"),
-                            "only used with mode = \"pcap\"",
-                        ));
-                    }
-                    (None, Timing::Fast)
-                }
-            };
-            let payload = match s.payload.as_deref() {
-                None | Some("incrementing") => Payload::Incrementing,
-                Some("zeros") => Payload::Zeros,
-                Some("random") => Payload::Random,
-                Some(h) if h.starts_with("hex:") => {
-                    let hex = &h[4..];
-                    if hex.is_empty() || hex.len() % 2 != 0 {
-                        return Err(ConfigError::new(
-                            k("payload"),
-                            "hex: needs an even number of hex digits",
-                        ));
-                    }
-                    let bytes: Result<Vec<u8>, _> = (0..hex.len())
-                        .step_by(2)
-                        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-                        .collect();
-                    Payload::Bytes(bytes.map_err(|_| {
-                        ConfigError::new(k("payload"), format!("'{h}' has a non-hex digit"))
-                    })?)
-                }
-                Some(o) => {
-                    return Err(ConfigError::new(
-                        k("payload"),
-                        format!(
-                            "'{o}' is not \"incrementing\", \"zeros\", \"random\" or \"hex:…\""
-                        ),
-                    ))
-                }
-            };
-            let mut fields = Vec::new();
-            for (j, f) in s.fields.iter().enumerate() {
-                let fk = |x: &str| format!("stream[{i}].field[{j}].{x}");
-                let kind = match f.name.as_str() {
-                    "src_mac" => FieldKind::SrcMac,
-                    "dst_mac" => FieldKind::DstMac,
-                    "src_ip" => FieldKind::SrcIp,
-                    "dst_ip" => FieldKind::DstIp,
-                    "src_port" => FieldKind::SrcPort,
-                    "dst_port" => FieldKind::DstPort,
-                    "vlan" => FieldKind::Vlan,
-                    "tos" => FieldKind::Tos,
-                    o => {
-                        return Err(ConfigError::new(
-                            fk("name"),
-                            format!("'{o}' cannot vary; use src_mac, dst_mac, src_ip, dst_ip, src_port, dst_port, vlan or tos"),
-                        ))
-                    }
-                };
-                let op = match f.op.as_str() {
-                    "inc" => FieldOp::Inc,
-                    "dec" => FieldOp::Dec,
-                    "random" => FieldOp::Random,
-                    o => {
-                        return Err(ConfigError::new(
-                            fk("op"),
-                            format!("'{o}' is not \"inc\", \"dec\" or \"random\""),
-                        ))
-                    }
-                };
-                let min = field_value(kind, &f.min).map_err(|e| ConfigError::new(fk("min"), e))?;
-                let max = field_value(kind, &f.max).map_err(|e| ConfigError::new(fk("max"), e))?;
-                if min > max {
-                    return Err(ConfigError::new(fk("max"), "is below min"));
-                }
-                if f.step == 0 {
-                    return Err(ConfigError::new(fk("step"), "must be at least 1"));
-                }
-                if kind == FieldKind::Vlan && s.vlan == 0 {
-                    return Err(ConfigError::new(
-                        fk("name"),
-                        "a varying vlan needs the stream to be tagged (vlan = ID)",
-                    ));
-                }
-                fields.push(Field {
-                    kind,
-                    op,
-                    min,
-                    max,
-                    step: f.step,
-                });
-            }
-            if s.mode == StreamMode::Socket {
-                if self.ports[s.port].ip.is_none() {
-                    return Err(ConfigError::new(
-                        k("mode"),
-                        format!("socket mode sends through port {}'s stack: give it an address (port[{}].ip = \"10.0.0.1/24\")", s.port, s.port),
-                    ));
-                }
-                if s.vlan != 0 {
-                    return Err(ConfigError::new(
-                        k("vlan"),
-                        "socket mode sends untagged frames; drop vlan",
-                    ));
-                }
-            }
-            if s.mode != StreamMode::Raw && !fields.is_empty() {
-                return Err(ConfigError::new(
-                    format!("stream[{i}].field"),
-                    "varying fields are for mode = \"raw\"",
-                ));
-            }
-            let mac = |f: &str, v: &str| -> Result<MacAddr, ConfigError> {
-                v.parse().map_err(|e: String| ConfigError::new(k(f), e))
-            };
-            let ip = |f: &str, v: &str| -> Result<Ipv4Addr, ConfigError> {
-                v.parse()
-                    .map_err(|_| ConfigError::new(k(f), format!("'{v}' is not an IPv4 address")))
-            };
-            out.push(Stream {
-                index: i,
-                name: s.name.clone().unwrap_or_else(|| format!("stream{i}")),
-                port: s.port,
-                rx_port,
-                lcores,
-                mode: s.mode,
-                sizes,
-                rate,
-                count: s.count,
-                duration: s.duration,
-                start_delay: s.start_delay,
-                latency: s.latency,
-                priority: s.priority,
-                pcap,
-                timing,
-                loops: s.loops,
-                payload,
-                src_mac: mac("src_mac", &s.src_mac)?,
-                dst_mac: mac("dst_mac", &s.dst_mac)?,
-                src_ip: ip("src_ip", &s.src_ip)?,
-                dst_ip: ip("dst_ip", &s.dst_ip)?,
-                src_port: s.src_port,
-                dst_port: s.dst_port,
-                vlan: s.vlan,
-                vlan_offload: s.vlan_offload && s.vlan != 0,
-                tos: s.tos,
-                ttl: s.ttl,
-                fields,
-            });
         }
-        Ok(out)
+        if self.mode != StreamMode::Raw && !no_fields {
+            return Err(ConfigError::new(
+                k("field"),
+                "varying fields are for mode = \"raw\"",
+            ));
+        }
+        Ok(())
     }
+}
+
+/// A stream's `payload` key.
+fn parse_payload(p: Option<&str>, k: &dyn Fn(&str) -> String) -> Result<Payload, ConfigError> {
+    match p {
+        None | Some("incrementing") => Ok(Payload::Incrementing),
+        Some("zeros") => Ok(Payload::Zeros),
+        Some("random") => Ok(Payload::Random),
+        Some(h) if h.starts_with("hex:") => {
+            let hex = &h[4..];
+            if hex.is_empty() || hex.len() % 2 != 0 {
+                return Err(ConfigError::new(
+                    k("payload"),
+                    "hex: needs an even number of hex digits",
+                ));
+            }
+            let bytes: Result<Vec<u8>, _> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+                .collect();
+            Ok(Payload::Bytes(bytes.map_err(|_| {
+                ConfigError::new(k("payload"), format!("'{h}' has a non-hex digit"))
+            })?))
+        }
+        Some(o) => Err(ConfigError::new(
+            k("payload"),
+            format!("'{o}' is not \"incrementing\", \"zeros\", \"random\" or \"hex:…\""),
+        )),
+    }
+}
+
+/// One `[[stream.field]]`: what varies, how, over which range.
+fn parse_field(
+    f: &FieldSection,
+    vlan: u16,
+    fk: &dyn Fn(&str) -> String,
+) -> Result<Field, ConfigError> {
+    let kind = match f.name.as_str() {
+        "src_mac" => FieldKind::SrcMac,
+        "dst_mac" => FieldKind::DstMac,
+        "src_ip" => FieldKind::SrcIp,
+        "dst_ip" => FieldKind::DstIp,
+        "src_port" => FieldKind::SrcPort,
+        "dst_port" => FieldKind::DstPort,
+        "vlan" => FieldKind::Vlan,
+        "tos" => FieldKind::Tos,
+        o => {
+            return Err(ConfigError::new(
+                fk("name"),
+                format!("'{o}' cannot vary; use src_mac, dst_mac, src_ip, dst_ip, src_port, dst_port, vlan or tos"),
+            ))
+        }
+    };
+    let op = match f.op.as_str() {
+        "inc" => FieldOp::Inc,
+        "dec" => FieldOp::Dec,
+        "random" => FieldOp::Random,
+        o => {
+            return Err(ConfigError::new(
+                fk("op"),
+                format!("'{o}' is not \"inc\", \"dec\" or \"random\""),
+            ))
+        }
+    };
+    let min = field_value(kind, &f.min).map_err(|e| ConfigError::new(fk("min"), e))?;
+    let max = field_value(kind, &f.max).map_err(|e| ConfigError::new(fk("max"), e))?;
+    if min > max {
+        return Err(ConfigError::new(fk("max"), "is below min"));
+    }
+    if f.step == 0 {
+        return Err(ConfigError::new(fk("step"), "must be at least 1"));
+    }
+    if kind == FieldKind::Vlan && vlan == 0 {
+        return Err(ConfigError::new(
+            fk("name"),
+            "a varying vlan needs the stream to be tagged (vlan = ID)",
+        ));
+    }
+    Ok(Field {
+        kind,
+        op,
+        min,
+        max,
+        step: f.step,
+    })
 }
 
 #[cfg(test)]

@@ -4,16 +4,17 @@
 //! per packet on return, and everything lands in the live line, the summary,
 //! `--json`, `--hlog` and `--plot`.
 
+mod launch;
 mod lcore;
 pub mod measure;
 mod pacer;
+mod plan;
 mod report;
 mod runner;
 
 use crate::config::{Config, ConfigError, PortSection, SizeField, Stream, StreamMode};
 pub use report::{print_summary, Summary};
 use std::path::PathBuf;
-use wirespeed::eal::CoreList;
 use wirespeed::ethdev::{EthdevError, Registry};
 
 /// `wirespeed gen` options (override the config file).
@@ -220,21 +221,9 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
 /// list, and that each port's spec names a known driver. Returns the number of
 /// streams.
 pub fn check(args: &GenArgs, registry: &Registry) -> Result<usize, GenError> {
-    let cfg = effective_config(args)?;
-    let streams = cfg.validate()?;
-    CoreList::parse(&cfg.run.lcores).map_err(|e| ConfigError::new("run.lcores", e.to_string()))?;
-    for (i, p) in cfg.ports.iter().enumerate() {
-        // The whole chain (wrappers and the port they wrap), nothing opened.
-        registry.check(&p.spec).map_err(|e| port_error(i, e))?;
-    }
-    for s in &streams {
-        if let Some(p) = &s.pcap {
-            wirespeed::ethdev::pcap::read_file(p).map_err(|e| {
-                ConfigError::new(format!("stream[{}].pcap", s.index), e.to_string())
-            })?;
-        }
-    }
-    Ok(streams.len())
+    let c = plan::Checked::new(args)?;
+    c.check_ports(registry)?;
+    Ok(c.streams.len())
 }
 
 /// Runs the generator. `registry` holds every driver the binary knows.

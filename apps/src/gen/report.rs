@@ -1,17 +1,18 @@
 //! What a run reports: the monitor's per-interval samples, the live line, and
 //! the final summary (table and JSON).
 
+use super::launch::Outcome;
 use super::lcore::{LcoreResult, SenderCounters, StackResult};
 use super::measure::{latency_histogram, rate_histogram, Percentiles, SeqTracker, Series};
+use super::plan::RunPlan;
 use crate::config::{si, Stream, StreamMode};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wirespeed::eal::Tsc;
-use wirespeed::ethdev::PortInfo;
 use wirespeed::netdev::{BqlView, QdiscStats, TxqCounters, TxqSnapshot};
-use wirespeed::runtime::RunReport;
+use wirespeed::runtime::LcoreReport;
 
 /// Per port: (packets, bytes, drops) summed over its queues.
 fn port_sums(queues: &[TxqSnapshot], nports: usize) -> Vec<(u64, u64, u64)> {
@@ -398,391 +399,425 @@ pub struct Summary {
     pub latency_hists: Vec<(String, Histogram<u64>)>,
 }
 
-pub struct SummaryInput<'a> {
-    pub streams: &'a [Stream],
-    pub port_names: &'a [String],
-    pub infos: &'a [PortInfo],
-    pub report: &'a RunReport<LcoreResult>,
-    pub offloads: &'a [u32],
-    pub counters: &'a [Vec<Arc<SenderCounters>>],
-    pub targets: &'a [Option<f64>],
-    pub mon: &'a Monitor,
-    pub tsc: Tsc,
-    /// Seconds from the common start to the end of the run (drain
-    /// included): what the summary line's rates are over.
-    pub elapsed: f64,
+/// What the lcores and queues reported, gathered once for every row.
+struct Gathered<'a> {
+    /// Per stream: latency merged over the receiving lcores.
+    lat: Vec<Histogram<u64>>,
+    /// Per (stream, sender id): sequence accounting merged over lcores.
+    trk: BTreeMap<(usize, u8), SeqTracker>,
+    snaps: Vec<&'a TxqSnapshot>,
+    stacks: Vec<&'a StackResult>,
+    /// Per (port, queue): how many raw/replay senders feed it.
+    feeders: BTreeMap<(usize, u16), usize>,
 }
 
-pub fn summarize(i: SummaryInput<'_>) -> Summary {
-    let tsc = i.tsc;
-    // Latency: merge histograms and sequence trackers over the receiving lcores.
-    let ns = i.streams.len();
-    let mut lat: Vec<Histogram<u64>> = (0..ns).map(|_| latency_histogram()).collect();
-    let mut trk: BTreeMap<(usize, u8), SeqTracker> = BTreeMap::new();
-    for l in &i.report.lcores {
-        for (si, h) in l.app.latency.iter().enumerate() {
-            let _ = lat[si].add(h);
+impl<'a> Gathered<'a> {
+    fn new(plan: &RunPlan, out: &'a Outcome) -> Gathered<'a> {
+        let lcores = &out.report.lcores;
+        let mut lat: Vec<Histogram<u64>> =
+            plan.streams.iter().map(|_| latency_histogram()).collect();
+        let mut trk: BTreeMap<(usize, u8), SeqTracker> = BTreeMap::new();
+        for l in lcores {
+            for (si, h) in l.app.latency.iter().enumerate() {
+                let _ = lat[si].add(h);
+            }
+            for (k, t) in &l.app.trackers {
+                trk.entry(*k).or_default().merge_counts(t);
+            }
         }
-        for (k, t) in &l.app.trackers {
-            trk.entry(*k).or_default().merge_counts(t);
+        let mut feeders: BTreeMap<(usize, u16), usize> = BTreeMap::new();
+        for s in plan.streams.iter().filter(|s| s.mode != StreamMode::Socket) {
+            for c in &plan.counters[s.index] {
+                if let Some(q) = c.queue.get().checked_sub(1) {
+                    *feeders.entry((s.port, q as u16)).or_default() += 1;
+                }
+            }
+        }
+        Gathered {
+            lat,
+            trk,
+            snaps: lcores.iter().flat_map(|l| l.queues.iter()).collect(),
+            stacks: lcores.iter().flat_map(|l| l.app.stacks.iter()).collect(),
+            feeders,
         }
     }
-    let snaps: Vec<&TxqSnapshot> = i
-        .report
-        .lcores
-        .iter()
-        .flat_map(|l| l.queues.iter())
-        .collect();
-    let stacks: Vec<&StackResult> = i
-        .report
-        .lcores
-        .iter()
-        .flat_map(|l| l.app.stacks.iter())
-        .collect();
-    // Per (port, queue): packets dropped after the netdev layer queued or
-    // handed them on (purged at the end, or dropped by the driver), and how
-    // many senders feed that queue.
-    let late = |p: usize, q: u16| -> u64 {
-        let purged = snaps
+
+    /// Packets of (port, queue) dropped after the netdev layer queued or
+    /// handed them on: purged at the end, or dropped by the driver.
+    fn late(&self, out: &Outcome, p: usize, q: u16) -> u64 {
+        let purged = self
+            .snaps
             .iter()
             .find(|s| s.port as usize == p && s.queue == q)
             .map_or(0, |s| s.counters.purged);
-        let drv = i.report.ports[p]
+        let drv = out.report.ports[p]
             .stats
             .tx_queues
             .get(q as usize)
             .map_or(0, |c| c.drops + c.errors);
         purged + drv
-    };
-    let mut feeders: BTreeMap<(usize, u16), usize> = BTreeMap::new();
-    for s in i.streams.iter().filter(|s| s.mode != StreamMode::Socket) {
-        for c in &i.counters[s.index] {
-            if let Some(q) = c.queue.get().checked_sub(1) {
-                *feeders.entry((s.port, q as u16)).or_default() += 1;
-            }
-        }
     }
-    let mut streams = Vec::new();
-    for s in i.streams {
-        let cs = &i.counters[s.index];
-        let offered: u64 = cs.iter().map(|c| c.packets.get()).sum();
-        let offered_bytes: u64 = cs.iter().map(|c| c.bytes.get()).sum();
-        let mut dropped = StreamDrops::default();
-        let mut dropped_bytes: u64 = cs.iter().map(|c| c.dropped_bytes.get()).sum();
-        let adm: u64 = cs.iter().map(|c| c.dropped.get()).sum();
-        let noqueue = snaps
-            .iter()
-            .any(|q| q.port as usize == s.port && q.qdisc.kind == "noqueue");
-        if noqueue {
-            dropped.busy = adm;
+}
+
+/// Where a stream's offered packets were dropped, and whether that is exact.
+struct Drops {
+    dropped: StreamDrops,
+    /// Bytes of the admission drops (known exactly).
+    admission_bytes: u64,
+    exact: bool,
+    notes: Vec<String>,
+}
+
+/// A socket stream's losses after its datagrams were taken: the stack's
+/// neighbour queue (no ARP answer, queue full) and the netdev admission of
+/// its staged frames — attributable only when it is the port's one socket stream.
+fn socket_drops(s: &Stream, plan: &RunPlan, g: &Gathered, offered: u64, d: &mut Drops) {
+    let sharing = plan
+        .streams
+        .iter()
+        .filter(|o| o.port == s.port && o.mode == StreamMode::Socket)
+        .count();
+    let Some(x) = g.stacks.iter().find(|x| x.port == s.port) else {
+        return;
+    };
+    let n = &x.snmp.neigh;
+    let lost =
+        n.unres_discards + n.failed_drops + n.queued_tx_drops + x.staged_dropped + x.neigh_held;
+    if sharing == 1 {
+        d.dropped.stack = lost.min(offered);
+    } else if lost > 0 {
+        d.exact = false;
+        d.notes.push(format!(
+            "{lost} frames lost in port {}'s stack, shared by {sharing} socket streams: not attributed",
+            s.port
+        ));
+    }
+}
+
+/// A raw or replay stream's drops after queueing, on the queues it fed —
+/// attributable when it is the queue's only feeder.
+fn queued_drops(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered, d: &mut Drops) {
+    let has_stack = g.stacks.iter().any(|x| x.port == s.port);
+    let mut qs: Vec<u16> = plan.counters[s.index]
+        .iter()
+        .filter_map(|c| c.queue.get().checked_sub(1).map(|q| q as u16))
+        .collect();
+    qs.sort_unstable();
+    qs.dedup();
+    for q in qs {
+        let n = g.late(out, s.port, q);
+        if n == 0 {
+            continue;
+        }
+        if g.feeders.get(&(s.port, q)) == Some(&1) && !has_stack {
+            d.dropped.after_queue += n;
         } else {
-            dropped.qdisc = adm;
-        }
-        let mut exact = true;
-        let mut notes = Vec::new();
-        let has_stack = stacks.iter().any(|x| x.port == s.port);
-        if s.mode == StreamMode::Socket {
-            // The stack's losses after a datagram was taken: its neighbour
-            // queue (no ARP answer, queue full) and the netdev admission.
-            let socket_streams = i
-                .streams
-                .iter()
-                .filter(|o| o.port == s.port && o.mode == StreamMode::Socket)
-                .count();
-            if let Some(x) = stacks.iter().find(|x| x.port == s.port) {
-                let n = &x.snmp.neigh;
-                let lost = n.unres_discards
-                    + n.failed_drops
-                    + n.queued_tx_drops
-                    + x.staged_dropped
-                    + x.neigh_held;
-                if socket_streams == 1 {
-                    dropped.stack = lost.min(offered);
-                } else if lost > 0 {
-                    exact = false;
-                    notes.push(format!(
-                        "{lost} frames lost in port {}'s stack, shared by {socket_streams} socket streams: not attributed",
-                        s.port
-                    ));
-                }
-            }
-        } else {
-            let mut qs: Vec<u16> = cs
-                .iter()
-                .filter_map(|c| c.queue.get().checked_sub(1).map(|q| q as u16))
-                .collect();
-            qs.sort_unstable();
-            qs.dedup();
-            for q in qs {
-                let n = late(s.port, q);
-                if n == 0 {
-                    continue;
-                }
-                if feeders.get(&(s.port, q)) == Some(&1) && !has_stack {
-                    dropped.after_queue += n;
-                } else {
-                    exact = false;
-                    notes.push(format!(
-                        "{n} frames dropped after queueing on txq {q}, which other senders share: not attributed"
-                    ));
-                }
-            }
-        }
-        let after = dropped.after_queue + dropped.stack;
-        if after > 0 {
-            // Bytes of the later drops: the stream's mean frame size.
-            let mean = offered_bytes.checked_div(offered).unwrap_or(0);
-            dropped_bytes += after * mean;
-        }
-        let packets = offered.saturating_sub(dropped.total());
-        let bytes = offered_bytes.saturating_sub(dropped_bytes);
-        let f = cs
-            .iter()
-            .map(|c| c.first_tsc.get())
-            .filter(|v| *v != 0)
-            .min()
-            .unwrap_or(0);
-        let l = cs.iter().map(|c| c.last_tsc.get()).max().unwrap_or(0);
-        // Active time: first to last burst, plus one mean gap, so N packets at
-        // rate R measure as N/R.
-        let span = if offered > 1 && l > f {
-            tsc.cycles_to_ns(l - f) as f64 / 1e9 * offered as f64 / (offered - 1) as f64
-        } else {
-            0.0
-        };
-        let per_s = |x: f64| if span > 0.0 { x / span } else { 0.0 };
-        let pps = per_s(packets as f64);
-        let l2 = per_s((bytes + 4 * packets) as f64 * 8.0);
-        let l1 = per_s((bytes + 24 * packets) as f64 * 8.0);
-        let target = i.targets[s.index];
-        let err = target.map(|t| if t > 0.0 { (pps - t).abs() / t } else { 0.0 });
-        let rate_miss = err.is_some_and(|e| e > 0.005);
-        let latency = if s.latency {
-            let mut agg = SeqTracker::default();
-            for j in 0..cs.len() {
-                if let Some(t) = trk.get(&(s.index, j as u8)) {
-                    agg.merge_counts(t);
-                }
-            }
-            let received = agg.unique + agg.late;
-            // What left the sender for the port: a packet the driver or the
-            // cable then lost (after queueing) is a lost probe.
-            let sent = offered.saturating_sub(dropped.qdisc + dropped.busy + dropped.stack);
-            Some(LatencySummary {
-                ns: Percentiles::of(&lat[s.index]),
-                sent,
-                received,
-                lost: sent.saturating_sub(received),
-                duplicates: agg.duplicates,
-                reordered: agg.reordered,
-                late: agg.late,
-            })
-        } else {
-            None
-        };
-        let send_errors: u64 = i
-            .report
-            .lcores
-            .iter()
-            .flat_map(|l| l.app.send_errors.iter())
-            .filter(|e| e.0 == s.index)
-            .map(|e| e.1)
-            .sum();
-        let mut flags = Vec::new();
-        if packets == 0 {
-            flags.push("DELIVERED NOTHING".to_string());
-        }
-        if let (true, Some(e)) = (rate_miss, err) {
-            flags.push(format!("MISSED the target by {:.2}%", e * 100.0));
-        }
-        if dropped.total() > 0 {
-            flags.push(format!(
-                "DROPPED {} of {} offered",
-                dropped.total(),
-                offered
+            d.exact = false;
+            d.notes.push(format!(
+                "{n} frames dropped after queueing on txq {q}, which other senders share: not attributed"
             ));
         }
-        if send_errors > 0 {
-            flags.push(format!("{send_errors} sends refused by the stack"));
-        }
-        flags.extend(notes);
-        streams.push(StreamSummary {
-            name: s.name.clone(),
-            mode: format!("{:?}", s.mode).to_lowercase(),
-            port: s.port,
-            sizes: match s.mode {
-                StreamMode::Pcap => "pcap frames".to_string(),
-                StreamMode::Socket => format!("{} datagrams", s.sizes.describe()),
-                _ => s.sizes.describe(),
-            },
-            rate_target: s.rate.describe(),
-            target_pps: target,
-            achieved_pps: pps,
-            achieved_l2_bps: l2,
-            achieved_l1_bps: l1,
-            rate_error: err,
-            rate_miss,
-            packets,
-            bytes,
-            offered,
-            offered_bytes,
-            dropped,
-            exact,
-            flags,
-            active_s: span,
-            interval_pps: IntervalRates::of(&i.mon.stream_pps[s.index]),
-            interval_l2_bps: IntervalRates::of(&i.mon.stream_bps[s.index]),
-            latency,
-            send_errors,
-            last_send_error: i
-                .report
-                .lcores
-                .iter()
-                .flat_map(|l| l.app.send_errors.iter())
-                .find(|e| e.0 == s.index)
-                .map(|e| e.2.clone()),
-        });
     }
+}
+
+fn stream_drops(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered, offered: u64) -> Drops {
+    let cs = &plan.counters[s.index];
+    let adm: u64 = cs.iter().map(|c| c.dropped.get()).sum();
+    let mut d = Drops {
+        dropped: StreamDrops::default(),
+        admission_bytes: cs.iter().map(|c| c.dropped_bytes.get()).sum(),
+        exact: true,
+        notes: Vec::new(),
+    };
+    let noqueue = g
+        .snaps
+        .iter()
+        .any(|q| q.port as usize == s.port && q.qdisc.kind == "noqueue");
+    if noqueue {
+        d.dropped.busy = adm;
+    } else {
+        d.dropped.qdisc = adm;
+    }
+    if s.mode == StreamMode::Socket {
+        socket_drops(s, plan, g, offered, &mut d);
+    } else {
+        queued_drops(s, plan, out, g, &mut d);
+    }
+    d
+}
+
+/// A stream's active time: first to last burst plus one mean gap, so N
+/// packets at rate R measure as N/R.
+fn active_span(cs: &[Arc<SenderCounters>], offered: u64, tsc: Tsc) -> f64 {
+    let f = cs
+        .iter()
+        .map(|c| c.first_tsc.get())
+        .filter(|v| *v != 0)
+        .min()
+        .unwrap_or(0);
+    let l = cs.iter().map(|c| c.last_tsc.get()).max().unwrap_or(0);
+    if offered > 1 && l > f {
+        tsc.cycles_to_ns(l - f) as f64 / 1e9 * offered as f64 / (offered - 1) as f64
+    } else {
+        0.0
+    }
+}
+
+/// Latency and sequence results of a latency stream; `sent` is what left
+/// the sender for the port (a packet the driver or the cable then lost is a
+/// lost probe).
+fn stream_latency(s: &Stream, plan: &RunPlan, g: &Gathered, sent: u64) -> LatencySummary {
+    let mut agg = SeqTracker::default();
+    for j in 0..plan.counters[s.index].len() {
+        if let Some(t) = g.trk.get(&(s.index, j as u8)) {
+            agg.merge_counts(t);
+        }
+    }
+    let received = agg.unique + agg.late;
+    LatencySummary {
+        ns: Percentiles::of(&g.lat[s.index]),
+        sent,
+        received,
+        lost: sent.saturating_sub(received),
+        duplicates: agg.duplicates,
+        reordered: agg.reordered,
+        late: agg.late,
+    }
+}
+
+/// Why a stream is flagged: nothing delivered, a missed target, drops,
+/// refused sends, and the notes on what could not be attributed.
+fn stream_flags(ss: &StreamSummary, notes: Vec<String>) -> Vec<String> {
+    let mut flags = Vec::new();
+    if ss.packets == 0 {
+        flags.push("DELIVERED NOTHING".to_string());
+    }
+    if let (true, Some(e)) = (ss.rate_miss, ss.rate_error) {
+        flags.push(format!("MISSED the target by {:.2}%", e * 100.0));
+    }
+    if ss.dropped.total() > 0 {
+        flags.push(format!(
+            "DROPPED {} of {} offered",
+            ss.dropped.total(),
+            ss.offered
+        ));
+    }
+    if ss.send_errors > 0 {
+        flags.push(format!("{} sends refused by the stack", ss.send_errors));
+    }
+    flags.extend(notes);
+    flags
+}
+
+fn stream_summary(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered) -> StreamSummary {
+    let cs = &plan.counters[s.index];
+    let offered: u64 = cs.iter().map(|c| c.packets.get()).sum();
+    let offered_bytes: u64 = cs.iter().map(|c| c.bytes.get()).sum();
+    let d = stream_drops(s, plan, out, g, offered);
+    let dropped = d.dropped;
+    // Bytes of the later drops: the stream's mean frame size.
+    let later = dropped.after_queue + dropped.stack;
+    let mean = offered_bytes.checked_div(offered).unwrap_or(0);
+    let packets = offered.saturating_sub(dropped.total());
+    let bytes = offered_bytes.saturating_sub(d.admission_bytes + later * mean);
+    let span = active_span(cs, offered, out.tsc);
+    let per_s = |x: f64| if span > 0.0 { x / span } else { 0.0 };
+    let pps = per_s(packets as f64);
+    let target = plan.targets[s.index];
+    let err = target.map(|t| if t > 0.0 { (pps - t).abs() / t } else { 0.0 });
+    let errors = out
+        .report
+        .lcores
+        .iter()
+        .flat_map(|l| l.app.send_errors.iter())
+        .filter(|e| e.0 == s.index);
+    let sent = offered.saturating_sub(dropped.qdisc + dropped.busy + dropped.stack);
+    let mut ss = StreamSummary {
+        name: s.name.clone(),
+        mode: format!("{:?}", s.mode).to_lowercase(),
+        port: s.port,
+        sizes: match s.mode {
+            StreamMode::Pcap => "pcap frames".to_string(),
+            StreamMode::Socket => format!("{} datagrams", s.sizes.describe()),
+            _ => s.sizes.describe(),
+        },
+        rate_target: s.rate.describe(),
+        target_pps: target,
+        achieved_pps: pps,
+        achieved_l2_bps: per_s((bytes + 4 * packets) as f64 * 8.0),
+        achieved_l1_bps: per_s((bytes + 24 * packets) as f64 * 8.0),
+        rate_error: err,
+        rate_miss: err.is_some_and(|e| e > 0.005),
+        packets,
+        bytes,
+        offered,
+        offered_bytes,
+        dropped,
+        exact: d.exact,
+        flags: Vec::new(),
+        active_s: span,
+        interval_pps: IntervalRates::of(&out.mon.stream_pps[s.index]),
+        interval_l2_bps: IntervalRates::of(&out.mon.stream_bps[s.index]),
+        latency: s.latency.then(|| stream_latency(s, plan, g, sent)),
+        send_errors: errors.clone().map(|e| e.1).sum(),
+        last_send_error: errors.map(|e| e.2.clone()).next(),
+    };
+    ss.flags = stream_flags(&ss, d.notes);
+    ss
+}
+
+/// One port's row and its conservation check: every packet offered to its
+/// queues is on the wire or in exactly one drop counter, and the queues saw
+/// at least what the streams and stacks offered.
+fn port_summary(
+    pi: usize,
+    plan: &RunPlan,
+    out: &Outcome,
+    g: &Gathered,
+    streams: &[StreamSummary],
+) -> (PortSummary, Option<String>) {
+    let pr = &out.report.ports[pi];
+    let st = &pr.stats;
+    let info = &plan.ports[pi].info;
+    let mine = || g.snaps.iter().filter(move |q| q.port as usize == pi);
+    let netdev_drops: u64 = mine().map(|q| q.counters.drops()).sum();
+    let offered: u64 = mine().map(|q| q.counters.offered).sum();
+    // Raw and pcap streams hand their frames to the queues themselves;
+    // socket streams go through the stack, whose staged frames count too.
+    let from_streams: u64 = plan
+        .streams
+        .iter()
+        .zip(streams)
+        .filter(|(s, _)| s.port == pi && s.mode != StreamMode::Socket)
+        .map(|(_, ss)| ss.offered)
+        .sum::<u64>()
+        + g.stacks
+            .iter()
+            .filter(|x| x.port == pi)
+            .map(|x| x.staged_offered)
+            .sum::<u64>();
+    let conserved = offered == st.tx.packets + st.tx.drops + st.tx.errors + netdev_drops
+        && offered >= from_streams;
+    let failure = (!conserved).then(|| format!(
+        "port {}: not conserved: {offered} offered to its queues ({from_streams} by the streams and stacks), {} transmitted + {} driver drops + {} errors + {netdev_drops} netdev drops",
+        out.port_names[pi], st.tx.packets, st.tx.drops, st.tx.errors
+    ));
+    let queues = st
+        .tx_queues
+        .iter()
+        .enumerate()
+        .map(|(q, c)| {
+            let snap = mine().find(|s| s.queue as usize == q);
+            QueueSummary {
+                queue: q as u16,
+                packets: c.packets,
+                bytes: c.bytes,
+                errors: c.errors,
+                drops: c.drops,
+                qdisc: snap.map(|s| s.qdisc.clone()),
+                bql: snap.map(|s| s.bql),
+                netdev: snap.map(|s| s.counters),
+            }
+        })
+        .collect();
+    let row = PortSummary {
+        spec: out.port_names[pi].clone(),
+        driver: info.driver.to_string(),
+        tx_packets: st.tx.packets,
+        tx_bytes: st.tx.bytes,
+        tx_errors: st.tx.errors,
+        tx_drops: st.tx.drops + netdev_drops,
+        rx_packets: st.rx.packets,
+        link_up: pr.link.up,
+        link_speed_mbps: pr.link.speed_mbps,
+        line_rate_bps: info.line_rate_bps,
+        offloads: wirespeed::ethdev::offload_names(plan.ports[pi].offloads),
+        offered,
+        conserved,
+        interval_pps: IntervalRates::of(&out.mon.port_pps[pi]),
+        interval_l2_bps: IntervalRates::of(&out.mon.port_bps[pi]),
+        queues,
+        xstats: pr.xstats.iter().cloned().collect(),
+    };
+    (row, failure)
+}
+
+fn lcore_summary(l: &LcoreReport<LcoreResult>) -> LcoreSummary {
+    LcoreSummary {
+        lcore: l.lcore,
+        core: l.core,
+        packets: l.app.packets,
+        busy_cycles: l.app.busy_cycles,
+        cycles_per_packet: if l.app.packets > 0 {
+            l.app.busy_cycles as f64 / l.app.packets as f64
+        } else {
+            0.0
+        },
+        alloc_failures: l.app.alloc_failures,
+        mempool_in_use_at_end: l.app.in_use_at_end + l.pool.in_use,
+        rx_packets: l.rx_packets,
+        rx_latency: l.app.rx_latency,
+        rx_other: l.app.rx_other,
+        polls: l.polls,
+    }
+}
+
+/// The run's summary from its plan and what it produced.
+pub fn summarize(plan: &RunPlan, out: &Outcome) -> Summary {
+    let g = Gathered::new(plan, out);
+    let streams: Vec<StreamSummary> = plan
+        .streams
+        .iter()
+        .map(|s| stream_summary(s, plan, out, &g))
+        .collect();
     let mut ports = Vec::new();
-    let mut tot = (0u64, 0u64, 0u64);
     let mut events = Vec::new();
     let mut failures = Vec::new();
-    for (pi, pr) in i.report.ports.iter().enumerate() {
-        let st = &pr.stats;
-        let info = &i.infos[pi];
-        let netdev_drops: u64 = snaps
-            .iter()
-            .filter(|q| q.port as usize == pi)
-            .map(|q| q.counters.drops())
-            .sum();
-        let offered: u64 = snaps
-            .iter()
-            .filter(|q| q.port as usize == pi)
-            .map(|q| q.counters.offered)
-            .sum();
-        // Raw and pcap streams hand their frames to the queues themselves;
-        // socket streams go through the stack, whose staged frames count too.
-        let from_streams: u64 = i
-            .streams
-            .iter()
-            .zip(&streams)
-            .filter(|(s, _)| s.port == pi && s.mode != StreamMode::Socket)
-            .map(|(_, ss)| ss.offered)
-            .sum::<u64>()
-            + stacks
-                .iter()
-                .filter(|x| x.port == pi)
-                .map(|x| x.staged_offered)
-                .sum::<u64>();
-        tot.0 += st.tx.packets;
-        tot.1 += st.tx.bytes;
-        tot.2 += st.tx.drops + st.tx.errors + netdev_drops;
+    for (pi, pr) in out.report.ports.iter().enumerate() {
+        let (row, failure) = port_summary(pi, plan, out, &g, &streams);
+        failures.extend(failure);
+        ports.push(row);
         events.extend(pr.events.iter().map(|e| format!("{}: {e}", pr.name)));
         if pi == 0 {
             events.extend(
-                i.report
+                out.report
                     .lcores
                     .iter()
                     .flat_map(|l| l.events.iter().cloned()),
             );
         }
-        let conserved = offered == st.tx.packets + st.tx.drops + st.tx.errors + netdev_drops
-            && offered >= from_streams;
-        if !conserved {
-            failures.push(format!(
-                "port {}: not conserved: {offered} offered to its queues ({from_streams} by the streams and stacks), {} transmitted + {} driver drops + {} errors + {netdev_drops} netdev drops",
-                i.port_names[pi], st.tx.packets, st.tx.drops, st.tx.errors
-            ));
-        }
-        ports.push(PortSummary {
-            spec: i.port_names[pi].clone(),
-            driver: info.driver.to_string(),
-            tx_packets: st.tx.packets,
-            tx_bytes: st.tx.bytes,
-            tx_errors: st.tx.errors,
-            tx_drops: st.tx.drops + netdev_drops,
-            rx_packets: st.rx.packets,
-            link_up: pr.link.up,
-            link_speed_mbps: pr.link.speed_mbps,
-            line_rate_bps: info.line_rate_bps,
-            offloads: wirespeed::ethdev::offload_names(i.offloads[pi]),
-            offered,
-            conserved,
-            interval_pps: IntervalRates::of(&i.mon.port_pps[pi]),
-            interval_l2_bps: IntervalRates::of(&i.mon.port_bps[pi]),
-            queues: st
-                .tx_queues
-                .iter()
-                .enumerate()
-                .map(|(q, c)| {
-                    let snap = snaps
-                        .iter()
-                        .find(|s| s.port as usize == pi && s.queue as usize == q);
-                    QueueSummary {
-                        queue: q as u16,
-                        packets: c.packets,
-                        bytes: c.bytes,
-                        errors: c.errors,
-                        drops: c.drops,
-                        qdisc: snap.map(|s| s.qdisc.clone()),
-                        bql: snap.map(|s| s.bql),
-                        netdev: snap.map(|s| s.counters),
-                    }
-                })
-                .collect(),
-            xstats: pr.xstats.iter().cloned().collect(),
-        });
     }
-    for st in &streams {
-        if st.packets == 0 {
-            failures.push(format!(
-                "stream {}: delivered nothing ({} offered)",
-                st.name, st.offered
-            ));
-        }
+    for st in streams.iter().filter(|st| st.packets == 0) {
+        failures.push(format!(
+            "stream {}: delivered nothing ({} offered)",
+            st.name, st.offered
+        ));
     }
-    let lp: u64 = i.report.lcores.iter().map(|l| l.app.packets).sum();
-    let busy: u64 = i.report.lcores.iter().map(|l| l.app.busy_cycles).sum();
-    let lcores: Vec<LcoreSummary> = i
-        .report
-        .lcores
+    let (packets, bytes) = ports
         .iter()
-        .map(|l| LcoreSummary {
-            lcore: l.lcore,
-            core: l.core,
-            packets: l.app.packets,
-            busy_cycles: l.app.busy_cycles,
-            cycles_per_packet: if l.app.packets > 0 {
-                l.app.busy_cycles as f64 / l.app.packets as f64
-            } else {
-                0.0
-            },
-            alloc_failures: l.app.alloc_failures,
-            mempool_in_use_at_end: l.app.in_use_at_end + l.pool.in_use,
-            rx_packets: l.rx_packets,
-            rx_latency: l.app.rx_latency,
-            rx_other: l.app.rx_other,
-            polls: l.polls,
-        })
-        .collect();
+        .fold((0, 0), |a, p| (a.0 + p.tx_packets, a.1 + p.tx_bytes));
+    let drops = ports.iter().map(|p| p.tx_drops + p.tx_errors).sum();
+    let lp: u64 = out.report.lcores.iter().map(|l| l.app.packets).sum();
+    let busy: u64 = out.report.lcores.iter().map(|l| l.app.busy_cycles).sum();
     // The whole run, start to end: a socket run whose datagrams left in a
     // burst (or never) still lasted its seconds.
-    let span = i.elapsed.max(1e-9);
+    let span = out.elapsed.max(1e-9);
     Summary {
-        packets_sent: tot.0,
-        bytes_sent: tot.1,
+        packets_sent: packets,
+        bytes_sent: bytes,
         duration_s: span,
-        mpps: tot.0 as f64 / span / 1e6,
-        l2_gbps: (tot.1 + 4 * tot.0) as f64 * 8.0 / span / 1e9,
-        l1_gbps: (tot.1 + 24 * tot.0) as f64 * 8.0 / span / 1e9,
-        drops: tot.2,
+        mpps: packets as f64 / span / 1e6,
+        l2_gbps: (bytes + 4 * packets) as f64 * 8.0 / span / 1e9,
+        l1_gbps: (bytes + 24 * packets) as f64 * 8.0 / span / 1e9,
+        drops,
         cycles_per_packet: if lp > 0 { busy as f64 / lp as f64 } else { 0.0 },
-        tsc_hz: tsc.hz(),
+        tsc_hz: out.tsc.hz(),
         streams,
         ports,
-        lcores,
+        lcores: out.report.lcores.iter().map(lcore_summary).collect(),
         events,
-        stacks: stacks
+        stacks: g
+            .stacks
             .iter()
             .map(|x| StackSummary {
                 port: x.port,
@@ -791,16 +826,15 @@ pub fn summarize(i: SummaryInput<'_>) -> Summary {
             })
             .collect(),
         failures,
-        latency_hists: i
+        latency_hists: plan
             .streams
             .iter()
             .filter(|s| s.latency)
-            .map(|s| (s.name.clone(), lat[s.index].clone()))
+            .map(|s| (s.name.clone(), g.lat[s.index].clone()))
             .collect(),
     }
 }
 
-/// Prints the final table.
 /// The speed part of a port's summary line: `1000 Mbit/s`, or `no line
 /// rate` for an up link without one (software ports, an unlimited model).
 fn link_speed_text(up: bool, mbps: u32) -> String {
@@ -810,6 +844,7 @@ fn link_speed_text(up: bool, mbps: u32) -> String {
     }
 }
 
+/// Prints the final table.
 pub fn print_summary(s: &Summary) {
     println!(
         "wirespeed gen: {} packets, {} bytes in {:.3} s = {:.3} Mpps, L2 {:.3} Gbit/s, L1 {:.3} Gbit/s, {:.1} cycles/packet, drops {}",

@@ -1,0 +1,147 @@
+//! Running a plan: the runtime over the plan's ports and lcores, a
+//! [`GenApp`] on each lcore, and the ticker on the main thread that fixes
+//! the common start, samples the counters and prints the live line.
+
+use super::lcore::{GenApp, LatencyInterval, LcoreResult, RunParams};
+use super::plan::RunPlan;
+use super::report::Monitor;
+use super::{GenArgs, GenError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+use wirespeed::eal::Tsc;
+use wirespeed::runtime::{PortSetup, RunReport, Runtime, RuntimeConfig};
+
+/// The common start is set this far ahead of the moment every lcore is ready.
+const START_AHEAD_NS: u64 = 2_000_000;
+
+/// What a run produced, for the report.
+pub struct Outcome {
+    pub report: RunReport<LcoreResult>,
+    pub mon: Monitor,
+    pub port_names: Vec<String>,
+    /// Interval latency histograms the lcores sent, in arrival order.
+    pub lat_intervals: Vec<LatencyInterval>,
+    /// The common start (TSC; 0 = the run never started).
+    pub start_tsc: u64,
+    /// Seconds from the common start to the last lcore's end (drain
+    /// included): what the summary line's rates are over.
+    pub elapsed: f64,
+    pub tsc: Tsc,
+}
+
+/// The run-wide state every lcore reads, built from the plan.
+fn params(plan: &mut RunPlan, lat_tx: mpsc::Sender<LatencyInterval>) -> RunParams {
+    let tsc = Tsc::global();
+    let run = &plan.cfg.run;
+    RunParams {
+        streams: plan.streams.clone(),
+        burst: run.burst as usize,
+        pool_size: run.mempool_size,
+        run_cycles: (run.duration > 0.0).then(|| tsc.ns_to_cycles((run.duration * 1e9) as u64)),
+        ready: AtomicUsize::new(0),
+        start: AtomicU64::new(0),
+        sending: AtomicUsize::new(plan.senders.len()),
+        replay: plan.replay.clone(),
+        hlog_interval_cycles: tsc.hz(),
+        plans: plan.senders.clone(),
+        arp: plan.arp.clone(),
+        lat_tx: Mutex::new(lat_tx),
+        stacks: plan.stacks.clone(),
+    }
+}
+
+/// The runtime over the plan's ports (their queueing) and lcores.
+fn runtime(plan: &mut RunPlan) -> Result<Runtime, GenError> {
+    let mut setups = Vec::new();
+    for (dev, pp) in std::mem::take(&mut plan.devices)
+        .into_iter()
+        .zip(&plan.ports)
+    {
+        let mut ps = PortSetup::new(dev, pp.conf.clone());
+        ps.txq = pp.txq.clone();
+        setups.push(ps);
+    }
+    let mut rc = RuntimeConfig::new(plan.cores.clone());
+    rc.pool.name = "gen-rx".into();
+    rc.pool.size = 4096;
+    rc.rx_burst = plan.cfg.run.burst as usize;
+    rc.drain_timeout = Duration::from_secs(2);
+    rc.handle_signals = true;
+    rc.publish_every = 16;
+    Runtime::new(rc, setups).map_err(|e| GenError::Run(e.to_string()))
+}
+
+/// Runs the plan to its end (counts, durations, a stop request or a failure).
+pub fn launch(plan: &mut RunPlan, args: &GenArgs) -> Result<Outcome, GenError> {
+    let tsc = Tsc::global();
+    let (lat_tx, lat_rx) = mpsc::channel::<LatencyInterval>();
+    // The ticker must be Sync; the receiver is read from it only.
+    let lat_rx = Mutex::new(lat_rx);
+    let params = Arc::new(params(plan, lat_tx));
+    let rt = runtime(plan)?;
+    let port_names: Vec<String> = rt.ports().iter().map(|p| p.name().to_string()).collect();
+    let nl = plan.cores.len();
+    let started = Instant::now();
+    let mut mon = Monitor::new(&plan.streams, port_names.len(), tsc);
+    let mut lat_intervals = Vec::new();
+    let p2 = params.clone();
+    let counters = plan.counters.clone();
+    let mut next_line = Instant::now() + Duration::from_secs(1);
+    let report = rt
+        .run_with_ticker(
+            move |ctx| GenApp::new(ctx, p2.clone()),
+            Duration::from_millis(args.interval_ms),
+            |m| {
+                // Every lcore has built its pools: fix the common start ahead.
+                if params.start.load(Ordering::Acquire) == 0
+                    && params.ready.load(Ordering::Acquire) >= nl
+                {
+                    let s = tsc.now() + tsc.ns_to_cycles(START_AHEAD_NS);
+                    mon.set_start(s);
+                    params.start.store(s, Ordering::Release);
+                }
+                mon.sample(&m.queues(), &counters);
+                if let Ok(rx) = lat_rx.lock() {
+                    lat_intervals.extend(rx.try_iter());
+                }
+                if Instant::now() >= next_line {
+                    next_line += Duration::from_secs(1);
+                    // Once every sender is done the run is only draining:
+                    // no more lines of zeros.
+                    let sending = params.sending.load(Ordering::Acquire) > 0;
+                    if !args.quiet && sending {
+                        eprintln!(
+                            "{}",
+                            mon.live_line(&m.queues(), started.elapsed().as_secs_f64())
+                        );
+                    }
+                }
+            },
+        )
+        .map_err(|e| GenError::Run(e.to_string()))?;
+    if let Ok(rx) = lat_rx.lock() {
+        lat_intervals.extend(rx.try_iter());
+    }
+    let start_tsc = params.start.load(Ordering::Acquire);
+    let end = report
+        .lcores
+        .iter()
+        .map(|l| l.app.end_tsc)
+        .max()
+        .unwrap_or_else(|| tsc.now());
+    let elapsed = if start_tsc != 0 && end > start_tsc {
+        tsc.cycles_to_ns(end - start_tsc) as f64 / 1e9
+    } else {
+        started.elapsed().as_secs_f64()
+    };
+    Ok(Outcome {
+        report,
+        mon,
+        port_names,
+        lat_intervals,
+        start_tsc,
+        elapsed,
+        tsc,
+    })
+}

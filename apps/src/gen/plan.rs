@@ -1,0 +1,595 @@
+//! The run's plan: everything decided before a packet moves. The config
+//! is validated, outputs and replays checked ([`Checked`], which `wirespeed
+//! check` stops at), then ports opened and checked against what the streams
+//! ask, queueing chosen and each stream split over its lcores
+//! ([`RunPlan::build`]). [`super::launch`] runs a plan; [`super::report`]
+//! reads it with the outcome.
+
+use super::lcore::{ArpShared, SenderCounters, SenderPlan, StackSetup};
+use super::{port_error, validated, GenArgs, GenError};
+use crate::config::{socket_wire, Config, ConfigError, FieldKind, Rate, Stream, StreamMode};
+use crate::config::{PortSection, DEFAULT_MTU};
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use wirespeed::eal::{self, CoreList};
+use wirespeed::ethdev::pcap::PcapRecord;
+use wirespeed::ethdev::{DevSpec, MacAddr, Port, PortConfig, PortInfo, Registry};
+use wirespeed::mbuf::ol;
+use wirespeed::netdev::{BqlConfig, QdiscConfig, QdiscKind, TxqConfig};
+
+/// Largest frame a replayed pcap record may hold (eight 2 KiB segments).
+const MAX_REPLAY_FRAME: usize = 2048 * 8;
+
+/// A replay's frames, loaded once and shared by its sender.
+pub type Replay = Option<Arc<Vec<PcapRecord>>>;
+
+/// The part of a plan that opens no device: the config and its streams, the
+/// core list, the outputs and the pcap replays — what `wirespeed check`
+/// validates.
+pub struct Checked {
+    pub cfg: Config,
+    pub streams: Vec<Stream>,
+    pub cores: CoreList,
+    /// Per stream: its pcap frames (replay streams only).
+    pub replay: Vec<Replay>,
+}
+
+impl Checked {
+    /// Validates the effective config (file + flags), the core list and the
+    /// flags, and loads every pcap a stream replays.
+    pub fn new(args: &GenArgs) -> Result<Checked, GenError> {
+        let (cfg, streams) = validated(args)?;
+        let cores = CoreList::parse(&cfg.run.lcores)
+            .map_err(|e| ConfigError::new("run.lcores", e.to_string()))?;
+        if let Some(p) = &args.plot {
+            if p.extension().and_then(|e| e.to_str()) != Some("svg") {
+                return Err(ConfigError::new(
+                    "--plot",
+                    format!("{} : the plot is written as SVG; give a FILE.svg (rsvg-convert turns it into PNG)", p.display()),
+                )
+                .into());
+            }
+        }
+        let replay = streams.iter().map(load_replay).collect::<Result<_, _>>()?;
+        Ok(Checked {
+            cfg,
+            streams,
+            cores,
+            replay,
+        })
+    }
+
+    /// Checks every port's spec chain against the registry (nothing opened).
+    pub fn check_ports(&self, registry: &Registry) -> Result<(), GenError> {
+        for (i, p) in self.cfg.ports.iter().enumerate() {
+            registry.check(&p.spec).map_err(|e| port_error(i, e))?;
+        }
+        Ok(())
+    }
+
+    /// Every output is checked before anything starts: a run whose results
+    /// cannot be written is not worth running.
+    fn check_outputs(&self, args: &GenArgs) -> Result<(), GenError> {
+        for (flag, path) in [
+            ("--json", &args.json),
+            ("--hlog", &args.hlog),
+            ("--plot", &args.plot),
+        ] {
+            if let Some(p) = path {
+                check_output(flag, p)?;
+            }
+        }
+        for (i, p) in self.cfg.ports.iter().enumerate() {
+            if let Ok(spec) = DevSpec::parse(&p.spec) {
+                for (what, path) in spec_outputs(&spec) {
+                    check_output(&format!("port[{i}].spec ({what})"), Path::new(&path))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads (and checks) the frames a replay stream sends.
+fn load_replay(s: &Stream) -> Result<Replay, GenError> {
+    let Some(p) = &s.pcap else { return Ok(None) };
+    let key = || format!("stream[{}].pcap", s.index);
+    let recs = wirespeed::ethdev::pcap::read_file(p)
+        .map_err(|e| ConfigError::new(key(), e.to_string()))?;
+    if recs.is_empty() {
+        return Err(ConfigError::new(key(), "the file holds no frames").into());
+    }
+    if let Some((i, r)) = recs
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.data.len() > MAX_REPLAY_FRAME)
+    {
+        return Err(ConfigError::new(
+            key(),
+            format!(
+                "record {i} is {} bytes, more than the generator sends",
+                r.data.len()
+            ),
+        )
+        .into());
+    }
+    Ok(Some(Arc::new(recs)))
+}
+
+/// Files a device spec writes: `pcap:PATH` and a model's `sink=pcap:PATH`.
+fn spec_outputs(spec: &DevSpec) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    if spec.driver == "pcap" {
+        if let Some(a) = &spec.arg {
+            v.push(("pcap file", a.clone()));
+        }
+    }
+    if let Some(p) = spec.param("sink").and_then(|s| s.strip_prefix("pcap:")) {
+        v.push(("sink", p.to_string()));
+    }
+    v
+}
+
+/// Checks that `path` can be written (its directory exists and takes a new
+/// file) by opening it for writing, without truncating what is there.
+fn check_output(flag: &str, path: &Path) -> Result<(), GenError> {
+    if path.is_dir() {
+        return Err(ConfigError::new(
+            flag,
+            format!("{} is a directory; give a file name", path.display()),
+        )
+        .into());
+    }
+    let existed = path.exists();
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+    {
+        Ok(_) => {
+            if !existed {
+                // Leave no empty file behind if the run fails before writing it.
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| ".".into());
+            Err(ConfigError::new(
+                flag,
+                format!(
+                    "cannot write {}: {e} (does {dir} exist and is it writable?)",
+                    path.display()
+                ),
+            )
+            .into())
+        }
+    }
+}
+
+/// One port as the run uses it.
+pub struct PortPlan {
+    pub info: PortInfo,
+    pub mac: MacAddr,
+    pub conf: PortConfig,
+    /// Checksum offloads the streams use (VLAN insertion not included).
+    pub offloads: u32,
+    pub mtu: u32,
+    pub txq: TxqConfig,
+}
+
+/// Everything a run needs, decided before it starts.
+pub struct RunPlan {
+    pub cfg: Config,
+    pub streams: Vec<Stream>,
+    pub cores: CoreList,
+    pub replay: Vec<Replay>,
+    /// The opened devices, handed to the runtime by [`super::launch`].
+    pub devices: Vec<Box<dyn Port>>,
+    pub ports: Vec<PortPlan>,
+    /// Per lcore index: what it sends.
+    pub senders: Vec<Vec<SenderPlan>>,
+    /// Per stream: the counters of each of its senders.
+    pub counters: Vec<Vec<Arc<SenderCounters>>>,
+    /// Per stream: its target in packets per second (None = as fast as it goes).
+    pub targets: Vec<Option<f64>>,
+    pub arp: Option<Arc<ArpShared>>,
+    /// Per port: its protocol stack, when it has an address.
+    pub stacks: Vec<Option<StackSetup>>,
+}
+
+impl RunPlan {
+    /// Validates, opens the ports and plans the senders.
+    pub fn build(args: &GenArgs, registry: &Registry) -> Result<RunPlan, GenError> {
+        let c = Checked::new(args)?;
+        c.cores
+            .validate()
+            .map_err(|e| ConfigError::new("run.lcores", e.to_string()))?;
+        c.check_outputs(args)?;
+        if args.interval_ms == 0 || args.interval_ms > 10_000 {
+            return Err(ConfigError::new("--interval-ms", "must be 1..=10000").into());
+        }
+        // Device models keep their engine threads off these cores, and take
+        // their DMA memory in the run's page mode.
+        eal::lcore::claim(&c.cores);
+        eal::dma::set_page_mode(c.cfg.run.pages);
+        eal::signal::install();
+        let mut devices = Vec::new();
+        let mut ports = Vec::new();
+        for (i, p) in c.cfg.ports.iter().enumerate() {
+            let dev = registry.open(&p.spec).map_err(|e| port_error(i, e))?;
+            let wants_rx = port_wants_rx(&c.streams, args.arp, i, p);
+            ports.push(plan_port(i, p, dev.as_ref(), &c, wants_rx)?);
+            devices.push(dev);
+        }
+        check_requests(&c, &ports)?;
+        let (senders, counters, targets) = plan_senders(&c, &ports);
+        let arp = args.arp.then(|| arp_setup(&c.streams, &ports));
+        let mut stacks = Vec::new();
+        for (pi, p) in c.cfg.ports.iter().enumerate() {
+            stacks.push(p.stack_ip(pi)?.map(|ip| StackSetup {
+                ip,
+                mac: ports[pi].mac,
+                mtu: ports[pi].mtu,
+                tx_offloads: ports[pi].offloads,
+                noarp: ports[pi].info.driver == "lo",
+            }));
+        }
+        Ok(RunPlan {
+            cfg: c.cfg,
+            streams: c.streams,
+            cores: c.cores,
+            replay: c.replay,
+            devices,
+            ports,
+            senders,
+            counters,
+            targets,
+            arp,
+            stacks,
+        })
+    }
+
+    /// The lcores each stream is sent from: its own list or the run's; one
+    /// for a replay (the file's order) and for a socket stream (the port's
+    /// stack lives on the first lcore, whose RX queue 0 gets the ARP replies).
+    pub fn stream_cores(cores: &CoreList, s: &Stream) -> Vec<usize> {
+        let all = cores.cores();
+        match s.mode {
+            StreamMode::Socket => vec![all[0]],
+            StreamMode::Pcap => {
+                let mut v = s.lcores.clone().unwrap_or_else(|| all.to_vec());
+                v.truncate(1);
+                v
+            }
+            _ => s.lcores.clone().unwrap_or_else(|| all.to_vec()),
+        }
+    }
+}
+
+/// A port has RX queues when something listens on it: a latency or
+/// loop-back stream's return, ARP (`--arp`), or its stack.
+fn port_wants_rx(streams: &[Stream], arp: bool, pi: usize, p: &PortSection) -> bool {
+    streams
+        .iter()
+        .any(|s| (s.latency || s.rx_port != s.port) && s.rx_port == pi)
+        || (arp && streams.iter().any(|s| s.port == pi))
+        || p.ip.is_some()
+}
+
+/// Checks one opened port against what its streams ask (offloads, queues,
+/// MTU) and fixes its configuration and queueing.
+fn plan_port(
+    i: usize,
+    p: &PortSection,
+    dev: &dyn Port,
+    c: &Checked,
+    wants_rx: bool,
+) -> Result<PortPlan, GenError> {
+    let info = dev.info();
+    let offloads = port_offloads(i, p, &info, &c.streams)?;
+    let nl = c.cores.len();
+    let ntx = p.tx_queues.unwrap_or(nl as u16);
+    if (ntx as usize) < nl {
+        return Err(ConfigError::new(
+            format!("port[{i}].tx_queues"),
+            format!("{ntx} queue(s) for {nl} lcores: every lcore needs its own TX queue (XPS: one owner per queue)"),
+        )
+        .into());
+    }
+    let conf = PortConfig {
+        nb_tx_queues: ntx,
+        nb_rx_queues: if wants_rx {
+            ntx.min(info.max_rx_queues)
+        } else {
+            0
+        },
+        tx_ring_size: p.ring_size,
+        rx_ring_size: p.ring_size,
+        tx_offloads: offloads,
+        promiscuous: true,
+    };
+    conf.validate(&p.spec, &info)
+        .map_err(|e| port_error(i, e))?;
+    let mtu = port_mtu(i, p, &info)?;
+    let txq = port_queueing(i, p, &c.streams, c.cfg.run.burst as usize)?;
+    Ok(PortPlan {
+        mac: dev.mac(),
+        info,
+        conf,
+        offloads: offloads & !ol::TX_VLAN,
+        mtu,
+        txq,
+    })
+}
+
+/// The TX offloads a port is asked for (checksums, VLAN insertion), checked
+/// against what it offers.
+fn port_offloads(
+    i: usize,
+    p: &PortSection,
+    info: &PortInfo,
+    streams: &[Stream],
+) -> Result<u32, GenError> {
+    let csum = ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM;
+    let mut off = 0;
+    if p.offload {
+        if info.tx_offload_capa & csum != csum {
+            return Err(ConfigError::new(
+                format!("port[{i}].offload"),
+                format!(
+                    "{} offers {} — no IPv4+UDP checksum offload; drop --offload / offload = true and checksums are computed in software",
+                    p.spec,
+                    wirespeed::ethdev::offload_names(info.tx_offload_capa)
+                ),
+            )
+            .into());
+        }
+        off = csum;
+    }
+    for s in streams.iter().filter(|s| s.port == i && s.vlan_offload) {
+        if info.tx_offload_capa & ol::TX_VLAN == 0 {
+            return Err(ConfigError::new(
+                format!("stream[{}].vlan_offload", s.index),
+                format!(
+                    "{} cannot insert VLAN tags; drop --vlan-offload / vlan_offload = true",
+                    p.spec
+                ),
+            )
+            .into());
+        }
+        off |= ol::TX_VLAN;
+    }
+    Ok(off)
+}
+
+/// The port's MTU: the device's largest frame less the Ethernet header and
+/// one VLAN tag (igb's max_frame_size = MTU + ETH_HLEN + FCS + VLAN_HLEN),
+/// 1500 unless the config says otherwise.
+fn port_mtu(i: usize, p: &PortSection, info: &PortInfo) -> Result<u32, GenError> {
+    let max_mtu = info.max_frame.saturating_sub(14 + 4);
+    let mtu = p.mtu.unwrap_or(DEFAULT_MTU.min(max_mtu));
+    if !(68..=max_mtu).contains(&mtu) {
+        return Err(ConfigError::new(
+            format!("port[{i}].mtu"),
+            format!(
+                "{mtu} is outside 68..={max_mtu} ({} takes frames of up to {} bytes without FCS)",
+                p.spec, info.max_frame
+            ),
+        )
+        .into());
+    }
+    Ok(mtu)
+}
+
+/// Queueing per port: noqueue for raw traffic (the generator sizes its
+/// bursts by ring room), pfifo_fast + BQL when asked (or for socket streams).
+fn port_queueing(
+    pi: usize,
+    p: &PortSection,
+    streams: &[Stream],
+    burst: usize,
+) -> Result<TxqConfig, GenError> {
+    let has_socket = streams
+        .iter()
+        .any(|s| s.port == pi && s.mode == StreamMode::Socket);
+    let kind = match p.qdisc.as_deref() {
+        None if has_socket => QdiscKind::PfifoFast,
+        None | Some("noqueue") => QdiscKind::Noqueue,
+        Some("pfifo_fast") => QdiscKind::PfifoFast,
+        Some(o) => {
+            return Err(ConfigError::new(
+                format!("port[{pi}].qdisc"),
+                format!("'{o}' is not \"noqueue\" or \"pfifo_fast\""),
+            )
+            .into())
+        }
+    };
+    if p.txqueuelen == 0 {
+        return Err(
+            ConfigError::new(format!("port[{pi}].txqueuelen"), "must be at least 1").into(),
+        );
+    }
+    Ok(TxqConfig {
+        qdisc: QdiscConfig {
+            kind,
+            txqueuelen: p.txqueuelen as usize,
+        },
+        bql: BqlConfig {
+            enabled: p.bql.unwrap_or(kind == QdiscKind::PfifoFast),
+            ..Default::default()
+        },
+        tx_burst: burst,
+        ..Default::default()
+    })
+}
+
+/// The mean frame a stream puts on the wire (a socket stream's datagram
+/// becomes one or more frames at the port's MTU).
+fn mean_wire(s: &Stream, mtu: u32) -> f64 {
+    if s.mode == StreamMode::Socket {
+        socket_wire(s.sizes.mean() as u32, mtu) as f64
+    } else {
+        s.sizes.mean()
+    }
+}
+
+/// Impossible requests, explained before anything starts: frames above the
+/// MTU, a percentage of no line rate, more than the line rate.
+fn check_requests(c: &Checked, ports: &[PortPlan]) -> Result<(), GenError> {
+    let mut port_load = vec![0.0f64; ports.len()];
+    for s in &c.streams {
+        let pp = &ports[s.port];
+        if s.mode == StreamMode::Raw {
+            check_raw_size(s, pp, &c.cfg.ports[s.port].spec)?;
+        }
+        let wire = mean_wire(s, pp.mtu);
+        let line = pp.info.line_rate_bps;
+        let spec = &c.cfg.ports[s.port].spec;
+        if matches!(s.rate, Rate::Percent(_)) && line == 0 {
+            return Err(ConfigError::new(
+                format!("stream[{}].rate", s.index),
+                format!("{spec} has no line rate; give the rate in pps or bit/s"),
+            )
+            .into());
+        }
+        if let Some(pps) = s.rate.pps(wire, line) {
+            let l1 = pps * (wire + 20.0) * 8.0;
+            port_load[s.port] += l1;
+            if line > 0 && l1 > line as f64 * 1.000_001 {
+                return Err(ConfigError::new(
+                    format!("stream[{}].rate", s.index),
+                    format!(
+                        "{} is {:.3} Gbit/s on the wire (L1), above {spec}'s line rate of {:.3} Gbit/s",
+                        s.rate.describe(),
+                        l1 / 1e9,
+                        line as f64 / 1e9
+                    ),
+                )
+                .into());
+            }
+        }
+    }
+    for (pi, load) in port_load.iter().enumerate() {
+        let line = ports[pi].info.line_rate_bps;
+        if line > 0 && *load > line as f64 * 1.000_001 {
+            return Err(ConfigError::new(
+                format!("port[{pi}]"),
+                format!(
+                    "its streams ask for {:.3} Gbit/s (L1) together, above the line rate of {:.3} Gbit/s",
+                    load / 1e9,
+                    line as f64 / 1e9
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// A raw stream's largest frame must carry an IPv4 packet within the MTU:
+/// the frame less FCS, Ethernet header and the VLAN tag when it has one.
+fn check_raw_size(s: &Stream, pp: &PortPlan, spec: &str) -> Result<(), GenError> {
+    let tagged =
+        s.vlan != 0 || s.vlan_offload || s.fields.iter().any(|f| f.kind == FieldKind::Vlan);
+    let tag = if tagged { 4 } else { 0 };
+    let mtu = pp.mtu;
+    let ip_len = s.sizes.max().saturating_sub(4 + 14 + tag);
+    if ip_len <= mtu {
+        return Ok(());
+    }
+    let max_mtu = pp.info.max_frame.saturating_sub(18);
+    let raise = if max_mtu > mtu {
+        format!(" or raise port[{}].mtu (up to {max_mtu})", s.port)
+    } else {
+        format!(" ({mtu} is the largest MTU {spec} takes)")
+    };
+    Err(ConfigError::new(
+        format!("stream[{}].size", s.index),
+        format!(
+            "{} frames carry {ip_len}-byte IPv4 packets, above port[{}]'s MTU of {mtu}; lower the size to {}{raise}",
+            s.sizes.describe(),
+            s.port,
+            mtu + 4 + 14 + tag,
+        ),
+    )
+    .into())
+}
+
+/// Senders per lcore, each stream split over its lcores: its quota (the
+/// stream's count, else the run's spread over the streams), its rate share.
+#[allow(clippy::type_complexity)]
+fn plan_senders(
+    c: &Checked,
+    ports: &[PortPlan],
+) -> (
+    Vec<Vec<SenderPlan>>,
+    Vec<Vec<Arc<SenderCounters>>>,
+    Vec<Option<f64>>,
+) {
+    let core_ids = c.cores.cores();
+    let nstreams = c.streams.len() as u64;
+    let mut counters = vec![Vec::new(); c.streams.len()];
+    let mut targets = Vec::new();
+    let mut plans: Vec<Vec<SenderPlan>> = vec![Vec::new(); core_ids.len()];
+    for s in &c.streams {
+        let senders = RunPlan::stream_cores(&c.cores, s);
+        let k = senders.len() as u64;
+        let total = if s.count > 0 {
+            s.count
+        } else if c.cfg.run.count > 0 {
+            c.cfg.run.count / nstreams + u64::from((s.index as u64) < c.cfg.run.count % nstreams)
+        } else {
+            0
+        };
+        let pp = &ports[s.port];
+        let line = pp.info.line_rate_bps;
+        targets.push(s.rate.pps(mean_wire(s, pp.mtu), line));
+        for (j, &core) in senders.iter().enumerate() {
+            let l = core_ids
+                .iter()
+                .position(|c| *c == core)
+                .expect("validated against run.lcores");
+            let quota = if total == 0 {
+                u64::MAX
+            } else {
+                total / k + u64::from((j as u64) < total % k)
+            };
+            let cs = Arc::new(SenderCounters::default());
+            counters[s.index].push(cs.clone());
+            plans[l].push(SenderPlan {
+                stream: s.index,
+                quota,
+                share: 1.0 / k as f64,
+                sender_id: j as u8,
+                counters: cs,
+                offload: pp.offloads != 0,
+                line_bps: line,
+            });
+        }
+    }
+    (plans, counters, targets)
+}
+
+/// `--arp`: one entry per (port, destination) the streams send to.
+fn arp_setup(streams: &[Stream], ports: &[PortPlan]) -> Arc<ArpShared> {
+    let mut entries: Vec<(usize, Ipv4Addr, Ipv4Addr, Option<MacAddr>)> = Vec::new();
+    for s in streams {
+        if !entries.iter().any(|e| e.0 == s.port && e.2 == s.dst_ip) {
+            entries.push((s.port, s.src_ip, s.dst_ip, None));
+        }
+    }
+    Arc::new(ArpShared {
+        entries: Mutex::new(entries),
+        port_macs: ports.iter().map(|p| p.mac).collect(),
+        done: AtomicBool::new(false),
+        failed: Mutex::new(None),
+    })
+}
