@@ -865,7 +865,7 @@ impl PacketGen {
 /// Writes a latency header (magic, stream, lcore, 48-bit sequence, TSC)
 /// at the start of `h`.
 #[inline(always)]
-fn write_latency(h: &mut [u8], stream: u8, lcore: u8, seq: u64, tsc: u64) {
+pub fn write_latency(h: &mut [u8], stream: u8, lcore: u8, seq: u64, tsc: u64) {
     h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
     h[2] = stream;
     h[3] = lcore;

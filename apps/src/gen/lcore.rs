@@ -6,9 +6,10 @@
 
 use super::measure::{latency_histogram, SeqTracker};
 use super::pacer::Pacer;
+use super::source::{FillCx, RawSource, ReplaySource, SocketSource, Source};
 use crate::arp;
-use crate::config::{socket_frames, socket_wire, PortIp, Stream, StreamMode, Timing, LATENCY_HDR};
-use crate::frame::{parse_latency, PacketGen, Rng, SizeSeq, LAT_MAGIC};
+use crate::config::{PortIp, Stream, StreamMode};
+use crate::frame::parse_latency;
 use hdrhistogram::Histogram;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,7 +20,7 @@ use wirespeed::ethdev::{MacAddr, StatCounter};
 use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
 use wirespeed::runtime::staged::{staged, StagedTx};
 use wirespeed::runtime::{LcoreApp, LcoreCtx};
-use wirespeed::stack::{Errno, PortConf, RouteConf, SnmpSnapshot, SocketId, Stack, StackConfig};
+use wirespeed::stack::{PortConf, RouteConf, SnmpSnapshot, Stack, StackConfig};
 
 /// Seconds a queue may take nothing while a sender waits before the run is
 /// ended as stalled: two periods of the netdev TX watchdog (Linux's
@@ -177,33 +178,6 @@ pub struct LcoreResult {
     pub error: Option<String>,
 }
 
-enum Source {
-    Built(PacketGen),
-    /// Socket mode: a connected UdpSocket on the port's stack.
-    Socket {
-        sock: SocketId,
-        sizes: SizeSeq,
-        rng: Rng,
-        buf: Vec<u8>,
-        seq: u64,
-        latency: bool,
-        errors: u64,
-        last_error: String,
-        /// The stack's MTU (for the wire bytes a datagram becomes).
-        mtu: u32,
-    },
-    Replay {
-        frames: Arc<Vec<PcapRecord>>,
-        next: usize,
-        loops_done: u32,
-        loops: u32,
-        /// TSC at which the current loop's first frame is due.
-        loop_start: u64,
-        span_cycles: u64,
-        original: bool,
-    },
-}
-
 struct StreamSender {
     plan: SenderPlan,
     port: usize,
@@ -244,10 +218,8 @@ pub struct GenApp {
     any_latency: bool,
     rx_latency: u64,
     rx_other: u64,
-    packets: u64,
-    alloc_failures: u64,
+    tally: Tally,
     start_tsc: u64,
-    last_active: u64,
     finished_sending: bool,
     all_done_at: u64,
     arp_last_tx: u64,
@@ -336,10 +308,8 @@ impl GenApp {
             any_latency,
             rx_latency: 0,
             rx_other: 0,
-            packets: 0,
-            alloc_failures: 0,
+            tally: Tally::default(),
             start_tsc: 0,
-            last_active: 0,
             finished_sending: false,
             all_done_at: 0,
             arp_last_tx: 0,
@@ -369,82 +339,7 @@ impl GenApp {
                     st.dst_mac = mac;
                 }
             }
-            s.src = Some(match st.mode {
-                StreamMode::Socket => {
-                    let (stack, _) = self.stacks[st.port].as_mut().ok_or_else(|| {
-                        format!(
-                            "stream {}: port {} has no stack on this lcore",
-                            st.name, st.port
-                        )
-                    })?;
-                    let ip = self.p.stacks[st.port]
-                        .as_ref()
-                        .map(|x| x.ip.addr)
-                        .unwrap_or(st.src_ip);
-                    let e = |what: &str, err: Errno| format!("stream {}: {what}: {err}", st.name);
-                    let sock = stack.udp_socket().map_err(|er| e("socket", er))?;
-                    let mut so = stack.socket(sock);
-                    let sport = st.src_port.wrapping_add(s.plan.sender_id as u16);
-                    so.bind(std::net::SocketAddrV4::new(ip, sport))
-                        .map_err(|er| e("bind", er))?;
-                    so.connect(std::net::SocketAddrV4::new(st.dst_ip, st.dst_port))
-                        .map_err(|er| e("connect", er))?;
-                    so.set_priority(st.priority)
-                        .map_err(|er| e("SO_PRIORITY", er))?;
-                    so.set_tos(st.tos).map_err(|er| e("IP_TOS", er))?;
-                    so.set_ttl(Some(st.ttl)).map_err(|er| e("IP_TTL", er))?;
-                    let max = st.sizes.max() as usize;
-                    let mut buf = vec![0u8; max];
-                    for (i, b) in buf.iter_mut().enumerate() {
-                        *b = i as u8;
-                    }
-                    Source::Socket {
-                        sock,
-                        sizes: SizeSeq::new(&st.sizes),
-                        rng: Rng::new(0xD06 ^ s.plan.stream as u64),
-                        buf,
-                        seq: 0,
-                        latency: st.latency,
-                        errors: 0,
-                        last_error: String::new(),
-                        mtu: self.p.stacks[st.port].as_ref().map_or(1500, |x| x.mtu),
-                    }
-                }
-                StreamMode::Pcap => {
-                    let frames = self.p.replay[s.plan.stream]
-                        .clone()
-                        .ok_or_else(|| format!("stream {} has no pcap frames loaded", st.name))?;
-                    let span_ns = match (frames.first(), frames.last()) {
-                        (Some(a), Some(b)) => b.ts_ns.saturating_sub(a.ts_ns),
-                        _ => 0,
-                    };
-                    // A loop lasts the file's span plus one mean gap.
-                    let gap = if frames.len() > 1 {
-                        span_ns / (frames.len() as u64 - 1)
-                    } else {
-                        0
-                    };
-                    Source::Replay {
-                        frames,
-                        next: 0,
-                        loops_done: 0,
-                        loops: st.loops,
-                        loop_start: 0,
-                        span_cycles: tsc.ns_to_cycles(span_ns + gap),
-                        original: st.timing == Timing::Original,
-                    }
-                }
-                _ => {
-                    let g = PacketGen::new(&st, s.plan.sender_id, s.plan.offload);
-                    let t = g.template.clone();
-                    s.pool
-                        .init_all(|m| {
-                            let _ = m.extend_from_slice(&t);
-                        })
-                        .map_err(|e| e.to_string())?;
-                    Source::Built(g)
-                }
-            });
+            s.src = Some(source_for(s, &st, &self.p, &mut self.stacks, tsc)?);
         }
         self.phase = Phase::Ready;
         self.p.ready.fetch_add(1, Ordering::AcqRel);
@@ -522,7 +417,7 @@ impl GenApp {
         let tsc = self.tsc;
         self.start_tsc = start_tsc;
         self.interval_start = start_tsc;
-        self.last_active = start_tsc;
+        self.tally.last_active = start_tsc;
         for s in self.senders.iter_mut() {
             let st = &self.p.streams[s.plan.stream];
             s.start = start_tsc + tsc.ns_to_cycles((st.start_delay * 1e9) as u64);
@@ -540,289 +435,51 @@ impl GenApp {
         self.phase = Phase::Running;
     }
 
-    /// One round over the senders: admit, build, hand to the queue.
+    /// One round over the senders: each opens its window, fills and hands
+    /// its burst to its queue. Ends the run when a sender cannot go on (its
+    /// peer unreachable, its queue stalled).
     fn send_round(&mut self, ctx: &mut LcoreCtx, now: u64) -> bool {
         let mut all_done = true;
-        let mut stalled = None;
-        let mut unreachable: Option<String> = None;
-        let burst = self.p.burst;
-        let stacks = &mut self.stacks;
+        let mut failure = None;
+        let hz = self.tsc.hz();
         for s in self.senders.iter_mut() {
             if s.done {
                 continue;
             }
             all_done = false;
-            if now < s.start {
+            let st = &self.p.streams[s.plan.stream];
+            let Some(local) = s.open_window(ctx, now) else {
                 continue;
-            }
-            if let Some(stop) = s.stop {
-                if now >= stop {
-                    s.done = true;
-                    continue;
-                }
-            }
-            let nq = ctx.tx_queues(s.port).len();
-            if nq == 0 {
-                s.done = true;
-                continue;
-            }
-            let local = s.plan.stream % nq;
+            };
             // Back-pressure: never offer more than the queue can take for
             // this stream's priority (its qdisc band: room there does not
             // depend on BQL's or the driver's XOFF).
-            let prio = self.p.streams[s.plan.stream].priority;
-            let txq = ctx.tx_queue(s.port, local);
-            if s.plan.counters.queue.get() == 0 {
-                s.plan.counters.queue.set(txq.queue() as u64 + 1);
-            }
-            let room = txq.tx_room(prio);
+            let room = ctx.tx_queue(s.port, local).tx_room(st.priority);
             s.blocked = room == 0;
             if s.pending.is_empty() && room > 0 {
-                let want = (burst.min(room) as u64).min(s.remaining) as usize;
-                match s.src.as_mut() {
-                    Some(Source::Built(g)) if g.is_static() && s.pacer.is_unpaced() => {
-                        // Line rate, nothing varies: the prebuilt frames only
-                        // need their length (testpmd txonly's loop, minus the copy).
-                        let n = want.min(64);
-                        if s.pool.alloc_bulk(&mut s.pending, n) {
-                            let len = g.static_len();
-                            for m in s.pending.as_mut_slice() {
-                                let _ = m.set_len(len);
-                            }
-                        } else {
-                            self.alloc_failures += 1;
-                        }
-                    }
-                    Some(Source::Built(g)) if s.pacer.is_unpaced() && g.fills_bursts() => {
-                        // Line rate, no size to draw per packet: the whole burst in one pass.
-                        let n = want.min(64);
-                        if s.pool.alloc_bulk(&mut s.pending, n) {
-                            g.fill_burst(s.pending.as_mut_slice(), self.tsc.now());
-                        } else {
-                            self.alloc_failures += 1;
-                        }
-                    }
-                    Some(Source::Built(g)) => {
-                        // Each admitted packet is charged its own size.
-                        let mut sizes = [0u32; 64];
-                        let want = want.min(sizes.len());
-                        let mut n = 0;
-                        while n < want && s.pacer.admit(now, g.peek_size()) {
-                            sizes[n] = g.take_size();
-                            n += 1;
-                        }
-                        if n > 0 {
-                            if s.pool.alloc_bulk(&mut s.pending, n) {
-                                let ts = if g.is_static() { now } else { self.tsc.now() };
-                                for (m, &z) in s.pending.as_mut_slice().iter_mut().zip(&sizes[..n])
-                                {
-                                    g.fill_sized(m, z, ts);
-                                }
-                            } else {
-                                // Out of buffers: the admitted packets are owed, not lost;
-                                // they are built on a later round.
-                                s.pacer.refund(&sizes[..n]);
-                                self.alloc_failures += 1;
-                            }
-                        }
-                    }
-                    Some(Source::Socket {
-                        sock,
-                        sizes,
-                        rng,
-                        buf,
-                        seq,
-                        latency,
-                        errors,
-                        last_error,
-                        mtu,
-                    }) => {
-                        // The whole path: udp_sendmsg → ip → neighbour → dev_queue_xmit.
-                        let Some((stack, tx)) = stacks[s.port].as_mut() else {
-                            s.done = true;
-                            continue;
-                        };
-                        let mut sent = 0u64;
-                        let mut bytes = 0u64;
-                        let mut attempts = 0;
-                        while attempts < want && s.remaining > 0 && s.pacer.due(now) {
-                            attempts += 1;
-                            // The size is the datagram's; the pacer charges
-                            // the frames it becomes on the wire.
-                            let len = sizes.next(rng) as usize;
-                            let wire = socket_wire(len as u32, *mtu);
-                            if *latency {
-                                let h = &mut buf[..LATENCY_HDR as usize];
-                                h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
-                                h[2] = s.plan.stream as u8;
-                                h[3] = s.plan.sender_id;
-                                h[4..10].copy_from_slice(&seq.to_be_bytes()[2..8]);
-                                h[10..18].copy_from_slice(&self.tsc.now().to_be_bytes());
-                            }
-                            // Full send buffer or pool: stop for this round and
-                            // offer the same datagram later (a refusal is not a send,
-                            // and nothing is counted twice).
-                            if stack.socket(*sock).would_block().unwrap_or(false) {
-                                s.blocked = true;
-                                break;
-                            }
-                            match stack.socket(*sock).send(&buf[..len]) {
-                                Ok(_) => {
-                                    s.pacer.admit(now, wire);
-                                    sent += 1;
-                                    *seq += 1;
-                                    bytes += (wire - 4 * socket_frames(len as u32, *mtu)) as u64;
-                                }
-                                Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => {
-                                    s.blocked = true;
-                                    break;
-                                }
-                                Err(er) => {
-                                    // Counted (and in the stack's SNMP counters); the
-                                    // datagram never existed, so no packet is lost.
-                                    s.pacer.admit(now, wire);
-                                    *errors += 1;
-                                    if last_error.is_empty() {
-                                        *last_error = er.to_string();
-                                    }
-                                    s.remaining = s.remaining.saturating_sub(1);
-                                    if er == Errno::EHOSTUNREACH {
-                                        // The neighbour failed (no ARP answer after
-                                        // its probes, `arp_error_report`): nothing
-                                        // this stream sends can arrive. End the run
-                                        // rather than feed a dead neighbour forever.
-                                        let st = &self.p.streams[s.plan.stream];
-                                        unreachable.get_or_insert(format!(
-                                            "stream {}: {} did not answer ARP on port {} ({er}); is the peer up and on this link?",
-                                            st.name, st.dst_ip, st.port
-                                        ));
-                                        s.done = true;
-                                        break;
-                                    }
-                                }
-                            }
-                            if tx.nearly_full() {
-                                tx.flush(ctx);
-                            }
-                        }
-                        tx.flush(ctx);
-                        if sent > 0 {
-                            s.plan.counters.record(now, sent, bytes);
-                            s.remaining = s.remaining.saturating_sub(sent);
-                            self.packets += sent;
-                            self.last_active = now;
-                        }
-                    }
-                    Some(Source::Replay {
-                        frames,
-                        next,
-                        loops_done,
-                        loops,
-                        loop_start,
-                        span_cycles,
-                        original,
-                    }) => {
-                        if *loop_start == 0 {
-                            *loop_start = s.start;
-                        }
-                        let base_ns = frames.first().map(|f| f.ts_ns).unwrap_or(0);
-                        while s.pending.len() < want {
-                            if *loops != 0 && *loops_done >= *loops {
-                                s.remaining = 0;
-                                break;
-                            }
-                            let f = &frames[*next];
-                            if *original {
-                                let due = *loop_start + self.tsc.ns_to_cycles(f.ts_ns - base_ns);
-                                if now < due {
-                                    break;
-                                }
-                            }
-                            if !s.pacer.admit(now, f.data.len() as u32 + 4) {
-                                break;
-                            }
-                            match wirespeed::ethdev::pcap::copy_into_chain(&mut s.pool, &f.data) {
-                                Some(m) => {
-                                    let _ = s.pending.push(m);
-                                }
-                                None => {
-                                    self.alloc_failures += 1;
-                                    break;
-                                }
-                            }
-                            *next += 1;
-                            if *next == frames.len() {
-                                *next = 0;
-                                *loops_done += 1;
-                                *loop_start += *span_cycles;
-                            }
-                        }
-                    }
-                    None => {}
-                }
+                let want = (self.p.burst.min(room) as u64).min(s.remaining) as usize;
+                let why = s.fill(
+                    ctx,
+                    &mut self.stacks,
+                    st,
+                    self.tsc,
+                    &mut self.tally,
+                    now,
+                    want,
+                );
+                failure = failure.or(why);
             }
             if !s.pending.is_empty() && room > 0 {
-                // Offer no more than the room (the rest waits for the next round).
-                let out;
-                let bytes: u64;
-                if s.pending.len() <= room {
-                    // The usual case: the whole burst fits, hand it over as is.
-                    bytes = s.pending.iter().map(|m| m.pkt_len() as u64).sum();
-                    // xmit_burst takes every packet it is offered (anything
-                    // left would simply be offered again next round).
-                    out = ctx.xmit_burst(s.port, local, &mut s.pending);
-                } else {
-                    let mut offer = Burst::new();
-                    let mut b = 0u64;
-                    for _ in 0..room {
-                        let m = s.pending.pop_front().expect("room < len");
-                        b += m.pkt_len() as u64;
-                        let _ = offer.push(m);
-                    }
-                    bytes = b;
-                    out = ctx.xmit_burst(s.port, local, &mut offer);
-                }
-                let took = (out.direct + out.queued + out.dropped) as u64;
-                s.plan.counters.record(now, took, bytes);
-                s.plan
-                    .counters
-                    .record_drops(out.dropped as u64, out.dropped_bytes);
-                s.remaining = s.remaining.saturating_sub(took);
-                self.packets += took;
-                self.last_active = now;
+                s.hand_over(ctx, local, room, now, &mut self.tally);
             }
             if s.remaining == 0 && s.pending.is_empty() {
                 s.done = true;
             }
-            // The TX watchdog (`dev_watchdog`): a queue that has taken
-            // nothing for `TX_STALL_S` while packets wait is reported, and
-            // the run ends instead of hanging.
-            if s.blocked && !s.done {
-                if s.blocked_since == 0 {
-                    s.blocked_since = now;
-                } else if now - s.blocked_since > TX_STALL_S * self.tsc.hz() {
-                    stalled.get_or_insert((s.plan.stream, s.port));
-                }
-            } else {
-                s.blocked_since = 0;
+            if failure.is_none() && s.stalled(now, hz) {
+                failure = Some(stall_report(ctx, s, st));
             }
         }
-        if let Some(why) = unreachable {
-            self.fail(ctx, why);
-            return all_done;
-        }
-        if let Some((si, port)) = stalled {
-            let name = ctx.port_name(port).to_string();
-            let nq = ctx.tx_queues(port).len().max(1);
-            let txq = ctx.tx_queue(port, si % nq);
-            let why = format!(
-                "port {name} txq {}: took no packet of stream {} for {TX_STALL_S} s (xoff stack {} drv {}, {} in the qdisc): the link is down, the peer is absent or completions stopped",
-                txq.queue(),
-                self.p.streams[si].name,
-                txq.xoff().stack,
-                txq.xoff().drv,
-                txq.backlog_packets(),
-            );
+        if let Some(why) = failure {
             self.fail(ctx, why);
         }
         all_done
@@ -1000,12 +657,9 @@ impl LcoreApp for GenApp {
         }
         let mut send_errors = Vec::new();
         for s in &self.senders {
-            if let Some(Source::Socket {
-                errors, last_error, ..
-            }) = &s.src
-            {
-                if *errors > 0 {
-                    send_errors.push((s.plan.stream, *errors, last_error.clone()));
+            if let Some(Source::Socket(so)) = &s.src {
+                if so.errors > 0 {
+                    send_errors.push((s.plan.stream, so.errors, so.last_error.clone()));
                 }
             }
         }
@@ -1030,9 +684,9 @@ impl LcoreApp for GenApp {
             end_tsc: self.tsc.now(),
             send_errors,
             stacks,
-            packets: self.packets,
-            busy_cycles: self.last_active.saturating_sub(self.start_tsc),
-            alloc_failures: self.alloc_failures,
+            packets: self.tally.packets,
+            busy_cycles: self.tally.last_active.saturating_sub(self.start_tsc),
+            alloc_failures: self.tally.alloc_failures,
             in_use_at_end: in_use,
             latency: std::mem::take(&mut self.latency),
             trackers: tr,
@@ -1041,6 +695,194 @@ impl LcoreApp for GenApp {
             error: self.error.take(),
         }
     }
+}
+
+/// What a sender's lcore counts over the run.
+#[derive(Default)]
+struct Tally {
+    /// Packets handed to the ports (or datagrams the sockets took).
+    packets: u64,
+    alloc_failures: u64,
+    /// TSC of the last round that sent something.
+    last_active: u64,
+}
+
+impl Tally {
+    fn sent(&mut self, n: u64, now: u64) {
+        self.packets += n;
+        self.last_active = now;
+    }
+}
+
+impl StreamSender {
+    /// Opens the sender's window at `now` (its start, its stop) and returns
+    /// the local queue it feeds, or None when it has nothing to do now.
+    fn open_window(&mut self, ctx: &mut LcoreCtx, now: u64) -> Option<usize> {
+        if now < self.start {
+            return None;
+        }
+        let nq = ctx.tx_queues(self.port).len();
+        if self.stop.is_some_and(|stop| now >= stop) || nq == 0 {
+            self.done = true;
+            return None;
+        }
+        let local = self.plan.stream % nq;
+        if self.plan.counters.queue.get() == 0 {
+            let q = ctx.tx_queue(self.port, local).queue();
+            self.plan.counters.queue.set(q as u64 + 1);
+        }
+        Some(local)
+    }
+
+    /// Fills `pending` from the source, or for a socket sends `want`
+    /// datagrams through the stack. Returns why the run must end, if so.
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &mut self,
+        ctx: &mut LcoreCtx,
+        stacks: &mut [Option<(Stack, StagedTx)>],
+        st: &Stream,
+        tsc: Tsc,
+        tally: &mut Tally,
+        now: u64,
+        want: usize,
+    ) -> Option<String> {
+        let mut cx = FillCx {
+            now,
+            tsc,
+            pool: &mut self.pool,
+            pacer: &mut self.pacer,
+            remaining: &mut self.remaining,
+            start: self.start,
+            alloc_failures: &mut tally.alloc_failures,
+        };
+        match self.src.as_mut() {
+            Some(Source::Raw(r)) => r.fill(&mut cx, want, &mut self.pending),
+            Some(Source::Replay(r)) => r.fill(&mut cx, want, &mut self.pending),
+            Some(Source::Socket(so)) => {
+                let Some((stack, tx)) = stacks[self.port].as_mut() else {
+                    self.done = true;
+                    return None;
+                };
+                let r = so.send(&mut cx, stack, tx, ctx, want, st);
+                self.blocked |= r.blocked;
+                if r.sent > 0 {
+                    self.plan.counters.record(now, r.sent, r.bytes);
+                    self.remaining = self.remaining.saturating_sub(r.sent);
+                    tally.sent(r.sent, now);
+                }
+                if r.unreachable.is_some() {
+                    self.done = true;
+                }
+                return r.unreachable;
+            }
+            None => {}
+        }
+        None
+    }
+
+    /// Hands `pending` to the queue, no more than its `room` (the rest
+    /// waits for the next round), and counts what the netdev layer took
+    /// and dropped on admission.
+    fn hand_over(
+        &mut self,
+        ctx: &mut LcoreCtx,
+        local: usize,
+        room: usize,
+        now: u64,
+        tally: &mut Tally,
+    ) {
+        let (out, bytes) = if self.pending.len() <= room {
+            // The usual case: the whole burst fits, hand it over as is
+            // (xmit_burst takes every packet it is offered).
+            let bytes = self.pending.iter().map(|m| m.pkt_len() as u64).sum();
+            (ctx.xmit_burst(self.port, local, &mut self.pending), bytes)
+        } else {
+            let mut offer = Burst::new();
+            let mut bytes = 0u64;
+            while offer.len() < room {
+                let Some(m) = self.pending.pop_front() else {
+                    break;
+                };
+                bytes += m.pkt_len() as u64;
+                let _ = offer.push(m);
+            }
+            (ctx.xmit_burst(self.port, local, &mut offer), bytes)
+        };
+        let took = (out.direct + out.queued + out.dropped) as u64;
+        self.plan.counters.record(now, took, bytes);
+        self.plan
+            .counters
+            .record_drops(out.dropped as u64, out.dropped_bytes);
+        self.remaining = self.remaining.saturating_sub(took);
+        tally.sent(took, now);
+    }
+
+    /// The generator's own stall check: a queue that took nothing for
+    /// [`TX_STALL_S`] while this sender waits (after the netdev watchdog had
+    /// its chance to reset it) ends the run instead of hanging.
+    fn stalled(&mut self, now: u64, hz: u64) -> bool {
+        if !self.blocked || self.done {
+            self.blocked_since = 0;
+            return false;
+        }
+        if self.blocked_since == 0 {
+            self.blocked_since = now;
+        }
+        now - self.blocked_since > TX_STALL_S * hz
+    }
+}
+
+/// Why a stalled sender ends the run: its queue's state.
+fn stall_report(ctx: &mut LcoreCtx, s: &StreamSender, st: &Stream) -> String {
+    let name = ctx.port_name(s.port).to_string();
+    let nq = ctx.tx_queues(s.port).len().max(1);
+    let txq = ctx.tx_queue(s.port, s.plan.stream % nq);
+    format!(
+        "port {name} txq {}: took no packet of stream {} for {TX_STALL_S} s (xoff stack {} drv {}, {} in the qdisc): the link is down, the peer is absent or completions stopped",
+        txq.queue(),
+        st.name,
+        txq.xoff().stack,
+        txq.xoff().drv,
+        txq.backlog_packets(),
+    )
+}
+
+/// The source a sender sends from, for its stream `st` (with the MACs ARP
+/// resolved, when asked).
+fn source_for(
+    s: &mut StreamSender,
+    st: &Stream,
+    p: &RunParams,
+    stacks: &mut [Option<(Stack, StagedTx)>],
+    tsc: Tsc,
+) -> Result<Source, String> {
+    Ok(match st.mode {
+        StreamMode::Socket => {
+            let (stack, _) = stacks[st.port].as_mut().ok_or_else(|| {
+                format!(
+                    "stream {}: port {} has no stack on this lcore",
+                    st.name, st.port
+                )
+            })?;
+            let setup = p.stacks[st.port].as_ref();
+            let ip = setup.map_or(st.src_ip, |x| x.ip.addr);
+            let mtu = setup.map_or(1500, |x| x.mtu);
+            Source::Socket(SocketSource::open(stack, st, ip, s.plan.sender_id, mtu)?)
+        }
+        StreamMode::Pcap => {
+            let frames = p.replay[s.plan.stream]
+                .clone()
+                .ok_or_else(|| format!("stream {} has no pcap frames loaded", st.name))?;
+            Source::Replay(ReplaySource::new(st, frames, tsc))
+        }
+        _ => Source::Raw(RawSource::new(
+            st,
+            s.plan.sender_id,
+            s.plan.offload,
+            &mut s.pool,
+        )?),
+    })
 }
 
 /// A port's own stack (one port, its address, a default route when given),

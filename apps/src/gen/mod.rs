@@ -11,6 +11,7 @@ mod pacer;
 mod plan;
 mod report;
 mod runner;
+mod source;
 
 use crate::config::{Config, ConfigError, PortSection, SizeField, Stream, StreamMode};
 pub use report::{print_summary, Summary};
