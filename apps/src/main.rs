@@ -1,6 +1,5 @@
 //! The `wirespeed` command: traffic generator and device tools.
 
-mod arp;
 mod config;
 mod devtools;
 mod doctor;

@@ -269,3 +269,30 @@ latency = true
     assert_eq!(v["ports"][0]["conserved"], true);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--arp` for raw streams asks the engine's neighbour table: a port where
+/// nobody answers ends the run once the neighbour's probes are spent
+/// (FAILED), naming the address, with the probes counted in the port's
+/// stack and no stream frame sent.
+#[test]
+fn raw_arp_unanswered_ends_the_run_naming_the_peer() {
+    let dir = tmpdir("raw-arp-fail");
+    let j = dir.join("s.json");
+    let o = gen(&[
+        "--port",
+        "null",
+        "--arp",
+        "--count",
+        "100",
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("ARP: no reply from 198.18.0.2"), "{t}");
+    let v = json(&j);
+    let neigh = &v["stacks"][0]["snmp"]["Neigh"];
+    assert!(neigh["arp_requests_sent"].as_u64().unwrap() >= 3, "{neigh}");
+    assert_eq!(v["streams"][0]["offered"], 0);
+    std::fs::remove_dir_all(&dir).ok();
+}

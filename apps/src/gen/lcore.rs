@@ -7,7 +7,6 @@
 use super::measure::{latency_histogram, SeqTracker};
 use super::pacer::Pacer;
 use super::source::{FillCx, RawSource, ReplaySource, SocketSource, Source};
-use crate::arp;
 use crate::config::{PortIp, Stream, StreamMode};
 use crate::frame::parse_latency;
 use hdrhistogram::Histogram;
@@ -20,7 +19,7 @@ use wirespeed::ethdev::{MacAddr, StatCounter};
 use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
 use wirespeed::runtime::staged::{staged, StagedTx};
 use wirespeed::runtime::{LcoreApp, LcoreCtx};
-use wirespeed::stack::{PortConf, RouteConf, SnmpSnapshot, Stack, StackConfig};
+use wirespeed::stack::{NudState, PortConf, RouteConf, SnmpSnapshot, Stack, StackConfig};
 
 /// Seconds a queue may take nothing while a sender waits before the run is
 /// ended as stalled: two periods of the netdev TX watchdog (Linux's
@@ -94,11 +93,21 @@ pub struct LatencyInterval {
     pub hist: Histogram<u64>,
 }
 
-/// (port, our IP, target IP, answer)
-pub type ArpEntry = (usize, Ipv4Addr, Ipv4Addr, Option<MacAddr>);
+/// One destination `--arp` resolves.
+#[derive(Debug, Clone)]
+pub struct ArpEntry {
+    pub port: usize,
+    /// The streams' destination …
+    pub dst: Ipv4Addr,
+    /// … and the address ARP asks for: the destination when it is on the
+    /// port's link, else the port's gateway.
+    pub next_hop: Ipv4Addr,
+    pub mac: Option<MacAddr>,
+}
 
-/// ARP resolution shared by the lcores (`--arp`): the main lcore asks and
-/// listens, the others wait for the answers before building their frames.
+/// ARP resolution shared by the lcores (`--arp`): the main lcore resolves
+/// through its ports' stacks (the engine's neighbour table), the others
+/// wait for the answers before building their frames.
 pub struct ArpShared {
     pub entries: Mutex<Vec<ArpEntry>>,
     pub port_macs: Vec<MacAddr>,
@@ -222,8 +231,6 @@ pub struct GenApp {
     start_tsc: u64,
     finished_sending: bool,
     all_done_at: u64,
-    arp_last_tx: u64,
-    arp_started: u64,
     /// Per port: the stack and its staged TX (lcore 0 only).
     stacks: Vec<Option<(Stack, StagedTx)>>,
     last_timers: u64,
@@ -312,8 +319,6 @@ impl GenApp {
             start_tsc: 0,
             finished_sending: false,
             all_done_at: 0,
-            arp_last_tx: 0,
-            arp_started: tsc.now(),
             error: None,
             p,
         };
@@ -333,8 +338,8 @@ impl GenApp {
                 let e = a.entries.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(mac) = e
                     .iter()
-                    .find(|x| x.0 == st.port && x.2 == st.dst_ip)
-                    .and_then(|x| x.3)
+                    .find(|x| x.port == st.port && x.dst == st.dst_ip)
+                    .and_then(|x| x.mac)
                 {
                     st.dst_mac = mac;
                 }
@@ -346,7 +351,9 @@ impl GenApp {
         Ok(())
     }
 
-    /// Sends ARP requests for unresolved entries (main lcore, once a second).
+    /// `--arp`: lcore 0 asks its ports' stacks for every next hop
+    /// (`neigh_event_send`: probes and retries on the stack's timers) until
+    /// each is valid or FAILED; the other lcores wait for the answers.
     fn arp_poll(&mut self, ctx: &mut LcoreCtx) {
         let Some(a) = self.p.arp.clone() else { return };
         if a.done.load(Ordering::Acquire) {
@@ -362,49 +369,52 @@ impl GenApp {
         if self.index != 0 {
             return;
         }
-        let now = self.tsc.now();
-        let hz = self.tsc.hz();
-        if now - self.arp_started > hz * arp::ARP_TIMEOUT.as_secs() {
-            let e = a.entries.lock().unwrap_or_else(|e| e.into_inner());
-            let missing: Vec<String> = e
-                .iter()
-                .filter(|x| x.3.is_none())
-                .map(|x| format!("{} (port {})", x.2, x.0))
-                .collect();
-            let why = format!(
-                "ARP: no reply from {} within {} s (is the peer up and on this link?)",
-                missing.join(", "),
-                arp::ARP_TIMEOUT.as_secs()
-            );
-            drop(e);
-            *a.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
-            self.fail(ctx, why);
-            return;
-        }
-        if self.arp_last_tx != 0 && now - self.arp_last_tx < hz {
-            return;
-        }
-        self.arp_last_tx = now;
-        let todo: Vec<(usize, Ipv4Addr, Ipv4Addr)> = a
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|x| x.3.is_none())
-            .map(|x| (x.0, x.1, x.2))
-            .collect();
-        for (port, ours, target) in todo {
-            let Some(mut m) = ctx.pool.alloc() else {
-                return;
+        self.stack_timers(ctx, self.tsc.now());
+        let mut e = a.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failed = Vec::new();
+        for x in e.iter_mut().filter(|x| x.mac.is_none()) {
+            let Some((st, tx)) = self.stacks[x.port].as_mut() else {
+                failed.push(format!("{} (port {}: no stack)", x.next_hop, x.port));
+                continue;
             };
-            if m.extend_from_slice(&arp::request(a.port_macs[port], ours, target))
-                .is_err()
-            {
+            if st.neighbour_state(0, x.next_hop) == Some(NudState::Failed) {
+                failed.push(format!("{} (port {})", x.next_hop, x.port));
                 continue;
             }
-            let mut b = Burst::new();
-            let _ = b.push(m);
-            ctx.xmit_burst(port, 0, &mut b);
+            x.mac = st.neigh_event_send(0, x.next_hop);
+            tx.flush(ctx);
+            if let Some(mac) = x.mac {
+                eprintln!(
+                    "wirespeed gen: ARP: {} is at {mac} (port {})",
+                    x.next_hop, x.port
+                );
+            }
+        }
+        let all = e.iter().all(|x| x.mac.is_some());
+        drop(e);
+        if !failed.is_empty() {
+            let why = format!(
+                "ARP: no reply from {} after the neighbour's probes (is the peer up and on this link?)",
+                failed.join(", ")
+            );
+            *a.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+            self.fail(ctx, why);
+        } else if all {
+            a.done.store(true, Ordering::Release);
+        }
+    }
+
+    /// The stacks' timers (ARP retransmits, neighbour states), once a
+    /// millisecond, and their staged frames to the queues.
+    fn stack_timers(&mut self, ctx: &mut LcoreCtx, now: u64) {
+        if self.stacks.is_empty() || now - self.last_timers <= self.tsc.hz() / 1000 {
+            return;
+        }
+        self.last_timers = now;
+        let now_ns = self.tsc.cycles_to_ns(now);
+        for (st, tx) in self.stacks.iter_mut().flatten() {
+            st.poll_timers(now_ns);
+            tx.flush(ctx);
         }
     }
 
@@ -533,14 +543,7 @@ impl LcoreApp for GenApp {
                 return;
             }
         }
-        if !self.stacks.is_empty() && now - self.last_timers > self.tsc.hz() / 1000 {
-            self.last_timers = now;
-            let now_ns = self.tsc.cycles_to_ns(now);
-            for (st, tx) in self.stacks.iter_mut().flatten() {
-                st.poll_timers(now_ns);
-                tx.flush(ctx);
-            }
-        }
+        self.stack_timers(ctx, now);
         let all_done = self.send_round(ctx, now);
         if self.any_latency
             && now.saturating_sub(self.interval_start) >= self.p.hlog_interval_cycles
@@ -586,24 +589,6 @@ impl LcoreApp for GenApp {
         let ns = self.p.streams.len();
         while let Some(m) = pkts.pop_front() {
             let d = m.data();
-            if let Some(a) = &self.p.arp {
-                if !a.done.load(Ordering::Relaxed) && d.len() >= 42 && d[12..14] == [0x08, 0x06] {
-                    let mut e = a.entries.lock().unwrap_or_else(|e| e.into_inner());
-                    for x in e
-                        .iter_mut()
-                        .filter(|x| x.0 == port as usize && x.3.is_none())
-                    {
-                        if let Some(mac) = arp::parse_reply(d, x.2, x.1) {
-                            eprintln!("wirespeed gen: ARP: {} is at {mac} (port {port})", x.2);
-                            x.3 = Some(mac);
-                        }
-                    }
-                    if e.iter().all(|x| x.3.is_some()) {
-                        a.done.store(true, Ordering::Release);
-                    }
-                    continue;
-                }
-            }
             match parse_latency(d) {
                 Some(tag)
                     if (tag.stream as usize) < ns

@@ -5,10 +5,10 @@
 //! ([`RunPlan::build`]). [`super::launch`] runs a plan; [`super::report`]
 //! reads it with the outcome.
 
-use super::lcore::{ArpShared, SenderCounters, SenderPlan, StackSetup};
+use super::lcore::{ArpEntry, ArpShared, SenderCounters, SenderPlan, StackSetup};
 use super::{port_error, validated, GenArgs, GenError};
 use crate::config::{socket_wire, Config, ConfigError, FieldKind, Rate, Stream, StreamMode};
-use crate::config::{PortSection, DEFAULT_MTU};
+use crate::config::{PortIp, PortSection, DEFAULT_MTU};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -231,17 +231,11 @@ impl RunPlan {
         }
         check_requests(&c, &ports)?;
         let (senders, counters, targets) = plan_senders(&c, &ports);
-        let arp = args.arp.then(|| arp_setup(&c.streams, &ports));
         let mut stacks = Vec::new();
         for (pi, p) in c.cfg.ports.iter().enumerate() {
-            stacks.push(p.stack_ip(pi)?.map(|ip| StackSetup {
-                ip,
-                mac: ports[pi].mac,
-                mtu: ports[pi].mtu,
-                tx_offloads: ports[pi].offloads,
-                noarp: ports[pi].info.driver == "lo",
-            }));
+            stacks.push(stack_setup(pi, p, &ports[pi], &c.streams, args.arp)?);
         }
+        let arp = args.arp.then(|| arp_setup(&c.streams, &ports, &stacks));
         Ok(RunPlan {
             cfg: c.cfg,
             streams: c.streams,
@@ -578,13 +572,31 @@ fn plan_senders(
     (plans, counters, targets)
 }
 
-/// `--arp`: one entry per (port, destination) the streams send to.
-fn arp_setup(streams: &[Stream], ports: &[PortPlan]) -> Arc<ArpShared> {
-    let mut entries: Vec<(usize, Ipv4Addr, Ipv4Addr, Option<MacAddr>)> = Vec::new();
+/// `--arp`: one entry per (port, destination) the streams send to, asking
+/// for the destination on the port's link, else for the port's gateway.
+fn arp_setup(
+    streams: &[Stream],
+    ports: &[PortPlan],
+    stacks: &[Option<StackSetup>],
+) -> Arc<ArpShared> {
+    let mut entries: Vec<ArpEntry> = Vec::new();
     for s in streams {
-        if !entries.iter().any(|e| e.0 == s.port && e.2 == s.dst_ip) {
-            entries.push((s.port, s.src_ip, s.dst_ip, None));
+        if entries
+            .iter()
+            .any(|e| e.port == s.port && e.dst == s.dst_ip)
+        {
+            continue;
         }
+        let next_hop = match stacks[s.port].as_ref().map(|su| &su.ip) {
+            Some(ip) if !on_link(ip, s.dst_ip) => ip.gateway.unwrap_or(s.dst_ip),
+            _ => s.dst_ip,
+        };
+        entries.push(ArpEntry {
+            port: s.port,
+            dst: s.dst_ip,
+            next_hop,
+            mac: None,
+        });
     }
     Arc::new(ArpShared {
         entries: Mutex::new(entries),
@@ -592,4 +604,42 @@ fn arp_setup(streams: &[Stream], ports: &[PortPlan]) -> Arc<ArpShared> {
         done: AtomicBool::new(false),
         failed: Mutex::new(None),
     })
+}
+
+/// Whether `dst` is inside the port's prefix.
+fn on_link(ip: &PortIp, dst: Ipv4Addr) -> bool {
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(ip.prefix_len))
+        .unwrap_or(0);
+    u32::from(ip.addr) & mask == u32::from(dst) & mask
+}
+
+/// The stack a port gets: its own address, or for `--arp` on a port
+/// without one, the first of its streams' source addresses (every
+/// destination on the link, as the streams' frames assume).
+fn stack_setup(
+    pi: usize,
+    p: &PortSection,
+    pp: &PortPlan,
+    streams: &[Stream],
+    arp: bool,
+) -> Result<Option<StackSetup>, GenError> {
+    let ip = match p.stack_ip(pi)? {
+        Some(ip) => ip,
+        None => match streams.iter().find(|s| s.port == pi).filter(|_| arp) {
+            Some(s) => PortIp {
+                addr: s.src_ip,
+                prefix_len: 0,
+                gateway: None,
+            },
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(StackSetup {
+        ip,
+        mac: pp.mac,
+        mtu: pp.mtu,
+        tx_offloads: pp.offloads,
+        noarp: pp.info.driver == "lo",
+    }))
 }

@@ -704,6 +704,22 @@ impl Stack {
         self.neigh.state(port, ip)
     }
 
+    /// Resolves `ip` on `port` without a packet to send (`neigh_event_send`):
+    /// the neighbour's MAC once it is valid, None while ARP runs (probes and
+    /// retries on the stack's timers; a peer that never answers leaves the
+    /// entry FAILED, see [`Stack::neighbour_state`]).
+    pub fn neigh_event_send(&mut self, port: u16, ip: Ipv4Addr) -> Option<MacAddr> {
+        if port as usize >= self.ports.len() {
+            return None;
+        }
+        let now = self.now;
+        let (neigh, mut io) = self.split_neigh();
+        let idx = neigh.lookup_or_create(port, ip, io.c, now);
+        let mac = neigh.event_send(idx, &mut io, now);
+        self.xmit.flush();
+        mac
+    }
+
     /// Installs an output hook (called in installation order).
     pub fn add_hook(&mut self, h: Hook) {
         self.hooks.push(h);

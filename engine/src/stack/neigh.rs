@@ -381,6 +381,54 @@ impl NeighTable {
         Ok(())
     }
 
+    /// Plays `neigh_event_send` for a caller with no packet to queue (an
+    /// application that wants the address before it builds its frames):
+    /// NONE or FAILED starts resolution (INCOMPLETE, the first probe now),
+    /// STALE goes to DELAY; returns the link-layer address once the entry
+    /// is valid (`NUD_VALID`), None while it is being resolved.
+    pub(crate) fn event_send(
+        &mut self,
+        idx: usize,
+        io: &mut NeighIo<'_>,
+        now: u64,
+    ) -> Option<MacAddr> {
+        let (delay_ms, retrans_ms) = (self.params.delay_first_probe_ms, self.params.retrans_ms);
+        let n = self.entries.get_mut(idx)?.as_deref_mut()?;
+        n.used = now;
+        match n.state {
+            NudState::Reachable | NudState::Permanent | NudState::Delay | NudState::Probe => {
+                Some(n.mac)
+            }
+            NudState::Stale => {
+                n.state = NudState::Delay;
+                n.updated = now;
+                let mac = n.mac;
+                self.arm(idx, now + delay_ms * MS);
+                Some(mac)
+            }
+            NudState::Incomplete => None,
+            NudState::None if io.ports[n.port as usize].conf.noarp => {
+                let mac = io.ports[n.port as usize].conf.mac;
+                Self::set_lladdr(n, mac, io.ports);
+                n.state = NudState::Permanent;
+                n.updated = now;
+                Some(mac)
+            }
+            NudState::None | NudState::Failed => {
+                if n.state == NudState::Failed {
+                    io.c.neigh.failed_resolves.add(1);
+                }
+                n.state = NudState::Incomplete;
+                n.updated = now;
+                let (port, ip) = (n.port, n.ip);
+                send_arp(io, port, ARP_REQUEST, MacAddr::BROADCAST, MacAddr::ZERO, ip);
+                n.probes = 1;
+                self.arm(idx, now + retrans_ms * MS);
+                None
+            }
+        }
+    }
+
     fn flush_pending(n: &mut Neighbour, io: &mut NeighIo<'_>) {
         while let Some(m) = n.pending.pop_front() {
             // The sender was already told "sent"; a refusal now is counted here.
