@@ -72,6 +72,88 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     out
 }
 
+/// `wirespeed gen`: the summary, `--json`, warnings, and exit 1 when the
+/// run failed (exit 2 for bad input).
+fn cmd_gen(args: &gen::GenArgs) -> ExitCode {
+    let s = match gen::run(args, &registry()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wirespeed gen: {e}");
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    gen::print_summary(&s);
+    if let Some(path) = &args.json {
+        let text = match serde_json::to_string_pretty(&s) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("wirespeed gen: cannot encode the summary: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("wirespeed gen: --json {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    if s.streams.iter().any(|st| st.rate_miss) {
+        eprintln!("wirespeed gen: warning: a stream missed its target rate (see the summary)");
+    }
+    if s.lcores.iter().any(|l| l.mempool_in_use_at_end > 0) {
+        eprintln!("wirespeed gen: warning: mbufs still in use at the end of the run");
+    }
+    if !s.failures.is_empty() {
+        for f in &s.failures {
+            eprintln!("wirespeed gen: run failed: {f}");
+        }
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `wirespeed check CONFIG`.
+fn cmd_check(config: &std::path::Path) -> ExitCode {
+    let args = gen::GenArgs {
+        config: Some(config.to_path_buf()),
+        ..Default::default()
+    };
+    match gen::check(&args, &registry()) {
+        Ok(n) => {
+            println!("{}: ok ({n} stream(s))", config.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wirespeed check: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+/// `wirespeed ports`: syntax in the first column; a syntax too wide for it
+/// gets a line of its own, and the help wraps under its column.
+fn cmd_ports() -> ExitCode {
+    const COL: usize = 30;
+    const WIDTH: usize = 100;
+    let reg = registry();
+    let rows = reg
+        .drivers()
+        .iter()
+        .map(|d| (d.syntax, d.help))
+        .chain(reg.wrappers().iter().map(|w| (w.syntax, w.help)));
+    for (syntax, help) in rows {
+        let mut lines = wrap(help, WIDTH - COL).into_iter();
+        if syntax.chars().count() < COL {
+            println!("{:<COL$}{}", syntax, lines.next().unwrap_or_default());
+        } else {
+            println!("{syntax}");
+        }
+        for l in lines {
+            println!("{:COL$}{l}", "");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let level = match std::env::var("WIRESPEED_LOG").as_deref() {
         Ok("debug") => tracing::Level::DEBUG,
@@ -88,83 +170,9 @@ fn main() -> ExitCode {
     wirespeed::eal::signal::default_sigpipe();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Gen(args) => match gen::run(&args, &registry()) {
-            Ok(s) => {
-                gen::print_summary(&s);
-                if let Some(path) = &args.json {
-                    let text = match serde_json::to_string_pretty(&s) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            eprintln!("wirespeed gen: cannot encode the summary: {e}");
-                            return ExitCode::from(1);
-                        }
-                    };
-                    if let Err(e) = std::fs::write(path, text) {
-                        eprintln!("wirespeed gen: --json {}: {e}", path.display());
-                        return ExitCode::from(1);
-                    }
-                }
-                if s.streams.iter().any(|st| st.rate_miss) {
-                    eprintln!(
-                        "wirespeed gen: warning: a stream missed its target rate (see the summary)"
-                    );
-                }
-                if s.lcores.iter().any(|l| l.mempool_in_use_at_end > 0) {
-                    eprintln!("wirespeed gen: warning: mbufs still in use at the end of the run");
-                }
-                if !s.failures.is_empty() {
-                    for f in &s.failures {
-                        eprintln!("wirespeed gen: run failed: {f}");
-                    }
-                    return ExitCode::from(1);
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("wirespeed gen: {e}");
-                ExitCode::from(e.exit_code() as u8)
-            }
-        },
-        Cmd::Check { config } => {
-            let args = gen::GenArgs {
-                config: Some(config.clone()),
-                ..Default::default()
-            };
-            match gen::check(&args, &registry()) {
-                Ok(n) => {
-                    println!("{}: ok ({n} stream(s))", config.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("wirespeed check: {e}");
-                    ExitCode::from(e.exit_code() as u8)
-                }
-            }
-        }
-        Cmd::Ports => {
-            // Syntax in the first column; a syntax too wide for it gets a
-            // line of its own, and the help wraps under its column.
-            const COL: usize = 30;
-            const WIDTH: usize = 100;
-            let reg = registry();
-            let rows = reg
-                .drivers()
-                .iter()
-                .map(|d| (d.syntax, d.help))
-                .chain(reg.wrappers().iter().map(|w| (w.syntax, w.help)));
-            for (syntax, help) in rows {
-                let mut lines = wrap(help, WIDTH - COL).into_iter();
-                if syntax.chars().count() < COL {
-                    println!("{:<COL$}{}", syntax, lines.next().unwrap_or_default());
-                } else {
-                    println!("{syntax}");
-                }
-                for l in lines {
-                    println!("{:COL$}{l}", "");
-                }
-            }
-            ExitCode::SUCCESS
-        }
+        Cmd::Gen(args) => cmd_gen(&args),
+        Cmd::Check { config } => cmd_check(&config),
+        Cmd::Ports => cmd_ports(),
         Cmd::Dev(c) => devtools::run(&c),
         Cmd::Doctor { json } => {
             let r = doctor::inspect();

@@ -242,41 +242,7 @@ impl GenApp {
     pub fn new(ctx: &mut LcoreCtx, p: Arc<RunParams>) -> Result<GenApp, String> {
         let tsc = Tsc::global();
         let index = ctx.lcore().index;
-        let mut senders = Vec::new();
-        for plan in p.plans[index].iter().cloned() {
-            let st = &p.streams[plan.stream];
-            let pool = Mempool::new(&PoolConfig {
-                name: format!("gen-c{}-s{}", ctx.lcore().core, plan.stream),
-                size: p.pool_size,
-                ..Default::default()
-            })
-            .map_err(|e| e.to_string())?;
-            let remaining = plan.quota;
-            senders.push(StreamSender {
-                port: st.port,
-                src: None,
-                pool,
-                pacer: Pacer::new(&st.rate, plan.share, tsc.hz(), plan.line_bps, 0),
-                pending: Burst::new(),
-                remaining,
-                start: 0,
-                stop: None,
-                done: remaining == 0,
-                blocked: false,
-                blocked_since: 0,
-                plan,
-            });
-        }
-        // Serve paced streams before line-rate ones, then by pfifo_fast band
-        // (band 0 first): a stream that takes whatever room there is must
-        // never keep a paced one out of a queue they share.
-        senders.sort_by_key(|s| {
-            let st = &p.streams[s.plan.stream];
-            (
-                matches!(st.rate, crate::config::Rate::Line),
-                wirespeed::netdev::PfifoFast::band_of(st.priority),
-            )
-        });
+        let senders = senders(ctx, &p, tsc)?;
         let ns = p.streams.len();
         let any_latency = p.streams.iter().any(|s| s.latency);
         let trackers = p
@@ -680,6 +646,45 @@ impl LcoreApp for GenApp {
             error: self.error.take(),
         }
     }
+}
+
+/// The lcore's senders, one per stream share it sends, each with its own
+/// pool; paced streams are served before line-rate ones, then by
+/// pfifo_fast band (band 0 first): a stream that takes whatever room there
+/// is must never keep a paced one out of a queue they share.
+fn senders(ctx: &LcoreCtx, p: &RunParams, tsc: Tsc) -> Result<Vec<StreamSender>, String> {
+    let mut senders = Vec::new();
+    for plan in p.plans[ctx.lcore().index].iter().cloned() {
+        let st = &p.streams[plan.stream];
+        let pool = Mempool::new(&PoolConfig {
+            name: format!("gen-c{}-s{}", ctx.lcore().core, plan.stream),
+            size: p.pool_size,
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())?;
+        senders.push(StreamSender {
+            port: st.port,
+            src: None,
+            pool,
+            pacer: Pacer::new(&st.rate, plan.share, tsc.hz(), plan.line_bps, 0),
+            pending: Burst::new(),
+            remaining: plan.quota,
+            start: 0,
+            stop: None,
+            done: plan.quota == 0,
+            blocked: false,
+            blocked_since: 0,
+            plan,
+        });
+    }
+    senders.sort_by_key(|s| {
+        let st = &p.streams[s.plan.stream];
+        (
+            matches!(st.rate, crate::config::Rate::Line),
+            wirespeed::netdev::PfifoFast::band_of(st.priority),
+        )
+    });
+    Ok(senders)
 }
 
 /// What a sender's lcore counts over the run.

@@ -217,21 +217,60 @@ const COLORS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
 ];
 
-/// Renders a two-panel SVG: the latency percentile distribution (x: percentile
-/// on the usual 1/(1-p) log scale, y: µs) and throughput over time (Mpps).
-pub fn svg_plot(latency: &[(String, Histogram<u64>)], throughput: &[Series]) -> String {
-    let (w, h) = (900.0f64, 760.0f64);
-    let mut s = String::new();
+/// A plot panel's frame: origin and size in SVG units.
+#[derive(Clone, Copy)]
+struct Panel {
+    x0: f64,
+    y0: f64,
+    w: f64,
+    h: f64,
+}
+
+impl Panel {
+    /// The y axis labels, `ticks + 1` of them from 0 to `max`.
+    fn y_labels(&self, s: &mut String, max: f64, ticks: u32, fmt: impl Fn(f64) -> String) {
+        for i in 0..=ticks {
+            let v = max * i as f64 / ticks as f64;
+            let y = self.y0 + self.h - self.h * i as f64 / ticks as f64;
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{y:.1}" text-anchor="end">{}</text>"#,
+                self.x0 - 6.0,
+                fmt(v)
+            );
+        }
+    }
+
+    /// One series: the line and its name in the legend (`k`-th entry).
+    fn series(&self, s: &mut String, k: usize, name: &str, pts: &str, width: f64) {
+        let c = COLORS[k % COLORS.len()];
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{c}" stroke-width="{width}" points="{pts}"/>"#
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" fill="{c}">{}</text>"#,
+            self.x0 + 10.0,
+            self.y0 + 16.0 + 15.0 * k as f64,
+            esc(name)
+        );
+    }
+}
+
+/// Panel 1: each stream's latency by percentile (a log-scaled
+/// 1 − 10^−x axis up to the 99.9999th).
+fn latency_panel(s: &mut String, latency: &[(String, Histogram<u64>)]) {
+    let p = Panel {
+        x0: 70.0,
+        y0: 40.0,
+        w: 800.0,
+        h: 280.0,
+    };
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    // Panel 1: latency percentile distribution.
-    let (x0, y0, pw, ph) = (70.0, 40.0, 800.0, 280.0);
-    let _ = writeln!(
-        s,
-        r#"<text x="{x0}" y="25" font-size="15">Latency by percentile (µs)</text>"#
+        r#"<text x="{}" y="25" font-size="15">Latency by percentile (µs)</text>"#,
+        p.x0
     );
     let max_lat = latency
         .iter()
@@ -241,28 +280,20 @@ pub fn svg_plot(latency: &[(String, Histogram<u64>)], throughput: &[Series]) -> 
         .unwrap_or(1)
         .max(1) as f64
         / 1000.0;
-    let xmax = 6.0; // up to the 99.9999th percentile
-    axes(&mut s, x0, y0, pw, ph);
+    let xmax = 6.0;
+    axes(s, p.x0, p.y0, p.w, p.h);
     for (i, lbl) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"]
         .iter()
         .enumerate()
     {
-        let x = x0 + pw * i as f64 / xmax;
+        let x = p.x0 + p.w * i as f64 / xmax;
         let _ = writeln!(
             s,
             r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{lbl}</text>"#,
-            y0 + ph + 16.0
+            p.y0 + p.h + 16.0
         );
     }
-    for i in 0..=4 {
-        let v = max_lat * i as f64 / 4.0;
-        let y = y0 + ph - ph * i as f64 / 4.0;
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{y:.1}" text-anchor="end">{v:.1}</text>"#,
-            x0 - 6.0
-        );
-    }
+    p.y_labels(s, max_lat, 4, |v| format!("{v:.1}"));
     for (k, (name, hist)) in latency.iter().enumerate() {
         if hist.is_empty() {
             continue;
@@ -275,55 +306,39 @@ pub fn svg_plot(latency: &[(String, Histogram<u64>)], throughput: &[Series]) -> 
             let _ = write!(
                 pts,
                 "{:.1},{:.1} ",
-                x0 + pw * xl / xmax,
-                y0 + ph - ph * (v / max_lat).min(1.0)
+                p.x0 + p.w * xl / xmax,
+                p.y0 + p.h - p.h * (v / max_lat).min(1.0)
             );
         }
-        let c = COLORS[k % COLORS.len()];
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{pts}"/>"#
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" fill="{c}">{}</text>"#,
-            x0 + 10.0,
-            y0 + 16.0 + 15.0 * k as f64,
-            esc(name)
-        );
+        p.series(s, k, name, &pts, 2.0);
     }
-    // Panel 2: throughput over time.
-    let (x0, y0, pw, ph) = (70.0, 420.0, 800.0, 280.0);
+}
+
+/// Panel 2: each stream's throughput over the run.
+fn throughput_panel(s: &mut String, throughput: &[Series]) {
+    let p = Panel {
+        x0: 70.0,
+        y0: 420.0,
+        w: 800.0,
+        h: 280.0,
+    };
     let _ = writeln!(
         s,
-        r#"<text x="{x0}" y="405" font-size="15">Throughput (Mpps) over time (s)</text>"#
+        r#"<text x="{}" y="405" font-size="15">Throughput (Mpps) over time (s)</text>"#,
+        p.x0
     );
-    axes(&mut s, x0, y0, pw, ph);
-    let tmax = throughput
-        .iter()
-        .flat_map(|x| x.points.iter().map(|p| p.0))
-        .fold(0.0, f64::max)
-        .max(1e-3);
-    let vmax = throughput
-        .iter()
-        .flat_map(|x| x.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max)
-        .max(1e-9);
+    axes(s, p.x0, p.y0, p.w, p.h);
+    let all = || throughput.iter().flat_map(|x| x.points.iter());
+    let tmax = all().map(|p| p.0).fold(0.0, f64::max).max(1e-3);
+    let vmax = all().map(|p| p.1).fold(0.0, f64::max).max(1e-9);
+    p.y_labels(s, vmax, 4, |v| format!("{:.3}", v / 1e6));
     for i in 0..=4 {
-        let v = vmax * i as f64 / 4.0;
-        let y = y0 + ph - ph * i as f64 / 4.0;
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{y:.1}" text-anchor="end">{:.3}</text>"#,
-            x0 - 6.0,
-            v / 1e6
-        );
         let t = tmax * i as f64 / 4.0;
-        let x = x0 + pw * i as f64 / 4.0;
+        let x = p.x0 + p.w * i as f64 / 4.0;
         let _ = writeln!(
             s,
             r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{t:.2}</text>"#,
-            y0 + ph + 16.0
+            p.y0 + p.h + 16.0
         );
     }
     for (k, ser) in throughput.iter().enumerate() {
@@ -332,23 +347,26 @@ pub fn svg_plot(latency: &[(String, Histogram<u64>)], throughput: &[Series]) -> 
             let _ = write!(
                 pts,
                 "{:.1},{:.1} ",
-                x0 + pw * t / tmax,
-                y0 + ph - ph * v / vmax
+                p.x0 + p.w * t / tmax,
+                p.y0 + p.h - p.h * v / vmax
             );
         }
-        let c = COLORS[k % COLORS.len()];
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{pts}"/>"#
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" fill="{c}">{}</text>"#,
-            x0 + 10.0,
-            y0 + 16.0 + 15.0 * k as f64,
-            esc(&ser.name)
-        );
+        p.series(s, k, &ser.name, &pts, 1.5);
     }
+}
+
+/// Renders a two-panel SVG: the latency percentile distribution (x: percentile
+/// on the usual 1/(1-p) log scale, y: µs) and throughput over time (Mpps).
+pub fn svg_plot(latency: &[(String, Histogram<u64>)], throughput: &[Series]) -> String {
+    let (w, h) = (900.0f64, 760.0f64);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    latency_panel(&mut s, latency);
+    throughput_panel(&mut s, throughput);
     s.push_str("</svg>\n");
     s
 }

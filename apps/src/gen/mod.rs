@@ -108,6 +108,22 @@ pub(crate) fn port_error(i: usize, e: EthdevError) -> GenError {
     }
 }
 
+/// A port section for a spec given on the command line (or the default).
+fn port_section(spec: &str) -> PortSection {
+    PortSection {
+        spec: spec.to_string(),
+        tx_queues: None,
+        ring_size: 1024,
+        offload: false,
+        qdisc: None,
+        bql: None,
+        txqueuelen: 1000,
+        ip: None,
+        gateway: None,
+        mtu: None,
+    }
+}
+
 /// Builds the effective configuration from a file and the flags.
 pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
     let mut c = match &args.config {
@@ -115,44 +131,35 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
         None => Config::default(),
     };
     if let Some(p) = &args.port {
-        let sec = PortSection {
-            spec: p.clone(),
-            tx_queues: None,
-            ring_size: 1024,
-            offload: false,
-            qdisc: None,
-            bql: None,
-            txqueuelen: 1000,
-            ip: None,
-            gateway: None,
-            mtu: None,
-        };
-        if c.ports.is_empty() {
-            c.ports.push(sec);
-        } else {
-            c.ports[0].spec = p.clone();
+        match c.ports.first_mut() {
+            Some(first) => first.spec = p.clone(),
+            None => c.ports.push(port_section(p)),
         }
     }
     if c.ports.is_empty() {
         // The embedded default device.
-        c.ports.push(PortSection {
-            spec: crate::DEFAULT_PORT.into(),
-            tx_queues: None,
-            ring_size: 1024,
-            offload: false,
-            qdisc: None,
-            bql: None,
-            txqueuelen: 1000,
-            ip: None,
-            gateway: None,
-            mtu: None,
-        });
+        c.ports.push(port_section(crate::DEFAULT_PORT));
     }
     if args.offload {
         for p in &mut c.ports {
             p.offload = true;
         }
     }
+    apply_run_flags(args, &mut c)?;
+    apply_stream_flags(args, &mut c);
+    let streams_bounded = !c.streams.is_empty()
+        && c.streams
+            .iter()
+            .all(|s| s.count > 0 || s.duration > 0.0 || s.mode == StreamMode::Pcap && s.loops > 0);
+    if c.run.count == 0 && c.run.duration == 0.0 && !streams_bounded {
+        // Never run forever by accident: a default duration, as pktgen users ask for.
+        c.run.duration = 10.0;
+    }
+    Ok(c)
+}
+
+/// `--lcores`, `--count`, `--duration`, `--huge`/`--no-huge` over `[run]`.
+fn apply_run_flags(args: &GenArgs, c: &mut Config) -> Result<(), ConfigError> {
     if let Some(l) = &args.lcores {
         c.run.lcores = l.clone();
     }
@@ -187,35 +194,33 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
     if args.no_huge {
         c.run.pages = wirespeed::eal::PageMode::Small;
     }
-    if args.size.is_some() || args.vlan.is_some() || args.rate.is_some() || args.vlan_offload {
-        if c.streams.is_empty() {
-            c.streams.push(Default::default());
+    Ok(())
+}
+
+/// `--size`, `--vlan`, `--vlan-offload`, `--rate` over every stream (one
+/// default stream when the config has none).
+fn apply_stream_flags(args: &GenArgs, c: &mut Config) {
+    if args.size.is_none() && args.vlan.is_none() && args.rate.is_none() && !args.vlan_offload {
+        return;
+    }
+    if c.streams.is_empty() {
+        c.streams.push(Default::default());
+    }
+    for s in &mut c.streams {
+        if let Some(z) = args.size {
+            s.size = Some(SizeField::Fixed(z));
+            s.imix = None;
         }
-        for s in &mut c.streams {
-            if let Some(z) = args.size {
-                s.size = Some(SizeField::Fixed(z));
-                s.imix = None;
-            }
-            if let Some(v) = args.vlan {
-                s.vlan = v;
-            }
-            if args.vlan_offload {
-                s.vlan_offload = true;
-            }
-            if let Some(r) = &args.rate {
-                s.rate = Some(r.clone());
-            }
+        if let Some(v) = args.vlan {
+            s.vlan = v;
+        }
+        if args.vlan_offload {
+            s.vlan_offload = true;
+        }
+        if let Some(r) = &args.rate {
+            s.rate = Some(r.clone());
         }
     }
-    let streams_bounded = !c.streams.is_empty()
-        && c.streams
-            .iter()
-            .all(|s| s.count > 0 || s.duration > 0.0 || s.mode == StreamMode::Pcap && s.loops > 0);
-    if c.run.count == 0 && c.run.duration == 0.0 && !streams_bounded {
-        // Never run forever by accident: a default duration, as pktgen users ask for.
-        c.run.duration = 10.0;
-    }
-    Ok(c)
 }
 
 /// Validates a configuration without opening any device: TOML, values, core

@@ -844,119 +844,125 @@ fn link_speed_text(up: bool, mbps: u32) -> String {
     }
 }
 
+/// A stream's lines: what it offered, sent and dropped, its flags, its
+/// interval rates and latency.
+fn print_stream(st: &StreamSummary) {
+    let d = &st.dropped;
+    let drops: Vec<String> = [
+        ("qdisc", d.qdisc),
+        ("driver queue stopped", d.busy),
+        ("after queueing", d.after_queue),
+        ("in the stack", d.stack),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(what, n)| format!("{n} {what}"))
+    .collect();
+    println!(
+        "  stream {} ({}, {}) → port {}: offered {}, sent {}{}, dropped {}{}; target {}; achieved {}pps, L2 {}bit/s, L1 {}bit/s{}",
+        st.name,
+        st.mode,
+        st.sizes,
+        st.port,
+        st.offered,
+        if st.exact { "" } else { "≤ " },
+        st.packets,
+        d.total(),
+        if drops.is_empty() { String::new() } else { format!(" ({})", drops.join(", ")) },
+        st.rate_target,
+        si(st.achieved_pps),
+        si(st.achieved_l2_bps),
+        si(st.achieved_l1_bps),
+        match (st.rate_error, st.rate_miss) {
+            (Some(e), false) => format!("  (within {:.3}% of target)", e * 100.0),
+            _ => String::new(),
+        }
+    );
+    for f in &st.flags {
+        println!("    FLAG: {f}");
+    }
+    let r = &st.interval_pps;
+    println!(
+        "    interval pps: min {} p50 {} p99 {} p99.9 {} max {}",
+        si(r.min as f64),
+        si(r.p50 as f64),
+        si(r.p99 as f64),
+        si(r.p999 as f64),
+        si(r.max as f64)
+    );
+    if let Some(l) = &st.latency {
+        let us = |ns: u64| ns as f64 / 1e3;
+        println!(
+            "    latency µs: min {:.2} p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}; received {}/{} lost {} dup {} reordered {}",
+            us(l.ns.min),
+            us(l.ns.p50),
+            us(l.ns.p99),
+            us(l.ns.p999),
+            us(l.ns.max),
+            l.received,
+            l.sent,
+            l.lost,
+            l.duplicates,
+            l.reordered
+        );
+    }
+}
+
+/// A port's line and one line per TX queue (driver, qdisc, BQL).
+fn print_port(p: &PortSummary) {
+    println!(
+        "  port {} [{}] link {} {}, offloads {}: tx {} pkts {} bytes, errors {}, drops {}, rx {} pkts{}",
+        p.spec,
+        p.driver,
+        if p.link_up { "up" } else { "down" },
+        link_speed_text(p.link_up, p.link_speed_mbps),
+        p.offloads,
+        p.tx_packets,
+        p.tx_bytes,
+        p.tx_errors,
+        p.tx_drops,
+        p.rx_packets,
+        if p.conserved { "" } else { "  NOT CONSERVED: offered packets missing from the counters" }
+    );
+    for q in &p.queues {
+        let mut line = format!(
+            "    txq {}: {} pkts {} bytes, errors {}, drops {}",
+            q.queue, q.packets, q.bytes, q.errors, q.drops
+        );
+        if let (Some(qd), Some(c)) = (&q.qdisc, &q.netdev) {
+            line.push_str(&format!(
+                "; qdisc {} sent {}p dropped {} requeues {} backlog {}p; xoff stack {} drv {}",
+                qd.kind,
+                qd.sent_packets,
+                qd.dropped,
+                qd.requeues,
+                qd.backlog_packets,
+                c.stack_xoff,
+                c.drv_xoff
+            ));
+        }
+        if let Some(b) = q.bql.as_ref().filter(|b| b.enabled) {
+            line.push_str(&format!("; bql limit {} inflight {}", b.limit, b.inflight));
+        }
+        println!("{line}");
+    }
+}
+
 /// Prints the final table.
 pub fn print_summary(s: &Summary) {
     println!(
         "wirespeed gen: {} packets, {} bytes in {:.3} s = {:.3} Mpps, L2 {:.3} Gbit/s, L1 {:.3} Gbit/s, {:.1} cycles/packet, drops {}",
         s.packets_sent, s.bytes_sent, s.duration_s, s.mpps, s.l2_gbps, s.l1_gbps, s.cycles_per_packet, s.drops
     );
-    for st in &s.streams {
-        let d = &st.dropped;
-        let mut drops = Vec::new();
-        for (what, n) in [
-            ("qdisc", d.qdisc),
-            ("driver queue stopped", d.busy),
-            ("after queueing", d.after_queue),
-            ("in the stack", d.stack),
-        ] {
-            if n > 0 {
-                drops.push(format!("{n} {what}"));
-            }
-        }
+    s.streams.iter().for_each(print_stream);
+    s.ports.iter().for_each(print_port);
+    for st in s.streams.iter().filter(|st| st.send_errors > 0) {
         println!(
-            "  stream {} ({}, {}) → port {}: offered {}, sent {}{}, dropped {}{}; target {}; achieved {}pps, L2 {}bit/s, L1 {}bit/s{}",
+            "  stream {}: {} sends refused by the stack ({})",
             st.name,
-            st.mode,
-            st.sizes,
-            st.port,
-            st.offered,
-            if st.exact { "" } else { "≤ " },
-            st.packets,
-            d.total(),
-            if drops.is_empty() { String::new() } else { format!(" ({})", drops.join(", ")) },
-            st.rate_target,
-            si(st.achieved_pps),
-            si(st.achieved_l2_bps),
-            si(st.achieved_l1_bps),
-            match (st.rate_error, st.rate_miss) {
-                (Some(e), false) => format!("  (within {:.3}% of target)", e * 100.0),
-                _ => String::new(),
-            }
+            st.send_errors,
+            st.last_send_error.as_deref().unwrap_or("")
         );
-        for f in &st.flags {
-            println!("    FLAG: {f}");
-        }
-        println!(
-            "    interval pps: min {} p50 {} p99 {} p99.9 {} max {}",
-            si(st.interval_pps.min as f64),
-            si(st.interval_pps.p50 as f64),
-            si(st.interval_pps.p99 as f64),
-            si(st.interval_pps.p999 as f64),
-            si(st.interval_pps.max as f64)
-        );
-        if let Some(l) = &st.latency {
-            println!(
-                "    latency µs: min {:.2} p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}; received {}/{} lost {} dup {} reordered {}",
-                l.ns.min as f64 / 1e3,
-                l.ns.p50 as f64 / 1e3,
-                l.ns.p99 as f64 / 1e3,
-                l.ns.p999 as f64 / 1e3,
-                l.ns.max as f64 / 1e3,
-                l.received,
-                l.sent,
-                l.lost,
-                l.duplicates,
-                l.reordered
-            );
-        }
-    }
-    for p in &s.ports {
-        println!(
-            "  port {} [{}] link {} {}, offloads {}: tx {} pkts {} bytes, errors {}, drops {}, rx {} pkts{}",
-            p.spec,
-            p.driver,
-            if p.link_up { "up" } else { "down" },
-            link_speed_text(p.link_up, p.link_speed_mbps),
-            p.offloads,
-            p.tx_packets,
-            p.tx_bytes,
-            p.tx_errors,
-            p.tx_drops,
-            p.rx_packets,
-            if p.conserved { "" } else { "  NOT CONSERVED: offered packets missing from the counters" }
-        );
-        for q in &p.queues {
-            let mut line = format!(
-                "    txq {}: {} pkts {} bytes, errors {}, drops {}",
-                q.queue, q.packets, q.bytes, q.errors, q.drops
-            );
-            if let (Some(qd), Some(c)) = (&q.qdisc, &q.netdev) {
-                line.push_str(&format!(
-                    "; qdisc {} sent {}p dropped {} requeues {} backlog {}p; xoff stack {} drv {}",
-                    qd.kind,
-                    qd.sent_packets,
-                    qd.dropped,
-                    qd.requeues,
-                    qd.backlog_packets,
-                    c.stack_xoff,
-                    c.drv_xoff
-                ));
-            }
-            if let Some(b) = q.bql.as_ref().filter(|b| b.enabled) {
-                line.push_str(&format!("; bql limit {} inflight {}", b.limit, b.inflight));
-            }
-            println!("{line}");
-        }
-    }
-    for st in &s.streams {
-        if st.send_errors > 0 {
-            println!(
-                "  stream {}: {} sends refused by the stack ({})",
-                st.name,
-                st.send_errors,
-                st.last_send_error.as_deref().unwrap_or("")
-            );
-        }
     }
     for x in &s.stacks {
         println!(
