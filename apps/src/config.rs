@@ -629,7 +629,7 @@ pub fn socket_frames(len: u32, mtu: u32) -> u32 {
 /// Largest UDP payload over IPv4: 65535 − 20 (IP) − 8 (UDP).
 pub const MAX_DATAGRAM: u32 = 65507;
 /// Bytes the latency header takes at the start of the UDP payload.
-pub const LATENCY_HDR: u32 = 18;
+pub const LATENCY_HDR: u32 = crate::latency::LEN as u32;
 
 const IMIX_SIMPLE: &[(u32, u32)] = &[(64, 7), (594, 4), (1518, 1)];
 const IMIX_TOLLY: &[(u32, u32)] = &[(64, 55), (78, 5), (576, 17), (1518, 23)];

@@ -6,40 +6,13 @@
 //! than recomputed over the packet.
 
 use crate::config::{Field, FieldKind, FieldOp, Payload, Sizes, Stream, LATENCY_HDR};
+use crate::latency;
 use wirespeed::mbuf::{ol, Mbuf};
-
-/// Magic at the start of a latency header ("WS").
-pub const LAT_MAGIC: u16 = 0x5753;
+use wirespeed::stack::checksum::{self, fold, fold32};
 
 /// RFC 1071 one's-complement sum of `data` added to `acc`, folded, not inverted.
-pub fn ones_sum(data: &[u8], mut acc: u64) -> u16 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u16::from_be_bytes([c[0], c[1]]) as u64;
-    }
-    if let [b] = chunks.remainder() {
-        acc += (*b as u64) << 8;
-    }
-    fold(acc)
-}
-
-/// Folds a 64-bit accumulator into 16 bits (end-around carry).
-#[inline(always)]
-pub fn fold(mut acc: u64) -> u16 {
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc as u16
-}
-
-/// Folds an accumulator below 2^32 into 16 bits (two end-around carries
-/// suffice there).
-#[inline(always)]
-pub fn fold32(acc: u64) -> u16 {
-    debug_assert!(acc < 1 << 32);
-    let a = (acc & 0xffff) + (acc >> 16);
-    ((a & 0xffff) + (a >> 16)) as u16
+pub fn ones_sum(data: &[u8], acc: u64) -> u16 {
+    fold(checksum::sum(data) + acc)
 }
 
 /// The smallest raw frame without FCS (64 on the wire).
@@ -756,9 +729,9 @@ impl PacketGen {
         let len = wire as usize - 4;
         let p = self.udp + 8;
         let u = self.udp;
-        let burst_sum = base + latency_words(self.stream_id, self.lcore_id, 0, tsc);
+        let burst_sum = base + latency::words(self.stream_id, self.lcore_id, 0, tsc);
         let head =
-            ((LAT_MAGIC as u32) << 16) | ((self.stream_id as u32) << 8) | self.lcore_id as u32;
+            ((latency::MAGIC as u32) << 16) | ((self.stream_id as u32) << 8) | self.lcore_id as u32;
         let tsc_be = tsc.to_be_bytes();
         for m in pkts {
             if m.set_len(len).is_err() {
@@ -816,10 +789,10 @@ impl PacketGen {
         if self.latency {
             // The prefix sums were taken with a zeroed latency header.
             let p = udp + 8;
-            write_latency(&mut data[p..], self.stream_id, self.lcore_id, seq, now_tsc);
+            latency::write(&mut data[p..], self.stream_id, self.lcore_id, seq, now_tsc);
         }
         let lat_w = if self.latency {
-            latency_words(self.stream_id, self.lcore_id, seq, now_tsc)
+            latency::words(self.stream_id, self.lcore_id, seq, now_tsc)
         } else {
             0
         };
@@ -862,17 +835,6 @@ impl PacketGen {
     }
 }
 
-/// Writes a latency header (magic, stream, lcore, 48-bit sequence, TSC)
-/// at the start of `h`.
-#[inline(always)]
-pub fn write_latency(h: &mut [u8], stream: u8, lcore: u8, seq: u64, tsc: u64) {
-    h[0..2].copy_from_slice(&LAT_MAGIC.to_be_bytes());
-    h[2] = stream;
-    h[3] = lcore;
-    h[4..10].copy_from_slice(&seq.to_be_bytes()[2..8]);
-    h[10..18].copy_from_slice(&tsc.to_be_bytes());
-}
-
 /// The UDP checksum field for a one's-complement sum `acc` (below 2^32):
 /// inverted, and a computed zero sent as all ones (RFC 768).
 #[inline(always)]
@@ -881,69 +843,11 @@ fn udp_csum(acc: u64) -> [u8; 2] {
     (if c == 0 { 0xffff } else { c }).to_be_bytes()
 }
 
-/// The 16-bit word sum of a latency header (magic, stream, lcore, 48-bit
-/// sequence, 64-bit TSC), as the UDP checksum sees it.
-#[inline(always)]
-fn latency_words(stream: u8, lcore: u8, seq: u64, tsc: u64) -> u64 {
-    LAT_MAGIC as u64
-        + (((stream as u64) << 8) | lcore as u64)
-        + ((seq >> 32) & 0xffff)
-        + ((seq >> 16) & 0xffff)
-        + (seq & 0xffff)
-        + (tsc >> 48)
-        + ((tsc >> 32) & 0xffff)
-        + ((tsc >> 16) & 0xffff)
-        + (tsc & 0xffff)
-}
-
-/// A latency header found in a received frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LatencyTag {
-    pub stream: u8,
-    pub lcore: u8,
-    pub seq: u64,
-    pub tx_tsc: u64,
-}
-
-/// Finds the latency header of a generator frame (Ethernet, optional 802.1Q,
-/// IPv4 without options, UDP).
-#[inline]
-pub fn parse_latency(f: &[u8]) -> Option<LatencyTag> {
-    let mut l2 = 14;
-    if f.len() < 14 {
-        return None;
-    }
-    let mut et = u16::from_be_bytes([f[12], f[13]]);
-    if et == 0x8100 {
-        if f.len() < 18 {
-            return None;
-        }
-        et = u16::from_be_bytes([f[16], f[17]]);
-        l2 = 18;
-    }
-    if et != 0x0800 || f.len() < l2 + 28 + LATENCY_HDR as usize || f[l2] != 0x45 || f[l2 + 9] != 17
-    {
-        return None;
-    }
-    let p = l2 + 28;
-    let h = &f[p..p + LATENCY_HDR as usize];
-    if u16::from_be_bytes([h[0], h[1]]) != LAT_MAGIC {
-        return None;
-    }
-    let mut seq = [0u8; 8];
-    seq[2..8].copy_from_slice(&h[4..10]);
-    Some(LatencyTag {
-        stream: h[2],
-        lcore: h[3],
-        seq: u64::from_be_bytes(seq),
-        tx_tsc: u64::from_be_bytes(h[10..18].try_into().unwrap()),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::latency::LatencyTag;
     use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
 
     fn streams(toml: &str) -> Vec<Stream> {
@@ -1025,7 +929,7 @@ mod tests {
             ips.push(f[14 + 15]);
             ports.push(u16::from_be_bytes([f[36], f[37]]));
             assert_eq!(&f[6..11], &[2, 0, 0, 0, 0]);
-            let tag = parse_latency(f).unwrap();
+            let tag = latency::parse(f).unwrap();
             assert_eq!(
                 tag,
                 LatencyTag {
@@ -1162,7 +1066,7 @@ mod tests {
             for m in b.iter() {
                 assert_eq!(m.data().len(), 96);
                 check_frame(m.data());
-                let tag = parse_latency(m.data()).unwrap();
+                let tag = latency::parse(m.data()).unwrap();
                 assert_eq!(
                     (tag.stream, tag.lcore, tag.seq, tag.tx_tsc),
                     (0, 4, seq, tsc)
@@ -1186,7 +1090,7 @@ mod tests {
             let mut m = p.alloc().unwrap();
             assert_eq!(g.fill(&mut m, ts), 60);
             check_frame(m.data());
-            let tag = parse_latency(m.data()).unwrap();
+            let tag = latency::parse(m.data()).unwrap();
             assert_eq!(
                 tag,
                 LatencyTag {

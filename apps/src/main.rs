@@ -5,6 +5,7 @@ mod devtools;
 mod doctor;
 mod frame;
 mod gen;
+mod latency;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -8,7 +8,7 @@ use super::measure::{latency_histogram, SeqTracker};
 use super::pacer::Pacer;
 use super::source::{FillCx, RawSource, ReplaySource, SocketSource, Source};
 use crate::config::{PortIp, Stream, StreamMode};
-use crate::frame::parse_latency;
+use crate::latency;
 use hdrhistogram::Histogram;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -555,7 +555,7 @@ impl LcoreApp for GenApp {
         let ns = self.p.streams.len();
         while let Some(m) = pkts.pop_front() {
             let d = m.data();
-            match parse_latency(d) {
+            match latency::parse(d) {
                 Some(tag)
                     if (tag.stream as usize) < ns
                         && self.p.streams[tag.stream as usize].latency =>

@@ -89,6 +89,15 @@ pub fn fold(acc: u64) -> u16 {
     r + c as u16
 }
 
+/// [`fold`] for an accumulator below 2^32 (a header's few words): two
+/// end-around carries suffice there. The generator's per-packet checksums use it.
+#[inline(always)]
+pub fn fold32(acc: u64) -> u16 {
+    debug_assert!(acc < 1 << 32);
+    let a = (acc & 0xffff) + (acc >> 16);
+    ((a & 0xffff) + (a >> 16)) as u16
+}
+
 /// The checksum field value for `data` (complement of the folded sum).
 #[inline]
 pub fn checksum(data: &[u8]) -> u16 {

@@ -4,7 +4,8 @@
 
 use super::FillCx;
 use crate::config::{socket_frames, socket_wire, Stream, LATENCY_HDR};
-use crate::frame::{write_latency, Rng, SizeSeq};
+use crate::frame::{Rng, SizeSeq};
+use crate::latency;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use wirespeed::runtime::staged::StagedTx;
 use wirespeed::runtime::LcoreCtx;
@@ -102,7 +103,7 @@ impl SocketSource {
             let wire = socket_wire(len as u32, self.mtu);
             if self.latency {
                 let h = &mut self.buf[..LATENCY_HDR as usize];
-                write_latency(h, self.stream, self.sender_id, self.seq, cx.tsc.now());
+                latency::write(h, self.stream, self.sender_id, self.seq, cx.tsc.now());
             }
             if stack.socket(self.sock).would_block().unwrap_or(false) {
                 r.blocked = true;
