@@ -9,6 +9,10 @@ use crate::config::{Field, FieldKind, FieldOp, Payload, Sizes, Stream, LATENCY_H
 use crate::latency;
 use wirespeed::mbuf::{ol, Mbuf};
 use wirespeed::stack::checksum::{self, fold, fold32};
+use wirespeed::stack::wire::{
+    EthernetHeader, Ipv4Header, UdpHeader, VlanTag, ETHERTYPE_IPV4, ETHERTYPE_VLAN, ETH_HLEN,
+    IPPROTO_UDP, IPV4_MIN_HLEN, IP_DF, UDP_HLEN, VLAN_HLEN,
+};
 
 /// RFC 1071 one's-complement sum of `data` added to `acc`, folded, not inverted.
 pub fn ones_sum(data: &[u8], acc: u64) -> u16 {
@@ -236,6 +240,116 @@ struct FixedSums {
     l4: u64,
 }
 
+impl FixedSums {
+    /// The sums over template `f` with the varying fields' bytes (and the
+    /// lengths and checksums) taken as zero.
+    fn of(f: &[u8], fields: &[FieldGen], ip: usize, udp: usize) -> FixedSums {
+        let mut t = f[..udp + UDP_HLEN].to_vec();
+        for fg in fields {
+            t[fg.offset..fg.offset + fg.width as usize].fill(0);
+        }
+        let w = |o: usize| u16::from_be_bytes([t[o], t[o + 1]]) as u64;
+        let ip_words: u64 = (0..10)
+            .filter(|&k| k != 1 && k != 5) // total length, checksum
+            .map(|k| w(ip + 2 * k))
+            .sum();
+        FixedSums {
+            ip: ip_words,
+            pseudo: w(ip + 12) + w(ip + 14) + w(ip + 16) + w(ip + 18) + IPPROTO_UDP as u64,
+            l4: w(udp) + w(udp + 2),
+        }
+    }
+}
+
+/// A stream's frame at its largest size (without FCS): Ethernet (with the
+/// 802.1Q tag unless the NIC inserts it), IPv4 (DF: generator frames are
+/// never fragmented), UDP, the payload. Returns it and its L2 length.
+fn template(s: &Stream, hw_vlan: bool) -> (Vec<u8>, usize) {
+    let tag_in_frame = s.vlan != 0 && !hw_vlan;
+    let max = s.sizes.max() as usize - 4 - if hw_vlan { VLAN_HLEN } else { 0 };
+    let l2 = ETH_HLEN + if tag_in_frame { VLAN_HLEN } else { 0 };
+    let mut f = vec![0u8; max];
+    EthernetHeader {
+        dst: s.dst_mac,
+        src: s.src_mac,
+        ethertype: if tag_in_frame {
+            ETHERTYPE_VLAN
+        } else {
+            ETHERTYPE_IPV4
+        },
+    }
+    .emit(&mut f);
+    if tag_in_frame {
+        VlanTag {
+            pcp: (s.vlan >> 13) as u8,
+            dei: s.vlan & 0x1000 != 0,
+            vid: s.vlan & 0x0fff,
+            ethertype: ETHERTYPE_IPV4,
+        }
+        .emit(&mut f[ETH_HLEN..]);
+    }
+    Ipv4Header {
+        tos: s.tos,
+        total_len: 0,
+        frag: IP_DF,
+        ttl: s.ttl,
+        protocol: IPPROTO_UDP,
+        src: s.src_ip,
+        dst: s.dst_ip,
+        ..Default::default()
+    }
+    .emit(&mut f[l2..]);
+    UdpHeader {
+        src_port: s.src_port,
+        dst_port: s.dst_port,
+        len: 0,
+        checksum: 0,
+    }
+    .emit(&mut f[l2 + IPV4_MIN_HLEN..]);
+    let payload = &mut f[l2 + IPV4_MIN_HLEN + UDP_HLEN..];
+    fill_payload(payload, s);
+    (f, l2)
+}
+
+/// The stream's payload bytes (the latency header's room left zero).
+fn fill_payload(payload: &mut [u8], s: &Stream) {
+    match &s.payload {
+        Payload::Incrementing => payload
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = i as u8),
+        Payload::Zeros => {}
+        Payload::Random => {
+            let mut r = Rng::new(0xC0FFEE + s.index as u64);
+            payload.iter_mut().for_each(|b| *b = r.next() as u8);
+        }
+        Payload::Bytes(v) => payload
+            .iter_mut()
+            .zip(v.iter().cycle())
+            .for_each(|(b, x)| *b = *x),
+    }
+    if s.latency {
+        payload[..LATENCY_HDR as usize].fill(0);
+    }
+}
+
+/// `p[n]` = the one's-complement contribution of the first `n` bytes of
+/// `pay` as 16-bit big-endian words (even offsets high).
+fn prefix_sums(pay: &[u8]) -> Vec<u64> {
+    let mut p = Vec::with_capacity(pay.len() + 1);
+    let mut acc = 0u64;
+    p.push(0);
+    for (i, b) in pay.iter().enumerate() {
+        acc += if i % 2 == 0 {
+            (*b as u64) << 8
+        } else {
+            *b as u64
+        };
+        p.push(acc);
+    }
+    p
+}
+
 /// Builds the packets of one stream on one lcore.
 pub struct PacketGen {
     /// The frame at the largest size (without FCS).
@@ -286,86 +400,16 @@ impl PacketGen {
         // With VLAN offload the NIC adds the 4-byte tag: the buffer is shorter
         // and the wire size stays what the stream asks for.
         let hw_vlan = s.vlan_offload && s.vlan != 0;
-        let tag_in_frame = s.vlan != 0 && !hw_vlan;
-        let max = s.sizes.max() as usize - 4 - if hw_vlan { 4 } else { 0 };
-        let l2 = if tag_in_frame { 18 } else { 14 };
-        let ip = l2;
-        let udp = ip + 20;
-        let mut f = vec![0u8; max];
-        f[0..6].copy_from_slice(&s.dst_mac.0);
-        f[6..12].copy_from_slice(&s.src_mac.0);
-        if tag_in_frame {
-            f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
-            f[14..16].copy_from_slice(&s.vlan.to_be_bytes());
-        }
-        f[l2 - 2..l2].copy_from_slice(&0x0800u16.to_be_bytes());
-        let payload = &mut f[udp + 8..];
-        match &s.payload {
-            Payload::Incrementing => payload
-                .iter_mut()
-                .enumerate()
-                .for_each(|(i, b)| *b = i as u8),
-            Payload::Zeros => {}
-            Payload::Random => {
-                let mut r = Rng::new(0xC0FFEE + s.index as u64);
-                payload.iter_mut().for_each(|b| *b = r.next() as u8);
-            }
-            Payload::Bytes(v) => payload
-                .iter_mut()
-                .zip(v.iter().cycle())
-                .for_each(|(b, x)| *b = *x),
-        }
-        if s.latency {
-            payload[..LATENCY_HDR as usize].fill(0);
-        }
-        let h = &mut f[ip..ip + 20];
-        h[0] = 0x45;
-        h[1] = s.tos;
-        h[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF: generator frames are never fragmented
-        h[8] = s.ttl;
-        h[9] = 17;
-        h[12..16].copy_from_slice(&s.src_ip.octets());
-        h[16..20].copy_from_slice(&s.dst_ip.octets());
-        let u = &mut f[udp..udp + 4];
-        u[0..2].copy_from_slice(&s.src_port.to_be_bytes());
-        u[2..4].copy_from_slice(&s.dst_port.to_be_bytes());
-        // Prefix sums of the payload as 16-bit big-endian words (even offsets high).
-        let pay = &f[udp + 8..];
-        let mut payload_prefix = Vec::with_capacity(pay.len() + 1);
-        let mut acc = 0u64;
-        payload_prefix.push(0);
-        for (i, b) in pay.iter().enumerate() {
-            acc += if i % 2 == 0 {
-                (*b as u64) << 8
-            } else {
-                *b as u64
-            };
-            payload_prefix.push(acc);
-        }
+        let (f, l2) = template(s, hw_vlan);
+        let (ip, udp) = (l2, l2 + IPV4_MIN_HLEN);
+        let payload_prefix = prefix_sums(&f[udp + UDP_HLEN..]);
         let vlan_prio_bits = s.vlan & 0xf000;
         let fields: Vec<FieldGen> = s
             .fields
             .iter()
             .map(|fl| FieldGen::plan(fl, ip, udp, vlan_prio_bits))
             .collect();
-        // The fixed sums, over the template with the varying fields' bytes
-        // (and lengths, checksums) taken as zero.
-        let sums = {
-            let mut t = f.clone();
-            for fg in &fields {
-                t[fg.offset..fg.offset + fg.width as usize].fill(0);
-            }
-            let w = |o: usize| u16::from_be_bytes([t[o], t[o + 1]]) as u64;
-            let ip_words: u64 = (0..10)
-                .filter(|&k| k != 1 && k != 5) // total length, checksum
-                .map(|k| w(ip + 2 * k))
-                .sum();
-            FixedSums {
-                ip: ip_words,
-                pseudo: w(ip + 12) + w(ip + 14) + w(ip + 16) + w(ip + 18) + 17,
-                l4: w(udp) + w(udp + 2),
-            }
-        };
+        let sums = FixedSums::of(&f, &fields, ip, udp);
         let sizes = SizeSeq::new(&s.sizes);
         let dynamic = !matches!(sizes, SizeSeq::Fixed(_)) || !fields.is_empty() || s.latency;
         let mut g = PacketGen {
@@ -393,24 +437,34 @@ impl PacketGen {
             hw_vlan: if hw_vlan { s.vlan } else { 0 },
             next_size: None,
             lat_only_base: None,
-            hw_extra: if hw_vlan { 4 } else { 0 },
+            hw_extra: if hw_vlan { VLAN_HLEN } else { 0 },
         };
         // The template itself is a valid frame at the largest size.
         let len = g.template.len();
         let mut t = std::mem::take(&mut g.template);
         g.finish_headers(&mut t, len);
-        if g.latency && g.fields.is_empty() && matches!(g.sizes, SizeSeq::Fixed(_)) && !g.offload {
-            let u = g.udp;
-            let ulen = (len - u) as u64;
-            let w = |o: usize| u16::from_be_bytes([t[o], t[o + 1]]) as u64;
-            let pseudo = w(g.ip + 12) + w(g.ip + 14) + w(g.ip + 16) + w(g.ip + 18) + 17 + ulen;
-            g.lat_only_base =
-                Some(pseudo + w(u) + w(u + 2) + ulen + g.payload_prefix[ulen as usize - 8]);
-        }
+        g.lat_only_base = g.latency_only_base(&t);
         g.template = t;
         g.flows = g.build_flows();
         g.sched_hdrs = g.build_sched_hdrs();
         g
+    }
+
+    /// Latency-only streams (fixed size, no fields, software checksums):
+    /// the UDP checksum sum of everything but the latency header.
+    fn latency_only_base(&self, t: &[u8]) -> Option<u64> {
+        if !self.latency
+            || !self.fields.is_empty()
+            || !matches!(self.sizes, SizeSeq::Fixed(_))
+            || self.offload
+        {
+            return None;
+        }
+        let (ip, u) = (self.ip, self.udp);
+        let ulen = (t.len() - u) as u64;
+        let w = |o: usize| u16::from_be_bytes([t[o], t[o + 1]]) as u64;
+        let pseudo = w(ip + 12) + w(ip + 14) + w(ip + 16) + w(ip + 18) + 17 + ulen;
+        Some(pseudo + w(u) + w(u + 2) + ulen + self.payload_prefix[ulen as usize - UDP_HLEN])
     }
 
     /// Prebuilds the header of each slot of an IMIX schedule (no fields,
