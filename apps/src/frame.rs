@@ -19,6 +19,9 @@ pub fn ones_sum(data: &[u8], acc: u64) -> u16 {
     fold(checksum::sum(data) + acc)
 }
 
+/// The most packets one fill builds (a sender's burst array).
+pub const FILL_MAX: usize = 64;
+
 /// The smallest raw frame without FCS (64 on the wire).
 const MIN_FRAME: usize = 60;
 /// Most prebuilt headers a stream keeps (one period of its field sequence;
@@ -444,6 +447,12 @@ impl PacketGen {
         let mut t = std::mem::take(&mut g.template);
         g.finish_headers(&mut t, len);
         g.lat_only_base = g.latency_only_base(&t);
+        if g.latency {
+            // The header's constant bytes (magic, stream, lcore) live in
+            // every buffer from the start; per packet only sequence and TSC change.
+            let p = g.udp + UDP_HLEN;
+            latency::write(&mut t[p..], g.stream_id, g.lcore_id, 0, 0);
+        }
         g.template = t;
         g.flows = g.build_flows();
         g.sched_hdrs = g.build_sched_hdrs();
@@ -776,32 +785,58 @@ impl PacketGen {
     /// A latency-only burst (fixed size, no fields, software checksums):
     /// everything in the UDP checksum but the sequence number is the same for
     /// the whole burst (the template's sum, the header's constant words, the
-    /// burst's TSC), so a packet costs its 18 header bytes, the sequence's
-    /// three words, one fold and the checksum store.
+    /// burst's TSC), and within a burst the sequence's low word only counts
+    /// up, so the checksum of packet k is the burst's folded sum plus k. The
+    /// magic, stream and lcore bytes are in every buffer already (the
+    /// template): a packet costs its length, two 8-byte stores (lcore byte
+    /// with the sequence, the TSC), an add, a fold and the checksum store.
     #[inline]
     fn fill_latency_burst(&mut self, pkts: &mut [Mbuf], wire: u32, base: u64, tsc: u64) {
+        for chunk in pkts.chunks_mut(FILL_MAX) {
+            self.fill_latency_chunk(chunk, wire, base, tsc);
+        }
+    }
+
+    #[inline(always)]
+    fn fill_latency_chunk(&mut self, pkts: &mut [Mbuf], wire: u32, base: u64, tsc: u64) {
         let len = wire as usize - 4;
-        let p = self.udp + 8;
+        let seq0 = self.seq;
+        if (seq0 & 0xffff) + pkts.len() as u64 > 0x1_0000 || seq0 + pkts.len() as u64 >= 1 << 48 {
+            // The low word wraps inside this burst: one burst the long way.
+            return self.fill_latency_burst_wrapping(pkts, len, base, tsc);
+        }
+        let f0 = fold(base + latency::words(self.stream_id, self.lcore_id, seq0, tsc)) as u32;
+        // Bytes 2..10 of the header: stream, lcore, the 48-bit sequence.
+        let ids = ((self.stream_id as u64) << 56) | ((self.lcore_id as u64) << 48) | seq0;
+        // The header's offset as a constant: no bounds checks per packet.
+        let k = if self.udp == ETH_HLEN + IPV4_MIN_HLEN {
+            stamp_burst::<42, 60>(pkts, len, f0, ids, tsc)
+        } else {
+            stamp_burst::<46, 64>(pkts, len, f0, ids, tsc)
+        };
+        self.seq = seq0 + k;
+    }
+
+    /// [`PacketGen::fill_latency_burst`] for a burst in which the
+    /// sequence's low word wraps: every word summed per packet.
+    #[cold]
+    fn fill_latency_burst_wrapping(&mut self, pkts: &mut [Mbuf], len: usize, base: u64, tsc: u64) {
+        let p = self.udp + UDP_HLEN;
         let u = self.udp;
         let burst_sum = base + latency::words(self.stream_id, self.lcore_id, 0, tsc);
-        let head =
-            ((latency::MAGIC as u32) << 16) | ((self.stream_id as u32) << 8) | self.lcore_id as u32;
-        let tsc_be = tsc.to_be_bytes();
         for m in pkts {
             if m.set_len(len).is_err() {
                 continue;
             }
+            m.set_tx_timestamp(tsc);
             let seq = self.seq;
-            self.seq += 1;
-            let Some(d) = m.data_mut().get_mut(..p + LATENCY_HDR as usize) else {
+            let Some(d) = m.data_mut().get_mut(..p + latency::LEN) else {
                 continue;
             };
-            d[p..p + 4].copy_from_slice(&head.to_be_bytes());
-            d[p + 4..p + 10].copy_from_slice(&seq.to_be_bytes()[2..8]);
-            d[p + 10..p + 18].copy_from_slice(&tsc_be);
+            self.seq += 1;
+            latency::write(&mut d[p..], self.stream_id, self.lcore_id, seq, tsc);
             let seq_w = ((seq >> 32) & 0xffff) + ((seq >> 16) & 0xffff) + (seq & 0xffff);
             d[u + 6..u + 8].copy_from_slice(&udp_csum(burst_sum + seq_w));
-            m.set_tx_timestamp(tsc);
         }
     }
 
@@ -887,6 +922,47 @@ impl PacketGen {
         }
         len
     }
+}
+
+/// Stamps a latency burst (at most [`FILL_MAX`] packets) whose header is
+/// at `P` (the frame's first `N`
+/// bytes hold it): per packet its length, the TX timestamp, bytes 2..18 of
+/// the header (`ids` = stream, lcore and the first sequence number) and the
+/// UDP checksum, `f0` (the burst's folded sum) plus the packet's index.
+/// Returns how many packets were stamped.
+#[inline(always)]
+fn stamp_burst<const P: usize, const N: usize>(
+    pkts: &mut [Mbuf],
+    len: usize,
+    f0: u32,
+    ids: u64,
+    tsc: u64,
+) -> u64 {
+    // The burst's checksums first, in a loop the compiler vectorizes: the
+    // k-th stamped packet's is the complement of f0 + k, folded (a computed
+    // zero is sent as all ones, RFC 768).
+    let mut csum = [0u16; FILL_MAX];
+    for (k, c) in csum.iter_mut().enumerate() {
+        let v = f0 + k as u32;
+        let x = !(((v & 0xffff) + (v >> 16)) as u16);
+        *c = if x == 0 { 0xffff } else { x }.to_be();
+    }
+    let tsc_be = tsc.to_be_bytes();
+    let mut k = 0usize;
+    for m in pkts {
+        if m.set_len(len).is_err() {
+            continue;
+        }
+        m.set_tx_timestamp(tsc);
+        let Some(d) = m.data_mut().first_chunk_mut::<N>() else {
+            continue;
+        };
+        d[P + 2..P + 10].copy_from_slice(&(ids + k as u64).to_be_bytes());
+        d[P + 10..P + 18].copy_from_slice(&tsc_be);
+        d[P - 2..P].copy_from_slice(&csum[k].to_ne_bytes());
+        k += 1;
+    }
+    k as u64
 }
 
 /// The UDP checksum field for a one's-complement sum `acc` (below 2^32):
@@ -1109,24 +1185,38 @@ mod tests {
     /// across bursts, the burst's TSC in every header and in the mbuf.
     #[test]
     fn latency_bursts_stamp_every_packet_with_valid_checksums() {
-        let s = &streams("[[stream]]\nsize = 100\nlatency = true\n")[0];
+        for cfg in [
+            "[[stream]]\nsize = 100\nlatency = true\n",
+            "[[stream]]\nsize = 100\nlatency = true\nvlan = 7\n",
+        ] {
+            latency_bursts_stamp(&streams(cfg)[0]);
+        }
+    }
+
+    fn latency_bursts_stamp(s: &Stream) {
         let mut g = PacketGen::new(s, 4, false);
+        assert!(g.lat_only_base.is_some());
         let mut p = prebuilt(&g);
-        let mut seq = 0;
-        for tsc in [1u64 << 40, u64::MAX - 7, 12345] {
-            let mut b = Burst::new();
-            assert!(p.alloc_bulk(&mut b, 9));
-            g.fill_burst(b.as_mut_slice(), tsc);
-            for m in b.iter() {
-                assert_eq!(m.data().len(), 96);
-                check_frame(m.data());
-                let tag = latency::parse(m.data()).unwrap();
-                assert_eq!(
-                    (tag.stream, tag.lcore, tag.seq, tag.tx_tsc),
-                    (0, 4, seq, tsc)
-                );
-                assert_eq!(m.tx_timestamp(), tsc);
-                seq += 1;
+        // Bursts across the sequence's 16- and 32-bit word boundaries too
+        // (the low word counts up within a burst; a wrap takes the long way).
+        for start in [0u64, 0xfffb, 0xffff_fff0, 0x1234_ffff_fffe] {
+            g.seq = start;
+            let mut seq = start;
+            for tsc in [1u64 << 40, u64::MAX - 7, 12345] {
+                let mut b = Burst::new();
+                assert!(p.alloc_bulk(&mut b, 9));
+                g.fill_burst(b.as_mut_slice(), tsc);
+                for m in b.iter() {
+                    assert_eq!(m.data().len(), 96);
+                    check_frame(m.data());
+                    let tag = latency::parse(m.data()).unwrap();
+                    assert_eq!(
+                        (tag.stream, tag.lcore, tag.seq, tag.tx_tsc),
+                        (0, 4, seq, tsc)
+                    );
+                    assert_eq!(m.tx_timestamp(), tsc);
+                    seq += 1;
+                }
             }
         }
     }

@@ -41,5 +41,4 @@ pub struct FillCx<'a> {
     pub alloc_failures: &'a mut u64,
 }
 
-/// The most frames one fill builds (the burst array of a round).
-pub const FILL_MAX: usize = 64;
+pub use crate::frame::FILL_MAX;
