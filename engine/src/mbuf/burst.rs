@@ -163,11 +163,39 @@ impl Burst {
     }
 
     /// Drops every mbuf (back to their pools), in bulk.
+    #[inline]
     pub fn clear(&mut self) {
-        let mut f = super::pool::BulkFree::new();
-        while let Some(m) = self.pop_front() {
-            f.free(m);
+        let (head, tail) = (self.head, self.tail);
+        if head == tail {
+            return;
         }
+        self.head = 0;
+        self.tail = 0;
+        // SAFETY: slots head..tail hold initialised mbufs, which the burst no
+        // longer counts (head = tail = 0 above): their handles pass to
+        // `free_bulk` exactly once. An `Mbuf` is a `NonNull<MbufHdr>` plus a
+        // zero-sized marker (`repr(transparent)`), so the slots read as
+        // header pointers.
+        unsafe {
+            let p = self.items.as_ptr().add(head) as *const std::ptr::NonNull<super::MbufHdr>;
+            super::pool::free_bulk(std::slice::from_raw_parts(p, tail - head));
+        }
+    }
+
+    /// Appends `n` mbufs made by `f(0..n)` (the caller checked the room).
+    #[inline(always)]
+    pub(crate) fn extend_from_fn(&mut self, n: usize, mut f: impl FnMut(usize) -> Mbuf) {
+        if self.tail + n > BURST_MAX {
+            self.compact();
+        }
+        assert!(
+            self.tail + n <= BURST_MAX,
+            "extend_from_fn past the burst's room"
+        );
+        for (i, slot) in self.items[self.tail..self.tail + n].iter_mut().enumerate() {
+            slot.write(f(i));
+        }
+        self.tail += n;
     }
 
     /// Drops the first `n` mbufs.

@@ -138,7 +138,9 @@ impl WmemAccount {
 
 /// An owning handle to one packet buffer (and the rest of its segment chain).
 /// Like `Box`: whoever holds it owns the buffer; dropping it returns every
-/// segment to its pool.
+/// segment to its pool. `repr(transparent)`: a burst's slots are read as
+/// header pointers when it frees in bulk.
+#[repr(transparent)]
 pub struct Mbuf {
     hdr: NonNull<MbufHdr>,
     _not_sync: PhantomData<*mut MbufHdr>,

@@ -35,12 +35,7 @@ impl RawSource {
         if cx.pacer.is_unpaced() && g.is_static() {
             // Line rate, nothing varies: the prebuilt frames only need their
             // length (testpmd txonly's loop, minus the copy).
-            if cx.pool.alloc_bulk(out, n) {
-                let len = g.static_len();
-                for m in out.as_mut_slice() {
-                    let _ = m.set_len(len);
-                }
-            } else {
+            if !cx.pool.alloc_bulk_len(out, n, g.static_len()) {
                 *cx.alloc_failures += 1;
             }
         } else if cx.pacer.is_unpaced() && g.fills_bursts() {
