@@ -172,6 +172,31 @@ impl FieldGen {
         }
     }
 
+    /// Writes this field's value into each frame of a burst (`W` bytes at
+    /// its offset), adds its 16-bit words to `acc[k]` for frame k (when the
+    /// checksums cover it), and steps once per frame.
+    #[inline(always)]
+    fn column<const W: usize>(
+        &mut self,
+        pkts: &mut [Mbuf],
+        mut acc: Option<&mut [u32; FILL_MAX]>,
+        rng: &mut Rng,
+    ) {
+        let o = self.offset;
+        for (k, m) in pkts.iter_mut().enumerate() {
+            let v = self.cur;
+            if let Some(b) = m.data_mut().get_mut(o..o + W) {
+                let be = (v | self.write_or).to_be_bytes();
+                b.copy_from_slice(&be[8 - W..]);
+            }
+            if let Some(a) = acc.as_deref_mut() {
+                // A field's value fits its width: W ≤ 4 bytes add up to two words.
+                a[k] += ((v >> 16) & 0xffff) as u32 + (v & 0xffff) as u32;
+            }
+            self.advance(rng);
+        }
+    }
+
     /// Writes the current value into the frame; returns its 16-bit word sum
     /// as it appears in the checksums (0 for MAC and VLAN, which none covers).
     #[inline(always)]
@@ -771,13 +796,63 @@ impl PacketGen {
             }
             return;
         }
-        for m in pkts {
-            if m.set_len(len).is_err() {
-                continue;
+        for chunk in pkts.chunks_mut(FILL_MAX) {
+            self.fill_fields_chunk(chunk, len);
+        }
+    }
+
+    /// Fixed-size frames with varying fields, a burst at a time and one
+    /// field at a time (a column): each field's loop writes its value into
+    /// every frame, adds its words to the frame's sums and steps, with no
+    /// branch on its kind inside; then one pass writes the checksums. The
+    /// values each frame gets are the ones [`PacketGen::patch_plain`] gives
+    /// for deterministic fields (random ones draw in column order).
+    #[inline]
+    fn fill_fields_chunk(&mut self, pkts: &mut [Mbuf], len: usize) {
+        let n = pkts.len().min(FILL_MAX);
+        let pkts = &mut pkts[..n];
+        for m in pkts.iter_mut() {
+            let _ = m.set_len(len);
+        }
+        // Per frame: the words of the fields in the IPv4 header only (TOS),
+        // in both the header and the pseudo-header (addresses), in UDP (ports).
+        let mut ip_w = [0u32; FILL_MAX];
+        let mut addr_w = [0u32; FILL_MAX];
+        let mut l4_w = [0u32; FILL_MAX];
+        for f in &mut self.fields {
+            let acc: Option<&mut [u32; FILL_MAX]> = match (f.in_ip, f.in_pseudo, f.in_l4) {
+                (1, 1, _) => Some(&mut addr_w),
+                (1, 0, _) => Some(&mut ip_w),
+                (_, _, 1) => Some(&mut l4_w),
+                _ => None,
+            };
+            match f.width {
+                1 => f.column::<1>(pkts, acc, &mut self.rng),
+                2 => f.column::<2>(pkts, acc, &mut self.rng),
+                4 => f.column::<4>(pkts, acc, &mut self.rng),
+                _ => f.column::<6>(pkts, acc, &mut self.rng),
             }
-            // Raw frames are at least 60 bytes and their headers end at 46.
-            if let Some(hdr) = m.data_mut().get_mut(..len) {
-                self.patch_plain(hdr, false);
+        }
+        let (ip, udp) = (self.ip, self.udp);
+        let ip_len = (len - ip) as u32;
+        let udp_len = (len - udp) as u32;
+        let ip_base = self.sums.ip as u32 + ip_len;
+        let udp_base = (self.sums.pseudo
+            + self.sums.l4
+            + 2 * udp_len as u64
+            + self.payload_prefix[udp_len as usize - UDP_HLEN]) as u32;
+        let (in_ip, in_udp) = (self.fields_in_ip, self.fields_in_udp);
+        for (k, m) in pkts.iter_mut().enumerate() {
+            let Some(hdr) = m.data_mut().get_mut(..udp + UDP_HLEN) else {
+                continue;
+            };
+            if in_ip {
+                let c = !fold32((ip_base + ip_w[k] + addr_w[k]) as u64);
+                hdr[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+            }
+            if in_udp {
+                let acc = udp_base as u64 + addr_w[k] as u64 + l4_w[k] as u64;
+                hdr[udp + 6..udp + 8].copy_from_slice(&udp_csum(acc));
             }
         }
     }
@@ -1155,6 +1230,55 @@ mod tests {
             for (x, y) in a.iter().zip(b.iter()) {
                 assert_eq!(x.data(), y.data(), "round {round}");
                 check_frame(x.data());
+            }
+        }
+    }
+
+    /// The column path (fields too many for prebuilt flows): every field
+    /// kind gives the frames the per-packet path gives, in order, across
+    /// bursts and chunks; with a random field every frame stays valid and
+    /// in range.
+    #[test]
+    fn field_columns_match_the_per_packet_path() {
+        let fields = "[[stream.field]]\nname = \"src_mac\"\nmin = \"02:00:00:00:00:01\"\nmax = \"02:00:00:00:01:00\"\n\
+             [[stream.field]]\nname = \"tos\"\nmin = 0\nmax = 252\nstep = 4\n\
+             [[stream.field]]\nname = \"vlan\"\nmin = 10\nmax = 4000\nstep = 7\n\
+             [[stream.field]]\nname = \"src_ip\"\nop = \"dec\"\nmin = \"10.0.0.0\"\nmax = \"10.0.255.255\"\nstep = 3\n\
+             [[stream.field]]\nname = \"dst_port\"\nmin = 7\nmax = 65535\nstep = 1000\n";
+        let s = &streams(&format!("[[stream]]\nsize = 80\nvlan = 5\n{fields}"))[0];
+        let mut cols = PacketGen::new(s, 0, false);
+        assert!(cols.flows.is_empty() && cols.fills_bursts());
+        let mut per_packet = PacketGen::new(s, 0, false);
+        let mut p = prebuilt(&cols);
+        let mut q = prebuilt(&per_packet);
+        for n in [1usize, 33, 64, 5] {
+            let mut a = Burst::new();
+            assert!(p.alloc_bulk(&mut a, n));
+            cols.fill_burst(a.as_mut_slice(), 0);
+            for x in a.iter() {
+                let mut y = q.alloc().unwrap();
+                per_packet.fill(&mut y, 0);
+                assert_eq!(x.data(), y.data(), "burst of {n}");
+                check_frame(x.data());
+            }
+        }
+        let s = &streams(
+            "[[stream]]\nsize = 64\n\
+             [[stream.field]]\nname = \"src_port\"\nop = \"random\"\nmin = 1024\nmax = 1100\n\
+             [[stream.field]]\nname = \"dst_ip\"\nop = \"random\"\nmin = \"10.1.0.0\"\nmax = \"10.1.0.9\"\n",
+        )[0];
+        let mut g = PacketGen::new(s, 0, false);
+        let mut p = prebuilt(&g);
+        for _ in 0..20 {
+            let mut b = Burst::new();
+            assert!(p.alloc_bulk(&mut b, 64));
+            g.fill_burst(b.as_mut_slice(), 0);
+            for m in b.iter() {
+                let f = m.data();
+                check_frame(f);
+                let sport = u16::from_be_bytes([f[34], f[35]]);
+                assert!((1024..=1100).contains(&sport), "{sport}");
+                assert!(f[30..33] == [10, 1, 0] && f[33] <= 9, "{:?}", &f[30..34]);
             }
         }
     }
