@@ -19,6 +19,21 @@ pub fn ones_sum(data: &[u8], acc: u64) -> u16 {
     fold(checksum::sum(data) + acc)
 }
 
+/// The header bytes the field columns see: Ethernet, an 802.1Q tag, IPv4
+/// and UDP (every raw frame is at least 60 bytes).
+const HDR_VIEW: usize = ETH_HLEN + VLAN_HLEN + IPV4_MIN_HLEN + UDP_HLEN;
+
+/// Writes the low `W` bytes of `v` big-endian into `b` (`b.len() == W`).
+#[inline(always)]
+fn put<const W: usize>(b: &mut [u8], v: u64) {
+    match W {
+        1 => b[0] = v as u8,
+        2 => b.copy_from_slice(&(v as u16).to_be_bytes()),
+        4 => b.copy_from_slice(&(v as u32).to_be_bytes()),
+        _ => b.copy_from_slice(&v.to_be_bytes()[8 - W..]),
+    }
+}
+
 /// The most packets one fill builds (a sender's burst array).
 pub const FILL_MAX: usize = 64;
 
@@ -174,27 +189,85 @@ impl FieldGen {
 
     /// Writes this field's value into each frame of a burst (`W` bytes at
     /// its offset), adds its 16-bit words to `acc[k]` for frame k (when the
-    /// checksums cover it), and steps once per frame.
+    /// checksums cover it), and steps once per frame; the step's kind is
+    /// chosen once for the column.
     #[inline(always)]
     fn column<const W: usize>(
         &mut self,
-        pkts: &mut [Mbuf],
-        mut acc: Option<&mut [u32; FILL_MAX]>,
+        views: &mut [Option<&mut [u8; HDR_VIEW]>],
+        acc: Option<&mut [u32; FILL_MAX]>,
         rng: &mut Rng,
     ) {
-        let o = self.offset;
-        for (k, m) in pkts.iter_mut().enumerate() {
-            let v = self.cur;
-            if let Some(b) = m.data_mut().get_mut(o..o + W) {
-                let be = (v | self.write_or).to_be_bytes();
-                b.copy_from_slice(&be[8 - W..]);
+        match self.op {
+            FieldOp::Inc => {
+                let (step, max, span) = (self.step, self.max, self.span);
+                // Values fit 48 bits and the step is below the span: no
+                // u64 overflow, one compare.
+                self.column_with::<W>(views, acc, |c| {
+                    let n = c + step;
+                    if n > max {
+                        n - span
+                    } else {
+                        n
+                    }
+                })
             }
-            if let Some(a) = acc.as_deref_mut() {
-                // A field's value fits its width: W ≤ 4 bytes add up to two words.
-                a[k] += ((v >> 16) & 0xffff) as u32 + (v & 0xffff) as u32;
+            FieldOp::Dec => {
+                let (step, min, span) = (self.step, self.min, self.span);
+                self.column_with::<W>(views, acc, |c| {
+                    if c < min + step {
+                        c + span - step
+                    } else {
+                        c - step
+                    }
+                })
             }
-            self.advance(rng);
+            FieldOp::Random => {
+                let (min, span) = (self.min, self.span);
+                self.column_with::<W>(views, acc, |_| {
+                    if span == 0 {
+                        rng.next()
+                    } else {
+                        min + ((rng.next() as u128 * span as u128) >> 64) as u64
+                    }
+                })
+            }
         }
+    }
+
+    #[inline(always)]
+    fn column_with<const W: usize>(
+        &mut self,
+        views: &mut [Option<&mut [u8; HDR_VIEW]>],
+        acc: Option<&mut [u32; FILL_MAX]>,
+        mut next: impl FnMut(u64) -> u64,
+    ) {
+        let (o, or) = (self.offset, self.write_or);
+        if o + W > HDR_VIEW {
+            return;
+        }
+        let mut v = self.cur;
+        match acc {
+            Some(a) => {
+                for (k, d) in views.iter_mut().flatten().enumerate() {
+                    put::<W>(&mut d[o..o + W], v | or);
+                    // A value fits its field: up to 4 bytes, two 16-bit words.
+                    a[k & (FILL_MAX - 1)] += if W == 4 {
+                        (v >> 16) as u32 + (v & 0xffff) as u32
+                    } else {
+                        v as u32
+                    };
+                    v = next(v);
+                }
+            }
+            None => {
+                for d in views.iter_mut().flatten() {
+                    put::<W>(&mut d[o..o + W], v | or);
+                    v = next(v);
+                }
+            }
+        }
+        self.cur = v;
     }
 
     /// Writes the current value into the frame; returns its 16-bit word sum
@@ -810,10 +883,19 @@ impl PacketGen {
     #[inline]
     fn fill_fields_chunk(&mut self, pkts: &mut [Mbuf], len: usize) {
         let n = pkts.len().min(FILL_MAX);
-        let pkts = &mut pkts[..n];
-        for m in pkts.iter_mut() {
-            let _ = m.set_len(len);
+        let (ip, udp) = (self.ip, self.udp);
+        // Each frame's header bytes, taken once for every column.
+        let mut views: [Option<&mut [u8; HDR_VIEW]>; FILL_MAX] = std::array::from_fn(|_| None);
+        let mut k = 0;
+        for m in pkts[..n].iter_mut() {
+            if m.set_len(len).is_ok() {
+                if let Some(h) = m.data_mut().first_chunk_mut::<HDR_VIEW>() {
+                    views[k] = Some(h);
+                    k += 1;
+                }
+            }
         }
+        let views = &mut views[..k];
         // Per frame: the words of the fields in the IPv4 header only (TOS),
         // in both the header and the pseudo-header (addresses), in UDP (ports).
         let mut ip_w = [0u32; FILL_MAX];
@@ -827,13 +909,12 @@ impl PacketGen {
                 _ => None,
             };
             match f.width {
-                1 => f.column::<1>(pkts, acc, &mut self.rng),
-                2 => f.column::<2>(pkts, acc, &mut self.rng),
-                4 => f.column::<4>(pkts, acc, &mut self.rng),
-                _ => f.column::<6>(pkts, acc, &mut self.rng),
+                1 => f.column::<1>(views, acc, &mut self.rng),
+                2 => f.column::<2>(views, acc, &mut self.rng),
+                4 => f.column::<4>(views, acc, &mut self.rng),
+                _ => f.column::<6>(views, acc, &mut self.rng),
             }
         }
-        let (ip, udp) = (self.ip, self.udp);
         let ip_len = (len - ip) as u32;
         let udp_len = (len - udp) as u32;
         let ip_base = self.sums.ip as u32 + ip_len;
@@ -842,10 +923,7 @@ impl PacketGen {
             + 2 * udp_len as u64
             + self.payload_prefix[udp_len as usize - UDP_HLEN]) as u32;
         let (in_ip, in_udp) = (self.fields_in_ip, self.fields_in_udp);
-        for (k, m) in pkts.iter_mut().enumerate() {
-            let Some(hdr) = m.data_mut().get_mut(..udp + UDP_HLEN) else {
-                continue;
-            };
+        for (k, hdr) in views.iter_mut().flatten().enumerate() {
             if in_ip {
                 let c = !fold32((ip_base + ip_w[k] + addr_w[k]) as u64);
                 hdr[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
