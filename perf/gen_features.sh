@@ -3,8 +3,9 @@
 #  1. per-packet TX timestamping + latency histogram recording vs a plain
 #     stream (an in-process ring pair: the same lcore sends and receives);
 #  2. pacing accuracy (achieved/target) and inter-packet gap jitter p99 at
-#     1 Mpps and 10 Mpps (gaps taken from the per-packet TX timestamps of a
-#     pcap port).
+#     1 Mpps and 10 Mpps, gaps taken at a stamping sink (`null?stamps=FILE`:
+#     the TSC of the tx_burst that carried each packet) and, as before, from
+#     the per-packet TX timestamps of a pcap port (its writer in the way).
 #   usage: perf/gen_features.sh [SECONDS] [CORE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,5 +68,23 @@ p99 = dev[int(len(dev) * 0.99)]
 j = json.load(open(js))['streams'][0]
 print(f"  {rate/1e6:>4.0f} Mpps: achieved/target {j['achieved_pps']/j['target_pps']:.5f}, "
       f"gap jitter p99 {p99:.0f} ns (ideal gap {ideal:.0f} ns), {len(ts)} packets")
+EOP
+done
+echo "pacing, 64 B to a stamping sink (null?stamps: the time of each packet's tx_burst):"
+for RATE in 1 10; do
+  N=$((RATE * 200000))
+  $WS gen --port "null?stamps=$OUT/s$RATE.bin" --lcores "$CORE" --rate "$RATE Mpps" --count "$N" \
+    -q --no-huge --json "$OUT/s$RATE.json" >/dev/null
+  python3 - "$OUT/s$RATE.bin" "$OUT/s$RATE.json" "$RATE" <<'EOP'
+import json, struct, sys
+path, js, rate = sys.argv[1], sys.argv[2], float(sys.argv[3]) * 1e6
+b = open(path, 'rb').read()
+ts = struct.unpack('<%dQ' % (len(b) // 8), b)
+ideal = 1e9 / rate
+dev = sorted(abs((ts[i] - ts[i - 1]) - ideal) for i in range(1, len(ts)))
+p50, p99 = dev[len(dev) // 2], dev[int(len(dev) * 0.99)]
+j = json.load(open(js))['streams'][0]
+print(f"  {rate/1e6:>4.0f} Mpps: achieved/target {j['achieved_pps']/j['target_pps']:.5f}, "
+      f"gap jitter p50 {p50:.0f} ns p99 {p99:.0f} ns (ideal gap {ideal:.0f} ns), {len(ts)} packets")
 EOP
 done

@@ -296,3 +296,41 @@ fn raw_arp_unanswered_ends_the_run_naming_the_peer() {
     assert_eq!(v["streams"][0]["offered"], 0);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The stamping sink (`null?stamps=FILE`): one stamp per packet sent, in
+/// order, and a paced stream's gaps centred on its rate.
+#[test]
+fn model_stamping_sink_records_every_packet_at_its_pace() {
+    let dir = tmpdir("stamps");
+    let f = dir.join("s.bin");
+    let o = gen(&[
+        "--port",
+        &format!("null?stamps={}", f.display()),
+        "--rate",
+        "100 kpps",
+        "--count",
+        "2000",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let b = std::fs::read(&f).unwrap();
+    let ts: Vec<u64> = b
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(ts.len(), 2000);
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "stamps in order");
+    let mut gaps: Vec<u64> = ts.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    let median = gaps[gaps.len() / 2];
+    assert!((9_500..=10_500).contains(&median), "median gap {median} ns");
+    // A bad path is refused before the run, naming the key.
+    let o = gen(&[
+        "--port",
+        "null?stamps=/nonexistent/dir/s.bin",
+        "--count",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("stamps"), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).ok();
+}

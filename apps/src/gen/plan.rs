@@ -118,7 +118,8 @@ fn load_replay(s: &Stream) -> Result<Replay, GenError> {
     Ok(Some(Arc::new(recs)))
 }
 
-/// Files a device spec writes: `pcap:PATH` and a model's `sink=pcap:PATH`.
+/// Files a device spec writes: `pcap:PATH`, a model's `sink=pcap:PATH`, a
+/// stamping sink's `stamps=PATH`.
 fn spec_outputs(spec: &DevSpec) -> Vec<(&'static str, String)> {
     let mut v = Vec::new();
     if spec.driver == "pcap" {
@@ -128,6 +129,9 @@ fn spec_outputs(spec: &DevSpec) -> Vec<(&'static str, String)> {
     }
     if let Some(p) = spec.param("sink").and_then(|s| s.strip_prefix("pcap:")) {
         v.push(("sink", p.to_string()));
+    }
+    if let Some(p) = spec.param("stamps") {
+        v.push(("stamps", p.to_string()));
     }
     v
 }
