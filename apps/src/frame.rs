@@ -19,6 +19,44 @@ pub fn ones_sum(data: &[u8], acc: u64) -> u16 {
     fold(checksum::sum(data) + acc)
 }
 
+/// Field ranges of the headers the generator writes, from each header's
+/// first byte (IPv4: RFC 791 §3.1; UDP: RFC 768), so code names the field
+/// it touches instead of an offset.
+mod ipv4 {
+    use std::ops::Range;
+    pub const TOS: usize = 1;
+    pub const TOT_LEN: Range<usize> = 2..4;
+    pub const CHECKSUM: Range<usize> = 10..12;
+    pub const SRC: Range<usize> = 12..16;
+    pub const DST: Range<usize> = 16..20;
+    /// Source and destination, as the UDP pseudo-header takes them.
+    pub const ADDRS: Range<usize> = 12..20;
+    /// The whole option-less header.
+    pub const HEADER: Range<usize> = 0..20;
+}
+
+mod udp {
+    use std::ops::Range;
+    pub const SPORT: Range<usize> = 0..2;
+    pub const DPORT: Range<usize> = 2..4;
+    pub const LEN: Range<usize> = 4..6;
+    pub const CHECKSUM: Range<usize> = 6..8;
+}
+
+/// The 16-bit word sum of the IPv4 addresses of the header at `ip`.
+fn addr_words(f: &[u8], ip: usize) -> u64 {
+    f[at(ip, ipv4::ADDRS)]
+        .chunks_exact(2)
+        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u64)
+        .sum()
+}
+
+/// `r` for a header that starts at `base`.
+#[inline(always)]
+fn at(base: usize, r: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    base + r.start..base + r.end
+}
+
 /// The header bytes the field columns see: Ethernet, an 802.1Q tag, IPv4
 /// and UDP (every raw frame is at least 60 bytes).
 const HDR_VIEW: usize = ETH_HLEN + VLAN_HLEN + IPV4_MIN_HLEN + UDP_HLEN;
@@ -162,11 +200,11 @@ impl FieldGen {
             FieldKind::SrcMac => (6, 6, 0, 0, 0, 0),
             FieldKind::Vlan => (14, 2, vlan_prio_bits as u64, 0, 0, 0),
             // TOS is the low byte of the header's first word.
-            FieldKind::Tos => (ip + 1, 1, 0, 1, 0, 0),
-            FieldKind::SrcIp => (ip + 12, 4, 0, 1, 1, 0),
-            FieldKind::DstIp => (ip + 16, 4, 0, 1, 1, 0),
-            FieldKind::SrcPort => (udp, 2, 0, 0, 0, 1),
-            FieldKind::DstPort => (udp + 2, 2, 0, 0, 0, 1),
+            FieldKind::Tos => (ip + ipv4::TOS, 1, 0, 1, 0, 0),
+            FieldKind::SrcIp => (ip + ipv4::SRC.start, 4, 0, 1, 1, 0),
+            FieldKind::DstIp => (ip + ipv4::DST.start, 4, 0, 1, 1, 0),
+            FieldKind::SrcPort => (udp + udp::SPORT.start, 2, 0, 0, 0, 1),
+            FieldKind::DstPort => (udp + udp::DPORT.start, 2, 0, 0, 0, 1),
         };
         FieldGen {
             cur: match f.op {
@@ -356,8 +394,8 @@ impl FixedSums {
             .sum();
         FixedSums {
             ip: ip_words,
-            pseudo: w(ip + 12) + w(ip + 14) + w(ip + 16) + w(ip + 18) + IPPROTO_UDP as u64,
-            l4: w(udp) + w(udp + 2),
+            pseudo: addr_words(&t, ip) + IPPROTO_UDP as u64,
+            l4: w(udp + udp::SPORT.start) + w(udp + udp::DPORT.start),
         }
     }
 }
@@ -570,7 +608,7 @@ impl PacketGen {
         let (ip, u) = (self.ip, self.udp);
         let ulen = (t.len() - u) as u64;
         let w = |o: usize| u16::from_be_bytes([t[o], t[o + 1]]) as u64;
-        let pseudo = w(ip + 12) + w(ip + 14) + w(ip + 16) + w(ip + 18) + 17 + ulen;
+        let pseudo = addr_words(t, ip) + IPPROTO_UDP as u64 + ulen;
         Some(pseudo + w(u) + w(u + 2) + ulen + self.payload_prefix[ulen as usize - UDP_HLEN])
     }
 
@@ -598,8 +636,8 @@ impl PacketGen {
             }
             let hdr = &mut frame[..len];
             let (ip, udp) = (self.ip, self.udp);
-            hdr[ip + 2..ip + 4].copy_from_slice(&((len - ip) as u16).to_be_bytes());
-            hdr[udp + 4..udp + 6].copy_from_slice(&((len - udp) as u16).to_be_bytes());
+            hdr[at(ip, ipv4::TOT_LEN)].copy_from_slice(&((len - ip) as u16).to_be_bytes());
+            hdr[at(udp, udp::LEN)].copy_from_slice(&((len - udp) as u16).to_be_bytes());
             self.patch_plain(hdr, true);
             let mut h = [0u8; MIN_FRAME];
             h.copy_from_slice(&frame[..MIN_FRAME]);
@@ -718,7 +756,7 @@ impl PacketGen {
         // A header no field touches keeps the template's checksum.
         if self.fields_in_ip || lengths_changed {
             let ipc = !fold32(self.sums.ip + ip_len + ip_w);
-            hdr[ip + 10..ip + 12].copy_from_slice(&ipc.to_be_bytes());
+            hdr[at(ip, ipv4::CHECKSUM)].copy_from_slice(&ipc.to_be_bytes());
         }
         if self.fields_in_udp || lengths_changed {
             let acc = self.sums.pseudo
@@ -727,7 +765,7 @@ impl PacketGen {
                 + self.payload_prefix[udp_len as usize - 8]
                 + ps_w
                 + l4_w;
-            hdr[udp + 6..udp + 8].copy_from_slice(&udp_csum(acc));
+            hdr[at(udp, udp::CHECKSUM)].copy_from_slice(&udp_csum(acc));
         }
     }
 
@@ -788,36 +826,36 @@ impl PacketGen {
         let udp = self.udp;
         let ip_len = (len - ip) as u16;
         let udp_len = (len - udp) as u16;
-        f[ip + 2..ip + 4].copy_from_slice(&ip_len.to_be_bytes());
-        f[udp + 4..udp + 6].copy_from_slice(&udp_len.to_be_bytes());
-        f[ip + 10] = 0;
-        f[ip + 11] = 0;
-        let src = u32::from_be_bytes(f[ip + 12..ip + 16].try_into().unwrap()) as u64;
-        let dst = u32::from_be_bytes(f[ip + 16..ip + 20].try_into().unwrap()) as u64;
+        f[at(ip, ipv4::TOT_LEN)].copy_from_slice(&ip_len.to_be_bytes());
+        f[at(udp, udp::LEN)].copy_from_slice(&udp_len.to_be_bytes());
+        f[at(ip, ipv4::CHECKSUM)].fill(0);
+        let src = u32::from_be_bytes(f[at(ip, ipv4::SRC)].try_into().unwrap()) as u64;
+        let dst = u32::from_be_bytes(f[at(ip, ipv4::DST)].try_into().unwrap()) as u64;
         let pseudo =
             (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + 17 + udp_len as u64;
         if self.offload {
             // The NIC computes both: IPv4 checksum field zero, UDP field seeded
             // with the pseudo-header sum (DPDK rte_net_intel_cksum_prepare).
-            f[udp + 6..udp + 8].copy_from_slice(&fold(pseudo).to_be_bytes());
+            f[at(udp, udp::CHECKSUM)].copy_from_slice(&fold(pseudo).to_be_bytes());
             return;
         }
-        let ipc = !ones_sum(&f[ip..ip + 20], 0);
-        f[ip + 10..ip + 12].copy_from_slice(&ipc.to_be_bytes());
-        let sport = u16::from_be_bytes([f[udp], f[udp + 1]]) as u64;
-        let dport = u16::from_be_bytes([f[udp + 2], f[udp + 3]]) as u64;
+        let ipc = !ones_sum(&f[at(ip, ipv4::HEADER)], 0);
+        f[at(ip, ipv4::CHECKSUM)].copy_from_slice(&ipc.to_be_bytes());
+        let word =
+            |r: std::ops::Range<usize>| u16::from_be_bytes([f[r.start], f[r.start + 1]]) as u64;
+        let (sport, dport) = (word(at(udp, udp::SPORT)), word(at(udp, udp::DPORT)));
         let pay_len = udp_len as usize - 8;
         let mut acc = pseudo + sport + dport + udp_len as u64 + self.payload_prefix[pay_len];
         if self.latency {
             // The prefix sums were taken with a zeroed latency header: add its words.
-            let p = udp + 8;
+            let p = udp + UDP_HLEN;
             acc += ones_sum(&f[p..p + LATENCY_HDR as usize], 0) as u64;
         }
         let mut c = !fold(acc);
         if c == 0 {
             c = 0xffff; // RFC 768: a computed zero is sent as all ones
         }
-        f[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
+        f[at(udp, udp::CHECKSUM)].copy_from_slice(&c.to_be_bytes());
     }
 
     /// The wire size of every packet when the stream has one size.
@@ -926,11 +964,11 @@ impl PacketGen {
         for (k, hdr) in views.iter_mut().flatten().enumerate() {
             if in_ip {
                 let c = !fold32((ip_base + ip_w[k] + addr_w[k]) as u64);
-                hdr[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+                hdr[at(ip, ipv4::CHECKSUM)].copy_from_slice(&c.to_be_bytes());
             }
             if in_udp {
                 let acc = udp_base as u64 + addr_w[k] as u64 + l4_w[k] as u64;
-                hdr[udp + 6..udp + 8].copy_from_slice(&udp_csum(acc));
+                hdr[at(udp, udp::CHECKSUM)].copy_from_slice(&udp_csum(acc));
             }
         }
     }
@@ -1030,7 +1068,7 @@ impl PacketGen {
         let data = m.data_mut();
         if self.latency {
             // The prefix sums were taken with a zeroed latency header.
-            let p = udp + 8;
+            let p = udp + UDP_HLEN;
             latency::write(&mut data[p..], self.stream_id, self.lcore_id, seq, now_tsc);
         }
         let lat_w = if self.latency {
@@ -1041,7 +1079,7 @@ impl PacketGen {
         if let Some(base) = self.lat_only_base {
             // Only the latency header changes: its words on the precomputed
             // sum (the IPv4 header is the template's).
-            data[udp + 6..udp + 8].copy_from_slice(&udp_csum(base + lat_w));
+            data[at(udp, udp::CHECKSUM)].copy_from_slice(&udp_csum(base + lat_w));
             m.set_tx_timestamp(now_tsc);
             return len;
         }
@@ -1051,24 +1089,24 @@ impl PacketGen {
         let ip_len = (len - ip) as u64;
         let udp_len = (len - udp) as u64;
         let (ip_w, ps_w, l4_w) = self.write_fields(data);
-        data[ip + 2..ip + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-        data[udp + 4..udp + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        data[at(ip, ipv4::TOT_LEN)].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        data[at(udp, udp::LEN)].copy_from_slice(&(udp_len as u16).to_be_bytes());
         let pseudo = self.sums.pseudo + ps_w + udp_len;
         if self.offload {
             // The NIC computes both: IPv4 checksum field zero, UDP field seeded
             // with the pseudo-header sum (DPDK rte_net_intel_cksum_prepare).
-            data[ip + 10..ip + 12].fill(0);
-            data[udp + 6..udp + 8].copy_from_slice(&fold(pseudo).to_be_bytes());
+            data[at(ip, ipv4::CHECKSUM)].fill(0);
+            data[at(udp, udp::CHECKSUM)].copy_from_slice(&fold(pseudo).to_be_bytes());
         } else {
             let ipc = !fold32(self.sums.ip + ip_w + ip_len);
-            data[ip + 10..ip + 12].copy_from_slice(&ipc.to_be_bytes());
+            data[at(ip, ipv4::CHECKSUM)].copy_from_slice(&ipc.to_be_bytes());
             let acc = pseudo
                 + self.sums.l4
                 + l4_w
                 + udp_len
                 + self.payload_prefix[udp_len as usize - 8]
                 + lat_w;
-            data[udp + 6..udp + 8].copy_from_slice(&udp_csum(acc));
+            data[at(udp, udp::CHECKSUM)].copy_from_slice(&udp_csum(acc));
         }
         if self.latency {
             m.set_tx_timestamp(now_tsc);
