@@ -33,6 +33,20 @@ impl PacketSocket {
         Ok(PacketSocket { fd, ifindex })
     }
 
+    /// `socket(AF_PACKET, SOCK_RAW, 0)`: a socket that receives nothing
+    /// (protocol 0 registers no packet hook: `packet_create`), to hold
+    /// interface memberships such as `PACKET_MR_PROMISC`.
+    pub fn open_silent(ifindex: i32) -> io::Result<PacketSocket> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(PacketSocket { fd, ifindex })
+    }
+
     /// `bind(2)` to the interface (after the rings, as packet_mmap.rst does).
     pub fn bind(&self) -> io::Result<()> {
         // SAFETY: zeroed sockaddr_ll is a valid value; we fill the fields we need.

@@ -693,6 +693,17 @@ impl Drop for Xsk {
     }
 }
 
+/// Whether this process may open AF_XDP sockets: `socket(AF_XDP)`, closed at once.
+pub fn probe() -> Result<(), XskError> {
+    // SAFETY: plain syscall; the result is checked.
+    let fd = cvt("socket(AF_XDP)", unsafe {
+        libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0)
+    })?;
+    // SAFETY: a fresh descriptor we own; dropping it closes it.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    Ok(())
+}
+
 fn setsockopt<T>(fd: RawFd, opt: i32, v: &T, op: &'static str) -> Result<(), XskError> {
     // SAFETY: `v` is a live value of the size passed.
     cvt(op, unsafe {

@@ -42,11 +42,11 @@ pub(crate) fn driver() -> DriverInfo {
 
 /// What sysfs says about an interface.
 #[derive(Debug, Clone)]
-struct Iface {
-    name: String,
-    index: i32,
-    mac: MacAddr,
-    mtu: u32,
+pub(crate) struct Iface {
+    pub(crate) name: String,
+    pub(crate) index: i32,
+    pub(crate) mac: MacAddr,
+    pub(crate) mtu: u32,
 }
 
 fn sysfs(iface: &str, file: &str) -> PathBuf {
@@ -60,7 +60,7 @@ fn read_sys(iface: &str, file: &str) -> Option<String> {
 }
 
 impl Iface {
-    fn lookup(port: &str, name: &str) -> Result<Iface, EthdevError> {
+    pub(crate) fn lookup(port: &str, name: &str) -> Result<Iface, EthdevError> {
         let c = std::ffi::CString::new(name)
             .map_err(|_| EthdevError::device(port, format!("'{name}' is not an interface name")))?;
         // SAFETY: `c` is a valid NUL-terminated string for the call's duration.
@@ -92,7 +92,7 @@ impl Iface {
         })
     }
 
-    fn link(&self) -> LinkStatus {
+    pub(crate) fn link(&self) -> LinkStatus {
         let carrier = read_sys(&self.name, "carrier").as_deref() == Some("1");
         let oper = read_sys(&self.name, "operstate").unwrap_or_default();
         // `lo` says "unknown" and has carrier: up.
@@ -109,7 +109,7 @@ impl Iface {
     }
 
     /// A kernel counter of the interface (`statistics/NAME`).
-    fn counter(&self, name: &str) -> u64 {
+    pub(crate) fn counter(&self, name: &str) -> u64 {
         read_sys(&self.name, &format!("statistics/{name}"))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
