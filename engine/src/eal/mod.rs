@@ -12,5 +12,5 @@ pub use regs::RegisterSpace;
 pub use tsc::Tsc;
 pub mod pci;
 pub mod pktmmap;
-pub mod xsk;
 pub mod vfio;
+pub mod xsk;

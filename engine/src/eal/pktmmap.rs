@@ -301,12 +301,21 @@ pub struct RxRing {
     blocks: usize,
 }
 
+/// `TP_STATUS_CSUMNOTREADY` (include/uapi/linux/if_packet.h).
+pub const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+/// `TP_STATUS_CSUM_VALID` (include/uapi/linux/if_packet.h).
+pub const TP_STATUS_CSUM_VALID: u32 = 1 << 7;
+
 /// One received packet in a block: its bytes and the link-layer type
 /// (`sll_pkttype`: host, broadcast, outgoing, …).
 pub struct RxPacket<'a> {
     pub data: &'a [u8],
     /// Bytes on the wire (`tp_len`; more than `data` when truncated).
     pub wire_len: usize,
+    /// `tp_status` (`TP_STATUS_CSUMNOTREADY`: a local sender's
+    /// `CHECKSUM_PARTIAL` frame whose L4 checksum is left unfinished;
+    /// `TP_STATUS_CSUM_VALID`: the device verified it).
+    pub status: u32,
 }
 
 impl RxRing {
@@ -378,13 +387,14 @@ impl RxRing {
             return None;
         }
         // SAFETY: the header lies inside block `b` (checked), which is ours.
-        let (next, mac, snap, len) = unsafe {
+        let (next, mac, snap, len, status) = unsafe {
             let h = self.map.ptr.add(b * self.block_size + off) as *const libc::tpacket3_hdr;
             (
                 (*h).tp_next_offset as usize,
                 (*h).tp_mac as usize,
                 (*h).tp_snaplen as usize,
                 (*h).tp_len as usize,
+                (*h).tp_status,
             )
         };
         if off + mac + snap > self.block_size {
@@ -400,6 +410,7 @@ impl RxRing {
             RxPacket {
                 data,
                 wire_len: len,
+                status,
             },
             if next == 0 { 0 } else { off + next },
         ))

@@ -28,8 +28,8 @@
 
 use crate::mbuf::{Burst, Mbuf, MbufHdr, PoolArea, PoolRef, MBUF_HDR_SIZE};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -304,7 +304,12 @@ impl Xsk {
             tx_metadata_len: 0,
         };
         setsockopt(raw, libc::XDP_UMEM_REG, &reg, "XDP_UMEM_REG")?;
-        setsockopt(raw, libc::XDP_UMEM_FILL_RING, &cfg.fill, "XDP_UMEM_FILL_RING")?;
+        setsockopt(
+            raw,
+            libc::XDP_UMEM_FILL_RING,
+            &cfg.fill,
+            "XDP_UMEM_FILL_RING",
+        )?;
         setsockopt(
             raw,
             libc::XDP_UMEM_COMPLETION_RING,
@@ -498,7 +503,9 @@ impl Xsk {
                 *bad += 1;
                 continue;
             };
-            if at < MBUF_HDR_SIZE || m.set_data_window(at - MBUF_HDR_SIZE, d.len as usize).is_err()
+            if at < MBUF_HDR_SIZE
+                || m.set_data_window(at - MBUF_HDR_SIZE, d.len as usize)
+                    .is_err()
             {
                 *bad += 1;
                 drop(m);
@@ -895,8 +902,10 @@ impl XdpProgram {
     pub fn map(&self) -> XskMap {
         XskMap {
             // SAFETY: dup of our live map fd; the copy is owned by the result.
-            fd: owned(unsafe { libc::fcntl(self.map.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) }
-                as libc::c_long),
+            fd: owned(
+                unsafe { libc::fcntl(self.map.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) }
+                    as libc::c_long,
+            ),
         }
     }
 }

@@ -8,7 +8,9 @@
 //! The MAC, MTU, link state and speed come from sysfs.
 
 use super::*;
-use crate::eal::pktmmap::{PacketSocket, RxRing, TxRing};
+use crate::eal::pktmmap::{
+    PacketSocket, RxRing, TxRing, TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID,
+};
 use crate::mbuf::{Burst, Mempool};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -489,6 +491,13 @@ impl RxQueue for AfPacketRxQueue {
             } else {
                 self.stats.packets.add(1);
                 self.stats.bytes.add(p.data.len() as u64);
+                // A frame of a local sender (a veth peer, `lo`) whose L4
+                // checksum the kernel left partial (CHECKSUM_PARTIAL →
+                // TP_STATUS_CSUMNOTREADY, `tpacket_rcv`), or one the device
+                // verified: the checksum is good, as Linux's own stack takes it.
+                if p.status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0 {
+                    m.set_ol_flags(m.ol_flags() | crate::mbuf::ol::RX_L4_CKSUM_GOOD);
+                }
                 if out.push(m).is_err() {
                     break;
                 }

@@ -27,9 +27,7 @@
 use super::af_packet::Iface;
 use super::*;
 use crate::eal::pktmmap::PacketSocket;
-use crate::eal::xsk::{
-    XdpLink, XdpProgram, Xsk, XskConfig, XskError, XskMap, XskMode, XskStats,
-};
+use crate::eal::xsk::{XdpLink, XdpProgram, Xsk, XskConfig, XskError, XskMap, XskMode, XskStats};
 use crate::mbuf::{Burst, Mbuf, Mempool, PoolRef};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -248,7 +246,10 @@ impl Pair {
             ));
             return;
         }
-        let cfg = XskConfig { mode, ..self.cfg.clone() };
+        let cfg = XskConfig {
+            mode,
+            ..self.cfg.clone()
+        };
         let r = Xsk::new(&cfg, pool).and_then(|x| {
             if let Some(m) = &self.map {
                 m.insert(cfg.queue_id, x.fd())?;
@@ -530,7 +531,6 @@ impl AfXdpTxQueue {
         self.dropped.packets += 1;
         self.dropped.bytes += m.pkt_len() as u64;
     }
-
 }
 
 /// A frame of another pool (or a chain) copied into a buffer of the UMEM pool.
@@ -647,7 +647,11 @@ impl TxQueue for AfXdpTxQueue {
             return done;
         };
         let mut bad = 0;
-        let n = x.complete(&mut self.scratch, budget.min(crate::mbuf::BURST_MAX), &mut bad);
+        let n = x.complete(
+            &mut self.scratch,
+            budget.min(crate::mbuf::BURST_MAX),
+            &mut bad,
+        );
         for m in self.scratch.iter() {
             done.bytes += m.pkt_len() as u64;
         }
