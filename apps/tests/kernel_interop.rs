@@ -378,11 +378,10 @@ fn af_xdp_errors_name_what_to_do() {
     a.configure(&conf).unwrap();
     a.start().unwrap();
     b.configure(&conf).unwrap();
-    let e = b
-        .start()
-        .err()
-        .expect("a second XDP program on one interface")
-        .to_string();
+    let e = match b.start() {
+        Ok(()) => panic!("a second XDP program on one interface was accepted"),
+        Err(e) => e.to_string(),
+    };
     assert!(e.contains("already attached"), "{e}");
     a.stop().unwrap();
     // The link went with the first port's stop: the slot is free again.

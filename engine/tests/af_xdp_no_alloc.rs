@@ -10,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use wirespeed::eal::dma::{set_page_mode, PageMode};
-use wirespeed::ethdev::{Port, PortConfig, Registry};
+use wirespeed::ethdev::{PortConfig, Registry};
 use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
 
 struct Counting;
