@@ -664,7 +664,8 @@ impl Stack {
     /// destination is this host, so the dst's output is the loopback
     /// device, never a neighbour (no ARP for ourselves). The source is the
     /// destination itself unless the socket chose one (`fib_result_prefsrc`
-    /// of a local route). The MTU stays the port's: a datagram larger than
+    /// of a local route). On a stack whose port is a loopback device
+    /// (`PortConf::noarp`) the port itself plays `lo`. The MTU stays the port's: a datagram larger than
     /// that is fragmented and reassembled on input (Linux's `lo` takes
     /// 65536 bytes at once; the bytes delivered are the same).
     fn route_local(
@@ -679,6 +680,12 @@ impl Stack {
             None if daddr.is_loopback() => oif.unwrap_or(0),
             None => return None,
         };
+        if self.ports.get(port as usize)?.conf.noarp {
+            // The port is itself a loopback device (`lo`: IFF_NOARP, what it
+            // sends it receives): the local route's output is that device,
+            // as in Linux, so the packet takes the port (and is seen there).
+            return None;
+        }
         let src = saddr.filter(|s| !s.is_unspecified()).unwrap_or(daddr);
         Some(Dst {
             gen,
