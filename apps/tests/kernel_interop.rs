@@ -393,6 +393,39 @@ fn af_xdp_errors_name_what_to_do() {
     };
     let e = a.configure(&conf).err().unwrap().to_string();
     assert!(e.contains("powers of two"), "{e}");
+
+    // Two sockets on one interface queue: the second's set-up fails on
+    // its lcore; it says why (an event) and drops every frame it is
+    // given, each counted and reported complete (nothing lost silently).
+    use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
+    let tx_only = PortConfig {
+        nb_rx_queues: 0,
+        ..Default::default()
+    };
+    let mut pool = Mempool::new(&PoolConfig {
+        name: "xe".into(),
+        size: 256,
+        ..Default::default()
+    })
+    .unwrap();
+    a.configure(&tx_only).unwrap();
+    b.configure(&tx_only).unwrap();
+    let (mut qa, mut qb) = (a.tx_queue(0).unwrap(), b.tx_queue(0).unwrap());
+    let mut burst = |q: &mut Box<dyn wirespeed::ethdev::TxQueue>| {
+        let mut out = Burst::new();
+        assert!(pool.alloc_bulk(&mut out, 8));
+        for m in out.as_mut_slice() {
+            m.set_len(60).unwrap();
+        }
+        q.tx_burst(&mut out)
+    };
+    assert_eq!(burst(&mut qa), 8);
+    assert_eq!(burst(&mut qb), 8, "taken (and dropped)");
+    let ev = qb.poll_event().expect("the set-up failure as an event");
+    assert!(ev.detail.contains("already has an AF_XDP socket"), "{ev:?}");
+    assert_eq!(qb.clean(64).packets, 8);
+    assert_eq!(qb.stats().drops.get(), 8);
+    assert_eq!(qa.stats().drops.get(), 0);
 }
 
 /// The XDP program goes when wirespeed goes: after a clean end, after
@@ -432,6 +465,14 @@ fn af_xdp_program_is_detached_on_exit_ctrl_c_and_kill() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         assert!(attached(), "signal {sig}: the program was never attached");
+        let o = Command::new("ip")
+            .args(["-d", "link", "show", &peer.host_if])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("promiscuity 1"),
+            "promiscuous mode while running"
+        );
         if sig != 0 {
             // SAFETY: plain libc call on the pid of a child we spawned.
             unsafe { libc::kill(c.id() as i32, sig) };

@@ -389,6 +389,8 @@ impl Driver for AfXdpDriver {
             max_len: (self.iface.mtu + 14) as usize,
             ring: q.conf.tx_ring_size as usize,
             inflight: 0,
+            inflight_bytes: 0,
+            failure_reported: false,
             dropped: Completed::default(),
             scratch: Burst::new(),
             copy_failed_logged: false,
@@ -516,8 +518,11 @@ pub struct AfXdpTxQueue {
     pair: Arc<Pair>,
     max_len: usize,
     ring: usize,
-    /// Frames on the TX ring or in the kernel, not yet completed.
+    /// Frames (and their bytes) on the TX ring or in the kernel, not yet completed.
     inflight: usize,
+    inflight_bytes: u64,
+    /// The set-up failure was reported as an event.
+    failure_reported: bool,
     /// Frames refused before the ring, reported by the next clean.
     dropped: Completed,
     scratch: Burst,
@@ -612,6 +617,7 @@ impl TxQueue for AfXdpTxQueue {
             };
             self.stats.packets.add(1);
             self.stats.bytes.add(len as u64);
+            self.inflight_bytes += len as u64;
             x.tx_push(queued, m);
             queued += 1;
         }
@@ -639,10 +645,16 @@ impl TxQueue for AfXdpTxQueue {
         let mut st = pair.lock();
         let Some(x) = st.xsk.as_mut() else {
             if st.closed {
-                // Closed at stop: what the kernel held went home with it.
-                self.stats.drops.add(self.inflight as u64);
-                done.packets += self.inflight as u32;
+                // Closed at stop: what the kernel still held went home with
+                // it, never sent: moved from packets/bytes to drops.
+                let (n, b) = (self.inflight as u64, self.inflight_bytes);
+                self.stats.packets.sub(n);
+                self.stats.bytes.sub(b);
+                self.stats.drops.add(n);
+                done.packets += n as u32;
+                done.bytes += b;
                 self.inflight = 0;
+                self.inflight_bytes = 0;
             }
             return done;
         };
@@ -654,6 +666,7 @@ impl TxQueue for AfXdpTxQueue {
         );
         for m in self.scratch.iter() {
             done.bytes += m.pkt_len() as u64;
+            self.inflight_bytes -= m.pkt_len() as u64;
         }
         done.packets += n as u32;
         self.inflight -= n;
@@ -677,6 +690,20 @@ impl TxQueue for AfXdpTxQueue {
 
     fn stats(&self) -> Arc<QueueStats> {
         self.stats.clone()
+    }
+
+    /// The socket's set-up failure (once), naming what to do.
+    fn poll_event(&mut self) -> Option<PortEvent> {
+        if self.failure_reported {
+            return None;
+        }
+        let why = self.pair.lock().failed.clone()?;
+        self.failure_reported = true;
+        Some(PortEvent {
+            queue: Some(self.index),
+            kind: "af_xdp socket".into(),
+            detail: why,
+        })
     }
 }
 
