@@ -72,6 +72,16 @@ fn udp_arp_icmp_conservation(kind: &str) {
     if kind == "af_xdp" {
         peer.full_checksums();
     }
+    // When our ARP request reaches the kernel first, its entry for us is
+    // STALE, then DELAY on use, and it probes us after
+    // delay_first_probe_time (5 s): make that 1 s, so REACHABLE comes
+    // while the run lasts.
+    let probe = format!("net.ipv4.neigh.{}.delay_first_probe_time=1", peer.peer_if);
+    assert!(peer
+        .exec(&["sysctl", "-qw", &probe])
+        .status()
+        .unwrap()
+        .success());
     let dir = tmpdir(&format!("kernel-{kind}"));
     let pcap = dir.join("peer.pcap");
     let cap = peer.capture(&pcap);
