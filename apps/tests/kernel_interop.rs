@@ -329,6 +329,46 @@ fn kernel_af_xdp_accepts_raw_frames_with_varying_fields() {
     raw_frames_with_varying_fields("af_xdp");
 }
 
+/// One queue per lcore: two lcores, each with its own AF_XDP socket on its
+/// own interface queue (and its own UMEM, its lcore's pool), raw frames to
+/// the kernel found by ARP; every frame arrives, both queues carry them.
+#[test]
+fn kernel_af_xdp_two_queues_on_two_lcores() {
+    let Some(peer) = Peer::with_queues("q2", 2) else {
+        return;
+    };
+    let dir = tmpdir("kernel-xdp-2q");
+    let sink = peer.sink(9002, 0);
+    let cfg = format!(
+        r#"[run]
+lcores = "0,1"
+[[port]]
+spec = "af_xdp:{}"
+[[stream]]
+src_ip = "10.77.0.1"
+dst_ip = "10.77.0.2"
+dst_port = 9002
+count = 6000
+rate = "20 kpps"
+size = 100
+"#,
+        peer.host_if
+    );
+    let (v, text) = run(&cfg, &dir, &["--arp"]);
+    let got = sink.count();
+    let n = got.datagrams + peer.snmp("Udp", "RcvbufErrors");
+    assert_eq!(n, 6000, "the kernel got {n} of 6000\n{text}");
+    assert_eq!(peer.snmp("Udp", "InCsumErrors"), 0);
+    let q = v["ports"][0]["queues"].as_array().unwrap();
+    assert_eq!(q.len(), 2, "{text}");
+    for (i, q) in q.iter().enumerate() {
+        assert!(q["packets"].as_u64().unwrap() >= 2000, "queue {i}: {q}");
+    }
+    let (peer_rx, _) = peer.link_packets();
+    assert_eq!(v["ports"][0]["tx_packets"].as_u64().unwrap(), peer_rx);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Bad interface names are refused before anything starts, naming them.
 #[test]
 fn unknown_interface_is_a_clear_error() {

@@ -33,6 +33,11 @@ pub fn is_root() -> bool {
 
 impl Peer {
     pub fn new(tag: &str) -> Option<Peer> {
+        Peer::with_queues(tag, 1)
+    }
+
+    /// As [`Peer::new`], each veth end with `queues` RX and TX queues.
+    pub fn with_queues(tag: &str, queues: u32) -> Option<Peer> {
         if !is_root() {
             eprintln!("kernel interop: not root, cannot create a network namespace: skipped");
             return None;
@@ -42,12 +47,29 @@ impl Peer {
         let peer_if = format!("{ns}n");
         let _ = sh(&["ip", "netns", "del", &ns]);
         let _ = sh(&["ip", "link", "del", &host_if]);
+        let nq = queues.to_string();
         let v6 = |i: &str| format!("net.ipv6.conf.{i}.disable_ipv6=1");
         let (h6, p6) = (v6(&host_if), v6(&peer_if));
         for cmd in [
             vec!["ip", "netns", "add", &ns],
             vec![
-                "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
+                "ip",
+                "link",
+                "add",
+                &host_if,
+                "numtxqueues",
+                &nq,
+                "numrxqueues",
+                &nq,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer_if,
+                "numtxqueues",
+                &nq,
+                "numrxqueues",
+                &nq,
             ],
             vec!["ip", "link", "set", &peer_if, "netns", &ns],
             vec!["sysctl", "-qw", &h6],
