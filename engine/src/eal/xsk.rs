@@ -33,9 +33,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// `XDP_PACKET_HEADROOM` (include/linux/bpf.h... exported as 256 in
-/// include/uapi/linux/bpf.h's comment on `xdp_md`; the kernel reserves it in
-/// front of every XDP frame: net/xdp/xsk_buff_pool.c).
+/// `XDP_PACKET_HEADROOM` (include/uapi/linux/bpf.h): the room the kernel
+/// keeps in front of every XDP frame (net/xdp/xsk_buff_pool.c
+/// `xp_init_xskb_addr`, `xp_alloc`).
 pub const XDP_PACKET_HEADROOM: usize = 256;
 
 /// Where the kernel puts a received frame relative to the mbuf's buffer
@@ -941,6 +941,16 @@ impl XskMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_received_frame_lands_at_the_default_headroom() {
+        // Fill entries are object starts: the kernel's XDP_PACKET_HEADROOM
+        // from there is the mbuf's default headroom into its buffer.
+        assert_eq!(
+            RX_DATA_OFF,
+            crate::mbuf::PoolConfig::default().headroom as usize
+        );
+    }
 
     #[test]
     fn the_program_encodes_as_the_abi_says() {

@@ -92,7 +92,6 @@ pub struct AfXdpDriver {
     zc: ZeroCopy,
     fill: u32,
     pairs: Vec<Arc<Pair>>,
-    nb_rx: u16,
     prog: Option<XdpProgram>,
     map: Option<Arc<XskMap>>,
     link: Option<XdpLink>,
@@ -129,7 +128,6 @@ fn open_port(
             zc,
             fill,
             pairs: Vec::new(),
-            nb_rx: 0,
             prog: None,
             map: None,
             link: None,
@@ -340,7 +338,6 @@ impl Driver for AfXdpDriver {
             }
         }
         self.link = None;
-        self.nb_rx = conf.nb_rx_queues;
         self.want_promisc = conf.promiscuous && conf.nb_rx_queues > 0;
         let (prog, map) = if conf.nb_rx_queues > 0 {
             let p = XdpProgram::load(self.base + conf.nb_rx_queues as u32)
