@@ -13,3 +13,4 @@ pub use tsc::Tsc;
 pub mod pci;
 pub mod pktmmap;
 pub mod vfio;
+pub mod xsk;

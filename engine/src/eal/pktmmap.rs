@@ -33,6 +33,20 @@ impl PacketSocket {
         Ok(PacketSocket { fd, ifindex })
     }
 
+    /// `socket(AF_PACKET, SOCK_RAW, 0)`: a socket that receives nothing
+    /// (protocol 0 registers no packet hook: `packet_create`), to hold
+    /// interface memberships such as `PACKET_MR_PROMISC`.
+    pub fn open_silent(ifindex: i32) -> io::Result<PacketSocket> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(PacketSocket { fd, ifindex })
+    }
+
     /// `bind(2)` to the interface (after the rings, as packet_mmap.rst does).
     pub fn bind(&self) -> io::Result<()> {
         // SAFETY: zeroed sockaddr_ll is a valid value; we fill the fields we need.
@@ -287,12 +301,21 @@ pub struct RxRing {
     blocks: usize,
 }
 
+/// `TP_STATUS_CSUMNOTREADY` (include/uapi/linux/if_packet.h).
+pub const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+/// `TP_STATUS_CSUM_VALID` (include/uapi/linux/if_packet.h).
+pub const TP_STATUS_CSUM_VALID: u32 = 1 << 7;
+
 /// One received packet in a block: its bytes and the link-layer type
 /// (`sll_pkttype`: host, broadcast, outgoing, …).
 pub struct RxPacket<'a> {
     pub data: &'a [u8],
     /// Bytes on the wire (`tp_len`; more than `data` when truncated).
     pub wire_len: usize,
+    /// `tp_status` (`TP_STATUS_CSUMNOTREADY`: a local sender's
+    /// `CHECKSUM_PARTIAL` frame whose L4 checksum is left unfinished;
+    /// `TP_STATUS_CSUM_VALID`: the device verified it).
+    pub status: u32,
 }
 
 impl RxRing {
@@ -364,13 +387,14 @@ impl RxRing {
             return None;
         }
         // SAFETY: the header lies inside block `b` (checked), which is ours.
-        let (next, mac, snap, len) = unsafe {
+        let (next, mac, snap, len, status) = unsafe {
             let h = self.map.ptr.add(b * self.block_size + off) as *const libc::tpacket3_hdr;
             (
                 (*h).tp_next_offset as usize,
                 (*h).tp_mac as usize,
                 (*h).tp_snaplen as usize,
                 (*h).tp_len as usize,
+                (*h).tp_status,
             )
         };
         if off + mac + snap > self.block_size {
@@ -386,6 +410,7 @@ impl RxRing {
             RxPacket {
                 data,
                 wire_len: len,
+                status,
             },
             if next == 0 { 0 } else { off + next },
         ))

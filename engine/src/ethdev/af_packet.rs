@@ -8,7 +8,9 @@
 //! The MAC, MTU, link state and speed come from sysfs.
 
 use super::*;
-use crate::eal::pktmmap::{PacketSocket, RxRing, TxRing};
+use crate::eal::pktmmap::{
+    PacketSocket, RxRing, TxRing, TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID,
+};
 use crate::mbuf::{Burst, Mempool};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -42,11 +44,11 @@ pub(crate) fn driver() -> DriverInfo {
 
 /// What sysfs says about an interface.
 #[derive(Debug, Clone)]
-struct Iface {
-    name: String,
-    index: i32,
-    mac: MacAddr,
-    mtu: u32,
+pub(crate) struct Iface {
+    pub(crate) name: String,
+    pub(crate) index: i32,
+    pub(crate) mac: MacAddr,
+    pub(crate) mtu: u32,
 }
 
 fn sysfs(iface: &str, file: &str) -> PathBuf {
@@ -60,7 +62,7 @@ fn read_sys(iface: &str, file: &str) -> Option<String> {
 }
 
 impl Iface {
-    fn lookup(port: &str, name: &str) -> Result<Iface, EthdevError> {
+    pub(crate) fn lookup(port: &str, name: &str) -> Result<Iface, EthdevError> {
         let c = std::ffi::CString::new(name)
             .map_err(|_| EthdevError::device(port, format!("'{name}' is not an interface name")))?;
         // SAFETY: `c` is a valid NUL-terminated string for the call's duration.
@@ -92,7 +94,7 @@ impl Iface {
         })
     }
 
-    fn link(&self) -> LinkStatus {
+    pub(crate) fn link(&self) -> LinkStatus {
         let carrier = read_sys(&self.name, "carrier").as_deref() == Some("1");
         let oper = read_sys(&self.name, "operstate").unwrap_or_default();
         // `lo` says "unknown" and has carrier: up.
@@ -109,7 +111,7 @@ impl Iface {
     }
 
     /// A kernel counter of the interface (`statistics/NAME`).
-    fn counter(&self, name: &str) -> u64 {
+    pub(crate) fn counter(&self, name: &str) -> u64 {
         read_sys(&self.name, &format!("statistics/{name}"))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
@@ -489,6 +491,13 @@ impl RxQueue for AfPacketRxQueue {
             } else {
                 self.stats.packets.add(1);
                 self.stats.bytes.add(p.data.len() as u64);
+                // A frame of a local sender (a veth peer, `lo`) whose L4
+                // checksum the kernel left partial (CHECKSUM_PARTIAL →
+                // TP_STATUS_CSUMNOTREADY, `tpacket_rcv`), or one the device
+                // verified: the checksum is good, as Linux's own stack takes it.
+                if p.status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0 {
+                    m.set_ol_flags(m.ol_flags() | crate::mbuf::ol::RX_L4_CKSUM_GOOD);
+                }
                 if out.push(m).is_err() {
                     break;
                 }

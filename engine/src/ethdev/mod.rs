@@ -16,6 +16,7 @@
 //! bytes in BQL's in-flight count for ever and stops the queue.
 
 pub mod af_packet;
+pub mod af_xdp;
 mod framework;
 pub mod lo;
 pub mod null;

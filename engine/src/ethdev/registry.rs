@@ -82,6 +82,7 @@ impl Registry {
         for d in [
             super::null::driver(),
             super::af_packet::driver(),
+            super::af_xdp::driver(),
             super::lo::driver(),
             super::pcap::driver(),
             super::ring::driver(),

@@ -14,7 +14,7 @@ mod pool;
 mod spsc;
 
 pub use burst::{Burst, BURST_MAX};
-pub use pool::{Mempool, MempoolError, MempoolStats, PoolConfig};
+pub use pool::{Mempool, MempoolError, MempoolStats, PoolArea, PoolConfig, PoolRef};
 pub use spsc::SpscRing;
 
 use std::marker::PhantomData;
@@ -442,6 +442,30 @@ impl Mbuf {
     #[inline(always)]
     pub fn buf_iova(&self) -> u64 {
         self.h().buf_iova
+    }
+
+    #[inline(always)]
+    fn pool_ptr(&self) -> *const pool::PoolShared {
+        self.h().pool
+    }
+
+    /// Sets a single-segment packet's data window: `len` bytes at `off`
+    /// from the buffer start (a device wrote them there, e.g. the kernel
+    /// into an AF_XDP UMEM frame). Errors when the window leaves the buffer.
+    #[inline(always)]
+    pub fn set_data_window(&mut self, off: usize, len: usize) -> Result<(), MbufError> {
+        let have = self.h().buf_len as usize;
+        if off + len > have || !self.h().next.is_null() {
+            return Err(MbufError::NoTailroom {
+                need: off + len,
+                have,
+            });
+        }
+        let h = self.hm();
+        h.data_off = off as u16;
+        h.data_len = len as u16;
+        h.pkt_len = len as u32;
+        Ok(())
     }
 
     /// Pool object index (stable identity for tests and tracing).

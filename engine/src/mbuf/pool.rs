@@ -69,6 +69,8 @@ pub(crate) struct PoolShared {
     name: String,
     region: DmaRegion,
     obj_size: usize,
+    /// No object crosses a page boundary.
+    page_bound: bool,
     n: u32,
     headroom: u16,
     buf_len: u16,
@@ -249,6 +251,7 @@ impl Mempool {
             name: cfg.name.clone(),
             region,
             obj_size,
+            page_bound,
             n: cfg.size,
             headroom: cfg.headroom,
             buf_len: buf_len as u16,
@@ -311,23 +314,12 @@ impl Mempool {
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     fn free_stack(&self) -> &mut Vec<NonNull<MbufHdr>> {
-        // SAFETY: only the owning thread holds a `Mempool` (it is !Send) and only
-        // the owning thread pushes in `put`; no reference outlives a call.
-        unsafe { &mut *self.shared.free.get() }
+        // SAFETY: only the owning thread holds a `Mempool` (it is !Send).
+        unsafe { self.shared.free_stack() }
     }
 
-    #[cold]
     fn drain_returns(&self) {
-        if self.shared.returns_len.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        let mut r = self
-            .shared
-            .returns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        self.free_stack().extend(r.drain(..));
-        self.shared.returns_len.store(0, Ordering::Release);
+        self.shared.drain_returns()
     }
 
     #[inline(always)]
@@ -366,16 +358,8 @@ impl Mempool {
     /// buffer last held (so prebuilt frames survive a free/alloc cycle).
     #[inline(always)]
     pub fn alloc(&mut self) -> Option<Mbuf> {
-        let h = match self.free_stack().pop() {
-            Some(h) => h,
-            None => {
-                self.drain_returns();
-                self.free_stack().pop()?
-            }
-        };
-        let a = &self.shared.allocs;
-        a.store(a.load(Ordering::Relaxed) + 1, Ordering::Release);
-        Some(Self::reset(h, self.shared.headroom))
+        // SAFETY: only the owning thread holds a `Mempool` (it is !Send).
+        unsafe { self.shared.alloc_owner() }
     }
 
     /// Appends `n` buffers to `out`, all or nothing (`rte_pktmbuf_alloc_bulk`).
@@ -430,6 +414,153 @@ impl Mempool {
             std::mem::forget(m);
         }
         Ok(())
+    }
+}
+
+impl PoolShared {
+    /// The owner's free stack.
+    ///
+    /// # Safety
+    /// Only the pool's owner thread may call it, and no reference it
+    /// returns may outlive the call that uses it.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn free_stack(&self) -> &mut Vec<NonNull<MbufHdr>> {
+        &mut *self.free.get()
+    }
+
+    #[cold]
+    fn drain_returns(&self) {
+        if self.returns_len.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut r = self.returns.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: callers are on the owner thread (see `alloc_owner`, `Mempool`).
+        unsafe { self.free_stack() }.extend(r.drain(..));
+        self.returns_len.store(0, Ordering::Release);
+    }
+
+    /// One buffer from the free stack (draining the return list when empty).
+    ///
+    /// # Safety
+    /// The calling thread must be the pool's owner.
+    #[inline(always)]
+    unsafe fn alloc_owner(&self) -> Option<Mbuf> {
+        let h = match self.free_stack().pop() {
+            Some(h) => h,
+            None => {
+                self.drain_returns();
+                self.free_stack().pop()?
+            }
+        };
+        let a = &self.allocs;
+        a.store(a.load(Ordering::Relaxed) + 1, Ordering::Release);
+        Some(Mempool::reset(h, self.headroom))
+    }
+}
+
+/// Where a pool's objects live: for a device that addresses the pool's
+/// memory by offset rather than by IOVA (an AF_XDP UMEM, which is the pool's
+/// region registered with the kernel). Each object is an [`MbufHdr`] of
+/// [`MBUF_HDR_SIZE`] bytes followed by its buffer, `obj_size` bytes in all,
+/// at a 64-byte-aligned offset of the region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolArea {
+    /// Address of the region's first byte (page-aligned: it is a mapping).
+    pub base: usize,
+    pub len: usize,
+    pub obj_size: usize,
+    /// Page size of the region (4 KiB, or 2 MiB on hugepages).
+    pub page_size: usize,
+    /// True when no object crosses a page boundary (the pool was laid out
+    /// page-bound; see `place_object`).
+    pub page_bound: bool,
+    /// Buffers in the pool (object indexes are `0..size`).
+    pub size: u32,
+    /// The pool's identity (compare with [`super::Mbuf::pool_id`]).
+    pub id: usize,
+}
+
+fn area_of(s: &Arc<PoolShared>) -> PoolArea {
+    let page = s.region.page_size();
+    PoolArea {
+        base: s.region.as_ptr() as usize,
+        len: s.region.len(),
+        obj_size: s.obj_size,
+        page_size: page,
+        page_bound: page > 4096 || s.obj_size > page || s.page_bound,
+        size: s.n,
+        id: Arc::as_ptr(s) as usize,
+    }
+}
+
+/// A `Send` handle to a pool that keeps it (and its memory) alive and
+/// allocates only on the pool's owner thread: what a queue shared with the
+/// kernel holds to refill buffers from the pool its memory belongs to.
+#[derive(Clone)]
+pub struct PoolRef(Arc<PoolShared>);
+
+impl PoolRef {
+    /// The pool's memory.
+    pub fn area(&self) -> PoolArea {
+        area_of(&self.0)
+    }
+
+    /// True when the calling thread owns the pool (and so may allocate).
+    #[inline(always)]
+    pub fn is_owner(&self) -> bool {
+        self.0.owner == thread_token()
+    }
+
+    /// One buffer, or `None` when the pool is empty or the calling thread
+    /// does not own the pool.
+    #[inline(always)]
+    pub fn alloc(&self) -> Option<Mbuf> {
+        if !self.is_owner() {
+            return None;
+        }
+        // SAFETY: the owner check above.
+        unsafe { self.0.alloc_owner() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub fn stats(&self) -> MempoolStats {
+        stats_of(&self.0)
+    }
+}
+
+impl Mempool {
+    /// The pool's memory (see [`PoolArea`]).
+    pub fn area(&self) -> PoolArea {
+        area_of(&self.shared)
+    }
+
+    /// A `Send` handle that allocates on this (the owner) thread only.
+    pub fn pool_ref(&self) -> PoolRef {
+        PoolRef(self.shared.clone())
+    }
+}
+
+impl Mbuf {
+    /// The identity of the pool this buffer belongs to ([`PoolArea::id`]).
+    #[inline(always)]
+    pub fn pool_id(&self) -> usize {
+        self.pool_ptr() as usize
+    }
+
+    /// A handle to this buffer's pool.
+    pub fn pool_ref(&self) -> PoolRef {
+        let p = self.pool_ptr();
+        // SAFETY: `p` is `Arc::as_ptr` of the pool's live `Arc<PoolShared>`
+        // (set at creation); a pool with buffers out is never freed, so the
+        // count is positive while this buffer exists.
+        unsafe {
+            Arc::increment_strong_count(p);
+            PoolRef(Arc::from_raw(p))
+        }
     }
 }
 

@@ -97,6 +97,9 @@ pub(crate) enum NextHop {
     Neigh { idx: usize, uid: u64 },
     /// Fixed link-layer destination: broadcast or a mapped multicast MAC.
     Fixed(MacAddr),
+    /// One of our own addresses, or 127.0.0.0/8 (`RTN_LOCAL`): the packet
+    /// goes to our own input through the local backlog, no neighbour.
+    Local,
 }
 
 /// A resolved route with its neighbour — Linux's `dst_entry`/`rtable` as
@@ -258,6 +261,9 @@ impl Stack {
     ) -> Result<Dst, Errno> {
         let gen = self.dst_gen();
         let sport = saddr.and_then(|s| self.port_of_addr(s));
+        if let Some(d) = self.route_local(daddr, saddr, oif.or(sport), gen) {
+            return Ok(d);
+        }
         let limited_bcast = daddr.is_broadcast();
         let multicast = daddr.is_multicast();
         let (port, route_mtu, gw, route_src) = if limited_bcast || multicast {
@@ -312,7 +318,7 @@ impl Stack {
             return false;
         }
         match d.next {
-            NextHop::Fixed(_) => true,
+            NextHop::Fixed(_) | NextHop::Local => true,
             NextHop::Neigh { idx, uid } => self.neigh.get(idx).is_some_and(|n| n.uid == uid),
         }
     }
@@ -590,6 +596,7 @@ impl Stack {
                 let (neigh, mut io) = self.split_neigh();
                 neigh.output(idx, m, &mut io, now)
             }
+            NextHop::Local => self.local_out(d.port, m),
             NextHop::Fixed(mac) => {
                 let pc = &self.ports[d.port as usize].conf;
                 let l2len = if pc.vlan.is_some() { 18 } else { 14 };
@@ -650,4 +657,90 @@ impl Stack {
         }
         r
     }
+
+    /// Plays the part of `ip_route_output_key_hash_rcu` finding an
+    /// `RTN_LOCAL` route (the `local` table: each of our addresses, and
+    /// 127.0.0.0/8 on `lo`, `fib_lookup` before the `main` table): the
+    /// destination is this host, so the dst's output is the loopback
+    /// device, never a neighbour (no ARP for ourselves). The source is the
+    /// destination itself unless the socket chose one (`fib_result_prefsrc`
+    /// of a local route). On a stack whose port is a loopback device
+    /// (`PortConf::noarp`) the port itself plays `lo`. The MTU stays the port's: a datagram larger than
+    /// that is fragmented and reassembled on input (Linux's `lo` takes
+    /// 65536 bytes at once; the bytes delivered are the same).
+    fn route_local(
+        &self,
+        daddr: Ipv4Addr,
+        saddr: Option<Ipv4Addr>,
+        oif: Option<u16>,
+        gen: u64,
+    ) -> Option<Dst> {
+        let port = match self.port_of_addr(daddr) {
+            Some(p) => p,
+            None if daddr.is_loopback() => oif.unwrap_or(0),
+            None => return None,
+        };
+        if self.ports.get(port as usize)?.conf.noarp {
+            // The port is itself a loopback device (`lo`: IFF_NOARP, what it
+            // sends it receives): the local route's output is that device,
+            // as in Linux, so the packet takes the port (and is seen there).
+            return None;
+        }
+        let src = saddr.filter(|s| !s.is_unspecified()).unwrap_or(daddr);
+        Some(Dst {
+            gen,
+            daddr,
+            saddr: src,
+            port,
+            mtu: self.ports.get(port as usize)?.conf.mtu,
+            next: NextHop::Local,
+            broadcast: false,
+            multicast: false,
+            ident_bucket: self.ident.bucket(daddr, src, IPPROTO_UDP),
+        })
+    }
+
+    /// Plays the part of `loopback_xmit` → `netif_rx`
+    /// (`enqueue_to_backlog`): the IPv4 packet `m` joins the local backlog
+    /// of at most [`LOCAL_BACKLOG`] packets (`netdev_max_backlog`), to be
+    /// received by [`Stack::process_backlog`]; a full backlog drops it
+    /// (`rx.dropped`, as softnet's `dropped`). Checksums the device would
+    /// have filled in are finished or, for L4, vouched for: Linux's `lo`
+    /// passes a `CHECKSUM_PARTIAL` packet on as valid.
+    pub(crate) fn local_out(&mut self, port: u16, mut m: Mbuf) -> Result<(), Errno> {
+        let flags = m.ol_flags();
+        if flags & ol::TX_IP_CKSUM != 0 {
+            let d = m.data_mut();
+            if d.len() >= wire::IPV4_MIN_HLEN {
+                let ihl = ((d[0] & 0xf) as usize * 4).clamp(wire::IPV4_MIN_HLEN, d.len());
+                d[10..12].copy_from_slice(&[0, 0]);
+                let c = !checksum::fold(checksum::sum(&d[..ihl]));
+                d[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+        }
+        m.set_ol_flags((flags & !ol::TX_OFFLOAD_MASK) | ol::RX_L4_CKSUM_GOOD);
+        if self.backlog.len() >= LOCAL_BACKLOG {
+            self.counters.rx.dropped.add(1);
+            return Err(Errno::ENOBUFS);
+        }
+        self.backlog.push_back((port, m));
+        Ok(())
+    }
+
+    /// Plays the part of `process_backlog` for the loopback device: every
+    /// packet sent to ourselves goes through IPv4 input (`ip_rcv` →
+    /// `ip_local_deliver`) to its socket. Runs from [`Stack::poll_timers`],
+    /// [`Stack::flush`] and after a received burst; a reply it triggers
+    /// (an ICMP error to ourselves) waits for the next round.
+    pub fn process_backlog(&mut self) {
+        for _ in 0..self.backlog.len() {
+            let Some((port, m)) = self.backlog.pop_front() else {
+                break;
+            };
+            self.ip_rcv_local(port, m);
+        }
+    }
 }
+
+/// Packets the local backlog holds (Linux `netdev_max_backlog`, default 1000).
+pub const LOCAL_BACKLOG: usize = 1000;

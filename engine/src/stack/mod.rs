@@ -526,6 +526,8 @@ pub struct Stack {
     pub(crate) now: u64,
     /// A burst for batched sends (boxed: allocated once).
     pub(crate) scratch: Option<Box<Burst>>,
+    /// Packets sent to ourselves, waiting for input (`lo`'s backlog).
+    pub(crate) backlog: std::collections::VecDeque<(u16, Mbuf)>,
 }
 
 impl Stack {
@@ -599,6 +601,7 @@ impl Stack {
             hash_key: secret::SipKey::process(0x7478_6861_7368), // "txhash"
             icmp_rl: rx::IcmpRateLimit::new(cfg.icmp.clone(), cfg.seed ^ 0x1c3b),
             reasm: frag::Reassembly::default(),
+            backlog: std::collections::VecDeque::with_capacity(ip::LOCAL_BACKLOG),
             default_ttl: cfg.default_ttl,
             now: 0,
             scratch: Some(Box::new(Burst::new())),
@@ -759,6 +762,7 @@ impl Stack {
         let ev = self.reasm.expire(now);
         self.counters.ip.reasm_timeout.add(ev.timeouts);
         self.counters.ip.reasm_fails.add(ev.fails);
+        self.process_backlog();
         self.xmit.flush();
         self.xmit.reclaim();
         self.socks.reap();
@@ -766,6 +770,7 @@ impl Stack {
 
     /// Pushes batched frames to the device (one doorbell per batch).
     pub fn flush(&mut self) {
+        self.process_backlog();
         self.xmit.flush();
     }
 

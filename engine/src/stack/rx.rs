@@ -160,6 +160,7 @@ impl Stack {
         while let Some(m) = pkts.pop_front() {
             self.rx(port, m);
         }
+        self.process_backlog();
         self.xmit.flush();
     }
 
@@ -205,13 +206,25 @@ impl Stack {
                 let (neigh, mut io) = self.split_neigh();
                 neigh.arp_input(port, &arp, unicast_to_us, &mut io, now);
             }
-            wire::ETHERTYPE_IPV4 => self.ip_rcv(port, &pc, m),
+            wire::ETHERTYPE_IPV4 => self.ip_rcv(port, &pc, m, false),
             _ => self.counters.rx.unknown_ethertype.add(1),
         }
     }
 
-    /// Plays `ip_rcv` + `ip_rcv_finish` + `ip_local_deliver`.
-    fn ip_rcv(&mut self, _port: u16, pc: &super::PortConf, mut m: Mbuf) {
+    /// An IPv4 packet we sent to ourselves (`lo`'s input; see
+    /// `Stack::process_backlog`).
+    pub(crate) fn ip_rcv_local(&mut self, port: u16, m: Mbuf) {
+        let Some(pc) = self.ports.get(port as usize).map(|p| p.conf.clone()) else {
+            return;
+        };
+        self.counters.rx.frames.add(1);
+        self.ip_rcv(port, &pc, m, true);
+    }
+
+    /// Plays `ip_rcv` + `ip_rcv_finish` + `ip_local_deliver`. `local`: it
+    /// came from ourselves, where 127.0.0.0/8 is ours too (on any other
+    /// device such a destination is a martian, `ip_route_input_slow`).
+    fn ip_rcv(&mut self, _port: u16, pc: &super::PortConf, mut m: Mbuf, local: bool) {
         self.counters.ip.in_receives.add(1);
         // Headers must be in the first segment.
         let h = match Ipv4Header::parse_in(m.data(), m.pkt_len()) {
@@ -228,6 +241,7 @@ impl Stack {
             return;
         }
         let ours = self.port_of_addr(h.dst).is_some()
+            || (local && h.dst.is_loopback())
             || h.dst.is_broadcast()
             || h.dst == pc.broadcast()
             || h.dst.is_multicast();

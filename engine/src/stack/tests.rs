@@ -2232,3 +2232,67 @@ fn a_connected_socket_hears_ehostunreach_once_per_failure_then_re_resolves() {
     assert_eq!(arp_of(&cap.take()[0].bytes).unwrap().tpa, IP_B);
     assert_eq!(st.counters().ip.out_discards, 1);
 }
+
+/// Seed 004, `RTN_LOCAL`: a socket sending to its own port's address or to
+/// 127.0.0.1 reaches the local socket through the loopback backlog: no ARP,
+/// nothing on the wire, payload and source intact; a datagram larger than
+/// the MTU is fragmented and reassembled on the way; a connected socket to
+/// ourselves keeps working; nobody listening → the ICMP port unreachable
+/// comes back to ourselves.
+#[test]
+fn sends_to_our_own_addresses_are_delivered_locally_without_arp() {
+    let (mut st, cap) = cap_stack(cfg(MAC_A, IP_A));
+    st.start(0);
+    cap.take(); // the gratuitous ARP
+    let rx = st.udp_socket().unwrap();
+    st.socket(rx).bind(sa(Ipv4Addr::UNSPECIFIED, 7000)).unwrap();
+    let tx = st.udp_socket().unwrap();
+    let mut buf = [0u8; 9000];
+    for (to, from_ip) in [(IP_A, IP_A), (Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)] {
+        assert_eq!(st.socket(tx).send_to(b"to myself", sa(to, 7000)), Ok(9));
+        st.flush();
+        let (n, from) = st.socket(rx).recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"to myself", "to {to}");
+        assert_eq!(
+            *from.ip(),
+            from_ip,
+            "source of a local route is the destination"
+        );
+        assert_eq!(from.port(), st.socket(tx).local_addr().unwrap().port());
+    }
+    // Larger than the MTU: fragments, reassembled on input.
+    let big: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(st.socket(tx).send_to(&big, sa(IP_A, 7000)), Ok(4000));
+    st.poll_timers(1);
+    let (n, _) = st.socket(rx).recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &big[..]);
+    // Connected to ourselves: the cached dst is local too.
+    let c = st.udp_socket().unwrap();
+    st.socket(c).connect(sa(Ipv4Addr::LOCALHOST, 7000)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(st.socket(c).send(b"again"), Ok(5));
+    }
+    st.flush();
+    for _ in 0..3 {
+        let (n, _) = st.socket(rx).recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"again");
+    }
+    // Nothing left the port, and nothing was resolved.
+    assert!(cap.take().is_empty(), "a local datagram went to the wire");
+    assert!(st.neighbours().is_empty(), "ARP for ourselves");
+    let k = st.counters();
+    assert_eq!(k.neigh.arp_requests_sent, 1, "only the gratuitous ARP");
+    assert_eq!(k.ip.reasm_oks, 1);
+    assert_eq!(k.udp.in_datagrams, 6);
+    assert_eq!(k.udp.in_csum_errors, 0);
+    // A port nobody listens on: our own ICMP error reaches our own socket.
+    let lonely = st.udp_socket().unwrap();
+    st.socket(lonely).connect(sa(IP_A, 7999)).unwrap();
+    assert_eq!(st.socket(lonely).send(b"anyone?"), Ok(7));
+    st.flush(); // the datagram in: NoPorts, ICMP port unreachable out
+    st.flush(); // the ICMP error in
+    let k = st.counters();
+    assert_eq!(k.udp.no_ports, 1);
+    assert_eq!((k.icmp.out_dest_unreachs, k.icmp.in_dest_unreachs), (1, 1));
+    assert!(cap.take().is_empty());
+}
