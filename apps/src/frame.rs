@@ -90,7 +90,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
     #[inline(always)]
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -103,9 +103,9 @@ impl Rng {
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         let span = hi - lo + 1;
         if span == 0 {
-            return self.next();
+            return self.next_u64();
         }
-        lo + ((self.next() as u128 * span as u128) >> 64) as u64
+        lo + ((self.next_u64() as u128 * span as u128) >> 64) as u64
     }
 }
 
@@ -264,9 +264,9 @@ impl FieldGen {
                 let (min, span) = (self.min, self.span);
                 self.column_with::<W>(views, acc, |_| {
                     if span == 0 {
-                        rng.next()
+                        rng.next_u64()
                     } else {
-                        min + ((rng.next() as u128 * span as u128) >> 64) as u64
+                        min + ((rng.next_u64() as u128 * span as u128) >> 64) as u64
                     }
                 })
             }
@@ -358,9 +358,9 @@ impl FieldGen {
             }
             FieldOp::Random => {
                 if self.span == 0 {
-                    rng.next()
+                    rng.next_u64()
                 } else {
-                    self.min + ((rng.next() as u128 * self.span as u128) >> 64) as u64
+                    self.min + ((rng.next_u64() as u128 * self.span as u128) >> 64) as u64
                 }
             }
         };
@@ -460,7 +460,7 @@ fn fill_payload(payload: &mut [u8], s: &Stream) {
         Payload::Zeros => {}
         Payload::Random => {
             let mut r = Rng::new(0xC0FFEE + s.index as u64);
-            payload.iter_mut().for_each(|b| *b = r.next() as u8);
+            payload.iter_mut().for_each(|b| *b = r.next_u64() as u8);
         }
         Payload::Bytes(v) => payload
             .iter_mut()

@@ -1,18 +1,8 @@
 //! The `wirespeed` command: traffic generator and device tools.
 
-mod config;
-mod devtools;
-mod doctor;
-mod frame;
-mod gen;
-mod latency;
-
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use wirespeed::ethdev::Registry;
-
-/// The device `wirespeed gen` uses when neither a config nor --port names one.
-pub const DEFAULT_PORT: &str = "ice-model";
+use wirespeed_apps::{devtools, doctor, gen, registry};
 
 #[derive(Parser)]
 #[command(
@@ -44,14 +34,6 @@ enum Cmd {
     },
     #[command(flatten)]
     Dev(devtools::DevCmd),
-}
-
-/// Every driver this binary knows.
-pub fn registry() -> Registry {
-    let mut reg = Registry::with_builtins();
-    pmd_igb::register(&mut reg);
-    pmd_ice::register(&mut reg);
-    reg
 }
 
 /// Splits `text` into lines of at most `width` characters at spaces.

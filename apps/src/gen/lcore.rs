@@ -4,11 +4,10 @@
 //! bursts to the lcore's netdev queues (qdisc, BQL) sized by the queue's room,
 //! and RX returns are matched to their latency headers.
 
-use super::measure::{latency_histogram, SeqTracker};
+use super::measure::{latency_histogram, LatencyRx, SeqTracker};
 use super::pacer::Pacer;
 use super::source::{FillCx, RawSource, ReplaySource, SocketSource, Source};
 use crate::config::{PortIp, Stream, StreamMode};
-use crate::latency;
 use hdrhistogram::Histogram;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -221,11 +220,10 @@ pub struct GenApp {
     phase: Phase,
     senders: Vec<StreamSender>,
     latency: Vec<Histogram<u64>>,
-    interval: Vec<Histogram<u64>>,
+    /// The receive half of latency: histograms and sequence trackers.
+    lat_rx: LatencyRx,
     interval_start: u64,
-    trackers: Vec<Vec<Option<SeqTracker>>>,
     any_latency: bool,
-    rx_latency: u64,
     rx_other: u64,
     tally: Tally,
     start_tsc: u64,
@@ -245,17 +243,6 @@ impl GenApp {
         let senders = senders(ctx, &p, tsc)?;
         let ns = p.streams.len();
         let any_latency = p.streams.iter().any(|s| s.latency);
-        let trackers = p
-            .streams
-            .iter()
-            .map(|s| {
-                if s.latency {
-                    (0..=255).map(|_| None).collect()
-                } else {
-                    Vec::new()
-                }
-            })
-            .collect();
         let mut stacks = Vec::new();
         for (pi, setup) in p.stacks.iter().enumerate() {
             stacks.push(match setup {
@@ -275,11 +262,9 @@ impl GenApp {
             phase: Phase::Resolving,
             senders,
             latency: (0..ns).map(|_| latency_histogram()).collect(),
-            interval: (0..ns).map(|_| latency_histogram()).collect(),
+            lat_rx: LatencyRx::new(p.streams.iter().map(|s| s.latency).collect(), tsc),
             interval_start: 0,
-            trackers,
             any_latency,
-            rx_latency: 0,
             rx_other: 0,
             tally: Tally::default(),
             start_tsc: 0,
@@ -468,16 +453,18 @@ impl GenApp {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        for (si, h) in self.interval.iter_mut().enumerate() {
-            if !h.is_empty() {
-                let _ = self.latency[si].add(&*h);
+        for (si, fast) in self.lat_rx.interval.iter_mut().enumerate() {
+            if !fast.is_empty() {
+                // Once an interval: the fast counts into a histogram.
+                let mut h = latency_histogram();
+                fast.drain_into(&mut h);
+                let _ = self.latency[si].add(&h);
                 let _ = tx.send(LatencyInterval {
                     stream: si,
                     start_tsc: self.interval_start,
                     end_tsc: now,
-                    hist: h.clone(),
+                    hist: h,
                 });
-                h.reset();
             }
         }
         self.interval_start = now;
@@ -552,28 +539,13 @@ impl LcoreApp for GenApp {
 
     fn on_rx(&mut self, _ctx: &mut LcoreCtx, port: u16, _queue: u16, pkts: &mut Burst) {
         let now = self.tsc.now();
-        let ns = self.p.streams.len();
         while let Some(m) = pkts.pop_front() {
-            let d = m.data();
-            match latency::parse(d) {
-                Some(tag)
-                    if (tag.stream as usize) < ns
-                        && self.p.streams[tag.stream as usize].latency =>
-                {
-                    let si = tag.stream as usize;
-                    let lat = self.tsc.cycles_to_ns(now.saturating_sub(tag.tx_tsc)).max(1);
-                    // One record per packet: the interval histogram; it is
-                    // added to the run's total when the interval closes.
-                    let _ = self.interval[si].record(lat);
-                    if let Some(slot) = self.trackers[si].get_mut(tag.lcore as usize) {
-                        slot.get_or_insert_with(SeqTracker::default).record(tag.seq);
-                    }
-                    self.rx_latency += 1;
-                }
-                _ => match self.stacks.get_mut(port as usize) {
-                    Some(Some((st, _))) => st.rx(0, m),
-                    _ => self.rx_other += 1,
-                },
+            if self.lat_rx.record(m.data(), now) {
+                continue;
+            }
+            match self.stacks.get_mut(port as usize) {
+                Some(Some((st, _))) => st.rx(0, m),
+                _ => self.rx_other += 1,
             }
         }
     }
@@ -589,7 +561,10 @@ impl LcoreApp for GenApp {
         let now = self.tsc.now();
         self.flush_interval(now);
         let mut tr = Vec::new();
-        for (si, v) in std::mem::take(&mut self.trackers).into_iter().enumerate() {
+        for (si, v) in std::mem::take(&mut self.lat_rx.trackers)
+            .into_iter()
+            .enumerate()
+        {
             for (li, t) in v.into_iter().enumerate() {
                 if let Some(t) = t {
                     tr.push(((si, li as u8), t));
@@ -641,7 +616,7 @@ impl LcoreApp for GenApp {
             in_use_at_end: in_use,
             latency: std::mem::take(&mut self.latency),
             trackers: tr,
-            rx_latency: self.rx_latency,
+            rx_latency: self.lat_rx.received,
             rx_other: self.rx_other,
             error: self.error.take(),
         }
