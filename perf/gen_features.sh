@@ -48,6 +48,31 @@ TP=$(mpps "$OUT/txfalse.json"); TS=$(mpps "$OUT/txtrue.json")
 echo "TX stamping alone (sequence + TSC into each frame), to null, 64 B, core $CORE:"
 echo "  plain   $TP Mpps"
 echo "  stamped $TS Mpps  (cost $(python3 -c "print('%.1f%%' % (100*(1-$TS/$TP)))"))"
+# TX and RX on different lcores: the stream sent by core $CORE, its returns
+# polled by the other core (port rx_lcore).
+OTHER=$(( CORE == 0 ? 1 : 0 ))
+for L in false true; do
+  cat > "$OUT/x$L.toml" <<EOT
+[run]
+lcores = "0-1"
+duration = $SECS
+[[port]]
+spec = "ring:x$L"
+[[port]]
+spec = "ring:x$L"
+rx_lcore = $OTHER
+[[stream]]
+size = 64
+latency = $L
+rx_port = 1
+lcores = "$CORE"
+EOT
+  $WS gen "$OUT/x$L.toml" -q --no-huge --json "$OUT/x$L.json" >/dev/null
+done
+XP=$(mpps "$OUT/xfalse.json"); XS=$(mpps "$OUT/xtrue.json")
+echo "timestamp + histogram, TX on core $CORE, RX on core $OTHER, ring pair, 64 B:"
+echo "  plain   $XP Mpps"
+echo "  latency $XS Mpps  (cost $(python3 -c "print('%.1f%%' % (100*(1-$XS/$XP)))"))"
 echo "pacing, 64 B to a pcap port:"
 for RATE in 1 10; do
   N=$((RATE * 200000))

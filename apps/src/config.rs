@@ -120,6 +120,11 @@ pub struct PortSection {
     /// the Ethernet header and one VLAN tag.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// The core (one of `run.lcores`) that polls every RX queue of the
+    /// port; default: RX queue q on the q-th lcore. Latency returns can so be
+    /// received on another core than the one that sends.
+    #[serde(default)]
+    pub rx_lcore: Option<usize>,
 }
 
 /// A port's stack address, parsed.

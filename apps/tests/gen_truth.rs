@@ -334,3 +334,35 @@ fn model_stamping_sink_records_every_packet_at_its_pace() {
     assert!(text(&o).contains("stamps"), "{}", text(&o));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `rx_lcore` puts a port's RX queues on another core: a latency stream
+/// sent by lcore 1 is received and recorded on lcore 0, every packet;
+/// a core outside run.lcores is refused naming the key.
+#[test]
+fn latency_returns_can_be_received_on_another_lcore() {
+    let dir = tmpdir("rx-lcore");
+    let cfg = dir.join("x.toml");
+    let j = dir.join("x.json");
+    let body = |rx: usize| {
+        format!(
+            "[run]\nlcores = \"0-1\"\ncount = 20000\n\
+             [[port]]\nspec = \"ring:rxl{rx}\"\n\
+             [[port]]\nspec = \"ring:rxl{rx}\"\nrx_lcore = {rx}\n\
+             [[stream]]\nsize = 64\nlatency = true\nrx_port = 1\nlcores = \"1\"\n"
+        )
+    };
+    std::fs::write(&cfg, body(0)).unwrap();
+    let o = gen(&[cfg.to_str().unwrap(), "--json", j.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&j);
+    let l = &v["lcores"];
+    assert_eq!(l[1]["packets"], 20000, "lcore 1 sends");
+    assert_eq!(l[0]["rx_latency"], 20000, "lcore 0 receives: {l}");
+    assert_eq!(l[1]["rx_latency"], 0);
+    assert_eq!(v["streams"][0]["latency"]["received"], 20000);
+    std::fs::write(&cfg, body(7)).unwrap();
+    let o = gen(&[cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("port[1].rx_lcore"), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).ok();
+}

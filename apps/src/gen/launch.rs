@@ -60,6 +60,7 @@ fn runtime(plan: &mut RunPlan) -> Result<Runtime, GenError> {
     {
         let mut ps = PortSetup::new(dev, pp.conf.clone());
         ps.txq = pp.txq.clone();
+        ps.rx_lcores = pp.rx_lcores.clone();
         setups.push(ps);
     }
     let mut rc = RuntimeConfig::new(plan.cores.clone());

@@ -121,6 +121,7 @@ fn port_section(spec: &str) -> PortSection {
         ip: None,
         gateway: None,
         mtu: None,
+        rx_lcore: None,
     }
 }
 

@@ -187,6 +187,8 @@ pub struct PortPlan {
     pub offloads: u32,
     pub mtu: u32,
     pub txq: TxqConfig,
+    /// The lcore (index) of each RX queue, when `rx_lcore` places them.
+    pub rx_lcores: Option<Vec<usize>>,
 }
 
 /// Everything a run needs, decided before it starts.
@@ -318,7 +320,9 @@ fn plan_port(
         .map_err(|e| port_error(i, e))?;
     let mtu = port_mtu(i, p, &info)?;
     let txq = port_queueing(i, p, &c.streams, c.cfg.run.burst as usize)?;
+    let rx_lcores = rx_placement(i, p, &c.cores, conf.nb_rx_queues)?;
     Ok(PortPlan {
+        rx_lcores,
         mac: dev.mac(),
         info,
         conf,
@@ -326,6 +330,38 @@ fn plan_port(
         mtu,
         txq,
     })
+}
+
+/// `rx_lcore`: every RX queue of the port on that core (its lcore index).
+/// The port's stack (its address) lives on the first lcore and must receive there.
+fn rx_placement(
+    i: usize,
+    p: &PortSection,
+    cores: &CoreList,
+    nb_rx: u16,
+) -> Result<Option<Vec<usize>>, GenError> {
+    let Some(core) = p.rx_lcore else {
+        return Ok(None);
+    };
+    let key = format!("port[{i}].rx_lcore");
+    let Some(l) = cores.cores().iter().position(|&c| c == core) else {
+        return Err(ConfigError::new(
+            key,
+            format!("core {core} is not in run.lcores ({cores}); add it there or pick one of them"),
+        )
+        .into());
+    };
+    if l != 0 && p.ip.is_some() {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "the port's stack (ip = {:?}) runs on the first lcore and receives there; drop rx_lcore or the address",
+                p.ip.as_deref().unwrap_or_default()
+            ),
+        )
+        .into());
+    }
+    Ok(Some(vec![l; nb_rx as usize]))
 }
 
 /// The TX offloads a port is asked for (checksums, VLAN insertion), checked
