@@ -240,6 +240,8 @@ pub(crate) enum CaState {
 
 /// One connection's control block (`struct tcp_sock` + `inet_connection_sock`).
 pub(crate) struct Tcb {
+    /// This block's slot in the table.
+    pub idx: usize,
     pub state: TcpState,
     pub laddr: Ipv4Addr,
     pub lport: u16,
@@ -356,6 +358,7 @@ pub(crate) struct Tcb {
 impl Tcb {
     fn new(cfg: &TcpConfig, now_us: u32) -> Tcb {
         Tcb {
+            idx: 0,
             state: TcpState::Closed,
             laddr: Ipv4Addr::UNSPECIFIED,
             lport: 0,
@@ -564,14 +567,16 @@ impl TcpTable {
         }
     }
 
-    fn alloc(&mut self, t: Tcb) -> Result<usize, Errno> {
+    fn alloc(&mut self, mut t: Tcb) -> Result<usize, Errno> {
         if let Some(i) = self.free.pop() {
+            t.idx = i as usize;
             self.slots[i as usize] = Some(Box::new(t));
             return Ok(i as usize);
         }
         if self.slots.len() >= self.max {
             return Err(Errno::EMFILE);
         }
+        t.idx = self.slots.len();
         self.slots.push(Some(Box::new(t)));
         self.gens.push(0);
         Ok(self.slots.len() - 1)
@@ -780,6 +785,10 @@ impl Stack {
         if t.hashed {
             self.tcp.ehash.remove(&t.key());
             t.hashed = false;
+        }
+        if t.orphan {
+            // Nobody holds a handle: the next poll frees the slot.
+            self.tcp.mark_active(t.idx);
         }
     }
 }
