@@ -382,7 +382,7 @@ fn kernel_receives_8mb_and_sha256_matches() {
     assert_eq!(x.tcp.in_errs, 0);
     assert!(x.tcp.out_segs as usize >= n / 1448);
     let i = ws.st.tcp(c).info().unwrap();
-    assert_eq!(i.bytes_acked, n as u64 + 0, "every byte acknowledged");
+    assert_eq!(i.bytes_acked, n as u64, "every byte acknowledged");
     if let Some(mut cap) = cap {
         std::thread::sleep(Duration::from_millis(500));
         // SAFETY: plain libc call on the PID of the capture we started.

@@ -129,6 +129,7 @@ impl CongControl {
     /// `.cong_avoid`, called for an ACK that advanced snd_una by `acked`
     /// segments when the flow is cwnd-limited (`tcp_cong_avoid`).
     /// `now_ms` is the jiffies clock, `now_us` the µs clock.
+    #[allow(clippy::too_many_arguments)]
     pub fn cong_avoid(
         &mut self,
         w: &mut Cwnd,

@@ -561,7 +561,7 @@ impl TcpTable {
             cfg: TcpConfig::default(),
             max: cfg.max_sockets,
             ephemeral: cfg.ephemeral_ports,
-            key: secret::SipKey::process(0x7463_705f_7365_71), // "tcp_seq"
+            key: secret::SipKey::process(0x0074_6370_5f73_6571), // "tcp_seq"
             perturb: 0,
             active: Vec::new(),
         }
@@ -631,7 +631,7 @@ impl TcpTable {
         if t.hashed {
             self.ehash.remove(&t.key());
         }
-        if t.state == TcpState::Listen && self.lhash.get(&t.lport).is_some() {
+        if t.state == TcpState::Listen && self.lhash.contains_key(&t.lport) {
             self.lhash.remove(&t.lport);
         }
         if t.lport != 0 {
@@ -828,7 +828,7 @@ impl TcpSocket<'_> {
         if port != 0 && self.st.tcp.port_in_use(port) {
             return Err(Errno::EADDRINUSE);
         }
-        let bound = self.with(|st, t, _| {
+        self.with(|st, t, _| {
             if t.state != TcpState::Closed || t.lport != 0 {
                 return Err(Errno::EINVAL);
             }
@@ -838,8 +838,7 @@ impl TcpSocket<'_> {
                 st.tcp.bind_port(port);
             }
             Ok(())
-        })?;
-        bound
+        })?
     }
 
     /// Plays the part of `inet_stream_connect` → `tcp_v4_connect` →
