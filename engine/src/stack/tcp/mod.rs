@@ -547,6 +547,8 @@ pub(crate) struct TcpTable {
     perturb: u32,
     /// Sockets with transmit work pending (TSQ throttled, timers).
     pub(crate) active: Vec<usize>,
+    /// `in_active[i]`: slot `i` is on `active` (O(1) membership).
+    pub(crate) in_active: Vec<bool>,
 }
 
 impl TcpTable {
@@ -564,6 +566,7 @@ impl TcpTable {
             key: secret::SipKey::process(0x0074_6370_5f73_6571), // "tcp_seq"
             perturb: 0,
             active: Vec::new(),
+            in_active: Vec::new(),
         }
     }
 
@@ -579,6 +582,7 @@ impl TcpTable {
         t.idx = self.slots.len();
         self.slots.push(Some(Box::new(t)));
         self.gens.push(0);
+        self.in_active.push(false);
         Ok(self.slots.len() - 1)
     }
 
@@ -675,7 +679,8 @@ impl TcpTable {
     }
 
     pub(crate) fn mark_active(&mut self, i: usize) {
-        if !self.active.contains(&i) {
+        if !self.in_active[i] {
+            self.in_active[i] = true;
             self.active.push(i);
         }
     }

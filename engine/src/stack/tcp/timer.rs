@@ -76,6 +76,7 @@ impl Stack {
                 Some(true) => k += 1,
                 Some(false) | None => {
                     self.tcp.active.swap_remove(k);
+                    self.tcp.in_active[i] = false;
                     n -= 1;
                 }
             }
