@@ -154,6 +154,8 @@ counters!(
         abort_on_linger => "TCPAbortOnLinger",
         abort_on_timeout => "TCPAbortOnTimeout",
         challenge_acks => "TCPChallengeACK",
+        /// Segments dropped by PAWS (an old timestamp).
+        paws_estab_rejected => "PAWSEstabRejected",
         /// Out-of-order segments dropped (queue full, outside the window, overlapping).
         ofo_drop => "TCPOFODrop",
         /// Out-of-order segments queued.

@@ -260,6 +260,17 @@ impl Stack {
             }
             _ => {}
         }
+        // 0. PAWS (RFC 7323 §5.3 R1, `tcp_paws_discard`): a timestamp older
+        // than the last one accepted marks an old duplicate: drop it, ACK.
+        if t.ts_ok && !h.has(RST) && !h.has(SYN) {
+            if let Some((val, _)) = h.opts.ts {
+                if (val.wrapping_sub(t.ts_recent) as i32) < 0 {
+                    self.counters.tcp_ext.paws_estab_rejected.add(1);
+                    self.tcp_send_ack(t);
+                    return;
+                }
+            }
+        }
         // 1. Sequence check (tcp_sequence): the segment must overlap the
         // receive window.
         let end = seg.end_seq();
