@@ -124,7 +124,7 @@ counters!(
         curr_estab => "CurrEstab",
         /// Segments received (including bad ones).
         in_segs => "InSegs",
-        /// Segments sent (retransmissions included, as in Linux).
+        /// Segments sent, retransmissions excepted (Linux's `__tcp_transmit_skb` rule).
         out_segs => "OutSegs",
         /// Segments retransmitted.
         retrans_segs => "RetransSegs",

@@ -631,18 +631,29 @@ impl Stack {
             t.delack_at = None;
             t.ack_pending = false;
         }
-        self.ip_queue_xmit(t, m, &dst)
+        // OutSegs counts new data and pure control segments, not
+        // retransmissions (`__tcp_transmit_skb`: end_seq after snd_nxt, or
+        // seq == end_seq).
+        let end = seq
+            .wrapping_add(plen as u32)
+            .wrapping_add((flags & SYN != 0) as u32)
+            .wrapping_add((flags & FIN != 0) as u32);
+        let fresh = after(end, t.snd_nxt) || end == seq;
+        self.ip_queue_xmit(t, m, &dst, fresh)
     }
 
     /// Plays the part of `ip_queue_xmit` → `__ip_queue_xmit` for a built
     /// segment (header already written: DF, per-socket ID, TTL): the
     /// output hooks, `ip_finish_output2` and the neighbour. Counts
-    /// `OutRequests` and the Tcp `OutSegs`; a refusal is `OutDiscards`.
-    fn ip_queue_xmit(&mut self, t: &mut Tcb, m: Mbuf, dst: &Dst) -> Result<(), Errno> {
+    /// `OutRequests` and (`fresh`) the Tcp `OutSegs`; a refusal is
+    /// `OutDiscards`.
+    fn ip_queue_xmit(&mut self, t: &mut Tcb, m: Mbuf, dst: &Dst, fresh: bool) -> Result<(), Errno> {
         self.counters.ip.out_requests.add(1);
         match self.ip_output_one(m, dst, false) {
             Ok(()) => {
-                self.counters.tcp.out_segs.add(1);
+                if fresh {
+                    self.counters.tcp.out_segs.add(1);
+                }
                 t.segs_out += 1;
                 Ok(())
             }

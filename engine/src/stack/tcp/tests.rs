@@ -300,6 +300,7 @@ fn syn_retries_back_off_then_time_out() {
     let x = n.a.counters();
     assert_eq!((x.tcp_ext.syn_retrans, x.tcp.attempt_fails), (6, 1));
     assert_eq!(x.tcp.retrans_segs, 6);
+    assert_eq!(x.tcp.out_segs, 1, "OutSegs leaves retransmissions out");
 }
 
 // ------------------------------------------------------------ data
