@@ -50,6 +50,7 @@ pub mod route;
 mod rx;
 mod secret;
 pub mod snmp;
+pub mod tcp;
 mod udp;
 pub mod wire;
 
@@ -57,6 +58,7 @@ pub use neigh::{NeighInfo, NeighParams, NudState};
 pub use route::{Route, RouteError, RouteKind, RouteTable};
 pub use rx::IcmpParams;
 pub use snmp::{SnmpSnapshot, StackCounters};
+pub use tcp::{CongAlgo, TcpConfig, TcpId, TcpInfo, TcpPoll, TcpSocket, TcpState};
 pub use udp::{MsgFlags, PmtuDisc, SendOpts, SocketId, UdpSocket};
 
 use crate::ethdev::{MacAddr, TxQueue};
@@ -98,6 +100,18 @@ pub enum Errno {
     EPERM,
     #[error("EMFILE: too many sockets on this lcore")]
     EMFILE,
+    #[error("ECONNREFUSED: the peer answered the SYN with a reset (nothing listens on that port)")]
+    ECONNREFUSED,
+    #[error("ETIMEDOUT: the peer stopped answering (SYN or data retransmissions ran out)")]
+    ETIMEDOUT,
+    #[error("ECONNRESET: the peer reset the connection")]
+    ECONNRESET,
+    #[error("EPIPE: the connection is shut down for sending or closed")]
+    EPIPE,
+    #[error("EISCONN: the socket is already connected (use a new socket)")]
+    EISCONN,
+    #[error("EALREADY: a connection attempt is already in progress")]
+    EALREADY,
 }
 
 impl Errno {
@@ -118,6 +132,12 @@ impl Errno {
             Errno::EBADF => libc::EBADF,
             Errno::EPERM => libc::EPERM,
             Errno::EMFILE => libc::EMFILE,
+            Errno::ECONNREFUSED => libc::ECONNREFUSED,
+            Errno::ETIMEDOUT => libc::ETIMEDOUT,
+            Errno::ECONNRESET => libc::ECONNRESET,
+            Errno::EPIPE => libc::EPIPE,
+            Errno::EISCONN => libc::EISCONN,
+            Errno::EALREADY => libc::EALREADY,
         }
     }
 }
@@ -509,6 +529,7 @@ pub struct Stack {
     pub(crate) xmit: Box<dyn L2Xmit>,
     pub(crate) neigh: neigh::NeighTable,
     pub(crate) socks: udp::SocketTable,
+    pub(crate) tcp: tcp::TcpTable,
     pub(crate) pool: Mempool,
     pub(crate) ports: Vec<PortState>,
     pub(crate) routes: RouteTable,
@@ -593,6 +614,7 @@ impl Stack {
             pmtu: ip::PmtuCache::default(),
             neigh: neigh::NeighTable::new(cfg.neigh.clone(), cfg.seed ^ 0x9e37_79b9_7f4a_7c15),
             socks: udp::SocketTable::new(&cfg),
+            tcp: tcp::TcpTable::new(&cfg),
             pool,
             xmit,
             counters: Arc::new(StackCounters::default()),
@@ -766,6 +788,8 @@ impl Stack {
         self.xmit.flush();
         self.xmit.reclaim();
         self.socks.reap();
+        self.tcp_poll_timers();
+        self.xmit.flush();
     }
 
     /// Pushes batched frames to the device (one doorbell per batch).

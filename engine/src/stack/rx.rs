@@ -282,6 +282,10 @@ impl Stack {
                 self.counters.ip.in_delivers.add(1);
                 self.icmp_rcv(&h, m);
             }
+            super::tcp::IPPROTO_TCP => {
+                self.counters.ip.in_delivers.add(1);
+                self.tcp_v4_rcv(&h, m);
+            }
             _ => self.counters.ip.in_unknown_protos.add(1),
         }
     }

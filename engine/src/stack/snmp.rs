@@ -109,6 +109,73 @@ counters!(
 );
 
 counters!(
+    /// The `Tcp:` line (RtoAlgorithm, RtoMin, RtoMax and MaxConn are
+    /// constants: 1, 200, 120000, -1).
+    TcpCounters, TcpSnapshot {
+        /// Connections that went SYN-SENT (`tcp_connect`).
+        active_opens => "ActiveOpens",
+        /// Connections that went SYN-RECV → ESTABLISHED from a listener.
+        passive_opens => "PassiveOpens",
+        /// Attempts that failed: SYN-SENT/SYN-RECV to CLOSED (refused, reset, timed out).
+        attempt_fails => "AttemptFails",
+        /// ESTABLISHED/CLOSE-WAIT connections that ended in a reset.
+        estab_resets => "EstabResets",
+        /// Connections now ESTABLISHED or CLOSE-WAIT (a gauge).
+        curr_estab => "CurrEstab",
+        /// Segments received (including bad ones).
+        in_segs => "InSegs",
+        /// Segments sent, retransmissions excepted (Linux's `__tcp_transmit_skb` rule).
+        out_segs => "OutSegs",
+        /// Segments retransmitted.
+        retrans_segs => "RetransSegs",
+        /// Segments received with errors (bad checksum, bad header).
+        in_errs => "InErrs",
+        /// Segments sent with RST.
+        out_rsts => "OutRsts",
+        /// Bad checksums (also in InErrs).
+        in_csum_errors => "InCsumErrors",
+    }
+);
+
+counters!(
+    /// The `TcpExt:` counters this stack touches (`/proc/net/netstat` names).
+    TcpExtCounters, TcpExtSnapshot {
+        listen_overflows => "ListenOverflows",
+        listen_drops => "ListenDrops",
+        delayed_acks => "DelayedACKs",
+        /// Retransmission timer expiries.
+        timeouts => "TCPTimeouts",
+        syn_retrans => "TCPSynRetrans",
+        fast_retrans => "TCPFastRetrans",
+        sack_recovery => "TCPSackRecovery",
+        reno_recovery => "TCPRenoRecovery",
+        abort_on_data => "TCPAbortOnData",
+        abort_on_close => "TCPAbortOnClose",
+        abort_on_linger => "TCPAbortOnLinger",
+        abort_on_timeout => "TCPAbortOnTimeout",
+        challenge_acks => "TCPChallengeACK",
+        /// Segments dropped by PAWS (an old timestamp).
+        paws_estab_rejected => "PAWSEstabRejected",
+        /// Out-of-order segments dropped (queue full, outside the window, overlapping).
+        ofo_drop => "TCPOFODrop",
+        /// Out-of-order segments queued.
+        ofo_queue => "TCPOFOQueue",
+        /// Segments that carried only bytes already received.
+        dup_data => "TCPDupData",
+        autocorking => "TCPAutoCorking",
+        /// Sends stopped by TCP small queues (`tcp_small_queue_check`).
+        tsq_throttled => "TCPTSQThrottled",
+        /// Sends stopped by the peer's window.
+        rwnd_limited => "TCPRwndLimited",
+        /// sendmsg found no packet buffer (mempool empty).
+        sndbuf_nomem => "TCPSndbufNoMem",
+        synacks_sent => "TCPSynAcksSent",
+        hystart_train_detect => "TCPHystartTrainDetect",
+        hystart_delay_detect => "TCPHystartDelayDetect",
+    }
+);
+
+counters!(
     /// Neighbour/ARP statistics (`/proc/net/stat/arp_cache`-like).
     NeighCounters, NeighSnapshot {
         /// Entries created.
@@ -157,6 +224,8 @@ pub struct StackCounters {
     pub ip: IpCounters,
     pub icmp: IcmpCounters,
     pub udp: UdpCounters,
+    pub tcp: TcpCounters,
+    pub tcp_ext: TcpExtCounters,
     pub neigh: NeighCounters,
     pub rx: RxCounters,
 }
@@ -170,6 +239,10 @@ pub struct SnmpSnapshot {
     pub icmp: IcmpSnapshot,
     #[serde(rename = "Udp")]
     pub udp: UdpSnapshot,
+    #[serde(rename = "Tcp")]
+    pub tcp: TcpSnapshot,
+    #[serde(rename = "TcpExt")]
+    pub tcp_ext: TcpExtSnapshot,
     #[serde(rename = "Neigh")]
     pub neigh: NeighSnapshot,
     #[serde(rename = "Rx")]
@@ -182,6 +255,8 @@ impl StackCounters {
             ip: self.ip.snapshot(),
             icmp: self.icmp.snapshot(),
             udp: self.udp.snapshot(),
+            tcp: self.tcp.snapshot(),
+            tcp_ext: self.tcp_ext.snapshot(),
             neigh: self.neigh.snapshot(),
             rx: self.rx.snapshot(),
         }
@@ -193,6 +268,8 @@ impl std::ops::AddAssign for SnmpSnapshot {
         self.ip += o.ip;
         self.icmp += o.icmp;
         self.udp += o.udp;
+        self.tcp += o.tcp;
+        self.tcp_ext += o.tcp_ext;
         self.neigh += o.neigh;
         self.rx += o.rx;
     }
@@ -214,7 +291,9 @@ impl SnmpSnapshot {
         for (tag, f) in [
             ("Ip", self.ip.fields()),
             ("Icmp", self.icmp.fields()),
+            ("Tcp", self.tcp.fields()),
             ("Udp", self.udp.fields()),
+            ("TcpExt", self.tcp_ext.fields()),
         ] {
             out.push_str(tag);
             out.push(':');

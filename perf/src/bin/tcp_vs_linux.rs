@@ -1,0 +1,414 @@
+//! wirespeed's TCP sender against Linux's own, in the same run, on the same
+//! path: a veth pair into a network namespace whose kernel receives (a
+//! python3 sink reading 1 MiB at a time). Linux sends from the host side
+//! of a second, identical veth pair into the same namespace (a python3
+//! `sendall` loop: the kernel's `tcp_sendmsg` does the work), pinned to the
+//! core wirespeed then uses; wirespeed sends through the `af_packet` port
+//! on its pair, one pinned thread polling RX, timers and TX. Reported: goodput
+//! (bytes the receiver read / time) and CPU cycles per byte on the sending
+//! thread (its CPU time, user + system, × the TSC rate — for both, the
+//! system time includes the kernel work done on the sender's behalf:
+//! veth's transmit and the receiver's softirq that runs on its CPU). Then
+//! connections per second: wirespeed connects to a kernel listener, 64
+//! handshakes in flight, each connection reset once established.
+//!
+//! Needs root. Usage: tcp_vs_linux [--secs N] [--bytes-per-run N]
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+use wirespeed::eal::dma::{set_page_mode, PageMode};
+use wirespeed::eal::tsc::Tsc;
+use wirespeed::ethdev::{Registry, RxQueue};
+use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
+use wirespeed::stack::{DirectXmit, Errno, PortConf, Stack, StackConfig, TcpId, TcpState};
+
+const NS: &str = "wstcpb";
+const HOST_IF: &str = "wstcpbh";
+const PEER_IF: &str = "wstcpbn";
+/// Linux's own pair into the same namespace (an address on the af_packet
+/// interface would make the host kernel answer our peer's frames too).
+const LHOST_IF: &str = "wstcplh";
+const LPEER_IF: &str = "wstcpln";
+const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 2);
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn ns(args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", NS]).args(args);
+    c
+}
+
+struct Net;
+impl Net {
+    fn up() -> Net {
+        let _ = sh(&["ip", "link", "del", HOST_IF]);
+        let _ = sh(&["ip", "link", "del", LHOST_IF]);
+        let _ = sh(&["ip", "netns", "del", NS]);
+        for cmd in [
+            vec!["ip", "netns", "add", NS],
+            vec![
+                "ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", PEER_IF,
+            ],
+            vec!["ip", "link", "set", PEER_IF, "netns", NS],
+            vec!["ip", "link", "set", HOST_IF, "up"],
+            vec![
+                "ip", "link", "add", LHOST_IF, "type", "veth", "peer", "name", LPEER_IF,
+            ],
+            vec!["ip", "link", "set", LPEER_IF, "netns", NS],
+            vec!["ip", "addr", "add", "10.80.0.3/24", "dev", LHOST_IF],
+            vec!["ip", "link", "set", LHOST_IF, "up"],
+            vec![
+                "ip",
+                "netns",
+                "exec",
+                NS,
+                "ip",
+                "addr",
+                "add",
+                "10.80.0.2/24",
+                "dev",
+                LPEER_IF,
+            ],
+            vec![
+                "ip", "netns", "exec", NS, "ip", "link", "set", LPEER_IF, "up",
+            ],
+            vec![
+                "ip",
+                "netns",
+                "exec",
+                NS,
+                "ip",
+                "addr",
+                "add",
+                "10.79.0.2/24",
+                "dev",
+                PEER_IF,
+            ],
+            vec![
+                "ip", "netns", "exec", NS, "ip", "link", "set", PEER_IF, "up",
+            ],
+            vec!["ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up"],
+            // The af_packet RX ring hands over veth frames whose checksum
+            // the sender left to "hardware" (TP_STATUS_CSUMNOTREADY), which
+            // the port does not report as verified: the namespace's kernel
+            // finishes its checksums itself (both pairs, for a fair match).
+            vec![
+                "ip", "netns", "exec", NS, "ethtool", "-K", PEER_IF, "tx", "off",
+            ],
+            vec![
+                "ip", "netns", "exec", NS, "ethtool", "-K", LPEER_IF, "tx", "off",
+            ],
+        ] {
+            assert!(
+                sh(&cmd),
+                "setting up the namespace failed at: {}",
+                cmd.join(" ")
+            );
+        }
+        Net
+    }
+}
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "link", "del", HOST_IF]);
+        let _ = sh(&["ip", "link", "del", LHOST_IF]);
+        let _ = sh(&["ip", "netns", "del", NS]);
+    }
+}
+
+/// Sink: accepts one connection on `port`, reads until EOF, prints bytes and seconds
+/// from first byte to EOF.
+const SINK: &str = "import socket,sys,time
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(('0.0.0.0',int(sys.argv[1]))); s.listen(8); print('ready',flush=True)
+c,a=s.accept(); buf=bytearray(1<<20); n=0; t0=None
+while True:
+    k=c.recv_into(buf)
+    if not k: break
+    if t0 is None: t0=time.time()
+    n+=k
+print(n, time.time()-t0, flush=True)
+";
+
+/// Linux's sender: `sendall` of 1 MiB chunks for `secs`, then its CPU time.
+const LINUX_SENDER: &str = "import socket,sys,time,resource
+secs=float(sys.argv[1]); c=socket.create_connection(('10.80.0.2',int(sys.argv[2])))
+buf=b'x'*(1<<20); r0=resource.getrusage(resource.RUSAGE_SELF); end=time.time()+secs; n=0
+while time.time()<end:
+    c.sendall(buf); n+=len(buf)
+c.shutdown(socket.SHUT_WR); c.recv(1)
+r1=resource.getrusage(resource.RUSAGE_SELF)
+print(n, (r1.ru_utime-r0.ru_utime)+(r1.ru_stime-r0.ru_stime), flush=True)
+";
+
+/// Accepts and closes connections as fast as it can.
+const ACCEPTOR: &str = "import socket
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(('0.0.0.0',5003)); s.listen(4096); print('ready',flush=True)
+while True:
+    c,a=s.accept(); c.close()
+";
+
+fn spawn_ready(mut c: Command) -> (Child, BufReader<ChildStdout>) {
+    let mut ch = c.stdout(Stdio::piped()).spawn().expect("python3");
+    let mut r = BufReader::new(ch.stdout.take().unwrap());
+    let mut l = String::new();
+    r.read_line(&mut l).unwrap();
+    assert_eq!(l.trim(), "ready");
+    (ch, r)
+}
+
+fn line_nums(r: &mut BufReader<ChildStdout>) -> Vec<f64> {
+    let mut l = String::new();
+    r.read_line(&mut l).unwrap();
+    l.split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+struct Ws {
+    st: Stack,
+    rxq: Box<dyn RxQueue>,
+    burst: Burst,
+    t0: Instant,
+    _port: Box<dyn wirespeed::ethdev::Port>,
+}
+
+impl Ws {
+    fn new() -> Ws {
+        set_page_mode(PageMode::Small);
+        let reg = Registry::with_builtins();
+        let mut port = reg.open(&format!("af_packet:{HOST_IF}")).unwrap();
+        port.configure(&Default::default()).unwrap();
+        let txq = port.tx_queue(0).unwrap();
+        let rxq = port.rx_queue(0).unwrap();
+        port.start().unwrap();
+        let pool = Mempool::new(&PoolConfig {
+            name: "tcpbench".into(),
+            size: 32768,
+            headroom: 128,
+            data_room: 2048,
+        })
+        .unwrap();
+        let cfg = StackConfig {
+            ports: vec![PortConf::new(port.mac(), Ipv4Addr::new(10, 79, 0, 1), 24)],
+            max_sockets: 65536,
+            ..Default::default()
+        };
+        let mut st = Stack::new(cfg, pool, Box::new(DirectXmit::new(vec![txq]))).unwrap();
+        st.start(1_000_000_000);
+        Ws {
+            st,
+            rxq,
+            burst: Burst::new(),
+            t0: Instant::now(),
+            _port: port,
+        }
+    }
+    fn poll(&mut self) {
+        self.rxq.rx_burst(self.st.pool_mut(), &mut self.burst, 64);
+        if !self.burst.is_empty() {
+            self.st.rx_burst(0, &mut self.burst);
+        }
+        let now = self.t0.elapsed().as_nanos() as u64 + 1_000_000_000;
+        self.st.poll_timers(now);
+    }
+}
+
+fn main() {
+    let mut secs = 5.0f64;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--secs" => secs = args.next().and_then(|v| v.parse().ok()).expect("--secs N"),
+            other => {
+                eprintln!("unknown argument {other}; usage: tcp_vs_linux [--secs N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    // SAFETY: plain libc call with no arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("tcp_vs_linux needs root (network namespace, AF_PACKET)");
+        std::process::exit(2);
+    }
+    let tsc = Tsc::calibrate(Duration::from_millis(200));
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let _net = Net::up();
+    let ghz = tsc.hz() as f64 / 1e9;
+    println!("# tcp_vs_linux: {secs} s per sender, veth into a namespace, kernel receiver; TSC {ghz:.2} GHz");
+
+    // 1. Linux's sender.
+    let (mut sink, mut sr) = spawn_ready({
+        let mut c = ns(&["python3", "-c", SINK, "5001"]);
+        c.stderr(Stdio::inherit());
+        c
+    });
+    // On the core wirespeed's sender will use (taskset, when present).
+    let core = cores.get(1).or(cores.first()).map(|c| c.id);
+    let mut lin = match core {
+        Some(id) if sh(&["taskset", "-c", "0", "true"]) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &id.to_string(), "python3"]);
+            c
+        }
+        _ => Command::new("python3"),
+    };
+    lin.args(["-c", LINUX_SENDER, &secs.to_string(), "5001"]);
+    let out = lin.output().expect("python3");
+    let l: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let got = line_nums(&mut sr);
+    let _ = sink.wait();
+    let (lin_bytes, lin_secs) = (got[0], got[1]);
+    let lin_cpu = l[1];
+    let lin_gbps = lin_bytes * 8.0 / lin_secs / 1e9;
+    let lin_cpb = lin_cpu * tsc.hz() as f64 / lin_bytes;
+    println!(
+        "linux   : {:>8.3} Gbit/s goodput, {:>6.2} cycles/byte on the sender ({:.0} MB, {:.2} s CPU)",
+        lin_gbps,
+        lin_cpb,
+        lin_bytes / 1e6,
+        lin_cpu
+    );
+
+    // 2. wirespeed's sender, pinned.
+    if let Some(&c) = cores.get(1).or(cores.first()) {
+        core_affinity::set_for_current(c);
+    }
+    let (mut sink, mut sr) = spawn_ready(ns(&["python3", "-c", SINK, "5002"]));
+    let mut ws = Ws::new();
+    let c = ws.st.tcp_socket().unwrap();
+    ws.st
+        .tcp(c)
+        .connect(SocketAddrV4::new(KERNEL, 5002))
+        .unwrap();
+    let t_conn = Instant::now();
+    while ws.st.tcp(c).state().unwrap() == TcpState::SynSent {
+        ws.poll();
+        if t_conn.elapsed() > Duration::from_secs(10) {
+            eprintln!("wirespeed: no answer to the SYN: {:?}", ws.st.tcp(c).info());
+            std::process::exit(1);
+        }
+    }
+    let chunk = vec![b'x'; 1 << 20];
+    let cpu0 = thread_cpu_ns();
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs_f64(secs);
+    let mut queued = 0u64;
+    while Instant::now() < end {
+        loop {
+            match ws.st.tcp(c).send(&chunk) {
+                Ok(n) => queued += n as u64,
+                Err(Errno::EAGAIN) => break,
+                Err(e) => panic!("send: {e}"),
+            }
+        }
+        ws.poll();
+    }
+    ws.st.tcp(c).shutdown_write().unwrap();
+    let mut b = [0u8; 64];
+    let t_fin = Instant::now();
+    while !matches!(ws.st.tcp(c).recv(&mut b), Ok(0)) {
+        ws.poll();
+        if t_fin.elapsed() > Duration::from_secs(30) {
+            eprintln!(
+                "wirespeed: no FIN from the receiver: {:?}",
+                ws.st.tcp(c).info()
+            );
+            std::process::exit(1);
+        }
+    }
+    let cpu = (thread_cpu_ns() - cpu0) as f64 / 1e9;
+    let got = line_nums(&mut sr);
+    let _ = sink.wait();
+    let (ws_bytes, ws_secs) = (got[0], got[1]);
+    assert_eq!(
+        ws_bytes as u64, queued,
+        "the receiver read every byte queued"
+    );
+    let ws_gbps = ws_bytes * 8.0 / ws_secs / 1e9;
+    let ws_cpb = cpu * tsc.hz() as f64 / ws_bytes;
+    let info = ws.st.tcp(c).info().unwrap();
+    println!(
+        "wirespeed: {:>8.3} Gbit/s goodput, {:>6.2} cycles/byte on the sender ({:.0} MB, {:.2} s CPU; retrans {}, cwnd {})",
+        ws_gbps,
+        ws_cpb,
+        ws_bytes / 1e6,
+        cpu,
+        info.total_retrans,
+        info.snd_cwnd
+    );
+    println!(
+        "ratio    : wirespeed/linux cycles per byte {:.2}, goodput {:.2}",
+        ws_cpb / lin_cpb,
+        ws_gbps / lin_gbps
+    );
+    let _ = ws.st.tcp(c).close();
+
+    // 3. Connections per second against a kernel listener.
+    let (mut acc, _ar) = spawn_ready(ns(&["python3", "-c", ACCEPTOR]));
+    let mut inflight: Vec<TcpId> = Vec::new();
+    let mut done = 0u64;
+    let mut failed = 0u64;
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs_f64(secs.min(3.0));
+    while Instant::now() < end {
+        while inflight.len() < 64 {
+            let s = ws.st.tcp_socket().unwrap();
+            ws.st
+                .tcp(s)
+                .connect(SocketAddrV4::new(KERNEL, 5003))
+                .unwrap();
+            inflight.push(s);
+        }
+        ws.poll();
+        let mut k = 0;
+        while k < inflight.len() {
+            let s = inflight[k];
+            match ws.st.tcp(s).state().unwrap() {
+                TcpState::SynSent => k += 1,
+                TcpState::Established | TcpState::CloseWait => {
+                    ws.st.tcp(s).abort().unwrap();
+                    inflight.swap_remove(k);
+                    done += 1;
+                }
+                _ => {
+                    ws.st.tcp(s).abort().unwrap();
+                    inflight.swap_remove(k);
+                    failed += 1;
+                }
+            }
+        }
+    }
+    let el = t0.elapsed().as_secs_f64();
+    println!(
+        "connect  : {:>8.0} connections/s established (SYN → ESTABLISHED → RST), {} failed, 64 in flight",
+        done as f64 / el,
+        failed
+    );
+    let _ = acc.kill();
+    let _ = acc.wait();
+}
