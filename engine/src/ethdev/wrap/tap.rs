@@ -252,6 +252,9 @@ impl TxQueue for TapTx {
     fn poll_event(&mut self) -> Option<PortEvent> {
         self.inner.poll_event()
     }
+    fn carrier(&self) -> bool {
+        self.inner.carrier()
+    }
     fn reset(&mut self) -> Option<Completed> {
         self.inner.reset()
     }
