@@ -63,6 +63,8 @@ pub struct IceTxQueue<R: RegisterSpace> {
     last_mdd_check: u64,
     mdd_check_cycles: u64,
     events: u64,
+    /// A reset whose re-add failed: reported by the next `poll_event`.
+    reset_error: Option<String>,
     prefetchw: bool,
 }
 
@@ -128,6 +130,7 @@ impl<R: RegisterSpace> IceTxQueue<R> {
             last_mdd_check: 0,
             mdd_check_cycles: wirespeed::eal::Tsc::global().ns_to_cycles(100_000),
             events: 0,
+            reset_error: None,
             prefetchw: cpu_has_prefetchw(),
         }
     }
@@ -501,10 +504,41 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
         self.stats.clone()
     }
 
+    /// Plays the part of Linux `ice_tx_timeout` → `ice_reset_subtask`'s
+    /// queue half (DPDK `ice_tx_queue_stop` + `ice_tx_queue_start`): the
+    /// queue is disabled through the admin queue (`dis_txqs`, 0x0C31, with
+    /// `ICE_AQC_Q_DIS_CMD_FLUSH_PIPE`, as `ice_aq_dis_lan_txq` sends it: the
+    /// firmware answers once the scheduler let go of the ring), what the
+    /// device completed is reported, every packet still on the ring is
+    /// freed and counted in `drops`, and the queue is added again with a
+    /// fresh TLAN context (`add_txqs`, 0x0C30; head and tail back at 0).
+    /// Returns every packet reported (the `TxQueue::reset` contract); when
+    /// re-adding fails the queue stays disabled, its packets still
+    /// reported, and the error is raised as an event by the next
+    /// `poll_event`.
+    fn reset(&mut self) -> Option<Completed> {
+        self.events += 1;
+        if let Err(e) = self.recover() {
+            tracing::warn!(queue = self.q, "ice: TX queue reset: re-adding failed: {e}");
+            self.reset_error = Some(e);
+        }
+        Some(std::mem::take(&mut self.pending))
+    }
+
     /// Surfaces a malicious-driver event for this queue (`ice_handle_mdd_event`):
     /// the device disabled the queue; the driver drops what was in flight,
     /// re-enables the queue and reports what happened.
     fn poll_event(&mut self) -> Option<PortEvent> {
+        if let Some(e) = self.reset_error.take() {
+            return Some(PortEvent {
+                queue: Some(self.q),
+                kind: "tx-reset-failed".into(),
+                detail: format!(
+                    "TX queue {}: re-adding the queue after a reset failed: {e} (reopen the port)",
+                    self.q
+                ),
+            });
+        }
         // A plain load first: the swap (an atomic RMW) only when flagged.
         let mut kind = if self.shared.mdd.load(Ordering::Relaxed) != 0 {
             self.shared.mdd.swap(0, Ordering::AcqRel)
