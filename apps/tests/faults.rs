@@ -171,7 +171,7 @@ fn run(inner: &str, fault: &str, counter: &str, tag: &str, policy: CarrierPolicy
     // What is still on its way to a receiver.
     let t1 = Instant::now();
     let st = port.stats().tx;
-    while let Some(_) = rx.rx_packets(port.as_ref()).filter(|&n| n < st.packets) {
+    while rx.rx_packets(port.as_ref()).is_some_and(|n| n < st.packets) {
         received += rx.drain(&mut rx_pool);
         assert!(
             t1.elapsed() < Duration::from_secs(5),

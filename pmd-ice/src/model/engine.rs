@@ -617,7 +617,19 @@ impl Engine {
             } else {
                 0
             };
-            let qw1 = (RX_FLEX_STATUS0_DD | eof | inject) as u64;
+            let mut qw1 = (RX_FLEX_STATUS0_DD | eof | inject) as u64;
+            let mut qw0 = qw0;
+            if self.s.rx_wb_on.load(Ordering::Relaxed) {
+                if let Some(h) = self
+                    .s
+                    .rx_wb_hook
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                {
+                    h(k, &mut qw0, &mut qw1);
+                }
+            }
             // SAFETY: as above; qw0 (length) is written before qw1 (DD) so the
             // driver never sees DD with a stale length.
             unsafe {
