@@ -426,6 +426,11 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
                     let qw1 = base
                         | ((cmd | TX_DESC_CMD_EOP) << TXD_QW1_CMD_S)
                         | (len << TXD_QW1_TX_BUF_SZ_S);
+                    debug_assert!(
+                        wirespeed::eal::dma::iova_mapped(m.data_iova(), m.data_len()),
+                        "ice: TX buffer IOVA {:#x} outside every mapped DMA region",
+                        m.data_iova()
+                    );
                     self.write_desc(i, m.data_iova(), qw1);
                     last = i;
                     used = 1;
@@ -450,6 +455,10 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
                 for (j, &(iova, sz)) in chunks[..k].iter().enumerate() {
                     let eop = if j + 1 == k { TX_DESC_CMD_EOP } else { 0 };
                     let qw1 = base | ((cmd | eop) << TXD_QW1_CMD_S) | (sz << TXD_QW1_TX_BUF_SZ_S);
+                    debug_assert!(
+                        wirespeed::eal::dma::iova_mapped(iova, sz as usize),
+                        "ice: TX buffer IOVA {iova:#x} outside every mapped DMA region"
+                    );
                     self.write_desc(i, iova, qw1);
                     last = i;
                     i = if i + 1 == self.n { 0 } else { i + 1 };
