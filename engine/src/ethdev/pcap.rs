@@ -256,14 +256,15 @@ pub struct PcapDriver {
 pub type PcapPort = EthDev<PcapDriver>;
 
 impl EthDev<PcapDriver> {
-    /// Creates (truncates) `path` and writes the pcap header.
+    /// Creates (truncates) `path` — a symlink there is refused — and writes
+    /// the pcap header.
     pub fn create(name: &str, path: &Path, rx: Vec<PcapRecord>) -> Result<PcapPort, EthdevError> {
         let io = |e| EthdevError::Io {
             port: name.to_string(),
             path: path.display().to_string(),
             source: e,
         };
-        let f = File::create(path).map_err(io)?;
+        let f = crate::eal::file::create_nofollow(path).map_err(io)?;
         let w = PcapWriter::new(BufWriter::with_capacity(1 << 20, f)).map_err(io)?;
         Ok(EthDev::with_driver(
             name,

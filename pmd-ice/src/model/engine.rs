@@ -44,7 +44,7 @@ impl SinkWriter {
                     path: p.display().to_string(),
                     source: e,
                 };
-                let f = File::create(p).map_err(io)?;
+                let f = wirespeed::eal::file::create_nofollow(p).map_err(io)?;
                 SinkWriter::Pcap(PcapWriter::new(BufWriter::new(f)).map_err(io)?)
             }
         })

@@ -294,7 +294,7 @@ impl IgbModel {
     pub fn new(cfg: ModelConfig) -> Result<Arc<IgbModel>, ModelError> {
         let pcap = match &cfg.sink {
             Sink::Pcap(p) => {
-                let f = std::fs::File::create(p).map_err(|e| ModelError::Pcap {
+                let f = wirespeed::eal::file::create_nofollow(p).map_err(|e| ModelError::Pcap {
                     path: p.clone(),
                     source: e,
                 })?;

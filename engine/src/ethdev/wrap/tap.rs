@@ -12,7 +12,6 @@ use crate::eal::tsc::{wall_ns, Tsc};
 use crate::ethdev::pcap::{flush_shared, PcapWriter, SharedWriter};
 use crate::mbuf::{Burst, Mbuf, Mempool, BURST_MAX};
 use std::io::BufWriter;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -59,13 +58,7 @@ impl Tap {
             path: path.display().to_string(),
             source: e,
         };
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(io)?;
+        let f = crate::eal::file::create_nofollow(path).map_err(io)?;
         let w = PcapWriter::new(BufWriter::with_capacity(1 << 20, f)).map_err(io)?;
         Ok(Tap {
             path: path.display().to_string(),

@@ -447,3 +447,21 @@ fn fault_specs_refuse_nonsense_with_a_reason() {
     reg.check("fault:dup=0.1,fcs=0.1,refuse=0.1,flap_ms=5+null")
         .unwrap();
 }
+
+#[test]
+fn pcap_port_and_tap_refuse_a_symlink_at_their_path() {
+    let reg = Registry::with_builtins();
+    let target = tmp("symlink-target");
+    std::fs::write(&target, b"keep").unwrap();
+    let link = tmp("symlink.pcap");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for spec in [
+        format!("pcap:{}", link.display()),
+        format!("tap:{}+null", link.display()),
+    ] {
+        let e = reg.open(&spec).err().expect("refused").to_string();
+        assert!(e.contains("symbolic link"), "{spec}: {e}");
+    }
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+}
