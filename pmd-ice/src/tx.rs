@@ -526,7 +526,6 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
     /// reported, and the error is raised as an event by the next
     /// `poll_event`.
     fn reset(&mut self) -> Option<Completed> {
-        self.events += 1;
         if let Err(e) = self.recover() {
             tracing::warn!(queue = self.q, "ice: TX queue reset: re-adding failed: {e}");
             self.reset_error = Some(e);

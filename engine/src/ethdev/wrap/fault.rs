@@ -700,8 +700,13 @@ impl RxQueue for FaultRx {
         self.inner.index()
     }
     fn rx_burst(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
-        // Leave room for the duplicates: at most twice what arrives.
-        let want = max.min(out.room() / 2).max(1).min(out.room());
+        // Leave room for the duplicates: at most twice what arrives (and
+        // nothing when the caller asks for nothing).
+        let want = if max == 0 {
+            0
+        } else {
+            max.min((out.room() / 2).max(1)).min(out.room())
+        };
         let mut got = self.scratch.take().unwrap_or_default();
         got.clear();
         let n = self.inner.rx_burst(pool, &mut got, want);
@@ -729,10 +734,14 @@ impl RxQueue for FaultRx {
                 delivered += 1;
             }
             if let Some(c) = dup {
-                dup_bytes += c.pkt_len() as u64;
+                let len = c.pkt_len() as u64;
                 if out.push(c).is_ok() {
                     dups += 1;
+                    dup_bytes += len;
                     delivered += 1;
+                } else {
+                    // No room left in the caller's burst: not made.
+                    self.f.dup_nomem.add(1);
                 }
             }
         }
