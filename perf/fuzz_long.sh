@@ -15,9 +15,9 @@ TARGETS=(
   "wirespeed hostile_input pcap_images_never_panic"
   "wirespeed hostile_input stack_rx_counts_every_frame_and_frees_every_buffer"
   "wirespeed-apps bin:wirespeed config::tests::mutated_configs_never_panic"
-  "pmd-igb hostile_device hostile_rx_writebacks"
-  "pmd-ice hostile_device hostile_rx_writebacks"
-  "pmd-ice hostile_device hostile_admin_completions"
+  "pmd-igb hostile_device hostile_rx_writebacks_never_panic_or_deliver_garbage"
+  "pmd-ice hostile_device hostile_rx_writebacks_never_panic_or_deliver_garbage"
+  "pmd-ice hostile_device hostile_admin_completions_never_panic_or_hang"
 )
 
 bin_of() { # package target -> executable
