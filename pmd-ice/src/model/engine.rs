@@ -137,7 +137,8 @@ impl Engine {
             }
             let mut worked = false;
             let mut i = 0;
-            while i < self.txqs.len() {
+            let stalled = self.s.tx_stalled.load(Ordering::Acquire);
+            while i < self.txqs.len() && !stalled {
                 worked |= self.process_tx(i);
                 i += 1;
             }
@@ -156,10 +157,13 @@ impl Engine {
             }
             self.s.sleeping.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let pending = self
-                .txqs
-                .iter()
-                .any(|t| self.s.tx_tail[t.q].load(Ordering::Acquire) != t.head)
+            // A stalled engine parks with doorbells pending (woken by the
+            // un-stall, a queue change or stop).
+            let pending = (!stalled
+                && self
+                    .txqs
+                    .iter()
+                    .any(|t| self.s.tx_tail[t.q].load(Ordering::Acquire) != t.head))
                 || self.s.gen.load(Ordering::Acquire) != self.gen
                 || self.s.stop.load(Ordering::Acquire);
             if !pending {

@@ -196,6 +196,9 @@ pub(crate) struct Shared {
     /// engine looks only when `rx_wb_on` is set.
     pub rx_wb_hook: Mutex<Option<RxWbHook>>,
     pub rx_wb_on: AtomicBool,
+    /// Fault injection: the TX DMA engine reads no descriptors (a hung
+    /// transmit pipe); queue changes are still applied.
+    pub tx_stalled: AtomicBool,
     pub ctl: Mutex<firmware::Ctl>,
     pub worker: Mutex<Option<std::thread::Thread>>,
 }
@@ -272,6 +275,7 @@ impl IceModel {
             aq_hook: Mutex::new(None),
             rx_wb_hook: Mutex::new(None),
             rx_wb_on: AtomicBool::new(false),
+            tx_stalled: AtomicBool::new(false),
             ctl: Mutex::new(firmware::Ctl::new(&cfg)),
             worker: Mutex::new(None),
             cfg,
@@ -369,6 +373,17 @@ impl IceModel {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = hook;
         self.shared.rx_wb_on.store(on, Ordering::Release);
+    }
+
+    /// Fault injection: while `on`, the TX DMA engine fetches no descriptors
+    /// and writes back no completions — a hung transmit pipe, the case
+    /// Linux's `ice_tx_timeout` exists for. Admin commands (queue disable
+    /// and add) are still carried out.
+    pub fn set_tx_stalled(&self, on: bool) {
+        self.shared.tx_stalled.store(on, Ordering::Release);
+        if !on {
+            self.shared.wake_engine();
+        }
     }
 
     /// Fault injection: the next frame received on the loopback RX queue
