@@ -513,9 +513,12 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
         self.stats.clone()
     }
 
-    /// Plays the part of Linux `ice_tx_timeout` → `ice_reset_subtask`'s
-    /// queue half (DPDK `ice_tx_queue_stop` + `ice_tx_queue_start`): the
-    /// queue is disabled through the admin queue (`dis_txqs`, 0x0C31, with
+    /// Plays the part of DPDK's `ice_tx_queue_stop` + `ice_tx_queue_start`
+    /// (`ice_dis_vsi_txq` / `ice_ena_vsi_txq`) for the watchdog. Linux
+    /// `ice_tx_timeout` goes further at its first recovery level: it asks
+    /// for a PF reset (`ICE_PFR_REQ`), whose rebuild disables and re-adds
+    /// every TX queue this way; here only the hung queue is rebuilt, so the
+    /// others keep sending. The queue is disabled through the admin queue (`dis_txqs`, 0x0C31, with
     /// `ICE_AQC_Q_DIS_CMD_FLUSH_PIPE`, as `ice_aq_dis_lan_txq` sends it: the
     /// firmware answers once the scheduler let go of the ring), what the
     /// device completed is reported, every packet still on the ring is
