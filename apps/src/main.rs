@@ -74,7 +74,7 @@ fn cmd_gen(args: &gen::GenArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        if let Err(e) = std::fs::write(path, text) {
+        if let Err(e) = wirespeed::eal::file::write_nofollow(path, text.as_bytes()) {
             eprintln!("wirespeed gen: --json {}: {e}", path.display());
             return ExitCode::from(1);
         }

@@ -71,6 +71,11 @@ impl<R: RegisterSpace> IceRxQueue<R> {
 
     #[inline(always)]
     fn post(&mut self, i: u32, m: &Mbuf) {
+        debug_assert!(
+            wirespeed::eal::dma::iova_mapped(m.data_iova(), m.tailroom()),
+            "ice: RX buffer IOVA {:#x} outside every mapped DMA region",
+            m.data_iova()
+        );
         let p = self.desc_ptr(i);
         // SAFETY: `p` is descriptor i inside the ring; the driver owns it
         // (the device wrote it back or never had it). Read format: pkt_addr,

@@ -63,6 +63,8 @@ pub struct IceTxQueue<R: RegisterSpace> {
     last_mdd_check: u64,
     mdd_check_cycles: u64,
     events: u64,
+    /// A reset whose re-add failed: reported by the next `poll_event`.
+    reset_error: Option<String>,
     prefetchw: bool,
 }
 
@@ -128,6 +130,7 @@ impl<R: RegisterSpace> IceTxQueue<R> {
             last_mdd_check: 0,
             mdd_check_cycles: wirespeed::eal::Tsc::global().ns_to_cycles(100_000),
             events: 0,
+            reset_error: None,
             prefetchw: cpu_has_prefetchw(),
         }
     }
@@ -423,6 +426,11 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
                     let qw1 = base
                         | ((cmd | TX_DESC_CMD_EOP) << TXD_QW1_CMD_S)
                         | (len << TXD_QW1_TX_BUF_SZ_S);
+                    debug_assert!(
+                        wirespeed::eal::dma::iova_mapped(m.data_iova(), m.data_len()),
+                        "ice: TX buffer IOVA {:#x} outside every mapped DMA region",
+                        m.data_iova()
+                    );
                     self.write_desc(i, m.data_iova(), qw1);
                     last = i;
                     used = 1;
@@ -447,6 +455,10 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
                 for (j, &(iova, sz)) in chunks[..k].iter().enumerate() {
                     let eop = if j + 1 == k { TX_DESC_CMD_EOP } else { 0 };
                     let qw1 = base | ((cmd | eop) << TXD_QW1_CMD_S) | (sz << TXD_QW1_TX_BUF_SZ_S);
+                    debug_assert!(
+                        wirespeed::eal::dma::iova_mapped(iova, sz as usize),
+                        "ice: TX buffer IOVA {iova:#x} outside every mapped DMA region"
+                    );
                     self.write_desc(i, iova, qw1);
                     last = i;
                     i = if i + 1 == self.n { 0 } else { i + 1 };
@@ -501,10 +513,43 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
         self.stats.clone()
     }
 
+    /// Plays the part of DPDK's `ice_tx_queue_stop` + `ice_tx_queue_start`
+    /// (`ice_dis_vsi_txq` / `ice_ena_vsi_txq`) for the watchdog. Linux
+    /// `ice_tx_timeout` goes further at its first recovery level: it asks
+    /// for a PF reset (`ICE_PFR_REQ`), whose rebuild disables and re-adds
+    /// every TX queue this way; here only the hung queue is rebuilt, so the
+    /// others keep sending. The queue is disabled through the admin queue (`dis_txqs`, 0x0C31, with
+    /// `ICE_AQC_Q_DIS_CMD_FLUSH_PIPE`, as `ice_aq_dis_lan_txq` sends it: the
+    /// firmware answers once the scheduler let go of the ring), what the
+    /// device completed is reported, every packet still on the ring is
+    /// freed and counted in `drops`, and the queue is added again with a
+    /// fresh TLAN context (`add_txqs`, 0x0C30; head and tail back at 0).
+    /// Returns every packet reported (the `TxQueue::reset` contract); when
+    /// re-adding fails the queue stays disabled, its packets still
+    /// reported, and the error is raised as an event by the next
+    /// `poll_event`.
+    fn reset(&mut self) -> Option<Completed> {
+        if let Err(e) = self.recover() {
+            tracing::warn!(queue = self.q, "ice: TX queue reset: re-adding failed: {e}");
+            self.reset_error = Some(e);
+        }
+        Some(std::mem::take(&mut self.pending))
+    }
+
     /// Surfaces a malicious-driver event for this queue (`ice_handle_mdd_event`):
     /// the device disabled the queue; the driver drops what was in flight,
     /// re-enables the queue and reports what happened.
     fn poll_event(&mut self) -> Option<PortEvent> {
+        if let Some(e) = self.reset_error.take() {
+            return Some(PortEvent {
+                queue: Some(self.q),
+                kind: "tx-reset-failed".into(),
+                detail: format!(
+                    "TX queue {}: re-adding the queue after a reset failed: {e} (reopen the port)",
+                    self.q
+                ),
+            });
+        }
         // A plain load first: the swap (an atomic RMW) only when flagged.
         let mut kind = if self.shared.mdd.load(Ordering::Relaxed) != 0 {
             self.shared.mdd.swap(0, Ordering::AcqRel)

@@ -154,6 +154,11 @@ impl<R: RegisterSpace> IgbRxQueue<R> {
         }
         while let Some(m) = b.pop_front() {
             let t = self.tail;
+            debug_assert!(
+                wirespeed::eal::dma::iova_mapped(m.data_iova(), m.tailroom()),
+                "igb: RX buffer IOVA {:#x} outside every mapped DMA region",
+                m.data_iova()
+            );
             // SAFETY: t < n, inside the ring. Writing the header-address qword
             // as 0 also clears DD (the write-back status overlays it).
             unsafe {

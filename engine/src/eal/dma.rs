@@ -484,6 +484,41 @@ pub fn usage() -> (usize, usize, usize) {
     (t.len(), huge, bytes)
 }
 
+/// Whether `len` bytes at `iova` lie inside one IOVA-contiguous run of a
+/// live DMA region: what the IOMMU (VFIO's `VFIO_IOMMU_MAP_DMA` table, a
+/// model's [`IovaMap`]) would let the device reach. The PMDs assert it, in
+/// debug builds, on every buffer address they write into a descriptor, so a
+/// driver bug (or an mbuf header a device overwrote) can never aim the
+/// device at memory outside what was mapped for it. Each thread keeps a
+/// copy of the table's ranges (addresses only: it keeps no region alive),
+/// re-read when [`generation`] changes.
+pub fn iova_mapped(iova: u64, len: usize) -> bool {
+    thread_local! {
+        static RANGES: std::cell::RefCell<(u64, Vec<(u64, u64)>)> =
+            const { std::cell::RefCell::new((0, Vec::new())) };
+    }
+    RANGES.with(|r| {
+        let mut r = r.borrow_mut();
+        let g = generation();
+        if r.0 != g {
+            let t = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+            let mut v: Vec<(u64, u64)> = t
+                .iter()
+                .flat_map(|x| x.runs.iter().map(|run| (run.iova, run.len as u64)))
+                .collect();
+            v.sort_unstable();
+            *r = (g, v);
+        }
+        let i = r.1.partition_point(|&(start, _)| start <= iova);
+        i > 0 && {
+            let (start, n) = r.1[i - 1];
+            (iova - start)
+                .checked_add(len as u64)
+                .is_some_and(|end| end <= n)
+        }
+    })
+}
+
 /// A translated view of device memory: the IOMMU a device model sits behind.
 /// A snapshot keeps the regions it names alive, so a model thread never
 /// touches freed memory; refresh it when [`generation`] changes.
@@ -653,6 +688,21 @@ mod tests {
         assert_eq!(map.read_u64(r.iova() + 8), Some(0xdead_beef));
         // SAFETY: test reads inside the region.
         assert_eq!(unsafe { *r.as_ptr() }, 0);
+    }
+
+    #[test]
+    fn iova_mapped_knows_every_live_region_and_forgets_a_dropped_one() {
+        let r = DmaRegion::alloc_with(8192, PageMode::Small, IovaMode::Va).unwrap();
+        let iova = r.iova();
+        assert!(iova_mapped(iova, 8192));
+        assert!(iova_mapped(iova + 100, 64));
+        assert!(!iova_mapped(iova + 8190, 8), "runs past the end");
+        assert!(!iova_mapped(iova.wrapping_sub(4096), 64), "before it");
+        assert!(!iova_mapped(u64::MAX - 8, 64), "no overflow");
+        let before = usage().0;
+        drop(r);
+        assert!(!iova_mapped(iova, 64), "unmapped once dropped");
+        assert_eq!(usage().0, before - 1, "the check keeps no region alive");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Environment abstraction layer: lcores, clock, DMA memory, register access.
 
 pub mod dma;
+pub mod file;
 pub mod lcore;
 pub mod regs;
 pub mod signal;

@@ -340,6 +340,15 @@ pub trait TxQueue: Send {
     fn reset(&mut self) -> Option<Completed> {
         None
     }
+
+    /// Carrier as the driver sees it under this queue (`netif_carrier_ok`):
+    /// false while the link is down. The netdev layer polls it with the
+    /// watchdog ([`crate::netdev::NetdevQueue::carrier_poll`]) and stops the
+    /// queue while it is false (`netif_carrier_off` → `dev_deactivate`).
+    /// The default: always up.
+    fn carrier(&self) -> bool {
+        true
+    }
 }
 
 /// A receive queue, owned by exactly one lcore.

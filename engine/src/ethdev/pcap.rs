@@ -163,23 +163,110 @@ pub fn parse(path: &str, buf: &[u8]) -> Result<Vec<PcapRecord>, PcapError> {
     Ok(out)
 }
 
-/// A nanosecond pcap writer.
+/// The capture file format a writer produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// Classic libpcap, nanosecond variant (magic `0xa1b23c4d`).
+    Pcap,
+    /// pcapng (the IETF OPSAWG pcapng draft): one section, one Ethernet
+    /// interface with nanosecond timestamps (`if_tsresol` = 9), one
+    /// Enhanced Packet Block per frame carrying its direction (`epb_flags`).
+    Pcapng,
+}
+
+impl CaptureFormat {
+    /// By file name: `*.pcapng` is pcapng, anything else classic pcap.
+    pub fn for_path(path: &Path) -> CaptureFormat {
+        match path.extension() {
+            Some(e) if e.eq_ignore_ascii_case("pcapng") => CaptureFormat::Pcapng,
+            _ => CaptureFormat::Pcap,
+        }
+    }
+}
+
+/// Which way a captured frame went (pcapng `epb_flags` bits 0–1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Unknown = 0,
+    Inbound = 1,
+    Outbound = 2,
+}
+
+/// pcapng block types and option codes (pcapng draft, sections 4 and 3.5).
+mod ng {
+    pub const SHB: u32 = 0x0A0D_0D0A;
+    pub const IDB: u32 = 0x0000_0001;
+    pub const EPB: u32 = 0x0000_0006;
+    pub const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
+    pub const OPT_ENDOFOPT: u16 = 0;
+    pub const IF_TSRESOL: u16 = 9;
+    pub const EPB_FLAGS: u16 = 2;
+}
+
+/// A nanosecond capture writer: classic pcap or pcapng.
 pub struct PcapWriter<W: Write> {
     w: W,
+    format: CaptureFormat,
     pub records: u64,
 }
 
 impl<W: Write> PcapWriter<W> {
-    /// Writes the file header.
-    pub fn new(mut w: W) -> std::io::Result<PcapWriter<W>> {
-        let mut h = [0u8; 24];
-        h[0..4].copy_from_slice(&MAGIC_NS.to_le_bytes());
-        h[4..6].copy_from_slice(&2u16.to_le_bytes());
-        h[6..8].copy_from_slice(&4u16.to_le_bytes());
-        h[16..20].copy_from_slice(&262_144u32.to_le_bytes());
-        h[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
-        w.write_all(&h)?;
-        Ok(PcapWriter { w, records: 0 })
+    /// Writes a classic pcap file header.
+    pub fn new(w: W) -> std::io::Result<PcapWriter<W>> {
+        Self::with_format(w, CaptureFormat::Pcap)
+    }
+
+    /// Writes the header of `format`: the pcap file header, or pcapng's
+    /// Section Header Block and Interface Description Block.
+    pub fn with_format(mut w: W, format: CaptureFormat) -> std::io::Result<PcapWriter<W>> {
+        match format {
+            CaptureFormat::Pcap => {
+                let mut h = [0u8; 24];
+                h[0..4].copy_from_slice(&MAGIC_NS.to_le_bytes());
+                h[4..6].copy_from_slice(&2u16.to_le_bytes());
+                h[6..8].copy_from_slice(&4u16.to_le_bytes());
+                h[16..20].copy_from_slice(&262_144u32.to_le_bytes());
+                h[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+                w.write_all(&h)?;
+            }
+            CaptureFormat::Pcapng => {
+                // SHB: type, length, byte-order magic, version 1.0, section
+                // length -1 (not given), no options, length again.
+                let mut shb = Vec::with_capacity(28);
+                shb.extend_from_slice(&ng::SHB.to_le_bytes());
+                shb.extend_from_slice(&28u32.to_le_bytes());
+                shb.extend_from_slice(&ng::BYTE_ORDER_MAGIC.to_le_bytes());
+                shb.extend_from_slice(&1u16.to_le_bytes());
+                shb.extend_from_slice(&0u16.to_le_bytes());
+                shb.extend_from_slice(&(-1i64).to_le_bytes());
+                shb.extend_from_slice(&28u32.to_le_bytes());
+                // IDB: LINKTYPE_ETHERNET, snaplen 262144, if_tsresol = 9
+                // (10^-9 s), end of options.
+                let mut idb = Vec::with_capacity(32);
+                idb.extend_from_slice(&ng::IDB.to_le_bytes());
+                idb.extend_from_slice(&32u32.to_le_bytes());
+                idb.extend_from_slice(&(LINKTYPE_ETHERNET as u16).to_le_bytes());
+                idb.extend_from_slice(&0u16.to_le_bytes());
+                idb.extend_from_slice(&262_144u32.to_le_bytes());
+                idb.extend_from_slice(&ng::IF_TSRESOL.to_le_bytes());
+                idb.extend_from_slice(&1u16.to_le_bytes());
+                idb.extend_from_slice(&[9, 0, 0, 0]);
+                idb.extend_from_slice(&ng::OPT_ENDOFOPT.to_le_bytes());
+                idb.extend_from_slice(&0u16.to_le_bytes());
+                idb.extend_from_slice(&32u32.to_le_bytes());
+                w.write_all(&shb)?;
+                w.write_all(&idb)?;
+            }
+        }
+        Ok(PcapWriter {
+            w,
+            format,
+            records: 0,
+        })
+    }
+
+    pub fn format(&self) -> CaptureFormat {
+        self.format
     }
 
     /// Appends one frame given as segments.
@@ -188,15 +275,59 @@ impl<W: Write> PcapWriter<W> {
         ts_ns: u64,
         segs: impl Iterator<Item = &'a [u8]> + Clone,
     ) -> std::io::Result<()> {
+        self.write_segments_dir(ts_ns, segs, Direction::Unknown)
+    }
+
+    /// Appends one frame given as segments, with its direction (kept in
+    /// pcapng, which has a field for it; classic pcap has none).
+    pub fn write_segments_dir<'a>(
+        &mut self,
+        ts_ns: u64,
+        segs: impl Iterator<Item = &'a [u8]> + Clone,
+        dir: Direction,
+    ) -> std::io::Result<()> {
         let len: usize = segs.clone().map(|s| s.len()).sum();
-        let mut h = [0u8; 16];
-        h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
-        h[8..12].copy_from_slice(&(len as u32).to_le_bytes());
-        h[12..16].copy_from_slice(&(len as u32).to_le_bytes());
-        self.w.write_all(&h)?;
-        for s in segs {
-            self.w.write_all(s)?;
+        match self.format {
+            CaptureFormat::Pcap => {
+                let mut h = [0u8; 16];
+                h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+                h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+                h[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+                h[12..16].copy_from_slice(&(len as u32).to_le_bytes());
+                self.w.write_all(&h)?;
+                for s in segs {
+                    self.w.write_all(s)?;
+                }
+            }
+            CaptureFormat::Pcapng => {
+                // EPB: type, length, interface 0, timestamp (high, low) in
+                // if_tsresol units, captured and original length, data
+                // padded to 32 bits, epb_flags, end of options, length.
+                let pad = len.next_multiple_of(4) - len;
+                let opts = if dir == Direction::Unknown { 0 } else { 12 };
+                let total = (32 + len + pad + opts) as u32;
+                let mut h = [0u8; 28];
+                h[0..4].copy_from_slice(&ng::EPB.to_le_bytes());
+                h[4..8].copy_from_slice(&total.to_le_bytes());
+                h[12..16].copy_from_slice(&((ts_ns >> 32) as u32).to_le_bytes());
+                h[16..20].copy_from_slice(&(ts_ns as u32).to_le_bytes());
+                h[20..24].copy_from_slice(&(len as u32).to_le_bytes());
+                h[24..28].copy_from_slice(&(len as u32).to_le_bytes());
+                self.w.write_all(&h)?;
+                for s in segs {
+                    self.w.write_all(s)?;
+                }
+                self.w.write_all(&[0u8; 3][..pad])?;
+                if opts != 0 {
+                    let mut o = [0u8; 12];
+                    o[0..2].copy_from_slice(&ng::EPB_FLAGS.to_le_bytes());
+                    o[2..4].copy_from_slice(&4u16.to_le_bytes());
+                    o[4..8].copy_from_slice(&(dir as u32).to_le_bytes());
+                    // o[8..12]: opt_endofopt (code 0, length 0).
+                    self.w.write_all(&o)?;
+                }
+                self.w.write_all(&total.to_le_bytes())?;
+            }
         }
         self.records += 1;
         Ok(())
@@ -256,14 +387,15 @@ pub struct PcapDriver {
 pub type PcapPort = EthDev<PcapDriver>;
 
 impl EthDev<PcapDriver> {
-    /// Creates (truncates) `path` and writes the pcap header.
+    /// Creates (truncates) `path` — a symlink there is refused — and writes
+    /// the pcap header.
     pub fn create(name: &str, path: &Path, rx: Vec<PcapRecord>) -> Result<PcapPort, EthdevError> {
         let io = |e| EthdevError::Io {
             port: name.to_string(),
             path: path.display().to_string(),
             source: e,
         };
-        let f = File::create(path).map_err(io)?;
+        let f = crate::eal::file::create_nofollow(path).map_err(io)?;
         let w = PcapWriter::new(BufWriter::with_capacity(1 << 20, f)).map_err(io)?;
         Ok(EthDev::with_driver(
             name,

@@ -246,9 +246,9 @@ mod tests {
         assert!(s.contains("needs the port it wraps after '+'"), "{s}");
         let s = r.open("fault:drop=2+null").err().unwrap().to_string();
         assert!(s.contains("drop=2") && s.contains("0..=1"), "{s}");
-        let s = r.open("fault:flap=1+null").err().unwrap().to_string();
+        let s = r.open("fault:wobble=1+null").err().unwrap().to_string();
         assert!(
-            s.contains("unknown fault 'flap'") && s.contains("stall_ms"),
+            s.contains("unknown fault 'wobble'") && s.contains("stall_ms"),
             "{s}"
         );
         let s = r.check("trace+nope").err().unwrap().to_string();

@@ -85,6 +85,9 @@ pub(crate) struct PoolShared {
     frees_local: AtomicU64,
     /// Written under the `returns` lock.
     frees_remote: AtomicU64,
+    /// Owner-written: requests the pool could not satisfy (DPDK's
+    /// `rte_mempool_debug_stats::get_fail_bulk`).
+    alloc_fails: AtomicU64,
 }
 
 // SAFETY: `free` is touched only by the owning thread (checked by token on the
@@ -100,6 +103,9 @@ pub struct MempoolStats {
     pub size: u32,
     pub available: u64,
     pub in_use: u64,
+    /// Allocations (single or bulk) that found the pool dry, each counted
+    /// once: the caller got nothing and went on (a pool never blocks).
+    pub alloc_fails: u64,
 }
 
 /// A pool of packet buffers owned by the thread (lcore) that created it.
@@ -133,6 +139,7 @@ fn stats_of(s: &PoolShared) -> MempoolStats {
         size: s.n,
         available: s.n as u64 - in_use.min(s.n as u64),
         in_use,
+        alloc_fails: s.alloc_fails.load(Ordering::Relaxed),
     }
 }
 
@@ -262,6 +269,7 @@ impl Mempool {
             allocs: AtomicU64::new(0),
             frees_local: AtomicU64::new(0),
             frees_remote: AtomicU64::new(0),
+            alloc_fails: AtomicU64::new(0),
         });
         let sp = Arc::as_ptr(&shared);
         // SAFETY: objects are not handed out yet; only this thread sees them.
@@ -318,6 +326,14 @@ impl Mempool {
         unsafe { self.shared.free_stack() }
     }
 
+    /// A request the pool could not satisfy (owner-only: plain store).
+    #[cold]
+    fn count_fail(&self) {
+        let f = &self.shared.alloc_fails;
+        f.store(f.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    #[cold]
     fn drain_returns(&self) {
         self.shared.drain_returns()
     }
@@ -381,6 +397,7 @@ impl Mempool {
         if self.free_stack().len() < n {
             self.drain_returns();
             if self.free_stack().len() < n {
+                self.count_fail();
                 return false;
             }
         }
@@ -450,7 +467,13 @@ impl PoolShared {
             Some(h) => h,
             None => {
                 self.drain_returns();
-                self.free_stack().pop()?
+                let Some(h) = self.free_stack().pop() else {
+                    // A request the pool could not satisfy (owner-only: plain store).
+                    let f = &self.alloc_fails;
+                    f.store(f.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                    return None;
+                };
+                h
             }
         };
         let a = &self.allocs;

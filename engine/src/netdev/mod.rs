@@ -14,6 +14,7 @@
 //! | `netdev_tx_sent_queue` / `__netdev_tx_sent_queue` | end of `transmit_front` |
 //! | `netdev_tx_completed_queue` + driver clean | [`txq::NetdevQueue::complete`] |
 //! | `lib/dynamic_queue_limits.c` | [`dql::Dql`] |
+//! | `netif_carrier_off` / `netif_carrier_on` → `linkwatch_do_dev` → `dev_deactivate` / `dev_activate` | [`txq::NetdevQueue::carrier_poll`] / [`txq::NetdevQueue::set_carrier`] (in `carrier.rs`) |
 //! | `dev_watchdog` / `ndo_tx_timeout` / `netdev_tx_reset_queue` | [`txq::NetdevQueue::watchdog`] / [`txq::NetdevQueue::tx_timeout`] → [`crate::ethdev::TxQueue::reset`] / `reset_bql` (private) |
 
 pub mod dql;
@@ -27,8 +28,8 @@ pub use qdisc::{
     NoQueue, PfifoFast, Qdisc, QdiscConfig, QdiscError, QdiscImpl, QdiscKind, QdiscStats,
 };
 pub use txq::{
-    BqlConfig, NetdevError, NetdevQueue, TxTimeout, TxqConfig, TxqCounters, TxqShared, TxqSnapshot,
-    XmitOutcome, XoffState, DEFAULT_WATCHDOG_TIMEOUT_MS,
+    BqlConfig, CarrierChange, CarrierPolicy, NetdevError, NetdevQueue, TxTimeout, TxqConfig,
+    TxqCounters, TxqShared, TxqSnapshot, XmitOutcome, XoffState, DEFAULT_WATCHDOG_TIMEOUT_MS,
 };
 pub use xps::{
     flow_hash, reciprocal_scale, PortTxMap, TcMap, TxQueueCache, TxQueueSet, XpsError, XpsMap,

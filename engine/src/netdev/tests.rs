@@ -732,3 +732,139 @@ fn watchdog_completes_in_flight_as_dropped_when_the_driver_cannot_reset() {
     drop(q);
     assert_eq!(p.stats().in_use, 0);
 }
+
+/// Drives `q` on a flapping link (`fault:flap_ms=…`), polling the carrier
+/// as the runtime does, until `total` packets were offered and the queue
+/// is idle. Returns the carrier changes seen.
+fn run_flapping(
+    q: &mut NetdevQueue,
+    p: &mut Mempool,
+    total: u32,
+    mut far: impl FnMut(&mut Mempool),
+) -> Vec<CarrierChange> {
+    let tsc = Tsc::global();
+    let mut changes = Vec::new();
+    let mut next = 0u32;
+    let end = tsc.now() + tsc.ns_to_cycles(20_000_000_000);
+    loop {
+        if next < total && q.tx_room(0) > 0 {
+            let k = 16.min(total - next).min(q.tx_room(0) as u32);
+            let mut b = burst_of(p, next..next + k, 64);
+            q.xmit_burst(&mut b);
+            next += k;
+        }
+        far(p);
+        q.poll();
+        if let Some(c) = q.carrier_poll() {
+            changes.push(c);
+        }
+        assert_eq!(q.counters().unaccounted(), 0);
+        if next == total && q.is_idle() && q.has_carrier() {
+            return changes;
+        }
+        assert!(tsc.now() < end, "no progress: {:?}", q.counters());
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
+}
+
+#[test]
+fn carrier_off_stops_the_queue_and_on_resumes_it_with_hold_and_drop() {
+    let reg = Registry::with_builtins();
+    for (policy, kind) in [
+        (CarrierPolicy::Hold, QdiscKind::PfifoFast),
+        (CarrierPolicy::Drop, QdiscKind::PfifoFast),
+        (CarrierPolicy::Hold, QdiscKind::Noqueue),
+        (CarrierPolicy::Drop, QdiscKind::Noqueue),
+    ] {
+        let name = format!("nd-flap-{policy:?}-{kind:?}");
+        let mut p = pool(2048);
+        let mut a = reg
+            .open(&format!("fault:flap_ms=5,flap_every_ms=15+ring:{name}"))
+            .unwrap();
+        let mut b = reg.open(&format!("ring:{name}")).unwrap();
+        let pc = PortConfig {
+            tx_ring_size: 64,
+            rx_ring_size: 64,
+            ..Default::default()
+        };
+        a.configure(&pc).unwrap();
+        b.configure(&pc).unwrap();
+        a.start().unwrap();
+        let mut far = b.rx_queue(0).unwrap();
+        let cf = TxqConfig {
+            carrier: policy,
+            ..conf(kind, 500, true)
+        };
+        let txq = a.tx_queue(0).unwrap();
+        let mut q = NetdevQueue::new(0, a.name(), txq, &cf, Tsc::global()).unwrap();
+        let mut got = 0u64;
+        let changes = run_flapping(&mut q, &mut p, 6000, |p| {
+            let mut r = Burst::new();
+            got += far.rx_burst(p, &mut r, 256) as u64;
+        });
+        let c = q.counters();
+        let x: std::collections::HashMap<String, u64> = a.xstats().into_iter().collect();
+        let tag = format!("{policy:?}/{kind:?}: {c:?} {x:?}");
+        assert!(changes.len() >= 2, "{tag}: the link flapped");
+        assert!(changes.iter().any(|c| !c.up) && changes.iter().any(|c| c.up));
+        assert_eq!(c.carrier_changes, changes.len() as u64);
+        assert!(x["fault_flap"] >= 1, "{tag}");
+        assert_eq!(c.offered, 6000, "{tag}");
+        // Conservation: every packet offered is on the far end or in
+        // exactly one drop counter.
+        assert_eq!(got + c.drops(), c.offered, "{tag}");
+        assert_eq!(c.sent_packets, got, "{tag}");
+        match policy {
+            CarrierPolicy::Hold => assert_eq!(c.carrier_drops, 0, "{tag}"),
+            CarrierPolicy::Drop => assert!(c.carrier_drops > 0, "{tag}"),
+        }
+        if policy == CarrierPolicy::Hold && kind == QdiscKind::PfifoFast {
+            assert_eq!(c.drops(), 0, "{tag}: the qdisc held everything");
+        }
+        drop(q);
+        drop(far);
+        assert_eq!(p.stats().in_use, 0, "{tag}: pool full");
+    }
+}
+
+#[test]
+fn carrier_off_purges_the_backlog_once_and_the_watchdog_waits_for_carrier() {
+    let mut p = pool(512);
+    let cf = TxqConfig {
+        watchdog_timeout_ms: 1,
+        ..conf(QdiscKind::PfifoFast, 100, false)
+    };
+    let mut c = cable("nd-carrier-purge", 8, &cf);
+    // 8 on the ring (not drained yet), 12 in the backlog.
+    c.q.xmit_burst(&mut burst_of(&mut p, 0..20, 60));
+    assert_eq!(c.q.backlog_packets(), 12);
+    let ch = c.q.set_carrier(false);
+    assert_eq!((ch.up, ch.purged), (false, 12));
+    assert!(c.q.is_stopped() && c.q.xoff().carrier);
+    let o = c.q.xmit_burst(&mut burst_of(&mut p, 20..25, 60));
+    assert_eq!((o.dropped, o.dropped_bytes), (5, 300));
+    let k = c.q.counters();
+    assert_eq!(
+        (k.carrier_drops, k.backlog_packets, k.unaccounted()),
+        (17, 0, 0)
+    );
+    // No carrier: the stalled ring is not a TX timeout.
+    let tsc = Tsc::global();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(c.q.watchdog(tsc.now()), None);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(c.q.watchdog(tsc.now()), None);
+    assert!(c.q.set_carrier(true).up);
+    assert!(
+        c.q.has_carrier() && !c.q.xoff().carrier,
+        "the ring is still full: only DRV_XOFF"
+    );
+    let mut got = Vec::new();
+    drain(&mut c, &mut p, 64, &mut got);
+    assert_eq!(got, (0..8).collect::<Vec<_>>(), "the ring's packets leave");
+    c.q.poll();
+    c.q.xmit_burst(&mut burst_of(&mut p, 100..103, 60));
+    drain(&mut c, &mut p, 64, &mut got);
+    assert_eq!(got[8..], [100, 101, 102], "traffic resumes");
+    assert_eq!(c.q.counters().carrier_changes, 2);
+}

@@ -41,11 +41,16 @@ use std::sync::Arc;
 #[path = "watchdog.rs"]
 mod watchdog;
 pub use watchdog::{TxTimeout, DEFAULT_WATCHDOG_TIMEOUT_MS};
+#[path = "carrier.rs"]
+mod carrier;
+pub use carrier::{CarrierChange, CarrierPolicy};
 
 /// XOFF bit: stopped by BQL (`__QUEUE_STATE_STACK_XOFF`).
 pub const STACK_XOFF: u8 = 1 << 0;
 /// XOFF bit: stopped because the driver ring is full (`__QUEUE_STATE_DRV_XOFF`).
 pub const DRV_XOFF: u8 = 1 << 1;
+/// XOFF bit: the link has no carrier (`netif_carrier_off` → `dev_deactivate`).
+pub const CARRIER_XOFF: u8 = 1 << 2;
 
 /// Linux's default `dev_tx_weight` (`net.core.dev_weight` × `dev_weight_tx_bias`).
 pub const DEFAULT_DEV_TX_WEIGHT: usize = 64;
@@ -92,6 +97,12 @@ pub struct TxqConfig {
     /// TX watchdog (`dev->watchdog_timeo`): a queue holding packets in
     /// flight with no completion for this long is reset. 0 = off.
     pub watchdog_timeout_ms: u64,
+    /// While the link has no carrier: `drop` (Linux: `dev_deactivate`
+    /// swaps in `noop_qdisc`, the backlog is purged and every packet offered
+    /// is dropped, counted in `carrier_drops`) or `hold` (the queue stays
+    /// stopped with its backlog; the qdisc keeps taking packets up to its
+    /// limit, `noqueue` reports no room).
+    pub carrier: CarrierPolicy,
 }
 
 impl Default for TxqConfig {
@@ -103,6 +114,7 @@ impl Default for TxqConfig {
             dev_tx_weight: DEFAULT_DEV_TX_WEIGHT,
             clean_budget: DEFAULT_CLEAN_BUDGET,
             watchdog_timeout_ms: DEFAULT_WATCHDOG_TIMEOUT_MS,
+            carrier: CarrierPolicy::default(),
         }
     }
 }
@@ -188,6 +200,11 @@ pub struct TxqCounters {
     /// completed as dropped by the netdev layer (they are also in
     /// `sent_packets`: the driver had taken them).
     pub timeout_drops: u64,
+    /// Dropped: offered, or in the backlog, while the link had no carrier
+    /// (policy `drop`).
+    pub carrier_drops: u64,
+    /// Carrier losses and returns seen (Linux's `carrier_changes`).
+    pub carrier_changes: u64,
 }
 
 impl TxqCounters {
@@ -198,11 +215,12 @@ impl TxqCounters {
                 + self.qdisc_drops
                 + self.busy_drops
                 + self.purged
+                + self.carrier_drops
                 + self.backlog_packets) as i64
     }
     /// Sum of the drop counters.
     pub fn drops(&self) -> u64 {
-        self.qdisc_drops + self.busy_drops + self.purged
+        self.qdisc_drops + self.busy_drops + self.purged + self.carrier_drops
     }
 }
 
@@ -211,6 +229,8 @@ impl TxqCounters {
 pub struct XoffState {
     pub stack: bool,
     pub drv: bool,
+    /// Stopped: no carrier.
+    pub carrier: bool,
 }
 
 /// A full picture of one queue: `tc -s qdisc`, `byte_queue_limits`, counters.
@@ -248,11 +268,15 @@ impl std::fmt::Display for TxqSnapshot {
             (true, false) => write!(f, " xoff:stack"),
             (false, true) => write!(f, " xoff:drv"),
             (true, true) => write!(f, " xoff:stack+drv"),
+        }?;
+        if self.xoff.carrier {
+            write!(f, " nocarrier")?;
         }
+        Ok(())
     }
 }
 
-const N_COUNTERS: usize = 19;
+const N_COUNTERS: usize = 21;
 
 /// Counters and state published by the owning lcore once per poll, readable
 /// from any thread (the live line, the JSON summary). Single writer: plain
@@ -292,6 +316,8 @@ impl TxqShared {
             bql_overshoot_max: g(16),
             tx_timeouts: g(17),
             timeout_drops: g(18),
+            carrier_drops: g(19),
+            carrier_changes: g(20),
         };
         let b = |i: usize| self.bql[i].get();
         let st = self.state.load(Ordering::Relaxed);
@@ -310,6 +336,7 @@ impl TxqShared {
             xoff: XoffState {
                 stack: st & STACK_XOFF != 0,
                 drv: st & DRV_XOFF != 0,
+                carrier: st & CARRIER_XOFF != 0,
             },
             counters: c,
         }
@@ -322,7 +349,7 @@ fn qdisc_stats(kind: &'static str, limit: u64, c: &TxqCounters) -> QdiscStats {
         limit,
         sent_bytes: c.sent_bytes,
         sent_packets: c.sent_packets,
-        dropped: c.qdisc_drops + c.busy_drops + c.purged,
+        dropped: c.drops(),
         overlimits: 0,
         requeues: c.requeues,
         backlog_bytes: c.backlog_bytes,
@@ -355,6 +382,7 @@ pub struct NetdevQueue {
     c: TxqCounters,
     shared: Arc<TxqShared>,
     wd: watchdog::Watchdog,
+    carrier_policy: CarrierPolicy,
 }
 
 impl std::fmt::Debug for NetdevQueue {
@@ -452,6 +480,7 @@ impl NetdevQueue {
             c: TxqCounters::default(),
             shared,
             wd: watchdog::Watchdog::new(&tsc, conf.watchdog_timeout_ms),
+            carrier_policy: conf.carrier,
         };
         q.publish();
         Ok(q)
@@ -482,6 +511,7 @@ impl NetdevQueue {
         XoffState {
             stack: self.state & STACK_XOFF != 0,
             drv: self.state & DRV_XOFF != 0,
+            carrier: self.state & CARRIER_XOFF != 0,
         }
     }
 
@@ -500,6 +530,10 @@ impl NetdevQueue {
     /// reopens. The generator sizes its bursts with this (back-pressure).
     #[inline]
     pub fn tx_room(&mut self, prio: u8) -> usize {
+        if self.state & CARRIER_XOFF != 0 && self.carrier_policy == CarrierPolicy::Drop {
+            // Taken and dropped (counted), as Linux's noop qdisc does.
+            return self.tx_burst;
+        }
         if self.qdisc.is_noqueue() {
             self.maybe_wake_drv();
             if self.is_stopped() {
@@ -533,6 +567,9 @@ impl NetdevQueue {
             return out;
         }
         self.c.offered += n as u64;
+        if self.state & CARRIER_XOFF != 0 && self.carrier_policy == CarrierPolicy::Drop {
+            return self.carrier_drop(pkts);
+        }
 
         if self.qdisc.is_noqueue() {
             self.maybe_wake_drv();
@@ -833,6 +870,8 @@ impl NetdevQueue {
             c.bql_overshoot_max,
             c.tx_timeouts,
             c.timeout_drops,
+            c.carrier_drops,
+            c.carrier_changes,
         ];
         for (s, v) in self.shared.counters.iter().zip(vals) {
             s.set(v);

@@ -106,6 +106,12 @@ impl NetdevQueue {
         if self.wd.timeout == 0 {
             return None;
         }
+        if self.state & super::CARRIER_XOFF != 0 {
+            // `dev_watchdog` only looks at a queue with carrier: time spent
+            // without link is not a stall; re-armed when carrier returns.
+            self.wd.since = 0;
+            return None;
+        }
         let in_flight = self.c.sent_packets - self.c.completed_packets;
         if in_flight == 0 || self.c.completed_packets != self.wd.seen || self.wd.since == 0 {
             self.wd.seen = self.c.completed_packets;
@@ -179,6 +185,11 @@ impl NetdevQueue {
             self.c.wakes += 1;
         }
         self.maybe_wake_drv();
+    }
+
+    /// Re-arms the watchdog: the next check starts a fresh interval.
+    pub(super) fn wd_rearm(&mut self) {
+        self.wd.since = 0;
     }
 
     /// Completions a driver without reset reports for packets the watchdog

@@ -400,13 +400,18 @@ impl LcoreCtx {
     }
 
     /// Device events (the driver's `poll_event`: an MDD that stopped a queue
-    /// is reported and the queue recovered) and the TX watchdog
+    /// is reported and the queue recovered), the carrier (the link watch:
+    /// `netif_carrier_off` stops the queue, `netif_carrier_on` wakes it) and the TX watchdog
     /// (`dev_watchdog`: a queue whose completions stopped is reset, reported
     /// as a `tx_timeout` event). Called every few hundred polls.
     fn event_stage(&mut self) {
         let now = self.tsc.now();
         for p in &mut self.ports {
             for q in &mut p.txqs {
+                if let Some(c) = q.carrier_poll() {
+                    tracing::warn!("{c}");
+                    self.events.push(c.to_string());
+                }
                 if let Some(t) = q.watchdog(now) {
                     tracing::warn!("{t}");
                     self.events.push(t.to_string());

@@ -719,6 +719,16 @@ fn main() {
             }),
         ),
         (
+            "fault refuse+busy, rx dup+fcs (lo)",
+            Box::new(|p| {
+                run_raw_runtime(
+                    p,
+                    "fault:refuse=0.01,busy=0.01,dup=0.05,fcs=0.01,seed=1+lo",
+                    pf(),
+                )
+            }),
+        ),
+        (
             "tap (/dev/null) + trace (null)",
             Box::new(|p| run_raw_runtime(p, "tap:/dev/null+trace+null", pf())),
         ),

@@ -44,7 +44,7 @@ impl SinkWriter {
                     path: p.display().to_string(),
                     source: e,
                 };
-                let f = File::create(p).map_err(io)?;
+                let f = wirespeed::eal::file::create_nofollow(p).map_err(io)?;
                 SinkWriter::Pcap(PcapWriter::new(BufWriter::new(f)).map_err(io)?)
             }
         })
@@ -137,7 +137,8 @@ impl Engine {
             }
             let mut worked = false;
             let mut i = 0;
-            while i < self.txqs.len() {
+            let stalled = self.s.tx_stalled.load(Ordering::Acquire);
+            while i < self.txqs.len() && !stalled {
                 worked |= self.process_tx(i);
                 i += 1;
             }
@@ -156,10 +157,13 @@ impl Engine {
             }
             self.s.sleeping.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let pending = self
-                .txqs
-                .iter()
-                .any(|t| self.s.tx_tail[t.q].load(Ordering::Acquire) != t.head)
+            // A stalled engine parks with doorbells pending (woken by the
+            // un-stall, a queue change or stop).
+            let pending = (!stalled
+                && self
+                    .txqs
+                    .iter()
+                    .any(|t| self.s.tx_tail[t.q].load(Ordering::Acquire) != t.head))
                 || self.s.gen.load(Ordering::Acquire) != self.gen
                 || self.s.stop.load(Ordering::Acquire);
             if !pending {
@@ -617,7 +621,19 @@ impl Engine {
             } else {
                 0
             };
-            let qw1 = (RX_FLEX_STATUS0_DD | eof | inject) as u64;
+            let mut qw1 = (RX_FLEX_STATUS0_DD | eof | inject) as u64;
+            let mut qw0 = qw0;
+            if self.s.rx_wb_on.load(Ordering::Relaxed) {
+                if let Some(h) = self
+                    .s
+                    .rx_wb_hook
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                {
+                    h(k, &mut qw0, &mut qw1);
+                }
+            }
             // SAFETY: as above; qw0 (length) is written before qw1 (DD) so the
             // driver never sees DD with a stale length.
             unsafe {

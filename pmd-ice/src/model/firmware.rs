@@ -316,9 +316,6 @@ fn run_atq(s: &Shared, ctl: &mut Ctl) -> (bool, Option<u32>) {
                 Err(e) => code = e,
             }
         }
-        if d.flags & AQF_BUF != 0 && code != rc::BAD_ADDR && !buf.is_empty() {
-            map.write(d.buf_addr(), &buf);
-        }
         d.retval = code;
         if std::mem::take(&mut ctl.fw.bad_cookie_once) {
             d.cookie_low = d.cookie_low.wrapping_add(1);
@@ -327,7 +324,14 @@ fn run_atq(s: &Shared, ctl: &mut Ctl) -> (bool, Option<u32>) {
         if code != rc::OK {
             d.flags |= AQF_ERR;
         }
-        map.write(at, &d.encode());
+        let mut out = d.encode();
+        if let Some(h) = s.aq_hook.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            h(d.opcode, &mut out, &mut buf);
+        }
+        if d.flags & AQF_BUF != 0 && code != rc::BAD_ADDR && !buf.is_empty() {
+            map.write(d.buf_addr(), &buf);
+        }
+        map.write(at, &out);
         head = (head + 1) % len;
     }
     (sync, Some(head))

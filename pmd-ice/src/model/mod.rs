@@ -189,6 +189,16 @@ pub(crate) struct Shared {
     /// Fault injection: `status_error0` bits the next received frame's
     /// descriptors carry (e.g. RXE), then cleared.
     pub rx_inject: AtomicU32,
+    /// Hostile-firmware hook: rewrites each admin completion (descriptor
+    /// and buffer) before the driver sees it.
+    pub aq_hook: Mutex<Option<AqHook>>,
+    /// Hostile-device hook: rewrites each RX write-back descriptor; the
+    /// engine looks only when `rx_wb_on` is set.
+    pub rx_wb_hook: Mutex<Option<RxWbHook>>,
+    pub rx_wb_on: AtomicBool,
+    /// Fault injection: the TX DMA engine reads no descriptors (a hung
+    /// transmit pipe); queue changes are still applied.
+    pub tx_stalled: AtomicBool,
     pub ctl: Mutex<firmware::Ctl>,
     pub worker: Mutex<Option<std::thread::Thread>>,
 }
@@ -229,6 +239,16 @@ impl Shared {
     }
 }
 
+/// Rewrites one admin-queue completion: (opcode, the 32-byte descriptor as
+/// the firmware wrote it, the indirect buffer it returns). For tests that
+/// play a hostile or broken firmware against the PMD's parsers.
+pub type AqHook = Box<dyn FnMut(u16, &mut [u8; 32], &mut [u8]) + Send>;
+
+/// Rewrites one RX write-back: (descriptor index within the frame, qword 0,
+/// qword 1) — what a hostile device may write back. The frame's bytes are
+/// already in the buffer.
+pub type RxWbHook = Box<dyn FnMut(u32, &mut u64, &mut u64) + Send>;
+
 /// The E810 model. Cheap to share as `Arc<IceModel>`; dropping the last
 /// handle stops the DMA engine (and flushes a pcap sink).
 pub struct IceModel {
@@ -252,6 +272,10 @@ impl IceModel {
             counters: Counters::default(),
             admin_commands: AtomicU64::new(0),
             rx_inject: AtomicU32::new(0),
+            aq_hook: Mutex::new(None),
+            rx_wb_hook: Mutex::new(None),
+            rx_wb_on: AtomicBool::new(false),
+            tx_stalled: AtomicBool::new(false),
             ctl: Mutex::new(firmware::Ctl::new(&cfg)),
             worker: Mutex::new(None),
             cfg,
@@ -327,6 +351,39 @@ impl IceModel {
         let was = ctl.link_up();
         ctl.phy.media = on;
         firmware::link_changed(&mut ctl, was);
+    }
+
+    /// Hostile firmware: every admin completion passes through `hook` (or
+    /// none, with `None`) before it is written back to the driver.
+    pub fn set_admin_hook(&self, hook: Option<AqHook>) {
+        *self
+            .shared
+            .aq_hook
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+
+    /// Hostile device: every RX write-back descriptor passes through `hook`
+    /// (or none) before the driver can see it.
+    pub fn set_rx_writeback_hook(&self, hook: Option<RxWbHook>) {
+        let on = hook.is_some();
+        *self
+            .shared
+            .rx_wb_hook
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = hook;
+        self.shared.rx_wb_on.store(on, Ordering::Release);
+    }
+
+    /// Fault injection: while `on`, the TX DMA engine fetches no descriptors
+    /// and writes back no completions — a hung transmit pipe, the case
+    /// Linux's `ice_tx_timeout` exists for. Admin commands (queue disable
+    /// and add) are still carried out.
+    pub fn set_tx_stalled(&self, on: bool) {
+        self.shared.tx_stalled.store(on, Ordering::Release);
+        if !on {
+            self.shared.wake_engine();
+        }
     }
 
     /// Fault injection: the next frame received on the loopback RX queue

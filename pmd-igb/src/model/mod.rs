@@ -125,7 +125,16 @@ struct Shared {
     rx_len: AtomicUsize,
     captured: Mutex<Vec<Vec<u8>>>,
     sink_error: Mutex<Option<String>>,
+    /// Hostile-device hook on each RX write-back; looked at only when
+    /// `rx_wb_on` is set.
+    rx_wb_hook: Mutex<Option<RxWbHook>>,
+    rx_wb_on: AtomicBool,
 }
+
+/// Rewrites one RX write-back descriptor (qword 0, qword 1: status, errors,
+/// length, VLAN) before the driver can see it — what a hostile device may
+/// write back. The frame's bytes are already in the buffer.
+pub type RxWbHook = Box<dyn FnMut(&mut u64, &mut u64) + Send>;
 
 impl Shared {
     #[inline(always)]
@@ -285,7 +294,7 @@ impl IgbModel {
     pub fn new(cfg: ModelConfig) -> Result<Arc<IgbModel>, ModelError> {
         let pcap = match &cfg.sink {
             Sink::Pcap(p) => {
-                let f = std::fs::File::create(p).map_err(|e| ModelError::Pcap {
+                let f = wirespeed::eal::file::create_nofollow(p).map_err(|e| ModelError::Pcap {
                     path: p.clone(),
                     source: e,
                 })?;
@@ -316,6 +325,8 @@ impl IgbModel {
             rx_len: AtomicUsize::new(0),
             captured: Mutex::new(Vec::new()),
             sink_error: Mutex::new(None),
+            rx_wb_hook: Mutex::new(None),
+            rx_wb_on: AtomicBool::new(false),
         });
         sh.reset();
         let sh2 = sh.clone();
@@ -355,6 +366,14 @@ impl IgbModel {
     /// Events (DMA faults, malformed descriptors) since the last call.
     pub fn take_events(&self) -> Vec<PortEvent> {
         std::mem::take(&mut *self.sh.events.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Hostile device: every RX write-back passes through `hook` (or none)
+    /// before the driver can see it.
+    pub fn set_rx_writeback_hook(&self, hook: Option<RxWbHook>) {
+        let on = hook.is_some();
+        *self.sh.rx_wb_hook.lock().unwrap_or_else(|e| e.into_inner()) = hook;
+        self.sh.rx_wb_on.store(on, Ordering::Release);
     }
 
     /// Puts a frame on the model's receive side (as if it came off the wire).
@@ -1099,10 +1118,20 @@ impl Engine {
                 status |= RXD_ERR_TCPE;
             }
         }
+        let (mut qw0, mut qw1) = (0u64, u64::from(status) | ((frame.len() as u64) << 32));
+        if sh.rx_wb_on.load(Ordering::Relaxed) {
+            if let Some(h) = sh
+                .rx_wb_hook
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+            {
+                h(&mut qw0, &mut qw1);
+            }
+        }
         fence(Ordering::Release);
-        self.map.write_u64(d_iova, 0);
-        self.map
-            .write_u64(d_iova + 8, u64::from(status) | ((frame.len() as u64) << 32));
+        self.map.write_u64(d_iova, qw0);
+        self.map.write_u64(d_iova + 8, qw1);
         let n = self.rx.n;
         self.rx.head = if head + 1 == n { 0 } else { head + 1 };
         sh.w(rdh(0), self.rx.head);

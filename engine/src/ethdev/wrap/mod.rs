@@ -7,7 +7,8 @@
 //!   packets, unchanged.
 //! * [`trace`] — `trace+INNER`: every frame logged at `tracing` debug.
 //! * [`fault`] — `fault:drop=R,…+INNER`: seeded drops, reordering,
-//!   corruption, delay and stalled completions, each counted in xstats.
+//!   corruption, refusals, delay, stalled completions and link flaps on TX;
+//!   duplicates and bad-FCS frames on RX; each counted in xstats.
 //!
 //! A wrapper changes nothing about the port's set-up: [`Wrapped`] forwards
 //! configure/start/stop/link/stats to the inner port and wraps each queue it
@@ -25,6 +26,11 @@ pub(crate) trait Layer: Send + 'static {
     /// Called after the inner port accepted `conf`.
     fn configure(&mut self, _conf: &PortConfig) -> Result<(), EthdevError> {
         Ok(())
+    }
+    /// The link as seen through the layer (a flapping link reports carrier
+    /// down part of the time); by default the inner port's.
+    fn link(&self, inner: LinkStatus) -> LinkStatus {
+        inner
     }
     fn wrap_tx(&mut self, port: &str, inner: Box<dyn TxQueue>) -> Box<dyn TxQueue>;
     fn wrap_rx(&mut self, port: &str, inner: Box<dyn RxQueue>) -> Box<dyn RxQueue>;
@@ -81,7 +87,7 @@ impl<L: Layer> Port for Wrapped<L> {
         r
     }
     fn link(&self) -> LinkStatus {
-        self.inner.link()
+        self.layer.link(self.inner.link())
     }
     fn mac(&self) -> MacAddr {
         self.inner.mac()

@@ -1,5 +1,6 @@
 //! `tap:PATH+INNER`: a capture of everything the inner port transmits and
-//! receives, in a nanosecond pcap (smoltcp's `phy::PcapWriter`; the part
+//! receives, in a nanosecond pcap — or pcapng, with each frame's direction,
+//! when the path ends in `.pcapng` — (smoltcp's `phy::PcapWriter`; the part
 //! `dev_queue_xmit_nit` plays for `AF_PACKET` taps in Linux: a copy of each
 //! frame to the tap, the frame itself untouched).
 //!
@@ -9,18 +10,17 @@
 
 use super::*;
 use crate::eal::tsc::{wall_ns, Tsc};
-use crate::ethdev::pcap::{flush_shared, PcapWriter, SharedWriter};
+use crate::ethdev::pcap::{flush_shared, CaptureFormat, Direction, PcapWriter, SharedWriter};
 use crate::mbuf::{Burst, Mbuf, Mempool, BURST_MAX};
 use std::io::BufWriter;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub(crate) fn wrapper() -> WrapperInfo {
     WrapperInfo {
         name: "tap",
-        syntax: "tap:PATH+INNER",
-        help: "captures every frame INNER transmits and receives to PATH (nanosecond pcap) without changing them; PATH cannot contain '+'",
+        syntax: "tap:PATH[.pcapng]+INNER",
+        help: "captures every frame INNER transmits and receives to PATH without changing them: nanosecond pcap, or pcapng (with each frame's direction) when PATH ends in .pcapng; PATH cannot contain '+'",
         check,
         wrap: |spec, inner, full| {
             check(spec)?;
@@ -59,14 +59,12 @@ impl Tap {
             path: path.display().to_string(),
             source: e,
         };
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(io)?;
-        let w = PcapWriter::new(BufWriter::with_capacity(1 << 20, f)).map_err(io)?;
+        let f = crate::eal::file::create_nofollow(path).map_err(io)?;
+        let w = PcapWriter::with_format(
+            BufWriter::with_capacity(1 << 20, f),
+            CaptureFormat::for_path(path),
+        )
+        .map_err(io)?;
         Ok(Tap {
             path: path.display().to_string(),
             writer: Arc::new(Mutex::new(w)),
@@ -157,7 +155,12 @@ impl TapWriter {
                 + self
                     .tsc
                     .cycles_to_ns(self.tsc.now().wrapping_sub(self.tsc0));
-            match w.write_segments(ts, m.segments().map(|s| s.data)) {
+            let dir = if rx {
+                Direction::Inbound
+            } else {
+                Direction::Outbound
+            };
+            match w.write_segments_dir(ts, m.segments().map(|s| s.data), dir) {
                 Ok(()) => count.add(1),
                 Err(e) => {
                     self.stats.write_errors.add(1);
@@ -251,6 +254,9 @@ impl TxQueue for TapTx {
     }
     fn poll_event(&mut self) -> Option<PortEvent> {
         self.inner.poll_event()
+    }
+    fn carrier(&self) -> bool {
+        self.inner.carrier()
     }
     fn reset(&mut self) -> Option<Completed> {
         self.inner.reset()

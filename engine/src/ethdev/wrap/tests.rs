@@ -253,3 +253,277 @@ fn fault_stall_withholds_completions_until_reset() {
     drop(tx);
     assert_eq!(pool.stats().in_use, 0);
 }
+
+#[test]
+fn fault_rx_dup_and_fcs_are_counted_by_the_receiver() {
+    let reg = Registry::with_builtins();
+    let mut pool = pool(1024);
+    // B's RX is wrapped: what A sends arrives duplicated or with a bad FCS.
+    let mut a = reg.open("ring:wrap-rxfault").unwrap();
+    let mut b = reg
+        .open("fault:dup=0.2,fcs=0.1,seed=3+ring:wrap-rxfault")
+        .unwrap();
+    a.configure(&PortConfig::default()).unwrap();
+    b.configure(&PortConfig::default()).unwrap();
+    let mut tx = a.tx_queue(0).unwrap();
+    let mut rx = b.rx_queue(0).unwrap();
+    let mut seen: HashMap<u32, u32> = HashMap::new();
+    for round in 0..20 {
+        let mut burst = frames(&mut pool, round * 50, 50, 64);
+        assert_eq!(tx.tx_burst(&mut burst), 50);
+        let mut got = Burst::new();
+        while rx.rx_burst(&mut pool, &mut got, 64) > 0 {
+            for m in got.iter() {
+                *seen
+                    .entry(u32::from_be_bytes(m.data()[..4].try_into().unwrap()))
+                    .or_default() += 1;
+            }
+            got.clear();
+        }
+        tx.clean(256);
+    }
+    let x = xs(b.as_ref());
+    let s = b.stats();
+    let dups = seen.values().filter(|&&n| n == 2).count() as u64;
+    let lost = 1000 - seen.len() as u64;
+    assert!(seen.values().all(|&n| n <= 2));
+    assert_eq!(x["fault_dup"], dups, "{x:?}");
+    assert_eq!(x["fault_fcs"], lost, "{x:?}");
+    assert_eq!(x["rx_crc_errors"], lost);
+    assert!(
+        (100..300).contains(&dups) && (50..150).contains(&lost),
+        "{x:?}"
+    );
+    // The receiver's counters: delivered (with the copies) + CRC errors.
+    assert_eq!(s.rx.errors, lost);
+    assert_eq!(s.rx.packets, 1000 - lost + dups);
+    assert_eq!(s.rx.bytes, 64 * (1000 - lost + dups));
+    assert_eq!(x["fault_dup_nomem"], 0);
+    drop((tx, rx));
+    assert_eq!(pool.stats().in_use, 0, "copies and discards all home");
+}
+
+#[test]
+fn fault_dup_without_buffers_is_counted_not_made() {
+    let reg = Registry::with_builtins();
+    let mut pool = pool(16);
+    let mut a = reg.open("ring:wrap-dupdry").unwrap();
+    let mut b = reg.open("fault:dup=1+ring:wrap-dupdry").unwrap();
+    a.configure(&PortConfig::default()).unwrap();
+    b.configure(&PortConfig::default()).unwrap();
+    let mut tx = a.tx_queue(0).unwrap();
+    let mut rx = b.rx_queue(0).unwrap();
+    let mut burst = frames(&mut pool, 0, 12, 64);
+    assert_eq!(tx.tx_burst(&mut burst), 12);
+    let mut got = Burst::new();
+    let n = rx.rx_burst(&mut pool, &mut got, 64);
+    // 4 buffers left: 4 copies, 8 not made.
+    assert_eq!(n, 16);
+    let x = xs(b.as_ref());
+    assert_eq!((x["fault_dup"], x["fault_dup_nomem"]), (4, 8));
+    drop(got);
+    drop((tx, rx));
+    assert_eq!(pool.stats().in_use, 0);
+}
+
+#[test]
+fn fault_refuse_hands_back_the_rest_of_the_burst_in_order() {
+    let reg = Registry::with_builtins();
+    let mut pool = pool(512);
+    let mut a = reg
+        .open("fault:refuse=0.05,seed=11+ring:wrap-refuse")
+        .unwrap();
+    let mut b = reg.open("ring:wrap-refuse").unwrap();
+    a.configure(&PortConfig::default()).unwrap();
+    b.configure(&PortConfig::default()).unwrap();
+    let mut tx = a.tx_queue(0).unwrap();
+    let mut rx = b.rx_queue(0).unwrap();
+    let mut order = Vec::new();
+    let mut next = 0u32;
+    let mut partial = 0;
+    let mut pending = Burst::new();
+    while order.len() < 2000 {
+        while next < 2000 && pending.len() < 32 {
+            let mut f = frames(&mut pool, next, 1, 64);
+            pending.push(f.pop_front().unwrap()).unwrap();
+            next += 1;
+        }
+        let before = pending.len();
+        let took = tx.tx_burst(&mut pending);
+        if took < before {
+            partial += 1;
+            // What was not taken is the tail of the burst, unchanged.
+            assert_eq!(pending.len(), before - took);
+        }
+        let mut got = Burst::new();
+        rx.rx_burst(&mut pool, &mut got, 256);
+        order.extend(
+            got.iter()
+                .map(|m| u32::from_be_bytes(m.data()[..4].try_into().unwrap())),
+        );
+        tx.clean(256);
+    }
+    assert_eq!(
+        order,
+        (0..2000).collect::<Vec<_>>(),
+        "nothing lost or reordered"
+    );
+    let x = xs(a.as_ref());
+    assert!(
+        x["fault_refuse"] >= partial && partial > 10,
+        "{x:?} {partial}"
+    );
+    assert_eq!(a.stats().tx.packets, 2000);
+    drop((tx, rx, pending));
+    assert_eq!(pool.stats().in_use, 0);
+}
+
+#[test]
+fn fault_flap_takes_the_carrier_down_and_back() {
+    let reg = Registry::with_builtins();
+    let mut pool = pool(256);
+    let mut p = reg.open("fault:flap_ms=20,flap_every_ms=40+null").unwrap();
+    p.configure(&PortConfig::default()).unwrap();
+    let mut tx = p.tx_queue(0).unwrap();
+    p.start().unwrap();
+    let t0 = std::time::Instant::now();
+    let (mut downs, mut ups, mut was) = (0, 0, true);
+    let mut held_while_down = false;
+    while t0.elapsed().as_millis() < 130 {
+        let up = tx.carrier();
+        assert_eq!(up, p.link().up, "port and queue agree");
+        if !up {
+            // No link: taken, not sent.
+            let mut b = frames(&mut pool, 0, 1, 64);
+            if tx.tx_burst(&mut b) == 1 && tx.clean(64).packets == 0 {
+                held_while_down = true;
+            }
+        }
+        if up != was {
+            if up {
+                ups += 1;
+            } else {
+                downs += 1;
+            }
+            was = up;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(downs >= 2 && ups >= 2, "{downs} {ups}");
+    assert!(held_while_down);
+    assert!(xs(p.as_ref())["fault_flap"] >= 3);
+    assert_eq!(p.link().speed_mbps, 0);
+    // Back up: what was held is sent.
+    while !tx.carrier() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let mut b = Burst::new();
+    tx.tx_burst(&mut b);
+    let mut done = 0;
+    for _ in 0..100 {
+        done += tx.clean(256).packets;
+    }
+    assert!(done > 0);
+    drop(tx);
+    assert_eq!(pool.stats().in_use, 0);
+}
+
+#[test]
+fn fault_specs_refuse_nonsense_with_a_reason() {
+    let reg = Registry::with_builtins();
+    for (spec, want) in [
+        ("fault:flap_every_ms=10+null", "needs flap_ms"),
+        (
+            "fault:flap_ms=10,flap_every_ms=10+null",
+            "longer than flap_ms",
+        ),
+        ("fault:dup=1.5+null", "0..=1"),
+        ("fault:refuse=x+null", "0..=1"),
+        ("fault:fcs+null", "key=value"),
+    ] {
+        let e = reg.check(spec).err().unwrap().to_string();
+        assert!(e.contains(want), "{spec}: {e}");
+    }
+    reg.check("fault:dup=0.1,fcs=0.1,refuse=0.1,flap_ms=5+null")
+        .unwrap();
+}
+
+#[test]
+fn pcap_port_and_tap_refuse_a_symlink_at_their_path() {
+    let reg = Registry::with_builtins();
+    let target = tmp("symlink-target");
+    std::fs::write(&target, b"keep").unwrap();
+    let link = tmp("symlink.pcap");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for spec in [
+        format!("pcap:{}", link.display()),
+        format!("tap:{}+null", link.display()),
+    ] {
+        let e = reg.open(&spec).err().expect("refused").to_string();
+        assert!(e.contains("symbolic link"), "{spec}: {e}");
+    }
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+}
+
+/// `tap:PATH.pcapng+…` writes pcapng that Wireshark's own tools read:
+/// `capinfos` names the format and nanosecond resolution, `tshark` sees
+/// every frame with its length and direction (EPB flags).
+#[test]
+fn tap_pcapng_is_read_by_tshark_with_directions() {
+    let mut pool = pool(64);
+    let path = tmp("both.pcapng");
+    let reg = Registry::with_builtins();
+    let mut a = reg
+        .open(&format!("tap:{}+ring:wrap-ng", path.display()))
+        .unwrap();
+    let mut b = reg.open("ring:wrap-ng").unwrap();
+    a.configure(&PortConfig::default()).unwrap();
+    b.configure(&PortConfig::default()).unwrap();
+    let mut atx = a.tx_queue(0).unwrap();
+    let mut arx = a.rx_queue(0).unwrap();
+    let mut brx = b.rx_queue(0).unwrap();
+    let mut btx = b.tx_queue(0).unwrap();
+    // Odd lengths: the EPB padding is exercised.
+    let mut out = frames(&mut pool, 0, 5, 61);
+    assert_eq!(atx.tx_burst(&mut out), 5);
+    let mut got = Burst::new();
+    assert_eq!(brx.rx_burst(&mut pool, &mut got, 64), 5);
+    let mut back = frames(&mut pool, 100, 3, 70);
+    assert_eq!(btx.tx_burst(&mut back), 3);
+    let mut rx = Burst::new();
+    assert_eq!(arx.rx_burst(&mut pool, &mut rx, 64), 3);
+    drop((got, rx));
+    a.stop().unwrap();
+    let info = std::process::Command::new("capinfos")
+        .arg(&path)
+        .output()
+        .expect("capinfos (wireshark-common, installed by scripts/test)");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("- pcapng"), "{info}");
+    assert!(info.contains("nanoseconds (9)"), "{info}");
+    assert!(info.contains("Number of packets:   8"), "{info}");
+    assert!(info.contains("Strict time order:   True"), "{info}");
+    let o = std::process::Command::new("tshark")
+        .args(["-r"])
+        .arg(&path)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.len",
+            "-e",
+            "frame.packet_flags_direction",
+        ])
+        .output()
+        .expect("tshark");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    let want: Vec<String> = std::iter::repeat_n("61\t0x00000002".to_string(), 5)
+        .chain(std::iter::repeat_n("70\t0x00000001".to_string(), 3))
+        .collect();
+    assert_eq!(rows, want, "outbound = 2, inbound = 1");
+}

@@ -111,6 +111,9 @@ impl TxQueue for TraceTx {
     fn poll_event(&mut self) -> Option<PortEvent> {
         self.inner.poll_event()
     }
+    fn carrier(&self) -> bool {
+        self.inner.carrier()
+    }
     fn reset(&mut self) -> Option<Completed> {
         tracing::debug!(port = %self.port, queue = self.inner.index(), "tx queue reset");
         self.inner.reset()
