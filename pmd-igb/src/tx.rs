@@ -493,6 +493,11 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
                 }
                 let hi = u64::from(cmd) | (u64::from(olinfo) << 32);
                 slot = self.tail;
+                debug_assert!(
+                    wirespeed::eal::dma::iova_mapped(s.iova, s.data.len()),
+                    "igb: TX buffer IOVA {:#x} outside every mapped DMA region",
+                    s.iova
+                );
                 self.write_desc(slot, s.iova, hi);
                 self.last_cmd = Some((slot, hi));
                 self.tail = self.next(slot);

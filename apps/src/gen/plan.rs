@@ -137,7 +137,7 @@ fn spec_outputs(spec: &DevSpec) -> Vec<(&'static str, String)> {
 }
 
 /// Checks that `path` can be written (its directory exists and takes a new
-/// file) by opening it for writing, without truncating what is there.
+/// file; a symlink is refused) without truncating what is there.
 fn check_output(flag: &str, path: &Path) -> Result<(), GenError> {
     if path.is_dir() {
         return Err(ConfigError::new(
@@ -146,36 +146,21 @@ fn check_output(flag: &str, path: &Path) -> Result<(), GenError> {
         )
         .into());
     }
-    let existed = path.exists();
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-    {
-        Ok(_) => {
-            if !existed {
-                // Leave no empty file behind if the run fails before writing it.
-                let _ = std::fs::remove_file(path);
-            }
-            Ok(())
-        }
-        Err(e) => {
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .map(|d| d.display().to_string())
-                .unwrap_or_else(|| ".".into());
-            Err(ConfigError::new(
-                flag,
-                format!(
-                    "cannot write {}: {e} (does {dir} exist and is it writable?)",
-                    path.display()
-                ),
-            )
-            .into())
-        }
-    }
+    wirespeed::eal::file::check_writable_nofollow(path).map_err(|e| {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| ".".into());
+        ConfigError::new(
+            flag,
+            format!(
+                "cannot write {}: {e} (does {dir} exist and is it writable?)",
+                path.display()
+            ),
+        )
+        .into()
+    })
 }
 
 /// One port as the run uses it.

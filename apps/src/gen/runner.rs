@@ -22,13 +22,13 @@ pub(super) fn run(args: &GenArgs, registry: &Registry) -> Result<Summary, GenErr
     }
     if let Some(path) = &args.hlog {
         let bytes = hlog(&plan, &out, wall_start)?;
-        std::fs::write(path, bytes)
+        wirespeed::eal::file::write_nofollow(path, &bytes)
             .map_err(|e| GenError::Run(format!("--hlog {}: {e}", path.display())))?;
     }
     if let Some(path) = &args.plot {
         let series: Vec<Series> = out.mon.series();
         let svg = super::measure::svg_plot(&summary.latency_hists, &series);
-        std::fs::write(path, svg)
+        wirespeed::eal::file::write_nofollow(path, svg.as_bytes())
             .map_err(|e| GenError::Run(format!("--plot {}: {e}", path.display())))?;
     }
     Ok(summary)
