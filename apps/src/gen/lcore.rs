@@ -224,6 +224,8 @@ pub struct GenApp {
     lat_rx: LatencyRx,
     interval_start: u64,
     any_latency: bool,
+    /// Some stream's frames come back to a port of the run.
+    any_return: bool,
     rx_other: u64,
     tally: Tally,
     start_tsc: u64,
@@ -243,6 +245,7 @@ impl GenApp {
         let senders = senders(ctx, &p, tsc)?;
         let ns = p.streams.len();
         let any_latency = p.streams.iter().any(|s| s.latency);
+        let any_return = p.streams.iter().any(|s| s.latency || s.rx_port != s.port);
         let mut stacks = Vec::new();
         for (pi, setup) in p.stacks.iter().enumerate() {
             stacks.push(match setup {
@@ -265,6 +268,7 @@ impl GenApp {
             lat_rx: LatencyRx::new(p.streams.iter().map(|s| s.latency).collect(), tsc),
             interval_start: 0,
             any_latency,
+            any_return,
             rx_other: 0,
             tally: Tally::default(),
             start_tsc: 0,
@@ -492,8 +496,12 @@ impl LcoreApp for GenApp {
         let now = self.tsc.now();
         if let Some(c) = self.p.run_cycles {
             if now >= self.start_tsc + c {
-                ctx.request_stop();
-                return;
+                // The run's time is up: every sender is done, and the lcore
+                // ends as when the counts are sent (returns still in flight
+                // get their grace period).
+                for s in self.senders.iter_mut() {
+                    s.done = true;
+                }
             }
         }
         self.stack_timers(ctx, now);
@@ -512,8 +520,9 @@ impl LcoreApp for GenApp {
                 if self.all_done_at == 0 {
                     self.all_done_at = now;
                 }
-                // A grace period for latency returns still in flight.
-                let grace = if self.any_latency {
+                // A grace period for returns still in flight (latency
+                // probes, frames looped to a receiving port on another lcore).
+                let grace = if self.any_return {
                     self.tsc.hz() / 20
                 } else {
                     0

@@ -146,10 +146,14 @@ impl Stamps {
                 path: path.display().to_string(),
                 source: e,
             })?;
+        // Every page written now: a page fault while stamping would be
+        // jitter the sink itself adds.
+        let mut ns = vec![u64::MAX; max];
+        ns.clear();
         Ok(Stamps {
             file,
             path,
-            ns: Vec::with_capacity(max),
+            ns,
             dropped: 0,
             tsc: crate::eal::Tsc::global(),
         })
