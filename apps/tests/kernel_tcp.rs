@@ -16,8 +16,11 @@ use wirespeed::stack::{
     DirectXmit, Errno, MsgFlags, PortConf, Stack, StackConfig, TcpId, TcpState,
 };
 
-const OURS: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
-const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 2);
+const OURS: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+mod common;
+use common::kernel::Peer;
 
 fn sh(args: &[&str]) -> bool {
     Command::new(args[0])
@@ -28,78 +31,19 @@ fn sh(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A veth pair `{ns}h` (here) ↔ `{ns}n` (namespace `{ns}`, 10.78.0.2/24),
-/// removed on drop (also when a test fails).
-struct Peer {
-    ns: String,
-    host_if: String,
-    peer_if: String,
+/// The namespace of `common::kernel::Peer` with the kernel finishing its own
+/// checksums (a capture on its side can then check every segment).
+fn peer(tag: &str) -> Option<Peer> {
+    let p = Peer::new(tag)?;
+    p.full_checksums();
+    Some(p)
 }
 
+/// What the TCP tests add to the kernel peer: python3 programs, any /proc
+/// counter file, netem.
 impl Peer {
-    fn new(tag: &str) -> Option<Peer> {
-        // SAFETY: plain libc call with no arguments.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("kernel TCP interop: not root, cannot create a network namespace: skipped");
-            return None;
-        }
-        let ns = format!("{tag}{}", std::process::id() % 100_000);
-        let host_if = format!("{ns}h");
-        let peer_if = format!("{ns}n");
-        let _ = sh(&["ip", "netns", "del", &ns]);
-        let p = Peer {
-            ns: ns.clone(),
-            host_if: host_if.clone(),
-            peer_if: peer_if.clone(),
-        };
-        for cmd in [
-            vec!["ip", "netns", "add", &ns],
-            vec![
-                "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
-            ],
-            vec!["ip", "link", "set", &peer_if, "netns", &ns],
-            vec!["ip", "link", "set", &host_if, "up"],
-            vec![
-                "ip",
-                "netns",
-                "exec",
-                &ns,
-                "ip",
-                "addr",
-                "add",
-                "10.78.0.2/24",
-                "dev",
-                &peer_if,
-            ],
-            vec![
-                "ip", "netns", "exec", &ns, "ip", "link", "set", &peer_if, "up",
-            ],
-            vec!["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"],
-            // The kernel finishes its checksums itself: the af_packet RX ring
-            // does not report veth's CHECKSUM_PARTIAL frames
-            // (TP_STATUS_CSUMNOTREADY) as verified, and a capture on the
-            // kernel's side can then check every segment.
-            vec![
-                "ip", "netns", "exec", &ns, "ethtool", "-K", &peer_if, "tx", "off",
-            ],
-        ] {
-            assert!(
-                sh(&cmd),
-                "setting up the namespace failed at: {}",
-                cmd.join(" ")
-            );
-        }
-        Some(p)
-    }
-
-    fn exec(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns]).args(args);
-        c
-    }
-
     /// Runs a python3 peer in the namespace; waits for its "ready" line.
-    fn python(&self, script: &str, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
+    fn python_ready(&self, script: &str, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
         let mut c = self
             .exec(&["python3", "-c", script])
             .args(args)
@@ -114,7 +58,7 @@ impl Peer {
     }
 
     /// The namespace's /proc/net/snmp (or netstat) value `proto`:`field`.
-    fn snmp(&self, file: &str, proto: &str, field: &str) -> u64 {
+    fn snmp_file(&self, file: &str, proto: &str, field: &str) -> u64 {
         let out = self.exec(&["cat", file]).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         let lines: Vec<&str> = text
@@ -179,13 +123,6 @@ impl Peer {
             && e(&netem)
             && e(&egress);
         ok.then_some(())
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = sh(&["ip", "link", "del", &self.host_if]);
-        let _ = sh(&["ip", "netns", "del", &self.ns]);
     }
 }
 
@@ -348,7 +285,7 @@ fn finish(ws: &mut Ws, c: TcpId) {
 /// error.
 #[test]
 fn kernel_receives_8mb_and_sha256_matches() {
-    let Some(peer) = Peer::new("wtk") else { return };
+    let Some(peer) = peer("wtk") else { return };
     let pcap = std::env::temp_dir().join(format!("ws-tcpk-{}.pcap", std::process::id()));
     let cap = peer
         .exec(&["tshark", "-q", "-i", &peer.peer_if, "-w"])
@@ -360,7 +297,7 @@ fn kernel_receives_8mb_and_sha256_matches() {
         .ok();
     std::thread::sleep(Duration::from_millis(1500));
     let n = 8 << 20;
-    let (sink, r) = peer.python(SINK, &[&n.to_string(), "0", "0", "262144"]);
+    let (sink, r) = peer.python_ready(SINK, &[&n.to_string(), "0", "0", "262144"]);
     let mut ws = Ws::new(&peer.host_if);
     let c = ws.connect(5001);
     let i = ws.st.tcp(c).info().unwrap();
@@ -375,8 +312,8 @@ fn kernel_receives_8mb_and_sha256_matches() {
     let (got, sha, want) = sink_result(sink, r);
     assert_eq!(got, n as u64);
     assert_eq!(sha, want, "SHA-256 of what the kernel received");
-    assert_eq!(peer.snmp("/proc/net/snmp", "Tcp", "InErrs"), 0);
-    assert_eq!(peer.snmp("/proc/net/snmp", "Tcp", "InCsumErrors"), 0);
+    assert_eq!(peer.snmp_file("/proc/net/snmp", "Tcp", "InErrs"), 0);
+    assert_eq!(peer.snmp_file("/proc/net/snmp", "Tcp", "InCsumErrors"), 0);
     let x = ws.st.counters();
     assert_eq!(x.tcp.active_opens, 1);
     assert_eq!(x.tcp.in_errs, 0);
@@ -397,7 +334,7 @@ fn kernel_receives_8mb_and_sha256_matches() {
                 "-o",
                 "tcp.check_checksum:TRUE",
             ])
-            .args(["-Y", "ip.src == 10.78.0.1"])
+            .args(["-Y", "ip.src == 10.77.0.1"])
             .args(["-T", "fields", "-E", "separator=|"])
             .args(["-e", "ip.checksum.status", "-e", "tcp.checksum.status"])
             .args(["-e", "_ws.expert.severity", "-e", "_ws.expert.message"])
@@ -433,7 +370,7 @@ fn kernel_receives_8mb_and_sha256_matches() {
 /// engine's `fault:` wrapper on our TX instead (1% drop, 2% reorder).
 #[test]
 fn kernel_receives_every_byte_through_netem_loss_and_reordering() {
-    let Some(peer) = Peer::new("wtl") else { return };
+    let Some(peer) = peer("wtl") else { return };
     let spec = if peer.netem("delay 1ms reorder 25% 50% loss 1%").is_some() {
         format!("af_packet:{}", peer.host_if)
     } else {
@@ -444,7 +381,7 @@ fn kernel_receives_every_byte_through_netem_loss_and_reordering() {
         )
     };
     let n = 4 << 20;
-    let (sink, r) = peer.python(SINK, &[&n.to_string(), "0", "0", "262144"]);
+    let (sink, r) = peer.python_ready(SINK, &[&n.to_string(), "0", "0", "262144"]);
     let mut ws = Ws::with_spec(&peer.host_if, &spec);
     let c = ws.connect(5001);
     ws.send_all(c, &pattern(n), 120);
@@ -470,9 +407,9 @@ fn kernel_receives_every_byte_through_netem_loss_and_reordering() {
 /// (TCPRwndLimited), and the data is intact.
 #[test]
 fn kernel_small_receive_window_limits_sending() {
-    let Some(peer) = Peer::new("wtw") else { return };
+    let Some(peer) = peer("wtw") else { return };
     let n = 300_000;
-    let (sink, r) = peer.python(SINK, &[&n.to_string(), "4096", "0.002", "2048"]);
+    let (sink, r) = peer.python_ready(SINK, &[&n.to_string(), "4096", "0.002", "2048"]);
     let mut ws = Ws::new(&peer.host_if);
     let c = ws.connect(5001);
     let peak = ws.send_all(c, &pattern(n), 60);
@@ -489,7 +426,7 @@ fn kernel_small_receive_window_limits_sending() {
 /// FIN and RST both ways, and a refused connect.
 #[test]
 fn kernel_fin_and_rst_both_ways() {
-    let Some(peer) = Peer::new("wtf") else { return };
+    let Some(peer) = peer("wtf") else { return };
     // The kernel closes first (FIN after its reply); we are CLOSE-WAIT, then
     // LAST-ACK, then gone.
     const FIN_FIRST: &str = "import socket
@@ -510,9 +447,9 @@ for mode in ('fin','rst','peer-rst'):
         except ConnectionResetError:
             print('reset',flush=True)
 ";
-    let (mut py, mut r) = peer.python(FIN_FIRST, &[]);
+    let (mut py, mut r) = peer.python_ready(FIN_FIRST, &[]);
     let mut ws = Ws::new(&peer.host_if);
-    let est0 = peer.snmp("/proc/net/snmp", "Tcp", "EstabResets");
+    let est0 = peer.snmp_file("/proc/net/snmp", "Tcp", "EstabResets");
     // 1. The kernel's FIN.
     let c = ws.connect(5002);
     ws.st.tcp(c).send(b"hello").unwrap();
@@ -559,7 +496,7 @@ for mode in ('fin','rst','peer-rst'):
     line.clear();
     r.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "reset", "the kernel saw our RST");
-    assert!(peer.snmp("/proc/net/snmp", "Tcp", "EstabResets") > est0);
+    assert!(peer.snmp_file("/proc/net/snmp", "Tcp", "EstabResets") > est0);
     let _ = py.wait();
     // 4. Nobody on the port: ECONNREFUSED.
     let c = ws.st.tcp_socket().unwrap();
@@ -580,7 +517,7 @@ for mode in ('fin','rst','peer-rst'):
 /// and back intact; PassiveOpens counts it.
 #[test]
 fn kernel_client_talks_to_a_wirespeed_echo_listener() {
-    let Some(peer) = Peer::new("wte") else { return };
+    let Some(peer) = peer("wte") else { return };
     let mut ws = Ws::new(&peer.host_if);
     let l = ws.st.tcp_socket().unwrap();
     ws.st
@@ -592,7 +529,7 @@ fn kernel_client_talks_to_a_wirespeed_echo_listener() {
 print('ready',flush=True)
 blk=bytes((i*7+3)%256 for i in range(251)); N=2<<20
 data=(blk*(N//251+1))[:N]
-c=socket.create_connection(('10.78.0.1',7000),timeout=30)
+c=socket.create_connection(('10.77.0.1',7000),timeout=30)
 got=[]
 def rd():
     while True:
