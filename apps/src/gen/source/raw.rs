@@ -40,7 +40,12 @@ impl RawSource {
             }
         } else if cx.pacer.is_unpaced() && g.fills_bursts() {
             // Line rate, no size to draw per packet: the whole burst in one pass.
-            if cx.pool.alloc_bulk(out, n) {
+            // A fixed size is set as the buffers are taken (one pass less).
+            let taken = match g.fixed_len() {
+                Some(len) => cx.pool.alloc_bulk_len(out, n, len),
+                None => cx.pool.alloc_bulk(out, n),
+            };
+            if taken {
                 g.fill_burst(out.as_mut_slice(), cx.tsc.now());
             } else {
                 *cx.alloc_failures += 1;

@@ -5,8 +5,11 @@
 //! and the checksums, which are assembled from precomputed partial sums rather
 //! than recomputed over the packet.
 
-use crate::config::{Field, FieldKind, FieldOp, Payload, Sizes, Stream, LATENCY_HDR};
+mod fields;
+
+use crate::config::{Payload, Sizes, Stream, LATENCY_HDR};
 use crate::latency;
+use fields::{FieldGen, FieldGroup};
 use wirespeed::mbuf::{ol, Mbuf};
 use wirespeed::stack::checksum::{self, fold, fold32};
 use wirespeed::stack::wire::{
@@ -60,17 +63,6 @@ fn at(base: usize, r: std::ops::Range<usize>) -> std::ops::Range<usize> {
 /// The header bytes the field columns see: Ethernet, an 802.1Q tag, IPv4
 /// and UDP (every raw frame is at least 60 bytes).
 const HDR_VIEW: usize = ETH_HLEN + VLAN_HLEN + IPV4_MIN_HLEN + UDP_HLEN;
-
-/// Writes the low `W` bytes of `v` big-endian into `b` (`b.len() == W`).
-#[inline(always)]
-fn put<const W: usize>(b: &mut [u8], v: u64) {
-    match W {
-        1 => b[0] = v as u8,
-        2 => b.copy_from_slice(&(v as u16).to_be_bytes()),
-        4 => b.copy_from_slice(&(v as u32).to_be_bytes()),
-        _ => b.copy_from_slice(&v.to_be_bytes()[8 - W..]),
-    }
-}
 
 /// The most packets one fill builds (a sender's burst array).
 pub const FILL_MAX: usize = 64;
@@ -163,208 +155,6 @@ pub fn imix_schedule(v: &[(u32, u32)]) -> Vec<u32> {
         out.push(v[best].0);
     }
     out
-}
-
-/// One varying field, planned once so the per-packet work is a store, an
-/// add into the checksum sums it takes part in, and a step without a
-/// division (TRex's field engine, without the per-packet interpretation).
-#[derive(Debug, Clone)]
-struct FieldGen {
-    cur: u64,
-    min: u64,
-    max: u64,
-    /// `max - min + 1` (0 when the range is all of u64).
-    span: u64,
-    /// The step reduced modulo `span`, so one conditional wrap suffices.
-    step: u64,
-    op: FieldOp,
-    offset: usize,
-    /// Bytes written: 1 (TOS), 2 (ports, VLAN TCI), 4 (IPv4), 6 (MAC).
-    width: u8,
-    /// OR-ed into a 16-bit value as written (the VLAN priority bits).
-    write_or: u64,
-    /// 1 when the field's 16-bit words count in the IPv4 header checksum,
-    /// the UDP pseudo-header, the UDP header (0 otherwise): multipliers, so
-    /// the sum needs no branch.
-    in_ip: u64,
-    in_pseudo: u64,
-    in_l4: u64,
-}
-
-impl FieldGen {
-    fn plan(f: &Field, ip: usize, udp: usize, vlan_prio_bits: u16) -> FieldGen {
-        let span = (f.max - f.min).wrapping_add(1);
-        let step = if span == 0 { f.step } else { f.step % span };
-        let (offset, width, write_or, in_ip, in_pseudo, in_l4) = match f.kind {
-            FieldKind::DstMac => (0, 6, 0, 0, 0, 0),
-            FieldKind::SrcMac => (6, 6, 0, 0, 0, 0),
-            FieldKind::Vlan => (14, 2, vlan_prio_bits as u64, 0, 0, 0),
-            // TOS is the low byte of the header's first word.
-            FieldKind::Tos => (ip + ipv4::TOS, 1, 0, 1, 0, 0),
-            FieldKind::SrcIp => (ip + ipv4::SRC.start, 4, 0, 1, 1, 0),
-            FieldKind::DstIp => (ip + ipv4::DST.start, 4, 0, 1, 1, 0),
-            FieldKind::SrcPort => (udp + udp::SPORT.start, 2, 0, 0, 0, 1),
-            FieldKind::DstPort => (udp + udp::DPORT.start, 2, 0, 0, 0, 1),
-        };
-        FieldGen {
-            cur: match f.op {
-                FieldOp::Dec => f.max,
-                _ => f.min,
-            },
-            min: f.min,
-            max: f.max,
-            span,
-            step,
-            op: f.op,
-            offset,
-            width,
-            write_or,
-            in_ip,
-            in_pseudo,
-            in_l4,
-        }
-    }
-
-    /// Writes this field's value into each frame of a burst (`W` bytes at
-    /// its offset), adds its 16-bit words to `acc[k]` for frame k (when the
-    /// checksums cover it), and steps once per frame; the step's kind is
-    /// chosen once for the column.
-    #[inline(always)]
-    fn column<const W: usize>(
-        &mut self,
-        views: &mut [Option<&mut [u8; HDR_VIEW]>],
-        acc: Option<&mut [u32; FILL_MAX]>,
-        rng: &mut Rng,
-    ) {
-        match self.op {
-            FieldOp::Inc => {
-                let (step, max, span) = (self.step, self.max, self.span);
-                // Values fit 48 bits and the step is below the span: no
-                // u64 overflow, one compare.
-                self.column_with::<W>(views, acc, |c| {
-                    let n = c + step;
-                    if n > max {
-                        n - span
-                    } else {
-                        n
-                    }
-                })
-            }
-            FieldOp::Dec => {
-                let (step, min, span) = (self.step, self.min, self.span);
-                self.column_with::<W>(views, acc, |c| {
-                    if c < min + step {
-                        c + span - step
-                    } else {
-                        c - step
-                    }
-                })
-            }
-            FieldOp::Random => {
-                let (min, span) = (self.min, self.span);
-                self.column_with::<W>(views, acc, |_| {
-                    if span == 0 {
-                        rng.next_u64()
-                    } else {
-                        min + ((rng.next_u64() as u128 * span as u128) >> 64) as u64
-                    }
-                })
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn column_with<const W: usize>(
-        &mut self,
-        views: &mut [Option<&mut [u8; HDR_VIEW]>],
-        acc: Option<&mut [u32; FILL_MAX]>,
-        mut next: impl FnMut(u64) -> u64,
-    ) {
-        let (o, or) = (self.offset, self.write_or);
-        if o + W > HDR_VIEW {
-            return;
-        }
-        let mut v = self.cur;
-        match acc {
-            Some(a) => {
-                for (k, d) in views.iter_mut().flatten().enumerate() {
-                    put::<W>(&mut d[o..o + W], v | or);
-                    // A value fits its field: up to 4 bytes, two 16-bit words.
-                    a[k & (FILL_MAX - 1)] += if W == 4 {
-                        (v >> 16) as u32 + (v & 0xffff) as u32
-                    } else {
-                        v as u32
-                    };
-                    v = next(v);
-                }
-            }
-            None => {
-                for d in views.iter_mut().flatten() {
-                    put::<W>(&mut d[o..o + W], v | or);
-                    v = next(v);
-                }
-            }
-        }
-        self.cur = v;
-    }
-
-    /// Writes the current value into the frame; returns its 16-bit word sum
-    /// as it appears in the checksums (0 for MAC and VLAN, which none covers).
-    #[inline(always)]
-    fn write(&self, data: &mut [u8]) -> u64 {
-        let v = self.cur;
-        let o = self.offset;
-        match self.width {
-            1 => {
-                data[o] = v as u8;
-                v & 0xff
-            }
-            2 => {
-                data[o..o + 2].copy_from_slice(&((v | self.write_or) as u16).to_be_bytes());
-                v & 0xffff
-            }
-            4 => {
-                data[o..o + 4].copy_from_slice(&(v as u32).to_be_bytes());
-                ((v >> 16) & 0xffff) + (v & 0xffff)
-            }
-            _ => {
-                data[o..o + 6].copy_from_slice(&v.to_be_bytes()[2..8]);
-                0
-            }
-        }
-    }
-
-    /// Steps to the next value: `inc`/`dec` wrap within min..=max with one
-    /// compare (no division per packet); `random` maps 64 random bits onto
-    /// the range by a multiply (Lemire's method).
-    #[inline(always)]
-    fn advance(&mut self, rng: &mut Rng) {
-        self.cur = match self.op {
-            FieldOp::Inc => {
-                let n = self.cur.wrapping_add(self.step);
-                if n > self.max || n < self.cur {
-                    n.wrapping_sub(self.span)
-                } else {
-                    n
-                }
-            }
-            FieldOp::Dec => {
-                let n = self.cur.wrapping_sub(self.step);
-                if n < self.min || n > self.cur {
-                    n.wrapping_add(self.span)
-                } else {
-                    n
-                }
-            }
-            FieldOp::Random => {
-                if self.span == 0 {
-                    rng.next_u64()
-                } else {
-                    self.min + ((rng.next_u64() as u128 * self.span as u128) >> 64) as u64
-                }
-            }
-        };
-    }
 }
 
 /// The checksum sums of a stream's template that do not change per packet:
@@ -507,6 +297,9 @@ pub struct PacketGen {
     /// engine cache, pktgen-dpdk's per-flow templates); empty otherwise.
     flows: Vec<[u8; MIN_FRAME]>,
     flow_idx: usize,
+    /// Otherwise, for the burst path: fields stepped together from a
+    /// table per group (see [`FieldGroup`]); the rest go by columns.
+    groups: Vec<FieldGroup>,
     /// An IMIX schedule without varying fields: the first 60 bytes of the
     /// frame for each slot of the schedule (lengths and checksums done).
     sched_hdrs: Vec<[u8; MIN_FRAME]>,
@@ -563,6 +356,7 @@ impl PacketGen {
             sums,
             flows: Vec::new(),
             flow_idx: 0,
+            groups: Vec::new(),
             sched_hdrs: Vec::new(),
             rng: Rng::new(0x5EED ^ ((s.index as u64) << 8) ^ lcore_id as u64),
             latency: s.latency,
@@ -591,6 +385,9 @@ impl PacketGen {
         }
         g.template = t;
         g.flows = g.build_flows();
+        if g.flows.is_empty() && g.plain_fields() {
+            g.groups = FieldGroup::plan(&mut g.fields, &mut g.rng);
+        }
         g.sched_hdrs = g.build_sched_hdrs();
         g
     }
@@ -690,24 +487,10 @@ impl PacketGen {
     /// (inc/dec): the LCM of the fields' cycle lengths; `None` with a random
     /// field or when it exceeds `limit`.
     fn flow_period(&self, limit: u64) -> Option<u64> {
-        fn gcd(a: u64, b: u64) -> u64 {
-            if b == 0 {
-                a
-            } else {
-                gcd(b, a % b)
-            }
-        }
         let mut p = 1u64;
         for f in &self.fields {
-            if f.op == FieldOp::Random || f.span == 0 {
-                return None;
-            }
-            let cycle = if f.step == 0 {
-                1
-            } else {
-                f.span / gcd(f.span, f.step)
-            };
-            p = (p / gcd(p, cycle)).checked_mul(cycle)?;
+            let cycle = f.cycle()?;
+            p = (p / fields::gcd(p, cycle)).checked_mul(cycle)?;
             if p > limit {
                 return None;
             }
@@ -715,18 +498,25 @@ impl PacketGen {
         Some(p)
     }
 
+    /// True when the burst path writes this stream's fields itself: fixed
+    /// size, varying fields, software checksums, no latency header, offload
+    /// or priority (see [`PacketGen::fill_fixed_burst`]).
+    fn plain_fields(&self) -> bool {
+        !self.fields.is_empty()
+            && !self.latency
+            && !self.offload
+            && self.hw_vlan == 0
+            && self.priority == 0
+            && self.template.len() >= MIN_FRAME
+            && self.fixed_wire().is_some()
+    }
+
     /// Prebuilds one period of headers for [`PacketGen::fill_fixed_burst`]
     /// when that is cheaper per packet than stepping the fields: fixed size,
     /// deterministic fields, software checksums, nothing per packet but the
     /// header bytes. Leaves the fields where they started.
     fn build_flows(&mut self) -> Vec<[u8; MIN_FRAME]> {
-        let plain = !self.fields.is_empty()
-            && !self.latency
-            && !self.offload
-            && self.hw_vlan == 0
-            && self.priority == 0
-            && self.template.len() >= MIN_FRAME;
-        let Some(wire) = self.fixed_wire().filter(|_| plain) else {
+        let Some(wire) = self.fixed_wire().filter(|_| self.plain_fields()) else {
             return Vec::new();
         };
         let Some(period) = self.flow_period(MAX_FLOWS as u64) else {
@@ -858,6 +648,13 @@ impl PacketGen {
         f[at(udp, udp::CHECKSUM)].copy_from_slice(&c.to_be_bytes());
     }
 
+    /// The buffer length (frame without FCS, without a NIC-inserted tag) of
+    /// every packet when the stream has one size: what to allocate with.
+    #[inline(always)]
+    pub fn fixed_len(&self) -> Option<usize> {
+        self.fixed_wire().map(|w| w as usize - 4 - self.hw_extra)
+    }
+
     /// The wire size of every packet when the stream has one size.
     #[inline(always)]
     pub fn fixed_wire(&self) -> Option<u32> {
@@ -926,7 +723,8 @@ impl PacketGen {
         let mut views: [Option<&mut [u8; HDR_VIEW]>; FILL_MAX] = std::array::from_fn(|_| None);
         let mut k = 0;
         for m in pkts[..n].iter_mut() {
-            if m.set_len(len).is_ok() {
+            // Buffers come with the frame's length (`alloc_bulk_len`) or the template's.
+            if m.data_len() == len || m.set_len(len).is_ok() {
                 if let Some(h) = m.data_mut().first_chunk_mut::<HDR_VIEW>() {
                     views[k] = Some(h);
                     k += 1;
@@ -935,11 +733,15 @@ impl PacketGen {
         }
         let views = &mut views[..k];
         // Per frame: the words of the fields in the IPv4 header only (TOS),
-        // in both the header and the pseudo-header (addresses), in UDP (ports).
+        // in both the header and the pseudo-header (addresses), in UDP
+        // (ports); a group's words go to the first and the last directly.
         let mut ip_w = [0u32; FILL_MAX];
         let mut addr_w = [0u32; FILL_MAX];
         let mut l4_w = [0u32; FILL_MAX];
-        for f in &mut self.fields {
+        for g in &mut self.groups {
+            g.column(views, &mut ip_w, &mut l4_w);
+        }
+        for f in self.fields.iter_mut().filter(|f| !f.grouped) {
             let acc: Option<&mut [u32; FILL_MAX]> = match (f.in_ip, f.in_pseudo, f.in_l4) {
                 (1, 1, _) => Some(&mut addr_w),
                 (1, 0, _) => Some(&mut ip_w),
@@ -1354,6 +1156,44 @@ mod tests {
     /// kind gives the frames the per-packet path gives, in order, across
     /// bursts and chunks; with a random field every frame stays valid and
     /// in range.
+    #[test]
+    fn field_groups_match_the_per_packet_path() {
+        // The benchmark's four fields (combined period 3.25 M, too long to
+        // prebuild whole frames): addresses and ports become two groups;
+        // tagged and untagged; with a fifth field left to a column.
+        let four =
+            "[[stream.field]]\nname = \"src_ip\"\nmin = \"198.18.0.1\"\nmax = \"198.18.0.254\"\n\
+             [[stream.field]]\nname = \"dst_ip\"\nmin = \"198.19.0.1\"\nmax = \"198.19.0.100\"\n\
+             [[stream.field]]\nname = \"src_port\"\nmin = 1024\nmax = 2047\n\
+             [[stream.field]]\nname = \"dst_port\"\nop = \"dec\"\nmin = 5000\nmax = 5063\n";
+        let tos = "[[stream.field]]\nname = \"tos\"\nmin = 0\nmax = 255\nstep = 3\n";
+        for (head, extra, groups) in [
+            ("size = 64", "", 2),
+            ("size = 68\nvlan = 9", "", 2),
+            ("size = 64", tos, 2),
+        ] {
+            let s = &streams(&format!("[[stream]]\n{head}\n{four}{extra}"))[0];
+            let mut grp = PacketGen::new(s, 0, false);
+            assert!(grp.flows.is_empty() && grp.fills_bursts());
+            assert_eq!(grp.groups.len(), groups, "{head} {extra}");
+            let mut per_packet = PacketGen::new(s, 0, false);
+            let mut p = prebuilt(&grp);
+            let mut q = prebuilt(&per_packet);
+            // Past a group's table length (12700 and 1024 steps) and back.
+            for n in std::iter::repeat([64usize, 1, 33, 17]).flatten().take(900) {
+                let mut a = Burst::new();
+                assert!(p.alloc_bulk(&mut a, n));
+                grp.fill_burst(a.as_mut_slice(), 0);
+                for x in a.iter() {
+                    let mut y = q.alloc().unwrap();
+                    per_packet.fill(&mut y, 0);
+                    assert_eq!(x.data(), y.data(), "burst of {n}");
+                    check_frame(x.data());
+                }
+            }
+        }
+    }
+
     #[test]
     fn field_columns_match_the_per_packet_path() {
         let fields = "[[stream.field]]\nname = \"src_mac\"\nmin = \"02:00:00:00:00:01\"\nmax = \"02:00:00:00:01:00\"\n\
