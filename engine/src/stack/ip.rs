@@ -377,7 +377,7 @@ impl Stack {
     /// Plays `udp_push_pending_frames` → `udp_send_skb` (UDP header and
     /// checksum: software, `udp4_hwcsum` offload, or none with SO_NO_CHECK)
     /// → `ip_send_skb`. Empties `p`. `Ok` if handed to IP (`OutDatagrams`).
-    pub(crate) fn udp_push_pending(
+    pub(crate) fn udp_push_pending_frames(
         &mut self,
         p: &mut Pending,
         inet_id: &mut u16,
@@ -437,7 +437,7 @@ impl Stack {
         if ol_flags != 0 {
             p.frags[0].set_ol_flags(ol_flags);
         }
-        let r = self.ip_send(p, &flow, inet_id);
+        let r = self.ip_send_skb(p, &flow, inet_id);
         p.flush();
         match r {
             Ok(()) => {
@@ -455,7 +455,12 @@ impl Stack {
 
     /// Plays `ip_make_skb`'s header part + `ip_send_skb` → `__ip_local_out` →
     /// `ip_output` → `ip_finish_output` → `ip_fragment` → `ip_finish_output2`.
-    fn ip_send(&mut self, p: &mut Pending, flow: &Flow, inet_id: &mut u16) -> Result<(), Errno> {
+    fn ip_send_skb(
+        &mut self,
+        p: &mut Pending,
+        flow: &Flow,
+        inet_id: &mut u16,
+    ) -> Result<(), Errno> {
         let total = p.length + wire::IPV4_MIN_HLEN;
         let mtu = flow.dst.mtu as usize;
         let nfrags = p.frags.len();
@@ -567,13 +572,13 @@ impl Stack {
                 }
             }
         }
-        self.finish_output2(m, d, confirm)
+        self.ip_finish_output2(m, d, confirm)
     }
 
     /// Plays `ip_finish_output2` (+ `neigh_output`): hands the packet to the
     /// neighbour entry of the next hop, or frames it directly for broadcast
     /// and multicast destinations.
-    pub(crate) fn finish_output2(
+    pub(crate) fn ip_finish_output2(
         &mut self,
         mut m: Mbuf,
         d: &Dst,
@@ -594,9 +599,9 @@ impl Stack {
                     self.neigh.confirm(idx, now);
                 }
                 let (neigh, mut io) = self.split_neigh();
-                neigh.output(idx, m, &mut io, now)
+                neigh.neigh_output(idx, m, &mut io, now)
             }
-            NextHop::Local => self.local_out(d.port, m),
+            NextHop::Local => self.loopback_xmit(d.port, m),
             NextHop::Fixed(mac) => {
                 let pc = &self.ports[d.port as usize].conf;
                 let l2len = if pc.vlan.is_some() { 18 } else { 14 };
@@ -707,7 +712,7 @@ impl Stack {
     /// (`rx.dropped`, as softnet's `dropped`). Checksums the device would
     /// have filled in are finished or, for L4, vouched for: Linux's `lo`
     /// passes a `CHECKSUM_PARTIAL` packet on as valid.
-    pub(crate) fn local_out(&mut self, port: u16, mut m: Mbuf) -> Result<(), Errno> {
+    pub(crate) fn loopback_xmit(&mut self, port: u16, mut m: Mbuf) -> Result<(), Errno> {
         let flags = m.ol_flags();
         if flags & ol::TX_IP_CKSUM != 0 {
             let d = m.data_mut();

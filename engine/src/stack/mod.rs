@@ -21,11 +21,11 @@
 //! | `udp_sendmsg`                                   | `Stack::udp_sendmsg` ([`UdpSocket::send_msg`]) |
 //! | `ip_route_output_flow`, `fib_lookup`            | `Stack::route_output`, [`RouteTable::lookup`] |
 //! | `ip_append_data`, `__ip_append_data`            | `Stack::ip_append_data`                     |
-//! | `udp_push_pending_frames`, `udp_send_skb`, `udp4_hwcsum` | `Stack::udp_push_pending`          |
+//! | `udp_push_pending_frames`, `udp_send_skb`, `udp4_hwcsum` | `Stack::udp_push_pending_frames`         |
 //! | `ip_make_skb`, `ip_send_skb`, `__ip_local_out`, `ip_output`, `ip_finish_output`, `ip_fragment` | `Stack::ip_send` |
 //! | `NF_INET_LOCAL_OUT`, `NF_INET_POST_ROUTING`     | [`Hook`]s in `Stack::ip_output_one`         |
-//! | `ip_finish_output2`                             | `Stack::finish_output2`                     |
-//! | `neigh_output`, `neigh_hh_output`, `neigh_resolve_output`, `__neigh_event_send` | `neigh::NeighTable::output` |
+//! | `ip_finish_output2`                             | `Stack::ip_finish_output2`                  |
+//! | `neigh_output`, `neigh_hh_output`, `neigh_resolve_output`, `__neigh_event_send` | `neigh::NeighTable::neigh_output` |
 //! | `neigh_timer_handler`, `neigh_periodic_work`    | `neigh::NeighTable::poll_timers` (via [`Stack::poll_timers`]) |
 //! | `arp_process`, `arp_send_dst`                   | `neigh::NeighTable::arp_input`, `neigh::send_arp` |
 //! | `dev_queue_xmit` (caller side)                  | [`L2Xmit::queue_xmit`]                      |

@@ -2177,7 +2177,7 @@ fn connected_sockets_hash_their_4_tuple_and_stamp_every_fragment() {
     st.socket(a).send(b"x").unwrap();
     st.socket(b).send(&[1u8; 4000]).unwrap();
     assert_eq!(cap.take().len(), 4);
-    // The hook runs before finish_output2; hashes are set by then.
+    // The hook runs before ip_finish_output2; hashes are set by then.
     assert_eq!(*held.borrow(), vec![ha, ha, hb, hb, hb, hb, hb, hb]);
 }
 

@@ -294,7 +294,7 @@ impl SocketTable {
 
     /// Plays `udp_lib_get_port`: binds `sk` (slot `idx`) to `port`, or with
     /// `port == 0` to a free ephemeral port searched from a random start.
-    fn get_port(
+    fn udp_lib_get_port(
         &mut self,
         idx: usize,
         sk: &mut Sock,
@@ -824,6 +824,17 @@ impl Stack {
         Some(Errno::EHOSTUNREACH)
     }
 
+    /// Plays the part of `inet_send_prepare` → `inet_autobind`: a socket
+    /// with no local port gets an ephemeral one (`udp_v4_get_port` →
+    /// `udp_lib_get_port` with port 0) before its first datagram.
+    fn inet_send_prepare(&mut self, idx: usize, sk: &mut Sock) -> Result<(), Errno> {
+        if sk.local_port == 0 {
+            self.socks
+                .udp_lib_get_port(idx, sk, Ipv4Addr::UNSPECIFIED, 0)?;
+        }
+        Ok(())
+    }
+
     fn udp_sendmsg(
         &mut self,
         sk: &mut Sock,
@@ -835,10 +846,7 @@ impl Stack {
         if buf.len() > 0xffff {
             return Err(Errno::EMSGSIZE);
         }
-        // inet_send_prepare → inet_autobind.
-        if sk.local_port == 0 {
-            self.socks.get_port(idx, sk, Ipv4Addr::UNSPECIFIED, 0)?;
-        }
+        self.inet_send_prepare(idx, sk)?;
         let corkreq = sk.cork || o.flags.contains(MsgFlags::MORE);
         let confirm = o.flags.contains(MsgFlags::CONFIRM);
         if !corkreq
@@ -979,7 +987,7 @@ impl Stack {
         let r = if corkreq {
             Ok(())
         } else {
-            self.udp_push_pending(&mut p, &mut sk.inet_id)
+            self.udp_push_pending_frames(&mut p, &mut sk.inet_id)
         };
         sk.pending = p;
         r.map(|()| buf.len())
@@ -1022,7 +1030,7 @@ impl UdpSocket<'_> {
             {
                 return Err(Errno::EADDRNOTAVAIL);
             }
-            st.socks.get_port(idx, sk, a, addr.port())
+            st.socks.udp_lib_get_port(idx, sk, a, addr.port())
         })
     }
 
@@ -1053,7 +1061,8 @@ impl UdpSocket<'_> {
                 return Err(Errno::EACCES);
             }
             if sk.local_port == 0 {
-                st.socks.get_port(idx, sk, Ipv4Addr::UNSPECIFIED, 0)?;
+                st.socks
+                    .udp_lib_get_port(idx, sk, Ipv4Addr::UNSPECIFIED, 0)?;
             }
             sk.remote = Some(peer);
             sk.dst = Some(d);
@@ -1281,7 +1290,7 @@ impl UdpSocket<'_> {
             sk.cork = on;
             if !on && !sk.pending.is_empty() {
                 let mut p = std::mem::take(&mut sk.pending);
-                let r = st.udp_push_pending(&mut p, &mut sk.inet_id);
+                let r = st.udp_push_pending_frames(&mut p, &mut sk.inet_id);
                 sk.pending = p;
                 return r;
             }
