@@ -877,6 +877,7 @@ fn build_stack(pi: usize, su: &StackSetup, core: usize) -> Result<(Stack, Staged
             gateway: Some(g),
             port: Some(0),
             mtu: None,
+            ..Default::default()
         });
     }
     cfg.seed ^= pi as u64;

@@ -10,6 +10,8 @@
 //! a frag list).
 
 use super::checksum::{self, Checksum};
+use super::fib_rules::Flowi4;
+use super::route::{self, FibResult, RouteType};
 use super::secret::{self, SipKey};
 use super::wire::{self, IPPROTO_UDP, IP_DF, IP_MF};
 use super::{Errno, HookPoint, Stack, Verdict};
@@ -246,60 +248,194 @@ impl Stack {
     /// Route + PMTU generation: a cached [`Dst`] is valid while it matches.
     #[inline]
     pub(crate) fn dst_gen(&self) -> u64 {
-        self.routes.generation() + self.pmtu.generation
+        self.fib.generation() + self.pmtu.generation
     }
 
-    /// Plays `ip_route_output_flow` (→ `fib_lookup`) and binds the neighbour:
-    /// resolves where a datagram to `daddr` goes. `saddr` is the source the
-    /// socket asked for (bound address or `IP_PKTINFO`), `oif` the multicast
-    /// interface. The caller counts `OutNoRoutes` on ENETUNREACH.
+    /// Plays the part of `ip_route_output_ports`: the route for a flow given
+    /// by addresses only (TCP, ICMP replies). `saddr` is the source the
+    /// socket has, `oif` the port it asked for.
     pub(crate) fn route_output(
         &mut self,
         daddr: Ipv4Addr,
         saddr: Option<Ipv4Addr>,
         oif: Option<u16>,
     ) -> Result<Dst, Errno> {
-        let gen = self.dst_gen();
-        let sport = saddr.and_then(|s| self.port_of_addr(s));
-        if let Some(d) = self.route_local(daddr, saddr, oif.or(sport), gen) {
-            return Ok(d);
-        }
+        let mut fl = Flowi4::new(daddr);
+        fl.saddr = saddr.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        fl.oif = oif;
+        self.ip_route_output_key(&fl)
+    }
+
+    /// Plays the part of `ip_route_output_flow` → `__ip_route_output_key`:
+    /// resolves where the flow `fl` goes and binds the neighbour. The seed's
+    /// kernel first probes its global route cache; here the cache is the
+    /// `Dst` a connected socket keeps (valid while [`Stack::dst_gen`] is
+    /// unchanged), so every call is the slow path. The caller counts
+    /// `OutNoRoutes` on ENETUNREACH.
+    #[inline]
+    pub(crate) fn ip_route_output_key(&mut self, fl: &Flowi4) -> Result<Dst, Errno> {
+        self.ip_route_output_slow(fl)
+    }
+
+    /// Plays the part of `ip_route_output_slow` (`ip_route_output_key_hash_rcu`
+    /// in kernels since 4.x), in the seed's order: source checks (not
+    /// multicast, broadcast or 0.x; ours, else `EINVAL`); a multicast or
+    /// limited-broadcast flow with a source and no `oif` leaves by the
+    /// source's port; with `oif`, a link-local multicast or limited
+    /// broadcast goes straight out of it; no destination means ourselves;
+    /// then [`Fib::fib_lookup`] through the rules. A failed lookup with `oif`
+    /// set assumes the destination on that link (`--ANK`'s rule). A `local`
+    /// result goes to the loopback; a multipath route picks its next hop by
+    /// flow hash ([`Stack::fib_select_multipath`]), a default route among
+    /// its alternatives by neighbour state ([`Stack::fib_select_default`]).
+    fn ip_route_output_slow(&mut self, fl0: &Flowi4) -> Result<Dst, Errno> {
+        let mut fl = *fl0;
+        let (daddr, has_src) = (fl.daddr, !fl.saddr.is_unspecified());
         let limited_bcast = daddr.is_broadcast();
-        let multicast = daddr.is_multicast();
-        let (port, route_mtu, gw, route_src) = if limited_bcast || multicast {
-            match oif.or(sport) {
-                Some(p) => (p, None, None, self.ports[p as usize].conf.addr),
-                None => {
-                    let r = self.routes.lookup(daddr).ok_or(Errno::ENETUNREACH)?;
-                    (r.port, r.mtu, None, r.src)
-                }
+        if has_src {
+            let s = fl.saddr;
+            if s.is_multicast() || s.is_broadcast() || s.octets()[0] == 0 {
+                return Err(Errno::EINVAL);
             }
-        } else {
-            let r = self.routes.lookup(daddr).ok_or(Errno::ENETUNREACH)?;
-            (r.port, r.mtu, r.gateway, r.src)
-        };
-        let pc = &self.ports[port as usize].conf;
-        let directed_bcast =
-            gw.is_none() && !multicast && daddr == pc.broadcast() && pc.prefix_len < 31;
-        let broadcast = limited_bcast || directed_bcast;
-        let mut mtu = route_mtu.unwrap_or(pc.mtu).min(pc.mtu);
-        if let Some(p) = self.pmtu.get(daddr, self.now) {
-            mtu = mtu.min(p);
+            let sport = self.port_of_addr(s);
+            if sport.is_none() && !s.is_loopback() {
+                return Err(Errno::EINVAL);
+            }
+            if let (None, Some(p), true) = (fl.oif, sport, daddr.is_multicast() || limited_bcast) {
+                fl.oif = Some(p);
+                return self.mkroute_output(&fl, &Self::link_res(p));
+            }
         }
-        let src = saddr.filter(|s| !s.is_unspecified()).unwrap_or(route_src);
-        let next = if broadcast {
+        if let Some(o) = fl.oif {
+            let pa = self.ports.get(o as usize).ok_or(Errno::ENODEV)?.conf.addr;
+            let local_mc = u32::from(daddr) & 0xffff_ff00 == 0xe000_0000;
+            if local_mc || limited_bcast {
+                if !has_src {
+                    fl.saddr = pa;
+                }
+                return self.mkroute_output(&fl, &Self::link_res(o));
+            }
+            if !has_src && daddr.is_multicast() {
+                fl.saddr = pa;
+            }
+        }
+        if daddr.is_unspecified() {
+            // No destination: this host (`INADDR_LOOPBACK` if no source either).
+            fl.daddr = if has_src {
+                fl.saddr
+            } else {
+                Ipv4Addr::LOCALHOST
+            };
+            fl.saddr = fl.daddr;
+            let mut r = Self::link_res(fl.oif.unwrap_or(0));
+            r.rtype = RouteType::Local;
+            return self.mkroute_output(&fl, &r);
+        }
+        let mut res = match self.fib.fib_lookup(&fl) {
+            Ok(r) => r,
+            Err(e) => match fl.oif {
+                Some(o) => {
+                    if !has_src {
+                        fl.saddr = self.ports[o as usize].conf.addr;
+                    }
+                    return self.mkroute_output(&fl, &Self::link_res(o));
+                }
+                None => return Err(e),
+            },
+        };
+        if res.rtype == RouteType::Local {
+            if !has_src {
+                fl.saddr = if res.src.is_unspecified() {
+                    daddr
+                } else {
+                    res.src
+                };
+            }
+            if daddr.is_loopback() {
+                res.port = fl.oif.unwrap_or(res.port);
+            }
+            return self.mkroute_output(&fl, &res);
+        }
+        if res.nhs > 1 && fl.oif.is_none() {
+            self.fib_select_multipath(&mut res, &fl);
+        } else if res.len == 0 && res.rtype == RouteType::Unicast && fl.oif.is_none() {
+            self.fib_select_default(&mut res, &fl);
+        }
+        if !has_src {
+            fl.saddr = if res.src.is_unspecified() {
+                self.ports[res.port as usize].conf.addr
+            } else {
+                res.src
+            };
+        }
+        self.mkroute_output(&fl, &res)
+    }
+
+    /// An on-link unicast result through port `p` (no table entry).
+    fn link_res(p: u16) -> FibResult {
+        FibResult {
+            prefix: Ipv4Addr::UNSPECIFIED,
+            len: 0,
+            rtype: RouteType::Unicast,
+            scope: route::RT_SCOPE_LINK,
+            tos: 0,
+            metric: 0,
+            gateway: None,
+            port: p,
+            src: Ipv4Addr::UNSPECIFIED,
+            mtu: None,
+            nhs: 1,
+            nh_sel: 0,
+            table: 0,
+        }
+    }
+
+    /// Plays the part of `ip_mkroute_output` → `__mkroute_output`: the
+    /// `dst` for a lookup result. The limited broadcast is `RTN_BROADCAST`,
+    /// a class-D destination `RTN_MULTICAST`, a 0.x destination `EINVAL`.
+    /// A `local` result is the loopback (`NextHop::Local`) unless its port
+    /// is itself a loopback device (`PortConf::noarp`), which then carries
+    /// the packet (and is seen there), as `lo` does in Linux. The MTU is
+    /// the route's or the port's, lowered by a learned path MTU; a local
+    /// route keeps the port's (a larger datagram is fragmented and
+    /// reassembled on input: Linux's `lo` takes 65536 bytes at once; the
+    /// bytes delivered are the same).
+    fn mkroute_output(&mut self, fl: &Flowi4, res: &FibResult) -> Result<Dst, Errno> {
+        let daddr = fl.daddr;
+        let multicast = daddr.is_multicast();
+        if !daddr.is_broadcast() && !multicast && daddr.octets()[0] == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let port = res.port;
+        let pc = &self.ports.get(port as usize).ok_or(Errno::ENODEV)?.conf;
+        let broadcast = daddr.is_broadcast() || res.rtype == RouteType::Broadcast;
+        let local = res.rtype == RouteType::Local && !broadcast && !multicast;
+        let mut mtu = res.mtu.unwrap_or(pc.mtu).min(pc.mtu);
+        let (noarp, src) = (pc.noarp, fl.saddr);
+        let next = if local && !noarp {
+            NextHop::Local
+        } else if broadcast {
             NextHop::Fixed(MacAddr::BROADCAST)
         } else if multicast {
             NextHop::Fixed(wire::ipv4_multicast_mac(daddr))
         } else {
-            let nh = gw.unwrap_or(daddr);
+            let nh = if local {
+                daddr
+            } else {
+                res.gateway.unwrap_or(daddr)
+            };
             let now = self.now;
             let idx = self.neigh.lookup_or_create(port, nh, &self.counters, now);
             let uid = self.neigh.get(idx).map(|n| n.uid).unwrap_or(0);
             NextHop::Neigh { idx, uid }
         };
+        if !local {
+            if let Some(p) = self.pmtu.get(daddr, self.now) {
+                mtu = mtu.min(p);
+            }
+        }
         Ok(Dst {
-            gen,
+            gen: self.dst_gen(),
             daddr,
             saddr: src,
             port,
@@ -309,6 +445,162 @@ impl Stack {
             multicast,
             ident_bucket: self.ident.bucket(daddr, src, IPPROTO_UDP),
         })
+    }
+
+    /// Plays the part of `fib_multipath_hash` + `fib_select_multipath`: the
+    /// flow's 31-bit hash (policy 0: source and destination address; 1:
+    /// with protocol and ports) picks the first next hop whose
+    /// `upper_bound` it does not exceed (hash-threshold, RFC 2992), so one
+    /// flow keeps one path and the weights share the hash space.
+    pub(crate) fn fib_select_multipath(&self, res: &mut FibResult, fl: &Flowi4) {
+        let Some(t) = self.fib.table(res.table) else {
+            return;
+        };
+        let Some(r) = t
+            .aliases(res.prefix, res.len)
+            .iter()
+            .find(|r| r.tos == res.tos && r.metric == res.metric)
+        else {
+            return;
+        };
+        let h = if self.fib_multipath_hash_policy == 1 {
+            secret::flow_hash4(
+                fl.saddr.into(),
+                fl.daddr.into(),
+                fl.sport,
+                fl.dport,
+                fl.proto,
+                &self.hash_key,
+            )
+        } else {
+            secret::hash_addrs_proto(fl.daddr.into(), fl.saddr.into(), 0, &self.hash_key) as u32
+        } >> 1;
+        if let Some((i, nh)) = r
+            .nexthops
+            .iter()
+            .enumerate()
+            .find(|(_, nh)| h <= nh.upper_bound)
+        {
+            res.gateway = nh.gateway;
+            res.port = nh.port;
+            res.nh_sel = i as u8;
+        }
+    }
+
+    /// Plays the part of `fib_select_default`: when the answer is a default
+    /// route of a table with several, the alternatives of the same TOS and
+    /// scope (unicast through a gateway) are tried in metric order, and the
+    /// first whose gateway is not dead by `fib_detect_death` wins; else the
+    /// last resort (a valid but not reachable one), else the answer stands.
+    /// The table remembers its last choice (`fa_default`), so a flow moves
+    /// off a gateway only when its neighbour entry says it is gone.
+    pub(crate) fn fib_select_default(&self, res: &mut FibResult, fl: &Flowi4) {
+        let Some(t) = self.fib.table(res.table) else {
+            return;
+        };
+        let aliases = t.aliases(res.prefix, 0);
+        if aliases.len() < 2 {
+            return; // tb_num_default <= 1
+        }
+        let dflt = t.fa_default.get();
+        let (mut fi, mut last_resort, mut last_idx) = (None::<usize>, None::<usize>, -1i32);
+        let (mut order, mut first, mut last_prio, mut last_tos) = (-1i32, false, res.metric, 0u8);
+        for (i, a) in aliases.iter().enumerate() {
+            if a.tos != 0 && a.tos != fl.tos & route::IPTOS_RT_MASK {
+                continue;
+            }
+            if a.metric > last_prio && a.tos == last_tos {
+                if last_tos != 0 {
+                    continue;
+                }
+                break;
+            }
+            (last_tos, last_prio) = (a.tos, a.metric);
+            if a.scope != res.scope || a.rtype != RouteType::Unicast || a.gateway.is_none() {
+                continue;
+            }
+            match fi {
+                None => {
+                    if !(a.tos == res.tos && a.metric == res.metric) {
+                        break;
+                    }
+                    first = true;
+                }
+                Some(f) => {
+                    if !self.fib_detect_death(
+                        &aliases[f],
+                        order,
+                        &mut last_resort,
+                        &mut last_idx,
+                        dflt,
+                        f,
+                    ) {
+                        Self::assign(res, &aliases[f]);
+                        t.fa_default.set(order);
+                        return;
+                    }
+                }
+            }
+            fi = Some(i);
+            order += 1;
+        }
+        let Some(f) = fi.filter(|_| order > 0) else {
+            if first {
+                t.fa_default.set(-1);
+            }
+            return;
+        };
+        if !self.fib_detect_death(&aliases[f], order, &mut last_resort, &mut last_idx, dflt, f) {
+            Self::assign(res, &aliases[f]);
+            t.fa_default.set(order);
+            return;
+        }
+        if let Some(lr) = last_resort.filter(|_| last_idx >= 0) {
+            Self::assign(res, &aliases[lr]);
+        }
+        t.fa_default.set(last_idx);
+    }
+
+    /// `fib_detect_death`: is the gateway of alias `a` (number `order`)
+    /// unusable? No entry or REACHABLE: alive. Valid and not the last
+    /// choice: alive. Else dead, but a valid one (or, before any, one not
+    /// INCOMPLETE past the last choice) becomes the last resort.
+    fn fib_detect_death(
+        &self,
+        a: &route::Route,
+        order: i32,
+        last_resort: &mut Option<usize>,
+        last_idx: &mut i32,
+        dflt: i32,
+        idx: usize,
+    ) -> bool {
+        let Some(gw) = a.gateway else {
+            return false;
+        };
+        let Some(state) = self.neigh.state(a.port, gw) else {
+            return false;
+        };
+        if state == super::NudState::Reachable {
+            return false;
+        }
+        if state.valid() && order != dflt {
+            return false;
+        }
+        if state.valid() || (*last_idx < 0 && order > dflt && state != super::NudState::Incomplete)
+        {
+            *last_resort = Some(idx);
+            *last_idx = order;
+        }
+        true
+    }
+
+    fn assign(res: &mut FibResult, a: &route::Route) {
+        res.gateway = a.gateway;
+        res.port = a.port;
+        res.src = a.src;
+        res.mtu = a.mtu;
+        res.metric = a.metric;
+        res.scope = a.scope;
     }
 
     /// Is a cached dst still usable (tables unchanged, neighbour slot not reused)?
@@ -377,7 +669,7 @@ impl Stack {
     /// Plays `udp_push_pending_frames` → `udp_send_skb` (UDP header and
     /// checksum: software, `udp4_hwcsum` offload, or none with SO_NO_CHECK)
     /// → `ip_send_skb`. Empties `p`. `Ok` if handed to IP (`OutDatagrams`).
-    pub(crate) fn udp_push_pending(
+    pub(crate) fn udp_push_pending_frames(
         &mut self,
         p: &mut Pending,
         inet_id: &mut u16,
@@ -437,7 +729,7 @@ impl Stack {
         if ol_flags != 0 {
             p.frags[0].set_ol_flags(ol_flags);
         }
-        let r = self.ip_send(p, &flow, inet_id);
+        let r = self.ip_send_skb(p, &flow, inet_id);
         p.flush();
         match r {
             Ok(()) => {
@@ -455,7 +747,12 @@ impl Stack {
 
     /// Plays `ip_make_skb`'s header part + `ip_send_skb` → `__ip_local_out` →
     /// `ip_output` → `ip_finish_output` → `ip_fragment` → `ip_finish_output2`.
-    fn ip_send(&mut self, p: &mut Pending, flow: &Flow, inet_id: &mut u16) -> Result<(), Errno> {
+    fn ip_send_skb(
+        &mut self,
+        p: &mut Pending,
+        flow: &Flow,
+        inet_id: &mut u16,
+    ) -> Result<(), Errno> {
         let total = p.length + wire::IPV4_MIN_HLEN;
         let mtu = flow.dst.mtu as usize;
         let nfrags = p.frags.len();
@@ -567,13 +864,13 @@ impl Stack {
                 }
             }
         }
-        self.finish_output2(m, d, confirm)
+        self.ip_finish_output2(m, d, confirm)
     }
 
     /// Plays `ip_finish_output2` (+ `neigh_output`): hands the packet to the
     /// neighbour entry of the next hop, or frames it directly for broadcast
     /// and multicast destinations.
-    pub(crate) fn finish_output2(
+    pub(crate) fn ip_finish_output2(
         &mut self,
         mut m: Mbuf,
         d: &Dst,
@@ -594,9 +891,9 @@ impl Stack {
                     self.neigh.confirm(idx, now);
                 }
                 let (neigh, mut io) = self.split_neigh();
-                neigh.output(idx, m, &mut io, now)
+                neigh.neigh_output(idx, m, &mut io, now)
             }
-            NextHop::Local => self.local_out(d.port, m),
+            NextHop::Local => self.loopback_xmit(d.port, m),
             NextHop::Fixed(mac) => {
                 let pc = &self.ports[d.port as usize].conf;
                 let l2len = if pc.vlan.is_some() { 18 } else { 14 };
@@ -658,48 +955,6 @@ impl Stack {
         r
     }
 
-    /// Plays the part of `ip_route_output_key_hash_rcu` finding an
-    /// `RTN_LOCAL` route (the `local` table: each of our addresses, and
-    /// 127.0.0.0/8 on `lo`, `fib_lookup` before the `main` table): the
-    /// destination is this host, so the dst's output is the loopback
-    /// device, never a neighbour (no ARP for ourselves). The source is the
-    /// destination itself unless the socket chose one (`fib_result_prefsrc`
-    /// of a local route). On a stack whose port is a loopback device
-    /// (`PortConf::noarp`) the port itself plays `lo`. The MTU stays the port's: a datagram larger than
-    /// that is fragmented and reassembled on input (Linux's `lo` takes
-    /// 65536 bytes at once; the bytes delivered are the same).
-    fn route_local(
-        &self,
-        daddr: Ipv4Addr,
-        saddr: Option<Ipv4Addr>,
-        oif: Option<u16>,
-        gen: u64,
-    ) -> Option<Dst> {
-        let port = match self.port_of_addr(daddr) {
-            Some(p) => p,
-            None if daddr.is_loopback() => oif.unwrap_or(0),
-            None => return None,
-        };
-        if self.ports.get(port as usize)?.conf.noarp {
-            // The port is itself a loopback device (`lo`: IFF_NOARP, what it
-            // sends it receives): the local route's output is that device,
-            // as in Linux, so the packet takes the port (and is seen there).
-            return None;
-        }
-        let src = saddr.filter(|s| !s.is_unspecified()).unwrap_or(daddr);
-        Some(Dst {
-            gen,
-            daddr,
-            saddr: src,
-            port,
-            mtu: self.ports.get(port as usize)?.conf.mtu,
-            next: NextHop::Local,
-            broadcast: false,
-            multicast: false,
-            ident_bucket: self.ident.bucket(daddr, src, IPPROTO_UDP),
-        })
-    }
-
     /// Plays the part of `loopback_xmit` → `netif_rx`
     /// (`enqueue_to_backlog`): the IPv4 packet `m` joins the local backlog
     /// of at most [`LOCAL_BACKLOG`] packets (`netdev_max_backlog`), to be
@@ -707,7 +962,7 @@ impl Stack {
     /// (`rx.dropped`, as softnet's `dropped`). Checksums the device would
     /// have filled in are finished or, for L4, vouched for: Linux's `lo`
     /// passes a `CHECKSUM_PARTIAL` packet on as valid.
-    pub(crate) fn local_out(&mut self, port: u16, mut m: Mbuf) -> Result<(), Errno> {
+    pub(crate) fn loopback_xmit(&mut self, port: u16, mut m: Mbuf) -> Result<(), Errno> {
         let flags = m.ol_flags();
         if flags & ol::TX_IP_CKSUM != 0 {
             let d = m.data_mut();

@@ -21,11 +21,11 @@
 //! | `udp_sendmsg`                                   | `Stack::udp_sendmsg` ([`UdpSocket::send_msg`]) |
 //! | `ip_route_output_flow`, `fib_lookup`            | `Stack::route_output`, [`RouteTable::lookup`] |
 //! | `ip_append_data`, `__ip_append_data`            | `Stack::ip_append_data`                     |
-//! | `udp_push_pending_frames`, `udp_send_skb`, `udp4_hwcsum` | `Stack::udp_push_pending`          |
+//! | `udp_push_pending_frames`, `udp_send_skb`, `udp4_hwcsum` | `Stack::udp_push_pending_frames`         |
 //! | `ip_make_skb`, `ip_send_skb`, `__ip_local_out`, `ip_output`, `ip_finish_output`, `ip_fragment` | `Stack::ip_send` |
 //! | `NF_INET_LOCAL_OUT`, `NF_INET_POST_ROUTING`     | [`Hook`]s in `Stack::ip_output_one`         |
-//! | `ip_finish_output2`                             | `Stack::finish_output2`                     |
-//! | `neigh_output`, `neigh_hh_output`, `neigh_resolve_output`, `__neigh_event_send` | `neigh::NeighTable::output` |
+//! | `ip_finish_output2`                             | `Stack::ip_finish_output2`                  |
+//! | `neigh_output`, `neigh_hh_output`, `neigh_resolve_output`, `__neigh_event_send` | `neigh::NeighTable::neigh_output` |
 //! | `neigh_timer_handler`, `neigh_periodic_work`    | `neigh::NeighTable::poll_timers` (via [`Stack::poll_timers`]) |
 //! | `arp_process`, `arp_send_dst`                   | `neigh::NeighTable::arp_input`, `neigh::send_arp` |
 //! | `dev_queue_xmit` (caller side)                  | [`L2Xmit::queue_xmit`]                      |
@@ -43,6 +43,7 @@
 //! reading): the data path never reads a clock.
 
 pub mod checksum;
+pub mod fib_rules;
 mod frag;
 mod ip;
 pub mod neigh;
@@ -54,8 +55,9 @@ pub mod tcp;
 mod udp;
 pub mod wire;
 
+pub use fib_rules::{Fib, FibRule, Flowi4, RuleAction, RuleConf, RuleSelector};
 pub use neigh::{NeighInfo, NeighParams, NudState};
-pub use route::{Route, RouteError, RouteKind, RouteTable};
+pub use route::{Nexthop, Route, RouteError, RouteKind, RouteTable, RouteType};
 pub use rx::IcmpParams;
 pub use snmp::{SnmpSnapshot, StackCounters};
 pub use tcp::{CongAlgo, TcpConfig, TcpId, TcpInfo, TcpPoll, TcpSocket, TcpState};
@@ -72,7 +74,7 @@ use std::sync::Arc;
 pub enum Errno {
     #[error("ENETUNREACH: no route to the destination network (add a route or a default route)")]
     ENETUNREACH,
-    #[error("EHOSTUNREACH: the next hop did not answer ARP")]
+    #[error("EHOSTUNREACH: the next hop did not answer ARP, or the route to it is `unreachable`")]
     EHOSTUNREACH,
     #[error(
         "EMSGSIZE: datagram too large (for the 64 KiB limit, or the path MTU with IP_PMTUDISC_DO)"
@@ -82,13 +84,13 @@ pub enum Errno {
     ENOBUFS,
     #[error("EAGAIN: the socket send buffer is full (wait for completions or raise SO_SNDBUF), or nothing to receive")]
     EAGAIN,
-    #[error("EACCES: broadcast destination needs SO_BROADCAST")]
+    #[error("EACCES: a broadcast destination needs SO_BROADCAST, or a `prohibit` route or rule covers it")]
     EACCES,
     #[error("EADDRINUSE: the local address and port are already bound")]
     EADDRINUSE,
     #[error("EADDRNOTAVAIL: the address is not one of this stack's port addresses")]
     EADDRNOTAVAIL,
-    #[error("EINVAL: invalid argument (e.g. binding an already bound socket)")]
+    #[error("EINVAL: invalid argument (e.g. binding an already bound socket, a source address not ours, or a `blackhole` route or rule)")]
     EINVAL,
     #[error("EDESTADDRREQ: the socket is not connected and no destination was given")]
     EDESTADDRREQ,
@@ -112,6 +114,8 @@ pub enum Errno {
     EISCONN,
     #[error("EALREADY: a connection attempt is already in progress")]
     EALREADY,
+    #[error("ENODEV: no such port (the output interface asked for does not exist)")]
+    ENODEV,
 }
 
 impl Errno {
@@ -138,6 +142,7 @@ impl Errno {
             Errno::EPIPE => libc::EPIPE,
             Errno::EISCONN => libc::EISCONN,
             Errno::EALREADY => libc::EALREADY,
+            Errno::ENODEV => libc::ENODEV,
         }
     }
 }
@@ -426,7 +431,8 @@ pub(crate) struct PortState {
     pub conf: PortConf,
 }
 
-/// A static route from configuration.
+/// A route from configuration (`ip route add`). [`RouteConf::from_str`]
+/// parses `ip route` syntax.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConf {
     pub prefix: Ipv4Addr,
@@ -435,6 +441,51 @@ pub struct RouteConf {
     /// Output port; `None` = the port whose subnet holds the gateway.
     pub port: Option<u16>,
     pub mtu: Option<u32>,
+    /// `table` (default `main`, 254).
+    pub table: u32,
+    /// The route type (default `unicast`).
+    pub rtype: RouteType,
+    /// `metric` / `priority`.
+    pub metric: u32,
+    /// `tos` (bits of `IPTOS_RT_MASK` only).
+    pub tos: u8,
+    /// `scope`; `None` = the type's default ([`RouteType::default_scope`]).
+    pub scope: Option<u8>,
+    /// `src`: preferred source (must be one of the stack's addresses).
+    pub src: Option<Ipv4Addr>,
+    /// `onlink`: the gateway is on the port's link even outside its subnet.
+    pub onlink: bool,
+    /// `nexthop via … dev … weight …` (two or more: an ECMP route).
+    pub nexthops: Vec<NexthopConf>,
+}
+
+/// One `nexthop` of a multipath route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NexthopConf {
+    pub gateway: Option<Ipv4Addr>,
+    pub port: Option<u16>,
+    /// 1..=256 (default 1).
+    pub weight: u32,
+}
+
+impl Default for RouteConf {
+    fn default() -> Self {
+        RouteConf {
+            prefix: Ipv4Addr::UNSPECIFIED,
+            len: 0,
+            gateway: None,
+            port: None,
+            mtu: None,
+            table: fib_rules::RT_TABLE_MAIN,
+            rtype: RouteType::Unicast,
+            metric: 0,
+            tos: 0,
+            scope: None,
+            src: None,
+            onlink: false,
+            nexthops: Vec::new(),
+        }
+    }
 }
 
 /// Configuration of one lcore's stack.
@@ -442,6 +493,11 @@ pub struct RouteConf {
 pub struct StackConfig {
     pub ports: Vec<PortConf>,
     pub routes: Vec<RouteConf>,
+    /// Policy-routing rules added to Linux's three defaults (`ip rule add`).
+    pub rules: Vec<RuleConf>,
+    /// `fib_multipath_hash_policy`: 0 hashes source and destination
+    /// address (Linux's default), 1 adds protocol and ports.
+    pub fib_multipath_hash_policy: u8,
     /// Static (PERMANENT) neighbours: (port, address, MAC).
     pub static_neighbours: Vec<(u16, Ipv4Addr, MacAddr)>,
     pub neigh: NeighParams,
@@ -471,6 +527,8 @@ impl Default for StackConfig {
         StackConfig {
             ports: Vec::new(),
             routes: Vec::new(),
+            rules: Vec::new(),
+            fib_multipath_hash_policy: 0,
             static_neighbours: Vec::new(),
             neigh: NeighParams::default(),
             default_ttl: 64,
@@ -500,6 +558,8 @@ pub enum StackError {
     },
     #[error("stack: {key}: {why}")]
     Config { key: &'static str, why: String },
+    #[error("stack: rule {rule}: {why}")]
+    Rule { rule: String, why: String },
 }
 
 /// Netfilter-like hook points on the output path.
@@ -532,7 +592,9 @@ pub struct Stack {
     pub(crate) tcp: tcp::TcpTable,
     pub(crate) pool: Mempool,
     pub(crate) ports: Vec<PortState>,
-    pub(crate) routes: RouteTable,
+    /// Rules and routing tables (`local`, `main`, `default`, and any others).
+    pub(crate) fib: fib_rules::Fib,
+    pub(crate) fib_multipath_hash_policy: u8,
     pub(crate) pmtu: ip::PmtuCache,
     pub(crate) counters: Arc<StackCounters>,
     pub(crate) hooks: Vec<Hook>,
@@ -574,7 +636,7 @@ impl Stack {
                 ),
             });
         }
-        let mut routes = RouteTable::new();
+        let mut fib = fib_rules::Fib::new();
         for (i, p) in cfg.ports.iter().enumerate() {
             if p.prefix_len > 32 {
                 return Err(StackError::Port {
@@ -594,23 +656,23 @@ impl Stack {
                     why: format!("{} / {} is not a unicast address pair", p.addr, p.mac),
                 });
             }
-            routes.add(Route {
-                prefix: Ipv4Addr::from(u32::from(p.addr) & route::mask(p.prefix_len)),
-                len: p.prefix_len,
-                gateway: None,
-                port: i as u16,
-                src: p.addr,
-                mtu: None,
-                kind: RouteKind::Connected,
-            })?;
+            fib_add_ifaddr(&mut fib, i as u16, p)?;
         }
+        // `local 127.0.0.0/8 dev lo`: the loopback range is ours on any
+        // stack; a loopback port (`noarp`) plays `lo`, else port 0 does.
+        let lo = cfg.ports.iter().position(|p| p.noarp).unwrap_or(0) as u16;
+        let mut r = Route::unicast(Ipv4Addr::new(127, 0, 0, 0), 8, None, lo);
+        (r.rtype, r.scope, r.kind) = (RouteType::Local, route::RT_SCOPE_HOST, RouteKind::Connected);
+        r.src = Ipv4Addr::LOCALHOST;
+        fib.table_mut(fib_rules::RT_TABLE_LOCAL).add(r)?;
         let ports: Vec<PortState> = cfg
             .ports
             .iter()
             .map(|c| PortState { conf: c.clone() })
             .collect();
         let mut st = Stack {
-            routes,
+            fib,
+            fib_multipath_hash_policy: cfg.fib_multipath_hash_policy,
             pmtu: ip::PmtuCache::default(),
             neigh: neigh::NeighTable::new(cfg.neigh.clone(), cfg.seed ^ 0x9e37_79b9_7f4a_7c15),
             socks: udp::SocketTable::new(&cfg),
@@ -629,8 +691,20 @@ impl Stack {
             scratch: Some(Box::new(Burst::new())),
             ports,
         };
+        if cfg.fib_multipath_hash_policy > 1 {
+            return Err(StackError::Config {
+                key: "fib_multipath_hash_policy",
+                why: format!(
+                    "{} is not 0 (L3: addresses) or 1 (L4: addresses, protocol, ports)",
+                    cfg.fib_multipath_hash_policy
+                ),
+            });
+        }
         for r in &cfg.routes {
             st.add_route(r)?;
+        }
+        for r in &cfg.rules {
+            st.ip_rule_add(r)?;
         }
         for &(port, ip, mac) in &cfg.static_neighbours {
             st.add_static_neighbour(port, ip, mac)?;
@@ -638,66 +712,184 @@ impl Stack {
         Ok(st)
     }
 
-    /// Adds a static route (`ip route add`).
+    /// Adds a route (`ip route add`, or `replace` for the same prefix,
+    /// TOS and metric) to its table, creating the table when new. The
+    /// checks `fib_create_info` makes: a port that exists, a gateway on a
+    /// connected subnet (unless `onlink`), a source that is ours, weights
+    /// 1..=256, an MTU 68..=65535.
     pub fn add_route(&mut self, r: &RouteConf) -> Result<(), StackError> {
-        let port = match (r.port, r.gateway) {
-            (Some(p), _) if (p as usize) < self.ports.len() => p,
-            (Some(p), _) => {
-                return Err(StackError::RouteTarget {
-                    prefix: r.prefix,
-                    len: r.len,
-                    why: format!("port {p} does not exist ({} ports)", self.ports.len()),
-                })
-            }
-            (None, Some(gw)) => match self.routes.lookup(gw) {
-                Some(gr) if gr.gateway.is_none() => gr.port,
-                _ => {
-                    return Err(StackError::RouteTarget {
-                        prefix: r.prefix,
-                        len: r.len,
-                        why: format!(
-                        "gateway {gw} is not on any port's subnet (Nexthop has invalid gateway)"
-                    ),
-                    })
-                }
-            },
-            (None, None) => {
-                return Err(StackError::RouteTarget {
-                    prefix: r.prefix,
-                    len: r.len,
-                    why: "give a gateway or a port".into(),
-                })
-            }
+        let bad = |why: String| StackError::RouteTarget {
+            prefix: r.prefix,
+            len: r.len,
+            why,
         };
         if let Some(m) = r.mtu {
             if !(68..=65535).contains(&m) {
-                return Err(StackError::RouteTarget {
-                    prefix: r.prefix,
-                    len: r.len,
-                    why: format!("mtu {m} must be 68..=65535"),
-                });
+                return Err(bad(format!("mtu {m} must be 68..=65535")));
             }
         }
-        self.routes.add(Route {
+        if r.tos & !route::IPTOS_RT_MASK != 0 {
+            return Err(bad(format!(
+                "tos {:#04x} has bits outside {:#04x} (Invalid dscp)",
+                r.tos,
+                route::IPTOS_RT_MASK
+            )));
+        }
+        let needs_dev = matches!(
+            r.rtype,
+            RouteType::Unicast | RouteType::Local | RouteType::Broadcast
+        );
+        let mut nexthops = Vec::with_capacity(r.nexthops.len());
+        for nh in &r.nexthops {
+            if !(1..=256).contains(&nh.weight) {
+                return Err(bad(format!("nexthop weight {} must be 1..=256", nh.weight)));
+            }
+            let port = self
+                .nexthop_port(nh.gateway, nh.port, r.onlink)
+                .map_err(&bad)?;
+            nexthops.push(Nexthop {
+                gateway: nh.gateway,
+                port,
+                weight: nh.weight,
+                upper_bound: 0,
+            });
+        }
+        let port = match (nexthops.first(), needs_dev) {
+            (Some(nh), _) => nh.port,
+            (None, true) => self
+                .nexthop_port(r.gateway, r.port, r.onlink)
+                .map_err(&bad)?,
+            (None, false) => r.port.unwrap_or(0),
+        };
+        if nexthops.len() == 1 {
+            nexthops.clear();
+        }
+        if !nexthops.is_empty() && r.rtype != RouteType::Unicast {
+            return Err(bad(format!("a {} route has no next hops", r.rtype.name())));
+        }
+        let src = match r.src {
+            Some(a) if self.port_of_addr(a).is_none() && !a.is_loopback() => {
+                return Err(bad(format!("src {a} is not one of this stack's addresses")))
+            }
+            Some(a) => a,
+            None => self.ports[port as usize].conf.addr,
+        };
+        let gateway = if nexthops.is_empty() { r.gateway } else { None };
+        let route = Route {
             prefix: r.prefix,
             len: r.len,
-            gateway: r.gateway,
+            rtype: r.rtype,
+            scope: r.scope.unwrap_or(
+                r.rtype
+                    .default_scope(gateway.is_some() || !nexthops.is_empty()),
+            ),
+            tos: r.tos,
+            metric: r.metric,
+            gateway,
             port,
-            src: self.ports[port as usize].conf.addr,
+            src,
             mtu: r.mtu,
             kind: RouteKind::Static,
-        })?;
+            nexthops,
+        };
+        self.fib.table_mut(r.table).add(route)?;
         Ok(())
     }
 
-    /// Removes a route.
-    pub fn remove_route(&mut self, prefix: Ipv4Addr, len: u8) -> Result<Route, StackError> {
-        Ok(self.routes.remove(prefix, len)?)
+    /// The port a next hop goes out of: the one given, else the one whose
+    /// connected subnet holds the gateway (`fib_check_nh_v4_gw`).
+    fn nexthop_port(
+        &self,
+        gw: Option<Ipv4Addr>,
+        port: Option<u16>,
+        onlink: bool,
+    ) -> Result<u16, String> {
+        if let Some(p) = port {
+            if p as usize >= self.ports.len() {
+                return Err(format!(
+                    "port {p} does not exist ({} ports)",
+                    self.ports.len()
+                ));
+            }
+        }
+        let Some(gw) = gw else {
+            return port.ok_or_else(|| "give a gateway (via) or a port (dev)".to_string());
+        };
+        if onlink {
+            return port.ok_or_else(|| "onlink needs a port (dev)".to_string());
+        }
+        let main = self.fib.table(fib_rules::RT_TABLE_MAIN);
+        match main.and_then(|t| t.lookup(gw)) {
+            Some(gr)
+                if gr.gateway.is_none()
+                    && gr.rtype == RouteType::Unicast
+                    && port.is_none_or(|p| p == gr.port) =>
+            {
+                Ok(gr.port)
+            }
+            _ => Err(format!(
+                "gateway {gw} is not on {} subnet (Nexthop has invalid gateway; add onlink if it is on the link)",
+                match port {
+                    Some(p) => format!("port {p}'s"),
+                    None => "any port's".to_string(),
+                }
+            )),
+        }
     }
 
-    /// The routing table.
+    /// Removes a route from the `main` table (the lowest metric of that prefix).
+    pub fn remove_route(&mut self, prefix: Ipv4Addr, len: u8) -> Result<Route, StackError> {
+        self.ip_route_del(fib_rules::RT_TABLE_MAIN, prefix, len, None)
+    }
+
+    /// `ip route del PREFIX table T [metric M]`.
+    pub fn ip_route_del(
+        &mut self,
+        table: u32,
+        prefix: Ipv4Addr,
+        len: u8,
+        metric: Option<u32>,
+    ) -> Result<Route, StackError> {
+        if self.fib.table(table).is_none() {
+            return Err(RouteError::NotFound { prefix, len }.into());
+        }
+        Ok(self
+            .fib
+            .table_mut(table)
+            .remove_metric(prefix, len, metric)?)
+    }
+
+    /// The `main` routing table.
     pub fn routes(&self) -> &RouteTable {
-        &self.routes
+        self.fib
+            .table(fib_rules::RT_TABLE_MAIN)
+            .expect("the main table always exists")
+    }
+
+    /// The rules and every table.
+    pub fn fib(&self) -> &fib_rules::Fib {
+        &self.fib
+    }
+
+    /// Adds a rule (`ip rule add`); returns it with its priority.
+    pub fn ip_rule_add(&mut self, r: &RuleConf) -> Result<FibRule, StackError> {
+        if let Some(o) = r.sel.oif {
+            if o as usize >= self.ports.len() {
+                return Err(StackError::Rule {
+                    rule: format!("{r:?}"),
+                    why: format!("oif {o} does not exist ({} ports)", self.ports.len()),
+                });
+            }
+        }
+        self.fib.add_rule(r).map_err(|_| StackError::Rule {
+            rule: format!("{r:?}"),
+            why: "goto must name a later priority than the rule's own".into(),
+        })
+    }
+
+    /// Deletes the rule with priority `pref` (`ip rule del pref N`).
+    pub fn ip_rule_del(&mut self, pref: u32) -> Option<FibRule> {
+        self.fib.del_rule(pref)
     }
 
     /// Adds a PERMANENT neighbour.
@@ -847,6 +1039,28 @@ impl Stack {
             .position(|p| p.conf.addr == a)
             .map(|i| i as u16)
     }
+}
+
+/// Plays the part of `fib_add_ifaddr` for a port's address: `local ADDR`
+/// (scope host) and, below /31, `broadcast` of the subnet in the `local`
+/// table; the subnet itself (scope link) in `main`. As kernel 6.x, no
+/// broadcast route for the network address.
+fn fib_add_ifaddr(fib: &mut fib_rules::Fib, i: u16, p: &PortConf) -> Result<(), RouteError> {
+    let kernel = |prefix, len, rtype: RouteType| Route {
+        scope: rtype.default_scope(false),
+        rtype,
+        src: p.addr,
+        kind: RouteKind::Connected,
+        ..Route::unicast(prefix, len, None, i)
+    };
+    let local = fib.table_mut(fib_rules::RT_TABLE_LOCAL);
+    local.add(kernel(p.addr, 32, RouteType::Local))?;
+    if p.prefix_len < 31 {
+        local.add(kernel(p.broadcast(), 32, RouteType::Broadcast))?;
+    }
+    let net = Ipv4Addr::from(u32::from(p.addr) & route::mask(p.prefix_len));
+    fib.table_mut(fib_rules::RT_TABLE_MAIN)
+        .add(kernel(net, p.prefix_len, RouteType::Unicast))
 }
 
 #[cfg(test)]

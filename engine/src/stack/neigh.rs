@@ -310,7 +310,7 @@ impl NeighTable {
     /// / `__neigh_event_send` (unresolved: queue and start resolution).
     ///
     /// `m` holds an IPv4 packet at its data start. `Ok` means sent or queued.
-    pub(crate) fn output(
+    pub(crate) fn neigh_output(
         &mut self,
         idx: usize,
         m: Mbuf,
@@ -328,14 +328,14 @@ impl NeighTable {
         n.used = now;
         match n.state {
             NudState::Reachable | NudState::Permanent | NudState::Delay | NudState::Probe => {
-                return hh_output(n, m, io);
+                return neigh_hh_output(n, m, io);
             }
             NudState::Stale => {
                 // __neigh_event_send: STALE → DELAY, first probe after delay_first_probe.
                 n.state = NudState::Delay;
                 n.updated = now;
                 let at = now + delay_ms * MS;
-                let r = hh_output(n, m, io);
+                let r = neigh_hh_output(n, m, io);
                 self.arm(idx, at);
                 return r;
             }
@@ -347,7 +347,7 @@ impl NeighTable {
                 Self::set_lladdr(n, mac, io.ports);
                 n.state = NudState::Permanent;
                 n.updated = now;
-                return hh_output(n, m, io);
+                return neigh_hh_output(n, m, io);
             }
             NudState::None | NudState::Failed => {
                 // __neigh_event_send: any state outside CONNECTED, DELAY,
@@ -432,7 +432,7 @@ impl NeighTable {
     fn flush_pending(n: &mut Neighbour, io: &mut NeighIo<'_>) {
         while let Some(m) = n.pending.pop_front() {
             // The sender was already told "sent"; a refusal now is counted here.
-            if hh_output(n, m, io).is_err() {
+            if neigh_hh_output(n, m, io).is_err() {
                 io.c.neigh.queued_tx_drops.add(1);
             }
         }
@@ -668,7 +668,7 @@ impl NeighTable {
 }
 
 /// `neigh_hh_output`: pushes the cached header and hands the frame on.
-fn hh_output(n: &Neighbour, mut m: Mbuf, io: &mut NeighIo<'_>) -> Result<(), Errno> {
+fn neigh_hh_output(n: &Neighbour, mut m: Mbuf, io: &mut NeighIo<'_>) -> Result<(), Errno> {
     let hl = n.hh_len as usize;
     match m.prepend(hl) {
         Ok(h) => h.copy_from_slice(&n.hh[..hl]),

@@ -601,6 +601,7 @@ fn fragmentation_4000_bytes_at_mtu_1500() {
         gateway: None,
         port: Some(0),
         mtu: Some(1000),
+        ..Default::default()
     })
     .unwrap();
     st.socket(s).send_to(&payload[..2000], sa(IP_B, 7)).unwrap();
@@ -676,6 +677,7 @@ fn options_tos_ttl_priority_pktinfo() {
         ttl: Some(2),
         src: Some(Ipv4Addr::new(192, 168, 1, 1)),
         flags: MsgFlags::DONTWAIT,
+        ..Default::default()
     };
     st.socket(s).send_msg(b"b", Some(sa(IP_B, 7)), &o).unwrap();
     let u = parse_udp(&cap.take()[0].bytes);
@@ -875,6 +877,7 @@ fn enetunreach_counts_outnoroutes_and_route_changes_invalidate_dst() {
         gateway: Some(Ipv4Addr::new(10, 0, 0, 254)),
         port: None,
         mtu: None,
+        ..Default::default()
     })
     .unwrap();
     st.socket(s).send_to(b"x", far).unwrap();
@@ -897,6 +900,7 @@ fn enetunreach_counts_outnoroutes_and_route_changes_invalidate_dst() {
         gateway: Some(Ipv4Addr::new(10, 0, 0, 3)),
         port: None,
         mtu: None,
+        ..Default::default()
     })
     .unwrap();
     st.socket(c).send(b"2").unwrap();
@@ -910,7 +914,8 @@ fn enetunreach_counts_outnoroutes_and_route_changes_invalidate_dst() {
             len: 12,
             gateway: Some(Ipv4Addr::new(192, 168, 9, 9)),
             port: None,
-            mtu: None
+            mtu: None,
+            ..Default::default()
         }),
         Err(StackError::RouteTarget { .. })
     ));
@@ -2177,7 +2182,7 @@ fn connected_sockets_hash_their_4_tuple_and_stamp_every_fragment() {
     st.socket(a).send(b"x").unwrap();
     st.socket(b).send(&[1u8; 4000]).unwrap();
     assert_eq!(cap.take().len(), 4);
-    // The hook runs before finish_output2; hashes are set by then.
+    // The hook runs before ip_finish_output2; hashes are set by then.
     assert_eq!(*held.borrow(), vec![ha, ha, hb, hb, hb, hb, hb, hb]);
 }
 

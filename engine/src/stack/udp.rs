@@ -3,7 +3,9 @@
 //! with corking (`ip_append_data` / `udp_push_pending_frames`), and the
 //! receive queue `recv_from` reads.
 
+use super::fib_rules::Flowi4;
 use super::ip::{Dst, Flow, Pending, SndBuf};
+use super::route::{RT_SCOPE_LINK, RT_SCOPE_UNIVERSE};
 use super::{checksum, secret, wire, Errno, Stack};
 use crate::mbuf::{ol, Mbuf, WmemAccount, MBUF_HDR_SIZE};
 use crate::netdev::TxQueueCache;
@@ -44,6 +46,9 @@ impl MsgFlags {
     /// `MSG_DONTWAIT`: never block. Poll-mode sockets never block anyway: a
     /// full send buffer is EAGAIN with or without it.
     pub const DONTWAIT: MsgFlags = MsgFlags(4);
+    /// `MSG_DONTROUTE`: only on-link destinations (`RTO_ONLINK`: the route
+    /// lookup asks for scope link, so gateway routes do not match).
+    pub const DONTROUTE: MsgFlags = MsgFlags(8);
 
     pub fn contains(self, o: MsgFlags) -> bool {
         self.0 & o.0 == o.0
@@ -66,6 +71,13 @@ pub struct SendOpts {
     pub ttl: Option<u8>,
     /// `IP_PKTINFO` `ipi_spec_dst`: the source address for this datagram.
     pub src: Option<Ipv4Addr>,
+    /// `SO_MARK` cmsg (`__sock_cmsg_send`): the mark policy-routing rules
+    /// (`fwmark`) see for this datagram.
+    pub mark: Option<u32>,
+    /// `SO_PRIORITY` cmsg (`__sock_cmsg_send`): the datagram's priority
+    /// (pfifo_fast band, XPS traffic class); it wins over an `IP_TOS`
+    /// cmsg's `rt_tos2priority`.
+    pub priority: Option<u8>,
     pub flags: MsgFlags,
 }
 
@@ -84,6 +96,10 @@ pub(crate) struct Sock {
     ttl: Option<u8>,
     mc_ttl: u8,
     mc_if: Option<u16>,
+    /// `SO_MARK` (`sk_mark`).
+    mark: u32,
+    /// `SO_DONTROUTE` (`SOCK_LOCALROUTE`).
+    localroute: bool,
     broadcast: bool,
     no_check: bool,
     pmtudisc: PmtuDisc,
@@ -294,7 +310,7 @@ impl SocketTable {
 
     /// Plays `udp_lib_get_port`: binds `sk` (slot `idx`) to `port`, or with
     /// `port == 0` to a free ephemeral port searched from a random start.
-    fn get_port(
+    fn udp_lib_get_port(
         &mut self,
         idx: usize,
         sk: &mut Sock,
@@ -395,6 +411,8 @@ impl Stack {
             ttl: None,
             mc_ttl: 1,
             mc_if: None,
+            mark: 0,
+            localroute: false,
             broadcast: false,
             no_check: false,
             pmtudisc: PmtuDisc::Want,
@@ -824,6 +842,17 @@ impl Stack {
         Some(Errno::EHOSTUNREACH)
     }
 
+    /// Plays the part of `inet_send_prepare` → `inet_autobind`: a socket
+    /// with no local port gets an ephemeral one (`udp_v4_get_port` →
+    /// `udp_lib_get_port` with port 0) before its first datagram.
+    fn inet_send_prepare(&mut self, idx: usize, sk: &mut Sock) -> Result<(), Errno> {
+        if sk.local_port == 0 {
+            self.socks
+                .udp_lib_get_port(idx, sk, Ipv4Addr::UNSPECIFIED, 0)?;
+        }
+        Ok(())
+    }
+
     fn udp_sendmsg(
         &mut self,
         sk: &mut Sock,
@@ -835,17 +864,20 @@ impl Stack {
         if buf.len() > 0xffff {
             return Err(Errno::EMSGSIZE);
         }
-        // inet_send_prepare → inet_autobind.
-        if sk.local_port == 0 {
-            self.socks.get_port(idx, sk, Ipv4Addr::UNSPECIFIED, 0)?;
-        }
+        self.inet_send_prepare(idx, sk)?;
         let corkreq = sk.cork || o.flags.contains(MsgFlags::MORE);
         let confirm = o.flags.contains(MsgFlags::CONFIRM);
+        // udp_sendmsg: SOCK_LOCALROUTE or MSG_DONTROUTE sets RTO_ONLINK and
+        // clears `connected` (no cached route).
+        let onlink = sk.localroute || o.flags.contains(MsgFlags::DONTROUTE);
         if !corkreq
             && dest.is_none()
             && o.tos.is_none()
             && o.ttl.is_none()
             && o.src.is_none()
+            && o.mark.is_none()
+            && o.priority.is_none()
+            && !onlink
             && sk.pending.is_empty()
         {
             if let Some(r) = self.udp_send_fast(sk, buf, confirm) {
@@ -875,12 +907,29 @@ impl Stack {
                 (!sk.local_addr.is_unspecified() && !sk.local_addr.is_multicast())
                     .then_some(sk.local_addr)
             });
-            let use_cache = connected && sk.remote.is_some() && o.src.is_none();
+            let mark = o.mark.unwrap_or(sk.mark);
+            let use_cache =
+                connected && sk.remote.is_some() && o.src.is_none() && !onlink && mark == sk.mark;
             let dst = match sk.dst.filter(|d| use_cache && self.dst_valid(d)) {
                 Some(d) => d,
                 None => {
                     let oif = if daddr.is_multicast() { sk.mc_if } else { None };
-                    let d = match self.route_output(daddr, want_src, oif) {
+                    let fl = Flowi4 {
+                        daddr,
+                        saddr: want_src.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        oif,
+                        tos: o.tos.unwrap_or(sk.tos),
+                        scope: if onlink {
+                            RT_SCOPE_LINK
+                        } else {
+                            RT_SCOPE_UNIVERSE
+                        },
+                        mark,
+                        proto: wire::IPPROTO_UDP,
+                        sport: sk.local_port,
+                        dport,
+                    };
+                    let d = match self.ip_route_output_key(&fl) {
                         Ok(d) => d,
                         Err(e) => {
                             if e == Errno::ENETUNREACH {
@@ -912,8 +961,11 @@ impl Stack {
             } else {
                 sk.ttl.unwrap_or(self.default_ttl)
             });
-            // ip_cmsg_send: an IP_TOS cmsg also sets this datagram's priority.
-            let priority = o.tos.map_or(sk.priority, super::rt_tos2priority);
+            // ip_cmsg_send: an IP_TOS cmsg also sets this datagram's
+            // priority; an SO_PRIORITY cmsg (__sock_cmsg_send) sets it outright.
+            let priority = o
+                .priority
+                .unwrap_or_else(|| o.tos.map_or(sk.priority, super::rt_tos2priority));
             let conn = connected && sk.remote.is_some();
             let (hash, txq) = if conn && sk.txhash != 0 {
                 let h = sk.txhash;
@@ -979,7 +1031,7 @@ impl Stack {
         let r = if corkreq {
             Ok(())
         } else {
-            self.udp_push_pending(&mut p, &mut sk.inet_id)
+            self.udp_push_pending_frames(&mut p, &mut sk.inet_id)
         };
         sk.pending = p;
         r.map(|()| buf.len())
@@ -1022,7 +1074,7 @@ impl UdpSocket<'_> {
             {
                 return Err(Errno::EADDRNOTAVAIL);
             }
-            st.socks.get_port(idx, sk, a, addr.port())
+            st.socks.udp_lib_get_port(idx, sk, a, addr.port())
         })
     }
 
@@ -1040,7 +1092,23 @@ impl UdpSocket<'_> {
             } else {
                 None
             };
-            let d = match st.route_output(*peer.ip(), want_src, oif) {
+            // ip_route_connect: the socket's TOS, mark and SO_DONTROUTE.
+            let fl = Flowi4 {
+                daddr: *peer.ip(),
+                saddr: want_src.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                oif,
+                tos: sk.tos,
+                scope: if sk.localroute {
+                    RT_SCOPE_LINK
+                } else {
+                    RT_SCOPE_UNIVERSE
+                },
+                mark: sk.mark,
+                proto: wire::IPPROTO_UDP,
+                sport: sk.local_port,
+                dport: peer.port(),
+            };
+            let d = match st.ip_route_output_key(&fl) {
                 Ok(d) => d,
                 Err(e) => {
                     if e == Errno::ENETUNREACH {
@@ -1053,7 +1121,8 @@ impl UdpSocket<'_> {
                 return Err(Errno::EACCES);
             }
             if sk.local_port == 0 {
-                st.socks.get_port(idx, sk, Ipv4Addr::UNSPECIFIED, 0)?;
+                st.socks
+                    .udp_lib_get_port(idx, sk, Ipv4Addr::UNSPECIFIED, 0)?;
             }
             sk.remote = Some(peer);
             sk.dst = Some(d);
@@ -1186,7 +1255,26 @@ impl UdpSocket<'_> {
             s.tos = tos;
             s.priority = super::rt_tos2priority(tos);
             s.tmpl = None;
+            // sk_dst_reset: TOS takes part in the route lookup.
+            s.dst = None;
         }
+        Ok(())
+    }
+    /// `SO_MARK`: the mark `fwmark` rules match (`sk_mark`); the cached
+    /// route is dropped (`sk_dst_reset`).
+    pub fn set_mark(&mut self, mark: u32) -> Result<(), Errno> {
+        let s = self.st.socks.get_mut(self.id)?;
+        if s.mark != mark {
+            s.mark = mark;
+            s.dst = None;
+            s.tmpl = None;
+        }
+        Ok(())
+    }
+    /// `SO_DONTROUTE` (`SOCK_LOCALROUTE`): every datagram as with
+    /// `MSG_DONTROUTE`, to on-link destinations only.
+    pub fn set_dontroute(&mut self, on: bool) -> Result<(), Errno> {
+        self.st.socks.get_mut(self.id)?.localroute = on;
         Ok(())
     }
     /// The socket's priority (`SO_PRIORITY` / from `IP_TOS`).
@@ -1281,7 +1369,7 @@ impl UdpSocket<'_> {
             sk.cork = on;
             if !on && !sk.pending.is_empty() {
                 let mut p = std::mem::take(&mut sk.pending);
-                let r = st.udp_push_pending(&mut p, &mut sk.inet_id);
+                let r = st.udp_push_pending_frames(&mut p, &mut sk.inet_id);
                 sk.pending = p;
                 return r;
             }

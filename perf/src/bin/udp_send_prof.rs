@@ -5,7 +5,8 @@
 //! `valgrind --tool=callgrind target/release/udp_send_prof 11000` minus the
 //! same with 1000, divided by 320000, gives instructions per datagram.
 //!
-//! Usage: `udp_send_prof [ITERATIONS [batch]]` (`batch`: `send_batch` x32).
+//! Usage: `udp_send_prof [ITERATIONS [batch|sendto]]` (`batch`: `send_batch`
+//! x32; `sendto`: unconnected `send_to`, a route lookup per datagram).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use wirespeed::eal::dma::{set_page_mode, PageMode};
@@ -21,7 +22,9 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(20000);
-    let batch = std::env::args().nth(2).is_some();
+    let mode = std::env::args().nth(2);
+    let sendto = mode.as_deref() == Some("sendto");
+    let batch = mode.is_some() && !sendto;
     let local = Ipv4Addr::new(10, 0, 0, 1);
     let peer = Ipv4Addr::new(10, 0, 0, 2);
     let cfg = StackConfig {
@@ -50,9 +53,10 @@ fn main() {
     let mut st =
         Stack::new(cfg, pool, Box::new(NetdevXmit::new(vec![q]))).expect("udp_send_prof set-up");
     let s = st.udp_socket().expect("udp_send_prof set-up");
-    st.socket(s)
-        .connect(SocketAddrV4::new(peer, 9))
-        .expect("udp_send_prof set-up");
+    let to = SocketAddrV4::new(peer, 9);
+    if !sendto {
+        st.socket(s).connect(to).expect("udp_send_prof set-up");
+    }
     let payload = [0x42u8; 18];
     let bufs: [&[u8]; 32] = [&payload; 32];
     let mut n = 0u64;
@@ -62,7 +66,12 @@ fn main() {
         } else {
             let mut sock = st.socket(s);
             for _ in 0..32 {
-                if sock.send(&payload).is_ok() {
+                let r = if sendto {
+                    sock.send_to(&payload, to)
+                } else {
+                    sock.send(&payload)
+                };
+                if r.is_ok() {
                     n += 1;
                 }
             }
