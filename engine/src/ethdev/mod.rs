@@ -20,6 +20,7 @@ pub mod af_xdp;
 mod framework;
 pub mod lo;
 pub mod null;
+pub mod offload;
 pub mod pcap;
 mod registry;
 pub mod ring;

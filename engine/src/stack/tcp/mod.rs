@@ -22,6 +22,7 @@
 
 pub mod cong;
 mod input;
+mod offload;
 mod output;
 mod sack;
 mod sendmsg;
@@ -553,6 +554,9 @@ pub(crate) struct TcpTable {
 
 impl TcpTable {
     pub(crate) fn new(cfg: &super::StackConfig) -> TcpTable {
+        // tcpv4_offload_init: the device layer's software GSO segments
+        // TCP super-segments with this stack's segmenter.
+        crate::ethdev::offload::add_offload_tcp4(offload::tcp4_gso_segment);
         TcpTable {
             slots: Vec::new(),
             gens: Vec::new(),
