@@ -350,6 +350,14 @@ pub trait TxQueue: Send {
     fn carrier(&self) -> bool {
         true
     }
+
+    /// TX offloads this queue performs as configured ([`crate::mbuf::ol`]
+    /// bits, the queue's `dev->features`): without `TX_TSO` the netdev
+    /// layer segments TCP super-segments in software first
+    /// (`netif_needs_gso`). The default: none.
+    fn tx_offloads(&self) -> u32 {
+        0
+    }
 }
 
 /// A receive queue, owned by exactly one lcore.

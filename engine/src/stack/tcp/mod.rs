@@ -22,7 +22,7 @@
 
 pub mod cong;
 mod input;
-mod offload;
+pub(crate) mod offload;
 mod output;
 mod sack;
 mod sendmsg;
