@@ -328,6 +328,10 @@ pub(crate) struct Tcb {
     pub mdev_us: u32,
     pub rttvar_us: u32,
     pub rto_us: u32,
+    /// Smallest RTT sample (µs; `u32::MAX` before one), for TSO autosizing
+    /// (`tcp_min_rtt`; Linux keeps a windowed minimum, here the minimum
+    /// over the connection).
+    pub min_rtt_us: u32,
     pub backoff: u8,
     pub retransmits: u8,
     // Timers (absolute ns deadlines).
@@ -425,6 +429,7 @@ impl Tcb {
             mdev_us: 0,
             rttvar_us: 0,
             rto_us: timer::TCP_TIMEOUT_INIT_US,
+            min_rtt_us: u32::MAX,
             backoff: 0,
             retransmits: 0,
             rto_at: None,
