@@ -249,7 +249,9 @@ mod tests {
         let l4 = 20 + opts;
         let total = 20 + l4 + payload;
         let ip0 = f.len();
-        f.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
         f[ip0 + 2..ip0 + 4].copy_from_slice(&(total as u16).to_be_bytes());
         f[ip0 + 4..ip0 + 6].copy_from_slice(&id.to_be_bytes());
         let c = checksum::checksum(&f[ip0..ip0 + 20]);
@@ -299,7 +301,10 @@ mod tests {
             let ip = &s[14..];
             assert_eq!(u16::from_be_bytes([ip[2], ip[3]]) as usize, s.len() - 14);
             // IDs wrap: 0xfffe, 0xffff, 0.
-            assert_eq!(u16::from_be_bytes([ip[4], ip[5]]), 0xfffeu16.wrapping_add(k as u16));
+            assert_eq!(
+                u16::from_be_bytes([ip[4], ip[5]]),
+                0xfffeu16.wrapping_add(k as u16)
+            );
             assert_eq!(checksum::checksum(&ip[..20]), 0, "IPv4 header checksum");
             let th = &ip[20..];
             let seq = u32::from_be_bytes([th[4], th[5], th[6], th[7]]);

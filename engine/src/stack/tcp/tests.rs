@@ -21,7 +21,10 @@ const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
 #[derive(Clone, Default)]
-struct Wire(Rc<RefCell<VecDeque<Vec<u8>>>>, Rc<RefCell<Vec<(usize, u16)>>>);
+struct Wire(
+    Rc<RefCell<VecDeque<Vec<u8>>>>,
+    Rc<RefCell<Vec<(usize, u16)>>>,
+);
 
 impl L2Xmit for Wire {
     /// A port without TSO below a stack configured for it: super-segments
@@ -1225,20 +1228,34 @@ fn tso_super_segments_carry_the_stream() {
     let supers = n.ab.1.borrow().clone();
     assert!(!supers.is_empty(), "no super-segment was sent");
     let biggest = supers.iter().map(|&(l, _)| l).max().unwrap();
-    assert!(biggest > 30 * 1448, "super-segments grew: largest {biggest}");
+    assert!(
+        biggest > 30 * 1448,
+        "super-segments grew: largest {biggest}"
+    );
     for &(len, mss) in &supers {
         assert_eq!(mss, 1448);
         assert!(len <= 14 + 65535, "{len}");
     }
     // Every data segment on the wire is whole MSS but the stream's tail.
-    let data_segs: Vec<&Seg> = n.segs(true).into_iter().filter(|s| !s.payload.is_empty()).collect();
+    let data_segs: Vec<&Seg> = n
+        .segs(true)
+        .into_iter()
+        .filter(|s| !s.payload.is_empty())
+        .collect();
     let short = data_segs.iter().filter(|s| s.payload.len() != 1448).count();
     assert!(short <= 2, "{short} short segments");
     // IP IDs advance by one per wire segment, super-segments included.
     let ids: Vec<u16> = n.segs(true).iter().map(|s| s.ip.id).collect();
-    assert!(ids.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "IP IDs in sequence");
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "IP IDs in sequence"
+    );
     let k = n.a.counters().tcp;
-    assert_eq!(k.out_segs, n.segs(true).len() as u64, "OutSegs counts wire segments");
+    assert_eq!(
+        k.out_segs,
+        n.segs(true).len() as u64,
+        "OutSegs counts wire segments"
+    );
     assert_eq!(k.retrans_segs, 0);
     assert_eq!(n.b.counters().tcp.in_csum_errors, 0);
     let info = n.a.tcp(c).info().unwrap();
