@@ -20,6 +20,7 @@ pub mod af_xdp;
 mod framework;
 pub mod lo;
 pub mod null;
+pub mod offload;
 pub mod pcap;
 mod registry;
 pub mod ring;
@@ -348,6 +349,14 @@ pub trait TxQueue: Send {
     /// The default: always up.
     fn carrier(&self) -> bool {
         true
+    }
+
+    /// TX offloads this queue performs as configured ([`crate::mbuf::ol`]
+    /// bits, the queue's `dev->features`): without `TX_TSO` the netdev
+    /// layer segments TCP super-segments in software first
+    /// (`netif_needs_gso`). The default: none.
+    fn tx_offloads(&self) -> u32 {
+        0
     }
 }
 

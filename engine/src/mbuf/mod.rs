@@ -569,6 +569,34 @@ impl Mbuf {
         h.wmem = std::sync::Arc::as_ptr(acct);
         h.wmem_charge = bytes;
     }
+
+    /// Bytes this packet holds charged to a send-buffer account.
+    #[inline]
+    pub fn wmem_charge(&self) -> u32 {
+        if self.h().wmem.is_null() {
+            0
+        } else {
+            self.h().wmem_charge
+        }
+    }
+
+    /// Charges `bytes` to the account this packet is charged to (if any)
+    /// on behalf of `to`, which releases them when freed: the segments of
+    /// a software-segmented packet keep its socket's account informed (as
+    /// `tcp_gso_segment` gives each segment the `tcp_wfree` destructor).
+    pub fn share_wmem(&self, to: &mut Mbuf, bytes: u32) {
+        let acct = self.h().wmem;
+        if acct.is_null() || bytes == 0 {
+            return;
+        }
+        // SAFETY: `acct` is the account this live packet is charged to;
+        // `charge_wmem`'s contract keeps it alive while any packet charged
+        // to it exists, which now includes `to`.
+        unsafe { (*acct).charge(bytes as u64) };
+        let h = to.hm();
+        h.wmem = acct;
+        h.wmem_charge = bytes;
+    }
 }
 
 impl Drop for Mbuf {

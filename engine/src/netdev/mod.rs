@@ -15,6 +15,7 @@
 //! | `netdev_tx_completed_queue` + driver clean | [`txq::NetdevQueue::complete`] |
 //! | `lib/dynamic_queue_limits.c` | [`dql::Dql`] |
 //! | `netif_carrier_off` / `netif_carrier_on` → `linkwatch_do_dev` → `dev_deactivate` / `dev_activate` | [`txq::NetdevQueue::carrier_poll`] / [`txq::NetdevQueue::set_carrier`] (in `carrier.rs`) |
+//! | `validate_xmit_skb` → `skb_gso_segment` (software GSO) | `NetdevQueue::xmit_gso` (private, `gso.rs`) → [`crate::ethdev::offload::segment_tcp4`] |
 //! | `dev_watchdog` / `ndo_tx_timeout` / `netdev_tx_reset_queue` | [`txq::NetdevQueue::watchdog`] / [`txq::NetdevQueue::tx_timeout`] → [`crate::ethdev::TxQueue::reset`] / `reset_bql` (private) |
 
 pub mod dql;

@@ -868,3 +868,120 @@ fn carrier_off_purges_the_backlog_once_and_the_watchdog_waits_for_carrier() {
     assert_eq!(got[8..], [100, 101, 102], "traffic resumes");
     assert_eq!(c.q.counters().carrier_changes, 2);
 }
+
+/// A TCP/IPv4 super-segment of `payload` bytes over a chain of buffers
+/// of at most `cut` bytes, marked for TSO at `mss`.
+fn super_segment(p: &mut Mempool, payload: usize, mss: u16, cut: usize) -> Mbuf {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    let total = (40 + payload) as u16;
+    f.extend_from_slice(&[
+        0x45, 0, 0, 0, 0, 9, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ]);
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    let c = crate::stack::checksum::checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&[
+        0x9c, 0x40, 0x13, 0x89, 0, 0, 0, 100, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
+    f.extend((0..payload).map(|i| (i % 253) as u8));
+    let mut head: Option<Mbuf> = None;
+    for chunk in f.chunks(cut) {
+        let mut m = p.alloc().unwrap();
+        m.extend_from_slice(chunk).unwrap();
+        match head.as_mut() {
+            Some(h) => h.chain(m),
+            None => head = Some(m),
+        }
+    }
+    let mut m = head.unwrap();
+    m.set_ol_flags(
+        crate::mbuf::ol::TX_TSO | crate::mbuf::ol::TX_TCP_CKSUM | crate::mbuf::ol::TX_IPV4,
+    );
+    m.set_tso_segsz(mss);
+    m.set_tx_lens(14, 20, 20);
+    m
+}
+
+#[test]
+fn gso_splits_super_segments_for_a_port_without_tso() {
+    // The stack registers the TCP segmenter (tcpv4_offload_init).
+    crate::ethdev::offload::add_offload_tcp4(crate::stack::tcp::offload::tcp4_gso_segment);
+    let mut p = pool(256);
+    let mut c = cable("gso-a", 256, &conf(QdiscKind::PfifoFast, 1000, true));
+    let acct = std::sync::Arc::new(crate::mbuf::WmemAccount::new());
+    let mut sup = super_segment(&mut p, 4000, 1460, 1500);
+    assert_eq!(crate::ethdev::offload::gso_segs(&sup), 3);
+    // qdisc_pkt_len_init: the length plus two more headers.
+    assert_eq!(
+        crate::ethdev::offload::wire_len(&sup),
+        (54 + 4000 + 2 * 54) as u64
+    );
+    sup.charge_wmem(&acct, 9000);
+    let mut b = Burst::new();
+    b.push(tagged(&mut p, 1, 60)).unwrap();
+    b.push(sup).unwrap();
+    b.push(tagged(&mut p, 2, 60)).unwrap();
+    let o = c.q.xmit_burst(&mut b);
+    assert_eq!(o.dropped, 0);
+    assert_eq!(o.direct + o.queued, 5);
+    // The super-segment's charge moved to its three segments (3000 each).
+    assert_eq!(
+        acct.in_flight(),
+        9000,
+        "the charge moved to the segments, not doubled"
+    );
+    // BQL lets the queue out as completions come back: drain and poll.
+    let mut rx = pool(64);
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..100 {
+        let mut got = Burst::new();
+        c.far.rx_burst(&mut rx, &mut got, 32);
+        frames.extend(got.iter().map(|m| m.data().to_vec()));
+        drop(got);
+        c.q.poll();
+        if frames.len() == 5 {
+            break;
+        }
+    }
+    assert_eq!(frames.len(), 5, "order: tag 1, three segments, tag 2");
+    assert_eq!(frames[0][..4], 1u32.to_be_bytes());
+    assert_eq!(frames[4][..4], 2u32.to_be_bytes());
+    let mut payload = Vec::new();
+    for (k, f) in frames[1..4].iter().enumerate() {
+        assert_eq!(f.len(), 54 + [1460, 1460, 1080][k]);
+        assert_eq!(
+            u16::from_be_bytes([f[18], f[19]]),
+            9 + k as u16,
+            "IP ID per segment"
+        );
+        assert_eq!(crate::stack::checksum::checksum(&f[14..34]), 0);
+        let seq = u32::from_be_bytes([f[38], f[39], f[40], f[41]]);
+        assert_eq!(seq, 100 + 1460 * k as u32);
+        assert_eq!(f[47] & 0x08 != 0, k == 2, "PSH only on the last");
+        payload.extend_from_slice(&f[54..]);
+    }
+    assert_eq!(
+        payload,
+        (0..4000).map(|i| (i % 253) as u8).collect::<Vec<u8>>()
+    );
+    let k = c.q.counters();
+    assert_eq!((k.offered, k.gso_segments, k.gso_drops), (5, 3, 0));
+    assert_eq!(k.unaccounted(), 0);
+    c.q.poll();
+    assert_eq!(acct.in_flight(), 0);
+}
+
+#[test]
+fn gso_drops_what_it_cannot_split_and_counts_it() {
+    crate::ethdev::offload::add_offload_tcp4(crate::stack::tcp::offload::tcp4_gso_segment);
+    let mut p = pool(64);
+    let mut c = cable("gso-b", 256, &conf(QdiscKind::PfifoFast, 1000, false));
+    let mut bad = super_segment(&mut p, 3000, 1460, 2000);
+    bad.data_mut()[14 + 9] = 17; // not TCP
+    let o = c.q.xmit(bad);
+    assert_eq!((o.dropped, o.dropped_bytes), (1, 3054));
+    let k = c.q.counters();
+    assert_eq!((k.offered, k.gso_drops, k.sent_packets), (1, 1, 0));
+    assert_eq!(k.unaccounted(), 0);
+    assert_eq!(p.stats().in_use, 0);
+}

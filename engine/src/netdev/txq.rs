@@ -43,6 +43,9 @@ mod watchdog;
 pub use watchdog::{TxTimeout, DEFAULT_WATCHDOG_TIMEOUT_MS};
 #[path = "carrier.rs"]
 mod carrier;
+
+#[path = "gso.rs"]
+mod gso;
 pub use carrier::{CarrierChange, CarrierPolicy};
 
 /// XOFF bit: stopped by BQL (`__QUEUE_STATE_STACK_XOFF`).
@@ -205,6 +208,11 @@ pub struct TxqCounters {
     pub carrier_drops: u64,
     /// Carrier losses and returns seen (Linux's `carrier_changes`).
     pub carrier_changes: u64,
+    /// Dropped: a TCP super-segment software GSO could not split
+    /// (malformed, or no buffers).
+    pub gso_drops: u64,
+    /// Wire segments software GSO made (each also in `offered`).
+    pub gso_segments: u64,
 }
 
 impl TxqCounters {
@@ -216,11 +224,12 @@ impl TxqCounters {
                 + self.busy_drops
                 + self.purged
                 + self.carrier_drops
+                + self.gso_drops
                 + self.backlog_packets) as i64
     }
     /// Sum of the drop counters.
     pub fn drops(&self) -> u64 {
-        self.qdisc_drops + self.busy_drops + self.purged + self.carrier_drops
+        self.qdisc_drops + self.busy_drops + self.purged + self.carrier_drops + self.gso_drops
     }
 }
 
@@ -276,7 +285,7 @@ impl std::fmt::Display for TxqSnapshot {
     }
 }
 
-const N_COUNTERS: usize = 21;
+const N_COUNTERS: usize = 23;
 
 /// Counters and state published by the owning lcore once per poll, readable
 /// from any thread (the live line, the JSON summary). Single writer: plain
@@ -318,6 +327,8 @@ impl TxqShared {
             timeout_drops: g(18),
             carrier_drops: g(19),
             carrier_changes: g(20),
+            gso_drops: g(21),
+            gso_segments: g(22),
         };
         let b = |i: usize| self.bql[i].get();
         let st = self.state.load(Ordering::Relaxed);
@@ -383,6 +394,9 @@ pub struct NetdevQueue {
     shared: Arc<TxqShared>,
     wd: watchdog::Watchdog,
     carrier_policy: CarrierPolicy,
+    /// The driver queue's TX offloads ([`crate::mbuf::ol`]): without
+    /// `TX_TSO`, super-segments are split here (`gso.rs`).
+    offloads: u32,
 }
 
 impl std::fmt::Debug for NetdevQueue {
@@ -451,6 +465,7 @@ impl NetdevQueue {
             })?;
         dql.reset(tsc.now());
         let ring = txq.ring_size().max(1);
+        let offloads = txq.tx_offloads();
         let shared = Arc::new(TxqShared {
             port,
             queue,
@@ -481,9 +496,22 @@ impl NetdevQueue {
             shared,
             wd: watchdog::Watchdog::new(&tsc, conf.watchdog_timeout_ms),
             carrier_policy: conf.carrier,
+            offloads,
         };
         q.publish();
         Ok(q)
+    }
+
+    /// The driver takes TCP super-segments (`NETIF_F_TSO`).
+    #[inline]
+    pub(super) fn tso(&self) -> bool {
+        self.offloads & crate::mbuf::ol::TX_TSO != 0
+    }
+
+    /// The driver finishes TCP checksums (`NETIF_F_IP_CSUM`).
+    #[inline]
+    pub(super) fn tx_csum(&self) -> bool {
+        self.offloads & crate::mbuf::ol::TX_TCP_CKSUM != 0
     }
 
     pub fn port(&self) -> u16 {
@@ -565,6 +593,9 @@ impl NetdevQueue {
         let mut out = XmitOutcome::default();
         if n == 0 {
             return out;
+        }
+        if self.needs_gso(pkts) {
+            return self.xmit_gso(pkts);
         }
         self.c.offered += n as u64;
         if self.state & CARRIER_XOFF != 0 && self.carrier_policy == CarrierPolicy::Drop {
@@ -669,9 +700,10 @@ impl NetdevQueue {
                     },
                 };
                 let len = m.pkt_len();
-                self.lens[k] = len as u32;
+                let wire = crate::ethdev::offload::wire_len(&m);
+                self.lens[k] = wire as u32;
                 self.c.backlog_bytes -= len as u64;
-                rem -= len as i64;
+                rem -= wire as i64;
                 k += 1;
                 // `burst` was empty and k <= 256: always room.
                 let _ = burst.push(m);
@@ -872,6 +904,8 @@ impl NetdevQueue {
             c.timeout_drops,
             c.carrier_drops,
             c.carrier_changes,
+            c.gso_drops,
+            c.gso_segments,
         ];
         for (s, v) in self.shared.counters.iter().zip(vals) {
             s.set(v);
@@ -944,7 +978,8 @@ impl NetdevQueue {
             if k > 0 && rem <= 0 {
                 break;
             }
-            let len = m.pkt_len();
+            // qdisc_pkt_len: a super-segment counts its wire bytes.
+            let len = crate::ethdev::offload::wire_len(m);
             self.lens[k] = len as u32;
             rem -= len as i64;
             k += 1;

@@ -22,6 +22,7 @@
 
 pub mod cong;
 mod input;
+pub(crate) mod offload;
 mod output;
 mod sack;
 mod sendmsg;
@@ -327,6 +328,10 @@ pub(crate) struct Tcb {
     pub mdev_us: u32,
     pub rttvar_us: u32,
     pub rto_us: u32,
+    /// Smallest RTT sample (µs; `u32::MAX` before one), for TSO autosizing
+    /// (`tcp_min_rtt`; Linux keeps a windowed minimum, here the minimum
+    /// over the connection).
+    pub min_rtt_us: u32,
     pub backoff: u8,
     pub retransmits: u8,
     // Timers (absolute ns deadlines).
@@ -424,6 +429,7 @@ impl Tcb {
             mdev_us: 0,
             rttvar_us: 0,
             rto_us: timer::TCP_TIMEOUT_INIT_US,
+            min_rtt_us: u32::MAX,
             backoff: 0,
             retransmits: 0,
             rto_at: None,
@@ -553,6 +559,9 @@ pub(crate) struct TcpTable {
 
 impl TcpTable {
     pub(crate) fn new(cfg: &super::StackConfig) -> TcpTable {
+        // tcpv4_offload_init: the device layer's software GSO segments
+        // TCP super-segments with this stack's segmenter.
+        crate::ethdev::offload::add_offload_tcp4(offload::tcp4_gso_segment);
         TcpTable {
             slots: Vec::new(),
             gens: Vec::new(),

@@ -26,13 +26,22 @@ pub(crate) const TCP_NAGLE_CORK: u8 = 2;
 pub(crate) const TCP_NAGLE_PUSH: u8 = 4;
 
 /// What a segment carries from the write queue: skb index, byte offset
-/// into its payload, length.
+/// into its payload, length — over `n` consecutive skbs for a TSO
+/// super-segment (`off` applies to the first; `len` is the total).
 #[derive(Clone, Copy)]
 pub(crate) struct Payload {
     pub skb: usize,
     pub off: usize,
     pub len: usize,
+    pub n: usize,
 }
+
+/// `sk_pacing_shift`: TSQ and TSO autosizing budget ~1 ms of pacing.
+const SK_PACING_SHIFT: u32 = 10;
+/// `tcp_tso_rtt_log` (9): super-segments shrink as min RTT grows past 512 µs.
+const TCP_TSO_RTT_LOG: u32 = 9;
+/// `tcp_min_tso_segs` (2).
+const TCP_MIN_TSO_SEGS: u32 = 2;
 
 impl Tcb {
     /// The socket's `nonagle` word from `TCP_NODELAY` / `TCP_CORK`.
@@ -93,6 +102,37 @@ impl Tcb {
             end = skb.seq.wrapping_add(mss);
         }
         !after(end, self.wnd_end())
+    }
+
+    /// Plays the part of `tcp_mss_split_point` for a write queue of
+    /// MSS-sized skbs: how many skbs from `k` go out as one super-segment
+    /// — at most `max_segs`, each inside the peer's window, all full-sized
+    /// but the last, which may be partial (if Nagle lets it go: the
+    /// queue's last skb with `nonagle`, `tcp_nagle_check`) or carry the FIN.
+    pub(crate) fn mss_split_point(&self, k: usize, mss: u32, max_segs: u32, nonagle: u8) -> usize {
+        let first = &self.wq[k];
+        if first.len() != mss || first.flags & FIN != 0 {
+            return 1;
+        }
+        let mut n = 1;
+        while (n as u32) < max_segs && k + n < self.wq.len() {
+            let nx = &self.wq[k + n];
+            if nx.len() == 0 || after(nx.end_seq, self.wnd_end()) {
+                break;
+            }
+            if nx.len() < mss {
+                let last = k + n + 1 == self.wq.len();
+                if self.nagle_test(nx, mss, if last { nonagle } else { TCP_NAGLE_PUSH }) {
+                    n += 1;
+                }
+                break;
+            }
+            n += 1;
+            if nx.flags & FIN != 0 {
+                break;
+            }
+        }
+        n
     }
 
     /// Plays the part of `tcp_is_cwnd_limited` (RFC 7661's test as Linux
@@ -385,6 +425,7 @@ impl Stack {
         push_one: bool,
     ) -> bool {
         let mss = t.mss_cache;
+        let tso_segs = self.tcp_tso_segs(t);
         let mut sent = 0u32;
         let mut is_cwnd_limited = false;
         // Retransmissions first (RFC 6675 NextSeg rule 1; Linux calls
@@ -395,7 +436,8 @@ impl Stack {
         while t.send_head < t.wq.len() {
             let k = t.send_head;
             let skb = &t.wq[k];
-            if t.cwnd_test(skb) == 0 {
+            let cwnd_quota = t.cwnd_test(skb);
+            if cwnd_quota == 0 {
                 is_cwnd_limited = true;
                 break;
             }
@@ -410,33 +452,28 @@ impl Stack {
             if skb.end_seq == skb.seq {
                 break;
             }
-            let len = skb.len() as usize;
-            if self.tcp_small_queue_check(t, i, 0) {
+            let n = if tso_segs > 1 {
+                t.mss_split_point(k, mss, cwnd_quota.min(tso_segs), nonagle)
+            } else {
+                1
+            };
+            let len: usize = (k..k + n).map(|j| t.wq[j].len() as usize).sum();
+            if self.tcp_small_queue_check(t, i, 0, self.tcp_truesize(len)) {
                 break;
             }
             let p = (len > 0).then_some(Payload {
                 skb: k,
                 off: 0,
                 len,
+                n,
             });
             if self.tcp_transmit_skb(t, k, p).is_err() {
                 break;
             }
-            // tcp_event_new_data_sent.
-            let skb = &mut t.wq[k];
-            skb.tx_ns = self.now;
-            let (end, small) = (skb.end_seq, (skb.len()) < mss);
-            t.snd_nxt = end;
-            t.send_head += 1;
-            t.packets_out += 1;
-            t.bytes_sent += len as u64;
-            if t.rto_at.is_none() {
-                self.tcp_arm_rto(t);
+            for _ in 0..n {
+                self.tcp_event_new_data_sent(t, mss);
             }
-            if small {
-                t.snd_sml = end; // tcp_minshall_update
-            }
-            sent += 1;
+            sent += n as u32;
             if push_one {
                 break;
             }
@@ -452,6 +489,78 @@ impl Stack {
         t.packets_out == 0 && t.send_head < t.wq.len()
     }
 
+    /// Plays the part of `tcp_event_new_data_sent` for the send head: it
+    /// joins the retransmit queue (snd_nxt, packets_out, the RTO), and
+    /// `tcp_minshall_update` for a small one.
+    fn tcp_event_new_data_sent(&mut self, t: &mut Tcb, mss: u32) {
+        let k = t.send_head;
+        let skb = &mut t.wq[k];
+        skb.tx_ns = self.now;
+        let (end, len) = (skb.end_seq, skb.len());
+        t.snd_nxt = end;
+        t.send_head += 1;
+        t.packets_out += 1;
+        t.bytes_sent += len as u64;
+        if t.rto_at.is_none() {
+            self.tcp_arm_rto(t);
+        }
+        if len < mss {
+            t.snd_sml = end;
+        }
+    }
+
+    /// True when segments on the socket's route may be super-segments
+    /// (`sk_can_gso`): the output port was configured with `TX_TSO` (the
+    /// device does TSO, or the netdev layer segments for it) and the route
+    /// is not local delivery.
+    pub(crate) fn tcp_can_gso(&self, t: &Tcb) -> bool {
+        t.dst.is_some_and(|d| {
+            !matches!(d.next, crate::stack::ip::NextHop::Local)
+                && self.ports[d.port as usize].conf.tx_offloads & ol::TX_TSO != 0
+        })
+    }
+
+    /// Plays the part of `tcp_tso_segs` → `tcp_tso_autosize`: MSS-sized
+    /// segments per super-segment — about 1 ms at the pacing rate
+    /// (`sk_pacing_rate >> sk_pacing_shift`) plus `gso_max_size >>
+    /// (min_rtt >> tcp_tso_rtt_log)`, at most `gso_max_size`, at least
+    /// `tcp_min_tso_segs` — bounded by what one IPv4 datagram holds, a
+    /// chain the device layer reads, and a burst. 1 without GSO.
+    pub(crate) fn tcp_tso_segs(&self, t: &Tcb) -> u32 {
+        if !self.tcp_can_gso(t) {
+            return 1;
+        }
+        let mss = t.mss_cache.max(1) as u64;
+        let gso_max = crate::ethdev::offload::GSO_MAX_SIZE as u64;
+        let mut bytes = self.tcp_pacing_rate(t) >> SK_PACING_SHIFT;
+        let r = if t.min_rtt_us == u32::MAX {
+            0
+        } else {
+            t.min_rtt_us >> TCP_TSO_RTT_LOG
+        };
+        if r < 32 {
+            bytes += gso_max >> r;
+        }
+        let segs = (bytes.min(gso_max) / mss).max(TCP_MIN_TSO_SEGS as u64);
+        // One IPv4 datagram (65535 with 60 bytes of TCP header), a chain of
+        // at most GSO_MAX_CHAIN buffers, a burst of segments for software GSO.
+        let ip_max = (65535 - IPV4_MIN_HLEN as u64 - 60) / mss;
+        let room = self.pool.data_room().saturating_sub(128).max(1) as u64;
+        let chain_max = (crate::ethdev::offload::GSO_MAX_CHAIN as u64 - 1) * room / mss;
+        segs.min(ip_max)
+            .min(chain_max)
+            .min(crate::mbuf::BURST_MAX as u64)
+            .max(1) as u32
+    }
+
+    /// Bytes a segment of `payload` bytes holds in buffers (its chain's
+    /// truesize), as TSQ counts it.
+    pub(crate) fn tcp_truesize(&self, payload: usize) -> u64 {
+        let room = self.pool.data_room().saturating_sub(128).max(1);
+        let bufs = (payload + 128).div_ceil(room).max(1);
+        (bufs * (self.pool.data_room() + MBUF_HDR_SIZE)) as u64
+    }
+
     /// Plays the part of `tcp_small_queue_check` (TSQ): at most
     /// max(2 skbs, ~1 ms at the pacing rate) of this socket's bytes below
     /// TCP (qdisc + driver, `sk_wmem_alloc`), capped by
@@ -459,9 +568,14 @@ impl Stack {
     /// throttled socket is pushed again from the lcore's poll once TX
     /// completions free its bytes (the `tcp_wfree` → TSQ work). Always lets
     /// a segment go when the retransmit queue holds at most one skb.
-    pub(crate) fn tcp_small_queue_check(&mut self, t: &mut Tcb, i: usize, factor: u32) -> bool {
-        let truesize = (self.pool.data_room() + MBUF_HDR_SIZE) as u64;
-        let pacing = self.tcp_pacing_rate(t) >> 10;
+    pub(crate) fn tcp_small_queue_check(
+        &mut self,
+        t: &mut Tcb,
+        i: usize,
+        factor: u32,
+        truesize: u64,
+    ) -> bool {
+        let pacing = self.tcp_pacing_rate(t) >> SK_PACING_SHIFT;
         let limit = (2 * truesize)
             .max(pacing)
             .min(self.tcp.cfg.limit_output_bytes as u64)
@@ -523,7 +637,13 @@ impl Stack {
         let skb = &t.wq[k];
         let mut flags = skb.flags;
         let seq = p.map_or(skb.seq, |p| skb.seq.wrapping_add(p.off as u32));
-        if let Some(p) = p {
+        if let Some(p) = p.filter(|p| p.n > 1) {
+            // A super-segment: the last skb's FIN, PSH if any skb has it
+            // (the device puts both on the last wire segment only).
+            let last = &t.wq[k + p.n - 1];
+            let psh = (k..k + p.n).any(|j| t.wq[j].flags & PSH != 0);
+            flags = (skb.flags & !(FIN | PSH)) | (last.flags & FIN) | if psh { PSH } else { 0 };
+        } else if let Some(p) = p {
             // A FIN rides only on the segment that ends the skb.
             if p.off + p.len < skb.len() as usize {
                 flags &= !(FIN | PSH);
@@ -575,14 +695,20 @@ impl Stack {
         };
         let ack = if flags & ACK != 0 { t.rcv_nxt } else { 0 };
         let plen = p.map_or(0, |p| p.len);
+        let segs = p.map_or(1, |p| p.n);
         let thl = tw::TCP_HLEN + opts.len();
         let total = IPV4_MIN_HLEN + thl + plen;
         let mut m = self.pool.alloc().ok_or(Errno::ENOBUFS)?;
         let (src, daddr) = (dst.saddr, dst.daddr);
+        // The first buffer holds the headers and what fits of the payload.
+        let first = (IPV4_MIN_HLEN + thl + plen).min(m.tailroom()) - IPV4_MIN_HLEN - thl;
         {
-            let b = m.append(total).map_err(|_| Errno::ENOBUFS)?;
+            let b = m
+                .append(IPV4_MIN_HLEN + thl + first)
+                .map_err(|_| Errno::ENOBUFS)?;
+            // ip_select_ident_segs: one ID per wire segment.
             let id = t.inet_id;
-            t.inet_id = id.wrapping_add(1);
+            t.inet_id = id.wrapping_add(segs as u16);
             Ipv4Header {
                 tos: 0,
                 total_len: total as u16,
@@ -598,16 +724,27 @@ impl Stack {
             let th = &mut b[IPV4_MIN_HLEN..];
             tw::write_header(th, t.lport, t.rport, seq, ack, thl, flags, window);
             opts.write(&mut th[tw::TCP_HLEN..thl]);
-            if let Some(p) = p {
+            if let (Some(p), true) = (p, p.is_some_and(|p| p.n == 1 && first == p.len)) {
                 let src = t.wq[p.skb].data.as_ref().expect("payload skb has data");
                 th[thl..thl + p.len].copy_from_slice(&src.data()[p.off..p.off + p.len]);
             }
+        }
+        if let Some(p) = p.filter(|p| p.n > 1 || first < p.len) {
+            self.tcp_copy_payload(t, p, &mut m, IPV4_MIN_HLEN + thl)?;
         }
         let port_ol = self.ports[dst.port as usize].conf.tx_offloads;
         let l4len = (thl + plen) as u16;
         let pseudo = checksum::pseudo_header_sum(src, daddr, IPPROTO_TCP, l4len);
         let b = m.data_mut();
-        if port_ol & ol::TX_TCP_CKSUM != 0 {
+        if segs > 1 {
+            // TSO (DPDK's RTE_MBUF_F_TX_TCP_SEG convention): the field holds
+            // the pseudo-header sum without the length; the device or the
+            // netdev layer's GSO makes `segs` segments of one MSS.
+            let c = checksum::fold(pseudo - l4len as u64);
+            b[IPV4_MIN_HLEN + 16..IPV4_MIN_HLEN + 18].copy_from_slice(&c.to_be_bytes());
+            m.set_ol_flags(ol::TX_TSO | ol::TX_TCP_CKSUM | ol::TX_IPV4);
+            m.set_tso_segsz(t.mss_cache as u16);
+        } else if port_ol & ol::TX_TCP_CKSUM != 0 {
             // NETIF_F_IP_CSUM: the NIC finishes the sum (CHECKSUM_PARTIAL);
             // the field holds the pseudo-header sum.
             let c = checksum::fold(pseudo);
@@ -622,7 +759,7 @@ impl Stack {
         m.set_tx_lens(0, IPV4_MIN_HLEN as u8, thl as u8);
         m.set_hash(t.txhash);
         if plen > 0 {
-            let truesize = (m.buf_len() + MBUF_HDR_SIZE) as u32;
+            let truesize = (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u32;
             m.charge_wmem(&t.wmem, truesize);
         }
         if flags & ACK != 0 {
@@ -639,7 +776,52 @@ impl Stack {
             .wrapping_add((flags & SYN != 0) as u32)
             .wrapping_add((flags & FIN != 0) as u32);
         let fresh = after(end, t.snd_nxt) || end == seq;
-        self.ip_queue_xmit(t, m, &dst, fresh)
+        self.ip_queue_xmit(t, m, &dst, fresh, segs as u64)
+    }
+
+    /// Copies payload `p` (over its `n` write-queue skbs) into `m` after
+    /// its first `hdr` bytes, chaining buffers as each fills (the
+    /// super-segment's paged part, `skb_shinfo(skb)->frags` in Linux).
+    fn tcp_copy_payload(
+        &mut self,
+        t: &Tcb,
+        p: Payload,
+        m: &mut Mbuf,
+        hdr: usize,
+    ) -> Result<(), Errno> {
+        // Drop what the caller appended for the first part: refill in order.
+        m.set_len(hdr).map_err(|_| Errno::ENOBUFS)?;
+        let mut tail: Option<Mbuf> = None;
+        let mut left = p.len;
+        for j in p.skb..p.skb + p.n {
+            let src = t.wq[j].data.as_ref().expect("payload skb has data").data();
+            let mut from = if j == p.skb { p.off } else { 0 };
+            let end = (from + left).min(src.len());
+            while from < end {
+                let cur = match tail.as_mut() {
+                    Some(b) => b,
+                    None => m,
+                };
+                let room = cur.tailroom();
+                if room == 0 {
+                    let nb = self.pool.alloc().ok_or(Errno::ENOBUFS)?;
+                    if let Some(full) = tail.replace(nb) {
+                        m.chain(full);
+                    }
+                    continue;
+                }
+                let k = room.min(end - from);
+                cur.append(k)
+                    .map_err(|_| Errno::ENOBUFS)?
+                    .copy_from_slice(&src[from..from + k]);
+                from += k;
+                left -= k;
+            }
+        }
+        if let Some(full) = tail {
+            m.chain(full);
+        }
+        Ok(())
     }
 
     /// Plays the part of `ip_queue_xmit` → `__ip_queue_xmit` for a built
@@ -647,14 +829,22 @@ impl Stack {
     /// output hooks, `ip_finish_output2` and the neighbour. Counts
     /// `OutRequests` and (`fresh`) the Tcp `OutSegs`; a refusal is
     /// `OutDiscards`.
-    fn ip_queue_xmit(&mut self, t: &mut Tcb, m: Mbuf, dst: &Dst, fresh: bool) -> Result<(), Errno> {
+    fn ip_queue_xmit(
+        &mut self,
+        t: &mut Tcb,
+        m: Mbuf,
+        dst: &Dst,
+        fresh: bool,
+        segs: u64,
+    ) -> Result<(), Errno> {
         self.counters.ip.out_requests.add(1);
         match self.ip_output_one(m, dst, false) {
             Ok(()) => {
                 if fresh {
-                    self.counters.tcp.out_segs.add(1);
+                    // OutSegs counts tcp_skb_pcount(skb).
+                    self.counters.tcp.out_segs.add(segs);
                 }
-                t.segs_out += 1;
+                t.segs_out += segs;
                 Ok(())
             }
             Err(e) => {
@@ -721,6 +911,7 @@ impl Stack {
                 skb: k,
                 off: 0,
                 len,
+                n: 1,
             });
             if self.tcp_transmit_skb(t, k, p).is_ok() {
                 let skb = &mut t.wq[k];
@@ -794,6 +985,7 @@ impl Stack {
             skb: k,
             off: 0,
             len,
+            n: 1,
         });
         self.tcp_transmit_skb(t, k, p)?;
         self.counters.tcp.retrans_segs.add(1);
@@ -820,7 +1012,8 @@ impl Stack {
                 if t.in_flight() >= t.cw.cwnd {
                     break;
                 }
-                if self.tcp_small_queue_check(t, i, 1) {
+                let ts = self.tcp_truesize(t.wq[k].len() as usize);
+                if self.tcp_small_queue_check(t, i, 1, ts) {
                     break;
                 }
                 if self.tcp_retransmit_skb(t, k).is_err() {

@@ -28,6 +28,7 @@ impl Tcb {
     /// updates it.
     pub fn rtt_estimator(&mut self, mrtt_us: u32) {
         let mut m = mrtt_us.max(1) as i64;
+        self.min_rtt_us = self.min_rtt_us.min(m as u32);
         if self.srtt_us != 0 {
             m -= (self.srtt_us >> 3) as i64;
             self.srtt_us = (self.srtt_us as i64 + m) as u32;
