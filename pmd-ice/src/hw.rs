@@ -434,20 +434,58 @@ impl<R: RegisterSpace> IceHw<R> {
         d.set_param_u8(0, self.lport);
         d.set_param_u16(2, if lse { AQ_LSE_ENA } else { AQ_LSE_DIS });
         self.send(&mut d, Some((&mut buf, false)))?;
-        let up = buf[LINK_DATA_INFO_OFF] & AQ_LINK_UP != 0;
-        let sp = u16::from_le_bytes([buf[LINK_DATA_SPEED_OFF], buf[LINK_DATA_SPEED_OFF + 1]]);
-        let speed_mbps = match sp {
-            AQ_LINK_SPEED_10GB => 10_000,
-            AQ_LINK_SPEED_25GB => 25_000,
-            AQ_LINK_SPEED_100GB => 100_000,
-            _ => 0,
-        };
-        let l = LinkStatus {
-            up,
-            speed_mbps: if up { speed_mbps } else { 0 },
-            full_duplex: true,
-        };
-        Ok((l, buf))
+        Ok((parse_link_data(&buf), buf))
+    }
+
+    /// Takes the firmware's events off the admin receive queue (Linux
+    /// `ice_clean_adminq_subtask` → `__ice_clean_ctrlq`), at most one ring's
+    /// worth per call. A link-status event (opcode get_link_status, 0x0607,
+    /// posted while `ICE_AQ_LSE_ENA` is on) carries `struct
+    /// ice_aqc_get_link_status_data` (`ice_adminq_cmd.h`), from which the
+    /// link is updated as Linux `ice_handle_link_event` does (`link_info &
+    /// ICE_AQ_LINK_UP`, `link_speed`); a change becomes a port event. Other
+    /// events are logged and dropped. Returns whether the link changed.
+    pub fn service_arq(&mut self) -> bool {
+        let mut changed = false;
+        for _ in 0..self.aq.len() {
+            let Some(ev) = self.aq.receive(&*self.regs) else {
+                break;
+            };
+            if ev.desc.opcode != opc::GET_LINK_STATUS {
+                tracing::debug!(opcode = ev.desc.opcode, "ice: firmware event ignored");
+                continue;
+            }
+            if ev.data.len() < LINK_DATA_SPEED_OFF + 2 {
+                self.events.push(PortEvent {
+                    queue: None,
+                    kind: "adminq".into(),
+                    detail: format!(
+                        "link-status event with {} bytes of data (needs {}); ignored",
+                        ev.data.len(),
+                        LINK_DATA_SPEED_OFF + 2
+                    ),
+                });
+                continue;
+            }
+            let l = parse_link_data(&ev.data);
+            if l.up != self.link.up {
+                changed = true;
+                self.events.push(PortEvent {
+                    queue: None,
+                    kind: "link".into(),
+                    detail: if l.up {
+                        format!(
+                            "link up at {} Mbit/s (firmware link-status event)",
+                            l.speed_mbps
+                        )
+                    } else {
+                        "link down (firmware link-status event)".into()
+                    },
+                });
+            }
+            self.link = l;
+        }
+        changed
     }
 
     /// `ice_aq_manage_mac_read`: the LAN MAC address.
@@ -678,6 +716,24 @@ impl<R: RegisterSpace> IceHw<R> {
         d.set_param_u32(0, AQC_DRIVER_UNLOADING);
         let _ = self.send(&mut d, None);
         self.aq.shutdown(&*self.regs);
+    }
+}
+
+/// The link from `struct ice_aqc_get_link_status_data` (`link_info` @2:
+/// `ICE_AQ_LINK_UP`; `link_speed` @10); `buf` holds at least 12 bytes.
+fn parse_link_data(buf: &[u8]) -> LinkStatus {
+    let up = buf[LINK_DATA_INFO_OFF] & AQ_LINK_UP != 0;
+    let sp = u16::from_le_bytes([buf[LINK_DATA_SPEED_OFF], buf[LINK_DATA_SPEED_OFF + 1]]);
+    let speed_mbps = match sp {
+        AQ_LINK_SPEED_10GB => 10_000,
+        AQ_LINK_SPEED_25GB => 25_000,
+        AQ_LINK_SPEED_100GB => 100_000,
+        _ => 0,
+    };
+    LinkStatus {
+        up,
+        speed_mbps: if up { speed_mbps } else { 0 },
+        full_duplex: true,
     }
 }
 

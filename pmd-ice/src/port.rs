@@ -1,4 +1,9 @@
-//! The ice port: [`Port`] over an E810 PF, generic over the register space.
+//! The ice port: what ice adds to the ethdev framework ([`IceDriver`]: the
+//! admin-queue bring-up, VSI and TX-queue enable/disable, link from the
+//! firmware, device counters) and [`IcePort`], the framework's [`EthDev`]
+//! around it — which validates each configuration, hands each queue out
+//! once, owns the per-queue counters and keeps the link state, as for every
+//! other port.
 
 use crate::hw::{read_stat40, IceError, IceHw, ProbeOptions, Stat40};
 use crate::regs::*;
@@ -9,8 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use wirespeed::eal::dma::DmaRegion;
 use wirespeed::eal::RegisterSpace;
 use wirespeed::ethdev::{
-    EthdevError, LinkStatus, MacAddr, Port, PortConfig, PortEvent, PortInfo, PortStats, QueueSlots,
-    QueueStats, RxQueue, TxQueue,
+    Driver, EthDev, EthdevError, LinkStatus, MacAddr, Port, PortConfig, PortEvent, PortInfo,
+    PortStats, QueueSetup, RxQueue, TxQueue,
 };
 use wirespeed::mbuf::ol;
 
@@ -27,20 +32,20 @@ struct HwStats {
     vsi_tepc_prev: Option<u32>,
 }
 
-/// An E810 port.
-pub struct IcePort<R: RegisterSpace> {
-    name: String,
+/// What differs for ice under the framework (DPDK's `ice_eth_dev_ops`).
+pub struct IceDriver<R: RegisterSpace> {
     regs: Arc<R>,
     hw: Arc<Mutex<IceHw<R>>>,
-    conf: Option<PortConfig>,
-    tx_stats: Vec<Arc<QueueStats>>,
-    rx_stats: Vec<Arc<QueueStats>>,
-    txs: QueueSlots,
-    rxs: QueueSlots,
+    /// Per TX queue of the configuration: its enable state and ring, shared
+    /// with the queue (start/stop enable and disable it through the admin queue).
     tx_shared: Vec<Option<Arc<TxShared>>>,
-    started: bool,
     hw_stats: Mutex<HwStats>,
     mdd_seen: std::sync::atomic::AtomicU64,
+}
+
+/// An E810 port: the framework's bookkeeping around [`IceDriver`].
+pub struct IcePort<R: RegisterSpace> {
+    dev: EthDev<IceDriver<R>>,
 }
 
 fn dev_err(port: &str, e: IceError) -> EthdevError {
@@ -48,6 +53,10 @@ fn dev_err(port: &str, e: IceError) -> EthdevError {
         port: port.to_string(),
         why: e.to_string(),
     }
+}
+
+fn lock<R: RegisterSpace>(hw: &Mutex<IceHw<R>>) -> MutexGuard<'_, IceHw<R>> {
+    hw.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<R: RegisterSpace> IcePort<R> {
@@ -70,33 +79,28 @@ impl<R: RegisterSpace> IcePort<R> {
             link = ?hw.link,
             "ice: PF up (safe mode: no DDP package, no checksum offload)"
         );
-        let p = IcePort {
-            name: name.to_string(),
+        let d = IceDriver {
             regs,
             hw: Arc::new(Mutex::new(hw)),
-            conf: None,
-            tx_stats: Vec::new(),
-            rx_stats: Vec::new(),
-            txs: QueueSlots::new(0),
-            rxs: QueueSlots::new(0),
             tx_shared: Vec::new(),
-            started: false,
             hw_stats: Mutex::new(HwStats::default()),
             mdd_seen: std::sync::atomic::AtomicU64::new(0),
         };
-        p.update_hw_stats();
-        Ok(p)
+        d.update_hw_stats();
+        Ok(IcePort {
+            dev: EthDev::with_driver(name, d),
+        })
     }
 
     /// Waits (bounded) for the link to come up; the error names the
     /// cable/module state the firmware reports (`get_link_status`).
     pub fn wait_link_up(&self, timeout: std::time::Duration) -> Result<LinkStatus, EthdevError> {
         let r = self.hw().wait_link_up(timeout);
-        r.map_err(|e| dev_err(&self.name, e))
+        r.map_err(|e| dev_err(self.dev.name(), e))
     }
 
     fn hw(&self) -> MutexGuard<'_, IceHw<R>> {
-        self.hw.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.dev.driver().hw)
     }
 
     /// Firmware/API versions, capabilities and the scheduler parent TEID.
@@ -110,20 +114,29 @@ impl<R: RegisterSpace> IcePort<R> {
         f(&mut self.hw())
     }
 
-    fn conf(&self) -> Result<&PortConfig, EthdevError> {
-        self.conf.as_ref().ok_or_else(|| EthdevError::Device {
-            port: self.name.clone(),
-            why: "not configured: call configure() before asking for queues".into(),
-        })
-    }
-
     /// Sets up TX queue `q` and returns the concrete queue type.
     pub fn ice_tx_queue(&mut self, q: u16) -> Result<IceTxQueue<R>, EthdevError> {
-        let n = self.conf()?.tx_ring_size;
-        let vlan = self.conf()?.tx_offloads & ol::TX_VLAN != 0;
-        self.txs.take(&self.name, "tx queue", q)?;
+        self.dev.setup_tx_with(q, |d, s| d.tx(s))
+    }
+
+    /// Sets up RX queue `q` and returns the concrete queue type.
+    pub fn ice_rx_queue(&mut self, q: u16) -> Result<IceRxQueue<R>, EthdevError> {
+        self.dev.setup_rx_with(q, |d, s| d.rx(s))
+    }
+}
+
+impl<R: RegisterSpace> IceDriver<R> {
+    fn hw(&self) -> MutexGuard<'_, IceHw<R>> {
+        lock(&self.hw)
+    }
+
+    /// `ice_tx_queue_setup`: the ring, its shared state, and (on a started
+    /// port) the queue enabled at once (`add_txqs`).
+    fn tx(&mut self, s: QueueSetup<'_>) -> Result<IceTxQueue<R>, EthdevError> {
+        let (q, n) = (s.queue, s.ring_size);
+        let vlan = s.conf.tx_offloads & ol::TX_VLAN != 0;
         let ring = DmaRegion::alloc(n as usize * TX_DESC_SIZE)
-            .map_err(|e| dev_err(&self.name, IceError::Dma(e)))?;
+            .map_err(|e| dev_err(s.port, IceError::Dma(e)))?;
         debug_assert_eq!(ring.iova() % RING_BASE_ALIGN, 0);
         let mdd = Arc::new(AtomicU32::new(0));
         let shared = Arc::new(TxShared {
@@ -141,10 +154,10 @@ impl<R: RegisterSpace> IcePort<R> {
                 hw.mdd_flags.resize(q as usize + 1, None);
             }
             hw.mdd_flags[q as usize] = Some(mdd);
-            if self.started {
+            if s.started {
                 let teid = hw
                     .add_txq(q, ring.iova(), n)
-                    .map_err(|e| dev_err(&self.name, e))?;
+                    .map_err(|e| dev_err(s.port, e))?;
                 shared.teid.store(teid, Ordering::Relaxed);
                 shared.enabled.store(true, Ordering::Release);
             }
@@ -157,27 +170,26 @@ impl<R: RegisterSpace> IcePort<R> {
             self.regs.clone(),
             ring,
             n,
-            self.tx_stats[q as usize].clone(),
+            s.stats,
             shared,
             self.hw.clone(),
             vlan,
         ))
     }
 
-    /// Sets up RX queue `q` and returns the concrete queue type.
-    pub fn ice_rx_queue(&mut self, q: u16) -> Result<IceRxQueue<R>, EthdevError> {
-        let n = self.conf()?.rx_ring_size;
-        self.rxs.take(&self.name, "rx queue", q)?;
+    /// `ice_rx_queue_setup`: the ring.
+    fn rx(&mut self, s: QueueSetup<'_>) -> Result<IceRxQueue<R>, EthdevError> {
+        let n = s.ring_size;
         let ring = DmaRegion::alloc(n as usize * RX_DESC_SIZE)
-            .map_err(|e| dev_err(&self.name, IceError::Dma(e)))?;
-        let abs = q; // PF-relative, as Linux `pf_q` / DPDK `reg_idx`
+            .map_err(|e| dev_err(s.port, IceError::Dma(e)))?;
+        let abs = s.queue; // PF-relative, as Linux `pf_q` / DPDK `reg_idx`
         Ok(IceRxQueue::new(
-            q,
+            s.queue,
             abs,
             self.regs.clone(),
             ring,
             n,
-            self.rx_stats[q as usize].clone(),
+            s.stats,
         ))
     }
 
@@ -204,18 +216,13 @@ impl<R: RegisterSpace> IcePort<R> {
     }
 
     /// Disables every enabled TX queue (dis_txqs) and tells their owners.
-    fn disable_tx_queues(&mut self) -> Result<(), EthdevError> {
+    fn disable_tx_queues(&mut self, port: &str) -> Result<(), EthdevError> {
         let mut first_err = None;
         for s in self.tx_shared.iter().flatten() {
             if s.enabled.swap(false, Ordering::AcqRel) {
                 s.epoch.fetch_add(1, Ordering::AcqRel);
-                if let Err(e) = self
-                    .hw
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .dis_txq(s.q)
-                {
-                    first_err.get_or_insert(dev_err(&self.name, e));
+                if let Err(e) = lock(&self.hw).dis_txq(s.q) {
+                    first_err.get_or_insert(dev_err(port, e));
                 }
             }
         }
@@ -223,10 +230,9 @@ impl<R: RegisterSpace> IcePort<R> {
     }
 }
 
-impl<R: RegisterSpace> Port for IcePort<R> {
-    fn name(&self) -> &str {
-        &self.name
-    }
+impl<R: RegisterSpace> Driver for IceDriver<R> {
+    const LINK_WHILE_STOPPED: bool = true;
+    const START_NEEDS_CONFIGURE: bool = true;
 
     fn info(&self) -> PortInfo {
         let h = self.hw();
@@ -248,48 +254,36 @@ impl<R: RegisterSpace> Port for IcePort<R> {
         }
     }
 
-    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
-        if self.started {
-            return Err(EthdevError::Device {
-                port: self.name.clone(),
-                why: "configure while started: call stop() first".into(),
-            });
-        }
-        conf.validate(&self.name, &self.info())?;
-        self.disable_tx_queues()?;
+    fn mac(&self) -> MacAddr {
+        self.hw().mac
+    }
+
+    /// After the framework's validation: the old queues disabled, the VSI
+    /// set up for the queue count (`ice_dev_configure` → `ice_setup_vsi`).
+    fn configure(&mut self, port: &str, conf: &PortConfig) -> Result<(), EthdevError> {
+        self.disable_tx_queues(port)?;
         let nq = conf.nb_tx_queues.max(conf.nb_rx_queues);
-        self.hw()
-            .setup_vsi(nq)
-            .map_err(|e| dev_err(&self.name, e))?;
+        self.hw().setup_vsi(nq).map_err(|e| dev_err(port, e))?;
         self.update_hw_stats();
-        self.tx_stats = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
-        self.rx_stats = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
-        self.txs = QueueSlots::new(conf.nb_tx_queues);
-        self.rxs = QueueSlots::new(conf.nb_rx_queues);
         self.tx_shared = vec![None; conf.nb_tx_queues as usize];
-        self.conf = Some(conf.clone());
         Ok(())
     }
 
-    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
-        Ok(Box::new(self.ice_tx_queue(q)?))
+    fn tx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn TxQueue>, EthdevError> {
+        Ok(Box::new(self.tx(q)?))
     }
 
-    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
-        Ok(Box::new(self.ice_rx_queue(q)?))
+    fn rx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn RxQueue>, EthdevError> {
+        Ok(Box::new(self.rx(q)?))
     }
 
     /// Enables every handed-out TX queue (add_txqs with its TLAN context).
-    fn start(&mut self) -> Result<(), EthdevError> {
-        self.conf()?;
+    fn start(&mut self, port: &str) -> Result<(), EthdevError> {
         for s in self.tx_shared.iter().flatten() {
             if !s.enabled.load(Ordering::Acquire) {
-                let teid = self
-                    .hw
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
+                let teid = lock(&self.hw)
                     .add_txq(s.q, s.ring_iova, s.qlen)
-                    .map_err(|e| dev_err(&self.name, e))?;
+                    .map_err(|e| dev_err(port, e))?;
                 s.teid.store(teid, Ordering::Relaxed);
                 s.enabled.store(true, Ordering::Release);
             }
@@ -299,44 +293,39 @@ impl<R: RegisterSpace> Port for IcePort<R> {
         // AUTO_LINK_UPDT. The link may come up later (`wait_link_up`).
         let link = {
             let mut hw = self.hw();
-            hw.setup_link().map_err(|e| dev_err(&self.name, e))?;
-            let l = hw
-                .get_link_status(true)
-                .map_err(|e| dev_err(&self.name, e))?;
+            hw.setup_link().map_err(|e| dev_err(port, e))?;
+            let l = hw.get_link_status(true).map_err(|e| dev_err(port, e))?;
             hw.link = l;
             l
         };
         if !link.up {
-            tracing::warn!(port = %self.name, "ice: link is down after start; wait_link_up reports why");
+            tracing::warn!(port = %port, "ice: link is down after start; wait_link_up reports why");
         }
-        self.started = true;
         Ok(())
     }
 
     /// Disables the TX queues (dis_txqs, 0x0C31); their owners drop what was
     /// in flight on their next call.
-    fn stop(&mut self) -> Result<(), EthdevError> {
-        self.started = false;
-        self.disable_tx_queues()
+    fn stop(&mut self, port: &str) -> Result<(), EthdevError> {
+        self.disable_tx_queues(port)
     }
 
-    fn link(&self) -> LinkStatus {
-        self.hw().link
+    /// The link the firmware reported: get_link_status at probe and start,
+    /// then its link-status events ([`IceHw::service_arq`]).
+    fn carrier(&self) -> bool {
+        let mut hw = self.hw();
+        hw.service_arq();
+        hw.link.up
     }
 
-    fn mac(&self) -> MacAddr {
-        self.hw().mac
-    }
-
-    fn stats(&self) -> PortStats {
-        PortStats::from_queues(&self.tx_stats, &self.rx_stats)
+    fn speed_mbps(&self) -> u32 {
+        self.hw().link.speed_mbps
     }
 
     /// Queue counters plus the device's GLPRT_* / GLV_* counters, 40-bit
     /// registers accumulated into 64 bits (`ice_stat_update40`).
-    fn xstats(&self) -> Vec<(String, u64)> {
+    fn xstats(&self, _stats: &PortStats, v: &mut Vec<(String, u64)>) {
         self.update_hw_stats();
-        let mut v = self.stats().xstats();
         let h = self.hw_stats.lock().unwrap_or_else(|e| e.into_inner());
         v.push(("port_tx_good_bytes".into(), h.port_gotc.total));
         v.push(("port_tx_unicast_packets".into(), h.port_uptc.total));
@@ -344,14 +333,15 @@ impl<R: RegisterSpace> Port for IcePort<R> {
         v.push(("vsi_tx_unicast_packets".into(), h.vsi_uptc.total));
         v.push(("vsi_tx_errors".into(), h.vsi_tepc));
         v.push(("mdd_events".into(), self.mdd_seen.load(Ordering::Relaxed)));
-        v
     }
 
-    /// MDD events latched by the device since the last call.
+    /// MDD events latched by the device, admin-queue errors and link
+    /// changes since the last call.
     fn events(&mut self) -> Vec<PortEvent> {
         let mut hw = self.hw();
         hw.drain_mdd();
         hw.check_adminq();
+        hw.service_arq();
         let ev = std::mem::take(&mut hw.events);
         drop(hw);
         self.mdd_seen.fetch_add(
@@ -362,9 +352,49 @@ impl<R: RegisterSpace> Port for IcePort<R> {
     }
 }
 
-impl<R: RegisterSpace> Drop for IcePort<R> {
+/// The framework's [`Port`], as [`EthDev`] implements it.
+impl<R: RegisterSpace> Port for IcePort<R> {
+    fn name(&self) -> &str {
+        self.dev.name()
+    }
+    fn info(&self) -> PortInfo {
+        self.dev.info()
+    }
+    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
+        self.dev.configure(conf)
+    }
+    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
+        self.dev.tx_queue(q)
+    }
+    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
+        self.dev.rx_queue(q)
+    }
+    fn start(&mut self) -> Result<(), EthdevError> {
+        self.dev.start()
+    }
+    fn stop(&mut self) -> Result<(), EthdevError> {
+        self.dev.stop()
+    }
+    fn link(&self) -> LinkStatus {
+        self.dev.link()
+    }
+    fn mac(&self) -> MacAddr {
+        self.dev.mac()
+    }
+    fn stats(&self) -> PortStats {
+        self.dev.stats()
+    }
+    fn xstats(&self) -> Vec<(String, u64)> {
+        self.dev.xstats()
+    }
+    fn events(&mut self) -> Vec<PortEvent> {
+        self.dev.events()
+    }
+}
+
+impl<R: RegisterSpace> Drop for IceDriver<R> {
     fn drop(&mut self) {
-        let _ = self.disable_tx_queues();
+        let _ = self.disable_tx_queues("ice");
         self.hw().shutdown();
     }
 }

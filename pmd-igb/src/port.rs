@@ -1,4 +1,8 @@
-//! The igb port: configure, hand out queues, start/stop, link, statistics.
+//! The igb port: what igb adds to the ethdev framework ([`IgbDriver`]: the
+//! register-level start/stop, queue set-up, link and device counters), and
+//! [`IgbPort`], the framework's [`EthDev`] around it — which validates each
+//! configuration, hands each queue out once, owns the per-queue counters
+//! and keeps the link state, as for every other port.
 //! Generic over the register window: `IgbPort<Mmio>` drives a NIC through
 //! VFIO, `IgbPort<IgbModel>` drives the device model; the code is the same.
 
@@ -11,29 +15,28 @@ use std::sync::Arc;
 use std::time::Duration;
 use wirespeed::eal::RegisterSpace;
 use wirespeed::ethdev::{
-    EthdevError, LinkStatus, MacAddr, Port, PortConfig, PortEvent, PortInfo, PortStats, QueueSlots,
-    QueueStats, RxQueue, TxQueue,
+    Driver, EthDev, EthdevError, LinkStatus, MacAddr, Port, PortConfig, PortEvent, PortInfo,
+    PortStats, QueueSetup, RxQueue, TxQueue,
 };
 
-/// One igb port.
-pub struct IgbPort<R: RegisterSpace> {
-    name: String,
+/// What differs for igb under the framework (DPDK's `eth_igb_ops`).
+pub struct IgbDriver<R: RegisterSpace> {
     hw: Arc<IgbHw<R>>,
     mac: MacAddr,
-    conf: PortConfig,
-    txs: QueueSlots,
-    rxs: QueueSlots,
-    tx_stats: Vec<Arc<QueueStats>>,
-    rx_stats: Vec<Arc<QueueStats>>,
+    promiscuous: bool,
     /// Queues handed out (their enable bits are checked at start).
     tx_up: Vec<u16>,
     rx_up: Vec<u16>,
-    started: bool,
     link_wait: Duration,
     line_rate_bps: u64,
     model: Option<Arc<IgbModel>>,
     /// Keeps whatever owns the register window alive (the VFIO device).
     _owner: Option<Arc<dyn Send + Sync>>,
+}
+
+/// One igb port: the framework's bookkeeping around [`IgbDriver`].
+pub struct IgbPort<R: RegisterSpace> {
+    dev: EthDev<IgbDriver<R>>,
 }
 
 fn dev_err(port: &str, why: impl std::fmt::Display) -> EthdevError {
@@ -78,73 +81,75 @@ impl<R: RegisterSpace> IgbPort<R> {
             .as_ref()
             .map(|m| m.line_rate_bps())
             .unwrap_or(1_000_000_000);
-        Ok(IgbPort {
-            name: name.to_string(),
+        let driver = IgbDriver {
             hw,
             mac,
-            conf: PortConfig::default(),
-            txs: QueueSlots::new(0),
-            rxs: QueueSlots::new(0),
-            tx_stats: Vec::new(),
-            rx_stats: Vec::new(),
+            promiscuous: true,
             tx_up: Vec::new(),
             rx_up: Vec::new(),
-            started: false,
             link_wait,
             line_rate_bps,
             model,
             _owner: owner,
+        };
+        Ok(IgbPort {
+            dev: EthDev::with_driver(name, driver),
         })
     }
 
     /// The control-path view (registers, PHY, counters).
     pub fn hw(&self) -> &Arc<IgbHw<R>> {
-        &self.hw
+        &self.dev.driver().hw
     }
 
     /// The device model behind this port, if it is one.
     pub fn model(&self) -> Option<&Arc<IgbModel>> {
-        self.model.as_ref()
+        self.dev.driver().model.as_ref()
     }
 
     /// A TX queue with its concrete type (tests, benchmarks).
     pub fn igb_tx_queue(&mut self, q: u16) -> Result<IgbTxQueue<R>, EthdevError> {
-        self.txs.take(&self.name, "tx queue", q)?;
-        let mut t = IgbTxQueue::new(
-            self.hw.regs.clone(),
-            &self.name,
-            q,
-            self.conf.tx_ring_size,
-            self.tx_stats[q as usize].clone(),
-        )
-        .map_err(|e| dev_err(&self.name, e))?;
-        if self.started {
-            self.wait_enabled("tx queue", txdctl(u32::from(q)), q)?;
-        }
-        self.tx_up.push(q);
-        t.set_rs_thresh(crate::tx::DEFAULT_RS_THRESH);
-        Ok(t)
+        self.dev.setup_tx_with(q, |d, s| d.tx(s))
     }
 
     /// An RX queue with its concrete type (tests, benchmarks).
     pub fn igb_rx_queue(&mut self, q: u16) -> Result<IgbRxQueue<R>, EthdevError> {
-        self.rxs.take(&self.name, "rx queue", q)?;
-        let r = IgbRxQueue::new(
-            self.hw.regs.clone(),
-            q,
-            self.conf.rx_ring_size,
-            self.rx_stats[q as usize].clone(),
-        )
-        .map_err(|e| dev_err(&self.name, e))?;
-        if self.started {
-            self.hw.wr(RCTL, self.rctl());
-            self.wait_enabled("rx queue", rxdctl(u32::from(q)), q)?;
+        self.dev.setup_rx_with(q, |d, s| d.rx(s))
+    }
+}
+
+impl<R: RegisterSpace> IgbDriver<R> {
+    /// `igb_setup_tx_resources` + `igb_configure_tx_ring` for one queue.
+    fn tx(&mut self, s: QueueSetup<'_>) -> Result<IgbTxQueue<R>, EthdevError> {
+        let mut t = IgbTxQueue::new(self.hw.regs.clone(), s.port, s.queue, s.ring_size, s.stats)
+            .map_err(|e| dev_err(s.port, e))?;
+        if s.started {
+            self.wait_enabled(s.port, "tx queue", txdctl(u32::from(s.queue)), s.queue)?;
         }
-        self.rx_up.push(q);
+        self.tx_up.push(s.queue);
+        t.set_rs_thresh(crate::tx::DEFAULT_RS_THRESH);
+        Ok(t)
+    }
+
+    /// `igb_setup_rx_resources` + `igb_configure_rx_ring` for one queue.
+    fn rx(&mut self, s: QueueSetup<'_>) -> Result<IgbRxQueue<R>, EthdevError> {
+        let r = IgbRxQueue::new(self.hw.regs.clone(), s.queue, s.ring_size, s.stats)
+            .map_err(|e| dev_err(s.port, e))?;
+        if s.started {
+            self.hw.wr(RCTL, self.rctl());
+            self.wait_enabled(s.port, "rx queue", rxdctl(u32::from(s.queue)), s.queue)?;
+        }
+        self.rx_up.push(s.queue);
         Ok(r)
     }
 
-    fn wait_enabled(&self, what: &'static str, reg: u32, q: u16) -> Result<(), EthdevError> {
+    fn wait_enabled(
+        &self,
+        port: &str,
+        what: &'static str,
+        reg: u32,
+        q: u16,
+    ) -> Result<(), EthdevError> {
         if wait_for(
             Duration::from_millis(100),
             Duration::from_micros(100),
@@ -153,7 +158,7 @@ impl<R: RegisterSpace> IgbPort<R> {
             Ok(())
         } else {
             Err(EthdevError::Queue {
-                port: self.name.clone(),
+                port: port.to_string(),
                 what,
                 queue: q,
                 why: "did not report enabled within 100 ms after TCTL/RCTL.EN".into(),
@@ -163,17 +168,15 @@ impl<R: RegisterSpace> IgbPort<R> {
 
     fn rctl(&self) -> u32 {
         let mut r = RCTL_EN | RCTL_BAM | RCTL_SECRC;
-        if self.conf.promiscuous {
+        if self.promiscuous {
             r |= RCTL_UPE | RCTL_MPE;
         }
         r
     }
 }
 
-impl<R: RegisterSpace> Port for IgbPort<R> {
-    fn name(&self) -> &str {
-        &self.name
-    }
+impl<R: RegisterSpace> Driver for IgbDriver<R> {
+    const LINK_WHILE_STOPPED: bool = true;
 
     fn info(&self) -> PortInfo {
         let qn = self.hw.part.family.queues();
@@ -198,15 +201,13 @@ impl<R: RegisterSpace> Port for IgbPort<R> {
         }
     }
 
-    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
-        if self.started {
-            return Err(EthdevError::Config {
-                port: self.name.clone(),
-                key: "configure".into(),
-                why: "the port is started; stop it first".into(),
-            });
-        }
-        conf.validate(&self.name, &self.info())?;
+    fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    /// After the framework's validation: VLAN mode, and forget the queues
+    /// of the previous configuration.
+    fn configure(&mut self, _port: &str, conf: &PortConfig) -> Result<(), EthdevError> {
         // VLAN insertion needs VLAN mode on, as Linux igb_vlan_mode sets it.
         let ctrl = self.hw.rd(CTRL);
         if conf.tx_offloads & wirespeed::mbuf::ol::TX_VLAN != 0 {
@@ -214,91 +215,85 @@ impl<R: RegisterSpace> Port for IgbPort<R> {
         } else {
             self.hw.wr(CTRL, ctrl & !CTRL_VME);
         }
-        self.conf = conf.clone();
-        self.txs = QueueSlots::new(conf.nb_tx_queues);
-        self.rxs = QueueSlots::new(conf.nb_rx_queues);
-        self.tx_stats = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
-        self.rx_stats = (0..conf.nb_rx_queues).map(|_| Arc::default()).collect();
+        self.promiscuous = conf.promiscuous;
         self.tx_up.clear();
         self.rx_up.clear();
         Ok(())
     }
 
-    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
-        Ok(Box::new(self.igb_tx_queue(q)?))
+    fn tx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn TxQueue>, EthdevError> {
+        Ok(Box::new(self.tx(q)?))
     }
 
-    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
-        Ok(Box::new(self.igb_rx_queue(q)?))
+    fn rx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn RxQueue>, EthdevError> {
+        Ok(Box::new(self.rx(q)?))
     }
 
     /// TCTL.EN / RCTL.EN, then checks every handed-out queue's enable latched,
     /// and waits (bounded) for the link.
-    fn start(&mut self) -> Result<(), EthdevError> {
+    fn start(&mut self, port: &str) -> Result<(), EthdevError> {
         let tctl = self.hw.rd(TCTL);
         self.hw.wr(TCTL, tctl | TCTL_EN);
         if !self.rx_up.is_empty() {
             self.hw.wr(RCTL, self.rctl());
         }
         for q in self.tx_up.clone() {
-            self.wait_enabled("tx queue", txdctl(u32::from(q)), q)?;
+            self.wait_enabled(port, "tx queue", txdctl(u32::from(q)), q)?;
         }
         for q in self.rx_up.clone() {
-            self.wait_enabled("rx queue", rxdctl(u32::from(q)), q)?;
+            self.wait_enabled(port, "rx queue", rxdctl(u32::from(q)), q)?;
         }
-        self.started = true;
         if !wait_for(self.link_wait, Duration::from_millis(1), || {
             self.hw.link().up
         }) {
             tracing::warn!(
-                "{}: link still down after {} ms (frames queue until it comes up)",
-                self.name,
+                "{port}: link still down after {} ms (frames queue until it comes up)",
                 self.link_wait.as_millis()
             );
         }
         Ok(())
     }
 
-    fn stop(&mut self) -> Result<(), EthdevError> {
+    fn stop(&mut self, _port: &str) -> Result<(), EthdevError> {
         self.hw.wr(RCTL, 0);
         let tctl = self.hw.rd(TCTL);
         self.hw.wr(TCTL, tctl & !TCTL_EN);
-        self.started = false;
         Ok(())
     }
 
-    /// Link state from STATUS; on the model, the speed is the modeled line
-    /// rate, so an unlimited model reports 0 (no line rate) rather than the
-    /// 1000 Mbit/s its STATUS register shows.
-    fn link(&self) -> LinkStatus {
-        let mut l = self.hw.link();
-        if l.up && self.model.is_some() {
-            l.speed_mbps = (self.line_rate_bps / 1_000_000) as u32;
+    /// STATUS.LU (`E1000_STATUS_LU`, bit 1 in Linux `e1000_defines.h`).
+    fn carrier(&self) -> bool {
+        self.hw.link().up
+    }
+
+    /// From STATUS.SPEED; on the model, the modeled line rate, so an
+    /// unlimited model reports 0 (no line rate) rather than the 1000 Mbit/s
+    /// its STATUS register shows.
+    fn speed_mbps(&self) -> u32 {
+        if self.model.is_some() {
+            (self.line_rate_bps / 1_000_000) as u32
+        } else {
+            self.hw.link().speed_mbps
         }
-        l
     }
 
-    fn mac(&self) -> MacAddr {
-        self.mac
+    fn full_duplex(&self) -> bool {
+        self.hw.link().full_duplex
     }
 
-    /// Queue counters; RX drops include the frames the NIC missed (MPC).
-    fn stats(&self) -> PortStats {
-        let mut s = PortStats::from_queues(&self.tx_stats, &self.rx_stats);
+    /// RX drops include the frames the NIC missed (MPC).
+    fn stats(&self, s: &mut PortStats) {
         let c = self.hw.update_counters();
         if let Some(i) = STATS32.iter().position(|(r, _)| *r == MPC) {
             s.rx.drops += c.c32[i];
         }
-        s
     }
 
-    fn xstats(&self) -> Vec<(String, u64)> {
-        let mut v = PortStats::from_queues(&self.tx_stats, &self.rx_stats).xstats();
+    fn xstats(&self, _stats: &PortStats, v: &mut Vec<(String, u64)>) {
         v.extend(self.hw.xstats());
         if let Some(m) = &self.model {
             v.extend(m.xstats());
         }
-        v
     }
 
     fn events(&mut self) -> Vec<PortEvent> {
@@ -309,7 +304,47 @@ impl<R: RegisterSpace> Port for IgbPort<R> {
     }
 }
 
-impl<R: RegisterSpace> Drop for IgbPort<R> {
+/// The framework's [`Port`], as [`EthDev`] implements it.
+impl<R: RegisterSpace> Port for IgbPort<R> {
+    fn name(&self) -> &str {
+        self.dev.name()
+    }
+    fn info(&self) -> PortInfo {
+        self.dev.info()
+    }
+    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
+        self.dev.configure(conf)
+    }
+    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
+        self.dev.tx_queue(q)
+    }
+    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
+        self.dev.rx_queue(q)
+    }
+    fn start(&mut self) -> Result<(), EthdevError> {
+        self.dev.start()
+    }
+    fn stop(&mut self) -> Result<(), EthdevError> {
+        self.dev.stop()
+    }
+    fn link(&self) -> LinkStatus {
+        self.dev.link()
+    }
+    fn mac(&self) -> MacAddr {
+        self.dev.mac()
+    }
+    fn stats(&self) -> PortStats {
+        self.dev.stats()
+    }
+    fn xstats(&self) -> Vec<(String, u64)> {
+        self.dev.xstats()
+    }
+    fn events(&mut self) -> Vec<PortEvent> {
+        self.dev.events()
+    }
+}
+
+impl<R: RegisterSpace> Drop for IgbDriver<R> {
     fn drop(&mut self) {
         self.hw.shutdown();
     }

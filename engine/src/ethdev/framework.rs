@@ -26,10 +26,20 @@ pub struct QueueSetup<'a> {
     pub stats: Arc<QueueStats>,
     /// The whole validated configuration.
     pub conf: &'a PortConfig,
+    /// The port is started (a queue set up on a running port is enabled at once).
+    pub started: bool,
 }
 
 /// What differs per driver (DPDK's `eth_dev_ops`, the part a PMD fills).
 pub trait Driver: Send + 'static {
+    /// The link is reported while the port is stopped too: a NIC's PHY
+    /// negotiates from initialisation on, and DPDK's `rte_eth_link_get`
+    /// reads it whatever the port state. Software ports: up only while started.
+    const LINK_WHILE_STOPPED: bool = false;
+    /// `start` is refused before `configure` (DPDK `rte_eth_dev_start`:
+    /// "not configured"); software ports may start with their defaults.
+    const START_NEEDS_CONFIGURE: bool = false;
+
     /// Capabilities and limits (`dev_infos_get`).
     fn info(&self) -> PortInfo;
     fn mac(&self) -> MacAddr;
@@ -54,13 +64,66 @@ pub trait Driver: Send + 'static {
     fn speed_mbps(&self) -> u32 {
         0
     }
+    /// Duplex of the link.
+    fn full_duplex(&self) -> bool {
+        true
+    }
     /// Carrier (`netif_carrier_ok`): the link is up while started and this
     /// holds. Software ports always have it; a kernel interface reports its own.
     fn carrier(&self) -> bool {
         true
     }
+    /// Device counters folded into the framework's sum of the queue
+    /// counters (`stats_get`: e.g. frames the NIC missed for want of RX
+    /// descriptors, which no queue saw).
+    fn stats(&self, _stats: &mut PortStats) {}
     /// The driver's counters, appended to the framework's (`xstats_get`).
     fn xstats(&self, _stats: &PortStats, _out: &mut Vec<(String, u64)>) {}
+    /// Events the device raised since the last call (MDD, link changes, …).
+    fn events(&mut self) -> Vec<PortEvent> {
+        Vec::new()
+    }
+}
+
+/// A driver's carrier read, rate-limited for [`TxQueue::carrier`]: the
+/// netdev layer asks with the watchdog (every few hundred polls), and a
+/// register, admin-queue or sysfs read is done at most once per period —
+/// Linux learns of a link change from an interrupt and its watchdog task
+/// (`igb_watchdog_task`, every 2 s); between reads the last answer stands.
+/// Never on the per-packet path.
+#[derive(Debug)]
+pub struct CarrierPoll {
+    tsc: crate::eal::tsc::Tsc,
+    period: u64,
+    next: std::cell::Cell<u64>,
+    up: std::cell::Cell<bool>,
+}
+
+impl CarrierPoll {
+    /// A poll that re-reads at most once per `period`; the first call reads.
+    pub fn new(period: std::time::Duration) -> CarrierPoll {
+        let tsc = crate::eal::tsc::Tsc::global();
+        CarrierPoll {
+            tsc,
+            period: tsc.ns_to_cycles(period.as_nanos() as u64),
+            next: std::cell::Cell::new(0),
+            up: std::cell::Cell::new(true),
+        }
+    }
+
+    /// The carrier: `read()` when the period has passed, else the last
+    /// value; `read` returning `None` (the device could not be asked just
+    /// now, e.g. its control path is busy) keeps the last value too.
+    pub fn get(&self, read: impl FnOnce() -> Option<bool>) -> bool {
+        let now = self.tsc.now();
+        if now >= self.next.get() {
+            if let Some(up) = read() {
+                self.up.set(up);
+            }
+            self.next.set(now.saturating_add(self.period));
+        }
+        self.up.get()
+    }
 }
 
 /// A port: one [`Driver`] plus the framework's bookkeeping.
@@ -97,6 +160,65 @@ impl<D: Driver> EthDev<D> {
     pub fn driver_mut(&mut self) -> &mut D {
         &mut self.driver
     }
+
+    /// The configuration in force, once configured.
+    pub fn config(&self) -> Option<&PortConfig> {
+        self.conf.as_ref()
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// `rte_eth_tx_queue_setup` with the driver's own queue type: the
+    /// framework checks the port is configured and hands queue `q` out
+    /// once, then `setup` builds it (a PMD's tests and benchmarks want the
+    /// concrete type; [`Port::tx_queue`] boxes it).
+    pub fn setup_tx_with<T>(
+        &mut self,
+        q: u16,
+        setup: impl FnOnce(&mut D, QueueSetup<'_>) -> Result<T, EthdevError>,
+    ) -> Result<T, EthdevError> {
+        let Some(conf) = self.conf.as_ref() else {
+            return Err(not_configured(&self.name, "tx queue", q));
+        };
+        self.txs.take(&self.name, "tx queue", q)?;
+        setup(
+            &mut self.driver,
+            QueueSetup {
+                port: &self.name,
+                queue: q,
+                ring_size: conf.tx_ring_size,
+                stats: self.tx[q as usize].clone(),
+                conf,
+                started: self.started,
+            },
+        )
+    }
+
+    /// `rte_eth_rx_queue_setup` with the driver's own queue type (see
+    /// [`EthDev::setup_tx_with`]).
+    pub fn setup_rx_with<T>(
+        &mut self,
+        q: u16,
+        setup: impl FnOnce(&mut D, QueueSetup<'_>) -> Result<T, EthdevError>,
+    ) -> Result<T, EthdevError> {
+        let Some(conf) = self.conf.as_ref() else {
+            return Err(not_configured(&self.name, "rx queue", q));
+        };
+        self.rxs.take(&self.name, "rx queue", q)?;
+        setup(
+            &mut self.driver,
+            QueueSetup {
+                port: &self.name,
+                queue: q,
+                ring_size: conf.rx_ring_size,
+                stats: self.rx[q as usize].clone(),
+                conf,
+                started: self.started,
+            },
+        )
+    }
 }
 
 /// The error for a queue asked for before `configure`.
@@ -119,6 +241,14 @@ impl<D: Driver> Port for EthDev<D> {
     /// Plays the part of `rte_eth_dev_configure`: validated once, here, for
     /// every driver; then the driver's hook; then fresh queue slots and counters.
     fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
+        if self.started {
+            // rte_eth_dev_configure: -EBUSY on a started port.
+            return Err(EthdevError::Config {
+                port: self.name.clone(),
+                key: "configure".into(),
+                why: "the port is started; stop it first".into(),
+            });
+        }
         conf.validate(&self.name, &self.driver.info())?;
         self.driver.configure(&self.name, conf)?;
         self.tx = (0..conf.nb_tx_queues).map(|_| Arc::default()).collect();
@@ -130,33 +260,19 @@ impl<D: Driver> Port for EthDev<D> {
     }
     /// Plays the part of `rte_eth_tx_queue_setup`: each queue once.
     fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
-        let Some(conf) = self.conf.as_ref() else {
-            return Err(not_configured(&self.name, "tx queue", q));
-        };
-        self.txs.take(&self.name, "tx queue", q)?;
-        self.driver.tx_queue_setup(QueueSetup {
-            port: &self.name,
-            queue: q,
-            ring_size: conf.tx_ring_size,
-            stats: self.tx[q as usize].clone(),
-            conf,
-        })
+        self.setup_tx_with(q, |d, s| d.tx_queue_setup(s))
     }
     /// Plays the part of `rte_eth_rx_queue_setup`: each queue once.
     fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
-        let Some(conf) = self.conf.as_ref() else {
-            return Err(not_configured(&self.name, "rx queue", q));
-        };
-        self.rxs.take(&self.name, "rx queue", q)?;
-        self.driver.rx_queue_setup(QueueSetup {
-            port: &self.name,
-            queue: q,
-            ring_size: conf.rx_ring_size,
-            stats: self.rx[q as usize].clone(),
-            conf,
-        })
+        self.setup_rx_with(q, |d, s| d.rx_queue_setup(s))
     }
     fn start(&mut self) -> Result<(), EthdevError> {
+        if D::START_NEEDS_CONFIGURE && self.conf.is_none() {
+            return Err(EthdevError::Device {
+                port: self.name.clone(),
+                why: "not configured: call configure() before start()".into(),
+            });
+        }
         self.driver.start(&self.name)?;
         self.started = true;
         Ok(())
@@ -166,24 +282,29 @@ impl<D: Driver> Port for EthDev<D> {
         self.driver.stop(&self.name)
     }
     fn link(&self) -> LinkStatus {
-        let up = self.started && self.driver.carrier();
+        let up = (self.started || D::LINK_WHILE_STOPPED) && self.driver.carrier();
         LinkStatus {
             up,
             speed_mbps: if up { self.driver.speed_mbps() } else { 0 },
-            full_duplex: true,
+            full_duplex: self.driver.full_duplex(),
         }
     }
     fn mac(&self) -> MacAddr {
         self.driver.mac()
     }
     fn stats(&self) -> PortStats {
-        PortStats::from_queues(&self.tx, &self.rx)
+        let mut s = PortStats::from_queues(&self.tx, &self.rx);
+        self.driver.stats(&mut s);
+        s
     }
     fn xstats(&self) -> Vec<(String, u64)> {
         let s = self.stats();
         let mut v = s.xstats();
         self.driver.xstats(&s, &mut v);
         v
+    }
+    fn events(&mut self) -> Vec<PortEvent> {
+        self.driver.events()
     }
 }
 

@@ -28,7 +28,7 @@ mod spec;
 mod stats;
 pub mod wrap;
 
-pub use framework::{Driver, EthDev, QueueSetup};
+pub use framework::{CarrierPoll, Driver, EthDev, QueueSetup};
 pub use registry::{DriverInfo, Registry, WrapperInfo};
 pub use spec::DevSpec;
 pub use stats::{PortStats, QueueCounters, QueueStats, StatCounter};
