@@ -164,7 +164,6 @@ mod tests {
         })
         .unwrap();
         let mut p = Registry::with_builtins().open("lo").unwrap();
-        p.start().unwrap();
         p.configure(&PortConfig {
             nb_tx_queues: 1,
             nb_rx_queues: 1,
@@ -173,6 +172,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
+        p.start().unwrap();
         let mut tx = p.tx_queue(0).unwrap();
         let mut rx = p.rx_queue(0).unwrap();
         let mut b = Burst::new();
@@ -193,6 +193,7 @@ mod tests {
         drop(got);
         assert_eq!(pool.stats().in_use, 0);
         // Unequal queue counts are refused, naming the key.
+        p.stop().unwrap();
         let e = p
             .configure(&PortConfig {
                 nb_tx_queues: 2,
