@@ -366,3 +366,46 @@ fn latency_returns_can_be_received_on_another_lcore() {
     assert!(text(&o).contains("port[1].rx_lcore"), "{}", text(&o));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A link that flaps under a paced stream: what the queue refused or
+/// purged for want of carrier is named as such (not as qdisc drops), and
+/// offered = sent + every named drop.
+#[test]
+fn carrier_loss_is_its_own_drop_bucket() {
+    let dir = tmpdir("truth-carrier");
+    let j = dir.join("c.json");
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        r#"[run]
+lcores = "0"
+[[port]]
+spec = "fault:flap_ms=20,flap_every_ms=40+null"
+[[stream]]
+count = 100000
+rate = "1 Mpps"
+"#,
+    )
+    .unwrap();
+    let o = gen(&[cfg.to_str().unwrap(), "--json", j.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&j);
+    let s = &v["streams"][0];
+    let d = &s["dropped"];
+    let carrier = d["carrier"].as_u64().unwrap();
+    assert!(carrier > 0, "the link was down half the time: {d}");
+    assert_eq!(d["qdisc"], 0, "a paced stream never fills the qdisc: {d}");
+    let total: u64 = ["qdisc", "busy", "after_queue", "stack", "carrier"]
+        .iter()
+        .map(|k| d[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(s["offered"], 100000);
+    assert_eq!(s["packets"].as_u64().unwrap() + total, 100000, "{d}");
+    assert_eq!(v["ports"][0]["conserved"], true, "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("{carrier} no carrier")),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

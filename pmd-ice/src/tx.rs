@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use wirespeed::eal::dma::DmaRegion;
 use wirespeed::eal::tsc::rdtsc;
 use wirespeed::eal::RegisterSpace;
-use wirespeed::ethdev::{Completed, PortEvent, QueueStats, TxQueue};
+use wirespeed::ethdev::{CarrierPoll, Completed, PortEvent, QueueStats, TxQueue};
 use wirespeed::mbuf::{ol, Burst, Mbuf};
 
 /// State a TX queue shares with its port (control plane).
@@ -66,6 +66,9 @@ pub struct IceTxQueue<R: RegisterSpace> {
     /// A reset whose re-add failed: reported by the next `poll_event`.
     reset_error: Option<String>,
     prefetchw: bool,
+    /// The link as the firmware last reported it, re-read at most every
+    /// [`CarrierPoll::PMD_PERIOD`].
+    link: CarrierPoll,
 }
 
 /// Whether the CPU has PREFETCHW (CPUID 0x8000_0001 ECX bit 8, "3dnowprefetch").
@@ -132,6 +135,7 @@ impl<R: RegisterSpace> IceTxQueue<R> {
             events: 0,
             reset_error: None,
             prefetchw: cpu_has_prefetchw(),
+            link: CarrierPoll::new(CarrierPoll::PMD_PERIOD),
         }
     }
 
@@ -511,6 +515,18 @@ impl<R: RegisterSpace> TxQueue for IceTxQueue<R> {
 
     fn stats(&self) -> Arc<QueueStats> {
         self.stats.clone()
+    }
+
+    /// The link the firmware reported (get_link_status, then its
+    /// link-status events on the ARQ, serviced here when the control path
+    /// is free; busy, the last answer stands) — `ice_link_event` →
+    /// `netif_carrier_off`/`on`.
+    fn carrier(&self) -> bool {
+        self.link.get(|| {
+            let mut hw = self.hw.try_lock().ok()?;
+            hw.service_arq();
+            Some(hw.link.up)
+        })
     }
 
     /// Plays the part of DPDK's `ice_tx_queue_stop` + `ice_tx_queue_start`

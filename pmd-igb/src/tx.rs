@@ -6,7 +6,7 @@ use crate::regs::*;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use wirespeed::eal::{DmaRegion, RegisterSpace};
-use wirespeed::ethdev::{Completed, PortEvent, QueueStats, TxQueue};
+use wirespeed::ethdev::{CarrierPoll, Completed, PortEvent, QueueStats, TxQueue};
 use wirespeed::mbuf::{ol, Burst, Mbuf, MbufHdr};
 
 /// Offloads this queue implements ([`wirespeed::mbuf::ol`] bits).
@@ -68,6 +68,9 @@ pub struct IgbTxQueue<R: RegisterSpace> {
     stall_polls: u32,
     event: Option<PortEvent>,
     stop_reported: bool,
+    /// STATUS.LU as last read, re-read at most every
+    /// [`CarrierPoll::PMD_PERIOD`].
+    link: CarrierPoll,
 }
 
 /// TXDCTL as programmed: PTHRESH 8, HTHRESH 1, WTHRESH 1 (every RS
@@ -131,6 +134,7 @@ impl<R: RegisterSpace> IgbTxQueue<R> {
             stall_polls: 0,
             event: None,
             stop_reported: false,
+            link: CarrierPoll::new(CarrierPoll::PMD_PERIOD),
         })
     }
 
@@ -581,6 +585,13 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
     /// [`STALL_CHECK_POLLS`] fruitless polls), reported once.
     fn poll_event(&mut self) -> Option<PortEvent> {
         self.event.take()
+    }
+
+    /// STATUS.LU (`E1000_STATUS_LU`), what `igb_has_link` reads for a
+    /// copper PHY; the netdev layer stops the queue while it is clear.
+    fn carrier(&self) -> bool {
+        self.link
+            .get(|| Some(self.regs.read32(STATUS) & STATUS_LU != 0))
     }
 
     /// Plays the part of `igb_reset_task`'s TX half for this queue (after

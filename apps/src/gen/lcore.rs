@@ -16,6 +16,7 @@ use wirespeed::eal::Tsc;
 use wirespeed::ethdev::pcap::PcapRecord;
 use wirespeed::ethdev::{MacAddr, StatCounter};
 use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
+use wirespeed::netdev::XmitOutcome;
 use wirespeed::runtime::staged::{staged, StagedTx};
 use wirespeed::runtime::{LcoreApp, LcoreCtx};
 use wirespeed::stack::{NudState, PortConf, RouteConf, SnmpSnapshot, Stack, StackConfig};
@@ -31,7 +32,8 @@ pub const TX_STALL_S: u64 = 12;
 /// `packets`/`bytes` are what the sender offered to the port (handed to
 /// `dev_queue_xmit`, or for a socket stream, datagrams the socket took);
 /// `dropped`/`dropped_bytes` the part the netdev layer refused on the spot
-/// (qdisc tail drop, or `noqueue` with the driver queue stopped). What the
+/// (qdisc tail drop, `noqueue` with the driver queue stopped, or no
+/// carrier: `carrier_dropped` says how many of them). What the
 /// port then transmitted is worked out per queue at the end of the run.
 #[derive(Debug, Default)]
 pub struct SenderCounters {
@@ -40,6 +42,8 @@ pub struct SenderCounters {
     pub bytes: StatCounter,
     pub dropped: StatCounter,
     pub dropped_bytes: StatCounter,
+    /// Of `dropped`, refused because the link had no carrier.
+    pub carrier_dropped: StatCounter,
     /// 1 + the port's TX queue this sender feeds (0 = none yet).
     pub queue: StatCounter,
     /// TSC when the first and last packet went out (0 = not yet).
@@ -61,10 +65,13 @@ impl SenderCounters {
 
     /// Counts the part of a batch the netdev layer dropped on admission.
     #[inline]
-    pub fn record_drops(&self, packets: u64, bytes: u64) {
-        if packets > 0 {
-            self.dropped.add(packets);
-            self.dropped_bytes.add(bytes);
+    pub fn record_drops(&self, out: &XmitOutcome) {
+        if out.dropped > 0 {
+            self.dropped.add(out.dropped as u64);
+            self.dropped_bytes.add(out.dropped_bytes);
+            if out.carrier_dropped > 0 {
+                self.carrier_dropped.add(out.carrier_dropped as u64);
+            }
         }
     }
 }
@@ -785,9 +792,7 @@ impl StreamSender {
         };
         let took = (out.direct + out.queued + out.dropped) as u64;
         self.plan.counters.record(now, took, bytes);
-        self.plan
-            .counters
-            .record_drops(out.dropped as u64, out.dropped_bytes);
+        self.plan.counters.record_drops(&out);
         self.remaining = self.remaining.saturating_sub(took);
         tally.sent(took, now);
     }

@@ -295,11 +295,14 @@ pub struct StreamDrops {
     pub after_queue: u64,
     /// Socket streams: in the stack (no ARP answer, neighbour queue full).
     pub stack: u64,
+    /// The link had no carrier (`netif_carrier_off`, policy `drop`):
+    /// refused on offer, or purged from the backlog when it went.
+    pub carrier: u64,
 }
 
 impl StreamDrops {
     pub fn total(&self) -> u64 {
-        self.qdisc + self.busy + self.after_queue + self.stack
+        self.qdisc + self.busy + self.after_queue + self.stack + self.carrier
     }
 }
 
@@ -457,6 +460,15 @@ impl<'a> Gathered<'a> {
             .map_or(0, |c| c.drops + c.errors);
         purged + drv
     }
+
+    /// Packets of (port, queue) that were queued, then purged when the
+    /// carrier went (`dev_deactivate` resetting the qdisc).
+    fn carrier_purged(&self, p: usize, q: u16) -> u64 {
+        self.snaps
+            .iter()
+            .find(|s| s.port as usize == p && s.queue == q)
+            .map_or(0, |s| s.counters.carrier_purged)
+    }
 }
 
 /// Where a stream's offered packets were dropped, and whether that is exact.
@@ -506,23 +518,32 @@ fn queued_drops(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered, d: &mut
     qs.dedup();
     for q in qs {
         let n = g.late(out, s.port, q);
-        if n == 0 {
+        let c = g.carrier_purged(s.port, q);
+        if n + c == 0 {
             continue;
         }
         if g.feeders.get(&(s.port, q)) == Some(&1) && !has_stack {
             d.dropped.after_queue += n;
+            d.dropped.carrier += c;
         } else {
             d.exact = false;
             d.notes.push(format!(
-                "{n} frames dropped after queueing on txq {q}, which other senders share: not attributed"
+                "{} frames dropped after queueing on txq {q}, which other senders share: not attributed",
+                n + c
             ));
         }
     }
 }
 
+/// Of a stream's admission drops, those refused for want of carrier.
+fn carrier_refused(cs: &[Arc<SenderCounters>]) -> u64 {
+    cs.iter().map(|c| c.carrier_dropped.get()).sum()
+}
+
 fn stream_drops(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered, offered: u64) -> Drops {
     let cs = &plan.counters[s.index];
-    let adm: u64 = cs.iter().map(|c| c.dropped.get()).sum();
+    let carrier = carrier_refused(cs);
+    let adm = cs.iter().map(|c| c.dropped.get()).sum::<u64>() - carrier;
     let mut d = Drops {
         dropped: StreamDrops::default(),
         admission_bytes: cs.iter().map(|c| c.dropped_bytes.get()).sum(),
@@ -538,6 +559,7 @@ fn stream_drops(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered, offered
     } else {
         d.dropped.qdisc = adm;
     }
+    d.dropped.carrier = carrier;
     if s.mode == StreamMode::Socket {
         socket_drops(s, plan, g, offered, &mut d);
     } else {
@@ -616,7 +638,7 @@ fn stream_summary(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered) -> St
     let d = stream_drops(s, plan, out, g, offered);
     let dropped = d.dropped;
     // Bytes of the later drops: the stream's mean frame size.
-    let later = dropped.after_queue + dropped.stack;
+    let later = dropped.after_queue + dropped.stack + (dropped.carrier - carrier_refused(cs));
     let mean = offered_bytes.checked_div(offered).unwrap_or(0);
     let packets = offered.saturating_sub(dropped.total());
     let bytes = offered_bytes.saturating_sub(d.admission_bytes + later * mean);
@@ -631,7 +653,8 @@ fn stream_summary(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered) -> St
         .iter()
         .flat_map(|l| l.app.send_errors.iter())
         .filter(|e| e.0 == s.index);
-    let sent = offered.saturating_sub(dropped.qdisc + dropped.busy + dropped.stack);
+    let sent =
+        offered.saturating_sub(dropped.qdisc + dropped.busy + dropped.stack + carrier_refused(cs));
     let mut ss = StreamSummary {
         name: s.name.clone(),
         mode: format!("{:?}", s.mode).to_lowercase(),
@@ -853,6 +876,7 @@ fn print_stream(st: &StreamSummary) {
         ("driver queue stopped", d.busy),
         ("after queueing", d.after_queue),
         ("in the stack", d.stack),
+        ("no carrier", d.carrier),
     ]
     .iter()
     .filter(|(_, n)| *n > 0)

@@ -100,6 +100,11 @@ pub struct CarrierPoll {
 }
 
 impl CarrierPoll {
+    /// The period the PMDs poll their link at from a TX queue: a tenth of
+    /// a second (a register or admin-queue read that often costs nothing;
+    /// Linux reacts to the link interrupt at once, so 2 s would be slow).
+    pub const PMD_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
+
     /// A poll that re-reads at most once per `period`; the first call reads.
     pub fn new(period: std::time::Duration) -> CarrierPoll {
         let tsc = crate::eal::tsc::Tsc::global();

@@ -101,6 +101,7 @@ impl NetdevQueue {
                     purged += 1;
                 }
                 self.c.carrier_drops += purged;
+                self.c.carrier_purged += purged;
                 self.c.backlog_packets = 0;
                 self.c.backlog_bytes = 0;
             }
@@ -131,6 +132,7 @@ impl NetdevQueue {
         XmitOutcome {
             dropped: n as u32,
             dropped_bytes: bytes,
+            carrier_dropped: n as u32,
             ..Default::default()
         }
     }

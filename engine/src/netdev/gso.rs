@@ -17,6 +17,7 @@ impl XmitOutcome {
         self.queued += o.queued;
         self.dropped += o.dropped;
         self.dropped_bytes += o.dropped_bytes;
+        self.carrier_dropped += o.carrier_dropped;
     }
 }
 

@@ -100,7 +100,8 @@ fn bypass_only_when_the_qdisc_is_empty() {
             direct: 1,
             queued: 0,
             dropped: 0,
-            dropped_bytes: 0
+            dropped_bytes: 0,
+            carrier_dropped: 0
         }
     );
     // Fill the ring: 7 fit, 3 refused → requeued, queue stopped (DRV_XOFF).
@@ -842,11 +843,20 @@ fn carrier_off_purges_the_backlog_once_and_the_watchdog_waits_for_carrier() {
     assert_eq!((ch.up, ch.purged), (false, 12));
     assert!(c.q.is_stopped() && c.q.xoff().carrier);
     let o = c.q.xmit_burst(&mut burst_of(&mut p, 20..25, 60));
-    assert_eq!((o.dropped, o.dropped_bytes), (5, 300));
+    assert_eq!(
+        (o.dropped, o.dropped_bytes, o.carrier_dropped),
+        (5, 300, 5),
+        "refused for the carrier, and said so"
+    );
     let k = c.q.counters();
     assert_eq!(
-        (k.carrier_drops, k.backlog_packets, k.unaccounted()),
-        (17, 0, 0)
+        (
+            k.carrier_drops,
+            k.carrier_purged,
+            k.backlog_packets,
+            k.unaccounted()
+        ),
+        (17, 12, 0, 0)
     );
     // No carrier: the stalled ring is not a TX timeout.
     let tsc = Tsc::global();

@@ -161,6 +161,9 @@ pub struct XmitOutcome {
     /// Bytes of the dropped packets, so a sender can report what it
     /// delivered, not what it offered.
     pub dropped_bytes: u64,
+    /// Of `dropped`, those refused because the link had no carrier
+    /// (`noop_enqueue` under `dev_deactivate`), so a sender can name them.
+    pub carrier_dropped: u32,
 }
 
 /// Per-queue counters (plain, owner-written; published to [`TxqShared`]).
@@ -206,6 +209,9 @@ pub struct TxqCounters {
     /// Dropped: offered, or in the backlog, while the link had no carrier
     /// (policy `drop`).
     pub carrier_drops: u64,
+    /// Of `carrier_drops`, the backlog purged when the carrier went
+    /// (queued before, so no sender saw them refused).
+    pub carrier_purged: u64,
     /// Carrier losses and returns seen (Linux's `carrier_changes`).
     pub carrier_changes: u64,
     /// Dropped: a TCP super-segment software GSO could not split
@@ -285,7 +291,7 @@ impl std::fmt::Display for TxqSnapshot {
     }
 }
 
-const N_COUNTERS: usize = 23;
+const N_COUNTERS: usize = 24;
 
 /// Counters and state published by the owning lcore once per poll, readable
 /// from any thread (the live line, the JSON summary). Single writer: plain
@@ -329,6 +335,7 @@ impl TxqShared {
             carrier_changes: g(20),
             gso_drops: g(21),
             gso_segments: g(22),
+            carrier_purged: g(23),
         };
         let b = |i: usize| self.bql[i].get();
         let st = self.state.load(Ordering::Relaxed);
@@ -906,6 +913,7 @@ impl NetdevQueue {
             c.carrier_changes,
             c.gso_drops,
             c.gso_segments,
+            c.carrier_purged,
         ];
         for (s, v) in self.shared.counters.iter().zip(vals) {
             s.set(v);
