@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use wirespeed::eal::RegisterSpace;
 use wirespeed::ethdev::{
-    Driver, EthDev, EthdevError, LinkStatus, MacAddr, Port, PortConfig, PortEvent, PortInfo,
-    PortStats, QueueSetup, RxQueue, TxQueue,
+    Driver, EthDev, EthdevError, MacAddr, PortConfig, PortEvent, PortInfo, PortStats, QueueSetup,
+    RxQueue, TxQueue,
 };
 
 /// What differs for igb under the framework (DPDK's `eth_igb_ops`).
@@ -304,45 +304,8 @@ impl<R: RegisterSpace> Driver for IgbDriver<R> {
     }
 }
 
-/// The framework's [`Port`], as [`EthDev`] implements it.
-impl<R: RegisterSpace> Port for IgbPort<R> {
-    fn name(&self) -> &str {
-        self.dev.name()
-    }
-    fn info(&self) -> PortInfo {
-        self.dev.info()
-    }
-    fn configure(&mut self, conf: &PortConfig) -> Result<(), EthdevError> {
-        self.dev.configure(conf)
-    }
-    fn tx_queue(&mut self, q: u16) -> Result<Box<dyn TxQueue>, EthdevError> {
-        self.dev.tx_queue(q)
-    }
-    fn rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, EthdevError> {
-        self.dev.rx_queue(q)
-    }
-    fn start(&mut self) -> Result<(), EthdevError> {
-        self.dev.start()
-    }
-    fn stop(&mut self) -> Result<(), EthdevError> {
-        self.dev.stop()
-    }
-    fn link(&self) -> LinkStatus {
-        self.dev.link()
-    }
-    fn mac(&self) -> MacAddr {
-        self.dev.mac()
-    }
-    fn stats(&self) -> PortStats {
-        self.dev.stats()
-    }
-    fn xstats(&self) -> Vec<(String, u64)> {
-        self.dev.xstats()
-    }
-    fn events(&mut self) -> Vec<PortEvent> {
-        self.dev.events()
-    }
-}
+// The framework's [`Port`], as [`EthDev`] implements it.
+wirespeed::port_via_ethdev!(IgbPort<R: RegisterSpace>, dev);
 
 impl<R: RegisterSpace> Drop for IgbDriver<R> {
     fn drop(&mut self) {

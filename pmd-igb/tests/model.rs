@@ -1077,3 +1077,83 @@ fn frames_from_a_physically_addressed_4k_pool_reach_the_wire_intact() {
     }
     assert_eq!(pool.stats().in_use, 0);
 }
+
+/// A pulled cable: the PHY reports no link (`STATUS.LU` clear), the queue's
+/// carrier goes down (the PMD re-reads STATUS every 100 ms), the netdev
+/// layer stops the queue (`netif_carrier_off`) and counts what is offered
+/// meanwhile as carrier drops; plugged back in, autonegotiation brings the
+/// link up and traffic resumes.
+#[test]
+fn a_pulled_cable_stops_the_queue_and_counts_carrier_drops() {
+    use wirespeed::eal::tsc::Tsc;
+    use wirespeed::netdev::{CarrierPolicy, NetdevQueue, TxqConfig};
+    let (mut p, m) = started(cfg(Sink::Count, 0), 256, false);
+    let txq = p.igb_tx_queue(0).unwrap();
+    p.start().unwrap();
+    let t0 = std::time::Instant::now();
+    while !p.link().up {
+        assert!(t0.elapsed() < Duration::from_secs(5), "link never came up");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut pool = pool(256);
+    let conf = TxqConfig {
+        carrier: CarrierPolicy::Drop,
+        ..Default::default()
+    };
+    let mut nq = NetdevQueue::new(0, "igb-model", Box::new(txq), &conf, Tsc::global()).unwrap();
+    let mut send = |nq: &mut NetdevQueue, seqs: std::ops::Range<u32>| {
+        let mut b = Burst::new();
+        for s in seqs {
+            b.push(mbuf(&mut pool, &frame(64, s, false, false)))
+                .unwrap();
+        }
+        nq.xmit_burst(&mut b)
+    };
+    let wait_carrier = |nq: &mut NetdevQueue, up: bool| {
+        let t0 = std::time::Instant::now();
+        while nq.has_carrier() != up {
+            nq.carrier_poll();
+            nq.poll();
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "carrier never went {up}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    send(&mut nq, 0..10);
+    assert!(nq.flush(5_000_000_000), "{}", nq.snapshot());
+    assert_eq!(
+        m.counters()
+            .wire_frames
+            .load(std::sync::atomic::Ordering::Relaxed),
+        10
+    );
+    m.set_cable(false);
+    assert!(!p.link().up, "STATUS.LU clear with the cable out");
+    wait_carrier(&mut nq, false);
+    assert!(nq.xoff().carrier, "stopped for the carrier");
+    let o = send(&mut nq, 10..15);
+    assert_eq!((o.dropped, o.carrier_dropped), (5, 5));
+    m.set_cable(true);
+    wait_carrier(&mut nq, true);
+    assert!(p.link().up);
+    send(&mut nq, 15..20);
+    assert!(nq.flush(5_000_000_000), "{}", nq.snapshot());
+    assert!(m.wait_idle(Duration::from_secs(5)));
+    assert_eq!(
+        m.counters()
+            .wire_frames
+            .load(std::sync::atomic::Ordering::Relaxed),
+        15
+    );
+    let c = nq.counters();
+    assert_eq!(c.carrier_drops, 5, "{c:?}");
+    assert_eq!(c.carrier_changes, 2, "{c:?}");
+    assert_eq!(c.unaccounted(), 0, "{c:?}");
+    let ev: Vec<String> = m.take_events().into_iter().map(|e| e.detail).collect();
+    assert_eq!(ev, ["pulled", "plugged in"]);
+    drop(nq);
+    p.stop().unwrap();
+    assert_eq!(pool.stats().in_use, 0, "pool full at the end");
+}

@@ -235,6 +235,9 @@ impl Driver for AfPacketDriver {
             inflight: 0,
             dropped: Completed::default(),
             kick_errors: 0,
+
+            iface: self.iface.clone(),
+            link: CarrierPoll::new(CarrierPoll::PMD_PERIOD),
         }))
     }
 
@@ -335,6 +338,10 @@ pub struct AfPacketTxQueue {
     /// Frames refused before they reached the ring (too long).
     dropped: Completed,
     kick_errors: u64,
+    /// The interface's carrier, re-read from sysfs at most every
+    /// [`CarrierPoll::PMD_PERIOD`] (what `netif_carrier_ok` says of it).
+    iface: Iface,
+    link: CarrierPoll,
 }
 
 impl TxQueue for AfPacketTxQueue {
@@ -384,6 +391,13 @@ impl TxQueue for AfPacketTxQueue {
     /// Plays the part of `tpacket_destruct_skb` seen from user space: a
     /// slot back at `TP_STATUS_AVAILABLE` was sent; `TP_STATUS_WRONG_FORMAT`
     /// was refused by the kernel (counted as a drop). Reported in order.
+    /// The interface's carrier (`/sys/class/net/IFACE/carrier` and
+    /// `operstate`, what the kernel's `netif_carrier_ok` and
+    /// `netif_oper_up` say), re-read every [`CarrierPoll::PMD_PERIOD`].
+    fn carrier(&self) -> bool {
+        self.link.get(|| Some(self.iface.link().up))
+    }
+
     fn clean(&mut self, budget: usize) -> Completed {
         let n = self.ring.frames();
         let mut done = std::mem::take(&mut self.dropped);

@@ -391,6 +391,9 @@ impl Driver for AfXdpDriver {
             dropped: Completed::default(),
             scratch: Burst::new(),
             copy_failed_logged: false,
+
+            iface: self.iface.clone(),
+            link: CarrierPoll::new(CarrierPoll::PMD_PERIOD),
         }))
     }
 
@@ -524,6 +527,10 @@ pub struct AfXdpTxQueue {
     dropped: Completed,
     scratch: Burst,
     copy_failed_logged: bool,
+    /// The interface's carrier, re-read from sysfs at most every
+    /// [`CarrierPoll::PMD_PERIOD`] (what `netif_carrier_ok` says of it).
+    iface: Iface,
+    link: CarrierPoll,
 }
 
 impl AfXdpTxQueue {
@@ -633,6 +640,13 @@ impl TxQueue for AfXdpTxQueue {
     /// names a frame we sent; it is reported with its length and freed in
     /// bulk. Frames still on the TX ring get another kick (copy mode sends
     /// a bounded batch per `sendto`, `xsk_generic_xmit`).
+    /// The interface's carrier (`/sys/class/net/IFACE/carrier` and
+    /// `operstate`, what the kernel's `netif_carrier_ok` and
+    /// `netif_oper_up` say), re-read every [`CarrierPoll::PMD_PERIOD`].
+    fn carrier(&self) -> bool {
+        self.link.get(|| Some(self.iface.link().up))
+    }
+
     fn clean(&mut self, budget: usize) -> Completed {
         let mut done = std::mem::take(&mut self.dropped);
         if self.inflight == 0 {

@@ -236,6 +236,63 @@ fn not_configured(port: &str, what: &'static str, queue: u16) -> EthdevError {
     }
 }
 
+/// A driver crate's port type that holds an [`EthDev`] in a field is a
+/// [`Port`] through it: `port_via_ethdev!(IcePort<R: RegisterSpace>, dev);`
+/// writes the forwarding impl once, so each PMD's port type keeps only its
+/// own inherent methods (bring-up, model handles).
+#[macro_export]
+macro_rules! port_via_ethdev {
+    ($ty:ident < $p:ident : $bound:path >, $field:ident) => {
+        impl<$p: $bound> $crate::ethdev::Port for $ty<$p> {
+            fn name(&self) -> &str {
+                $crate::ethdev::Port::name(&self.$field)
+            }
+            fn info(&self) -> $crate::ethdev::PortInfo {
+                $crate::ethdev::Port::info(&self.$field)
+            }
+            fn configure(
+                &mut self,
+                conf: &$crate::ethdev::PortConfig,
+            ) -> Result<(), $crate::ethdev::EthdevError> {
+                $crate::ethdev::Port::configure(&mut self.$field, conf)
+            }
+            fn tx_queue(
+                &mut self,
+                q: u16,
+            ) -> Result<Box<dyn $crate::ethdev::TxQueue>, $crate::ethdev::EthdevError> {
+                $crate::ethdev::Port::tx_queue(&mut self.$field, q)
+            }
+            fn rx_queue(
+                &mut self,
+                q: u16,
+            ) -> Result<Box<dyn $crate::ethdev::RxQueue>, $crate::ethdev::EthdevError> {
+                $crate::ethdev::Port::rx_queue(&mut self.$field, q)
+            }
+            fn start(&mut self) -> Result<(), $crate::ethdev::EthdevError> {
+                $crate::ethdev::Port::start(&mut self.$field)
+            }
+            fn stop(&mut self) -> Result<(), $crate::ethdev::EthdevError> {
+                $crate::ethdev::Port::stop(&mut self.$field)
+            }
+            fn link(&self) -> $crate::ethdev::LinkStatus {
+                $crate::ethdev::Port::link(&self.$field)
+            }
+            fn mac(&self) -> $crate::ethdev::MacAddr {
+                $crate::ethdev::Port::mac(&self.$field)
+            }
+            fn stats(&self) -> $crate::ethdev::PortStats {
+                $crate::ethdev::Port::stats(&self.$field)
+            }
+            fn xstats(&self) -> Vec<(String, u64)> {
+                $crate::ethdev::Port::xstats(&self.$field)
+            }
+            fn events(&mut self) -> Vec<$crate::ethdev::PortEvent> {
+                $crate::ethdev::Port::events(&mut self.$field)
+            }
+        }
+    };
+}
+
 impl<D: Driver> Port for EthDev<D> {
     fn name(&self) -> &str {
         &self.name

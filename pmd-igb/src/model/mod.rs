@@ -111,6 +111,8 @@ struct Shared {
     epoch: Instant,
     /// Nanoseconds since `epoch` when the link is up; u64::MAX = down.
     link_at: AtomicU64,
+    /// The cable is plugged in (a test knob, [`IgbModel::set_cable`]).
+    cable: AtomicBool,
     bmcr: AtomicU32,
     reset_gen: AtomicU64,
     stop: AtomicBool,
@@ -149,7 +151,7 @@ impl Shared {
         self.epoch.elapsed().as_nanos() as u64
     }
     fn link_up(&self) -> bool {
-        self.now_ns() >= self.link_at.load(Ordering::Acquire)
+        self.cable.load(Ordering::Acquire) && self.now_ns() >= self.link_at.load(Ordering::Acquire)
     }
     fn stat_add(&self, off: u32, n: u64) {
         self.stats[((off - 0x4000) / 4) as usize].fetch_add(n, Ordering::Relaxed);
@@ -314,6 +316,7 @@ impl IgbModel {
             cfg,
             epoch: Instant::now(),
             link_at: AtomicU64::new(u64::MAX),
+            cable: AtomicBool::new(true),
             bmcr: AtomicU32::new(0),
             reset_gen: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -361,6 +364,30 @@ impl IgbModel {
     /// Frames kept by [`Sink::Capture`] since the last call.
     pub fn take_captured(&self) -> Vec<Vec<u8>> {
         std::mem::take(&mut *self.sh.captured.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Pulls (`false`) or plugs (`true`) the modelled cable. Unplugged, the
+    /// PHY reports no link (`STATUS.LU` and `BMSR` link status clear) and the
+    /// MAC transmits nothing: descriptors stay in the ring, unfetched, as on
+    /// the 82576, where a lost link stops transmit DMA and leaves the queued
+    /// work for the driver to flush (Linux `igb_watchdog_task`). Plugged back
+    /// in, the PHY autonegotiates again ([`ModelConfig::autoneg`]) before the
+    /// link comes up and the ring drains.
+    pub fn set_cable(&self, plugged: bool) {
+        let sh = &*self.sh;
+        let was = sh.cable.swap(plugged, Ordering::AcqRel);
+        if plugged && !was && sh.bmcr.load(Ordering::Relaxed) & u32::from(BMCR_AN_ENABLE) != 0 {
+            let at = sh.now_ns() + sh.cfg.autoneg.as_nanos() as u64;
+            sh.link_at.store(at, Ordering::Release);
+        }
+        if plugged != was {
+            sh.event(
+                None,
+                "cable",
+                if plugged { "plugged in" } else { "pulled" }.to_string(),
+            );
+        }
+        sh.kick();
     }
 
     /// Events (DMA faults, malformed descriptors) since the last call.
@@ -794,6 +821,10 @@ impl Engine {
             sh.w(txdctl(qi), sh.r(txdctl(qi)) & !XDCTL_ENABLE);
             self.tx[q].active = false;
             return Step::Work;
+        }
+        if !sh.cable.load(Ordering::Acquire) {
+            // No link: the MAC sends nothing and fetches no descriptor.
+            return Step::Idle;
         }
         let mut did = 0;
         while self.tx[q].head != tail && did < 256 {
