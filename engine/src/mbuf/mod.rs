@@ -7,7 +7,8 @@
 //! lcore): allocation and frees on that thread touch a plain free stack — no
 //! locks, no atomic read-modify-write. An mbuf dropped on another thread (an
 //! appliance receiving on one lcore and sending on another, a ring port) goes
-//! home through the pool's return list, the only path that pays for a lock.
+//! home through a return ring of the pool that thread claimed once: plain
+//! stores there too (see pool.rs).
 
 mod burst;
 mod pool;
@@ -93,7 +94,11 @@ const _: () = assert!(std::mem::size_of::<MbufHdr>() <= MBUF_HDR_SIZE);
 #[derive(Debug, Default)]
 pub struct WmemAccount {
     charged: std::sync::atomic::AtomicU64,
+    /// Released by the owner (its single writer).
     released: std::sync::atomic::AtomicU64,
+    /// Released by other threads, written under `release_lock`: a counter
+    /// of its own, so the owner's plain store never races with them.
+    released_remote: std::sync::atomic::AtomicU64,
     release_lock: std::sync::Mutex<()>,
     owner_token: std::sync::atomic::AtomicU64,
 }
@@ -112,7 +117,7 @@ impl WmemAccount {
         use std::sync::atomic::Ordering::Acquire;
         self.charged
             .load(Acquire)
-            .saturating_sub(self.released.load(Acquire))
+            .saturating_sub(self.released.load(Acquire) + self.released_remote.load(Acquire))
     }
 
     fn charge(&self, n: u64) {
@@ -129,9 +134,12 @@ impl WmemAccount {
             self.released
                 .store(self.released.load(Relaxed) + n, Release);
         } else {
-            // Cross-lcore free: the only path that pays for a lock.
+            // A socket's buffer freed on another lcore (a TX queue cleaned
+            // away from the socket's lcore — the runtime keeps them on one,
+            // so this is rare): serialised among such threads by the lock.
             let _g = self.release_lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.released.fetch_add(n, Release);
+            let r = &self.released_remote;
+            r.store(r.load(Relaxed) + n, Release);
         }
     }
 }
@@ -148,7 +156,7 @@ pub struct Mbuf {
 
 // SAFETY: an Mbuf is a unique owner of its buffer; moving it to another thread
 // moves that ownership. Frees from a foreign thread go through the pool's
-// locked return list (see pool.rs).
+// return rings (see pool.rs).
 unsafe impl Send for Mbuf {}
 
 impl std::fmt::Debug for Mbuf {

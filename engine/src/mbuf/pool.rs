@@ -1,5 +1,11 @@
 //! The mempool: fixed-size objects in one DMA region, a per-owner free stack,
-//! and a locked return list for frees from other threads.
+//! and return rings for frees from other threads: each foreign thread that
+//! frees into a pool claims one single-producer ring of it once (DPDK gives
+//! each lcore its own mempool cache for the same reason) and from then on
+//! returns buffers with plain stores, no lock and no read-modify-write; the
+//! owner drains the rings when its stack runs low. Past
+//! [`RETURN_RINGS`] foreign threads, a locked list takes the rest (counted:
+//! [`MempoolStats::locked_returns`]).
 
 use super::{Burst, Mbuf, MbufHdr, MBUF_HDR_SIZE};
 use crate::eal::dma::{has_mappers, iova_mode, page_mode, DmaError, DmaRegion, IovaMode, PageMode};
@@ -77,13 +83,16 @@ pub(crate) struct PoolShared {
     owner: u64,
     /// Owner-only free stack.
     free: UnsafeCell<Vec<NonNull<MbufHdr>>>,
-    /// Frees from other threads; the owner drains it when its stack runs low.
+    /// Frees from other threads, one ring per thread; the owner drains them
+    /// when its stack runs low.
+    rings: [ReturnRing; RETURN_RINGS],
+    /// Frees from threads beyond the rings; drained with them.
     returns: Mutex<Vec<NonNull<MbufHdr>>>,
     returns_len: AtomicUsize,
     /// Single-writer counters (owner): objects handed out / returned locally.
     allocs: AtomicU64,
     frees_local: AtomicU64,
-    /// Written under the `returns` lock.
+    /// Written under the `returns` lock (frees through the locked list).
     frees_remote: AtomicU64,
     /// Owner-written: requests the pool could not satisfy (DPDK's
     /// `rte_mempool_debug_stats::get_fail_bulk`).
@@ -106,13 +115,19 @@ pub struct MempoolStats {
     /// Allocations (single or bulk) that found the pool dry, each counted
     /// once: the caller got nothing and went on (a pool never blocks).
     pub alloc_fails: u64,
+    /// Buffers freed by threads other than the owner (they came home
+    /// through a return ring or the locked list).
+    pub remote_frees: u64,
+    /// Of those, the ones that took the locked list: more than
+    /// [`RETURN_RINGS`] threads freed into this pool.
+    pub locked_returns: u64,
 }
 
 /// A pool of packet buffers owned by the thread (lcore) that created it.
 ///
 /// The handle is `!Send`: allocation happens only on the owning lcore, without
 /// atomics. Mbufs themselves may travel; a foreign free goes home through the
-/// return list.
+/// freeing thread's return ring.
 pub struct Mempool {
     shared: Arc<PoolShared>,
     _not_send: PhantomData<*const ()>,
@@ -133,13 +148,21 @@ impl PoolStatsHandle {
 
 fn stats_of(s: &PoolShared) -> MempoolStats {
     let allocs = s.allocs.load(Ordering::Acquire);
-    let frees = s.frees_local.load(Ordering::Acquire) + s.frees_remote.load(Ordering::Acquire);
+    let ring_frees: u64 = s
+        .rings
+        .iter()
+        .map(|r| r.frees.load(Ordering::Acquire))
+        .sum();
+    let locked = s.frees_remote.load(Ordering::Acquire);
+    let frees = s.frees_local.load(Ordering::Acquire) + ring_frees + locked;
     let in_use = allocs.saturating_sub(frees);
     MempoolStats {
         size: s.n,
         available: s.n as u64 - in_use.min(s.n as u64),
         in_use,
         alloc_fails: s.alloc_fails.load(Ordering::Relaxed),
+        remote_frees: ring_frees + locked,
+        locked_returns: locked,
     }
 }
 
@@ -264,6 +287,7 @@ impl Mempool {
             buf_len: buf_len as u16,
             owner: thread_token(),
             free: UnsafeCell::new(free),
+            rings: std::array::from_fn(|_| ReturnRing::default()),
             returns: Mutex::new(Vec::with_capacity(cfg.size as usize)),
             returns_len: AtomicUsize::new(0),
             allocs: AtomicU64::new(0),
@@ -448,13 +472,77 @@ impl PoolShared {
 
     #[cold]
     fn drain_returns(&self) {
+        // SAFETY: callers are on the owner thread (see `alloc_owner`, `Mempool`).
+        let st = unsafe { self.free_stack() };
+        for r in &self.rings {
+            if let Some(q) = r.ring.get() {
+                // SAFETY: the owner is the rings' only consumer.
+                unsafe { q.drain_into(st) };
+            }
+        }
         if self.returns_len.load(Ordering::Acquire) == 0 {
             return;
         }
         let mut r = self.returns.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: callers are on the owner thread (see `alloc_owner`, `Mempool`).
-        unsafe { self.free_stack() }.extend(r.drain(..));
+        st.extend(r.drain(..));
         self.returns_len.store(0, Ordering::Release);
+    }
+
+    /// A foreign thread's free: into the ring it claimed (claiming one the
+    /// first time), else the locked list.
+    ///
+    /// # Safety
+    /// `nn` is a buffer of this pool the caller gives up; `token` is the
+    /// calling thread's and is not the owner's.
+    #[inline]
+    unsafe fn free_remote(&self, nn: NonNull<MbufHdr>, token: u64) {
+        for r in &self.rings {
+            if r.token.load(Ordering::Relaxed) == token {
+                // The claim published the ring before the token (see `claim`).
+                if let Some(q) = r.ring.get() {
+                    // SAFETY: this thread holds the ring's token: its only producer.
+                    q.push(nn);
+                    let f = &r.frees;
+                    f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        if let Some(r) = self.claim(token) {
+            // SAFETY: as above, the ring is this thread's now.
+            r.ring.get().expect("claimed rings are built").push(nn);
+            let f = &r.frees;
+            f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
+            return;
+        }
+        let mut r = self.returns.lock().unwrap_or_else(|e| e.into_inner());
+        r.push(nn);
+        self.returns_len.store(r.len(), Ordering::Release);
+        let f = &self.frees_remote;
+        f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
+    }
+
+    /// Once per (pool, foreign thread): takes a free return ring for
+    /// `token`, building its storage (room for every buffer of the pool,
+    /// so a push never finds it full). None when every ring is taken.
+    #[cold]
+    fn claim(&self, token: u64) -> Option<&ReturnRing> {
+        for r in &self.rings {
+            if r.token.load(Ordering::Acquire) != 0 {
+                continue;
+            }
+            // The token is claimed with a CAS (once per thread and pool, not
+            // per packet); CLAIMING keeps other threads off while the ring is built.
+            if r.token
+                .compare_exchange(0, CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                r.ring.get_or_init(|| RawRing::new(self.n as usize));
+                r.token.store(token, Ordering::Release);
+                return Some(r);
+            }
+        }
+        None
     }
 
     /// One buffer from the free stack (draining the return list when empty).
@@ -630,6 +718,76 @@ fn pool_bytes(obj_size: usize, n: usize, page: usize) -> usize {
     n.div_ceil(per_page) * page
 }
 
+/// How many foreign threads get a return ring of their own per pool.
+pub const RETURN_RINGS: usize = 8;
+
+/// A ring's token while its storage is being built.
+const CLAIMING: u64 = u64::MAX;
+
+/// One foreign thread's way home into a pool.
+#[derive(Default)]
+struct ReturnRing {
+    /// The thread that owns the producer side (0: free).
+    token: AtomicU64,
+    ring: std::sync::OnceLock<RawRing>,
+    /// Buffers returned through it (written by its producer only).
+    frees: AtomicU64,
+}
+
+/// A single-producer/single-consumer ring of buffer pointers; each side
+/// writes only its own index, with a plain store.
+struct RawRing {
+    slots: Box<[UnsafeCell<*mut MbufHdr>]>,
+    mask: usize,
+    tail: AtomicUsize,
+    head: AtomicUsize,
+}
+
+// SAFETY: a slot is written only by the producer while it lies outside
+// head..tail and read only by the consumer while inside; the Release/Acquire
+// pairs on `tail` and `head` order those accesses.
+unsafe impl Sync for RawRing {}
+// SAFETY: see above; the pointers name buffers of a pool that outlives them.
+unsafe impl Send for RawRing {}
+
+impl RawRing {
+    fn new(cap: usize) -> RawRing {
+        let cap = cap.max(2).next_power_of_two();
+        RawRing {
+            slots: (0..cap)
+                .map(|_| UnsafeCell::new(std::ptr::null_mut()))
+                .collect(),
+            mask: cap - 1,
+            tail: AtomicUsize::new(0),
+            head: AtomicUsize::new(0),
+        }
+    }
+
+    /// # Safety
+    /// Only the ring's producer may call it. The ring holds every buffer of
+    /// its pool at once, and a buffer is in it at most once: never full.
+    #[inline(always)]
+    unsafe fn push(&self, h: NonNull<MbufHdr>) {
+        let t = self.tail.load(Ordering::Relaxed);
+        debug_assert!(t.wrapping_sub(self.head.load(Ordering::Acquire)) <= self.mask);
+        *self.slots[t & self.mask].get() = h.as_ptr();
+        self.tail.store(t.wrapping_add(1), Ordering::Release);
+    }
+
+    /// # Safety
+    /// Only the ring's consumer may call it.
+    unsafe fn drain_into(&self, out: &mut Vec<NonNull<MbufHdr>>) {
+        let h = self.head.load(Ordering::Relaxed);
+        let t = self.tail.load(Ordering::Acquire);
+        let mut i = h;
+        while i != t {
+            out.push(NonNull::new_unchecked(*self.slots[i & self.mask].get()));
+            i = i.wrapping_add(1);
+        }
+        self.head.store(t, Ordering::Release);
+    }
+}
+
 impl Drop for Mempool {
     fn drop(&mut self) {
         let s = self.stats();
@@ -763,11 +921,7 @@ pub(crate) unsafe fn free_chain(mut hdr: *mut MbufHdr) {
             let f = &pool.frees_local;
             f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
         } else {
-            let mut r = pool.returns.lock().unwrap_or_else(|e| e.into_inner());
-            r.push(nn);
-            pool.returns_len.store(r.len(), Ordering::Release);
-            let f = &pool.frees_remote;
-            f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
+            pool.free_remote(nn, token);
         }
         hdr = next;
     }
@@ -1042,5 +1196,45 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.to_string().contains("at least 1"));
+    }
+
+    /// Frees from other threads come home through a ring per thread (no
+    /// lock): every buffer is back, counted as remote; past RETURN_RINGS
+    /// threads the locked list takes the rest, counted too.
+    #[test]
+    fn foreign_frees_come_home_through_per_thread_rings() {
+        let mut p = pool(1024);
+        for round in 0..2 {
+            let threads = RETURN_RINGS + 2;
+            let mut batches: Vec<Vec<Mbuf>> = (0..threads)
+                .map(|_| (0..50).map(|_| p.alloc().unwrap()).collect())
+                .collect();
+            assert_eq!(p.stats().in_use, (threads * 50) as u64);
+            std::thread::scope(|sc| {
+                for b in batches.drain(..) {
+                    // Each thread frees in its own time, concurrently.
+                    sc.spawn(move || drop(b));
+                }
+            });
+            let st = p.stats();
+            assert_eq!(st.in_use, 0, "round {round}: {st:?}");
+            assert_eq!(st.remote_frees, ((round + 1) * threads * 50) as u64);
+            // Every ring was claimed by the first round's threads (tokens
+            // are never reused): the 2 extra, then all of round 2, locked.
+            let locked = if round == 0 {
+                2 * 50
+            } else {
+                (2 + threads) * 50
+            };
+            assert_eq!(st.locked_returns, locked as u64, "{st:?}");
+            // The owner gets every buffer back from the rings and the list.
+            let all: Vec<Mbuf> = std::iter::from_fn(|| p.alloc()).collect();
+            assert_eq!(all.len(), 1024, "exactly the pool, none twice");
+            let mut addrs: Vec<usize> = all.iter().map(|m| m.data().as_ptr() as usize).collect();
+            addrs.sort_unstable();
+            addrs.dedup();
+            assert_eq!(addrs.len(), 1024);
+            drop(all);
+        }
     }
 }

@@ -402,7 +402,7 @@ fn watchdog_events_are_reported_and_the_stalled_queue_recovers() {
 /// from a 256-buffer pool over a ring pair; lcore 1 receives and keeps up
 /// to 192 buffers at a time before freeing them (an appliance holding
 /// packets), so lcore 0's pool runs dry again and again and its buffers
-/// come home only through the return list. The sender never blocks (each
+/// come home only through lcore 1's return ring. The sender never blocks (each
 /// failed allocation is counted by the pool and skipped), the run ends,
 /// every packet is received or in one drop counter, and every buffer is
 /// home at the end.
@@ -501,4 +501,7 @@ fn two_lcores_dry_pool_never_hangs_the_sender_and_every_buffer_returns_home() {
     assert_eq!(q.offered, got + q.drops(), "{q:?}");
     assert_eq!(pool.in_use, 0, "every buffer came home: {pool:?}");
     assert_eq!(pool.available, 256);
+    // Home through lcore 1's return ring: no lock taken on the way.
+    assert!(pool.remote_frees >= got, "{pool:?}");
+    assert_eq!(pool.locked_returns, 0, "{pool:?}");
 }
