@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use wirespeed::eal::Tsc;
+use wirespeed::mbuf::SpscRing;
 use wirespeed::runtime::{PortSetup, RunReport, Runtime, RuntimeConfig};
 
 /// The common start is set this far ahead of the moment every lcore is ready.
@@ -48,6 +49,8 @@ fn params(plan: &mut RunPlan, lat_tx: mpsc::Sender<LatencyInterval>) -> RunParam
         arp: plan.arp.clone(),
         lat_tx: Mutex::new(lat_tx),
         stacks: plan.stacks.clone(),
+        // Room for a pool's worth: the hand-off carries ARP and ICMP, not bulk.
+        stack_rx: (0..plan.cores.len()).map(|_| SpscRing::new(1024)).collect(),
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use wirespeed::eal::Tsc;
 use wirespeed::ethdev::pcap::PcapRecord;
 use wirespeed::ethdev::{MacAddr, StatCounter};
-use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
+use wirespeed::mbuf::{Burst, Mbuf, Mempool, PoolConfig, SpscRing};
 use wirespeed::netdev::XmitOutcome;
 use wirespeed::runtime::staged::{staged, StagedTx};
 use wirespeed::runtime::{LcoreApp, LcoreCtx};
@@ -143,6 +143,11 @@ pub struct RunParams {
     /// Per port: its protocol stack, when it has an address (lives on lcore 0,
     /// which polls RX queue 0 and owns TX queue 0 of every port).
     pub stacks: Vec<Option<StackSetup>>,
+    /// Per lcore index: frames for a port's stack that arrived on that
+    /// lcore's RX queues (an ARP reply the peer sent to queue 1), handed
+    /// over to lcore 0, which owns the stacks; the mbuf's user word holds
+    /// the port. Lcore 0's own entry is unused.
+    pub stack_rx: Vec<SpscRing>,
 }
 
 /// What a port's stack is built from.
@@ -184,7 +189,10 @@ pub struct LcoreResult {
     /// Per (stream, sender id): sequence accounting.
     pub trackers: Vec<((usize, u8), SeqTracker)>,
     pub rx_latency: u64,
+    /// Received frames no stream or stack took (counted, freed).
     pub rx_other: u64,
+    /// Frames for a stack handed over to lcore 0 (see `RunParams::stack_rx`).
+    pub rx_handoff: u64,
     /// Socket sends that failed (no route, neighbour failed, …), per stream.
     pub send_errors: Vec<(usize, u64, String)>,
     /// Each port's stack (lcore 0): its /proc/net/snmp counters and what its
@@ -234,6 +242,7 @@ pub struct GenApp {
     /// Some stream's frames come back to a port of the run.
     any_return: bool,
     rx_other: u64,
+    rx_handoff: u64,
     tally: Tally,
     start_tsc: u64,
     finished_sending: bool,
@@ -277,6 +286,7 @@ impl GenApp {
             any_latency,
             any_return,
             rx_other: 0,
+            rx_handoff: 0,
             tally: Tally::default(),
             start_tsc: 0,
             finished_sending: false,
@@ -366,6 +376,40 @@ impl GenApp {
         }
     }
 
+    /// A frame for a port's stack received away from lcore 0: handed over
+    /// through this lcore's ring (`rx_handoff`), or counted in `rx_other`
+    /// when the ring is full.
+    #[cold]
+    fn hand_to_stack(&mut self, port: u16, mut m: Mbuf) {
+        let Some(ring) = self.p.stack_rx.get(self.index) else {
+            self.rx_other += 1;
+            return;
+        };
+        m.set_user(u64::from(port));
+        let mut b = Burst::new();
+        let _ = b.push(m);
+        if ring.enqueue(&mut b, |_, _| {}) == 1 {
+            self.rx_handoff += 1;
+        } else {
+            self.rx_other += 1;
+        }
+    }
+
+    /// Lcore 0: the frames other lcores received for its stacks.
+    fn take_handoffs(&mut self) {
+        let mut b = Burst::new();
+        for ring in self.p.stack_rx.iter().skip(1) {
+            while ring.dequeue(&mut b, 32) > 0 {
+                while let Some(m) = b.pop_front() {
+                    match self.stacks.get_mut(m.user() as usize) {
+                        Some(Some((st, _))) => st.rx(0, m),
+                        _ => self.rx_other += 1,
+                    }
+                }
+            }
+        }
+    }
+
     /// The stacks' timers (ARP retransmits, neighbour states), once a
     /// millisecond, and their staged frames to the queues.
     fn stack_timers(&mut self, ctx: &mut LcoreCtx, now: u64) {
@@ -373,6 +417,7 @@ impl GenApp {
             return;
         }
         self.last_timers = now;
+        self.take_handoffs();
         let now_ns = self.tsc.cycles_to_ns(now);
         for (st, tx) in self.stacks.iter_mut().flatten() {
             st.poll_timers(now_ns);
@@ -561,12 +606,16 @@ impl LcoreApp for GenApp {
             }
             match self.stacks.get_mut(port as usize) {
                 Some(Some((st, _))) => st.rx(0, m),
+                _ if matches!(self.p.stacks.get(port as usize), Some(Some(_))) => {
+                    self.hand_to_stack(port, m)
+                }
                 _ => self.rx_other += 1,
             }
         }
     }
 
     fn finish(mut self, _ctx: &mut LcoreCtx) -> LcoreResult {
+        self.take_handoffs();
         if self.phase == Phase::Resolving {
             // Never got going (ARP failed or a stop came first): still count it out.
             self.p.ready.fetch_add(1, Ordering::AcqRel);
@@ -634,6 +683,7 @@ impl LcoreApp for GenApp {
             trackers: tr,
             rx_latency: self.lat_rx.received,
             rx_other: self.rx_other,
+            rx_handoff: self.rx_handoff,
             error: self.error.take(),
         }
     }

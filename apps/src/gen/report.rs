@@ -367,7 +367,10 @@ pub struct LcoreSummary {
     pub rx_packets: u64,
     /// Received frames that carried a latency header of one of our streams.
     pub rx_latency: u64,
+    /// Received frames no stream or stack took.
     pub rx_other: u64,
+    /// Received frames for a port's stack, handed over to lcore 0.
+    pub rx_handoff: u64,
     pub polls: u64,
 }
 
@@ -781,6 +784,7 @@ fn lcore_summary(l: &LcoreReport<LcoreResult>) -> LcoreSummary {
         rx_packets: l.rx_packets,
         rx_latency: l.app.rx_latency,
         rx_other: l.app.rx_other,
+        rx_handoff: l.app.rx_handoff,
         polls: l.polls,
     }
 }
