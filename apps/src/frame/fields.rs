@@ -280,6 +280,47 @@ pub(super) struct FieldGroup {
     idx: usize,
 }
 
+/// See [`FieldGroup::cursor`].
+pub(super) struct GroupCursor<'a> {
+    table: &'a [GroupEntry],
+    pub(super) idx: usize,
+    start: usize,
+    narrow: bool,
+    keep: u128,
+    keep8: u64,
+}
+
+impl GroupCursor<'_> {
+    /// Writes the group's next values into one frame and steps: the words
+    /// it adds to the frame's IPv4 and UDP sums. The per-frame form of
+    /// [`FieldGroup::column`], for bursts where every field is grouped and
+    /// the groups and both checksums are done in one pass per frame.
+    #[inline(always)]
+    pub(super) fn step_into(&mut self, d: &mut [u8; HDR_VIEW]) -> (u32, u32) {
+        let Some(e) = self.table.get(self.idx) else {
+            return (0, 0);
+        };
+        let s = self.start;
+        if self.narrow {
+            if let Some(w) = d.get_mut(s..s + 8).and_then(|w| w.first_chunk_mut::<8>()) {
+                let v = u64::from_ne_bytes(*e.bytes.first_chunk::<8>().unwrap_or(&[0; 8]));
+                *w = ((u64::from_ne_bytes(*w) & self.keep8) | v).to_ne_bytes();
+            }
+        } else if let Some(w) = d
+            .get_mut(s..s + GROUP_SPAN)
+            .and_then(|w| w.first_chunk_mut::<GROUP_SPAN>())
+        {
+            *w = ((u128::from_ne_bytes(*w) & self.keep) | u128::from_ne_bytes(e.bytes))
+                .to_ne_bytes();
+        }
+        self.idx += 1;
+        if self.idx == self.table.len() {
+            self.idx = 0;
+        }
+        (e.ip, e.udp)
+    }
+}
+
 impl FieldGroup {
     /// Plans the groups for `fields` (sorted by offset, greedily: a field
     /// joins the group before it while the window stays within 16 bytes and
@@ -386,6 +427,26 @@ impl FieldGroup {
         } else {
             self.column_w::<GROUP_SPAN>(views, ip, udp)
         }
+    }
+
+    /// A cursor over the group's table for a burst (its state in
+    /// registers, not re-read from the group after every frame write);
+    /// [`FieldGroup::park`] stores where it stopped.
+    #[inline(always)]
+    pub(super) fn cursor(&self) -> GroupCursor<'_> {
+        GroupCursor {
+            table: &self.table,
+            idx: self.idx % self.table.len().max(1),
+            start: self.start,
+            narrow: self.narrow,
+            keep: self.keep,
+            keep8: self.keep8,
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn park(&mut self, idx: usize) {
+        self.idx = idx;
     }
 
     #[inline(always)]

@@ -9,7 +9,7 @@ mod fields;
 
 use crate::config::{Payload, Sizes, Stream, LATENCY_HDR};
 use crate::latency;
-use fields::{FieldGen, FieldGroup};
+use fields::{FieldGen, FieldGroup, GroupCursor};
 use wirespeed::mbuf::{ol, Mbuf};
 use wirespeed::stack::checksum::{self, fold, fold32};
 use wirespeed::stack::wire::{
@@ -300,6 +300,8 @@ pub struct PacketGen {
     /// Otherwise, for the burst path: fields stepped together from a
     /// table per group (see [`FieldGroup`]); the rest go by columns.
     groups: Vec<FieldGroup>,
+    /// Every field is in a group (the one-pass burst path).
+    all_grouped: bool,
     /// An IMIX schedule without varying fields: the first 60 bytes of the
     /// frame for each slot of the schedule (lengths and checksums done).
     sched_hdrs: Vec<[u8; MIN_FRAME]>,
@@ -357,6 +359,7 @@ impl PacketGen {
             flows: Vec::new(),
             flow_idx: 0,
             groups: Vec::new(),
+            all_grouped: false,
             sched_hdrs: Vec::new(),
             rng: Rng::new(0x5EED ^ ((s.index as u64) << 8) ^ lcore_id as u64),
             latency: s.latency,
@@ -387,6 +390,7 @@ impl PacketGen {
         g.flows = g.build_flows();
         if g.flows.is_empty() && g.plain_fields() {
             g.groups = FieldGroup::plan(&mut g.fields, &mut g.rng);
+            g.all_grouped = !g.groups.is_empty() && g.fields.iter().all(|f| f.grouped);
         }
         g.sched_hdrs = g.build_sched_hdrs();
         g
@@ -441,6 +445,12 @@ impl PacketGen {
             out.push(h);
         }
         out
+    }
+
+    /// The frames carry a latency header (sequence and TSC).
+    #[inline(always)]
+    pub fn stamps(&self) -> bool {
+        self.latency
     }
 
     /// True when a line-rate sender can build whole bursts without drawing
@@ -718,6 +728,25 @@ impl PacketGen {
     #[inline]
     fn fill_fields_chunk(&mut self, pkts: &mut [Mbuf], len: usize) {
         let n = pkts.len().min(FILL_MAX);
+        if self.all_grouped {
+            let cx = self.grouped_cx(len);
+            match self.groups.as_mut_slice() {
+                [g] => {
+                    let mut c = [g.cursor()];
+                    fill_grouped(&cx, &mut pkts[..n], &mut c);
+                    let i = c[0].idx;
+                    return g.park(i);
+                }
+                [g0, g1] => {
+                    let mut c = [g0.cursor(), g1.cursor()];
+                    fill_grouped(&cx, &mut pkts[..n], &mut c);
+                    let (i0, i1) = (c[0].idx, c[1].idx);
+                    g0.park(i0);
+                    return g1.park(i1);
+                }
+                _ => {}
+            }
+        }
         let (ip, udp) = (self.ip, self.udp);
         // Each frame's header bytes, taken once for every column.
         let mut views: [Option<&mut [u8; HDR_VIEW]>; FILL_MAX] = std::array::from_fn(|_| None);
@@ -772,6 +801,23 @@ impl PacketGen {
                 let acc = udp_base as u64 + addr_w[k] as u64 + l4_w[k] as u64;
                 hdr[at(udp, udp::CHECKSUM)].copy_from_slice(&udp_csum(acc));
             }
+        }
+    }
+
+    /// The constants of [`fill_grouped`] for frames of `len` bytes.
+    fn grouped_cx(&self, len: usize) -> GroupedCx {
+        let udp_len = (len - self.udp) as u32;
+        GroupedCx {
+            len,
+            ip: self.ip,
+            udp: self.udp,
+            ip_base: self.sums.ip as u32 + (len - self.ip) as u32,
+            udp_base: (self.sums.pseudo
+                + self.sums.l4
+                + 2 * udp_len as u64
+                + self.payload_prefix[udp_len as usize - UDP_HLEN]) as u32,
+            in_ip: self.fields_in_ip,
+            in_udp: self.fields_in_udp,
         }
     }
 
@@ -956,6 +1002,52 @@ fn stamp_burst<const P: usize, const N: usize>(
         k += 1;
     }
     k as u64
+}
+
+/// What [`fill_grouped`] needs of a stream for one frame length.
+struct GroupedCx {
+    /// The frames' length (without FCS).
+    len: usize,
+    ip: usize,
+    udp: usize,
+    /// The IPv4 / UDP checksum sums of everything that does not vary.
+    ip_base: u32,
+    udp_base: u32,
+    in_ip: bool,
+    in_udp: bool,
+}
+
+/// Every field stepped by one or two groups: one pass per frame writes
+/// each group's entry, adds its words and stores both checksums (no
+/// per-field columns, no sums kept in memory between passes).
+#[inline(always)]
+fn fill_grouped<const N: usize>(
+    cx: &GroupedCx,
+    pkts: &mut [Mbuf],
+    groups: &mut [GroupCursor<'_>; N],
+) {
+    for m in pkts {
+        // Buffers come with the frame's length (`alloc_bulk_len`) or the template's.
+        if m.data_len() != cx.len && m.set_len(cx.len).is_err() {
+            continue;
+        }
+        let Some(hdr) = m.data_mut().first_chunk_mut::<HDR_VIEW>() else {
+            continue;
+        };
+        let (mut ipw, mut uw) = (0u32, 0u32);
+        for g in groups.iter_mut() {
+            let (a, b) = g.step_into(hdr);
+            ipw += a;
+            uw += b;
+        }
+        if cx.in_ip {
+            let c = !fold32((cx.ip_base + ipw) as u64);
+            hdr[at(cx.ip, ipv4::CHECKSUM)].copy_from_slice(&c.to_be_bytes());
+        }
+        if cx.in_udp {
+            hdr[at(cx.udp, udp::CHECKSUM)].copy_from_slice(&udp_csum((cx.udp_base + uw) as u64));
+        }
+    }
 }
 
 /// The UDP checksum field for a one's-complement sum `acc` (below 2^32):
@@ -1176,6 +1268,8 @@ mod tests {
             let mut grp = PacketGen::new(s, 0, false);
             assert!(grp.flows.is_empty() && grp.fills_bursts());
             assert_eq!(grp.groups.len(), groups, "{head} {extra}");
+            // Without the fifth field every field is grouped: the one-pass path.
+            assert_eq!(grp.all_grouped, extra.is_empty(), "{head} {extra}");
             let mut per_packet = PacketGen::new(s, 0, false);
             let mut p = prebuilt(&grp);
             let mut q = prebuilt(&per_packet);

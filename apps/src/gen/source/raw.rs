@@ -46,7 +46,10 @@ impl RawSource {
                 None => cx.pool.alloc_bulk(out, n),
             };
             if taken {
-                g.fill_burst(out.as_mut_slice(), cx.tsc.now());
+                // A fresh TSC only for frames that carry it (a latency
+                // stamp); a TSC read costs tens of cycles on a VM.
+                let tsc = if g.stamps() { cx.tsc.now() } else { cx.now };
+                g.fill_burst(out.as_mut_slice(), tsc);
             } else {
                 *cx.alloc_failures += 1;
             }
