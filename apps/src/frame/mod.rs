@@ -13,7 +13,7 @@ use fields::{FieldGen, FieldGroup, GroupCursor};
 use wirespeed::mbuf::{ol, Mbuf};
 use wirespeed::stack::checksum::{self, fold, fold32};
 use wirespeed::stack::wire::{
-    EthernetHeader, Ipv4Header, UdpHeader, VlanTag, ETHERTYPE_IPV4, ETHERTYPE_VLAN, ETH_HLEN,
+    EthernetHeader, Ipv4Header, UdpTemplate, VlanTag, ETHERTYPE_IPV4, ETHERTYPE_VLAN, ETH_HLEN,
     IPPROTO_UDP, IPV4_MIN_HLEN, IP_DF, UDP_HLEN, VLAN_HLEN,
 };
 
@@ -197,7 +197,7 @@ fn template(s: &Stream, hw_vlan: bool) -> (Vec<u8>, usize) {
     let tag_in_frame = s.vlan != 0 && !hw_vlan;
     let max = s.sizes.max() as usize - 4 - if hw_vlan { VLAN_HLEN } else { 0 };
     let l2 = ETH_HLEN + if tag_in_frame { VLAN_HLEN } else { 0 };
-    let mut f = vec![0u8; max];
+    let mut link = [0u8; ETH_HLEN + VLAN_HLEN];
     EthernetHeader {
         dst: s.dst_mac,
         src: s.src_mac,
@@ -207,7 +207,7 @@ fn template(s: &Stream, hw_vlan: bool) -> (Vec<u8>, usize) {
             ETHERTYPE_IPV4
         },
     }
-    .emit(&mut f);
+    .emit(&mut link);
     if tag_in_frame {
         VlanTag {
             pcp: (s.vlan >> 13) as u8,
@@ -215,28 +215,22 @@ fn template(s: &Stream, hw_vlan: bool) -> (Vec<u8>, usize) {
             vid: s.vlan & 0x0fff,
             ethertype: ETHERTYPE_IPV4,
         }
-        .emit(&mut f[ETH_HLEN..]);
+        .emit(&mut link[ETH_HLEN..]);
     }
-    Ipv4Header {
+    // The engine's header template, as a connected socket builds its own.
+    let ip = Ipv4Header {
         tos: s.tos,
-        total_len: 0,
         frag: IP_DF,
         ttl: s.ttl,
-        protocol: IPPROTO_UDP,
         src: s.src_ip,
         dst: s.dst_ip,
         ..Default::default()
-    }
-    .emit(&mut f[l2..]);
-    UdpHeader {
-        src_port: s.src_port,
-        dst_port: s.dst_port,
-        len: 0,
-        checksum: 0,
-    }
-    .emit(&mut f[l2 + IPV4_MIN_HLEN..]);
-    let payload = &mut f[l2 + IPV4_MIN_HLEN + UDP_HLEN..];
-    fill_payload(payload, s);
+    };
+    let t = UdpTemplate::new(&link[..l2], &ip, s.src_port, s.dst_port)
+        .expect("a link header of at most 18 bytes");
+    let mut f = vec![0u8; max];
+    f[..t.len()].copy_from_slice(t.bytes());
+    fill_payload(&mut f[t.len()..], s);
     (f, l2)
 }
 

@@ -127,9 +127,10 @@ pub(crate) struct Sock {
     rx_bytes: u64,
 }
 
-/// A connected socket's header template: the neighbour's cached L2 header,
-/// an IPv4 header with length and ID zero (checksum over that), and a UDP
-/// header with the ports; each packet patches lengths, ID and checksums.
+/// A connected socket's header template ([`wire::UdpTemplate`]: the
+/// neighbour's cached L2 header, an IPv4 header with length and ID zero,
+/// a UDP header with the ports) and what it was built from, to know when
+/// it is stale; each packet patches lengths, ID and checksums.
 #[derive(Clone, Copy)]
 struct TxTemplate {
     gen: u64,
@@ -143,18 +144,9 @@ struct TxTemplate {
     no_check: bool,
     offload: bool,
     ident_bucket: usize,
-    l2: u8,
     hlen: u8,
-    hdr: [u8; TMPL_LEN],
-    /// Folded one's-complement sum of the IPv4 header with total length,
-    /// ID and checksum zero (`!` of its checksum field), in native byte
-    /// order (see [`checksum::sum_ne`]).
-    ip_sum_ne: u64,
-    /// Pseudo-header sum without the length.
-    pseudo: u64,
-    /// Pseudo-header sum (without the length) plus sport + dport, folded,
-    /// in native byte order: the UDP checksum's constant part.
-    udp_sum_ne: u64,
+    /// The headers and their constant sums (shared with the generator).
+    u: wire::UdpTemplate,
     /// Largest payload the fast path takes (path MTU and the pool's data room).
     max_payload: usize,
 }
@@ -202,7 +194,7 @@ fn copy_any(dst: &mut [u8], src: &[u8]) {
 }
 
 /// Bytes of a header template: a VLAN-tagged Ethernet header (18) + IPv4 (20) + UDP (8).
-const TMPL_LEN: usize = 46;
+const TMPL_LEN: usize = wire::UdpTemplate::MAX_LEN;
 
 /// Smallest SO_SNDBUF/SO_RCVBUF (`SOCK_MIN_SNDBUF`-like).
 const SOCK_MIN_BUF: u64 = 4608;
@@ -608,13 +600,13 @@ impl Stack {
         // same value as a full ip_fast_csum over the patched header.
         // Sums in native byte order (one swap per field, none per payload
         // word); the complemented fold is stored with `to_ne_bytes`.
-        let ipc = !checksum::fold(t.ip_sum_ne + tot.to_be() as u64 + id.to_be() as u64);
+        let ipc = !checksum::fold(t.u.ip_sum_ne + tot.to_be() as u64 + id.to_be() as u64);
         let ucheck = if t.no_check {
             0
         } else if t.offload {
-            checksum::fold(t.pseudo + ulen as u64).to_be()
+            checksum::fold(t.u.pseudo + ulen as u64).to_be()
         } else {
-            let acc = t.udp_sum_ne + 2 * ulen.to_be() as u64 + checksum::sum_ne(buf);
+            let acc = t.u.udp_sum_ne + 2 * ulen.to_be() as u64 + checksum::sum_ne(buf);
             match !checksum::fold(acc) {
                 0 => 0xffff,
                 v => v,
@@ -623,14 +615,14 @@ impl Stack {
         // Write the template with one fixed-size copy, then patch the
         // fields in place (patching a stack copy first would make the wide
         // loads of the copy wait on the narrow stores).
-        let l2 = t.l2 as usize;
+        let l2 = t.u.l2 as usize;
         let b = m.data_mut();
         if let Some(w) = b.first_chunk_mut::<TMPL_LEN>() {
             // The bytes past `hlen` (untagged) are overwritten by the payload.
-            *w = t.hdr;
+            *w = t.u.hdr;
             patch_lengths(w, l2, tot, id, ipc, ulen, ucheck);
         } else {
-            let mut h = t.hdr;
+            let mut h = t.u.hdr;
             patch_lengths(&mut h, l2, tot, id, ipc, ulen, ucheck);
             copy_any(&mut b[..hlen], &h[..hlen]);
         }
@@ -638,7 +630,7 @@ impl Stack {
         if t.offload && !t.no_check {
             m.set_ol_flags(ol::TX_UDP_CKSUM | ol::TX_IPV4);
         }
-        m.set_tx_lens(t.l2, 20, 8);
+        m.set_tx_lens(t.u.l2, 20, 8);
         m.set_priority(sk.priority);
         m.set_hash(sk.txhash);
         if let Some(q) = txq {
@@ -776,30 +768,21 @@ impl Stack {
             return None;
         }
         let l2 = n.hh_len as usize;
-        let mut hdr = [0u8; TMPL_LEN];
-        hdr[..l2].copy_from_slice(&n.hh[..l2]);
-        wire::Ipv4Header {
-            tos: sk.tos,
-            total_len: 0,
-            id: 0,
-            frag: if df { wire::IP_DF } else { 0 },
-            ttl,
-            protocol: wire::IPPROTO_UDP,
-            src: dst.saddr,
-            dst: dst.daddr,
-            ..Default::default()
-        }
-        .emit(&mut hdr[l2..]);
         let dport = sk.remote?.port();
-        wire::UdpHeader {
-            src_port: sk.local_port,
-            dst_port: dport,
-            len: 0,
-            checksum: 0,
-        }
-        .emit(&mut hdr[l2 + 20..]);
+        let u = wire::UdpTemplate::new(
+            &n.hh[..l2],
+            &wire::Ipv4Header {
+                tos: sk.tos,
+                frag: if df { wire::IP_DF } else { 0 },
+                ttl,
+                src: dst.saddr,
+                dst: dst.daddr,
+                ..Default::default()
+            },
+            sk.local_port,
+            dport,
+        )?;
         let ol_capa = self.ports[dst.port as usize].conf.tx_offloads;
-        let pseudo = checksum::pseudo_header_sum(dst.saddr, dst.daddr, wire::IPPROTO_UDP, 0);
         Some(TxTemplate {
             gen: dst.gen,
             neigh_idx: idx,
@@ -812,15 +795,11 @@ impl Stack {
             no_check: sk.no_check,
             offload: ol_capa & ol::TX_UDP_CKSUM != 0,
             ident_bucket: dst.ident_bucket,
-            l2: l2 as u8,
-            hlen: (l2 + 28) as u8,
-            ip_sum_ne: (!u16::from_be_bytes([hdr[l2 + 10], hdr[l2 + 11]])).to_be() as u64,
-            pseudo,
-            udp_sum_ne: checksum::fold(pseudo + sk.local_port as u64 + dport as u64).to_be() as u64,
+            hlen: u.len() as u8,
             max_payload: (dst.mtu as usize)
                 .saturating_sub(28)
                 .min(self.pool.data_room().saturating_sub(l2 + 28)),
-            hdr,
+            u,
         })
     }
 

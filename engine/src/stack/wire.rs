@@ -483,6 +483,85 @@ impl UdpHeader {
     }
 }
 
+/// A datagram's headers prebuilt once per flow: the link header (Ethernet,
+/// or Ethernet + 802.1Q: the neighbour's `hh_cache`), an IPv4 header with
+/// total length and ID zero and a UDP header with the ports, plus the
+/// one's-complement sums of what stays constant — the `hh_cache` idea
+/// carried up to UDP. A connected socket's send path and the generator's
+/// frames both start from one; each packet patches the lengths, the ID and
+/// the checksums from the sums.
+#[derive(Debug, Clone, Copy)]
+pub struct UdpTemplate {
+    /// The header bytes; the first [`UdpTemplate::len`] are meaningful.
+    pub hdr: [u8; UdpTemplate::MAX_LEN],
+    /// Link header length (14 or 18).
+    pub l2: u8,
+    /// Folded sum of the IPv4 header with total length, ID and checksum
+    /// zero (`!` of the checksum emitted over it), in native byte order
+    /// (see [`checksum::sum_ne`]).
+    pub ip_sum_ne: u64,
+    /// Pseudo-header sum (addresses and protocol) without the length.
+    pub pseudo: u64,
+    /// The pseudo-header sum plus both ports, folded, in native byte order:
+    /// the UDP checksum's constant part.
+    pub udp_sum_ne: u64,
+}
+
+impl UdpTemplate {
+    /// Ethernet + 802.1Q + IPv4 (no options) + UDP.
+    pub const MAX_LEN: usize = ETH_HLEN + VLAN_HLEN + IPV4_MIN_HLEN + UDP_HLEN;
+
+    /// The template over link header `l2` (at most 18 bytes; None beyond),
+    /// the IPv4 header `ip` (its lengths, ID and checksum are ignored; no
+    /// options) and the UDP ports.
+    pub fn new(l2: &[u8], ip: &Ipv4Header, src_port: u16, dst_port: u16) -> Option<UdpTemplate> {
+        let n = l2.len();
+        if n > ETH_HLEN + VLAN_HLEN {
+            return None;
+        }
+        let mut hdr = [0u8; Self::MAX_LEN];
+        hdr[..n].copy_from_slice(l2);
+        Ipv4Header {
+            total_len: 0,
+            id: 0,
+            protocol: IPPROTO_UDP,
+            options_len: 0,
+            ..*ip
+        }
+        .emit(&mut hdr[n..]);
+        UdpHeader {
+            src_port,
+            dst_port,
+            len: 0,
+            checksum: 0,
+        }
+        .emit(&mut hdr[n + IPV4_MIN_HLEN..]);
+        let pseudo = checksum::pseudo_header_sum(ip.src, ip.dst, IPPROTO_UDP, 0);
+        Some(UdpTemplate {
+            ip_sum_ne: (!u16::from_be_bytes([hdr[n + 10], hdr[n + 11]])).to_be() as u64,
+            pseudo,
+            udp_sum_ne: checksum::fold(pseudo + src_port as u64 + dst_port as u64).to_be() as u64,
+            l2: n as u8,
+            hdr,
+        })
+    }
+
+    /// Header bytes: link + 20 + 8.
+    pub fn len(&self) -> usize {
+        self.l2 as usize + IPV4_MIN_HLEN + UDP_HLEN
+    }
+
+    /// Never empty (a link header, IPv4 and UDP at least); for clippy.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The meaningful header bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.hdr[..self.len()]
+    }
+}
+
 /// The Ethernet multicast address for an IPv4 group (RFC 1112:
 /// 01:00:5e + low 23 bits; `ip_eth_mc_map`).
 pub fn ipv4_multicast_mac(group: Ipv4Addr) -> MacAddr {
@@ -493,6 +572,50 @@ pub fn ipv4_multicast_mac(group: Ipv4Addr) -> MacAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The template's sums give the checksums a full computation gives.
+    #[test]
+    fn udp_template_sums_match_full_checksums() {
+        let eth = [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+        let ip = Ipv4Header {
+            tos: 0x10,
+            frag: IP_DF,
+            ttl: 61,
+            src: Ipv4Addr::new(198, 18, 0, 1),
+            dst: Ipv4Addr::new(198, 19, 7, 9),
+            ..Default::default()
+        };
+        let t = UdpTemplate::new(&eth, &ip, 4321, 53).unwrap();
+        assert_eq!(t.len(), 42);
+        assert!(UdpTemplate::new(&[0; 19], &ip, 1, 2).is_none());
+        let payload = b"wirespeed template";
+        let mut f = t.bytes().to_vec();
+        f.extend_from_slice(payload);
+        let (tot, ulen, id) = (
+            20 + 8 + payload.len() as u16,
+            8 + payload.len() as u16,
+            0x1234u16,
+        );
+        // Patch as a sender does, from the sums (native order, swapped once).
+        let ipc = !checksum::fold(t.ip_sum_ne + tot.to_be() as u64 + id.to_be() as u64);
+        f[16..18].copy_from_slice(&tot.to_be_bytes());
+        f[18..20].copy_from_slice(&id.to_be_bytes());
+        f[24..26].copy_from_slice(&ipc.to_ne_bytes());
+        f[38..40].copy_from_slice(&ulen.to_be_bytes());
+        let u = !checksum::fold(t.pseudo + ulen as u64 + checksum::sum(&f[34..]));
+        f[40..42].copy_from_slice(&u.to_be_bytes());
+        assert_eq!(checksum::checksum(&f[14..34]), 0, "IPv4 checksum");
+        assert!(UdpHeader::verify(&f[34..], ip.src, ip.dst), "UDP checksum");
+        assert_eq!(f[15], 0x10);
+        assert_eq!(f[22], 61);
+        assert_eq!(f[23], IPPROTO_UDP);
+        // The constant UDP part is the pseudo-header plus the ports.
+        let ports = 4321u64 + 53;
+        assert_eq!(
+            t.udp_sum_ne,
+            checksum::fold(t.pseudo + ports).to_be() as u64
+        );
+    }
 
     #[test]
     fn ethernet_vlan_roundtrip() {
