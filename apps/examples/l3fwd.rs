@@ -692,7 +692,6 @@ struct L3fwd {
     stack_dirty: bool,
     /// One burst per output port, filled from an RX burst, flushed after it.
     out: Vec<Burst>,
-    to_stack: Burst,
     icmp: Option<TokenBucket>,
     ident: u16,
     limit: Option<u64>,
@@ -758,7 +757,6 @@ impl L3fwd {
             staged: staged_tx,
             stack_dirty: true,
             out: (0..nb).map(|_| Burst::new()).collect(),
-            to_stack: Burst::new(),
             icmp,
             ident: 0,
             limit: plan.run.count,
@@ -922,8 +920,11 @@ impl LcoreApp for L3fwd {
                     let _ = self.out[out as usize].push(m);
                 }
                 Some(Verdict::Local) => {
+                    // At once, in order: an ARP reply resolves the next hop
+                    // of the frames behind it in this burst.
                     self.c.local += 1;
-                    let _ = self.to_stack.push(m);
+                    self.stack.rx(port, m);
+                    self.stack_dirty = true;
                 }
                 Some(Verdict::TtlExceeded) => {
                     self.c.ttl_exceeded += 1;
@@ -940,10 +941,6 @@ impl LcoreApp for L3fwd {
             self.c.forwarded += sent;
             self.per_port[p].tx += sent;
             self.c.tx_dropped += o.dropped as u64;
-        }
-        if !self.to_stack.is_empty() {
-            self.stack.rx_burst(port, &mut self.to_stack);
-            self.stack_dirty = true;
         }
     }
 
