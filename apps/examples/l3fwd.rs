@@ -607,6 +607,129 @@ pub fn build_time_exceeded(
     true
 }
 
+/// The table the fast path reads: the engine's FIB ([`RouteTable`], the
+/// RIB: every route, validated, with Linux's semantics) compiled into
+/// DPDK `rte_lpm`'s DIR-24-8 layout. The engine's table is `fib_hash`
+/// (one hash probe per prefix length in use, each a chain of dependent
+/// loads into the route's heap `Vec`) and answers with a `Route`, not a
+/// next-hop index; at 64-byte rates that probe was a third of the
+/// per-packet cost. DIR-24-8 answers in one load (two for prefixes longer
+/// than /24): `tbl24[dst >> 8]` holds a next-hop index + 1 (0: no route)
+/// or, with [`EXT`] set, a group of 256 `tbl8` entries indexed by the
+/// address's last byte. Rebuilt whole whenever the FIB's generation moves
+/// (the FIB → forwarding-table split routers have).
+pub struct Dir248 {
+    tbl24: Vec<u16>,
+    tbl8: Vec<u16>,
+    /// Distinct (port, gateway) next hops; entries hold `index + 1`.
+    pub nhs: Vec<NextHop>,
+    /// The FIB generation this was built from.
+    pub generation: u64,
+}
+
+/// One next hop of [`Dir248`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    pub port: u16,
+    /// The gateway; 0 = on link (the destination is the next hop).
+    pub gw: u32,
+}
+
+/// A `tbl24` entry that names a `tbl8` group.
+const EXT: u16 = 0x8000;
+
+impl Dir248 {
+    /// Compiles the routes of `t` (shortest prefix first, so longer ones
+    /// overwrite; a prefix whose route is not unicast forwards nothing);
+    /// errors past 32767 next hops or tbl8 groups.
+    pub fn build(t: &RouteTable) -> Result<Dir248, String> {
+        let mut d = Dir248 {
+            tbl24: vec![0; 1 << 24],
+            tbl8: Vec::new(),
+            nhs: Vec::new(),
+            generation: t.generation(),
+        };
+        // Each prefix's first route in lookup order is the one that
+        // answers (the rest are backups with a higher metric).
+        let mut seen = std::collections::HashSet::new();
+        let mut routes: Vec<Route> = t
+            .routes()
+            .into_iter()
+            .filter(|r| seen.insert((r.prefix, r.len)))
+            .collect();
+        routes.sort_by_key(|r| r.len);
+        for r in &routes {
+            if r.rtype != wirespeed::stack::RouteType::Unicast {
+                // unreachable, blackhole, …: no forwarding for the prefix.
+                d.insert(u32::from(r.prefix), r.len, 0)?;
+                continue;
+            }
+            let nh = NextHop {
+                port: r.port,
+                gw: r.gateway.map_or(0, u32::from),
+            };
+            let idx = match d.nhs.iter().position(|n| *n == nh) {
+                Some(i) => i,
+                None => {
+                    d.nhs.push(nh);
+                    d.nhs.len() - 1
+                }
+            };
+            if idx >= EXT as usize - 1 {
+                return Err("more than 32767 distinct next hops".into());
+            }
+            d.insert(u32::from(r.prefix), r.len, idx as u16 + 1)?;
+        }
+        Ok(d)
+    }
+
+    fn insert(&mut self, prefix: u32, len: u8, e: u16) -> Result<(), String> {
+        if len <= 24 {
+            let first = (prefix >> 8) as usize;
+            let n = 1usize << (24 - len);
+            for slot in &mut self.tbl24[first..first + n] {
+                if *slot & EXT != 0 {
+                    // A longer prefix already split this /24 (not reached
+                    // when shorter prefixes go first; kept for safety).
+                    let g = (*slot & !EXT) as usize;
+                    self.tbl8[g << 8..(g + 1) << 8].fill(e);
+                } else {
+                    *slot = e;
+                }
+            }
+            return Ok(());
+        }
+        let i24 = (prefix >> 8) as usize;
+        let cur = self.tbl24[i24];
+        let g = if cur & EXT != 0 {
+            (cur & !EXT) as usize
+        } else {
+            let g = self.tbl8.len() >> 8;
+            if g >= EXT as usize {
+                return Err("more than 32768 prefixes longer than /24 in distinct /24s".into());
+            }
+            // The group inherits what the /24 held.
+            self.tbl8.extend(std::iter::repeat_n(cur, 256));
+            self.tbl24[i24] = EXT | g as u16;
+            g
+        };
+        let first = (g << 8) | (prefix & 0xff) as usize;
+        let n = 1usize << (32 - len);
+        self.tbl8[first..first + n].fill(e);
+        Ok(())
+    }
+
+    /// Longest-prefix match: the next hop's index in [`Dir248::nhs`].
+    #[inline(always)]
+    pub fn lookup(&self, dst: u32) -> Option<usize> {
+        let mut e = self.tbl24[(dst >> 8) as usize];
+        if e & EXT != 0 {
+            e = self.tbl8[(((e & !EXT) as usize) << 8) | (dst & 0xff) as usize];
+        }
+        (e != 0).then(|| e as usize - 1)
+    }
+}
+
 /// A token bucket in TSC cycles (`icmp_global_allow`).
 struct TokenBucket {
     credit: u64,
@@ -682,8 +805,13 @@ struct L3fwd {
     c: Counters,
     per_port: Vec<PortCount>,
     ports: Vec<PortFacts>,
-    /// The engine's FIB (main table: configured routes + connected subnets).
-    fib: RouteTable,
+    /// The engine's FIB (the stack's main table: configured routes and
+    /// connected subnets) compiled for the fast path.
+    fwd: Dir248,
+    /// The MAC of each gateway next hop of `fwd` (valid while its epoch
+    /// is current).
+    nh_mac: Vec<(u32, [u8; 6])>,
+    /// On-link destinations (connected routes), by (port, address).
     adj: Vec<Adj>,
     epoch: u32,
     /// The control plane: ARP, the neighbour table, ICMP to our addresses.
@@ -739,11 +867,13 @@ impl L3fwd {
             let cost = ctx.tsc().ns_to_cycles(1_000_000_000 / plan.icmp.rate as u64);
             TokenBucket::new(cost.max(1), plan.icmp.burst, ctx.now())
         });
+        let fwd = Dir248::build(stack.routes())?;
         Ok(L3fwd {
             c: Counters::default(),
             per_port: vec![PortCount::default(); nb],
             ports,
-            fib: stack.routes().clone(),
+            nh_mac: vec![(0, [0; 6]); fwd.nhs.len()],
+            fwd,
             adj: vec![
                 Adj {
                     key: 0,
@@ -804,26 +934,31 @@ impl L3fwd {
         if dst >> 28 == 0xe || dst == u32::MAX {
             return Some(Verdict::Local);
         }
-        let Some(r) = self.fib.lookup(Ipv4Addr::from(dst)) else {
+        let Some(nhi) = self.fwd.lookup(dst) else {
             self.c.no_route += 1;
             return None;
         };
-        let out = r.port;
-        let nh = match r.gateway {
-            Some(g) => u32::from(g),
-            None => {
-                // Connected: our own address or the subnet broadcast is local.
-                let of = self.ports[out as usize];
-                if dst == of.addr || dst == of.bcast {
-                    return Some(Verdict::Local);
-                }
-                dst
+        let nh = self.fwd.nhs[nhi];
+        let out = nh.port;
+        if nh.gw == 0 {
+            // Connected: our own address or the subnet broadcast is local.
+            let of = self.ports[out as usize];
+            if dst == of.addr || dst == of.bcast {
+                return Some(Verdict::Local);
             }
-        };
+        }
         if l3[ip::TTL] <= 1 {
             return Some(Verdict::TtlExceeded);
         }
-        let Some(mac) = self.neighbour(out, nh) else {
+        let mac = if nh.gw != 0 {
+            match self.nh_mac[nhi] {
+                (e, mac) if e == self.epoch => Some(mac),
+                _ => self.gateway_slow(nhi),
+            }
+        } else {
+            self.neighbour(out, dst)
+        };
+        let Some(mac) = mac else {
             self.c.no_neighbour += 1;
             return None;
         };
@@ -856,6 +991,31 @@ impl L3fwd {
             mac: mac.0,
         };
         Some(mac.0)
+    }
+
+    /// A gateway's MAC from the neighbour table, cached for this epoch.
+    #[cold]
+    fn gateway_slow(&mut self, nhi: usize) -> Option<[u8; 6]> {
+        let nh = self.fwd.nhs[nhi];
+        self.stack_dirty = true;
+        let mac = self.stack.neigh_event_send(nh.port, Ipv4Addr::from(nh.gw))?;
+        self.nh_mac[nhi] = (self.epoch, mac.0);
+        Some(mac.0)
+    }
+
+    /// A new epoch: every cached MAC is asked of the neighbour table again
+    /// on its next use; a changed FIB is compiled again.
+    fn new_epoch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1).max(1);
+        if self.stack.routes().generation() != self.fwd.generation {
+            match Dir248::build(self.stack.routes()) {
+                Ok(f) => {
+                    self.nh_mac = vec![(0, [0; 6]); f.nhs.len()];
+                    self.fwd = f;
+                }
+                Err(e) => tracing::warn!("l3fwd: FIB not recompiled: {e}"),
+            }
+        }
     }
 
     /// Answers an expired datagram (rate limited), on the port it came in on.
@@ -951,7 +1111,7 @@ impl LcoreApp for L3fwd {
                 self.stack.poll_timers(now_ns);
                 self.service_stack(ctx);
             }
-            TIMER_EPOCH => self.epoch = self.epoch.wrapping_add(1).max(1),
+            TIMER_EPOCH => self.new_epoch(),
             _ => {}
         }
     }
