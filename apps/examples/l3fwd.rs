@@ -286,7 +286,10 @@ impl Config {
             if len > 30 || addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() {
                 return Err(bad(
                     format!("port[{i}].address"),
-                    format!("'{}' is not a unicast address on a /0../30 subnet", p.address),
+                    format!(
+                        "'{}' is not a unicast address on a /0../30 subnet",
+                        p.address
+                    ),
                 ));
             }
             let mac = match &p.mac {
@@ -343,7 +346,10 @@ impl Config {
             if !in_subnet(ip, pp.addr, pp.len) {
                 return Err(bad(
                     format!("neighbour[{i}].address"),
-                    format!("{ip} is not on port {}'s subnet {}/{}", n.port, pp.addr, pp.len),
+                    format!(
+                        "{ip} is not on port {}'s subnet {}/{}",
+                        n.port, pp.addr, pp.len
+                    ),
                 ));
             }
             neighbours.push((n.port, ip, mac));
@@ -864,7 +870,9 @@ impl L3fwd {
         ctx.add_timer(Duration::from_millis(1), TIMER_STACK);
         ctx.add_timer(NEIGH_RECHECK, TIMER_EPOCH);
         let icmp = plan.icmp.time_exceeded.then(|| {
-            let cost = ctx.tsc().ns_to_cycles(1_000_000_000 / plan.icmp.rate as u64);
+            let cost = ctx
+                .tsc()
+                .ns_to_cycles(1_000_000_000 / plan.icmp.rate as u64);
             TokenBucket::new(cost.max(1), plan.icmp.burst, ctx.now())
         });
         let fwd = Dir248::build(stack.routes())?;
@@ -998,7 +1006,9 @@ impl L3fwd {
     fn gateway_slow(&mut self, nhi: usize) -> Option<[u8; 6]> {
         let nh = self.fwd.nhs[nhi];
         self.stack_dirty = true;
-        let mac = self.stack.neigh_event_send(nh.port, Ipv4Addr::from(nh.gw))?;
+        let mac = self
+            .stack
+            .neigh_event_send(nh.port, Ipv4Addr::from(nh.gw))?;
         self.nh_mac[nhi] = (self.epoch, mac.0);
         Some(mac.0)
     }
@@ -1210,11 +1220,7 @@ pub fn run(plan: &Plan, reg: &Registry, handle_signals: bool) -> Result<Report, 
         ports: per_port,
         c,
         elapsed_ns: l.elapsed_ns,
-        cycles_per_rx: if c.rx > 0 {
-            cycles / c.rx as f64
-        } else {
-            0.0
-        },
+        cycles_per_rx: if c.rx > 0 { cycles / c.rx as f64 } else { 0.0 },
     })
 }
 

@@ -19,8 +19,8 @@ use clap::Parser;
 use std::sync::Arc;
 use wirespeed::ethdev::pcap::read_file;
 use wirespeed::ethdev::{
-    Completed, Driver, DriverInfo, EthDev, EthdevError, MacAddr, PortInfo, QueueSetup,
-    QueueStats, RxQueue, TxQueue,
+    Completed, Driver, DriverInfo, EthDev, EthdevError, MacAddr, PortInfo, QueueSetup, QueueStats,
+    RxQueue, TxQueue,
 };
 use wirespeed::mbuf::{Burst, Mempool};
 

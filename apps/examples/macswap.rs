@@ -98,7 +98,11 @@ impl std::fmt::Display for Report {
         write!(
             f,
             "total: rx {rx} in {secs:.3} s ({:.3} Mpps)",
-            if secs > 0.0 { rx as f64 / secs / 1e6 } else { 0.0 }
+            if secs > 0.0 {
+                rx as f64 / secs / 1e6
+            } else {
+                0.0
+            }
         )
     }
 }

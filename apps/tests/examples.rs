@@ -216,7 +216,12 @@ fn macswap_reflects_every_frame_out_of_its_port_with_macs_swapped() {
     // A runt (shorter than an Ethernet header) on port 0: freed, counted.
     a.send(&mut pool, &[vec![0xaa; 10]]);
     let h = run_macswap(&[
-        "--port", "ring:ex-ms-a", "--port", "ring:ex-ms-b", "--count", "201",
+        "--port",
+        "ring:ex-ms-a",
+        "--port",
+        "ring:ex-ms-b",
+        "--count",
+        "201",
     ]);
     let ga = a.recv(&mut pool, 100, Duration::from_secs(10));
     let gb = b.recv(&mut pool, 100, Duration::from_secs(10));
@@ -249,7 +254,9 @@ fn macswap_reflects_every_frame_out_of_its_port_with_macs_swapped() {
         }
     );
     assert!(r.ports.iter().all(|c| c.balanced()));
-    assert!(r.to_string().contains("port 0 ring:ex-ms-a: rx 101 tx 100 dropped 0 runts 1"));
+    assert!(r
+        .to_string()
+        .contains("port 0 ring:ex-ms-a: rx 101 tx 100 dropped 0 runts 1"));
 }
 
 #[test]
@@ -405,7 +412,11 @@ fn l3fwd_forwards_by_longest_prefix_with_ttl_checksum_and_macs_rewritten() {
     assert_eq!(g1.arp.len(), 1);
     assert_eq!(&g1.arp[0][28..32], &[10, 0, 1, 1]);
     let c = r.c;
-    assert_eq!((c.rx, c.forwarded, c.drops(), c.local), (70, 70, 0, 0), "{c:?}");
+    assert_eq!(
+        (c.rx, c.forwarded, c.drops(), c.local),
+        (70, 70, 0, 0),
+        "{c:?}"
+    );
     assert_eq!(r.ports[0].rx, 70);
     assert_eq!((r.ports[0].tx, r.ports[1].tx), (10, 60));
     assert!(c.balanced());
@@ -589,13 +600,25 @@ fn l3fwd_config_errors_name_the_key() {
             .to_string()
     };
     let e = plan(&base.replace("198.18.1.0/24", "198.18.1.0/40"));
-    assert!(e.starts_with("route[1].prefix:") && e.contains("0..=32"), "{e}");
+    assert!(
+        e.starts_with("route[1].prefix:") && e.contains("0..=32"),
+        "{e}"
+    );
     let e = plan(&base.replace("198.18.1.0/24", "198.18.1.1/24"));
-    assert!(e.starts_with("route[1].prefix:") && e.contains("host bits"), "{e}");
+    assert!(
+        e.starts_with("route[1].prefix:") && e.contains("host bits"),
+        "{e}"
+    );
     let e = plan(&base.replace("via = \"10.0.1.2\"", "via = \"10.9.9.9\""));
-    assert!(e.starts_with("route[1].via:") && e.contains("subnet"), "{e}");
+    assert!(
+        e.starts_with("route[1].via:") && e.contains("subnet"),
+        "{e}"
+    );
     let e = plan(&base.replace("port = 1\nvia", "port = 7\nvia"));
-    assert!(e.starts_with("route[1].port:") && e.contains("does not exist"), "{e}");
+    assert!(
+        e.starts_with("route[1].port:") && e.contains("does not exist"),
+        "{e}"
+    );
     let e = plan(&base.replace("mac = \"02:00:00:00:00:11\"", "mac = \"01:00:5e:00:00:01\""));
     assert!(e.starts_with("port[1].mac:"), "{e}");
 }
@@ -644,7 +667,11 @@ fn l3fwd_binary_runs_its_config_and_routes_a_pcap_end_to_end() {
         .output()
         .unwrap();
     let so = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{so}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{so}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(counter(&so, "rx"), 0);
     assert!(so.contains("balanced           yes"), "{so}");
 
@@ -652,8 +679,8 @@ fn l3fwd_binary_runs_its_config_and_routes_a_pcap_end_to_end() {
     let dir = std::env::temp_dir().join(format!("ws-l3fwd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("in.pcap");
-    let mut w = wirespeed::ethdev::pcap::PcapWriter::new(std::fs::File::create(&input).unwrap())
-        .unwrap();
+    let mut w =
+        wirespeed::ethdev::pcap::PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();
     let mut sent = Vec::new();
     for i in 0..10u16 {
         let mut f = Ip4::new([198, 18, 0, 9], [198, 18, 1, 1 + i as u8], 64);
@@ -688,11 +715,21 @@ fn l3fwd_binary_runs_its_config_and_routes_a_pcap_end_to_end() {
     let cfg_path = dir.join("l3fwd.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
     let out = std::process::Command::new(&bin)
-        .args(["--config", cfg_path.to_str().unwrap(), "--no-huge", "--duration", "0.5"])
+        .args([
+            "--config",
+            cfg_path.to_str().unwrap(),
+            "--no-huge",
+            "--duration",
+            "0.5",
+        ])
         .output()
         .unwrap();
     let so = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{so}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{so}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(counter(&so, "rx"), 13, "{so}");
     assert_eq!(counter(&so, "forwarded"), 10);
     assert_eq!(counter(&so, "bad_checksum"), 1);
@@ -776,7 +813,12 @@ fn l3fwd_dir248_matches_the_engine_fib() {
             r.rtype = wirespeed::stack::RouteType::Blackhole;
         }
         let _ = t.add(r);
-        for d in [prefix, prefix | !m, prefix.wrapping_sub(1), (prefix | !m).wrapping_add(1)] {
+        for d in [
+            prefix,
+            prefix | !m,
+            prefix.wrapping_sub(1),
+            (prefix | !m).wrapping_add(1),
+        ] {
             probes.push(d);
         }
     }
