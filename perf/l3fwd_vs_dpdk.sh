@@ -161,12 +161,14 @@ run_dpdk() { # TSC_HZ
 
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), core $CORE, ${SECS}s x $ROUNDS rounds"
 printf '%-6s %-28s %8s %9s\n' round router Mpps cyc/pkt
-W=(); D=()
+W=(); D=(); R=()
 for r in $(seq 1 "$ROUNDS"); do
   read -r wm wc hz <<<"$(run_ours)"
   printf '%-6s %-28s %8s %9s\n' "$r" "wirespeed l3fwd example" "$wm" "$wc"
   read -r dm dc <<<"$(run_dpdk "$hz")"
   printf '%-6s %-28s %8s %9s\n' "$r" "DPDK 22.11 l3fwd (LPM)" "$dm" "$dc"
+  R+=("$(awk -v a="$wm" -v b="$dm" 'BEGIN{printf "%.2f", a / b}')")
+  printf '%-6s %-28s %8sx\n' "$r" "ratio" "${R[-1]}"
   W+=("$wm $wc"); D+=("$dm $dc")
 done
 median() { sort -n | awk '{a[NR]=$0} END{print a[int((NR+1)/2)]}'; }
@@ -174,4 +176,5 @@ WM=$(printf '%s\n' "${W[@]}" | median); DM=$(printf '%s\n' "${D[@]}" | median)
 read -r wm wc <<<"$WM"; read -r dm dc <<<"$DM"
 printf '%-6s %-28s %8s %9s\n' median "wirespeed l3fwd example" "$wm" "$wc"
 printf '%-6s %-28s %8s %9s\n' median "DPDK 22.11 l3fwd (LPM)" "$dm" "$dc"
-awk -v a="$wm" -v b="$dm" 'BEGIN{printf "ratio  wirespeed / DPDK = %.2fx\n", a / b}'
+awk -v a="$wm" -v b="$dm" 'BEGIN{printf "ratio of the medians  wirespeed / DPDK = %.2fx\n", a / b}'
+printf 'median of the round ratios = %sx\n' "$(printf '%s\n' "${R[@]}" | median)"

@@ -4,7 +4,7 @@
 //! `net_pcap,rx_pcap=IN.pcap,infinite_rx=1` beside it: every RX burst takes
 //! buffers from the lcore's pool in bulk and copies the pcap's frames into
 //! them, round and round (`eth_pcap_rx_infinite`: `rte_pktmbuf_alloc_bulk`
-//! + one `rte_memcpy` per packet); TX frees what it is given and counts it
+//! and one `rte_memcpy` per packet); TX frees what it is given and counts it
 //! (`eth_tx_drop`). So both routers pay the same source and sink costs.
 //!
 //! ```text
