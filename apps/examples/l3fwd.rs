@@ -548,19 +548,11 @@ pub fn decrease_ttl(l3: &mut [u8]) {
 const ICMP_ERR_MAX: usize = 576;
 const ICMP_TIME_EXCEEDED: u8 = 11;
 
-/// Plays the part of `__icmp_send(ICMP_TIME_EXCEEDED, ICMP_EXC_TTL)` for
-/// the frame `orig` received on a port with `mac`/`addr`: writes into `m`
-/// an Ethernet frame back to the previous hop (the frame's source MAC),
-/// IP from `addr` to the datagram's source, TTL 64, carrying as much of the
-/// datagram as fits in 576 bytes. False when RFC 1812 §4.3.2.7 forbids an
-/// error about this datagram.
-pub fn build_time_exceeded(
-    m: &mut Mbuf,
-    orig: &[u8],
-    mac: MacAddr,
-    addr: Ipv4Addr,
-    ident: u16,
-) -> bool {
+/// The checks `__icmp_send` makes before answering a datagram with an
+/// error (RFC 1812 §4.3.2.7): not about an ICMP error, not about a
+/// fragment other than the first, not to a source that is not a unicast
+/// host. `orig` is a frame whose IPv4 header passed [`check_ipv4`].
+pub fn icmp_error_allowed(orig: &[u8]) -> bool {
     let l3 = &orig[ETH_HLEN..];
     let ihl = (l3[ip::VER_IHL] & 0x0f) as usize * 4;
     let total = be16(&l3[ip::TOTAL_LEN]) as usize;
@@ -575,11 +567,29 @@ pub fn build_time_exceeded(
     }
     if l3[ip::PROTO] == IPPROTO_ICMP {
         // Never an error about an error (only echo, timestamp, info, …).
-        let ty = l3.get(ihl).copied().unwrap_or(0);
-        if matches!(ty, 3 | 4 | 5 | 11 | 12) || total < ihl + 1 {
+        if total < ihl + 1 || matches!(l3[ihl], 3 | 4 | 5 | 11 | 12) {
             return false;
         }
     }
+    true
+}
+
+/// Plays the part of `__icmp_send(ICMP_TIME_EXCEEDED, ICMP_EXC_TTL)` for
+/// the frame `orig` (which [`icmp_error_allowed`]) received on a port with
+/// `mac`/`addr`: writes into the empty `m` an Ethernet frame back to the
+/// previous hop (the frame's source MAC), IP from `addr` to the datagram's
+/// source, TTL 64, carrying as much of the datagram as fits in 576 bytes.
+/// False when `m` has no room for it.
+pub fn build_time_exceeded(
+    m: &mut Mbuf,
+    orig: &[u8],
+    mac: MacAddr,
+    addr: Ipv4Addr,
+    ident: u16,
+) -> bool {
+    let l3 = &orig[ETH_HLEN..];
+    let total = be16(&l3[ip::TOTAL_LEN]) as usize;
+    let src = Ipv4Addr::from(be32(&l3[ip::SRC]));
     let quoted = total.min(ICMP_ERR_MAX - 20 - 8);
     let ip_len = 20 + 8 + quoted;
     let Ok(b) = m.append(ETH_HLEN + ip_len) else {
@@ -1035,7 +1045,15 @@ impl L3fwd {
             self.c.icmp_suppressed += 1;
             return;
         };
-        let now = ctx.now();
+        if !icmp_error_allowed(orig) {
+            self.c.icmp_suppressed += 1;
+            return;
+        }
+        // The rate first, so a flood of expiring datagrams costs no buffers.
+        if !bucket.allow(ctx.now()) {
+            self.c.icmp_rate_limited += 1;
+            return;
+        }
         let Some(mut m) = ctx.pool.alloc() else {
             self.c.icmp_suppressed += 1;
             return;
@@ -1046,12 +1064,9 @@ impl L3fwd {
             self.c.icmp_suppressed += 1;
             return;
         }
-        if !bucket.allow(now) {
-            self.c.icmp_rate_limited += 1;
-            return;
-        }
         let mut b = Burst::new();
         let _ = b.push(m);
+        // `dev_queue_xmit` on the input port (noqueue: a full ring drops it).
         let o = ctx.xmit_burst(port as usize, 0, &mut b);
         self.c.icmp_sent += (o.direct + o.queued) as u64;
         self.c.icmp_suppressed += o.dropped as u64;

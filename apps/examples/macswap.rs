@@ -139,6 +139,10 @@ impl LcoreApp for MacSwap {
         }
     }
 
+    /// Plays the part of testpmd's `pkt_burst_mac_swap`: swap in place, then
+    /// the whole burst to `dev_queue_xmit` on the input port (`noqueue`:
+    /// straight to the driver's `tx_burst`; what it refuses is freed and
+    /// counted, as testpmd frees what `rte_eth_tx_burst` leaves).
     #[inline]
     fn on_rx(&mut self, ctx: &mut LcoreCtx, port: u16, _queue: u16, pkts: &mut Burst) {
         let c = &mut self.ports[port as usize];

@@ -626,16 +626,23 @@ fn l3fwd_config_errors_name_the_key() {
 // ---------------------------------------------------------------- the binary
 
 /// The built example binary (`cargo test` builds examples beside the test
-/// binaries' `deps/`); built here if it is missing.
+/// binaries' `deps/`); built here when missing or older than its source
+/// (`cargo test --test examples` alone does not rebuild examples).
 fn example_bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join("examples").join(name);
-    if !bin.exists() {
-        let st = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "wirespeed-apps", "--example", name])
-            .status()
-            .unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(format!("{name}.rs"));
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if mtime(&bin).is_none() || mtime(&bin) < mtime(&src) {
+        let mut cmd = std::process::Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "wirespeed-apps", "--example", name]);
+        if dir.file_name().is_some_and(|d| d == "release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().unwrap();
         assert!(st.success());
     }
     bin
@@ -834,4 +841,52 @@ fn l3fwd_dir248_matches_the_engine_fib() {
         let got = d.lookup(a).map(|i| (d.nhs[i].port, d.nhs[i].gw));
         assert_eq!(got, want, "{}", Ipv4Addr::from(a));
     }
+}
+
+/// Sets an IPv4 header field of a built frame and fixes the header checksum.
+fn patch_ip(f: &mut [u8], at: usize, bytes: &[u8]) {
+    f[14 + at..14 + at + bytes.len()].copy_from_slice(bytes);
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = checksum::checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+#[test]
+fn l3fwd_sends_no_time_exceeded_about_an_icmp_error_a_fragment_or_a_broadcast_source() {
+    let mut pool = test_pool();
+    let mut p0 = Peer::open("ex-l3-sup-0", 1024);
+    let _p1 = Peer::open("ex-l3-sup-1", 1024);
+    let base = Ip4::new([198, 18, 0, 9], [198, 18, 1, 7], 1);
+    // An ICMP destination unreachable (an error: no answer).
+    let mut unreach = base.build();
+    patch_ip(&mut unreach, 9, &[1]);
+    unreach[34] = 3;
+    // An ICMP echo request (not an error: answered).
+    let mut echo = base.build();
+    patch_ip(&mut echo, 9, &[1]);
+    echo[34] = 8;
+    // A second fragment (offset 185 × 8).
+    let mut frag = base.build();
+    patch_ip(&mut frag, 6, &185u16.to_be_bytes());
+    // A limited-broadcast source.
+    let bsrc = Ip4::new([255, 255, 255, 255], [198, 18, 1, 7], 1).build();
+    let frames = [unreach, echo.clone(), frag, bsrc];
+    p0.send(&mut pool, &frames);
+    let h = run_l3fwd(&l3fwd_config("ex-l3-sup", "", true), 4);
+    let g0 = p0.recv(&mut pool, 2, Duration::from_millis(500));
+    let c = h.join().unwrap().c;
+    assert_eq!(
+        (c.ttl_exceeded, c.icmp_sent, c.icmp_suppressed),
+        (4, 1, 3),
+        "{c:?}"
+    );
+    assert_eq!(c.icmp_rate_limited, 0);
+    assert!(c.balanced());
+    assert_eq!(g0.ip.len(), 1, "only the echo request is answered");
+    assert_eq!(g0.ip[0][34], 11);
+    assert_eq!(
+        &g0.ip[0][42..42 + 28],
+        &echo[14..42],
+        "quotes the echo request"
+    );
 }
