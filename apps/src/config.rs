@@ -264,6 +264,13 @@ pub struct StreamSection {
     /// Fields that vary per packet.
     #[serde(default, rename = "field")]
     pub fields: Vec<FieldSection>,
+    /// mode = "tcp": connections the stream opens (1..=64).
+    #[serde(default)]
+    pub connections: Option<u32>,
+    /// mode = "tcp": bytes each connection sends before it closes (0 = until
+    /// the stream's or the run's duration ends it).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// How a stream makes its packets.
@@ -274,6 +281,17 @@ pub enum StreamMode {
     Raw,
     Socket,
     Pcap,
+    /// Bulk TCP connections on the port's stack (`tcp_sendmsg` …
+    /// `__tcp_transmit_skb`), iperf3-like.
+    Tcp,
+}
+
+impl StreamMode {
+    /// The stream sends through its port's stack (a socket: UDP or TCP),
+    /// which lives on the run's first lcore.
+    pub fn via_stack(self) -> bool {
+        matches!(self, StreamMode::Socket | StreamMode::Tcp)
+    }
 }
 
 /// `size = 64` or `size = "64-1518"`.
@@ -375,6 +393,8 @@ impl Default for StreamSection {
             tos: 0,
             ttl: default_ttl(),
             fields: Vec::new(),
+            connections: None,
+            bytes: 0,
         }
     }
 }
@@ -603,6 +623,9 @@ pub struct Stream {
     pub tos: u8,
     pub ttl: u8,
     pub fields: Vec<Field>,
+    /// mode = "tcp": connections and bytes per connection (0 = no limit).
+    pub connections: u32,
+    pub bytes: u64,
 }
 
 /// Smallest frame the generator builds (Ethernet minimum, with FCS).
@@ -633,6 +656,10 @@ pub fn socket_frames(len: u32, mtu: u32) -> u32 {
 
 /// Largest UDP payload over IPv4: 65535 − 20 (IP) − 8 (UDP).
 pub const MAX_DATAGRAM: u32 = 65507;
+/// Most connections one TCP stream opens.
+pub const TCP_MAX_CONNECTIONS: u32 = 64;
+/// A TCP stream's default write size (`size` sets it, 1..=MAX_DATAGRAM+1).
+pub const TCP_DEFAULT_WRITE: u32 = 65536;
 /// Bytes the latency header takes at the start of the UDP payload.
 pub const LATENCY_HDR: u32 = crate::latency::LEN as u32;
 
@@ -677,6 +704,27 @@ fn parse_sizes(s: &StreamSection, k: &dyn Fn(&str) -> String) -> Result<Sizes, C
             Sizes::Uniform(a, b)
         }
     };
+    if s.mode == StreamMode::Tcp {
+        // A TCP stream's size is its write size (`send` calls of that many
+        // bytes); the stack cuts segments of the MSS.
+        let z = match &s.size {
+            None => TCP_DEFAULT_WRITE,
+            Some(SizeField::Fixed(z)) => *z,
+            Some(SizeField::Text(t)) => {
+                return Err(ConfigError::new(
+                    k("size"),
+                    format!("'{t}': a TCP stream's size is one write size (e.g. 65536)"),
+                ))
+            }
+        };
+        if !(1..=TCP_DEFAULT_WRITE).contains(&z) {
+            return Err(ConfigError::new(
+                k("size"),
+                format!("{z} is outside 1..={TCP_DEFAULT_WRITE} (a TCP stream's size is its write size)"),
+            ));
+        }
+        return Ok(Sizes::Fixed(z));
+    }
     if s.mode == StreamMode::Socket {
         // A socket stream's size is the datagram's (UDP payload bytes): the
         // stack fragments what does not fit the MTU (`ip_append_data`).
@@ -963,6 +1011,8 @@ impl StreamSection {
             tos: s.tos,
             ttl: s.ttl,
             fields,
+            connections: s.connections.unwrap_or(1),
+            bytes: s.bytes,
         })
     }
 
@@ -1058,6 +1108,45 @@ impl StreamSection {
         Ok((Some(std::path::PathBuf::from(p)), t))
     }
 
+    /// A TCP stream: its connections, and the keys that mean nothing to
+    /// it (the window and the congestion control set the rate; segments,
+    /// not frames of a size, go out).
+    fn check_tcp(&self, k: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        let n = self.connections.unwrap_or(1);
+        if !(1..=TCP_MAX_CONNECTIONS).contains(&n) {
+            return Err(ConfigError::new(
+                k("connections"),
+                format!("{n} is outside 1..={TCP_MAX_CONNECTIONS}"),
+            ));
+        }
+        let refused = [
+            (
+                "rate",
+                self.rate.is_some(),
+                "TCP sends as fast as its windows allow; drop rate",
+            ),
+            (
+                "count",
+                self.count != 0,
+                "a TCP stream sends bytes: use bytes = N (per connection)",
+            ),
+            (
+                "latency",
+                self.latency,
+                "latency probes are raw or socket streams",
+            ),
+            (
+                "imix",
+                self.imix.is_some(),
+                "a TCP stream's segments are the MSS; drop imix",
+            ),
+        ];
+        if let Some((key, _, why)) = refused.iter().find(|r| r.1) {
+            return Err(ConfigError::new(k(key), *why));
+        }
+        Ok(())
+    }
+
     /// What the mode rules out: a socket stream needs its port's address and
     /// sends untagged; varying fields are for raw streams.
     fn check_mode(
@@ -1066,17 +1155,27 @@ impl StreamSection {
         port: &PortSection,
         no_fields: bool,
     ) -> Result<(), ConfigError> {
-        if self.mode == StreamMode::Socket {
+        if self.mode == StreamMode::Tcp {
+            self.check_tcp(k)?;
+        } else if self.connections.is_some() || self.bytes != 0 {
+            let key = if self.bytes != 0 {
+                "bytes"
+            } else {
+                "connections"
+            };
+            return Err(ConfigError::new(k(key), "only for mode = \"tcp\""));
+        }
+        if matches!(self.mode, StreamMode::Socket | StreamMode::Tcp) {
             if port.ip.is_none() {
                 return Err(ConfigError::new(
                     k("mode"),
-                    format!("socket mode sends through port {}'s stack: give it an address (port[{}].ip = \"10.0.0.1/24\")", self.port, self.port),
+                    format!("{} mode sends through port {}'s stack: give it an address (port[{}].ip = \"10.0.0.1/24\")", if self.mode == StreamMode::Tcp { "tcp" } else { "socket" }, self.port, self.port),
                 ));
             }
             if self.vlan != 0 {
                 return Err(ConfigError::new(
                     k("vlan"),
-                    "socket mode sends untagged frames; drop vlan",
+                    "the stack sends untagged frames; drop vlan",
                 ));
             }
         }
@@ -1179,6 +1278,47 @@ fn parse_field(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// TCP streams: what they take and what they refuse, each error naming its key.
+    #[test]
+    fn tcp_streams_validate_and_refuse_what_means_nothing_to_them() {
+        let base = "[[port]]\nspec = \"null\"\nip = \"10.0.0.1/24\"\n[[stream]]\nmode = \"tcp\"\ndst_ip = \"10.0.0.2\"\n";
+        let ok = Config::parse(&format!("{base}connections = 8\nbytes = 1000\n"), "t").unwrap();
+        let st = &ok.validate().unwrap()[0];
+        assert_eq!(
+            (st.connections, st.bytes, st.sizes.max() as u32),
+            (8, 1000, TCP_DEFAULT_WRITE)
+        );
+        for (extra, key) in [
+            ("connections = 0\n", "stream[0].connections"),
+            ("connections = 65\n", "stream[0].connections"),
+            ("rate = \"1 Mpps\"\n", "stream[0].rate"),
+            ("count = 10\n", "stream[0].count"),
+            ("latency = true\n", "stream[0].latency"),
+            ("size = \"64-128\"\n", "stream[0].size"),
+            ("size = 70000\n", "stream[0].size"),
+        ] {
+            let e = Config::parse(&format!("{base}{extra}"), "t")
+                .and_then(|c| c.validate().map(|_| ()))
+                .unwrap_err();
+            assert!(e.to_string().contains(key), "{extra}: {e}");
+        }
+        // Only a TCP stream has connections or bytes.
+        let raw = "[[port]]\nspec = \"null\"\n[[stream]]\nbytes = 5\n";
+        let e = Config::parse(raw, "t")
+            .and_then(|c| c.validate().map(|_| ()))
+            .unwrap_err();
+        assert!(e.to_string().contains("stream[0].bytes"), "{e}");
+        // And it needs its port's address.
+        let noip = "[[port]]\nspec = \"null\"\n[[stream]]\nmode = \"tcp\"\n";
+        let e = Config::parse(noip, "t")
+            .and_then(|c| c.validate().map(|_| ()))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("stream[0].mode") && e.to_string().contains("tcp"),
+            "{e}"
+        );
+    }
 
     /// Every shipped config, as text.
     fn shipped() -> Vec<String> {

@@ -33,6 +33,19 @@ fn model_every_config_validates_and_runs_clean() {
     std::fs::create_dir_all(&dir).unwrap();
     for cfg in all {
         let name = cfg.file_stem().unwrap().to_str().unwrap().to_string();
+        // Not generator runs of a software port: l3fwd is the example
+        // router's (apps/tests/examples.rs runs it); tcp needs a veth and a
+        // kernel receiver (apps/tests/kernel_tcp.rs runs it against one).
+        if name == "l3fwd" {
+            continue;
+        }
+        if name == "tcp" {
+            let out = Command::new(bin()).arg("check").arg(&cfg).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            // Validated up to opening its port: only the absent veth0 may fail.
+            assert!(out.status.success() || err.contains("veth0"), "tcp: {err}");
+            continue;
+        }
         let out = Command::new(bin()).arg("check").arg(&cfg).output().unwrap();
         assert!(
             out.status.success(),

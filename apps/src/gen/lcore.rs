@@ -6,7 +6,7 @@
 
 use super::measure::{latency_histogram, LatencyRx, SeqTracker};
 use super::pacer::Pacer;
-use super::source::{FillCx, RawSource, ReplaySource, SocketSource, Source};
+use super::source::{FillCx, RawSource, ReplaySource, SocketSource, Source, TcpResult, TcpSource};
 use crate::config::{PortIp, Stream, StreamMode};
 use hdrhistogram::Histogram;
 use std::net::Ipv4Addr;
@@ -195,6 +195,8 @@ pub struct LcoreResult {
     pub rx_handoff: u64,
     /// Socket sends that failed (no route, neighbour failed, …), per stream.
     pub send_errors: Vec<(usize, u64, String)>,
+    /// TCP streams sent from this lcore: what each did.
+    pub tcp: Vec<(usize, TcpResult)>,
     /// Each port's stack (lcore 0): its /proc/net/snmp counters and what its
     /// staged `dev_queue_xmit` offered to and lost in the netdev queues.
     pub stacks: Vec<StackResult>,
@@ -646,6 +648,14 @@ impl LcoreApp for GenApp {
                 self.error = a.failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
             }
         }
+        let mut tcp = Vec::new();
+        for s in self.senders.iter_mut() {
+            if let (Some(Source::Tcp(t)), Some(Some((st, _)))) =
+                (s.src.as_mut(), self.stacks.get_mut(s.port))
+            {
+                tcp.push((s.plan.stream, t.finish(st)));
+            }
+        }
         let mut send_errors = Vec::new();
         for s in &self.senders {
             if let Some(Source::Socket(so)) = &s.src {
@@ -684,6 +694,7 @@ impl LcoreApp for GenApp {
             rx_latency: self.lat_rx.received,
             rx_other: self.rx_other,
             rx_handoff: self.rx_handoff,
+            tcp,
             error: self.error.take(),
         }
     }
@@ -807,6 +818,20 @@ impl StreamSender {
                 }
                 return r.unreachable;
             }
+            Some(Source::Tcp(t)) => {
+                let Some((stack, tx)) = stacks[self.port].as_mut() else {
+                    self.done = true;
+                    return None;
+                };
+                let r = t.send(&mut cx, stack, tx, ctx);
+                if r.segs > 0 {
+                    self.plan.counters.record(now, r.segs, r.bytes);
+                    tally.sent(r.segs, now);
+                }
+                if r.finished {
+                    self.done = true;
+                }
+            }
             None => {}
         }
         None
@@ -898,6 +923,16 @@ fn source_for(
             let ip = setup.map_or(st.src_ip, |x| x.ip.addr);
             let mtu = setup.map_or(1500, |x| x.mtu);
             Source::Socket(SocketSource::open(stack, st, ip, s.plan.sender_id, mtu)?)
+        }
+        StreamMode::Tcp => {
+            let (stack, _) = stacks[st.port].as_mut().ok_or_else(|| {
+                format!(
+                    "stream {}: port {} has no stack on this lcore",
+                    st.name, st.port
+                )
+            })?;
+            let ip = p.stacks[st.port].as_ref().map_or(st.src_ip, |x| x.ip.addr);
+            Source::Tcp(TcpSource::open(stack, st, ip, tsc.now())?)
         }
         StreamMode::Pcap => {
             let frames = p.replay[s.plan.stream]

@@ -248,7 +248,7 @@ impl RunPlan {
     pub fn stream_cores(cores: &CoreList, s: &Stream) -> Vec<usize> {
         let all = cores.cores();
         match s.mode {
-            StreamMode::Socket => vec![all[0]],
+            StreamMode::Socket | StreamMode::Tcp => vec![all[0]],
             StreamMode::Pcap => {
                 let mut v = s.lcores.clone().unwrap_or_else(|| all.to_vec());
                 v.truncate(1);
@@ -416,9 +416,7 @@ fn port_queueing(
     streams: &[Stream],
     burst: usize,
 ) -> Result<TxqConfig, GenError> {
-    let has_socket = streams
-        .iter()
-        .any(|s| s.port == pi && s.mode == StreamMode::Socket);
+    let has_socket = streams.iter().any(|s| s.port == pi && s.mode.via_stack());
     let kind = match p.qdisc.as_deref() {
         None if has_socket => QdiscKind::PfifoFast,
         None | Some("noqueue") => QdiscKind::Noqueue,
@@ -455,6 +453,9 @@ fn port_queueing(
 fn mean_wire(s: &Stream, mtu: u32) -> f64 {
     if s.mode == StreamMode::Socket {
         socket_wire(s.sizes.mean() as u32, mtu) as f64
+    } else if s.mode == StreamMode::Tcp {
+        // Full-sized segments: the MTU plus Ethernet header and FCS.
+        (mtu + 18) as f64
     } else {
         s.sizes.mean()
     }

@@ -281,6 +281,77 @@ pub struct StreamSummary {
     /// Socket mode: sends the stack refused (no route, neighbour failed, …).
     pub send_errors: u64,
     pub last_send_error: Option<String>,
+    /// TCP mode: the connections' results (iperf3's summary).
+    pub tcp: Option<TcpSummary>,
+}
+
+/// A TCP stream's connections, as iperf3 sums them up.
+#[derive(Debug, Clone, Serialize)]
+pub struct TcpSummary {
+    pub connections: u32,
+    pub established: u32,
+    /// Connections an error ended (refused, reset, timed out), and the first error.
+    pub failed: u32,
+    pub first_error: Option<String>,
+    /// Bytes the peer acknowledged, and the bytes asked for (0 = no limit).
+    pub bytes_acked: u64,
+    pub bytes_asked: u64,
+    /// Acknowledged payload bits per second, first SYN to last ACK.
+    pub goodput_bps: f64,
+    pub segs_out: u64,
+    pub retrans_segs: u64,
+    /// SYN to ESTABLISHED, µs, over the connections.
+    pub connect_us: Percentiles,
+}
+
+impl TcpSummary {
+    fn of(s: &Stream, out: &Outcome) -> Option<TcpSummary> {
+        if s.mode != StreamMode::Tcp {
+            return None;
+        }
+        let rs = out
+            .report
+            .lcores
+            .iter()
+            .flat_map(|l| l.app.tcp.iter())
+            .filter(|(i, _)| *i == s.index)
+            .map(|(_, r)| r);
+        let mut h = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).ok()?;
+        let mut t = TcpSummary {
+            connections: 0,
+            established: 0,
+            failed: 0,
+            first_error: None,
+            bytes_acked: 0,
+            bytes_asked: 0,
+            goodput_bps: 0.0,
+            segs_out: 0,
+            retrans_segs: 0,
+            connect_us: Percentiles::default(),
+        };
+        let (mut first, mut last) = (u64::MAX, 0u64);
+        for r in rs {
+            t.connections += r.connections;
+            t.established += r.established;
+            t.failed += r.failed;
+            t.first_error = t.first_error.or_else(|| r.first_error.clone());
+            t.bytes_acked += r.bytes_acked;
+            t.bytes_asked += r.bytes_asked;
+            t.segs_out += r.segs_out;
+            t.retrans_segs += r.retrans_segs;
+            for v in &r.connect_us {
+                let _ = h.record(*v);
+            }
+            first = first.min(r.first_tsc);
+            last = last.max(r.last_ack_tsc);
+        }
+        if last > first {
+            let secs = out.tsc.cycles_to_ns(last - first) as f64 / 1e9;
+            t.goodput_bps = t.bytes_acked as f64 * 8.0 / secs;
+        }
+        t.connect_us = Percentiles::of(&h);
+        Some(t)
+    }
 }
 
 /// Where a stream's packets were dropped.
@@ -432,7 +503,7 @@ impl<'a> Gathered<'a> {
             }
         }
         let mut feeders: BTreeMap<(usize, u16), usize> = BTreeMap::new();
-        for s in plan.streams.iter().filter(|s| s.mode != StreamMode::Socket) {
+        for s in plan.streams.iter().filter(|s| !s.mode.via_stack()) {
             for c in &plan.counters[s.index] {
                 if let Some(q) = c.queue.get().checked_sub(1) {
                     *feeders.entry((s.port, q as u16)).or_default() += 1;
@@ -563,7 +634,10 @@ fn stream_drops(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered, offered
         d.dropped.qdisc = adm;
     }
     d.dropped.carrier = carrier;
-    if s.mode == StreamMode::Socket {
+    if s.mode == StreamMode::Tcp {
+        // TCP retransmits what the stack or the queues lost: nothing is
+        // dropped for the stream (retransmissions are in its tcp summary).
+    } else if s.mode == StreamMode::Socket {
         socket_drops(s, plan, g, offered, &mut d);
     } else {
         queued_drops(s, plan, out, g, &mut d);
@@ -630,6 +704,22 @@ fn stream_flags(ss: &StreamSummary, notes: Vec<String>) -> Vec<String> {
     if ss.send_errors > 0 {
         flags.push(format!("{} sends refused by the stack", ss.send_errors));
     }
+    if let Some(t) = &ss.tcp {
+        if t.failed > 0 {
+            flags.push(format!(
+                "{} of {} TCP connections failed ({})",
+                t.failed,
+                t.connections,
+                t.first_error.as_deref().unwrap_or("?")
+            ));
+        }
+        if t.bytes_asked > 0 && t.bytes_acked < t.bytes_asked {
+            flags.push(format!(
+                "TCP: {} of {} bytes acknowledged",
+                t.bytes_acked, t.bytes_asked
+            ));
+        }
+    }
     flags.extend(notes);
     flags
 }
@@ -665,6 +755,7 @@ fn stream_summary(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered) -> St
         sizes: match s.mode {
             StreamMode::Pcap => "pcap frames".to_string(),
             StreamMode::Socket => format!("{} datagrams", s.sizes.describe()),
+            StreamMode::Tcp => format!("TCP segments, {} writes", s.sizes.describe()),
             _ => s.sizes.describe(),
         },
         rate_target: s.rate.describe(),
@@ -687,6 +778,7 @@ fn stream_summary(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered) -> St
         latency: s.latency.then(|| stream_latency(s, plan, g, sent)),
         send_errors: errors.clone().map(|e| e.1).sum(),
         last_send_error: errors.map(|e| e.2.clone()).next(),
+        tcp: TcpSummary::of(s, out),
     };
     ss.flags = stream_flags(&ss, d.notes);
     ss
@@ -714,7 +806,7 @@ fn port_summary(
         .streams
         .iter()
         .zip(streams)
-        .filter(|(s, _)| s.port == pi && s.mode != StreamMode::Socket)
+        .filter(|(s, _)| s.port == pi && !s.mode.via_stack())
         .map(|(_, ss)| ss.offered)
         .sum::<u64>()
         + g.stacks
@@ -918,6 +1010,20 @@ fn print_stream(st: &StreamSummary) {
         si(r.p999 as f64),
         si(r.max as f64)
     );
+    if let Some(t) = &st.tcp {
+        println!(
+            "    tcp: {} of {} connections established (connect µs p50 {} p99 {} max {}), {} bytes acknowledged, goodput {}bit/s, {} segments out, {} retransmitted",
+            t.established,
+            t.connections,
+            t.connect_us.p50,
+            t.connect_us.p99,
+            t.connect_us.max,
+            t.bytes_acked,
+            si(t.goodput_bps),
+            t.segs_out,
+            t.retrans_segs
+        );
+    }
     if let Some(l) = &st.latency {
         let us = |ns: u64| ns as f64 / 1e3;
         println!(

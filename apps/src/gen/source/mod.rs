@@ -6,10 +6,12 @@
 mod raw;
 mod replay;
 mod socket;
+mod tcp;
 
 pub use raw::RawSource;
 pub use replay::ReplaySource;
 pub use socket::SocketSource;
+pub use tcp::{TcpResult, TcpSource};
 
 use super::pacer::Pacer;
 use wirespeed::eal::Tsc;
@@ -23,6 +25,8 @@ pub enum Source {
     Socket(SocketSource),
     /// Frames of a pcap file, at their original gaps or as fast as allowed.
     Replay(ReplaySource),
+    /// Bulk TCP connections on the port's stack.
+    Tcp(TcpSource),
 }
 
 /// What a frame source fills from: the sender's pool and pacer, its
