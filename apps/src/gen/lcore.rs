@@ -143,6 +143,9 @@ pub struct RunParams {
     /// Per port: its protocol stack, when it has an address (lives on lcore 0,
     /// which polls RX queue 0 and owns TX queue 0 of every port).
     pub stacks: Vec<Option<StackSetup>>,
+    /// How long the lcores keep receiving after the last send when frames
+    /// come back (latency probes, a receiving port), in TSC cycles.
+    pub return_grace_cycles: u64,
 }
 
 /// What a port's stack is built from.
@@ -530,7 +533,7 @@ impl LcoreApp for GenApp {
                 // A grace period for returns still in flight (latency
                 // probes, frames looped to a receiving port on another lcore).
                 let grace = if self.any_return {
-                    self.tsc.hz() / 20
+                    self.p.return_grace_cycles
                 } else {
                     0
                 };
