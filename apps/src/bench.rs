@@ -23,7 +23,9 @@
 //! port that takes fewer frames in the trial's time than the rate asks loses
 //! the rest.
 
-use crate::config::{Config, ConfigError, ImixField, Rate, SizeField, StreamMode, MAX_SIZE, MIN_SIZE};
+use crate::config::{
+    Config, ConfigError, ImixField, Rate, SizeField, StreamMode, MAX_SIZE, MIN_SIZE,
+};
 use crate::gen::{self, GenArgs, GenError, Summary};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -36,6 +38,12 @@ pub const RFC_SIZES: &str = "64,128,256,512,1024,1280,1518";
 /// Preamble, start delimiter and inter-frame gap: bytes per frame on the
 /// wire beyond the frame itself (FCS included in the frame size).
 const L1_OVERHEAD: f64 = 20.0;
+
+/// A trial's run ends this fraction of its time after it should have sent
+/// its last frame …
+const CAP_SLACK: f64 = 0.001;
+/// … or at least this many seconds after.
+const CAP_SLACK_MIN_S: f64 = 0.010;
 
 /// Options every benchmark takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -168,7 +176,10 @@ pub fn parse_sizes(s: &str) -> Result<Vec<BenchSize>, ConfigError> {
             }
         };
         if v.contains(&z) {
-            return Err(ConfigError::new("--sizes", format!("{} is given twice", z.label())));
+            return Err(ConfigError::new(
+                "--sizes",
+                format!("{} is given twice", z.label()),
+            ));
         }
         v.push(z);
     }
@@ -317,7 +328,10 @@ impl Bench {
         if c.settle_ms > 60_000 {
             return Err(ConfigError::new(
                 "--settle-ms",
-                format!("{} ms is more than a minute; RFC 2544 waits 2000", c.settle_ms),
+                format!(
+                    "{} ms is more than a minute; RFC 2544 waits 2000",
+                    c.settle_ms
+                ),
             )
             .into());
         }
@@ -377,9 +391,7 @@ impl Bench {
                 continue;
             }
             let line = {
-                let dev = registry
-                    .open(&p.spec)
-                    .map_err(|e| gen::port_error(pi, e))?;
+                let dev = registry.open(&p.spec).map_err(|e| gen::port_error(pi, e))?;
                 dev.info().line_rate_bps
             };
             if line == 0 && max_rate.is_none() {
@@ -566,10 +578,11 @@ impl Bench {
                 s.duration = longest;
             }
         }
-        // The run's cap: the trial's time and a little for the pacer to
-        // catch up; what the port did not take by then is lost.
+        // The run's cap: the trial's time and a little for a late start or
+        // a descheduled lcore (the pacer catches up); what the port did not
+        // take by then is lost.
         cfg.run.count = 0;
-        cfg.run.duration = longest * 1.02 + 0.005;
+        cfg.run.duration = longest + (longest * CAP_SLACK).max(CAP_SLACK_MIN_S);
         let args = GenArgs {
             preset: Some(cfg),
             settle_ms: Some(self.settle_ms),
@@ -630,7 +643,9 @@ impl Bench {
                             .streams
                             .iter()
                             .zip(&self.base.streams)
-                            .filter(|(_, sec)| sec.rx_port == Some(p) || (sec.rx_port.is_none() && sec.port == p))
+                            .filter(|(_, sec)| {
+                                sec.rx_port == Some(p) || (sec.rx_port.is_none() && sec.port == p)
+                            })
                             .filter_map(|(x, _)| x.latency.as_ref().map(|l| l.received))
                             .sum();
                         delivered += s.ports[p].rx_packets.saturating_sub(tracked);
@@ -679,7 +694,10 @@ impl Bench {
                 p.port,
                 p.spec,
                 if p.line_rate_bps > 0 {
-                    format!("line rate {} bit/s", crate::config::si(p.line_rate_bps as f64))
+                    format!(
+                        "line rate {} bit/s",
+                        crate::config::si(p.line_rate_bps as f64)
+                    )
                 } else {
                     "no line rate".into()
                 },
@@ -785,7 +803,13 @@ impl Found {
         let pps: Vec<f64> = sp
             .max_pps
             .iter()
-            .map(|m| if t.is_some() { ((m * frac * 1e3).floor() / 1e3).max(1e-3) } else { 0.0 })
+            .map(|m| {
+                if t.is_some() {
+                    ((m * frac * 1e3).floor() / 1e3).max(1e-3)
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let l1: f64 = pps
             .iter()
@@ -921,7 +945,8 @@ pub fn throughput(a: &ThroughputArgs, registry: &Registry) -> Result<ThroughputR
         a.common.settle_ms,
         a.resolution,
         a.loss,
-        a.pdr.map_or(String::new(), |p| format!(", PDR at loss ≤ {p}%"))
+        a.pdr
+            .map_or(String::new(), |p| format!(", PDR at loss ≤ {p}%"))
     );
     let mut out = Vec::new();
     for sp in plans {
@@ -993,7 +1018,11 @@ pub fn print_throughput(r: &ThroughputReport) {
         "% line"
     );
     if let Some(p) = r.pdr_pct {
-        head.push_str(&format!("  {:>12}  {:>7}", format!("PDR≤{p}% Mpps"), "% line"));
+        head.push_str(&format!(
+            "  {:>12}  {:>7}",
+            format!("PDR≤{p}% Mpps"),
+            "% line"
+        ));
     }
     head.push_str(&format!("  {:>6}  latency µs min/avg/p99/max", "trials"));
     println!("{head}");
@@ -1206,10 +1235,18 @@ pub fn back_to_back(a: &BackToBackArgs, registry: &Registry) -> Result<BackToBac
     let sizes = parse_sizes(&a.common.sizes)?;
     check_trial_s(a.trial_s)?;
     if a.repeat == 0 {
-        return Err(ConfigError::new("--repeat", "0 searches is no result; give at least 1 (RFC 2544: 50)").into());
+        return Err(ConfigError::new(
+            "--repeat",
+            "0 searches is no result; give at least 1 (RFC 2544: 50)",
+        )
+        .into());
     }
     if a.max_burst == Some(0) {
-        return Err(ConfigError::new("--max-burst", "a burst of 0 frames is no trial; give at least 1").into());
+        return Err(ConfigError::new(
+            "--max-burst",
+            "a burst of 0 frames is no trial; give at least 1",
+        )
+        .into());
     }
     check_json(&a.common.json)?;
     let mut b = Bench::new(&a.common, registry)?;
@@ -1341,7 +1378,11 @@ mod tests {
     /// A device that loses the excess above 37.3% of the range.
     fn knee(frac: f64) -> Result<Trial, GenError> {
         let knee = 0.373;
-        let loss = if frac <= knee { 0.0 } else { (frac - knee) / frac * 100.0 };
+        let loss = if frac <= knee {
+            0.0
+        } else {
+            (frac - knee) / frac * 100.0
+        };
         Ok(trial_at(frac, loss))
     }
 
@@ -1402,7 +1443,11 @@ mod tests {
     fn sizes_parse_and_bad_ones_name_the_flag() {
         assert_eq!(
             parse_sizes("64, 1518,imix").unwrap(),
-            vec![BenchSize::Fixed(64), BenchSize::Fixed(1518), BenchSize::Imix]
+            vec![
+                BenchSize::Fixed(64),
+                BenchSize::Fixed(1518),
+                BenchSize::Imix
+            ]
         );
         assert_eq!(parse_sizes(RFC_SIZES).unwrap().len(), 7);
         for bad in ["", "63", "64,abc", "64,64", "9000"] {
