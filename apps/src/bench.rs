@@ -591,7 +591,10 @@ impl Bench {
             interval_ms: 10,
             ..Default::default()
         };
-        wirespeed::eal::signal::reset();
+        // A Ctrl-C between trials ends the bench as one during a trial does.
+        if wirespeed::eal::signal::stop_requested() {
+            return Err(GenError::Run("interrupted (SIGINT/SIGTERM)".into()));
+        }
         let s = gen::run(&args, registry)?;
         if wirespeed::eal::signal::stop_requested() {
             return Err(GenError::Run("interrupted (SIGINT/SIGTERM)".into()));

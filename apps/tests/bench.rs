@@ -453,3 +453,58 @@ fn bad_input_exits_2_naming_the_flag() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A stream with its own rate keeps it: a 1 kpps latency probe beside the
+/// varied bulk stream takes its load off the line rate before the search,
+/// and its latency is reported at the rate found.
+#[test]
+fn model_fixed_streams_keep_their_rate_and_take_their_load_off_the_line() {
+    let dir = tmpdir("bench-fixed");
+    let cfg = config(
+        &dir,
+        "c.toml",
+        r#"[run]
+lcores = "0"
+[[port]]
+spec = "igb-model?speed=10m&sink=loopback"
+[[stream]]
+name = "bulk"
+[[stream]]
+name = "probe"
+size = 64
+rate = "1 kpps"
+latency = true
+priority = 6
+"#,
+    );
+    let j = dir.join("r.json");
+    let o = bench(&[
+        "throughput",
+        cfg.to_str().unwrap(),
+        "--sizes",
+        "64",
+        "--trial-s",
+        "0.1",
+        "--settle-ms",
+        "200",
+        "--resolution",
+        "5",
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&j);
+    assert_eq!(v["ports"][0]["streams"], serde_json::json!(["bulk"]));
+    // bulk does not come back as itself (no latency stamps, no rx_port).
+    assert_eq!(v["loss_basis"], "transmitted");
+    let t = &v["sizes"][0]["throughput"];
+    // The probe's 1 kpps × 84 B × 8 = 672 kbit/s of the 10 Mbit/s.
+    let want = 100.0 * (10e6 - 1e3 * 84.0 * 8.0) / 10e6;
+    let line = f(&t["line_pct"]);
+    assert!(line <= want + 1e-3 && line >= want * 0.95, "{line}% of line, want {want}%");
+    assert_eq!(f(&t["load_pct"]), 100.0);
+    let l = &t["latency"][0];
+    assert_eq!(l["stream"], "probe");
+    assert!(l["received"].as_u64().unwrap() >= 90, "{l}");
+    std::fs::remove_dir_all(&dir).ok();
+}
