@@ -501,7 +501,10 @@ priority = 6
     // The probe's 1 kpps × 84 B × 8 = 672 kbit/s of the 10 Mbit/s.
     let want = 100.0 * (10e6 - 1e3 * 84.0 * 8.0) / 10e6;
     let line = f(&t["line_pct"]);
-    assert!(line <= want + 1e-3 && line >= want * 0.95, "{line}% of line, want {want}%");
+    assert!(
+        line <= want + 1e-3 && line >= want * 0.95,
+        "{line}% of line, want {want}%"
+    );
     assert_eq!(f(&t["load_pct"]), 100.0);
     let l = &t["latency"][0];
     assert_eq!(l["stream"], "probe");
