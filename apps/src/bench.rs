@@ -951,47 +951,7 @@ pub fn throughput(a: &ThroughputArgs, registry: &Registry) -> Result<ThroughputR
         a.pdr
             .map_or(String::new(), |p| format!(", PDR at loss ≤ {p}%"))
     );
-    let mut out = Vec::new();
-    for sp in plans {
-        let label = sp.size.label();
-        let res = a.resolution / 100.0;
-        let (thr, pdr, count, log) = {
-            let bench = &b;
-            let spr = &sp;
-            let quiet = b.quiet;
-            let mut run = |frac: f64| {
-                let t = bench.trial(
-                    spr,
-                    Load {
-                        frac,
-                        secs: a.trial_s,
-                        burst: None,
-                    },
-                    registry,
-                )?;
-                progress(quiet, &label, &t);
-                Ok(t)
-            };
-            let mut trials = Trials::new(&mut run);
-            let thr = search(&mut trials, None, a.loss, res)?;
-            let pdr = match a.pdr {
-                Some(p) => Some(search(&mut trials, thr.clone(), p, res)?),
-                None => None,
-            };
-            let mut log: Vec<Trial> = trials.done.values().cloned().collect();
-            log.sort_by(|x, y| x.load_pct.total_cmp(&y.load_pct));
-            (thr, pdr, trials.count, log)
-        };
-        out.push(SizeThroughput {
-            size: label.clone(),
-            mean_frame: sp.mean.first().copied().unwrap_or(0.0),
-            throughput: Found::of(thr.as_ref(), &sp, a.loss),
-            pdr: pdr.map(|p| Found::of(p.as_ref(), &sp, a.pdr.unwrap_or(0.0))),
-            trials: count,
-            trial_log: log,
-        });
-    }
-    Ok(ThroughputReport {
+    let mut report = ThroughputReport {
         rfc2544: "26.1 throughput",
         config: a.common.config.display().to_string(),
         ports: b.ports.clone(),
@@ -1001,7 +961,61 @@ pub fn throughput(a: &ThroughputArgs, registry: &Registry) -> Result<ThroughputR
         resolution_pct: a.resolution,
         trial_s: a.trial_s,
         settle_ms: a.common.settle_ms,
-        sizes: out,
+        sizes: Vec::new(),
+    };
+    for sp in plans {
+        match size_throughput(&b, &sp, a, registry) {
+            Ok(r) => report.sizes.push(r),
+            Err(e) => {
+                // A long bench stopped part-way still shows what it found.
+                if !report.sizes.is_empty() {
+                    println!("  stopped at {} B; the sizes done:", sp.size.label());
+                    print_throughput(&report);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// §26.1 at one frame size: the throughput search, then the PDR's from it.
+fn size_throughput(
+    b: &Bench,
+    sp: &SizePlan,
+    a: &ThroughputArgs,
+    registry: &Registry,
+) -> Result<SizeThroughput, GenError> {
+    let label = sp.size.label();
+    let res = a.resolution / 100.0;
+    let mut run = |frac: f64| {
+        let t = b.trial(
+            sp,
+            Load {
+                frac,
+                secs: a.trial_s,
+                burst: None,
+            },
+            registry,
+        )?;
+        progress(b.quiet, &label, &t);
+        Ok(t)
+    };
+    let mut trials = Trials::new(&mut run);
+    let thr = search(&mut trials, None, a.loss, res)?;
+    let pdr = match a.pdr {
+        Some(p) => Some(search(&mut trials, thr.clone(), p, res)?),
+        None => None,
+    };
+    let mut log: Vec<Trial> = trials.done.values().cloned().collect();
+    log.sort_by(|x, y| x.load_pct.total_cmp(&y.load_pct));
+    Ok(SizeThroughput {
+        size: label.clone(),
+        mean_frame: sp.mean.first().copied().unwrap_or(0.0),
+        throughput: Found::of(thr.as_ref(), sp, a.loss),
+        pdr: pdr.map(|p| Found::of(p.as_ref(), sp, a.pdr.unwrap_or(0.0))),
+        trials: trials.count,
+        trial_log: log,
     })
 }
 

@@ -511,3 +511,38 @@ priority = 6
     assert!(l["received"].as_u64().unwrap() >= 90, "{l}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A size the port refuses (an untagged 1522-byte frame is above igb's
+/// 1500-byte MTU) is exit 2 naming the key, and the sizes done before it
+/// are still printed.
+#[test]
+fn model_a_refused_size_stops_the_bench_showing_what_it_found() {
+    let dir = tmpdir("bench-mtu");
+    let cfg = config(
+        &dir,
+        "c.toml",
+        "[run]\nlcores = \"0\"\n[[port]]\nspec = \"igb-model?speed=10m\"\n[[stream]]\n",
+    );
+    let o = bench(&[
+        "throughput",
+        cfg.to_str().unwrap(),
+        "--sizes",
+        "64,1522",
+        "--trial-s",
+        "0.05",
+        "--settle-ms",
+        "200",
+        "--resolution",
+        "10",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("stream[0].size") && e.contains("MTU"), "{e}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("stopped at 1522 B"), "{out}");
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("64 ")),
+        "the 64 B row: {out}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
