@@ -613,9 +613,9 @@ impl Bench {
                 _ => "came back",
             };
             return Err(GenError::Run(format!(
-                "none of the {} frames offered at {} pps {what} in the trial (port {}); check the port and its return path (sink=loopback, the ring's other end, rx_port)",
+                "none of the {} frames offered at {}pps {what} in the trial (port {}); check the port and its return path (sink=loopback, the ring's other end, rx_port)",
                 frames,
-                crate::config::si(offered_pps).trim_end(),
+                crate::config::si(offered_pps),
                 self.ports
                     .iter()
                     .map(|p| p.spec.as_str())
@@ -698,7 +698,7 @@ impl Bench {
                 p.spec,
                 if p.line_rate_bps > 0 {
                     format!(
-                        "line rate {} bit/s",
+                        "line rate {}bit/s",
                         crate::config::si(p.line_rate_bps as f64)
                     )
                 } else {
