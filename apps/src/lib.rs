@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is the command line over it; benchmarks under
 //! `perf/` use the same code.
 
+pub mod bench;
 pub mod config;
 pub mod devtools;
 pub mod doctor;

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use wirespeed_apps::{devtools, doctor, gen, registry};
+use wirespeed_apps::{bench, devtools, doctor, gen, registry};
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +19,11 @@ struct Cli {
 enum Cmd {
     /// Generate traffic (raw frames at line rate; see configs/).
     Gen(gen::GenArgs),
+    /// RFC 2544 benchmarks over a config's streams: throughput (NDR/PDR), frame loss, back-to-back.
+    Bench {
+        #[command(subcommand)]
+        cmd: bench::BenchCmd,
+    },
     /// List the registered drivers and their device-spec syntax.
     Ports,
     /// Validate a config file without running it (exit 2 with the key named if it is wrong).
@@ -155,6 +160,13 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Gen(args) => cmd_gen(&args),
         Cmd::Check { config } => cmd_check(&config),
+        Cmd::Bench { cmd } => match bench::run(&cmd, &registry()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wirespeed bench: {e}");
+                ExitCode::from(e.exit_code() as u8)
+            }
+        },
         Cmd::Ports => cmd_ports(),
         Cmd::Dev(c) => devtools::run(&c),
         Cmd::Doctor { json } => {

@@ -32,7 +32,11 @@ pub struct Outcome {
 }
 
 /// The run-wide state every lcore reads, built from the plan.
-fn params(plan: &mut RunPlan, lat_tx: mpsc::Sender<LatencyInterval>) -> RunParams {
+fn params(
+    plan: &mut RunPlan,
+    lat_tx: mpsc::Sender<LatencyInterval>,
+    settle: Option<u64>,
+) -> RunParams {
     let tsc = Tsc::global();
     let run = &plan.cfg.run;
     RunParams {
@@ -51,11 +55,12 @@ fn params(plan: &mut RunPlan, lat_tx: mpsc::Sender<LatencyInterval>) -> RunParam
         stacks: plan.stacks.clone(),
         // Room for a pool's worth: the hand-off carries ARP and ICMP, not bulk.
         stack_rx: (0..plan.cores.len()).map(|_| SpscRing::new(1024)).collect(),
+        return_grace_cycles: tsc.ns_to_cycles(settle.map_or(50_000_000, |ms| ms * 1_000_000)),
     }
 }
 
 /// The runtime over the plan's ports (their queueing) and lcores.
-fn runtime(plan: &mut RunPlan) -> Result<Runtime, GenError> {
+fn runtime(plan: &mut RunPlan, settle: Option<u64>) -> Result<Runtime, GenError> {
     let mut setups = Vec::new();
     for (dev, pp) in std::mem::take(&mut plan.devices)
         .into_iter()
@@ -70,7 +75,7 @@ fn runtime(plan: &mut RunPlan) -> Result<Runtime, GenError> {
     rc.pool.name = "gen-rx".into();
     rc.pool.size = 4096;
     rc.rx_burst = plan.cfg.run.burst as usize;
-    rc.drain_timeout = Duration::from_secs(2);
+    rc.drain_timeout = settle.map_or(Duration::from_secs(2), Duration::from_millis);
     rc.handle_signals = true;
     rc.publish_every = 16;
     Runtime::new(rc, setups).map_err(|e| GenError::Run(e.to_string()))
@@ -82,8 +87,8 @@ pub fn launch(plan: &mut RunPlan, args: &GenArgs) -> Result<Outcome, GenError> {
     let (lat_tx, lat_rx) = mpsc::channel::<LatencyInterval>();
     // The ticker must be Sync; the receiver is read from it only.
     let lat_rx = Mutex::new(lat_rx);
-    let params = Arc::new(params(plan, lat_tx));
-    let rt = runtime(plan)?;
+    let params = Arc::new(params(plan, lat_tx, args.settle_ms));
+    let rt = runtime(plan, args.settle_ms)?;
     let port_names: Vec<String> = rt.ports().iter().map(|p| p.name().to_string()).collect();
     let nl = plan.cores.len();
     let started = Instant::now();

@@ -148,6 +148,9 @@ pub struct RunParams {
     /// over to lcore 0, which owns the stacks; the mbuf's user word holds
     /// the port. Lcore 0's own entry is unused.
     pub stack_rx: Vec<SpscRing>,
+    /// How long the lcores keep receiving after the last send when frames
+    /// come back (latency probes, a receiving port), in TSC cycles.
+    pub return_grace_cycles: u64,
 }
 
 /// What a port's stack is built from.
@@ -577,7 +580,7 @@ impl LcoreApp for GenApp {
                 // A grace period for returns still in flight (latency
                 // probes, frames looped to a receiving port on another lcore).
                 let grace = if self.any_return {
-                    self.tsc.hz() / 20
+                    self.p.return_grace_cycles
                 } else {
                     0
                 };

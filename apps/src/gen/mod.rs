@@ -74,6 +74,15 @@ pub struct GenArgs {
     /// No live line, only the summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// In-process callers (`wirespeed bench`): run this configuration
+    /// instead of loading `config` (the flags still apply over it).
+    #[arg(skip)]
+    pub preset: Option<Config>,
+    /// In-process callers: how long to wait after the last send for frames
+    /// still coming back and for the queues to drain, in ms (default: 50 ms
+    /// for returns, 2 s for the drain).
+    #[arg(skip)]
+    pub settle_ms: Option<u64>,
 }
 
 /// Why a run did not happen or failed.
@@ -127,9 +136,10 @@ fn port_section(spec: &str) -> PortSection {
 
 /// Builds the effective configuration from a file and the flags.
 pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
-    let mut c = match &args.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
+    let mut c = match (&args.preset, &args.config) {
+        (Some(c), _) => c.clone(),
+        (None, Some(p)) => Config::load(p)?,
+        (None, None) => Config::default(),
     };
     if let Some(p) = &args.port {
         match c.ports.first_mut() {
