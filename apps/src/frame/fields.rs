@@ -3,8 +3,9 @@
 //! time — one column per field, or one table lookup per group of fields
 //! whose combined sequence is short enough to prebuild.
 
-use super::{ipv4, udp, Rng, FILL_MAX, HDR_VIEW};
+use super::{finish_checksums, ipv4, udp, GroupedCx, Rng, FILL_MAX, HDR_VIEW};
 use crate::config::{Field, FieldKind, FieldOp};
+use wirespeed::mbuf::Mbuf;
 
 /// Writes the low `W` bytes of `v` big-endian into `b` (`b.len() == W`).
 #[inline(always)]
@@ -14,6 +15,22 @@ fn put<const W: usize>(b: &mut [u8], v: u64) {
         2 => b.copy_from_slice(&(v as u16).to_be_bytes()),
         4 => b.copy_from_slice(&(v as u32).to_be_bytes()),
         _ => b.copy_from_slice(&v.to_be_bytes()[8 - W..]),
+    }
+}
+
+/// Stores a frame's checksums given one field's word sum `w`: `wi`/`wu`
+/// say whether the field counts in the IPv4 / the UDP checksum.
+#[derive(Clone, Copy)]
+pub(super) struct Finish<'a> {
+    cx: &'a GroupedCx,
+    wi: u32,
+    wu: u32,
+}
+
+impl Finish<'_> {
+    #[inline(always)]
+    fn store(&self, d: &mut [u8; HDR_VIEW], w: u32) {
+        finish_checksums(self.cx, d, w * self.wi, w * self.wu);
     }
 }
 
@@ -126,6 +143,93 @@ impl FieldGen {
                 })
             }
         }
+    }
+
+    /// The one-field form of [`FieldGen::column`]: one pass over the
+    /// frames writes the field and hands each frame and the field's word
+    /// sum to `finish` (which stores the checksums) — no header views
+    /// collected first, no sums kept in memory.
+    #[inline(always)]
+    pub(super) fn fused<const W: usize>(
+        &mut self,
+        pkts: &mut [Mbuf],
+        len: usize,
+        rng: &mut Rng,
+        cx: &GroupedCx,
+    ) {
+        let finish = Finish {
+            cx,
+            wi: self.in_ip as u32,
+            wu: (self.in_pseudo + self.in_l4) as u32,
+        };
+        match self.op {
+            FieldOp::Inc => {
+                let (step, max, span) = (self.step, self.max, self.span);
+                self.fused_with::<W>(pkts, len, finish, |c| {
+                    let n = c + step;
+                    if n > max {
+                        n - span
+                    } else {
+                        n
+                    }
+                })
+            }
+            FieldOp::Dec => {
+                let (step, min, span) = (self.step, self.min, self.span);
+                self.fused_with::<W>(pkts, len, finish, |c| {
+                    if c < min + step {
+                        c + span - step
+                    } else {
+                        c - step
+                    }
+                })
+            }
+            FieldOp::Random if self.span == 0 => {
+                self.fused_with::<W>(pkts, len, finish, |_| rng.next_u64())
+            }
+            FieldOp::Random => {
+                let (min, span) = (self.min, self.span);
+                self.fused_with::<W>(pkts, len, finish, |_| {
+                    min + ((rng.next_u64() as u128 * span as u128) >> 64) as u64
+                })
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn fused_with<const W: usize>(
+        &mut self,
+        pkts: &mut [Mbuf],
+        len: usize,
+        finish: Finish<'_>,
+        mut next: impl FnMut(u64) -> u64,
+    ) {
+        let (o, or) = (self.offset, self.write_or);
+        if o + W > HDR_VIEW {
+            return;
+        }
+        let mut v = self.cur;
+        for m in pkts {
+            // Buffers come with the frame's length (`alloc_bulk_len`) or the template's.
+            if m.data_len() != len && m.set_len(len).is_err() {
+                continue;
+            }
+            let Some(d) = m.data_mut().first_chunk_mut::<HDR_VIEW>() else {
+                continue;
+            };
+            put::<W>(&mut d[o..o + W], v | or);
+            // A value fits its field: up to 4 bytes, two 16-bit words.
+            let w = if W == 4 {
+                (v >> 16) as u32 + (v & 0xffff) as u32
+            } else if W <= 2 {
+                v as u32
+            } else {
+                0
+            };
+            finish.store(d, w);
+            v = next(v);
+        }
+        self.cur = v;
     }
 
     #[inline(always)]

@@ -722,6 +722,9 @@ impl PacketGen {
     #[inline]
     fn fill_fields_chunk(&mut self, pkts: &mut [Mbuf], len: usize) {
         let n = pkts.len().min(FILL_MAX);
+        if self.groups.is_empty() && self.fields.len() == 1 && self.fields[0].width != 6 {
+            return self.fill_one_field(&mut pkts[..n], len);
+        }
         if self.all_grouped {
             let cx = self.grouped_cx(len);
             match self.groups.as_mut_slice() {
@@ -795,6 +798,19 @@ impl PacketGen {
                 let acc = udp_base as u64 + addr_w[k] as u64 + l4_w[k] as u64;
                 hdr[at(udp, udp::CHECKSUM)].copy_from_slice(&udp_csum(acc));
             }
+        }
+    }
+
+    /// One varying field (not a MAC): written and summed into the
+    /// checksums frame by frame in one pass (see [`FieldGen::fused`]).
+    #[inline(always)]
+    fn fill_one_field(&mut self, pkts: &mut [Mbuf], len: usize) {
+        let cx = self.grouped_cx(len);
+        let f = &mut self.fields[0];
+        match f.width {
+            1 => f.fused::<1>(pkts, len, &mut self.rng, &cx),
+            2 => f.fused::<2>(pkts, len, &mut self.rng, &cx),
+            _ => f.fused::<4>(pkts, len, &mut self.rng, &cx),
         }
     }
 
@@ -999,7 +1015,7 @@ fn stamp_burst<const P: usize, const N: usize>(
 }
 
 /// What [`fill_grouped`] needs of a stream for one frame length.
-struct GroupedCx {
+pub(super) struct GroupedCx {
     /// The frames' length (without FCS).
     len: usize,
     ip: usize,
@@ -1034,13 +1050,20 @@ fn fill_grouped<const N: usize>(
             ipw += a;
             uw += b;
         }
-        if cx.in_ip {
-            let c = !fold32((cx.ip_base + ipw) as u64);
-            hdr[at(cx.ip, ipv4::CHECKSUM)].copy_from_slice(&c.to_be_bytes());
-        }
-        if cx.in_udp {
-            hdr[at(cx.udp, udp::CHECKSUM)].copy_from_slice(&udp_csum((cx.udp_base + uw) as u64));
-        }
+        finish_checksums(cx, hdr, ipw, uw);
+    }
+}
+
+/// Stores a frame's IPv4 and UDP checksums: the constant sums of `cx`
+/// plus what the varying fields add (`ipw`, `uw`).
+#[inline(always)]
+fn finish_checksums(cx: &GroupedCx, hdr: &mut [u8; HDR_VIEW], ipw: u32, uw: u32) {
+    if cx.in_ip {
+        let c = !fold32((cx.ip_base + ipw) as u64);
+        hdr[at(cx.ip, ipv4::CHECKSUM)].copy_from_slice(&c.to_be_bytes());
+    }
+    if cx.in_udp {
+        hdr[at(cx.udp, udp::CHECKSUM)].copy_from_slice(&udp_csum((cx.udp_base + uw) as u64));
     }
 }
 
@@ -1277,6 +1300,39 @@ mod tests {
                     per_packet.fill(&mut y, 0);
                     assert_eq!(x.data(), y.data(), "burst of {n}");
                     check_frame(x.data());
+                }
+            }
+        }
+    }
+
+    /// One varying field takes the one-pass path: its frames are the
+    /// per-packet path's, byte for byte, for every width and op.
+    #[test]
+    fn one_field_bursts_match_the_per_packet_path() {
+        for field in [
+            "name = \"src_ip\"\nmin = \"198.18.0.0\"\nmax = \"198.19.255.255\"\nstep = 3",
+            "name = \"dst_ip\"\nop = \"dec\"\nmin = \"10.0.0.0\"\nmax = \"10.1.0.0\"",
+            "name = \"src_port\"\nop = \"random\"\nmin = 1024\nmax = 65535",
+            "name = \"dst_port\"\nop = \"random\"\nmin = 0\nmax = 65535",
+            "name = \"tos\"\nop = \"random\"\nmin = 0\nmax = 255",
+        ] {
+            for head in ["size = 64", "size = 68\nvlan = 7"] {
+                let s = &streams(&format!("[[stream]]\n{head}\n[[stream.field]]\n{field}\n"))[0];
+                let mut fast = PacketGen::new(s, 0, false);
+                assert!(fast.flows.is_empty() && fast.groups.is_empty(), "{field}");
+                let mut slow = PacketGen::new(s, 0, false);
+                let mut p = prebuilt(&fast);
+                let mut q = prebuilt(&slow);
+                for n in std::iter::repeat([64usize, 1, 33, 17]).flatten().take(40) {
+                    let mut a = Burst::new();
+                    assert!(p.alloc_bulk(&mut a, n));
+                    fast.fill_burst(a.as_mut_slice(), 0);
+                    for x in a.iter() {
+                        let mut y = q.alloc().unwrap();
+                        slow.fill(&mut y, 0);
+                        assert_eq!(x.data(), y.data(), "{field} {head}");
+                        check_frame(x.data());
+                    }
                 }
             }
         }
