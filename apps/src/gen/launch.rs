@@ -3,6 +3,7 @@
 //! the common start, samples the counters and prints the live line.
 
 use super::lcore::{GenApp, LatencyInterval, LcoreResult, RunParams};
+use super::metrics::{self, LiveSnapshot, MetricsServer, StreamRow};
 use super::plan::RunPlan;
 use super::report::Monitor;
 use super::{GenArgs, GenError};
@@ -59,6 +60,37 @@ fn params(
     }
 }
 
+/// `--metrics`: the snapshot a scrape reports, refreshed once a second.
+fn refresh(
+    live: &Mutex<LiveSnapshot>,
+    names: &[(String, String, usize, bool)],
+    queues: &[wirespeed::netdev::TxqSnapshot],
+    counters: &[Vec<Arc<super::lcore::SenderCounters>>],
+    new_lat: &[LatencyInterval],
+    started: Instant,
+) {
+    let mut l = live.lock().unwrap_or_else(|e| e.into_inner());
+    l.streams = names
+        .iter()
+        .zip(counters)
+        .map(|((name, mode, port, _), cs)| StreamRow {
+            name: name.clone(),
+            mode: mode.clone(),
+            port: *port,
+            packets: cs.iter().map(|c| c.packets.get()).sum(),
+            bytes: cs.iter().map(|c| c.bytes.get()).sum(),
+            dropped: cs.iter().map(|c| c.dropped.get()).sum(),
+        })
+        .collect();
+    l.queues = queues.to_vec();
+    for li in new_lat {
+        if let Some((name, ..)) = names.get(li.stream) {
+            l.add_latency(name, &li.hist);
+        }
+    }
+    l.elapsed_s = started.elapsed().as_secs_f64();
+}
+
 /// The runtime over the plan's ports (their queueing) and lcores.
 fn runtime(plan: &mut RunPlan, settle: Option<u64>) -> Result<Runtime, GenError> {
     let mut setups = Vec::new();
@@ -97,6 +129,33 @@ pub fn launch(plan: &mut RunPlan, args: &GenArgs) -> Result<Outcome, GenError> {
     let p2 = params.clone();
     let counters = plan.counters.clone();
     let mut next_line = Instant::now() + Duration::from_secs(1);
+    let live = Arc::new(Mutex::new(LiveSnapshot {
+        port_names: port_names.clone(),
+        ..Default::default()
+    }));
+    let _metrics = match &args.metrics {
+        Some(a) => {
+            let addr = metrics::parse_addr(a)
+                .map_err(|e| GenError::Config(crate::config::ConfigError::new("--metrics", e)))?;
+            let m = MetricsServer::start(addr, live.clone()).map_err(GenError::Run)?;
+            eprintln!("wirespeed gen: metrics at http://{}/metrics", m.addr);
+            Some(m)
+        }
+        None => None,
+    };
+    let names: Vec<(String, String, usize, bool)> = plan
+        .streams
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                format!("{:?}", s.mode).to_lowercase(),
+                s.port,
+                s.latency,
+            )
+        })
+        .collect();
+    let mut lat_seen = 0usize;
     let report = rt
         .run_with_ticker(
             move |ctx| GenApp::new(ctx, p2.clone()),
@@ -116,6 +175,17 @@ pub fn launch(plan: &mut RunPlan, args: &GenArgs) -> Result<Outcome, GenError> {
                 }
                 if Instant::now() >= next_line {
                     next_line += Duration::from_secs(1);
+                    if _metrics.is_some() {
+                        refresh(
+                            &live,
+                            &names,
+                            &m.queues(),
+                            &counters,
+                            &lat_intervals[lat_seen..],
+                            started,
+                        );
+                        lat_seen = lat_intervals.len();
+                    }
                     // Once every sender is done the run is only draining:
                     // no more lines of zeros.
                     let sending = params.sending.load(Ordering::Acquire) > 0;

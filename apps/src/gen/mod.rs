@@ -7,6 +7,7 @@
 mod launch;
 mod lcore;
 pub mod measure;
+pub mod metrics;
 mod pacer;
 mod plan;
 mod report;
@@ -74,6 +75,11 @@ pub struct GenArgs {
     /// No live line, only the summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve the run's counters as OpenMetrics text at http://ADDR/metrics
+    /// while it runs (ADDR: PORT for 127.0.0.1:PORT, or HOST:PORT; port 0
+    /// picks a free one and prints it).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// In-process callers (`wirespeed bench`): run this configuration
     /// instead of loading `config` (the flags still apply over it).
     #[arg(skip)]
