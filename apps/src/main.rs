@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Generate traffic (raw frames at line rate; see configs/).
-    Gen(gen::GenArgs),
+    Gen(Box<gen::GenArgs>),
     /// RFC 2544 benchmarks over a config's streams: throughput (NDR/PDR), frame loss, back-to-back.
     Bench {
         #[command(subcommand)]
