@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use wirespeed_apps::{bench, devtools, doctor, gen, registry};
+use wirespeed_apps::{bench, devtools, doctor, gen, registry, stats};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +23,17 @@ enum Cmd {
     Bench {
         #[command(subcommand)]
         cmd: bench::BenchCmd,
+    },
+    /// A run's `--json` summary as the Linux tools show it: ethtool -S, tc -s qdisc, BQL's sysfs files, /proc/net/snmp.
+    Stats {
+        /// The summary `wirespeed gen --json FILE` wrote.
+        json: std::path::PathBuf,
+        /// Which view.
+        #[arg(long, value_enum, default_value = "all")]
+        view: stats::View,
+        /// Only this port (its index in the run).
+        #[arg(long)]
+        port: Option<usize>,
     },
     /// List the registered drivers and their device-spec syntax.
     Ports,
@@ -165,6 +176,16 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("wirespeed bench: {e}");
                 ExitCode::from(e.exit_code() as u8)
+            }
+        },
+        Cmd::Stats { json, view, port } => match stats::run(&json, view, port) {
+            Ok(t) => {
+                print!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wirespeed stats: {e}");
+                ExitCode::from(2)
             }
         },
         Cmd::Ports => cmd_ports(),

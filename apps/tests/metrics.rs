@@ -181,3 +181,44 @@ fn a_bad_metrics_address_is_a_usage_error() {
         assert!(e.contains("--metrics"), "{bad}: {e}");
     }
 }
+
+/// `wirespeed stats` over a run's `--json`: the `tc -s qdisc` and SNMP
+/// views carry the summary's own numbers.
+#[test]
+fn stats_views_show_the_runs_counters() {
+    let dir = tmpdir("stats");
+    let j = dir.join("s.json");
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/socket-arp.toml");
+    let o = Command::new(bin())
+        .args(["gen", "--no-huge", "-q", cfg, "--duration", "0.3", "--json"])
+        .arg(&j)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
+    let q = &v["ports"][0]["queues"][0]["qdisc"];
+    let o = Command::new(bin()).arg("stats").arg(&j).output().unwrap();
+    assert!(o.status.success());
+    let t = String::from_utf8_lossy(&o.stdout);
+    let sent = format!(
+        " Sent {} bytes {} pkt (dropped {}",
+        q["sent_bytes"], q["sent_packets"], q["dropped"]
+    );
+    assert!(t.contains(&sent), "{sent}\n{t}");
+    let udp = &v["stacks"][0]["snmp"]["Udp"];
+    assert!(
+        t.contains(&format!(
+            "Udp: {} {} {} {}",
+            udp["InDatagrams"], udp["NoPorts"], udp["InErrors"], udp["OutDatagrams"]
+        )),
+        "{t}"
+    );
+    assert!(t.contains("NIC statistics:"), "{t}");
+    let o = Command::new(bin())
+        .args(["stats", "--view", "nope"])
+        .arg(&j)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}
