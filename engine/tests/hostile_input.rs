@@ -86,18 +86,22 @@ proptest! {
         let _ = wirespeed::ethdev::DevSpec::parse(&spec);
     }
 
-    /// Random bytes, and a valid pcap image with bytes overwritten or cut,
-    /// parse to records or to an error naming the record.
+    /// Random bytes, and a valid pcap or pcapng image with bytes
+    /// overwritten or cut, parse to records or to an error naming the
+    /// record or block.
     #[test]
     fn pcap_images_never_panic(
         junk in prop::collection::vec(any::<u8>(), 0..200),
         cut in 0usize..400,
         flips in prop::collection::vec((0usize..400, any::<u8>()), 0..8),
+        ng in any::<bool>(),
     ) {
         let _ = pcap::parse("junk.pcap", &junk);
         let mut img = Vec::new();
         {
-            let mut w = pcap::PcapWriter::new(&mut img).unwrap();
+            // Classic pcap or pcapng (SHB, IDB with if_tsresol, EPBs).
+            let format = if ng { pcap::CaptureFormat::Pcapng } else { pcap::CaptureFormat::Pcap };
+            let mut w = pcap::PcapWriter::with_format(&mut img, format).unwrap();
             for i in 0..4u64 {
                 w.write(1_000_000_000 + i * 1000, &vec![i as u8; 60 + i as usize * 10]).unwrap();
             }
