@@ -75,6 +75,15 @@ pub struct GenArgs {
     /// No live line, only the summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Capture what port PORT (its index) receives to FILE: pcapng (with
+    /// each frame's direction and nanosecond timestamps) when FILE ends in
+    /// .pcapng, else nanosecond pcap. Repeatable.
+    #[arg(long, value_name = "PORT:FILE")]
+    pub capture: Vec<String>,
+    /// Frames each --capture file holds at most (the rest are counted in
+    /// the port's tap_limit_skipped; 0 = no limit).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub capture_limit: u64,
     /// Serve the run's counters as OpenMetrics text at http://ADDR/metrics
     /// while it runs (ADDR: PORT for 127.0.0.1:PORT, or HOST:PORT; port 0
     /// picks a free one and prints it).
@@ -205,12 +214,44 @@ fn apply_run_flags(args: &GenArgs, c: &mut Config) -> Result<(), ConfigError> {
         }
         c.run.duration = d;
     }
+    for cap in &args.capture {
+        apply_capture(cap, args.capture_limit, c)?;
+    }
     if args.huge {
         c.run.pages = wirespeed::eal::PageMode::Huge;
     }
     if args.no_huge {
         c.run.pages = wirespeed::eal::PageMode::Small;
     }
+    Ok(())
+}
+
+/// `--capture PORT:FILE`: the port's spec wrapped in a receive-only tap
+/// (`tap:FILE?dir=rx+SPEC`), so what it receives is written as it arrives.
+fn apply_capture(cap: &str, limit: u64, c: &mut Config) -> Result<(), ConfigError> {
+    let bad = |why: String| ConfigError::new("--capture", why);
+    let (i, file) = cap
+        .split_once(':')
+        .ok_or_else(|| bad(format!("'{cap}' is not PORT:FILE (e.g. 1:rx.pcapng)")))?;
+    let i: usize = i
+        .parse()
+        .map_err(|_| bad(format!("'{i}' is not a port index")))?;
+    let n = c.ports.len();
+    let port = c
+        .ports
+        .get_mut(i)
+        .ok_or_else(|| bad(format!("port {i}: the config has {n} port(s)")))?;
+    if file.is_empty() || file.contains('+') || file.contains('?') {
+        return Err(bad(format!(
+            "'{file}': give a file name without '+' or '?'"
+        )));
+    }
+    let limit = if limit > 0 {
+        format!("&max_frames={limit}")
+    } else {
+        String::new()
+    };
+    port.spec = format!("tap:{file}?dir=rx{limit}+{}", port.spec);
     Ok(())
 }
 

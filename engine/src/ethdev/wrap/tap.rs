@@ -19,21 +19,43 @@ use std::sync::{Arc, Mutex};
 pub(crate) fn wrapper() -> WrapperInfo {
     WrapperInfo {
         name: "tap",
-        syntax: "tap:PATH[.pcapng]+INNER",
-        help: "captures every frame INNER transmits and receives to PATH without changing them: nanosecond pcap, or pcapng (with each frame's direction) when PATH ends in .pcapng; PATH cannot contain '+'",
-        check,
+        syntax: "tap:PATH[.pcapng][?dir=both|rx|tx&max_frames=N]+INNER",
+        help: "captures every frame INNER transmits and receives (dir=rx or tx: one direction) to PATH without changing them: nanosecond pcap, or pcapng (with each frame's direction) when PATH ends in .pcapng; max_frames=N stops writing after N frames (the rest counted in tap_limit_skipped); PATH cannot contain '+'",
+        check: |spec| check(spec).map(|_| ()),
         wrap: |spec, inner, full| {
-            check(spec)?;
+            let (dir, max) = check(spec)?;
             let path = spec.require_arg("tap:PATH+INNER")?;
-            let tap = Tap::create(full, Path::new(path))?;
+            let mut tap = Tap::create(full, Path::new(path))?;
+            tap.dir = dir;
+            tap.max_frames = max;
             Ok(Wrapped::boxed(full, inner, tap))
         },
     }
 }
 
-fn check(spec: &DevSpec) -> Result<(), EthdevError> {
-    spec.check_params(&[])?;
-    spec.require_arg("tap:PATH+INNER").map(|_| ())
+/// Which directions a tap writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dirs {
+    Both,
+    Rx,
+    Tx,
+}
+
+fn check(spec: &DevSpec) -> Result<(Dirs, u64), EthdevError> {
+    spec.check_params(&["dir", "max_frames"])?;
+    spec.require_arg("tap:PATH+INNER")?;
+    let dir = match spec.param("dir") {
+        None | Some("both") => Dirs::Both,
+        Some("rx") => Dirs::Rx,
+        Some("tx") => Dirs::Tx,
+        Some(o) => {
+            return Err(EthdevError::BadSpec {
+                spec: spec.raw.clone(),
+                why: format!("dir={o}: use both, rx or tx"),
+            })
+        }
+    };
+    Ok((dir, spec.param_u64("max_frames", 0)?))
 }
 
 /// One queue's tap counters.
@@ -42,12 +64,17 @@ struct TapStats {
     tx_frames: StatCounter,
     rx_frames: StatCounter,
     write_errors: StatCounter,
+    /// Frames not written: the file held `max_frames` already.
+    limit_skipped: StatCounter,
 }
 
 struct Tap {
     path: String,
     writer: SharedWriter,
     queues: Vec<Arc<TapStats>>,
+    dir: Dirs,
+    /// Frames written at most (0: no limit).
+    max_frames: u64,
 }
 
 impl Tap {
@@ -69,6 +96,8 @@ impl Tap {
             path: path.display().to_string(),
             writer: Arc::new(Mutex::new(w)),
             queues: Vec::new(),
+            dir: Dirs::Both,
+            max_frames: 0,
         })
     }
 
@@ -81,6 +110,11 @@ impl Tap {
             writer: self.writer.clone(),
             stats,
             failed: false,
+            max_frames: if self.max_frames == 0 {
+                u64::MAX
+            } else {
+                self.max_frames
+            },
             tsc,
             wall0: wall_ns(),
             tsc0: tsc.now(),
@@ -90,6 +124,9 @@ impl Tap {
 
 impl Layer for Tap {
     fn wrap_tx(&mut self, port: &str, inner: Box<dyn TxQueue>) -> Box<dyn TxQueue> {
+        if self.dir == Dirs::Rx {
+            return inner;
+        }
         Box::new(TapTx {
             w: self.writer(port),
             inner,
@@ -98,6 +135,9 @@ impl Layer for Tap {
         })
     }
     fn wrap_rx(&mut self, port: &str, inner: Box<dyn RxQueue>) -> Box<dyn RxQueue> {
+        if self.dir == Dirs::Tx {
+            return inner;
+        }
         Box::new(TapRx {
             w: self.writer(port),
             inner,
@@ -108,6 +148,7 @@ impl Layer for Tap {
         out.push(("tap_tx_frames".into(), sum(|q| q.tx_frames.get())));
         out.push(("tap_rx_frames".into(), sum(|q| q.rx_frames.get())));
         out.push(("tap_write_errors".into(), sum(|q| q.write_errors.get())));
+        out.push(("tap_limit_skipped".into(), sum(|q| q.limit_skipped.get())));
     }
     fn stop(&mut self, port: &str) -> Result<(), EthdevError> {
         self.writer
@@ -135,6 +176,8 @@ struct TapWriter {
     stats: Arc<TapStats>,
     /// A write failed already (logged once, counted every time).
     failed: bool,
+    /// The file's frame limit (all queues together: the writer's count).
+    max_frames: u64,
     tsc: Tsc,
     wall0: u64,
     tsc0: u64,
@@ -151,6 +194,10 @@ impl TapWriter {
         };
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         for m in frames {
+            if w.records >= self.max_frames {
+                self.stats.limit_skipped.add(1);
+                continue;
+            }
             let ts = self.wall0
                 + self
                     .tsc
