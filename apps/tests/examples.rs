@@ -13,6 +13,10 @@ mod macswap;
 #[path = "../examples/l3fwd.rs"]
 mod l3fwd;
 
+#[allow(dead_code)]
+#[path = "../examples/udp_echo.rs"]
+mod udp_echo;
+
 use clap::Parser;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -889,4 +893,139 @@ fn l3fwd_sends_no_time_exceeded_about_an_icmp_error_a_fragment_or_a_broadcast_so
         &echo[14..42],
         "quotes the echo request"
     );
+}
+
+// ---------------------------------------------------------------- udp_echo
+
+/// A UDP datagram from the test's host 10.0.0.2 (MAC_N0) to `dst_mac`.
+fn udp_request(dst_mac: [u8; 6], sport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&MAC_N0.0);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = 20 + 8 + payload.len();
+    let mut h = vec![0u8; 20];
+    h[0] = 0x45;
+    h[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    h[8] = 64;
+    h[9] = 17;
+    h[12..16].copy_from_slice(&[10, 0, 0, 2]);
+    h[16..20].copy_from_slice(&[10, 0, 0, 1]);
+    let c = checksum::checksum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&h);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&7u16.to_be_bytes());
+    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]); // no checksum (RFC 768: zero = none)
+    f.extend_from_slice(payload);
+    f.resize(f.len().max(60), 0);
+    f
+}
+
+/// The echo server answers every datagram from where it came, after
+/// resolving the client by ARP: the same payload, ports swapped, valid
+/// IPv4 and UDP checksums; its counters and the stack's agree.
+#[test]
+fn udp_echo_answers_every_datagram_to_its_sender() {
+    const N: u16 = 50;
+    let mut pool = test_pool();
+    let mut peer = Peer::open("ex-echo", 1024);
+    let opts = udp_echo::Opts::parse_from([
+        "udp_echo",
+        "--port",
+        "ring:ex-echo",
+        "--ip",
+        "10.0.0.1/24",
+        "--no-huge",
+        "--count",
+        "50",
+        "--duration",
+        "20",
+    ]);
+    let h = std::thread::spawn(move || {
+        udp_echo::run(&opts, &Registry::with_builtins(), false).unwrap()
+    });
+    // The server announces its address: its MAC.
+    let end = Instant::now() + Duration::from_secs(10);
+    let mac: [u8; 6] = loop {
+        let s = peer.recv(&mut pool, 0, Duration::from_millis(20));
+        if let Some(a) = s.arp.iter().find(|a| a[28..32] == [10, 0, 0, 1]) {
+            break a[6..12].try_into().unwrap();
+        }
+        assert!(Instant::now() < end, "no gratuitous ARP from the server");
+    };
+    let reqs: Vec<Vec<u8>> = (0..N)
+        .map(|i| udp_request(mac, 5000 + i, format!("echo {i}").as_bytes()))
+        .collect();
+    peer.send(&mut pool, &reqs);
+    // It asks who 10.0.0.2 is before answering: tell it.
+    let mut got = Vec::new();
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut answered = false;
+    while got.len() < N as usize {
+        if Instant::now() >= end {
+            let r = h.join().unwrap();
+            panic!(
+                "{} of {N} echoes (asked for our MAC: {answered}); server: {r}",
+                got.len()
+            );
+        }
+        let s = peer.recv(&mut pool, 0, Duration::from_millis(20));
+        got.extend(s.ip);
+        if !answered
+            && s.arp
+                .iter()
+                .any(|a| a[20..22] == [0, 1] && a[38..42] == [10, 0, 0, 2])
+        {
+            let mut reply = Vec::new();
+            reply.extend_from_slice(&mac);
+            reply.extend_from_slice(&MAC_N0.0);
+            reply.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+            reply.extend_from_slice(&MAC_N0.0);
+            reply.extend_from_slice(&[10, 0, 0, 2]);
+            reply.extend_from_slice(&mac);
+            reply.extend_from_slice(&[10, 0, 0, 1]);
+            reply.resize(60, 0);
+            peer.send(&mut pool, &[reply]);
+            answered = true;
+        }
+    }
+    assert!(answered, "the server asked for the client's MAC");
+    let mut seen = vec![false; N as usize];
+    for f in &got {
+        assert_eq!(&f[0..6], &MAC_N0.0, "to the client");
+        assert_eq!(&f[6..12], &mac);
+        assert_eq!(&f[12..14], &[0x08, 0x00]);
+        assert_eq!(checksum::checksum(&f[14..34]), 0, "IPv4 header checksum");
+        assert_eq!(
+            (&f[26..30], &f[30..34]),
+            (&[10u8, 0, 0, 1][..], &[10u8, 0, 0, 2][..])
+        );
+        let sport = u16::from_be_bytes([f[34], f[35]]);
+        let dport = u16::from_be_bytes([f[36], f[37]]);
+        assert_eq!(sport, 7);
+        let i = dport - 5000;
+        let ulen = u16::from_be_bytes([f[38], f[39]]) as usize;
+        assert_eq!(&f[42..34 + ulen], format!("echo {i}").as_bytes());
+        // The UDP checksum over the pseudo-header verifies.
+        let mut ph = vec![10, 0, 0, 1, 10, 0, 0, 2, 0, 17];
+        ph.extend_from_slice(&(ulen as u16).to_be_bytes());
+        ph.extend_from_slice(&f[34..34 + ulen]);
+        assert_eq!(checksum::checksum(&ph), 0, "UDP checksum of echo {i}");
+        seen[i as usize] = true;
+    }
+    assert!(seen.iter().all(|s| *s));
+    let r = h.join().unwrap();
+    assert_eq!((r.received, r.echoed, r.failed), (N as u64, N as u64, 0));
+    let u = r.snmp.unwrap().udp;
+    assert_eq!((u.in_datagrams, u.out_datagrams), (N as u64, N as u64));
+}
+
+#[test]
+fn udp_echo_refuses_a_bad_address() {
+    let o = udp_echo::Opts::parse_from(["udp_echo", "--port", "null", "--ip", "10.0.0.1"]);
+    let e = udp_echo::run(&o, &Registry::with_builtins(), false).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("--ip"), "{e}");
 }
