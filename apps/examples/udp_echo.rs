@@ -174,11 +174,7 @@ impl Echo {
 
     /// Every datagram queued on the socket, sent back to its sender.
     fn echo_all(&mut self, ctx: &mut LcoreCtx) {
-        loop {
-            let (n, from) = match self.stack.socket(self.sock).recv_from(&mut self.buf) {
-                Ok(x) => x,
-                Err(_) => break,
-            };
+        while let Ok((n, from)) = self.stack.socket(self.sock).recv_from(&mut self.buf) {
             self.r.received += 1;
             match self.stack.socket(self.sock).send_to(&self.buf[..n], from) {
                 Ok(_) => self.r.echoed += 1,
