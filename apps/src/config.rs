@@ -264,6 +264,20 @@ pub struct StreamSection {
     /// Fields that vary per packet.
     #[serde(default, rename = "field")]
     pub fields: Vec<FieldSection>,
+    /// Bursts (TRex's single/multi-burst): packets per burst (0 = none) …
+    #[serde(default)]
+    pub burst: u64,
+    /// … how many bursts (default 1; 0 = until count/duration end the stream) …
+    #[serde(default)]
+    pub bursts: Option<u64>,
+    /// … and the idle time after each, in ms.
+    #[serde(default)]
+    pub burst_gap_ms: f64,
+    /// On/off windows from the stream's start, in ms (both or neither).
+    #[serde(default)]
+    pub on_ms: f64,
+    #[serde(default)]
+    pub off_ms: f64,
     /// mode = "tcp": connections the stream opens (1..=64).
     #[serde(default)]
     pub connections: Option<u32>,
@@ -395,6 +409,11 @@ impl Default for StreamSection {
             fields: Vec::new(),
             connections: None,
             bytes: 0,
+            burst: 0,
+            bursts: None,
+            burst_gap_ms: 0.0,
+            on_ms: 0.0,
+            off_ms: 0.0,
         }
     }
 }
@@ -626,6 +645,13 @@ pub struct Stream {
     /// mode = "tcp": connections and bytes per connection (0 = no limit).
     pub connections: u32,
     pub bytes: u64,
+    /// The stream's shape: packets per burst (0 = none), bursts (0 = no
+    /// limit), the gap after each burst and on/off windows, in ns.
+    pub burst: u64,
+    pub bursts: u64,
+    pub burst_gap_ns: u64,
+    pub on_ns: u64,
+    pub off_ns: u64,
 }
 
 /// Smallest frame the generator builds (Ethernet minimum, with FCS).
@@ -1013,6 +1039,11 @@ impl StreamSection {
             fields,
             connections: s.connections.unwrap_or(1),
             bytes: s.bytes,
+            burst: s.burst,
+            bursts: s.bursts.unwrap_or(1),
+            burst_gap_ns: (s.burst_gap_ms * 1e6) as u64,
+            on_ns: (s.on_ms * 1e6) as u64,
+            off_ns: (s.off_ms * 1e6) as u64,
         })
     }
 
@@ -1030,9 +1061,30 @@ impl StreamSection {
                 format!("{} is outside 0..=15", self.priority),
             ));
         }
+        if self.burst == 0 && (self.bursts.is_some() || self.burst_gap_ms != 0.0) {
+            let key = if self.bursts.is_some() {
+                "bursts"
+            } else {
+                "burst_gap_ms"
+            };
+            return Err(ConfigError::new(
+                k(key),
+                "needs burst = N (packets per burst)",
+            ));
+        }
+        if (self.on_ms > 0.0) != (self.off_ms > 0.0) {
+            let key = if self.on_ms > 0.0 { "off_ms" } else { "on_ms" };
+            return Err(ConfigError::new(
+                k(key),
+                "on/off windows need both on_ms and off_ms (> 0)",
+            ));
+        }
         for (f, v) in [
             ("duration", self.duration),
             ("start_delay", self.start_delay),
+            ("burst_gap_ms", self.burst_gap_ms),
+            ("on_ms", self.on_ms),
+            ("off_ms", self.off_ms),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(ConfigError::new(

@@ -409,3 +409,99 @@ rate = "1 Mpps"
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Stamps (ns) the stamping sink recorded for a config's run.
+fn stamps_of(dir: &Path, name: &str, stream: &str) -> (Vec<u64>, String) {
+    let f = dir.join(format!("{name}.bin"));
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[run]\nlcores = \"0\"\n[[port]]\nspec = \"null?stamps={}\"\n[[stream]]\nsize = 64\n{stream}",
+            f.display()
+        ),
+    )
+    .unwrap();
+    let o = gen(&[cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let b = std::fs::read(&f).unwrap();
+    let ts = b
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (ts, text(&o))
+}
+
+/// Shapes (TRex's multi-burst and on/off): three bursts of 200 at line
+/// rate with 20 ms after each, then the stream ends; on 10 ms / off 30 ms
+/// at 50 kpps: packets only inside the on windows.
+#[test]
+fn model_bursts_and_on_off_windows_shape_the_stream() {
+    let dir = tmpdir("shapes");
+    let (ts, out) = stamps_of(
+        &dir,
+        "bursts",
+        "burst = 200\nbursts = 3\nburst_gap_ms = 20\n",
+    );
+    assert_eq!(ts.len(), 600, "{out}");
+    let big: Vec<u64> = ts
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|g| *g > 5_000_000)
+        .collect();
+    assert_eq!(big.len(), 2, "two gaps between three bursts: {big:?}");
+    assert!(big.iter().all(|g| *g >= 19_000_000), "{big:?}");
+    // Inside a burst the frames go back to back.
+    assert!(ts[199] - ts[0] < 5_000_000, "{}", ts[199] - ts[0]);
+    let (ts, out) = stamps_of(
+        &dir,
+        "onoff",
+        "rate = \"50 kpps\"\nduration = 0.2\non_ms = 10\noff_ms = 30\n",
+    );
+    assert!(
+        ts.len() > 1000 && ts.len() < 3500,
+        "{} stamps\n{out}",
+        ts.len()
+    );
+    assert!(
+        !out.contains("MISSED"),
+        "no whole-run target for a shaped stream\n{out}"
+    );
+    let t0 = ts[0];
+    // Every packet sits in an on window (10 ms of every 40), give or take
+    // the first packet's offset from the sender's start.
+    let late = ts
+        .iter()
+        .filter(|t| (**t - t0) % 40_000_000 > 11_000_000)
+        .count();
+    assert!(
+        late <= ts.len() / 100,
+        "{late} of {} outside the on windows",
+        ts.len()
+    );
+    // Bad shapes name their key.
+    let o = gen(&[
+        "--port", "null", "--count", "10", "--size", "64", "--rate", "1 Mpps",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    for (bad, key) in [
+        ("bursts = 2\n", "bursts"),
+        ("burst = 5\nburst_gap_ms = -1\n", "burst_gap_ms"),
+        ("on_ms = 5\n", "off_ms"),
+    ] {
+        let cfg = dir.join("bad.toml");
+        std::fs::write(
+            &cfg,
+            format!("[[port]]\nspec = \"null\"\n[[stream]]\n{bad}"),
+        )
+        .unwrap();
+        let o = gen(&[cfg.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert!(
+            text(&o).contains(&format!("stream[0].{key}")),
+            "{bad}: {}",
+            text(&o)
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

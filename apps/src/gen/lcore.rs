@@ -6,6 +6,7 @@
 
 use super::measure::{latency_histogram, LatencyRx, SeqTracker};
 use super::pacer::Pacer;
+use super::shape::Shape;
 use super::source::{FillCx, RawSource, ReplaySource, SocketSource, Source, TcpResult, TcpSource};
 use crate::config::{PortIp, Stream, StreamMode};
 use hdrhistogram::Histogram;
@@ -212,6 +213,8 @@ struct StreamSender {
     src: Option<Source>,
     pool: Mempool,
     pacer: Pacer,
+    /// Bursts and on/off windows over the pacer.
+    shape: Shape,
     pending: Burst,
     remaining: u64,
     start: u64,
@@ -478,8 +481,13 @@ impl GenApp {
             // depend on BQL's or the driver's XOFF).
             let room = ctx.tx_queue(s.port, local).tx_room(st.priority);
             s.blocked = room == 0;
-            if s.pending.is_empty() && room > 0 {
-                let want = (self.p.burst.min(room) as u64).min(s.remaining) as usize;
+            let allow = s.shape.allow(now, s.start);
+            if allow == 0 {
+                s.pacer.hold(now);
+            }
+            let before = s.remaining;
+            if s.pending.is_empty() && room > 0 && allow > 0 {
+                let want = (self.p.burst.min(room) as u64).min(s.remaining).min(allow) as usize;
                 let why = s.fill(
                     ctx,
                     &mut self.stacks,
@@ -493,6 +501,13 @@ impl GenApp {
             }
             if !s.pending.is_empty() && room > 0 {
                 s.hand_over(ctx, local, room, now, &mut self.tally);
+            }
+            if !s.shape.is_none() {
+                s.shape.sent(before - s.remaining, now);
+                if s.shape.finished() && s.pending.is_empty() {
+                    // The last burst went out.
+                    s.done = true;
+                }
             }
             if s.remaining == 0 && s.pending.is_empty() {
                 s.done = true;
@@ -722,6 +737,19 @@ fn senders(ctx: &LcoreCtx, p: &RunParams, tsc: Tsc) -> Result<Vec<StreamSender>,
             src: None,
             pool,
             pacer: Pacer::new(&st.rate, plan.share, tsc.hz(), plan.line_bps, 0),
+            // A stream's bursts are split over its senders like its rate.
+            shape: Shape::new(
+                if st.burst == 0 {
+                    0
+                } else {
+                    ((st.burst as f64 * plan.share).round() as u64).max(1)
+                },
+                st.bursts,
+                st.burst_gap_ns,
+                st.on_ns,
+                st.off_ns,
+                tsc.hz(),
+            ),
             pending: Burst::new(),
             remaining: plan.quota,
             start: 0,

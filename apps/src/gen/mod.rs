@@ -12,6 +12,7 @@ mod pacer;
 mod plan;
 mod report;
 mod runner;
+mod shape;
 mod source;
 
 use crate::config::{Config, ConfigError, PortSection, SizeField, Stream, StreamMode};
@@ -174,9 +175,12 @@ pub fn effective_config(args: &GenArgs) -> Result<Config, ConfigError> {
     apply_run_flags(args, &mut c)?;
     apply_stream_flags(args, &mut c);
     let streams_bounded = !c.streams.is_empty()
-        && c.streams
-            .iter()
-            .all(|s| s.count > 0 || s.duration > 0.0 || s.mode == StreamMode::Pcap && s.loops > 0);
+        && c.streams.iter().all(|s| {
+            s.count > 0
+                || s.duration > 0.0
+                || s.mode == StreamMode::Pcap && s.loops > 0
+                || s.burst > 0 && s.bursts.unwrap_or(1) > 0
+        });
     if c.run.count == 0 && c.run.duration == 0.0 && !streams_bounded {
         // Never run forever by accident: a default duration, as pktgen users ask for.
         c.run.duration = 10.0;

@@ -66,6 +66,18 @@ impl Pacer {
         matches!(self.cost, Cost::None) || self.next <= (now as u128) << FP
     }
 
+    /// While the stream's shape holds it back (a burst gap, an off
+    /// window), time does not count as credit: the next packet is due no
+    /// earlier than `now`, so the rate holds inside each window instead of
+    /// the idle time being caught up at its start.
+    #[inline]
+    pub fn hold(&mut self, now: u64) {
+        let n = (now as u128) << FP;
+        if self.next < n {
+            self.next = n;
+        }
+    }
+
     /// Gives back the cost of packets admitted but not sent (no buffers).
     pub fn refund(&mut self, wires: &[u32]) {
         for &w in wires {

@@ -571,7 +571,14 @@ fn plan_senders(
         };
         let pp = &ports[s.port];
         let line = pp.info.line_rate_bps;
-        targets.push(s.rate.pps(mean_wire(s, pp.mtu), line));
+        // A shaped stream's rate holds inside its bursts and on windows,
+        // not over its whole active time: no whole-run target to check.
+        let shaped = s.burst > 0 || s.on_ns > 0;
+        targets.push(if shaped {
+            None
+        } else {
+            s.rate.pps(mean_wire(s, pp.mtu), line)
+        });
         for (j, &core) in senders.iter().enumerate() {
             let l = core_ids
                 .iter()
