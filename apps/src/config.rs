@@ -278,6 +278,10 @@ pub struct StreamSection {
     pub on_ms: f64,
     #[serde(default)]
     pub off_ms: f64,
+    /// Seed of the stream's random fields and sizes (the same seed gives
+    /// the same frames; default: from the stream's index).
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// mode = "tcp": connections the stream opens (1..=64).
     #[serde(default)]
     pub connections: Option<u32>,
@@ -339,6 +343,10 @@ pub struct FieldSection {
     pub max: toml::Value,
     #[serde(default = "default_step")]
     pub step: u64,
+    /// Odometer: step only when the field before this one wraps (two
+    /// 100-value fields nested give 10 000 flows).
+    #[serde(default)]
+    pub nest: bool,
 }
 
 fn default_op() -> String {
@@ -408,6 +416,7 @@ impl Default for StreamSection {
             ttl: default_ttl(),
             fields: Vec::new(),
             connections: None,
+            seed: None,
             bytes: 0,
             burst: 0,
             bursts: None,
@@ -607,6 +616,8 @@ pub struct Field {
     pub min: u64,
     pub max: u64,
     pub step: u64,
+    /// Steps only when the field before it wraps (an odometer).
+    pub nest: bool,
 }
 
 /// A validated stream.
@@ -645,6 +656,8 @@ pub struct Stream {
     /// mode = "tcp": connections and bytes per connection (0 = no limit).
     pub connections: u32,
     pub bytes: u64,
+    /// Seed of the random fields and sizes (None: from the index).
+    pub seed: Option<u64>,
     /// The stream's shape: packets per burst (0 = none), bursts (0 = no
     /// limit), the gap after each burst and on/off windows, in ns.
     pub burst: u64,
@@ -1000,6 +1013,14 @@ impl StreamSection {
             .enumerate()
             .map(|(j, f)| parse_field(f, s.vlan, &|x: &str| format!("stream[{i}].field[{j}].{x}")))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(j) = fields.iter().position(|f| f.nest) {
+            if j == 0 || fields[j - 1].op == FieldOp::Random {
+                return Err(ConfigError::new(
+                    format!("stream[{i}].field[{j}].nest"),
+                    "nests under the field before it, which must be an inc or dec field",
+                ));
+            }
+        }
         s.check_mode(&k, &ports[s.port], fields.is_empty())?;
         let mac = |f: &str, v: &str| -> Result<MacAddr, ConfigError> {
             v.parse().map_err(|e: String| ConfigError::new(k(f), e))
@@ -1039,6 +1060,7 @@ impl StreamSection {
             fields,
             connections: s.connections.unwrap_or(1),
             bytes: s.bytes,
+            seed: s.seed,
             burst: s.burst,
             bursts: s.bursts.unwrap_or(1),
             burst_gap_ns: (s.burst_gap_ms * 1e6) as u64,
@@ -1317,12 +1339,19 @@ fn parse_field(
             "a varying vlan needs the stream to be tagged (vlan = ID)",
         ));
     }
+    if f.nest && op == FieldOp::Random {
+        return Err(ConfigError::new(
+            fk("nest"),
+            "a random field never wraps: nest an inc or dec field",
+        ));
+    }
     Ok(Field {
         kind,
         op,
         min,
         max,
         step: f.step,
+        nest: f.nest,
     })
 }
 

@@ -60,6 +60,8 @@ pub(super) struct FieldGen {
     pub(super) in_l4: u64,
     /// Stepped by a [`FieldGroup`]'s table (its own value is not advanced).
     pub(super) grouped: bool,
+    /// Steps only when the field before it wrapped (an odometer).
+    pub(super) nested: bool,
 }
 
 impl FieldGen {
@@ -94,6 +96,7 @@ impl FieldGen {
             in_pseudo,
             in_l4,
             grouped: false,
+            nested: f.nest,
         }
     }
 
@@ -297,32 +300,36 @@ impl FieldGen {
     /// compare (no division per packet); `random` maps 64 random bits onto
     /// the range by a multiply (Lemire's method).
     #[inline(always)]
-    pub(super) fn advance(&mut self, rng: &mut Rng) {
-        self.cur = match self.op {
+    /// Returns true when it wrapped (a nested field after it steps then).
+    pub(super) fn advance(&mut self, rng: &mut Rng) -> bool {
+        let (v, wrapped) = match self.op {
             FieldOp::Inc => {
                 let n = self.cur.wrapping_add(self.step);
                 if n > self.max || n < self.cur {
-                    n.wrapping_sub(self.span)
+                    (n.wrapping_sub(self.span), true)
                 } else {
-                    n
+                    (n, false)
                 }
             }
             FieldOp::Dec => {
                 let n = self.cur.wrapping_sub(self.step);
                 if n < self.min || n > self.cur {
-                    n.wrapping_add(self.span)
+                    (n.wrapping_add(self.span), true)
                 } else {
-                    n
+                    (n, false)
                 }
             }
             FieldOp::Random => {
-                if self.span == 0 {
+                let v = if self.span == 0 {
                     rng.next_u64()
                 } else {
                     self.min + ((rng.next_u64() as u128 * self.span as u128) >> 64) as u64
-                }
+                };
+                (v, false)
             }
         };
+        self.cur = v;
+        wrapped
     }
 }
 

@@ -296,6 +296,8 @@ pub struct PacketGen {
     groups: Vec<FieldGroup>,
     /// Every field is in a group (the one-pass burst path).
     all_grouped: bool,
+    /// Some field is nested (an odometer): fields step together, per packet.
+    nested: bool,
     /// An IMIX schedule without varying fields: the first 60 bytes of the
     /// frame for each slot of the schedule (lengths and checksums done).
     sched_hdrs: Vec<[u8; MIN_FRAME]>,
@@ -354,8 +356,9 @@ impl PacketGen {
             flow_idx: 0,
             groups: Vec::new(),
             all_grouped: false,
+            nested: s.fields.iter().any(|f| f.nest),
             sched_hdrs: Vec::new(),
-            rng: Rng::new(0x5EED ^ ((s.index as u64) << 8) ^ lcore_id as u64),
+            rng: Rng::new(s.seed.unwrap_or(0x5EED ^ ((s.index as u64) << 8)) ^ lcore_id as u64),
             latency: s.latency,
             offload,
             dynamic,
@@ -382,7 +385,7 @@ impl PacketGen {
         }
         g.template = t;
         g.flows = g.build_flows();
-        if g.flows.is_empty() && g.plain_fields() {
+        if g.flows.is_empty() && g.plain_fields() && !g.nested {
             g.groups = FieldGroup::plan(&mut g.fields, &mut g.rng);
             g.all_grouped = !g.groups.is_empty() && g.fields.iter().all(|f| f.grouped);
         }
@@ -491,6 +494,9 @@ impl PacketGen {
     /// (inc/dec): the LCM of the fields' cycle lengths; `None` with a random
     /// field or when it exceeds `limit`.
     fn flow_period(&self, limit: u64) -> Option<u64> {
+        if self.nested {
+            return self.nested_period(limit);
+        }
         let mut p = 1u64;
         for f in &self.fields {
             let cycle = f.cycle()?;
@@ -500,6 +506,31 @@ impl PacketGen {
             }
         }
         Some(p)
+    }
+
+    /// With nested fields: the steps until every field is back where it
+    /// started, found by stepping them (at most `limit` + 1 times, at set-up).
+    fn nested_period(&self, limit: u64) -> Option<u64> {
+        let mut f: Vec<FieldGen> = self.fields.clone();
+        if f.iter().any(|x| x.cycle().is_none()) {
+            return None;
+        }
+        let start: Vec<u64> = f.iter().map(|x| x.cur).collect();
+        let mut rng = self.rng.clone();
+        for n in 1..=limit {
+            let mut carry = false;
+            for x in f.iter_mut() {
+                carry = if x.nested && !carry {
+                    false
+                } else {
+                    x.advance(&mut rng)
+                };
+            }
+            if f.iter().zip(&start).all(|(x, s)| x.cur == *s) {
+                return Some(n);
+            }
+        }
+        None
     }
 
     /// True when the burst path writes this stream's fields itself: fixed
@@ -569,12 +600,18 @@ impl PacketGen {
     #[inline(always)]
     fn write_fields(&mut self, data: &mut [u8]) -> (u64, u64, u64) {
         let (mut ip, mut ps, mut l4) = (0u64, 0u64, 0u64);
+        // A nested field steps when the one before it wrapped (an odometer).
+        let mut carry = false;
         for fg in &mut self.fields {
             let w = fg.write(data);
             ip += w * fg.in_ip;
             ps += w * fg.in_pseudo;
             l4 += w * fg.in_l4;
-            fg.advance(&mut self.rng);
+            carry = if fg.nested && !carry {
+                false
+            } else {
+                fg.advance(&mut self.rng)
+            };
         }
         (ip, ps, l4)
     }
@@ -684,7 +721,15 @@ impl PacketGen {
             self.fill_latency_burst(pkts, wire, base, now_tsc);
             return;
         }
-        if self.latency || self.offload || self.hw_vlan != 0 || self.priority != 0 {
+        let nested_uncached = self.nested && self.flows.is_empty();
+        if self.latency
+            || self.offload
+            || self.hw_vlan != 0
+            || self.priority != 0
+            || nested_uncached
+        {
+            // Per packet (an odometer longer than the flow cache steps its
+            // fields in order, one packet at a time).
             for m in pkts {
                 self.fill_sized(m, wire, now_tsc);
             }
@@ -1302,6 +1347,52 @@ mod tests {
                     check_frame(x.data());
                 }
             }
+        }
+    }
+
+    /// Nested fields count like an odometer: the inner field runs through
+    /// its range, the outer steps on each wrap — every combination once per
+    /// cycle, in order; cached (10 000 flows) or not (a longer odometer),
+    /// the burst path gives the per-packet path's frames.
+    #[test]
+    fn nested_fields_count_like_an_odometer() {
+        let f = |outer_max: &str| {
+            format!(
+                "[[stream]]\nsize = 64\n[[stream.field]]\nname = \"src_port\"\nmin = 1000\nmax = 1099\n\
+                 [[stream.field]]\nname = \"dst_ip\"\nmin = \"10.0.0.0\"\nmax = \"{outer_max}\"\nnest = true\n"
+            )
+        };
+        for (outer_max, flows) in [("10.0.0.99", 10_000usize), ("10.0.1.243", 50_000)] {
+            let s = &streams(&f(outer_max))[0];
+            let mut fast = PacketGen::new(s, 0, false);
+            assert_eq!(fast.flows.len(), if flows <= MAX_FLOWS { flows } else { 0 });
+            let mut slow = PacketGen::new(s, 0, false);
+            let mut p = prebuilt(&fast);
+            let mut q = prebuilt(&slow);
+            let mut seen = std::collections::HashSet::new();
+            let mut k = 0usize;
+            while k < flows + 64 {
+                let mut a = Burst::new();
+                assert!(p.alloc_bulk(&mut a, 64));
+                fast.fill_burst(a.as_mut_slice(), 0);
+                for x in a.iter() {
+                    let mut y = q.alloc().unwrap();
+                    slow.fill(&mut y, 0);
+                    assert_eq!(x.data(), y.data());
+                    check_frame(x.data());
+                    let d = x.data();
+                    let port = u16::from_be_bytes([d[34], d[35]]) as usize;
+                    let ip = u32::from_be_bytes([d[30], d[31], d[32], d[33]]) as usize;
+                    // Packet k: inner = k mod 100, outer = k / 100 (mod the outer span).
+                    assert_eq!(port, 1000 + k % 100, "packet {k}");
+                    assert_eq!(ip - 0x0a00_0000, (k / 100) % (flows / 100), "packet {k}");
+                    if k < flows {
+                        assert!(seen.insert((port, ip)), "packet {k} repeats a flow");
+                    }
+                    k += 1;
+                }
+            }
+            assert_eq!(seen.len(), flows);
         }
     }
 
