@@ -278,7 +278,7 @@ impl Driver for AfPacketDriver {
 
     /// With offloads configured the socket gets `PACKET_VNET_HDR`; with
     /// `TX_TSO` its slots hold a 64 KiB super-segment each (and there are
-    /// at most [`TSO_RING_MAX`] of them).
+    /// at most [`TSO_RING_MAX`] of them), and it goes through the qdisc layer.
     fn tx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn TxQueue>, EthdevError> {
         let sock = PacketSocket::open(self.iface.index)
             .map_err(|e| sock_error(q.port, "socket(AF_PACKET)", e))?;
@@ -293,7 +293,12 @@ impl Driver for AfPacketDriver {
         } else {
             (frame_size(self.iface.mtu), q.conf.tx_ring_size as usize)
         };
-        let ring = TxRing::new(sock, fs, frames, self.bypass, offloads != 0)
+        // `__dev_direct_xmit` (PACKET_QDISC_BYPASS) drops a frame that
+        // `validate_xmit_skb` would have to segment — a super-segment on an
+        // interface without TSO — so a TSO socket goes through
+        // `dev_queue_xmit`, whose GSO cuts it when the device cannot.
+        let bypass = self.bypass && !tso;
+        let ring = TxRing::new(sock, fs, frames, bypass, offloads != 0)
             .map_err(|e| sock_error(q.port, "PACKET_TX_RING", e))?;
         let vs = Arc::new(TxVnetStats::default());
         self.tx_vnet.push(vs.clone());
