@@ -17,7 +17,11 @@
 //! `PACKET_VNET_HDR`, as Linux's own GSO skbs go to its veth; `--tso 0`
 //! sends MSS frames with software checksums.
 //!
-//! Needs root. Usage: tcp_vs_linux [--secs N] [--tso 1|0]
+//! Our socket's send buffer is 4 MiB (`--sndbuf BYTES`), what Linux's
+//! autotuning gives its sender (`tcp_wmem[2]`). `--sink-core N` pins both
+//! receivers.
+//!
+//! Needs root. Usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N]
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -268,7 +272,10 @@ fn main() {
     let mut secs = 5.0f64;
     let mut tso = true;
     let mut sink_core: Option<String> = None;
-    let mut sndbuf: Option<u32> = None;
+    // Linux's sender autotunes its send buffer up to tcp_wmem[2] (4 MiB);
+    // ours has no autotuning, so it gets that size (`--sndbuf 0`: the
+    // stack's 1 MiB default).
+    let mut sndbuf: Option<u32> = Some(4 << 20);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -293,7 +300,7 @@ fn main() {
             }
             other => {
                 eprintln!(
-                    "unknown argument {other}; usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sink-core N]"
+                    "unknown argument {other}; usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N]"
                 );
                 std::process::exit(2);
             }
@@ -353,7 +360,7 @@ fn main() {
     let (mut sink, mut sr) = spawn_ready(sink_cmd(&sink_core, "5002"));
     let mut ws = Ws::new(tso);
     let c = ws.st.tcp_socket().unwrap();
-    if let Some(b) = sndbuf {
+    if let Some(b) = sndbuf.filter(|b| *b > 0) {
         ws.st.tcp(c).set_sndbuf(b).unwrap();
     }
     ws.st
