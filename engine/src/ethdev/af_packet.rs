@@ -743,3 +743,144 @@ impl AfPacketRxQueue {
         self.left = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eal::dma::{set_page_mode, PageMode};
+    use crate::mbuf::PoolConfig;
+
+    fn pool() -> Mempool {
+        set_page_mode(PageMode::Small);
+        Mempool::new(&PoolConfig {
+            name: "afp-vnet-test".into(),
+            size: 64,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    /// Ethernet + IPv4 + TCP (32-byte header) frame of `len` bytes, the
+    /// TCP checksum field holding `seed`, the IPv4 checksum 0.
+    fn tcp_frame(len: usize, seed: u16) -> Vec<u8> {
+        let mut f = vec![0u8; len];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&((len - 14) as u16).to_be_bytes());
+        f[22] = 64;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+        f[46] = 0x80;
+        f[50..52].copy_from_slice(&seed.to_be_bytes());
+        for (i, b) in f[66..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        f
+    }
+
+    fn pseudo(l4: u16) -> u64 {
+        checksum::pseudo_header_sum(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            6,
+            l4,
+        )
+    }
+
+    #[test]
+    fn super_segment_gets_gso_tcpv4_and_the_kernels_seed() {
+        let mut p = pool();
+        let len = 14 + 20 + 32 + 3 * 1448 + 100;
+        let l4 = (len - 34) as u16;
+        // DPDK's TSO seed: the pseudo-header without the length.
+        let seed = checksum::fold(pseudo(l4) - l4 as u64);
+        let mut m = p.alloc().unwrap();
+        m.extend_from_slice(&tcp_frame(len.min(1900), seed))
+            .unwrap();
+        for c in vec![7u8; len - 1900].chunks(1500) {
+            let mut tail = p.alloc().unwrap();
+            tail.extend_from_slice(c).unwrap();
+            m.chain(tail);
+        }
+        assert_eq!(m.pkt_len(), len);
+        m.set_ol_flags(ol::TX_TSO | ol::TX_TCP_CKSUM | ol::TX_IPV4);
+        m.set_tx_lens(14, 20, 32);
+        m.set_tso_segsz(1448);
+        let r = vnet_request(&m, true).unwrap();
+        assert_eq!(
+            r.hdr,
+            VnetHdr {
+                flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                gso_type: VIRTIO_NET_HDR_GSO_TCPV4,
+                hdr_len: 66,
+                gso_size: 1448,
+                csum_start: 34,
+                csum_offset: 16,
+            }
+        );
+        let b = r.hdr.to_bytes();
+        assert_eq!(&b[..2], &[1, 1]);
+        assert_eq!(u16::from_ne_bytes([b[2], b[3]]), 66);
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 1448);
+        assert_eq!(u16::from_ne_bytes([b[6], b[7]]), 34);
+        assert_eq!(u16::from_ne_bytes([b[8], b[9]]), 16);
+        // The copy's field: `__tcp_v4_send_check`'s seed over the whole length.
+        let mut f = tcp_frame(100, seed);
+        r.fix(&mut f);
+        assert_eq!(
+            u16::from_be_bytes([f[50], f[51]]),
+            checksum::fold(pseudo(l4))
+        );
+        assert_eq!(offload::gso_segs(&m), 4);
+    }
+
+    #[test]
+    fn one_segment_super_segment_goes_as_a_plain_partial_checksum() {
+        let mut p = pool();
+        let len = 14 + 20 + 32 + 1000;
+        let l4 = (len - 34) as u16;
+        let seed = checksum::fold(pseudo(l4) - l4 as u64);
+        let mut m = p.alloc().unwrap();
+        m.extend_from_slice(&tcp_frame(len, seed)).unwrap();
+        m.set_ol_flags(ol::TX_TSO | ol::TX_TCP_CKSUM | ol::TX_IPV4);
+        m.set_tx_lens(14, 20, 32);
+        m.set_tso_segsz(1448);
+        let r = vnet_request(&m, true).unwrap();
+        // `virtio_net_hdr_to_skb` refuses GSO of one segment or less.
+        assert_eq!(r.hdr.gso_type, 0);
+        assert_eq!(r.hdr.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+        let mut f = tcp_frame(len, seed);
+        r.fix(&mut f);
+        // The field now holds the pseudo-header sum with the length: the
+        // checksum the kernel finishes over [34, len) is the full one.
+        let mut c = checksum::Checksum::new();
+        c.add(&f[34..]);
+        let done = !c.folded();
+        f[50..52].copy_from_slice(&done.to_be_bytes());
+        let mut v = checksum::Checksum::with_sum(pseudo(l4));
+        v.add(&f[34..]);
+        assert_eq!(v.folded(), 0xffff, "the finished sum verifies");
+    }
+
+    #[test]
+    fn checksum_requests_and_bad_lengths() {
+        let mut p = pool();
+        let mut m = p.alloc().unwrap();
+        m.extend_from_slice(&tcp_frame(200, 0)).unwrap();
+        assert_eq!(vnet_request(&m, false).unwrap().hdr, VnetHdr::default());
+        m.set_ol_flags(ol::TX_UDP_CKSUM | ol::TX_IP_CKSUM | ol::TX_IPV4);
+        m.set_tx_lens(14, 20, 8);
+        let r = vnet_request(&m, false).unwrap();
+        assert_eq!((r.hdr.csum_start, r.hdr.csum_offset), (34, 6));
+        assert_eq!(r.ip_csum, Some(14));
+        let mut f = tcp_frame(200, 0);
+        r.fix(&mut f);
+        assert_eq!(checksum::checksum(&f[14..34]), 0, "IPv4 header checksum");
+        // Lengths the frame contradicts: refused, not sent wrong.
+        m.set_tx_lens(0, 20, 8);
+        assert!(vnet_request(&m, false).is_none());
+        m.set_tx_lens(14, 20, 255);
+        assert!(vnet_request(&m, false).is_none());
+    }
+}
