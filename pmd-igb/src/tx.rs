@@ -38,6 +38,9 @@ struct TxEntry {
 pub struct IgbTxQueue<R: RegisterSpace> {
     regs: Arc<R>,
     q: u16,
+    /// The configured TX offloads ([`TX_OFFLOAD_CAPA`] bits the port's
+    /// `tx_offloads` asked for): what the netdev layer leaves to the queue.
+    offloads: u32,
     /// Ring of `n` 16-byte descriptors in DMA memory.
     ring: DmaRegion,
     desc: NonNull<[u64; 2]>,
@@ -113,6 +116,7 @@ impl<R: RegisterSpace> IgbTxQueue<R> {
         Ok(IgbTxQueue {
             regs,
             q,
+            offloads: 0,
             ring,
             desc,
             n,
@@ -146,6 +150,12 @@ impl<R: RegisterSpace> IgbTxQueue<R> {
     /// TDT writes so far (one per non-empty burst).
     pub fn doorbells(&self) -> u64 {
         self.doorbells
+    }
+
+    /// The offloads the port was configured with (`dev->features`): with
+    /// `TX_TSO` the netdev layer hands super-segments to this queue whole.
+    pub fn set_offloads(&mut self, ol: u32) {
+        self.offloads = ol & TX_OFFLOAD_CAPA;
     }
 
     /// Sets the RS interval in descriptors (1 = RS on every packet).
@@ -604,6 +614,10 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
 
     fn ring_size(&self) -> usize {
         self.n as usize
+    }
+
+    fn tx_offloads(&self) -> u32 {
+        self.offloads
     }
 
     fn stats(&self) -> Arc<QueueStats> {

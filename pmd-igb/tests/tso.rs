@@ -125,6 +125,11 @@ fn model_tso_20000_byte_super_segment_matches_software_gso_byte_for_byte() {
     .unwrap();
     let mut q = p.igb_tx_queue(0).unwrap();
     p.start().unwrap();
+    // The netdev layer leaves super-segments to the queue (`netif_needs_gso` false).
+    assert_eq!(
+        q.tx_offloads() & (ol::TX_TSO | ol::TX_TCP_CKSUM),
+        ol::TX_TSO | ol::TX_TCP_CKSUM
+    );
     let mut pl = pool("tso-frames");
     let f = super_segment(20000);
     let sup = tso_mbuf(&mut pl, &f);
