@@ -386,7 +386,7 @@ fn main() {
     let mut queued = 0u64;
     let mut turns = 0u32;
     // The deadline is checked every 64 turns (a clock read is not free).
-    while turns % 64 != 0 || Instant::now() < end {
+    while !turns.is_multiple_of(64) || Instant::now() < end {
         turns = turns.wrapping_add(1);
         loop {
             match ws.st.tcp(c).send(&chunk) {
