@@ -571,10 +571,10 @@ struct VnetReq {
     /// (`__tcp_v4_send_check` over the whole `skb->len`; it swaps that
     /// length for each segment's).
     seed_len: Option<(usize, u16)>,
-    /// Offset of an IPv4 header whose checksum is asked of the device
-    /// (`TX_IP_CKSUM`): the kernel computes none for an unsegmented frame,
-    /// so it is computed here, on the copy.
-    ip_csum: Option<usize>,
+    /// Offset and length of an IPv4 header whose checksum is asked of the
+    /// device (`TX_IP_CKSUM`): the kernel computes none for an unsegmented
+    /// frame, so it is computed here, on the copy.
+    ip_csum: Option<(usize, usize)>,
 }
 
 impl VnetReq {
@@ -585,10 +585,9 @@ impl VnetReq {
             let new = checksum::fold(old as u64 + add as u64);
             f[off..off + 2].copy_from_slice(&new.to_be_bytes());
         }
-        if let Some(l2) = self.ip_csum {
-            let ihl = ((f[l2] & 0x0f) as usize * 4).max(20);
+        if let Some((l2, l3)) = self.ip_csum {
             f[l2 + 10..l2 + 12].fill(0);
-            let c = checksum::checksum(&f[l2..l2 + ihl]);
+            let c = checksum::checksum(&f[l2..l2 + l3]);
             f[l2 + 10..l2 + 12].copy_from_slice(&c.to_be_bytes());
         }
     }
@@ -610,11 +609,12 @@ fn vnet_request(m: &Mbuf, gso: bool) -> Option<VnetReq> {
     if !gso && f & wants == 0 {
         return Some(r);
     }
-    if l2 < 14 || l3 < 20 || l2 + l3 + l4 > len || m.data().len() < l2 + 1 {
+    // The lengths bound every edit `VnetReq::fix` makes of the copy.
+    if l2 < 14 || l3 < 20 || l2 + l3 + l4 > len {
         return None;
     }
     if f & ol::TX_IP_CKSUM != 0 {
-        r.ip_csum = Some(l2);
+        r.ip_csum = Some((l2, l3));
     }
     let start = l2 + l3;
     if gso {
@@ -634,10 +634,16 @@ fn vnet_request(m: &Mbuf, gso: bool) -> Option<VnetReq> {
             r.hdr.hdr_len = (start + l4) as u16;
         }
     } else if f & ol::TX_TCP_CKSUM != 0 {
+        if start + 20 > len {
+            return None;
+        }
         r.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
         r.hdr.csum_start = start as u16;
         r.hdr.csum_offset = 16;
     } else if f & ol::TX_UDP_CKSUM != 0 {
+        if start + 8 > len {
+            return None;
+        }
         r.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
         r.hdr.csum_start = start as u16;
         r.hdr.csum_offset = 6;
@@ -873,7 +879,7 @@ mod tests {
         m.set_tx_lens(14, 20, 8);
         let r = vnet_request(&m, false).unwrap();
         assert_eq!((r.hdr.csum_start, r.hdr.csum_offset), (34, 6));
-        assert_eq!(r.ip_csum, Some(14));
+        assert_eq!(r.ip_csum, Some((14, 20)));
         let mut f = tcp_frame(200, 0);
         r.fix(&mut f);
         assert_eq!(checksum::checksum(&f[14..34]), 0, "IPv4 header checksum");
@@ -882,5 +888,16 @@ mod tests {
         assert!(vnet_request(&m, false).is_none());
         m.set_tx_lens(14, 20, 255);
         assert!(vnet_request(&m, false).is_none());
+        // An IPv4 header length beyond the frame: refused, no edit out of bounds.
+        m.set_tx_lens(14, 250, 0);
+        assert!(vnet_request(&m, false).is_none());
+        let mut short = p.alloc().unwrap();
+        short.extend_from_slice(&tcp_frame(200, 0)[..40]).unwrap();
+        short.set_ol_flags(ol::TX_TCP_CKSUM | ol::TX_IPV4);
+        short.set_tx_lens(14, 20, 0);
+        assert!(
+            vnet_request(&short, false).is_none(),
+            "no room for the TCP header"
+        );
     }
 }
