@@ -128,6 +128,7 @@ impl<R: RegisterSpace> IgbDriver<R> {
         }
         self.tx_up.push(s.queue);
         t.set_rs_thresh(crate::tx::DEFAULT_RS_THRESH);
+        t.set_offloads(s.conf.tx_offloads);
         Ok(t)
     }
 

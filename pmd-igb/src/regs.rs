@@ -275,6 +275,8 @@ pub const CTX_IPLEN_MASK: u32 = 0x1FF;
 pub const CTX_VLAN_SHIFT: u32 = 16;
 /// Context `mss_l4len_idx`.
 pub const CTX_L4LEN_SHIFT: u32 = 8;
+/// MSS in the context descriptor's upper dword (bits 63:48 of the descriptor).
+pub const CTX_MSS_SHIFT: u32 = 16;
 
 // ---------------------------------------------------------------- RX descriptors
 /// Advanced RX write-back `status_error` bits.

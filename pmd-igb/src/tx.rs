@@ -11,7 +11,7 @@ use wirespeed::mbuf::{ol, Burst, Mbuf, MbufHdr};
 
 /// Offloads this queue implements ([`wirespeed::mbuf::ol`] bits).
 pub const TX_OFFLOAD_CAPA: u32 =
-    ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM | ol::TX_TCP_CKSUM | ol::TX_VLAN;
+    ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM | ol::TX_TCP_CKSUM | ol::TX_VLAN | ol::TX_TSO;
 
 /// Descriptors between RS bits (the last descriptor of a burst always has RS).
 pub const DEFAULT_RS_THRESH: u16 = 32;
@@ -38,6 +38,9 @@ struct TxEntry {
 pub struct IgbTxQueue<R: RegisterSpace> {
     regs: Arc<R>,
     q: u16,
+    /// The configured TX offloads ([`TX_OFFLOAD_CAPA`] bits the port's
+    /// `tx_offloads` asked for): what the netdev layer leaves to the queue.
+    offloads: u32,
     /// Ring of `n` 16-byte descriptors in DMA memory.
     ring: DmaRegion,
     desc: NonNull<[u64; 2]>,
@@ -113,6 +116,7 @@ impl<R: RegisterSpace> IgbTxQueue<R> {
         Ok(IgbTxQueue {
             regs,
             q,
+            offloads: 0,
             ring,
             desc,
             n,
@@ -146,6 +150,12 @@ impl<R: RegisterSpace> IgbTxQueue<R> {
     /// TDT writes so far (one per non-empty burst).
     pub fn doorbells(&self) -> u64 {
         self.doorbells
+    }
+
+    /// The offloads the port was configured with (`dev->features`): with
+    /// `TX_TSO` the netdev layer hands super-segments to this queue whole.
+    pub fn set_offloads(&mut self, ol: u32) {
+        self.offloads = ol & TX_OFFLOAD_CAPA;
     }
 
     /// Sets the RS interval in descriptors (1 = RS on every packet).
@@ -333,7 +343,12 @@ impl<R: RegisterSpace> IgbTxQueue<R> {
             }
         }
         let mut tucmd = TXD_DTYP_CTXT | TXD_DEXT;
-        if f & (ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM | ol::TX_TCP_CKSUM) != 0 {
+        let mut mss = 0u32;
+        if f & ol::TX_TSO != 0 && m.tso_segsz() != 0 {
+            // `igb_tso`: a TCP/IPv4 context with the MSS and L4LEN.
+            tucmd |= TUCMD_IPV4 | TUCMD_L4T_TCP;
+            mss = u32::from(m.tso_segsz());
+        } else if f & (ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM | ol::TX_TCP_CKSUM) != 0 {
             if m.ol_flags() & (ol::TX_IPV4 | ol::TX_IP_CKSUM) != 0 {
                 tucmd |= TUCMD_IPV4;
             }
@@ -360,7 +375,7 @@ impl<R: RegisterSpace> IgbTxQueue<R> {
                 | (u32::from(l2) << CTX_MACLEN_SHIFT)
                 | (vlan << CTX_VLAN_SHIFT),
             type_tucmd: tucmd,
-            mss_l4len: u32::from(l4) << CTX_L4LEN_SHIFT,
+            mss_l4len: (u32::from(l4) << CTX_L4LEN_SHIFT) | (mss << CTX_MSS_SHIFT),
         })
     }
 }
@@ -402,6 +417,10 @@ pub(crate) fn store_fence() {
 
 /// Largest frame the queue accepts (no jumbo frames: RCTL.LPE stays off).
 pub const MAX_FRAME: usize = 1518 + 4;
+/// Largest TSO packet: a 64 KiB IPv4 datagram (its total length field)
+/// behind a tagged Ethernet header (the 82576 takes PAYLEN up to 2^18 - 1,
+/// the stack makes no datagram longer than IPv4 can say).
+pub const MAX_TSO_FRAME: usize = 65535 + 18;
 /// Smallest frame the part transmits (shorter ones are padded by TCTL.PSP,
 /// but a descriptor of fewer bytes than this is malformed).
 pub const MIN_FRAME: usize = 17;
@@ -430,7 +449,9 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
         while let Some(m) = pkts.front() {
             let len = m.pkt_len();
             let segs = m.nb_segs();
-            if !(MIN_FRAME..=MAX_FRAME).contains(&len) || segs + 1 >= self.n as usize {
+            let tso = m.ol_flags() & ol::TX_TSO != 0 && m.tso_segsz() != 0;
+            let max = if tso { MAX_TSO_FRAME } else { MAX_FRAME };
+            if !(MIN_FRAME..=max).contains(&len) || segs + 1 >= self.n as usize {
                 // Malformed for this NIC: never handed to the device. Like
                 // `igb_xmit_frame_ring`'s drop path (`dev_kfree_skb_any`,
                 // NETDEV_TX_OK) it is taken; it is counted once in `drops`
@@ -461,6 +482,9 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
             }
             let mut olinfo = (len as u32) << TXD_PAYLEN_SHIFT;
             let mut cmd_flags = TXD_DTYP_DATA | TXD_DEXT | TXD_IFCS;
+            // The bytes its wire frames carry (`first->bytecount` of
+            // `igb_tso`: one header per further segment).
+            let mut wire = len;
             if let Some(k) = key {
                 if need_ctx {
                     let t = self.tail;
@@ -477,6 +501,21 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
                 self.ctx_lru = 1 - idx;
                 olinfo |= (idx as u32) << TXD_IDX_SHIFT;
                 let f = m.ol_flags();
+                if tso {
+                    // `igb_tso`: TSE, PAYLEN the payload after the headers,
+                    // the IPv4 and TCP checksums per segment (IXSM + TXSM).
+                    let k = key.expect("a TSO packet has a context");
+                    let hdr = ((k.vlan_macip_lens >> CTX_MACLEN_SHIFT) & 0x7F)
+                        + (k.vlan_macip_lens & CTX_IPLEN_MASK)
+                        + ((k.mss_l4len >> CTX_L4LEN_SHIFT) & 0xFF);
+                    let pay = (len as u32).saturating_sub(hdr);
+                    olinfo = (pay << TXD_PAYLEN_SHIFT)
+                        | ((idx as u32) << TXD_IDX_SHIFT)
+                        | TXD_POPTS_IXSM;
+                    cmd_flags |= TXD_TSE;
+                    let mss = k.mss_l4len >> CTX_MSS_SHIFT;
+                    wire += (pay.div_ceil(mss).max(1) as usize - 1) * hdr as usize;
+                }
                 if f & ol::TX_IP_CKSUM != 0 {
                     olinfo |= TXD_POPTS_IXSM;
                 }
@@ -508,7 +547,7 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
             }
             let m = pkts.pop_front().expect("front exists");
             let e = &mut self.sw[slot as usize];
-            e.bytes = len as u32;
+            e.bytes = wire as u32;
             e.mbuf = Some(m.into_raw());
             self.nb_free -= need as u16;
             self.since_rs += need as u16;
@@ -517,7 +556,7 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
             }
             taken += 1;
             sent_pkts += 1;
-            sent_bytes += len as u64;
+            sent_bytes += wire as u64;
         }
         if sent_pkts > 0 {
             if self.since_rs > 0 {
@@ -575,6 +614,10 @@ impl<R: RegisterSpace> TxQueue for IgbTxQueue<R> {
 
     fn ring_size(&self) -> usize {
         self.n as usize
+    }
+
+    fn tx_offloads(&self) -> u32 {
+        self.offloads
     }
 
     fn stats(&self) -> Arc<QueueStats> {

@@ -192,26 +192,88 @@ impl Mapping {
     }
 }
 
-/// A `TPACKET_V2` TX ring: `frames` slots of `frame_size` bytes.
+/// A `TPACKET_V2` TX ring: `frames` slots of `frame_size` bytes, packed
+/// `per_block` to a block of `block` bytes (frames never straddle blocks).
+/// With `PACKET_VNET_HDR` each slot's data starts with a [`VnetHdr`].
 pub struct TxRing {
     sock: PacketSocket,
     map: Mapping,
     frame_size: usize,
     frames: usize,
+    block: usize,
+    per_block: usize,
+    vnet: bool,
 }
 
 /// Where a TX frame's data starts: `TPACKET2_HDRLEN - sizeof(sockaddr_ll)`
 /// (packet_mmap.rst, "TX ring"; `tpacket_fill_skb` without `tp_net` set).
 const TX_DATA_OFF: usize = libc::TPACKET2_HDRLEN - std::mem::size_of::<libc::sockaddr_ll>();
 
+/// Block size of a ring whose frame size is not a power of two (the
+/// super-segment slots): 1 MiB holds 15 slots of 64 KiB + headers. The
+/// kernel allocates each block as `2^order` pages (`alloc_pg_vec`), so a
+/// block of one such slot would waste half of it.
+const BIG_BLOCK: usize = 1 << 20;
+
+/// `sizeof(struct virtio_net_hdr)` (include/uapi/linux/virtio_net.h).
+pub const VNET_HDR_LEN: usize = 10;
+/// Bytes of a TX slot before the frame itself with `PACKET_VNET_HDR`: the
+/// `tpacket2_hdr` area and the virtio-net header.
+pub const TX_FRAME_OVERHEAD: usize = TX_DATA_OFF + VNET_HDR_LEN;
+/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum at `csum_start +
+/// csum_offset` is partial (`CHECKSUM_PARTIAL`): the field holds the
+/// pseudo-header sum, the rest is summed from `csum_start` to the end.
+pub const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+/// `VIRTIO_NET_HDR_GSO_NONE`.
+pub const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
+/// `VIRTIO_NET_HDR_GSO_TCPV4`: segment as TCP over IPv4 (`SKB_GSO_TCPV4`).
+pub const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
+
+/// `struct virtio_net_hdr`, what precedes each frame of a socket with
+/// `PACKET_VNET_HDR` (`virtio_net_hdr_to_skb` reads it in `tpacket_snd`).
+/// Its 16-bit fields are in the legacy virtio byte order, the host's
+/// (`vio_le()` is `virtio_legacy_is_little_endian()`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VnetHdr {
+    pub flags: u8,
+    pub gso_type: u8,
+    /// Bytes of headers every segment repeats (L2 + L3 + L4).
+    pub hdr_len: u16,
+    /// Payload bytes per segment.
+    pub gso_size: u16,
+    /// Where the checksummed span starts (from the frame's start).
+    pub csum_start: u16,
+    /// Offset of the checksum field from `csum_start`.
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// The header's bytes as the kernel reads them.
+    #[inline(always)]
+    pub fn to_bytes(self) -> [u8; VNET_HDR_LEN] {
+        let mut b = [0u8; VNET_HDR_LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+        b
+    }
+}
+
 impl TxRing {
-    /// Sets `TPACKET_V2`, `PACKET_QDISC_BYPASS` (when asked), `PACKET_LOSS`
-    /// and the TX ring on `sock`, maps it and binds the socket.
+    /// Sets `TPACKET_V2`, `PACKET_QDISC_BYPASS` (when asked), `PACKET_LOSS`,
+    /// `PACKET_VNET_HDR` (when `vnet`: before the ring, as `packet_setsockopt`
+    /// refuses it once a ring exists) and the TX ring on `sock`, maps it and
+    /// binds the socket. The ring has at least `frames` slots (rounded up
+    /// to whole blocks).
     pub fn new(
         sock: PacketSocket,
         frame_size: usize,
         frames: usize,
         qdisc_bypass: bool,
+        vnet: bool,
     ) -> io::Result<TxRing> {
         let v = libc::tpacket_versions::TPACKET_V2 as i32;
         sock.set(libc::PACKET_VERSION, &v)?;
@@ -220,67 +282,118 @@ impl TxRing {
         }
         // A frame the kernel cannot send is skipped, not a wedge of the ring.
         sock.set(libc::PACKET_LOSS, &1i32)?;
-        let block = frame_size.max(4096);
+        if vnet {
+            sock.set(libc::PACKET_VNET_HDR, &1i32)?;
+        }
+        let block = if frame_size.is_power_of_two() {
+            frame_size.max(4096)
+        } else {
+            BIG_BLOCK.max(frame_size.next_multiple_of(4096))
+        };
         let per_block = block / frame_size;
+        let blocks = frames.div_ceil(per_block);
         let req = libc::tpacket_req {
             tp_block_size: block as u32,
-            tp_block_nr: frames.div_ceil(per_block) as u32,
+            tp_block_nr: blocks as u32,
             tp_frame_size: frame_size as u32,
-            tp_frame_nr: frames as u32,
+            tp_frame_nr: (blocks * per_block) as u32,
         };
         sock.set(libc::PACKET_TX_RING, &req)?;
-        let map = sock.map(req.tp_block_size as usize * req.tp_block_nr as usize)?;
+        let map = sock.map(block * blocks)?;
         sock.bind()?;
         Ok(TxRing {
             sock,
             map,
             frame_size,
-            frames,
+            frames: blocks * per_block,
+            block,
+            per_block,
+            vnet,
         })
+    }
+
+    /// `PACKET_VNET_HDR` on a fresh socket (set, then the socket is dropped):
+    /// whether this kernel sends frames with a virtio-net header.
+    pub fn probe_vnet(ifindex: i32) -> bool {
+        PacketSocket::open_silent(ifindex)
+            .is_ok_and(|s| s.set(libc::PACKET_VNET_HDR, &1i32).is_ok())
     }
 
     pub fn frames(&self) -> usize {
         self.frames
     }
 
-    /// Most data bytes a frame holds.
+    /// True when each frame carries a [`VnetHdr`].
+    pub fn vnet(&self) -> bool {
+        self.vnet
+    }
+
+    /// Most frame bytes a slot holds (after the virtio-net header, if any).
     pub fn max_data(&self) -> usize {
-        self.frame_size - TX_DATA_OFF
+        self.frame_size - TX_DATA_OFF - if self.vnet { VNET_HDR_LEN } else { 0 }
+    }
+
+    /// Byte offset of slot `i` in the mapping.
+    #[inline(always)]
+    fn slot(&self, i: usize) -> usize {
+        if self.per_block == 1 {
+            i * self.block
+        } else {
+            (i / self.per_block) * self.block + (i % self.per_block) * self.frame_size
+        }
     }
 
     /// The status of slot `i` (`TP_STATUS_AVAILABLE`, `_SEND_REQUEST`,
     /// `_SENDING`, `_WRONG_FORMAT`).
     #[inline]
     pub fn status(&self, i: usize) -> u32 {
-        self.map.status(i * self.frame_size).load(Ordering::Acquire)
+        self.map.status(self.slot(i)).load(Ordering::Acquire)
     }
 
     /// Marks slot `i` available again (after a `TP_STATUS_WRONG_FORMAT`).
     pub fn set_available(&self, i: usize) {
         self.map
-            .status(i * self.frame_size)
+            .status(self.slot(i))
             .store(libc::TP_STATUS_AVAILABLE, Ordering::Release);
     }
 
     /// Copies a frame given as segments into slot `i` (which must be
-    /// available; `len` ≤ [`TxRing::max_data`]), then hands it to the
-    /// kernel (`TP_STATUS_SEND_REQUEST`, release-ordered after the data).
+    /// available; `len` ≤ [`TxRing::max_data`]) after `vnet` (written only
+    /// when the ring has virtio-net headers), lets `fix` edit the copied
+    /// frame (checksum fields the kernel expects otherwise than the mbuf
+    /// holds them), then hands it to the kernel (`TP_STATUS_SEND_REQUEST`,
+    /// release-ordered after the data).
     #[inline]
-    pub fn fill<'a>(&self, i: usize, len: usize, segs: impl Iterator<Item = &'a [u8]>) {
+    pub fn fill<'a>(
+        &self,
+        i: usize,
+        vnet: VnetHdr,
+        len: usize,
+        segs: impl Iterator<Item = &'a [u8]>,
+        fix: impl FnOnce(&mut [u8]),
+    ) {
         assert!(i < self.frames && len <= self.max_data());
-        let base = i * self.frame_size;
-        // SAFETY: slot `i` is inside the mapping, available (the kernel does
-        // not touch it), and `len` fits its data area (asserted above).
+        let base = self.slot(i);
+        let hdr = if self.vnet { VNET_HDR_LEN } else { 0 };
+        // SAFETY: slot `i` is inside the mapping (`slot` stays within the
+        // blocks mapped), available (the kernel does not touch it), and the
+        // header plus `len` bytes fit its data area (asserted above); the
+        // frame slice lives only until the status store below.
         unsafe {
             let data = self.map.ptr.add(base + TX_DATA_OFF);
+            if self.vnet {
+                std::ptr::copy_nonoverlapping(vnet.to_bytes().as_ptr(), data, VNET_HDR_LEN);
+            }
+            let frame = data.add(hdr);
             let mut off = 0;
             for s in segs {
                 let n = s.len().min(len - off);
-                std::ptr::copy_nonoverlapping(s.as_ptr(), data.add(off), n);
+                std::ptr::copy_nonoverlapping(s.as_ptr(), frame.add(off), n);
                 off += n;
             }
+            fix(std::slice::from_raw_parts_mut(frame, len));
             let h = self.map.ptr.add(base) as *mut libc::tpacket2_hdr;
-            std::ptr::addr_of_mut!((*h).tp_len).write_volatile(len as u32);
+            std::ptr::addr_of_mut!((*h).tp_len).write_volatile((hdr + len) as u32);
         }
         self.map
             .status(base)

@@ -6,12 +6,21 @@
 //! `TPACKET_V3` block ring, several RX queues joined in one `PACKET_FANOUT`
 //! group (by flow hash). Frames are copied between mbufs and the rings.
 //! The MAC, MTU, link state and speed come from sysfs.
+//!
+//! TX offloads go to the kernel in a virtio-net header (`PACKET_VNET_HDR`,
+//! what `virtio_net_hdr_to_skb` reads in `tpacket_snd`): a TCP
+//! super-segment travels as one 64 KiB frame with `VIRTIO_NET_HDR_GSO_TCPV4`
+//! (the kernel's GSO — or the device, a veth passes it whole to its peer —
+//! makes the wire segments), and a checksum left to the device as
+//! `VIRTIO_NET_HDR_F_NEEDS_CSUM` (`CHECKSUM_PARTIAL`).
 
 use super::*;
 use crate::eal::pktmmap::{
-    PacketSocket, RxRing, TxRing, TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID,
+    PacketSocket, RxRing, TxRing, VnetHdr, TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID,
+    TX_FRAME_OVERHEAD, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
 };
-use crate::mbuf::{Burst, Mempool};
+use crate::mbuf::{ol, Burst, Mbuf, Mempool};
+use crate::stack::checksum;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,12 +28,22 @@ use std::sync::Arc;
 pub(crate) fn driver() -> DriverInfo {
     DriverInfo {
         name: "af_packet",
-        syntax: "af_packet:IFACE[?qdisc_bypass=1|0&block_kb=N]",
-        help: "any Linux interface (a veth, lo, eth0) through AF_PACKET: TPACKET_V2 TX ring with qdisc bypass, TPACKET_V3 RX ring, PACKET_FANOUT over RX queues; needs root or CAP_NET_RAW",
+        syntax: "af_packet:IFACE[?qdisc_bypass=1|0&block_kb=N&vnet=1|0]",
+        help: "any Linux interface (a veth, lo, eth0) through AF_PACKET: TPACKET_V2 TX ring with qdisc bypass, TPACKET_V3 RX ring, PACKET_FANOUT over RX queues, TSO and checksum offload through PACKET_VNET_HDR (vnet=0: none); needs root or CAP_NET_RAW",
         open: |spec| {
-            spec.check_params(&["qdisc_bypass", "block_kb"])?;
+            spec.check_params(&["qdisc_bypass", "block_kb", "vnet"])?;
             let iface = spec.require_arg("af_packet:IFACE")?.to_string();
             let bypass = spec.param_u64("qdisc_bypass", 1)? != 0;
+            let vnet = match spec.param_u64("vnet", 1)? {
+                0 => false,
+                1 => true,
+                v => {
+                    return Err(EthdevError::BadSpec {
+                        spec: spec.raw.clone(),
+                        why: format!("vnet={v}: give 1 (TX offloads through PACKET_VNET_HDR) or 0"),
+                    })
+                }
+            };
             let block_kb = spec.param_u64("block_kb", 256)?;
             if !(4..=4096).contains(&block_kb) || !block_kb.is_power_of_two() {
                 return Err(EthdevError::BadSpec {
@@ -37,6 +56,7 @@ pub(crate) fn driver() -> DriverInfo {
                 &iface,
                 bypass,
                 block_kb as usize * 1024,
+                vnet,
             )?))
         },
     }
@@ -118,6 +138,19 @@ impl Iface {
     }
 }
 
+/// A TX queue's offload counters (single writer: the queue's lcore).
+#[derive(Debug, Default)]
+struct TxVnetStats {
+    /// Super-segments handed to the kernel as one GSO frame.
+    tso_frames: StatCounter,
+    /// Wire segments those make (`gso_segs`).
+    tso_segments: StatCounter,
+    /// Frames with a checksum left partial (`VIRTIO_NET_HDR_F_NEEDS_CSUM`).
+    csum_partial: StatCounter,
+    /// Frames refused for an offload request the headers contradict.
+    bad_offload: StatCounter,
+}
+
 /// Counters the RX queues read from their sockets (`PACKET_STATISTICS`
 /// resets on read, so they are accumulated here).
 #[derive(Debug, Default)]
@@ -137,7 +170,23 @@ pub struct AfPacketDriver {
     block_size: usize,
     rx_kernel: Arc<RxKernelStats>,
     fanout_id: u16,
+    /// The kernel takes `PACKET_VNET_HDR` and `vnet=1`: TX offloads offered.
+    vnet: bool,
+    tx_vnet: Vec<Arc<TxVnetStats>>,
 }
+
+/// TX offloads a socket with `PACKET_VNET_HDR` performs.
+const VNET_OFFLOADS: u32 = ol::TX_TSO | ol::TX_TCP_CKSUM | ol::TX_UDP_CKSUM | ol::TX_IP_CKSUM;
+
+/// Slot size of a TX ring that takes super-segments: the virtio-net and
+/// TPACKET_V2 headers, the largest IPv4 datagram (65535) and a tagged
+/// Ethernet header, in 16-byte `TPACKET_ALIGNMENT` units.
+const TSO_FRAME: usize = (TX_FRAME_OVERHEAD + 65535 + 18).next_multiple_of(16);
+
+/// Most slots of a TSO ring: 120 × 64 KiB ≈ 7.5 MiB of locked memory per
+/// queue (eight 1 MiB blocks), whatever `tx_ring_size` asks — each slot
+/// holds up to 45 wire segments, so this carries as much as 5400 MSS slots.
+const TSO_RING_MAX: usize = 120;
 
 /// A process-unique fanout group id per port.
 static NEXT_FANOUT: AtomicU16 = AtomicU16::new(1);
@@ -153,10 +202,12 @@ fn open_port(
     iface: &str,
     bypass: bool,
     block_size: usize,
+    vnet: bool,
 ) -> Result<AfPacketPort, EthdevError> {
     let iface = Iface::lookup(spec, iface)?;
     // Fail early, naming the capability, rather than at queue set-up.
     PacketSocket::open(iface.index).map_err(|e| sock_error(spec, "socket(AF_PACKET)", e))?;
+    let vnet = vnet && TxRing::probe_vnet(iface.index);
     if frame_size(iface.mtu) > block_size {
         return Err(EthdevError::BadSpec {
             spec: spec.to_string(),
@@ -175,6 +226,8 @@ fn open_port(
             block_size,
             rx_kernel: Arc::default(),
             fanout_id: NEXT_FANOUT.fetch_add(1, Ordering::Relaxed),
+            vnet,
+            tx_vnet: Vec::new(),
         },
     ))
 }
@@ -207,7 +260,7 @@ impl Driver for AfPacketDriver {
             rx_ring_min: 64,
             rx_ring_max: 16384,
             rx_ring_align: 2,
-            tx_offload_capa: 0,
+            tx_offload_capa: if self.vnet { VNET_OFFLOADS } else { 0 },
             // The kernel takes MTU + header, and 4 more for a VLAN-tagged frame.
             max_frame: self.iface.mtu + 14 + 4,
             line_rate_bps: speed * 1_000_000,
@@ -218,15 +271,43 @@ impl Driver for AfPacketDriver {
         self.iface.mac
     }
 
+    fn configure(&mut self, _port: &str, _conf: &PortConfig) -> Result<(), EthdevError> {
+        self.tx_vnet.clear();
+        Ok(())
+    }
+
+    /// With offloads configured the socket gets `PACKET_VNET_HDR`; with
+    /// `TX_TSO` its slots hold a 64 KiB super-segment each (and there are
+    /// at most [`TSO_RING_MAX`] of them), and it goes through the qdisc layer.
     fn tx_queue_setup(&mut self, q: QueueSetup<'_>) -> Result<Box<dyn TxQueue>, EthdevError> {
         let sock = PacketSocket::open(self.iface.index)
             .map_err(|e| sock_error(q.port, "socket(AF_PACKET)", e))?;
-        let frames = q.conf.tx_ring_size as usize;
-        let ring = TxRing::new(sock, frame_size(self.iface.mtu), frames, self.bypass)
+        let offloads = if self.vnet {
+            q.conf.tx_offloads & VNET_OFFLOADS
+        } else {
+            0
+        };
+        let tso = offloads & ol::TX_TSO != 0;
+        let (fs, frames) = if tso {
+            (TSO_FRAME, (q.conf.tx_ring_size as usize).min(TSO_RING_MAX))
+        } else {
+            (frame_size(self.iface.mtu), q.conf.tx_ring_size as usize)
+        };
+        // `__dev_direct_xmit` (PACKET_QDISC_BYPASS) drops a frame that
+        // `validate_xmit_skb` would have to segment — a super-segment on an
+        // interface without TSO — so a TSO socket goes through
+        // `dev_queue_xmit`, whose GSO cuts it when the device cannot.
+        let bypass = self.bypass && !tso;
+        let ring = TxRing::new(sock, fs, frames, bypass, offloads != 0)
             .map_err(|e| sock_error(q.port, "PACKET_TX_RING", e))?;
+        let vs = Arc::new(TxVnetStats::default());
+        self.tx_vnet.push(vs.clone());
+        let frames = ring.frames();
         Ok(Box::new(AfPacketTxQueue {
             index: q.queue,
             stats: q.stats,
+            offloads,
+            vnet_stats: vs,
             max_len: (self.iface.mtu + 14) as usize,
             lens: vec![0; frames],
             ring,
@@ -309,6 +390,11 @@ impl Driver for AfPacketDriver {
             "rx_kernel_freeze_q".into(),
             self.rx_kernel.tp_freeze_q_cnt.load(Ordering::Relaxed),
         ));
+        let sum = |f: fn(&TxVnetStats) -> u64| self.tx_vnet.iter().map(|s| f(s)).sum::<u64>();
+        v.push(("tx_tso_frames".into(), sum(|s| s.tso_frames.get())));
+        v.push(("tx_tso_segments".into(), sum(|s| s.tso_segments.get())));
+        v.push(("tx_csum_partial".into(), sum(|s| s.csum_partial.get())));
+        v.push(("tx_bad_offload".into(), sum(|s| s.bad_offload.get())));
         // What the kernel's own counters say of the interface.
         for c in [
             "tx_packets",
@@ -326,6 +412,10 @@ impl Driver for AfPacketDriver {
 pub struct AfPacketTxQueue {
     index: u16,
     stats: Arc<QueueStats>,
+    /// Offloads this queue performs ([`VNET_OFFLOADS`] as configured; none
+    /// without a virtio-net header).
+    offloads: u32,
+    vnet_stats: Arc<TxVnetStats>,
     /// Largest untagged frame the interface takes (MTU + 14).
     max_len: usize,
     /// Length of the frame in each slot (for the completion report).
@@ -350,33 +440,59 @@ impl TxQueue for AfPacketTxQueue {
     }
 
     /// Plays the part of `ndo_start_xmit` over `tpacket_snd`: copies each
-    /// frame into the next available slot (`TP_STATUS_SEND_REQUEST`), then
-    /// one `sendto` kick for the whole burst (the doorbell).
+    /// frame into the next available slot (`TP_STATUS_SEND_REQUEST`), after
+    /// its virtio-net header when the queue has offloads, then one `sendto`
+    /// kick for the whole burst (the doorbell). A super-segment takes one
+    /// slot; its completion reports the bytes its wire segments carry.
     fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
         let n = self.ring.frames();
         let mut took = 0;
         while let Some(m) = pkts.pop_front() {
             let len = m.pkt_len();
             let tagged = m.data().len() >= 14 && m.data()[12..14] == [0x81, 0x00];
-            if len > self.max_len + if tagged { 4 } else { 0 } || len > self.ring.max_data() {
+            let gso = self.offloads & ol::TX_TSO != 0 && offload::is_gso(&m);
+            let mtu_ok = gso || len <= self.max_len + if tagged { 4 } else { 0 };
+            let req = if self.offloads != 0 {
+                vnet_request(&m, gso)
+            } else {
+                Some(VnetReq::default())
+            };
+            let Some(req) = req.filter(|_| mtu_ok && len <= self.ring.max_data()) else {
                 // The kernel would refuse it: dropped and counted, reported by clean.
+                if mtu_ok && len <= self.ring.max_data() {
+                    self.vnet_stats.bad_offload.add(1);
+                }
                 self.stats.drops.add(1);
                 self.dropped.packets += 1;
-                self.dropped.bytes += len as u64;
+                self.dropped.bytes += offload::wire_len(&m);
                 took += 1;
                 continue;
-            }
+            };
             if self.inflight == n || self.ring.status(self.head) != libc::TP_STATUS_AVAILABLE {
                 // Ring full: the rest waits (NETDEV_TX_BUSY).
                 let _ = pkts.push_front(m);
                 break;
             }
-            self.ring.fill(self.head, len, m.segments().map(|s| s.data));
-            self.lens[self.head] = len as u32;
+            self.ring
+                .fill(self.head, req.hdr, len, m.segments().map(|s| s.data), |f| {
+                    req.fix(f)
+                });
+            let wire = if req.hdr.gso_type != 0 {
+                let segs = offload::gso_segs(&m) as u64;
+                self.vnet_stats.tso_frames.add(1);
+                self.vnet_stats.tso_segments.add(segs);
+                offload::wire_len(&m)
+            } else {
+                len as u64
+            };
+            if req.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
+                self.vnet_stats.csum_partial.add(1);
+            }
+            self.lens[self.head] = wire as u32;
             self.head = (self.head + 1) % n;
             self.inflight += 1;
             self.stats.packets.add(1);
-            self.stats.bytes.add(len as u64);
+            self.stats.bytes.add(wire);
             took += 1;
             // The data is in the ring: the mbuf goes home now (copy mode).
             drop(m);
@@ -431,6 +547,10 @@ impl TxQueue for AfPacketTxQueue {
         self.ring.frames() - self.inflight
     }
 
+    fn tx_offloads(&self) -> u32 {
+        self.offloads
+    }
+
     fn ring_size(&self) -> usize {
         self.ring.frames()
     }
@@ -438,6 +558,97 @@ impl TxQueue for AfPacketTxQueue {
     fn stats(&self) -> Arc<QueueStats> {
         self.stats.clone()
     }
+}
+
+/// What one frame asks of the kernel: its virtio-net header, and the
+/// edits its copy in the slot needs first.
+#[derive(Debug, Clone, Copy, Default)]
+struct VnetReq {
+    hdr: VnetHdr,
+    /// The TCP checksum field's offset and the L4 length to add to its
+    /// seed: a super-segment carries DPDK's TSO seed (the pseudo-header
+    /// without the length), the kernel's `tcp_gso_segment` one with it
+    /// (`__tcp_v4_send_check` over the whole `skb->len`; it swaps that
+    /// length for each segment's).
+    seed_len: Option<(usize, u16)>,
+    /// Offset and length of an IPv4 header whose checksum is asked of the
+    /// device (`TX_IP_CKSUM`): the kernel computes none for an unsegmented
+    /// frame, so it is computed here, on the copy.
+    ip_csum: Option<(usize, usize)>,
+}
+
+impl VnetReq {
+    #[inline]
+    fn fix(&self, f: &mut [u8]) {
+        if let Some((off, add)) = self.seed_len {
+            let old = u16::from_be_bytes([f[off], f[off + 1]]);
+            let new = checksum::fold(old as u64 + add as u64);
+            f[off..off + 2].copy_from_slice(&new.to_be_bytes());
+        }
+        if let Some((l2, l3)) = self.ip_csum {
+            f[l2 + 10..l2 + 12].fill(0);
+            let c = checksum::checksum(&f[l2..l2 + l3]);
+            f[l2 + 10..l2 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+    }
+}
+
+/// Plays the part of `virtio_net_hdr_from_skb` for an mbuf's offload
+/// request (DPDK's `tx_offload` fields): GSO type and size, the header
+/// length every segment repeats, and the partial checksum's place.
+/// `None` when the lengths contradict the frame (the request cannot be
+/// met; the frame is dropped and counted).
+#[inline]
+fn vnet_request(m: &Mbuf, gso: bool) -> Option<VnetReq> {
+    let f = m.ol_flags();
+    let len = m.pkt_len();
+    let (l2, l3, l4) = m.tx_lens();
+    let (l2, l3, l4) = (l2 as usize, l3 as usize, l4 as usize);
+    let mut r = VnetReq::default();
+    let wants = ol::TX_TCP_CKSUM | ol::TX_UDP_CKSUM | ol::TX_IP_CKSUM;
+    if !gso && f & wants == 0 {
+        return Some(r);
+    }
+    // The lengths bound every edit `VnetReq::fix` makes of the copy.
+    if l2 < 14 || l3 < 20 || l2 + l3 + l4 > len {
+        return None;
+    }
+    if f & ol::TX_IP_CKSUM != 0 {
+        r.ip_csum = Some((l2, l3));
+    }
+    let start = l2 + l3;
+    if gso {
+        let mss = m.tso_segsz() as usize;
+        if l4 < 20 {
+            return None;
+        }
+        r.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        r.hdr.csum_start = start as u16;
+        r.hdr.csum_offset = 16;
+        r.seed_len = Some((start + 16, (len - start) as u16));
+        // The kernel refuses a GSO frame of one segment or less
+        // (`virtio_net_hdr_to_skb`): that one goes as a plain frame.
+        if len - start - l4 > mss {
+            r.hdr.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+            r.hdr.gso_size = mss as u16;
+            r.hdr.hdr_len = (start + l4) as u16;
+        }
+    } else if f & ol::TX_TCP_CKSUM != 0 {
+        if start + 20 > len {
+            return None;
+        }
+        r.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        r.hdr.csum_start = start as u16;
+        r.hdr.csum_offset = 16;
+    } else if f & ol::TX_UDP_CKSUM != 0 {
+        if start + 8 > len {
+            return None;
+        }
+        r.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        r.hdr.csum_start = start as u16;
+        r.hdr.csum_offset = 6;
+    }
+    Some(r)
 }
 
 /// An RX queue: one socket and its TPACKET_V3 block ring.
@@ -536,5 +747,157 @@ impl AfPacketRxQueue {
         self.ring.release(self.block);
         self.block = (self.block + 1) % self.ring.blocks();
         self.left = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eal::dma::{set_page_mode, PageMode};
+    use crate::mbuf::PoolConfig;
+
+    fn pool() -> Mempool {
+        set_page_mode(PageMode::Small);
+        Mempool::new(&PoolConfig {
+            name: "afp-vnet-test".into(),
+            size: 64,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    /// Ethernet + IPv4 + TCP (32-byte header) frame of `len` bytes, the
+    /// TCP checksum field holding `seed`, the IPv4 checksum 0.
+    fn tcp_frame(len: usize, seed: u16) -> Vec<u8> {
+        let mut f = vec![0u8; len];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&((len - 14) as u16).to_be_bytes());
+        f[22] = 64;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+        f[46] = 0x80;
+        f[50..52].copy_from_slice(&seed.to_be_bytes());
+        for (i, b) in f[66..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        f
+    }
+
+    fn pseudo(l4: u16) -> u64 {
+        checksum::pseudo_header_sum(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            6,
+            l4,
+        )
+    }
+
+    #[test]
+    fn super_segment_gets_gso_tcpv4_and_the_kernels_seed() {
+        let mut p = pool();
+        let len = 14 + 20 + 32 + 3 * 1448 + 100;
+        let l4 = (len - 34) as u16;
+        // DPDK's TSO seed: the pseudo-header without the length.
+        let seed = checksum::fold(pseudo(l4) - l4 as u64);
+        let mut m = p.alloc().unwrap();
+        m.extend_from_slice(&tcp_frame(len.min(1900), seed))
+            .unwrap();
+        for c in vec![7u8; len - 1900].chunks(1500) {
+            let mut tail = p.alloc().unwrap();
+            tail.extend_from_slice(c).unwrap();
+            m.chain(tail);
+        }
+        assert_eq!(m.pkt_len(), len);
+        m.set_ol_flags(ol::TX_TSO | ol::TX_TCP_CKSUM | ol::TX_IPV4);
+        m.set_tx_lens(14, 20, 32);
+        m.set_tso_segsz(1448);
+        let r = vnet_request(&m, true).unwrap();
+        assert_eq!(
+            r.hdr,
+            VnetHdr {
+                flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                gso_type: VIRTIO_NET_HDR_GSO_TCPV4,
+                hdr_len: 66,
+                gso_size: 1448,
+                csum_start: 34,
+                csum_offset: 16,
+            }
+        );
+        let b = r.hdr.to_bytes();
+        assert_eq!(&b[..2], &[1, 1]);
+        assert_eq!(u16::from_ne_bytes([b[2], b[3]]), 66);
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 1448);
+        assert_eq!(u16::from_ne_bytes([b[6], b[7]]), 34);
+        assert_eq!(u16::from_ne_bytes([b[8], b[9]]), 16);
+        // The copy's field: `__tcp_v4_send_check`'s seed over the whole length.
+        let mut f = tcp_frame(100, seed);
+        r.fix(&mut f);
+        assert_eq!(
+            u16::from_be_bytes([f[50], f[51]]),
+            checksum::fold(pseudo(l4))
+        );
+        assert_eq!(offload::gso_segs(&m), 4);
+    }
+
+    #[test]
+    fn one_segment_super_segment_goes_as_a_plain_partial_checksum() {
+        let mut p = pool();
+        let len = 14 + 20 + 32 + 1000;
+        let l4 = (len - 34) as u16;
+        let seed = checksum::fold(pseudo(l4) - l4 as u64);
+        let mut m = p.alloc().unwrap();
+        m.extend_from_slice(&tcp_frame(len, seed)).unwrap();
+        m.set_ol_flags(ol::TX_TSO | ol::TX_TCP_CKSUM | ol::TX_IPV4);
+        m.set_tx_lens(14, 20, 32);
+        m.set_tso_segsz(1448);
+        let r = vnet_request(&m, true).unwrap();
+        // `virtio_net_hdr_to_skb` refuses GSO of one segment or less.
+        assert_eq!(r.hdr.gso_type, 0);
+        assert_eq!(r.hdr.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+        let mut f = tcp_frame(len, seed);
+        r.fix(&mut f);
+        // The field now holds the pseudo-header sum with the length: the
+        // checksum the kernel finishes over [34, len) is the full one.
+        let mut c = checksum::Checksum::new();
+        c.add(&f[34..]);
+        let done = !c.folded();
+        f[50..52].copy_from_slice(&done.to_be_bytes());
+        let mut v = checksum::Checksum::with_sum(pseudo(l4));
+        v.add(&f[34..]);
+        assert_eq!(v.folded(), 0xffff, "the finished sum verifies");
+    }
+
+    #[test]
+    fn checksum_requests_and_bad_lengths() {
+        let mut p = pool();
+        let mut m = p.alloc().unwrap();
+        m.extend_from_slice(&tcp_frame(200, 0)).unwrap();
+        assert_eq!(vnet_request(&m, false).unwrap().hdr, VnetHdr::default());
+        m.set_ol_flags(ol::TX_UDP_CKSUM | ol::TX_IP_CKSUM | ol::TX_IPV4);
+        m.set_tx_lens(14, 20, 8);
+        let r = vnet_request(&m, false).unwrap();
+        assert_eq!((r.hdr.csum_start, r.hdr.csum_offset), (34, 6));
+        assert_eq!(r.ip_csum, Some((14, 20)));
+        let mut f = tcp_frame(200, 0);
+        r.fix(&mut f);
+        assert_eq!(checksum::checksum(&f[14..34]), 0, "IPv4 header checksum");
+        // Lengths the frame contradicts: refused, not sent wrong.
+        m.set_tx_lens(0, 20, 8);
+        assert!(vnet_request(&m, false).is_none());
+        m.set_tx_lens(14, 20, 255);
+        assert!(vnet_request(&m, false).is_none());
+        // An IPv4 header length beyond the frame: refused, no edit out of bounds.
+        m.set_tx_lens(14, 250, 0);
+        assert!(vnet_request(&m, false).is_none());
+        let mut short = p.alloc().unwrap();
+        short.extend_from_slice(&tcp_frame(200, 0)[..40]).unwrap();
+        short.set_ol_flags(ol::TX_TCP_CKSUM | ol::TX_IPV4);
+        short.set_tx_lens(14, 20, 0);
+        assert!(
+            vnet_request(&short, false).is_none(),
+            "no room for the TCP header"
+        );
     }
 }

@@ -94,6 +94,11 @@ pub struct ModelCounters {
     pub dma_faults: AtomicU64,
     pub tx_fault_drops: AtomicU64,
     pub paylen_mismatch: AtomicU64,
+    /// Frames a TSO packet (TSE) was cut into.
+    pub tso_segments: AtomicU64,
+    /// TSO packets refused: a context that is no TCP/IPv4 one, MSS 0, or
+    /// headers longer than the packet.
+    pub tso_bad: AtomicU64,
     pub rx_frames: AtomicU64,
     pub rx_not_ready: AtomicU64,
     pub rx_filtered: AtomicU64,
@@ -434,6 +439,8 @@ impl IgbModel {
             ("model_dma_faults".into(), g(&c.dma_faults)),
             ("model_tx_fault_drops".into(), g(&c.tx_fault_drops)),
             ("model_paylen_mismatch".into(), g(&c.paylen_mismatch)),
+            ("model_tso_segments".into(), g(&c.tso_segments)),
+            ("model_tso_bad".into(), g(&c.tso_bad)),
             ("model_rx_frames".into(), g(&c.rx_frames)),
             ("model_rx_not_ready".into(), g(&c.rx_not_ready)),
             ("model_rx_filtered".into(), g(&c.rx_filtered)),
@@ -607,6 +614,8 @@ impl RegisterSpace for IgbModel {
 struct Ctx {
     vlan_macip_lens: u32,
     type_tucmd: u32,
+    /// MSS (bits 31:16) and L4LEN (bits 15:8) of the upper dword.
+    mss_l4len: u32,
 }
 
 #[derive(Default)]
@@ -890,6 +899,7 @@ impl Engine {
                 self.tx[q].ctx[idx] = Ctx {
                     vlan_macip_lens: lo as u32,
                     type_tucmd: cmd,
+                    mss_l4len: olinfo & !(1 << TXD_IDX_SHIFT),
                 };
                 self.lc[LC_CTX] += 1;
             }
@@ -952,12 +962,16 @@ impl Engine {
             return;
         }
         let paylen = (t.first_olinfo >> TXD_PAYLEN_SHIFT) as usize;
-        if paylen != t.frame.len() {
-            sh.c.paylen_mismatch.fetch_add(1, Ordering::Relaxed);
-        }
         let ctx = t.ctx[((t.first_olinfo >> TXD_IDX_SHIFT) & 1) as usize];
         let maclen = ((ctx.vlan_macip_lens >> CTX_MACLEN_SHIFT) & 0x7F) as usize;
         let iplen = (ctx.vlan_macip_lens & CTX_IPLEN_MASK) as usize;
+        if t.first_cmd & TXD_TSE != 0 {
+            self.finish_tso(sh, q, ctx, maclen, iplen, paylen);
+            return;
+        }
+        if paylen != t.frame.len() {
+            sh.c.paylen_mismatch.fetch_add(1, Ordering::Relaxed);
+        }
         if t.first_olinfo & TXD_POPTS_IXSM != 0 {
             net::insert_ipv4_csum(&mut t.frame, maclen, iplen);
         }
@@ -978,6 +992,95 @@ impl Engine {
         }
         let frame = std::mem::take(&mut t.frame);
         self.wire(sh, &frame);
+        self.tx[q].frame = frame;
+    }
+
+    /// TCP segmentation (TSE), as the 82576 does it (datasheet 7.2.4, "TCP
+    /// segmentation"; QEMU's igb models the same): the packet's first
+    /// MACLEN + IPLEN + L4LEN bytes are the header every segment repeats,
+    /// the rest is cut in MSS pieces. Per segment: IPv4 total length for
+    /// its size, the IP ID advanced by one per segment, the TCP sequence
+    /// number by the bytes before it, FIN and PSH kept on the last only;
+    /// the IPv4 checksum computed (IXSM), and the TCP one from the field's
+    /// seed — the pseudo-header sum without the length, which the part adds
+    /// per segment — over the segment's TCP header and payload.
+    fn finish_tso(
+        &mut self,
+        sh: &Shared,
+        q: usize,
+        ctx: Ctx,
+        maclen: usize,
+        iplen: usize,
+        paylen: usize,
+    ) {
+        let t = &mut self.tx[q];
+        let frame = std::mem::take(&mut t.frame);
+        let l4len = ((ctx.mss_l4len >> CTX_L4LEN_SHIFT) & 0xFF) as usize;
+        let mss = (ctx.mss_l4len >> CTX_MSS_SHIFT) as usize;
+        let hdr = maclen + iplen + l4len;
+        let ok = mss > 0
+            && iplen >= 20
+            && l4len >= 20
+            && ctx.type_tucmd & TUCMD_L4T_MASK == TUCMD_L4T_TCP
+            && ctx.type_tucmd & TUCMD_IPV4 != 0
+            && frame.len() > hdr;
+        if !ok {
+            sh.c.tso_bad.fetch_add(1, Ordering::Relaxed);
+            sh.event(
+                Some(q as u16),
+                "tso-bad-context",
+                format!(
+                    "tx queue {q}: TSE packet of {} bytes with MSS {mss}, headers {maclen}+{iplen}+{l4len}, TUCMD {:#x}: dropped",
+                    frame.len(),
+                    ctx.type_tucmd
+                ),
+            );
+            self.tx[q].frame = frame;
+            return;
+        }
+        if paylen != frame.len() - hdr {
+            sh.c.paylen_mismatch.fetch_add(1, Ordering::Relaxed);
+        }
+        let (ip, th) = (maclen, maclen + iplen);
+        let id0 = u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]);
+        let seq0 = u32::from_be_bytes([frame[th + 4], frame[th + 5], frame[th + 6], frame[th + 7]]);
+        let flags = frame[th + 13];
+        let payload = &frame[hdr..];
+        let nseg = payload.len().div_ceil(mss);
+        let first_olinfo = self.tx[q].first_olinfo;
+        let vle = self.tx[q].first_cmd & TXD_VLE != 0;
+        let mut seg = Vec::with_capacity(hdr + mss + 4);
+        for (i, chunk) in payload.chunks(mss).enumerate() {
+            seg.clear();
+            seg.extend_from_slice(&frame[..hdr]);
+            seg.extend_from_slice(chunk);
+            let tot = (iplen + l4len + chunk.len()) as u16;
+            seg[ip + 2..ip + 4].copy_from_slice(&tot.to_be_bytes());
+            seg[ip + 4..ip + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+            let seq = seq0.wrapping_add((i * mss) as u32);
+            seg[th + 4..th + 8].copy_from_slice(&seq.to_be_bytes());
+            if i + 1 < nseg {
+                // FIN 0x01, PSH 0x08: the last segment's only.
+                seg[th + 13] = flags & !0x09;
+            }
+            if first_olinfo & TXD_POPTS_IXSM != 0 {
+                net::insert_ipv4_csum(&mut seg, maclen, iplen);
+            }
+            // The seed plus this segment's TCP length, then the segment.
+            let l4 = (l4len + chunk.len()) as u32;
+            let c = !net::fold(net::sum16(&seg[th..], l4));
+            seg[th + 16..th + 18].copy_from_slice(&c.to_be_bytes());
+            if vle {
+                let tpid = (sh.r(VET) & 0xFFFF) as u16;
+                net::insert_vlan(
+                    &mut seg,
+                    tpid,
+                    (ctx.vlan_macip_lens >> CTX_VLAN_SHIFT) as u16,
+                );
+            }
+            self.wire(sh, &seg);
+            sh.c.tso_segments.fetch_add(1, Ordering::Relaxed);
+        }
         self.tx[q].frame = frame;
     }
 
