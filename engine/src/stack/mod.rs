@@ -61,7 +61,9 @@ pub use route::{Nexthop, Route, RouteError, RouteKind, RouteTable, RouteType};
 pub use rx::IcmpParams;
 pub use snmp::{SnmpSnapshot, StackCounters};
 pub use tcp::{CongAlgo, TcpConfig, TcpId, TcpInfo, TcpPoll, TcpSocket, TcpState};
-pub use udp::{MsgFlags, PmtuDisc, SendOpts, SocketId, UdpSocket};
+pub use udp::{
+    MsgFlags, PmtuDisc, SendOpts, SockExtendedErr, SocketId, UdpSocket, SO_EE_ORIGIN_ICMP,
+};
 
 use crate::ethdev::{MacAddr, TxQueue};
 use crate::mbuf::{Burst, Mbuf, Mempool};
@@ -116,6 +118,16 @@ pub enum Errno {
     EALREADY,
     #[error("ENODEV: no such port (the output interface asked for does not exist)")]
     ENODEV,
+    #[error("ENOPROTOOPT: the peer reported the protocol unreachable (ICMP protocol unreachable)")]
+    ENOPROTOOPT,
+    #[error("EOPNOTSUPP: a router reported the source route failed (ICMP source route failed)")]
+    EOPNOTSUPP,
+    #[error("EHOSTDOWN: a router reported the destination host unknown (ICMP host unknown)")]
+    EHOSTDOWN,
+    #[error("ENONET: a router reported the source host isolated (ICMP host isolated)")]
+    ENONET,
+    #[error("EPROTO: the peer reported a bad IP header (ICMP parameter problem)")]
+    EPROTO,
 }
 
 impl Errno {
@@ -143,6 +155,11 @@ impl Errno {
             Errno::EISCONN => libc::EISCONN,
             Errno::EALREADY => libc::EALREADY,
             Errno::ENODEV => libc::ENODEV,
+            Errno::ENOPROTOOPT => libc::ENOPROTOOPT,
+            Errno::EOPNOTSUPP => libc::EOPNOTSUPP,
+            Errno::EHOSTDOWN => libc::EHOSTDOWN,
+            Errno::ENONET => libc::ENONET,
+            Errno::EPROTO => libc::EPROTO,
         }
     }
 }
@@ -973,9 +990,40 @@ impl Stack {
         let now = self.now;
         let (neigh, mut io) = self.split_neigh();
         neigh.poll_timers(&mut io, now);
-        let ev = self.reasm.expire(now);
+        let mut quotes: Vec<(Ipv4Addr, Ipv4Addr, Vec<u8>)> = Vec::new();
+        let ev = self.reasm.expire(now, |h, m| {
+            // icmp_send quotes the offending datagram — here the first
+            // fragment, IP header and payload — up to 576 bytes of reply:
+            // 576 - 20 (IP) - 8 (ICMP) = 548.
+            let hl = h.header_len();
+            let mut q = vec![0u8; 60];
+            h.emit(&mut q);
+            q.truncate(hl);
+            for s in m.segments() {
+                let k = s.data.len().min(548usize.saturating_sub(q.len()));
+                q.extend_from_slice(&s.data[..k]);
+            }
+            quotes.push((h.src, h.dst, q));
+        });
         self.counters.ip.reasm_timeout.add(ev.timeouts);
         self.counters.ip.reasm_fails.add(ev.fails);
+        for (src, dst, q) in quotes {
+            // ip_expire: only an end host reports a reassembly timeout
+            // (RFC 792), so only for a datagram to one of our addresses
+            // (`RTN_LOCAL`), never for broadcast or multicast.
+            if self.port_of_addr(dst).is_some() || dst.is_loopback() {
+                self.icmp_send(
+                    src,
+                    Some(dst),
+                    wire::IcmpHeader::Other {
+                        kind: wire::ICMP_TIME_EXCEEDED,
+                        code: wire::ICMP_EXC_FRAGTIME,
+                        rest: [0; 4],
+                    },
+                    &q,
+                );
+            }
+        }
         self.process_backlog();
         self.xmit.flush();
         self.xmit.reclaim();

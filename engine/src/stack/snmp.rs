@@ -72,6 +72,10 @@ counters!(
         in_errors => "InErrors",
         in_csum_errors => "InCsumErrors",
         in_dest_unreachs => "InDestUnreachs",
+        in_time_excds => "InTimeExcds",
+        in_parm_probs => "InParmProbs",
+        in_src_quenchs => "InSrcQuenchs",
+        in_redirects => "InRedirects",
         in_echos => "InEchos",
         in_echo_reps => "InEchoReps",
         out_msgs => "OutMsgs",
@@ -83,6 +87,7 @@ counters!(
         /// Linux's `ICMP_MIB_RATELIMITHOST`.
         out_rate_limit_host => "OutRateLimitHost",
         out_dest_unreachs => "OutDestUnreachs",
+        out_time_excds => "OutTimeExcds",
         out_echos => "OutEchos",
         out_echo_reps => "OutEchoReps",
     }
@@ -215,6 +220,10 @@ counters!(
         malformed => "malformed",
         /// A packet hook dropped it or an ICMP reply could not be built.
         dropped => "dropped",
+        /// ICMP errors an `IP_RECVERR` socket could not queue: its receive
+        /// buffer was full (`sock_queue_err_skb` → `-ENOMEM`; Linux frees
+        /// the clone without a counter, the error still sets `sk_err`).
+        errqueue_full => "errqueue_full",
     }
 );
 
