@@ -948,7 +948,8 @@ impl Stack {
         }
         let now = self.now;
         let (neigh, mut io) = self.split_neigh();
-        let idx = neigh.lookup_or_create(port, ip, io.c, now);
+        // A full table (`table_fulls`): no entry, no address.
+        let idx = neigh.lookup_or_create(port, ip, io.c, now)?;
         let mac = neigh.event_send(idx, &mut io, now);
         self.xmit.flush();
         mac

@@ -191,6 +191,10 @@ counters!(
         res_failed => "res_failed",
         /// Packets dropped because the pending queue of an unresolved entry was full.
         unres_discards => "unres_discards",
+        /// `neigh_forced_gc` runs (creating past `gc_thresh2`/`gc_thresh3`).
+        forced_gc_runs => "forced_gc_runs",
+        /// Entries not created: at `gc_thresh3` and the forced GC freed nothing.
+        table_fulls => "table_fulls",
         /// Queued packets dropped when their entry failed.
         failed_drops => "failed_drops",
         /// Queued packets the device refused when the entry resolved.

@@ -2304,3 +2304,6 @@ fn sends_to_our_own_addresses_are_delivered_locally_without_arp() {
 
 #[path = "tests_icmp_err.rs"]
 mod icmp_err;
+
+#[path = "tests_neigh.rs"]
+mod neigh_limits;

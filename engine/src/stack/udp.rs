@@ -823,8 +823,11 @@ impl Stack {
             Ok(()) => c.udp.out_datagrams.add(1),
             Err(_) => {
                 // ip_send_skb counts the discard; udp_send_skb turns ENOBUFS
-                // into SndbufErrors and reports success.
+                // into SndbufErrors and reports success (without IP_RECVERR).
                 c.ip.out_discards.add(1);
+                if sk.recverr {
+                    return Some(Err(Errno::ENOBUFS));
+                }
                 c.udp.sndbuf_errors.add(1);
             }
         }
@@ -1139,6 +1142,7 @@ impl Stack {
                 connected: connected && sk.remote.is_some(),
                 confirm,
                 corked: corkreq,
+                recverr: sk.recverr,
             });
         } else if let Some(f) = sk.pending.flow.as_mut() {
             // Appending to a corked datagram: its destination stands.
