@@ -143,6 +143,8 @@ pub(crate) struct Flow {
     /// The socket's `IP_RECVERR`: `udp_send_skb` reports ENOBUFS from
     /// below instead of hiding it in `SndbufErrors`.
     pub recverr: bool,
+    /// `IP_MULTICAST_LOOP`.
+    pub mc_loop: bool,
 }
 
 /// A datagram being built (`sk_write_queue` while corked).
@@ -846,6 +848,22 @@ impl Stack {
                 self.counters.ip.frag_creates.add(1);
             }
             offset += plen;
+            if flow.dst.multicast {
+                // ip_mc_output: a group joined on the way out, with
+                // IP_MULTICAST_LOOP, is also looped back (dev_loopback_xmit);
+                // TTL 0 stays on this host.
+                if flow.mc_loop && self.mc.is_member(flow.dst.port, flow.dst.daddr) {
+                    match super::udp::copy_mbuf(&mut self.pool, &m) {
+                        Some(c) => {
+                            let _ = self.loopback_xmit(flow.dst.port, c);
+                        }
+                        None => self.counters.rx.dropped.add(1),
+                    }
+                }
+                if flow.ttl == 0 {
+                    continue;
+                }
+            }
             result = self.ip_output_one(m, &flow.dst, flow.confirm && i == 0);
         }
         p.frags = frags;

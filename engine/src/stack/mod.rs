@@ -45,6 +45,7 @@
 pub mod checksum;
 pub mod fib_rules;
 mod frag;
+pub mod igmp;
 mod ip;
 pub mod neigh;
 pub mod route;
@@ -628,6 +629,8 @@ pub struct Stack {
     pub(crate) scratch: Option<Box<Burst>>,
     /// Packets sent to ourselves, waiting for input (`lo`'s backlog).
     pub(crate) backlog: std::collections::VecDeque<(u16, Mbuf)>,
+    /// Multicast groups joined per port (`in_device->mc_list`).
+    pub(crate) mc: igmp::McTable,
 }
 
 impl Stack {
@@ -706,6 +709,7 @@ impl Stack {
             default_ttl: cfg.default_ttl,
             now: 0,
             scratch: Some(Box::new(Burst::new())),
+            mc: igmp::McTable::new(cfg.seed ^ 0x1697),
             ports,
         };
         if cfg.fib_multipath_hash_policy > 1 {
@@ -1025,6 +1029,7 @@ impl Stack {
                 );
             }
         }
+        self.igmp_poll_timers(now);
         self.process_backlog();
         self.xmit.flush();
         self.xmit.reclaim();

@@ -224,7 +224,7 @@ impl Stack {
     /// Plays `ip_rcv` + `ip_rcv_finish` + `ip_local_deliver`. `local`: it
     /// came from ourselves, where 127.0.0.0/8 is ours too (on any other
     /// device such a destination is a martian, `ip_route_input_slow`).
-    fn ip_rcv(&mut self, _port: u16, pc: &super::PortConf, mut m: Mbuf, local: bool) {
+    fn ip_rcv(&mut self, port: u16, pc: &super::PortConf, mut m: Mbuf, local: bool) {
         self.counters.ip.in_receives.add(1);
         // Headers must be in the first segment.
         let h = match Ipv4Header::parse_in(m.data(), m.pkt_len()) {
@@ -247,6 +247,11 @@ impl Stack {
             || h.dst.is_multicast();
         if !ours {
             self.counters.ip.in_addr_errors.add(1);
+            return;
+        }
+        if h.dst.is_multicast() && !self.mc.is_member(port, h.dst) {
+            // ip_route_input: a group this port has not joined is not ours.
+            self.counters.rx.mc_not_joined.add(1);
             return;
         }
         let (h, m) = if h.mf() || h.frag_offset() != 0 {
@@ -276,7 +281,7 @@ impl Stack {
         match h.protocol {
             wire::IPPROTO_UDP => {
                 self.counters.ip.in_delivers.add(1);
-                self.udp_rcv(&h, m);
+                self.udp_rcv(port, &h, m);
             }
             wire::IPPROTO_ICMP => {
                 self.counters.ip.in_delivers.add(1);
@@ -291,7 +296,7 @@ impl Stack {
     }
 
     /// Plays `__udp4_lib_rcv`.
-    fn udp_rcv(&mut self, ih: &Ipv4Header, mut m: Mbuf) {
+    fn udp_rcv(&mut self, port: u16, ih: &Ipv4Header, mut m: Mbuf) {
         let ok = if m.nb_segs() == 1 {
             let d = m.data();
             match UdpHeader::parse(d) {
@@ -356,7 +361,17 @@ impl Stack {
             return;
         }
         let src = SocketAddrV4::new(ih.src, u.src_port);
-        if self.udp_deliver(ih.dst, u.dst_port, src, m) {
+        let delivered = if ih.dst.is_multicast() {
+            self.udp_mcast_deliver(port, ih.dst, u.dst_port, src, m)
+        } else {
+            self.udp_deliver(ih.dst, u.dst_port, src, m)
+        };
+        if delivered {
+            return;
+        }
+        if ih.dst.is_multicast() {
+            // __udp4_lib_mcast_deliver with no taker.
+            self.counters.udp.ignored_multi.add(1);
             return;
         }
         self.counters.udp.no_ports.add(1);

@@ -110,6 +110,8 @@ counters!(
         sndbuf_errors => "SndbufErrors",
         /// Bad checksum (also counted in InErrors).
         in_csum_errors => "InCsumErrors",
+        /// Multicast datagrams no socket wanted (`UDP_MIB_IGNOREDMULTI`).
+        ignored_multi => "IgnoredMulti",
     }
 );
 
@@ -213,6 +215,16 @@ counters!(
 );
 
 counters!(
+    /// IGMP messages this host sent.
+    IgmpCounters, IgmpSnapshot {
+        /// IGMPv2 membership reports (0x16).
+        reports_sent => "reports_sent",
+        /// IGMPv2 leave group messages (0x17).
+        leaves_sent => "leaves_sent",
+    }
+);
+
+counters!(
     /// Receive demux leftovers.
     RxCounters, RxSnapshot {
         frames => "frames",
@@ -228,6 +240,9 @@ counters!(
         /// buffer was full (`sock_queue_err_skb` → `-ENOMEM`; Linux frees
         /// the clone without a counter, the error still sets `sk_err`).
         errqueue_full => "errqueue_full",
+        /// Multicast datagrams for a group not joined on the port they
+        /// came in on (`ip_check_mc_rcu` false: not ours).
+        mc_not_joined => "mc_not_joined",
     }
 );
 
@@ -241,6 +256,7 @@ pub struct StackCounters {
     pub tcp_ext: TcpExtCounters,
     pub neigh: NeighCounters,
     pub rx: RxCounters,
+    pub igmp: IgmpCounters,
 }
 
 /// A snapshot of all counters; sum several lcores' with `+=`.
@@ -260,6 +276,8 @@ pub struct SnmpSnapshot {
     pub neigh: NeighSnapshot,
     #[serde(rename = "Rx")]
     pub rx: RxSnapshot,
+    #[serde(rename = "Igmp")]
+    pub igmp: IgmpSnapshot,
 }
 
 impl StackCounters {
@@ -272,6 +290,7 @@ impl StackCounters {
             tcp_ext: self.tcp_ext.snapshot(),
             neigh: self.neigh.snapshot(),
             rx: self.rx.snapshot(),
+            igmp: self.igmp.snapshot(),
         }
     }
 }
@@ -285,6 +304,7 @@ impl std::ops::AddAssign for SnmpSnapshot {
         self.tcp_ext += o.tcp_ext;
         self.neigh += o.neigh;
         self.rx += o.rx;
+        self.igmp += o.igmp;
     }
 }
 

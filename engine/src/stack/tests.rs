@@ -2307,3 +2307,6 @@ mod icmp_err;
 
 #[path = "tests_neigh.rs"]
 mod neigh_limits;
+
+#[path = "tests_mcast.rs"]
+mod mcast;

@@ -135,6 +135,26 @@ pub(crate) struct Sock {
     /// buffer bytes it holds (charged to `rx_bytes`, as Linux charges the
     /// clone to `sk_rmem_alloc`).
     errq: VecDeque<(SockExtendedErr, u64)>,
+    /// `IP_MULTICAST_LOOP` (default on): our own datagrams to a group this
+    /// stack joined are delivered locally too.
+    mc_loop: bool,
+    /// `IP_MULTICAST_ALL` (default on): receive a joined group's datagrams
+    /// even when this socket is not the one that joined.
+    mc_all: bool,
+    /// Groups this socket joined (`inet->mc_list`): (group, port).
+    mc_list: Vec<(Ipv4Addr, u16)>,
+}
+
+/// A copy of `m`'s bytes in one fresh buffer (`skb_clone`'s role for a
+/// second receiver or the multicast loopback); `None` when the pool is dry
+/// or the packet does not fit one buffer.
+pub(crate) fn copy_mbuf(pool: &mut crate::mbuf::Mempool, m: &Mbuf) -> Option<Mbuf> {
+    let mut c = pool.alloc()?;
+    for s in m.segments() {
+        c.extend_from_slice(s.data).ok()?;
+    }
+    c.set_ol_flags(m.ol_flags());
+    Some(c)
 }
 
 /// `SO_EE_ORIGIN_ICMP`: the error came from an ICMP message.
@@ -494,6 +514,9 @@ impl Stack {
             sk_err: None,
             recverr: false,
             errq: VecDeque::new(),
+            mc_loop: true,
+            mc_all: true,
+            mc_list: Vec::new(),
         });
         let idx = match t.free.pop() {
             Some(i) => {
@@ -522,6 +545,10 @@ impl Stack {
         sk.pending.flush();
         sk.rxq.clear();
         sk.errq.clear();
+        // ip_mc_drop_socket: every membership goes with the socket.
+        for (g, port) in std::mem::take(&mut sk.mc_list) {
+            self.ip_mc_dec_group(port, g);
+        }
         if sk.wmem.in_flight() > 0 {
             self.socks.zombies.push(sk.wmem.clone());
         }
@@ -557,16 +584,69 @@ impl Stack {
         let Some(i) = self.socks.lookup(daddr, dport, *src.ip(), src.port()) else {
             return false;
         };
+        self.udp_queue_rcv(i, src, m);
+        true
+    }
+
+    /// Plays `__udp4_lib_mcast_deliver` for a datagram to `group` that came
+    /// in on `port`: every socket bound to `dport` (on 0.0.0.0 or the
+    /// group), connected only to this sender if connected, that
+    /// `ip_mc_sf_allow` lets have it — one that joined the group on this
+    /// port, or any with `IP_MULTICAST_ALL` — gets a copy (the last the
+    /// original). A copy that cannot be made counts RcvbufErrors and
+    /// InErrors, as a failed `skb_clone` does.
+    pub(crate) fn udp_mcast_deliver(
+        &mut self,
+        port: u16,
+        group: Ipv4Addr,
+        dport: u16,
+        src: SocketAddrV4,
+        m: Mbuf,
+    ) -> bool {
+        let n = self.socks.ports.get(&dport).map_or(0, |v| v.len());
+        let wants = |t: &SocketTable, i: usize| {
+            t.slots[i].as_deref().is_some_and(|s| {
+                (s.local_addr.is_unspecified() || s.local_addr == group)
+                    && s.remote.is_none_or(|r| r == src)
+                    && (s.mc_all || s.mc_list.contains(&(group, port)))
+            })
+        };
+        let mut last = None;
+        for k in 0..n {
+            let i = self.socks.ports[&dport][k];
+            if !wants(&self.socks, i) {
+                continue;
+            }
+            if let Some(prev) = last.replace(i) {
+                match copy_mbuf(&mut self.pool, &m) {
+                    Some(c) => self.udp_queue_rcv(prev, src, c),
+                    None => {
+                        self.counters.udp.rcvbuf_errors.add(1);
+                        self.counters.udp.in_errors.add(1);
+                    }
+                }
+            }
+        }
+        match last {
+            Some(i) => {
+                self.udp_queue_rcv(i, src, m);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `__udp_queue_rcv_skb`: onto socket `i`'s receive queue, or counted.
+    fn udp_queue_rcv(&mut self, i: usize, src: SocketAddrV4, m: Mbuf) {
         let sk = self.socks.slots[i].as_deref_mut().expect("looked up");
         let truesize = (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u64;
         if sk.rx_bytes + truesize > sk.rcvbuf || sk.rxq.len() >= RXQ_MAX {
             self.counters.udp.rcvbuf_errors.add(1);
             self.counters.udp.in_errors.add(1);
-            return true;
+            return;
         }
         sk.rx_bytes += truesize;
         sk.rxq.push_back((src, m));
-        true
     }
 
     /// Plays `__udp4_lib_err` for an ICMP error from `offender` of `ty`/`code`
@@ -1143,6 +1223,7 @@ impl Stack {
                 confirm,
                 corked: corkreq,
                 recverr: sk.recverr,
+                mc_loop: sk.mc_loop,
             });
         } else if let Some(f) = sk.pending.flow.as_mut() {
             // Appending to a corked datagram: its destination stands.
@@ -1497,6 +1578,60 @@ impl UdpSocket<'_> {
         s.tmpl = None;
         Ok(())
     }
+    /// `IP_ADD_MEMBERSHIP` (`ip_mc_join_group`): joins `group` on the port
+    /// whose address is `iface` (0.0.0.0: the port a route to the group
+    /// takes). EINVAL for a non-multicast group, ENODEV for no such port,
+    /// EADDRINUSE when already joined there, ENOBUFS past
+    /// `igmp_max_memberships` (20). The port's first member sends IGMPv2
+    /// reports ([`super::igmp`]).
+    pub fn join_multicast_v4(&mut self, group: Ipv4Addr, iface: Ipv4Addr) -> Result<(), Errno> {
+        if !group.is_multicast() {
+            return Err(Errno::EINVAL);
+        }
+        let port = self.st.mc_find_port(group, iface)?;
+        let s = self.st.socks.get_mut(self.id)?;
+        if s.mc_list.contains(&(group, port)) {
+            return Err(Errno::EADDRINUSE);
+        }
+        if s.mc_list.len() >= super::igmp::IGMP_MAX_MEMBERSHIPS {
+            return Err(Errno::ENOBUFS);
+        }
+        s.mc_list.push((group, port));
+        self.st.ip_mc_inc_group(port, group);
+        Ok(())
+    }
+
+    /// `IP_DROP_MEMBERSHIP` (`ip_mc_leave_group`): EADDRNOTAVAIL when this
+    /// socket has not joined `group` there. The port's last member sends
+    /// the IGMPv2 leave.
+    pub fn leave_multicast_v4(&mut self, group: Ipv4Addr, iface: Ipv4Addr) -> Result<(), Errno> {
+        let port = self
+            .st
+            .mc_find_port(group, iface)
+            .map_err(|_| Errno::EADDRNOTAVAIL)?;
+        let s = self.st.socks.get_mut(self.id)?;
+        let Some(k) = s.mc_list.iter().position(|&x| x == (group, port)) else {
+            return Err(Errno::EADDRNOTAVAIL);
+        };
+        s.mc_list.remove(k);
+        self.st.ip_mc_dec_group(port, group);
+        self.st.xmit.flush();
+        Ok(())
+    }
+
+    /// `IP_MULTICAST_LOOP` (default on).
+    pub fn set_multicast_loop(&mut self, on: bool) -> Result<(), Errno> {
+        self.st.socks.get_mut(self.id)?.mc_loop = on;
+        Ok(())
+    }
+
+    /// `IP_MULTICAST_ALL` (default on): off, the socket receives only the
+    /// groups it joined itself (`ip_mc_sf_allow`).
+    pub fn set_multicast_all(&mut self, on: bool) -> Result<(), Errno> {
+        self.st.socks.get_mut(self.id)?.mc_all = on;
+        Ok(())
+    }
+
     /// `IP_MULTICAST_TTL` (default 1).
     pub fn set_multicast_ttl(&mut self, ttl: u8) -> Result<(), Errno> {
         self.st.socks.get_mut(self.id)?.mc_ttl = ttl;
