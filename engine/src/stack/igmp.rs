@@ -7,7 +7,7 @@
 //! to 224.0.0.2 when the last user drops it, if we were the last reporter
 //! (`igmp_group_dropped`). The all-hosts group 224.0.0.1 is always joined
 //! and never reported. Receive filtering (`ip_check_mc_rcu`) and the
-//! multicast loopback (`ip_mc_output`) use [`McTable::is_member`].
+//! multicast loopback (`ip_mc_output`) use `McTable::is_member`.
 //!
 //! Not modelled: IGMP input (queries, other hosts' reports suppressing
 //! ours), IGMPv3 and source filters.
@@ -98,7 +98,7 @@ impl McTable {
     }
 }
 
-/// What [`McTable`] changes ask the stack to send.
+/// What a membership change asks the stack to send.
 enum Send {
     Report,
     Leave,

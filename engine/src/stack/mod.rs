@@ -36,6 +36,10 @@
 //! | `icmp_global_allow`/`icmp_global_consume`, `icmpv4_xrlim_allow` | `Stack::icmp_send` (rx.rs), [`IcmpParams`] |
 //! | `__ip_select_ident`, `ip_idents_reserve`, `siphash` | `ip::IpIdents`, `secret.rs`               |
 //! | `sock_writeable` / `sock_alloc_send_pskb` test  | [`UdpSocket::poll_writable`], [`UdpSocket::would_block`] |
+//! | `__udp4_lib_err`, `icmp_err_convert`, `ip_icmp_error`, `ip_recv_error` | `Stack::udp4_lib_err`, [`UdpSocket::recv_err`], [`UdpSocket::take_error`] |
+//! | `ip_expire` → `icmp_send(ICMP_TIME_EXCEEDED)`   | [`Stack::poll_timers`] (frag.rs `Reassembly::expire`) |
+//! | `neigh_alloc`, `neigh_forced_gc` (`gc_thresh*`), `unres_qlen_bytes` | `neigh::NeighTable::lookup_or_create`, [`NeighParams`] |
+//! | `ip_mc_join_group`, `igmp_send_report`, `ip_mc_output` loopback | [`UdpSocket::join_multicast_v4`], `igmp.rs`, `Stack::ip_send_skb` |
 //!
 //! The stack is single-threaded by design (an lcore owns it): no locks, no
 //! atomics except the single-writer counters, no heap allocation per packet.
