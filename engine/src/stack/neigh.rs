@@ -11,7 +11,7 @@ use super::snmp::StackCounters;
 use super::wire::{self, ArpPacket, EthernetHeader, VlanTag, ARP_REPLY, ARP_REQUEST};
 use super::{Errno, L2Xmit, PortState};
 use crate::ethdev::MacAddr;
-use crate::mbuf::{Burst, Mbuf, Mempool, BURST_MAX, MBUF_HDR_SIZE};
+use crate::mbuf::{Burst, Mbuf, Mempool, BURST_MAX};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
@@ -21,11 +21,17 @@ const MS: u64 = 1_000_000;
 /// created (the table was full: `neigh_alloc` failed); no entry has it.
 pub(crate) const NO_NEIGH: usize = usize::MAX;
 
-/// What a queued packet charges an entry's `unres_qlen_bytes` (its
-/// `skb->truesize`: every buffer of the chain with its header).
+/// What a queued packet charges an entry's `unres_qlen_bytes`: the
+/// `skb->truesize` Linux gives a frame of its length, `SKB_TRUESIZE(len)`
+/// = len + 256 (`sk_buff`) + 320 (`skb_shared_info`) on x86-64, the frame
+/// being the IPv4 packet and its Ethernet header. So the default 212 992
+/// holds 101 full 1514-byte frames, the `unres_qlen` Linux derives.
 fn truesize(m: &Mbuf) -> usize {
-    m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)
+    m.pkt_len() + ETH_HLEN + SKB_OVERHEAD
 }
+const ETH_HLEN: usize = 14;
+/// `SKB_DATA_ALIGN(sizeof(struct sk_buff)) + SKB_DATA_ALIGN(sizeof(struct skb_shared_info))`.
+const SKB_OVERHEAD: usize = 256 + 320;
 
 /// Neighbour Unreachability Detection states (`NUD_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -79,10 +85,11 @@ pub struct NeighParams {
     pub delay_first_probe_ms: u64,
     /// `unres_qlen`: packets queued per unresolved entry (at most 256).
     pub unres_qlen: usize,
-    /// `unres_qlen_bytes`: buffer bytes queued per unresolved entry
-    /// (`QUEUE_LEN_BYTES`; Linux's default `SK_WMEM_MAX` = 256 ×
-    /// `SKB_TRUESIZE(256)` = 212 992 on x86-64, of which `unres_qlen` 101
-    /// is the packet view). Past it the oldest packets are dropped.
+    /// `unres_qlen_bytes`: bytes queued per unresolved entry, each packet
+    /// charged `SKB_TRUESIZE` of its frame (`QUEUE_LEN_BYTES`; Linux's
+    /// default `SK_WMEM_MAX` = 256 × `SKB_TRUESIZE(256)` = 212 992 on
+    /// x86-64, of which `unres_qlen` 101 is the view in 1514-byte frames).
+    /// Past it the oldest packets are dropped.
     pub unres_qlen_bytes: usize,
     /// `gc_thresh1`: below this many entries the periodic GC does not run.
     pub gc_thresh1: usize,

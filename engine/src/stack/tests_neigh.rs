@@ -135,12 +135,14 @@ fn forced_gc_between_thresholds_is_rate_limited_and_spares_recent_entries() {
 
 /// `unres_qlen_bytes` (`__neigh_event_send`): while queued bytes + the new
 /// packet's truesize exceed the limit, the oldest is dropped
-/// (`unres_discards`). Each one-buffer datagram here is 2176 (buffer) +
-/// 128 (header) = 2304 bytes; a limit of 3 × 2304 holds three. A packet
-/// larger than the limit alone is still queued.
+/// (`unres_discards`). A 1-byte datagram is a 29-byte IPv4 packet, a
+/// 43-byte frame: `SKB_TRUESIZE` 43 + 256 + 320 = 619; a limit of 3 × 619
+/// holds three. A packet larger than the limit alone is still queued. The
+/// default 212 992 holds 101 full frames (1514 + 576 = 2090 each: 101 ×
+/// 2090 = 211 090, 102 × 2090 = 213 180).
 #[test]
 fn unres_qlen_bytes_bounds_the_queue_oldest_dropped() {
-    let ts = 2176 + 128;
+    let ts = 29 + 14 + 256 + 320;
     let (mut st, cap) = neigh_stack(|p| {
         p.unres_qlen = 256;
         p.unres_qlen_bytes = 3 * ts;
@@ -182,6 +184,24 @@ fn unres_qlen_bytes_bounds_the_queue_oldest_dropped() {
             .queued,
         1
     );
+    // The default, with the packet count out of the way: 110 full frames
+    // (1472-byte datagrams, 1500-byte packets) → 101 queued, 9 dropped.
+    let (mut st, _cap) = neigh_stack(|p| p.unres_qlen = 256);
+    let s = st.udp_socket().unwrap();
+    // (Each queued datagram keeps its 2304-byte buffer charged to the
+    // socket: room for 110.)
+    st.socket(s).set_sndbuf(1 << 20).unwrap();
+    for _ in 0..110 {
+        st.socket(s).send_to(&[7u8; 1472], sa(host(22), 9)).unwrap();
+    }
+    assert_eq!(st.counters().neigh.unres_discards, 9);
+    let q = st
+        .neighbours()
+        .iter()
+        .find(|n| n.ip == host(22))
+        .unwrap()
+        .queued;
+    assert_eq!(q, 101);
 }
 
 /// Linux's defaults: gc_thresh 128/512/1024, unres_qlen_bytes 212 992
