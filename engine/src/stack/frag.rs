@@ -198,14 +198,27 @@ impl Reassembly {
         Defrag::Done(Box::new(first), head)
     }
 
-    /// Plays `ip_expire` for every queue older than `ipfrag_time`.
-    pub(crate) fn expire(&mut self, now: u64) -> ReasmEvents {
+    /// Plays `ip_expire` for every queue older than `ipfrag_time`. For a
+    /// queue whose first fragment came in (`INET_FRAG_FIRST_IN`),
+    /// `first_in` sees that fragment's header and payload before it is
+    /// freed: the caller sends the ICMP time exceeded `ip_expire` sends.
+    pub(crate) fn expire(
+        &mut self,
+        now: u64,
+        mut first_in: impl FnMut(&Ipv4Header, &Mbuf),
+    ) -> ReasmEvents {
         let mut ev = ReasmEvents::default();
         while let Some(i) = self
             .queues
             .iter()
             .position(|q| now.saturating_sub(q.born_ns) >= self.time_ns)
         {
+            let q = &self.queues[i];
+            if let (Some(h), Some(f)) = (q.first.as_ref(), q.frags.first()) {
+                if f.start == 0 {
+                    first_in(h, &f.m);
+                }
+            }
             self.kill(i);
             ev.timeouts += 1;
             ev.fails += 1;

@@ -140,6 +140,11 @@ pub(crate) struct Flow {
     pub confirm: bool,
     /// Corked (MSG_MORE/UDP_CORK): the checksum is never offloaded.
     pub corked: bool,
+    /// The socket's `IP_RECVERR`: `udp_send_skb` reports ENOBUFS from
+    /// below instead of hiding it in `SndbufErrors`.
+    pub recverr: bool,
+    /// `IP_MULTICAST_LOOP`.
+    pub mc_loop: bool,
 }
 
 /// A datagram being built (`sk_write_queue` while corked).
@@ -425,9 +430,19 @@ impl Stack {
                 res.gateway.unwrap_or(daddr)
             };
             let now = self.now;
-            let idx = self.neigh.lookup_or_create(port, nh, &self.counters, now);
-            let uid = self.neigh.get(idx).map(|n| n.uid).unwrap_or(0);
-            NextHop::Neigh { idx, uid }
+            // A full table leaves the dst without an entry (NO_NEIGH): its
+            // packets fail with ENOBUFS in neigh_output, and the dst is
+            // never valid for a cache, so the next send tries again.
+            match self.neigh.lookup_or_create(port, nh, &self.counters, now) {
+                Some(idx) => NextHop::Neigh {
+                    idx,
+                    uid: self.neigh.get(idx).map_or(0, |n| n.uid),
+                },
+                None => NextHop::Neigh {
+                    idx: super::neigh::NO_NEIGH,
+                    uid: 0,
+                },
+            }
         };
         if !local {
             if let Some(p) = self.pmtu.get(daddr, self.now) {
@@ -736,8 +751,9 @@ impl Stack {
                 self.counters.udp.out_datagrams.add(1);
                 Ok(())
             }
-            Err(Errno::ENOBUFS) => {
-                // udp_send_skb: ENOBUFS from below is counted, not reported.
+            Err(Errno::ENOBUFS) if !flow.recverr => {
+                // udp_send_skb: ENOBUFS from below is counted, not
+                // reported (unless IP_RECVERR).
                 self.counters.udp.sndbuf_errors.add(1);
                 Ok(())
             }
@@ -832,6 +848,22 @@ impl Stack {
                 self.counters.ip.frag_creates.add(1);
             }
             offset += plen;
+            if flow.dst.multicast {
+                // ip_mc_output: a group joined on the way out, with
+                // IP_MULTICAST_LOOP, is also looped back (dev_loopback_xmit);
+                // TTL 0 stays on this host.
+                if flow.mc_loop && self.mc.is_member(flow.dst.port, flow.dst.daddr) {
+                    match super::udp::copy_mbuf(&mut self.pool, &m) {
+                        Some(c) => {
+                            let _ = self.loopback_xmit(flow.dst.port, c);
+                        }
+                        None => self.counters.rx.dropped.add(1),
+                    }
+                }
+                if flow.ttl == 0 {
+                    continue;
+                }
+            }
             result = self.ip_output_one(m, &flow.dst, flow.confirm && i == 0);
         }
         p.frags = frags;
@@ -879,7 +911,9 @@ impl Stack {
         let now = self.now;
         let mut next = d.next;
         if let NextHop::Neigh { idx, uid } = next {
-            if self.neigh.get(idx).is_none_or(|n| n.uid != uid) {
+            // (NO_NEIGH: this dst's own creation attempt just failed and
+            // was counted; neigh_output reports it.)
+            if idx != super::neigh::NO_NEIGH && self.neigh.get(idx).is_none_or(|n| n.uid != uid) {
                 // The entry was collected while this dst was held (a long
                 // cork): resolve the next hop again.
                 next = self.route_output(d.daddr, Some(d.saddr), None)?.next;

@@ -36,6 +36,10 @@
 //! | `icmp_global_allow`/`icmp_global_consume`, `icmpv4_xrlim_allow` | `Stack::icmp_send` (rx.rs), [`IcmpParams`] |
 //! | `__ip_select_ident`, `ip_idents_reserve`, `siphash` | `ip::IpIdents`, `secret.rs`               |
 //! | `sock_writeable` / `sock_alloc_send_pskb` test  | [`UdpSocket::poll_writable`], [`UdpSocket::would_block`] |
+//! | `__udp4_lib_err`, `icmp_err_convert`, `ip_icmp_error`, `ip_recv_error` | `Stack::udp4_lib_err`, [`UdpSocket::recv_err`], [`UdpSocket::take_error`] |
+//! | `ip_expire` → `icmp_send(ICMP_TIME_EXCEEDED)`   | [`Stack::poll_timers`] (frag.rs `Reassembly::expire`) |
+//! | `neigh_alloc`, `neigh_forced_gc` (`gc_thresh*`), `unres_qlen_bytes` | `neigh::NeighTable::lookup_or_create`, [`NeighParams`] |
+//! | `ip_mc_join_group`, `igmp_send_report`, `ip_mc_output` loopback | [`UdpSocket::join_multicast_v4`], `igmp.rs`, `Stack::ip_send_skb` |
 //!
 //! The stack is single-threaded by design (an lcore owns it): no locks, no
 //! atomics except the single-writer counters, no heap allocation per packet.
@@ -45,6 +49,7 @@
 pub mod checksum;
 pub mod fib_rules;
 mod frag;
+pub mod igmp;
 mod ip;
 pub mod neigh;
 pub mod route;
@@ -61,7 +66,9 @@ pub use route::{Nexthop, Route, RouteError, RouteKind, RouteTable, RouteType};
 pub use rx::IcmpParams;
 pub use snmp::{SnmpSnapshot, StackCounters};
 pub use tcp::{CongAlgo, TcpConfig, TcpId, TcpInfo, TcpPoll, TcpSocket, TcpState};
-pub use udp::{MsgFlags, PmtuDisc, SendOpts, SocketId, UdpSocket};
+pub use udp::{
+    MsgFlags, PmtuDisc, SendOpts, SockExtendedErr, SocketId, UdpSocket, SO_EE_ORIGIN_ICMP,
+};
 
 use crate::ethdev::{MacAddr, TxQueue};
 use crate::mbuf::{Burst, Mbuf, Mempool};
@@ -116,6 +123,16 @@ pub enum Errno {
     EALREADY,
     #[error("ENODEV: no such port (the output interface asked for does not exist)")]
     ENODEV,
+    #[error("ENOPROTOOPT: the peer reported the protocol unreachable (ICMP protocol unreachable)")]
+    ENOPROTOOPT,
+    #[error("EOPNOTSUPP: a router reported the source route failed (ICMP source route failed)")]
+    EOPNOTSUPP,
+    #[error("EHOSTDOWN: a router reported the destination host unknown (ICMP host unknown)")]
+    EHOSTDOWN,
+    #[error("ENONET: a router reported the source host isolated (ICMP host isolated)")]
+    ENONET,
+    #[error("EPROTO: the peer reported a bad IP header (ICMP parameter problem)")]
+    EPROTO,
 }
 
 impl Errno {
@@ -143,6 +160,11 @@ impl Errno {
             Errno::EISCONN => libc::EISCONN,
             Errno::EALREADY => libc::EALREADY,
             Errno::ENODEV => libc::ENODEV,
+            Errno::ENOPROTOOPT => libc::ENOPROTOOPT,
+            Errno::EOPNOTSUPP => libc::EOPNOTSUPP,
+            Errno::EHOSTDOWN => libc::EHOSTDOWN,
+            Errno::ENONET => libc::ENONET,
+            Errno::EPROTO => libc::EPROTO,
         }
     }
 }
@@ -611,6 +633,8 @@ pub struct Stack {
     pub(crate) scratch: Option<Box<Burst>>,
     /// Packets sent to ourselves, waiting for input (`lo`'s backlog).
     pub(crate) backlog: std::collections::VecDeque<(u16, Mbuf)>,
+    /// Multicast groups joined per port (`in_device->mc_list`).
+    pub(crate) mc: igmp::McTable,
 }
 
 impl Stack {
@@ -689,6 +713,7 @@ impl Stack {
             default_ttl: cfg.default_ttl,
             now: 0,
             scratch: Some(Box::new(Burst::new())),
+            mc: igmp::McTable::new(cfg.seed ^ 0x1697),
             ports,
         };
         if cfg.fib_multipath_hash_policy > 1 {
@@ -931,7 +956,8 @@ impl Stack {
         }
         let now = self.now;
         let (neigh, mut io) = self.split_neigh();
-        let idx = neigh.lookup_or_create(port, ip, io.c, now);
+        // A full table (`table_fulls`): no entry, no address.
+        let idx = neigh.lookup_or_create(port, ip, io.c, now)?;
         let mac = neigh.event_send(idx, &mut io, now);
         self.xmit.flush();
         mac
@@ -973,9 +999,41 @@ impl Stack {
         let now = self.now;
         let (neigh, mut io) = self.split_neigh();
         neigh.poll_timers(&mut io, now);
-        let ev = self.reasm.expire(now);
+        let mut quotes: Vec<(Ipv4Addr, Ipv4Addr, Vec<u8>)> = Vec::new();
+        let ev = self.reasm.expire(now, |h, m| {
+            // icmp_send quotes the offending datagram — here the first
+            // fragment, IP header and payload — up to 576 bytes of reply:
+            // 576 - 20 (IP) - 8 (ICMP) = 548.
+            let hl = h.header_len();
+            let mut q = vec![0u8; 60];
+            h.emit(&mut q);
+            q.truncate(hl);
+            for s in m.segments() {
+                let k = s.data.len().min(548usize.saturating_sub(q.len()));
+                q.extend_from_slice(&s.data[..k]);
+            }
+            quotes.push((h.src, h.dst, q));
+        });
         self.counters.ip.reasm_timeout.add(ev.timeouts);
         self.counters.ip.reasm_fails.add(ev.fails);
+        for (src, dst, q) in quotes {
+            // ip_expire: only an end host reports a reassembly timeout
+            // (RFC 792), so only for a datagram to one of our addresses
+            // (`RTN_LOCAL`), never for broadcast or multicast.
+            if self.port_of_addr(dst).is_some() || dst.is_loopback() {
+                self.icmp_send(
+                    src,
+                    Some(dst),
+                    wire::IcmpHeader::Other {
+                        kind: wire::ICMP_TIME_EXCEEDED,
+                        code: wire::ICMP_EXC_FRAGTIME,
+                        rest: [0; 4],
+                    },
+                    &q,
+                );
+            }
+        }
+        self.igmp_poll_timers(now);
         self.process_backlog();
         self.xmit.flush();
         self.xmit.reclaim();

@@ -17,6 +17,22 @@ use std::net::Ipv4Addr;
 
 const MS: u64 = 1_000_000;
 
+/// The index a [`super::ip::Dst`] carries when its neighbour could not be
+/// created (the table was full: `neigh_alloc` failed); no entry has it.
+pub(crate) const NO_NEIGH: usize = usize::MAX;
+
+/// What a queued packet charges an entry's `unres_qlen_bytes`: the
+/// `skb->truesize` Linux gives a frame of its length, `SKB_TRUESIZE(len)`
+/// = len + 256 (`sk_buff`) + 320 (`skb_shared_info`) on x86-64, the frame
+/// being the IPv4 packet and its Ethernet header. So the default 212 992
+/// holds 101 full 1514-byte frames, the `unres_qlen` Linux derives.
+fn truesize(m: &Mbuf) -> usize {
+    m.pkt_len() + ETH_HLEN + SKB_OVERHEAD
+}
+const ETH_HLEN: usize = 14;
+/// `SKB_DATA_ALIGN(sizeof(struct sk_buff)) + SKB_DATA_ALIGN(sizeof(struct skb_shared_info))`.
+const SKB_OVERHEAD: usize = 256 + 320;
+
 /// Neighbour Unreachability Detection states (`NUD_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum NudState {
@@ -69,6 +85,21 @@ pub struct NeighParams {
     pub delay_first_probe_ms: u64,
     /// `unres_qlen`: packets queued per unresolved entry (at most 256).
     pub unres_qlen: usize,
+    /// `unres_qlen_bytes`: bytes queued per unresolved entry, each packet
+    /// charged `SKB_TRUESIZE` of its frame (`QUEUE_LEN_BYTES`; Linux's
+    /// default `SK_WMEM_MAX` = 256 × `SKB_TRUESIZE(256)` = 212 992 on
+    /// x86-64, of which `unres_qlen` 101 is the view in 1514-byte frames).
+    /// Past it the oldest packets are dropped.
+    pub unres_qlen_bytes: usize,
+    /// `gc_thresh1`: below this many entries the periodic GC does not run.
+    pub gc_thresh1: usize,
+    /// `gc_thresh2`: above it, creating an entry runs a forced GC (at most
+    /// once per 5 s) that trims the table back towards it.
+    pub gc_thresh2: usize,
+    /// `gc_thresh3`: the hard limit; creating an entry at it runs a forced
+    /// GC every time, and fails (`table_fulls`, ENOBUFS) when nothing could
+    /// be freed. PERMANENT entries do not count (`exempt_from_gc`).
+    pub gc_thresh3: usize,
     /// How long an unused FAILED entry stays before garbage collection
     /// removes it (Linux's periodic GC runs every base/2). A packet sent
     /// meanwhile re-resolves it at once.
@@ -86,6 +117,10 @@ impl Default for NeighParams {
             ucast_probes: 3,
             delay_first_probe_ms: 5_000,
             unres_qlen: 101,
+            unres_qlen_bytes: 212_992,
+            gc_thresh1: 128,
+            gc_thresh2: 512,
+            gc_thresh3: 1024,
             failed_hold_ms: 15_000,
             gc_stale_ms: 60_000,
         }
@@ -126,6 +161,11 @@ pub(crate) struct Neighbour {
     timer: u64,
     probes: u32,
     pending: Burst,
+    /// Bytes `pending` holds (`arp_queue_len_bytes`).
+    pending_bytes: usize,
+    /// A static entry (`ip neigh add … nud permanent`): outside the GC
+    /// limits and never collected (`exempt_from_gc`).
+    exempt_gc: bool,
 }
 
 /// Everything the neighbour layer needs to emit frames.
@@ -148,6 +188,10 @@ pub struct NeighTable {
     next_timer: u64,
     next_gc: u64,
     rng: u64,
+    /// Entries that count against the GC thresholds (`gc_entries`).
+    gc_entries: usize,
+    /// When the last forced GC ran (`last_flush`).
+    last_flush: u64,
 }
 
 impl NeighTable {
@@ -161,6 +205,8 @@ impl NeighTable {
             next_timer: NO_TIMER,
             next_gc: 0,
             rng: seed | 1,
+            gc_entries: 0,
+            last_flush: 0,
         }
     }
 
@@ -199,18 +245,100 @@ impl NeighTable {
         self.index.get(&(port, ip)).copied()
     }
 
-    /// `neigh_create` (state NONE is folded into the first event): finds or
-    /// makes the entry for (port, ip).
+    /// `__neigh_lookup` + `__neigh_create` (state NONE is folded into the
+    /// first event): finds or makes the entry for (port, ip); `None` when
+    /// the table is full (`neigh_alloc`'s limits, counted `table_fulls`).
     pub(crate) fn lookup_or_create(
         &mut self,
         port: u16,
         ip: Ipv4Addr,
         c: &StackCounters,
         now: u64,
-    ) -> usize {
+    ) -> Option<usize> {
         if let Some(i) = self.find(port, ip) {
-            return i;
+            return Some(i);
         }
+        self.neigh_alloc(c, now)
+            .then(|| self.create(port, ip, false, c, now))
+    }
+
+    /// Plays `neigh_alloc`'s limits for an entry that counts against them:
+    /// at `gc_thresh3`, or at `gc_thresh2` more than 5 s after the last
+    /// forced GC, run `neigh_forced_gc`; at `gc_thresh3` with nothing freed
+    /// the allocation fails (`table_fulls`).
+    fn neigh_alloc(&mut self, c: &StackCounters, now: u64) -> bool {
+        let entries = self.gc_entries;
+        let (t2, t3) = (self.params.gc_thresh2, self.params.gc_thresh3);
+        let full = entries >= t3;
+        let flush_due = entries >= t2 && now > self.last_flush + 5_000 * MS;
+        if !(full || flush_due) {
+            return true;
+        }
+        // The forced GC runs either way; only at gc_thresh3 does freeing
+        // nothing refuse the entry.
+        let freed = self.neigh_forced_gc(c, now);
+        if full && freed == 0 {
+            c.neigh.table_fulls.add(1);
+            return false;
+        }
+        true
+    }
+
+    /// Plays `neigh_forced_gc`: walks the entries oldest first (`gc_list`
+    /// order: creation) and removes those nothing holds — no timer running,
+    /// no packet queued (`refcnt == 1`), not static — that are FAILED, NOARP,
+    /// or not updated for 5 s, until the table is back at `gc_thresh2`
+    /// (counting the entry about to be made). Returns how many went.
+    fn neigh_forced_gc(&mut self, c: &StackCounters, now: u64) -> usize {
+        c.neigh.forced_gc_runs.add(1);
+        let max_clean = (self.gc_entries + 1).saturating_sub(self.params.gc_thresh2);
+        let mut cand: Vec<(u64, usize)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let n = e.as_deref()?;
+                let unheld = !n.exempt_gc && n.timer == NO_TIMER && n.pending.is_empty();
+                // NOARP entries show as PERMANENT here but are not static.
+                let remove = n.state == NudState::Failed
+                    || n.state == NudState::Permanent
+                    || n.updated + 5_000 * MS < now;
+                (unheld && remove).then_some((n.uid, i))
+            })
+            .collect();
+        cand.sort_unstable();
+        let mut shrunk = 0;
+        for (_, i) in cand {
+            self.remove(i, c);
+            shrunk += 1;
+            if shrunk >= max_clean {
+                break;
+            }
+        }
+        self.last_flush = now;
+        shrunk
+    }
+
+    /// Frees entry `idx` (`neigh_remove_one` → `neigh_cleanup_and_release`).
+    fn remove(&mut self, idx: usize, c: &StackCounters) {
+        if let Some(n) = self.entries[idx].take() {
+            self.index.remove(&(n.port, n.ip));
+            self.free.push(idx);
+            if !n.exempt_gc {
+                self.gc_entries -= 1;
+            }
+            c.neigh.destroys.add(1);
+        }
+    }
+
+    fn create(
+        &mut self,
+        port: u16,
+        ip: Ipv4Addr,
+        exempt_gc: bool,
+        c: &StackCounters,
+        now: u64,
+    ) -> usize {
         let uid = self.next_uid;
         self.next_uid += 1;
         let n = Box::new(Neighbour {
@@ -230,6 +358,8 @@ impl NeighTable {
             timer: NO_TIMER,
             probes: 0,
             pending: Burst::new(),
+            pending_bytes: 0,
+            exempt_gc,
         });
         let idx = match self.free.pop() {
             Some(i) => {
@@ -242,6 +372,9 @@ impl NeighTable {
             }
         };
         self.index.insert((port, ip), idx);
+        if !exempt_gc {
+            self.gc_entries += 1;
+        }
         c.neigh.allocs.add(1);
         idx
     }
@@ -288,8 +421,17 @@ impl NeighTable {
         io: &mut NeighIo<'_>,
         now: u64,
     ) {
-        let idx = self.lookup_or_create(port, ip, io.c, now);
+        // `ip neigh add … nud permanent`: exempt from the GC limits.
+        let idx = match self.find(port, ip) {
+            Some(i) => i,
+            None => self.create(port, ip, true, io.c, now),
+        };
         let n = self.entries[idx].as_deref_mut().expect("live entry");
+        if !n.exempt_gc {
+            // neigh_update_gc_list: it leaves the GC's list.
+            n.exempt_gc = true;
+            self.gc_entries -= 1;
+        }
         Self::set_lladdr(n, mac, io.ports);
         n.state = NudState::Permanent;
         n.timer = NO_TIMER;
@@ -317,13 +459,20 @@ impl NeighTable {
         io: &mut NeighIo<'_>,
         now: u64,
     ) -> Result<(), Errno> {
-        let (delay_ms, retrans_ms, qlen) = (
+        let (delay_ms, retrans_ms, qlen, qbytes) = (
             self.params.delay_first_probe_ms,
             self.params.retrans_ms,
             self.params.unres_qlen,
+            self.params.unres_qlen_bytes,
         );
         let Some(n) = self.entries.get_mut(idx).and_then(|e| e.as_deref_mut()) else {
-            return Err(Errno::EHOSTUNREACH);
+            // NO_NEIGH: creating the entry failed (table full), which
+            // ip_finish_output2 reports as neigh_alloc's ENOBUFS.
+            return Err(if idx == NO_NEIGH {
+                Errno::ENOBUFS
+            } else {
+                Errno::EHOSTUNREACH
+            });
         };
         n.used = now;
         match n.state {
@@ -369,12 +518,19 @@ impl NeighTable {
         }
         let n = self.entries[idx].as_deref_mut().expect("live entry");
         let cap = qlen.clamp(1, BURST_MAX);
-        if n.pending.len() >= cap {
-            // As __neigh_event_send: drop the oldest to make room.
-            drop(n.pending.pop_front());
+        let size = truesize(&m);
+        // __neigh_event_send: drop the oldest until the new packet fits
+        // `unres_qlen_bytes` (and, here, the packet count); a packet larger
+        // than the limit alone is still queued.
+        while n.pending.len() >= cap || (n.pending_bytes + size > qbytes && !n.pending.is_empty()) {
+            let old = n.pending.pop_front().expect("not empty");
+            n.pending_bytes -= truesize(&old);
+            drop(old);
             io.c.neigh.unres_discards.add(1);
         }
+        n.pending_bytes += size;
         if let Err(m) = n.pending.push(m) {
+            n.pending_bytes -= size;
             drop(m);
             io.c.neigh.unres_discards.add(1);
         }
@@ -430,6 +586,7 @@ impl NeighTable {
     }
 
     fn flush_pending(n: &mut Neighbour, io: &mut NeighIo<'_>) {
+        n.pending_bytes = 0;
         while let Some(m) = n.pending.pop_front() {
             // The sender was already told "sent"; a refusal now is counted here.
             if neigh_hh_output(n, m, io).is_err() {
@@ -509,9 +666,11 @@ impl NeighTable {
             return;
         }
         if arp.op == ARP_REQUEST && arp.tpa == our_ip {
-            // neigh_event_ns: create or refresh as STALE, then reply.
-            let idx = self.lookup_or_create(port, arp.spa, io.c, now);
-            self.update(idx, arp.sha, NudState::Stale, io, now);
+            // neigh_event_ns: create or refresh as STALE, then reply (a
+            // full table only skips the learning).
+            if let Some(idx) = self.lookup_or_create(port, arp.spa, io.c, now) {
+                self.update(idx, arp.sha, NudState::Stale, io, now);
+            }
             send_arp(io, port, ARP_REPLY, arp.sha, arp.sha, arp.spa);
             return;
         }
@@ -603,6 +762,7 @@ impl NeighTable {
                         n.fail_gen = n.fail_gen.wrapping_add(1);
                     }
                     n.pending.clear();
+                    n.pending_bytes = 0;
                     io.c.neigh.failed_drops.add(dropped);
                 } else {
                     let dst = if n.state == NudState::Incomplete {
@@ -619,7 +779,13 @@ impl NeighTable {
         }
     }
 
+    /// `neigh_periodic_work`: nothing below `gc_thresh1` entries (static
+    /// ones included, `tbl->entries`); else unused FAILED entries after
+    /// `failed_hold` and unused STALE/NONE ones after `gc_staletime` go.
     fn gc(&mut self, c: &StackCounters, now: u64) {
+        if self.index.len() < self.params.gc_thresh1 {
+            return;
+        }
         let hold = self.params.failed_hold_ms * MS;
         let stale = self.params.gc_stale_ms * MS;
         for idx in 0..self.entries.len() {
@@ -632,11 +798,7 @@ impl NeighTable {
                 None => false,
             };
             if remove {
-                if let Some(n) = self.entries[idx].take() {
-                    self.index.remove(&(n.port, n.ip));
-                    self.free.push(idx);
-                    c.neigh.destroys.add(1);
-                }
+                self.remove(idx, c);
             }
         }
     }

@@ -224,7 +224,7 @@ impl Stack {
     /// Plays `ip_rcv` + `ip_rcv_finish` + `ip_local_deliver`. `local`: it
     /// came from ourselves, where 127.0.0.0/8 is ours too (on any other
     /// device such a destination is a martian, `ip_route_input_slow`).
-    fn ip_rcv(&mut self, _port: u16, pc: &super::PortConf, mut m: Mbuf, local: bool) {
+    fn ip_rcv(&mut self, port: u16, pc: &super::PortConf, mut m: Mbuf, local: bool) {
         self.counters.ip.in_receives.add(1);
         // Headers must be in the first segment.
         let h = match Ipv4Header::parse_in(m.data(), m.pkt_len()) {
@@ -247,6 +247,11 @@ impl Stack {
             || h.dst.is_multicast();
         if !ours {
             self.counters.ip.in_addr_errors.add(1);
+            return;
+        }
+        if h.dst.is_multicast() && !self.mc.is_member(port, h.dst) {
+            // ip_route_input: a group this port has not joined is not ours.
+            self.counters.rx.mc_not_joined.add(1);
             return;
         }
         let (h, m) = if h.mf() || h.frag_offset() != 0 {
@@ -276,7 +281,7 @@ impl Stack {
         match h.protocol {
             wire::IPPROTO_UDP => {
                 self.counters.ip.in_delivers.add(1);
-                self.udp_rcv(&h, m);
+                self.udp_rcv(port, &h, m);
             }
             wire::IPPROTO_ICMP => {
                 self.counters.ip.in_delivers.add(1);
@@ -291,7 +296,7 @@ impl Stack {
     }
 
     /// Plays `__udp4_lib_rcv`.
-    fn udp_rcv(&mut self, ih: &Ipv4Header, mut m: Mbuf) {
+    fn udp_rcv(&mut self, port: u16, ih: &Ipv4Header, mut m: Mbuf) {
         let ok = if m.nb_segs() == 1 {
             let d = m.data();
             match UdpHeader::parse(d) {
@@ -356,12 +361,23 @@ impl Stack {
             return;
         }
         let src = SocketAddrV4::new(ih.src, u.src_port);
-        if self.udp_deliver(ih.dst, u.dst_port, src, m) {
+        let delivered = if ih.dst.is_multicast() {
+            self.udp_mcast_deliver(port, ih.dst, u.dst_port, src, m)
+        } else {
+            self.udp_deliver(ih.dst, u.dst_port, src, m)
+        };
+        if delivered {
+            return;
+        }
+        if ih.dst.is_multicast() {
+            // __udp4_lib_mcast_deliver with no taker.
+            self.counters.udp.ignored_multi.add(1);
             return;
         }
         self.counters.udp.no_ports.add(1);
         // Unicast only: ICMP port unreachable quoting the header (+8 bytes).
-        if self.port_of_addr(ih.dst).is_some() {
+        // A loopback destination got here only from ourselves (`lo`).
+        if self.port_of_addr(ih.dst).is_some() || ih.dst.is_loopback() {
             let mut quote = [0u8; 28];
             let mut hb = [0u8; 60];
             ih.emit(&mut hb);
@@ -396,6 +412,8 @@ impl Stack {
             buf[k..k + s.data.len()].copy_from_slice(s.data);
             k += s.data.len();
         }
+        // What a clone of this skb would charge an error queue.
+        let truesize = (m.nb_segs() * (m.buf_len() + crate::mbuf::MBUF_HDR_SIZE)) as u64;
         drop(m);
         let msg = &buf[..n];
         let hdr = match IcmpHeader::parse(msg) {
@@ -426,15 +444,63 @@ impl Stack {
             IcmpHeader::EchoReply { .. } => self.counters.icmp.in_echo_reps.add(1),
             IcmpHeader::DestUnreachable { code, next_hop_mtu } => {
                 self.counters.icmp.in_dest_unreachs.add(1);
-                if code == wire::ICMP_FRAG_NEEDED && next_hop_mtu >= 68 {
-                    // The quoted header names the destination whose path shrank.
-                    if let Ok(q) = quoted_dst(&msg[8..]) {
-                        let now = self.now;
-                        self.pmtu.update(q, next_hop_mtu as u32, now);
+                let mut info = 0;
+                if code == wire::ICMP_FRAG_NEEDED {
+                    info = next_hop_mtu as u32;
+                    if next_hop_mtu >= 68 {
+                        // The quoted header names the destination whose path shrank.
+                        if let Ok(q) = quoted_dst(&msg[8..]) {
+                            let now = self.now;
+                            self.pmtu.update(q, next_hop_mtu as u32, now);
+                        }
                     }
                 }
+                self.icmp_socket_deliver(
+                    ih.src,
+                    wire::ICMP_DEST_UNREACH,
+                    code,
+                    info,
+                    &msg[8..],
+                    truesize,
+                );
             }
-            IcmpHeader::Other { .. } => {}
+            IcmpHeader::Other { kind, code, .. } => {
+                let c = &self.counters.icmp;
+                match kind {
+                    wire::ICMP_TIME_EXCEEDED => c.in_time_excds.add(1),
+                    wire::ICMP_PARAMETERPROB => c.in_parm_probs.add(1),
+                    wire::ICMP_SOURCE_QUENCH => c.in_src_quenchs.add(1),
+                    wire::ICMP_REDIRECT => c.in_redirects.add(1),
+                    _ => return,
+                }
+                self.icmp_socket_deliver(ih.src, kind, code, 0, &msg[8..], truesize);
+            }
+        }
+    }
+
+    /// Plays `icmp_unreach` → `icmp_socket_deliver` for an ICMP error from
+    /// `from`: the quoted IP header must be whole and followed by the 8
+    /// bytes RFC 792 promises (else Icmp `InErrors`), then the quoted
+    /// protocol's error handler runs — `__udp4_lib_err` for UDP, which
+    /// counts `InErrors` too when no socket sent that datagram.
+    fn icmp_socket_deliver(
+        &mut self,
+        from: Ipv4Addr,
+        ty: u8,
+        code: u8,
+        info: u32,
+        quoted: &[u8],
+        truesize: u64,
+    ) {
+        let ihl = quoted.first().map_or(0, |b| (b & 0x0f) as usize * 4);
+        if quoted.len() < 20 || quoted[0] >> 4 != 4 || ihl < 20 || quoted.len() < ihl + 8 {
+            self.counters.icmp.in_errors.add(1);
+            return;
+        }
+        if quoted[9] == wire::IPPROTO_UDP
+            && !self.udp4_lib_err(from, ty, code, info, quoted, truesize)
+        {
+            self.counters.icmp.in_errors.add(1);
         }
     }
 
@@ -477,6 +543,10 @@ impl Stack {
                     IcmpHeader::DestUnreachable { .. } => {
                         self.counters.icmp.out_dest_unreachs.add(1)
                     }
+                    IcmpHeader::Other {
+                        kind: wire::ICMP_TIME_EXCEEDED,
+                        ..
+                    } => self.counters.icmp.out_time_excds.add(1),
                     IcmpHeader::Other { .. } => {}
                 }
             }

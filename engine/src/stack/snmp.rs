@@ -72,6 +72,10 @@ counters!(
         in_errors => "InErrors",
         in_csum_errors => "InCsumErrors",
         in_dest_unreachs => "InDestUnreachs",
+        in_time_excds => "InTimeExcds",
+        in_parm_probs => "InParmProbs",
+        in_src_quenchs => "InSrcQuenchs",
+        in_redirects => "InRedirects",
         in_echos => "InEchos",
         in_echo_reps => "InEchoReps",
         out_msgs => "OutMsgs",
@@ -83,6 +87,7 @@ counters!(
         /// Linux's `ICMP_MIB_RATELIMITHOST`.
         out_rate_limit_host => "OutRateLimitHost",
         out_dest_unreachs => "OutDestUnreachs",
+        out_time_excds => "OutTimeExcds",
         out_echos => "OutEchos",
         out_echo_reps => "OutEchoReps",
     }
@@ -105,6 +110,8 @@ counters!(
         sndbuf_errors => "SndbufErrors",
         /// Bad checksum (also counted in InErrors).
         in_csum_errors => "InCsumErrors",
+        /// Multicast datagrams no socket wanted (`UDP_MIB_IGNOREDMULTI`).
+        ignored_multi => "IgnoredMulti",
     }
 );
 
@@ -186,6 +193,10 @@ counters!(
         res_failed => "res_failed",
         /// Packets dropped because the pending queue of an unresolved entry was full.
         unres_discards => "unres_discards",
+        /// `neigh_forced_gc` runs (creating past `gc_thresh2`/`gc_thresh3`).
+        forced_gc_runs => "forced_gc_runs",
+        /// Entries not created: at `gc_thresh3` and the forced GC freed nothing.
+        table_fulls => "table_fulls",
         /// Queued packets dropped when their entry failed.
         failed_drops => "failed_drops",
         /// Queued packets the device refused when the entry resolved.
@@ -204,6 +215,16 @@ counters!(
 );
 
 counters!(
+    /// IGMP messages this host sent.
+    IgmpCounters, IgmpSnapshot {
+        /// IGMPv2 membership reports (0x16).
+        reports_sent => "reports_sent",
+        /// IGMPv2 leave group messages (0x17).
+        leaves_sent => "leaves_sent",
+    }
+);
+
+counters!(
     /// Receive demux leftovers.
     RxCounters, RxSnapshot {
         frames => "frames",
@@ -215,6 +236,13 @@ counters!(
         malformed => "malformed",
         /// A packet hook dropped it or an ICMP reply could not be built.
         dropped => "dropped",
+        /// ICMP errors an `IP_RECVERR` socket could not queue: its receive
+        /// buffer was full (`sock_queue_err_skb` → `-ENOMEM`; Linux frees
+        /// the clone without a counter, the error still sets `sk_err`).
+        errqueue_full => "errqueue_full",
+        /// Multicast datagrams for a group not joined on the port they
+        /// came in on (`ip_check_mc_rcu` false: not ours).
+        mc_not_joined => "mc_not_joined",
     }
 );
 
@@ -228,6 +256,7 @@ pub struct StackCounters {
     pub tcp_ext: TcpExtCounters,
     pub neigh: NeighCounters,
     pub rx: RxCounters,
+    pub igmp: IgmpCounters,
 }
 
 /// A snapshot of all counters; sum several lcores' with `+=`.
@@ -247,6 +276,8 @@ pub struct SnmpSnapshot {
     pub neigh: NeighSnapshot,
     #[serde(rename = "Rx")]
     pub rx: RxSnapshot,
+    #[serde(rename = "Igmp")]
+    pub igmp: IgmpSnapshot,
 }
 
 impl StackCounters {
@@ -259,6 +290,7 @@ impl StackCounters {
             tcp_ext: self.tcp_ext.snapshot(),
             neigh: self.neigh.snapshot(),
             rx: self.rx.snapshot(),
+            igmp: self.igmp.snapshot(),
         }
     }
 }
@@ -272,6 +304,7 @@ impl std::ops::AddAssign for SnmpSnapshot {
         self.tcp_ext += o.tcp_ext;
         self.neigh += o.neigh;
         self.rx += o.rx;
+        self.igmp += o.igmp;
     }
 }
 

@@ -2301,3 +2301,12 @@ fn sends_to_our_own_addresses_are_delivered_locally_without_arp() {
     assert_eq!((k.icmp.out_dest_unreachs, k.icmp.in_dest_unreachs), (1, 1));
     assert!(cap.take().is_empty());
 }
+
+#[path = "tests_icmp_err.rs"]
+mod icmp_err;
+
+#[path = "tests_neigh.rs"]
+mod neigh_limits;
+
+#[path = "tests_mcast.rs"]
+mod mcast;

@@ -125,6 +125,94 @@ pub(crate) struct Sock {
     pending: Pending,
     rxq: VecDeque<(SocketAddrV4, Mbuf)>,
     rx_bytes: u64,
+    /// The pending socket error (`sk_err`), reported once by the next
+    /// send, receive or `SO_ERROR`.
+    sk_err: Option<Errno>,
+    /// `IP_RECVERR` (`inet->recverr`): every ICMP error is queued and sets
+    /// `sk_err`, connected or not.
+    recverr: bool,
+    /// The error queue (`sk_error_queue`), each entry with the receive
+    /// buffer bytes it holds (charged to `rx_bytes`, as Linux charges the
+    /// clone to `sk_rmem_alloc`).
+    errq: VecDeque<(SockExtendedErr, u64)>,
+    /// `IP_MULTICAST_LOOP` (default on): our own datagrams to a group this
+    /// stack joined are delivered locally too.
+    mc_loop: bool,
+    /// `IP_MULTICAST_ALL` (default on): receive a joined group's datagrams
+    /// even when this socket is not the one that joined.
+    mc_all: bool,
+    /// Groups this socket joined (`inet->mc_list`): (group, port).
+    mc_list: Vec<(Ipv4Addr, u16)>,
+}
+
+/// A copy of `m`'s bytes in one fresh buffer (`skb_clone`'s role for a
+/// second receiver or the multicast loopback); `None` when the pool is dry
+/// or the packet does not fit one buffer.
+pub(crate) fn copy_mbuf(pool: &mut crate::mbuf::Mempool, m: &Mbuf) -> Option<Mbuf> {
+    let mut c = pool.alloc()?;
+    for s in m.segments() {
+        c.extend_from_slice(s.data).ok()?;
+    }
+    c.set_ol_flags(m.ol_flags());
+    Some(c)
+}
+
+/// `SO_EE_ORIGIN_ICMP`: the error came from an ICMP message.
+pub const SO_EE_ORIGIN_ICMP: u8 = 2;
+
+/// One entry of a socket's error queue, as `recvmsg(MSG_ERRQUEUE)` returns
+/// it (Linux `ip_recv_error`): the `IP_RECVERR` control message's
+/// `struct sock_extended_err` with its offender address, the address the
+/// failed datagram went to (`msg_name`), and the failed datagram's payload
+/// as the ICMP message quoted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SockExtendedErr {
+    /// `ee_errno`: the error the ICMP message means (`icmp_err_convert`).
+    pub ee_errno: Errno,
+    /// `ee_origin`: [`SO_EE_ORIGIN_ICMP`].
+    pub ee_origin: u8,
+    /// `ee_type`, `ee_code`: the ICMP type and code.
+    pub ee_type: u8,
+    pub ee_code: u8,
+    /// `ee_info`: the next-hop MTU for fragmentation needed, else 0.
+    pub ee_info: u32,
+    /// `SO_EE_OFFENDER`: who sent the ICMP message.
+    pub offender: Ipv4Addr,
+    /// `msg_name`: the destination of the datagram that failed (from the
+    /// quoted IP and UDP headers).
+    pub addr: SocketAddrV4,
+    /// The quoted bytes after the UDP header (the datagram's payload, as
+    /// much as the ICMP message carried).
+    pub payload: Vec<u8>,
+}
+
+/// What `icmp_err_convert` (net/ipv4/icmp.c) maps a destination
+/// unreachable code to: the errno and whether it is fatal (a hard error
+/// a connected socket hears without `IP_RECVERR`). RFC 1122 3.2.2.1 makes
+/// net, host and source-route failures transient.
+fn icmp_err_convert(code: u8) -> (Errno, bool) {
+    use Errno::*;
+    const T: [(Errno, bool); 16] = [
+        (ENETUNREACH, false),  // ICMP_NET_UNREACH
+        (EHOSTUNREACH, false), // ICMP_HOST_UNREACH
+        (ENOPROTOOPT, true),   // ICMP_PROT_UNREACH
+        (ECONNREFUSED, true),  // ICMP_PORT_UNREACH
+        (EMSGSIZE, false),     // ICMP_FRAG_NEEDED
+        (EOPNOTSUPP, false),   // ICMP_SR_FAILED
+        (ENETUNREACH, true),   // ICMP_NET_UNKNOWN
+        (EHOSTDOWN, true),     // ICMP_HOST_UNKNOWN
+        (ENONET, true),        // ICMP_HOST_ISOLATED
+        (ENETUNREACH, true),   // ICMP_NET_ANO
+        (EHOSTUNREACH, true),  // ICMP_HOST_ANO
+        (ENETUNREACH, false),  // ICMP_NET_UNR_TOS
+        (EHOSTUNREACH, false), // ICMP_HOST_UNR_TOS
+        (EHOSTUNREACH, true),  // ICMP_PKT_FILTERED
+        (EHOSTUNREACH, true),  // ICMP_PREC_VIOLATION
+        (EHOSTUNREACH, true),  // ICMP_PREC_CUTOFF
+    ];
+    T.get(code as usize)
+        .copied()
+        .unwrap_or((EHOSTUNREACH, false))
 }
 
 /// A connected socket's header template ([`wire::UdpTemplate`]: the
@@ -423,6 +511,12 @@ impl Stack {
             pending: Pending::new(),
             rxq: VecDeque::with_capacity(64),
             rx_bytes: 0,
+            sk_err: None,
+            recverr: false,
+            errq: VecDeque::new(),
+            mc_loop: true,
+            mc_all: true,
+            mc_list: Vec::new(),
         });
         let idx = match t.free.pop() {
             Some(i) => {
@@ -450,6 +544,11 @@ impl Stack {
         // device still holds packets charged to it.
         sk.pending.flush();
         sk.rxq.clear();
+        sk.errq.clear();
+        // ip_mc_drop_socket: every membership goes with the socket.
+        for (g, port) in std::mem::take(&mut sk.mc_list) {
+            self.ip_mc_dec_group(port, g);
+        }
         if sk.wmem.in_flight() > 0 {
             self.socks.zombies.push(sk.wmem.clone());
         }
@@ -485,15 +584,137 @@ impl Stack {
         let Some(i) = self.socks.lookup(daddr, dport, *src.ip(), src.port()) else {
             return false;
         };
+        self.udp_queue_rcv(i, src, m);
+        true
+    }
+
+    /// Plays `__udp4_lib_mcast_deliver` for a datagram to `group` that came
+    /// in on `port`: every socket bound to `dport` (on 0.0.0.0 or the
+    /// group), connected only to this sender if connected, that
+    /// `ip_mc_sf_allow` lets have it — one that joined the group on this
+    /// port, or any with `IP_MULTICAST_ALL` — gets a copy (the last the
+    /// original). A copy that cannot be made counts RcvbufErrors and
+    /// InErrors, as a failed `skb_clone` does.
+    pub(crate) fn udp_mcast_deliver(
+        &mut self,
+        port: u16,
+        group: Ipv4Addr,
+        dport: u16,
+        src: SocketAddrV4,
+        m: Mbuf,
+    ) -> bool {
+        let n = self.socks.ports.get(&dport).map_or(0, |v| v.len());
+        let wants = |t: &SocketTable, i: usize| {
+            t.slots[i].as_deref().is_some_and(|s| {
+                (s.local_addr.is_unspecified() || s.local_addr == group)
+                    && s.remote.is_none_or(|r| r == src)
+                    && (s.mc_all || s.mc_list.contains(&(group, port)))
+            })
+        };
+        let mut last = None;
+        for k in 0..n {
+            let i = self.socks.ports[&dport][k];
+            if !wants(&self.socks, i) {
+                continue;
+            }
+            if let Some(prev) = last.replace(i) {
+                match copy_mbuf(&mut self.pool, &m) {
+                    Some(c) => self.udp_queue_rcv(prev, src, c),
+                    None => {
+                        self.counters.udp.rcvbuf_errors.add(1);
+                        self.counters.udp.in_errors.add(1);
+                    }
+                }
+            }
+        }
+        match last {
+            Some(i) => {
+                self.udp_queue_rcv(i, src, m);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `__udp_queue_rcv_skb`: onto socket `i`'s receive queue, or counted.
+    fn udp_queue_rcv(&mut self, i: usize, src: SocketAddrV4, m: Mbuf) {
         let sk = self.socks.slots[i].as_deref_mut().expect("looked up");
         let truesize = (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u64;
         if sk.rx_bytes + truesize > sk.rcvbuf || sk.rxq.len() >= RXQ_MAX {
             self.counters.udp.rcvbuf_errors.add(1);
             self.counters.udp.in_errors.add(1);
-            return true;
+            return;
         }
         sk.rx_bytes += truesize;
         sk.rxq.push_back((src, m));
+    }
+
+    /// Plays `__udp4_lib_err` for an ICMP error from `offender` of `ty`/`code`
+    /// (`info`: the next-hop MTU of fragmentation needed) quoting
+    /// `quoted` (the IP header of a datagram we sent, its UDP header and
+    /// what followed). The socket is found as the reply would find it
+    /// (`__udp4_lib_lookup` with the quoted addresses and ports swapped).
+    /// Without `IP_RECVERR` only a connected socket hears only a hard
+    /// error (`icmp_err_convert`'s fatal codes, parameter problem,
+    /// fragmentation needed unless `IP_PMTUDISC_DONT`); with it every
+    /// error is queued (`ip_icmp_error`) and sets `sk_err`. `truesize`: the
+    /// receive-buffer charge of the queued copy. Returns false when no
+    /// socket matches (the caller counts Icmp `InErrors`).
+    pub(crate) fn udp4_lib_err(
+        &mut self,
+        offender: Ipv4Addr,
+        ty: u8,
+        code: u8,
+        info: u32,
+        quoted: &[u8],
+        truesize: u64,
+    ) -> bool {
+        let ihl = ((quoted[0] & 0x0f) as usize) * 4;
+        let saddr = Ipv4Addr::new(quoted[12], quoted[13], quoted[14], quoted[15]);
+        let daddr = Ipv4Addr::new(quoted[16], quoted[17], quoted[18], quoted[19]);
+        let sport = u16::from_be_bytes([quoted[ihl], quoted[ihl + 1]]);
+        let dport = u16::from_be_bytes([quoted[ihl + 2], quoted[ihl + 3]]);
+        let Some(i) = self.socks.lookup(saddr, sport, daddr, dport) else {
+            return false;
+        };
+        let sk = self.socks.slots[i].as_deref_mut().expect("looked up");
+        let (err, harderr) = match ty {
+            wire::ICMP_SOURCE_QUENCH | wire::ICMP_REDIRECT => return true,
+            wire::ICMP_PARAMETERPROB => (Errno::EPROTO, true),
+            wire::ICMP_DEST_UNREACH if code == wire::ICMP_FRAG_NEEDED => {
+                // ipv4_sk_update_pmtu: icmp_rcv updated the path MTU
+                // already, which invalidates cached routes (`dst_gen`).
+                if sk.pmtudisc == PmtuDisc::Dont {
+                    return true;
+                }
+                (Errno::EMSGSIZE, true)
+            }
+            wire::ICMP_DEST_UNREACH => icmp_err_convert(code),
+            // ICMP_TIME_EXCEEDED and anything else.
+            _ => (Errno::EHOSTUNREACH, false),
+        };
+        if !sk.recverr {
+            if !harderr || sk.remote.is_none() {
+                return true;
+            }
+        } else if sk.rx_bytes + truesize >= sk.rcvbuf {
+            // sock_queue_err_skb: no room in the receive buffer.
+            self.counters.rx.errqueue_full.add(1);
+        } else {
+            sk.rx_bytes += truesize;
+            let e = SockExtendedErr {
+                ee_errno: err,
+                ee_origin: SO_EE_ORIGIN_ICMP,
+                ee_type: ty,
+                ee_code: code,
+                ee_info: info,
+                offender,
+                addr: SocketAddrV4::new(daddr, dport),
+                payload: quoted[ihl + 8..].to_vec(),
+            };
+            sk.errq.push_back((e, truesize));
+        }
+        sk.sk_err = Some(err);
         true
     }
 
@@ -650,6 +871,9 @@ impl Stack {
         buf: &[u8],
         confirm: bool,
     ) -> Option<Result<usize, Errno>> {
+        if sk.sk_err.is_some() {
+            return None; // udp_sendmsg reports it
+        }
         let idx = self.fast_ready(sk)?;
         let (max, port) = sk.tmpl.as_ref().map(|t| (t.max_payload, t.port))?;
         if buf.len() > max {
@@ -679,8 +903,11 @@ impl Stack {
             Ok(()) => c.udp.out_datagrams.add(1),
             Err(_) => {
                 // ip_send_skb counts the discard; udp_send_skb turns ENOBUFS
-                // into SndbufErrors and reports success.
+                // into SndbufErrors and reports success (without IP_RECVERR).
                 c.ip.out_discards.add(1);
+                if sk.recverr {
+                    return Some(Err(Errno::ENOBUFS));
+                }
                 c.udp.sndbuf_errors.add(1);
             }
         }
@@ -696,6 +923,9 @@ impl Stack {
         sk: &mut Sock,
         bufs: &[&[u8]],
     ) -> Option<Result<usize, Errno>> {
+        if sk.sk_err.is_some() {
+            return None;
+        }
         self.fast_ready(sk)?;
         let (max, port) = sk.tmpl.as_ref().map(|t| (t.max_payload, t.port))?;
         if bufs.iter().any(|b| b.len() > max) {
@@ -935,6 +1165,13 @@ impl Stack {
             if dst.broadcast && !sk.broadcast {
                 return Err(Errno::EACCES);
             }
+            if let Some(e) = sk.sk_err.take() {
+                // sock_alloc_send_pskb → sock_error: a pending error (an
+                // ICMP error `__udp4_lib_err` recorded) fails this send
+                // once; __ip_append_data's error path counts the discard.
+                self.counters.ip.out_discards.add(1);
+                return Err(e);
+            }
             let ttl = o.ttl.unwrap_or(if dst.multicast {
                 sk.mc_ttl
             } else {
@@ -985,6 +1222,8 @@ impl Stack {
                 connected: connected && sk.remote.is_some(),
                 confirm,
                 corked: corkreq,
+                recverr: sk.recverr,
+                mc_loop: sk.mc_loop,
             });
         } else if let Some(f) = sk.pending.flow.as_mut() {
             // Appending to a corked datagram: its destination stands.
@@ -1188,6 +1427,10 @@ impl UdpSocket<'_> {
     /// the sender. `EAGAIN` when the queue is empty.
     pub fn recv_from(&mut self, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), Errno> {
         self.with(|st, sk, _| {
+            // __skb_recv_udp: sock_error first, queued data or not.
+            if let Some(e) = sk.sk_err.take() {
+                return Err(e);
+            }
             let (src, m) = sk.rxq.pop_front().ok_or(Errno::EAGAIN)?;
             sk.rx_bytes -= (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u64;
             let mut n = 0;
@@ -1199,6 +1442,42 @@ impl UdpSocket<'_> {
             st.counters.udp.in_datagrams.add(1);
             Ok((n, src))
         })
+    }
+
+    /// `SO_ERROR` (`sock_error`): the pending error, cleared by reading it.
+    pub fn take_error(&mut self) -> Result<Option<Errno>, Errno> {
+        Ok(self.st.socks.get_mut(self.id)?.sk_err.take())
+    }
+
+    /// `IP_RECVERR`: on, every ICMP error for the socket's datagrams is
+    /// queued for [`UdpSocket::recv_err`] and sets the pending error, on
+    /// unconnected sockets too; off (the default), only hard errors reach
+    /// connected sockets. Turning it off purges the queue, as Linux does.
+    pub fn set_recverr(&mut self, on: bool) -> Result<(), Errno> {
+        let s = self.st.socks.get_mut(self.id)?;
+        s.recverr = on;
+        if !on {
+            for (_, t) in s.errq.drain(..) {
+                s.rx_bytes -= t;
+            }
+        }
+        Ok(())
+    }
+
+    /// `recvmsg(MSG_ERRQUEUE)` (`ip_recv_error`): the oldest queued error;
+    /// `EAGAIN` when none. As `sock_dequeue_err_skb`, the pending error
+    /// becomes the next queued error's errno, or clears when none is left.
+    pub fn recv_err(&mut self) -> Result<SockExtendedErr, Errno> {
+        let s = self.st.socks.get_mut(self.id)?;
+        let (e, t) = s.errq.pop_front().ok_or(Errno::EAGAIN)?;
+        s.rx_bytes -= t;
+        s.sk_err = s.errq.front().map(|(n, _)| n.ee_errno);
+        Ok(e)
+    }
+
+    /// Errors waiting on the error queue.
+    pub fn err_queue_len(&self) -> Result<usize, Errno> {
+        Ok(self.st.socks.get(self.id)?.errq.len())
     }
 
     /// `SO_SNDBUF`: like Linux, the value is doubled for bookkeeping overhead.
@@ -1299,6 +1578,60 @@ impl UdpSocket<'_> {
         s.tmpl = None;
         Ok(())
     }
+    /// `IP_ADD_MEMBERSHIP` (`ip_mc_join_group`): joins `group` on the port
+    /// whose address is `iface` (0.0.0.0: the port a route to the group
+    /// takes). EINVAL for a non-multicast group, ENODEV for no such port,
+    /// EADDRINUSE when already joined there, ENOBUFS past
+    /// `igmp_max_memberships` (20). The port's first member sends IGMPv2
+    /// reports ([`super::igmp`]).
+    pub fn join_multicast_v4(&mut self, group: Ipv4Addr, iface: Ipv4Addr) -> Result<(), Errno> {
+        if !group.is_multicast() {
+            return Err(Errno::EINVAL);
+        }
+        let port = self.st.mc_find_port(group, iface)?;
+        let s = self.st.socks.get_mut(self.id)?;
+        if s.mc_list.contains(&(group, port)) {
+            return Err(Errno::EADDRINUSE);
+        }
+        if s.mc_list.len() >= super::igmp::IGMP_MAX_MEMBERSHIPS {
+            return Err(Errno::ENOBUFS);
+        }
+        s.mc_list.push((group, port));
+        self.st.ip_mc_inc_group(port, group);
+        Ok(())
+    }
+
+    /// `IP_DROP_MEMBERSHIP` (`ip_mc_leave_group`): EADDRNOTAVAIL when this
+    /// socket has not joined `group` there. The port's last member sends
+    /// the IGMPv2 leave.
+    pub fn leave_multicast_v4(&mut self, group: Ipv4Addr, iface: Ipv4Addr) -> Result<(), Errno> {
+        let port = self
+            .st
+            .mc_find_port(group, iface)
+            .map_err(|_| Errno::EADDRNOTAVAIL)?;
+        let s = self.st.socks.get_mut(self.id)?;
+        let Some(k) = s.mc_list.iter().position(|&x| x == (group, port)) else {
+            return Err(Errno::EADDRNOTAVAIL);
+        };
+        s.mc_list.remove(k);
+        self.st.ip_mc_dec_group(port, group);
+        self.st.xmit.flush();
+        Ok(())
+    }
+
+    /// `IP_MULTICAST_LOOP` (default on).
+    pub fn set_multicast_loop(&mut self, on: bool) -> Result<(), Errno> {
+        self.st.socks.get_mut(self.id)?.mc_loop = on;
+        Ok(())
+    }
+
+    /// `IP_MULTICAST_ALL` (default on): off, the socket receives only the
+    /// groups it joined itself (`ip_mc_sf_allow`).
+    pub fn set_multicast_all(&mut self, on: bool) -> Result<(), Errno> {
+        self.st.socks.get_mut(self.id)?.mc_all = on;
+        Ok(())
+    }
+
     /// `IP_MULTICAST_TTL` (default 1).
     pub fn set_multicast_ttl(&mut self, ttl: u8) -> Result<(), Errno> {
         self.st.socks.get_mut(self.id)?.mc_ttl = ttl;

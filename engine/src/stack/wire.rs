@@ -364,6 +364,17 @@ pub const ICMP_DEST_UNREACH: u8 = 3;
 pub const ICMP_ECHO_REQUEST: u8 = 8;
 pub const ICMP_PORT_UNREACH: u8 = 3;
 pub const ICMP_FRAG_NEEDED: u8 = 4;
+pub const ICMP_NET_UNREACH: u8 = 0;
+pub const ICMP_HOST_UNREACH: u8 = 1;
+/// `NR_ICMP_UNREACH`: the highest destination-unreachable code Linux maps.
+pub const NR_ICMP_UNREACH: u8 = 15;
+pub const ICMP_SOURCE_QUENCH: u8 = 4;
+pub const ICMP_REDIRECT: u8 = 5;
+pub const ICMP_TIME_EXCEEDED: u8 = 11;
+pub const ICMP_PARAMETERPROB: u8 = 12;
+/// Time exceeded codes: TTL count exceeded, fragment reassembly time exceeded.
+pub const ICMP_EXC_TTL: u8 = 0;
+pub const ICMP_EXC_FRAGTIME: u8 = 1;
 
 /// An ICMP message header (the first 8 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -120,6 +120,12 @@ impl SocketSource {
                     r.blocked = true;
                     break;
                 }
+                Err(Errno::ECONNREFUSED) => {
+                    // The peer's ICMP port unreachable, reported once by
+                    // this send as on Linux (`sk_err`, `__udp4_lib_err`);
+                    // the datagram was not sent: send it again.
+                    continue;
+                }
                 Err(er) => {
                     // Counted (and in the stack's SNMP counters); the
                     // datagram never existed, so no packet is lost.
