@@ -123,7 +123,12 @@ impl SocketSource {
                 Err(Errno::ECONNREFUSED) => {
                     // The peer's ICMP port unreachable, reported once by
                     // this send as on Linux (`sk_err`, `__udp4_lib_err`);
-                    // the datagram was not sent: send it again.
+                    // the datagram was not sent: counted as a refusal and
+                    // offered again (it is not lost).
+                    self.errors += 1;
+                    if self.last_error.is_empty() {
+                        self.last_error = Errno::ECONNREFUSED.to_string();
+                    }
                     continue;
                 }
                 Err(er) => {
