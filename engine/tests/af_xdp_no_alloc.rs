@@ -7,7 +7,6 @@
 //! it needs root and a veth pair it creates (alloc_count runs anywhere).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use wirespeed::eal::dma::{set_page_mode, PageMode};
 use wirespeed::ethdev::{PortConfig, Registry};
@@ -34,44 +33,16 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-struct Veth(String);
-impl Drop for Veth {
-    fn drop(&mut self) {
-        sh(&["ip", "link", "del", &self.0]);
-    }
-}
+mod common;
+use common::Veth;
 
 #[test]
 fn af_xdp_tx_rx_and_completion_allocate_nothing_per_packet() {
-    // SAFETY: plain libc call.
-    if unsafe { libc::geteuid() } != 0 {
+    let Some(v) = Veth::new("wsa") else {
         eprintln!("af_xdp: not root (AF_XDP, BPF, veth): skipped");
         return;
-    }
-    let a = format!("wsa{}", std::process::id() % 100_000);
-    let b = format!("{a}b");
-    sh(&["ip", "link", "del", &a]);
-    assert!(sh(&[
-        "ip", "link", "add", &a, "type", "veth", "peer", "name", &b
-    ]));
-    let _veth = Veth(a.clone());
-    for i in [&a, &b] {
-        sh(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{i}.disable_ipv6=1"),
-        ]);
-        assert!(sh(&["ip", "link", "set", i, "up"]));
-    }
+    };
+    let (a, b) = (v.a.clone(), v.b.clone());
     set_page_mode(PageMode::Small);
     let reg = Registry::with_builtins();
     let tx_only = PortConfig {

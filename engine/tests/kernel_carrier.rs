@@ -5,7 +5,6 @@
 //! drops; the peer back up resumes traffic. Needs root (veth, AF_PACKET,
 //! AF_XDP); skipped otherwise.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wirespeed::eal::dma::{set_page_mode, PageMode};
 use wirespeed::eal::tsc::Tsc;
@@ -13,40 +12,8 @@ use wirespeed::ethdev::{PortConfig, Registry};
 use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
 use wirespeed::netdev::{CarrierPolicy, NetdevQueue, TxqConfig};
 
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-struct Veth(String);
-impl Drop for Veth {
-    fn drop(&mut self) {
-        sh(&["ip", "link", "del", &self.0]);
-    }
-}
-
-fn veth(tag: &str) -> (Veth, String, String) {
-    let a = format!("wc{tag}{}", std::process::id() % 100_000);
-    let b = format!("{a}b");
-    sh(&["ip", "link", "del", &a]);
-    assert!(sh(&[
-        "ip", "link", "add", &a, "type", "veth", "peer", "name", &b
-    ]));
-    let v = Veth(a.clone());
-    for i in [&a, &b] {
-        sh(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{i}.disable_ipv6=1"),
-        ]);
-        assert!(sh(&["ip", "link", "set", i, "up"]));
-    }
-    (v, a, b)
-}
+mod common;
+use common::{sh, Veth};
 
 fn wait_carrier(q: &mut NetdevQueue, up: bool) {
     let t0 = Instant::now();
@@ -77,12 +44,11 @@ fn burst(pool: &mut Mempool, n: usize) -> Burst {
 }
 
 fn carrier_follows_the_peer(kind: &str, tag: &str) {
-    // SAFETY: plain libc call.
-    if unsafe { libc::geteuid() } != 0 {
+    let Some(v) = Veth::new(&format!("wc{tag}")) else {
         eprintln!("{kind}: not root (veth, sockets): skipped");
         return;
-    }
-    let (_v, a, b) = veth(tag);
+    };
+    let (a, b) = (v.a.clone(), v.b.clone());
     set_page_mode(PageMode::Small);
     let reg = Registry::with_builtins();
     let mut port = reg.open(&format!("{kind}:{a}")).unwrap();
