@@ -278,6 +278,10 @@ pub struct StreamSection {
     pub on_ms: f64,
     #[serde(default)]
     pub off_ms: f64,
+    /// Start when the stream of this name (an earlier one) has ended, its
+    /// start_delay counted from then (TRex's `next`).
+    #[serde(default)]
+    pub after: Option<String>,
     /// Seed of the stream's random fields and sizes (the same seed gives
     /// the same frames; default: from the stream's index).
     #[serde(default)]
@@ -416,6 +420,7 @@ impl Default for StreamSection {
             ttl: default_ttl(),
             fields: Vec::new(),
             connections: None,
+            after: None,
             seed: None,
             bytes: 0,
             burst: 0,
@@ -658,6 +663,8 @@ pub struct Stream {
     pub bytes: u64,
     /// Seed of the random fields and sizes (None: from the index).
     pub seed: Option<u64>,
+    /// Index of the stream this one starts after.
+    pub after: Option<usize>,
     /// The stream's shape: packets per burst (0 = none), bursts (0 = no
     /// limit), the gap after each burst and on/off windows, in ns.
     pub burst: u64,
@@ -910,11 +917,36 @@ impl Config {
         } else {
             self.streams.clone()
         };
-        sections
+        let mut streams: Vec<Stream> = sections
             .iter()
             .enumerate()
             .map(|(i, s)| s.validate(i, &self.ports, &run_cores))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        // Chains: `after` names an earlier stream that ends by itself.
+        for (i, sec) in sections.iter().enumerate() {
+            let Some(name) = &sec.after else { continue };
+            let k = format!("stream[{i}].after");
+            let j = streams[..i].iter().position(|o| &o.name == name).ok_or_else(|| {
+                ConfigError::new(
+                    &k,
+                    format!("'{name}' is not the name of an earlier stream (a stream starts after one before it)"),
+                )
+            })?;
+            let p = &streams[j];
+            let ends = p.count > 0
+                || p.duration > 0.0
+                || p.burst > 0 && p.bursts > 0
+                || p.mode == StreamMode::Pcap && p.loops > 0
+                || p.mode == StreamMode::Tcp && p.bytes > 0;
+            if !ends {
+                return Err(ConfigError::new(
+                    &k,
+                    format!("'{name}' never ends by itself: give it a count, a duration or bursts"),
+                ));
+            }
+            streams[i].after = Some(j);
+        }
+        Ok(streams)
     }
 }
 
@@ -1061,6 +1093,7 @@ impl StreamSection {
             connections: s.connections.unwrap_or(1),
             bytes: s.bytes,
             seed: s.seed,
+            after: None,
             burst: s.burst,
             bursts: s.bursts.unwrap_or(1),
             burst_gap_ns: (s.burst_gap_ms * 1e6) as u64,

@@ -297,3 +297,51 @@ fn capture_writes_what_a_port_receives() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A chain (`after`, TRex's `next`): the second stream starts when the
+/// first has ended — every frame of the first is on the wire before any of
+/// the second; a name that is not an earlier stream, or one that never
+/// ends, is refused naming the key.
+#[test]
+fn a_chained_stream_starts_when_the_one_before_ends() {
+    let dir = tmpdir("chain");
+    let pcap = dir.join("c.pcap");
+    let cfg = dir.join("c.toml");
+    let body = |after: &str, first_bound: &str| {
+        format!(
+            "[run]\nlcores = \"0\"\n[[port]]\nspec = \"pcap:{}\"\n\
+             [[stream]]\nname = \"first\"\nsize = 64\nrate = \"200 kpps\"\n{first_bound}\n\
+             [[stream]]\nname = \"second\"\nsize = 128\nrate = \"200 kpps\"\ncount = 300\nafter = \"{after}\"\n",
+            pcap.display()
+        )
+    };
+    std::fs::write(&cfg, body("first", "count = 500")).unwrap();
+    let out = gen(&[cfg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = wirespeed::ethdev::pcap::read_file(&pcap).unwrap();
+    let lens: Vec<usize> = recs.iter().map(|r| r.data.len()).collect();
+    assert_eq!(lens.len(), 800);
+    assert!(
+        lens[..500].iter().all(|l| *l == 60),
+        "the first stream's 500 frames first"
+    );
+    assert!(
+        lens[500..].iter().all(|l| *l == 124),
+        "then the second's 300"
+    );
+    for (after, bound, key_says) in [
+        ("nobody", "count = 500", "earlier stream"),
+        ("first", "", "never ends"),
+    ] {
+        std::fs::write(&cfg, body(after, bound)).unwrap();
+        let o = gen(&[cfg.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("stream[1].after") && e.contains(key_says), "{e}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -56,6 +56,17 @@ fn params(
         stacks: plan.stacks.clone(),
         // Room for a pool's worth: the hand-off carries ARP and ICMP, not bulk.
         stack_rx: (0..plan.cores.len()).map(|_| SpscRing::new(1024)).collect(),
+        stream_left: (0..plan.streams.len())
+            .map(|i| {
+                AtomicUsize::new(
+                    plan.senders
+                        .iter()
+                        .flatten()
+                        .filter(|p| p.stream == i)
+                        .count(),
+                )
+            })
+            .collect(),
         return_grace_cycles: tsc.ns_to_cycles(settle.map_or(50_000_000, |ms| ms * 1_000_000)),
     }
 }

@@ -152,6 +152,9 @@ pub struct RunParams {
     /// How long the lcores keep receiving after the last send when frames
     /// come back (latency probes, a receiving port), in TSC cycles.
     pub return_grace_cycles: u64,
+    /// Per stream: its senders not yet done (a chained stream starts when
+    /// its predecessor's count reaches 0).
+    pub stream_left: Vec<AtomicUsize>,
 }
 
 /// What a port's stack is built from.
@@ -220,6 +223,10 @@ struct StreamSender {
     start: u64,
     stop: Option<u64>,
     done: bool,
+    /// Its being done was counted in `RunParams::stream_left`.
+    reported: bool,
+    /// Waiting for this stream to end before starting (`after`).
+    waiting: Option<usize>,
     /// The queue (or socket) had no room for a due packet this round.
     blocked: bool,
     /// TSC since when it has been blocked without a break (0 = not).
@@ -445,17 +452,14 @@ impl GenApp {
         self.tally.last_active = start_tsc;
         for s in self.senders.iter_mut() {
             let st = &self.p.streams[s.plan.stream];
-            s.start = start_tsc + tsc.ns_to_cycles((st.start_delay * 1e9) as u64);
-            // The stream's time runs from its scheduled start: a sender that
-            // got going late (ARP, a busy port) and caught up in a burst
-            // does not look faster than its rate.
-            s.plan.counters.first_tsc.set(s.start);
-            s.stop = if st.duration > 0.0 {
-                Some(s.start + tsc.ns_to_cycles((st.duration * 1e9) as u64))
-            } else {
-                None
-            };
-            s.pacer = Pacer::new(&st.rate, s.plan.share, tsc.hz(), s.plan.line_bps, s.start);
+            match st.after {
+                // Scheduled when its predecessor ends (see `send_round`).
+                Some(a) => {
+                    s.waiting = Some(a);
+                    s.start = u64::MAX;
+                }
+                None => s.schedule(st, start_tsc, tsc),
+            }
         }
         self.phase = Phase::Running;
     }
@@ -469,10 +473,22 @@ impl GenApp {
         let hz = self.tsc.hz();
         for s in self.senders.iter_mut() {
             if s.done {
+                if !s.reported {
+                    s.reported = true;
+                    self.p.stream_left[s.plan.stream].fetch_sub(1, Ordering::AcqRel);
+                }
                 continue;
             }
             all_done = false;
             let st = &self.p.streams[s.plan.stream];
+            if let Some(a) = s.waiting {
+                if self.p.stream_left[a].load(Ordering::Acquire) > 0 {
+                    continue;
+                }
+                // The stream before it ended: its time starts now.
+                s.waiting = None;
+                s.schedule(st, now, self.tsc);
+            }
             let Some(local) = s.open_window(ctx, now) else {
                 continue;
             };
@@ -755,6 +771,8 @@ fn senders(ctx: &LcoreCtx, p: &RunParams, tsc: Tsc) -> Result<Vec<StreamSender>,
             start: 0,
             stop: None,
             done: plan.quota == 0,
+            reported: false,
+            waiting: None,
             blocked: false,
             blocked_since: 0,
             plan,
@@ -790,6 +808,27 @@ impl Tally {
 impl StreamSender {
     /// Opens the sender's window at `now` (its start, its stop) and returns
     /// the local queue it feeds, or None when it has nothing to do now.
+    /// Its start (the stream's `start_delay` after `t0`), stop and pacer.
+    fn schedule(&mut self, st: &Stream, t0: u64, tsc: Tsc) {
+        self.start = t0 + tsc.ns_to_cycles((st.start_delay * 1e9) as u64);
+        // The stream's time runs from its scheduled start: a sender that
+        // got going late (ARP, a busy port) and caught up in a burst does
+        // not look faster than its rate.
+        self.plan.counters.first_tsc.set(self.start);
+        self.stop = if st.duration > 0.0 {
+            Some(self.start + tsc.ns_to_cycles((st.duration * 1e9) as u64))
+        } else {
+            None
+        };
+        self.pacer = Pacer::new(
+            &st.rate,
+            self.plan.share,
+            tsc.hz(),
+            self.plan.line_bps,
+            self.start,
+        );
+    }
+
     fn open_window(&mut self, ctx: &mut LcoreCtx, now: u64) -> Option<usize> {
         if now < self.start {
             return None;
