@@ -278,6 +278,17 @@ pub struct StreamSection {
     pub on_ms: f64,
     #[serde(default)]
     pub off_ms: f64,
+    /// A rate profile: these rates one after another, `step_s` each (the
+    /// last one holds) …
+    #[serde(default)]
+    pub rate_steps: Vec<String>,
+    #[serde(default)]
+    pub step_s: f64,
+    /// … or a ramp from `rate` to `ramp_to` over `ramp_s` (100 steps).
+    #[serde(default)]
+    pub ramp_to: Option<String>,
+    #[serde(default)]
+    pub ramp_s: f64,
     /// Start when the stream of this name (an earlier one) has ended, its
     /// start_delay counted from then (TRex's `next`).
     #[serde(default)]
@@ -420,6 +431,10 @@ impl Default for StreamSection {
             ttl: default_ttl(),
             fields: Vec::new(),
             connections: None,
+            rate_steps: Vec::new(),
+            step_s: 0.0,
+            ramp_to: None,
+            ramp_s: 0.0,
             after: None,
             seed: None,
             bytes: 0,
@@ -665,6 +680,9 @@ pub struct Stream {
     pub seed: Option<u64>,
     /// Index of the stream this one starts after.
     pub after: Option<usize>,
+    /// The rate profile: (seconds from the stream's start, rate), the first
+    /// at 0 (empty: `rate` throughout).
+    pub profile: Vec<(f64, Rate)>,
     /// The stream's shape: packets per burst (0 = none), bursts (0 = no
     /// limit), the gap after each burst and on/off windows, in ns.
     pub burst: u64,
@@ -1094,6 +1112,7 @@ impl StreamSection {
             bytes: s.bytes,
             seed: s.seed,
             after: None,
+            profile: s.profile(&k, &rate)?,
             burst: s.burst,
             bursts: s.bursts.unwrap_or(1),
             burst_gap_ns: (s.burst_gap_ms * 1e6) as u64,
@@ -1215,6 +1234,73 @@ impl StreamSection {
         Ok((Some(std::path::PathBuf::from(p)), t))
     }
 
+    /// `rate_steps`/`step_s` or `ramp_to`/`ramp_s` as (offset s, rate) steps.
+    fn profile(
+        &self,
+        k: &dyn Fn(&str) -> String,
+        rate: &Rate,
+    ) -> Result<Vec<(f64, Rate)>, ConfigError> {
+        let secs = |key: &str, v: f64| {
+            if v > 0.0 && v.is_finite() {
+                Ok(v)
+            } else {
+                Err(ConfigError::new(
+                    k(key),
+                    format!("{v} is not a number of seconds > 0"),
+                ))
+            }
+        };
+        if !self.rate_steps.is_empty() && self.ramp_to.is_some() {
+            return Err(ConfigError::new(
+                k("ramp_to"),
+                "give rate_steps or ramp_to, not both",
+            ));
+        }
+        if !self.rate_steps.is_empty() {
+            let step = secs("step_s", self.step_s)?;
+            return self
+                .rate_steps
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    Rate::parse(t)
+                        .map(|r| (i as f64 * step, r))
+                        .map_err(|e| ConfigError::new(format!("{}[{i}]", k("rate_steps")), e))
+                })
+                .collect();
+        }
+        let Some(to) = &self.ramp_to else {
+            return Ok(Vec::new());
+        };
+        let dur = secs("ramp_s", self.ramp_s)?;
+        let to = Rate::parse(to).map_err(|e| ConfigError::new(k("ramp_to"), e))?;
+        // A ramp interpolates one kind of rate: pps to pps, bit/s to bit/s
+        // (the same layer), percent to percent.
+        let lerp = |f: f64| -> Option<Rate> {
+            Some(match (rate, &to) {
+                (Rate::Pps(a), Rate::Pps(b)) => Rate::Pps(a + (b - a) * f),
+                (Rate::Bps { bps: a, l1 }, Rate::Bps { bps: b, l1: l }) if l1 == l => Rate::Bps {
+                    bps: a + (b - a) * f,
+                    l1: *l1,
+                },
+                (Rate::Percent(a), Rate::Percent(b)) => Rate::Percent(a + (b - a) * f),
+                _ => return None,
+            })
+        };
+        const STEPS: usize = 100;
+        (0..=STEPS)
+            .map(|i| {
+                let f = i as f64 / STEPS as f64;
+                lerp(f).map(|r| (f * dur, r)).ok_or_else(|| {
+                    ConfigError::new(
+                        k("ramp_to"),
+                        "ramps between rates of one kind: pps to pps, bit/s to bit/s, % to %; set rate to the ramp's start",
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// A TCP stream: its connections, and the keys that mean nothing to
     /// it (the window and the congestion control set the rate; segments,
     /// not frames of a size, go out).
@@ -1246,6 +1332,26 @@ impl StreamSection {
                 "imix",
                 self.imix.is_some(),
                 "a TCP stream's segments are the MSS; drop imix",
+            ),
+            (
+                "burst",
+                self.burst != 0,
+                "the windows pace a TCP stream; drop burst",
+            ),
+            (
+                "on_ms",
+                self.on_ms != 0.0,
+                "the windows pace a TCP stream; drop on_ms",
+            ),
+            (
+                "rate_steps",
+                !self.rate_steps.is_empty(),
+                "TCP sends as fast as its windows allow; drop rate_steps",
+            ),
+            (
+                "ramp_to",
+                self.ramp_to.is_some(),
+                "TCP sends as fast as its windows allow; drop ramp_to",
             ),
         ];
         if let Some((key, _, why)) = refused.iter().find(|r| r.1) {

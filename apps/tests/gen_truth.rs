@@ -505,3 +505,53 @@ fn model_bursts_and_on_off_windows_shape_the_stream() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Rate profiles: steps (10 kpps for 100 ms, then 50 kpps) and a ramp
+/// (10 → 50 kpps over 200 ms), seen in the gaps the stamping sink records;
+/// a ramp between rates of two kinds is refused naming the key.
+#[test]
+fn model_rate_steps_and_ramps_change_the_gaps() {
+    let dir = tmpdir("profiles");
+    let median = |v: &[u64]| {
+        let mut g: Vec<u64> = v.windows(2).map(|w| w[1] - w[0]).collect();
+        g.sort_unstable();
+        g[g.len() / 2]
+    };
+    let (ts, out) = stamps_of(
+        &dir,
+        "steps",
+        "rate_steps = [\"10 kpps\", \"50 kpps\"]\nstep_s = 0.1\ncount = 4000\n",
+    );
+    assert_eq!(ts.len(), 4000, "{out}");
+    let (a, b) = (median(&ts[50..900]), median(&ts[2000..3900]));
+    assert!(
+        (90_000..=110_000).contains(&a),
+        "first step's gap {a} ns\n{out}"
+    );
+    assert!((18_000..=22_000).contains(&b), "second step's gap {b} ns");
+    assert!(
+        !out.contains("MISSED"),
+        "no whole-run target for a profile\n{out}"
+    );
+    let (ts, out) = stamps_of(
+        &dir,
+        "ramp",
+        "rate = \"10 kpps\"\nramp_to = \"50 kpps\"\nramp_s = 0.2\nduration = 0.25\n",
+    );
+    assert!(ts.len() > 3000, "{} stamps\n{out}", ts.len());
+    let (first, last) = (median(&ts[10..200]), median(&ts[ts.len() - 500..]));
+    assert!(
+        first > 3 * last,
+        "the gaps shrink along the ramp: {first} then {last} ns"
+    );
+    let cfg = dir.join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[[port]]\nspec = \"null\"\n[[stream]]\nrate = \"1 Mpps\"\nramp_to = \"1 Gbit/s\"\nramp_s = 1\ncount = 5\n",
+    )
+    .unwrap();
+    let o = gen(&[cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("stream[0].ramp_to"), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).ok();
+}

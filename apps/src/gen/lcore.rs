@@ -227,6 +227,8 @@ struct StreamSender {
     reported: bool,
     /// Waiting for this stream to end before starting (`after`).
     waiting: Option<usize>,
+    /// The next step of the stream's rate profile.
+    profile_idx: usize,
     /// The queue (or socket) had no room for a due packet this round.
     blocked: bool,
     /// TSC since when it has been blocked without a break (0 = not).
@@ -488,6 +490,16 @@ impl GenApp {
                 // The stream before it ended: its time starts now.
                 s.waiting = None;
                 s.schedule(st, now, self.tsc);
+            }
+            if let Some((off, r)) = st.profile.get(s.profile_idx) {
+                let at = s
+                    .start
+                    .saturating_add(self.tsc.ns_to_cycles((off * 1e9) as u64));
+                if now >= at {
+                    // The profile's next rate from now on (no credit carried).
+                    s.pacer = Pacer::new(r, s.plan.share, hz, s.plan.line_bps, now);
+                    s.profile_idx += 1;
+                }
             }
             let Some(local) = s.open_window(ctx, now) else {
                 continue;
@@ -773,6 +785,7 @@ fn senders(ctx: &LcoreCtx, p: &RunParams, tsc: Tsc) -> Result<Vec<StreamSender>,
             done: plan.quota == 0,
             reported: false,
             waiting: None,
+            profile_idx: 0,
             blocked: false,
             blocked_since: 0,
             plan,

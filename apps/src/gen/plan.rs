@@ -573,7 +573,7 @@ fn plan_senders(
         let line = pp.info.line_rate_bps;
         // A shaped stream's rate holds inside its bursts and on windows,
         // not over its whole active time: no whole-run target to check.
-        let shaped = s.burst > 0 || s.on_ns > 0;
+        let shaped = s.burst > 0 || s.on_ns > 0 || !s.profile.is_empty();
         targets.push(if shaped {
             None
         } else {
