@@ -1518,7 +1518,10 @@ mod tests {
             ("size = \"64-128\"\n", "stream[0].size"),
             ("size = 70000\n", "stream[0].size"),
             ("burst = 5\n", "stream[0].burst"),
-            ("rate_steps = [\"1 Mpps\"]\nstep_s = 1\n", "stream[0].rate_steps"),
+            (
+                "rate_steps = [\"1 Mpps\"]\nstep_s = 1\n",
+                "stream[0].rate_steps",
+            ),
         ] {
             let e = Config::parse(&format!("{base}{extra}"), "t")
                 .and_then(|c| c.validate().map(|_| ()))

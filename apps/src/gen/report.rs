@@ -684,6 +684,40 @@ fn stream_latency(s: &Stream, plan: &RunPlan, g: &Gathered, sent: u64) -> Latenc
     }
 }
 
+/// The stream's rate as given: one rate, or its profile, or its shape.
+fn rate_target(s: &Stream) -> String {
+    let mut t = match (s.profile.first(), s.profile.last()) {
+        (Some((_, a)), Some((end, b))) if s.profile.len() > 1 => {
+            format!(
+                "{} → {} over {end} s (a profile)",
+                a.describe(),
+                b.describe()
+            )
+        }
+        _ => s.rate.describe(),
+    };
+    if s.burst > 0 {
+        t += &format!(
+            " in bursts of {} ({} bursts, {} ms apart)",
+            s.burst,
+            if s.bursts == 0 {
+                "unlimited".to_string()
+            } else {
+                s.bursts.to_string()
+            },
+            s.burst_gap_ns as f64 / 1e6
+        );
+    }
+    if s.on_ns > 0 {
+        t += &format!(
+            " for {} ms of every {} ms",
+            s.on_ns as f64 / 1e6,
+            (s.on_ns + s.off_ns) as f64 / 1e6
+        );
+    }
+    t
+}
+
 /// Why a stream is flagged: nothing delivered, a missed target, drops,
 /// refused sends, and the notes on what could not be attributed.
 fn stream_flags(ss: &StreamSummary, notes: Vec<String>) -> Vec<String> {
@@ -758,7 +792,7 @@ fn stream_summary(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered) -> St
             StreamMode::Tcp => format!("TCP segments, {} writes", s.sizes.describe()),
             _ => s.sizes.describe(),
         },
-        rate_target: s.rate.describe(),
+        rate_target: rate_target(s),
         target_pps: target,
         achieved_pps: pps,
         achieved_l2_bps: per_s((bytes + 4 * packets) as f64 * 8.0),
