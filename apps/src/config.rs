@@ -125,6 +125,45 @@ pub struct PortSection {
     /// received on another core than the one that sends.
     #[serde(default)]
     pub rx_lcore: Option<usize>,
+    /// Static neighbours of the port's stack (`ip neigh add … nud
+    /// permanent`): never probed, never collected.
+    #[serde(default)]
+    pub neigh: Vec<NeighSection>,
+}
+
+/// `[[port.neigh]]`: `ip = "10.0.0.2"`, `mac = "02:00:00:00:00:02"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighSection {
+    pub ip: String,
+    pub mac: String,
+}
+
+impl PortSection {
+    /// The static neighbours, parsed; errors name `port[i].neigh[j].KEY`.
+    pub fn static_neighbours(&self, i: usize) -> Result<Vec<(Ipv4Addr, MacAddr)>, ConfigError> {
+        self.neigh
+            .iter()
+            .enumerate()
+            .map(|(j, n)| {
+                let k = |f: &str| format!("port[{i}].neigh[{j}].{f}");
+                let ip: Ipv4Addr = n.ip.parse().map_err(|_| {
+                    ConfigError::new(k("ip"), format!("'{}' is not an IPv4 address", n.ip))
+                })?;
+                let mac: MacAddr = n
+                    .mac
+                    .parse()
+                    .map_err(|e: String| ConfigError::new(k("mac"), e))?;
+                if self.ip.is_none() {
+                    return Err(ConfigError::new(
+                        k("ip"),
+                        "static neighbours belong to the port's stack: give the port an ip",
+                    ));
+                }
+                Ok((ip, mac))
+            })
+            .collect()
+    }
 }
 
 /// A port's stack address, parsed.
@@ -1002,6 +1041,7 @@ impl RunConfig {
 impl PortSection {
     /// The keys a port can be checked by before it is opened.
     fn validate(&self, i: usize) -> Result<(), ConfigError> {
+        self.static_neighbours(i)?;
         if self.spec.trim().is_empty() {
             return Err(ConfigError::new(
                 format!("port[{i}].spec"),

@@ -555,3 +555,44 @@ fn model_rate_steps_and_ramps_change_the_gaps() {
     assert!(text(&o).contains("stream[0].ramp_to"), "{}", text(&o));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `[[port.neigh]]`: a static neighbour (`nud permanent`) needs no ARP —
+/// a socket stream to it sends at once over a port nobody answers on;
+/// a bad entry names its key.
+#[test]
+fn static_neighbours_from_the_config_need_no_arp() {
+    let dir = tmpdir("neigh");
+    let cfg = dir.join("n.toml");
+    let body = |neigh: &str| {
+        format!(
+            "[run]\nlcores = \"0\"\n[[port]]\nspec = \"null\"\nip = \"10.0.0.1/24\"\n{neigh}\n\
+             [[stream]]\nmode = \"socket\"\ndst_ip = \"10.0.0.2\"\ndst_port = 9\ncount = 100\nsize = 100\n"
+        )
+    };
+    std::fs::write(
+        &cfg,
+        body("[[port.neigh]]\nip = \"10.0.0.2\"\nmac = \"02:00:00:00:00:02\""),
+    )
+    .unwrap();
+    let j = dir.join("n.json");
+    let o = gen(&[cfg.to_str().unwrap(), "--json", j.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&j);
+    assert_eq!(v["streams"][0]["packets"], 100, "{}", text(&o));
+    // Only the gratuitous ARP announcing our address: no request for 10.0.0.2.
+    assert_eq!(v["stacks"][0]["snmp"]["Neigh"]["arp_requests_sent"], 1);
+    // Without it, nobody answers ARP on a null port: the run fails, saying so.
+    std::fs::write(&cfg, body("")).unwrap();
+    let o = gen(&[cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("ARP"), "{}", text(&o));
+    std::fs::write(
+        &cfg,
+        body("[[port.neigh]]\nip = \"10.0.0.2\"\nmac = \"zz\""),
+    )
+    .unwrap();
+    let o = gen(&[cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("port[0].neigh[0].mac"), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).ok();
+}

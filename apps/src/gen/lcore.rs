@@ -166,6 +166,8 @@ pub struct StackSetup {
     pub tx_offloads: u32,
     /// The port does not ARP (the loopback).
     pub noarp: bool,
+    /// `[[port.neigh]]`: permanent entries.
+    pub neighbours: Vec<(Ipv4Addr, MacAddr)>,
 }
 
 /// One port's stack at the end of the run.
@@ -1053,6 +1055,11 @@ fn build_stack(pi: usize, su: &StackSetup, core: usize) -> Result<(Stack, Staged
             ..Default::default()
         });
     }
+    cfg.static_neighbours = su
+        .neighbours
+        .iter()
+        .map(|&(ip, mac)| (0, ip, mac))
+        .collect();
     cfg.seed ^= pi as u64;
     let pool = Mempool::new(&PoolConfig {
         name: format!("stack-c{core}-p{pi}"),

@@ -147,6 +147,7 @@ fn port_section(spec: &str) -> PortSection {
         gateway: None,
         mtu: None,
         rx_lcore: None,
+        neigh: Vec::new(),
     }
 }
 

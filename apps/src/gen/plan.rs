@@ -674,5 +674,6 @@ fn stack_setup(
         mtu: pp.mtu,
         tx_offloads: pp.offloads,
         noarp: pp.info.driver == "lo",
+        neighbours: p.static_neighbours(pi)?,
     }))
 }
