@@ -327,3 +327,35 @@ fn tshark_dissects_option_frames_with_good_checksums() {
     assert_eq!(no_eol(&rows[4].0), vec![148, 1, 1, 1, 1, 1, 1, 1], "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Strict source route: the first hop must be on-link (udp_sendmsg sets
+/// RTO_ONLINK for `is_strictroute`): through a gateway it is ENETUNREACH,
+/// where a loose route to the same first hop goes via the gateway.
+#[test]
+fn strict_source_route_needs_an_on_link_first_hop() {
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    st.add_route(&RouteConf {
+        prefix: Ipv4Addr::UNSPECIFIED,
+        len: 0,
+        gateway: Some(IP_B),
+        port: Some(0),
+        ..Default::default()
+    })
+    .unwrap();
+    let s = st.udp_socket().unwrap();
+    let mut ssrr = vec![0x89u8, 7, 4];
+    ssrr.extend_from_slice(&HOP2.octets());
+    st.socket(s).set_ip_options(&ssrr).unwrap();
+    assert_eq!(
+        st.socket(s).send_to(b"x", sa(FINAL, 9)),
+        Err(Errno::ENETUNREACH)
+    );
+    assert!(cap.take().is_empty());
+    ssrr[0] = 0x83;
+    st.socket(s).set_ip_options(&ssrr).unwrap();
+    st.socket(s).send_to(b"x", sa(FINAL, 9)).unwrap();
+    let f = cap.take();
+    let u = parse_udp(&f[0].bytes);
+    assert_eq!((u.eth.dst, u.ip.dst), (MAC_B, HOP2), "via the gateway");
+    assert_eq!(&opt_bytes(&f[0])[..7], &[0x83, 7, 4, 192, 0, 2, 7]);
+}
