@@ -145,6 +145,19 @@ pub(crate) struct Flow {
     pub recverr: bool,
     /// `IP_MULTICAST_LOOP`.
     pub mc_loop: bool,
+    /// The socket's `IP_OPTIONS` (`ipc.opt`), built into every header.
+    pub opt: Option<super::ipopt::IpOptions>,
+    /// The final destination (`cork->addr`): `dst.daddr` unless a source
+    /// route sends the datagram to its first hop.
+    pub final_daddr: Ipv4Addr,
+}
+
+impl Flow {
+    /// IPv4 header length with the options (`fragheaderlen`).
+    #[inline]
+    pub fn ip_hlen(&self) -> usize {
+        wire::IPV4_MIN_HLEN + self.opt.map_or(0, |o| o.len as usize)
+    }
 }
 
 /// A datagram being built (`sk_write_queue` while corked).
@@ -191,8 +204,8 @@ impl Pending {
 
 /// Largest IP payload per non-final fragment for `mtu` (`maxfraglen - fragheaderlen`).
 #[inline]
-pub(crate) fn frag_payload(mtu: u32) -> usize {
-    (mtu as usize - wire::IPV4_MIN_HLEN) & !7
+pub(crate) fn frag_payload(mtu: u32, hlen: usize) -> usize {
+    (mtu as usize - hlen) & !7
 }
 
 /// Socket send-buffer state handed to the append path.
@@ -652,10 +665,11 @@ impl Stack {
         } else {
             0
         };
-        if p.length + transhdr + data.len() > maxnonfrag - wire::IPV4_MIN_HLEN {
+        let hlen = flow.ip_hlen();
+        if p.length + transhdr + data.len() > maxnonfrag - hlen {
             return Err(Errno::EMSGSIZE);
         }
-        let fragmax = frag_payload(flow.dst.mtu);
+        let fragmax = frag_payload(flow.dst.mtu, hlen);
         if p.frags.is_empty() {
             let mut m = alloc_charged(&mut self.pool, sb, true)?;
             // Room for the UDP header, written at push time.
@@ -695,7 +709,7 @@ impl Stack {
         let mtu = flow.dst.mtu as usize;
         // A datagram that fits the MTU goes out whole: pull a short tail
         // fragment (< 8 bytes) back into the first (what `fraggap` does).
-        if p.frags.len() == 2 && p.length + wire::IPV4_MIN_HLEN <= mtu {
+        if p.frags.len() == 2 && p.length + flow.ip_hlen() <= mtu {
             let tail = p.frags.pop().expect("two fragments");
             let mut buf = [0u8; 8];
             let mut n = 0;
@@ -769,7 +783,8 @@ impl Stack {
         flow: &Flow,
         inet_id: &mut u16,
     ) -> Result<(), Errno> {
-        let total = p.length + wire::IPV4_MIN_HLEN;
+        let hlen = flow.ip_hlen();
+        let total = p.length + hlen;
         let mtu = flow.dst.mtu as usize;
         let nfrags = p.frags.len();
         // DF by PMTU mode (__ip_make_skb): DO/PROBE always; WANT when it fits.
@@ -794,7 +809,7 @@ impl Stack {
             self.counters.ip.frag_fails.add(1);
             return Err(Errno::EMSGSIZE);
         }
-        let tmpl = wire::Ipv4Header {
+        let mut tmpl = wire::Ipv4Header {
             tos: flow.tos,
             total_len: 0,
             id,
@@ -805,9 +820,14 @@ impl Stack {
             dst: flow.dst.daddr,
             ..Default::default()
         };
-        let mut hb = [0u8; 20];
+        if let Some(o) = flow.opt.as_ref() {
+            // ip_options_build: options in the header, RR/TS/SRR filled.
+            tmpl.options_len = o.len;
+            super::ipopt::ip_options_build(&mut tmpl.options, o, flow.final_daddr, flow.dst.saddr);
+        }
+        let mut hb = [0u8; 60];
         tmpl.emit(&mut hb);
-        let base_check = u16::from_be_bytes([hb[10], hb[11]]);
+        let mut base_check = u16::from_be_bytes([hb[10], hb[11]]);
         let mut offset = 0usize;
         let mut result = Ok(());
         let mut frags = std::mem::take(&mut p.frags);
@@ -816,8 +836,15 @@ impl Stack {
                 // ip_fragment: the rest of the list is freed after a failure.
                 continue;
             }
+            if i == 1 && hlen > wire::IPV4_MIN_HLEN {
+                // ip_options_fragment: later fragments carry only the
+                // copied options (the others become NOPs, same length).
+                super::ipopt::ip_options_fragment(&mut hb[wire::IPV4_MIN_HLEN..hlen]);
+                wire::ipv4_set_checksum(&mut hb[..hlen]);
+                base_check = u16::from_be_bytes([hb[10], hb[11]]);
+            }
             let plen = m.pkt_len();
-            let tot = (plen + wire::IPV4_MIN_HLEN) as u16;
+            let tot = (plen + hlen) as u16;
             let mut fw = if df { IP_DF } else { 0 } | (offset / 8) as u16;
             if i + 1 < nfrags {
                 fw |= IP_MF;
@@ -825,9 +852,9 @@ impl Stack {
             // Patch length and fragment word into the template (RFC 1624).
             let mut c = checksum::update16(base_check, 0, tot);
             c = checksum::update16(c, tmpl.frag, fw);
-            match m.prepend(wire::IPV4_MIN_HLEN) {
+            match m.prepend(hlen) {
                 Ok(h) => {
-                    h.copy_from_slice(&hb);
+                    h.copy_from_slice(&hb[..hlen]);
                     h[2..4].copy_from_slice(&tot.to_be_bytes());
                     h[6..8].copy_from_slice(&fw.to_be_bytes());
                     h[10..12].copy_from_slice(&c.to_be_bytes());
@@ -843,7 +870,7 @@ impl Stack {
                 super::set_tx_queue_mapping(&mut m, q);
             }
             let l4 = if i == 0 { wire::UDP_HLEN as u8 } else { 0 };
-            m.set_tx_lens(0, wire::IPV4_MIN_HLEN as u8, l4);
+            m.set_tx_lens(0, hlen as u8, l4);
             if nfrags > 1 {
                 self.counters.ip.frag_creates.add(1);
             }

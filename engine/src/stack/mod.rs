@@ -51,6 +51,7 @@ pub mod fib_rules;
 mod frag;
 pub mod igmp;
 mod ip;
+pub mod ipopt;
 pub mod neigh;
 pub mod route;
 mod rx;

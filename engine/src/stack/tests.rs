@@ -2310,3 +2310,6 @@ mod neigh_limits;
 
 #[path = "tests_mcast.rs"]
 mod mcast;
+
+#[path = "tests_ipopt.rs"]
+mod ipopt;

@@ -122,6 +122,9 @@ pub(crate) struct Sock {
     /// Prebuilt Ethernet+IPv4+UDP header for the connected peer (the
     /// `hh_cache` idea carried up to the socket).
     tmpl: Option<TxTemplate>,
+    /// `IP_OPTIONS` (`inet->inet_opt`), compiled; a socket with options
+    /// never builds a template (it sends on the general path).
+    ip_opt: Option<super::ipopt::IpOptions>,
     pending: Pending,
     rxq: VecDeque<(SocketAddrV4, Mbuf)>,
     rx_bytes: u64,
@@ -508,6 +511,7 @@ impl Stack {
             neigh_fail_seen: 0,
             dst: None,
             tmpl: None,
+            ip_opt: None,
             pending: Pending::new(),
             rxq: VecDeque::with_capacity(64),
             rx_bytes: 0,
@@ -746,7 +750,9 @@ impl Stack {
     #[cold]
     #[inline(never)]
     fn fast_ready_slow(&mut self, sk: &mut Sock) -> Option<usize> {
-        if !self.hooks.is_empty() {
+        if !self.hooks.is_empty() || sk.ip_opt.is_some() {
+            // IP options: the template has no room for them; every
+            // datagram takes the general path (ip_options_build per packet).
             return None;
         }
         let (idx, uid, gen) = match sk.dst.as_ref() {
@@ -1076,9 +1082,11 @@ impl Stack {
         self.inet_send_prepare(idx, sk)?;
         let corkreq = sk.cork || o.flags.contains(MsgFlags::MORE);
         let confirm = o.flags.contains(MsgFlags::CONFIRM);
-        // udp_sendmsg: SOCK_LOCALROUTE or MSG_DONTROUTE sets RTO_ONLINK and
-        // clears `connected` (no cached route).
-        let onlink = sk.localroute || o.flags.contains(MsgFlags::DONTROUTE);
+        // udp_sendmsg: SOCK_LOCALROUTE, MSG_DONTROUTE or a strict source
+        // route sets RTO_ONLINK and clears `connected` (no cached route).
+        let onlink = sk.localroute
+            || o.flags.contains(MsgFlags::DONTROUTE)
+            || sk.ip_opt.is_some_and(|x| x.strict);
         if !corkreq
             && dest.is_none()
             && o.tos.is_none()
@@ -1106,7 +1114,13 @@ impl Stack {
                     None => return Err(Errno::EDESTADDRREQ),
                 },
             };
-            let connected = dest.is_none() || sk.remote == dest;
+            // udp_sendmsg: with a source route the datagram is routed to
+            // its first hop (`faddr`) and the socket's cached route is not
+            // used; the final destination goes into the option.
+            let final_daddr = daddr;
+            let srr = sk.ip_opt.filter(|x| x.srr.is_some());
+            let daddr = srr.map_or(daddr, |x| x.faddr);
+            let connected = (dest.is_none() || sk.remote == dest) && srr.is_none();
             if let Some(s) = o.src {
                 if !s.is_unspecified() && self.port_of_addr(s).is_none() {
                     return Err(Errno::EINVAL);
@@ -1224,6 +1238,8 @@ impl Stack {
                 corked: corkreq,
                 recverr: sk.recverr,
                 mc_loop: sk.mc_loop,
+                opt: sk.ip_opt,
+                final_daddr,
             });
         } else if let Some(f) = sk.pending.flow.as_mut() {
             // Appending to a corked datagram: its destination stands.
@@ -1504,6 +1520,31 @@ impl UdpSocket<'_> {
         self.st.socks.get_mut(self.id)?.priority = prio;
         Ok(())
     }
+    /// `IP_OPTIONS` (`do_ip_setsockopt` → `ip_options_get`): checks `opts`
+    /// as [`super::ipopt::ip_options_compile`] does (EINVAL naming the bad
+    /// byte), pads them to a multiple of 4 with End and stores them; every
+    /// later datagram carries them (`ip_options_build`). Empty `opts`
+    /// removes them. A source route's first address becomes the
+    /// datagram's IP destination and next hop. A socket with options sends
+    /// on the general path only (no connected header template).
+    pub fn set_ip_options(&mut self, opts: &[u8]) -> Result<(), super::ipopt::IpOptError> {
+        let compiled = super::ipopt::ip_options_compile(opts)?;
+        let s = self.st.socks.get_mut(self.id)?;
+        s.ip_opt = compiled;
+        s.tmpl = None;
+        Ok(())
+    }
+
+    /// The socket's options as `getsockopt(IP_OPTIONS)` returns them
+    /// (padded; a source route without its first hop, as Linux stores it).
+    pub fn ip_options(&self, out: &mut [u8; 40]) -> Result<usize, Errno> {
+        let s = self.st.socks.get(self.id)?;
+        Ok(s.ip_opt.map_or(0, |o| {
+            out[..o.len as usize].copy_from_slice(o.bytes());
+            o.len as usize
+        }))
+    }
+
     /// `IP_TOS`: as Linux's `__ip_sock_set_tos`, a changed TOS also sets
     /// the socket priority to [`super::rt_tos2priority`] of it (so TOS
     /// picks the `pfifo_fast` band); a later `SO_PRIORITY` overrides it.
