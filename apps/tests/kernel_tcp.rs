@@ -318,6 +318,7 @@ fn finish(ws: &mut Ws, c: TcpId) {
 fn kernel_receives_8mb_and_sha256_matches() {
     let Some(peer) = peer("wtk") else { return };
     let pcap = std::env::temp_dir().join(format!("ws-tcpk-{}.pcap", std::process::id()));
+    let _ = std::fs::remove_file(&pcap);
     let cap = peer
         .exec(&["tshark", "-q", "-i", &peer.peer_if, "-w"])
         .arg(&pcap)
@@ -326,7 +327,7 @@ fn kernel_receives_8mb_and_sha256_matches() {
         .stderr(Stdio::null())
         .spawn()
         .ok();
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_capture_started(&pcap);
     let n = 8 << 20;
     let (sink, r) = peer.python_ready(SINK, &[&n.to_string(), "0", "0", "262144"]);
     let mut ws = Ws::new(&peer.host_if);
@@ -359,6 +360,17 @@ fn kernel_receives_8mb_and_sha256_matches() {
 /// Ends the capture `cap` (writing `pcap`) and has tshark dissect our
 /// segments in it: at least `min` of them, none longer than an MTU-sized
 /// frame, IPv4 and TCP checksums good on every one, no expert error.
+/// Waits until the capture has written its file header (tshark opens the
+/// interface first), so no segment goes by uncaptured on a loaded machine;
+/// at most 10 s, then a little more for the ring to be live.
+fn wait_capture_started(pcap: &std::path::Path) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end && std::fs::metadata(pcap).map(|m| m.len()).unwrap_or(0) == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+}
+
 fn check_capture(mut cap: Child, pcap: &std::path::Path, min: usize) {
     std::thread::sleep(Duration::from_millis(500));
     // SAFETY: plain libc call on the PID of the capture we started.
@@ -424,6 +436,7 @@ fn xstat(ws: &Ws, name: &str) -> u64 {
 fn kernel_receives_tso_super_segments_cut_by_kernel_gso() {
     let Some(peer) = peer("wtg") else { return };
     let pcap = std::env::temp_dir().join(format!("ws-tcpg-{}.pcap", std::process::id()));
+    let _ = std::fs::remove_file(&pcap);
     let cap = peer
         .exec(&["tshark", "-q", "-i", &peer.peer_if, "-w"])
         .arg(&pcap)
@@ -432,7 +445,7 @@ fn kernel_receives_tso_super_segments_cut_by_kernel_gso() {
         .stderr(Stdio::null())
         .spawn()
         .ok();
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_capture_started(&pcap);
     let n = 8 << 20;
     let (sink, r) = peer.python_ready(SINK, &[&n.to_string(), "0", "0", "262144"]);
     let mut ws = Ws::new(&peer.host_if);
@@ -478,6 +491,7 @@ fn kernel_receives_tso_super_segments_cut_by_kernel_gso() {
 fn kernel_receives_tcp_with_checksum_offload_only() {
     let Some(peer) = peer("wtc") else { return };
     let pcap = std::env::temp_dir().join(format!("ws-tcpc-{}.pcap", std::process::id()));
+    let _ = std::fs::remove_file(&pcap);
     let cap = peer
         .exec(&["tshark", "-q", "-i", &peer.peer_if, "-w"])
         .arg(&pcap)
@@ -486,7 +500,7 @@ fn kernel_receives_tcp_with_checksum_offload_only() {
         .stderr(Stdio::null())
         .spawn()
         .ok();
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_capture_started(&pcap);
     let n = 2 << 20;
     let (sink, r) = peer.python_ready(SINK, &[&n.to_string(), "0", "0", "262144"]);
     let spec = format!("af_packet:{}", peer.host_if);
