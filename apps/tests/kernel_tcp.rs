@@ -396,7 +396,16 @@ fn check_capture(mut cap: Child, pcap: &std::path::Path, min: usize) {
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
     assert!(rows.len() >= min, "{} frames captured", rows.len());
     let mut warns = 0;
+    let mut mangled = 0;
     for r in &rows {
+        // The kernel finishes these segments' checksums (our veth end has
+        // `tx off`): `skb_checksum_help` writes a zero result as 0xffff
+        // (CSUM_MANGLED_0, one's-complement -0, equivalent under RFC 1624),
+        // which tshark flags. About one segment in 65 536: allowed, counted.
+        if r[1] == "0" && r[3] == "TCP Checksum 0xffff instead of 0x0000 (see RFC 1624)" {
+            mangled += 1;
+            continue;
+        }
         assert_eq!((r[0], r[1]), ("1", "1"), "checksums: {r:?}");
         let len: usize = r[4].parse().unwrap();
         assert!(
@@ -409,8 +418,12 @@ fn check_capture(mut cap: Child, pcap: &std::path::Path, min: usize) {
             warns += (v >= 6291456) as usize;
         }
     }
+    assert!(
+        mangled <= 2 + rows.len() / 8192,
+        "{mangled} checksums written as 0xffff"
+    );
     eprintln!(
-        "tshark: {} of our segments, {warns} expert warnings",
+        "tshark: {} of our segments, {warns} expert warnings, {mangled} as 0xffff",
         rows.len()
     );
     std::fs::remove_file(pcap).ok();
