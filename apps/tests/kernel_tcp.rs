@@ -317,17 +317,7 @@ fn finish(ws: &mut Ws, c: TcpId) {
 #[test]
 fn kernel_receives_8mb_and_sha256_matches() {
     let Some(peer) = peer("wtk") else { return };
-    let pcap = std::env::temp_dir().join(format!("ws-tcpk-{}.pcap", std::process::id()));
-    let _ = std::fs::remove_file(&pcap);
-    let cap = peer
-        .exec(&["tshark", "-q", "-i", &peer.peer_if, "-w"])
-        .arg(&pcap)
-        .args(["-f", "tcp"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok();
-    wait_capture_started(&pcap);
+    let (cap, pcap) = start_capture(&peer, "k");
     let n = 8 << 20;
     let (sink, r) = peer.python_ready(SINK, &[&n.to_string(), "0", "0", "262144"]);
     let mut ws = Ws::new(&peer.host_if);
@@ -360,6 +350,24 @@ fn kernel_receives_8mb_and_sha256_matches() {
 /// Ends the capture `cap` (writing `pcap`) and has tshark dissect our
 /// segments in it: at least `min` of them, none longer than an MTU-sized
 /// frame, IPv4 and TCP checksums good on every one, no expert error.
+/// A tshark capture of TCP on the kernel's end of the veth, to
+/// `ws-tcp{tag}-PID.pcap`, started (see [`wait_capture_started`]); None
+/// when tshark cannot run.
+fn start_capture(peer: &Peer, tag: &str) -> (Option<Child>, std::path::PathBuf) {
+    let pcap = std::env::temp_dir().join(format!("ws-tcp{tag}-{}.pcap", std::process::id()));
+    let _ = std::fs::remove_file(&pcap);
+    let cap = peer
+        .exec(&["tshark", "-q", "-i", &peer.peer_if, "-w"])
+        .arg(&pcap)
+        .args(["-f", "tcp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok();
+    wait_capture_started(&pcap);
+    (cap, pcap)
+}
+
 /// Waits until the capture has written its file header (tshark opens the
 /// interface first), so no segment goes by uncaptured on a loaded machine;
 /// at most 10 s, then a little more for the ring to be live.
@@ -448,17 +456,7 @@ fn xstat(ws: &Ws, name: &str) -> u64 {
 #[test]
 fn kernel_receives_tso_super_segments_cut_by_kernel_gso() {
     let Some(peer) = peer("wtg") else { return };
-    let pcap = std::env::temp_dir().join(format!("ws-tcpg-{}.pcap", std::process::id()));
-    let _ = std::fs::remove_file(&pcap);
-    let cap = peer
-        .exec(&["tshark", "-q", "-i", &peer.peer_if, "-w"])
-        .arg(&pcap)
-        .args(["-f", "tcp"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok();
-    wait_capture_started(&pcap);
+    let (cap, pcap) = start_capture(&peer, "g");
     let n = 8 << 20;
     let (sink, r) = peer.python_ready(SINK, &[&n.to_string(), "0", "0", "262144"]);
     let mut ws = Ws::new(&peer.host_if);
@@ -503,17 +501,7 @@ fn kernel_receives_tso_super_segments_cut_by_kernel_gso() {
 #[test]
 fn kernel_receives_tcp_with_checksum_offload_only() {
     let Some(peer) = peer("wtc") else { return };
-    let pcap = std::env::temp_dir().join(format!("ws-tcpc-{}.pcap", std::process::id()));
-    let _ = std::fs::remove_file(&pcap);
-    let cap = peer
-        .exec(&["tshark", "-q", "-i", &peer.peer_if, "-w"])
-        .arg(&pcap)
-        .args(["-f", "tcp"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok();
-    wait_capture_started(&pcap);
+    let (cap, pcap) = start_capture(&peer, "c");
     let n = 2 << 20;
     let (sink, r) = peer.python_ready(SINK, &[&n.to_string(), "0", "0", "262144"]);
     let spec = format!("af_packet:{}", peer.host_if);
