@@ -6,6 +6,9 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use wirespeed::ethdev::MacAddr;
 
+mod headers;
+pub use headers::{field_fits, ArpFixed, Headers, TcpFixed, Tunnel, TunnelKind, L3, L4};
+
 /// A configuration or usage error: exit code 2, one line naming the key.
 #[derive(Debug, thiserror::Error)]
 #[error("{key}: {why}")]
@@ -343,6 +346,84 @@ pub struct StreamSection {
     /// the stream's or the run's duration ends it).
     #[serde(default)]
     pub bytes: u64,
+    /// Raw header stack (see `headers`): "ipv4" (default), "ipv6" or "arp" …
+    #[serde(default)]
+    pub l3: Option<String>,
+    /// … or as `ip = 4 | 6`.
+    #[serde(default)]
+    pub ip: Option<u8>,
+    /// "udp" (default), "tcp" or "icmp" (echo request).
+    #[serde(default)]
+    pub l4: Option<String>,
+    /// l4 = "tcp": flags as letters of FSRPAUEC (default "S"), sequence,
+    /// acknowledgment (needs A), window (default 65535).
+    #[serde(default)]
+    pub tcp_flags: Option<String>,
+    #[serde(default)]
+    pub tcp_seq: Option<u32>,
+    #[serde(default)]
+    pub tcp_ack: Option<u32>,
+    #[serde(default)]
+    pub tcp_window: Option<u16>,
+    /// l4 = "icmp": the echo identifier and sequence number.
+    #[serde(default)]
+    pub icmp_id: Option<u16>,
+    #[serde(default)]
+    pub icmp_seq: Option<u16>,
+    /// l3 = "ipv6": addresses, hop limit (default ttl), traffic class
+    /// (default tos), 20-bit flow label.
+    #[serde(default)]
+    pub src_ip6: Option<String>,
+    #[serde(default)]
+    pub dst_ip6: Option<String>,
+    #[serde(default)]
+    pub hop_limit: Option<u8>,
+    #[serde(default)]
+    pub traffic_class: Option<u8>,
+    #[serde(default)]
+    pub flow_label: Option<u32>,
+    /// 802.1ad service tag (TPID 0x88a8) outside the 802.1Q `vlan`.
+    #[serde(default)]
+    pub svlan: Option<u16>,
+    /// MPLS labels, outermost first; `mpls_ttl` for each (default 64).
+    #[serde(default)]
+    pub mpls: Vec<u32>,
+    #[serde(default)]
+    pub mpls_ttl: Option<u8>,
+    /// "vxlan" or "gre": an outer IPv4 (tunnel_src → tunnel_dst) around the frame.
+    #[serde(default)]
+    pub tunnel: Option<String>,
+    #[serde(default)]
+    pub vni: Option<u32>,
+    #[serde(default)]
+    pub tunnel_src: Option<String>,
+    #[serde(default)]
+    pub tunnel_dst: Option<String>,
+    #[serde(default)]
+    pub tunnel_ttl: Option<u8>,
+    #[serde(default)]
+    pub tunnel_sport: Option<u16>,
+    /// GRE: "eth" (0x6558, default) or "ip" (0x0800/0x86DD).
+    #[serde(default)]
+    pub gre_proto: Option<String>,
+    #[serde(default)]
+    pub inner_src_mac: Option<String>,
+    #[serde(default)]
+    pub inner_dst_mac: Option<String>,
+    /// l3 = "arp": "request" (default) or "reply", and the fields.
+    #[serde(default)]
+    pub arp_op: Option<String>,
+    #[serde(default)]
+    pub arp_sender_mac: Option<String>,
+    #[serde(default)]
+    pub arp_sender_ip: Option<String>,
+    #[serde(default)]
+    pub arp_target_mac: Option<String>,
+    #[serde(default)]
+    pub arp_target_ip: Option<String>,
+    /// IPv4 options: "rr", "ts", "router-alert" or "hex:…".
+    #[serde(default)]
+    pub ip_options: Option<String>,
 }
 
 /// How a stream makes its packets.
@@ -482,6 +563,38 @@ impl Default for StreamSection {
             burst_gap_ms: 0.0,
             on_ms: 0.0,
             off_ms: 0.0,
+            l3: None,
+            ip: None,
+            l4: None,
+            tcp_flags: None,
+            tcp_seq: None,
+            tcp_ack: None,
+            tcp_window: None,
+            icmp_id: None,
+            icmp_seq: None,
+            src_ip6: None,
+            dst_ip6: None,
+            hop_limit: None,
+            traffic_class: None,
+            flow_label: None,
+            svlan: None,
+            mpls: Vec::new(),
+            mpls_ttl: None,
+            tunnel: None,
+            vni: None,
+            tunnel_src: None,
+            tunnel_dst: None,
+            tunnel_ttl: None,
+            tunnel_sport: None,
+            gre_proto: None,
+            inner_src_mac: None,
+            inner_dst_mac: None,
+            arp_op: None,
+            arp_sender_mac: None,
+            arp_sender_ip: None,
+            arp_target_mac: None,
+            arp_target_ip: None,
+            ip_options: None,
         }
     }
 }
@@ -657,6 +770,33 @@ pub enum FieldKind {
     DstPort,
     Vlan,
     Tos,
+    /// The low 32 bits of an IPv6 address.
+    SrcIp6,
+    DstIp6,
+    TcpSeq,
+    IcmpId,
+    IcmpSeq,
+}
+
+impl FieldKind {
+    /// The name `[[stream.field]]` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldKind::SrcMac => "src_mac",
+            FieldKind::DstMac => "dst_mac",
+            FieldKind::SrcIp => "src_ip",
+            FieldKind::DstIp => "dst_ip",
+            FieldKind::SrcPort => "src_port",
+            FieldKind::DstPort => "dst_port",
+            FieldKind::Vlan => "vlan",
+            FieldKind::Tos => "tos",
+            FieldKind::SrcIp6 => "src_ip6",
+            FieldKind::DstIp6 => "dst_ip6",
+            FieldKind::TcpSeq => "tcp_seq",
+            FieldKind::IcmpId => "icmp_id",
+            FieldKind::IcmpSeq => "icmp_seq",
+        }
+    }
 }
 
 /// How a field varies.
@@ -729,6 +869,8 @@ pub struct Stream {
     pub burst_gap_ns: u64,
     pub on_ns: u64,
     pub off_ns: u64,
+    /// The raw header stack (plain Ethernet/IPv4/UDP by default).
+    pub hdr: Headers,
 }
 
 /// Smallest frame the generator builds (Ethernet minimum, with FCS).
@@ -892,7 +1034,20 @@ fn field_value(kind: FieldKind, v: &toml::Value) -> Result<u64, String> {
                 .map_err(|_| format!("{v} is not an IPv4 address"))?;
             u32::from(ip) as u64
         }
-        FieldKind::SrcPort | FieldKind::DstPort => {
+        FieldKind::SrcIp6 | FieldKind::DstIp6 => {
+            let ip: std::net::Ipv6Addr = as_str()?
+                .parse()
+                .map_err(|_| format!("{v} is not an IPv6 address"))?;
+            (u128::from(ip) & 0xffff_ffff) as u64
+        }
+        FieldKind::TcpSeq => {
+            let x = as_int()?;
+            if x > u32::MAX as u64 {
+                return Err(format!("{x} is not a TCP sequence number (0..=4294967295)"));
+            }
+            x
+        }
+        FieldKind::SrcPort | FieldKind::DstPort | FieldKind::IcmpId | FieldKind::IcmpSeq => {
             let x = as_int()?;
             if x > 65535 {
                 return Err(format!("{x} is not a port (0..=65535)"));
@@ -1112,6 +1267,7 @@ impl StreamSection {
             }
         }
         s.check_mode(&k, &ports[s.port], fields.is_empty())?;
+        let hdr = s.headers(&k, &sizes, &fields)?;
         let mac = |f: &str, v: &str| -> Result<MacAddr, ConfigError> {
             v.parse().map_err(|e: String| ConfigError::new(k(f), e))
         };
@@ -1158,6 +1314,7 @@ impl StreamSection {
             burst_gap_ns: (s.burst_gap_ms * 1e6) as u64,
             on_ns: (s.on_ms * 1e6) as u64,
             off_ns: (s.off_ms * 1e6) as u64,
+            hdr,
         })
     }
 
@@ -1486,10 +1643,15 @@ fn parse_field(
         "dst_port" => FieldKind::DstPort,
         "vlan" => FieldKind::Vlan,
         "tos" => FieldKind::Tos,
+        "src_ip6" => FieldKind::SrcIp6,
+        "dst_ip6" => FieldKind::DstIp6,
+        "tcp_seq" => FieldKind::TcpSeq,
+        "icmp_id" => FieldKind::IcmpId,
+        "icmp_seq" => FieldKind::IcmpSeq,
         o => {
             return Err(ConfigError::new(
                 fk("name"),
-                format!("'{o}' cannot vary; use src_mac, dst_mac, src_ip, dst_ip, src_port, dst_port, vlan or tos"),
+                format!("'{o}' cannot vary; use src_mac, dst_mac, src_ip, dst_ip, src_port, dst_port, vlan, tos, src_ip6, dst_ip6, tcp_seq, icmp_id or icmp_seq"),
             ))
         }
     };

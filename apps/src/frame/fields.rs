@@ -65,9 +65,9 @@ pub(super) struct FieldGen {
 }
 
 impl FieldGen {
-    pub(super) fn plan(f: &Field, ip: usize, udp: usize, vlan_prio_bits: u16) -> FieldGen {
-        let span = (f.max - f.min).wrapping_add(1);
-        let step = if span == 0 { f.step } else { f.step % span };
+    /// The field in the plain Ethernet[/802.1Q]/IPv4/UDP frame (None for
+    /// a kind that frame lacks; the config refuses those).
+    pub(super) fn plan(f: &Field, ip: usize, udp: usize, vlan_prio_bits: u16) -> Option<FieldGen> {
         let (offset, width, write_or, in_ip, in_pseudo, in_l4) = match f.kind {
             FieldKind::DstMac => (0, 6, 0, 0, 0, 0),
             FieldKind::SrcMac => (6, 6, 0, 0, 0, 0),
@@ -78,7 +78,23 @@ impl FieldGen {
             FieldKind::DstIp => (ip + ipv4::DST.start, 4, 0, 1, 1, 0),
             FieldKind::SrcPort => (udp + udp::SPORT.start, 2, 0, 0, 0, 1),
             FieldKind::DstPort => (udp + udp::DPORT.start, 2, 0, 0, 0, 1),
+            FieldKind::SrcIp6
+            | FieldKind::DstIp6
+            | FieldKind::TcpSeq
+            | FieldKind::IcmpId
+            | FieldKind::IcmpSeq => return None,
         };
+        let mut g = FieldGen::at(f, offset, width, write_or);
+        (g.in_ip, g.in_pseudo, g.in_l4) = (in_ip, in_pseudo, in_l4);
+        Some(g)
+    }
+
+    /// The field at `offset` (`width` bytes, `write_or` OR-ed into the
+    /// value), counted in no incremental checksum sum: for layered frames,
+    /// whose checksums are computed over the header per packet.
+    pub(super) fn at(f: &Field, offset: usize, width: u8, write_or: u64) -> FieldGen {
+        let span = (f.max - f.min).wrapping_add(1);
+        let step = if span == 0 { f.step } else { f.step % span };
         FieldGen {
             cur: match f.op {
                 FieldOp::Dec => f.max,
@@ -92,9 +108,9 @@ impl FieldGen {
             offset,
             width,
             write_or,
-            in_ip,
-            in_pseudo,
-            in_l4,
+            in_ip: 0,
+            in_pseudo: 0,
+            in_l4: 0,
             grouped: false,
             nested: f.nest,
         }

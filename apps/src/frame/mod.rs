@@ -6,10 +6,12 @@
 //! than recomputed over the packet.
 
 mod fields;
+mod layout;
 
 use crate::config::{Payload, Sizes, Stream, LATENCY_HDR};
 use crate::latency;
 use fields::{FieldGen, FieldGroup, GroupCursor};
+use layout::Layout;
 use wirespeed::mbuf::{ol, Mbuf};
 use wirespeed::stack::checksum::{self, fold, fold32};
 use wirespeed::stack::wire::{
@@ -322,11 +324,18 @@ pub struct PacketGen {
     lat_only_base: Option<u64>,
     /// Bytes the NIC adds to the buffer (the offloaded tag).
     hw_extra: usize,
+    /// A layered header stack (TCP, ICMP, IPv6, QinQ, MPLS, tunnels, ARP,
+    /// IPv4 options): every packet goes the general path
+    /// ([`PacketGen::fill_layered`]); None for plain UDP/IPv4.
+    layout: Option<Box<Layout>>,
 }
 
 impl PacketGen {
     /// A generator for `s`; `offload` seeds the checksum fields for a NIC to finish.
     pub fn new(s: &Stream, lcore_id: u8, offload: bool) -> PacketGen {
+        if !s.hdr.is_plain() {
+            return PacketGen::layered(s, lcore_id);
+        }
         // With VLAN offload the NIC adds the 4-byte tag: the buffer is shorter
         // and the wire size stays what the stream asks for.
         let hw_vlan = s.vlan_offload && s.vlan != 0;
@@ -337,7 +346,7 @@ impl PacketGen {
         let fields: Vec<FieldGen> = s
             .fields
             .iter()
-            .map(|fl| FieldGen::plan(fl, ip, udp, vlan_prio_bits))
+            .filter_map(|fl| FieldGen::plan(fl, ip, udp, vlan_prio_bits))
             .collect();
         let sums = FixedSums::of(&f, &fields, ip, udp);
         let sizes = SizeSeq::new(&s.sizes);
@@ -371,6 +380,7 @@ impl PacketGen {
             next_size: None,
             lat_only_base: None,
             hw_extra: if hw_vlan { VLAN_HLEN } else { 0 },
+            layout: None,
         };
         // The template itself is a valid frame at the largest size.
         let len = g.template.len();
@@ -455,7 +465,7 @@ impl PacketGen {
     /// schedule with prebuilt slot headers.
     #[inline(always)]
     pub fn fills_bursts(&self) -> bool {
-        self.fixed_wire().is_some() || !self.sched_hdrs.is_empty()
+        self.layout.is_none() && (self.fixed_wire().is_some() || !self.sched_hdrs.is_empty())
     }
 
     /// Builds a burst in buffers holding the template (see
@@ -950,6 +960,9 @@ impl PacketGen {
         if self.priority != 0 {
             m.set_priority(self.priority);
         }
+        if self.layout.is_some() {
+            return self.fill_layered(m, len);
+        }
         if self.offload || self.hw_vlan != 0 {
             let mut f = 0;
             if self.offload {
@@ -1013,6 +1026,86 @@ impl PacketGen {
         }
         if self.latency {
             m.set_tx_timestamp(now_tsc);
+        }
+        len
+    }
+}
+
+impl PacketGen {
+    /// A generator for a layered header stack (see [`layout`]): software
+    /// checksums, tags in the frame, no latency header (the config refuses
+    /// offloads and latency there); fields at the layout's offsets.
+    fn layered(s: &Stream, lcore_id: u8) -> PacketGen {
+        let lay = Layout::new(s);
+        let fields: Vec<FieldGen> = s
+            .fields
+            .iter()
+            .filter_map(|fl| {
+                lay.slot(fl.kind)
+                    .map(|x| FieldGen::at(fl, x.offset, x.width, x.write_or))
+            })
+            .collect();
+        let payload_prefix = prefix_sums(&lay.template[lay.hdr_len..]);
+        let sizes = SizeSeq::new(&s.sizes);
+        let dynamic = !matches!(sizes, SizeSeq::Fixed(_)) || !fields.is_empty();
+        let mut t = lay.template.clone();
+        let len = t.len();
+        lay.finish(&mut t, len, &payload_prefix);
+        PacketGen {
+            template: t,
+            l2: ETH_HLEN,
+            ip: ETH_HLEN,
+            udp: ETH_HLEN + IPV4_MIN_HLEN,
+            sizes,
+            fields,
+            sums: FixedSums::default(),
+            fields_in_ip: false,
+            fields_in_udp: false,
+            flows: Vec::new(),
+            flow_idx: 0,
+            groups: Vec::new(),
+            all_grouped: false,
+            nested: s.fields.iter().any(|f| f.nest),
+            sched_hdrs: Vec::new(),
+            rng: Rng::new(s.seed.unwrap_or(0x5EED ^ ((s.index as u64) << 8)) ^ lcore_id as u64),
+            latency: false,
+            offload: false,
+            dynamic,
+            payload_prefix,
+            stream_id: s.index as u8,
+            lcore_id,
+            seq: 0,
+            priority: s.priority,
+            hw_vlan: 0,
+            next_size: None,
+            lat_only_base: None,
+            hw_extra: 0,
+            layout: Some(Box::new(lay)),
+        }
+    }
+
+    /// A layered frame of `len` bytes: the fields in effect written (and
+    /// stepped, nested ones as an odometer), then the lengths and the
+    /// checksums, innermost first, over the header bytes plus the
+    /// payload's prefix sum.
+    #[inline]
+    fn fill_layered(&mut self, m: &mut Mbuf, len: usize) -> usize {
+        if !self.dynamic {
+            return len;
+        }
+        self.seq += 1;
+        let data = m.data_mut();
+        let mut carry = false;
+        for fg in &mut self.fields {
+            fg.write(data);
+            carry = if fg.nested && !carry {
+                false
+            } else {
+                fg.advance(&mut self.rng)
+            };
+        }
+        if let Some(l) = &self.layout {
+            l.finish(data, len, &self.payload_prefix);
         }
         len
     }
