@@ -438,3 +438,168 @@ fn l4(b: &mut Builder, s: &Stream, pseudo: Pseudo) {
         udp,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::PacketGen;
+    use crate::config::{Config, Stream};
+    use wirespeed::mbuf::{Mempool, PoolConfig};
+
+    fn stream(toml: &str) -> Stream {
+        Config::parse(
+            &format!("[[port]]\nspec = \"null\"\n[[stream]]\npayload = \"zeros\"\n{toml}"),
+            "t",
+        )
+        .unwrap()
+        .validate()
+        .unwrap()
+        .remove(0)
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Frames worked out by hand, header by header (checksums summed on
+    /// paper from RFC 1071's definition, not by the code under test):
+    /// the template of each kind of stack is exactly these bytes.
+    #[test]
+    fn templates_are_the_hand_worked_frames() {
+        let eth = "020000000002 020000000001";
+        let cases = [
+            (
+                "size = 64\nl4 = \"tcp\"",
+                // IPv4: len 46, DF, TTL 64, proto 6, checksum aea2;
+                // TCP: ports 1024, seq/ack 0, offset 5, SYN, window 65535, checksum 1bb5.
+                format!("{eth} 0800 4500002e 00004000 4006aea2 c6120001 c6120002
+                         04000400 00000000 00000000 5002ffff 1bb50000 000000000000"),
+            ),
+            (
+                "size = 64\nl4 = \"icmp\"\nicmp_id = 4660\nicmp_seq = 5",
+                // ICMP echo request type 8, checksum e5c6 over the message only, id 0x1234, seq 5.
+                format!("{eth} 0800 4500002e 00004000 4001aea7 c6120001 c6120002
+                         0800e5c6 12340005 {}", "00".repeat(18)),
+            ),
+            (
+                "size = 80\nip = 6\nl4 = \"udp\"",
+                // IPv6: version 6, payload length 22, next header 17, hop limit 64;
+                // UDP checksum 9c4d over the RFC 8200 §8.1 pseudo-header.
+                format!("{eth} 86dd 60000000 00161140 20010db8000000000000000000000001
+                         20010db8000000000000000000000002 04000400 00169c4d {}", "00".repeat(14)),
+            ),
+            (
+                "size = 64\nsvlan = 100\nvlan = 200\nmpls = [16, 17]",
+                // 802.1ad 100, 802.1Q 200, MPLS 16 (TTL 64), 17 (bottom of stack, TTL 64).
+                "020000000002 020000000001 88a8 0064 8100 00c8 8847 00010040 00011140
+                 4500001e 00004000 4011aea7 c6120001 c6120002 04000400 000a6bb2 0000"
+                    .to_string(),
+            ),
+            (
+                "size = 100\ntunnel = \"vxlan\"\nvni = 42\ntunnel_src = \"192.0.2.1\"\ntunnel_dst = \"192.0.2.2\"",
+                // Outer IPv4 proto 17 (checksum b697), UDP 49152 → 4789 len 62 with
+                // checksum f4fa over the whole inner frame; VXLAN I flag, VNI 42;
+                // inner Ethernet, IPv4 (aea5), UDP (6bae).
+                format!("{eth} 0800 45000052 00004000 4011b697 c0000201 c0000202
+                         c00012b5 003ef4fa 08000000 00002a00
+                         020000000102 020000000101 0800 45000020 00004000 4011aea5 c6120001 c6120002
+                         04000400 000c6bae 00000000"),
+            ),
+            (
+                "size = 100\ntunnel = \"gre\"\ntunnel_src = \"192.0.2.1\"\ntunnel_dst = \"192.0.2.2\"\nl4 = \"icmp\"",
+                // Outer IPv4 proto 47 (b679), GRE version 0 protocol 0x6558, inner Ethernet/IPv4/ICMP (f7ff).
+                format!("{eth} 0800 45000052 00004000 402fb679 c0000201 c0000202 00006558
+                         020000000102 020000000101 0800 4500002c 00004000 4001aea9 c6120001 c6120002
+                         0800f7ff 00000000 {}", "00".repeat(16)),
+            ),
+            (
+                "size = 64\nl3 = \"arp\"\narp_op = \"reply\"",
+                // ARP reply: Ethernet/IPv4, sender = src_mac/src_ip, target = dst_mac/dst_ip; zero padding.
+                format!("{eth} 0806 0001 0800 06 04 0002 020000000001 c6120001 020000000002 c6120002 {}",
+                    "00".repeat(18)),
+            ),
+            (
+                "size = 100\nip_options = \"rr\"",
+                // IHL 15; record route, length 39, pointer 8 past our address in the first slot, End.
+                format!("{eth} 0800 4f000052 00004000 40118186 c6120001 c6120002
+                         072708 c6120001 {} 00 04000400 00166b9a {}", "00".repeat(32), "00".repeat(14)),
+            ),
+        ];
+        for (toml, want) in cases {
+            let g = PacketGen::new(&stream(toml), 0, false);
+            assert_eq!(g.template, hex(&want), "{toml}");
+        }
+    }
+
+    /// RFC 1071 over `b` (an independent check: byte pairs, folded at the end).
+    fn sum(b: &[u8]) -> u32 {
+        b.chunks(2)
+            .map(|w| u32::from(w[0]) << 8 | u32::from(*w.get(1).unwrap_or(&0)))
+            .sum()
+    }
+    fn folds_to_ones(mut s: u32) -> bool {
+        while s >> 16 != 0 {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s == 0xffff
+    }
+
+    /// In a TCP/IPv6 frame (no IPv4 header, a 20-byte TCP header) the
+    /// varying source port and sequence number land at 14 + 40 and
+    /// 14 + 40 + 4, the IPv6 address field in the source address's low
+    /// word, and the TCP checksum over the pseudo-header stays valid.
+    #[test]
+    fn fields_land_at_their_offsets_in_tcp_over_ipv6() {
+        let s = stream(
+            "size = \"90-200\"\nip = 6\nl4 = \"tcp\"\ntcp_flags = \"A\"\ntcp_ack = 1\n\
+             [[stream.field]]\nname = \"src_port\"\nmin = 3000\nmax = 3002\n\
+             [[stream.field]]\nname = \"tcp_seq\"\nop = \"dec\"\nmin = 10\nmax = 24\nstep = 5\n\
+             [[stream.field]]\nname = \"src_ip6\"\nmin = \"2001:db8::1\"\nmax = \"2001:db8::ff\"\nstep = 16\n",
+        );
+        let mut g = PacketGen::new(&s, 0, false);
+        wirespeed::eal::dma::set_page_mode(wirespeed::eal::PageMode::Small);
+        let mut p = Mempool::new(&PoolConfig {
+            size: 16,
+            ..Default::default()
+        })
+        .unwrap();
+        let t = g.template.clone();
+        p.init_all(|m| {
+            let _ = m.extend_from_slice(&t);
+        })
+        .unwrap();
+        for i in 0..12u32 {
+            let mut m = p.alloc().unwrap();
+            let len = g.fill(&mut m, 0);
+            let f = m.data();
+            assert_eq!(f.len(), len);
+            let (ip, tcp) = (14, 54);
+            assert_eq!(&f[12..14], &[0x86, 0xdd]);
+            assert_eq!(
+                u16::from_be_bytes([f[ip + 4], f[ip + 5]]) as usize,
+                len - tcp,
+                "payload length"
+            );
+            assert_eq!(
+                u16::from_be_bytes([f[tcp], f[tcp + 1]]) as u32,
+                3000 + i % 3,
+                "src_port"
+            );
+            let seq = u32::from_be_bytes(f[tcp + 4..tcp + 8].try_into().unwrap());
+            assert_eq!(seq, [24, 19, 14][i as usize % 3], "tcp_seq");
+            assert_eq!(&f[ip + 8..ip + 20], &hex("20010db8 00000000 00000000")[..]);
+            let low = u32::from_be_bytes(f[ip + 20..ip + 24].try_into().unwrap());
+            assert_eq!(low, 1 + (16 * i) % 255, "src_ip6");
+            assert_eq!(f[tcp + 13], 0x10, "flags");
+            let l4 = (len - tcp) as u32;
+            let pseudo = sum(&f[ip + 8..ip + 40]) + (l4 >> 16) + (l4 & 0xffff) + 6;
+            assert!(
+                folds_to_ones(pseudo + sum(&f[tcp..])),
+                "TCP checksum of frame {i}"
+            );
+        }
+    }
+}
