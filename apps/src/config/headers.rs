@@ -738,3 +738,140 @@ pub fn field_fits(kind: FieldKind, h: &Headers) -> Result<(), String> {
         "'{name}' is not a field of this {l3}{l4} stream{hint}"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError, Stream};
+
+    fn validate(stream: &str) -> Result<Vec<Stream>, ConfigError> {
+        Config::parse(
+            &format!("[[port]]\nspec = \"null\"\n[[stream]]\n{stream}\n"),
+            "t",
+        )?
+        .validate()
+    }
+
+    /// Every header key refuses a bad value or combination with an error
+    /// that names it (and says what would do).
+    #[test]
+    fn every_header_key_names_itself_when_refused() {
+        let tun = "tunnel_src = \"1.0.0.1\"\ntunnel_dst = \"1.0.0.2\"";
+        let cases: Vec<(String, &str, &str)> = vec![
+            ("l3 = \"ipx\"".into(), "l3", "\"ipv4\", \"ipv6\" or \"arp\""),
+            ("ip = 5".into(), "ip", "not 4 or 6"),
+            ("ip = 4\nl3 = \"ipv6\"".into(), "ip", "contradicts l3"),
+            ("l4 = \"sctp\"".into(), "l4", "\"udp\", \"tcp\" or \"icmp\""),
+            ("l3 = \"arp\"\nl4 = \"tcp\"".into(), "l4", "no transport header"),
+            ("tcp_flags = \"S\"".into(), "tcp_flags", "only with l4 = \"tcp\""),
+            ("l4 = \"tcp\"\ntcp_flags = \"SQ\"".into(), "tcp_flags", "'Q' is not a TCP flag"),
+            ("l4 = \"tcp\"\ntcp_flags = \"\"".into(), "tcp_flags", "at least one flag"),
+            ("l4 = \"tcp\"\ntcp_ack = 5".into(), "tcp_ack", "needs the ACK flag"),
+            ("tcp_seq = 1".into(), "tcp_seq", "only with l4"),
+            ("tcp_window = 1".into(), "tcp_window", "only with l4"),
+            ("icmp_id = 1".into(), "icmp_id", "only with l4 = \"icmp\""),
+            ("l4 = \"tcp\"\nicmp_seq = 1".into(), "icmp_seq", "only with l4 = \"icmp\""),
+            ("src_ip6 = \"::1\"".into(), "src_ip6", "only with l3 = \"ipv6\""),
+            ("ip = 6\nsize = 80\ndst_ip6 = \"1.2.3.4\"".into(), "dst_ip6", "not an IPv6 address"),
+            ("hop_limit = 3".into(), "hop_limit", "only with l3"),
+            ("traffic_class = 3".into(), "traffic_class", "only with l3"),
+            ("ip = 6\nsize = 80\nflow_label = 1048576".into(), "flow_label", "20-bit"),
+            ("svlan = 0".into(), "svlan", "1..=4095"),
+            ("svlan = 5000".into(), "svlan", "1..=4095"),
+            ("svlan = 5\nvlan = 6\nvlan_offload = true".into(), "vlan_offload", "both tags"),
+            ("mpls = [1048576]".into(), "mpls[0]", "20-bit"),
+            ("mpls = [1,2,3,4,5,6,7,8,9]".into(), "mpls", "at most 8"),
+            ("mpls_ttl = 3".into(), "mpls_ttl", "needs mpls"),
+            ("l3 = \"arp\"\nmpls = [5]".into(), "mpls", "not ARP"),
+            ("tunnel = \"ipip\"".into(), "tunnel", "\"vxlan\" or \"gre\""),
+            (format!("tunnel = \"vxlan\"\n{tun}"), "vni", "needs vni"),
+            (format!("tunnel = \"vxlan\"\nvni = 16777216\n{tun}"), "vni", "24-bit"),
+            ("tunnel = \"vxlan\"\nvni = 1\ntunnel_dst = \"1.0.0.2\"".into(), "tunnel_src", "outer IPv4"),
+            ("tunnel = \"gre\"\ntunnel_src = \"1.0.0.1\"\ntunnel_dst = \"x\"".into(), "tunnel_dst", "not an IPv4"),
+            (format!("tunnel = \"gre\"\nvni = 1\n{tun}"), "vni", "only with tunnel = \"vxlan\""),
+            (format!("tunnel = \"gre\"\ntunnel_sport = 1\n{tun}"), "tunnel_sport", "GRE has no ports"),
+            (format!("tunnel = \"vxlan\"\nvni = 1\ngre_proto = \"ip\"\n{tun}"), "gre_proto", "only with tunnel = \"gre\""),
+            (format!("tunnel = \"gre\"\ngre_proto = \"ppp\"\n{tun}"), "gre_proto", "\"eth\""),
+            (format!("tunnel = \"gre\"\ngre_proto = \"ip\"\ninner_dst_mac = \"02:00:00:00:00:09\"\n{tun}"), "inner_dst_mac", "no inner Ethernet"),
+            (format!("tunnel = \"gre\"\ninner_src_mac = \"zz\"\n{tun}"), "inner_src_mac", ""),
+            ("vni = 3".into(), "vni", "only with tunnel"),
+            ("tunnel_ttl = 3".into(), "tunnel_ttl", "only with tunnel"),
+            (format!("l3 = \"arp\"\ntunnel = \"gre\"\n{tun}"), "tunnel", "carry IP"),
+            ("arp_op = \"reply\"".into(), "arp_op", "only with l3 = \"arp\""),
+            ("l3 = \"arp\"\narp_op = \"rarp\"".into(), "arp_op", "\"request\" or \"reply\""),
+            ("l3 = \"arp\"\narp_sender_ip = \"10.0.0\"".into(), "arp_sender_ip", "not an IPv4"),
+            ("l3 = \"arp\"\narp_target_mac = \"02:00\"".into(), "arp_target_mac", ""),
+            ("arp_target_ip = \"1.1.1.1\"".into(), "arp_target_ip", "only with l3"),
+            ("ip_options = \"lsrr\"".into(), "ip_options", "\"rr\", \"ts\""),
+            ("ip_options = \"hex:0\"".into(), "ip_options", "even number"),
+            ("ip_options = \"hex:0703\"".into(), "ip_options", "byte"),
+            ("ip = 6\nsize = 80\nip_options = \"rr\"".into(), "ip_options", "need l3 = \"ipv4\""),
+            ("l4 = \"tcp\"\nlatency = true\nsize = 100".into(), "latency", "plain IPv4"),
+            ("l4 = \"tcp\"\nvlan = 3\nvlan_offload = true".into(), "vlan_offload", "in the frame"),
+            (format!("tunnel = \"vxlan\"\nvni = 1\n{tun}\nsize = 90"), "size", "below 96"),
+            ("mode = \"pcap\"\npcap = \"x.pcap\"\nl4 = \"tcp\"".into(), "l4", "for mode = \"raw\""),
+            (
+                "ip = 6\nsize = 80\n[[stream.field]]\nname = \"src_ip\"\nmin = \"1.0.0.1\"\nmax = \"1.0.0.2\"".into(),
+                "field[0].name",
+                "src_ip6/dst_ip6",
+            ),
+            (
+                "l4 = \"icmp\"\n[[stream.field]]\nname = \"dst_port\"\nmin = 1\nmax = 2".into(),
+                "field[0].name",
+                "not a field of this IPv4/ICMP stream",
+            ),
+            (
+                "[[stream.field]]\nname = \"icmp_seq\"\nmin = 1\nmax = 2".into(),
+                "field[0].name",
+                "needs l4 = \"icmp\"",
+            ),
+            (
+                "ip = 6\nsize = 80\n[[stream.field]]\nname = \"src_ip6\"\nmin = \"2001:db8::1\"\nmax = \"2001:db9::2\"".into(),
+                "field[0].max",
+                "low 32 bits",
+            ),
+            (
+                "ip = 6\nsize = 80\n[[stream.field]]\nname = \"dst_ip6\"\nmin = \"x\"\nmax = \"2001:db8::2\"".into(),
+                "field[0].min",
+                "not an IPv6 address",
+            ),
+        ];
+        for (toml, key, why) in cases {
+            let e = validate(&toml).expect_err(&toml);
+            assert_eq!(e.key, format!("stream[0].{key}"), "{toml}: {e}");
+            assert!(e.why.contains(why), "{toml}: {e}");
+        }
+    }
+
+    /// The defaults give the plain stack; each key gives its layer.
+    #[test]
+    fn header_keys_parse_into_the_stack() {
+        use super::*;
+        let s = &validate("").unwrap()[0];
+        assert!(s.hdr.is_plain());
+        assert_eq!(s.hdr.len(false), 42);
+        let s = &validate(
+            "size = 200\nip = 6\nl4 = \"tcp\"\ntcp_flags = \"fsrpauec\"\nsvlan = 9\nvlan = 3\nmpls = [1, 2]\n\
+             tunnel = \"vxlan\"\nvni = 7\ntunnel_src = \"1.0.0.1\"\ntunnel_dst = \"1.0.0.2\"",
+        )
+        .unwrap()[0];
+        let h = &s.hdr;
+        assert!(!h.is_plain());
+        assert_eq!(
+            (h.l3, h.l4, h.tcp.flags, h.svlan),
+            (L3::Ipv6, L4::Tcp, 0xff, 9)
+        );
+        assert_eq!(h.mpls, vec![1, 2]);
+        assert_eq!(
+            h.tunnel.as_ref().unwrap().kind,
+            TunnelKind::Vxlan {
+                vni: 7,
+                sport: 49152
+            }
+        );
+        // 14 + 8 tags + 8 MPLS + 20 outer IPv4 + 8 UDP + 8 VXLAN + 14 inner Ethernet + 40 + 20.
+        assert_eq!(h.len(true), 140);
+        let s = &validate("l3 = \"arp\"").unwrap()[0];
+        assert_eq!((s.hdr.l4, s.hdr.arp.op), (L4::None, 1));
+        assert_eq!(s.hdr.arp.target_mac, MacAddr::ZERO);
+    }
+}
