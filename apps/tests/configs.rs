@@ -57,6 +57,7 @@ fn model_every_config_validates_and_runs_clean() {
             "igb-vfio" => Some("igb-model".to_string()),
             "ice-vfio" => Some("ice-model".to_string()),
             "pcap-replay" => Some(format!("pcap:{}", dir.join("replayed.pcap").display())),
+            "headers" => Some(format!("pcap:{}", dir.join("headers.pcap").display())),
             _ => None,
         };
         let json = dir.join(format!("{name}.json"));

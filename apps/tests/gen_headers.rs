@@ -525,6 +525,44 @@ fn ipv4_options_go_into_raw_headers_with_valid_checksums() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// configs/headers.toml (one stream per kind of stack): every frame it
+/// sends has good checksums, inner and outer, and raises no warning.
+#[test]
+fn the_headers_config_sends_only_valid_frames() {
+    let dir = tmpdir("hdr-cfg");
+    let pcap = dir.join("h.pcap");
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/headers.toml");
+    let out = Command::new(bin())
+        .args(["gen", "--no-huge", "-q", "--duration", "0.2", "--port"])
+        .arg(format!("pcap:{}", pcap.display()))
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = dissect(&pcap, &[]);
+    assert!(rows.len() > 1000, "{} frames", rows.len());
+    let mut stacks = std::collections::BTreeSet::new();
+    for r in &rows {
+        for c in &r[1..6] {
+            assert!(
+                c.split(',').filter(|s| !s.is_empty()).all(|s| s == "1"),
+                "{r:?}"
+            );
+        }
+        for sev in r[6].split(',').filter(|s| !s.is_empty()) {
+            assert!(sev.parse::<u64>().unwrap() < PI_WARN, "{r:?}");
+        }
+        stacks.insert(r[0].clone());
+    }
+    // One stack per stream: TCP, ICMP, IPv6, QinQ+MPLS, VXLAN, GRE, ARP, options (plain UDP).
+    assert_eq!(stacks.len(), 8, "{stacks:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// The harness itself: a frame whose TCP checksum is off by one is
 /// reported bad, so the checks above can fail.
 #[test]
