@@ -519,7 +519,10 @@ fn check_requests(c: &Checked, ports: &[PortPlan]) -> Result<(), GenError> {
 fn check_raw_size(s: &Stream, pp: &PortPlan, spec: &str) -> Result<(), GenError> {
     let tagged =
         s.vlan != 0 || s.vlan_offload || s.fields.iter().any(|f| f.kind == FieldKind::Vlan);
-    let tag = if tagged { 4 } else { 0 };
+    // Every 4-byte shim before the IP header: 802.1Q, an 802.1ad service
+    // tag, MPLS label entries.
+    let tag =
+        if tagged { 4 } else { 0 } + 4 * (s.hdr.svlan != 0) as u32 + 4 * s.hdr.mpls.len() as u32;
     let mtu = pp.mtu;
     let ip_len = s.sizes.max().saturating_sub(4 + 14 + tag);
     if ip_len <= mtu {
