@@ -13,7 +13,7 @@
 //! `vxlan_build_skb` / `gre_build_header` + `iptunnel_xmit` (outer headers).
 
 use super::{addr_words, fill_payload, ones_sum};
-use crate::config::{FieldKind, Headers, Stream, TunnelKind, L3, L4};
+use crate::config::{FieldKind, Headers, Stream, Tunnel, TunnelKind, L3, L4};
 use wirespeed::stack::checksum::{self, fold};
 use wirespeed::stack::ipopt::ip_options_build;
 
@@ -197,44 +197,7 @@ impl Layout {
             b.put(&((label << 12) | (bos << 8) | h.mpls_ttl as u32).to_be_bytes());
         }
         if let Some(t) = &h.tunnel {
-            let proto = match t.kind {
-                TunnelKind::Vxlan { .. } => IPPROTO_UDP,
-                TunnelKind::Gre { .. } => IPPROTO_GRE,
-            };
-            let oip = b.ipv4(0, t.ttl, proto, t.src.octets(), t.dst.octets(), &[]);
-            match t.kind {
-                TunnelKind::Vxlan { vni, sport } => {
-                    let u = b.put16(sport);
-                    b.put16(VXLAN_PORT);
-                    b.put(&[0; 4]);
-                    b.lens.push((u + 4, u));
-                    b.csums.push(Csum::L4 {
-                        start: u,
-                        field: u + 6,
-                        pseudo: Pseudo::V4 {
-                            ip: oip,
-                            proto: IPPROTO_UDP,
-                        },
-                        udp: true,
-                    });
-                    // RFC 7348 §5: flags (I set), reserved, VNI, reserved.
-                    b.put(&[0x08, 0, 0, 0]);
-                    b.put(&(vni << 8).to_be_bytes());
-                    b.ethernet(t.inner_dst_mac.0, t.inner_src_mac.0);
-                    b.put16(l3_type);
-                }
-                TunnelKind::Gre { eth } => {
-                    // RFC 2784 §2: no checksum, version 0, the protocol type.
-                    b.put16(0);
-                    if eth {
-                        b.put16(ETH_P_TEB);
-                        b.ethernet(t.inner_dst_mac.0, t.inner_src_mac.0);
-                        b.put16(l3_type);
-                    } else {
-                        b.put16(l3_type);
-                    }
-                }
-            }
+            tunnel(&mut b, t, l3_type);
         }
         let l4_proto = match h.l4 {
             L4::Udp => IPPROTO_UDP,
@@ -243,46 +206,7 @@ impl Layout {
             L4::Icmp => IPPROTO_ICMP,
             L4::None => 0,
         };
-        let pseudo = match h.l3 {
-            L3::Ipv4 => {
-                let opts = h.ip_options.map(|o| o.bytes().to_vec()).unwrap_or_default();
-                let ip = b.ipv4(
-                    s.tos,
-                    s.ttl,
-                    l4_proto,
-                    s.src_ip.octets(),
-                    s.dst_ip.octets(),
-                    &opts,
-                );
-                if let Some(o) = &h.ip_options {
-                    // Our address into record route / timestamp slots
-                    // (`ip_options_build`, as for a socket's IP_OPTIONS).
-                    ip_options_build(&mut b.f[ip + 20..], o, s.dst_ip, s.src_ip);
-                }
-                b.slot(FieldKind::Tos, ip + 1, 1);
-                b.slot(FieldKind::SrcIp, ip + 12, 4);
-                b.slot(FieldKind::DstIp, ip + 16, 4);
-                if l4_proto == IPPROTO_ICMP {
-                    Pseudo::None
-                } else {
-                    Pseudo::V4 {
-                        ip,
-                        proto: l4_proto,
-                    }
-                }
-            }
-            L3::Ipv6 => {
-                let ip = ipv6(&mut b, h, l4_proto);
-                Pseudo::V6 {
-                    ip,
-                    proto: l4_proto,
-                }
-            }
-            L3::Arp => {
-                arp(&mut b, h);
-                Pseudo::None
-            }
-        };
+        let pseudo = l3(&mut b, s, l4_proto);
         l4(&mut b, s, pseudo);
         let hdr_len = b.f.len();
         let max = s.sizes.max() as usize - 4;
@@ -356,6 +280,95 @@ impl Layout {
                     f[field..field + 2].copy_from_slice(&c.to_be_bytes());
                 }
             }
+        }
+    }
+}
+
+/// The outer IPv4 and the tunnel's own header (VXLAN over UDP, GRE), up to
+/// the inner packet (whose EtherType / protocol type is `l3_type`).
+fn tunnel(b: &mut Builder, t: &Tunnel, l3_type: u16) {
+    let proto = match t.kind {
+        TunnelKind::Vxlan { .. } => IPPROTO_UDP,
+        TunnelKind::Gre { .. } => IPPROTO_GRE,
+    };
+    let oip = b.ipv4(0, t.ttl, proto, t.src.octets(), t.dst.octets(), &[]);
+    match t.kind {
+        TunnelKind::Vxlan { vni, sport } => {
+            let u = b.put16(sport);
+            b.put16(VXLAN_PORT);
+            b.put(&[0; 4]);
+            b.lens.push((u + 4, u));
+            b.csums.push(Csum::L4 {
+                start: u,
+                field: u + 6,
+                pseudo: Pseudo::V4 {
+                    ip: oip,
+                    proto: IPPROTO_UDP,
+                },
+                udp: true,
+            });
+            // RFC 7348 §5: flags (I set), reserved, VNI, reserved.
+            b.put(&[0x08, 0, 0, 0]);
+            b.put(&(vni << 8).to_be_bytes());
+            b.ethernet(t.inner_dst_mac.0, t.inner_src_mac.0);
+            b.put16(l3_type);
+        }
+        TunnelKind::Gre { eth } => {
+            // RFC 2784 §2: no checksum, version 0, the protocol type.
+            b.put16(0);
+            if eth {
+                b.put16(ETH_P_TEB);
+                b.ethernet(t.inner_dst_mac.0, t.inner_src_mac.0);
+                b.put16(l3_type);
+            } else {
+                b.put16(l3_type);
+            }
+        }
+    }
+}
+
+/// The network header (IPv4 with options, IPv6, ARP) and the
+/// pseudo-header its transport checksum starts from.
+fn l3(b: &mut Builder, s: &Stream, l4_proto: u8) -> Pseudo {
+    let h = &s.hdr;
+    match h.l3 {
+        L3::Ipv4 => {
+            let opts = h.ip_options.map(|o| o.bytes().to_vec()).unwrap_or_default();
+            let ip = b.ipv4(
+                s.tos,
+                s.ttl,
+                l4_proto,
+                s.src_ip.octets(),
+                s.dst_ip.octets(),
+                &opts,
+            );
+            if let Some(o) = &h.ip_options {
+                // Our address into record route / timestamp slots
+                // (`ip_options_build`, as for a socket's IP_OPTIONS).
+                ip_options_build(&mut b.f[ip + 20..], o, s.dst_ip, s.src_ip);
+            }
+            b.slot(FieldKind::Tos, ip + 1, 1);
+            b.slot(FieldKind::SrcIp, ip + 12, 4);
+            b.slot(FieldKind::DstIp, ip + 16, 4);
+            if l4_proto == IPPROTO_ICMP {
+                Pseudo::None
+            } else {
+                Pseudo::V4 {
+                    ip,
+                    proto: l4_proto,
+                }
+            }
+        }
+        L3::Ipv6 => {
+            let ip = ipv6(b, h, l4_proto);
+            Pseudo::V6 {
+                ip,
+                proto: l4_proto,
+            }
+        }
+        L3::Arp => {
+            arp(b, h);
+            Pseudo::None
         }
     }
 }
