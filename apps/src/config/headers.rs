@@ -490,7 +490,38 @@ impl StreamSection {
                 "tunnels carry IP streams here; drop tunnel or l3 = \"arp\"",
             ));
         }
-        let kind = match t.as_str() {
+        let kind = self.tunnel_kind(k, t)?;
+        let ip = |key: &str, v: &Option<String>| -> Result<Ipv4Addr, ConfigError> {
+            let t = v.as_ref().ok_or_else(|| {
+                ConfigError::new(
+                    k(key),
+                    "a tunnel needs its outer IPv4 addresses (tunnel_src, tunnel_dst)",
+                )
+            })?;
+            t.parse()
+                .map_err(|_| ConfigError::new(k(key), format!("'{t}' is not an IPv4 address")))
+        };
+        let mac = |key: &str, v: &Option<String>, d: &str| -> Result<MacAddr, ConfigError> {
+            v.as_deref()
+                .unwrap_or(d)
+                .parse()
+                .map_err(|w: String| ConfigError::new(k(key), w))
+        };
+        h.tunnel = Some(Tunnel {
+            kind,
+            src: ip("tunnel_src", &self.tunnel_src)?,
+            dst: ip("tunnel_dst", &self.tunnel_dst)?,
+            ttl: self.tunnel_ttl.unwrap_or(64),
+            inner_src_mac: mac("inner_src_mac", &self.inner_src_mac, "02:00:00:00:01:01")?,
+            inner_dst_mac: mac("inner_dst_mac", &self.inner_dst_mac, "02:00:00:00:01:02")?,
+        });
+        Ok(())
+    }
+
+    /// `tunnel` and the keys of its kind (vni, tunnel_sport; gre_proto).
+    fn tunnel_kind(&self, k: &dyn Fn(&str) -> String, t: &str) -> Result<TunnelKind, ConfigError> {
+        let e = |key: &str, why: &str| ConfigError::new(k(key), why.to_string());
+        Ok(match t {
             "vxlan" => {
                 if self.gre_proto.is_some() {
                     return Err(e("gre_proto", "only with tunnel = \"gre\""));
@@ -520,15 +551,15 @@ impl StreamSection {
                     ));
                 }
                 let eth = match self.gre_proto.as_deref() {
-                    None | Some("eth") => true,
-                    Some("ip") => false,
-                    Some(o) => {
-                        return Err(ConfigError::new(
-                            k("gre_proto"),
-                            format!("'{o}' is not \"eth\" (0x6558, an inner Ethernet frame) or \"ip\" (the inner IP packet)"),
-                        ))
-                    }
-                };
+                None | Some("eth") => true,
+                Some("ip") => false,
+                Some(o) => {
+                    return Err(ConfigError::new(
+                        k("gre_proto"),
+                        format!("'{o}' is not \"eth\" (0x6558, an inner Ethernet frame) or \"ip\" (the inner IP packet)"),
+                    ))
+                }
+            };
                 if !eth && (self.inner_src_mac.is_some() || self.inner_dst_mac.is_some()) {
                     let key = if self.inner_src_mac.is_some() {
                         "inner_src_mac"
@@ -545,32 +576,7 @@ impl StreamSection {
                     format!("'{o}' is not \"vxlan\" or \"gre\""),
                 ))
             }
-        };
-        let ip = |key: &str, v: &Option<String>| -> Result<Ipv4Addr, ConfigError> {
-            let t = v.as_ref().ok_or_else(|| {
-                ConfigError::new(
-                    k(key),
-                    "a tunnel needs its outer IPv4 addresses (tunnel_src, tunnel_dst)",
-                )
-            })?;
-            t.parse()
-                .map_err(|_| ConfigError::new(k(key), format!("'{t}' is not an IPv4 address")))
-        };
-        let mac = |key: &str, v: &Option<String>, d: &str| -> Result<MacAddr, ConfigError> {
-            v.as_deref()
-                .unwrap_or(d)
-                .parse()
-                .map_err(|w: String| ConfigError::new(k(key), w))
-        };
-        h.tunnel = Some(Tunnel {
-            kind,
-            src: ip("tunnel_src", &self.tunnel_src)?,
-            dst: ip("tunnel_dst", &self.tunnel_dst)?,
-            ttl: self.tunnel_ttl.unwrap_or(64),
-            inner_src_mac: mac("inner_src_mac", &self.inner_src_mac, "02:00:00:00:01:01")?,
-            inner_dst_mac: mac("inner_dst_mac", &self.inner_dst_mac, "02:00:00:00:01:02")?,
-        });
-        Ok(())
+        })
     }
 
     /// The ARP keys: sender = src_mac/src_ip, target = dst_ip and (a reply)
