@@ -1087,8 +1087,9 @@ impl PacketGen {
     /// A layered frame of `len` bytes: the fields in effect written (and
     /// stepped, nested ones as an odometer), then the lengths and the
     /// checksums, innermost first, over the header bytes plus the
-    /// payload's prefix sum.
-    #[inline]
+    /// payload's prefix sum. Kept out of line so the plain stream's
+    /// per-packet path ([`PacketGen::fill_sized`]) compiles as before.
+    #[inline(never)]
     fn fill_layered(&mut self, m: &mut Mbuf, len: usize) -> usize {
         if !self.dynamic {
             return len;
