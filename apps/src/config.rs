@@ -776,6 +776,8 @@ pub enum FieldKind {
     TcpSeq,
     IcmpId,
     IcmpSeq,
+    /// A VXLAN tunnel's outer UDP source port (RFC 7348 §5's flow entropy).
+    TunnelSport,
 }
 
 impl FieldKind {
@@ -795,6 +797,7 @@ impl FieldKind {
             FieldKind::TcpSeq => "tcp_seq",
             FieldKind::IcmpId => "icmp_id",
             FieldKind::IcmpSeq => "icmp_seq",
+            FieldKind::TunnelSport => "tunnel_sport",
         }
     }
 }
@@ -1047,7 +1050,11 @@ fn field_value(kind: FieldKind, v: &toml::Value) -> Result<u64, String> {
             }
             x
         }
-        FieldKind::SrcPort | FieldKind::DstPort | FieldKind::IcmpId | FieldKind::IcmpSeq => {
+        FieldKind::SrcPort
+        | FieldKind::DstPort
+        | FieldKind::IcmpId
+        | FieldKind::IcmpSeq
+        | FieldKind::TunnelSport => {
             let x = as_int()?;
             if x > 65535 {
                 return Err(format!("{x} is not a port (0..=65535)"));
@@ -1648,10 +1655,11 @@ fn parse_field(
         "tcp_seq" => FieldKind::TcpSeq,
         "icmp_id" => FieldKind::IcmpId,
         "icmp_seq" => FieldKind::IcmpSeq,
+        "tunnel_sport" => FieldKind::TunnelSport,
         o => {
             return Err(ConfigError::new(
                 fk("name"),
-                format!("'{o}' cannot vary; use src_mac, dst_mac, src_ip, dst_ip, src_port, dst_port, vlan, tos, src_ip6, dst_ip6, tcp_seq, icmp_id or icmp_seq"),
+                format!("'{o}' cannot vary; use src_mac, dst_mac, src_ip, dst_ip, src_port, dst_port, vlan, tos, src_ip6, dst_ip6, tcp_seq, icmp_id, icmp_seq or tunnel_sport"),
             ))
         }
     };

@@ -325,7 +325,8 @@ fn vxlan_and_gre_tunnels_have_valid_inner_and_outer_checksums() {
             "[[stream]]\ncount = 24\nsize = \"110-1518\"\ntunnel = \"vxlan\"\nvni = 16777215\ntunnel_sport = 50000\n{tun}\
              inner_src_mac = \"02:aa:00:00:00:01\"\ninner_dst_mac = \"02:aa:00:00:00:02\"\n\
              [[stream.field]]\nname = \"dst_port\"\nmin = 7000\nmax = 7002\n\
-             [[stream.field]]\nname = \"src_ip\"\nop = \"random\"\nmin = \"10.0.0.0\"\nmax = \"10.255.255.255\"\n"
+             [[stream.field]]\nname = \"src_ip\"\nop = \"random\"\nmin = \"10.0.0.0\"\nmax = \"10.255.255.255\"\n\
+             [[stream.field]]\nname = \"tunnel_sport\"\nmin = 50000\nmax = 50003\n"
         ),
     );
     let rows = check(
@@ -344,7 +345,8 @@ fn vxlan_and_gre_tunnels_have_valid_inner_and_outer_checksums() {
     );
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r[0], "16777215");
-        assert_eq!(r[1], "50000,1024");
+        // tunnel_sport varies the outer UDP source port (flow entropy).
+        assert_eq!(r[1], format!("{},1024", 50000 + i % 4));
         // The fields address the inner packet (the flow); the outer header is the tunnel's.
         assert_eq!(r[2], format!("4789,{}", 7000 + i % 3));
         assert!(r[3].starts_with("192.0.2.1,10."), "{}", r[3]);

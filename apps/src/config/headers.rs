@@ -716,6 +716,10 @@ pub fn field_fits(kind: FieldKind, h: &Headers) -> Result<(), String> {
         FieldKind::SrcPort | FieldKind::DstPort => matches!(h.l4, L4::Udp | L4::Tcp),
         FieldKind::TcpSeq => h.l4 == L4::Tcp,
         FieldKind::IcmpId | FieldKind::IcmpSeq => h.l4 == L4::Icmp,
+        FieldKind::TunnelSport => matches!(
+            h.tunnel.as_ref().map(|t| t.kind),
+            Some(TunnelKind::Vxlan { .. })
+        ),
     };
     if ok {
         return Ok(());
@@ -738,6 +742,7 @@ pub fn field_fits(kind: FieldKind, h: &Headers) -> Result<(), String> {
         FieldKind::SrcIp6 | FieldKind::DstIp6 => " (needs l3 = \"ipv6\")",
         FieldKind::SrcPort | FieldKind::DstPort => " (needs l4 = \"udp\" or \"tcp\")",
         FieldKind::TcpSeq => " (needs l4 = \"tcp\")",
+        FieldKind::TunnelSport => " (needs tunnel = \"vxlan\")",
         _ => " (needs l4 = \"icmp\")",
     };
     Err(format!(
@@ -824,6 +829,11 @@ mod tests {
                 "l4 = \"icmp\"\n[[stream.field]]\nname = \"dst_port\"\nmin = 1\nmax = 2".into(),
                 "field[0].name",
                 "not a field of this IPv4/ICMP stream",
+            ),
+            (
+                "[[stream.field]]\nname = \"tunnel_sport\"\nmin = 1\nmax = 2".into(),
+                "field[0].name",
+                "needs tunnel = \"vxlan\"",
             ),
             (
                 "[[stream.field]]\nname = \"icmp_seq\"\nmin = 1\nmax = 2".into(),

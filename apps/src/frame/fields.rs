@@ -82,7 +82,8 @@ impl FieldGen {
             | FieldKind::DstIp6
             | FieldKind::TcpSeq
             | FieldKind::IcmpId
-            | FieldKind::IcmpSeq => return None,
+            | FieldKind::IcmpSeq
+            | FieldKind::TunnelSport => return None,
         };
         let mut g = FieldGen::at(f, offset, width, write_or);
         (g.in_ip, g.in_pseudo, g.in_l4) = (in_ip, in_pseudo, in_l4);

@@ -295,6 +295,7 @@ fn tunnel(b: &mut Builder, t: &Tunnel, l3_type: u16) {
     match t.kind {
         TunnelKind::Vxlan { vni, sport } => {
             let u = b.put16(sport);
+            b.slot(FieldKind::TunnelSport, u, 2);
             b.put16(VXLAN_PORT);
             b.put(&[0; 4]);
             b.lens.push((u + 4, u));
