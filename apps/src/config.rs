@@ -360,16 +360,16 @@ pub struct StreamSection {
     #[serde(default)]
     pub tcp_flags: Option<String>,
     #[serde(default)]
-    pub tcp_seq: Option<u32>,
+    pub tcp_seq: Option<i64>,
     #[serde(default)]
-    pub tcp_ack: Option<u32>,
+    pub tcp_ack: Option<i64>,
     #[serde(default)]
-    pub tcp_window: Option<u16>,
+    pub tcp_window: Option<i64>,
     /// l4 = "icmp": the echo identifier and sequence number.
     #[serde(default)]
-    pub icmp_id: Option<u16>,
+    pub icmp_id: Option<i64>,
     #[serde(default)]
-    pub icmp_seq: Option<u16>,
+    pub icmp_seq: Option<i64>,
     /// l3 = "ipv6": addresses, hop limit (default ttl), traffic class
     /// (default tos), 20-bit flow label.
     #[serde(default)]
@@ -377,32 +377,32 @@ pub struct StreamSection {
     #[serde(default)]
     pub dst_ip6: Option<String>,
     #[serde(default)]
-    pub hop_limit: Option<u8>,
+    pub hop_limit: Option<i64>,
     #[serde(default)]
-    pub traffic_class: Option<u8>,
+    pub traffic_class: Option<i64>,
     #[serde(default)]
-    pub flow_label: Option<u32>,
+    pub flow_label: Option<i64>,
     /// 802.1ad service tag (TPID 0x88a8) outside the 802.1Q `vlan`.
     #[serde(default)]
-    pub svlan: Option<u16>,
+    pub svlan: Option<i64>,
     /// MPLS labels, outermost first; `mpls_ttl` for each (default 64).
     #[serde(default)]
-    pub mpls: Vec<u32>,
+    pub mpls: Vec<i64>,
     #[serde(default)]
-    pub mpls_ttl: Option<u8>,
+    pub mpls_ttl: Option<i64>,
     /// "vxlan" or "gre": an outer IPv4 (tunnel_src → tunnel_dst) around the frame.
     #[serde(default)]
     pub tunnel: Option<String>,
     #[serde(default)]
-    pub vni: Option<u32>,
+    pub vni: Option<i64>,
     #[serde(default)]
     pub tunnel_src: Option<String>,
     #[serde(default)]
     pub tunnel_dst: Option<String>,
     #[serde(default)]
-    pub tunnel_ttl: Option<u8>,
+    pub tunnel_ttl: Option<i64>,
     #[serde(default)]
-    pub tunnel_sport: Option<u16>,
+    pub tunnel_sport: Option<i64>,
     /// GRE: "eth" (0x6558, default) or "ip" (0x0800/0x86DD).
     #[serde(default)]
     pub gre_proto: Option<String>,
@@ -411,6 +411,8 @@ pub struct StreamSection {
     #[serde(default)]
     pub inner_dst_mac: Option<String>,
     /// l3 = "arp": "request" (default) or "reply", and the fields.
+    /// (The numeric header keys are read as integers and range-checked in
+    /// `headers`, so a bad one is an error naming it.)
     #[serde(default)]
     pub arp_op: Option<String>,
     #[serde(default)]

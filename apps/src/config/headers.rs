@@ -236,6 +236,23 @@ fn ip_options(t: &str) -> Result<IpOptions, String> {
     }
 }
 
+/// A numeric header key: absent, or an integer in 0..=max (an error naming the key otherwise).
+fn num(
+    k: &dyn Fn(&str) -> String,
+    key: &str,
+    v: Option<i64>,
+    max: u64,
+) -> Result<Option<u64>, ConfigError> {
+    match v {
+        None => Ok(None),
+        Some(x) if x >= 0 && x as u64 <= max => Ok(Some(x as u64)),
+        Some(x) => Err(ConfigError::new(
+            k(key),
+            format!("{x} is outside 0..={max}"),
+        )),
+    }
+}
+
 impl StreamSection {
     /// True when any header key of this module is set.
     fn has_header_keys(&self) -> Option<&'static str> {
@@ -369,17 +386,17 @@ impl StreamSection {
         if let Some(t) = &self.tcp_flags {
             h.tcp.flags = tcp_flags(t).map_err(|w| ConfigError::new(k("tcp_flags"), w))?;
         }
-        h.tcp.seq = self.tcp_seq.unwrap_or(0);
-        h.tcp.ack = self.tcp_ack.unwrap_or(0);
+        h.tcp.seq = num(k, "tcp_seq", self.tcp_seq, u32::MAX as u64)?.unwrap_or(0) as u32;
+        h.tcp.ack = num(k, "tcp_ack", self.tcp_ack, u32::MAX as u64)?.unwrap_or(0) as u32;
         if h.tcp.ack != 0 && h.tcp.flags & 0x10 == 0 {
             return Err(ConfigError::new(
                 k("tcp_ack"),
                 "an acknowledgment number needs the ACK flag (add A to tcp_flags)",
             ));
         }
-        h.tcp.window = self.tcp_window.unwrap_or(65535);
-        h.icmp_id = self.icmp_id.unwrap_or(0);
-        h.icmp_seq = self.icmp_seq.unwrap_or(0);
+        h.tcp.window = num(k, "tcp_window", self.tcp_window, 65535)?.unwrap_or(65535) as u16;
+        h.icmp_id = num(k, "icmp_id", self.icmp_id, 65535)?.unwrap_or(0) as u16;
+        h.icmp_seq = num(k, "icmp_seq", self.icmp_seq, 65535)?.unwrap_or(0) as u16;
         Ok(())
     }
 
@@ -410,23 +427,24 @@ impl StreamSection {
         };
         h.src_ip6 = ip6("src_ip6", &self.src_ip6, h.src_ip6)?;
         h.dst_ip6 = ip6("dst_ip6", &self.dst_ip6, h.dst_ip6)?;
-        h.hop_limit = self.hop_limit.unwrap_or(self.ttl);
-        h.traffic_class = self.traffic_class.unwrap_or(self.tos);
+        h.hop_limit = num(k, "hop_limit", self.hop_limit, 255)?.map_or(self.ttl, |x| x as u8);
+        h.traffic_class =
+            num(k, "traffic_class", self.traffic_class, 255)?.map_or(self.tos, |x| x as u8);
         let fl = self.flow_label.unwrap_or(0);
-        if fl > 0xf_ffff {
+        if !(0..=0xf_ffff).contains(&fl) {
             return Err(ConfigError::new(
                 k("flow_label"),
                 format!("{fl} does not fit the 20-bit flow label (0..=1048575)"),
             ));
         }
-        h.flow_label = fl;
+        h.flow_label = fl as u32;
         Ok(())
     }
 
     /// svlan and the MPLS stack.
     fn parse_link(&self, k: &dyn Fn(&str) -> String, h: &mut Headers) -> Result<(), ConfigError> {
         if let Some(sv) = self.svlan {
-            if sv == 0 || sv > 4095 {
+            if !(1..=4095).contains(&sv) {
                 return Err(ConfigError::new(
                     k("svlan"),
                     format!("{sv} is not a VLAN id (1..=4095)"),
@@ -438,7 +456,7 @@ impl StreamSection {
                     "with svlan both tags are in the frame; drop vlan_offload",
                 ));
             }
-            h.svlan = sv;
+            h.svlan = sv as u16;
         }
         if self.mpls_ttl.is_some() && self.mpls.is_empty() {
             return Err(ConfigError::new(k("mpls_ttl"), "needs mpls = [label, ...]"));
@@ -449,7 +467,12 @@ impl StreamSection {
                 format!("{} labels; at most {MPLS_MAX}", self.mpls.len()),
             ));
         }
-        if let Some((i, l)) = self.mpls.iter().enumerate().find(|(_, l)| **l > 0xf_ffff) {
+        if let Some((i, l)) = self
+            .mpls
+            .iter()
+            .enumerate()
+            .find(|(_, l)| !(0..=0xf_ffff).contains(*l))
+        {
             return Err(ConfigError::new(
                 format!("{}[{i}]", k("mpls")),
                 format!("{l} does not fit a 20-bit MPLS label (0..=1048575)"),
@@ -461,8 +484,8 @@ impl StreamSection {
                 "MPLS carries IP here, not ARP; drop mpls or l3 = \"arp\"",
             ));
         }
-        h.mpls = self.mpls.clone();
-        h.mpls_ttl = self.mpls_ttl.unwrap_or(64);
+        h.mpls = self.mpls.iter().map(|&l| l as u32).collect();
+        h.mpls_ttl = num(k, "mpls_ttl", self.mpls_ttl, 255)?.unwrap_or(64) as u8;
         Ok(())
     }
 
@@ -511,7 +534,7 @@ impl StreamSection {
             kind,
             src: ip("tunnel_src", &self.tunnel_src)?,
             dst: ip("tunnel_dst", &self.tunnel_dst)?,
-            ttl: self.tunnel_ttl.unwrap_or(64),
+            ttl: num(k, "tunnel_ttl", self.tunnel_ttl, 255)?.unwrap_or(64) as u8,
             inner_src_mac: mac("inner_src_mac", &self.inner_src_mac, "02:00:00:00:01:01")?,
             inner_dst_mac: mac("inner_dst_mac", &self.inner_dst_mac, "02:00:00:00:01:02")?,
         });
@@ -529,15 +552,16 @@ impl StreamSection {
                 let vni = self
                     .vni
                     .ok_or_else(|| e("vni", "tunnel = \"vxlan\" needs vni = N (0..=16777215)"))?;
-                if vni > 0xff_ffff {
+                if !(0..=0xff_ffff).contains(&vni) {
                     return Err(ConfigError::new(
                         k("vni"),
                         format!("{vni} does not fit the 24-bit VNI (0..=16777215)"),
                     ));
                 }
                 TunnelKind::Vxlan {
-                    vni,
-                    sport: self.tunnel_sport.unwrap_or(VXLAN_DEFAULT_SPORT),
+                    vni: vni as u32,
+                    sport: num(k, "tunnel_sport", self.tunnel_sport, 65535)?
+                        .map_or(VXLAN_DEFAULT_SPORT, |x| x as u16),
                 }
             }
             "gre" => {
@@ -787,6 +811,18 @@ mod tests {
             ("traffic_class = 3".into(), "traffic_class", "only with l3"),
             ("ip = 6\nsize = 80\nflow_label = 1048576".into(), "flow_label", "20-bit"),
             ("svlan = 0".into(), "svlan", "1..=4095"),
+            ("l4 = \"tcp\"\ntcp_window = 70000".into(), "tcp_window", "outside 0..=65535"),
+            ("l4 = \"tcp\"\ntcp_seq = -1".into(), "tcp_seq", "outside 0..=4294967295"),
+            ("l4 = \"icmp\"\nicmp_seq = 65536".into(), "icmp_seq", "outside"),
+            ("l4 = \"icmp\"\nicmp_id = -3".into(), "icmp_id", "outside"),
+            ("ip = 6\nsize = 80\nhop_limit = 256".into(), "hop_limit", "outside 0..=255"),
+            ("ip = 6\nsize = 80\ntraffic_class = 300".into(), "traffic_class", "outside"),
+            ("ip = 6\nsize = 80\nflow_label = -1".into(), "flow_label", "20-bit"),
+            ("mpls = [5]\nmpls_ttl = 256".into(), "mpls_ttl", "outside"),
+            ("mpls = [-5]".into(), "mpls[0]", "20-bit"),
+            ("tunnel = \"vxlan\"\nvni = -1\ntunnel_src = \"1.0.0.1\"\ntunnel_dst = \"1.0.0.2\"".into(), "vni", "24-bit"),
+            ("tunnel = \"vxlan\"\nvni = 1\ntunnel_sport = 65536\ntunnel_src = \"1.0.0.1\"\ntunnel_dst = \"1.0.0.2\"".into(), "tunnel_sport", "outside"),
+            ("tunnel = \"gre\"\ntunnel_ttl = 999\ntunnel_src = \"1.0.0.1\"\ntunnel_dst = \"1.0.0.2\"".into(), "tunnel_ttl", "outside"),
             ("svlan = 5000".into(), "svlan", "1..=4095"),
             ("svlan = 5\nvlan = 6\nvlan_offload = true".into(), "vlan_offload", "both tags"),
             ("mpls = [1048576]".into(), "mpls[0]", "20-bit"),
