@@ -254,7 +254,7 @@ fn num(
 }
 
 impl StreamSection {
-    /// True when any header key of this module is set.
+    /// The first layer-choosing header key that is set (l3, ip, l4, svlan, mpls, tunnel, ip_options), if any.
     fn has_header_keys(&self) -> Option<&'static str> {
         let set = [
             ("l3", self.l3.is_some()),
