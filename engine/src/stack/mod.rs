@@ -927,7 +927,7 @@ impl Stack {
     /// Adds a rule (`ip rule add`); returns it with its priority.
     pub fn ip_rule_add(&mut self, r: &RuleConf) -> Result<FibRule, StackError> {
         let rule = self.rule_add_local(r)?;
-        self.publish(|| shared::CtlOp::RuleAdd(r.clone()));
+        self.publish(|| shared::CtlOp::RuleAdd(*r));
         Ok(rule)
     }
 

@@ -245,7 +245,7 @@ impl ControlPlane {
 
     /// `ip rule add` for every replica.
     pub fn ip_rule_add(&self, r: &RuleConf) {
-        self.publish(None, CtlOp::RuleAdd(r.clone()));
+        self.publish(None, CtlOp::RuleAdd(*r));
     }
 
     /// `ip rule del pref N` for every replica.
