@@ -980,6 +980,7 @@ where
     Ok(report)
 }
 
+pub mod stacked;
 pub mod staged;
 
 #[cfg(test)]

@@ -736,28 +736,27 @@ impl NeighTable {
         }
         // Replies and others' requests (incl. gratuitous ARP): update only
         // entries we already have.
-        if let Some(idx) = self.find(port, arp.spa) {
-            let st = if arp.op == ARP_REPLY && to_us_unicast {
-                NudState::Reachable
-            } else {
-                NudState::Stale
-            };
+        let st = if arp.op == ARP_REPLY && to_us_unicast {
+            NudState::Reachable
+        } else {
+            NudState::Stale
+        };
+        let known = self.find(port, arp.spa);
+        if let Some(idx) = known {
             self.update(idx, arp.sha, st, io, now);
-        } else if self.share && arp.op == ARP_REPLY {
-            // Another lcore's entry may be waiting for it (the reply lands
-            // on whichever queue the NIC picks).
+        }
+        if self.share && arp.op == ARP_REPLY {
+            // Another lcore's entry may be the one waiting for it (the reply
+            // lands on whichever queue the NIC picks): the others update
+            // the entries they have.
             self.outbox.push(NeighNews {
                 port,
                 ip: arp.spa,
                 mac: arp.sha,
-                state: if to_us_unicast {
-                    NudState::Reachable
-                } else {
-                    NudState::Stale
-                },
+                state: st,
                 create: false,
             });
-        } else {
+        } else if known.is_none() {
             io.c.neigh.arp_ignored.add(1);
         }
     }
