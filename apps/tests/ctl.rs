@@ -1,0 +1,289 @@
+//! `--control`: a running generator on the `null` port takes commands on
+//! its Unix socket — streams are listed, a rate change shows in the
+//! delivered counters within one interval, a paused stream's counter
+//! stops, bad requests get error replies while the run goes on, `quit`
+//! ends it — and the summary tells what was delivered under the changes.
+//! `wirespeed stats --control` prints the live `ethtool -S` view;
+//! `wirespeed ctl` fails clearly without a socket; the README's Python
+//! snippet drives a run.
+
+mod common;
+
+use common::{bin, tmpdir};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A run of `cfg` with `--control SOCK --json OUT`, once its socket is up.
+fn start(tag: &str, cfg: &str) -> (Child, PathBuf, PathBuf) {
+    let dir = tmpdir(tag);
+    let (c, sock, out) = (dir.join("c.toml"), dir.join("ctl.sock"), dir.join("s.json"));
+    std::fs::write(&c, cfg).unwrap();
+    let _ = std::fs::remove_file(&sock);
+    let child = Command::new(bin())
+        .args(["gen", "--no-huge", "-q", "--control"])
+        .arg(&sock)
+        .arg("--json")
+        .arg(&out)
+        .arg(&c)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while UnixStream::connect(&sock).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no control socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, sock, out)
+}
+
+/// One connection, one request line (sent as is), one reply.
+fn raw(sock: &Path, line: &str) -> Value {
+    let mut c = UnixStream::connect(sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut r = String::new();
+    BufReader::new(c).read_line(&mut r).unwrap();
+    serde_json::from_str(&r).unwrap_or_else(|e| panic!("reply {r:?}: {e}"))
+}
+
+fn req(sock: &Path, v: Value) -> Value {
+    raw(sock, &v.to_string())
+}
+
+/// (seconds since the start, delivered) of stream `name`, from `streams`.
+fn delivered(sock: &Path, name: &str) -> (f64, u64) {
+    let r = req(sock, json!({"cmd": "streams"}));
+    let row = r["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {r}"))
+        .clone();
+    (r["elapsed_s"].as_f64().unwrap(), row["delivered"].as_u64().unwrap())
+}
+
+/// Delivered packets per second of `name` over the next `secs`.
+fn rate_over(sock: &Path, name: &str, secs: f64) -> f64 {
+    let (t0, p0) = delivered(sock, name);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let (t1, p1) = delivered(sock, name);
+    (p1 - p0) as f64 / (t1 - t0)
+}
+
+const TWO_STREAMS: &str = r#"[run]
+lcores = "0"
+duration = 30
+[[port]]
+spec = "null"
+[[stream]]
+name = "a"
+size = 64
+rate = "20 kpps"
+[[stream]]
+name = "b"
+size = 128
+rate = "10 kpps"
+"#;
+
+/// The run's output once `quit` ended it (well before its 30 s).
+fn finish(child: Child) -> std::process::Output {
+    let t0 = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(10), "quit did not end the run");
+    o
+}
+
+#[test]
+fn control_socket_steers_a_running_generator() {
+    let (child, sock, out) = start("ctl-steer", TWO_STREAMS);
+    let r = req(&sock, json!({"cmd": "streams"}));
+    assert_eq!(r["ok"], true, "{r}");
+    let names: Vec<&str> = r["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"], "{r}");
+    // Wait for the start, then the rate as configured.
+    while delivered(&sock, "a").1 == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = rate_over(&sock, "a", 1.0);
+    assert!((before - 20_000.0).abs() < 20_000.0 * 0.03, "{before}");
+    let r = req(&sock, json!({"cmd": "rate", "stream": "a", "rate": "5 kpps"}));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["rate"], "5.000 k pps", "{r}");
+    // Within one interval (10 ms) the pacer has the new target: measured
+    // from 100 ms on, the counters move at 5 kpps.
+    std::thread::sleep(Duration::from_millis(100));
+    let after = rate_over(&sock, "a", 1.0);
+    assert!((after - 5_000.0).abs() < 5_000.0 * 0.03, "{after}");
+    // A paused stream's counter stops; the other goes on.
+    assert_eq!(req(&sock, json!({"cmd": "pause", "stream": "b"}))["state"], "paused");
+    std::thread::sleep(Duration::from_millis(50));
+    let (_, b0) = delivered(&sock, "b");
+    let (_, a0) = delivered(&sock, "a");
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, b1) = delivered(&sock, "b");
+    let (_, a1) = delivered(&sock, "a");
+    assert_eq!(b0, b1, "paused b still sends");
+    assert!(a1 > a0 + 1000, "a stopped with b: {a0} → {a1}");
+    // Bad requests: error replies naming what is wrong; the run goes on.
+    let e = req(&sock, json!({"cmd": "pause", "stream": "zz"}));
+    assert_eq!(e["ok"], false, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("no stream 'zz'"), "{e}");
+    let e = raw(&sock, "{\"cmd\": \"streams\"");
+    assert!(e["error"].as_str().unwrap().contains("bad JSON"), "{e}");
+    let e = req(&sock, json!({"cmd": "rate", "stream": "a", "rate": "5 kbananas"}));
+    assert!(e["error"].as_str().unwrap().contains("is not a rate"), "{e}");
+    let e = req(&sock, json!({"cmd": "warp"}));
+    assert!(e["error"].as_str().unwrap().contains("unknown command 'warp'"), "{e}");
+    assert!(delivered(&sock, "a").1 > a1, "the run went on");
+    // `wirespeed stats --control` reads the running process.
+    let o = Command::new(bin())
+        .args(["stats", "--control"])
+        .arg(&sock)
+        .arg("ethtool")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.starts_with("# ethtool -S null\nNIC statistics:\n"), "{text}");
+    let tx: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tx_packets: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(tx > a1 + b1 - 100, "live tx_packets {tx}");
+    assert!(!text.contains("qdisc"), "only the ethtool view: {text}");
+    assert_eq!(req(&sock, json!({"cmd": "quit"}))["quitting"], true);
+    let o = finish(child);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!sock.exists(), "the socket file is removed at the end");
+    // The summary says what was delivered under the changes.
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let (a, b) = (&s["streams"][0], &s["streams"][1]);
+    assert!(a["control"][0].as_str().unwrap().ends_with("rate 5.000 k pps"), "{a}");
+    assert!(b["control"][0].as_str().unwrap().ends_with("paused"), "{b}");
+    // b's active time ends at its pause: it held 10 kpps while it ran.
+    assert!(!b["rate_miss"].as_bool().unwrap(), "{b}");
+    // a's target is the time-weighted mean of 20 and 5 kpps: between them.
+    let t = a["target_pps"].as_f64().unwrap();
+    assert!(t > 5_000.0 && t < 20_000.0, "{a}");
+    assert!((a["achieved_pps"].as_f64().unwrap() - t).abs() < t * 0.03, "{a}");
+}
+
+#[test]
+fn ctl_names_a_missing_socket_and_exits_3() {
+    let dir = tmpdir("ctl-missing");
+    let sock = dir.join("nobody.sock");
+    let o = Command::new(bin())
+        .arg("ctl")
+        .arg(&sock)
+        .arg("streams")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("nobody.sock: no control socket there"), "{e}");
+    // A stale socket file (its run gone): connection refused.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let o = Command::new(bin())
+        .arg("ctl")
+        .arg(&sock)
+        .arg("streams")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("connection refused"));
+    let o = Command::new(bin())
+        .args(["stats", "--control"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+}
+
+#[test]
+fn ctl_command_line_pauses_and_quits() {
+    let (child, sock, _) = start("ctl-cli", TWO_STREAMS);
+    let ctl = |args: &[&str]| {
+        Command::new(bin())
+            .arg("ctl")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Both streams under way (a run quit before a stream sent anything
+    // fails: it delivered nothing).
+    while delivered(&sock, "a").1 == 0 || delivered(&sock, "b").1 == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = ctl(&["streams"]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && t.starts_with("stream ") && t.contains("\nb "), "{t}");
+    let o = ctl(&["rate", "a", "2", "kpps", "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["rate"], "2.000 k pps", "{v}");
+    let o = ctl(&["stop", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("error: stop: no stream 'nosuch'"));
+    let o = ctl(&["rate", "a"]);
+    assert_eq!(o.status.code(), Some(2), "usage");
+    assert!(ctl(&["quit"]).status.success());
+    let o = finish(child);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The README's Python snippet (between its markers), run as written.
+#[test]
+fn readme_python_snippet_drives_a_run() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .unwrap();
+    let start_m = "<!-- ctl-python -->\n```python\n";
+    let i = readme.find(start_m).expect("the snippet's marker in README") + start_m.len();
+    let snippet = &readme[i..i + readme[i..].find("```").unwrap()];
+    let (child, sock, out) = start("ctl-py", TWO_STREAMS);
+    while delivered(&sock, "a").1 == 0 || delivered(&sock, "b").1 == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = Command::new("python3")
+        .args(["-c", snippet])
+        .env("WIRESPEED_CTL", &sock)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with("streams: ['a', 'b']\n"), "{text}");
+    let o = finish(child);
+    assert!(o.status.success(), "the snippet's quit ends the run cleanly");
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let changes = &s["streams"][0]["control"];
+    assert_eq!(changes.as_array().unwrap().len(), 3, "{changes}");
+}
+
+#[test]
+fn tui_without_a_terminal_prints_the_plain_lines() {
+    let dir = tmpdir("ctl-tui");
+    let o = Command::new(bin())
+        .args(["gen", "--no-huge", "--tui", "--port", "null", "--duration", "1.5"])
+        .args(["--rate", "10 kpps"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--tui: stdout is not a terminal; printing the plain live lines instead"), "{e}");
+    assert!(e.contains("| port0 "), "the port line: {e}");
+    assert!(e.contains("port0 running  tx"), "a stream row: {e}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("\x1b["), "no escapes on a pipe");
+}
