@@ -214,7 +214,10 @@ fn ctl_names_a_missing_socket_and_exits_3() {
 
 #[test]
 fn ctl_command_line_pauses_and_quits() {
-    let (child, sock, _) = start("ctl-cli", TWO_STREAMS);
+    let cfg = format!(
+        "{TWO_STREAMS}[[stream]]\nname = \"late\"\nsize = 64\nrate = \"1 kpps\"\nstart_delay = 25\n"
+    );
+    let (child, sock, out) = start("ctl-cli", &cfg);
     let ctl = |args: &[&str]| {
         Command::new(bin())
             .arg("ctl")
@@ -239,9 +242,25 @@ fn ctl_command_line_pauses_and_quits() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("error: stop: no stream 'nosuch'"));
     let o = ctl(&["rate", "a"]);
     assert_eq!(o.status.code(), Some(2), "usage");
+    // start: a stream waiting for its start_delay goes now.
+    assert_eq!(req(&sock, json!({"cmd": "streams"}))["streams"][2]["state"], "waiting");
+    assert!(ctl(&["start", "late"]).status.success());
+    let t0 = Instant::now();
+    while delivered(&sock, "late").1 == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "late did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // stop ends a stream for good: resume is refused, naming why.
+    assert!(ctl(&["stop", "b"]).status.success());
+    let o = ctl(&["resume", "b"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("'b' was stopped"));
     assert!(ctl(&["quit"]).status.success());
     let o = finish(child);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(s["streams"][2]["control"][0].as_str().unwrap().ends_with("started"));
+    assert!(s["streams"][1]["control"][0].as_str().unwrap().ends_with("stopped"));
 }
 
 /// The README's Python snippet (between its markers), run as written.
@@ -286,4 +305,101 @@ fn tui_without_a_terminal_prints_the_plain_lines() {
     assert!(e.contains("| port0 "), "the port line: {e}");
     assert!(e.contains("port0 running  tx"), "a stream row: {e}");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("\x1b["), "no escapes on a pipe");
+}
+
+/// A socket stream between two stacks on a ring pair: the live views only
+/// a running process has — `ip neigh` (ARP resolved the peer) and
+/// `/proc/net/udp` (the stream's connected socket) — beside the live
+/// `/proc/net/snmp`; the stream's row has its probes' latency.
+#[test]
+fn stats_control_shows_neighbours_sockets_and_latency() {
+    let (child, sock, _) = start(
+        "ctl-stack",
+        r#"[run]
+lcores = "0"
+duration = 30
+[[port]]
+spec = "ring:ctlstack"
+ip = "10.0.0.1/24"
+qdisc = "pfifo_fast"
+[[port]]
+spec = "ring:ctlstack"
+ip = "10.0.0.2/24"
+[[stream]]
+name = "udp-to-peer"
+mode = "socket"
+port = 0
+dst_ip = "10.0.0.2"
+dst_port = 7000
+src_port = 5000
+size = 128
+rate = "20 kpps"
+latency = true
+rx_port = 1
+"#,
+    );
+    while delivered(&sock, "udp-to-peer").1 == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Two refreshes of the latency snapshot (once a second).
+    std::thread::sleep(Duration::from_millis(2200));
+    let stats = |view: &str| {
+        let o = Command::new(bin())
+            .args(["stats", "--control"])
+            .arg(&sock)
+            .args([view, "--port", "0"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let n = stats("neigh");
+    assert!(n.starts_with("# ip neigh show dev ring:ctlstack\n"), "{n}");
+    let peer = n.lines().nth(1).unwrap_or_default();
+    assert!(peer.starts_with("10.0.0.2 lladdr "), "{n}");
+    assert!(peer.ends_with(" REACHABLE") || peer.ends_with(" STALE") || peer.ends_with(" DELAY"), "{n}");
+    let u = stats("udp");
+    // 10.0.0.1:5000 → 10.0.0.2:7000, connected (01), as udp4_format_sock prints.
+    assert!(u.contains("   0: 0100000A:1388 0200000A:1B58 01 "), "{u}");
+    assert!(u.trim_end().ends_with("udp-to-peer"), "{u}");
+    let s = stats("snmp");
+    let udp_vals = s
+        .lines()
+        .filter(|l| l.starts_with("Udp: "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(udp_vals.split(' ').skip(1).any(|v| v.parse::<u64>().unwrap_or(0) > 1000), "{s}");
+    let r = req(&sock, json!({"cmd": "streams"}));
+    let row = &r["streams"][0];
+    assert!(row["rx_probes"].as_u64().unwrap() > 1000, "{row}");
+    assert!(row["latency_p50_ns"].as_u64().unwrap() > 0, "{row}");
+    assert!(row["latency_p99_ns"].as_u64() >= row["latency_p50_ns"].as_u64(), "{row}");
+    req(&sock, json!({"cmd": "quit"}));
+    let o = finish(child);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `--tui` on a terminal (a pty from `script`): the alternate screen, the
+/// page with its stream rows, and the terminal given back before the summary.
+#[test]
+fn tui_on_a_terminal_draws_the_page() {
+    let dir = tmpdir("ctl-tuipty");
+    let cmd = format!(
+        "{} gen --no-huge --tui --port null --duration 2.5 --rate '10 kpps'",
+        bin()
+    );
+    let o = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs the test's pty");
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{t}");
+    let enter = t.find("\x1b[?1049h").unwrap_or_else(|| panic!("no alternate screen: {t:?}"));
+    let page = t.find("\x1b[H\x1b[2Jwirespeed gen").expect("a redrawn page");
+    let leave = t.find("\x1b[?1049l").expect("the terminal given back");
+    let summary = t.rfind("stream ").unwrap();
+    assert!(enter < page && page < leave && leave < summary, "{t:?}");
+    assert!(t[page..leave].contains("streams\r\n    "), "the stream rows: {t:?}");
 }

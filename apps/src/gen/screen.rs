@@ -94,20 +94,20 @@ impl Tui {
     pub fn draw(&mut self, title: &str, port_line: &str, rows: &[String]) {
         let mut page = String::from("\x1b[H\x1b[2J");
         page.push_str(title);
-        page.push_str("\r\n\r\n");
+        page.push_str("\n\n");
         let mut parts = port_line.split(" | ");
         if let Some(t) = parts.next() {
-            page.push_str(&format!("time {}\r\n\r\nports\r\n", t.trim()));
+            page.push_str(&format!("time {}\n\nports\n", t.trim()));
         }
         for p in parts {
-            page.push_str(&format!("  {p}\r\n"));
+            page.push_str(&format!("  {p}\n"));
         }
-        page.push_str("\r\nstreams\r\n");
+        page.push_str("\nstreams\n");
         for r in rows {
             page.push_str(r);
-            page.push_str("\r\n");
+            page.push_str("\n");
         }
-        page.push_str("\r\nCtrl-C ends the run (the summary follows)\r\n");
+        page.push_str("\nCtrl-C ends the run (the summary follows)\n");
         self.write(&page);
     }
 }
