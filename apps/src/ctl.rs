@@ -169,3 +169,32 @@ pub fn run(a: &CtlArgs) -> Result<(String, bool), CtlError> {
     };
     Ok((text, ok))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_become_requests() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            build("rate", &a(&["a", "2", "Mpps"])).unwrap(),
+            json!({"cmd": "rate", "stream": "a", "rate": "2 Mpps"})
+        );
+        assert_eq!(
+            build("pause", &a(&["b"])).unwrap(),
+            json!({"cmd": "pause", "stream": "b"})
+        );
+        assert_eq!(build("stats", &[]).unwrap(), json!({"cmd": "stats"}));
+        assert!(matches!(build("rate", &a(&["a"])), Err(CtlError::Usage(_))));
+        assert_eq!(
+            build(r#"{"cmd":"help"}"#, &[]).unwrap(),
+            json!({"cmd": "help"})
+        );
+        assert!(matches!(build("{nope", &[]), Err(CtlError::Usage(_))));
+        assert_eq!(
+            render(&json!({"ok": false, "error": "no stream 'x'"})),
+            "error: no stream 'x'\n"
+        );
+    }
+}

@@ -308,6 +308,31 @@ mod tests {
     }
 
     #[test]
+    fn live_views_read_like_proc_net_udp_and_ip_neigh() {
+        let mut v = summary();
+        v["stacks"][0]["sockets"] = serde_json::json!([{
+            "stream": "s", "local": "10.0.0.1:5000", "remote": "10.0.0.2:7000",
+            "connected": true, "tx_queue": 2304
+        }]);
+        v["stacks"][0]["neigh"] = serde_json::json!([
+            {"ip": "10.0.0.2", "mac": "02:00:00:00:00:02", "state": "Reachable"},
+            {"ip": "10.0.0.9", "mac": null, "state": "Incomplete"}
+        ]);
+        let u = render(&v, View::Udp, None).unwrap();
+        assert!(
+            u.contains("   0: 0100000A:1388 0200000A:1B58 01 00000900:00000000 "),
+            "{u}"
+        );
+        let n = render(&v, View::Neigh, None).unwrap();
+        assert_eq!(
+            n,
+            "# ip neigh show dev ring:a\n10.0.0.2 lladdr 02:00:00:00:00:02 REACHABLE\n10.0.0.9 INCOMPLETE\n\n"
+        );
+        // A --json summary has neither table: the views print nothing.
+        assert_eq!(render(&summary(), View::Neigh, None).unwrap(), "");
+    }
+
+    #[test]
     fn bad_input_names_what_is_wrong() {
         assert!(render(&serde_json::json!({"x": 1}), View::All, None)
             .unwrap_err()

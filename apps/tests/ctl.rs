@@ -403,3 +403,58 @@ fn tui_on_a_terminal_draws_the_page() {
     assert!(enter < page && page < leave && leave < summary, "{t:?}");
     assert!(t[page..leave].contains("streams\r\n    "), "the stream rows: {t:?}");
 }
+
+/// `[run] control = "PATH"` opens the socket as `--control` does; a path
+/// that is a file, not a socket, is a usage error naming the key.
+#[test]
+fn run_control_key_and_a_path_that_is_not_a_socket() {
+    let dir = tmpdir("ctl-key");
+    let sock = dir.join("k.sock");
+    let _ = std::fs::remove_file(&sock);
+    let cfg = dir.join("k.toml");
+    let body = |p: &Path| {
+        format!(
+            "[run]\nlcores = \"0\"\nduration = 30\ncontrol = \"{}\"\n[[port]]\nspec = \"null\"\n[[stream]]\nname = \"a\"\nrate = \"10 kpps\"\n",
+            p.display()
+        )
+    };
+    std::fs::write(&cfg, body(&sock)).unwrap();
+    let child = Command::new(bin())
+        .args(["gen", "--no-huge", "-q"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while UnixStream::connect(&sock).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no control socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while delivered(&sock, "a").1 == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A second run on the same socket is refused while the first serves it.
+    let o = Command::new(bin())
+        .args(["gen", "--no-huge", "-q"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("run.control") && e.contains("another run is serving"), "{e}");
+    req(&sock, json!({"cmd": "quit"}));
+    assert!(finish(child).status.success());
+    let file = dir.join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    std::fs::write(&cfg, body(&file)).unwrap();
+    let o = Command::new(bin())
+        .args(["gen", "--no-huge", "-q", "--control"])
+        .arg(&file)
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--control") && e.contains("is not a socket"), "{e}");
+}

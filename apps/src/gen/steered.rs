@@ -27,6 +27,42 @@ pub fn changes(s: &Stream, events: &[ControlEvent], start_tsc: u64, tsc: Tsc) ->
         .collect()
 }
 
+/// One change as the mean sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    /// A new target (pps).
+    Rate(f64),
+    /// Paused or stopped: the target is 0 until a `Go`.
+    Hold,
+    Go,
+}
+
+/// The time-weighted mean of the target over `[first, last]`, starting at
+/// `rate0` and changed by `steps` (TSC, in order; times outside the span
+/// count at its edges).
+pub fn mean_over(rate0: f64, steps: &[(u64, Step)], first: u64, last: u64) -> f64 {
+    if last <= first {
+        return rate0;
+    }
+    let (mut rate, mut t, mut held, mut area) = (rate0, first, false, 0.0f64);
+    for &(at, step) in steps {
+        let te = at.clamp(first, last);
+        if !held {
+            area += (te - t) as f64 * rate;
+        }
+        t = te;
+        match step {
+            Step::Rate(r) => rate = r,
+            Step::Hold => held = true,
+            Step::Go => held = false,
+        }
+    }
+    if !held {
+        area += (last - t) as f64 * rate;
+    }
+    area / (last - first) as f64
+}
+
 /// The mean target (pps) of stream `s` over its active span `[first,
 /// last]` (TSC) given the control changes; None when some part of it had
 /// no packet target (line rate, a shape or profile).
@@ -37,27 +73,37 @@ pub fn mean_target(
     first: u64,
     last: u64,
 ) -> Option<f64> {
-    let mut rate = plan.targets[s.index]?;
-    if last <= first {
-        return Some(rate);
-    }
+    let rate0 = plan.targets[s.index]?;
     let pp = &plan.ports[s.port];
     let mean = mean_wire(s, pp.mtu);
-    let (mut t, mut paused, mut area) = (first, false, 0.0f64);
+    let mut steps = Vec::new();
     for e in events.iter().filter(|e| e.stream == s.index) {
-        let te = e.tsc.clamp(first, last);
-        if !paused {
-            area += (te - t) as f64 * rate;
-        }
-        t = te;
-        match &e.change {
-            Change::Rate(r) => rate = r.pps(mean, pp.info.line_rate_bps)?,
-            Change::Pause | Change::Stop => paused = true,
-            Change::Resume | Change::Start => paused = false,
-        }
+        steps.push((
+            e.tsc,
+            match &e.change {
+                Change::Rate(r) => Step::Rate(r.pps(mean, pp.info.line_rate_bps)?),
+                Change::Pause | Change::Stop => Step::Hold,
+                Change::Resume | Change::Start => Step::Go,
+            },
+        ));
     }
-    if !paused {
-        area += (last - t) as f64 * rate;
+    Some(mean_over(rate0, &steps, first, last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mean_weighs_each_target_by_its_time_and_pauses_count_zero() {
+        // 20 kpps for 10 ticks, then 5 kpps for 10.
+        assert_eq!(mean_over(20e3, &[(10, Step::Rate(5e3))], 0, 20), 12.5e3);
+        // Paused for the middle half.
+        let s = [(5, Step::Hold), (15, Step::Go)];
+        assert_eq!(mean_over(10e3, &s, 0, 20), 5e3);
+        // A change before the span counts from its start; one after, never.
+        assert_eq!(mean_over(1e3, &[(0, Step::Rate(2e3))], 10, 20), 2e3);
+        assert_eq!(mean_over(1e3, &[(30, Step::Rate(2e3))], 10, 20), 1e3);
+        assert_eq!(mean_over(7.0, &[], 5, 5), 7.0, "an empty span: the start rate");
     }
-    Some(area / (last - first) as f64)
 }
