@@ -226,11 +226,7 @@ fn neigh(out: &mut String, name: &str, s: &Value) {
         let mac = n["mac"]
             .as_str()
             .map_or(String::new(), |m| format!(" lladdr {m}"));
-        let _ = writeln!(
-            out,
-            "{}{mac} {state}",
-            n["ip"].as_str().unwrap_or("?")
-        );
+        let _ = writeln!(out, "{}{mac} {state}", n["ip"].as_str().unwrap_or("?"));
     }
     let _ = writeln!(out);
 }

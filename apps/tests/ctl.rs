@@ -65,7 +65,10 @@ fn delivered(sock: &Path, name: &str) -> (f64, u64) {
         .find(|s| s["name"] == name)
         .unwrap_or_else(|| panic!("no {name} in {r}"))
         .clone();
-    (r["elapsed_s"].as_f64().unwrap(), row["delivered"].as_u64().unwrap())
+    (
+        r["elapsed_s"].as_f64().unwrap(),
+        row["delivered"].as_u64().unwrap(),
+    )
 }
 
 /// Delivered packets per second of `name` over the next `secs`.
@@ -95,7 +98,10 @@ rate = "10 kpps"
 fn finish(child: Child) -> std::process::Output {
     let t0 = Instant::now();
     let o = child.wait_with_output().unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(10), "quit did not end the run");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "quit did not end the run"
+    );
     o
 }
 
@@ -117,7 +123,10 @@ fn control_socket_steers_a_running_generator() {
     }
     let before = rate_over(&sock, "a", 1.0);
     assert!((before - 20_000.0).abs() < 20_000.0 * 0.03, "{before}");
-    let r = req(&sock, json!({"cmd": "rate", "stream": "a", "rate": "5 kpps"}));
+    let r = req(
+        &sock,
+        json!({"cmd": "rate", "stream": "a", "rate": "5 kpps"}),
+    );
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["rate"], "5.000 k pps", "{r}");
     // Within one interval (10 ms) the pacer has the new target: measured
@@ -126,7 +135,10 @@ fn control_socket_steers_a_running_generator() {
     let after = rate_over(&sock, "a", 1.0);
     assert!((after - 5_000.0).abs() < 5_000.0 * 0.03, "{after}");
     // A paused stream's counter stops; the other goes on.
-    assert_eq!(req(&sock, json!({"cmd": "pause", "stream": "b"}))["state"], "paused");
+    assert_eq!(
+        req(&sock, json!({"cmd": "pause", "stream": "b"}))["state"],
+        "paused"
+    );
     std::thread::sleep(Duration::from_millis(50));
     let (_, b0) = delivered(&sock, "b");
     let (_, a0) = delivered(&sock, "a");
@@ -138,13 +150,28 @@ fn control_socket_steers_a_running_generator() {
     // Bad requests: error replies naming what is wrong; the run goes on.
     let e = req(&sock, json!({"cmd": "pause", "stream": "zz"}));
     assert_eq!(e["ok"], false, "{e}");
-    assert!(e["error"].as_str().unwrap().contains("no stream 'zz'"), "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("no stream 'zz'"),
+        "{e}"
+    );
     let e = raw(&sock, "{\"cmd\": \"streams\"");
     assert!(e["error"].as_str().unwrap().contains("bad JSON"), "{e}");
-    let e = req(&sock, json!({"cmd": "rate", "stream": "a", "rate": "5 kbananas"}));
-    assert!(e["error"].as_str().unwrap().contains("is not a rate"), "{e}");
+    let e = req(
+        &sock,
+        json!({"cmd": "rate", "stream": "a", "rate": "5 kbananas"}),
+    );
+    assert!(
+        e["error"].as_str().unwrap().contains("is not a rate"),
+        "{e}"
+    );
     let e = req(&sock, json!({"cmd": "warp"}));
-    assert!(e["error"].as_str().unwrap().contains("unknown command 'warp'"), "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown command 'warp'"),
+        "{e}"
+    );
     assert!(delivered(&sock, "a").1 > a1, "the run went on");
     // `wirespeed stats --control` reads the running process.
     let o = Command::new(bin())
@@ -155,7 +182,10 @@ fn control_socket_steers_a_running_generator() {
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(text.starts_with("# ethtool -S null\nNIC statistics:\n"), "{text}");
+    assert!(
+        text.starts_with("# ethtool -S null\nNIC statistics:\n"),
+        "{text}"
+    );
     let tx: u64 = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("tx_packets: "))
@@ -171,14 +201,23 @@ fn control_socket_steers_a_running_generator() {
     // The summary says what was delivered under the changes.
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let (a, b) = (&s["streams"][0], &s["streams"][1]);
-    assert!(a["control"][0].as_str().unwrap().ends_with("rate 5.000 k pps"), "{a}");
+    assert!(
+        a["control"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("rate 5.000 k pps"),
+        "{a}"
+    );
     assert!(b["control"][0].as_str().unwrap().ends_with("paused"), "{b}");
     // b's active time ends at its pause: it held 10 kpps while it ran.
     assert!(!b["rate_miss"].as_bool().unwrap(), "{b}");
     // a's target is the time-weighted mean of 20 and 5 kpps: between them.
     let t = a["target_pps"].as_f64().unwrap();
     assert!(t > 5_000.0 && t < 20_000.0, "{a}");
-    assert!((a["achieved_pps"].as_f64().unwrap() - t).abs() < t * 0.03, "{a}");
+    assert!(
+        (a["achieved_pps"].as_f64().unwrap() - t).abs() < t * 0.03,
+        "{a}"
+    );
 }
 
 #[test]
@@ -233,7 +272,10 @@ fn ctl_command_line_pauses_and_quits() {
     }
     let o = ctl(&["streams"]);
     let t = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && t.starts_with("stream ") && t.contains("\nb "), "{t}");
+    assert!(
+        o.status.success() && t.starts_with("stream ") && t.contains("\nb "),
+        "{t}"
+    );
     let o = ctl(&["rate", "a", "2", "kpps", "--json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["rate"], "2.000 k pps", "{v}");
@@ -243,7 +285,10 @@ fn ctl_command_line_pauses_and_quits() {
     let o = ctl(&["rate", "a"]);
     assert_eq!(o.status.code(), Some(2), "usage");
     // start: a stream waiting for its start_delay goes now.
-    assert_eq!(req(&sock, json!({"cmd": "streams"}))["streams"][2]["state"], "waiting");
+    assert_eq!(
+        req(&sock, json!({"cmd": "streams"}))["streams"][2]["state"],
+        "waiting"
+    );
     assert!(ctl(&["start", "late"]).status.success());
     let t0 = Instant::now();
     while delivered(&sock, "late").1 == 0 {
@@ -259,17 +304,26 @@ fn ctl_command_line_pauses_and_quits() {
     let o = finish(child);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert!(s["streams"][2]["control"][0].as_str().unwrap().ends_with("started"));
-    assert!(s["streams"][1]["control"][0].as_str().unwrap().ends_with("stopped"));
+    assert!(s["streams"][2]["control"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("started"));
+    assert!(s["streams"][1]["control"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("stopped"));
 }
 
 /// The README's Python snippet (between its markers), run as written.
 #[test]
 fn readme_python_snippet_drives_a_run() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     let start_m = "<!-- ctl-python -->\n```python\n";
-    let i = readme.find(start_m).expect("the snippet's marker in README") + start_m.len();
+    let i = readme
+        .find(start_m)
+        .expect("the snippet's marker in README")
+        + start_m.len();
     let snippet = &readme[i..i + readme[i..].find("```").unwrap()];
     let (child, sock, out) = start("ctl-py", TWO_STREAMS);
     while delivered(&sock, "a").1 == 0 || delivered(&sock, "b").1 == 0 {
@@ -284,7 +338,10 @@ fn readme_python_snippet_drives_a_run() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.starts_with("streams: ['a', 'b']\n"), "{text}");
     let o = finish(child);
-    assert!(o.status.success(), "the snippet's quit ends the run cleanly");
+    assert!(
+        o.status.success(),
+        "the snippet's quit ends the run cleanly"
+    );
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let changes = &s["streams"][0]["control"];
     assert_eq!(changes.as_array().unwrap().len(), 3, "{changes}");
@@ -294,17 +351,31 @@ fn readme_python_snippet_drives_a_run() {
 fn tui_without_a_terminal_prints_the_plain_lines() {
     let dir = tmpdir("ctl-tui");
     let o = Command::new(bin())
-        .args(["gen", "--no-huge", "--tui", "--port", "null", "--duration", "1.5"])
+        .args([
+            "gen",
+            "--no-huge",
+            "--tui",
+            "--port",
+            "null",
+            "--duration",
+            "1.5",
+        ])
         .args(["--rate", "10 kpps"])
         .current_dir(&dir)
         .output()
         .unwrap();
     assert!(o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("--tui: stdout is not a terminal; printing the plain live lines instead"), "{e}");
+    assert!(
+        e.contains("--tui: stdout is not a terminal; printing the plain live lines instead"),
+        "{e}"
+    );
     assert!(e.contains("| port0 "), "the port line: {e}");
     assert!(e.contains("port0 running  tx"), "a stream row: {e}");
-    assert!(!String::from_utf8_lossy(&o.stdout).contains("\x1b["), "no escapes on a pipe");
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("\x1b["),
+        "no escapes on a pipe"
+    );
 }
 
 /// A socket stream between two stacks on a ring pair: the live views only
@@ -357,7 +428,10 @@ rx_port = 1
     assert!(n.starts_with("# ip neigh show dev ring:ctlstack\n"), "{n}");
     let peer = n.lines().nth(1).unwrap_or_default();
     assert!(peer.starts_with("10.0.0.2 lladdr "), "{n}");
-    assert!(peer.ends_with(" REACHABLE") || peer.ends_with(" STALE") || peer.ends_with(" DELAY"), "{n}");
+    assert!(
+        peer.ends_with(" REACHABLE") || peer.ends_with(" STALE") || peer.ends_with(" DELAY"),
+        "{n}"
+    );
     let u = stats("udp");
     // 10.0.0.1:5000 → 10.0.0.2:7000, connected (01), as udp4_format_sock prints.
     assert!(u.contains("   0: 0100000A:1388 0200000A:1B58 01 "), "{u}");
@@ -368,12 +442,21 @@ rx_port = 1
         .filter(|l| l.starts_with("Udp: "))
         .nth(1)
         .unwrap_or_else(|| panic!("{s}"));
-    assert!(udp_vals.split(' ').skip(1).any(|v| v.parse::<u64>().unwrap_or(0) > 1000), "{s}");
+    assert!(
+        udp_vals
+            .split(' ')
+            .skip(1)
+            .any(|v| v.parse::<u64>().unwrap_or(0) > 1000),
+        "{s}"
+    );
     let r = req(&sock, json!({"cmd": "streams"}));
     let row = &r["streams"][0];
     assert!(row["rx_probes"].as_u64().unwrap() > 1000, "{row}");
     assert!(row["latency_p50_ns"].as_u64().unwrap() > 0, "{row}");
-    assert!(row["latency_p99_ns"].as_u64() >= row["latency_p50_ns"].as_u64(), "{row}");
+    assert!(
+        row["latency_p99_ns"].as_u64() >= row["latency_p50_ns"].as_u64(),
+        "{row}"
+    );
     req(&sock, json!({"cmd": "quit"}));
     let o = finish(child);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -396,12 +479,19 @@ fn tui_on_a_terminal_draws_the_page() {
         .expect("script (util-linux) runs the test's pty");
     let t = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{t}");
-    let enter = t.find("\x1b[?1049h").unwrap_or_else(|| panic!("no alternate screen: {t:?}"));
-    let page = t.find("\x1b[H\x1b[2Jwirespeed gen").expect("a redrawn page");
+    let enter = t
+        .find("\x1b[?1049h")
+        .unwrap_or_else(|| panic!("no alternate screen: {t:?}"));
+    let page = t
+        .find("\x1b[H\x1b[2Jwirespeed gen")
+        .expect("a redrawn page");
     let leave = t.find("\x1b[?1049l").expect("the terminal given back");
     let summary = t.rfind("stream ").unwrap();
     assert!(enter < page && page < leave && leave < summary, "{t:?}");
-    assert!(t[page..leave].contains("streams\r\n    "), "the stream rows: {t:?}");
+    assert!(
+        t[page..leave].contains("streams\r\n    "),
+        "the stream rows: {t:?}"
+    );
 }
 
 /// `[run] control = "PATH"` opens the socket as `--control` does; a path
@@ -442,7 +532,10 @@ fn run_control_key_and_a_path_that_is_not_a_socket() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("run.control") && e.contains("another run is serving"), "{e}");
+    assert!(
+        e.contains("run.control") && e.contains("another run is serving"),
+        "{e}"
+    );
     req(&sock, json!({"cmd": "quit"}));
     assert!(finish(child).status.success());
     let file = dir.join("plain-file");
@@ -456,5 +549,8 @@ fn run_control_key_and_a_path_that_is_not_a_socket() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("--control") && e.contains("is not a socket"), "{e}");
+    assert!(
+        e.contains("--control") && e.contains("is not a socket"),
+        "{e}"
+    );
 }

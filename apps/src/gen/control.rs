@@ -99,7 +99,10 @@ impl ControlServer {
 
     /// The changes made so far, in order.
     pub fn events(&self) -> Vec<ControlEvent> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -179,7 +182,11 @@ fn err(why: impl Into<String>) -> Value {
 pub fn handle(line: &str, run: &LiveRun, events: &Mutex<Vec<ControlEvent>>) -> Value {
     let req: Value = match serde_json::from_str(line) {
         Ok(v) => v,
-        Err(e) => return err(format!("bad JSON: {e}; send one object per line, e.g. {{\"cmd\":\"streams\"}}")),
+        Err(e) => {
+            return err(format!(
+                "bad JSON: {e}; send one object per line, e.g. {{\"cmd\":\"streams\"}}"
+            ))
+        }
     };
     let Some(cmd) = req.get("cmd").and_then(Value::as_str) else {
         return err(format!(
@@ -227,7 +234,12 @@ fn stream_of(req: &Value, run: &LiveRun, cmd: &str) -> Result<usize, String> {
     run.streams()
         .iter()
         .position(|s| s.name == name)
-        .ok_or_else(|| format!("{cmd}: no stream '{name}' in this run; streams: {}", names()))
+        .ok_or_else(|| {
+            format!(
+                "{cmd}: no stream '{name}' in this run; streams: {}",
+                names()
+            )
+        })
 }
 
 /// pause, resume, stop, start, rate on one stream.

@@ -139,6 +139,9 @@ mod tests {
         assert_eq!(st.command, Command::Pause);
         assert_eq!(st.rate, Some(Rate::Pps(5000.0)), "the rate is kept");
         assert!(g.read(s1).is_none(), "a stale sequence reads nothing");
-        assert!(g.read(s1 + 1).is_none(), "an odd sequence is a write under way");
+        assert!(
+            g.read(s1 + 1).is_none(),
+            "an odd sequence is a write under way"
+        );
     }
 }

@@ -893,7 +893,11 @@ impl StreamSender {
     /// the local queue it feeds, or None when it has nothing to do now.
     /// Its start (the stream's `start_delay` after `t0`), stop and pacer.
     fn schedule(&mut self, st: &Stream, t0: u64, tsc: Tsc) {
-        self.schedule_at(st, t0 + tsc.ns_to_cycles((st.start_delay * 1e9) as u64), tsc);
+        self.schedule_at(
+            st,
+            t0 + tsc.ns_to_cycles((st.start_delay * 1e9) as u64),
+            tsc,
+        );
     }
 
     /// As [`StreamSender::schedule`], starting at `start` exactly.

@@ -55,7 +55,12 @@ impl StackLive {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        Some(self.tables.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        Some(
+            self.tables
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
     }
 }
 
@@ -165,13 +170,10 @@ impl LiveRun {
     /// Latency percentiles (ns) and probes received so far, per stream name.
     fn latency(&self, name: &str) -> Option<(u64, u64, u64)> {
         let l = self.snap.lock().unwrap_or_else(|e| e.into_inner());
-        l.latency.iter().find(|(n, _)| n == name).map(|(_, h)| {
-            (
-                h.len(),
-                h.value_at_quantile(0.5),
-                h.value_at_quantile(0.99),
-            )
-        })
+        l.latency
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, h)| (h.len(), h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
     }
 
     /// One stream's row of `streams`/`stats`.

@@ -17,8 +17,8 @@ mod report;
 mod runner;
 mod screen;
 mod shape;
-mod steered;
 mod source;
+mod steered;
 
 use crate::config::{Config, ConfigError, PortSection, SizeField, Stream, StreamMode};
 pub use report::{print_summary, Summary};

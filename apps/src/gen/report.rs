@@ -811,7 +811,11 @@ fn stream_summary(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered) -> St
         rate_target: if control.is_empty() {
             rate_target(s)
         } else {
-            format!("{}, then steered live ({})", rate_target(s), control.join(", "))
+            format!(
+                "{}, then steered live ({})",
+                rate_target(s),
+                control.join(", ")
+            )
         },
         target_pps: target,
         achieved_pps: pps,

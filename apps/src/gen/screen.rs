@@ -5,7 +5,7 @@
 //! page, in a terminal) with plain ANSI/VT100 sequences: the alternate
 //! screen (`ESC[?1049h`), cursor home and erase (`ESC[H ESC[2J`), and back
 //! on exit. ratatui was measured against this and not taken (README,
-//! "Live control").
+//! the live line).
 
 use super::live::{LiveRun, StreamNow};
 use crate::config::si;
@@ -37,7 +37,10 @@ impl StreamRows {
             // L2 with FCS, as the port line.
             let bps = (db + 4 * dp) as f64 * 8.0 / dt;
             let row = live.stream_json(i);
-            let lat = match (row["latency_p50_ns"].as_u64(), row["latency_p99_ns"].as_u64()) {
+            let lat = match (
+                row["latency_p50_ns"].as_u64(),
+                row["latency_p99_ns"].as_u64(),
+            ) {
                 (Some(a), Some(b)) => format!(
                     " lat p50 {:.1} µs p99 {:.1} µs",
                     a as f64 / 1e3,
@@ -105,7 +108,7 @@ impl Tui {
         page.push_str("\nstreams\n");
         for r in rows {
             page.push_str(r);
-            page.push_str("\n");
+            page.push('\n');
         }
         page.push_str("\nCtrl-C ends the run (the summary follows)\n");
         self.write(&page);

@@ -104,6 +104,10 @@ mod tests {
         // A change before the span counts from its start; one after, never.
         assert_eq!(mean_over(1e3, &[(0, Step::Rate(2e3))], 10, 20), 2e3);
         assert_eq!(mean_over(1e3, &[(30, Step::Rate(2e3))], 10, 20), 1e3);
-        assert_eq!(mean_over(7.0, &[], 5, 5), 7.0, "an empty span: the start rate");
+        assert_eq!(
+            mean_over(7.0, &[], 5, 5),
+            7.0,
+            "an empty span: the start rate"
+        );
     }
 }
