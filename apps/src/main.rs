@@ -134,12 +134,14 @@ fn cmd_stats(
                 (None, None) => stats::View::All,
                 (None, Some(t)) => match stats::View::from_str(t, true) {
                     Ok(v) => v,
-                    Err(_) => return fail(
-                        format!(
+                    Err(_) => {
+                        return fail(
+                            format!(
                             "'{t}' is not a view; use ethtool, tc, bql, snmp, udp, neigh or all"
                         ),
-                        2,
-                    ),
+                            2,
+                        )
+                    }
                 },
                 (Some(_), Some(t)) => {
                     return fail(format!("give the view once: '{t}' or --view"), 2)

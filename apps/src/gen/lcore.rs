@@ -244,6 +244,8 @@ struct StreamSender {
     /// The gate's sequence last applied, and what it said.
     gate_seq: u64,
     paused: bool,
+    /// TSC of the pause (for a replay's original gaps).
+    paused_at: u64,
     /// A rate the control socket set (over the config's and its profile).
     rate_override: Option<crate::config::Rate>,
 }
@@ -857,6 +859,7 @@ fn senders(ctx: &LcoreCtx, p: &RunParams, tsc: Tsc) -> Result<Vec<StreamSender>,
             blocked_since: 0,
             gate_seq: 0,
             paused: false,
+            paused_at: 0,
             rate_override: None,
             plan,
         });
@@ -932,11 +935,19 @@ impl StreamSender {
                 self.pending.clear();
                 return;
             }
-            Command::Pause => self.paused = true,
+            Command::Pause => {
+                if !self.paused {
+                    self.paused = true;
+                    self.paused_at = now;
+                }
+            }
             Command::Run => {
                 if self.paused {
                     self.paused = false;
                     self.pacer.hold(now);
+                    if let Some(Source::Replay(r)) = self.src.as_mut() {
+                        r.delay(now - self.paused_at);
+                    }
                 }
             }
         }
