@@ -217,12 +217,18 @@ fn control_socket_steers_a_running_generator() {
         "{a}"
     );
     assert!(b["control"][0].as_str().unwrap().ends_with("paused"), "{b}");
-    assert!(b["control"][1].as_str().unwrap().ends_with("resumed"), "{b}");
+    assert!(
+        b["control"][1].as_str().unwrap().ends_with("resumed"),
+        "{b}"
+    );
     // b's target is 10 kpps but 0 while paused: what it delivered over its
     // active time (pause included) matches that, not 10 kpps.
     let bt = b["target_pps"].as_f64().unwrap();
     assert!(bt < 9_000.0, "{b}");
-    assert!((b["achieved_pps"].as_f64().unwrap() - bt).abs() < bt * 0.03, "{b}");
+    assert!(
+        (b["achieved_pps"].as_f64().unwrap() - bt).abs() < bt * 0.03,
+        "{b}"
+    );
     // a's target is the time-weighted mean of 20 and 5 kpps: between them.
     let t = a["target_pps"].as_f64().unwrap();
     assert!(t > 5_000.0 && t < 20_000.0, "{a}");

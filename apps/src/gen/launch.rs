@@ -125,7 +125,8 @@ fn start_tui(args: &GenArgs) -> Option<Tui> {
     }
 }
 
-/// `--metrics`: the snapshot a scrape reports, refreshed once a second.
+/// The snapshot a `--metrics` scrape reports (and the latency the control
+/// socket and the stream rows show), refreshed once a second.
 fn refresh(
     live: &Mutex<LiveSnapshot>,
     names: &[(String, String, usize, bool)],
@@ -243,17 +244,15 @@ pub fn launch(plan: &mut RunPlan, args: &GenArgs) -> Result<Outcome, GenError> {
                 }
                 if Instant::now() >= next_line {
                     next_line += Duration::from_secs(1);
-                    {
-                        refresh(
-                            &live,
-                            &names,
-                            &m.queues(),
-                            &counters,
-                            &lat_intervals[lat_seen..],
-                            started,
-                        );
-                        lat_seen = lat_intervals.len();
-                    }
+                    refresh(
+                        &live,
+                        &names,
+                        &m.queues(),
+                        &counters,
+                        &lat_intervals[lat_seen..],
+                        started,
+                    );
+                    lat_seen = lat_intervals.len();
                     // Once every sender is done the run is only draining:
                     // no more lines of zeros.
                     let sending = params.sending.load(Ordering::Acquire) > 0;
