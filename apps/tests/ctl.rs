@@ -164,6 +164,21 @@ fn control_socket_steers_a_running_generator() {
         e["error"].as_str().unwrap().contains("is not a rate"),
         "{e}"
     );
+    let e = req(&sock, json!({"cmd": "rate", "stream": "a", "rate": "50%"}));
+    assert!(
+        e["error"].as_str().unwrap().contains("has no line rate"),
+        "{e}"
+    );
+    let e = req(&sock, json!({"cmd": "rate", "stream": "a"}));
+    assert!(
+        e["error"].as_str().unwrap().contains("give \"rate\""),
+        "{e}"
+    );
+    let e = req(&sock, json!({"cmd": "pause"}));
+    assert!(
+        e["error"].as_str().unwrap().contains("give \"stream\""),
+        "{e}"
+    );
     let e = req(&sock, json!({"cmd": "warp"}));
     assert!(
         e["error"]

@@ -242,6 +242,28 @@ fn stream_of(req: &Value, run: &LiveRun, cmd: &str) -> Result<usize, String> {
         })
 }
 
+/// A new rate is held to what the config's would be: a percentage needs
+/// a line rate, and one stream cannot ask for more than the line.
+fn check_rate(r: &Rate, (wire, line): (f64, u64), name: &str) -> Result<(), String> {
+    if matches!(r, Rate::Percent(_)) && line == 0 {
+        return Err(format!(
+            "rate: stream '{name}''s port has no line rate; give the rate in pps or bit/s"
+        ));
+    }
+    if let Some(pps) = r.pps(wire, line) {
+        let l1 = pps * (wire + 20.0) * 8.0;
+        if line > 0 && l1 > line as f64 * 1.000_001 {
+            return Err(format!(
+                "rate: {} is {:.3} Gbit/s on the wire (L1), above the port's line rate of {:.3} Gbit/s",
+                r.describe(),
+                l1 / 1e9,
+                line as f64 / 1e9
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// pause, resume, stop, start, rate on one stream.
 fn stream_command(
     cmd: &str,
@@ -274,7 +296,9 @@ fn stream_command(
                     st.name
                 ));
             }
-            Change::Rate(Rate::parse(text).map_err(|e| format!("rate: {e}"))?)
+            let r = Rate::parse(text).map_err(|e| format!("rate: {e}"))?;
+            check_rate(&r, run.limits[i], &st.name)?;
+            Change::Rate(r)
         }
     };
     let g = run.gate(i).update(|g| match &change {
@@ -305,4 +329,22 @@ fn stream_command(
         },
         "rate": g.rate.unwrap_or(st.rate).describe(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_rate_is_held_to_the_line() {
+        // 100 Mbit/s with 64-byte frames: 148 809 pps on the wire.
+        let l = (64.0, 100_000_000);
+        assert!(check_rate(&Rate::Pps(148_000.0), l, "a").is_ok());
+        let e = check_rate(&Rate::Pps(200_000.0), l, "a").unwrap_err();
+        assert!(e.contains("above the port's line rate of 0.100 Gbit/s"), "{e}");
+        assert!(check_rate(&Rate::Percent(50.0), l, "a").is_ok());
+        let e = check_rate(&Rate::Percent(50.0), (64.0, 0), "a").unwrap_err();
+        assert!(e.contains("'a''s port has no line rate"), "{e}");
+        assert!(check_rate(&Rate::Line, (64.0, 0), "a").is_ok());
+    }
 }

@@ -208,6 +208,14 @@ pub fn launch(plan: &mut RunPlan, args: &GenArgs) -> Result<Outcome, GenError> {
         snap: live.clone(),
         tsc,
         any_stack: plan.stacks.iter().any(|s| s.is_some()),
+        limits: plan
+            .streams
+            .iter()
+            .map(|s| {
+                let pp = &plan.ports[s.port];
+                (super::plan::mean_wire(s, pp.mtu), pp.info.line_rate_bps)
+            })
+            .collect(),
     };
     let control = start_control(args, plan, &live_run)?;
     let mut tui = start_tui(args);

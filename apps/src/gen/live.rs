@@ -94,6 +94,9 @@ pub struct LiveRun {
     pub tsc: Tsc,
     /// Some port has a stack (else `stats` does not ask lcore 0).
     pub any_stack: bool,
+    /// Per stream: its mean wire size (bytes with FCS) and its port's line
+    /// rate (bit/s, 0 = none), to check a new rate as the config's is.
+    pub limits: Vec<(f64, u64)>,
 }
 
 /// A stream's counters now.
