@@ -341,7 +341,10 @@ mod tests {
         let l = (64.0, 100_000_000);
         assert!(check_rate(&Rate::Pps(148_000.0), l, "a").is_ok());
         let e = check_rate(&Rate::Pps(200_000.0), l, "a").unwrap_err();
-        assert!(e.contains("above the port's line rate of 0.100 Gbit/s"), "{e}");
+        assert!(
+            e.contains("above the port's line rate of 0.100 Gbit/s"),
+            "{e}"
+        );
         assert!(check_rate(&Rate::Percent(50.0), l, "a").is_ok());
         let e = check_rate(&Rate::Percent(50.0), (64.0, 0), "a").unwrap_err();
         assert!(e.contains("'a''s port has no line rate"), "{e}");

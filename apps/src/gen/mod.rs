@@ -2,7 +2,9 @@
 //! fields, IMIX, pcap replay) are sent by pinned lcores at TSC-paced rates;
 //! throughput is sampled per interval into HdrHistograms, latency is measured
 //! per packet on return, and everything lands in the live line, the summary,
-//! `--json`, `--hlog` and `--plot`.
+//! `--json`, `--hlog` and `--plot`. A running generator takes commands on
+//! its control socket (`--control`: [`control`]) and shows itself live
+//! (`--metrics`, `stats` on the socket, the stream rows, `--tui`).
 
 pub mod control;
 mod gate;
