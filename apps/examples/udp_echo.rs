@@ -1,11 +1,12 @@
 //! `udp_echo`: a UDP echo server (RFC 862) on the engine's stack — the
-//! appliance an embedder writes first. One lcore owns a port and a `Stack`
-//! with the port's address; frames the port receives go to the stack
-//! (`Stack::rx`: ARP, ICMP, IPv4 reassembly, UDP demux), a bound
-//! `UdpSocket` hands each datagram to the app (`recv_from`), which sends it
-//! back to where it came from (`send_to`: route, neighbour — ARP for a new
-//! client —, pfifo_fast + BQL, the driver). The stack's frames reach the
-//! lcore's queues through `runtime::staged`, flushed after every poll.
+//! appliance an embedder writes first. `Runtime::run_stacked` gives the
+//! lcore a `Stack` with the port's address (its MAC filled in from the
+//! port); frames the port receives go to the stack (ARP, ICMP, IPv4
+//! reassembly, UDP demux), a bound `UdpSocket` hands each datagram to the
+//! app (`recv_from`), which sends it back to where it came from (`send_to`:
+//! route, neighbour — ARP for a new client —, pfifo_fast + BQL, the
+//! driver). The runtime runs the stack's timers and flushes its output
+//! after every poll: the app is its socket calls and nothing else.
 //!
 //! ```text
 //! cargo run --release -p wirespeed-apps --example udp_echo -- \
@@ -20,11 +21,10 @@ use clap::Parser;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 use wirespeed::eal::lcore::CoreList;
-use wirespeed::ethdev::{PortConfig, Registry};
-use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
-use wirespeed::runtime::staged::{staged, StagedTx};
-use wirespeed::runtime::{LcoreApp, LcoreCtx, PortSetup, Runtime, RuntimeConfig};
-use wirespeed::stack::{Errno, PortConf, SnmpSnapshot, SocketId, Stack, StackConfig};
+use wirespeed::ethdev::{MacAddr, PortConfig, Registry};
+use wirespeed::runtime::stacked::{StackApp, StackCtx, StackSpec};
+use wirespeed::runtime::{PortSetup, Runtime, RuntimeConfig};
+use wirespeed::stack::{PortConf, SnmpSnapshot, SocketId, StackConfig};
 
 /// Command line.
 #[derive(Debug, Clone, Parser)]
@@ -129,11 +129,8 @@ pub fn parse_ip(s: &str) -> Result<(Ipv4Addr, u8), Error> {
     Ok((addr, len))
 }
 
-const TIMER_STACK: u32 = 1;
-
+/// One lcore's echo server: a socket on the runtime's stack.
 struct Echo {
-    stack: Stack,
-    staged: StagedTx,
     sock: SocketId,
     buf: Vec<u8>,
     r: Report,
@@ -141,98 +138,50 @@ struct Echo {
 }
 
 impl Echo {
-    fn new(ctx: &mut LcoreCtx, mac: wirespeed::ethdev::MacAddr, o: &Opts) -> Result<Echo, String> {
-        let (addr, len) = parse_ip(&o.ip).map_err(|e| e.to_string())?;
-        let sc = StackConfig {
-            ports: vec![PortConf::new(mac, addr, len)],
-            ..Default::default()
-        };
-        let pool = Mempool::new(&PoolConfig {
-            name: format!("udp-echo-l{}", ctx.lcore().index),
-            size: 4096,
-            ..PoolConfig::default()
-        })
-        .map_err(|e| format!("stack pool: {e}"))?;
-        let (xmit, staged_tx) = staged(vec![0]);
-        let mut stack = Stack::new(sc, pool, Box::new(xmit)).map_err(|e| e.to_string())?;
-        stack.start(ctx.tsc().cycles_to_ns(ctx.now()));
-        let sock = stack.udp_socket().map_err(|e| format!("socket: {e}"))?;
-        stack
+    fn new(ctx: &mut StackCtx<'_>, o: &Opts) -> Result<Echo, String> {
+        let sock = ctx.stack.udp_socket().map_err(|e| format!("socket: {e}"))?;
+        ctx.stack
             .socket(sock)
             .bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, o.listen))
             .map_err(|e| format!("bind :{}: {e}", o.listen))?;
-        ctx.add_timer(Duration::from_millis(1), TIMER_STACK);
         Ok(Echo {
-            stack,
-            staged: staged_tx,
             sock,
             buf: vec![0; 65536],
             r: Report::default(),
             limit: o.count,
         })
     }
-
-    /// Every datagram queued on the socket, sent back to its sender.
-    fn echo_all(&mut self, ctx: &mut LcoreCtx) {
-        while let Ok((n, from)) = self.stack.socket(self.sock).recv_from(&mut self.buf) {
-            self.r.received += 1;
-            match self.stack.socket(self.sock).send_to(&self.buf[..n], from) {
-                Ok(_) => self.r.echoed += 1,
-                Err(e) => {
-                    self.r.failed += 1;
-                    self.r.last_error = Some(format!("to {from}: {e}"));
-                    if e == Errno::EAGAIN {
-                        // The send buffer is full: let the queue drain.
-                        self.staged.flush(ctx);
-                    }
-                }
-            }
-            if self.staged.nearly_full() {
-                self.staged.flush(ctx);
-            }
-        }
-        self.stack.flush();
-        self.staged.flush(ctx);
-    }
 }
 
-impl LcoreApp for Echo {
+impl StackApp for Echo {
     type Summary = Report;
 
-    fn poll(&mut self, ctx: &mut LcoreCtx) {
-        self.echo_all(ctx);
+    /// Every datagram queued on the socket, sent back to its sender (the
+    /// runtime flushes the stack's output after this).
+    fn poll(&mut self, ctx: &mut StackCtx<'_>) {
+        while let Ok((n, from)) = ctx.stack.socket(self.sock).recv_from(&mut self.buf) {
+            self.r.received += 1;
+            match ctx.stack.socket(self.sock).send_to(&self.buf[..n], from) {
+                Ok(_) => self.r.echoed += 1,
+                Err(e) => {
+                    // EAGAIN (send buffer full) included: counted, not retried
+                    // — UDP has no delivery promise to keep.
+                    self.r.failed += 1;
+                    self.r.last_error = Some(format!("to {from}: {e}"));
+                }
+            }
+        }
         // Done once the last echo left the stack: a reply to a client being
         // resolved waits in its neighbour entry until ARP answers.
         if self.limit.is_some_and(|n| self.r.echoed >= n)
-            && self.staged.pending() == 0
-            && self.stack.neighbours().iter().all(|x| x.queued == 0)
+            && ctx.stack.neighbours().iter().all(|x| x.queued == 0)
         {
             ctx.request_stop();
         }
     }
 
-    fn on_rx(&mut self, _ctx: &mut LcoreCtx, port: u16, _queue: u16, pkts: &mut Burst) {
-        while let Some(m) = pkts.pop_front() {
-            self.stack.rx(port, m);
-        }
-    }
-
-    fn on_timer(&mut self, ctx: &mut LcoreCtx, id: u32) {
-        if id == TIMER_STACK {
-            self.stack.poll_timers(ctx.tsc().cycles_to_ns(ctx.now()));
-            self.stack.flush();
-            self.staged.flush(ctx);
-        }
-    }
-
-    fn flush_tx(&mut self, ctx: &mut LcoreCtx) -> usize {
-        self.stack.flush();
-        self.staged.flush(ctx);
-        self.staged.pending()
-    }
-
-    fn finish(mut self, _ctx: &mut LcoreCtx) -> Report {
-        self.r.snmp = Some(self.stack.counters());
+    fn finish(mut self, ctx: &mut StackCtx<'_>) -> Report {
+        self.r.snmp = Some(ctx.stack.counters());
         self.r
     }
 }
@@ -243,17 +192,22 @@ pub fn run(o: &Opts, reg: &Registry, handle_signals: bool) -> Result<Report, Err
     if o.no_huge {
         wirespeed::eal::dma::set_page_mode(wirespeed::eal::PageMode::Small);
     }
+    let (addr, len) = parse_ip(&o.ip)?;
     let port = reg.open(&o.port)?;
-    let mac = port.mac();
     let setup = PortSetup::new(port, PortConfig::default());
     let mut cfg = RuntimeConfig::new(CoreList::from_cores(vec![o.lcore]));
     cfg.pool.name = "udp-echo".into();
     cfg.handle_signals = handle_signals;
     cfg.stop.duration = o.duration.map(Duration::from_secs_f64);
     let rt = Runtime::new(cfg, vec![setup])?;
+    // The port's MAC is filled in by the runtime (MacAddr::ZERO).
+    let spec = StackSpec::new(StackConfig {
+        ports: vec![PortConf::new(MacAddr::ZERO, addr, len)],
+        ..Default::default()
+    });
     let o2 = o.clone();
-    let report = rt.run(move |ctx| Echo::new(ctx, mac, &o2))?;
-    Ok(report.lcores[0].app.clone())
+    let report = rt.run_stacked(spec, move |ctx| Echo::new(ctx, &o2))?;
+    Ok(report.lcores[0].app.app.clone())
 }
 
 #[allow(dead_code)]

@@ -60,6 +60,9 @@ pub struct RunConfig {
     /// Packets per burst (1..=256).
     #[serde(default = "default_burst")]
     pub burst: u16,
+    /// Unix socket for live control (`--control`); none by default.
+    #[serde(default)]
+    pub control: Option<std::path::PathBuf>,
 }
 
 fn default_lcores() -> String {
@@ -81,6 +84,7 @@ impl Default for RunConfig {
             pages: Default::default(),
             mempool_size: default_pool(),
             burst: default_burst(),
+            control: None,
         }
     }
 }

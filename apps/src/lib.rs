@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod ctl;
 pub mod devtools;
 pub mod doctor;
 pub mod frame;

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use wirespeed_apps::{bench, devtools, doctor, gen, registry, stats};
+use wirespeed_apps::{bench, ctl, devtools, doctor, gen, registry, stats};
 
 #[derive(Parser)]
 #[command(
@@ -24,17 +24,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: bench::BenchCmd,
     },
-    /// A run's `--json` summary as the Linux tools show it: ethtool -S, tc -s qdisc, BQL's sysfs files, /proc/net/snmp.
+    /// A run's counters as the Linux tools show them: ethtool -S, tc -s qdisc, BQL's sysfs files, /proc/net/snmp (and live: /proc/net/udp, ip neigh).
     Stats {
-        /// The summary `wirespeed gen --json FILE` wrote.
-        json: std::path::PathBuf,
+        /// The summary `wirespeed gen --json FILE` wrote; with --control, the view instead.
+        target: Option<String>,
+        /// Ask a running generator (its control socket) instead of reading a file.
+        #[arg(long, value_name = "PATH")]
+        control: Option<std::path::PathBuf>,
         /// Which view.
-        #[arg(long, value_enum, default_value = "all")]
-        view: stats::View,
+        #[arg(long, value_enum)]
+        view: Option<stats::View>,
         /// Only this port (its index in the run).
         #[arg(long)]
         port: Option<usize>,
     },
+    /// Send one command to a running generator's control socket (gen --control PATH).
+    Ctl(ctl::CtlArgs),
     /// List the registered drivers and their device-spec syntax.
     Ports,
     /// Validate a config file without running it (exit 2 with the key named if it is wrong).
@@ -110,6 +115,62 @@ fn cmd_gen(args: &gen::GenArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `wirespeed stats FILE [--view V]` or `wirespeed stats --control PATH [VIEW]`.
+fn cmd_stats(
+    target: Option<String>,
+    control: Option<std::path::PathBuf>,
+    view: Option<stats::View>,
+    port: Option<usize>,
+) -> ExitCode {
+    use clap::ValueEnum;
+    let fail = |e: String, code: u8| {
+        eprintln!("wirespeed stats: {e}");
+        ExitCode::from(code)
+    };
+    let r = match (control, target) {
+        (Some(sock), t) => {
+            let v = match (view, t.as_deref()) {
+                (Some(v), None) => v,
+                (None, None) => stats::View::All,
+                (None, Some(t)) => match stats::View::from_str(t, true) {
+                    Ok(v) => v,
+                    Err(_) => {
+                        return fail(
+                            format!(
+                            "'{t}' is not a view; use ethtool, tc, bql, snmp, udp, neigh or all"
+                        ),
+                            2,
+                        )
+                    }
+                },
+                (Some(_), Some(t)) => {
+                    return fail(format!("give the view once: '{t}' or --view"), 2)
+                }
+            };
+            stats::live(&sock, v, port).map_err(|e| (e, 3))
+        }
+        (None, Some(f)) => stats::run(
+            std::path::Path::new(&f),
+            view.unwrap_or(stats::View::All),
+            port,
+        )
+        .map_err(|e| (e.to_string(), 2)),
+        (None, None) => {
+            return fail(
+                "give a --json summary FILE, or --control PATH of a running generator".into(),
+                2,
+            )
+        }
+    };
+    match r {
+        Ok(t) => {
+            print!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err((e, code)) => fail(e, code),
+    }
+}
+
 /// `wirespeed check CONFIG`.
 fn cmd_check(config: &std::path::Path) -> ExitCode {
     let args = gen::GenArgs {
@@ -178,14 +239,24 @@ fn main() -> ExitCode {
                 ExitCode::from(e.exit_code() as u8)
             }
         },
-        Cmd::Stats { json, view, port } => match stats::run(&json, view, port) {
-            Ok(t) => {
-                print!("{t}");
-                ExitCode::SUCCESS
+        Cmd::Stats {
+            target,
+            control,
+            view,
+            port,
+        } => cmd_stats(target, control, view, port),
+        Cmd::Ctl(a) => match ctl::run(&a) {
+            Ok((text, ok)) => {
+                print!("{text}");
+                if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
             }
             Err(e) => {
-                eprintln!("wirespeed stats: {e}");
-                ExitCode::from(2)
+                eprintln!("wirespeed ctl: {e}");
+                ExitCode::from(e.exit_code())
             }
         },
         Cmd::Ports => cmd_ports(),

@@ -3,6 +3,11 @@
 //! qdisc` (each TX queue's qdisc), the `byte_queue_limits` files of sysfs
 //! (BQL per queue), `cat /proc/net/snmp` (each port's stack) — so a user
 //! reads wirespeed's counters where they would look on a kernel.
+//!
+//! `wirespeed stats --control PATH` reads the same from a running
+//! generator (its control socket's `stats`), with two views only a live
+//! run has: `/proc/net/udp` (the socket streams' sockets) and `ip neigh`
+//! (each stack's neighbour table).
 
 use serde_json::Value;
 use std::fmt::Write;
@@ -18,6 +23,10 @@ pub enum View {
     Bql,
     /// `cat /proc/net/snmp`: the port's stack.
     Snmp,
+    /// `cat /proc/net/udp`: the stack's UDP sockets (a live run only).
+    Udp,
+    /// `ip neigh show dev IFACE`: the stack's neighbours (a live run only).
+    Neigh,
     /// All of the above.
     All,
 }
@@ -59,11 +68,18 @@ pub fn render(v: &Value, view: View, port: Option<usize>) -> Result<String, Stri
         if matches!(view, View::Bql | View::All) {
             bql(&mut out, name, p);
         }
-        if matches!(view, View::Snmp | View::All) {
-            for s in v["stacks"].as_array().into_iter().flatten() {
-                if s["port"].as_u64() == Some(i as u64) {
-                    snmp(&mut out, name, s);
-                }
+        for s in v["stacks"].as_array().into_iter().flatten() {
+            if s["port"].as_u64() != Some(i as u64) {
+                continue;
+            }
+            if matches!(view, View::Snmp | View::All) {
+                snmp(&mut out, name, s);
+            }
+            if matches!(view, View::Udp | View::All) && s["sockets"].is_array() {
+                udp(&mut out, name, s);
+            }
+            if matches!(view, View::Neigh | View::All) && s["neigh"].is_array() {
+                neigh(&mut out, name, s);
             }
         }
     }
@@ -164,6 +180,71 @@ fn snmp(out: &mut String, name: &str, s: &Value) {
     let _ = writeln!(out);
 }
 
+/// An `a.b.c.d:port` as `/proc/net/udp` prints it (`udp4_format_sock`:
+/// the `__be32` address as `%08X` of its bytes read on a little-endian
+/// host, the port as `%04X`).
+fn hex_addr(a: Option<&str>) -> String {
+    let Some(sa) = a.and_then(|t| t.parse::<std::net::SocketAddrV4>().ok()) else {
+        return "00000000:0000".into();
+    };
+    format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(sa.ip().octets()),
+        sa.port()
+    )
+}
+
+/// `cat /proc/net/udp`: one line per socket. `tx_queue` is the send
+/// buffer in flight (`sk_wmem_alloc_get`); the stack keeps no per-socket
+/// receive queue or drop count for the generator's sending sockets, so
+/// `rx_queue` and `drops` are 0 (receive-buffer drops are Udp:
+/// RcvbufErrors in the snmp view).
+fn udp(out: &mut String, name: &str, s: &Value) {
+    let _ = writeln!(out, "# cat /proc/net/udp   ({name})");
+    let _ = writeln!(out, "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops   stream");
+    for (i, k) in s["sockets"].as_array().into_iter().flatten().enumerate() {
+        let _ = writeln!(
+            out,
+            "{i:>4}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000     0        0 0 2 0000000000000000 0   {}",
+            hex_addr(k["local"].as_str()),
+            hex_addr(k["remote"].as_str()),
+            if k["connected"] == true { 1 } else { 7 },
+            u(&k["tx_queue"]),
+            0,
+            k["stream"].as_str().unwrap_or("")
+        );
+    }
+    let _ = writeln!(out);
+}
+
+/// `ip neigh show dev IFACE`: `IP lladdr MAC STATE` (`INCOMPLETE` and
+/// `FAILED` have no lladdr, as iproute2 prints them).
+fn neigh(out: &mut String, name: &str, s: &Value) {
+    let _ = writeln!(out, "# ip neigh show dev {name}");
+    for n in s["neigh"].as_array().into_iter().flatten() {
+        let state = n["state"].as_str().unwrap_or("?").to_ascii_uppercase();
+        let mac = n["mac"]
+            .as_str()
+            .map_or(String::new(), |m| format!(" lladdr {m}"));
+        let _ = writeln!(out, "{}{mac} {state}", n["ip"].as_str().unwrap_or("?"));
+    }
+    let _ = writeln!(out);
+}
+
+/// `--control PATH`: the same views from a running generator.
+pub fn live(socket: &std::path::Path, view: View, port: Option<usize>) -> Result<String, String> {
+    let reply = crate::ctl::request(socket, &serde_json::json!({"cmd": "stats"}))
+        .map_err(|e| e.to_string())?;
+    if reply["ok"] != true {
+        return Err(format!(
+            "{}: {}",
+            socket.display(),
+            reply["error"].as_str().unwrap_or("the run refused stats")
+        ));
+    }
+    render(&reply, view, port)
+}
+
 /// Reads `path` (a `--json` summary) and renders it.
 pub fn run(path: &std::path::Path, view: View, port: Option<usize>) -> Result<String, StatsError> {
     let err = |why: String| StatsError::File {
@@ -220,6 +301,31 @@ mod tests {
         );
         let only_tc = render(&summary(), View::Tc, Some(0)).unwrap();
         assert!(!only_tc.contains("ethtool") && only_tc.contains("tc -s qdisc"));
+    }
+
+    #[test]
+    fn live_views_read_like_proc_net_udp_and_ip_neigh() {
+        let mut v = summary();
+        v["stacks"][0]["sockets"] = serde_json::json!([{
+            "stream": "s", "local": "10.0.0.1:5000", "remote": "10.0.0.2:7000",
+            "connected": true, "tx_queue": 2304
+        }]);
+        v["stacks"][0]["neigh"] = serde_json::json!([
+            {"ip": "10.0.0.2", "mac": "02:00:00:00:00:02", "state": "Reachable"},
+            {"ip": "10.0.0.9", "mac": null, "state": "Incomplete"}
+        ]);
+        let u = render(&v, View::Udp, None).unwrap();
+        assert!(
+            u.contains("   0: 0100000A:1388 0200000A:1B58 01 00000900:00000000 "),
+            "{u}"
+        );
+        let n = render(&v, View::Neigh, None).unwrap();
+        assert_eq!(
+            n,
+            "# ip neigh show dev ring:a\n10.0.0.2 lladdr 02:00:00:00:00:02 REACHABLE\n10.0.0.9 INCOMPLETE\n\n"
+        );
+        // A --json summary has neither table: the views print nothing.
+        assert_eq!(render(&summary(), View::Neigh, None).unwrap(), "");
     }
 
     #[test]

@@ -2,10 +2,14 @@
 //! [`GenApp`] on each lcore, and the ticker on the main thread that fixes
 //! the common start, samples the counters and prints the live line.
 
+use super::control::{ControlEvent, ControlServer};
+use super::gate::StreamGate;
 use super::lcore::{GenApp, LatencyInterval, LcoreResult, RunParams};
+use super::live::{LiveRun, StackLive};
 use super::metrics::{self, LiveSnapshot, MetricsServer, StreamRow};
 use super::plan::RunPlan;
 use super::report::Monitor;
+use super::screen::{StreamRows, Tui};
 use super::{GenArgs, GenError};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -30,6 +34,8 @@ pub struct Outcome {
     /// included): what the summary line's rates are over.
     pub elapsed: f64,
     pub tsc: Tsc,
+    /// What the control socket changed, in order.
+    pub control: Vec<ControlEvent>,
 }
 
 /// The run-wide state every lcore reads, built from the plan.
@@ -68,10 +74,59 @@ fn params(
             })
             .collect(),
         return_grace_cycles: tsc.ns_to_cycles(settle.map_or(50_000_000, |ms| ms * 1_000_000)),
+        gates: plan.streams.iter().map(|_| StreamGate::default()).collect(),
+        stack_live: StackLive::default(),
     }
 }
 
-/// `--metrics`: the snapshot a scrape reports, refreshed once a second.
+/// `--metrics ADDR`: the scrape endpoint over the live snapshot.
+fn start_metrics(
+    args: &GenArgs,
+    live: &Arc<Mutex<LiveSnapshot>>,
+) -> Result<Option<MetricsServer>, GenError> {
+    let Some(a) = &args.metrics else {
+        return Ok(None);
+    };
+    let addr = metrics::parse_addr(a)
+        .map_err(|e| GenError::Config(crate::config::ConfigError::new("--metrics", e)))?;
+    let m = MetricsServer::start(addr, live.clone()).map_err(GenError::Run)?;
+    eprintln!("wirespeed gen: metrics at http://{}/metrics", m.addr);
+    Ok(Some(m))
+}
+
+/// `--control PATH` (or `[run] control`): the control socket.
+fn start_control(
+    args: &GenArgs,
+    plan: &RunPlan,
+    live: &LiveRun,
+) -> Result<Option<ControlServer>, GenError> {
+    let (key, path) = match (&args.control, &plan.cfg.run.control) {
+        (Some(p), _) => ("--control", p),
+        (None, Some(p)) => ("run.control", p),
+        (None, None) => return Ok(None),
+    };
+    let c = ControlServer::start(path, live.clone())
+        .map_err(|e| GenError::Config(crate::config::ConfigError::new(key, e)))?;
+    eprintln!("wirespeed gen: control socket at {}", path.display());
+    Ok(Some(c))
+}
+
+/// `--tui`, or why the plain lines are printed instead.
+fn start_tui(args: &GenArgs) -> Option<Tui> {
+    if !args.tui {
+        return None;
+    }
+    match Tui::enter() {
+        Ok(t) => Some(t),
+        Err(why) => {
+            eprintln!("wirespeed gen: {why}");
+            None
+        }
+    }
+}
+
+/// The snapshot a `--metrics` scrape reports (and the latency the control
+/// socket and the stream rows show), refreshed once a second.
 fn refresh(
     live: &Mutex<LiveSnapshot>,
     names: &[(String, String, usize, bool)],
@@ -144,16 +199,27 @@ pub fn launch(plan: &mut RunPlan, args: &GenArgs) -> Result<Outcome, GenError> {
         port_names: port_names.clone(),
         ..Default::default()
     }));
-    let _metrics = match &args.metrics {
-        Some(a) => {
-            let addr = metrics::parse_addr(a)
-                .map_err(|e| GenError::Config(crate::config::ConfigError::new("--metrics", e)))?;
-            let m = MetricsServer::start(addr, live.clone()).map_err(GenError::Run)?;
-            eprintln!("wirespeed gen: metrics at http://{}/metrics", m.addr);
-            Some(m)
-        }
-        None => None,
+    let _metrics = start_metrics(args, &live)?;
+    let live_run = LiveRun {
+        params: params.clone(),
+        counters: counters.clone(),
+        monitor: rt.monitor(),
+        port_names: port_names.clone(),
+        snap: live.clone(),
+        tsc,
+        any_stack: plan.stacks.iter().any(|s| s.is_some()),
+        limits: plan
+            .streams
+            .iter()
+            .map(|s| {
+                let pp = &plan.ports[s.port];
+                (super::plan::mean_wire(s, pp.mtu), pp.info.line_rate_bps)
+            })
+            .collect(),
     };
+    let control = start_control(args, plan, &live_run)?;
+    let mut tui = start_tui(args);
+    let mut rows = StreamRows::new(plan.streams.len());
     let names: Vec<(String, String, usize, bool)> = plan
         .streams
         .iter()
@@ -186,30 +252,32 @@ pub fn launch(plan: &mut RunPlan, args: &GenArgs) -> Result<Outcome, GenError> {
                 }
                 if Instant::now() >= next_line {
                     next_line += Duration::from_secs(1);
-                    if _metrics.is_some() {
-                        refresh(
-                            &live,
-                            &names,
-                            &m.queues(),
-                            &counters,
-                            &lat_intervals[lat_seen..],
-                            started,
-                        );
-                        lat_seen = lat_intervals.len();
-                    }
+                    refresh(
+                        &live,
+                        &names,
+                        &m.queues(),
+                        &counters,
+                        &lat_intervals[lat_seen..],
+                        started,
+                    );
+                    lat_seen = lat_intervals.len();
                     // Once every sender is done the run is only draining:
                     // no more lines of zeros.
                     let sending = params.sending.load(Ordering::Acquire) > 0;
                     if !args.quiet && sending {
-                        eprintln!(
-                            "{}",
-                            mon.live_line(&m.queues(), started.elapsed().as_secs_f64())
-                        );
+                        let line = mon.live_line(&m.queues(), started.elapsed().as_secs_f64());
+                        let r = rows.rows(&live_run);
+                        match tui.as_mut() {
+                            Some(t) => t.draw("wirespeed gen", &line, &r),
+                            None => eprintln!("{line}\n{}", r.join("\n")),
+                        }
                     }
                 }
             },
         )
         .map_err(|e| GenError::Run(e.to_string()))?;
+    drop(tui);
+    let control = control.map(|c| c.events()).unwrap_or_default();
     if let Ok(rx) = lat_rx.lock() {
         lat_intervals.extend(rx.try_iter());
     }
@@ -233,5 +301,6 @@ pub fn launch(plan: &mut RunPlan, args: &GenArgs) -> Result<Outcome, GenError> {
         start_tsc,
         elapsed,
         tsc,
+        control,
     })
 }

@@ -4,6 +4,8 @@
 //! bursts to the lcore's netdev queues (qdisc, BQL) sized by the queue's room,
 //! and RX returns are matched to their latency headers.
 
+use super::gate::{Command, GateState, StreamGate};
+use super::live::StackLive;
 use super::measure::{latency_histogram, LatencyRx, SeqTracker};
 use super::pacer::Pacer;
 use super::shape::Shape;
@@ -155,6 +157,10 @@ pub struct RunParams {
     /// Per stream: its senders not yet done (a chained stream starts when
     /// its predecessor's count reaches 0).
     pub stream_left: Vec<AtomicUsize>,
+    /// Per stream: what the control socket told it (pause, stop, rate).
+    pub gates: Vec<StreamGate>,
+    /// The stacks' tables, published by lcore 0 when the control socket asks.
+    pub stack_live: StackLive,
 }
 
 /// What a port's stack is built from.
@@ -235,6 +241,13 @@ struct StreamSender {
     blocked: bool,
     /// TSC since when it has been blocked without a break (0 = not).
     blocked_since: u64,
+    /// The gate's sequence last applied, and what it said.
+    gate_seq: u64,
+    paused: bool,
+    /// TSC of the pause (for a replay's original gaps).
+    paused_at: u64,
+    /// A rate the control socket set (over the config's and its profile).
+    rate_override: Option<crate::config::Rate>,
 }
 
 #[derive(PartialEq, Eq)]
@@ -442,6 +455,43 @@ impl GenApp {
             st.poll_timers(now_ns);
             tx.flush(ctx);
         }
+        if self.index == 0 && self.p.stack_live.wanted() {
+            self.publish_stacks();
+        }
+    }
+
+    /// The control socket asked for the stacks' tables (`stats`): each
+    /// port's counters, neighbours and the streams' sockets, built here
+    /// (lcore 0 owns the stacks) once per request.
+    #[cold]
+    fn publish_stacks(&mut self) {
+        let mut out = Vec::new();
+        for (pi, x) in self.stacks.iter_mut().enumerate() {
+            let Some((st, _)) = x.as_mut() else { continue };
+            let addr = self.p.stacks[pi]
+                .as_ref()
+                .map(|su| format!("{}/{}", su.ip.addr, su.ip.prefix_len))
+                .unwrap_or_default();
+            let mut socks = Vec::new();
+            for s in self.senders.iter().filter(|s| s.port == pi) {
+                if let Some(Source::Socket(so)) = &s.src {
+                    socks.push(super::live::socket_row(
+                        st,
+                        so.id(),
+                        &self.p.streams[s.plan.stream].name,
+                        so.errors,
+                    ));
+                }
+            }
+            out.push(serde_json::json!({
+                "port": pi,
+                "addr": addr,
+                "snmp": st.counters(),
+                "neigh": st.neighbours(),
+                "sockets": socks,
+            }));
+        }
+        self.p.stack_live.publish(out);
     }
 
     fn fail(&mut self, ctx: &mut LcoreCtx, why: String) {
@@ -485,6 +535,23 @@ impl GenApp {
             }
             all_done = false;
             let st = &self.p.streams[s.plan.stream];
+            let gate = &self.p.gates[s.plan.stream];
+            let seq = gate.seq();
+            if seq != s.gate_seq {
+                if let Some(g) = gate.read(seq) {
+                    s.gate_seq = seq;
+                    s.apply_gate(g, st, now, self.tsc);
+                    if s.done {
+                        continue;
+                    }
+                }
+            }
+            if s.paused {
+                s.pacer.hold(now);
+                s.blocked = false;
+                s.blocked_since = 0;
+                continue;
+            }
             if let Some(a) = s.waiting {
                 if self.p.stream_left[a].load(Ordering::Acquire) > 0 {
                     continue;
@@ -790,6 +857,10 @@ fn senders(ctx: &LcoreCtx, p: &RunParams, tsc: Tsc) -> Result<Vec<StreamSender>,
             profile_idx: 0,
             blocked: false,
             blocked_since: 0,
+            gate_seq: 0,
+            paused: false,
+            paused_at: 0,
+            rate_override: None,
             plan,
         });
     }
@@ -825,7 +896,16 @@ impl StreamSender {
     /// the local queue it feeds, or None when it has nothing to do now.
     /// Its start (the stream's `start_delay` after `t0`), stop and pacer.
     fn schedule(&mut self, st: &Stream, t0: u64, tsc: Tsc) {
-        self.start = t0 + tsc.ns_to_cycles((st.start_delay * 1e9) as u64);
+        self.schedule_at(
+            st,
+            t0 + tsc.ns_to_cycles((st.start_delay * 1e9) as u64),
+            tsc,
+        );
+    }
+
+    /// As [`StreamSender::schedule`], starting at `start` exactly.
+    fn schedule_at(&mut self, st: &Stream, start: u64, tsc: Tsc) {
+        self.start = start;
         // The stream's time runs from its scheduled start: a sender that
         // got going late (ARP, a busy port) and caught up in a burst does
         // not look faster than its rate.
@@ -836,12 +916,58 @@ impl StreamSender {
             None
         };
         self.pacer = Pacer::new(
-            &st.rate,
+            self.rate_override.as_ref().unwrap_or(&st.rate),
             self.plan.share,
             tsc.hz(),
             self.plan.line_bps,
             self.start,
         );
+    }
+
+    /// What the control socket said since the last round (`gate` at
+    /// sequence `seq`): pause or resume (no credit carried over the
+    /// pause), stop (the stream ends as at its count), start a waiting
+    /// stream now, or re-target the pacer from `now` (the profile is over).
+    fn apply_gate(&mut self, g: GateState, st: &Stream, now: u64, tsc: Tsc) {
+        match g.command {
+            Command::Stop => {
+                self.done = true;
+                self.pending.clear();
+                return;
+            }
+            Command::Pause => {
+                if !self.paused {
+                    self.paused = true;
+                    self.paused_at = now;
+                }
+            }
+            Command::Run => {
+                if self.paused {
+                    self.paused = false;
+                    self.pacer.hold(now);
+                    if let Some(Source::Replay(r)) = self.src.as_mut() {
+                        r.delay(now - self.paused_at);
+                    }
+                }
+            }
+        }
+        if g.rate.is_some() && g.rate != self.rate_override {
+            self.rate_override = g.rate;
+            self.profile_idx = usize::MAX;
+            if self.waiting.is_none() {
+                self.pacer = Pacer::new(
+                    self.rate_override.as_ref().unwrap_or(&st.rate),
+                    self.plan.share,
+                    tsc.hz(),
+                    self.plan.line_bps,
+                    now.max(self.start),
+                );
+            }
+        }
+        if g.start_now && (self.waiting.is_some() || now < self.start) {
+            self.waiting = None;
+            self.schedule_at(st, now, tsc);
+        }
     }
 
     fn open_window(&mut self, ctx: &mut LcoreCtx, now: u64) -> Option<usize> {

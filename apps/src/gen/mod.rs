@@ -2,18 +2,25 @@
 //! fields, IMIX, pcap replay) are sent by pinned lcores at TSC-paced rates;
 //! throughput is sampled per interval into HdrHistograms, latency is measured
 //! per packet on return, and everything lands in the live line, the summary,
-//! `--json`, `--hlog` and `--plot`.
+//! `--json`, `--hlog` and `--plot`. A running generator takes commands on
+//! its control socket (`--control`: [`control`]) and shows itself live
+//! (`--metrics`, `stats` on the socket, the stream rows, `--tui`).
 
+pub mod control;
+mod gate;
 mod launch;
 mod lcore;
+mod live;
 pub mod measure;
 pub mod metrics;
 mod pacer;
 mod plan;
 mod report;
 mod runner;
+mod screen;
 mod shape;
 mod source;
+mod steered;
 
 use crate::config::{Config, ConfigError, PortSection, SizeField, Stream, StreamMode};
 pub use report::{print_summary, Summary};
@@ -90,6 +97,15 @@ pub struct GenArgs {
     /// picks a free one and prints it).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// Take commands on this Unix socket while running (JSON lines: streams,
+    /// stats, pause, resume, stop, start, rate, quit; see `wirespeed ctl`).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    /// Redraw a full-screen page every second (per port and per stream)
+    /// instead of printing lines; needs a terminal on stderr (else the
+    /// plain lines are printed, with a note).
+    #[arg(long, conflicts_with = "quiet")]
+    pub tui: bool,
     /// In-process callers (`wirespeed bench`): run this configuration
     /// instead of loading `config` (the flags still apply over it).
     #[arg(skip)]

@@ -450,7 +450,7 @@ fn port_queueing(
 
 /// The mean frame a stream puts on the wire (a socket stream's datagram
 /// becomes one or more frames at the port's MTU).
-fn mean_wire(s: &Stream, mtu: u32) -> f64 {
+pub(super) fn mean_wire(s: &Stream, mtu: u32) -> f64 {
     if s.mode == StreamMode::Socket {
         socket_wire(s.sizes.mean() as u32, mtu) as f64
     } else if s.mode == StreamMode::Tcp {

@@ -283,6 +283,11 @@ pub struct StreamSummary {
     pub last_send_error: Option<String>,
     /// TCP mode: the connections' results (iperf3's summary).
     pub tcp: Option<TcpSummary>,
+    /// What the control socket changed (`--control`), in order; the target
+    /// is then the mean of the targets over the active time, paused time
+    /// counting as 0.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub control: Vec<String>,
 }
 
 /// A TCP stream's connections, as iperf3 sums them up.
@@ -645,16 +650,21 @@ fn stream_drops(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered, offered
     d
 }
 
-/// A stream's active time: first to last burst plus one mean gap, so N
-/// packets at rate R measure as N/R.
-fn active_span(cs: &[Arc<SenderCounters>], offered: u64, tsc: Tsc) -> f64 {
+/// A stream's first and last burst (TSC).
+fn span_tsc(cs: &[Arc<SenderCounters>]) -> (u64, u64) {
     let f = cs
         .iter()
         .map(|c| c.first_tsc.get())
         .filter(|v| *v != 0)
         .min()
         .unwrap_or(0);
-    let l = cs.iter().map(|c| c.last_tsc.get()).max().unwrap_or(0);
+    (f, cs.iter().map(|c| c.last_tsc.get()).max().unwrap_or(0))
+}
+
+/// A stream's active time: first to last burst plus one mean gap, so N
+/// packets at rate R measure as N/R.
+fn active_span(cs: &[Arc<SenderCounters>], offered: u64, tsc: Tsc) -> f64 {
+    let (f, l) = span_tsc(cs);
     if offered > 1 && l > f {
         tsc.cycles_to_ns(l - f) as f64 / 1e9 * offered as f64 / (offered - 1) as f64
     } else {
@@ -772,7 +782,13 @@ fn stream_summary(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered) -> St
     let span = active_span(cs, offered, out.tsc);
     let per_s = |x: f64| if span > 0.0 { x / span } else { 0.0 };
     let pps = per_s(packets as f64);
-    let target = plan.targets[s.index];
+    let control = super::steered::changes(s, &out.control, out.start_tsc, out.tsc);
+    let target = if control.is_empty() {
+        plan.targets[s.index]
+    } else {
+        let (f, l) = span_tsc(cs);
+        super::steered::mean_target(s, plan, &out.control, f, l)
+    };
     let err = target.map(|t| if t > 0.0 { (pps - t).abs() / t } else { 0.0 });
     let errors = out
         .report
@@ -792,7 +808,15 @@ fn stream_summary(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered) -> St
             StreamMode::Tcp => format!("TCP segments, {} writes", s.sizes.describe()),
             _ => s.sizes.describe(),
         },
-        rate_target: rate_target(s),
+        rate_target: if control.is_empty() {
+            rate_target(s)
+        } else {
+            format!(
+                "{}, then steered live ({})",
+                rate_target(s),
+                control.join(", ")
+            )
+        },
         target_pps: target,
         achieved_pps: pps,
         achieved_l2_bps: per_s((bytes + 4 * packets) as f64 * 8.0),
@@ -813,6 +837,7 @@ fn stream_summary(s: &Stream, plan: &RunPlan, out: &Outcome, g: &Gathered) -> St
         send_errors: errors.clone().map(|e| e.1).sum(),
         last_send_error: errors.map(|e| e.2.clone()).next(),
         tcp: TcpSummary::of(s, out),
+        control,
     };
     ss.flags = stream_flags(&ss, d.notes);
     ss

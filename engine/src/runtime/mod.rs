@@ -68,7 +68,7 @@
 use crate::eal::lcore::{self, CoreList, LcoreError, LcoreId};
 use crate::eal::signal;
 use crate::eal::tsc::Tsc;
-use crate::ethdev::{EthdevError, Port, PortConfig, PortStats, RxQueue, StatCounter};
+use crate::ethdev::{EthdevError, Port, PortConfig, PortStats, QueueStats, RxQueue, StatCounter};
 use crate::mbuf::{Burst, Mbuf, Mempool, MempoolError, MempoolStats, PoolConfig};
 use crate::netdev::xps::TcMap;
 use crate::netdev::{
@@ -510,12 +510,28 @@ pub struct Monitor {
     queues: Arc<Vec<Arc<TxqShared>>>,
     lcores: Arc<Vec<Arc<LcoreShared>>>,
     stop_all: Arc<AtomicBool>,
+    /// Per port: its TX and RX queues' driver counters (shared handles).
+    port_queues: Arc<Vec<PortQueueStats>>,
 }
+
+/// One port's queue counter handles, TX then RX.
+type PortQueueStats = (Vec<Arc<QueueStats>>, Vec<Arc<QueueStats>>);
 
 impl Monitor {
     /// Every TX queue (port order, then queue order), as last published.
     pub fn queues(&self) -> Vec<TxqSnapshot> {
         self.queues.iter().map(|q| q.snapshot()).collect()
+    }
+
+    /// Each port's driver counters as the queues count them now (the
+    /// software part of `ethtool -S`: totals and per queue, read from the
+    /// queues' shared counters while the lcores run; a driver's own
+    /// hardware counters are read only at the end).
+    pub fn port_stats(&self) -> Vec<PortStats> {
+        self.port_queues
+            .iter()
+            .map(|(tx, rx)| PortStats::from_queues(tx, rx))
+            .collect()
     }
 
     /// Loop iterations per lcore so far.
@@ -643,6 +659,7 @@ impl Runtime {
             })
             .collect();
         let mut shared_queues = Vec::new();
+        let mut port_queues = Vec::new();
         let mut owned_ports = Vec::new();
         for (pi, setup) in ports.into_iter().enumerate() {
             let PortSetup {
@@ -688,8 +705,10 @@ impl Runtime {
                 .collect();
             let mut by_queue: Vec<Option<NetdevQueue>> =
                 (0..conf.nb_tx_queues).map(|_| None).collect();
+            let mut handles: PortQueueStats = (Vec::new(), Vec::new());
             for q in 0..conf.nb_tx_queues {
                 let dq = port.tx_queue(q)?;
+                handles.0.push(dq.stats());
                 let nq = match &qdisc_factory {
                     Some(f) => NetdevQueue::with_qdisc(
                         pi as u16,
@@ -713,10 +732,12 @@ impl Runtime {
             }
             for q in 0..conf.nb_rx_queues {
                 let rq = port.rx_queue(q)?;
+                handles.1.push(rq.stats());
                 let owner = rx_lcores.as_ref().map_or(q as usize % n, |m| m[q as usize]);
                 per_lcore[owner].rxqs.push(rq);
             }
             port.start()?;
+            port_queues.push(handles);
             for (l, lp) in per_lcore.into_iter().enumerate() {
                 resources[l].ports.push(lp);
             }
@@ -726,6 +747,7 @@ impl Runtime {
             queues: Arc::new(shared_queues),
             lcores: Arc::new(resources.iter().map(|r| r.shared.clone()).collect()),
             stop_all: Arc::new(AtomicBool::new(false)),
+            port_queues: Arc::new(port_queues),
         };
         Ok(Runtime {
             cfg,
@@ -980,6 +1002,7 @@ where
     Ok(report)
 }
 
+pub mod stacked;
 pub mod staged;
 
 #[cfg(test)]

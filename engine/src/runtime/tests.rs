@@ -505,3 +505,6 @@ fn two_lcores_dry_pool_never_hangs_the_sender_and_every_buffer_returns_home() {
     assert!(pool.remote_frees >= got, "{pool:?}");
     assert_eq!(pool.locked_returns, 0, "{pool:?}");
 }
+
+#[path = "tests_stacked.rs"]
+mod stacked_tests;

@@ -56,6 +56,7 @@ pub mod neigh;
 pub mod route;
 mod rx;
 mod secret;
+pub mod shared;
 pub mod snmp;
 pub mod tcp;
 mod udp;
@@ -636,6 +637,8 @@ pub struct Stack {
     pub(crate) backlog: std::collections::VecDeque<(u16, Mbuf)>,
     /// Multicast groups joined per port (`in_device->mc_list`).
     pub(crate) mc: igmp::McTable,
+    /// The control plane shared with the other lcores' stacks, if any.
+    pub(crate) replica: Option<shared::Replica>,
 }
 
 impl Stack {
@@ -716,6 +719,7 @@ impl Stack {
             scratch: Some(Box::new(Burst::new())),
             mc: igmp::McTable::new(cfg.seed ^ 0x1697),
             ports,
+            replica: None,
         };
         if cfg.fib_multipath_hash_policy > 1 {
             return Err(StackError::Config {
@@ -744,6 +748,12 @@ impl Stack {
     /// connected subnet (unless `onlink`), a source that is ours, weights
     /// 1..=256, an MTU 68..=65535.
     pub fn add_route(&mut self, r: &RouteConf) -> Result<(), StackError> {
+        self.route_add_local(r)?;
+        self.publish(|| shared::CtlOp::RouteAdd(r.clone()));
+        Ok(())
+    }
+
+    fn route_add_local(&mut self, r: &RouteConf) -> Result<(), StackError> {
         let bad = |why: String| StackError::RouteTarget {
             prefix: r.prefix,
             len: r.len,
@@ -876,6 +886,23 @@ impl Stack {
         len: u8,
         metric: Option<u32>,
     ) -> Result<Route, StackError> {
+        let r = self.route_del_local(table, prefix, len, metric)?;
+        self.publish(|| shared::CtlOp::RouteDel {
+            table,
+            prefix,
+            len,
+            metric,
+        });
+        Ok(r)
+    }
+
+    fn route_del_local(
+        &mut self,
+        table: u32,
+        prefix: Ipv4Addr,
+        len: u8,
+        metric: Option<u32>,
+    ) -> Result<Route, StackError> {
         if self.fib.table(table).is_none() {
             return Err(RouteError::NotFound { prefix, len }.into());
         }
@@ -899,6 +926,12 @@ impl Stack {
 
     /// Adds a rule (`ip rule add`); returns it with its priority.
     pub fn ip_rule_add(&mut self, r: &RuleConf) -> Result<FibRule, StackError> {
+        let rule = self.rule_add_local(r)?;
+        self.publish(|| shared::CtlOp::RuleAdd(*r));
+        Ok(rule)
+    }
+
+    fn rule_add_local(&mut self, r: &RuleConf) -> Result<FibRule, StackError> {
         if let Some(o) = r.sel.oif {
             if o as usize >= self.ports.len() {
                 return Err(StackError::Rule {
@@ -915,7 +948,9 @@ impl Stack {
 
     /// Deletes the rule with priority `pref` (`ip rule del pref N`).
     pub fn ip_rule_del(&mut self, pref: u32) -> Option<FibRule> {
-        self.fib.del_rule(pref)
+        let r = self.fib.del_rule(pref)?;
+        self.publish(|| shared::CtlOp::RuleDel(pref));
+        Some(r)
     }
 
     /// Adds a PERMANENT neighbour.
@@ -934,7 +969,131 @@ impl Stack {
         let now = self.now;
         let (neigh, mut io) = self.split_neigh();
         neigh.add_static(port, ip, mac, &mut io, now);
+        self.publish(|| {
+            shared::CtlOp::Neigh(neigh::NeighNews {
+                port,
+                ip,
+                mac,
+                state: NudState::Permanent,
+                create: true,
+            })
+        });
         Ok(())
+    }
+
+    /// Joins a control plane shared with other lcores' stacks (see
+    /// [`shared`]): from now on, neighbours this stack learns, and routes,
+    /// rules and static neighbours added through it, reach the others at
+    /// their next [`Stack::sync`], and theirs reach it; its sockets' ports
+    /// are claimed for every replica. What was logged before it joined is
+    /// replayed now. Join before opening sockets.
+    pub fn join(&mut self, cp: Arc<shared::ControlPlane>) -> Result<(), StackError> {
+        if self.replica.is_some() {
+            return Err(StackError::Config {
+                key: "control plane",
+                why: "this stack already shares a control plane".into(),
+            });
+        }
+        if self.socks.live > 0 || self.tcp.has_sockets() {
+            return Err(StackError::Config {
+                key: "control plane",
+                why: "join before opening sockets (their ports were claimed for this stack alone)"
+                    .into(),
+            });
+        }
+        let (id, earlier) = cp.subscribe().ok_or_else(|| StackError::Config {
+            key: "control plane",
+            why: format!(
+                "it already serves {} stacks, the most it can",
+                shared::MAX_REPLICAS
+            ),
+        })?;
+        let claims = shared::PortClaims { cp: cp.clone(), id };
+        self.socks.claims = Some(claims.clone());
+        self.tcp.claims = Some(claims);
+        self.neigh.share = true;
+        self.replica = Some(shared::Replica {
+            cp,
+            id,
+            seen: u64::MAX,
+            stats: shared::SyncStats::default(),
+        });
+        let mut refused = 0;
+        for op in &earlier {
+            refused += u64::from(!self.apply_op(op));
+        }
+        self.xmit.flush();
+        let rep = self.replica.as_mut().expect("set above");
+        rep.stats.applied += earlier.len() as u64;
+        rep.stats.refused += refused;
+        self.sync();
+        Ok(())
+    }
+
+    /// The control plane this stack shares, and its replica index there.
+    pub fn control_plane(&self) -> Option<(&Arc<shared::ControlPlane>, usize)> {
+        self.replica.as_ref().map(|r| (&r.cp, r.id))
+    }
+
+    /// Brings this replica up to date with the shared control plane (and
+    /// tells it what this one learned): the RCU reader's side. One Acquire
+    /// load when nothing changed; the runtime calls it once per poll loop.
+    /// Returns the totals so far.
+    pub fn sync(&mut self) -> shared::SyncStats {
+        let Some(rep) = self.replica.as_ref() else {
+            return shared::SyncStats::default();
+        };
+        let cp = rep.cp.clone();
+        let id = rep.id;
+        for news in self.neigh.outbox.drain(..) {
+            cp.publish(Some(id), shared::CtlOp::Neigh(news));
+        }
+        let seen = rep.seen;
+        if cp.generation() == seen {
+            return rep.stats;
+        }
+        let mut ops = Vec::new();
+        let gen = cp.replay(id, |op| ops.push(op.clone()));
+        let mut st = shared::SyncStats::default();
+        for op in &ops {
+            st.applied += 1;
+            if !self.apply_op(op) {
+                st.refused += 1;
+            }
+        }
+        self.xmit.flush();
+        let rep = self.replica.as_mut().expect("checked above");
+        rep.seen = gen;
+        rep.stats.applied += st.applied;
+        rep.stats.refused += st.refused;
+        rep.stats
+    }
+
+    fn apply_op(&mut self, op: &shared::CtlOp) -> bool {
+        use shared::CtlOp;
+        match op {
+            CtlOp::Neigh(news) => {
+                let now = self.now;
+                let (neigh, mut io) = self.split_neigh();
+                neigh.apply_news(news, &mut io, now);
+                true
+            }
+            CtlOp::RouteAdd(r) => self.route_add_local(r).is_ok(),
+            CtlOp::RouteDel {
+                table,
+                prefix,
+                len,
+                metric,
+            } => self.route_del_local(*table, *prefix, *len, *metric).is_ok(),
+            CtlOp::RuleAdd(r) => self.rule_add_local(r).is_ok(),
+            CtlOp::RuleDel(p) => self.fib.del_rule(*p).is_some(),
+        }
+    }
+
+    fn publish(&self, op: impl FnOnce() -> shared::CtlOp) {
+        if let Some(r) = &self.replica {
+            r.cp.publish(Some(r.id), op());
+        }
     }
 
     /// The neighbour table.

@@ -178,6 +178,19 @@ pub(crate) struct NeighIo<'a> {
 
 const NO_TIMER: u64 = u64::MAX;
 
+/// An address learned on one lcore, for the other lcores' replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NeighNews {
+    pub port: u16,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    pub state: NudState,
+    /// Create the entry where it is missing (the origin has one), or only
+    /// update existing ones (an ARP reply the origin had no entry for: in
+    /// Linux's one table, the lcore that asked has it).
+    pub create: bool,
+}
+
 /// The neighbour table (`arp_tbl`).
 pub struct NeighTable {
     pub(crate) params: NeighParams,
@@ -192,6 +205,11 @@ pub struct NeighTable {
     gc_entries: usize,
     /// When the last forced GC ran (`last_flush`).
     last_flush: u64,
+    /// Addresses learned here that the other lcores' replicas must hear
+    /// about (drained by `Stack::sync`; only when the stack shares a
+    /// control plane).
+    pub(crate) outbox: Vec<NeighNews>,
+    pub(crate) share: bool,
 }
 
 impl NeighTable {
@@ -207,6 +225,8 @@ impl NeighTable {
             rng: seed | 1,
             gc_entries: 0,
             last_flush: 0,
+            outbox: Vec::new(),
+            share: false,
         }
     }
 
@@ -439,6 +459,37 @@ impl NeighTable {
         Self::flush_pending(n, io);
     }
 
+    /// Another lcore's replica learned `mac` for (port, ip): the same
+    /// `neigh_update` here (creating the entry, as the one shared table of
+    /// Linux has it), without telling the others again. Packets waiting for
+    /// the address go out now.
+    pub(crate) fn apply_news(&mut self, news: &NeighNews, io: &mut NeighIo<'_>, now: u64) {
+        let NeighNews {
+            port,
+            ip,
+            mac,
+            state,
+            create,
+        } = *news;
+        if port as usize >= io.ports.len() {
+            return;
+        }
+        if state == NudState::Permanent {
+            self.add_static(port, ip, mac, io, now);
+            return;
+        }
+        let idx = if create {
+            self.lookup_or_create(port, ip, io.c, now)
+        } else {
+            self.find(port, ip)
+        };
+        let share = std::mem::replace(&mut self.share, false);
+        if let Some(idx) = idx {
+            self.update(idx, mac, state, io, now);
+        }
+        self.share = share;
+    }
+
     /// `dst_confirm_neigh` (MSG_CONFIRM): the upper layer saw forward progress,
     /// so reachability is refreshed without probing.
     pub(crate) fn confirm(&mut self, idx: usize, now: u64) {
@@ -613,6 +664,15 @@ impl NeighTable {
         if changed {
             Self::set_lladdr(n, mac, io.ports);
         }
+        if self.share && (changed || old != new) {
+            self.outbox.push(NeighNews {
+                port: n.port,
+                ip: n.ip,
+                mac,
+                state: new,
+                create: true,
+            });
+        }
         n.state = new;
         n.updated = now;
         let mut arm = None;
@@ -676,14 +736,27 @@ impl NeighTable {
         }
         // Replies and others' requests (incl. gratuitous ARP): update only
         // entries we already have.
-        if let Some(idx) = self.find(port, arp.spa) {
-            let st = if arp.op == ARP_REPLY && to_us_unicast {
-                NudState::Reachable
-            } else {
-                NudState::Stale
-            };
-            self.update(idx, arp.sha, st, io, now);
+        let st = if arp.op == ARP_REPLY && to_us_unicast {
+            NudState::Reachable
         } else {
+            NudState::Stale
+        };
+        let known = self.find(port, arp.spa);
+        if let Some(idx) = known {
+            self.update(idx, arp.sha, st, io, now);
+        }
+        if self.share && arp.op == ARP_REPLY {
+            // Another lcore's entry may be the one waiting for it (the reply
+            // lands on whichever queue the NIC picks): the others update
+            // the entries they have.
+            self.outbox.push(NeighNews {
+                port,
+                ip: arp.spa,
+                mac: arp.sha,
+                state: st,
+                create: false,
+            });
+        } else if known.is_none() {
             io.c.neigh.arp_ignored.add(1);
         }
     }

@@ -305,11 +305,14 @@ pub(crate) struct SocketTable {
     sndbuf_default: u64,
     rcvbuf_default: u64,
     max: usize,
-    live: usize,
+    pub(crate) live: usize,
     /// Send-buffer accounts of closed sockets whose packets are still in
     /// flight (the `sk_wmem_alloc` reference that keeps a socket alive until
     /// its last skb is freed).
     zombies: Vec<Arc<WmemAccount>>,
+    /// Ports claimed for every lcore's stack (`udp_table` is global in
+    /// Linux), when the stack shares a control plane.
+    pub(crate) claims: Option<super::shared::PortClaims>,
 }
 
 impl SocketTable {
@@ -330,6 +333,7 @@ impl SocketTable {
             max: cfg.max_sockets,
             live: 0,
             zombies: Vec::new(),
+            claims: None,
         }
     }
 
@@ -382,6 +386,11 @@ impl SocketTable {
 
     /// Would (addr, port) conflict with an existing binding? (`udp_lib_lport_inuse`)
     fn in_use(&self, addr: Ipv4Addr, port: u16) -> bool {
+        if let Some(c) = &self.claims {
+            if c.taken_by_other(super::shared::PortSpace::Udp, port) {
+                return true;
+            }
+        }
         self.ports.get(&port).is_some_and(|v| {
             v.iter().any(|&i| {
                 self.slots[i].as_deref().is_none_or(|s| {
@@ -406,11 +415,11 @@ impl SocketTable {
             let start = self.rand() % n;
             let found = (0..n)
                 .map(|k| lo + ((start + k) % n) as u16)
-                .find(|&p| !self.in_use(addr, p));
+                .find(|&p| !self.in_use(addr, p) && self.claim(p));
             // inet_autobind reports an exhausted range as EAGAIN.
             found.ok_or(Errno::EAGAIN)?
         } else {
-            if self.in_use(addr, port) {
+            if self.in_use(addr, port) || !self.claim(port) {
                 return Err(Errno::EADDRINUSE);
             }
             port
@@ -419,6 +428,14 @@ impl SocketTable {
         sk.local_port = port;
         self.ports.entry(port).or_default().push(idx);
         Ok(())
+    }
+
+    /// Claims `port` for this stack among the lcores sharing its control
+    /// plane (always true for a stack alone).
+    fn claim(&self, port: u16) -> bool {
+        self.claims
+            .as_ref()
+            .is_none_or(|c| c.claim(super::shared::PortSpace::Udp, port))
     }
 
     /// Finds the socket for a datagram (`__udp4_lib_lookup`): exact local
@@ -562,6 +579,9 @@ impl Stack {
                 v.retain(|&x| x != i);
                 if v.is_empty() {
                     self.socks.ports.remove(&sk.local_port);
+                    if let Some(c) = &self.socks.claims {
+                        c.release(super::shared::PortSpace::Udp, sk.local_port);
+                    }
                 }
             }
         }

@@ -45,6 +45,14 @@ impl ReplaySource {
         }
     }
 
+    /// The stream was paused for `cycles`: the frames' original gaps
+    /// resume where they stopped instead of catching up the pause.
+    pub fn delay(&mut self, cycles: u64) {
+        if self.loop_start != 0 {
+            self.loop_start += cycles;
+        }
+    }
+
     /// Copies the frames that are due into `out` (up to `want`).
     pub fn fill(&mut self, cx: &mut FillCx, want: usize, out: &mut Burst) {
         if self.loop_start == 0 {

@@ -41,6 +41,11 @@ pub struct SocketRound {
 }
 
 impl SocketSource {
+    /// The stream's socket (for the live `/proc/net/udp` view).
+    pub fn id(&self) -> SocketId {
+        self.sock
+    }
+
     /// Opens the stream's socket on `stack`: bound to the port's address and
     /// the stream's port (+ the sender id), connected to its destination,
     /// with its priority, TOS and TTL.

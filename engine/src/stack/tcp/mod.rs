@@ -555,6 +555,9 @@ pub(crate) struct TcpTable {
     pub(crate) active: Vec<usize>,
     /// `in_active[i]`: slot `i` is on `active` (O(1) membership).
     pub(crate) in_active: Vec<bool>,
+    /// Ports claimed for every lcore's stack (`inet_hashinfo` is global in
+    /// Linux), when the stack shares a control plane.
+    pub(crate) claims: Option<super::shared::PortClaims>,
 }
 
 impl TcpTable {
@@ -576,7 +579,13 @@ impl TcpTable {
             perturb: 0,
             active: Vec::new(),
             in_active: Vec::new(),
+            claims: None,
         }
+    }
+
+    /// Any socket open (listening, connecting or connected)?
+    pub(crate) fn has_sockets(&self) -> bool {
+        self.slots.iter().any(Option::is_some)
     }
 
     fn alloc(&mut self, mut t: Tcb) -> Result<usize, Errno> {
@@ -652,17 +661,36 @@ impl TcpTable {
                 *n -= 1;
                 if *n == 0 {
                     self.bound.remove(&t.lport);
+                    if !self.lhash.contains_key(&t.lport) {
+                        if let Some(c) = &self.claims {
+                            c.release(super::shared::PortSpace::Tcp, t.lport);
+                        }
+                    }
                 }
             }
         }
     }
 
     fn port_in_use(&self, port: u16) -> bool {
-        self.bound.contains_key(&port) || self.lhash.contains_key(&port)
+        self.bound.contains_key(&port)
+            || self.lhash.contains_key(&port)
+            || self
+                .claims
+                .as_ref()
+                .is_some_and(|c| c.taken_by_other(super::shared::PortSpace::Tcp, port))
+    }
+
+    /// Claims `port` for this stack among the lcores sharing its control
+    /// plane (always true for a stack alone).
+    fn claim(&self, port: u16) -> bool {
+        self.claims
+            .as_ref()
+            .is_none_or(|c| c.claim(super::shared::PortSpace::Tcp, port))
     }
 
     fn bind_port(&mut self, port: u16) {
         *self.bound.entry(port).or_insert(0) += 1;
+        self.claim(port);
     }
 
     /// Plays the part of `__inet_hash_connect`: an ephemeral port for a
@@ -679,7 +707,7 @@ impl TcpTable {
         ) as u32;
         for i in 0..n {
             let p = lo + ((off.wrapping_add(self.perturb).wrapping_add(i)) % n) as u16;
-            if !self.port_in_use(p) {
+            if !self.port_in_use(p) && self.claim(p) {
                 self.perturb = self.perturb.wrapping_add(i + 1);
                 return Ok(p);
             }
@@ -839,7 +867,7 @@ impl TcpSocket<'_> {
             return Err(Errno::EADDRNOTAVAIL);
         }
         let port = addr.port();
-        if port != 0 && self.st.tcp.port_in_use(port) {
+        if port != 0 && (self.st.tcp.port_in_use(port) || !self.st.tcp.claim(port)) {
             return Err(Errno::EADDRINUSE);
         }
         self.with(|st, t, _| {
