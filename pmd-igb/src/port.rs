@@ -16,7 +16,7 @@ use std::time::Duration;
 use wirespeed::eal::RegisterSpace;
 use wirespeed::ethdev::{
     Driver, EthDev, EthdevError, MacAddr, PortConfig, PortEvent, PortInfo, PortStats, QueueSetup,
-    RxQueue, TxQueue,
+    RssHashTypes, RxQueue, TxQueue,
 };
 
 /// What differs for igb under the framework (DPDK's `eth_igb_ops`).
@@ -188,8 +188,9 @@ impl<R: RegisterSpace> Driver for IgbDriver<R> {
                 "igb"
             },
             max_tx_queues: qn,
-            // Without RSS every frame lands in queue 0.
-            max_rx_queues: 1,
+            // Without RSS (PortConfig::rss = None) every frame lands in
+            // queue 0; with it the RETA spreads them.
+            max_rx_queues: qn,
             tx_ring_min: 32,
             tx_ring_max: 4096,
             tx_ring_align: 8,
@@ -199,6 +200,8 @@ impl<R: RegisterSpace> Driver for IgbDriver<R> {
             tx_offload_capa: TX_OFFLOAD_CAPA,
             max_frame: (MAX_FRAME - 4) as u32,
             line_rate_bps: self.line_rate_bps,
+            reta_size: RETA_SIZE,
+            rss_hash_types: RssHashTypes::ALL,
         }
     }
 
@@ -206,7 +209,8 @@ impl<R: RegisterSpace> Driver for IgbDriver<R> {
         self.mac
     }
 
-    /// After the framework's validation: VLAN mode, and forget the queues
+    /// After the framework's validation: VLAN mode, RSS (MRQC, RETA,
+    /// RSSRK — `igb_setup_mrqc`), and forget the queues
     /// of the previous configuration.
     fn configure(&mut self, _port: &str, conf: &PortConfig) -> Result<(), EthdevError> {
         // VLAN insertion needs VLAN mode on, as Linux igb_vlan_mode sets it.
@@ -217,6 +221,7 @@ impl<R: RegisterSpace> Driver for IgbDriver<R> {
             self.hw.wr(CTRL, ctrl & !CTRL_VME);
         }
         self.promiscuous = conf.promiscuous;
+        self.hw.setup_mrqc(conf.rss.as_ref());
         self.tx_up.clear();
         self.rx_up.clear();
         Ok(())

@@ -300,6 +300,7 @@ fn plan_port(
         rx_ring_size: p.ring_size,
         tx_offloads: offloads,
         promiscuous: true,
+        rss: None,
     };
     conf.validate(&p.spec, &info)
         .map_err(|e| port_error(i, e))?;
