@@ -124,7 +124,10 @@ fn the_driver_programs_mrqc_rssrk_and_reta_as_igb_setup_mrqc() {
     let hw = p.hw();
     assert_eq!(
         hw.regs.read32(MRQC),
-        MRQC_ENABLE_RSS_MQ | MRQC_RSS_FIELD_IPV4 | MRQC_RSS_FIELD_IPV4_TCP | MRQC_RSS_FIELD_IPV4_UDP
+        MRQC_ENABLE_RSS_MQ
+            | MRQC_RSS_FIELD_IPV4
+            | MRQC_RSS_FIELD_IPV4_TCP
+            | MRQC_RSS_FIELD_IPV4_UDP
     );
     // Key byte 4i+j in bits 8j+7:8j of RSSRK i: 6d 5a 56 da → 0xda565a6d.
     assert_eq!(hw.regs.read32(RSSRK), 0xda56_5a6d);
@@ -223,7 +226,10 @@ fn without_rss_every_frame_lands_in_queue_0_unhashed() {
     }
     let got = collect(&mut qs, &mut pool, 20);
     assert_eq!(got.len(), 20);
-    assert!(got.iter().all(|(q, h, _)| *q == 0 && h.is_none()), "{got:?}");
+    assert!(
+        got.iter().all(|(q, h, _)| *q == 0 && h.is_none()),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -256,5 +262,8 @@ fn bad_reta_and_hash_types_are_refused_at_configure_naming_the_key() {
         .unwrap();
     c.rss = Some(RssConf::spread(2, 128));
     let e = r.configure(&c).unwrap_err().to_string();
-    assert!(e.contains("rss:") && e.contains("no receive-side scaling"), "{e}");
+    assert!(
+        e.contains("rss:") && e.contains("no receive-side scaling"),
+        "{e}"
+    );
 }

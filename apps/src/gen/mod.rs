@@ -12,6 +12,7 @@ mod pacer;
 mod plan;
 mod report;
 mod runner;
+mod rxq;
 mod shape;
 mod source;
 
@@ -147,6 +148,11 @@ fn port_section(spec: &str) -> PortSection {
         gateway: None,
         mtu: None,
         rx_lcore: None,
+        rx_queues: None,
+        rss: false,
+        rss_key: None,
+        rss_reta: None,
+        rss_hash: None,
         neigh: Vec::new(),
     }
 }
