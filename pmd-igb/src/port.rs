@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use wirespeed::eal::RegisterSpace;
 use wirespeed::ethdev::{
-    Driver, EthDev, EthdevError, MacAddr, PortConfig, PortEvent, PortInfo, PortStats, QueueSetup,
-    RssHashTypes, RxQueue, TxQueue,
+    Driver, EthDev, EthdevError, MacAddr, Port, PortConfig, PortEvent, PortInfo, PortStats,
+    QueueSetup, RssConf, RssHashTypes, RxQueue, TxQueue,
 };
 
 /// What differs for igb under the framework (DPDK's `eth_igb_ops`).
@@ -105,6 +105,30 @@ impl<R: RegisterSpace> IgbPort<R> {
     /// The device model behind this port, if it is one.
     pub fn model(&self) -> Option<&Arc<IgbModel>> {
         self.dev.driver().model.as_ref()
+    }
+
+    /// Plays the part of `rte_eth_dev_rss_reta_update` +
+    /// `rte_eth_dev_rss_hash_update` (Linux ethtool `set_rxfh`, which
+    /// igb answers with `igb_write_rss_indir_tbl` / `igb_write_rss_key`):
+    /// replaces the key, RETA and hash types of a configured port, started
+    /// or not; frames received afterwards are steered by the new table.
+    /// Checked as `configure` checks it; the configuration keeps the new one.
+    pub fn update_rss(&mut self, rss: RssConf) -> Result<(), EthdevError> {
+        let name = self.dev.name().to_string();
+        let Some(conf) = self.dev.config().cloned() else {
+            return Err(dev_err(&name, "not configured: call configure() first"));
+        };
+        let info = self.dev.info();
+        rss.validate(
+            &name,
+            info.driver,
+            info.reta_size,
+            info.rss_hash_types,
+            conf.nb_rx_queues,
+        )?;
+        self.dev.driver().hw.setup_mrqc(Some(&rss));
+        self.dev.set_rss(rss);
+        Ok(())
     }
 
     /// A TX queue with its concrete type (tests, benchmarks).

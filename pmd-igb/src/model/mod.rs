@@ -605,7 +605,14 @@ impl RegisterSpace for IgbModel {
                     if r == 0x18 {
                         sh.c.doorbells.fetch_add(1, Ordering::Relaxed);
                     }
-                    sh.kick();
+                    // New RX buffers matter to the engine only when frames
+                    // wait for them; with an empty backlog the next frame's
+                    // arrival wakes it. (Waking it costs the driver a futex
+                    // call per refill, which real doorbells do not.)
+                    let rx_tail = o < 0xE000 && r == 0x18;
+                    if !rx_tail || sh.rx_len.load(Ordering::Acquire) > 0 {
+                        sh.kick();
+                    }
                 }
             }
             o if o == MRQC
