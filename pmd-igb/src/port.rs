@@ -107,6 +107,11 @@ impl<R: RegisterSpace> IgbPort<R> {
         self.dev.driver().model.as_ref()
     }
 
+    /// The configuration in force (with the RSS set-up last applied).
+    pub fn config(&self) -> Option<&PortConfig> {
+        self.dev.config()
+    }
+
     /// Plays the part of `rte_eth_dev_rss_reta_update` +
     /// `rte_eth_dev_rss_hash_update` (Linux ethtool `set_rxfh`, which
     /// igb answers with `igb_write_rss_indir_tbl` / `igb_write_rss_key`):

@@ -267,3 +267,38 @@ fn bad_reta_and_hash_types_are_refused_at_configure_naming_the_key() {
         "{e}"
     );
 }
+
+#[test]
+fn a_reta_update_on_a_running_port_moves_the_flows() {
+    let (mut p, m, mut qs) = rss_port(2, Some(RssConf::spread(2, 128)));
+    let mut pool = pool(1024);
+    arm(&mut qs, &mut pool);
+    // Everything to queue 1 now (rte_eth_dev_rss_reta_update).
+    p.update_rss(RssConf {
+        reta: vec![1; 128],
+        ..RssConf::spread(2, 128)
+    })
+    .unwrap();
+    assert_eq!(p.hw().regs.read32(RETA + 64), 0x0101_0101);
+    assert_eq!(p.config().unwrap().rss.as_ref().unwrap().reta[5], 1);
+    for i in 0..16 {
+        assert!(m.inject(&frame(17, 4000 + i, 9)));
+    }
+    let got = collect(&mut qs, &mut pool, 16);
+    assert_eq!(got.len(), 16);
+    assert!(
+        got.iter().all(|(q, h, _)| *q == 1 && h.is_some()),
+        "{got:?}"
+    );
+    // An update that names a queue the port does not have is refused and
+    // changes nothing.
+    let e = p
+        .update_rss(RssConf {
+            reta: vec![2; 128],
+            ..RssConf::spread(2, 128)
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("rss.reta[0]"), "{e}");
+    assert_eq!(p.hw().regs.read32(RETA), 0x0101_0101);
+}

@@ -329,7 +329,9 @@ mod tests {
     /// Microsoft's "Verifying the RSS Hash Calculation" IPv4 table (also the
     /// 82599 datasheet §7.1.2.8.3 and DPDK's `app/test/test_thash.c`
     /// `v4_tbl`): destination, source, then the IPv4-only and IPv4/TCP hash.
-    const VECTORS: [([u8; 4], u16, [u8; 4], u16, u32, u32); 5] = [
+    /// (destination, its port, source, its port, IPv4 hash, IPv4/TCP hash).
+    type Vector = ([u8; 4], u16, [u8; 4], u16, u32, u32);
+    const VECTORS: [Vector; 5] = [
         (
             [161, 142, 100, 80],
             1766,

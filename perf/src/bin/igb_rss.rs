@@ -24,6 +24,7 @@
 //!     the median over the pairs (and quartiles) is printed;
 //!   - the wall-clock throughput is printed too: on a shared two-core
 //!     machine it shows the other load, not the engine.
+//!
 //! usage: igb_rss [PAIRS]   (default 100; lcores on cores 0 and 1)
 
 use pmd_igb::{model_port, IgbRxQueue, ModelConfig, Sink};
@@ -99,7 +100,7 @@ struct Round {
 /// Frames lcore `l` receives in round `r`: even rounds steer everything
 /// to queue 0 (one lcore), odd rounds split the flows over both queues.
 fn share(l: usize, r: usize) -> usize {
-    if r % 2 == 0 && l == 1 {
+    if r.is_multiple_of(2) && l == 1 {
         0
     } else {
         PER_QUEUE
@@ -191,7 +192,7 @@ fn bench(pairs: usize, flows: &[u16]) -> Vec<Vec<Round>> {
         .collect();
     let frames: Vec<Vec<u8>> = flows.iter().map(|&s| frame(s)).collect();
     for r in 0..rounds {
-        let nq = if r % 2 == 0 { 1 } else { 2 };
+        let nq = if r.is_multiple_of(2) { 1 } else { 2 };
         // `rte_eth_dev_rss_reta_update`: all flows to queue 0, or split.
         p.update_rss(RssConf::spread(nq, 128)).expect("RETA update");
         armed.wait();

@@ -156,11 +156,13 @@ impl Engine {
         let mut qd = sh.rx_in.lock().unwrap_or_else(|e| e.into_inner());
         let st = self.rss.steer(qd.front()?);
         let q = st.queue;
-        if self.rx_latch(sh, q) && sh.link_up() && sh.r(rdt(q as u32)) == self.rx[q].head {
-            if qd.len() <= RX_PACKET_BUFFER_FRAMES {
-                sh.rx_waiting.store(true, Ordering::Release);
-                return None;
-            }
+        if self.rx_latch(sh, q)
+            && sh.link_up()
+            && sh.r(rdt(q as u32)) == self.rx[q].head
+            && qd.len() <= RX_PACKET_BUFFER_FRAMES
+        {
+            sh.rx_waiting.store(true, Ordering::Release);
+            return None;
         }
         let f = qd.pop_front()?;
         sh.rx_len.store(qd.len(), Ordering::Release);
