@@ -266,6 +266,11 @@ fn main() {
         sorted[pairs / 4],
         sorted[3 * pairs / 4]
     );
+    let (c1, c2a, c2b) = (med(&one, &ns), med(&two[0], &ns), med(&two[1], &ns));
+    println!(
+        "receive capacity from the median costs: 1 / {c1:.1} ns against 1 / {c2a:.1} + 1 / {c2b:.1} ns: {:.2}x",
+        (1.0 / c2a + 1.0 / c2b) * c1
+    );
     let wall = |v: &[&Round], n: f64| med(v, &|x| n * hz / (x.t1 - x.t0).max(1) as f64);
     let w2: Vec<f64> = (0..pairs)
         .map(|i| {

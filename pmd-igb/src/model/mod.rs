@@ -102,8 +102,15 @@ pub struct ModelCounters {
     pub rx_not_ready: AtomicU64,
     pub rx_filtered: AtomicU64,
     pub rx_backlog_drops: AtomicU64,
+    /// TDT writes (RDT writes are counted per queue: `model_rx_doorbells`).
     pub doorbells: AtomicU64,
 }
+
+/// A counter alone on its cache line: written from one lcore only, so
+/// lcores refilling different RX queues share no line in the model.
+#[repr(align(64))]
+#[derive(Default)]
+struct LineCounter(AtomicU64);
 
 struct Shared {
     regs: Box<[AtomicU32]>,
@@ -135,6 +142,8 @@ struct Shared {
     /// Bumped by every write to MRQC, RXCSUM, RETA or RSSRK (and by reset),
     /// so the engine re-reads the RSS set-up only when it changed.
     rss_gen: AtomicU64,
+    /// RDT writes per RX queue.
+    rx_doorbells: Box<[LineCounter]>,
     captured: Mutex<Vec<Vec<u8>>>,
     sink_error: Mutex<Option<String>>,
     /// Hostile-device hook on each RX write-back; looked at only when
@@ -339,6 +348,7 @@ impl IgbModel {
             rx_len: AtomicUsize::new(0),
             rx_waiting: AtomicBool::new(false),
             rss_gen: AtomicU64::new(0),
+            rx_doorbells: (0..MODEL_QUEUES).map(|_| LineCounter::default()).collect(),
             captured: Mutex::new(Vec::new()),
             sink_error: Mutex::new(None),
             rx_wb_hook: Mutex::new(None),
@@ -454,6 +464,10 @@ impl IgbModel {
             ("model_rx_filtered".into(), g(&c.rx_filtered)),
             ("model_rx_backlog_drops".into(), g(&c.rx_backlog_drops)),
             ("model_doorbells".into(), g(&c.doorbells)),
+            (
+                "model_rx_doorbells".into(),
+                self.sh.rx_doorbells.iter().map(|d| g(&d.0)).sum(),
+            ),
         ]
     }
 
@@ -602,14 +616,17 @@ impl RegisterSpace for IgbModel {
                 let r = o & 0x3F;
                 if r == 0x18 || r == 0x28 {
                     // TDT / RDT doorbell, or a queue enable change.
-                    if r == 0x18 {
+                    let rx_tail = o < 0xE000 && r == 0x18;
+                    if rx_tail {
+                        let q = ((o - 0xC000) / 0x40) as usize;
+                        sh.rx_doorbells[q].0.fetch_add(1, Ordering::Relaxed);
+                    } else if r == 0x18 {
                         sh.c.doorbells.fetch_add(1, Ordering::Relaxed);
                     }
                     // New RX buffers matter to the engine only when frames
                     // wait for them; with an empty backlog the next frame's
                     // arrival wakes it. (Waking it costs the driver a futex
                     // call per refill, which real doorbells do not.)
-                    let rx_tail = o < 0xE000 && r == 0x18;
                     if !rx_tail || sh.rx_len.load(Ordering::Acquire) > 0 {
                         sh.kick();
                     }
