@@ -132,6 +132,28 @@ pub struct PortSection {
     /// received on another core than the one that sends.
     #[serde(default)]
     pub rx_lcore: Option<usize>,
+    /// RX queues of the port; default: one per lcore with `rss`, else one
+    /// (or one per TX queue on software ports). RX queue q is polled by
+    /// lcore q mod lcores unless `rx_lcore` says otherwise.
+    #[serde(default)]
+    pub rx_queues: Option<u16>,
+    /// Receive-side scaling (ports that have it: igb, igb-model): the NIC
+    /// hashes each frame (Toeplitz) and its redirection table spreads the
+    /// flows over the RX queues, so each lcore receives its share.
+    #[serde(default)]
+    pub rss: bool,
+    /// The 40-byte Toeplitz key as hex ("6d5a56da…", ':' between bytes
+    /// allowed); default: the Microsoft/Intel key DPDK and Linux use.
+    #[serde(default)]
+    pub rss_key: Option<String>,
+    /// The redirection table, one RX queue per entry (as many entries as
+    /// the port has: 128 on igb); default: round-robin over the RX queues.
+    #[serde(default)]
+    pub rss_reta: Option<Vec<u16>>,
+    /// Packet types hashed: any of "ipv4", "ipv4-tcp", "ipv4-udp";
+    /// default: all the port hashes.
+    #[serde(default)]
+    pub rss_hash: Option<Vec<String>>,
     /// Static neighbours of the port's stack (`ip neigh add … nud
     /// permanent`): never probed, never collected.
     #[serde(default)]

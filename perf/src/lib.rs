@@ -49,6 +49,19 @@ pub fn run_for(secs: f64, mut step: impl FnMut() -> u64) -> Measurement {
     }
 }
 
+/// On-CPU nanoseconds of the calling thread (`CLOCK_THREAD_CPUTIME_ID`):
+/// excludes the time other threads or processes held its core, so a
+/// per-packet cost measured with it holds on a shared machine.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Pins the calling thread to `core` (benchmarks run on a fixed core).
 pub fn pin(core: usize) -> bool {
     core_affinity::set_for_current(core_affinity::CoreId { id: core })

@@ -251,6 +251,9 @@ impl<R: RegisterSpace> Driver for IceDriver<R> {
             tx_offload_capa: ol::TX_VLAN,
             max_frame: MAX_FRAME_SIZE as u32,
             line_rate_bps: h.link.speed_mbps as u64 * 1_000_000,
+            // RSS is not driven by this PMD yet (every frame to queue 0).
+            reta_size: 0,
+            rss_hash_types: wirespeed::ethdev::RssHashTypes::NONE,
         }
     }
 

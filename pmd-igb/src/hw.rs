@@ -9,7 +9,7 @@ use crate::regs::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wirespeed::eal::RegisterSpace;
-use wirespeed::ethdev::{LinkStatus, MacAddr};
+use wirespeed::ethdev::{LinkStatus, MacAddr, RssConf, RssHashTypes};
 
 /// The igb families this driver knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,6 +253,43 @@ impl<R: RegisterSpace> IgbHw<R> {
         // Start the counters from zero.
         self.read_counters_raw();
         Ok(())
+    }
+
+    /// Plays the part of Linux `igb_setup_mrqc` (DPDK `igb_rss_configure` /
+    /// `igb_hw_rss_hash_set`; 82576 datasheet §7.1.1.7, §8.10.x MRQC,
+    /// RETA, RSSRK): with `rss`, the 40-byte key into RSSRK0..9 (byte
+    /// 4·i+j in bits 8j+7:8j of RSSRK i), the 128 redirection entries into
+    /// RETA0..31 (entry 4·i+j in byte j of RETA i; the 82576 takes the
+    /// queue in the entry's low bits, Linux's shift of 0 without VFs),
+    /// RXCSUM.PCSD so the write-back carries the hash, and MRQC = RSS
+    /// multiple queues + the selected hash fields. Without, MRQC's mode
+    /// bits are cleared (`igb_rss_disable`): every frame to queue 0.
+    pub fn setup_mrqc(&self, rss: Option<&RssConf>) {
+        let Some(rss) = rss else {
+            self.wr(MRQC, self.rd(MRQC) & !MRQC_ENABLE_MASK);
+            return;
+        };
+        for i in 0..RSSRK_LEN {
+            let k = &rss.key[4 * i as usize..4 * i as usize + 4];
+            self.wr(RSSRK + 4 * i, u32::from_le_bytes([k[0], k[1], k[2], k[3]]));
+        }
+        for (i, e) in rss.reta.chunks(4).enumerate() {
+            let b: [u8; 4] = std::array::from_fn(|j| e.get(j).copied().unwrap_or(0) as u8);
+            self.wr(RETA + 4 * i as u32, u32::from_le_bytes(b));
+        }
+        self.wr(RXCSUM, self.rd(RXCSUM) | RXCSUM_PCSD);
+        let t = rss.hash_types;
+        let mut mrqc = MRQC_ENABLE_RSS_MQ;
+        for (sel, bit) in [
+            (RssHashTypes::IPV4, MRQC_RSS_FIELD_IPV4),
+            (RssHashTypes::IPV4_TCP, MRQC_RSS_FIELD_IPV4_TCP),
+            (RssHashTypes::IPV4_UDP, MRQC_RSS_FIELD_IPV4_UDP),
+        ] {
+            if t.contains(sel) {
+                mrqc |= bit;
+            }
+        }
+        self.wr(MRQC, mrqc);
     }
 
     /// MAC from RAL0/RAH0 (the EEPROM loads it there at reset), or `None`

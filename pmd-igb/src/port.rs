@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use wirespeed::eal::RegisterSpace;
 use wirespeed::ethdev::{
-    Driver, EthDev, EthdevError, MacAddr, PortConfig, PortEvent, PortInfo, PortStats, QueueSetup,
-    RxQueue, TxQueue,
+    Driver, EthDev, EthdevError, MacAddr, Port, PortConfig, PortEvent, PortInfo, PortStats,
+    QueueSetup, RssConf, RssHashTypes, RxQueue, TxQueue,
 };
 
 /// What differs for igb under the framework (DPDK's `eth_igb_ops`).
@@ -107,6 +107,35 @@ impl<R: RegisterSpace> IgbPort<R> {
         self.dev.driver().model.as_ref()
     }
 
+    /// The configuration in force (with the RSS set-up last applied).
+    pub fn config(&self) -> Option<&PortConfig> {
+        self.dev.config()
+    }
+
+    /// Plays the part of `rte_eth_dev_rss_reta_update` +
+    /// `rte_eth_dev_rss_hash_update` (Linux ethtool `set_rxfh`, which
+    /// igb answers with `igb_write_rss_indir_tbl` / `igb_write_rss_key`):
+    /// replaces the key, RETA and hash types of a configured port, started
+    /// or not; frames received afterwards are steered by the new table.
+    /// Checked as `configure` checks it; the configuration keeps the new one.
+    pub fn update_rss(&mut self, rss: RssConf) -> Result<(), EthdevError> {
+        let name = self.dev.name().to_string();
+        let Some(conf) = self.dev.config().cloned() else {
+            return Err(dev_err(&name, "not configured: call configure() first"));
+        };
+        let info = self.dev.info();
+        rss.validate(
+            &name,
+            info.driver,
+            info.reta_size,
+            info.rss_hash_types,
+            conf.nb_rx_queues,
+        )?;
+        self.dev.driver().hw.setup_mrqc(Some(&rss));
+        self.dev.set_rss(rss);
+        Ok(())
+    }
+
     /// A TX queue with its concrete type (tests, benchmarks).
     pub fn igb_tx_queue(&mut self, q: u16) -> Result<IgbTxQueue<R>, EthdevError> {
         self.dev.setup_tx_with(q, |d, s| d.tx(s))
@@ -188,8 +217,9 @@ impl<R: RegisterSpace> Driver for IgbDriver<R> {
                 "igb"
             },
             max_tx_queues: qn,
-            // Without RSS every frame lands in queue 0.
-            max_rx_queues: 1,
+            // Without RSS (PortConfig::rss = None) every frame lands in
+            // queue 0; with it the RETA spreads them.
+            max_rx_queues: qn,
             tx_ring_min: 32,
             tx_ring_max: 4096,
             tx_ring_align: 8,
@@ -199,6 +229,8 @@ impl<R: RegisterSpace> Driver for IgbDriver<R> {
             tx_offload_capa: TX_OFFLOAD_CAPA,
             max_frame: (MAX_FRAME - 4) as u32,
             line_rate_bps: self.line_rate_bps,
+            reta_size: RETA_SIZE,
+            rss_hash_types: RssHashTypes::ALL,
         }
     }
 
@@ -206,7 +238,8 @@ impl<R: RegisterSpace> Driver for IgbDriver<R> {
         self.mac
     }
 
-    /// After the framework's validation: VLAN mode, and forget the queues
+    /// After the framework's validation: VLAN mode, RSS (MRQC, RETA,
+    /// RSSRK — `igb_setup_mrqc`), and forget the queues
     /// of the previous configuration.
     fn configure(&mut self, _port: &str, conf: &PortConfig) -> Result<(), EthdevError> {
         // VLAN insertion needs VLAN mode on, as Linux igb_vlan_mode sets it.
@@ -217,6 +250,7 @@ impl<R: RegisterSpace> Driver for IgbDriver<R> {
             self.hw.wr(CTRL, ctrl & !CTRL_VME);
         }
         self.promiscuous = conf.promiscuous;
+        self.hw.setup_mrqc(conf.rss.as_ref());
         self.tx_up.clear();
         self.rx_up.clear();
         Ok(())

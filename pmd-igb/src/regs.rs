@@ -28,6 +28,17 @@ pub const MTA_LEN: u32 = 128;
 pub const RAL0: u32 = 0x5400;
 pub const RAH0: u32 = 0x5404;
 pub const MRQC: u32 = 0x5818;
+/// Redirection table: 32 registers of four one-byte entries
+/// (`E1000_RETA(_i)` = 0x05C00 + 4·i in `e1000_regs.h`).
+pub const RETA: u32 = 0x5C00;
+/// RSS random key: ten registers, key byte 4·i+j in bits 8j+7:8j of
+/// register i (`E1000_RSSRK(_i)` = 0x05C80 + 4·i; DPDK
+/// `igb_hw_rss_hash_set` packs the key so).
+pub const RSSRK: u32 = 0x5C80;
+/// Entries in the redirection table (`IGB_RETA_SIZE`).
+pub const RETA_SIZE: u16 = 128;
+/// Key registers: ten for the 40-byte key.
+pub const RSSRK_LEN: u32 = 10;
 
 /// BAR0 size of the 82576 / I350 (128 KiB).
 pub const BAR0_LEN: usize = 128 * 1024;
@@ -242,6 +253,28 @@ pub const SRRCTL_DROP_EN: u32 = 1 << 31;
 
 pub const RXCSUM_IPOFL: u32 = 1 << 8;
 pub const RXCSUM_TUOFL: u32 = 1 << 9;
+/// Packet checksum disable: the write-back's second dword carries the RSS
+/// hash instead of the fragment checksum + IP id (`E1000_RXCSUM_PCSD`,
+/// which Linux `igb_setup_mrqc` sets; QEMU's igb hashes only with it set).
+pub const RXCSUM_PCSD: u32 = 1 << 13;
+
+// MRQC (`e1000_defines.h` / `e1000_82575.h`): bits 2:0 the queueing mode,
+// bits 31:16 the hash field selects.
+/// Multiple receive queues with RSS (`E1000_MRQC_ENABLE_RSS_MQ`).
+pub const MRQC_ENABLE_RSS_MQ: u32 = 0x2;
+/// Mode bits (`E1000_MRQC_ENABLE_MASK`).
+pub const MRQC_ENABLE_MASK: u32 = 0x7;
+pub const MRQC_RSS_FIELD_IPV4_TCP: u32 = 0x0001_0000;
+pub const MRQC_RSS_FIELD_IPV4: u32 = 0x0002_0000;
+pub const MRQC_RSS_FIELD_IPV4_UDP: u32 = 0x0040_0000;
+
+// RSS Type in bits 3:0 of the write-back's first dword (`pkt_info`),
+// `E1000_RXDADV_RSSTYPE_*`.
+pub const RSSTYPE_NONE: u32 = 0x0;
+pub const RSSTYPE_IPV4_TCP: u32 = 0x1;
+pub const RSSTYPE_IPV4: u32 = 0x2;
+pub const RSSTYPE_IPV4_UDP: u32 = 0x7;
+pub const RSSTYPE_MASK: u32 = 0xF;
 
 pub const RAH_AV: u32 = 1 << 31;
 

@@ -183,7 +183,9 @@ impl<R: RegisterSpace> RxQueue for IgbRxQueue<R> {
 
     /// Plays the part of `igb_clean_rx_irq` in poll mode: takes every
     /// descriptor with DD, hands its mbuf up with the length and checksum
-    /// flags, then refills in batches of [`RX_FREE_THRESH`].
+    /// flags and, with RSS, the hash the device wrote back (`igb_rx_hash`:
+    /// `ol::RX_RSS_HASH` + [`Mbuf::hash`]), then refills in batches of
+    /// [`RX_FREE_THRESH`].
     fn rx_burst(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
         if self.stopped {
             // Re-enable (`igb_configure_rx_ring`): the ring is empty and
@@ -210,6 +212,12 @@ impl<R: RegisterSpace> RxQueue for IgbRxQueue<R> {
                 break;
             }
             std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            // SAFETY: as above; read after DD (and the acquire fence), so the
+            // device's whole write-back is visible: pkt_info (RSS type in
+            // bits 3:0) and the RSS hash in the upper dword.
+            let lower = u64::from_le(unsafe {
+                std::ptr::read_volatile(self.desc.as_ptr().add(i as usize) as *const u64)
+            });
             let len = ((wb >> 32) & 0xFFFF) as usize;
             let vlan = (wb >> 48) as u16;
             let m = self.sw[i as usize].take();
@@ -231,6 +239,11 @@ impl<R: RegisterSpace> RxQueue for IgbRxQueue<R> {
             if status & RXD_STAT_VP != 0 {
                 f |= ol::RX_VLAN_STRIPPED;
                 m.set_vlan_tci(vlan);
+            }
+            // `igb_rx_hash`: a hash is there when the RSS type is not 0.
+            if lower as u32 & RSSTYPE_MASK != RSSTYPE_NONE {
+                f |= ol::RX_RSS_HASH;
+                m.set_hash((lower >> 32) as u32);
             }
             m.set_ol_flags(f);
             m.set_rx_port_queue(self.port_id, self.q);

@@ -53,6 +53,7 @@ fn hostile_rx_writebacks_never_panic_or_deliver_garbage() {
         rx_ring_size: 64,
         tx_offloads: 0,
         promiscuous: true,
+        rss: None,
     })
     .unwrap();
     let rq = RefCell::new(p.igb_rx_queue(0).unwrap());

@@ -43,6 +43,7 @@ fn started(cfg: ModelConfig, ring: u16, rx: bool) -> (IgbPort<IgbModel>, Arc<Igb
         rx_ring_size: 64,
         tx_offloads: 0,
         promiscuous: true,
+        rss: None,
     })
     .unwrap();
     (p, m)
@@ -949,6 +950,7 @@ fn a_runtime_run_with_an_rx_queue_ends_with_the_pool_full() {
         rx_ring_size: 256,
         tx_offloads: 0,
         promiscuous: true,
+        rss: None,
     };
     let mut rc = RuntimeConfig::new(CoreList::from_cores(vec![0]));
     rc.pool.size = 1024;

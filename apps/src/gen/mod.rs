@@ -17,6 +17,7 @@ mod pacer;
 mod plan;
 mod report;
 mod runner;
+mod rxq;
 mod screen;
 mod shape;
 mod source;
@@ -163,6 +164,11 @@ fn port_section(spec: &str) -> PortSection {
         gateway: None,
         mtu: None,
         rx_lcore: None,
+        rx_queues: None,
+        rss: false,
+        rss_key: None,
+        rss_reta: None,
+        rss_hash: None,
         neigh: Vec::new(),
     }
 }

@@ -289,17 +289,15 @@ fn plan_port(
         )
         .into());
     }
+    let (nb_rx, rss) = super::rxq::plan_rx(i, p, &info, nl, ntx, wants_rx)?;
     let conf = PortConfig {
         nb_tx_queues: ntx,
-        nb_rx_queues: if wants_rx {
-            ntx.min(info.max_rx_queues)
-        } else {
-            0
-        },
+        nb_rx_queues: nb_rx,
         tx_ring_size: p.ring_size,
         rx_ring_size: p.ring_size,
         tx_offloads: offloads,
         promiscuous: true,
+        rss,
     };
     conf.validate(&p.spec, &info)
         .map_err(|e| port_error(i, e))?;

@@ -264,6 +264,9 @@ impl Driver for AfPacketDriver {
             // The kernel takes MTU + header, and 4 more for a VLAN-tagged frame.
             max_frame: self.iface.mtu + 14 + 4,
             line_rate_bps: speed * 1_000_000,
+            // No configurable RSS here (the kernel's own RX spreading applies).
+            reta_size: 0,
+            rss_hash_types: crate::ethdev::RssHashTypes::NONE,
         }
     }
 

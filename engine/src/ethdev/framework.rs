@@ -171,6 +171,14 @@ impl<D: Driver> EthDev<D> {
         self.conf.as_ref()
     }
 
+    /// Records an RSS set-up the driver applied after configure (a RETA
+    /// or key update), so [`EthDev::config`] shows the one in force.
+    pub fn set_rss(&mut self, rss: RssConf) {
+        if let Some(c) = self.conf.as_mut() {
+            c.rss = Some(rss);
+        }
+    }
+
     pub fn is_started(&self) -> bool {
         self.started
     }

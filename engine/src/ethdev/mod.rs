@@ -24,12 +24,14 @@ pub mod offload;
 pub mod pcap;
 mod registry;
 pub mod ring;
+pub mod rss;
 mod spec;
 mod stats;
 pub mod wrap;
 
 pub use framework::{CarrierPoll, Driver, EthDev, QueueSetup};
 pub use registry::{DriverInfo, Registry, WrapperInfo};
+pub use rss::{RssConf, RssHashTypes, RssType, Toeplitz};
 pub use spec::DevSpec;
 pub use stats::{PortStats, QueueCounters, QueueStats, StatCounter};
 
@@ -121,6 +123,11 @@ pub struct PortInfo {
     pub max_frame: u32,
     /// Line rate, bit/s, for pacing and "% of line"; 0 = unbounded (software).
     pub line_rate_bps: u64,
+    /// Entries of the RSS redirection table (`reta_size` of DPDK's
+    /// `rte_eth_dev_info`); 0 = the port has no receive-side scaling.
+    pub reta_size: u16,
+    /// The packet types its RSS hashes (`flow_type_rss_offloads`).
+    pub rss_hash_types: RssHashTypes,
 }
 
 impl PortInfo {
@@ -139,6 +146,8 @@ impl PortInfo {
             tx_offload_capa: 0,
             max_frame: 65535,
             line_rate_bps: 0,
+            reta_size: 0,
+            rss_hash_types: RssHashTypes::NONE,
         }
     }
 }
@@ -153,6 +162,9 @@ pub struct PortConfig {
     /// Requested TX offloads ([`crate::mbuf::ol`] bits); must be a subset of the capabilities.
     pub tx_offloads: u32,
     pub promiscuous: bool,
+    /// Receive-side scaling (DPDK `rx_adv_conf.rss_conf` with
+    /// `RTE_ETH_MQ_RX_RSS`): `None` = every frame to RX queue 0.
+    pub rss: Option<RssConf>,
 }
 
 impl Default for PortConfig {
@@ -164,6 +176,7 @@ impl Default for PortConfig {
             rx_ring_size: 1024,
             tx_offloads: 0,
             promiscuous: true,
+            rss: None,
         }
     }
 }
@@ -247,6 +260,15 @@ impl PortConfig {
                     offload_names(info.tx_offload_capa)
                 ),
             ));
+        }
+        if let Some(rss) = &self.rss {
+            rss.validate(
+                port,
+                info.driver,
+                info.reta_size,
+                info.rss_hash_types,
+                self.nb_rx_queues,
+            )?;
         }
         Ok(())
     }

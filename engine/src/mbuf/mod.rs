@@ -43,6 +43,9 @@ pub mod ol {
     pub const RX_L4_CKSUM_GOOD: u32 = 1 << 17;
     /// Received: the NIC stripped a VLAN tag into `vlan_tci`.
     pub const RX_VLAN_STRIPPED: u32 = 1 << 18;
+    /// Received: `hash` holds the NIC's RSS hash of the packet
+    /// (`RTE_MBUF_F_RX_RSS_HASH`; Linux `skb_set_hash` with `PKT_HASH_TYPE_L3/L4`).
+    pub const RX_RSS_HASH: u32 = 1 << 19;
     /// All TX offload bits that need a driver's context/descriptor support.
     pub const TX_OFFLOAD_MASK: u32 =
         TX_IP_CKSUM | TX_UDP_CKSUM | TX_TCP_CKSUM | TX_VLAN | TX_TSO | TX_IPV4 | TX_TIMESTAMP;
@@ -527,10 +530,17 @@ impl Mbuf {
     pub fn set_priority(&mut self, p: u8) {
         self.hm().priority = p;
     }
-    /// Flow hash (`skb->hash`).
+    /// Flow hash (`skb->hash`); on a received packet with
+    /// [`ol::RX_RSS_HASH`], the NIC's RSS hash (DPDK `mbuf->hash.rss`).
     #[inline(always)]
     pub fn hash(&self) -> u32 {
         self.h().hash
+    }
+    /// The RSS hash the NIC wrote back, if it hashed this packet.
+    #[inline(always)]
+    pub fn rss_hash(&self) -> Option<u32> {
+        let h = self.h();
+        (h.ol_flags & ol::RX_RSS_HASH != 0).then_some(h.hash)
     }
     #[inline(always)]
     pub fn set_hash(&mut self, h: u32) {

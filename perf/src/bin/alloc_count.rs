@@ -360,6 +360,7 @@ fn run_raw_pmd(p: &Params, spec: &str) -> Result<Window, String> {
         rx_ring_size: 1024,
         tx_offloads: 0,
         promiscuous: true,
+        rss: None,
     })
     .map_err(|e| e.to_string())?;
     let mut q = port.tx_queue(0).map_err(|e| e.to_string())?;

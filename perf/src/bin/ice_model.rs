@@ -193,6 +193,7 @@ fn main() {
         rx_ring_size: 1024,
         tx_offloads: 0,
         promiscuous: true,
+        rss: None,
     })
     .expect("configure");
     port.start().expect("start");

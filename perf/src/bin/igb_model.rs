@@ -70,6 +70,7 @@ fn bench(spec: &str, secs: f64, offload: bool) -> Row {
         rx_ring_size: 1024,
         tx_offloads: 0,
         promiscuous: true,
+        rss: None,
     })
     .expect("configure");
     let mut q = port.tx_queue(0).expect("tx queue");

@@ -43,6 +43,7 @@ pub fn configured(m: &Arc<IceModel>, ring: u16, offloads: u32) -> IcePort<IceMod
         rx_ring_size: 128,
         tx_offloads: offloads,
         promiscuous: true,
+        rss: None,
     })
     .unwrap();
     p

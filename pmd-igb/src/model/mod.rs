@@ -14,12 +14,13 @@
 //! file, the model's own RX (loopback), or an in-memory capture for tests.
 
 pub mod net;
+mod rx;
 
 use crate::regs::*;
 use std::collections::VecDeque;
 use std::io::BufWriter;
 use std::path::PathBuf;
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -75,8 +76,6 @@ pub const MODEL_DEVICE_ID: u16 = 0x10C9;
 const PHY_ID: u32 = 0x02A8_0391;
 const EVENTS_MAX: usize = 1024;
 const RX_BACKLOG_MAX: usize = 65_536;
-/// Frames the modeled RX packet buffer holds while no descriptor is free.
-const RX_PACKET_BUFFER_FRAMES: usize = 32;
 /// Per-frame wire overhead besides the frame: preamble+SFD 8, IFG 12.
 const WIRE_OVERHEAD: u64 = 20;
 
@@ -103,8 +102,15 @@ pub struct ModelCounters {
     pub rx_not_ready: AtomicU64,
     pub rx_filtered: AtomicU64,
     pub rx_backlog_drops: AtomicU64,
+    /// TDT writes (RDT writes are counted per queue: `model_rx_doorbells`).
     pub doorbells: AtomicU64,
 }
+
+/// A counter alone on its cache line: written from one lcore only, so
+/// lcores refilling different RX queues share no line in the model.
+#[repr(align(64))]
+#[derive(Default)]
+struct LineCounter(AtomicU64);
 
 struct Shared {
     regs: Box<[AtomicU32]>,
@@ -130,6 +136,14 @@ struct Shared {
     events: Mutex<Vec<PortEvent>>,
     rx_in: Mutex<VecDeque<Vec<u8>>>,
     rx_len: AtomicUsize,
+    /// The engine holds the backlog's first frame in the packet buffer
+    /// because its queue has no free descriptor.
+    rx_waiting: AtomicBool,
+    /// Bumped by every write to MRQC, RXCSUM, RETA or RSSRK (and by reset),
+    /// so the engine re-reads the RSS set-up only when it changed.
+    rss_gen: AtomicU64,
+    /// RDT writes per RX queue.
+    rx_doorbells: Box<[LineCounter]>,
     captured: Mutex<Vec<Vec<u8>>>,
     sink_error: Mutex<Option<String>>,
     /// Hostile-device hook on each RX write-back; looked at only when
@@ -203,6 +217,7 @@ impl Shared {
             Ordering::Relaxed,
         );
         self.link_at.store(u64::MAX, Ordering::Release);
+        self.rss_gen.fetch_add(1, Ordering::AcqRel);
         self.reset_gen.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -331,6 +346,9 @@ impl IgbModel {
             events: Mutex::new(Vec::new()),
             rx_in: Mutex::new(VecDeque::new()),
             rx_len: AtomicUsize::new(0),
+            rx_waiting: AtomicBool::new(false),
+            rss_gen: AtomicU64::new(0),
+            rx_doorbells: (0..MODEL_QUEUES).map(|_| LineCounter::default()).collect(),
             captured: Mutex::new(Vec::new()),
             sink_error: Mutex::new(None),
             rx_wb_hook: Mutex::new(None),
@@ -446,6 +464,10 @@ impl IgbModel {
             ("model_rx_filtered".into(), g(&c.rx_filtered)),
             ("model_rx_backlog_drops".into(), g(&c.rx_backlog_drops)),
             ("model_doorbells".into(), g(&c.doorbells)),
+            (
+                "model_rx_doorbells".into(),
+                self.sh.rx_doorbells.iter().map(|d| g(&d.0)).sum(),
+            ),
         ]
     }
 
@@ -461,7 +483,8 @@ impl IgbModel {
             // Frames held in the packet buffer for want of RX descriptors wait
             // for the driver, not for the engine.
             let rx_idle = backlog == 0
-                || (backlog <= RX_PACKET_BUFFER_FRAMES && self.sh.r(rdt(0)) == self.sh.r(rdh(0)));
+                || (backlog <= rx::RX_PACKET_BUFFER_FRAMES
+                    && self.sh.rx_waiting.load(Ordering::Acquire));
             tx_idle && rx_idle
         })
     }
@@ -593,11 +616,29 @@ impl RegisterSpace for IgbModel {
                 let r = o & 0x3F;
                 if r == 0x18 || r == 0x28 {
                     // TDT / RDT doorbell, or a queue enable change.
-                    if r == 0x18 {
+                    let rx_tail = o < 0xE000 && r == 0x18;
+                    if rx_tail {
+                        let q = ((o - 0xC000) / 0x40) as usize;
+                        sh.rx_doorbells[q].0.fetch_add(1, Ordering::Relaxed);
+                    } else if r == 0x18 {
                         sh.c.doorbells.fetch_add(1, Ordering::Relaxed);
                     }
-                    sh.kick();
+                    // New RX buffers matter to the engine only when frames
+                    // wait for them; with an empty backlog the next frame's
+                    // arrival wakes it. (Waking it costs the driver a futex
+                    // call per refill, which real doorbells do not.)
+                    if !rx_tail || sh.rx_len.load(Ordering::Acquire) > 0 {
+                        sh.kick();
+                    }
                 }
+            }
+            o if o == MRQC
+                || o == RXCSUM
+                || (RETA..RETA + u32::from(RETA_SIZE)).contains(&o)
+                || (RSSRK..RSSRK + 4 * RSSRK_LEN).contains(&o) =>
+            {
+                sh.w(o, v);
+                sh.rss_gen.fetch_add(1, Ordering::AcqRel);
             }
             _ => sh.w(off, v),
         }
@@ -632,19 +673,14 @@ struct TxState {
     frame: Vec<u8>,
 }
 
-#[derive(Default)]
-struct RxState {
-    active: bool,
-    base: u64,
-    n: u32,
-    head: u32,
-}
-
 struct Engine {
     sh: Arc<Shared>,
     map: IovaMap,
     tx: Vec<TxState>,
-    rx: RxState,
+    rx: Vec<rx::RxState>,
+    /// The RSS set-up as last read from MRQC/RSSRK/RETA (re-read when
+    /// `Shared::rss_gen` moves).
+    rss: rx::RssState,
     reset_gen: u64,
     /// When the wire is free again (ns since epoch).
     wire_free: u64,
@@ -676,7 +712,8 @@ impl Engine {
             sh,
             map: IovaMap::snapshot(),
             tx: (0..MODEL_QUEUES).map(|_| TxState::default()).collect(),
-            rx: RxState::default(),
+            rx: (0..MODEL_QUEUES).map(|_| rx::RxState::default()).collect(),
+            rss: rx::RssState::default(),
             reset_gen: u64::MAX,
             wire_free: 0,
             pcap,
@@ -738,7 +775,10 @@ impl Engine {
                         ..TxState::default()
                     };
                 }
-                self.rx = RxState::default();
+                for r in &mut self.rx {
+                    *r = rx::RxState::default();
+                }
+                self.rss = rx::RssState::default();
             }
             let mut work = false;
             let mut wait_ns = None;
@@ -1126,160 +1166,6 @@ impl Engine {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(f.to_vec()),
         }
-    }
-
-    /// Receives one frame from the backlog into RX queue 0.
-    fn process_rx(&mut self, sh: &Shared) -> bool {
-        if sh.rx_len.load(Ordering::Acquire) == 0 {
-            return false;
-        }
-        let rctl = sh.r(RCTL);
-        let en = rctl & RCTL_EN != 0 && sh.r(rxdctl(0)) & XDCTL_ENABLE != 0;
-        if en && !self.rx.active {
-            self.rx.base = u64::from(sh.r(rdbal(0))) | (u64::from(sh.r(rdbah(0))) << 32);
-            self.rx.n = sh.r(rdlen(0)) / DESC_LEN as u32;
-            self.rx.head = sh.r(rdh(0));
-            self.rx.active = self.rx.n > 0 && self.rx.head < self.rx.n;
-        } else if !en {
-            self.rx.active = false;
-        }
-        // With the receiver ready but no free descriptor the frame waits in
-        // the packet buffer (a small one: beyond it the MAC counts a miss).
-        if self.rx.active && sh.link_up() && sh.r(rdt(0)) == self.rx.head {
-            let backlog = sh.rx_len.load(Ordering::Acquire);
-            if backlog <= RX_PACKET_BUFFER_FRAMES {
-                return false;
-            }
-        }
-        let frame = {
-            let mut qd = sh.rx_in.lock().unwrap_or_else(|e| e.into_inner());
-            let f = qd.pop_front();
-            sh.rx_len.store(qd.len(), Ordering::Release);
-            f
-        };
-        let Some(mut frame) = frame else { return false };
-        if !self.rx.active || !sh.link_up() {
-            sh.c.rx_not_ready.fetch_add(1, Ordering::Relaxed);
-            return true;
-        }
-        let dst = &frame[..6.min(frame.len())];
-        let ours = {
-            let l = sh.r(RAL0).to_le_bytes();
-            let h = sh.r(RAH0);
-            h & RAH_AV != 0 && dst == [l[0], l[1], l[2], l[3], h as u8, (h >> 8) as u8]
-        };
-        let bcast = dst == [0xFF; 6];
-        let mcast = !bcast && dst.first().is_some_and(|b| b & 1 != 0);
-        let accept = frame.len() >= 14
-            && (ours
-                || rctl & RCTL_UPE != 0 && !mcast && !bcast
-                || bcast && rctl & RCTL_BAM != 0
-                || mcast && rctl & RCTL_MPE != 0);
-        if !accept {
-            sh.c.rx_filtered.fetch_add(1, Ordering::Relaxed);
-            return true;
-        }
-        let wire_len = (frame.len().max(60) + 4) as u64;
-        sh.stat_add(TPR, 1);
-        sh.stat_add(TORL, wire_len);
-        if frame.len() + 4 > 1522 && rctl & RCTL_LPE == 0 {
-            sh.stat_add(ROC, 1);
-            return true;
-        }
-        let rdt_v = sh.r(rdt(0));
-        if rdt_v == self.rx.head || rdt_v >= self.rx.n {
-            sh.stat_add(MPC, 1);
-            sh.stat_add(RNBC, 1);
-            return true;
-        }
-        let head = self.rx.head;
-        let d_iova = self.rx.base + u64::from(head) * DESC_LEN as u64;
-        let Some(buf) = self.map.read_u64(d_iova) else {
-            sh.c.dma_faults.fetch_add(1, Ordering::Relaxed);
-            sh.event(
-                Some(0),
-                "dma-fault",
-                format!("rx queue 0: descriptor fetch at IOVA {d_iova:#x} faulted"),
-            );
-            sh.w(rxdctl(0), sh.r(rxdctl(0)) & !XDCTL_ENABLE);
-            self.rx.active = false;
-            return true;
-        };
-        let (is4, ip_ok, l4) = net::verify(&frame);
-        if frame.len() < 60 {
-            frame.resize(60, 0);
-        }
-        if rctl & RCTL_SECRC == 0 {
-            let c = net::fcs(&frame);
-            frame.extend_from_slice(&c.to_le_bytes());
-        }
-        let bsize = match sh.r(srrctl(0)) & SRRCTL_BSIZEPKT_MASK {
-            0 => 2048,
-            k => k as usize * 1024,
-        };
-        let mut status = RXD_STAT_DD | RXD_STAT_EOP;
-        if frame.len() > bsize {
-            // One-buffer descriptors only: the frame does not fit.
-            sh.stat_add(RLEC, 1);
-            status |= RXD_ERR_RXE;
-            frame.truncate(bsize);
-        }
-        if !self.map.write(buf, &frame) {
-            sh.c.dma_faults.fetch_add(1, Ordering::Relaxed);
-            sh.event(
-                Some(0),
-                "dma-fault",
-                format!(
-                    "rx queue 0: buffer write of {} bytes at IOVA {buf:#x} faulted",
-                    frame.len()
-                ),
-            );
-            status |= RXD_ERR_RXE;
-        }
-        let rxcsum = sh.r(RXCSUM);
-        if is4 && rxcsum & RXCSUM_IPOFL != 0 {
-            status |= RXD_STAT_IPCS;
-            if !ip_ok {
-                status |= RXD_ERR_IPE;
-            }
-        }
-        if let (Some((udp, ok)), true) = (l4, rxcsum & RXCSUM_TUOFL != 0) {
-            status |= RXD_STAT_L4CS;
-            if udp {
-                status |= RXD_STAT_UDPCS;
-            }
-            if !ok {
-                status |= RXD_ERR_TCPE;
-            }
-        }
-        let (mut qw0, mut qw1) = (0u64, u64::from(status) | ((frame.len() as u64) << 32));
-        if sh.rx_wb_on.load(Ordering::Relaxed) {
-            if let Some(h) = sh
-                .rx_wb_hook
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_mut()
-            {
-                h(&mut qw0, &mut qw1);
-            }
-        }
-        fence(Ordering::Release);
-        self.map.write_u64(d_iova, qw0);
-        self.map.write_u64(d_iova + 8, qw1);
-        let n = self.rx.n;
-        self.rx.head = if head + 1 == n { 0 } else { head + 1 };
-        sh.w(rdh(0), self.rx.head);
-        if status & RXD_ERR_RXE == 0 {
-            sh.stat_add(GPRC, 1);
-            sh.stat_add(GORCL, wire_len);
-            if bcast {
-                sh.stat_add(BPRC, 1);
-            } else if mcast {
-                sh.stat_add(MPRC, 1);
-            }
-        }
-        sh.c.rx_frames.fetch_add(1, Ordering::Relaxed);
-        true
     }
 }
 
