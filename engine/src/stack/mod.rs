@@ -47,6 +47,7 @@
 //! reading): the data path never reads a clock.
 
 pub mod checksum;
+pub mod cmsg;
 pub mod fib_rules;
 mod frag;
 pub mod igmp;
@@ -61,6 +62,7 @@ pub mod tcp;
 mod udp;
 pub mod wire;
 
+pub use cmsg::{port_ifindex, Cmsg};
 pub use fib_rules::{Fib, FibRule, Flowi4, RuleAction, RuleConf, RuleSelector};
 pub use neigh::{NeighInfo, NeighParams, NudState};
 pub use route::{Nexthop, Route, RouteError, RouteKind, RouteTable, RouteType};

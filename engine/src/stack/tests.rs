@@ -2313,3 +2313,6 @@ mod mcast;
 
 #[path = "tests_ipopt.rs"]
 mod ipopt;
+
+#[path = "tests_cmsg.rs"]
+mod cmsg_send;
