@@ -33,6 +33,10 @@ pub struct Config {
     pub ports: Vec<PortSection>,
     #[serde(default, rename = "stream")]
     pub streams: Vec<StreamSection>,
+    /// `[[rule]]`: policy-routing rules for every port's stack
+    /// ([`crate::netconf::RuleSection`]).
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<crate::netconf::RuleSection>,
 }
 
 /// `[run]`
@@ -129,6 +133,10 @@ pub struct PortSection {
     /// permanent`): never probed, never collected.
     #[serde(default)]
     pub neigh: Vec<NeighSection>,
+    /// Routes of the port's stack (`ip route add …`,
+    /// [`crate::netconf::RouteSection`]).
+    #[serde(default)]
+    pub route: Vec<crate::netconf::RouteSection>,
 }
 
 /// `[[port.neigh]]`: `ip = "10.0.0.2"`, `mac = "02:00:00:00:00:02"`.
@@ -175,6 +183,30 @@ pub struct PortIp {
 }
 
 impl PortSection {
+    /// The port's `[[port.route]]` and the `[[rule]]`s for its stack;
+    /// errors name `port[i].route[j].KEY` / `rule[k].KEY`.
+    pub fn routing(
+        &self,
+        i: usize,
+        c: &Config,
+    ) -> Result<crate::netconf::PortRouting, ConfigError> {
+        let Some(ip) = self.stack_ip(i)? else {
+            if !self.route.is_empty() {
+                return Err(ConfigError::new(
+                    format!("port[{i}].route[0].prefix"),
+                    "routes belong to the port's stack: give the port an ip",
+                ));
+            }
+            return Ok(Default::default());
+        };
+        let (routes, rules) =
+            crate::netconf::port_routing(&self.route, &c.rules, i, c.ports.len())?;
+        if !routes.is_empty() || !rules.is_empty() {
+            crate::netconf::probe_stack(i, &ip, &routes, &rules)?;
+        }
+        Ok(crate::netconf::PortRouting { routes, rules })
+    }
+
     /// Parses `ip` / `gateway` (None when the port has no stack).
     pub fn stack_ip(&self, i: usize) -> Result<Option<PortIp>, ConfigError> {
         let Some(t) = &self.ip else {
@@ -968,6 +1000,7 @@ impl Config {
         }
         for (i, p) in self.ports.iter().enumerate() {
             p.validate(i)?;
+            p.routing(i, self)?;
         }
         let sections = if self.streams.is_empty() {
             vec![StreamSection::default()]

@@ -148,6 +148,7 @@ fn port_section(spec: &str) -> PortSection {
         mtu: None,
         rx_lcore: None,
         neigh: Vec::new(),
+        route: Vec::new(),
     }
 }
 
