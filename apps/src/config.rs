@@ -137,6 +137,21 @@ pub struct PortSection {
     /// [`crate::netconf::RouteSection`]).
     #[serde(default)]
     pub route: Vec<crate::netconf::RouteSection>,
+    /// `dev_tx_weight` (`net.core.dev_tx_weight`): packets per qdisc run.
+    #[serde(default)]
+    pub dev_tx_weight: Option<usize>,
+    /// BQL limits of the TX queues (`byte_queue_limits/*`).
+    #[serde(default)]
+    pub byte_queue_limits: Option<crate::netconf::BqlSection>,
+    /// pfifo_fast `priomap`: 16 bands (0..=2) by `priority & 15`.
+    #[serde(default)]
+    pub priomap: Option<Vec<u8>>,
+    /// ARP parameters of the port's stack (`net.ipv4.neigh.*`).
+    #[serde(default)]
+    pub neigh_parms: Option<crate::netconf::NeighParmsSection>,
+    /// `net.core.wmem_max`: the most `SO_SNDBUF` takes on the port's stack.
+    #[serde(default)]
+    pub wmem_max: Option<u32>,
 }
 
 /// `[[port.neigh]]`: `ip = "10.0.0.2"`, `mac = "02:00:00:00:00:02"`.
@@ -191,10 +206,19 @@ impl PortSection {
         c: &Config,
     ) -> Result<crate::netconf::PortRouting, ConfigError> {
         let Some(ip) = self.stack_ip(i)? else {
-            if !self.route.is_empty() {
+            let key = if !self.route.is_empty() {
+                Some("route[0].prefix")
+            } else if self.neigh_parms.is_some() {
+                Some("neigh_parms")
+            } else if self.wmem_max.is_some() {
+                Some("wmem_max")
+            } else {
+                None
+            };
+            if let Some(key) = key {
                 return Err(ConfigError::new(
-                    format!("port[{i}].route[0].prefix"),
-                    "routes belong to the port's stack: give the port an ip",
+                    format!("port[{i}].{key}"),
+                    "belongs to the port's stack: give the port an ip",
                 ));
             }
             return Ok(Default::default());
@@ -204,7 +228,19 @@ impl PortSection {
         if !routes.is_empty() || !rules.is_empty() {
             crate::netconf::probe_stack(i, &ip, &routes, &rules)?;
         }
-        Ok(crate::netconf::PortRouting { routes, rules })
+        let neigh = self.neigh_parms.as_ref().map(|n| n.params(i)).transpose()?;
+        if self.wmem_max == Some(0) {
+            return Err(ConfigError::new(
+                format!("port[{i}].wmem_max"),
+                "must be at least 1 (bytes)",
+            ));
+        }
+        Ok(crate::netconf::PortRouting {
+            routes,
+            rules,
+            neigh,
+            wmem_max: self.wmem_max,
+        })
     }
 
     /// Parses `ip` / `gateway` (None when the port has no stack).

@@ -18,7 +18,7 @@ use wirespeed::stack::fib_rules::{
     RT_TABLE_MAIN,
 };
 use wirespeed::stack::route::{RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE};
-use wirespeed::stack::{NexthopConf, RouteConf, RouteType};
+use wirespeed::stack::{NeighParams, NexthopConf, RouteConf, RouteType};
 
 /// A number or a string (`table = 100`, `table = "main"`, `fwmark = "0x7/0xff"`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -471,21 +471,132 @@ fn strip_stack(s: &str) -> String {
     s.strip_prefix("stack: ").unwrap_or(s).to_string()
 }
 
-/// What a port's stack gets from `[[port.route]]` and `[[rule]]`.
+/// What a port's stack gets from `[[port.route]]`, `[[rule]]`,
+/// `[port.neigh_parms]` and `wmem_max`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PortRouting {
     pub routes: Vec<RouteConf>,
     /// With the index of their `[[rule]]` section.
     pub rules: Vec<(usize, RuleConf)>,
+    /// `[port.neigh_parms]` over Linux's defaults.
+    pub neigh: Option<NeighParams>,
+    /// `net.core.wmem_max`.
+    pub wmem_max: Option<u32>,
 }
 
 impl PortRouting {
     /// Adds the routes and rules to a port's stack configuration (the
-    /// stack adds routes first, then rules, as [`probe_stack`] checked).
+    /// stack adds routes first, then rules, as [`probe_stack`] checked)
+    /// and sets its neighbour parameters and `wmem_max`.
     pub fn apply(&self, cfg: &mut wirespeed::stack::StackConfig) {
         cfg.routes.extend(self.routes.iter().cloned());
         cfg.rules.extend(self.rules.iter().map(|(_, r)| *r));
+        if let Some(n) = &self.neigh {
+            cfg.neigh = n.clone();
+        }
+        if let Some(w) = self.wmem_max {
+            cfg.wmem_max = w;
+        }
     }
+}
+
+/// `[port.neigh_parms]`: the port's ARP parameters under their Linux
+/// names (`net.ipv4.neigh.<dev>.*`; the `gc_thresh*` of
+/// `net.ipv4.neigh.default`). Absent keys keep Linux's defaults.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NeighParmsSection {
+    pub base_reachable_time_ms: Option<u64>,
+    pub retrans_time_ms: Option<u64>,
+    pub delay_first_probe_time_ms: Option<u64>,
+    pub gc_stale_time_ms: Option<u64>,
+    pub mcast_solicit: Option<u32>,
+    pub ucast_solicit: Option<u32>,
+    pub unres_qlen: Option<usize>,
+    pub unres_qlen_bytes: Option<usize>,
+    pub gc_thresh1: Option<usize>,
+    pub gc_thresh2: Option<usize>,
+    pub gc_thresh3: Option<usize>,
+}
+
+impl NeighParmsSection {
+    /// The parameters, checked; errors name `port[i].neigh_parms.KEY`.
+    pub fn params(&self, i: usize) -> Result<NeighParams, ConfigError> {
+        let k = |f: &str| format!("port[{i}].neigh_parms.{f}");
+        let mut p = NeighParams::default();
+        let pos = |key: &str, v: u64| -> Result<u64, ConfigError> {
+            if v == 0 {
+                return Err(ConfigError::new(k(key), "must be at least 1 (ms)"));
+            }
+            Ok(v)
+        };
+        if let Some(v) = self.base_reachable_time_ms {
+            p.base_reachable_ms = pos("base_reachable_time_ms", v)?;
+        }
+        if let Some(v) = self.retrans_time_ms {
+            p.retrans_ms = pos("retrans_time_ms", v)?;
+        }
+        if let Some(v) = self.delay_first_probe_time_ms {
+            p.delay_first_probe_ms = pos("delay_first_probe_time_ms", v)?;
+        }
+        if let Some(v) = self.gc_stale_time_ms {
+            p.gc_stale_ms = pos("gc_stale_time_ms", v)?;
+        }
+        if let Some(v) = self.mcast_solicit {
+            p.mcast_probes = v;
+        }
+        if let Some(v) = self.ucast_solicit {
+            p.ucast_probes = v;
+        }
+        if let Some(v) = self.unres_qlen {
+            if v > 256 {
+                return Err(ConfigError::new(
+                    k("unres_qlen"),
+                    "at most 256 packets per entry",
+                ));
+            }
+            p.unres_qlen = v;
+        }
+        if let Some(v) = self.unres_qlen_bytes {
+            p.unres_qlen_bytes = v;
+        }
+        if let Some(v) = self.gc_thresh1 {
+            p.gc_thresh1 = v;
+        }
+        if let Some(v) = self.gc_thresh2 {
+            p.gc_thresh2 = v;
+        }
+        if let Some(v) = self.gc_thresh3 {
+            if v == 0 {
+                return Err(ConfigError::new(
+                    k("gc_thresh3"),
+                    "the table needs room for one entry",
+                ));
+            }
+            p.gc_thresh3 = v;
+        }
+        if p.gc_thresh2 > p.gc_thresh3 {
+            return Err(ConfigError::new(
+                k("gc_thresh2"),
+                format!(
+                "{} is above gc_thresh3 ({}): the forced GC would never run before the hard limit",
+                p.gc_thresh2, p.gc_thresh3
+            ),
+            ));
+        }
+        Ok(p)
+    }
+}
+
+/// `[port.byte_queue_limits]`: BQL on every TX queue of the port, as the
+/// sysfs files `byte_queue_limits/{limit_min,limit_max,hold_time}` set it.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BqlSection {
+    pub limit_min: Option<u32>,
+    pub limit_max: Option<u32>,
+    /// Milliseconds (`hold_time`).
+    pub hold_time: Option<u64>,
 }
 
 #[cfg(test)]

@@ -149,6 +149,11 @@ fn port_section(spec: &str) -> PortSection {
         rx_lcore: None,
         neigh: Vec::new(),
         route: Vec::new(),
+        dev_tx_weight: None,
+        byte_queue_limits: None,
+        priomap: None,
+        neigh_parms: None,
+        wmem_max: None,
     }
 }
 

@@ -434,18 +434,87 @@ fn port_queueing(
             ConfigError::new(format!("port[{pi}].txqueuelen"), "must be at least 1").into(),
         );
     }
+    let key = |f: &str| format!("port[{pi}].{f}");
+    let mut priomap = wirespeed::netdev::qdisc::PRIO2BAND;
+    if let Some(m) = &p.priomap {
+        if m.len() != 16 {
+            return Err(ConfigError::new(
+                key("priomap"),
+                format!(
+                    "has {} entries; give 16 bands, one per priority 0..=15",
+                    m.len()
+                ),
+            )
+            .into());
+        }
+        if let Some(i) = m.iter().position(|&b| b > 2) {
+            return Err(ConfigError::new(
+                key("priomap"),
+                format!(
+                    "entry {i} is band {}; pfifo_fast has bands 0, 1 and 2",
+                    m[i]
+                ),
+            )
+            .into());
+        }
+        priomap.copy_from_slice(m);
+    }
+    let dev_tx_weight = p
+        .dev_tx_weight
+        .unwrap_or(TxqConfig::default().dev_tx_weight);
+    if dev_tx_weight == 0 {
+        return Err(ConfigError::new(key("dev_tx_weight"), "must be at least 1").into());
+    }
+    let mut bql = BqlConfig {
+        enabled: p.bql.unwrap_or(kind == QdiscKind::PfifoFast),
+        ..Default::default()
+    };
+    if let Some(b) = &p.byte_queue_limits {
+        bql_limits(pi, b, &mut bql)?;
+    }
     Ok(TxqConfig {
         qdisc: QdiscConfig {
             kind,
             txqueuelen: p.txqueuelen as usize,
+            priomap,
         },
-        bql: BqlConfig {
-            enabled: p.bql.unwrap_or(kind == QdiscKind::PfifoFast),
-            ..Default::default()
-        },
+        bql,
         tx_burst: burst,
+        dev_tx_weight,
         ..Default::default()
     })
+}
+
+/// `[port.byte_queue_limits]`: each limit at most `DQL_MAX_LIMIT` (the
+/// sysfs write's `EINVAL`), `limit_min` not above `limit_max`.
+fn bql_limits(
+    pi: usize,
+    b: &crate::netconf::BqlSection,
+    bql: &mut BqlConfig,
+) -> Result<(), GenError> {
+    let key = |f: &str| format!("port[{pi}].byte_queue_limits.{f}");
+    let max = wirespeed::netdev::dql::DQL_MAX_LIMIT;
+    for (k, v) in [("limit_min", b.limit_min), ("limit_max", b.limit_max)] {
+        if let Some(v) = v.filter(|&v| v > max) {
+            return Err(
+                ConfigError::new(key(k), format!("{v} is above DQL_MAX_LIMIT ({max})")).into(),
+            );
+        }
+    }
+    bql.limit_min = b.limit_min.unwrap_or(bql.limit_min);
+    bql.limit_max = b.limit_max.unwrap_or(bql.limit_max);
+    if bql.limit_min > bql.limit_max {
+        return Err(ConfigError::new(
+            key("limit_min"),
+            format!("{} is above limit_max ({})", bql.limit_min, bql.limit_max),
+        )
+        .into());
+    }
+    bql.hold_time_ms = b.hold_time.unwrap_or(bql.hold_time_ms);
+    if bql.hold_time_ms == 0 {
+        return Err(ConfigError::new(key("hold_time"), "must be at least 1 (ms)").into());
+    }
+    Ok(())
 }
 
 /// The mean frame a stream puts on the wire (a socket stream's datagram

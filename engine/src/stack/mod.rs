@@ -532,6 +532,8 @@ pub struct StackConfig {
     pub ephemeral_ports: (u16, u16),
     /// `wmem_default` (bytes).
     pub sndbuf_default: u32,
+    /// `net.core.wmem_max`: the most `SO_SNDBUF` takes (before doubling).
+    pub wmem_max: u32,
     /// `rmem_default` (bytes).
     pub rcvbuf_default: u32,
     /// Most sockets this stack holds.
@@ -559,6 +561,7 @@ impl Default for StackConfig {
             default_ttl: 64,
             ephemeral_ports: (32768, 60999),
             sndbuf_default: 212_992,
+            wmem_max: 212_992,
             rcvbuf_default: 212_992,
             max_sockets: 4096,
             seed: 0x5eed_1234_abcd_ef01,

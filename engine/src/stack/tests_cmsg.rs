@@ -285,3 +285,27 @@ fn cmsgs_leave_the_connected_template_alone() {
     // or not (ip_select_ident_segs).
     assert_eq!(ids[4], ids[0].wrapping_add(4), "{ids:?}");
 }
+
+/// `SO_SNDBUF` as `sk_setsockopt` sets it: `min(val, wmem_max) * 2`, at
+/// least `SOCK_MIN_SNDBUF` (4608).
+#[test]
+fn sndbuf_is_capped_by_wmem_max_then_doubled() {
+    let (mut st, _cap) = two_ports();
+    let s = st.udp_socket().unwrap();
+    st.socket(s).set_sndbuf(1 << 20).unwrap();
+    assert_eq!(
+        st.socket(s).sndbuf(),
+        Ok(2 * 212_992),
+        "Linux's default wmem_max"
+    );
+    let mut c = cfg(MAC_A, IP_A);
+    c.wmem_max = 10_000;
+    let (mut st, _cap) = resolved_stack(c);
+    let s = st.udp_socket().unwrap();
+    st.socket(s).set_sndbuf(1 << 20).unwrap();
+    assert_eq!(st.socket(s).sndbuf(), Ok(20_000));
+    st.socket(s).set_sndbuf(3000).unwrap();
+    assert_eq!(st.socket(s).sndbuf(), Ok(6000));
+    st.socket(s).set_sndbuf(100).unwrap();
+    assert_eq!(st.socket(s).sndbuf(), Ok(4608));
+}

@@ -332,6 +332,8 @@ pub(crate) struct SocketTable {
     id_rng: u64,
     sndbuf_default: u64,
     rcvbuf_default: u64,
+    /// `net.core.wmem_max`.
+    wmem_max: u64,
     max: usize,
     live: usize,
     /// Send-buffer accounts of closed sockets whose packets are still in
@@ -355,6 +357,7 @@ impl SocketTable {
             },
             sndbuf_default: cfg.sndbuf_default as u64,
             rcvbuf_default: cfg.rcvbuf_default as u64,
+            wmem_max: cfg.wmem_max as u64,
             max: cfg.max_sockets,
             live: 0,
             zombies: Vec::new(),
@@ -1550,10 +1553,13 @@ impl UdpSocket<'_> {
         Ok(self.st.socks.get(self.id)?.errq.len())
     }
 
-    /// `SO_SNDBUF`: like Linux, the value is doubled for bookkeeping overhead.
+    /// `SO_SNDBUF` as `sk_setsockopt` takes it: capped at
+    /// [`super::StackConfig::wmem_max`] (`net.core.wmem_max`), then doubled
+    /// for bookkeeping overhead, at least `SOCK_MIN_SNDBUF` (4608).
     pub fn set_sndbuf(&mut self, bytes: u32) -> Result<(), Errno> {
+        let max = self.st.socks.wmem_max;
         let s = self.st.socks.get_mut(self.id)?;
-        s.sndbuf = (bytes as u64 * 2).max(SOCK_MIN_BUF);
+        s.sndbuf = ((bytes as u64).min(max) * 2).max(SOCK_MIN_BUF);
         Ok(())
     }
     pub fn sndbuf(&self) -> Result<u32, Errno> {
