@@ -791,4 +791,119 @@ table = 100
             .to_string()
             .starts_with("port[0].route[0].prefix:"));
     }
+
+    /// Frames a stack hands to its port, counted (ARP requests only here).
+    #[derive(Clone, Default)]
+    struct Count(std::rc::Rc<std::cell::Cell<usize>>);
+    impl wirespeed::stack::L2Xmit for Count {
+        fn queue_xmit(
+            &mut self,
+            _port: u16,
+            m: wirespeed::mbuf::Mbuf,
+        ) -> Result<(), wirespeed::stack::XmitDrop> {
+            if m.data().get(12..14) == Some(&[0x08, 0x06]) {
+                self.0.set(self.0.get() + 1);
+            }
+            Ok(())
+        }
+    }
+
+    /// `[port.neigh_parms]` reaches the stack: with `mcast_solicit = 1`
+    /// and `retrans_time_ms = 200` an unanswered neighbour fails after one
+    /// request at 200 ms (Linux's default: three requests, 1 s apart).
+    #[test]
+    fn neigh_parms_and_wmem_max_take_effect() {
+        use wirespeed::stack::{NudState, PortConf, Stack, StackConfig};
+        let ms = 1_000_000u64;
+        let run = |extra: &str| -> (usize, Option<NudState>, Option<NudState>, u32) {
+            let c = Config::parse(
+                &format!("[[port]]\nspec = \"null\"\nip = \"10.0.0.1/24\"\n{extra}"),
+                "t.toml",
+            )
+            .unwrap();
+            c.validate().unwrap();
+            let r = c.ports[0].routing(0, &c).unwrap();
+            let mut sc = StackConfig {
+                ports: vec![PortConf::new(
+                    wirespeed::ethdev::MacAddr::local(1),
+                    Ipv4Addr::new(10, 0, 0, 1),
+                    24,
+                )],
+                ..Default::default()
+            };
+            r.apply(&mut sc);
+            wirespeed::eal::dma::set_page_mode(wirespeed::eal::dma::PageMode::Small);
+            let pool = wirespeed::mbuf::Mempool::new(&wirespeed::mbuf::PoolConfig {
+                name: "neigh-parms".into(),
+                size: 64,
+                ..Default::default()
+            })
+            .unwrap();
+            let n = Count::default();
+            let mut st = Stack::new(sc, pool, Box::new(n.clone())).unwrap();
+            st.poll_timers(0);
+            let s = st.udp_socket().unwrap();
+            let peer = Ipv4Addr::new(10, 0, 0, 2);
+            st.socket(s)
+                .send_to(b"x", std::net::SocketAddrV4::new(peer, 9))
+                .unwrap();
+            st.poll_timers(199 * ms);
+            let before = st.neighbour_state(0, peer);
+            st.poll_timers(201 * ms);
+            let after = st.neighbour_state(0, peer);
+            st.socket(s).set_sndbuf(1 << 30).unwrap();
+            (n.0.get(), before, after, st.socket(s).sndbuf().unwrap())
+        };
+        let (reqs, before, after, _) =
+            run("wmem_max = 50000\n[port.neigh_parms]\nmcast_solicit = 1\nretrans_time_ms = 200\n");
+        assert_eq!(
+            (reqs, before, after),
+            (1, Some(NudState::Incomplete), Some(NudState::Failed))
+        );
+        let (reqs, _, after, sndbuf) = run("wmem_max = 50000\n");
+        assert_eq!(
+            (reqs, after, sndbuf),
+            (1, Some(NudState::Incomplete), 100_000)
+        );
+        let (_, _, _, sndbuf) = run("");
+        assert_eq!(sndbuf, 2 * 212_992);
+    }
+
+    #[test]
+    fn knob_errors_name_the_key() {
+        let cases = [
+            (
+                "[port.neigh_parms]\nretrans_time_ms = 0",
+                "port[1].neigh_parms.retrans_time_ms",
+            ),
+            (
+                "[port.neigh_parms]\ngc_thresh2 = 5000",
+                "port[1].neigh_parms.gc_thresh2",
+            ),
+            (
+                "[port.neigh_parms]\nunres_qlen = 1000",
+                "port[1].neigh_parms.unres_qlen",
+            ),
+            ("wmem_max = 0", "port[1].wmem_max"),
+        ];
+        for (extra, key) in cases {
+            let e = err(extra);
+            assert!(e.starts_with(&format!("{key}:")), "{extra}: {e}");
+        }
+        let c = Config::parse(
+            "[[port]]\nspec = \"null\"\n[port.neigh_parms]\nmcast_solicit = 1\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("port[0].neigh_parms:"));
+        let c = Config::parse(
+            &format!("{BASE}[port.neigh_parms]\nmcast_solicitt = 1\n"),
+            "t.toml",
+        );
+        assert!(c.unwrap_err().to_string().contains("mcast_solicitt"));
+    }
 }

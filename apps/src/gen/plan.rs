@@ -746,3 +746,60 @@ fn stack_setup(
         neighbours: p.static_neighbours(pi)?,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn txq(extra: &str) -> Result<wirespeed::netdev::TxqConfig, String> {
+        let c = Config::parse(&format!("[[port]]\nspec = \"null\"\n{extra}"), "t.toml").unwrap();
+        super::port_queueing(0, &c.ports[0], &[], 32).map_err(|e| e.to_string())
+    }
+
+    /// `dev_tx_weight`, `[port.byte_queue_limits]` and `priomap` reach the
+    /// TX queues' config (the netdev tests show each one changing what a
+    /// queue does); bad values name their key.
+    #[test]
+    fn queue_knobs_map_to_the_txq_config() {
+        let d = txq("").unwrap();
+        assert_eq!(d.dev_tx_weight, 64);
+        assert_eq!(d.qdisc.priomap, wirespeed::netdev::qdisc::PRIO2BAND);
+        let t = txq("dev_tx_weight = 16\nqdisc = \"pfifo_fast\"\ntxqueuelen = 50\npriomap = [0,0,0,0,1,1,1,1,2,2,2,2,2,2,2,2]\n[port.byte_queue_limits]\nlimit_min = 3000\nlimit_max = 90000\nhold_time = 250\n").unwrap();
+        assert_eq!(t.dev_tx_weight, 16);
+        assert_eq!(t.qdisc.txqueuelen, 50);
+        assert_eq!(t.qdisc.priomap[..5], [0, 0, 0, 0, 1]);
+        assert_eq!(
+            (
+                t.bql.enabled,
+                t.bql.limit_min,
+                t.bql.limit_max,
+                t.bql.hold_time_ms
+            ),
+            (true, 3000, 90000, 250)
+        );
+        let bad = [
+            ("dev_tx_weight = 0", "port[0].dev_tx_weight"),
+            ("priomap = [0, 1]", "port[0].priomap"),
+            (
+                "priomap = [0,0,0,0,1,1,1,1,2,2,2,2,2,2,2,3]",
+                "port[0].priomap",
+            ),
+            (
+                "[port.byte_queue_limits]\nlimit_min = 9000\nlimit_max = 100",
+                "port[0].byte_queue_limits.limit_min",
+            ),
+            (
+                "[port.byte_queue_limits]\nlimit_max = 4000000000",
+                "port[0].byte_queue_limits.limit_max",
+            ),
+            (
+                "[port.byte_queue_limits]\nhold_time = 0",
+                "port[0].byte_queue_limits.hold_time",
+            ),
+        ];
+        for (extra, key) in bad {
+            let e = txq(extra).unwrap_err();
+            assert!(e.contains(&format!("{key}:")), "{extra}: {e}");
+        }
+    }
+}
