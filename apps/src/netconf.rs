@@ -444,12 +444,19 @@ pub fn probe_stack(
             ..Default::default()
         });
     }
+    // A few 4 KiB pages, whatever the run will use: checking the routes
+    // reserves no hugepage and warns about none (the run's own page mode
+    // is set once flags are read, after this).
+    use wirespeed::eal::dma::{page_mode, set_page_mode, PageMode};
+    let mode = page_mode();
+    set_page_mode(PageMode::Small);
     let pool = wirespeed::mbuf::Mempool::new(&wirespeed::mbuf::PoolConfig {
         name: format!("route-check-p{pi}"),
         size: 64,
         ..Default::default()
-    })
-    .map_err(|e| ConfigError::new(format!("port[{pi}].route"), e.to_string()))?;
+    });
+    set_page_mode(mode);
+    let pool = pool.map_err(|e| ConfigError::new(format!("port[{pi}].route"), e.to_string()))?;
     let mut st = Stack::new(cfg, pool, Box::new(DirectXmit::new(Vec::new())))
         .map_err(|e| ConfigError::new(format!("port[{pi}].ip"), e.to_string()))?;
     for (j, r) in routes.iter().enumerate() {
