@@ -50,6 +50,8 @@ pub const SO_TIMESTAMPING_OLD: i32 = 37;
 pub const SO_TIMESTAMPING_NEW: i32 = 65;
 /// `SCM_TXTIME` (`SO_TXTIME`).
 pub const SCM_TXTIME: i32 = 61;
+/// `SCM_TS_OPT_ID`: a timestamp key for this datagram (Linux 6.13).
+pub const SCM_TS_OPT_ID: i32 = 81;
 /// `UDP_SEGMENT` (UDP GSO size).
 pub const UDP_SEGMENT: i32 = 103;
 
@@ -149,8 +151,9 @@ pub fn port_ifindex(port: u16) -> i32 {
 ///   255 is `EINVAL` (the bands and traffic classes read the low 4 bits).
 ///   `SO_TIMESTAMPING` needs a `u32` holding only
 ///   [`SOF_TIMESTAMPING_TX_RECORD_MASK`] bits (`EINVAL`); it replaces the
-///   socket's record bits for this datagram. `SCM_TXTIME` is `EINVAL`
-///   (the socket never enabled `SO_TXTIME`); `SCM_RIGHTS` and
+///   socket's record bits for this datagram. `SCM_TXTIME` and
+///   `SCM_TS_OPT_ID` are `EINVAL` (the socket never enabled `SO_TXTIME` /
+///   `SOF_TIMESTAMPING_OPT_ID`); `SCM_RIGHTS` and
 ///   `SCM_CREDENTIALS` are skipped; any other type is `EINVAL`.
 /// - `SOL_IP`: `IP_OPTIONS`/`IP_RETOPTS` compile the first 40 bytes
 ///   (`ip_options_get`; bad options `EINVAL`); `IP_PKTINFO` needs a
@@ -203,6 +206,10 @@ fn sock_cmsg_send(c: &Cmsg, o: &mut SendOpts) -> Result<(), Errno> {
             }
             o.tsflags = Some(f);
         }
+        // SCM_TXTIME: the socket never set SO_TXTIME (`sock_flag(sk,
+        // SOCK_TXTIME)` is false); SCM_TS_OPT_ID: the socket never set
+        // SOF_TIMESTAMPING_OPT_ID. Both are EINVAL before their size is read.
+        SCM_TXTIME | SCM_TS_OPT_ID => return Err(Errno::EINVAL),
         SCM_RIGHTS | SCM_CREDENTIALS => {}
         _ => return Err(Errno::EINVAL),
     }

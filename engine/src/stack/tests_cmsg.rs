@@ -42,6 +42,7 @@ fn malformed_cmsgs_fail_as_linux_fails_them() {
         ),
         // SO_TXTIME was never enabled on the socket.
         (Cmsg::raw(SOL_SOCKET, SCM_TXTIME, &[0; 8]), Errno::EINVAL),
+        (Cmsg::raw(SOL_SOCKET, SCM_TS_OPT_ID, &[0; 4]), Errno::EINVAL),
         (Cmsg::raw(SOL_SOCKET, 99, &[0; 4]), Errno::EINVAL),
         // IP_TTL: an int in 1..=255.
         (Cmsg::ttl(0), Errno::EINVAL),
