@@ -151,7 +151,8 @@ pub fn port_ifindex(port: u16) -> i32 {
 ///   255 is `EINVAL` (the bands and traffic classes read the low 4 bits).
 ///   `SO_TIMESTAMPING` needs a `u32` holding only
 ///   [`SOF_TIMESTAMPING_TX_RECORD_MASK`] bits (`EINVAL`); it replaces the
-///   socket's record bits for this datagram. `SCM_TXTIME` and
+///   socket's record bits for this datagram. TX timestamps are not
+///   reported yet: any record bit set is `EOPNOTSUPP` (0 is accepted). `SCM_TXTIME` and
 ///   `SCM_TS_OPT_ID` are `EINVAL` (the socket never enabled `SO_TXTIME` /
 ///   `SOF_TIMESTAMPING_OPT_ID`); `SCM_RIGHTS` and
 ///   `SCM_CREDENTIALS` are skipped; any other type is `EINVAL`.
@@ -203,6 +204,12 @@ fn sock_cmsg_send(c: &Cmsg, o: &mut SendOpts) -> Result<(), Errno> {
             let f = c.u32()?;
             if f & !SOF_TIMESTAMPING_TX_RECORD_MASK != 0 {
                 return Err(Errno::EINVAL);
+            }
+            if f != 0 {
+                // Linux accepts these; wirespeed does not report TX
+                // timestamps yet, and a caller waiting on its error queue
+                // for one that never comes is worse off than told so.
+                return Err(Errno::EOPNOTSUPP);
             }
             o.tsflags = Some(f);
         }

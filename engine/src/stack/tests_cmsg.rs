@@ -69,6 +69,8 @@ fn malformed_cmsgs_fail_as_linux_fails_them() {
         // udp_cmsg_send: UDP_SEGMENT wants a u16; other SOL_UDP types EINVAL.
         (Cmsg::raw(SOL_UDP, UDP_SEGMENT, &[0; 4]), Errno::EINVAL),
         (Cmsg::raw(SOL_UDP, 1, &[0; 4]), Errno::EINVAL),
+        // Well-formed TX timestamp requests: not reported yet, so refused.
+        (Cmsg::timestamping(1 << 1), Errno::EOPNOTSUPP),
         // A well-formed UDP_SEGMENT: no UDP GSO here.
         (
             Cmsg::raw(SOL_UDP, UDP_SEGMENT, &1400u16.to_ne_bytes()),
@@ -91,6 +93,7 @@ fn malformed_cmsgs_fail_as_linux_fails_them() {
         Cmsg::raw(41, 67, &[0; 3]),
         Cmsg::raw(SOL_IP, IP_TOS, &[0x08]),
         Cmsg::raw(SOL_IP, IP_PROTOCOL, &17i32.to_ne_bytes()),
+        Cmsg::timestamping(0),
     ];
     assert_eq!(st.socket(s).send_cmsg(b"x", to, &ok, MsgFlags::NONE), Ok(1));
     let u = parse_udp(&cap.take()[0].bytes);
