@@ -395,6 +395,9 @@ impl RuleSection {
     }
 }
 
+/// A rule with the index of its `[[rule]]` section.
+pub type IndexedRule = (usize, RuleConf);
+
 /// The routes of port `pi` and the rules for its stack (with their
 /// `[[rule]]` index).
 pub fn port_routing(
@@ -402,7 +405,7 @@ pub fn port_routing(
     rules: &[RuleSection],
     pi: usize,
     nports: usize,
-) -> Result<(Vec<RouteConf>, Vec<(usize, RuleConf)>), ConfigError> {
+) -> Result<(Vec<RouteConf>, Vec<IndexedRule>), ConfigError> {
     let r = routes
         .iter()
         .enumerate()

@@ -171,11 +171,12 @@ pub fn port_ifindex(port: u16) -> i32 {
 /// route lookup, as `dev_get_by_index_rcu` failing there is).
 pub fn ip_cmsg_send(cmsgs: &[Cmsg], o: &mut SendOpts) -> Result<Option<i32>, Errno> {
     // udp_cmsg_send runs first over all messages.
+    let mut gso = false;
     for c in cmsgs.iter().filter(|c| c.level == SOL_UDP) {
-        return match (c.ty, c.len) {
-            (UDP_SEGMENT, 2) => Err(Errno::EOPNOTSUPP),
-            _ => Err(Errno::EINVAL),
-        };
+        match (c.ty, c.len) {
+            (UDP_SEGMENT, 2) => gso = true,
+            _ => return Err(Errno::EINVAL),
+        }
     }
     let mut ifindex = None;
     for c in cmsgs {
@@ -188,6 +189,9 @@ pub fn ip_cmsg_send(cmsgs: &[Cmsg], o: &mut SendOpts) -> Result<Option<i32>, Err
             }
             _ => {}
         }
+    }
+    if gso {
+        return Err(Errno::EOPNOTSUPP);
     }
     Ok(ifindex)
 }
