@@ -313,3 +313,56 @@ fn sndbuf_is_capped_by_wmem_max_then_doubled() {
     st.socket(s).set_sndbuf(100).unwrap();
     assert_eq!(st.socket(s).sndbuf(), Ok(4608));
 }
+
+/// The cmsg datagrams in a pcap, dissected by tshark with IP and UDP
+/// checksum validation: TTL, DSCP/TOS, the record-route option, the source
+/// `ipi_spec_dst` chose and the port `ipi_ifindex` chose (by its MAC).
+#[test]
+fn tshark_dissects_cmsg_datagrams_with_good_checksums() {
+    let Some(_) = tshark() else { return };
+    let (mut st, cap) = two_ports();
+    let s = st.udp_socket().unwrap();
+    let to = Some(sa(IP_B, 4000));
+    let sends: [&[Cmsg]; 3] = [
+        &[Cmsg::ttl(7), Cmsg::tos(0xb8)],
+        &[Cmsg::ip_options(&[7, 7, 4, 0, 0, 0, 0])],
+        &[Cmsg::pktinfo(2, Ipv4Addr::UNSPECIFIED)],
+    ];
+    for c in sends {
+        st.socket(s).send_cmsg(b"cmsg", to, c, MsgFlags::NONE).unwrap();
+    }
+    let frames = cap.take();
+    assert_eq!(frames.len(), 3);
+    let dir = std::env::temp_dir().join(format!("ws-cmsg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cmsg.pcap");
+    {
+        let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut w = crate::ethdev::pcap::PcapWriter::new(file).unwrap();
+        for (i, f) in frames.iter().enumerate() {
+            w.write(i as u64 * 1000, &f.bytes).unwrap();
+        }
+    }
+    let rows = tshark_fields(
+        &path,
+        &[
+            "eth.src",
+            "ip.src",
+            "ip.ttl",
+            "ip.dsfield",
+            "ip.hdr_len",
+            "ip.checksum.status",
+            "udp.checksum.status",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let want = [
+        ["02:00:00:00:00:0a", "10.0.0.1", "7", "0xb8", "20", "1", "1"],
+        ["02:00:00:00:00:0a", "10.0.0.1", "64", "0x00", "28", "1", "1"],
+        ["02:00:00:00:01:01", "192.168.1.1", "64", "0x00", "20", "1", "1"],
+    ];
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (r, w) in rows.iter().zip(want.iter()) {
+        assert_eq!(r, &w.map(str::to_string).to_vec(), "{rows:?}");
+    }
+}
