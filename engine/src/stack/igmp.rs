@@ -9,8 +9,16 @@
 //! and never reported. Receive filtering (`ip_check_mc_rcu`) and the
 //! multicast loopback (`ip_mc_output`) use `McTable::is_member`.
 //!
-//! Not modelled: IGMP input (queries, other hosts' reports suppressing
-//! ours), IGMPv3 and source filters.
+//! IGMP input (`igmp_rcv`): a membership query schedules a report for
+//! each group it asks about at a random point below its Max Resp Time
+//! (`igmp_heard_query` → `igmp_mod_timer`; an IGMPv3 query is answered as
+//! a v2 one, as with `force_igmp_version = 2`), and another member's
+//! report for a group stops ours (`igmp_heard_report`: v2 report
+//! suppression).
+//!
+//! Not modelled: IGMPv3 reports and source filters, IGMPv1 compatibility
+//! mode after a v1 query (its 10 s response delay is honoured; reports stay
+//! v2).
 
 use super::wire::{self, Ipv4Header};
 use super::{Errno, Stack};
@@ -22,6 +30,15 @@ pub const IGMP_ALL_ROUTER: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 2);
 pub const IPPROTO_IGMP: u8 = 2;
 pub const IGMPV2_HOST_MEMBERSHIP_REPORT: u8 = 0x16;
 pub const IGMP_HOST_LEAVE_MESSAGE: u8 = 0x17;
+/// `IGMP_HOST_MEMBERSHIP_QUERY`, `IGMP_HOST_MEMBERSHIP_REPORT` (v1).
+pub const IGMP_HOST_MEMBERSHIP_QUERY: u8 = 0x11;
+pub const IGMP_HOST_MEMBERSHIP_REPORT: u8 = 0x12;
+/// `IGMP_QUERY_RESPONSE_INTERVAL` (10 s): a v1 query's response delay.
+const IGMP_QUERY_RESPONSE_INTERVAL_NS: u64 = 10_000_000_000;
+/// One Max Resp Time unit: 1/10 s (`IGMP_TIMER_SCALE`).
+const MRT_UNIT_NS: u64 = 100_000_000;
+/// One jiffy at HZ = 1000.
+const JIFFY_NS: u64 = 1_000_000;
 /// `net.ipv4.igmp_max_memberships`: groups one socket may join.
 pub const IGMP_MAX_MEMBERSHIPS: usize = 20;
 /// `net.ipv4.igmp_qrv`: unsolicited reports per join.
@@ -95,6 +112,16 @@ impl McTable {
             .iter()
             .map(|g| (g.port, g.group, g.users))
             .collect()
+    }
+}
+
+/// `IGMPV3_MRC`: a v3 Max Resp Code in tenths of a second (RFC 3376
+/// 4.1.1: below 128 the value, else a mantissa/exponent float).
+pub fn igmpv3_mrc(code: u8) -> u64 {
+    if code < 0x80 {
+        code as u64
+    } else {
+        (((code & 0x0f) | 0x10) as u64) << (((code >> 4) & 7) + 3)
     }
 }
 
@@ -187,6 +214,100 @@ impl Stack {
             }
             g.reporter = true;
             self.igmp_send_report(port, group, Send::Report);
+        }
+    }
+
+    /// Plays `igmp_rcv`: a message of at least 8 bytes with a good checksum
+    /// (else dropped) goes to [`Stack::igmp_heard_query`] or
+    /// [`Stack::igmp_heard_report`]; other types (leaves, v3 reports,
+    /// PIM, …) are ignored, as a host does.
+    pub(crate) fn igmp_rcv(&mut self, port: u16, m: &crate::mbuf::Mbuf) {
+        let mut b = [0u8; 1500];
+        let n = m.pkt_len().min(b.len());
+        let mut off = 0;
+        for s in m.segments() {
+            let k = s.data.len().min(n - off);
+            b[off..off + k].copy_from_slice(&s.data[..k]);
+            off += k;
+            if off == n {
+                break;
+            }
+        }
+        // The checksum covers the whole message (a v3 query with sources
+        // is longer than 12 bytes; more than a frame's worth is not IGMP).
+        if n < 8 || m.pkt_len() > b.len() {
+            return;
+        }
+        let msg = &b[..n];
+        if super::checksum::fold(super::checksum::sum(msg)) != 0xffff {
+            return;
+        }
+        let group = Ipv4Addr::new(msg[4], msg[5], msg[6], msg[7]);
+        match msg[0] {
+            IGMP_HOST_MEMBERSHIP_QUERY => self.igmp_heard_query(port, msg[1], group, n),
+            IGMPV2_HOST_MEMBERSHIP_REPORT | IGMP_HOST_MEMBERSHIP_REPORT => {
+                self.igmp_heard_report(port, group)
+            }
+            _ => {}
+        }
+    }
+
+    /// Plays `igmp_heard_query` with `force_igmp_version = 2`: an 8-byte
+    /// query with Max Resp Time 0 is IGMPv1's (respond within
+    /// `IGMP_QUERY_RESPONSE_INTERVAL`, 10 s), otherwise within `code`
+    /// tenths of a second; 9 to 11 bytes is bogus (ignored); 12 or more is
+    /// an IGMPv3 query treated as v2 (`IGMPV3_MRC(code)` tenths). A zero
+    /// delay becomes one jiffy. Every group joined on the port that the
+    /// query asks about (all for group 0.0.0.0) except 224.0.0.1 gets
+    /// `igmp_mod_timer`: a running timer that fires sooner is kept, else
+    /// the report is due at `now + rand(max_delay) + 2 jiffies`
+    /// (`igmp_start_timer`).
+    pub(crate) fn igmp_heard_query(&mut self, port: u16, code: u8, group: Ipv4Addr, len: usize) {
+        let mut group = group;
+        let max_delay = match len {
+            8 if code == 0 => {
+                group = Ipv4Addr::UNSPECIFIED; // v1 queries are general
+                IGMP_QUERY_RESPONSE_INTERVAL_NS
+            }
+            8 => code as u64 * MRT_UNIT_NS,
+            9..=11 => return,
+            _ => igmpv3_mrc(code) * MRT_UNIT_NS,
+        }
+        .max(JIFFY_NS);
+        let now = self.now;
+        for i in 0..self.mc.groups.len() {
+            let g = &self.mc.groups[i];
+            if g.port != port
+                || g.group == IGMP_ALL_HOSTS
+                || (!group.is_unspecified() && group != g.group)
+            {
+                continue;
+            }
+            if g.timer != NO_TIMER && g.timer.saturating_sub(now) < max_delay {
+                continue;
+            }
+            let t = now + self.mc.below(max_delay) + 2 * JIFFY_NS;
+            self.mc.groups[i].timer = t;
+        }
+    }
+
+    /// Plays `igmp_heard_report`: another member reported `group` on this
+    /// link, so ours is not needed (`igmp_stop_timer`: timer stopped,
+    /// `reporter` and `unsolicit_count` cleared — the leave is then owed by
+    /// that member). Reports for 224.0.0.1 are ignored.
+    pub(crate) fn igmp_heard_report(&mut self, port: u16, group: Ipv4Addr) {
+        if group == IGMP_ALL_HOSTS {
+            return;
+        }
+        if let Some(g) = self
+            .mc
+            .groups
+            .iter_mut()
+            .find(|g| g.port == port && g.group == group)
+        {
+            g.timer = NO_TIMER;
+            g.reporter = false;
+            g.unsolicit = 0;
         }
     }
 

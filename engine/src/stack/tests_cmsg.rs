@@ -329,7 +329,9 @@ fn tshark_dissects_cmsg_datagrams_with_good_checksums() {
         &[Cmsg::pktinfo(2, Ipv4Addr::UNSPECIFIED)],
     ];
     for c in sends {
-        st.socket(s).send_cmsg(b"cmsg", to, c, MsgFlags::NONE).unwrap();
+        st.socket(s)
+            .send_cmsg(b"cmsg", to, c, MsgFlags::NONE)
+            .unwrap();
     }
     let frames = cap.take();
     assert_eq!(frames.len(), 3);
@@ -358,8 +360,24 @@ fn tshark_dissects_cmsg_datagrams_with_good_checksums() {
     let _ = std::fs::remove_dir_all(&dir);
     let want = [
         ["02:00:00:00:00:0a", "10.0.0.1", "7", "0xb8", "20", "1", "1"],
-        ["02:00:00:00:00:0a", "10.0.0.1", "64", "0x00", "28", "1", "1"],
-        ["02:00:00:00:01:01", "192.168.1.1", "64", "0x00", "20", "1", "1"],
+        [
+            "02:00:00:00:00:0a",
+            "10.0.0.1",
+            "64",
+            "0x00",
+            "28",
+            "1",
+            "1",
+        ],
+        [
+            "02:00:00:00:01:01",
+            "192.168.1.1",
+            "64",
+            "0x00",
+            "20",
+            "1",
+            "1",
+        ],
     ];
     assert_eq!(rows.len(), 3, "{rows:?}");
     for (r, w) in rows.iter().zip(want.iter()) {
