@@ -152,6 +152,9 @@ pub struct PortSection {
     /// `net.core.wmem_max`: the most `SO_SNDBUF` takes on the port's stack.
     #[serde(default)]
     pub wmem_max: Option<u32>,
+    /// `force_igmp_version` of the port's stack: 2 (default) or 3.
+    #[serde(default)]
+    pub force_igmp_version: Option<u8>,
 }
 
 /// `[[port.neigh]]`: `ip = "10.0.0.2"`, `mac = "02:00:00:00:00:02"`.
@@ -212,6 +215,8 @@ impl PortSection {
                 Some("neigh_parms")
             } else if self.wmem_max.is_some() {
                 Some("wmem_max")
+            } else if self.force_igmp_version.is_some() {
+                Some("force_igmp_version")
             } else {
                 None
             };
@@ -229,6 +234,12 @@ impl PortSection {
             crate::netconf::probe_stack(i, &ip, &routes, &rules)?;
         }
         let neigh = self.neigh_parms.as_ref().map(|n| n.params(i)).transpose()?;
+        if let Some(v) = self.force_igmp_version.filter(|v| !matches!(v, 2 | 3)) {
+            return Err(ConfigError::new(
+                format!("port[{i}].force_igmp_version"),
+                format!("{v} is not 2 (IGMPv2 reports) or 3 (IGMPv3, RFC 3376)"),
+            ));
+        }
         if self.wmem_max == Some(0) {
             return Err(ConfigError::new(
                 format!("port[{i}].wmem_max"),
@@ -240,6 +251,7 @@ impl PortSection {
             rules,
             neigh,
             wmem_max: self.wmem_max,
+            force_igmp_version: self.force_igmp_version,
         })
     }
 

@@ -492,6 +492,8 @@ pub struct PortRouting {
     pub neigh: Option<NeighParams>,
     /// `net.core.wmem_max`.
     pub wmem_max: Option<u32>,
+    /// `force_igmp_version` (2 or 3).
+    pub force_igmp_version: Option<u8>,
 }
 
 impl PortRouting {
@@ -506,6 +508,9 @@ impl PortRouting {
         }
         if let Some(w) = self.wmem_max {
             cfg.wmem_max = w;
+        }
+        if let Some(v) = self.force_igmp_version {
+            cfg.force_igmp_version = v;
         }
     }
 }
@@ -895,6 +900,7 @@ table = 100
                 "port[1].neigh_parms.unres_qlen",
             ),
             ("wmem_max = 0", "port[1].wmem_max"),
+            ("force_igmp_version = 1", "port[1].force_igmp_version"),
         ];
         for (extra, key) in cases {
             let e = err(extra);

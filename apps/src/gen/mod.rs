@@ -154,6 +154,7 @@ fn port_section(spec: &str) -> PortSection {
         priomap: None,
         neigh_parms: None,
         wmem_max: None,
+        force_igmp_version: None,
     }
 }
 

@@ -16,9 +16,16 @@
 //! report for a group stops ours (`igmp_heard_report`: v2 report
 //! suppression).
 //!
-//! Not modelled: IGMPv3 reports and source filters, IGMPv1 compatibility
-//! mode after a v1 query (its 10 s response delay is honoured; reports stay
-//! v2).
+//! With `force_igmp_version = 3` the reports are IGMPv3's (RFC 3376 4.2,
+//! `igmpv3_send_cr` / `igmpv3_send_report`): a join sends `igmp_qrv`
+//! CHANGE_TO_EXCLUDE records, 2 jiffies and then within 1 s
+//! (`igmpv3_unsolicited_report_interval`), a leave as many
+//! CHANGE_TO_INCLUDE records, a query gets MODE_IS_EXCLUDE, and no report
+//! is suppressed. One group record per report (Linux packs a port's records
+//! into one).
+//!
+//! Not modelled: source filters, and the compatibility modes (a v1 query's
+//! 10 s delay is honoured, but reports keep the configured version).
 
 use super::wire::{self, Ipv4Header};
 use super::{Errno, Stack};
@@ -30,6 +37,17 @@ pub const IGMP_ALL_ROUTER: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 2);
 pub const IPPROTO_IGMP: u8 = 2;
 pub const IGMPV2_HOST_MEMBERSHIP_REPORT: u8 = 0x16;
 pub const IGMP_HOST_LEAVE_MESSAGE: u8 = 0x17;
+/// `IGMPV3_HOST_MEMBERSHIP_REPORT` (RFC 3376 4.2) and its destination,
+/// `IGMPV3_ALL_MCR` 224.0.0.22.
+pub const IGMPV3_HOST_MEMBERSHIP_REPORT: u8 = 0x22;
+pub const IGMPV3_ALL_MCR: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 22);
+/// Group record types (RFC 3376 4.2.12): current state `MODE_IS_EXCLUDE`,
+/// state changes `CHANGE_TO_INCLUDE` (a leave) / `CHANGE_TO_EXCLUDE` (a join).
+pub const IGMPV3_MODE_IS_EXCLUDE: u8 = 2;
+pub const IGMPV3_CHANGE_TO_INCLUDE: u8 = 3;
+pub const IGMPV3_CHANGE_TO_EXCLUDE: u8 = 4;
+/// `igmpv3_unsolicited_report_interval`: 1 s.
+const V3_UNSOLICITED_REPORT_INTERVAL_NS: u64 = 1_000_000_000;
 /// `IGMP_HOST_MEMBERSHIP_QUERY`, `IGMP_HOST_MEMBERSHIP_REPORT` (v1).
 pub const IGMP_HOST_MEMBERSHIP_QUERY: u8 = 0x11;
 pub const IGMP_HOST_MEMBERSHIP_REPORT: u8 = 0x12;
@@ -64,6 +82,12 @@ struct McGroup {
     /// We sent the last report (`reporter`): we owe the leave.
     reporter: bool,
     timer: u64,
+    /// IGMPv3: the last user left; the `CHANGE_TO_INCLUDE` records are
+    /// still being sent (Linux's `mc_tomb`), the group is no longer joined.
+    leaving: bool,
+    /// IGMPv3: the pending report answers a query (`MODE_IS_EXCLUDE`)
+    /// rather than a state change (`crcount` exhausted).
+    query: bool,
 }
 
 /// The groups of every port.
@@ -71,13 +95,16 @@ struct McGroup {
 pub(crate) struct McTable {
     groups: Vec<McGroup>,
     rng: u64,
+    /// `force_igmp_version`: 2 or 3.
+    version: u8,
 }
 
 impl McTable {
-    pub(crate) fn new(seed: u64) -> McTable {
+    pub(crate) fn new(seed: u64, version: u8) -> McTable {
         McTable {
             groups: Vec::new(),
             rng: seed | 1,
+            version,
         }
     }
 
@@ -89,7 +116,7 @@ impl McTable {
             || self
                 .groups
                 .iter()
-                .any(|g| g.port == port && g.group == group)
+                .any(|g| g.port == port && g.group == group && !g.leaving)
     }
 
     /// `get_random_u32_below(max)`.
@@ -129,6 +156,8 @@ pub fn igmpv3_mrc(code: u8) -> u64 {
 enum Send {
     Report,
     Leave,
+    /// An IGMPv3 report with one group record of this type, no sources.
+    V3(u8),
 }
 
 impl Stack {
@@ -155,6 +184,14 @@ impl Stack {
             .find(|g| g.port == port && g.group == group)
         {
             g.users += 1;
+            if g.leaving {
+                // Rejoined while its leave records were going out: a new
+                // join (state change) again.
+                g.leaving = false;
+                g.query = false;
+                g.unsolicit = IGMP_QRV;
+                g.timer = now + FIRST_REPORT_NS;
+            }
             return;
         }
         let report = group != IGMP_ALL_HOSTS;
@@ -169,6 +206,8 @@ impl Stack {
             } else {
                 NO_TIMER
             },
+            leaving: false,
+            query: false,
         });
     }
 
@@ -188,6 +227,16 @@ impl Stack {
         if g.users > 0 {
             return;
         }
+        if self.mc.version == 3 {
+            // igmp_group_dropped → igmpv3_add_delrec + igmp_ifc_event: the
+            // leave is `igmp_qrv` CHANGE_TO_INCLUDE records, whoever
+            // reported last (v3 has no report suppression).
+            g.leaving = true;
+            g.query = false;
+            g.unsolicit = IGMP_QRV;
+            g.timer = self.now + FIRST_REPORT_NS;
+            return;
+        }
         let g = self.mc.groups.remove(i);
         if g.reporter {
             self.igmp_send_report(port, group, Send::Leave);
@@ -203,18 +252,40 @@ impl Stack {
                 continue;
             }
             let (port, group) = (self.mc.groups[i].port, self.mc.groups[i].group);
-            let next = self.mc.below(V2_UNSOLICITED_REPORT_INTERVAL_NS) + FIRST_REPORT_NS;
+            let v3 = self.mc.version == 3;
+            let interval = if v3 {
+                V3_UNSOLICITED_REPORT_INTERVAL_NS
+            } else {
+                V2_UNSOLICITED_REPORT_INTERVAL_NS
+            };
+            let next = self.mc.below(interval) + FIRST_REPORT_NS;
             let g = &mut self.mc.groups[i];
             g.timer = NO_TIMER;
-            if g.unsolicit > 0 {
+            let what = match (v3, g.leaving, g.query) {
+                (false, _, _) => Send::Report,
+                (true, true, _) => Send::V3(IGMPV3_CHANGE_TO_INCLUDE),
+                (true, false, true) => Send::V3(IGMPV3_MODE_IS_EXCLUDE),
+                (true, false, false) => Send::V3(IGMPV3_CHANGE_TO_EXCLUDE),
+            };
+            if g.query {
+                g.query = false;
+                if g.unsolicit > 0 {
+                    // A state change still owed: it goes on after this.
+                    g.timer = now + next;
+                }
+            } else if g.unsolicit > 0 {
                 g.unsolicit -= 1;
                 if g.unsolicit > 0 {
                     g.timer = now + next;
                 }
             }
             g.reporter = true;
-            self.igmp_send_report(port, group, Send::Report);
+            self.igmp_send_report(port, group, what);
         }
+        // Leave records all sent: the group is gone (`igmpv3_clear_delrec`).
+        self.mc
+            .groups
+            .retain(|g| !(g.leaving && g.timer == NO_TIMER));
     }
 
     /// Plays `igmp_rcv`: a message of at least 8 bytes with a good checksum
@@ -283,11 +354,16 @@ impl Stack {
             {
                 continue;
             }
+            if g.leaving {
+                continue;
+            }
             if g.timer != NO_TIMER && g.timer.saturating_sub(now) < max_delay {
                 continue;
             }
             let t = now + self.mc.below(max_delay) + 2 * JIFFY_NS;
-            self.mc.groups[i].timer = t;
+            let g = &mut self.mc.groups[i];
+            g.timer = t;
+            g.query = true;
         }
     }
 
@@ -296,7 +372,9 @@ impl Stack {
     /// `reporter` and `unsolicit_count` cleared — the leave is then owed by
     /// that member). Reports for 224.0.0.1 are ignored.
     pub(crate) fn igmp_heard_report(&mut self, port: u16, group: Ipv4Addr) {
-        if group == IGMP_ALL_HOSTS {
+        // IGMPv3 hosts never suppress (RFC 3376 5.1; `igmp_heard_report`
+        // returns early in v3 mode).
+        if group == IGMP_ALL_HOSTS || self.mc.version == 3 {
             return;
         }
         if let Some(g) = self
@@ -319,11 +397,13 @@ impl Stack {
         let (ty, dst) = match what {
             Send::Report => (IGMPV2_HOST_MEMBERSHIP_REPORT, group),
             Send::Leave => (IGMP_HOST_LEAVE_MESSAGE, IGMP_ALL_ROUTER),
+            Send::V3(_) => (IGMPV3_HOST_MEMBERSHIP_REPORT, IGMPV3_ALL_MCR),
         };
         let pc = &self.ports[port as usize].conf;
         let (src, mac, vlan) = (pc.addr, pc.mac, pc.vlan);
         let l2len = if vlan.is_some() { 18 } else { 14 };
-        let (ihl, len) = (24, 24 + 8);
+        let mlen = if matches!(what, Send::V3(_)) { 16 } else { 8 };
+        let (ihl, len) = (24, 24 + mlen);
         self.counters.ip.out_requests.add(1);
         let Some(mut m) = self.pool.alloc() else {
             self.counters.ip.out_discards.add(1);
@@ -358,14 +438,25 @@ impl Stack {
         igmp[0] = ty;
         igmp[1] = 0;
         igmp[2..4].copy_from_slice(&[0, 0]);
-        igmp[4..8].copy_from_slice(&group.octets());
+        if let Send::V3(rec) = what {
+            // igmpv3_newpack/add_grhead: reserved, one group record
+            // (type, aux data 0, sources 0, group).
+            igmp[4..8].copy_from_slice(&[0, 0, 0, 1]);
+            igmp[8..12].copy_from_slice(&[rec, 0, 0, 0]);
+            igmp[12..16].copy_from_slice(&group.octets());
+        } else {
+            igmp[4..8].copy_from_slice(&group.octets());
+        }
         let c = !super::checksum::fold(super::checksum::sum(igmp));
         igmp[2..4].copy_from_slice(&c.to_be_bytes());
         m.set_tx_lens(l2len as u8, ihl as u8, 0);
         match self.xmit.queue_xmit(port, m) {
             Ok(()) => match what {
                 Send::Report => self.counters.igmp.reports_sent.add(1),
-                Send::Leave => self.counters.igmp.leaves_sent.add(1),
+                Send::V3(IGMPV3_CHANGE_TO_INCLUDE) | Send::Leave => {
+                    self.counters.igmp.leaves_sent.add(1)
+                }
+                Send::V3(_) => self.counters.igmp.reports_sent.add(1),
             },
             Err(_) => self.counters.ip.out_discards.add(1),
         }

@@ -534,6 +534,10 @@ pub struct StackConfig {
     pub sndbuf_default: u32,
     /// `net.core.wmem_max`: the most `SO_SNDBUF` takes (before doubling).
     pub wmem_max: u32,
+    /// `force_igmp_version`: 2 (IGMPv2 reports; the default here) or 3
+    /// (RFC 3376 reports; Linux's default 0 means v3 until an older
+    /// querier is heard).
+    pub force_igmp_version: u8,
     /// `rmem_default` (bytes).
     pub rcvbuf_default: u32,
     /// Most sockets this stack holds.
@@ -562,6 +566,7 @@ impl Default for StackConfig {
             ephemeral_ports: (32768, 60999),
             sndbuf_default: 212_992,
             wmem_max: 212_992,
+            force_igmp_version: 2,
             rcvbuf_default: 212_992,
             max_sockets: 4096,
             seed: 0x5eed_1234_abcd_ef01,
@@ -666,6 +671,12 @@ impl Stack {
                 ),
             });
         }
+        if !matches!(cfg.force_igmp_version, 2 | 3) {
+            return Err(StackError::Config {
+                key: "force_igmp_version",
+                why: format!("{} is not 2 or 3", cfg.force_igmp_version),
+            });
+        }
         let mut fib = fib_rules::Fib::new();
         for (i, p) in cfg.ports.iter().enumerate() {
             if p.prefix_len > 32 {
@@ -719,7 +730,7 @@ impl Stack {
             default_ttl: cfg.default_ttl,
             now: 0,
             scratch: Some(Box::new(Burst::new())),
-            mc: igmp::McTable::new(cfg.seed ^ 0x1697),
+            mc: igmp::McTable::new(cfg.seed ^ 0x1697, cfg.force_igmp_version),
             ports,
         };
         if cfg.fib_multipath_hash_policy > 1 {

@@ -377,3 +377,146 @@ fn queries_are_answered_within_max_resp_time_and_reports_suppress() {
     assert_eq!(reports(&cap.take()), vec![g2]);
     assert_eq!(st.counters().ip.in_unknown_protos, 0);
 }
+
+/// `force_igmp_version = 3` (RFC 3376 reports, as Linux's default sends):
+/// a join is `igmp_qrv` = 2 reports to 224.0.0.22 with one
+/// CHANGE_TO_EXCLUDE record (no sources) — at 2 ms and within the v3
+/// unsolicited interval (1 s); a general query is answered with
+/// MODE_IS_EXCLUDE; another host's report suppresses nothing; the leave is
+/// two CHANGE_TO_INCLUDE records, the group unjoined at once. tshark
+/// dissects every report with its checksum validated.
+#[test]
+fn igmpv3_reports_on_join_query_and_leave() {
+    let mut c = cfg(MAC_A, IP_A);
+    c.force_igmp_version = 3;
+    let (mut st, cap) = resolved_stack(c);
+    st.start(0);
+    let s = st.udp_socket().unwrap();
+    st.socket(s).join_multicast_v4(G, IP_A).unwrap();
+    let mut all = Vec::new();
+    let mut recs = |frames: Vec<Frame>, all: &mut Vec<Frame>| -> Vec<(u8, Ipv4Addr)> {
+        let v = frames
+            .iter()
+            .filter_map(|f| igmp_of(&f.bytes).map(|x| (f.bytes[0..6].to_vec(), x)))
+            .map(|(mac, (ip, g))| {
+                assert_eq!(mac, [0x01, 0x00, 0x5e, 0, 0, 0x16]);
+                assert_eq!((ip.dst, ip.ttl, ip.tos), (IGMPV3_ALL_MCR, 1, 0xc0));
+                assert_eq!((g[0], &g[4..8], g.len()), (0x22, &[0u8, 0, 0, 1][..], 16));
+                assert_eq!(&g[9..12], &[0, 0, 0], "no aux data, no sources");
+                (g[8], Ipv4Addr::new(g[12], g[13], g[14], g[15]))
+            })
+            .collect();
+        all.extend(frames);
+        v
+    };
+    st.poll_timers(1_000_000);
+    assert!(
+        recs(cap.take(), &mut all).is_empty(),
+        "not before 2 jiffies"
+    );
+    st.poll_timers(2_000_000);
+    assert_eq!(
+        recs(cap.take(), &mut all),
+        vec![(IGMPV3_CHANGE_TO_EXCLUDE, G)]
+    );
+    st.poll_timers(2_000_000 + S + 2_000_000);
+    assert_eq!(
+        recs(cap.take(), &mut all),
+        vec![(IGMPV3_CHANGE_TO_EXCLUDE, G)]
+    );
+    st.poll_timers(5 * S);
+    assert!(cap.take().is_empty());
+    // General IGMPv3 query (Max Resp Code 20 = 2 s); another host's v2
+    // report for G does not suppress ours.
+    let v3 = [IGMP_HOST_MEMBERSHIP_QUERY, 20, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0];
+    inject(&mut st, &igmp_frame(IGMP_ALL_HOSTS, &v3, false));
+    let mut theirs = [IGMPV2_HOST_MEMBERSHIP_REPORT, 0, 0, 0, 0, 0, 0, 0];
+    theirs[4..8].copy_from_slice(&G.octets());
+    inject(&mut st, &igmp_frame(G, &theirs, false));
+    st.poll_timers(7 * S + 2_000_000);
+    assert_eq!(
+        recs(cap.take(), &mut all),
+        vec![(IGMPV3_MODE_IS_EXCLUDE, G)]
+    );
+    // Leave: TO_IN twice; the group is not joined any more.
+    st.poll_timers(10 * S);
+    st.socket(s).leave_multicast_v4(G, IP_A).unwrap();
+    assert!(!st.mc.is_member(0, G));
+    st.poll_timers(10 * S + 2_000_000);
+    st.poll_timers(11 * S + 4_000_000);
+    assert_eq!(
+        recs(cap.take(), &mut all),
+        vec![(IGMPV3_CHANGE_TO_INCLUDE, G), (IGMPV3_CHANGE_TO_INCLUDE, G)]
+    );
+    st.poll_timers(20 * S);
+    assert!(cap.take().is_empty());
+    assert_eq!(
+        st.mc.list().len(),
+        0,
+        "the leave records done, the group is gone"
+    );
+    let k = st.counters();
+    assert_eq!((k.igmp.reports_sent, k.igmp.leaves_sent), (3, 2));
+    let mut bad = cfg(MAC_A, IP_A);
+    bad.force_igmp_version = 1;
+    assert!(Stack::new(bad, pool("igmp1", 64), Box::new(Cap::default())).is_err());
+
+    let Some(_) = tshark() else { return };
+    let dir = std::env::temp_dir().join(format!("ws-igmp3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("igmp3.pcap");
+    {
+        let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut w = crate::ethdev::pcap::PcapWriter::new(file).unwrap();
+        for (i, f) in all.iter().enumerate() {
+            w.write(i as u64 * 1000, &f.bytes).unwrap();
+        }
+    }
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args([
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+        ])
+        .args([
+            "-e",
+            "igmp.version",
+            "-e",
+            "igmp.type",
+            "-e",
+            "igmp.num_grp_recs",
+        ])
+        .args([
+            "-e",
+            "igmp.record_type",
+            "-e",
+            "igmp.maddr",
+            "-e",
+            "igmp.checksum.status",
+        ])
+        .args(["-e", "ip.checksum.status", "-e", "_ws.expert"])
+        .output()
+        .expect("run tshark");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // Only the IGMP frames (start() also sent a gratuitous ARP).
+    let rows: Vec<&str> = text.lines().filter(|l| !l.starts_with('|')).collect();
+    assert_eq!(rows.len(), 5, "{text}");
+    let types: Vec<&str> = rows.iter().map(|r| r.split('|').nth(3).unwrap()).collect();
+    assert_eq!(types, vec!["4", "4", "2", "3", "3"], "{text}");
+    for r in rows {
+        let f: Vec<&str> = r.split('|').collect();
+        assert_eq!(&f[..3], &["3", "0x22", "1"], "{text}");
+        // Checksum status 1: good (tshark's PROTO_CHECKSUM_E_GOOD); no expert note.
+        assert_eq!(
+            (f[4], f[5], f[6], f[7]),
+            ("239.1.2.3", "1", "1", ""),
+            "{text}"
+        );
+    }
+}
