@@ -394,7 +394,7 @@ fn igmpv3_reports_on_join_query_and_leave() {
     let s = st.udp_socket().unwrap();
     st.socket(s).join_multicast_v4(G, IP_A).unwrap();
     let mut all = Vec::new();
-    let mut recs = |frames: Vec<Frame>, all: &mut Vec<Frame>| -> Vec<(u8, Ipv4Addr)> {
+    let recs = |frames: Vec<Frame>, all: &mut Vec<Frame>| -> Vec<(u8, Ipv4Addr)> {
         let v = frames
             .iter()
             .filter_map(|f| igmp_of(&f.bytes).map(|x| (f.bytes[0..6].to_vec(), x)))
