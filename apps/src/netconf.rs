@@ -154,6 +154,28 @@ fn dev(key: &str, v: &NumOrName, nports: usize) -> Result<usize, ConfigError> {
     Ok(n)
 }
 
+/// A route's `dev`: it must be the port whose section it is in (the
+/// stack's port 0).
+fn own_dev(
+    key: String,
+    v: &Option<NumOrName>,
+    pi: usize,
+    nports: usize,
+) -> Result<Option<u16>, ConfigError> {
+    match v {
+        None => Ok(None),
+        Some(v) => {
+            let n = dev(&key, v, nports)?;
+            if n != pi {
+                return Err(ConfigError::new(key, format!(
+                    "port {n} is not this port ({pi}): each port's stack routes out of its own port; put the route under port[{n}]"
+                )));
+            }
+            Ok(Some(0))
+        }
+    }
+}
+
 fn table(key: &str, v: &Option<NumOrName>) -> Result<u32, ConfigError> {
     match v {
         None => Ok(RT_TABLE_MAIN),
@@ -193,25 +215,34 @@ fn scope(key: &str, v: &NumOrName) -> Result<u8, ConfigError> {
 }
 
 impl RouteSection {
+    /// `[[port.route.nexthop]]`, each checked.
+    fn nexthops(
+        &self,
+        pi: usize,
+        j: usize,
+        nports: usize,
+    ) -> Result<Vec<NexthopConf>, ConfigError> {
+        let mut nexthops = Vec::new();
+        for (h, n) in self.nexthop.iter().enumerate() {
+            let kh = |f: &str| format!("port[{pi}].route[{j}].nexthop[{h}].{f}");
+            let weight = n.weight.unwrap_or(1);
+            if !(1..=256).contains(&weight) {
+                return Err(ConfigError::new(kh("weight"), "must be 1..=256"));
+            }
+            nexthops.push(NexthopConf {
+                gateway: n.via.as_deref().map(|g| addr(&kh("via"), g)).transpose()?,
+                port: own_dev(kh("dev"), &n.dev, pi, nports)?,
+                weight,
+            });
+        }
+        Ok(nexthops)
+    }
+
     /// Route `j` of port `pi` as the port's stack takes it (its port 0).
     pub fn route_conf(&self, pi: usize, j: usize, nports: usize) -> Result<RouteConf, ConfigError> {
         let k = |f: &str| format!("port[{pi}].route[{j}].{f}");
         let (prefix, len) =
             parse_prefix(self.prefix.trim()).map_err(|e| ConfigError::new(k("prefix"), e))?;
-        let own_dev = |key: String, v: &Option<NumOrName>| -> Result<Option<u16>, ConfigError> {
-            match v {
-                None => Ok(None),
-                Some(v) => {
-                    let n = dev(&key, v, nports)?;
-                    if n != pi {
-                        return Err(ConfigError::new(key, format!(
-                            "port {n} is not this port ({pi}): each port's stack routes out of its own port; put the route under port[{n}]"
-                        )));
-                    }
-                    Ok(Some(0))
-                }
-            }
-        };
         let rtype = match &self.rtype {
             None => RouteType::Unicast,
             Some(t) => route_type(&k("type"), t)?,
@@ -227,19 +258,7 @@ impl RouteSection {
                 format!("a {} route has no gateway", rtype.name()),
             ));
         }
-        let mut nexthops = Vec::new();
-        for (h, n) in self.nexthop.iter().enumerate() {
-            let kh = |f: &str| format!("port[{pi}].route[{j}].nexthop[{h}].{f}");
-            let weight = n.weight.unwrap_or(1);
-            if !(1..=256).contains(&weight) {
-                return Err(ConfigError::new(kh("weight"), "must be 1..=256"));
-            }
-            nexthops.push(NexthopConf {
-                gateway: n.via.as_deref().map(|g| addr(&kh("via"), g)).transpose()?,
-                port: own_dev(kh("dev"), &n.dev)?,
-                weight,
-            });
-        }
+        let nexthops = self.nexthops(pi, j, nports)?;
         if !nexthops.is_empty() {
             if nexthops.len() < 2 {
                 return Err(ConfigError::new(
@@ -266,7 +285,7 @@ impl RouteSection {
             prefix,
             len,
             gateway,
-            port: own_dev(k("dev"), &self.dev)?,
+            port: own_dev(k("dev"), &self.dev, pi, nports)?,
             mtu: self.mtu,
             table: table(&k("table"), &self.table)?,
             rtype,
@@ -292,6 +311,35 @@ impl RouteSection {
 }
 
 impl RuleSection {
+    /// The rule's action (`action`, with `table` / `goto`).
+    fn action(&self, k: usize) -> Result<RuleAction, ConfigError> {
+        let key = |f: &str| format!("rule[{k}].{f}");
+        Ok(
+            match self.action.as_deref().unwrap_or(if self.goto.is_some() {
+                "goto"
+            } else {
+                "lookup"
+            }) {
+                "lookup" | "table" => RuleAction::ToTable(table(&key("table"), &self.table)?),
+                "goto" => RuleAction::Goto(self.goto.ok_or_else(|| {
+                    ConfigError::new(key("goto"), "action goto needs goto = PRIORITY")
+                })?),
+                "nop" => RuleAction::Nop,
+                "unreachable" => RuleAction::Unreachable,
+                "prohibit" => RuleAction::Prohibit,
+                "blackhole" => RuleAction::Blackhole,
+                o => {
+                    return Err(ConfigError::new(
+                        key("action"),
+                        format!(
+                            "'{o}' is not lookup, goto, nop, unreachable, prohibit or blackhole"
+                        ),
+                    ))
+                }
+            },
+        )
+    }
+
     /// Rule `k` for the stack of port `pi`: `None` when its `oif` names
     /// another port (it could never match there).
     pub fn rule_conf(
@@ -342,26 +390,7 @@ impl RuleSection {
             skip = n != pi;
             sel.oif = Some(0);
         }
-        let action = match self.action.as_deref().unwrap_or(if self.goto.is_some() {
-            "goto"
-        } else {
-            "lookup"
-        }) {
-            "lookup" | "table" => RuleAction::ToTable(table(&key("table"), &self.table)?),
-            "goto" => RuleAction::Goto(self.goto.ok_or_else(|| {
-                ConfigError::new(key("goto"), "action goto needs goto = PRIORITY")
-            })?),
-            "nop" => RuleAction::Nop,
-            "unreachable" => RuleAction::Unreachable,
-            "prohibit" => RuleAction::Prohibit,
-            "blackhole" => RuleAction::Blackhole,
-            o => {
-                return Err(ConfigError::new(
-                    key("action"),
-                    format!("'{o}' is not lookup, goto, nop, unreachable, prohibit or blackhole"),
-                ))
-            }
-        };
+        let action = self.action(k)?;
         if self.table.is_some() && !matches!(action, RuleAction::ToTable(_)) {
             return Err(ConfigError::new(
                 key("table"),
