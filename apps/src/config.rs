@@ -36,6 +36,10 @@ pub struct Config {
     pub ports: Vec<PortSection>,
     #[serde(default, rename = "stream")]
     pub streams: Vec<StreamSection>,
+    /// `[[rule]]`: policy-routing rules for every port's stack
+    /// ([`crate::netconf::RuleSection`]).
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<crate::netconf::RuleSection>,
 }
 
 /// `[run]`
@@ -158,6 +162,28 @@ pub struct PortSection {
     /// permanent`): never probed, never collected.
     #[serde(default)]
     pub neigh: Vec<NeighSection>,
+    /// Routes of the port's stack (`ip route add …`,
+    /// [`crate::netconf::RouteSection`]).
+    #[serde(default)]
+    pub route: Vec<crate::netconf::RouteSection>,
+    /// `dev_tx_weight` (`net.core.dev_tx_weight`): packets per qdisc run.
+    #[serde(default)]
+    pub dev_tx_weight: Option<usize>,
+    /// BQL limits of the TX queues (`byte_queue_limits/*`).
+    #[serde(default)]
+    pub byte_queue_limits: Option<crate::netconf::BqlSection>,
+    /// pfifo_fast `priomap`: 16 bands (0..=2) by `priority & 15`.
+    #[serde(default)]
+    pub priomap: Option<Vec<u8>>,
+    /// ARP parameters of the port's stack (`net.ipv4.neigh.*`).
+    #[serde(default)]
+    pub neigh_parms: Option<crate::netconf::NeighParmsSection>,
+    /// `net.core.wmem_max`: the most `SO_SNDBUF` takes on the port's stack.
+    #[serde(default)]
+    pub wmem_max: Option<u32>,
+    /// `force_igmp_version` of the port's stack: 2 (default) or 3.
+    #[serde(default)]
+    pub force_igmp_version: Option<u8>,
 }
 
 /// `[[port.neigh]]`: `ip = "10.0.0.2"`, `mac = "02:00:00:00:00:02"`.
@@ -204,6 +230,60 @@ pub struct PortIp {
 }
 
 impl PortSection {
+    /// The port's `[[port.route]]` and the `[[rule]]`s for its stack;
+    /// errors name `port[i].route[j].KEY` / `rule[k].KEY`.
+    pub fn routing(
+        &self,
+        i: usize,
+        c: &Config,
+    ) -> Result<crate::netconf::PortRouting, ConfigError> {
+        let Some(ip) = self.stack_ip(i)? else {
+            let key = if !self.route.is_empty() {
+                Some("route[0].prefix")
+            } else if self.neigh_parms.is_some() {
+                Some("neigh_parms")
+            } else if self.wmem_max.is_some() {
+                Some("wmem_max")
+            } else if self.force_igmp_version.is_some() {
+                Some("force_igmp_version")
+            } else {
+                None
+            };
+            if let Some(key) = key {
+                return Err(ConfigError::new(
+                    format!("port[{i}].{key}"),
+                    "belongs to the port's stack: give the port an ip",
+                ));
+            }
+            return Ok(Default::default());
+        };
+        let (routes, rules) =
+            crate::netconf::port_routing(&self.route, &c.rules, i, c.ports.len())?;
+        if !routes.is_empty() || !rules.is_empty() {
+            crate::netconf::probe_stack(i, &ip, &routes, &rules)?;
+        }
+        let neigh = self.neigh_parms.as_ref().map(|n| n.params(i)).transpose()?;
+        if let Some(v) = self.force_igmp_version.filter(|v| !matches!(v, 2 | 3)) {
+            return Err(ConfigError::new(
+                format!("port[{i}].force_igmp_version"),
+                format!("{v} is not 2 (IGMPv2 reports) or 3 (IGMPv3, RFC 3376)"),
+            ));
+        }
+        if self.wmem_max == Some(0) {
+            return Err(ConfigError::new(
+                format!("port[{i}].wmem_max"),
+                "must be at least 1 (bytes)",
+            ));
+        }
+        Ok(crate::netconf::PortRouting {
+            routes,
+            rules,
+            neigh,
+            wmem_max: self.wmem_max,
+            force_igmp_version: self.force_igmp_version,
+        })
+    }
+
     /// Parses `ip` / `gateway` (None when the port has no stack).
     pub fn stack_ip(&self, i: usize) -> Result<Option<PortIp>, ConfigError> {
         let Some(t) = &self.ip else {
@@ -1158,6 +1238,7 @@ impl Config {
         }
         for (i, p) in self.ports.iter().enumerate() {
             p.validate(i)?;
+            p.routing(i, self)?;
         }
         let sections = if self.streams.is_empty() {
             vec![StreamSection::default()]

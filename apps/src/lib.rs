@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod frame;
 pub mod gen;
 pub mod latency;
+pub mod netconf;
 pub mod stats;
 
 use wirespeed::ethdev::Registry;

@@ -130,6 +130,7 @@ fn run(kind: Kind, c: &Case, tag: &str) -> Result<(), TestCaseError> {
                 QdiscKind::PfifoFast
             },
             txqueuelen: c.txqueuelen,
+            ..Default::default()
         },
         bql: BqlConfig {
             enabled: c.bql,

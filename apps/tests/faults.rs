@@ -118,6 +118,7 @@ fn run(inner: &str, fault: &str, counter: &str, tag: &str, policy: CarrierPolicy
         qdisc: QdiscConfig {
             kind: QdiscKind::PfifoFast,
             txqueuelen: 1000,
+            ..Default::default()
         },
         watchdog_timeout_ms: 20,
         carrier: policy,

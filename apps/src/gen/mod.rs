@@ -170,6 +170,13 @@ fn port_section(spec: &str) -> PortSection {
         rss_reta: None,
         rss_hash: None,
         neigh: Vec::new(),
+        route: Vec::new(),
+        dev_tx_weight: None,
+        byte_queue_limits: None,
+        priomap: None,
+        neigh_parms: None,
+        wmem_max: None,
+        force_igmp_version: None,
     }
 }
 

@@ -432,18 +432,87 @@ fn port_queueing(
             ConfigError::new(format!("port[{pi}].txqueuelen"), "must be at least 1").into(),
         );
     }
+    let key = |f: &str| format!("port[{pi}].{f}");
+    let mut priomap = wirespeed::netdev::qdisc::PRIO2BAND;
+    if let Some(m) = &p.priomap {
+        if m.len() != 16 {
+            return Err(ConfigError::new(
+                key("priomap"),
+                format!(
+                    "has {} entries; give 16 bands, one per priority 0..=15",
+                    m.len()
+                ),
+            )
+            .into());
+        }
+        if let Some(i) = m.iter().position(|&b| b > 2) {
+            return Err(ConfigError::new(
+                key("priomap"),
+                format!(
+                    "entry {i} is band {}; pfifo_fast has bands 0, 1 and 2",
+                    m[i]
+                ),
+            )
+            .into());
+        }
+        priomap.copy_from_slice(m);
+    }
+    let dev_tx_weight = p
+        .dev_tx_weight
+        .unwrap_or(TxqConfig::default().dev_tx_weight);
+    if dev_tx_weight == 0 {
+        return Err(ConfigError::new(key("dev_tx_weight"), "must be at least 1").into());
+    }
+    let mut bql = BqlConfig {
+        enabled: p.bql.unwrap_or(kind == QdiscKind::PfifoFast),
+        ..Default::default()
+    };
+    if let Some(b) = &p.byte_queue_limits {
+        bql_limits(pi, b, &mut bql)?;
+    }
     Ok(TxqConfig {
         qdisc: QdiscConfig {
             kind,
             txqueuelen: p.txqueuelen as usize,
+            priomap,
         },
-        bql: BqlConfig {
-            enabled: p.bql.unwrap_or(kind == QdiscKind::PfifoFast),
-            ..Default::default()
-        },
+        bql,
         tx_burst: burst,
+        dev_tx_weight,
         ..Default::default()
     })
+}
+
+/// `[port.byte_queue_limits]`: each limit at most `DQL_MAX_LIMIT` (the
+/// sysfs write's `EINVAL`), `limit_min` not above `limit_max`.
+fn bql_limits(
+    pi: usize,
+    b: &crate::netconf::BqlSection,
+    bql: &mut BqlConfig,
+) -> Result<(), GenError> {
+    let key = |f: &str| format!("port[{pi}].byte_queue_limits.{f}");
+    let max = wirespeed::netdev::dql::DQL_MAX_LIMIT;
+    for (k, v) in [("limit_min", b.limit_min), ("limit_max", b.limit_max)] {
+        if let Some(v) = v.filter(|&v| v > max) {
+            return Err(
+                ConfigError::new(key(k), format!("{v} is above DQL_MAX_LIMIT ({max})")).into(),
+            );
+        }
+    }
+    bql.limit_min = b.limit_min.unwrap_or(bql.limit_min);
+    bql.limit_max = b.limit_max.unwrap_or(bql.limit_max);
+    if bql.limit_min > bql.limit_max {
+        return Err(ConfigError::new(
+            key("limit_min"),
+            format!("{} is above limit_max ({})", bql.limit_min, bql.limit_max),
+        )
+        .into());
+    }
+    bql.hold_time_ms = b.hold_time.unwrap_or(bql.hold_time_ms);
+    if bql.hold_time_ms == 0 {
+        return Err(ConfigError::new(key("hold_time"), "must be at least 1 (ms)").into());
+    }
+    Ok(())
 }
 
 /// The mean frame a stream puts on the wire (a socket stream's datagram
@@ -677,4 +746,61 @@ fn stack_setup(
         noarp: pp.info.driver == "lo",
         neighbours: p.static_neighbours(pi)?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn txq(extra: &str) -> Result<wirespeed::netdev::TxqConfig, String> {
+        let c = Config::parse(&format!("[[port]]\nspec = \"null\"\n{extra}"), "t.toml").unwrap();
+        super::port_queueing(0, &c.ports[0], &[], 32).map_err(|e| e.to_string())
+    }
+
+    /// `dev_tx_weight`, `[port.byte_queue_limits]` and `priomap` reach the
+    /// TX queues' config (the netdev tests show each one changing what a
+    /// queue does); bad values name their key.
+    #[test]
+    fn queue_knobs_map_to_the_txq_config() {
+        let d = txq("").unwrap();
+        assert_eq!(d.dev_tx_weight, 64);
+        assert_eq!(d.qdisc.priomap, wirespeed::netdev::qdisc::PRIO2BAND);
+        let t = txq("dev_tx_weight = 16\nqdisc = \"pfifo_fast\"\ntxqueuelen = 50\npriomap = [0,0,0,0,1,1,1,1,2,2,2,2,2,2,2,2]\n[port.byte_queue_limits]\nlimit_min = 3000\nlimit_max = 90000\nhold_time = 250\n").unwrap();
+        assert_eq!(t.dev_tx_weight, 16);
+        assert_eq!(t.qdisc.txqueuelen, 50);
+        assert_eq!(t.qdisc.priomap[..5], [0, 0, 0, 0, 1]);
+        assert_eq!(
+            (
+                t.bql.enabled,
+                t.bql.limit_min,
+                t.bql.limit_max,
+                t.bql.hold_time_ms
+            ),
+            (true, 3000, 90000, 250)
+        );
+        let bad = [
+            ("dev_tx_weight = 0", "port[0].dev_tx_weight"),
+            ("priomap = [0, 1]", "port[0].priomap"),
+            (
+                "priomap = [0,0,0,0,1,1,1,1,2,2,2,2,2,2,2,3]",
+                "port[0].priomap",
+            ),
+            (
+                "[port.byte_queue_limits]\nlimit_min = 9000\nlimit_max = 100",
+                "port[0].byte_queue_limits.limit_min",
+            ),
+            (
+                "[port.byte_queue_limits]\nlimit_max = 4000000000",
+                "port[0].byte_queue_limits.limit_max",
+            ),
+            (
+                "[port.byte_queue_limits]\nhold_time = 0",
+                "port[0].byte_queue_limits.hold_time",
+            ),
+        ];
+        for (extra, key) in bad {
+            let e = txq(extra).unwrap_err();
+            assert!(e.contains(&format!("{key}:")), "{extra}: {e}");
+        }
+    }
 }

@@ -81,6 +81,8 @@ pub struct PfifoFast {
     nonempty: u8,
     qlen: usize,
     limit: usize,
+    /// Priority → band (`priomap`), default [`PRIO2BAND`].
+    priomap: [u8; 16],
 }
 
 impl PfifoFast {
@@ -97,7 +99,29 @@ impl PfifoFast {
             nonempty: 0,
             qlen: 0,
             limit,
+            priomap: PRIO2BAND,
         })
+    }
+
+    /// Sets the priority → band map (`priomap`, 16 entries indexed by
+    /// `priority & TC_PRIO_MAX`). Linux's pfifo_fast keeps [`PRIO2BAND`]
+    /// fixed; its `prio` qdisc takes a map like this one and refuses an
+    /// entry not below the band count (`prio_tune`: `EINVAL`), as this does.
+    pub fn with_priomap(mut self, map: [u8; 16]) -> Result<PfifoFast, QdiscError> {
+        if let Some(i) = map.iter().position(|&b| b as usize >= PFIFO_FAST_BANDS) {
+            return Err(QdiscError::BadPriomap {
+                index: i,
+                band: map[i],
+            });
+        }
+        self.priomap = map;
+        Ok(self)
+    }
+
+    /// The band this queue puts priority `prio` in (its `priomap`).
+    #[inline(always)]
+    pub fn band(&self, prio: u8) -> usize {
+        self.priomap[(prio & TC_PRIO_MAX) as usize] as usize
     }
 
     /// The band a packet of priority `prio` goes to.
@@ -119,7 +143,7 @@ impl Qdisc for PfifoFast {
 
     #[inline]
     fn enqueue(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        let b = Self::band_of(m.priority());
+        let b = self.band(m.priority());
         if self.bands[b].len() >= self.limit {
             return Err(m);
         }
@@ -161,7 +185,7 @@ impl Qdisc for PfifoFast {
 
     #[inline(always)]
     fn room(&self, prio: u8) -> usize {
-        self.limit - self.bands[Self::band_of(prio)].len()
+        self.limit - self.bands[self.band(prio)].len()
     }
 }
 
@@ -210,7 +234,9 @@ impl QdiscImpl {
     /// Builds a built-in qdisc from its config.
     pub fn from_config(c: &QdiscConfig) -> Result<QdiscImpl, QdiscError> {
         Ok(match c.kind {
-            QdiscKind::PfifoFast => QdiscImpl::PfifoFast(PfifoFast::new(c.txqueuelen)?),
+            QdiscKind::PfifoFast => {
+                QdiscImpl::PfifoFast(PfifoFast::new(c.txqueuelen)?.with_priomap(c.priomap)?)
+            }
             QdiscKind::Noqueue => QdiscImpl::NoQueue(NoQueue),
         })
     }
@@ -324,6 +350,8 @@ pub struct QdiscConfig {
     pub kind: QdiscKind,
     /// Packet limit (`txqueuelen`), default 1000.
     pub txqueuelen: usize,
+    /// pfifo_fast's priority → band map (`priomap`), default [`PRIO2BAND`].
+    pub priomap: [u8; 16],
 }
 
 impl Default for QdiscConfig {
@@ -331,6 +359,7 @@ impl Default for QdiscConfig {
         QdiscConfig {
             kind: QdiscKind::PfifoFast,
             txqueuelen: DEFAULT_TXQUEUELEN,
+            priomap: PRIO2BAND,
         }
     }
 }
@@ -338,6 +367,8 @@ impl Default for QdiscConfig {
 /// Qdisc errors.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum QdiscError {
+    #[error("qdisc priomap[{index}] = {band}: pfifo_fast has bands 0, 1 and 2")]
+    BadPriomap { index: usize, band: u8 },
     #[error("unknown qdisc '{0}'; known: pfifo_fast, noqueue")]
     UnknownKind(String),
     #[error("qdisc txqueuelen = {value} is out of range (1..={max}); use qdisc = \"noqueue\" for no queue")]
@@ -420,6 +451,38 @@ mod tests {
         for (prio, band) in want {
             assert_eq!(PfifoFast::band_of(prio), band, "prio {prio}");
         }
+    }
+
+    /// A `priomap` moving best effort (0) to band 2 and bulk (2) to band 0
+    /// reverses which goes first; a band past 2 is refused.
+    #[test]
+    fn priomap_changes_the_band_and_the_order() {
+        let mut p = pool();
+        let mut map = PRIO2BAND;
+        map[0] = 2;
+        map[2] = 0;
+        let cfg = QdiscConfig {
+            priomap: map,
+            ..Default::default()
+        };
+        let QdiscImpl::PfifoFast(mut q) = QdiscImpl::from_config(&cfg).unwrap() else {
+            panic!("pfifo_fast expected")
+        };
+        for (prio, tag) in [(0, 1), (2, 2), (6, 3)] {
+            q.enqueue(pkt(&mut p, prio, tag)).unwrap();
+        }
+        assert_eq!((q.band_len(0), q.band_len(1), q.band_len(2)), (2, 0, 1));
+        let order: Vec<u8> = std::iter::from_fn(|| q.dequeue().map(|m| m.data()[0])).collect();
+        assert_eq!(
+            order,
+            vec![2, 3, 1],
+            "bulk and interactive before best effort"
+        );
+        map[9] = 3;
+        assert_eq!(
+            PfifoFast::new(8).unwrap().with_priomap(map).err(),
+            Some(QdiscError::BadPriomap { index: 9, band: 3 })
+        );
     }
 
     #[test]

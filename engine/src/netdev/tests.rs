@@ -52,6 +52,7 @@ fn conf(kind: QdiscKind, limit: usize, bql: bool) -> TxqConfig {
         qdisc: QdiscConfig {
             kind,
             txqueuelen: limit,
+            ..Default::default()
         },
         bql: BqlConfig {
             enabled: bql,

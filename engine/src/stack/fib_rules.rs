@@ -371,7 +371,7 @@ pub fn parse_table(s: &str) -> Result<u32, String> {
 }
 
 /// A number in decimal or `0x` hex.
-pub(crate) fn parse_u32(s: &str) -> Option<u32> {
+pub fn parse_u32(s: &str) -> Option<u32> {
     match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(h) => u32::from_str_radix(h, 16).ok(),
         None => s.parse().ok(),
@@ -379,7 +379,7 @@ pub(crate) fn parse_u32(s: &str) -> Option<u32> {
 }
 
 /// `A.B.C.D[/LEN]`, `all`/`default` (0/0); host bits must be clear.
-pub(crate) fn parse_prefix(s: &str) -> Result<(Ipv4Addr, u8), String> {
+pub fn parse_prefix(s: &str) -> Result<(Ipv4Addr, u8), String> {
     if s == "all" || s == "default" || s == "any" {
         return Ok((Ipv4Addr::UNSPECIFIED, 0));
     }
@@ -419,7 +419,7 @@ fn parse_range(s: &str) -> Result<(u16, u16), String> {
 }
 
 /// The TOS a rule or route takes (`tos 0x10`), checked against `mask`.
-pub(crate) fn parse_tos(s: &str, mask: u8) -> Result<u8, String> {
+pub fn parse_tos(s: &str, mask: u8) -> Result<u8, String> {
     match parse_u32(s) {
         Some(t) if t <= 0xff && t as u8 & !mask == 0 => Ok(t as u8),
         _ => Err(format!(

@@ -47,6 +47,7 @@
 //! reading): the data path never reads a clock.
 
 pub mod checksum;
+pub mod cmsg;
 pub mod fib_rules;
 mod frag;
 pub mod igmp;
@@ -62,6 +63,7 @@ pub mod tcp;
 mod udp;
 pub mod wire;
 
+pub use cmsg::{port_ifindex, Cmsg};
 pub use fib_rules::{Fib, FibRule, Flowi4, RuleAction, RuleConf, RuleSelector};
 pub use neigh::{NeighInfo, NeighParams, NudState};
 pub use route::{Nexthop, Route, RouteError, RouteKind, RouteTable, RouteType};
@@ -531,6 +533,12 @@ pub struct StackConfig {
     pub ephemeral_ports: (u16, u16),
     /// `wmem_default` (bytes).
     pub sndbuf_default: u32,
+    /// `net.core.wmem_max`: the most `SO_SNDBUF` takes (before doubling).
+    pub wmem_max: u32,
+    /// `force_igmp_version`: 2 (IGMPv2 reports; the default here) or 3
+    /// (RFC 3376 reports; Linux's default 0 means v3 until an older
+    /// querier is heard).
+    pub force_igmp_version: u8,
     /// `rmem_default` (bytes).
     pub rcvbuf_default: u32,
     /// Most sockets this stack holds.
@@ -558,6 +566,8 @@ impl Default for StackConfig {
             default_ttl: 64,
             ephemeral_ports: (32768, 60999),
             sndbuf_default: 212_992,
+            wmem_max: 212_992,
+            force_igmp_version: 2,
             rcvbuf_default: 212_992,
             max_sockets: 4096,
             seed: 0x5eed_1234_abcd_ef01,
@@ -664,6 +674,12 @@ impl Stack {
                 ),
             });
         }
+        if !matches!(cfg.force_igmp_version, 2 | 3) {
+            return Err(StackError::Config {
+                key: "force_igmp_version",
+                why: format!("{} is not 2 or 3", cfg.force_igmp_version),
+            });
+        }
         let mut fib = fib_rules::Fib::new();
         for (i, p) in cfg.ports.iter().enumerate() {
             if p.prefix_len > 32 {
@@ -717,7 +733,7 @@ impl Stack {
             default_ttl: cfg.default_ttl,
             now: 0,
             scratch: Some(Box::new(Burst::new())),
-            mc: igmp::McTable::new(cfg.seed ^ 0x1697),
+            mc: igmp::McTable::new(cfg.seed ^ 0x1697, cfg.force_igmp_version),
             ports,
             replica: None,
         };

@@ -291,6 +291,10 @@ impl Stack {
                 self.counters.ip.in_delivers.add(1);
                 self.tcp_v4_rcv(&h, m);
             }
+            super::igmp::IPPROTO_IGMP => {
+                self.counters.ip.in_delivers.add(1);
+                self.igmp_rcv(port, &m);
+            }
             _ => self.counters.ip.in_unknown_protos.add(1),
         }
     }

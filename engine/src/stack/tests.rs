@@ -1675,6 +1675,7 @@ mod props {
         fn fragmentation_geometry(len in 0usize..20000, mtu in 68u32..9200, cuts in proptest::collection::vec(1usize..5000, 0..4)) {
             let mut c = cfg(MAC_A, IP_A);
             c.ports[0].mtu = mtu;
+            c.wmem_max = 4 << 20;
             let (mut st, cap) = resolved_stack(c);
             let s = st.udp_socket().unwrap();
             // Tiny MTUs need hundreds of buffers: room for them (else ENOBUFS,
@@ -2316,3 +2317,6 @@ mod ipopt;
 
 #[path = "tests_shared.rs"]
 mod shared_cp;
+
+#[path = "tests_cmsg.rs"]
+mod cmsg_send;

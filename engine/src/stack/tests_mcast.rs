@@ -254,3 +254,269 @@ fn multicast_loop_delivers_our_own_datagrams_to_local_members() {
     assert_eq!(st.socket(r).recv_from(&mut buf), Err(Errno::EAGAIN));
     assert_eq!(st.counters().rx.mc_not_joined, 0);
 }
+
+/// An IGMP frame from a querier/another member (10.0.0.254), with Router
+/// Alert and a correct checksum unless `bad`.
+fn igmp_frame(dst: Ipv4Addr, msg: &[u8], bad: bool) -> Vec<u8> {
+    let mut m = msg.to_vec();
+    let c = !checksum::fold(checksum::sum(&m));
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    if bad {
+        m[7] ^= 1;
+    }
+    let mut f = vec![0u8; 14 + 24 + m.len()];
+    EthernetHeader {
+        dst: wire::ipv4_multicast_mac(dst),
+        src: MAC_B,
+        ethertype: ETHERTYPE_IPV4,
+    }
+    .emit(&mut f);
+    let mut h = Ipv4Header {
+        tos: 0xc0,
+        total_len: (24 + m.len()) as u16,
+        ttl: 1,
+        protocol: IPPROTO_IGMP,
+        src: Ipv4Addr::new(10, 0, 0, 254),
+        dst,
+        ..Default::default()
+    };
+    h.options[..4].copy_from_slice(&[0x94, 4, 0, 0]);
+    h.options_len = 4;
+    h.emit(&mut f[14..]);
+    f[38..].copy_from_slice(&m);
+    f
+}
+
+/// The IGMP reports among `frames` (their groups).
+fn reports(frames: &[Frame]) -> Vec<Ipv4Addr> {
+    frames
+        .iter()
+        .filter_map(|f| igmp_of(&f.bytes))
+        .filter(|(_, g)| g[0] == IGMPV2_HOST_MEMBERSHIP_REPORT)
+        .map(|(_, g)| Ipv4Addr::new(g[4], g[5], g[6], g[7]))
+        .collect()
+}
+
+/// Queries answered as Linux's `igmp_heard_query` does (v2 forced): a
+/// general v2 query with Max Resp Time 50 (5 s) brings one report per
+/// joined group, each due in [2 ms, 5.002 s); a group-specific query only
+/// that group's; a v3 query (12 bytes) is answered as v2 with
+/// `IGMPV3_MRC(0x8c)` = 0x1c << 3 = 224 tenths (22.4 s); a bad checksum or
+/// a 10-byte query is ignored; another member's report for the group stops
+/// our pending one (`igmp_heard_report`).
+#[test]
+fn queries_are_answered_within_max_resp_time_and_reports_suppress() {
+    let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));
+    st.start(0);
+    let s = st.udp_socket().unwrap();
+    let g2 = Ipv4Addr::new(239, 9, 9, 9);
+    st.socket(s).join_multicast_v4(G, IP_A).unwrap();
+    st.socket(s).join_multicast_v4(g2, IP_A).unwrap();
+    // Let the unsolicited reports go (two each: at 2 ms, then within 10 s).
+    st.poll_timers(S / 100);
+    st.poll_timers(11 * S);
+    assert_eq!(reports(&cap.take()).len(), 4);
+    st.poll_timers(40 * S);
+    assert!(cap.take().is_empty());
+    let t0 = 40 * S;
+    let general = [IGMP_HOST_MEMBERSHIP_QUERY, 50, 0, 0, 0, 0, 0, 0];
+    inject(&mut st, &igmp_frame(IGMP_ALL_HOSTS, &general, false));
+    st.poll_timers(t0 + S / 1000);
+    assert!(reports(&cap.take()).is_empty(), "not before 2 jiffies");
+    st.poll_timers(t0 + 5 * S + 2_000_000);
+    let mut got = reports(&cap.take());
+    got.sort();
+    assert_eq!(got, vec![G, g2]);
+    assert_eq!(igmpv3_mrc(0x8c), 224);
+    // Group-specific (to the group, as RFC 2236 sends it): only G.
+    let t1 = 50 * S;
+    st.poll_timers(t1);
+    let mut specific = [IGMP_HOST_MEMBERSHIP_QUERY, 10, 0, 0, 0, 0, 0, 0];
+    specific[4..8].copy_from_slice(&G.octets());
+    inject(&mut st, &igmp_frame(G, &specific, false));
+    st.poll_timers(t1 + S + 2_000_000);
+    assert_eq!(reports(&cap.take()), vec![G]);
+    // Ignored: a bad checksum, a bogus 10-byte query.
+    let t2 = 60 * S;
+    st.poll_timers(t2);
+    inject(&mut st, &igmp_frame(IGMP_ALL_HOSTS, &general, true));
+    let mut bogus = general.to_vec();
+    bogus.extend_from_slice(&[0, 0]);
+    inject(&mut st, &igmp_frame(IGMP_ALL_HOSTS, &bogus, false));
+    st.poll_timers(t2 + 6 * S);
+    assert!(reports(&cap.take()).is_empty());
+    // IGMPv3 query, Max Resp Code 0x8c: answered within 22.4 s, not 5.
+    let t3 = 70 * S;
+    st.poll_timers(t3);
+    let v3 = [
+        IGMP_HOST_MEMBERSHIP_QUERY,
+        0x8c,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        2,
+        0,
+        0,
+    ];
+    inject(&mut st, &igmp_frame(IGMP_ALL_HOSTS, &v3, false));
+    st.poll_timers(t3 + 22_400_000_000 + 2_000_000);
+    assert_eq!(reports(&cap.take()).len(), 2);
+    // Suppression: a query, then another member's report for G: only g2's
+    // report goes.
+    let t4 = 100 * S;
+    st.poll_timers(t4);
+    inject(&mut st, &igmp_frame(IGMP_ALL_HOSTS, &general, false));
+    let mut theirs = [IGMPV2_HOST_MEMBERSHIP_REPORT, 0, 0, 0, 0, 0, 0, 0];
+    theirs[4..8].copy_from_slice(&G.octets());
+    inject(&mut st, &igmp_frame(G, &theirs, false));
+    st.poll_timers(t4 + 5 * S + 2_000_000);
+    assert_eq!(reports(&cap.take()), vec![g2]);
+    assert_eq!(st.counters().ip.in_unknown_protos, 0);
+}
+
+/// `force_igmp_version = 3` (RFC 3376 reports, as Linux's default sends):
+/// a join is `igmp_qrv` = 2 reports to 224.0.0.22 with one
+/// CHANGE_TO_EXCLUDE record (no sources) — at 2 ms and within the v3
+/// unsolicited interval (1 s); a general query is answered with
+/// MODE_IS_EXCLUDE; another host's report suppresses nothing; the leave is
+/// two CHANGE_TO_INCLUDE records, the group unjoined at once. tshark
+/// dissects every report with its checksum validated.
+#[test]
+fn igmpv3_reports_on_join_query_and_leave() {
+    let mut c = cfg(MAC_A, IP_A);
+    c.force_igmp_version = 3;
+    let (mut st, cap) = resolved_stack(c);
+    st.start(0);
+    let s = st.udp_socket().unwrap();
+    st.socket(s).join_multicast_v4(G, IP_A).unwrap();
+    let mut all = Vec::new();
+    let recs = |frames: Vec<Frame>, all: &mut Vec<Frame>| -> Vec<(u8, Ipv4Addr)> {
+        let v = frames
+            .iter()
+            .filter_map(|f| igmp_of(&f.bytes).map(|x| (f.bytes[0..6].to_vec(), x)))
+            .map(|(mac, (ip, g))| {
+                assert_eq!(mac, [0x01, 0x00, 0x5e, 0, 0, 0x16]);
+                assert_eq!((ip.dst, ip.ttl, ip.tos), (IGMPV3_ALL_MCR, 1, 0xc0));
+                assert_eq!((g[0], &g[4..8], g.len()), (0x22, &[0u8, 0, 0, 1][..], 16));
+                assert_eq!(&g[9..12], &[0, 0, 0], "no aux data, no sources");
+                (g[8], Ipv4Addr::new(g[12], g[13], g[14], g[15]))
+            })
+            .collect();
+        all.extend(frames);
+        v
+    };
+    st.poll_timers(1_000_000);
+    assert!(
+        recs(cap.take(), &mut all).is_empty(),
+        "not before 2 jiffies"
+    );
+    st.poll_timers(2_000_000);
+    assert_eq!(
+        recs(cap.take(), &mut all),
+        vec![(IGMPV3_CHANGE_TO_EXCLUDE, G)]
+    );
+    st.poll_timers(2_000_000 + S + 2_000_000);
+    assert_eq!(
+        recs(cap.take(), &mut all),
+        vec![(IGMPV3_CHANGE_TO_EXCLUDE, G)]
+    );
+    st.poll_timers(5 * S);
+    assert!(cap.take().is_empty());
+    // General IGMPv3 query (Max Resp Code 20 = 2 s); another host's v2
+    // report for G does not suppress ours.
+    let v3 = [IGMP_HOST_MEMBERSHIP_QUERY, 20, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0];
+    inject(&mut st, &igmp_frame(IGMP_ALL_HOSTS, &v3, false));
+    let mut theirs = [IGMPV2_HOST_MEMBERSHIP_REPORT, 0, 0, 0, 0, 0, 0, 0];
+    theirs[4..8].copy_from_slice(&G.octets());
+    inject(&mut st, &igmp_frame(G, &theirs, false));
+    st.poll_timers(7 * S + 2_000_000);
+    assert_eq!(
+        recs(cap.take(), &mut all),
+        vec![(IGMPV3_MODE_IS_EXCLUDE, G)]
+    );
+    // Leave: TO_IN twice; the group is not joined any more.
+    st.poll_timers(10 * S);
+    st.socket(s).leave_multicast_v4(G, IP_A).unwrap();
+    assert!(!st.mc.is_member(0, G));
+    st.poll_timers(10 * S + 2_000_000);
+    st.poll_timers(11 * S + 4_000_000);
+    assert_eq!(
+        recs(cap.take(), &mut all),
+        vec![(IGMPV3_CHANGE_TO_INCLUDE, G), (IGMPV3_CHANGE_TO_INCLUDE, G)]
+    );
+    st.poll_timers(20 * S);
+    assert!(cap.take().is_empty());
+    assert_eq!(
+        st.mc.list().len(),
+        0,
+        "the leave records done, the group is gone"
+    );
+    let k = st.counters();
+    assert_eq!((k.igmp.reports_sent, k.igmp.leaves_sent), (3, 2));
+    let mut bad = cfg(MAC_A, IP_A);
+    bad.force_igmp_version = 1;
+    assert!(Stack::new(bad, pool("igmp1", 64), Box::new(Cap::default())).is_err());
+
+    let Some(_) = tshark() else { return };
+    let dir = std::env::temp_dir().join(format!("ws-igmp3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("igmp3.pcap");
+    {
+        let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut w = crate::ethdev::pcap::PcapWriter::new(file).unwrap();
+        for (i, f) in all.iter().enumerate() {
+            w.write(i as u64 * 1000, &f.bytes).unwrap();
+        }
+    }
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args([
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+        ])
+        .args([
+            "-e",
+            "igmp.version",
+            "-e",
+            "igmp.type",
+            "-e",
+            "igmp.num_grp_recs",
+        ])
+        .args([
+            "-e",
+            "igmp.record_type",
+            "-e",
+            "igmp.maddr",
+            "-e",
+            "igmp.checksum.status",
+        ])
+        .args(["-e", "ip.checksum.status", "-e", "_ws.expert"])
+        .output()
+        .expect("run tshark");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // Only the IGMP frames (start() also sent a gratuitous ARP).
+    let rows: Vec<&str> = text.lines().filter(|l| !l.starts_with('|')).collect();
+    assert_eq!(rows.len(), 5, "{text}");
+    let types: Vec<&str> = rows.iter().map(|r| r.split('|').nth(3).unwrap()).collect();
+    assert_eq!(types, vec!["4", "4", "2", "3", "3"], "{text}");
+    for r in rows {
+        let f: Vec<&str> = r.split('|').collect();
+        assert_eq!(&f[..3], &["3", "0x22", "1"], "{text}");
+        // Checksum status 1: good (tshark's PROTO_CHECKSUM_E_GOOD); no expert note.
+        assert_eq!(
+            (f[4], f[5], f[6], f[7]),
+            ("239.1.2.3", "1", "1", ""),
+            "{text}"
+        );
+    }
+}

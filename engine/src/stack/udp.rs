@@ -69,8 +69,20 @@ pub struct SendOpts {
     pub tos: Option<u8>,
     /// `IP_TTL` cmsg.
     pub ttl: Option<u8>,
-    /// `IP_PKTINFO` `ipi_spec_dst`: the source address for this datagram.
+    /// `IP_PKTINFO` `ipi_spec_dst`: the source address for this datagram
+    /// (`ipc.addr`; 0.0.0.0 lets the route choose it, even on a bound
+    /// socket, as Linux's `udp_sendmsg` takes `saddr = ipc.addr`).
     pub src: Option<Ipv4Addr>,
+    /// `IP_PKTINFO` `ipi_ifindex` (`ipc.oif`) as a port: the datagram
+    /// leaves by this port (`flowi4_oif`: routes through other ports do not
+    /// match; with none, the destination is taken as on-link there).
+    pub oif: Option<u16>,
+    /// `IP_OPTIONS` cmsg (`ipc.opt`): this datagram's options instead of
+    /// the socket's; `Some(None)` (an empty cmsg) sends it with none.
+    pub ip_opt: Option<Option<super::ipopt::IpOptions>>,
+    /// `SO_TIMESTAMPING` cmsg: the `SOF_TIMESTAMPING_TX_*` record bits for
+    /// this datagram instead of the socket's.
+    pub tsflags: Option<u32>,
     /// `SO_MARK` cmsg (`__sock_cmsg_send`): the mark policy-routing rules
     /// (`fwmark`) see for this datagram.
     pub mark: Option<u32>,
@@ -79,6 +91,22 @@ pub struct SendOpts {
     /// cmsg's `rt_tos2priority`.
     pub priority: Option<u8>,
     pub flags: MsgFlags,
+}
+
+impl SendOpts {
+    /// True when any control-message option is set (flags aside): Linux's
+    /// `udp_sendmsg` then clears `connected`, so the socket's cached route
+    /// (and here its header template) is neither used nor replaced.
+    pub fn has_cmsg(&self) -> bool {
+        self.tos.is_some()
+            || self.ttl.is_some()
+            || self.src.is_some()
+            || self.oif.is_some()
+            || self.mark.is_some()
+            || self.priority.is_some()
+            || self.ip_opt.is_some()
+            || self.tsflags.is_some()
+    }
 }
 
 /// A socket handle (index + generation, so a closed socket's handle fails with EBADF).
@@ -304,6 +332,8 @@ pub(crate) struct SocketTable {
     id_rng: u64,
     sndbuf_default: u64,
     rcvbuf_default: u64,
+    /// `net.core.wmem_max`.
+    wmem_max: u64,
     max: usize,
     pub(crate) live: usize,
     /// Send-buffer accounts of closed sockets whose packets are still in
@@ -330,6 +360,7 @@ impl SocketTable {
             },
             sndbuf_default: cfg.sndbuf_default as u64,
             rcvbuf_default: cfg.rcvbuf_default as u64,
+            wmem_max: cfg.wmem_max as u64,
             max: cfg.max_sockets,
             live: 0,
             zombies: Vec::new(),
@@ -1104,19 +1135,13 @@ impl Stack {
         let confirm = o.flags.contains(MsgFlags::CONFIRM);
         // udp_sendmsg: SOCK_LOCALROUTE, MSG_DONTROUTE or a strict source
         // route sets RTO_ONLINK and clears `connected` (no cached route).
+        // An IP_OPTIONS cmsg replaces the socket's options (ipc.opt).
+        let ip_opt = o.ip_opt.unwrap_or(sk.ip_opt);
+        let cmsg = o.has_cmsg();
         let onlink = sk.localroute
             || o.flags.contains(MsgFlags::DONTROUTE)
-            || sk.ip_opt.is_some_and(|x| x.strict);
-        if !corkreq
-            && dest.is_none()
-            && o.tos.is_none()
-            && o.ttl.is_none()
-            && o.src.is_none()
-            && o.mark.is_none()
-            && o.priority.is_none()
-            && !onlink
-            && sk.pending.is_empty()
-        {
+            || ip_opt.is_some_and(|x| x.strict);
+        if !corkreq && dest.is_none() && !cmsg && !onlink && sk.pending.is_empty() {
             if let Some(r) = self.udp_send_fast(sk, buf, confirm) {
                 return r;
             }
@@ -1138,7 +1163,7 @@ impl Stack {
             // its first hop (`faddr`) and the socket's cached route is not
             // used; the final destination goes into the option.
             let final_daddr = daddr;
-            let srr = sk.ip_opt.filter(|x| x.srr.is_some());
+            let srr = ip_opt.filter(|x| x.srr.is_some());
             let daddr = srr.map_or(daddr, |x| x.faddr);
             let connected = (dest.is_none() || sk.remote == dest) && srr.is_none();
             if let Some(s) = o.src {
@@ -1146,17 +1171,23 @@ impl Stack {
                     return Err(Errno::EINVAL);
                 }
             }
-            let want_src = o.src.filter(|s| !s.is_unspecified()).or_else(|| {
-                (!sk.local_addr.is_unspecified() && !sk.local_addr.is_multicast())
-                    .then_some(sk.local_addr)
-            });
+            let want_src = match o.src {
+                Some(s) => (!s.is_unspecified()).then_some(s),
+                None => (!sk.local_addr.is_unspecified() && !sk.local_addr.is_multicast())
+                    .then_some(sk.local_addr),
+            };
             let mark = o.mark.unwrap_or(sk.mark);
-            let use_cache =
-                connected && sk.remote.is_some() && o.src.is_none() && !onlink && mark == sk.mark;
+            let use_cache = connected && sk.remote.is_some() && !cmsg && !onlink;
             let dst = match sk.dst.filter(|d| use_cache && self.dst_valid(d)) {
                 Some(d) => d,
                 None => {
-                    let oif = if daddr.is_multicast() { sk.mc_if } else { None };
+                    // udp_sendmsg: a multicast destination without an
+                    // ipi_ifindex takes IP_MULTICAST_IF's (mc_index).
+                    let oif = if daddr.is_multicast() {
+                        o.oif.or(sk.mc_if)
+                    } else {
+                        o.oif
+                    };
                     let fl = Flowi4 {
                         daddr,
                         saddr: want_src.unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -1216,7 +1247,9 @@ impl Stack {
             let priority = o
                 .priority
                 .unwrap_or_else(|| o.tos.map_or(sk.priority, super::rt_tos2priority));
-            let conn = connected && sk.remote.is_some();
+            // The socket's cached queue belongs to its own route; a
+            // datagram routed on its own (cmsgs) hashes on its own.
+            let conn = connected && sk.remote.is_some() && !cmsg;
             let (hash, txq) = if conn && sk.txhash != 0 {
                 let h = sk.txhash;
                 (h, self.xmit.pick_tx(dst.port, &mut sk.txq, h, priority))
@@ -1258,7 +1291,7 @@ impl Stack {
                 corked: corkreq,
                 recverr: sk.recverr,
                 mc_loop: sk.mc_loop,
-                opt: sk.ip_opt,
+                opt: ip_opt,
                 final_daddr,
             });
         } else if let Some(f) = sk.pending.flow.as_mut() {
@@ -1438,6 +1471,30 @@ impl UdpSocket<'_> {
         self.with(|st, sk, idx| st.udp_sendmsg(sk, idx, buf, dest, opts))
     }
 
+    /// `sendmsg` with control messages: [`super::cmsg::ip_cmsg_send`]
+    /// parses `cmsgs` (Linux's size and range checks, its `EINVAL`s; an
+    /// `ipi_ifindex` no port has is `ENODEV`), then the datagram goes as
+    /// [`UdpSocket::send_msg`] sends it. The options hold for this
+    /// datagram only; a connected socket's cached route and header
+    /// template stay as they were (Linux clears `connected` for a send
+    /// with cmsgs), so the next plain `send` is on the fast path again.
+    pub fn send_cmsg(
+        &mut self,
+        buf: &[u8],
+        dest: Option<SocketAddrV4>,
+        cmsgs: &[super::cmsg::Cmsg],
+        flags: MsgFlags,
+    ) -> Result<usize, Errno> {
+        let o = super::cmsg::send_opts(cmsgs, flags, self.st.ports.len())?;
+        self.send_msg(buf, dest, &o)
+    }
+
+    /// Whether the connected-socket header template exists (tests).
+    #[cfg(test)]
+    pub(crate) fn has_template(&self) -> bool {
+        self.st.socks.get(self.id).is_ok_and(|s| s.tmpl.is_some())
+    }
+
     /// Sends each buffer as one datagram to the connected peer, like
     /// `sendmmsg`: returns how many were sent; an error only when the first
     /// one fails (later failures end the batch early).
@@ -1516,10 +1573,13 @@ impl UdpSocket<'_> {
         Ok(self.st.socks.get(self.id)?.errq.len())
     }
 
-    /// `SO_SNDBUF`: like Linux, the value is doubled for bookkeeping overhead.
+    /// `SO_SNDBUF` as `sk_setsockopt` takes it: capped at
+    /// [`super::StackConfig::wmem_max`] (`net.core.wmem_max`), then doubled
+    /// for bookkeeping overhead, at least `SOCK_MIN_SNDBUF` (4608).
     pub fn set_sndbuf(&mut self, bytes: u32) -> Result<(), Errno> {
+        let max = self.st.socks.wmem_max;
         let s = self.st.socks.get_mut(self.id)?;
-        s.sndbuf = (bytes as u64 * 2).max(SOCK_MIN_BUF);
+        s.sndbuf = ((bytes as u64).min(max) * 2).max(SOCK_MIN_BUF);
         Ok(())
     }
     pub fn sndbuf(&self) -> Result<u32, Errno> {
