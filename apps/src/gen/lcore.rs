@@ -174,6 +174,9 @@ pub struct StackSetup {
     pub noarp: bool,
     /// `[[port.neigh]]`: permanent entries.
     pub neighbours: Vec<(Ipv4Addr, MacAddr)>,
+    /// `[[port.route]]`, `[[rule]]`, `[port.neigh_parms]`, `wmem_max`,
+    /// `force_igmp_version`.
+    pub routing: crate::netconf::PortRouting,
 }
 
 /// One port's stack at the end of the run.
@@ -1186,6 +1189,7 @@ fn build_stack(pi: usize, su: &StackSetup, core: usize) -> Result<(Stack, Staged
         .iter()
         .map(|&(ip, mac)| (0, ip, mac))
         .collect();
+    su.routing.apply(&mut cfg);
     cfg.seed ^= pi as u64;
     let pool = Mempool::new(&PoolConfig {
         name: format!("stack-c{core}-p{pi}"),

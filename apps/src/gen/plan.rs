@@ -224,7 +224,11 @@ impl RunPlan {
         let (senders, counters, targets) = plan_senders(&c, &ports);
         let mut stacks = Vec::new();
         for (pi, p) in c.cfg.ports.iter().enumerate() {
-            stacks.push(stack_setup(pi, p, &ports[pi], &c.streams, args.arp)?);
+            let mut su = stack_setup(pi, p, &ports[pi], &c.streams, args.arp)?;
+            if let Some(su) = su.as_mut() {
+                su.routing = p.routing(pi, &c.cfg)?;
+            }
+            stacks.push(su);
         }
         let arp = args.arp.then(|| arp_setup(&c.streams, &ports, &stacks));
         Ok(RunPlan {
@@ -745,6 +749,7 @@ fn stack_setup(
         tx_offloads: pp.offloads,
         noarp: pp.info.driver == "lo",
         neighbours: p.static_neighbours(pi)?,
+        routing: Default::default(),
     }))
 }
 
