@@ -37,6 +37,14 @@ pub mod ol {
     pub const TX_IPV4: u32 = 1 << 5;
     /// Record a transmit timestamp.
     pub const TX_TIMESTAMP: u32 = 1 << 6;
+    /// Report a software transmit timestamp when the driver takes the
+    /// packet (`SKBTX_SW_TSTAMP`, `skb_tx_timestamp`): to the socket the
+    /// packet is charged to, with key [`super::Mbuf::tskey`]. Not an offload:
+    /// the netdev layer does it, any driver.
+    pub const TX_SW_TSTAMP: u32 = 1 << 7;
+    /// Internal: the software timestamp was reported (so a refusal by the
+    /// driver can take it back).
+    pub(crate) const TX_SW_TSTAMP_SENT: u32 = 1 << 8;
     /// Received: the NIC verified the IPv4 header checksum as good.
     pub const RX_IP_CKSUM_GOOD: u32 = 1 << 16;
     /// Received: the NIC verified the L4 checksum as good.
@@ -87,6 +95,8 @@ pub struct MbufHdr {
     pub(crate) wmem_charge: u32,
     pub(crate) port: u16,
     pub(crate) queue: u16,
+    /// `skb_shinfo(skb)->tskey`: what a transmit timestamp reports.
+    pub(crate) tskey: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<MbufHdr>() <= MBUF_HDR_SIZE);
@@ -104,7 +114,32 @@ pub struct WmemAccount {
     released_remote: std::sync::atomic::AtomicU64,
     release_lock: std::sync::Mutex<()>,
     owner_token: std::sync::atomic::AtomicU64,
+    /// Transmit timestamps for the socket (`sk_error_queue` entries of
+    /// `SO_EE_ORIGIN_TIMESTAMPING`): written only for packets that asked
+    /// (`ol::TX_SW_TSTAMP`), never on the plain fast path.
+    tstamps: std::sync::Mutex<TstampQueue>,
 }
+
+/// A transmit timestamp (`SCM_TIMESTAMPING` `ts[0]`, software) and the
+/// datagram it is for (`ee_data`, `SOF_TIMESTAMPING_OPT_ID`'s counter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxTimestamp {
+    pub key: u32,
+    /// When the driver took the packet, ns on the engine's TSC clock
+    /// (`Tsc::now_ns`, the stack's clock).
+    pub ns: u64,
+}
+
+/// Timestamps waiting for the socket to read them, bounded like an error
+/// queue (the oldest go first, counted).
+#[derive(Debug, Default)]
+pub(crate) struct TstampQueue {
+    q: std::collections::VecDeque<TxTimestamp>,
+    pub(crate) dropped: u64,
+}
+
+/// Most timestamps an account holds unread.
+pub const TSTAMP_QUEUE_MAX: usize = 1024;
 
 impl WmemAccount {
     /// A new account owned by the calling thread.
@@ -121,6 +156,39 @@ impl WmemAccount {
         self.charged
             .load(Acquire)
             .saturating_sub(self.released.load(Acquire) + self.released_remote.load(Acquire))
+    }
+
+    /// The oldest transmit timestamp not yet read (`MSG_ERRQUEUE`).
+    pub fn take_tstamp(&self) -> Option<TxTimestamp> {
+        self.tstamps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .q
+            .pop_front()
+    }
+
+    /// Timestamps dropped because the socket did not read them in time.
+    pub fn tstamps_dropped(&self) -> u64 {
+        self.tstamps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dropped
+    }
+
+    fn push_tstamp(&self, t: TxTimestamp) {
+        let mut g = self.tstamps.lock().unwrap_or_else(|e| e.into_inner());
+        if g.q.len() >= TSTAMP_QUEUE_MAX {
+            g.q.pop_front();
+            g.dropped += 1;
+        }
+        g.q.push_back(t);
+    }
+
+    fn retract_tstamp(&self, key: u32) {
+        let mut g = self.tstamps.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = g.q.iter().rposition(|t| t.key == key) {
+            g.q.remove(i);
+        }
     }
 
     fn charge(&self, n: u64) {
@@ -595,6 +663,54 @@ impl Mbuf {
             0
         } else {
             self.h().wmem_charge
+        }
+    }
+
+    /// Asks for a software transmit timestamp with key `key` (the part
+    /// `sock_tx_timestamp` + `tskey` play in `__ip_append_data`).
+    pub fn request_sw_tstamp(&mut self, key: u32) {
+        let h = self.hm();
+        h.ol_flags |= ol::TX_SW_TSTAMP;
+        h.tskey = key;
+    }
+
+    /// The key of the timestamp this packet asked for, if it did.
+    #[inline]
+    pub fn tskey(&self) -> Option<u32> {
+        (self.h().ol_flags & ol::TX_SW_TSTAMP != 0).then_some(self.h().tskey)
+    }
+
+    /// Plays `skb_tx_timestamp` → `skb_tstamp_tx`: reports `ns` to the
+    /// socket this packet is charged to, once (the request is cleared).
+    /// False when it asked for none or belongs to no socket.
+    pub fn sw_tstamp(&mut self, ns: u64) -> bool {
+        let h = self.hm();
+        if h.ol_flags & ol::TX_SW_TSTAMP == 0 {
+            return false;
+        }
+        h.ol_flags = (h.ol_flags & !ol::TX_SW_TSTAMP) | ol::TX_SW_TSTAMP_SENT;
+        let (acct, key) = (h.wmem, h.tskey);
+        if acct.is_null() {
+            return false;
+        }
+        // SAFETY: `acct` is the account this live packet is charged to;
+        // `charge_wmem`'s contract keeps it alive while the packet exists.
+        unsafe { (*acct).push_tstamp(TxTimestamp { key, ns }) };
+        true
+    }
+
+    /// Undoes [`Mbuf::sw_tstamp`] for a packet the driver then refused
+    /// (it asks again, for the time it will really go).
+    pub fn sw_tstamp_undo(&mut self) {
+        let h = self.hm();
+        if h.ol_flags & ol::TX_SW_TSTAMP_SENT == 0 {
+            return;
+        }
+        let (acct, key) = (h.wmem, h.tskey);
+        h.ol_flags = (h.ol_flags & !ol::TX_SW_TSTAMP_SENT) | ol::TX_SW_TSTAMP;
+        if !acct.is_null() {
+            // SAFETY: as in `sw_tstamp`.
+            unsafe { (*acct).retract_tstamp(key) };
         }
     }
 

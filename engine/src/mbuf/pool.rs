@@ -271,6 +271,7 @@ impl Mempool {
                     wmem_charge: 0,
                     port: 0,
                     queue: 0,
+                    tskey: 0,
                 });
             }
             free.push(NonNull::new(hp).expect("region pointer is non-null"));

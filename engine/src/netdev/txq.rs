@@ -33,7 +33,7 @@ use super::fifo::MbufFifo;
 use super::qdisc::{QdiscConfig, QdiscError, QdiscImpl, QdiscStats};
 use crate::eal::tsc::Tsc;
 use crate::ethdev::{Completed, StatCounter, TxQueue};
-use crate::mbuf::{Burst, Mbuf, BURST_MAX};
+use crate::mbuf::{ol, Burst, Mbuf, BURST_MAX};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -1004,6 +1004,18 @@ impl NetdevQueue {
     /// taken.
     #[inline]
     fn transmit_front(&mut self, pkts: &mut Burst, k: usize) -> usize {
+        // skb_tx_timestamp, for the packets that asked (SO_TIMESTAMPING
+        // TX_SOFTWARE): one flag test per packet, a clock read only then.
+        let stamp = pkts
+            .iter()
+            .take(k)
+            .any(|m| m.ol_flags() & ol::TX_SW_TSTAMP != 0);
+        if stamp {
+            let now = self.tsc.now_ns();
+            for m in pkts.as_mut_slice().iter_mut().take(k) {
+                m.sw_tstamp(now);
+            }
+        }
         let sent = if k == pkts.len() {
             self.txq.tx_burst(pkts)
         } else {
@@ -1024,6 +1036,12 @@ impl NetdevQueue {
             self.scratch = Some(head);
             s
         };
+        if stamp && sent < k {
+            // Refused (at the front again): they are stamped when they go.
+            for m in pkts.as_mut_slice().iter_mut().take(k - sent) {
+                m.sw_tstamp_undo();
+            }
+        }
         let mut bytes = 0u64;
         if self.bql {
             for &l in &self.lens[..sent] {

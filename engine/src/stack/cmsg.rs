@@ -59,6 +59,27 @@ pub const UDP_SEGMENT: i32 = 103;
 /// the bits a `SO_TIMESTAMPING` cmsg may carry
 /// (`SOF_TIMESTAMPING_TX_RECORD_MASK`, include/uapi/linux/net_tstamp.h).
 pub const SOF_TIMESTAMPING_TX_RECORD_MASK: u32 = (1 << 0) | (1 << 1) | (1 << 8) | (1 << 9);
+/// `SOF_TIMESTAMPING_TX_SOFTWARE`: a timestamp when the driver takes the packet.
+pub const SOF_TIMESTAMPING_TX_SOFTWARE: u32 = 1 << 1;
+/// `SOF_TIMESTAMPING_SOFTWARE`: report software timestamps.
+pub const SOF_TIMESTAMPING_SOFTWARE: u32 = 1 << 4;
+/// `SOF_TIMESTAMPING_OPT_ID`: each datagram's timestamp carries a key.
+pub const SOF_TIMESTAMPING_OPT_ID: u32 = 1 << 7;
+
+/// The `SO_TIMESTAMPING` socket option's flags this stack can honour:
+/// `EINVAL` for bits Linux does not define (`SOF_TIMESTAMPING_MASK`,
+/// 17 bits as of 6.x), `EOPNOTSUPP` for timestamps no port here reports.
+pub fn check_tsflags(flags: u32) -> Result<(), Errno> {
+    if flags >> 17 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let ok = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID;
+    if flags & !ok & (SOF_TIMESTAMPING_TX_RECORD_MASK | 0b0100_0100) != 0 {
+        // TX_HARDWARE/TX_SCHED/TX_ACK, RX_HARDWARE (1<<2), RAW_HARDWARE (1<<6).
+        return Err(Errno::EOPNOTSUPP);
+    }
+    Ok(())
+}
 
 /// Data bytes kept per message: the largest any type uses (IP options).
 const CMSG_DATA_MAX: usize = MAX_OPTLEN;
@@ -209,10 +230,11 @@ fn sock_cmsg_send(c: &Cmsg, o: &mut SendOpts) -> Result<(), Errno> {
             if f & !SOF_TIMESTAMPING_TX_RECORD_MASK != 0 {
                 return Err(Errno::EINVAL);
             }
-            if f != 0 {
-                // Linux accepts these; wirespeed does not report TX
-                // timestamps yet, and a caller waiting on its error queue
-                // for one that never comes is worse off than told so.
+            if f & !SOF_TIMESTAMPING_TX_SOFTWARE != 0 {
+                // Linux accepts these; no driver here reports hardware,
+                // scheduler or ACK timestamps, and a caller waiting on its
+                // error queue for one that never comes is worse off than
+                // told so.
                 return Err(Errno::EOPNOTSUPP);
             }
             o.tsflags = Some(f);

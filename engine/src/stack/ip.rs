@@ -167,6 +167,9 @@ pub(crate) struct Pending {
     pub length: usize,
     pub csum: Checksum,
     pub flow: Option<Flow>,
+    /// `SO_TIMESTAMPING` TX_SOFTWARE: the datagram's first packet asks for
+    /// a timestamp with this key (`cork->tx_flags`, `tskey`).
+    pub tskey: Option<u32>,
 }
 
 impl Default for Pending {
@@ -177,6 +180,7 @@ impl Default for Pending {
             length: 0,
             csum: Checksum::new(),
             flow: None,
+            tskey: None,
         }
     }
 }
@@ -188,6 +192,7 @@ impl Pending {
             length: 0,
             csum: Checksum::new(),
             flow: None,
+            tskey: None,
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -199,6 +204,7 @@ impl Pending {
         self.length = 0;
         self.csum = Checksum::new();
         self.flow = None;
+        self.tskey = None;
     }
 }
 
@@ -757,6 +763,10 @@ impl Stack {
         }
         if ol_flags != 0 {
             p.frags[0].set_ol_flags(ol_flags);
+        }
+        if let Some(k) = p.tskey.take() {
+            // __ip_append_data: tx_flags and tskey on the first skb only.
+            p.frags[0].request_sw_tstamp(k);
         }
         let r = self.ip_send_skb(p, &flow, inet_id);
         p.flush();

@@ -1560,6 +1560,112 @@ fn rx_socket_lookup_prefers_exact_and_connected_filters() {
     assert_eq!(st.counters().udp.out_datagrams, 3);
 }
 
+/// `SO_TIMESTAMPING` with `SOF_TIMESTAMPING_TX_SOFTWARE`: each datagram's
+/// timestamp is reported once, with the OPT_ID key counting datagrams (a
+/// fragmented one has one key), at the time the netdev layer handed it to
+/// the driver; a datagram the driver refused is stamped when it really
+/// goes; the per-call cmsg stamps just that datagram; bits no port reports
+/// are EOPNOTSUPP, unknown ones EINVAL.
+#[test]
+fn software_tx_timestamps_report_when_the_driver_took_each_datagram() {
+    use super::cmsg::*;
+    use crate::netdev::{NetdevQueue, TxqConfig};
+    let reg = Registry::with_builtins();
+    let mut pa = reg.open("ring:stk-tstamp").unwrap();
+    let mut pb = reg.open("ring:stk-tstamp").unwrap();
+    let conf = PortConfig {
+        tx_ring_size: 64,
+        rx_ring_size: 64,
+        ..Default::default()
+    };
+    for p in [&mut pa, &mut pb] {
+        p.configure(&conf).unwrap();
+    }
+    let tsc = crate::eal::Tsc::global();
+    // No BQL: the driver's ring is what fills (and refuses).
+    let mut tc = TxqConfig::default();
+    tc.bql.enabled = false;
+    let q = NetdevQueue::new(0, "ring:stk-tstamp", pa.tx_queue(0).unwrap(), &tc, tsc).unwrap();
+    let mut c = cfg(MAC_A, IP_A);
+    c.static_neighbours.push((0, IP_B, MAC_B));
+    let mut st = Stack::new(c, pool("tstamp", 1024), Box::new(NetdevXmit::new(vec![q]))).unwrap();
+    let s = st.udp_socket().unwrap();
+    assert_eq!(
+        st.socket(s).set_timestamping(1 << 0),
+        Err(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(st.socket(s).set_timestamping(1 << 20), Err(Errno::EINVAL));
+    st.socket(s)
+        .set_timestamping(
+            SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID,
+        )
+        .unwrap();
+    st.socket(s).connect(sa(IP_B, 9)).unwrap();
+    let t0 = tsc.now_ns();
+    st.socket(s).send(b"one").unwrap();
+    // 3000 bytes: three fragments, one datagram, one timestamp.
+    st.socket(s).send(&[7u8; 3000]).unwrap();
+    st.socket(s).send(b"three").unwrap();
+    st.flush();
+    let t1 = tsc.now_ns();
+    let mut keys = Vec::new();
+    while let Ok(t) = st.socket(s).recv_tx_timestamp() {
+        assert!((t0..=t1).contains(&t.ns), "{t:?} outside {t0}..{t1}");
+        keys.push(t.key);
+    }
+    assert_eq!(keys, vec![0, 1, 2]);
+    let mut rxq = pb.rx_queue(0).unwrap();
+    let mut b = crate::mbuf::Burst::new();
+    let mut pool_b = pool("tstamp-rx", 256);
+    assert_eq!(
+        rxq.rx_burst(&mut pool_b, &mut b, 32),
+        5,
+        "1 + 3 fragments + 1"
+    );
+    b.clear();
+
+    // The driver refuses: a full ring (64 slots; the far end reads nothing).
+    // Stamps come only for what it took, and the rest when it goes.
+    for i in 0..80u32 {
+        st.socket(s).send(&i.to_be_bytes()).unwrap();
+    }
+    st.flush();
+    let mut n = 0;
+    while let Ok(t) = st.socket(s).recv_tx_timestamp() {
+        assert_eq!(t.key, 3 + n);
+        n += 1;
+    }
+    assert_eq!(n, 64, "the ring's 64 slots");
+    while rxq.rx_burst(&mut pool_b, &mut b, 32) > 0 {
+        b.clear();
+    }
+    st.poll_timers(1);
+    st.flush();
+    while let Ok(t) = st.socket(s).recv_tx_timestamp() {
+        assert_eq!(t.key, 3 + n);
+        n += 1;
+    }
+    assert_eq!(n, 80, "every datagram stamped once");
+    while rxq.rx_burst(&mut pool_b, &mut b, 32) > 0 {
+        b.clear();
+    }
+
+    // Off on the socket; one datagram asks by cmsg (its key: the counter).
+    st.socket(s).set_timestamping(0).unwrap();
+    st.socket(s).send(b"plain").unwrap();
+    st.socket(s)
+        .send_cmsg(
+            b"stamped",
+            None,
+            &[Cmsg::timestamping(SOF_TIMESTAMPING_TX_SOFTWARE)],
+            MsgFlags::NONE,
+        )
+        .unwrap();
+    st.flush();
+    assert_eq!(st.socket(s).recv_tx_timestamp().map(|t| t.key), Ok(83));
+    assert_eq!(st.socket(s).recv_tx_timestamp(), Err(Errno::EAGAIN));
+}
+
 #[test]
 fn output_through_netdev_pfifo_fast_and_bql() {
     use crate::netdev::{NetdevQueue, TxqConfig};

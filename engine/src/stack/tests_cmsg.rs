@@ -69,8 +69,10 @@ fn malformed_cmsgs_fail_as_linux_fails_them() {
         // udp_cmsg_send: UDP_SEGMENT wants a u16; other SOL_UDP types EINVAL.
         (Cmsg::raw(SOL_UDP, UDP_SEGMENT, &[0; 4]), Errno::EINVAL),
         (Cmsg::raw(SOL_UDP, 1, &[0; 4]), Errno::EINVAL),
-        // Well-formed TX timestamp requests: not reported yet, so refused.
-        (Cmsg::timestamping(1 << 1), Errno::EOPNOTSUPP),
+        // TX timestamps no port here reports (hardware, scheduler, ACK):
+        // refused; TX_SOFTWARE is taken (tests.rs `software_tx_timestamps…`).
+        (Cmsg::timestamping(1 << 0), Errno::EOPNOTSUPP),
+        (Cmsg::timestamping((1 << 1) | (1 << 9)), Errno::EOPNOTSUPP),
         // A well-formed UDP_SEGMENT: no UDP GSO here.
         (
             Cmsg::raw(SOL_UDP, UDP_SEGMENT, &1400u16.to_ne_bytes()),

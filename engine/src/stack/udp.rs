@@ -162,6 +162,10 @@ pub(crate) struct Sock {
     /// `IP_RECVERR` (`inet->recverr`): every ICMP error is queued and sets
     /// `sk_err`, connected or not.
     recverr: bool,
+    /// `SO_TIMESTAMPING` flags (`sk_tsflags`).
+    tsflags: u32,
+    /// `sk_tskey`: the next datagram's timestamp key (`SOF_TIMESTAMPING_OPT_ID`).
+    tskey: u32,
     /// The error queue (`sk_error_queue`), each entry with the receive
     /// buffer bytes it holds (charged to `rx_bytes`, as Linux charges the
     /// clone to `sk_rmem_alloc`).
@@ -565,6 +569,8 @@ impl Stack {
             rx_bytes: 0,
             sk_err: None,
             recverr: false,
+            tsflags: 0,
+            tskey: 0,
             errq: VecDeque::new(),
             mc_loop: true,
             mc_all: true,
@@ -928,8 +934,8 @@ impl Stack {
         buf: &[u8],
         confirm: bool,
     ) -> Option<Result<usize, Errno>> {
-        if sk.sk_err.is_some() {
-            return None; // udp_sendmsg reports it
+        if sk.sk_err.is_some() || sk.tsflags != 0 {
+            return None; // udp_sendmsg reports it / stamps it
         }
         let idx = self.fast_ready(sk)?;
         let (max, port) = sk.tmpl.as_ref().map(|t| (t.max_payload, t.port))?;
@@ -980,7 +986,7 @@ impl Stack {
         sk: &mut Sock,
         bufs: &[&[u8]],
     ) -> Option<Result<usize, Errno>> {
-        if sk.sk_err.is_some() {
+        if sk.sk_err.is_some() || sk.tsflags != 0 {
             return None;
         }
         self.fast_ready(sk)?;
@@ -1304,7 +1310,14 @@ impl Stack {
             sndbuf: sk.sndbuf,
         };
         let mut p = std::mem::take(&mut sk.pending);
+        let new_dgram = p.frags.is_empty();
         let r = self.ip_append_data(&mut p, buf, &sb);
+        let tsflags = o.tsflags.unwrap_or(sk.tsflags);
+        if r.is_ok() && new_dgram && tsflags & super::cmsg::SOF_TIMESTAMPING_TX_SOFTWARE != 0 {
+            // sock_tx_timestamp + the OPT_ID counter, once per datagram.
+            p.tskey = Some(sk.tskey);
+            sk.tskey = sk.tskey.wrapping_add(1);
+        }
         if let Err(e) = r {
             // udp_sendmsg: a failed append flushes the pending datagram.
             p.flush();
@@ -1566,6 +1579,36 @@ impl UdpSocket<'_> {
         s.rx_bytes -= t;
         s.sk_err = s.errq.front().map(|(n, _)| n.ee_errno);
         Ok(e)
+    }
+
+    /// `SO_TIMESTAMPING` (`sock_set_timestamping`): `SOF_TIMESTAMPING_TX_SOFTWARE`
+    /// asks for a software transmit timestamp of every datagram — the time
+    /// the netdev layer hands it to the driver (`skb_tx_timestamp`), read
+    /// back with [`UdpSocket::recv_tx_timestamp`]; `SOF_TIMESTAMPING_SOFTWARE`
+    /// and `SOF_TIMESTAMPING_OPT_ID` are accepted (the key is always the
+    /// OPT_ID counter). Hardware, scheduler and ACK timestamps are
+    /// `EOPNOTSUPP`: no driver here reports them. Turning it on takes the
+    /// socket off the connected fast path.
+    pub fn set_timestamping(&mut self, flags: u32) -> Result<(), Errno> {
+        super::cmsg::check_tsflags(flags)?;
+        let s = self.st.socks.get_mut(self.id)?;
+        if flags & super::cmsg::SOF_TIMESTAMPING_OPT_ID != 0
+            && s.tsflags & super::cmsg::SOF_TIMESTAMPING_OPT_ID == 0
+        {
+            // sock_set_timestamping: OPT_ID restarts the counter.
+            s.tskey = 0;
+        }
+        s.tsflags = flags;
+        Ok(())
+    }
+
+    /// `recvmsg(MSG_ERRQUEUE)` for a transmit timestamp (`SO_EE_ORIGIN_TIMESTAMPING`:
+    /// `ee_data` is the key, `SCM_TIMESTAMPING` `ts[0]` the time), oldest
+    /// first; `EAGAIN` when none is waiting. A datagram the stack or the
+    /// device dropped before the driver took it has none.
+    pub fn recv_tx_timestamp(&mut self) -> Result<crate::mbuf::TxTimestamp, Errno> {
+        let s = self.st.socks.get(self.id)?;
+        s.wmem.take_tstamp().ok_or(Errno::EAGAIN)
     }
 
     /// Errors waiting on the error queue.
