@@ -146,6 +146,11 @@ pub struct PortSection {
     /// flows over the RX queues, so each lcore receives its share.
     #[serde(default)]
     pub rss: bool,
+    /// The XPS map (`xps_cpus` of each `tx-N` queue, listed per lcore):
+    /// entry `l` is the TX queues lcore `l` sends on; each queue exactly
+    /// once. Default: queue `q` to lcore `q % lcores`.
+    #[serde(default)]
+    pub xps: Option<Vec<Vec<u16>>>,
     /// The 40-byte Toeplitz key as hex ("6d5a56da…", ':' between bytes
     /// allowed); default: the Microsoft/Intel key DPDK and Linux use.
     #[serde(default)]

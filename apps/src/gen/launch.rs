@@ -167,6 +167,7 @@ fn runtime(plan: &mut RunPlan, settle: Option<u64>) -> Result<Runtime, GenError>
         let mut ps = PortSetup::new(dev, pp.conf.clone());
         ps.txq = pp.txq.clone();
         ps.rx_lcores = pp.rx_lcores.clone();
+        ps.xps = pp.xps.clone();
         setups.push(ps);
     }
     let mut rc = RuntimeConfig::new(plan.cores.clone());

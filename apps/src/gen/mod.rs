@@ -166,6 +166,7 @@ fn port_section(spec: &str) -> PortSection {
         rx_lcore: None,
         rx_queues: None,
         rss: false,
+        xps: None,
         rss_key: None,
         rss_reta: None,
         rss_hash: None,

@@ -174,6 +174,8 @@ pub struct PortPlan {
     pub txq: TxqConfig,
     /// The lcore (index) of each RX queue, when `rx_lcore` places them.
     pub rx_lcores: Option<Vec<usize>>,
+    /// `xps`: entry `l` lists the TX queues lcore `l` sends on.
+    pub xps: Option<Vec<Vec<u16>>>,
 }
 
 /// Everything a run needs, decided before it starts.
@@ -273,6 +275,52 @@ fn port_wants_rx(streams: &[Stream], arp: bool, pi: usize, p: &PortSection) -> b
         || p.ip.is_some()
 }
 
+/// `xps`: the XPS map as Linux's `/sys/class/net/DEV/queues/tx-N/xps_cpus`
+/// sets it, listed per lcore (entry `l`: lcore `l`'s TX queues). The
+/// runtime needs one owner per queue (a queue is one lcore's, lock-free),
+/// so every queue appears exactly once and every lcore has one at least.
+fn xps_map(
+    i: usize,
+    p: &PortSection,
+    nl: usize,
+    ntx: u16,
+) -> Result<Option<Vec<Vec<u16>>>, GenError> {
+    let Some(map) = &p.xps else {
+        return Ok(None);
+    };
+    let bad = |why: String| -> GenError { ConfigError::new(format!("port[{i}].xps"), why).into() };
+    if map.len() != nl {
+        return Err(bad(format!(
+            "{} entries for {nl} lcores: give each lcore its list of TX queues, e.g. xps = [[0, 2], [1, 3]]",
+            map.len()
+        )));
+    }
+    let mut owner = vec![None; ntx as usize];
+    for (l, qs) in map.iter().enumerate() {
+        if qs.is_empty() {
+            return Err(bad(format!(
+                "lcore {l} has no TX queue (every sending lcore needs one)"
+            )));
+        }
+        for &q in qs {
+            let Some(slot) = owner.get_mut(q as usize) else {
+                return Err(bad(format!("queue {q} does not exist (tx_queues = {ntx})")));
+            };
+            if let Some(o) = slot.replace(l) {
+                return Err(bad(format!(
+                    "queue {q} is listed for lcores {o} and {l}: a queue has one owner"
+                )));
+            }
+        }
+    }
+    if let Some(q) = owner.iter().position(Option::is_none) {
+        return Err(bad(format!(
+            "queue {q} belongs to no lcore (list each of the {ntx} queues once)"
+        )));
+    }
+    Ok(Some(map.clone()))
+}
+
 /// Checks one opened port against what its streams ask (offloads, queues,
 /// MTU) and fixes its configuration and queueing.
 fn plan_port(
@@ -308,8 +356,10 @@ fn plan_port(
     let mtu = port_mtu(i, p, &info)?;
     let txq = port_queueing(i, p, &c.streams, c.cfg.run.burst as usize)?;
     let rx_lcores = rx_placement(i, p, &c.cores, conf.nb_rx_queues)?;
+    let xps = xps_map(i, p, nl, ntx)?;
     Ok(PortPlan {
         rx_lcores,
+        xps,
         mac: dev.mac(),
         info,
         conf,
