@@ -535,3 +535,70 @@ fn af_xdp_program_is_detached_on_exit_ctrl_c_and_kill() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Multicast to the kernel (seed 004's `ip_mc_output` side, issue 18): a
+/// kernel socket in the namespace joins 239.1.2.3 (IP_ADD_MEMBERSHIP on its
+/// veth) and receives every datagram of a wirespeed socket stream sent to
+/// the group — routed by a `[[port.route]] 224.0.0.0/4` from the TOML,
+/// with the group's MAC (01:00:5e:01:02:03) and TTL 1 (Linux's
+/// IP_MULTICAST_TTL default). tshark on the kernel's end validates the
+/// checksums.
+#[test]
+fn kernel_multicast_listener_receives_group_traffic() {
+    let Some(peer) = Peer::new("wm") else {
+        return;
+    };
+    let dir = tmpdir("kernel-mcast");
+    let pcap = dir.join("peer.pcap");
+    let cap = peer.capture(&pcap);
+    let mut child = peer
+        .exec(&[
+            "python3",
+            "-c",
+            "import socket,struct\n\
+             s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+             s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('0.0.0.0',5600))\n\
+             m=struct.pack('4s4s',socket.inet_aton('239.1.2.3'),socket.inet_aton('10.77.0.2'))\n\
+             s.setsockopt(socket.IPPROTO_IP,socket.IP_ADD_MEMBERSHIP,m)\n\
+             print('ready',flush=True)\n\
+             n=0\ns.settimeout(30)\n\
+             try:\n  while True:\n    d,a=s.recvfrom(2048); n+=1; s.settimeout(1)\n\
+             except socket.timeout:\n  pass\n\
+             print(n,flush=True)\n",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let cfg = format!(
+        "[run]\nlcores = \"0\"\n[[port]]\nspec = \"af_packet:{}\"\nip = \"10.77.0.1/24\"\n\
+         [[port.route]]\nprefix = \"224.0.0.0/4\"\ndev = 0\n\
+         [[stream]]\nmode = \"socket\"\ndst_ip = \"239.1.2.3\"\ndst_port = 5600\ncount = 300\nrate = \"1000 pps\"\nsize = 64\n",
+        peer.host_if
+    );
+    let (v, text) = run(&cfg, &dir, &[]);
+    assert_eq!(v["streams"][0]["packets"], 300, "{text}");
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let _ = child.wait();
+    assert_eq!(
+        line.trim(),
+        "300",
+        "the kernel's group member received every datagram"
+    );
+    cap.stop();
+    let groups = tshark_count(
+        &pcap,
+        "ip.dst == 239.1.2.3 && eth.dst == 01:00:5e:01:02:03 && ip.ttl == 1 && udp.dstport == 5600",
+    );
+    assert_eq!(groups, 300);
+    assert_eq!(
+        tshark_count(&pcap, "ip.dst == 239.1.2.3 && (_ws.expert.severity >= warning || udp.checksum.status == \"Bad\" || ip.checksum.status == \"Bad\")"),
+        0
+    );
+}
