@@ -195,22 +195,22 @@ fn hex_addr(a: Option<&str>) -> String {
 }
 
 /// `cat /proc/net/udp`: one line per socket. `tx_queue` is the send
-/// buffer in flight (`sk_wmem_alloc_get`); the stack keeps no per-socket
-/// receive queue or drop count for the generator's sending sockets, so
-/// `rx_queue` and `drops` are 0 (receive-buffer drops are Udp:
-/// RcvbufErrors in the snmp view).
+/// buffer in flight (`sk_wmem_alloc_get`), `rx_queue` the receive queue's
+/// truesize (`sk_rmem_alloc`), `drops` what the receive buffer refused
+/// (`sk_drops`).
 fn udp(out: &mut String, name: &str, s: &Value) {
     let _ = writeln!(out, "# cat /proc/net/udp   ({name})");
     let _ = writeln!(out, "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops   stream");
     for (i, k) in s["sockets"].as_array().into_iter().flatten().enumerate() {
         let _ = writeln!(
             out,
-            "{i:>4}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000     0        0 0 2 0000000000000000 0   {}",
+            "{i:>4}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000     0        0 0 2 0000000000000000 {}   {}",
             hex_addr(k["local"].as_str()),
             hex_addr(k["remote"].as_str()),
             if k["connected"] == true { 1 } else { 7 },
             u(&k["tx_queue"]),
-            0,
+            u(&k["rx_queue"]),
+            u(&k["drops"]),
             k["stream"].as_str().unwrap_or("")
         );
     }

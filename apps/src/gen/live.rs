@@ -71,7 +71,10 @@ pub fn socket_row(st: &mut Stack, id: SocketId, stream: &str, send_errors: u64) 
     let so = st.socket(id);
     let local = so.local_addr().ok();
     let remote = so.peer_addr().ok();
+    let (rx_queue, drops) = so.rx_queue_and_drops().unwrap_or((0, 0));
     json!({
+        "rx_queue": rx_queue,
+        "drops": drops,
         "stream": stream,
         "local": local.map(|a| a.to_string()),
         "remote": remote.map(|a| a.to_string()),

@@ -1022,6 +1022,52 @@ fn udp_frame(
     b
 }
 
+/// `recv_mbuf` hands the datagram's own buffer (payload at its data start);
+/// `sk_drops` and `sk_rmem_alloc` as `/proc/net/udp` shows them; and
+/// `connect(AF_UNSPEC)`: a connected socket only hears its peer, after
+/// `disconnect` anyone again, and `send` needs a destination.
+#[test]
+fn recv_mbuf_drops_and_disconnect() {
+    let (mut st, _cap) = resolved_stack(cfg(MAC_A, IP_A));
+    let s = st.udp_socket().unwrap();
+    st.socket(s).bind(sa(Ipv4Addr::UNSPECIFIED, 6100)).unwrap();
+    inject(&mut st, &udp_frame(IP_B, IP_A, 9, 6100, b"zero-copy", true));
+    let (rxq, drops) = st.socket(s).rx_queue_and_drops().unwrap();
+    assert!(rxq > 0 && drops == 0, "{rxq} {drops}");
+    let (m, from) = st.socket(s).recv_mbuf().unwrap();
+    assert_eq!((m.data(), from), (&b"zero-copy"[..], sa(IP_B, 9)));
+    drop(m);
+    assert_eq!(st.socket(s).rx_queue_and_drops().unwrap(), (0, 0));
+    assert_eq!(st.socket(s).recv_mbuf().map(|_| ()), Err(Errno::EAGAIN));
+    // A receive buffer of one datagram: the rest are sk_drops.
+    st.socket(s).set_rcvbuf(1).unwrap();
+    for _ in 0..5 {
+        inject(&mut st, &udp_frame(IP_B, IP_A, 9, 6100, b"x", true));
+    }
+    let (_, drops) = st.socket(s).rx_queue_and_drops().unwrap();
+    let k = st.counters().udp.rcvbuf_errors;
+    assert!(drops >= 3 && drops == k, "drops {drops}, RcvbufErrors {k}");
+    while st.socket(s).recv_mbuf().is_ok() {}
+    st.socket(s).set_rcvbuf(212_992).unwrap();
+
+    // Connected to B:7: a datagram from B:9 is not for it.
+    st.socket(s).connect(sa(IP_B, 7)).unwrap();
+    let np = st.counters().udp.no_ports;
+    inject(&mut st, &udp_frame(IP_B, IP_A, 9, 6100, b"stranger", true));
+    assert_eq!(st.counters().udp.no_ports, np + 1);
+    st.socket(s).disconnect().unwrap();
+    assert_eq!(st.socket(s).peer_addr(), Err(Errno::ENOTCONN));
+    assert_eq!(st.socket(s).send(b"to whom"), Err(Errno::EDESTADDRREQ));
+    inject(&mut st, &udp_frame(IP_B, IP_A, 9, 6100, b"anyone", true));
+    let (m, _) = st.socket(s).recv_mbuf().unwrap();
+    assert_eq!(m.data(), b"anyone");
+    assert_eq!(
+        st.socket(s).local_addr().unwrap().port(),
+        6100,
+        "the port stays"
+    );
+}
+
 #[test]
 fn rx_demux_udp_icmp_and_drops() {
     let (mut st, cap) = resolved_stack(cfg(MAC_A, IP_A));

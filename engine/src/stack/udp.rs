@@ -156,6 +156,8 @@ pub(crate) struct Sock {
     pending: Pending,
     rxq: VecDeque<(SocketAddrV4, Mbuf)>,
     rx_bytes: u64,
+    /// `sk_drops`: datagrams the receive buffer refused.
+    drops: u64,
     /// The pending socket error (`sk_err`), reported once by the next
     /// send, receive or `SO_ERROR`.
     sk_err: Option<Errno>,
@@ -567,6 +569,7 @@ impl Stack {
             pending: Pending::new(),
             rxq: VecDeque::with_capacity(64),
             rx_bytes: 0,
+            drops: 0,
             sk_err: None,
             recverr: false,
             tsflags: 0,
@@ -702,6 +705,7 @@ impl Stack {
         let sk = self.socks.slots[i].as_deref_mut().expect("looked up");
         let truesize = (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u64;
         if sk.rx_bytes + truesize > sk.rcvbuf || sk.rxq.len() >= RXQ_MAX {
+            sk.drops += 1;
             self.counters.udp.rcvbuf_errors.add(1);
             self.counters.udp.in_errors.add(1);
             return;
@@ -1550,6 +1554,38 @@ impl UdpSocket<'_> {
         })
     }
 
+    /// `recvmsg` without the copy: the oldest datagram as the mbuf it
+    /// arrived in (its data is the UDP payload, possibly a chain of
+    /// segments: a reassembled datagram) and its sender. The caller owns
+    /// the buffer (drop it, or send it on with any port); errors as
+    /// [`UdpSocket::recv_from`].
+    pub fn recv_mbuf(&mut self) -> Result<(Mbuf, SocketAddrV4), Errno> {
+        self.with(|st, sk, _| {
+            if let Some(e) = sk.sk_err.take() {
+                return Err(e);
+            }
+            let (src, m) = sk.rxq.pop_front().ok_or(Errno::EAGAIN)?;
+            sk.rx_bytes -= (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u64;
+            st.counters.udp.in_datagrams.add(1);
+            Ok((m, src))
+        })
+    }
+
+    /// `connect(AF_UNSPEC)` (`__udp_disconnect`): forgets the peer, the
+    /// cached route and header template (`sk_dst_reset`); the bound address
+    /// and port stay (connect never set the source here: it lives in the
+    /// cached route). Datagrams from anyone reach the socket again, and a
+    /// `send` without a destination is `EDESTADDRREQ`.
+    pub fn disconnect(&mut self) -> Result<(), Errno> {
+        self.with(|_st, sk, _| {
+            sk.remote = None;
+            sk.dst = None;
+            sk.tmpl = None;
+            sk.txq.clear();
+            Ok(())
+        })
+    }
+
     /// `SO_ERROR` (`sock_error`): the pending error, cleared by reading it.
     pub fn take_error(&mut self) -> Result<Option<Errno>, Errno> {
         Ok(self.st.socks.get_mut(self.id)?.sk_err.take())
@@ -1637,6 +1673,13 @@ impl UdpSocket<'_> {
     /// Send-buffer bytes charged and not yet completed (`sk_wmem_alloc`).
     pub fn wmem_in_flight(&self) -> Result<u64, Errno> {
         Ok(self.st.socks.get(self.id)?.wmem.in_flight())
+    }
+
+    /// `/proc/net/udp`'s `rx_queue` (`sk_rmem_alloc`: the receive queue's
+    /// truesize) and `drops` (`sk_drops`: datagrams the receive buffer refused).
+    pub fn rx_queue_and_drops(&self) -> Result<(u64, u64), Errno> {
+        let s = self.st.socks.get(self.id)?;
+        Ok((s.rx_bytes, s.drops))
     }
     /// `SO_PRIORITY`: copied to each packet's priority (the qdisc band / TC).
     pub fn set_priority(&mut self, prio: u8) -> Result<(), Errno> {
