@@ -1256,20 +1256,23 @@ fn udp_csum(acc: u64) -> [u8; 2] {
 }
 
 #[cfg(test)]
+mod tests_flows;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
     use crate::latency::LatencyTag;
     use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
 
-    fn streams(toml: &str) -> Vec<Stream> {
+    pub(super) fn streams(toml: &str) -> Vec<Stream> {
         Config::parse(&format!("[[port]]\nspec = \"null\"\n{toml}"), "t")
             .unwrap()
             .validate()
             .unwrap()
     }
 
-    fn check_frame(f: &[u8]) {
+    pub(super) fn check_frame(f: &[u8]) {
         let ip = if u16::from_be_bytes([f[12], f[13]]) == 0x8100 {
             18
         } else {
@@ -1291,7 +1294,7 @@ mod tests {
     }
 
     /// A pool whose every buffer holds `g`'s template (as the sender's).
-    fn prebuilt(g: &PacketGen) -> Mempool {
+    pub(super) fn prebuilt(g: &PacketGen) -> Mempool {
         let mut p = pool();
         let t = g.template.clone();
         p.init_all(|m| {
@@ -1301,7 +1304,7 @@ mod tests {
         p
     }
 
-    fn pool() -> Mempool {
+    pub(super) fn pool() -> Mempool {
         wirespeed::eal::dma::set_page_mode(wirespeed::eal::PageMode::Small);
         Mempool::new(&PoolConfig {
             size: 64,
