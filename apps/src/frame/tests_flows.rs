@@ -37,6 +37,11 @@ fn both_paths(s: &crate::config::Stream, sizes: &[usize]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Table index of packet k.
+type Order = fn(usize) -> usize;
+/// The varying value of a frame.
+type Key = fn(&[u8]) -> u64;
+
 const TABLE: [u64; 3] = [0x0a00_0001, 0x0a00_0007, 0x0a00_0009];
 
 /// inc walks the table in order, dec backwards, step skips entries; with a
@@ -44,12 +49,12 @@ const TABLE: [u64; 3] = [0x0a00_0001, 0x0a00_0007, 0x0a00_0009];
 #[test]
 fn value_tables_walk_in_order_on_every_path() {
     let vals = "name = \"dst_ip\"\nvalues = [\"10.0.0.1\", \"10.0.0.7\", \"10.0.0.9\"]";
-    let cases: [(&str, &str, fn(usize) -> usize); 3] = [
-        ("", "", |k| k % 3),
-        ("op = \"dec\"\n", "", |k| 2 - k % 3),
-        ("step = 2\n", "", |k| (2 * k) % 3),
+    let cases: [(&str, Order); 3] = [
+        ("", |k| k % 3),
+        ("op = \"dec\"\n", |k| 2 - k % 3),
+        ("step = 2\n", |k| (2 * k) % 3),
     ];
-    for (op, _, idx) in cases {
+    for (op, idx) in cases {
         // Alone (the prebuilt cache), with a port range (a group), with a
         // random port (columns: no cache, no group).
         for (second, groups) in [
@@ -229,7 +234,7 @@ impl SetModel {
 fn flow_sets_cycle_n_flows_and_churn_in_order() {
     let port = "name = \"src_port\"\nmin = 1000\nmax = 1099";
     let wide = "name = \"dst_ip\"\nmin = \"10.0.0.0\"\nmax = \"10.1.0.0\"";
-    let cases: [(&str, &str, u64, fn(&[u8]) -> u64, u64, u64); 4] = [
+    let cases: [(&str, &str, u64, Key, u64, u64); 4] = [
         // (extra stream keys, field, N, key of a frame, its base, span)
         ("", port, 7, sport, 1000, 100),
         ("latency = true\n", port, 7, sport, 1000, 100),
