@@ -450,6 +450,15 @@ pub struct StreamSection {
     /// the same frames; default: from the stream's index).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Flow count: the stream's varying fields are cut to a set of this
+    /// many flows — the first N tuples of the field sequence — sent in
+    /// turn, over and over (see [`Stream::flows`]) …
+    #[serde(default)]
+    pub flows: Option<u64>,
+    /// … and each set lives this long, in ms (0 = for ever): then the next
+    /// N tuples of the field sequence replace it (flow churn).
+    #[serde(default)]
+    pub flow_lifetime_ms: f64,
     /// mode = "tcp": connections the stream opens (1..=64).
     #[serde(default)]
     pub connections: Option<u32>,
@@ -587,8 +596,15 @@ pub struct FieldSection {
     #[serde(default = "default_op")]
     pub op: String,
     /// Smallest value (same notation as the fixed field: "10.0.0.1", "02:00:00:00:00:01", 1000).
-    pub min: toml::Value,
-    pub max: toml::Value,
+    #[serde(default)]
+    pub min: Option<toml::Value>,
+    #[serde(default)]
+    pub max: Option<toml::Value>,
+    /// Instead of min/max: a table of explicit values in the same notation
+    /// (`values = ["10.0.0.1", "10.0.0.7"]`); `inc`/`dec` walk it in order
+    /// (by `step` entries), `random` picks entries with the stream's seed.
+    #[serde(default)]
+    pub values: Option<Vec<toml::Value>>,
     #[serde(default = "default_step")]
     pub step: u64,
     /// Odometer: step only when the field before this one wraps (two
@@ -670,6 +686,8 @@ impl Default for StreamSection {
             ramp_s: 0.0,
             after: None,
             seed: None,
+            flows: None,
+            flow_lifetime_ms: 0.0,
             bytes: 0,
             burst: 0,
             bursts: None,
@@ -923,13 +941,17 @@ pub enum FieldOp {
     Random,
 }
 
-/// A varying field: values min..=max.
+/// A varying field: values min..=max, or the entries of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
     pub kind: FieldKind,
     pub op: FieldOp,
+    /// The range the field steps over: its values, or for a table
+    /// (`values` not empty) the entries' indices, `0..=values.len() - 1`.
     pub min: u64,
     pub max: u64,
+    /// The table of explicit values (empty: the field's value is min..=max).
+    pub values: Vec<u64>,
     pub step: u64,
     /// Steps only when the field before it wraps (an odometer).
     pub nest: bool,
@@ -973,6 +995,19 @@ pub struct Stream {
     pub bytes: u64,
     /// Seed of the random fields and sizes (None: from the index).
     pub seed: Option<u64>,
+    /// Flow count N (0 = off). The field sequence F(0), F(1), … is the
+    /// tuples the stream's fields take packet after packet (ranges, tables,
+    /// nesting, random draws) on one sending lcore. With N set, the lcore's
+    /// packets carry the set S(w) = F(wN) … F(wN + N − 1): packet i of the
+    /// set's life carries F(wN + i mod N). The first set is S(0).
+    pub flows: u64,
+    /// Set lifetime in ns (0 = the first set for ever): the first packet
+    /// built at or after a set's expiry switches to the next set S(w + 1)
+    /// (from its first flow) and that set expires a lifetime after the
+    /// previous one did — or after that packet, when the stream sent nothing
+    /// for a whole lifetime (sets are never skipped). Checked once per
+    /// burst (line rate) or per packet (paced), against the TSC.
+    pub flow_lifetime_ns: u64,
     /// Index of the stream this one starts after.
     pub after: Option<usize>,
     /// The rate profile: (seconds from the stream's start, rate), the first
@@ -1387,6 +1422,7 @@ impl StreamSection {
                 ));
             }
         }
+        s.check_flows(&k, &fields)?;
         s.check_mode(&k, &ports[s.port], fields.is_empty())?;
         let hdr = s.headers(&k, &sizes, &fields)?;
         let mac = |f: &str, v: &str| -> Result<MacAddr, ConfigError> {
@@ -1428,6 +1464,8 @@ impl StreamSection {
             connections: s.connections.unwrap_or(1),
             bytes: s.bytes,
             seed: s.seed,
+            flows: s.flows.unwrap_or(0),
+            flow_lifetime_ns: (s.flow_lifetime_ms * 1e6) as u64,
             after: None,
             profile: s.profile(&k, &rate)?,
             burst: s.burst,
@@ -1437,6 +1475,43 @@ impl StreamSection {
             off_ns: (s.off_ms * 1e6) as u64,
             hdr,
         })
+    }
+
+    /// `flows` and `flow_lifetime_ms`: a count of at least 1 over varying
+    /// fields that have that many distinct tuples, a lifetime ≥ 0 only with it.
+    fn check_flows(&self, k: &dyn Fn(&str) -> String, fields: &[Field]) -> Result<(), ConfigError> {
+        let lt = self.flow_lifetime_ms;
+        if !(lt >= 0.0 && lt.is_finite()) {
+            return Err(ConfigError::new(
+                k("flow_lifetime_ms"),
+                format!("{lt} is not a number of ms ≥ 0"),
+            ));
+        }
+        let Some(n) = self.flows else {
+            if lt > 0.0 {
+                return Err(ConfigError::new(
+                    k("flow_lifetime_ms"),
+                    "a lifetime needs a flow count (flows = N)",
+                ));
+            }
+            return Ok(());
+        };
+        if n == 0 {
+            return Err(ConfigError::new(k("flows"), "must be at least 1"));
+        }
+        if fields.is_empty() {
+            return Err(ConfigError::new(
+                k("flows"),
+                "needs varying fields ([[stream.field]]) to make the flows from",
+            ));
+        }
+        if let Some(p) = crate::frame::distinct_flows(fields, n) {
+            return Err(ConfigError::new(
+                k("flows"),
+                format!("{n} flows asked, but the fields repeat after {p} distinct tuples: widen a range or nest the fields"),
+            ));
+        }
+        Ok(())
     }
 
     /// VLAN id, priority and the times.
@@ -1749,6 +1824,50 @@ fn parse_payload(p: Option<&str>, k: &dyn Fn(&str) -> String) -> Result<Payload,
     }
 }
 
+/// A field's `min`/`max`, or its `values` table (then the range is the
+/// table's indices): exactly one of the two forms.
+fn field_range(
+    kind: FieldKind,
+    f: &FieldSection,
+    fk: &dyn Fn(&str) -> String,
+) -> Result<(u64, u64, Vec<u64>), ConfigError> {
+    match (&f.values, &f.min, &f.max) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ConfigError::new(
+            fk("values"),
+            "give either values = [...] or min and max, not both",
+        )),
+        (Some(v), None, None) => {
+            if v.is_empty() {
+                return Err(ConfigError::new(
+                    fk("values"),
+                    "is empty: list at least one value",
+                ));
+            }
+            let vals = v
+                .iter()
+                .enumerate()
+                .map(|(e, x)| {
+                    field_value(kind, x)
+                        .map_err(|w| ConfigError::new(fk("values"), format!("entry {e}: {w}")))
+                })
+                .collect::<Result<Vec<u64>, _>>()?;
+            Ok((0, vals.len() as u64 - 1, vals))
+        }
+        (None, Some(lo), Some(hi)) => {
+            let min = field_value(kind, lo).map_err(|e| ConfigError::new(fk("min"), e))?;
+            let max = field_value(kind, hi).map_err(|e| ConfigError::new(fk("max"), e))?;
+            if min > max {
+                return Err(ConfigError::new(fk("max"), "is below min"));
+            }
+            Ok((min, max, Vec::new()))
+        }
+        (None, lo, _) => Err(ConfigError::new(
+            fk(if lo.is_none() { "min" } else { "max" }),
+            "is missing: give min and max, or values = [...]",
+        )),
+    }
+}
+
 /// One `[[stream.field]]`: what varies, how, over which range.
 fn parse_field(
     f: &FieldSection,
@@ -1788,11 +1907,7 @@ fn parse_field(
             ))
         }
     };
-    let min = field_value(kind, &f.min).map_err(|e| ConfigError::new(fk("min"), e))?;
-    let max = field_value(kind, &f.max).map_err(|e| ConfigError::new(fk("max"), e))?;
-    if min > max {
-        return Err(ConfigError::new(fk("max"), "is below min"));
-    }
+    let (min, max, values) = field_range(kind, f, fk)?;
     if f.step == 0 {
         return Err(ConfigError::new(fk("step"), "must be at least 1"));
     }
@@ -1813,6 +1928,7 @@ fn parse_field(
         op,
         min,
         max,
+        values,
         step: f.step,
         nest: f.nest,
     })

@@ -712,7 +712,9 @@ impl StreamSection {
         } else {
             h.dst_ip6
         };
-        for (key, v) in [("min", &f.min), ("max", &f.max)] {
+        let listed = f.min.iter().map(|v| ("min", v));
+        let listed = listed.chain(f.max.iter().map(|v| ("max", v)));
+        for (key, v) in listed.chain(f.values.iter().flatten().map(|v| ("values", v))) {
             let a: Ipv6Addr = v
                 .as_str()
                 .and_then(|t| t.parse().ok())

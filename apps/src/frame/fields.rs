@@ -62,6 +62,10 @@ pub(super) struct FieldGen {
     pub(super) grouped: bool,
     /// Steps only when the field before it wrapped (an odometer).
     pub(super) nested: bool,
+    /// A table of explicit values (`values = [...]`): then `cur`, `min`
+    /// and `max` are indices into it and the value written is
+    /// `values[cur]`; empty for a min..=max field.
+    pub(super) values: Box<[u64]>,
 }
 
 impl FieldGen {
@@ -114,7 +118,29 @@ impl FieldGen {
             in_l4: 0,
             grouped: false,
             nested: f.nest,
+            values: f.values.clone().into_boxed_slice(),
         }
+    }
+
+    /// The value in effect: `cur`, or the table entry it indexes.
+    #[inline(always)]
+    pub(super) fn value(&self) -> u64 {
+        match self.values.get(self.cur as usize) {
+            Some(&v) => v,
+            None => self.cur,
+        }
+    }
+
+    /// The last index of the values table (None for a range), lent out
+    /// with the table for a burst's loop (see [`FieldGen::column`]).
+    #[inline(always)]
+    fn take_table(&mut self) -> Option<(Box<[u64]>, usize)> {
+        if self.values.is_empty() {
+            return None;
+        }
+        let t = std::mem::take(&mut self.values);
+        let last = t.len() - 1;
+        Some((t, last))
     }
 
     /// Writes this field's value into each frame of a burst (`W` bytes at
@@ -128,12 +154,32 @@ impl FieldGen {
         acc: Option<&mut [u32; FILL_MAX]>,
         rng: &mut Rng,
     ) {
+        // The map from the stepped index to the value written: the
+        // identity for a range, a table lookup for `values` (the index
+        // stays within 0..=last; the min keeps the lookup free of a panic).
+        match self.take_table() {
+            None => self.column_by::<W>(views, acc, rng, |v| v),
+            Some((t, last)) => {
+                self.column_by::<W>(views, acc, rng, |i| t[(i as usize).min(last)]);
+                self.values = t;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn column_by<const W: usize>(
+        &mut self,
+        views: &mut [Option<&mut [u8; HDR_VIEW]>],
+        acc: Option<&mut [u32; FILL_MAX]>,
+        rng: &mut Rng,
+        map: impl Fn(u64) -> u64 + Copy,
+    ) {
         match self.op {
             FieldOp::Inc => {
                 let (step, max, span) = (self.step, self.max, self.span);
                 // Values fit 48 bits and the step is below the span: no
                 // u64 overflow, one compare.
-                self.column_with::<W>(views, acc, |c| {
+                self.column_with::<W>(views, acc, map, |c| {
                     let n = c + step;
                     if n > max {
                         n - span
@@ -144,7 +190,7 @@ impl FieldGen {
             }
             FieldOp::Dec => {
                 let (step, min, span) = (self.step, self.min, self.span);
-                self.column_with::<W>(views, acc, |c| {
+                self.column_with::<W>(views, acc, map, |c| {
                     if c < min + step {
                         c + span - step
                     } else {
@@ -154,7 +200,7 @@ impl FieldGen {
             }
             FieldOp::Random => {
                 let (min, span) = (self.min, self.span);
-                self.column_with::<W>(views, acc, |_| {
+                self.column_with::<W>(views, acc, map, |_| {
                     if span == 0 {
                         rng.next_u64()
                     } else {
@@ -177,6 +223,24 @@ impl FieldGen {
         rng: &mut Rng,
         cx: &GroupedCx,
     ) {
+        match self.take_table() {
+            None => self.fused_by::<W>(pkts, len, rng, cx, |v| v),
+            Some((t, last)) => {
+                self.fused_by::<W>(pkts, len, rng, cx, |i| t[(i as usize).min(last)]);
+                self.values = t;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn fused_by<const W: usize>(
+        &mut self,
+        pkts: &mut [Mbuf],
+        len: usize,
+        rng: &mut Rng,
+        cx: &GroupedCx,
+        map: impl Fn(u64) -> u64 + Copy,
+    ) {
         let finish = Finish {
             cx,
             wi: self.in_ip as u32,
@@ -185,7 +249,7 @@ impl FieldGen {
         match self.op {
             FieldOp::Inc => {
                 let (step, max, span) = (self.step, self.max, self.span);
-                self.fused_with::<W>(pkts, len, finish, |c| {
+                self.fused_with::<W>(pkts, len, finish, map, |c| {
                     let n = c + step;
                     if n > max {
                         n - span
@@ -196,7 +260,7 @@ impl FieldGen {
             }
             FieldOp::Dec => {
                 let (step, min, span) = (self.step, self.min, self.span);
-                self.fused_with::<W>(pkts, len, finish, |c| {
+                self.fused_with::<W>(pkts, len, finish, map, |c| {
                     if c < min + step {
                         c + span - step
                     } else {
@@ -205,11 +269,11 @@ impl FieldGen {
                 })
             }
             FieldOp::Random if self.span == 0 => {
-                self.fused_with::<W>(pkts, len, finish, |_| rng.next_u64())
+                self.fused_with::<W>(pkts, len, finish, map, |_| rng.next_u64())
             }
             FieldOp::Random => {
                 let (min, span) = (self.min, self.span);
-                self.fused_with::<W>(pkts, len, finish, |_| {
+                self.fused_with::<W>(pkts, len, finish, map, |_| {
                     min + ((rng.next_u64() as u128 * span as u128) >> 64) as u64
                 })
             }
@@ -222,6 +286,7 @@ impl FieldGen {
         pkts: &mut [Mbuf],
         len: usize,
         finish: Finish<'_>,
+        map: impl Fn(u64) -> u64 + Copy,
         mut next: impl FnMut(u64) -> u64,
     ) {
         let (o, or) = (self.offset, self.write_or);
@@ -237,12 +302,13 @@ impl FieldGen {
             let Some(d) = m.data_mut().first_chunk_mut::<HDR_VIEW>() else {
                 continue;
             };
-            put::<W>(&mut d[o..o + W], v | or);
+            let x = map(v);
+            put::<W>(&mut d[o..o + W], x | or);
             // A value fits its field: up to 4 bytes, two 16-bit words.
             let w = if W == 4 {
-                (v >> 16) as u32 + (v & 0xffff) as u32
+                (x >> 16) as u32 + (x & 0xffff) as u32
             } else if W <= 2 {
-                v as u32
+                x as u32
             } else {
                 0
             };
@@ -257,6 +323,7 @@ impl FieldGen {
         &mut self,
         views: &mut [Option<&mut [u8; HDR_VIEW]>],
         acc: Option<&mut [u32; FILL_MAX]>,
+        map: impl Fn(u64) -> u64 + Copy,
         mut next: impl FnMut(u64) -> u64,
     ) {
         let (o, or) = (self.offset, self.write_or);
@@ -267,19 +334,20 @@ impl FieldGen {
         match acc {
             Some(a) => {
                 for (k, d) in views.iter_mut().flatten().enumerate() {
-                    put::<W>(&mut d[o..o + W], v | or);
+                    let x = map(v);
+                    put::<W>(&mut d[o..o + W], x | or);
                     // A value fits its field: up to 4 bytes, two 16-bit words.
                     a[k & (FILL_MAX - 1)] += if W == 4 {
-                        (v >> 16) as u32 + (v & 0xffff) as u32
+                        (x >> 16) as u32 + (x & 0xffff) as u32
                     } else {
-                        v as u32
+                        x as u32
                     };
                     v = next(v);
                 }
             }
             None => {
                 for d in views.iter_mut().flatten() {
-                    put::<W>(&mut d[o..o + W], v | or);
+                    put::<W>(&mut d[o..o + W], map(v) | or);
                     v = next(v);
                 }
             }
@@ -291,7 +359,7 @@ impl FieldGen {
     /// as it appears in the checksums (0 for MAC and VLAN, which none covers).
     #[inline(always)]
     pub(super) fn write(&self, data: &mut [u8]) -> u64 {
-        let v = self.cur;
+        let v = self.value();
         let o = self.offset;
         match self.width {
             1 => {

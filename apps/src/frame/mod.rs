@@ -6,11 +6,14 @@
 //! than recomputed over the packet.
 
 mod fields;
+mod flows;
 mod layout;
 
 use crate::config::{Payload, Sizes, Stream, LATENCY_HDR};
 use crate::latency;
 use fields::{FieldGen, FieldGroup, GroupCursor};
+pub use flows::distinct_flows;
+use flows::FlowSet;
 use layout::Layout;
 use wirespeed::mbuf::{ol, Mbuf};
 use wirespeed::stack::checksum::{self, fold, fold32};
@@ -300,6 +303,14 @@ pub struct PacketGen {
     all_grouped: bool,
     /// Some field is nested (an odometer): fields step together, per packet.
     nested: bool,
+    /// A flow count (`flows = N`): the set's state; None without one.
+    flow_set: Option<Box<FlowSet>>,
+    /// Packets the per-packet path builds before the set starts over
+    /// (u64::MAX without a flow count: never) — the one counter compare.
+    flow_left: u64,
+    /// TSC at which the flow set expires (u64::MAX: never; 0: not yet
+    /// anchored, the first burst anchors it).
+    flow_expiry: u64,
     /// An IMIX schedule without varying fields: the first 60 bytes of the
     /// frame for each slot of the schedule (lengths and checksums done).
     sched_hdrs: Vec<[u8; MIN_FRAME]>,
@@ -366,6 +377,9 @@ impl PacketGen {
             groups: Vec::new(),
             all_grouped: false,
             nested: s.fields.iter().any(|f| f.nest),
+            flow_set: None,
+            flow_left: u64::MAX,
+            flow_expiry: u64::MAX,
             sched_hdrs: Vec::new(),
             rng: Rng::new(s.seed.unwrap_or(0x5EED ^ ((s.index as u64) << 8)) ^ lcore_id as u64),
             latency: s.latency,
@@ -394,8 +408,12 @@ impl PacketGen {
             latency::write(&mut t[p..], g.stream_id, g.lcore_id, 0, 0);
         }
         g.template = t;
-        g.flows = g.build_flows();
-        if g.flows.is_empty() && g.plain_fields() && !g.nested {
+        if s.flows > 0 {
+            g.plan_flow_set(s);
+        } else {
+            g.flows = g.build_flows();
+        }
+        if g.flows.is_empty() && g.plain_fields() && !g.nested && g.flow_set.is_none() {
             g.groups = FieldGroup::plan(&mut g.fields, &mut g.rng);
             g.all_grouped = !g.groups.is_empty() && g.fields.iter().all(|f| f.grouped);
         }
@@ -472,6 +490,9 @@ impl PacketGen {
     /// [`PacketGen::fills_bursts`]); `tsc` goes into latency headers.
     #[inline]
     pub fn fill_burst(&mut self, pkts: &mut [Mbuf], tsc: u64) {
+        if tsc >= self.flow_expiry {
+            self.flow_expire(tsc);
+        }
         if self.sched_hdrs.is_empty() {
             self.fill_fixed_burst(pkts, tsc);
         } else {
@@ -731,7 +752,9 @@ impl PacketGen {
             self.fill_latency_burst(pkts, wire, base, now_tsc);
             return;
         }
-        let nested_uncached = self.nested && self.flows.is_empty();
+        // An odometer or a flow set longer than the header cache steps its
+        // fields in order, one packet at a time.
+        let nested_uncached = (self.nested || self.flow_set.is_some()) && self.flows.is_empty();
         if self.latency
             || self.offload
             || self.hw_vlan != 0
@@ -955,6 +978,9 @@ impl PacketGen {
     /// As [`PacketGen::fill`], with the wire size already drawn.
     #[inline]
     pub fn fill_sized(&mut self, m: &mut Mbuf, wire: u32, now_tsc: u64) -> usize {
+        if now_tsc >= self.flow_expiry {
+            self.flow_expire(now_tsc);
+        }
         let len = wire as usize - 4 - self.hw_extra;
         let _ = m.set_len(len);
         if self.priority != 0 {
@@ -1005,6 +1031,10 @@ impl PacketGen {
         let ip_len = (len - ip) as u64;
         let udp_len = (len - udp) as u64;
         let (ip_w, ps_w, l4_w) = self.write_fields(data);
+        self.flow_left -= 1;
+        if self.flow_left == 0 {
+            self.flow_wrap();
+        }
         data[at(ip, ipv4::TOT_LEN)].copy_from_slice(&(ip_len as u16).to_be_bytes());
         data[at(udp, udp::LEN)].copy_from_slice(&(udp_len as u16).to_be_bytes());
         let pseudo = self.sums.pseudo + ps_w + udp_len;
@@ -1051,7 +1081,7 @@ impl PacketGen {
         let mut t = lay.template.clone();
         let len = t.len();
         lay.finish(&mut t, len, &payload_prefix);
-        PacketGen {
+        let mut g = PacketGen {
             template: t,
             l2: ETH_HLEN,
             ip: ETH_HLEN,
@@ -1066,6 +1096,9 @@ impl PacketGen {
             groups: Vec::new(),
             all_grouped: false,
             nested: s.fields.iter().any(|f| f.nest),
+            flow_set: None,
+            flow_left: u64::MAX,
+            flow_expiry: u64::MAX,
             sched_hdrs: Vec::new(),
             rng: Rng::new(s.seed.unwrap_or(0x5EED ^ ((s.index as u64) << 8)) ^ lcore_id as u64),
             latency: false,
@@ -1081,7 +1114,11 @@ impl PacketGen {
             lat_only_base: None,
             hw_extra: 0,
             layout: Some(Box::new(lay)),
+        };
+        if s.flows > 0 {
+            g.plan_flow_set(s);
         }
+        g
     }
 
     /// A layered frame of `len` bytes: the fields in effect written (and
@@ -1104,6 +1141,10 @@ impl PacketGen {
             } else {
                 fg.advance(&mut self.rng)
             };
+        }
+        self.flow_left -= 1;
+        if self.flow_left == 0 {
+            self.flow_wrap();
         }
         if let Some(l) = &self.layout {
             l.finish(data, len, &self.payload_prefix);
@@ -1215,20 +1256,23 @@ fn udp_csum(acc: u64) -> [u8; 2] {
 }
 
 #[cfg(test)]
+mod tests_flows;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
     use crate::latency::LatencyTag;
     use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
 
-    fn streams(toml: &str) -> Vec<Stream> {
+    pub(super) fn streams(toml: &str) -> Vec<Stream> {
         Config::parse(&format!("[[port]]\nspec = \"null\"\n{toml}"), "t")
             .unwrap()
             .validate()
             .unwrap()
     }
 
-    fn check_frame(f: &[u8]) {
+    pub(super) fn check_frame(f: &[u8]) {
         let ip = if u16::from_be_bytes([f[12], f[13]]) == 0x8100 {
             18
         } else {
@@ -1250,7 +1294,7 @@ mod tests {
     }
 
     /// A pool whose every buffer holds `g`'s template (as the sender's).
-    fn prebuilt(g: &PacketGen) -> Mempool {
+    pub(super) fn prebuilt(g: &PacketGen) -> Mempool {
         let mut p = pool();
         let t = g.template.clone();
         p.init_all(|m| {
@@ -1260,7 +1304,7 @@ mod tests {
         p
     }
 
-    fn pool() -> Mempool {
+    pub(super) fn pool() -> Mempool {
         wirespeed::eal::dma::set_page_mode(wirespeed::eal::PageMode::Small);
         Mempool::new(&PoolConfig {
             size: 64,
