@@ -457,8 +457,9 @@ pub(crate) struct PortState {
     pub conf: PortConf,
 }
 
-/// A route from configuration (`ip route add`). [`RouteConf::from_str`]
-/// parses `ip route` syntax.
+/// A route from configuration (`ip route add`). The generator's TOML
+/// `[[port.route]]` builds one (apps/src/netconf.rs); rules have
+/// `ip rule` syntax through [`RuleConf`]'s `FromStr`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConf {
     pub prefix: Ipv4Addr,
