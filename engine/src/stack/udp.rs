@@ -194,6 +194,19 @@ pub(crate) fn copy_mbuf(pool: &mut crate::mbuf::Mempool, m: &Mbuf) -> Option<Mbu
     Some(c)
 }
 
+/// Plays `__skb_recv_udp`: the pending error first (`sock_error`), queued
+/// data or not; else the oldest datagram off the receive queue, its
+/// truesize given back and counted `InDatagrams`.
+fn skb_recv_udp(sk: &mut Sock, c: &super::StackCounters) -> Result<(SocketAddrV4, Mbuf), Errno> {
+    if let Some(e) = sk.sk_err.take() {
+        return Err(e);
+    }
+    let (src, m) = sk.rxq.pop_front().ok_or(Errno::EAGAIN)?;
+    sk.rx_bytes -= (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u64;
+    c.udp.in_datagrams.add(1);
+    Ok((src, m))
+}
+
 /// `SO_EE_ORIGIN_ICMP`: the error came from an ICMP message.
 pub const SO_EE_ORIGIN_ICMP: u8 = 2;
 
@@ -1537,19 +1550,13 @@ impl UdpSocket<'_> {
     /// the sender. `EAGAIN` when the queue is empty.
     pub fn recv_from(&mut self, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), Errno> {
         self.with(|st, sk, _| {
-            // __skb_recv_udp: sock_error first, queued data or not.
-            if let Some(e) = sk.sk_err.take() {
-                return Err(e);
-            }
-            let (src, m) = sk.rxq.pop_front().ok_or(Errno::EAGAIN)?;
-            sk.rx_bytes -= (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u64;
+            let (src, m) = skb_recv_udp(sk, &st.counters)?;
             let mut n = 0;
             for s in m.segments() {
                 let k = s.data.len().min(buf.len() - n);
                 buf[n..n + k].copy_from_slice(&s.data[..k]);
                 n += k;
             }
-            st.counters.udp.in_datagrams.add(1);
             Ok((n, src))
         })
     }
@@ -1560,15 +1567,7 @@ impl UdpSocket<'_> {
     /// the buffer (drop it, or send it on with any port); errors as
     /// [`UdpSocket::recv_from`].
     pub fn recv_mbuf(&mut self) -> Result<(Mbuf, SocketAddrV4), Errno> {
-        self.with(|st, sk, _| {
-            if let Some(e) = sk.sk_err.take() {
-                return Err(e);
-            }
-            let (src, m) = sk.rxq.pop_front().ok_or(Errno::EAGAIN)?;
-            sk.rx_bytes -= (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u64;
-            st.counters.udp.in_datagrams.add(1);
-            Ok((m, src))
-        })
+        self.with(|st, sk, _| skb_recv_udp(sk, &st.counters).map(|(src, m)| (m, src)))
     }
 
     /// `connect(AF_UNSPEC)` (`__udp_disconnect`): forgets the peer, the
