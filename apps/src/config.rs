@@ -563,7 +563,7 @@ pub enum StreamMode {
 
 impl StreamMode {
     /// The stream sends through its port's stack (a socket: UDP or TCP),
-    /// which lives on the run's first lcore.
+    /// from each of its lcores' replicas of it.
     pub fn via_stack(self) -> bool {
         matches!(self, StreamMode::Socket | StreamMode::Tcp)
     }

@@ -383,6 +383,56 @@ rx_port = 1
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A socket stream on two lcores (issue 15): each lcore sends its half
+/// through its own replica of the port's stack, from its own socket (source
+/// ports 7100 and 7101); the ARP reply for whichever replica asked lands on
+/// the one RX queue (lcore 0) and resolves the neighbour for both through
+/// the shared control plane; the report adds the replicas up per port.
+#[test]
+fn socket_stream_sends_from_every_lcore_through_the_shared_control_plane() {
+    let dir = tmpdir("sock2");
+    let (v, out) = run_cfg(
+        &dir,
+        "sock2",
+        r#"[run]
+lcores = "0-1"
+[[port]]
+spec = "ring:sock-two"
+ip = "10.0.0.1/24"
+[[port]]
+spec = "ring:sock-two"
+ip = "10.0.0.2/24"
+[[stream]]
+mode = "socket"
+dst_ip = "10.0.0.2"
+dst_port = 7000
+src_port = 7100
+count = 2000
+size = 200
+latency = true
+rx_port = 1
+"#,
+        &[],
+    );
+    let l = &v["streams"][0]["latency"];
+    assert_eq!(l["received"], 2000, "{out}");
+    assert_eq!(l["lost"], 0, "{out}");
+    let lc = v["lcores"].as_array().unwrap();
+    assert_eq!(lc.len(), 2, "{out}");
+    for x in lc {
+        assert_eq!(x["packets"], 1000, "each lcore sends its half: {x}");
+    }
+    let st = v["stacks"].as_array().unwrap();
+    assert_eq!(st.len(), 2, "one entry per port, the replicas added up: {out}");
+    assert_eq!(st[0]["port"], 0);
+    assert_eq!(st[0]["snmp"]["Udp"]["OutDatagrams"], 2000, "{out}");
+    assert_eq!(st[1]["snmp"]["Udp"]["OutDatagrams"], 0, "{out}");
+    for p in v["ports"].as_array().unwrap() {
+        assert_eq!(p["conserved"], true, "{out}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn socket_mode_unreachable_peer_is_counted_and_ends() {
     let dir = tmpdir("sock-unreach");

@@ -878,3 +878,71 @@ fn kernel_receives_a_tcp_stream_of_the_generator() {
     assert_eq!(peer.snmp_file("/proc/net/snmp", "Tcp", "InCsumErrors"), 0);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A `mode = "tcp"` stream on two lcores (issue 15): the connections are
+/// dealt out (0 and 2 on lcore 0, 1 and 3 on lcore 1), each lcore sends
+/// through its own replica of the port's stack; every frame the port
+/// receives lands on lcore 0 (`rx_lcore = 0`), so lcore 1's ACKs are
+/// steered to it through the ring, and every byte still arrives intact.
+#[test]
+fn kernel_receives_tcp_connections_sent_from_two_lcores() {
+    let Some(peer) = peer("wt2") else { return };
+    let cfg = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/tcp.toml"))
+        .unwrap()
+        .replace("lcores = \"0\"", "lcores = \"0-1\"")
+        .replace(
+            "spec = \"af_packet:veth0\"",
+            &format!("spec = \"af_packet:{}\"\nrx_lcore = 0", peer.host_if),
+        )
+        .replace("bytes = 4194304", "bytes = 1048576");
+    assert!(cfg.contains("rx_lcore = 0"), "{cfg}");
+    let (mut sink, mut r) = peer.python_ready(MULTI_SINK, &["4", "65536"]);
+    let dir = std::env::temp_dir().join(format!("ws-tcpgen2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("tcp.toml");
+    std::fs::write(&p, cfg).unwrap();
+    let j = dir.join("s.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_wirespeed"))
+        .args(["gen", "--no-huge", "-q"])
+        .arg(&p)
+        .arg("--json")
+        .arg(&j)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{text}");
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let _ = sink.wait();
+    let got: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(got.len(), 4, "sink said {line:?}\n{text}");
+    for x in &got {
+        assert_eq!(*x, "1048576:0", "a connection's bytes\n{text}");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
+    let t = &v["streams"][0]["tcp"];
+    assert_eq!(t["connections"], 4, "{t}");
+    assert_eq!(t["established"], 4, "{t}");
+    assert_eq!(t["bytes_acked"], 4 << 20, "{t}");
+    let lc = v["lcores"].as_array().unwrap();
+    assert_eq!(lc.len(), 2, "{text}");
+    for x in lc {
+        assert!(x["packets"].as_u64().unwrap() > 0, "every lcore sends: {x}");
+        assert_eq!(x["steer_drops"], 0, "{x}");
+    }
+    assert_eq!(lc[1]["rx_packets"], 0, "lcore 1 polls no RX queue: {}", lc[1]);
+    assert!(
+        lc[0]["steered_out"].as_u64().unwrap() > 0,
+        "lcore 1's ACKs arrive on lcore 0: {}",
+        lc[0]
+    );
+    assert_eq!(lc[0]["steered_out"], lc[1]["steered_in"], "{text}");
+    let snmp = &v["stacks"][0]["snmp"]["Tcp"];
+    assert_eq!(snmp["ActiveOpens"], 4, "the replicas added up: {snmp}");
+    assert_eq!(peer.snmp_file("/proc/net/snmp", "Tcp", "InErrs"), 0);
+    std::fs::remove_dir_all(&dir).ok();
+}

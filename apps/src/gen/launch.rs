@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use wirespeed::eal::Tsc;
-use wirespeed::mbuf::SpscRing;
+use wirespeed::runtime::steer::SteerRings;
+use wirespeed::stack::shared::ControlPlane;
 use wirespeed::runtime::{PortSetup, RunReport, Runtime, RuntimeConfig};
 
 /// The common start is set this far ahead of the moment every lcore is ready.
@@ -60,8 +61,21 @@ fn params(
         arp: plan.arp.clone(),
         lat_tx: Mutex::new(lat_tx),
         stacks: plan.stacks.clone(),
-        // Room for a pool's worth: the hand-off carries ARP and ICMP, not bulk.
-        stack_rx: (0..plan.cores.len()).map(|_| SpscRing::new(1024)).collect(),
+        cps: plan
+            .stacks
+            .iter()
+            .map(|s| s.as_ref().map(|_| Arc::new(ControlPlane::new())))
+            .collect(),
+        // A ring per lcore pair and port: the segments of sockets whose
+        // traffic lands on another lcore's queue (TCP ACKs, UDP replies).
+        steer_rings: plan
+            .stacks
+            .iter()
+            .map(|s| {
+                (s.is_some() && plan.cores.len() > 1)
+                    .then(|| SteerRings::new(plan.cores.len(), 1024))
+            })
+            .collect(),
         stream_left: (0..plan.streams.len())
             .map(|i| {
                 AtomicUsize::new(
@@ -75,7 +89,7 @@ fn params(
             .collect(),
         return_grace_cycles: tsc.ns_to_cycles(settle.map_or(50_000_000, |ms| ms * 1_000_000)),
         gates: plan.streams.iter().map(|_| StreamGate::default()).collect(),
-        stack_live: StackLive::default(),
+        stack_live: StackLive::new(plan.cores.len()),
     }
 }
 

@@ -3,6 +3,13 @@
 //! mempool prebuilt with the stream's frame and a TSC-deadline pacer) hand
 //! bursts to the lcore's netdev queues (qdisc, BQL) sized by the queue's room,
 //! and RX returns are matched to their latency headers.
+//!
+//! A port with an address has a stack on every lcore, each a replica of the
+//! port's one [`ControlPlane`]: a socket stream's senders run on all of the
+//! stream's lcores (each its own socket and source port), an ARP reply any
+//! lcore receives resolves the neighbour for all, and a UDP or TCP segment
+//! received on one lcore's queue for another lcore's socket is steered there
+//! ([`wirespeed::runtime::steer`], RFS-like).
 
 use super::gate::{Command, GateState, StreamGate};
 use super::live::StackLive;
@@ -18,10 +25,12 @@ use std::sync::{Arc, Mutex};
 use wirespeed::eal::Tsc;
 use wirespeed::ethdev::pcap::PcapRecord;
 use wirespeed::ethdev::{MacAddr, StatCounter};
-use wirespeed::mbuf::{Burst, Mbuf, Mempool, PoolConfig, SpscRing};
+use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
 use wirespeed::netdev::XmitOutcome;
 use wirespeed::runtime::staged::{staged, StagedTx};
+use wirespeed::runtime::steer::{SteerRings, SteerStats, Steerer};
 use wirespeed::runtime::{LcoreApp, LcoreCtx};
+use wirespeed::stack::shared::ControlPlane;
 use wirespeed::stack::{NudState, PortConf, RouteConf, SnmpSnapshot, Stack, StackConfig};
 
 /// Seconds a queue may take nothing while a sender waits before the run is
@@ -89,6 +98,9 @@ pub struct SenderPlan {
     pub share: f64,
     /// Stable sender id (goes into the latency header as the lcore byte).
     pub sender_id: u8,
+    /// How many senders the stream has (a TCP stream's connections are
+    /// dealt out over them: connection `i` to sender `i % senders`).
+    pub senders: u8,
     pub counters: Arc<SenderCounters>,
     pub offload: bool,
     pub line_bps: u64,
@@ -143,14 +155,14 @@ pub struct RunParams {
     pub plans: Vec<Vec<SenderPlan>>,
     pub arp: Option<Arc<ArpShared>>,
     pub lat_tx: Mutex<std::sync::mpsc::Sender<LatencyInterval>>,
-    /// Per port: its protocol stack, when it has an address (lives on lcore 0,
-    /// which polls RX queue 0 and owns TX queue 0 of every port).
+    /// Per port: its protocol stack, when it has an address (a replica on
+    /// every lcore).
     pub stacks: Vec<Option<StackSetup>>,
-    /// Per lcore index: frames for a port's stack that arrived on that
-    /// lcore's RX queues (an ARP reply the peer sent to queue 1), handed
-    /// over to lcore 0, which owns the stacks; the mbuf's user word holds
-    /// the port. Lcore 0's own entry is unused.
-    pub stack_rx: Vec<SpscRing>,
+    /// Per port with a stack: the control plane its replicas share …
+    pub cps: Vec<Option<Arc<ControlPlane>>>,
+    /// … and the rings that hand a received segment to the lcore whose
+    /// socket holds its port (with two or more lcores).
+    pub steer_rings: Vec<Option<SteerRings>>,
     /// How long the lcores keep receiving after the last send when frames
     /// come back (latency probes, a receiving port), in TSC cycles.
     pub return_grace_cycles: u64,
@@ -159,7 +171,7 @@ pub struct RunParams {
     pub stream_left: Vec<AtomicUsize>,
     /// Per stream: what the control socket told it (pause, stop, rate).
     pub gates: Vec<StreamGate>,
-    /// The stacks' tables, published by lcore 0 when the control socket asks.
+    /// The stacks' tables, published by each lcore when the control socket asks.
     pub stack_live: StackLive,
 }
 
@@ -209,14 +221,15 @@ pub struct LcoreResult {
     pub rx_latency: u64,
     /// Received frames no stream or stack took (counted, freed).
     pub rx_other: u64,
-    /// Frames for a stack handed over to lcore 0 (see `RunParams::stack_rx`).
-    pub rx_handoff: u64,
+    /// Segments steered to and from the other lcores' sockets, over the ports.
+    pub steer: SteerStats,
     /// Socket sends that failed (no route, neighbour failed, …), per stream.
     pub send_errors: Vec<(usize, u64, String)>,
     /// TCP streams sent from this lcore: what each did.
     pub tcp: Vec<(usize, TcpResult)>,
-    /// Each port's stack (lcore 0): its /proc/net/snmp counters and what its
-    /// staged `dev_queue_xmit` offered to and lost in the netdev queues.
+    /// Each port's stack replica on this lcore: its /proc/net/snmp counters
+    /// and what its staged `dev_queue_xmit` offered to and lost in the
+    /// netdev queues.
     pub stacks: Vec<StackResult>,
     pub error: Option<String>,
 }
@@ -277,13 +290,14 @@ pub struct GenApp {
     /// Some stream's frames come back to a port of the run.
     any_return: bool,
     rx_other: u64,
-    rx_handoff: u64,
     tally: Tally,
     start_tsc: u64,
     finished_sending: bool,
     all_done_at: u64,
-    /// Per port: the stack and its staged TX (lcore 0 only).
+    /// Per port: this lcore's replica of its stack and its staged TX …
     stacks: Vec<Option<(Stack, StagedTx)>>,
+    /// … and its side of the steering (with two or more lcores).
+    steer: Vec<Option<Steerer>>,
     last_timers: u64,
     error: Option<String>,
 }
@@ -298,18 +312,34 @@ impl GenApp {
         let any_latency = p.streams.iter().any(|s| s.latency);
         let any_return = p.streams.iter().any(|s| s.latency || s.rx_port != s.port);
         let mut stacks = Vec::new();
+        let mut steer = Vec::new();
+        let now_ns = tsc.cycles_to_ns(tsc.now());
         for (pi, setup) in p.stacks.iter().enumerate() {
-            stacks.push(match setup {
-                Some(su) if index == 0 => Some(build_stack(pi, su, ctx.lcore().core)?),
+            let Some(su) = setup else {
+                stacks.push(None);
+                steer.push(None);
+                continue;
+            };
+            let (mut st, tx) = build_stack(pi, su, ctx.lcore().core, index)?;
+            if let Some(cp) = &p.cps[pi] {
+                st.join(cp.clone()).map_err(|e| format!("port {pi}: {e}"))?;
+            }
+            let replica = st.control_plane().map(|(_, id)| id);
+            steer.push(match (replica, &p.steer_rings[pi]) {
+                (Some(id), Some(r)) if id < r.replicas() => Some(Steerer::new(id, r.replicas())),
                 _ => None,
             });
-        }
-        let now_ns = tsc.cycles_to_ns(tsc.now());
-        for (st, _) in stacks.iter_mut().flatten() {
-            st.start(now_ns);
+            if index == 0 {
+                // One gratuitous ARP for the port, not one per replica.
+                st.start(now_ns);
+            } else {
+                st.poll_timers(now_ns);
+            }
+            stacks.push(Some((st, tx)));
         }
         let mut app = GenApp {
             stacks,
+            steer,
             last_timers: 0,
             tsc,
             index,
@@ -321,7 +351,6 @@ impl GenApp {
             any_latency,
             any_return,
             rx_other: 0,
-            rx_handoff: 0,
             tally: Tally::default(),
             start_tsc: 0,
             finished_sending: false,
@@ -411,36 +440,15 @@ impl GenApp {
         }
     }
 
-    /// A frame for a port's stack received away from lcore 0: handed over
-    /// through this lcore's ring (`rx_handoff`), or counted in `rx_other`
-    /// when the ring is full.
-    #[cold]
-    fn hand_to_stack(&mut self, port: u16, mut m: Mbuf) {
-        let Some(ring) = self.p.stack_rx.get(self.index) else {
-            self.rx_other += 1;
-            return;
-        };
-        m.set_user(u64::from(port));
-        let mut b = Burst::new();
-        let _ = b.push(m);
-        if ring.enqueue(&mut b, |_, _| {}) == 1 {
-            self.rx_handoff += 1;
-        } else {
-            self.rx_other += 1;
-        }
-    }
-
-    /// Lcore 0: the frames other lcores received for its stacks.
-    fn take_handoffs(&mut self) {
-        let mut b = Burst::new();
-        for ring in self.p.stack_rx.iter().skip(1) {
-            while ring.dequeue(&mut b, 32) > 0 {
-                while let Some(m) = b.pop_front() {
-                    match self.stacks.get_mut(m.user() as usize) {
-                        Some(Some((st, _))) => st.rx(0, m),
-                        _ => self.rx_other += 1,
-                    }
-                }
+    /// Every poll loop: each stack replica catches up with its control
+    /// plane (one load when nothing moved: `Stack::sync`) and takes the
+    /// segments other lcores steered to its sockets.
+    fn sync_stacks(&mut self) {
+        for (pi, x) in self.stacks.iter_mut().enumerate() {
+            let Some((st, _)) = x.as_mut() else { continue };
+            st.sync();
+            if let (Some(sv), Some(rings)) = (self.steer[pi].as_mut(), &self.p.steer_rings[pi]) {
+                sv.take(rings, |_, m| st.rx(0, m));
             }
         }
     }
@@ -452,20 +460,20 @@ impl GenApp {
             return;
         }
         self.last_timers = now;
-        self.take_handoffs();
         let now_ns = self.tsc.cycles_to_ns(now);
         for (st, tx) in self.stacks.iter_mut().flatten() {
             st.poll_timers(now_ns);
             tx.flush(ctx);
         }
-        if self.index == 0 && self.p.stack_live.wanted() {
+        if self.p.stack_live.wanted(self.index) {
             self.publish_stacks();
         }
     }
 
     /// The control socket asked for the stacks' tables (`stats`): each
-    /// port's counters, neighbours and the streams' sockets, built here
-    /// (lcore 0 owns the stacks) once per request.
+    /// port's counters, neighbours and the streams' sockets on this lcore's
+    /// replica, built here once per request (the control side adds the
+    /// lcores' up).
     #[cold]
     fn publish_stacks(&mut self) {
         let mut out = Vec::new();
@@ -494,7 +502,7 @@ impl GenApp {
                 "sockets": socks,
             }));
         }
-        self.p.stack_live.publish(out);
+        self.p.stack_live.publish(self.index, out);
     }
 
     fn fail(&mut self, ctx: &mut LcoreCtx, why: String) {
@@ -651,6 +659,9 @@ impl LcoreApp for GenApp {
     type Summary = LcoreResult;
 
     fn poll(&mut self, ctx: &mut LcoreCtx) {
+        if !self.stacks.is_empty() {
+            self.sync_stacks();
+        }
         match self.phase {
             Phase::Resolving => {
                 self.arp_poll(ctx);
@@ -720,22 +731,37 @@ impl LcoreApp for GenApp {
 
     fn on_rx(&mut self, _ctx: &mut LcoreCtx, port: u16, _queue: u16, pkts: &mut Burst) {
         let now = self.tsc.now();
+        let pi = port as usize;
+        let cp = self.p.cps.get(pi).and_then(|c| c.as_deref());
+        let mut steer = self.steer.get_mut(pi).and_then(|s| s.as_mut());
         while let Some(m) = pkts.pop_front() {
             if self.lat_rx.record(m.data(), now) {
                 continue;
             }
-            match self.stacks.get_mut(port as usize) {
-                Some(Some((st, _))) => st.rx(0, m),
-                _ if matches!(self.p.stacks.get(port as usize), Some(Some(_))) => {
-                    self.hand_to_stack(port, m)
+            match self.stacks.get_mut(pi) {
+                Some(Some((st, _))) => {
+                    let m = match (steer.as_deref_mut(), cp) {
+                        // Another lcore's socket: handed over (RFS-like).
+                        (Some(sv), Some(cp)) => match sv.offer(cp, m, 0) {
+                            Some(m) => m,
+                            None => continue,
+                        },
+                        _ => m,
+                    };
+                    st.rx(0, m);
                 }
                 _ => self.rx_other += 1,
             }
         }
+        if let (Some(sv), Some(Some(rings))) = (steer, self.p.steer_rings.get(pi)) {
+            sv.flush(rings);
+        }
     }
 
     fn finish(mut self, _ctx: &mut LcoreCtx) -> LcoreResult {
-        self.take_handoffs();
+        // Segments still in the rings to this lcore were counted as steered
+        // by their senders: taken and handed to the stacks.
+        self.sync_stacks();
         if self.phase == Phase::Resolving {
             // Never got going (ARP failed or a stop came first): still count it out.
             self.p.ready.fetch_add(1, Ordering::AcqRel);
@@ -811,7 +837,12 @@ impl LcoreApp for GenApp {
             trackers: tr,
             rx_latency: self.lat_rx.received,
             rx_other: self.rx_other,
-            rx_handoff: self.rx_handoff,
+            steer: self.steer.iter().flatten().fold(SteerStats::default(), |mut a, s| {
+                a.steered_out += s.stats.steered_out;
+                a.steered_in += s.stats.steered_in;
+                a.steer_drops += s.stats.steer_drops;
+                a
+            }),
             tcp,
             error: self.error.take(),
         }
@@ -1146,7 +1177,13 @@ fn source_for(
                 )
             })?;
             let ip = p.stacks[st.port].as_ref().map_or(st.src_ip, |x| x.ip.addr);
-            Source::Tcp(TcpSource::open(stack, st, ip, tsc.now())?)
+            Source::Tcp(TcpSource::open(
+                stack,
+                st,
+                ip,
+                tsc.now(),
+                (s.plan.sender_id, s.plan.senders),
+            )?)
         }
         StreamMode::Pcap => {
             let frames = p.replay[s.plan.stream]
@@ -1163,9 +1200,15 @@ fn source_for(
     })
 }
 
-/// A port's own stack (one port, its address, a default route when given),
-/// sending through a staged `dev_queue_xmit` into the lcore's netdev queues.
-fn build_stack(pi: usize, su: &StackSetup, core: usize) -> Result<(Stack, StagedTx), String> {
+/// Lcore `index`'s replica of a port's stack (one port, its address, a
+/// default route when given), sending through a staged `dev_queue_xmit`
+/// into the lcore's netdev queues.
+fn build_stack(
+    pi: usize,
+    su: &StackSetup,
+    core: usize,
+    index: usize,
+) -> Result<(Stack, StagedTx), String> {
     let mut pc = PortConf::new(su.mac, su.ip.addr, su.ip.prefix_len);
     pc.mtu = su.mtu;
     pc.tx_offloads = su.tx_offloads;
@@ -1190,7 +1233,8 @@ fn build_stack(pi: usize, su: &StackSetup, core: usize) -> Result<(Stack, Staged
         .map(|&(ip, mac)| (0, ip, mac))
         .collect();
     su.routing.apply(&mut cfg);
-    cfg.seed ^= pi as u64;
+    // Each replica draws its own ephemeral ports, IP IDs and jitter.
+    cfg.seed ^= pi as u64 ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let pool = Mempool::new(&PoolConfig {
         name: format!("stack-c{core}-p{pi}"),
         size: 8192,

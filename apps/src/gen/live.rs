@@ -2,8 +2,8 @@
 //! and for the live screen: the streams' counters (read from the senders'
 //! shared counters, which the lcores publish once per burst), each port's
 //! queue and driver counters (the runtime's [`Monitor`]), the latency seen
-//! so far, and the stacks' tables, which only lcore 0 can read (it owns
-//! the stacks) and publishes when asked ([`StackLive`]).
+//! so far, and the stacks' tables, which only the lcores can read (each
+//! owns its replicas) and publish when asked ([`StackLive`]).
 //!
 //! `stats` has the shape of a `--json` summary where the `wirespeed
 //! stats` views read it (`ports[].xstats`, `ports[].queues[].qdisc`/`.bql`,
@@ -22,45 +22,113 @@ use wirespeed::eal::Tsc;
 use wirespeed::runtime::Monitor;
 use wirespeed::stack::{SocketId, Stack};
 
-/// Lcore 0's answer to "what are the stacks' tables now".
-#[derive(Debug, Default)]
+/// The lcores' answers to "what are the stacks' tables now": each lcore
+/// publishes its replicas' tables into its own slot, the control thread adds
+/// them up.
+#[derive(Debug)]
 pub struct StackLive {
     want: AtomicU64,
-    done: AtomicU64,
-    tables: Mutex<Vec<Value>>,
+    /// Per lcore: the last request it answered.
+    done: Box<[AtomicU64]>,
+    tables: Mutex<Vec<Vec<Value>>>,
 }
 
 impl StackLive {
-    /// Lcore 0, once per timer tick: a request is waiting.
+    /// For `lcores` lcores.
+    pub fn new(lcores: usize) -> StackLive {
+        StackLive {
+            want: AtomicU64::new(0),
+            done: (0..lcores).map(|_| AtomicU64::new(0)).collect(),
+            tables: Mutex::new(vec![Vec::new(); lcores]),
+        }
+    }
+
+    /// Lcore `l`, once per timer tick: a request is waiting for it.
     #[inline]
-    pub fn wanted(&self) -> bool {
-        self.want.load(Ordering::Relaxed) != self.done.load(Ordering::Relaxed)
+    pub fn wanted(&self, l: usize) -> bool {
+        self.done
+            .get(l)
+            .is_some_and(|d| self.want.load(Ordering::Relaxed) != d.load(Ordering::Relaxed))
     }
 
-    /// Lcore 0: the tables for the requests so far.
-    pub fn publish(&self, tables: Vec<Value>) {
+    /// Lcore `l`: its tables for the requests so far.
+    pub fn publish(&self, l: usize, tables: Vec<Value>) {
         let w = self.want.load(Ordering::Acquire);
-        *self.tables.lock().unwrap_or_else(|e| e.into_inner()) = tables;
-        self.done.store(w, Ordering::Release);
+        if let Some(slot) = self.tables.lock().unwrap_or_else(|e| e.into_inner()).get_mut(l) {
+            *slot = tables;
+        }
+        if let Some(d) = self.done.get(l) {
+            d.store(w, Ordering::Release);
+        }
     }
 
-    /// The control thread: asks and waits up to `timeout` (None when lcore
-    /// 0 did not answer: it is not running its timers, or has ended).
+    /// The control thread: asks and waits up to `timeout` for every lcore.
+    /// None when no lcore answered (none runs its timers: ARP still going,
+    /// or the run has ended); an lcore that did not answer in time (it has
+    /// ended) adds its last tables.
     pub fn request(&self, timeout: Duration) -> Option<Vec<Value>> {
         let w = self.want.fetch_add(1, Ordering::AcqRel) + 1;
         let end = Instant::now() + timeout;
-        while self.done.load(Ordering::Acquire) < w {
+        let answered = || self.done.iter().filter(|d| d.load(Ordering::Acquire) >= w).count();
+        while answered() < self.done.len() {
             if Instant::now() >= end {
-                return None;
+                if answered() == 0 {
+                    return None;
+                }
+                break;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        Some(
-            self.tables
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-        )
+        let t = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        Some(merge_tables(&t))
+    }
+}
+
+/// One entry per port over the lcores' tables: counters added, sockets
+/// listed from every lcore, the neighbours as the first lcore has them
+/// (the replicas share them through the control plane).
+fn merge_tables(per_lcore: &[Vec<Value>]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for t in per_lcore.iter().flatten() {
+        let port = t.get("port").cloned();
+        match out.iter_mut().find(|o| o.get("port") == port.as_ref()) {
+            None => out.push(t.clone()),
+            Some(o) => {
+                if let (Some(a), Some(b)) = (o.get_mut("snmp"), t.get("snmp")) {
+                    add_numbers(a, b);
+                }
+                if let (Some(Value::Array(a)), Some(Value::Array(b))) =
+                    (o.get_mut("sockets"), t.get("sockets"))
+                {
+                    a.extend(b.iter().cloned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `a += b`, number by number, through objects of the same shape.
+fn add_numbers(a: &mut Value, b: &Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, bv) in b {
+                match a.get_mut(k) {
+                    Some(av) => add_numbers(av, bv),
+                    None => {
+                        a.insert(k.clone(), bv.clone());
+                    }
+                }
+            }
+        }
+        (a @ Value::Number(_), Value::Number(b)) => {
+            if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
+                *a = json!(x + y);
+            } else if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
+                *a = json!(x + y);
+            }
+        }
+        _ => {}
     }
 }
 

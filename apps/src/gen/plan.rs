@@ -249,12 +249,12 @@ impl RunPlan {
     }
 
     /// The lcores each stream is sent from: its own list or the run's; one
-    /// for a replay (the file's order) and for a socket stream (the port's
-    /// stack lives on the first lcore, whose RX queue 0 gets the ARP replies).
+    /// for a replay (the file's order). A socket stream sends from each of
+    /// its lcores through that lcore's replica of the port's stack (its own
+    /// socket and source port: `src_port` + the sender's index).
     pub fn stream_cores(cores: &CoreList, s: &Stream) -> Vec<usize> {
         let all = cores.cores();
         match s.mode {
-            StreamMode::Socket | StreamMode::Tcp => vec![all[0]],
             StreamMode::Pcap => {
                 let mut v = s.lcores.clone().unwrap_or_else(|| all.to_vec());
                 v.truncate(1);
@@ -370,7 +370,8 @@ fn plan_port(
 }
 
 /// `rx_lcore`: every RX queue of the port on that core (its lcore index).
-/// The port's stack (its address) lives on the first lcore and must receive there.
+/// The port's stack has a replica on every lcore: what one receives for
+/// another's socket is steered there.
 fn rx_placement(
     i: usize,
     p: &PortSection,
@@ -388,16 +389,6 @@ fn rx_placement(
         )
         .into());
     };
-    if l != 0 && p.ip.is_some() {
-        return Err(ConfigError::new(
-            key,
-            format!(
-                "the port's stack (ip = {:?}) runs on the first lcore and receives there; drop rx_lcore or the address",
-                p.ip.as_deref().unwrap_or_default()
-            ),
-        )
-        .into());
-    }
     Ok(Some(vec![l; nb_rx as usize]))
 }
 
@@ -720,6 +711,7 @@ fn plan_senders(
                 quota,
                 share: 1.0 / k as f64,
                 sender_id: j as u8,
+                senders: k as u8,
                 counters: cs,
                 offload: pp.offloads != 0,
                 line_bps: line,

@@ -445,8 +445,11 @@ pub struct LcoreSummary {
     pub rx_latency: u64,
     /// Received frames no stream or stack took.
     pub rx_other: u64,
-    /// Received frames for a port's stack, handed over to lcore 0.
-    pub rx_handoff: u64,
+    /// Received segments steered to another lcore's socket, taken from
+    /// other lcores, and dropped because the ring was full.
+    pub steered_out: u64,
+    pub steered_in: u64,
+    pub steer_drops: u64,
     pub polls: u64,
 }
 
@@ -488,9 +491,29 @@ struct Gathered<'a> {
     /// Per (stream, sender id): sequence accounting merged over lcores.
     trk: BTreeMap<(usize, u8), SeqTracker>,
     snaps: Vec<&'a TxqSnapshot>,
-    stacks: Vec<&'a StackResult>,
+    /// Per port with a stack: its replicas on all lcores, added up.
+    stacks: Vec<StackResult>,
     /// Per (port, queue): how many raw/replay senders feed it.
     feeders: BTreeMap<(usize, u16), usize>,
+}
+
+/// One result per port over its stack's replicas: counters, staged frames
+/// and neighbour-queue leftovers added up.
+fn merge_stacks<'a>(it: impl Iterator<Item = &'a StackResult>) -> Vec<StackResult> {
+    let mut out: Vec<StackResult> = Vec::new();
+    for x in it {
+        match out.iter_mut().find(|o| o.port == x.port) {
+            Some(o) => {
+                o.snmp += x.snmp;
+                o.staged_offered += x.staged_offered;
+                o.staged_dropped += x.staged_dropped;
+                o.neigh_held += x.neigh_held;
+            }
+            None => out.push(x.clone()),
+        }
+    }
+    out.sort_by_key(|x| x.port);
+    out
 }
 
 impl<'a> Gathered<'a> {
@@ -519,7 +542,7 @@ impl<'a> Gathered<'a> {
             lat,
             trk,
             snaps: lcores.iter().flat_map(|l| l.queues.iter()).collect(),
-            stacks: lcores.iter().flat_map(|l| l.app.stacks.iter()).collect(),
+            stacks: merge_stacks(lcores.iter().flat_map(|l| l.app.stacks.iter())),
             feeders,
         }
     }
@@ -935,7 +958,9 @@ fn lcore_summary(l: &LcoreReport<LcoreResult>) -> LcoreSummary {
         rx_packets: l.rx_packets,
         rx_latency: l.app.rx_latency,
         rx_other: l.app.rx_other,
-        rx_handoff: l.app.rx_handoff,
+        steered_out: l.app.steer.steered_out,
+        steered_in: l.app.steer.steered_in,
+        steer_drops: l.app.steer.steer_drops,
         polls: l.polls,
     }
 }

@@ -1004,6 +1004,7 @@ where
 
 pub mod stacked;
 pub mod staged;
+pub mod steer;
 
 #[cfg(test)]
 mod tests;

@@ -35,8 +35,9 @@
 use super::staged::{staged, StagedTx};
 use super::{LcoreApp, LcoreCtx, LcoreId, RunReport, Runtime, RuntimeError};
 use crate::ethdev::MacAddr;
-use crate::mbuf::{Burst, Mbuf, Mempool, PoolConfig, SpscRing};
-use crate::stack::shared::{ControlPlane, PortSpace, SyncStats};
+use super::steer::{SteerRings, Steerer};
+use crate::mbuf::{Burst, Mempool, PoolConfig};
+use crate::stack::shared::{ControlPlane, SyncStats};
 use crate::stack::{SnmpSnapshot, Stack, StackConfig};
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,8 +159,7 @@ struct Env {
     spec: StackSpec,
     macs: Vec<MacAddr>,
     map: Vec<usize>,
-    /// `rings[from * n + to]`, indexed by replica.
-    rings: Vec<SpscRing>,
+    rings: SteerRings,
     n: usize,
 }
 
@@ -169,11 +169,7 @@ struct Host<A> {
     staged: StagedTx,
     env: Arc<Env>,
     me: usize,
-    /// Frames waiting to be handed to each replica (flushed per RX burst).
-    out: Vec<Burst>,
-    steered_out: u64,
-    steered_in: u64,
-    steer_drops: u64,
+    steer: Steerer,
 }
 
 impl Runtime {
@@ -235,7 +231,7 @@ impl Runtime {
         let n = self.cfg.cores.len();
         Ok(Env {
             cp: Arc::new(ControlPlane::new()),
-            rings: (0..n * n).map(|_| SpscRing::new(spec.steer_ring)).collect(),
+            rings: SteerRings::new(n, spec.steer_ring),
             spec,
             macs,
             map,
@@ -285,10 +281,7 @@ impl<A: StackApp> Host<A> {
             staged: staged_tx,
             env: env.clone(),
             me,
-            out: (0..env.n).map(|_| Burst::new()).collect(),
-            steered_out: 0,
-            steered_in: 0,
-            steer_drops: 0,
+            steer: Steerer::new(me, env.n),
         })
     }
 
@@ -302,58 +295,10 @@ impl<A: StackApp> Host<A> {
 
     /// Frames other lcores steered to this one.
     fn take_steered(&mut self) {
-        let n = self.env.n;
-        let mut b = Burst::new();
-        for from in (0..n).filter(|&f| f != self.me) {
-            let ring = &self.env.rings[from * n + self.me];
-            while ring.dequeue(&mut b, 32) > 0 {
-                while let Some(m) = b.pop_front() {
-                    self.steered_in += 1;
-                    let port = m.user() as u16;
-                    self.stack.rx(port, m);
-                }
-            }
-        }
+        let stack = &mut self.stack;
+        self.steer
+            .take(&self.env.rings, |port, m| stack.rx(port as u16, m));
     }
-
-    /// Hands the frames collected for other replicas to their rings.
-    fn flush_steered(&mut self) {
-        let n = self.env.n;
-        for to in 0..n {
-            if self.out[to].is_empty() {
-                continue;
-            }
-            let ring = &self.env.rings[self.me * n + to];
-            self.steered_out += ring.enqueue(&mut self.out[to], |_, _| {}) as u64;
-            // What did not fit is dropped here, counted once.
-            self.steer_drops += self.out[to].len() as u64;
-            self.out[to].clear();
-        }
-    }
-}
-
-/// The replica whose socket holds the destination port of this UDP or TCP
-/// segment (unfragmented IPv4, optionally 802.1Q-tagged), if any.
-fn steer_target(cp: &ControlPlane, m: &Mbuf) -> Option<usize> {
-    let d = m.data();
-    let be16 = |o: usize| -> Option<u16> { Some(u16::from_be_bytes([*d.get(o)?, *d.get(o + 1)?])) };
-    let (mut et, mut l3) = (be16(12)?, 14);
-    if et == 0x8100 {
-        (et, l3) = (be16(16)?, 18);
-    }
-    if et != 0x0800 {
-        return None;
-    }
-    let ihl = ((*d.get(l3)? & 0x0f) as usize) * 4;
-    if ihl < 20 || be16(l3 + 6)? & 0x3fff != 0 {
-        return None;
-    }
-    let space = match *d.get(l3 + 9)? {
-        17 => PortSpace::Udp,
-        6 => PortSpace::Tcp,
-        _ => return None,
-    };
-    cp.owner(space, be16(l3 + ihl + 2)?)
 }
 
 impl<A: StackApp> LcoreApp for Host<A> {
@@ -378,21 +323,19 @@ impl<A: StackApp> LcoreApp for Host<A> {
             return; // Not a stack port: the runtime counts what is left.
         };
         let steer = self.env.n > 1;
-        while let Some(mut m) = pkts.pop_front() {
-            if steer {
-                if let Some(to) = steer_target(&self.env.cp, &m).filter(|&o| o != self.me) {
-                    m.set_user(sp as u64);
-                    if let Err(m) = self.out[to].push(m) {
-                        drop(m);
-                        self.steer_drops += 1;
-                    }
-                    continue;
+        while let Some(m) = pkts.pop_front() {
+            let m = if steer {
+                match self.steer.offer(&self.env.cp, m, sp as u64) {
+                    Some(m) => m,
+                    None => continue,
                 }
-            }
+            } else {
+                m
+            };
             self.stack.rx(sp as u16, m);
         }
         if steer {
-            self.flush_steered();
+            self.steer.flush(&self.env.rings);
         }
         self.stack.flush();
     }
@@ -426,9 +369,9 @@ impl<A: StackApp> LcoreApp for Host<A> {
         let app = self.app.finish(&mut c);
         StackReport {
             app,
-            steered_out: self.steered_out,
-            steered_in: self.steered_in,
-            steer_drops: self.steer_drops,
+            steered_out: self.steer.stats.steered_out,
+            steered_in: self.steer.stats.steered_in,
+            steer_drops: self.steer.stats.steer_drops,
             sync: self.stack.sync(),
             snmp: self.stack.counters(),
             replica: self.me,

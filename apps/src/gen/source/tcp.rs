@@ -76,7 +76,8 @@ pub struct TcpRound {
 }
 
 impl TcpSource {
-    /// Opens the stream's connections on `stack`: bound to the port's
+    /// Opens this sender's share of the stream's connections on `stack`
+    /// (connection i is sender i % senders's): bound to the port's
     /// address (source ports `src_port` + i, or ephemeral when 0) and
     /// connected to the destination; the SYNs go out at once (ARP first).
     pub fn open(
@@ -84,10 +85,13 @@ impl TcpSource {
         st: &Stream,
         src_ip: Ipv4Addr,
         now: u64,
+        (sender, senders): (u8, u8),
     ) -> Result<TcpSource, String> {
         let e = |what: &str, err: Errno| format!("stream {}: {what}: {err}", st.name);
         let mut conns = Vec::new();
-        for i in 0..st.connections {
+        // Connection i is sender i % senders's (each lcore its share).
+        let step = usize::from(senders.max(1));
+        for i in (0..st.connections).skip(usize::from(sender)).step_by(step) {
             let id = stack.tcp_socket().map_err(|er| e("socket", er))?;
             let mut so = stack.tcp(id);
             let sport = if st.src_port == 0 {
