@@ -347,6 +347,32 @@ fn kernel_receives_8mb_and_sha256_matches() {
     }
 }
 
+/// The same bulk transfer with the port reading a per-frame `TPACKET_V2`
+/// RX ring (`rx_ring=v2`): the handshake, every ACK and the FIN come in
+/// through it, and the kernel receives every byte intact.
+#[test]
+fn kernel_receives_2mb_over_a_tpacket_v2_rx_ring() {
+    let Some(peer) = peer("wtv") else { return };
+    let n = 2 << 20;
+    let (sink, r) = peer.python_ready(SINK, &[&n.to_string(), "0", "0", "262144"]);
+    let mut ws = Ws::with_spec(&peer.host_if, &format!("af_packet:{}?rx_ring=v2", peer.host_if));
+    let c = ws.connect(5001);
+    ws.send_all(c, &pattern(n), 60);
+    finish(&mut ws, c);
+    let (got, sha, want) = sink_result(sink, r);
+    assert_eq!(got, n as u64);
+    assert_eq!(sha, want, "SHA-256 of what the kernel received");
+    let i = ws.st.tcp(c).info().unwrap();
+    assert_eq!(i.bytes_acked, n as u64, "every byte acknowledged");
+    let rx = ws._port.stats().rx;
+    assert!(
+        rx.packets >= 3,
+        "SYN-ACK, ACKs and FIN came through the ring: {rx:?}"
+    );
+    assert_eq!(rx.errors, 0, "{rx:?}");
+    assert_eq!(peer.snmp_file("/proc/net/snmp", "Tcp", "InErrs"), 0);
+}
+
 /// Ends the capture `cap` (writing `pcap`) and has tshark dissect our
 /// segments in it: at least `min` of them, none longer than an MTU-sized
 /// frame, IPv4 and TCP checksums good on every one, no expert error.

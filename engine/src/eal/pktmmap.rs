@@ -192,6 +192,29 @@ impl Mapping {
     }
 }
 
+/// A `TPACKET_V2` ring's blocks for at least `frames` slots of
+/// `frame_size` bytes: (block size, slots per block, blocks). A frame never
+/// straddles a block (`packet_set_ring` wants whole frames per block).
+fn v2_geometry(frame_size: usize, frames: usize) -> (usize, usize, usize) {
+    let block = if frame_size.is_power_of_two() {
+        frame_size.max(4096)
+    } else {
+        BIG_BLOCK.max(frame_size.next_multiple_of(4096))
+    };
+    let per_block = block / frame_size;
+    (block, per_block, frames.div_ceil(per_block))
+}
+
+/// Byte offset of slot `i` in a `TPACKET_V2` ring of that geometry.
+#[inline(always)]
+fn v2_slot(i: usize, block: usize, per_block: usize, frame_size: usize) -> usize {
+    if per_block == 1 {
+        i * block
+    } else {
+        (i / per_block) * block + (i % per_block) * frame_size
+    }
+}
+
 /// A `TPACKET_V2` TX ring: `frames` slots of `frame_size` bytes, packed
 /// `per_block` to a block of `block` bytes (frames never straddle blocks).
 /// With `PACKET_VNET_HDR` each slot's data starts with a [`VnetHdr`].
@@ -285,13 +308,7 @@ impl TxRing {
         if vnet {
             sock.set(libc::PACKET_VNET_HDR, &1i32)?;
         }
-        let block = if frame_size.is_power_of_two() {
-            frame_size.max(4096)
-        } else {
-            BIG_BLOCK.max(frame_size.next_multiple_of(4096))
-        };
-        let per_block = block / frame_size;
-        let blocks = frames.div_ceil(per_block);
+        let (block, per_block, blocks) = v2_geometry(frame_size, frames);
         let req = libc::tpacket_req {
             tp_block_size: block as u32,
             tp_block_nr: blocks as u32,
@@ -336,11 +353,7 @@ impl TxRing {
     /// Byte offset of slot `i` in the mapping.
     #[inline(always)]
     fn slot(&self, i: usize) -> usize {
-        if self.per_block == 1 {
-            i * self.block
-        } else {
-            (i / self.per_block) * self.block + (i % self.per_block) * self.frame_size
-        }
+        v2_slot(i, self.block, self.per_block, self.frame_size)
     }
 
     /// The status of slot `i` (`TP_STATUS_AVAILABLE`, `_SEND_REQUEST`,
@@ -533,6 +546,103 @@ impl RxRing {
     pub fn release(&self, b: usize) {
         self.map
             .status(b * self.block_size + 8)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+    }
+
+    pub fn socket(&self) -> &PacketSocket {
+        &self.sock
+    }
+}
+
+/// A `TPACKET_V2` RX ring: `frames` slots of `frame_size` bytes, each ours
+/// as soon as the kernel has written it (`tp_status` gains
+/// `TP_STATUS_USER`, `tpacket_rcv`), so a frame waits for nothing — unlike
+/// a `TPACKET_V3` block, which reaches us when it is full or its retire
+/// timer (1 ms at the least) fires. What DPDK's `net_af_packet` reads;
+/// the choice for request/response and ACK-clocked traffic.
+pub struct RxFrameRing {
+    sock: PacketSocket,
+    map: Mapping,
+    frame_size: usize,
+    frames: usize,
+    block: usize,
+    per_block: usize,
+}
+
+/// What an RX frame slot holds.
+pub enum RxSlot<'a> {
+    /// Still the kernel's: nothing received there yet.
+    Empty,
+    Packet(RxPacket<'a>),
+    /// A header that points outside its slot (a corrupt ring is not trusted).
+    Corrupt,
+}
+
+impl RxFrameRing {
+    /// Sets `TPACKET_V2`, ignores our own outgoing frames, sets an RX ring
+    /// of at least `frames` slots, maps it and binds.
+    pub fn new(sock: PacketSocket, frame_size: usize, frames: usize) -> io::Result<RxFrameRing> {
+        let v = libc::tpacket_versions::TPACKET_V2 as i32;
+        sock.set(libc::PACKET_VERSION, &v)?;
+        sock.set(libc::PACKET_IGNORE_OUTGOING, &1i32)?;
+        let (block, per_block, blocks) = v2_geometry(frame_size, frames);
+        let req = libc::tpacket_req {
+            tp_block_size: block as u32,
+            tp_block_nr: blocks as u32,
+            tp_frame_size: frame_size as u32,
+            tp_frame_nr: (blocks * per_block) as u32,
+        };
+        sock.set(libc::PACKET_RX_RING, &req)?;
+        let map = sock.map(block * blocks)?;
+        sock.bind()?;
+        Ok(RxFrameRing {
+            sock,
+            map,
+            frame_size,
+            frames: blocks * per_block,
+            block,
+            per_block,
+        })
+    }
+
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Slot `i`: empty, a packet (valid until [`RxFrameRing::release`]),
+    /// or corrupt.
+    #[inline]
+    pub fn slot(&self, i: usize) -> RxSlot<'_> {
+        let base = v2_slot(i, self.block, self.per_block, self.frame_size);
+        let status = self.map.status(base).load(Ordering::Acquire);
+        if status & libc::TP_STATUS_USER == 0 {
+            return RxSlot::Empty;
+        }
+        // SAFETY: the slot is inside the mapping (`v2_slot` of i < frames)
+        // and ours (TP_STATUS_USER, acquire-ordered before these reads).
+        let (len, snap, mac) = unsafe {
+            let h = self.map.ptr.add(base) as *const libc::tpacket2_hdr;
+            ((*h).tp_len as usize, (*h).tp_snaplen as usize, (*h).tp_mac as usize)
+        };
+        if mac + snap > self.frame_size {
+            return RxSlot::Corrupt;
+        }
+        // SAFETY: the data lies inside slot `i` (checked), which stays ours
+        // until `release`, which needs `&self` again after this borrow ends.
+        let data = unsafe { std::slice::from_raw_parts(self.map.ptr.add(base + mac), snap) };
+        RxSlot::Packet(RxPacket {
+            data,
+            wire_len: len,
+            status,
+        })
+    }
+
+    /// Gives slot `i` back to the kernel (`TP_STATUS_KERNEL`).
+    #[inline]
+    pub fn release(&self, i: usize) {
+        let base = v2_slot(i, self.block, self.per_block, self.frame_size);
+        self.map
+            .status(base)
             .store(libc::TP_STATUS_KERNEL, Ordering::Release);
     }
 

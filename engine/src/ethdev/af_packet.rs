@@ -16,7 +16,8 @@
 
 use super::*;
 use crate::eal::pktmmap::{
-    PacketSocket, RxRing, TxRing, VnetHdr, TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID,
+    PacketSocket, RxFrameRing, RxPacket, RxRing, RxSlot, TxRing, VnetHdr, TP_STATUS_CSUMNOTREADY,
+    TP_STATUS_CSUM_VALID,
     TX_FRAME_OVERHEAD, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
 };
 use crate::mbuf::{ol, Burst, Mbuf, Mempool};
@@ -28,10 +29,10 @@ use std::sync::Arc;
 pub(crate) fn driver() -> DriverInfo {
     DriverInfo {
         name: "af_packet",
-        syntax: "af_packet:IFACE[?qdisc_bypass=1|0&block_kb=N&vnet=1|0]",
-        help: "any Linux interface (a veth, lo, eth0) through AF_PACKET: TPACKET_V2 TX ring with qdisc bypass, TPACKET_V3 RX ring, PACKET_FANOUT over RX queues, TSO and checksum offload through PACKET_VNET_HDR (vnet=0: none); needs root or CAP_NET_RAW",
+        syntax: "af_packet:IFACE[?qdisc_bypass=1|0&block_kb=N&vnet=1|0&rx_ring=v3|v2]",
+        help: "any Linux interface (a veth, lo, eth0) through AF_PACKET: TPACKET_V2 TX ring with qdisc bypass, TPACKET_V3 RX ring (rx_ring=v2: per-frame TPACKET_V2, no 1 ms block timer: for request/response and TCP), PACKET_FANOUT over RX queues, TSO and checksum offload through PACKET_VNET_HDR (vnet=0: none); needs root or CAP_NET_RAW",
         open: |spec| {
-            spec.check_params(&["qdisc_bypass", "block_kb", "vnet"])?;
+            spec.check_params(&["qdisc_bypass", "block_kb", "vnet", "rx_ring"])?;
             let iface = spec.require_arg("af_packet:IFACE")?.to_string();
             let bypass = spec.param_u64("qdisc_bypass", 1)? != 0;
             let vnet = match spec.param_u64("vnet", 1)? {
@@ -41,6 +42,18 @@ pub(crate) fn driver() -> DriverInfo {
                     return Err(EthdevError::BadSpec {
                         spec: spec.raw.clone(),
                         why: format!("vnet={v}: give 1 (TX offloads through PACKET_VNET_HDR) or 0"),
+                    })
+                }
+            };
+            let rx_frames = match spec.param("rx_ring").unwrap_or("v3") {
+                "v3" => false,
+                "v2" => true,
+                v => {
+                    return Err(EthdevError::BadSpec {
+                        spec: spec.raw.clone(),
+                        why: format!(
+                            "rx_ring={v}: give v3 (TPACKET_V3 blocks, the default) or v2 (TPACKET_V2 frames, no block timer)"
+                        ),
                     })
                 }
             };
@@ -57,6 +70,7 @@ pub(crate) fn driver() -> DriverInfo {
                 bypass,
                 block_kb as usize * 1024,
                 vnet,
+                rx_frames,
             )?))
         },
     }
@@ -172,6 +186,8 @@ pub struct AfPacketDriver {
     fanout_id: u16,
     /// The kernel takes `PACKET_VNET_HDR` and `vnet=1`: TX offloads offered.
     vnet: bool,
+    /// `rx_ring=v2`: per-frame `TPACKET_V2` RX rings.
+    rx_frames: bool,
     tx_vnet: Vec<Arc<TxVnetStats>>,
 }
 
@@ -203,6 +219,7 @@ fn open_port(
     bypass: bool,
     block_size: usize,
     vnet: bool,
+    rx_frames: bool,
 ) -> Result<AfPacketPort, EthdevError> {
     let iface = Iface::lookup(spec, iface)?;
     // Fail early, naming the capability, rather than at queue set-up.
@@ -227,6 +244,7 @@ fn open_port(
             rx_kernel: Arc::default(),
             fanout_id: NEXT_FANOUT.fetch_add(1, Ordering::Relaxed),
             vnet,
+            rx_frames,
             tx_vnet: Vec::new(),
         },
     ))
@@ -329,12 +347,21 @@ impl Driver for AfPacketDriver {
         let sock = PacketSocket::open(self.iface.index)
             .map_err(|e| sock_error(q.port, "socket(AF_PACKET)", e))?;
         let fs = frame_size(self.iface.mtu);
-        // The ring holds about rx_ring_size frames.
-        let blocks = (q.conf.rx_ring_size as usize * fs)
-            .div_ceil(self.block_size)
-            .max(2);
-        let ring = RxRing::new(sock, self.block_size, blocks, fs, 1)
-            .map_err(|e| sock_error(q.port, "PACKET_RX_RING", e))?;
+        let ring = if self.rx_frames {
+            RxKind::Frames(
+                RxFrameRing::new(sock, fs, q.conf.rx_ring_size.max(2) as usize)
+                    .map_err(|e| sock_error(q.port, "PACKET_RX_RING (TPACKET_V2)", e))?,
+            )
+        } else {
+            // The ring holds about rx_ring_size frames.
+            let blocks = (q.conf.rx_ring_size as usize * fs)
+                .div_ceil(self.block_size)
+                .max(2);
+            RxKind::Blocks(
+                RxRing::new(sock, self.block_size, blocks, fs, 1)
+                    .map_err(|e| sock_error(q.port, "PACKET_RX_RING", e))?,
+            )
+        };
         if q.conf.promiscuous {
             let mr = libc::packet_mreq {
                 mr_ifindex: self.iface.index,
@@ -654,13 +681,40 @@ fn vnet_request(m: &Mbuf, gso: bool) -> Option<VnetReq> {
     Some(r)
 }
 
-/// An RX queue: one socket and its TPACKET_V3 block ring.
+/// An RX queue's ring: `TPACKET_V3` blocks (the default) or `TPACKET_V2`
+/// frames (`rx_ring=v2`).
+enum RxKind {
+    Blocks(RxRing),
+    Frames(RxFrameRing),
+}
+
+impl RxKind {
+    fn socket(&self) -> &PacketSocket {
+        match self {
+            RxKind::Blocks(r) => r.socket(),
+            RxKind::Frames(r) => r.socket(),
+        }
+    }
+}
+
+/// What became of one received packet.
+enum Took {
+    /// Copied into an mbuf and queued in the burst.
+    Pushed,
+    /// Larger than a buffer or truncated by the ring: dropped, counted.
+    Dropped,
+    /// No buffer, or the burst is full: left in the ring for the next poll.
+    Later,
+}
+
+/// An RX queue: one socket and its ring.
 pub struct AfPacketRxQueue {
     index: u16,
     stats: Arc<QueueStats>,
     kernel: Arc<RxKernelStats>,
-    ring: RxRing,
-    /// The block being read, packets left in it and the next one's offset.
+    ring: RxKind,
+    /// The block (or frame slot) being read, packets left in it and the
+    /// next one's offset.
     block: usize,
     left: usize,
     off: usize,
@@ -674,7 +728,8 @@ impl RxQueue for AfPacketRxQueue {
 
     /// Plays the part of reading a `TPACKET_V3` ring (packet_mmap.rst,
     /// "TPACKET_V3"): walks the packets of each block the kernel retired to
-    /// us, copies them into mbufs, and gives the block back when done.
+    /// us, copies them into mbufs, and gives the block back when done — or
+    /// with `rx_ring=v2`, a `TPACKET_V2` ring frame by frame.
     fn rx_burst(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
         self.polls += 1;
         if self.polls.is_multiple_of(4096) {
@@ -688,53 +743,43 @@ impl RxQueue for AfPacketRxQueue {
                 self.stats.drops.add(drops as u64);
             }
         }
+        if let RxKind::Frames(_) = self.ring {
+            return self.rx_frames(pool, out, max);
+        }
+        let RxKind::Blocks(ring) = &self.ring else {
+            return 0;
+        };
         let mut got = 0;
         while got < max && out.room() > 0 {
             if self.left == 0 {
-                if !self.ring.ready(self.block) {
+                if !ring.ready(self.block) {
                     break;
                 }
-                let (num, first) = self.ring.block_info(self.block);
+                let (num, first) = ring.block_info(self.block);
                 if num == 0 {
-                    self.next_block();
+                    self.block = next_block(ring, self.block);
+                    self.left = 0;
                     continue;
                 }
                 self.left = num;
                 self.off = first;
             }
-            let Some((p, next)) = self.ring.packet(self.block, self.off) else {
+            let Some((p, next)) = ring.packet(self.block, self.off) else {
                 // A header pointing outside the block: skip the block.
                 self.stats.errors.add(self.left as u64);
-                self.next_block();
+                self.block = next_block(ring, self.block);
+                self.left = 0;
                 continue;
             };
-            let Some(mut m) = pool.alloc() else {
-                // No buffer: leave the packet in the ring for the next poll.
-                break;
-            };
-            if m.extend_from_slice(p.data).is_err() || p.wire_len > p.data.len() {
-                // Larger than a buffer, or truncated by the ring: dropped, counted.
-                drop(m);
-                self.stats.drops.add(1);
-            } else {
-                self.stats.packets.add(1);
-                self.stats.bytes.add(p.data.len() as u64);
-                // A frame of a local sender (a veth peer, `lo`) whose L4
-                // checksum the kernel left partial (CHECKSUM_PARTIAL →
-                // TP_STATUS_CSUMNOTREADY, `tpacket_rcv`), or one the device
-                // verified: the checksum is good, as Linux's own stack takes it.
-                if p.status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0 {
-                    m.set_ol_flags(m.ol_flags() | crate::mbuf::ol::RX_L4_CKSUM_GOOD);
-                }
-                if out.push(m).is_err() {
-                    break;
-                }
-                got += 1;
+            match take(&self.stats, pool, out, &p) {
+                Took::Later => break,
+                Took::Pushed => got += 1,
+                Took::Dropped => {}
             }
             self.left -= 1;
             self.off = next;
             if self.left == 0 {
-                self.next_block();
+                self.block = next_block(ring, self.block);
             }
         }
         got
@@ -746,11 +791,61 @@ impl RxQueue for AfPacketRxQueue {
 }
 
 impl AfPacketRxQueue {
-    fn next_block(&mut self) {
-        self.ring.release(self.block);
-        self.block = (self.block + 1) % self.ring.blocks();
-        self.left = 0;
+    /// `rx_ring=v2`: each frame slot the kernel handed over, in ring order.
+    fn rx_frames(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
+        let RxKind::Frames(ring) = &self.ring else {
+            return 0;
+        };
+        let mut got = 0;
+        while got < max && out.room() > 0 {
+            match ring.slot(self.block) {
+                RxSlot::Empty => break,
+                RxSlot::Corrupt => self.stats.errors.add(1),
+                RxSlot::Packet(p) => match take(&self.stats, pool, out, &p) {
+                    Took::Later => break,
+                    Took::Pushed => got += 1,
+                    Took::Dropped => {}
+                },
+            }
+            ring.release(self.block);
+            self.block = (self.block + 1) % ring.frames();
+        }
+        got
     }
+}
+
+/// Gives block `b` back to the kernel; the next block's index.
+fn next_block(ring: &RxRing, b: usize) -> usize {
+    ring.release(b);
+    (b + 1) % ring.blocks()
+}
+
+/// One received packet into an mbuf of `pool`, queued in `out`.
+#[inline]
+fn take(stats: &QueueStats, pool: &mut Mempool, out: &mut Burst, p: &RxPacket<'_>) -> Took {
+    let Some(mut m) = pool.alloc() else {
+        return Took::Later;
+    };
+    if m.extend_from_slice(p.data).is_err() || p.wire_len > p.data.len() {
+        drop(m);
+        stats.drops.add(1);
+        return Took::Dropped;
+    }
+    // A frame of a local sender (a veth peer, `lo`) whose L4 checksum the
+    // kernel left partial (CHECKSUM_PARTIAL → TP_STATUS_CSUMNOTREADY,
+    // `tpacket_rcv`), or one the device verified: the checksum is good, as
+    // Linux's own stack takes it.
+    if p.status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0 {
+        m.set_ol_flags(m.ol_flags() | crate::mbuf::ol::RX_L4_CKSUM_GOOD);
+    }
+    let len = p.data.len() as u64;
+    if let Err(m) = out.push(m) {
+        drop(m);
+        return Took::Later;
+    }
+    stats.packets.add(1);
+    stats.bytes.add(len);
+    Took::Pushed
 }
 
 #[cfg(test)]
@@ -795,6 +890,14 @@ mod tests {
             6,
             l4,
         )
+    }
+
+    #[test]
+    fn rx_ring_takes_v3_or_v2_and_names_the_key_otherwise() {
+        let reg = crate::ethdev::Registry::with_builtins();
+        let e = reg.open("af_packet:lo?rx_ring=v4").err().expect("refused");
+        let t = e.to_string();
+        assert!(t.contains("rx_ring=v4") && t.contains("v2"), "{t}");
     }
 
     #[test]

@@ -21,7 +21,12 @@
 //! autotuning gives its sender (`tcp_wmem[2]`). `--sink-core N` pins both
 //! receivers.
 //!
-//! Needs root. Usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N]
+//! The port reads a per-frame `TPACKET_V2` RX ring (`--rx-ring v2`, the
+//! default): ACKs and SYN-ACKs reach the stack as they arrive. `--rx-ring
+//! v3` reads `TPACKET_V3` blocks, which a timer retires after 1 ms when
+//! they do not fill first: every ACK waits for it.
+//!
+//! Needs root. Usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3]
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -161,13 +166,33 @@ r1=resource.getrusage(resource.RUSAGE_SELF)
 print(n, (r1.ru_utime-r0.ru_utime)+(r1.ru_stime-r0.ru_stime), flush=True)
 ";
 
-/// Accepts and closes connections as fast as it can.
-const ACCEPTOR: &str = "import socket
-s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
-s.bind(('0.0.0.0',5003)); s.listen(4096); print('ready',flush=True)
-while True:
-    c,a=s.accept(); c.close()
-";
+/// The kernel listener for the connection rate: a thread that enters the
+/// namespace (`setns`) and accepts and closes as fast as it can, on the
+/// other core (a python3 loop capped both clients at its accept rate).
+/// Returns once it listens.
+fn spawn_acceptor(core: Option<core_affinity::CoreId>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(c) = core {
+            core_affinity::set_for_current(c);
+        }
+        let f = std::fs::File::open(format!("/var/run/netns/{NS}")).expect("the namespace");
+        // SAFETY: setns on this thread only, with a namespace fd we hold.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let l = std::net::TcpListener::bind(("0.0.0.0", 5003)).expect("bind 5003");
+        // The accept queue as deep as the python listener's (std asks for
+        // 128 on some versions): a full queue drops SYNs, and a dropped SYN
+        // costs its client a 1 s retransmission.
+        // SAFETY: listen(2) again on our own listening socket resizes its backlog.
+        unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&l), 4096) };
+        tx.send(()).unwrap();
+        for c in l.incoming() {
+            drop(c);
+        }
+    });
+    rx.recv().expect("the acceptor started");
+}
 
 /// The python3 sink on `port` in the namespace, pinned to `core` if given.
 fn sink_cmd(core: &Option<String>, port: &str) -> Command {
@@ -214,10 +239,12 @@ struct Ws {
 }
 
 impl Ws {
-    fn new(tso: bool, tsc: Tsc) -> Ws {
+    fn new(tso: bool, rx_ring: &str, tsc: Tsc) -> Ws {
         set_page_mode(PageMode::Small);
         let reg = Registry::with_builtins();
-        let mut port = reg.open(&format!("af_packet:{HOST_IF}")).unwrap();
+        let mut port = reg
+            .open(&format!("af_packet:{HOST_IF}?rx_ring={rx_ring}"))
+            .unwrap();
         let want = if tso {
             ol::TX_TSO | ol::TX_TCP_CKSUM
         } else {
@@ -276,6 +303,9 @@ fn main() {
     let mut secs = 5.0f64;
     let mut tso = true;
     let mut sink_core: Option<String> = None;
+    // Per-frame TPACKET_V2 RX: the ACKs reach the stack as they arrive,
+    // not when a TPACKET_V3 block's 1 ms timer retires it.
+    let mut rx_ring = "v2".to_string();
     // Linux's sender autotunes its send buffer up to tcp_wmem[2] (4 MiB);
     // ours has no autotuning, so it gets that size (`--sndbuf 0`: the
     // stack's 1 MiB default).
@@ -292,6 +322,7 @@ fn main() {
                 )
             }
             "--sink-core" => sink_core = Some(args.next().expect("--sink-core N")),
+            "--rx-ring" => rx_ring = args.next().expect("--rx-ring v2|v3"),
             "--tso" => {
                 tso = match args.next().as_deref() {
                     Some("1") => true,
@@ -304,7 +335,7 @@ fn main() {
             }
             other => {
                 eprintln!(
-                    "unknown argument {other}; usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N]"
+                    "unknown argument {other}; usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3]"
                 );
                 std::process::exit(2);
             }
@@ -362,7 +393,7 @@ fn main() {
         core_affinity::set_for_current(c);
     }
     let (mut sink, mut sr) = spawn_ready(sink_cmd(&sink_core, "5002"));
-    let mut ws = Ws::new(tso, tsc);
+    let mut ws = Ws::new(tso, &rx_ring, tsc);
     let c = ws.st.tcp_socket().unwrap();
     if let Some(b) = sndbuf.filter(|b| *b > 0) {
         ws.st.tcp(c).set_sndbuf(b).unwrap();
@@ -445,11 +476,20 @@ fn main() {
     );
     let _ = ws.st.tcp(c).close();
 
-    // 3. Connections per second against a kernel listener.
-    let (mut acc, _ar) = spawn_ready(ns(&["python3", "-c", ACCEPTOR]));
+    // 3. Connections per second against a kernel listener: Linux's client
+    // first (its own pair, this pinned thread), then wirespeed's.
+    spawn_acceptor(cores.first().copied().filter(|_| cores.len() > 1));
+    let (l_done, l_failed, l_el, l_cpu) = linux_connect_rate(secs.min(3.0));
+    println!(
+        "connect  : {:>8.0} connections/s established by linux (SYN → ESTABLISHED → RST), {} failed, 64 in flight, {:.2} µs CPU each",
+        l_done as f64 / l_el,
+        l_failed,
+        l_cpu * 1e6 / l_done.max(1) as f64
+    );
     let mut inflight: Vec<TcpId> = Vec::new();
     let mut done = 0u64;
     let mut failed = 0u64;
+    let cpu0 = thread_cpu_ns();
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs_f64(secs.min(3.0));
     while Instant::now() < end {
@@ -481,11 +521,106 @@ fn main() {
         }
     }
     let el = t0.elapsed().as_secs_f64();
+    let w_cpu = (thread_cpu_ns() - cpu0) as f64 / 1e9;
     println!(
-        "connect  : {:>8.0} connections/s established (SYN → ESTABLISHED → RST), {} failed, 64 in flight",
+        "connect  : {:>8.0} connections/s established by wirespeed (SYN → ESTABLISHED → RST), {} failed, 64 in flight, {:.2} µs CPU each",
         done as f64 / el,
-        failed
+        failed,
+        w_cpu * 1e6 / done.max(1) as f64
     );
-    let _ = acc.kill();
-    let _ = acc.wait();
+    println!(
+        "ratio    : wirespeed/linux connections per second {:.2}, CPU per connection {:.2}",
+        (done as f64 / el) / (l_done as f64 / l_el).max(1e-9),
+        (w_cpu / done.max(1) as f64) / (l_cpu / l_done.max(1) as f64).max(1e-12)
+    );
+}
+
+/// Linux's client for the connection rate, on its own veth pair into the
+/// same namespace and listener: 64 non-blocking `connect`s in flight, each
+/// closed with a reset once established (`SO_LINGER` 0, as wirespeed's
+/// `abort`), for `secs`. Returns (established, failed, seconds, CPU seconds
+/// of this thread, kernel work included).
+fn linux_connect_rate(secs: f64) -> (u64, u64, f64, f64) {
+    const INFLIGHT: usize = 64;
+    let dst = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 5003u16.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(Ipv4Addr::new(10, 80, 0, 2)).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let open = || -> i32 {
+        // SAFETY: plain libc calls on a socket this function owns; the
+        // option and address structs live on the stack for the call.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let lg = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&lg as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+            libc::connect(
+                fd,
+                (&dst as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            fd
+        }
+    };
+    let mut fds: Vec<libc::pollfd> = Vec::with_capacity(INFLIGHT);
+    let (mut done, mut failed) = (0u64, 0u64);
+    let cpu0 = thread_cpu_ns();
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs_f64(secs);
+    while Instant::now() < end {
+        while fds.len() < INFLIGHT {
+            fds.push(libc::pollfd {
+                fd: open(),
+                events: libc::POLLOUT,
+                revents: 0,
+            });
+        }
+        // SAFETY: `fds` is a live array of `fds.len()` pollfds.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+        let mut k = 0;
+        while k < fds.len() {
+            if fds[k].revents == 0 {
+                k += 1;
+                continue;
+            }
+            let mut err: i32 = 0;
+            let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+            // SAFETY: SO_ERROR writes one int we own; close ends our fd.
+            unsafe {
+                libc::getsockopt(
+                    fds[k].fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    (&mut err as *mut i32).cast(),
+                    &mut len,
+                );
+                libc::close(fds[k].fd);
+            }
+            if err == 0 {
+                done += 1;
+            } else {
+                failed += 1;
+            }
+            fds.swap_remove(k);
+        }
+    }
+    let el = t0.elapsed().as_secs_f64();
+    for f in &fds {
+        // SAFETY: closes fds this function opened.
+        unsafe { libc::close(f.fd) };
+    }
+    (done, failed, el, (thread_cpu_ns() - cpu0) as f64 / 1e9)
 }
