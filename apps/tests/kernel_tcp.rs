@@ -917,8 +917,8 @@ fn kernel_receives_tcp_connections_sent_from_two_lcores() {
         .unwrap()
         .replace("lcores = \"0\"", "lcores = \"0-1\"")
         .replace(
-            "spec = \"af_packet:veth0\"",
-            &format!("spec = \"af_packet:{}\"\nrx_lcore = 0", peer.host_if),
+            "spec = \"af_packet:veth0?rx_ring=v2\"",
+            &format!("spec = \"af_packet:{}?rx_ring=v2\"\nrx_lcore = 0", peer.host_if),
         )
         .replace("bytes = 4194304", "bytes = 1048576");
     assert!(cfg.contains("rx_lcore = 0"), "{cfg}");
