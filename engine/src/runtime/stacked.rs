@@ -268,7 +268,13 @@ impl<A: StackApp> Host<A> {
                 env.n
             ));
         }
-        stack.start(ctx.tsc().cycles_to_ns(ctx.now()));
+        let now_ns = ctx.tsc().cycles_to_ns(ctx.now());
+        if me == 0 {
+            // One gratuitous ARP per port for all the replicas.
+            stack.start(now_ns);
+        } else {
+            stack.poll_timers(now_ns);
+        }
         ctx.add_timer(env.spec.timer_period, STACK_TIMER);
         let app = make_app(&mut StackCtx {
             lcore: ctx,
