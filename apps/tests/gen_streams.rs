@@ -423,7 +423,11 @@ rx_port = 1
         assert_eq!(x["packets"], 1000, "each lcore sends its half: {x}");
     }
     let st = v["stacks"].as_array().unwrap();
-    assert_eq!(st.len(), 2, "one entry per port, the replicas added up: {out}");
+    assert_eq!(
+        st.len(),
+        2,
+        "one entry per port, the replicas added up: {out}"
+    );
     assert_eq!(st[0]["port"], 0);
     assert_eq!(st[0]["snmp"]["Udp"]["OutDatagrams"], 2000, "{out}");
     assert_eq!(st[1]["snmp"]["Udp"]["OutDatagrams"], 0, "{out}");

@@ -355,7 +355,10 @@ fn kernel_receives_2mb_over_a_tpacket_v2_rx_ring() {
     let Some(peer) = peer("wtv") else { return };
     let n = 2 << 20;
     let (sink, r) = peer.python_ready(SINK, &[&n.to_string(), "0", "0", "262144"]);
-    let mut ws = Ws::with_spec(&peer.host_if, &format!("af_packet:{}?rx_ring=v2", peer.host_if));
+    let mut ws = Ws::with_spec(
+        &peer.host_if,
+        &format!("af_packet:{}?rx_ring=v2", peer.host_if),
+    );
     let c = ws.connect(5001);
     ws.send_all(c, &pattern(n), 60);
     finish(&mut ws, c);
@@ -854,28 +857,7 @@ fn kernel_receives_a_tcp_stream_of_the_generator() {
         .unwrap()
         .replace("af_packet:veth0", &format!("af_packet:{}", peer.host_if))
         .replace("bytes = 4194304", "bytes = 1048576");
-    let (mut sink, mut r) = peer.python_ready(MULTI_SINK, &["4", "65536"]);
-    let dir = std::env::temp_dir().join(format!("ws-tcpgen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("tcp.toml");
-    std::fs::write(&p, cfg).unwrap();
-    let j = dir.join("s.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_wirespeed"))
-        .args(["gen", "--no-huge", "-q"])
-        .arg(&p)
-        .arg("--json")
-        .arg(&j)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{text}");
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let _ = sink.wait();
+    let (v, text, line) = run_tcp_config(&peer, &cfg, "tcpgen");
     let got: Vec<(u64, u64)> = line
         .split_whitespace()
         .map(|x| {
@@ -887,7 +869,6 @@ fn kernel_receives_a_tcp_stream_of_the_generator() {
     for (n, bad) in &got {
         assert_eq!((*n, *bad), (1 << 20, 0), "a connection's bytes\n{text}");
     }
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
     let t = &v["streams"][0]["tcp"];
     assert_eq!(t["connections"], 4, "{t}");
     assert_eq!(t["established"], 4, "{t}");
@@ -902,7 +883,6 @@ fn kernel_receives_a_tcp_stream_of_the_generator() {
     assert!(text.contains("4 of 4 connections established"), "{text}");
     assert_eq!(peer.snmp_file("/proc/net/snmp", "Tcp", "InErrs"), 0);
     assert_eq!(peer.snmp_file("/proc/net/snmp", "Tcp", "InCsumErrors"), 0);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A `mode = "tcp"` stream on two lcores (issue 15): the connections are
@@ -918,12 +898,50 @@ fn kernel_receives_tcp_connections_sent_from_two_lcores() {
         .replace("lcores = \"0\"", "lcores = \"0-1\"")
         .replace(
             "spec = \"af_packet:veth0?rx_ring=v2\"",
-            &format!("spec = \"af_packet:{}?rx_ring=v2\"\nrx_lcore = 0", peer.host_if),
+            &format!(
+                "spec = \"af_packet:{}?rx_ring=v2\"\nrx_lcore = 0",
+                peer.host_if
+            ),
         )
         .replace("bytes = 4194304", "bytes = 1048576");
     assert!(cfg.contains("rx_lcore = 0"), "{cfg}");
+    let (v, text, line) = run_tcp_config(&peer, &cfg, "tcpgen2");
+    let got: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(got.len(), 4, "sink said {line:?}\n{text}");
+    for x in &got {
+        assert_eq!(*x, "1048576:0", "a connection's bytes\n{text}");
+    }
+    let t = &v["streams"][0]["tcp"];
+    assert_eq!(t["connections"], 4, "{t}");
+    assert_eq!(t["established"], 4, "{t}");
+    assert_eq!(t["bytes_acked"], 4 << 20, "{t}");
+    let lc = v["lcores"].as_array().unwrap();
+    assert_eq!(lc.len(), 2, "{text}");
+    for x in lc {
+        assert!(x["packets"].as_u64().unwrap() > 0, "every lcore sends: {x}");
+        assert_eq!(x["steer_drops"], 0, "{x}");
+    }
+    assert_eq!(
+        lc[1]["rx_packets"], 0,
+        "lcore 1 polls no RX queue: {}",
+        lc[1]
+    );
+    assert!(
+        lc[0]["steered_out"].as_u64().unwrap() > 0,
+        "lcore 1's ACKs arrive on lcore 0: {}",
+        lc[0]
+    );
+    assert_eq!(lc[0]["steered_out"], lc[1]["steered_in"], "{text}");
+    let snmp = &v["stacks"][0]["snmp"]["Tcp"];
+    assert_eq!(snmp["ActiveOpens"], 4, "the replicas added up: {snmp}");
+    assert_eq!(peer.snmp_file("/proc/net/snmp", "Tcp", "InErrs"), 0);
+}
+
+/// Runs the generator on `cfg` (four connections into [`MULTI_SINK`] on
+/// the peer): its JSON summary, its output, the sink's line.
+fn run_tcp_config(peer: &Peer, cfg: &str, tag: &str) -> (serde_json::Value, String, String) {
     let (mut sink, mut r) = peer.python_ready(MULTI_SINK, &["4", "65536"]);
-    let dir = std::env::temp_dir().join(format!("ws-tcpgen2-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("ws-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("tcp.toml");
     std::fs::write(&p, cfg).unwrap();
@@ -944,31 +962,7 @@ fn kernel_receives_tcp_connections_sent_from_two_lcores() {
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
     let _ = sink.wait();
-    let got: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(got.len(), 4, "sink said {line:?}\n{text}");
-    for x in &got {
-        assert_eq!(*x, "1048576:0", "a connection's bytes\n{text}");
-    }
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
-    let t = &v["streams"][0]["tcp"];
-    assert_eq!(t["connections"], 4, "{t}");
-    assert_eq!(t["established"], 4, "{t}");
-    assert_eq!(t["bytes_acked"], 4 << 20, "{t}");
-    let lc = v["lcores"].as_array().unwrap();
-    assert_eq!(lc.len(), 2, "{text}");
-    for x in lc {
-        assert!(x["packets"].as_u64().unwrap() > 0, "every lcore sends: {x}");
-        assert_eq!(x["steer_drops"], 0, "{x}");
-    }
-    assert_eq!(lc[1]["rx_packets"], 0, "lcore 1 polls no RX queue: {}", lc[1]);
-    assert!(
-        lc[0]["steered_out"].as_u64().unwrap() > 0,
-        "lcore 1's ACKs arrive on lcore 0: {}",
-        lc[0]
-    );
-    assert_eq!(lc[0]["steered_out"], lc[1]["steered_in"], "{text}");
-    let snmp = &v["stacks"][0]["snmp"]["Tcp"];
-    assert_eq!(snmp["ActiveOpens"], 4, "the replicas added up: {snmp}");
-    assert_eq!(peer.snmp_file("/proc/net/snmp", "Tcp", "InErrs"), 0);
+    let v = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
     std::fs::remove_dir_all(&dir).ok();
+    (v, text, line)
 }

@@ -16,8 +16,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use wirespeed::eal::Tsc;
 use wirespeed::runtime::steer::SteerRings;
-use wirespeed::stack::shared::ControlPlane;
 use wirespeed::runtime::{PortSetup, RunReport, Runtime, RuntimeConfig};
+use wirespeed::stack::shared::ControlPlane;
 
 /// The common start is set this far ahead of the moment every lcore is ready.
 const START_AHEAD_NS: u64 = 2_000_000;

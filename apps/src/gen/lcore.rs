@@ -837,12 +837,16 @@ impl LcoreApp for GenApp {
             trackers: tr,
             rx_latency: self.lat_rx.received,
             rx_other: self.rx_other,
-            steer: self.steer.iter().flatten().fold(SteerStats::default(), |mut a, s| {
-                a.steered_out += s.stats.steered_out;
-                a.steered_in += s.stats.steered_in;
-                a.steer_drops += s.stats.steer_drops;
-                a
-            }),
+            steer: self
+                .steer
+                .iter()
+                .flatten()
+                .fold(SteerStats::default(), |mut a, s| {
+                    a.steered_out += s.stats.steered_out;
+                    a.steered_in += s.stats.steered_in;
+                    a.steer_drops += s.stats.steer_drops;
+                    a
+                }),
             tcp,
             error: self.error.take(),
         }

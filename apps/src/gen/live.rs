@@ -54,7 +54,12 @@ impl StackLive {
     /// Lcore `l`: its tables for the requests so far.
     pub fn publish(&self, l: usize, tables: Vec<Value>) {
         let w = self.want.load(Ordering::Acquire);
-        if let Some(slot) = self.tables.lock().unwrap_or_else(|e| e.into_inner()).get_mut(l) {
+        if let Some(slot) = self
+            .tables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(l)
+        {
             *slot = tables;
         }
         if let Some(d) = self.done.get(l) {
@@ -69,7 +74,12 @@ impl StackLive {
     pub fn request(&self, timeout: Duration) -> Option<Vec<Value>> {
         let w = self.want.fetch_add(1, Ordering::AcqRel) + 1;
         let end = Instant::now() + timeout;
-        let answered = || self.done.iter().filter(|d| d.load(Ordering::Acquire) >= w).count();
+        let answered = || {
+            self.done
+                .iter()
+                .filter(|d| d.load(Ordering::Acquire) >= w)
+                .count()
+        };
         while answered() < self.done.len() {
             if Instant::now() >= end {
                 if answered() == 0 {

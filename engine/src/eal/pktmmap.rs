@@ -205,6 +205,28 @@ fn v2_geometry(frame_size: usize, frames: usize) -> (usize, usize, usize) {
     (block, per_block, frames.div_ceil(per_block))
 }
 
+/// Sets a `TPACKET_V2` ring of at least `frames` slots on `sock` (`opt`:
+/// `PACKET_TX_RING` or `PACKET_RX_RING`), maps it and binds the socket;
+/// the mapping and the ring's geometry (see [`v2_geometry`]).
+fn set_v2_ring(
+    sock: &PacketSocket,
+    opt: i32,
+    frame_size: usize,
+    frames: usize,
+) -> io::Result<(Mapping, (usize, usize, usize))> {
+    let (block, per_block, blocks) = v2_geometry(frame_size, frames);
+    let req = libc::tpacket_req {
+        tp_block_size: block as u32,
+        tp_block_nr: blocks as u32,
+        tp_frame_size: frame_size as u32,
+        tp_frame_nr: (blocks * per_block) as u32,
+    };
+    sock.set(opt, &req)?;
+    let map = sock.map(block * blocks)?;
+    sock.bind()?;
+    Ok((map, (block, per_block, blocks)))
+}
+
 /// Byte offset of slot `i` in a `TPACKET_V2` ring of that geometry.
 #[inline(always)]
 fn v2_slot(i: usize, block: usize, per_block: usize, frame_size: usize) -> usize {
@@ -308,16 +330,8 @@ impl TxRing {
         if vnet {
             sock.set(libc::PACKET_VNET_HDR, &1i32)?;
         }
-        let (block, per_block, blocks) = v2_geometry(frame_size, frames);
-        let req = libc::tpacket_req {
-            tp_block_size: block as u32,
-            tp_block_nr: blocks as u32,
-            tp_frame_size: frame_size as u32,
-            tp_frame_nr: (blocks * per_block) as u32,
-        };
-        sock.set(libc::PACKET_TX_RING, &req)?;
-        let map = sock.map(block * blocks)?;
-        sock.bind()?;
+        let (map, (block, per_block, blocks)) =
+            set_v2_ring(&sock, libc::PACKET_TX_RING, frame_size, frames)?;
         Ok(TxRing {
             sock,
             map,
@@ -585,16 +599,8 @@ impl RxFrameRing {
         let v = libc::tpacket_versions::TPACKET_V2 as i32;
         sock.set(libc::PACKET_VERSION, &v)?;
         sock.set(libc::PACKET_IGNORE_OUTGOING, &1i32)?;
-        let (block, per_block, blocks) = v2_geometry(frame_size, frames);
-        let req = libc::tpacket_req {
-            tp_block_size: block as u32,
-            tp_block_nr: blocks as u32,
-            tp_frame_size: frame_size as u32,
-            tp_frame_nr: (blocks * per_block) as u32,
-        };
-        sock.set(libc::PACKET_RX_RING, &req)?;
-        let map = sock.map(block * blocks)?;
-        sock.bind()?;
+        let (map, (block, per_block, blocks)) =
+            set_v2_ring(&sock, libc::PACKET_RX_RING, frame_size, frames)?;
         Ok(RxFrameRing {
             sock,
             map,
@@ -622,7 +628,11 @@ impl RxFrameRing {
         // and ours (TP_STATUS_USER, acquire-ordered before these reads).
         let (len, snap, mac) = unsafe {
             let h = self.map.ptr.add(base) as *const libc::tpacket2_hdr;
-            ((*h).tp_len as usize, (*h).tp_snaplen as usize, (*h).tp_mac as usize)
+            (
+                (*h).tp_len as usize,
+                (*h).tp_snaplen as usize,
+                (*h).tp_mac as usize,
+            )
         };
         if mac + snap > self.frame_size {
             return RxSlot::Corrupt;

@@ -17,8 +17,7 @@
 use super::*;
 use crate::eal::pktmmap::{
     PacketSocket, RxFrameRing, RxPacket, RxRing, RxSlot, TxRing, VnetHdr, TP_STATUS_CSUMNOTREADY,
-    TP_STATUS_CSUM_VALID,
-    TX_FRAME_OVERHEAD, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
+    TP_STATUS_CSUM_VALID, TX_FRAME_OVERHEAD, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
 };
 use crate::mbuf::{ol, Burst, Mbuf, Mempool};
 use crate::stack::checksum;

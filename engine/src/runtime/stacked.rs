@@ -33,9 +33,9 @@
 //! reassembled on the lcore that received them.
 
 use super::staged::{staged, StagedTx};
+use super::steer::{SteerRings, Steerer};
 use super::{LcoreApp, LcoreCtx, LcoreId, RunReport, Runtime, RuntimeError};
 use crate::ethdev::MacAddr;
-use super::steer::{SteerRings, Steerer};
 use crate::mbuf::{Burst, Mempool, PoolConfig};
 use crate::stack::shared::{ControlPlane, SyncStats};
 use crate::stack::{SnmpSnapshot, Stack, StackConfig};
