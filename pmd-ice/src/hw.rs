@@ -589,7 +589,9 @@ impl<R: RegisterSpace> IceHw<R> {
 
     fn vsi_or_err(&self, what: &str) -> Result<u16, IceError> {
         self.vsi.ok_or_else(|| {
-            IceError::Usage(format!("{what}: the PF has no VSI yet (configure the port first)"))
+            IceError::Usage(format!(
+                "{what}: the PF has no VSI yet (configure the port first)"
+            ))
         })
     }
 

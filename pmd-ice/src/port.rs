@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use wirespeed::eal::dma::DmaRegion;
 use wirespeed::eal::RegisterSpace;
+use wirespeed::ethdev::rss::{DEFAULT_RSS_KEY, RSS_KEY_LEN};
 use wirespeed::ethdev::{
     Driver, EthDev, EthdevError, LinkStatus, MacAddr, Port, PortConfig, PortEvent, PortInfo,
     PortStats, QueueSetup, RssConf, RssHashTypes, RxQueue, TxQueue,
 };
-use wirespeed::ethdev::rss::{RSS_KEY_LEN, DEFAULT_RSS_KEY};
 use wirespeed::mbuf::ol;
 
 /// Most queues one port hands out (the model's PF has 64; a real PF often more).

@@ -293,7 +293,11 @@ impl Engine {
         // Steering: the VSI's queue map, its LUT and the key.
         let st = &mut self.steer;
         let (first_q, nq, lut_sel) = match ctl.fw.vsi {
-            Some(v) => (v.first_q as usize, v.nq as usize, v.q_opt_rss & Q_OPT_RSS_LUT_M),
+            Some(v) => (
+                v.first_q as usize,
+                v.nq as usize,
+                v.q_opt_rss & Q_OPT_RSS_LUT_M,
+            ),
             None => (0, 0, Q_OPT_RSS_LUT_VSI),
         };
         st.first_q = first_q;

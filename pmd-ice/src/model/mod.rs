@@ -36,8 +36,8 @@ pub mod firmware_consts {
 
 use crate::regs::DEV_ID_E810C_QSFP;
 use spec::*;
-use std::path::PathBuf;
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
