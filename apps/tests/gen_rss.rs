@@ -106,9 +106,8 @@ max = 1255
 /// are generic (PortInfo's LUT size and hash types), the key and the
 /// 2048-entry LUT go to the model firmware over the admin queue, and each
 /// lcore receives what the Toeplitz hash and the LUT send to its queue.
-/// (The ice port has no missed-frame counter: frames that arrive before a
-/// queue's ring is armed are counted only by the model, so the check is
-/// that no queue receives a frame hashed to the other one.)
+/// Frames that arrive before a queue's ring is armed are discarded by the
+/// device and counted in the VSI's GLV_RDPC (`vsi_rx_discards`).
 #[test]
 fn ice_model_rss_gives_each_lcore_the_flows_its_queue_hashes_to() {
     let per_lcore = 2000u64;

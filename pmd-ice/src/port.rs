@@ -31,6 +31,8 @@ struct HwStats {
     vsi_uptc: Stat40,
     vsi_tepc: u64,
     vsi_tepc_prev: Option<u32>,
+    vsi_rdpc: u64,
+    vsi_rdpc_prev: Option<u32>,
 }
 
 /// What differs for ice under the framework (DPDK's `ice_eth_dev_ops`).
@@ -323,6 +325,12 @@ impl<R: RegisterSpace> IceDriver<R> {
                 s.vsi_tepc += t.wrapping_sub(p) as u64;
             }
             s.vsi_tepc_prev = Some(t);
+            // GLV_RDPC, 32 bits (`ice_stat_update32`).
+            let d = r.read32(glv_rdpc(v));
+            if let Some(p) = s.vsi_rdpc_prev {
+                s.vsi_rdpc += d.wrapping_sub(p) as u64;
+            }
+            s.vsi_rdpc_prev = Some(d);
         }
     }
 
@@ -456,6 +464,7 @@ impl<R: RegisterSpace> Driver for IceDriver<R> {
         v.push(("vsi_tx_good_bytes".into(), h.vsi_gotc.total));
         v.push(("vsi_tx_unicast_packets".into(), h.vsi_uptc.total));
         v.push(("vsi_tx_errors".into(), h.vsi_tepc));
+        v.push(("vsi_rx_discards".into(), h.vsi_rdpc));
         v.push(("mdd_events".into(), self.mdd_seen.load(Ordering::Relaxed)));
     }
 

@@ -306,6 +306,12 @@ pub const fn glv_uptcl(vsi: u32) -> u32 {
 pub const fn glv_tepc(vsi: u32) -> u32 {
     0x0031_2000 + 4 * vsi
 }
+/// linux:ice_hw_autogen.h (`GLV_RDPC(_i)` = 0x00294C04 + 4·vsi): packets the
+/// VSI's receive side discarded, 32 bits (`ice_update_eth_stats` →
+/// `rx_discards`, `ice_stat_update32`).
+pub const fn glv_rdpc(vsi: u32) -> u32 {
+    0x0029_4C04 + 4 * vsi
+}
 /// 40-bit statistics counters: linux:ice_common.c `ice_stat_update40` (`BIT_ULL(40) - 1`).
 pub const STAT40_MASK: u64 = (1 << 40) - 1;
 

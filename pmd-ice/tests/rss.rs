@@ -92,7 +92,11 @@ fn arm(qs: &mut Queues, pool: &mut Mempool) {
 /// Polls every queue until `want` frames arrived (bounded); returns
 /// (queue, the mbuf's RSS hash, the frame's first four L4 bytes as
 /// source port, ethertype) of each.
-fn collect(qs: &mut Queues, pool: &mut Mempool, want: usize) -> Vec<(u16, Option<u32>, u16)> {
+fn collect(
+    qs: &mut [IceRxQueue<IceModel>],
+    pool: &mut Mempool,
+    want: usize,
+) -> Vec<(u16, Option<u32>, u16)> {
     let mut got = Vec::new();
     let mut out = Burst::new();
     for _ in 0..10_000 {
@@ -251,6 +255,34 @@ fn a_lut_update_on_a_running_port_moves_the_flows() {
         .to_string();
     assert!(e.contains("rss.reta[0]"), "{e}");
     assert!(m.rss_lut().unwrap().iter().all(|&q| q == 1));
+}
+
+#[test]
+fn a_frame_steered_to_a_queue_not_yet_armed_is_discarded_and_counted() {
+    // Every LUT entry names queue 1; only queue 0 is armed.
+    let conf = RssConf {
+        reta: vec![1; LUT as usize],
+        ..RssConf::spread(2, LUT)
+    };
+    let (p, m, mut qs) = rss_port(2, Some(conf));
+    let mut pool = pool(4096);
+    let mut out = Burst::new();
+    assert_eq!(qs[0].rx_burst(&mut pool, &mut out, 0), 0);
+    for i in 0..3 {
+        assert!(m.inject(&ip_frame(17, 7000 + i, 9, 0)));
+    }
+    // An ARP (not hashed) goes to queue 0 and is received.
+    let mut arp = ip_frame(0, 7100, 0, 0);
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    assert!(m.inject(&arp));
+    let got = collect(&mut qs[..1], &mut pool, 1);
+    assert_eq!(got, vec![(0, None, 7100)]);
+    wait_until("the model to take the frames", || {
+        m.rx_backlog() == 0 && m.stats().rx_frames + m.stats().rx_no_desc == 4
+    });
+    assert_eq!(m.stats().rx_no_desc, 3);
+    let x: std::collections::HashMap<String, u64> = p.xstats().into_iter().collect();
+    assert_eq!(x["vsi_rx_discards"], 3);
 }
 
 #[test]

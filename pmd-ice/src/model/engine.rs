@@ -687,20 +687,23 @@ impl Engine {
     /// VSI's first queue), written into that ring's buffers, the hash in
     /// `rss_hash` with `RSS_VALID` when it was hashed. A frame with no
     /// enabled queue or no free descriptor there is counted in
-    /// `rx_no_desc`.
+    /// `rx_no_desc` and in the VSI's `GLV_RDPC`.
     fn receive(&mut self) {
         let c = &self.s.counters;
         let Some((q, hash)) = self.steer.pick(&self.scratch) else {
             bump(&c.rx_no_desc, 1);
+            bump(&c.vsi_rdpc, 1);
             return;
         };
         let Some(rx) = self.rxqs.get_mut(q).and_then(|r| r.as_mut()) else {
             bump(&c.rx_no_desc, 1);
+            bump(&c.vsi_rdpc, 1);
             return;
         };
         let tail = self.s.rx_tail[q].load(Ordering::Acquire);
         if tail >= rx.cfg.qlen || rx.head == tail {
             bump(&c.rx_no_desc, 1);
+            bump(&c.vsi_rdpc, 1);
             return;
         }
         let len = self.scratch.len();
@@ -715,6 +718,7 @@ impl Engine {
         let owned = (tail + rx.cfg.qlen - rx.head) % rx.cfg.qlen;
         if need > owned {
             bump(&c.rx_no_desc, 1);
+            bump(&c.vsi_rdpc, 1);
             return;
         }
         let inject = if self.s.rx_inject.load(Ordering::Relaxed) != 0 {

@@ -151,6 +151,9 @@ pub(crate) struct Counters {
     pub vsi_gotc: AtomicU64,
     pub vsi_uptc: AtomicU64,
     pub vsi_tepc: AtomicU64,
+    /// GLV_RDPC: received frames the VSI discarded (no enabled queue or
+    /// no free descriptor where steering sent them).
+    pub vsi_rdpc: AtomicU64,
     pub mdd_events: AtomicU64,
     pub dma_faults: AtomicU64,
     pub rx_frames: AtomicU64,
@@ -568,6 +571,7 @@ impl RegisterSpace for IceModel {
                 o if o == glv_uptcl(v) => return stat40(&c.vsi_uptc, false),
                 o if o == glv_uptcl(v) + 4 => return stat40(&c.vsi_uptc, true),
                 o if o == glv_tepc(v) => return c.vsi_tepc.load(Ordering::Relaxed) as u32,
+                o if o == glv_rdpc(v) => return c.vsi_rdpc.load(Ordering::Relaxed) as u32,
                 _ => {}
             }
         }

@@ -112,6 +112,10 @@ pub const fn glv_uptcl(vsi: u32) -> u32 {
 pub const fn glv_tepc(vsi: u32) -> u32 {
     0x0031_2000 + vsi * 4
 }
+/// linux:ice_hw_autogen.h (`GLV_RDPC(_i)` 0x00294C04 + 4·i, 32 bits).
+pub const fn glv_rdpc(vsi: u32) -> u32 {
+    0x0029_4C04 + vsi * 4
+}
 pub const STAT40_MASK: u64 = 0xFF_FFFF_FFFF;
 
 // --- TX descriptor (base/ice_lan_tx_rx.h:1010–1112) -------------------------
