@@ -451,3 +451,46 @@ fn frames_the_port_transmits_into_the_loopback_are_steered_and_hashed_too() {
     assert!(seen[0] > 0 && seen[1] > 0, "{seen:?}");
     tx.clean(usize::MAX);
 }
+
+#[test]
+fn a_firmware_reporting_no_usable_rss_table_leaves_the_port_without_rss() {
+    // Hostile firmware: list_func_caps reports a 1000-entry RSS table, a
+    // size set_rss_lut has no flag for.
+    let m = model(Sink::Count, false, Speed::G100);
+    m.set_admin_hook(Some(Box::new(|op, _d, buf| {
+        if op == opc::LIST_FUNC_CAPS {
+            for e in buf.chunks_exact_mut(regs::CAPS_ELEM_SIZE) {
+                if u16::from_le_bytes([e[0], e[1]]) == regs::caps::RSS {
+                    e[4..8].copy_from_slice(&1000u32.to_le_bytes());
+                }
+            }
+        }
+    })));
+    let mut p = probe(&m);
+    m.set_admin_hook(None);
+    let info = p.info();
+    assert_eq!(
+        (info.reta_size, info.rss_hash_types),
+        (0, RssHashTypes::NONE)
+    );
+    let e = p
+        .configure(&PortConfig {
+            nb_rx_queues: 2,
+            rss: Some(RssConf::spread(2, 2048)),
+            ..PortConfig::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rss:") && e.contains("no receive-side scaling"),
+        "{e}"
+    );
+    // Without RSS the port configures, and nothing is sent to the RSS commands.
+    p.configure(&PortConfig {
+        nb_rx_queues: 2,
+        ..PortConfig::default()
+    })
+    .unwrap();
+    assert_eq!(m.rss_lut(), None);
+    assert_eq!(m.rss_key(), None);
+}
