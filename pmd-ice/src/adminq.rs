@@ -218,6 +218,8 @@ pub fn opcode_name(op: u16) -> &'static str {
         opc::GET_LINK_STATUS => "get_link_status",
         opc::ADD_TXQS => "add_txqs",
         opc::DIS_TXQS => "dis_txqs",
+        opc::SET_RSS_KEY => "set_rss_key",
+        opc::SET_RSS_LUT => "set_rss_lut",
         opc::DOWNLOAD_PKG => "download_pkg",
         _ => "unknown",
     }

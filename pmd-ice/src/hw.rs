@@ -30,6 +30,8 @@ pub enum IceError {
     Malformed(String),
     #[error("link did not come up within {ms} ms: {state}")]
     LinkDown { ms: u64, state: String },
+    #[error("{0}")]
+    Usage(String),
     #[error("TX queue {q} is outside the PF's {n} queues (list_func_caps)")]
     NoSuchQueue { q: u16, n: u16 },
 }
@@ -50,6 +52,12 @@ pub struct Caps {
     pub num_rxq: u16,
     pub first_rxq: u16,
     pub max_mtu: u32,
+    /// Entries of the PF's RSS LUT (`ICE_AQC_CAPS_RSS` `number`; Linux
+    /// `rss_table_size`); 0 when the function has no RSS.
+    pub rss_table_size: u16,
+    /// Bits of one LUT entry (`ICE_AQC_CAPS_RSS` `logical_id`; Linux
+    /// `rss_table_entry_width`): a LUT entry names a queue below `1 << width`.
+    pub rss_entry_width: u8,
 }
 
 /// Device capabilities (list_dev_caps, DPDK `ice_discover_dev_caps`).
@@ -247,8 +255,13 @@ impl<R: RegisterSpace> IceHw<R> {
                         // number @4, logical_id @8, phys_id @12.
                         let id = u16::from_le_bytes([e[0], e[1]]);
                         let number = u32::from_le_bytes(e[4..8].try_into().expect("4"));
+                        let logical = u32::from_le_bytes(e[8..12].try_into().expect("4"));
                         let phys = u32::from_le_bytes(e[12..16].try_into().expect("4"));
                         match id {
+                            caps::RSS => {
+                                c.rss_table_size = number.min(u16::MAX as u32) as u16;
+                                c.rss_entry_width = logical.min(16) as u8;
+                            }
                             caps::TXQS => {
                                 c.num_txq = number.min(u16::MAX as u32) as u16;
                                 c.first_txq = phys as u16;
@@ -517,7 +530,6 @@ impl<R: RegisterSpace> IceHw<R> {
     /// queue `first_q` (Linux `ice_vsi_setup_q_map`: `q_mapping[0] = rxq_map[0]`).
     pub fn vsi_props(first_q: u16, nq: u16) -> Vec<u8> {
         let mut b = vec![0u8; VSI_PROPS_SIZE];
-        b[0..2].copy_from_slice(&VSI_PROP_RXQ_MAP_VALID.to_le_bytes());
         let m = VSI_PROPS_MAPPING_FLAGS_OFF;
         b[m..m + 2].copy_from_slice(&VSI_Q_MAP_CONTIG.to_le_bytes());
         let o = VSI_PROPS_Q_MAPPING_OFF;
@@ -527,7 +539,60 @@ impl<R: RegisterSpace> IceHw<R> {
         let pow = (nq.max(1) as u32).next_power_of_two().trailing_zeros() as u16;
         let t = VSI_PROPS_TC_MAPPING_OFF;
         b[t..t + 2].copy_from_slice(&(pow << VSI_TC_Q_NUM_S).to_le_bytes());
+        // Queueing options as Linux `ice_set_rss_vsi_ctx` sets them for a PF
+        // VSI (DPDK `ice_setup_vsi` likewise): the PF's LUT, Toeplitz.
+        let valid = VSI_PROP_RXQ_MAP_VALID | VSI_PROP_Q_OPT_VALID;
+        b[0..2].copy_from_slice(&valid.to_le_bytes());
+        b[VSI_PROPS_Q_OPT_RSS_OFF] = VSI_Q_OPT_RSS_LUT_PF | VSI_Q_OPT_RSS_TPLZ;
         b
+    }
+
+    /// set_rss_key (0x0B02) as Linux `ice_aq_set_rss_key` sends it: the
+    /// VSI number with `VSI_VALID`, `RD`, and the 52-byte
+    /// `struct ice_aqc_get_set_rss_keys` — the 40-byte standard (Toeplitz)
+    /// key, then the 12-byte `extended_hash_key`, left zero (the Toeplitz
+    /// hash of an IPv4 4-tuple reads only the standard key).
+    pub fn set_rss_key(&mut self, key: &[u8; RSS_STD_KEY_SIZE]) -> Result<(), IceError> {
+        let vsi = self.vsi_or_err("set_rss_key")?;
+        let mut buf = [0u8; RSS_KEYS_BUF_SIZE];
+        buf[..RSS_STD_KEY_SIZE].copy_from_slice(key);
+        let mut d = AqDesc::new(opc::SET_RSS_KEY);
+        d.set_param_u16(0, (vsi & AQ_RSS_VSI_ID_M) | AQ_RSS_VSI_VALID);
+        self.send(&mut d, Some((&mut buf[..], true)))?;
+        Ok(())
+    }
+
+    /// set_rss_lut (0x0B03) as Linux `__ice_aq_get_set_rss_lut` sends it for
+    /// the PF VSI (`ice_vsi_set_rss_params`: `rss_lut_type = ICE_LUT_PF`,
+    /// the table size from the capabilities): `flags` = the LUT type | the
+    /// size flag, the LUT as the buffer, one byte per entry. Only the sizes
+    /// a PF LUT takes (`ice_lut_size_to_flag`) are sent.
+    pub fn set_rss_lut(&mut self, lut: &[u8]) -> Result<(), IceError> {
+        let vsi = self.vsi_or_err("set_rss_lut")?;
+        let size_flag = match lut.len() {
+            LUT_PF_SIZE => AQC_LUT_SIZE_2K,
+            LUT_GLOBAL_SIZE => AQC_LUT_SIZE_512,
+            128 => AQC_LUT_SIZE_SMALL,
+            n => {
+                return Err(IceError::Usage(format!(
+                    "set_rss_lut: a PF LUT has 128, 512 or 2048 entries, not {n}"
+                )))
+            }
+        };
+        let mut buf = lut.to_vec();
+        let mut d = AqDesc::new(opc::SET_RSS_LUT);
+        d.set_param_u16(0, (vsi & AQ_RSS_VSI_ID_M) | AQ_RSS_VSI_VALID);
+        d.set_param_u16(RSS_LUT_FLAGS_OFF, lut_type::PF | size_flag);
+        self.send(&mut d, Some((&mut buf[..], true)))?;
+        Ok(())
+    }
+
+    fn vsi_or_err(&self, what: &str) -> Result<u16, IceError> {
+        self.vsi.ok_or_else(|| {
+            IceError::Usage(format!(
+                "{what}: the PF has no VSI yet (configure the port first)"
+            ))
+        })
     }
 
     /// Adds the PF VSI (first time) or updates its queue map.

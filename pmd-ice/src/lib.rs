@@ -14,6 +14,12 @@
 //! Without a DDP package the E810 runs in safe mode: no checksum offload, no
 //! TSO. The port therefore reports only VLAN insertion in
 //! `PortInfo::tx_offload_capa`, and the stack checksums in software.
+//!
+//! RSS: key and PF LUT through set_rss_key / set_rss_lut, the VSI's
+//! `q_opt_rss` (PF LUT, Toeplitz) in add/update_vsi, the hash from the flex
+//! descriptor. The hash inputs, which a DDP package's flow profiles would
+//! choose, are fixed to the defaults Linux programs (IPv4; IPv4/TCP and
+//! IPv4/UDP with ports): see [`port`].
 
 pub mod adminq;
 pub mod ctx;
@@ -108,7 +114,7 @@ pub fn model_driver() -> DriverInfo {
     DriverInfo {
         name: "ice-model",
         syntax: MODEL_SYNTAX,
-        help: "E810 device model driven by the ice PMD: admin queue, TLAN contexts, descriptors, doorbells, MDD, paced at the link speed; frames to a counter, a pcap file or its own RX",
+        help: "E810 device model driven by the ice PMD: admin queue, TLAN contexts, descriptors, doorbells, MDD, paced at the link speed; frames to a counter, a pcap file or its own RX; RSS over 64 RX queues (Toeplitz, 2048-entry LUT)",
         open: open_model_boxed,
     }
 }

@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use wirespeed::eal::dma::DmaRegion;
 use wirespeed::eal::RegisterSpace;
+use wirespeed::ethdev::rss::{DEFAULT_RSS_KEY, RSS_KEY_LEN};
 use wirespeed::ethdev::{
     Driver, EthDev, EthdevError, LinkStatus, MacAddr, Port, PortConfig, PortEvent, PortInfo,
-    PortStats, QueueSetup, RxQueue, TxQueue,
+    PortStats, QueueSetup, RssConf, RssHashTypes, RxQueue, TxQueue,
 };
 use wirespeed::mbuf::ol;
 
@@ -30,6 +31,8 @@ struct HwStats {
     vsi_uptc: Stat40,
     vsi_tepc: u64,
     vsi_tepc_prev: Option<u32>,
+    vsi_rdpc: u64,
+    vsi_rdpc_prev: Option<u32>,
 }
 
 /// What differs for ice under the framework (DPDK's `ice_eth_dev_ops`).
@@ -114,6 +117,39 @@ impl<R: RegisterSpace> IcePort<R> {
         f(&mut self.hw())
     }
 
+    /// The configuration in force (with the RSS set-up last applied).
+    pub fn config(&self) -> Option<&PortConfig> {
+        self.dev.config()
+    }
+
+    /// Plays the part of `rte_eth_dev_rss_reta_update` +
+    /// `rte_eth_dev_rss_hash_update` (DPDK `ice_rss_reta_update` /
+    /// `ice_rss_hash_update`; Linux ethtool `set_rxfh`, which ice answers
+    /// with `ice_set_rss_key` and `ice_set_rss_lut`): replaces the key and
+    /// LUT of a configured port, started or not, through set_rss_key and
+    /// set_rss_lut; frames received afterwards are steered by the new LUT.
+    /// Checked as `configure` checks it; the configuration keeps the new one.
+    pub fn update_rss(&mut self, rss: RssConf) -> Result<(), EthdevError> {
+        let name = self.dev.name().to_string();
+        let Some(conf) = self.dev.config().cloned() else {
+            return Err(dev_err(
+                &name,
+                IceError::Usage("not configured: call configure() first".into()),
+            ));
+        };
+        let info = self.dev.info();
+        rss.validate(
+            &name,
+            info.driver,
+            info.reta_size,
+            info.rss_hash_types,
+            conf.nb_rx_queues,
+        )?;
+        self.dev.driver().program_rss(&name, Some(&rss))?;
+        self.dev.set_rss(rss);
+        Ok(())
+    }
+
     /// Sets up TX queue `q` and returns the concrete queue type.
     pub fn ice_tx_queue(&mut self, q: u16) -> Result<IceTxQueue<R>, EthdevError> {
         self.dev.setup_tx_with(q, |d, s| d.tx(s))
@@ -128,6 +164,83 @@ impl<R: RegisterSpace> IcePort<R> {
 impl<R: RegisterSpace> IceDriver<R> {
     fn hw(&self) -> MutexGuard<'_, IceHw<R>> {
         lock(&self.hw)
+    }
+
+    /// The LUT size this PMD programs: the PF table the capabilities report
+    /// (Linux `ice_vsi_set_rss_params`: `rss_table_size` for a PF VSI), when
+    /// it is a size set_rss_lut takes for a PF LUT; else no RSS.
+    fn reta_size(caps: &crate::hw::Caps) -> u16 {
+        match caps.rss_table_size as usize {
+            n @ (128 | LUT_GLOBAL_SIZE | LUT_PF_SIZE) => n as u16,
+            _ => 0,
+        }
+    }
+
+    /// The key and LUT bytes for `rss` (`None`: no RSS on this function),
+    /// checked against what this PMD can program; errors name the key.
+    #[allow(clippy::type_complexity)]
+    fn rss_tables(
+        &self,
+        port: &str,
+        rss: Option<&RssConf>,
+    ) -> Result<Option<([u8; RSS_KEY_LEN], Vec<u8>)>, EthdevError> {
+        let caps = self.hw().caps;
+        let n = Self::reta_size(&caps);
+        if n == 0 {
+            return Ok(None);
+        }
+        let bad = |key: String, why: String| EthdevError::Config {
+            port: port.to_string(),
+            key,
+            why,
+        };
+        let (key, lut) = match rss {
+            Some(r) => {
+                if r.hash_types != RssHashTypes::ALL {
+                    return Err(bad(
+                        "rss.hash_types".into(),
+                        format!(
+                            "{}: ice without a DDP package hashes exactly {} (the flow profiles that would select other inputs come from the package); select all of them",
+                            r.hash_types.names(),
+                            RssHashTypes::ALL.names()
+                        ),
+                    ));
+                }
+                let width = caps.rss_entry_width.clamp(1, 8) as u32;
+                if let Some((i, q)) = r.reta.iter().enumerate().find(|(_, &q)| q >> width != 0) {
+                    return Err(bad(
+                        format!("rss.reta[{i}]"),
+                        format!("queue {q}: an ice LUT entry has {width} bits (list_func_caps); use queues below {}", 1u32 << width),
+                    ));
+                }
+                (r.key, r.reta.iter().map(|&q| q as u8).collect::<Vec<u8>>())
+            }
+            None => (DEFAULT_RSS_KEY, vec![0u8; n as usize]),
+        };
+        Ok(Some((key, lut)))
+    }
+
+    /// Plays the part of Linux `ice_vsi_cfg_rss_lut_key` (DPDK
+    /// `ice_init_rss`): the key through set_rss_key and the LUT through
+    /// set_rss_lut, both for the PF VSI, whose queueing options already
+    /// select the PF LUT and the Toeplitz hash ([`IceHw::vsi_props`]).
+    /// Without `rss` the LUT is all queue 0 (every frame lands there).
+    ///
+    /// The hash inputs: on an E810 they are chosen by flow profiles that
+    /// come from the DDP package (Linux `ice_vsi_set_rss_flow_fld` adds
+    /// `default_rss_cfgs` through `ice_add_rss_cfg`, and skips it in safe
+    /// mode). This PMD runs without a package, so it cannot choose them: it
+    /// takes the defaults Linux programs — IPv4 on addresses, IPv4/TCP and
+    /// IPv4/UDP on addresses and ports — and refuses another selection,
+    /// naming `rss.hash_types`.
+    fn program_rss(&self, port: &str, rss: Option<&RssConf>) -> Result<(), EthdevError> {
+        let Some((key, lut)) = self.rss_tables(port, rss)? else {
+            return Ok(());
+        };
+        let mut hw = self.hw();
+        hw.set_rss_key(&key).map_err(|e| dev_err(port, e))?;
+        hw.set_rss_lut(&lut).map_err(|e| dev_err(port, e))?;
+        Ok(())
     }
 
     /// `ice_tx_queue_setup`: the ring, its shared state, and (on a started
@@ -212,6 +325,12 @@ impl<R: RegisterSpace> IceDriver<R> {
                 s.vsi_tepc += t.wrapping_sub(p) as u64;
             }
             s.vsi_tepc_prev = Some(t);
+            // GLV_RDPC, 32 bits (`ice_stat_update32`).
+            let d = r.read32(glv_rdpc(v));
+            if let Some(p) = s.vsi_rdpc_prev {
+                s.vsi_rdpc += d.wrapping_sub(p) as u64;
+            }
+            s.vsi_rdpc_prev = Some(d);
         }
     }
 
@@ -251,9 +370,14 @@ impl<R: RegisterSpace> Driver for IceDriver<R> {
             tx_offload_capa: ol::TX_VLAN,
             max_frame: MAX_FRAME_SIZE as u32,
             line_rate_bps: h.link.speed_mbps as u64 * 1_000_000,
-            // RSS is not driven by this PMD yet (every frame to queue 0).
-            reta_size: 0,
-            rss_hash_types: wirespeed::ethdev::RssHashTypes::NONE,
+            // The PF LUT set_rss_lut programs; the hash inputs are the
+            // defaults Linux programs (see `program_rss`).
+            reta_size: Self::reta_size(&h.caps),
+            rss_hash_types: if Self::reta_size(&h.caps) > 0 {
+                RssHashTypes::ALL
+            } else {
+                RssHashTypes::NONE
+            },
         }
     }
 
@@ -262,11 +386,16 @@ impl<R: RegisterSpace> Driver for IceDriver<R> {
     }
 
     /// After the framework's validation: the old queues disabled, the VSI
-    /// set up for the queue count (`ice_dev_configure` → `ice_setup_vsi`).
+    /// set up for the queue count (`ice_dev_configure` → `ice_setup_vsi`),
+    /// then RSS: key and LUT through the admin queue ([`Self::program_rss`],
+    /// `ice_init_rss`).
     fn configure(&mut self, port: &str, conf: &PortConfig) -> Result<(), EthdevError> {
         self.disable_tx_queues(port)?;
         let nq = conf.nb_tx_queues.max(conf.nb_rx_queues);
+        // Refuse an RSS set-up this PMD cannot program before touching the VSI.
+        self.rss_tables(port, conf.rss.as_ref())?;
         self.hw().setup_vsi(nq).map_err(|e| dev_err(port, e))?;
+        self.program_rss(port, conf.rss.as_ref())?;
         self.update_hw_stats();
         self.tx_shared = vec![None; conf.nb_tx_queues as usize];
         Ok(())
@@ -335,6 +464,7 @@ impl<R: RegisterSpace> Driver for IceDriver<R> {
         v.push(("vsi_tx_good_bytes".into(), h.vsi_gotc.total));
         v.push(("vsi_tx_unicast_packets".into(), h.vsi_uptc.total));
         v.push(("vsi_tx_errors".into(), h.vsi_tepc));
+        v.push(("vsi_rx_discards".into(), h.vsi_rdpc));
         v.push(("mdd_events".into(), self.mdd_seen.load(Ordering::Relaxed)));
     }
 

@@ -306,6 +306,12 @@ pub const fn glv_uptcl(vsi: u32) -> u32 {
 pub const fn glv_tepc(vsi: u32) -> u32 {
     0x0031_2000 + 4 * vsi
 }
+/// linux:ice_hw_autogen.h (`GLV_RDPC(_i)` = 0x00294C04 + 4·vsi): packets the
+/// VSI's receive side discarded, 32 bits (`ice_update_eth_stats` →
+/// `rx_discards`, `ice_stat_update32`).
+pub const fn glv_rdpc(vsi: u32) -> u32 {
+    0x0029_4C04 + 4 * vsi
+}
 /// 40-bit statistics counters: linux:ice_common.c `ice_stat_update40` (`BIT_ULL(40) - 1`).
 pub const STAT40_MASK: u64 = (1 << 40) - 1;
 
@@ -406,6 +412,14 @@ pub const RX_FLEX_STATUS0_EOF: u16 = 1 << 1;
 pub const RX_FLEX_STATUS0_IPV6EXADD: u16 = 1 << 9;
 /// base/ice_lan_tx_rx.h:893 (`ICE_RX_FLEX_DESC_STATUS0_RXE_S` 10): receive error.
 pub const RX_FLEX_STATUS0_RXE: u16 = 1 << 10;
+/// linux:ice_lan_tx_rx.h (`ICE_RX_FLEX_DESC_STATUS0_RSS_VALID_S` 12): the
+/// descriptor's `rss_hash` holds the packet's hash (DPDK `ice_rxd_to_pkt_fields_*`
+/// sets `RTE_MBUF_F_RX_RSS_HASH` on it).
+pub const RX_FLEX_STATUS0_RSS_VALID: u16 = 1 << 12;
+/// linux:ice_lan_tx_rx.h (`struct ice_32b_rx_flex_desc_nic`, RXDID 2:
+/// `__le32 rss_hash` at bytes 12–15, the upper half of qword 1; Linux
+/// `ice_get_rx_hash` reads it).
+pub const RX_FLEX_RSS_HASH_OFF: usize = 12;
 /// common/rx.h:17 (`CI_RX_MAX_BURST` 32, `ICE_RX_MAX_BURST` ice/ice_rxtx.h:38):
 /// RX tail updates are batched by this many.
 pub const RX_FREE_THRESH: usize = 32;
@@ -480,6 +494,10 @@ pub mod opc {
     pub const RESTART_AN: u16 = 0x0605;
     /// base/ice_adminq_cmd.h:3563 (`ice_aqc_opc_get_link_status`).
     pub const GET_LINK_STATUS: u16 = 0x0607;
+    /// linux:ice_adminq_cmd.h (`ice_aqc_opc_set_rss_key`, indirect 0x0B02).
+    pub const SET_RSS_KEY: u16 = 0x0B02;
+    /// linux:ice_adminq_cmd.h (`ice_aqc_opc_set_rss_lut`, indirect 0x0B03).
+    pub const SET_RSS_LUT: u16 = 0x0B03;
     /// base/ice_adminq_cmd.h:3642 (`ice_aqc_opc_add_txqs`).
     pub const ADD_TXQS: u16 = 0x0C30;
     /// base/ice_adminq_cmd.h:3643 (`ice_aqc_opc_dis_txqs`).
@@ -505,6 +523,11 @@ pub mod caps {
     pub const TXQS: u16 = 0x0042;
     /// base/ice_adminq_cmd.h:120 (`ICE_AQC_CAPS_MAX_MTU`).
     pub const MAX_MTU: u16 = 0x0047;
+    /// linux:ice_adminq_cmd.h (`ICE_AQC_CAPS_RSS` 0x0040): `number` is the
+    /// RSS table size, `logical_id` the width of one table entry in bits
+    /// (linux:ice_common.c `ice_parse_common_caps`: `rss_table_size`,
+    /// `rss_table_entry_width`).
+    pub const RSS: u16 = 0x0040;
 }
 /// base/ice_adminq_cmd.h:99 (`struct ice_aqc_list_caps`: cmd_flags, pf_index,
 /// reserved[2], `__le32 count` at byte 4, addr_high, addr_low).
@@ -583,6 +606,56 @@ pub const VSI_PROPS_TC_MAPPING_OFF: usize = 62;
 pub const VSI_Q_MAP_CONTIG: u16 = 0x0;
 /// base/ice_adminq_cmd.h:582 (`ICE_AQ_VSI_TC_Q_NUM_S` 11: queue count as a power of two).
 pub const VSI_TC_Q_NUM_S: u16 = 11;
+/// linux:ice_adminq_cmd.h (`ICE_AQ_VSI_PROP_Q_OPT_VALID` BIT(7)): the
+/// queueing-option section (`q_opt_rss`, `q_opt_tc`, `q_opt_flags`) is valid.
+pub const VSI_PROP_Q_OPT_VALID: u16 = 1 << 7;
+/// linux:ice_adminq_cmd.h (`q_opt_rss`, the byte after `tc_mapping[8]`: 78).
+pub const VSI_PROPS_Q_OPT_RSS_OFF: usize = 78;
+/// linux:ice_adminq_cmd.h (`ICE_AQ_VSI_Q_OPT_RSS_LUT_PF` 0x2 at
+/// `ICE_AQ_VSI_Q_OPT_RSS_LUT_S` 0): the VSI uses the PF's LUT, as Linux
+/// `ice_set_rss_vsi_ctx` and DPDK `ice_setup_vsi` set for a PF VSI.
+pub const VSI_Q_OPT_RSS_LUT_PF: u8 = 0x2;
+/// linux:ice_adminq_cmd.h (`ICE_AQ_VSI_Q_OPT_RSS_HASH_S` 6, `ICE_AQ_VSI_Q_OPT_RSS_TPLZ`
+/// 0x0 << 6): the Toeplitz hash.
+pub const VSI_Q_OPT_RSS_HASH_S: u8 = 6;
+pub const VSI_Q_OPT_RSS_TPLZ: u8 = 0x0 << VSI_Q_OPT_RSS_HASH_S;
+
+/// linux:ice_adminq_cmd.h (`struct ice_aqc_get_set_rss_key`: `vsi_id` le16
+/// @0, `ICE_AQC_GSET_RSS_KEY_VSI_VALID` BIT(15), `ICE_AQC_GSET_RSS_KEY_VSI_ID_M`
+/// 0x3FF; the same in `struct ice_aqc_get_set_rss_lut`; newer kernels call it
+/// `ICE_AQC_RSS_VSI_VALID`).
+pub const AQ_RSS_VSI_VALID: u16 = 1 << 15;
+pub const AQ_RSS_VSI_ID_M: u16 = 0x3FF;
+/// linux:ice_adminq_cmd.h (`ICE_AQC_GET_SET_RSS_KEY_DATA_RSS_KEY_SIZE` 0x28):
+/// the standard (Toeplitz) key of `struct ice_aqc_get_set_rss_keys`.
+pub const RSS_STD_KEY_SIZE: usize = 0x28;
+/// linux:ice_adminq_cmd.h (`ICE_GET_SET_RSS_KEY_EXTEND_KEY_SIZE` = 0x28 +
+/// `ICE_AQC_GET_SET_RSS_KEY_DATA_HASH_KEY_SIZE` 0xC): the whole
+/// `struct ice_aqc_get_set_rss_keys` buffer `ice_aq_set_rss_key` sends.
+pub const RSS_KEYS_BUF_SIZE: usize = 0x28 + 0xC;
+/// linux:ice_adminq_cmd.h (`struct ice_aqc_get_set_rss_lut`: `vsi_id` le16 @0,
+/// `flags` le16 @2).
+pub const RSS_LUT_FLAGS_OFF: usize = 2;
+/// linux:ice_adminq_cmd.h (`enum ice_lut_type`: `ICE_LUT_VSI` 0, `ICE_LUT_PF` 1,
+/// `ICE_LUT_GLOBAL` 2; older headers `ICE_AQC_GSET_RSS_LUT_TABLE_TYPE_*` at
+/// `_TABLE_TYPE_S` 0, mask 0x3).
+pub mod lut_type {
+    pub const VSI: u16 = 0;
+    pub const PF: u16 = 1;
+    pub const GLOBAL: u16 = 2;
+}
+/// linux:ice_adminq_cmd.h (`enum ice_lut_size`: `ICE_LUT_VSI_SIZE` 64,
+/// `ICE_LUT_GLOBAL_SIZE` 512, `ICE_LUT_PF_SIZE` 2048).
+pub const LUT_VSI_SIZE: usize = 64;
+pub const LUT_GLOBAL_SIZE: usize = 512;
+pub const LUT_PF_SIZE: usize = 2048;
+/// linux:ice_adminq_cmd.h (`enum ice_aqc_lut_flags`: `ICE_AQC_LUT_SIZE_SMALL`
+/// 0 (64 or 128 entries), `ICE_AQC_LUT_SIZE_512` BIT(2), `ICE_AQC_LUT_SIZE_2K`
+/// BIT(3); older headers: `ICE_AQC_GSET_RSS_LUT_TABLE_SIZE_S` 2 with flags
+/// 0/1/2).
+pub const AQC_LUT_SIZE_SMALL: u16 = 0;
+pub const AQC_LUT_SIZE_512: u16 = 1 << 2;
+pub const AQC_LUT_SIZE_2K: u16 = 1 << 3;
 
 /// base/ice_adminq_cmd.h:1534 (`ICE_AQ_LSE_M` 0x3 in get_link_status `cmd_flags`, byte 2).
 pub const AQ_LSE_M: u16 = 0x3;

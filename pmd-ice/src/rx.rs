@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use wirespeed::eal::dma::DmaRegion;
 use wirespeed::eal::RegisterSpace;
 use wirespeed::ethdev::{QueueStats, RxQueue};
-use wirespeed::mbuf::{Burst, Mbuf, Mempool};
+use wirespeed::mbuf::{ol, Burst, Mbuf, Mempool};
 
 /// An E810 RX queue, owned by one lcore. The ring is filled, and the queue
 /// context programmed and enabled, on the first `rx_burst` (when the pool,
@@ -175,7 +175,8 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
     /// (DD) in order, swaps in a fresh mbuf for each, chains the buffers of a
     /// frame until the one with EOF, and moves the tail in batches of
     /// `ICE_RX_MAX_BURST`. A frame with RXE on any of its descriptors is
-    /// dropped whole and counted as an error.
+    /// dropped whole and counted as an error. With `RSS_VALID` the hash the
+    /// device wrote goes on the mbuf (`ol::RX_RSS_HASH`, [`Mbuf::hash`]).
     fn rx_burst(&mut self, pool: &mut Mempool, out: &mut Burst, max: usize) -> usize {
         if !self.enabled && !self.start(pool) {
             return 0;
@@ -237,6 +238,13 @@ impl<R: RegisterSpace> RxQueue for IceRxQueue<R> {
                     self.partial = Some(m);
                 }
                 continue;
+            }
+            // The hash, from the frame's last descriptor (Linux
+            // `ice_rx_hash` reads `rss_hash` of the EOP descriptor; DPDK
+            // `ice_rxd_to_pkt_fields_*` takes it when RSS_VALID is set).
+            if status & RX_FLEX_STATUS0_RSS_VALID != 0 {
+                m.set_ol_flags(m.ol_flags() | ol::RX_RSS_HASH);
+                m.set_hash((qw1 >> ((RX_FLEX_RSS_HASH_OFF - 8) * 8)) as u32);
             }
             m.set_rx_port_queue(self.port_id, self.q);
             let len = m.pkt_len();

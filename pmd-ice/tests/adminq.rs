@@ -185,9 +185,11 @@ fn timeout_when_firmware_does_not_answer() {
 #[test]
 fn atq_ring_wraps() {
     let m = model(Sink::Count, false, Speed::G100);
-    // Probe uses 8 commands (get_ver, clear_pf_cfg, list_dev_caps,
-    // list_func_caps, get_sw_cfg, get_dflt_topo, get_link_status,
-    // manage_mac_read); a 4-entry ring has wrapped already.
+    // Probe uses 9 commands (get_ver, clear_pf_cfg, list_dev_caps,
+    // list_func_caps twice — its 4-element first buffer is short for the
+    // model's 5 capabilities, ENOMEM + count, retried — get_sw_cfg,
+    // get_dflt_topo, get_link_status, manage_mac_read); a 4-entry ring has
+    // wrapped already.
     let mut hw = hw_for(&m, 4);
     let before = m.stats().admin_commands;
     for i in 0..23u32 {
@@ -195,7 +197,7 @@ fn atq_ring_wraps() {
         assert_eq!(v.fw, fw::FW_VERSION, "command {i}");
     }
     assert_eq!(m.stats().admin_commands - before, 23);
-    assert_eq!(hw.aq.atq_next(), ((8 + 23) % 4) as u16);
+    assert_eq!(hw.aq.atq_next(), ((9 + 23) % 4) as u16);
 }
 
 #[test]
@@ -287,5 +289,6 @@ fn short_caps_buffer_reports_enomem_and_needed_count() {
         ),
         "{e:?}"
     );
-    assert_eq!(d.param_u32(regs::LIST_CAPS_COUNT_OFF), 4);
+    // VSI, RSS, RXQS, TXQS, MAX_MTU.
+    assert_eq!(d.param_u32(regs::LIST_CAPS_COUNT_OFF), 5);
 }

@@ -206,8 +206,14 @@ fn vsi_props_round_trip() {
     let b = IceHw::<pmd_ice::IceModel>::vsi_props(3, 6);
     assert_eq!(b.len(), spec::VSI_PROPS_BYTES);
     assert_eq!(
-        spec::le16(&b, 0) & spec::VSI_PROP_RXQ_MAP_VALID,
-        spec::VSI_PROP_RXQ_MAP_VALID
+        spec::le16(&b, 0),
+        spec::VSI_PROP_RXQ_MAP_VALID | spec::VSI_PROP_Q_OPT_VALID,
+        "queue map and queueing options valid"
+    );
+    // ice_set_rss_vsi_ctx for a PF VSI: the PF LUT, Toeplitz.
+    assert_eq!(
+        b[spec::VSI_Q_OPT_RSS],
+        spec::Q_OPT_RSS_LUT_PF | (spec::Q_OPT_RSS_HASH_TPLZ << spec::Q_OPT_RSS_HASH_S)
     );
     assert_eq!(spec::le16(&b, spec::VSI_MAPPING_FLAGS), 0, "contiguous");
     assert_eq!(spec::le16(&b, spec::VSI_Q_MAPPING), 3, "q_mapping[0]");
@@ -223,7 +229,8 @@ fn vsi_props_round_trip() {
     for (i, x) in b.iter().enumerate() {
         let known = i < 2
             || (spec::VSI_Q_MAPPING..spec::VSI_Q_MAPPING + 4).contains(&i)
-            || (spec::VSI_TC_MAPPING..spec::VSI_TC_MAPPING + 2).contains(&i);
+            || (spec::VSI_TC_MAPPING..spec::VSI_TC_MAPPING + 2).contains(&i)
+            || i == spec::VSI_Q_OPT_RSS;
         assert!(known || *x == 0, "stray byte {i} = {x:#x}");
     }
 }

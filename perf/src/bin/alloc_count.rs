@@ -14,6 +14,10 @@
 //! * `ice-model raw` / `igb-model raw`: the PMD's `tx_burst` + `clean` on its
 //!   device model (ice pacing off, igb speed unlimited; model thread on the
 //!   other core); `… netdev`: the same through the runtime and pfifo_fast+BQL;
+//! * `ice-model RSS loopback`: the ice PMD transmitting into its model's
+//!   loopback, the model hashing each frame (256 flows) and steering it by
+//!   the 2048-entry LUT to one of two RX queues, the PMD receiving it with
+//!   its hash (`rx_burst` on both queues, bulk free);
 //! * `staged udp 1q` / `staged udp 2q`: the generator's socket mode — a stack
 //!   inside the runtime whose `dev_queue_xmit` is `runtime::staged`
 //!   (`StagedXmit` → `StagedTx::flush`), stack timers every millisecond, with
@@ -400,6 +404,74 @@ fn run_raw_pmd(p: &Params, spec: &str) -> Result<Window, String> {
     Ok(w)
 }
 
+/// TX into the ice model's loopback, RSS over two RX queues, RX on both:
+/// the model's steering (Toeplitz + LUT) and the PMD's receive path with
+/// the hash. Counts received packets.
+fn run_ice_rss(p: &Params, spec: &str) -> Result<Window, String> {
+    let mut port = registry().open(spec).map_err(|e| e.to_string())?;
+    let reta = port.info().reta_size;
+    port.configure(&PortConfig {
+        nb_tx_queues: 1,
+        nb_rx_queues: 2,
+        tx_ring_size: 1024,
+        rx_ring_size: 1024,
+        tx_offloads: 0,
+        promiscuous: true,
+        rss: Some(wirespeed::ethdev::RssConf::spread(2, reta)),
+    })
+    .map_err(|e| e.to_string())?;
+    let mut q = port.tx_queue(0).map_err(|e| e.to_string())?;
+    let mut rx: Vec<_> = (0..2)
+        .map(|i| port.rx_queue(i))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    port.start().map_err(|e| e.to_string())?;
+    let mut pool = pool("alloc-ice-rss", 8192);
+    let tmpl = frame_template();
+    pool.init_all(|m| {
+        let _ = m.extend_from_slice(&tmpl);
+    })
+    .map_err(|e| e.to_string())?;
+    let mut b = Burst::new();
+    let mut got = Burst::new();
+    let mut w = Window::default();
+    let (mut sent, mut done) = (0u64, 0u64);
+    let t0 = Instant::now();
+    loop {
+        if b.is_empty() && pool.alloc_bulk(&mut b, BURST) {
+            for m in b.as_mut_slice() {
+                let _ = m.set_len(FRAME);
+                // 256 flows: the low byte of the UDP source port.
+                m.data_mut()[35] = sent as u8;
+                sent += 1;
+            }
+        }
+        q.tx_burst(&mut b);
+        q.clean(2 * BURST);
+        for r in rx.iter_mut() {
+            done += r.rx_burst(&mut pool, &mut got, BURST) as u64;
+            got.clear();
+        }
+        if w.step(done, p) {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            return Err(format!("{spec}: only {done} packets received in 120 s"));
+        }
+    }
+    b.clear();
+    let t1 = Instant::now();
+    while q.free_slots() + 1 < q.ring_size() && t1.elapsed() < Duration::from_secs(2) {
+        q.clean(usize::MAX);
+    }
+    drop(q);
+    for r in rx.iter_mut() {
+        r.stop();
+    }
+    let _ = port.stop();
+    Ok(w)
+}
+
 /// Connected `UdpSocket::send` (or `send_batch`) x32, flush, reclaim — the
 /// `udp_stack` loop — through pfifo_fast + BQL into `null`.
 fn run_udp(p: &Params, batch: bool) -> Result<Window, String> {
@@ -680,6 +752,7 @@ fn main() {
     let mc = p.model_core;
     let ice = format!("ice-model?pacing=off&sink=count&core={mc}");
     let igb = format!("igb-model?speed=unlimited&sink=count&core={mc}");
+    let ice_lo = format!("ice-model?pacing=off&sink=loopback&core={mc}");
     let pf = || txq_config(QdiscKind::PfifoFast, true);
     type Run<'a> = Box<dyn Fn(&Params) -> Result<Window, String> + 'a>;
     let workloads: Vec<(&str, Run)> = vec![
@@ -703,6 +776,10 @@ fn main() {
         (
             "ice-model pfifo_fast+BQL",
             Box::new(|p| run_raw_runtime(p, &ice, pf())),
+        ),
+        (
+            "ice-model RSS loopback rx (2 queues)",
+            Box::new(|p| run_ice_rss(p, &ice_lo)),
         ),
         ("igb-model raw tx_burst", Box::new(|p| run_raw_pmd(p, &igb))),
         (

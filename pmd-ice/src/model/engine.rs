@@ -14,12 +14,15 @@ use std::time::Duration;
 use wirespeed::eal::dma::{self, IovaMap};
 use wirespeed::eal::tsc::{rdtsc, wall_ns, Tsc};
 use wirespeed::ethdev::pcap::PcapWriter;
+use wirespeed::ethdev::rss::{RssHashTypes, RssType, Toeplitz, RSS_KEY_LEN};
 use wirespeed::ethdev::EthdevError;
 
 /// Idle polls before the engine parks (about a millisecond of spinning).
 const SPIN_IDLE: u32 = 1 << 15;
 /// Longest park; doorbells wake it earlier.
 const PARK: Duration = Duration::from_micros(500);
+/// Injected frames the engine receives per pass of its loop.
+const INJECT_BATCH: usize = 256;
 /// Preamble (7) + SFD (1) + FCS (4) + inter-frame gap (12) bytes per frame.
 pub const WIRE_OVERHEAD: u64 = 24;
 /// Frames shorter than this (without FCS) are padded on the wire.
@@ -66,6 +69,46 @@ struct RxQ {
     head: u32,
 }
 
+/// Receive steering as the firmware left it: the VSI's queue map, and with
+/// a key and the LUT its queueing options select, the Toeplitz hash.
+///
+/// Hash inputs: on the E810 the DDP package's flow profiles choose them;
+/// the model hashes the set Linux's ice driver programs by default
+/// (`default_rss_cfgs` in `ice_vsi_set_rss_flow_fld`) as far as the
+/// engine's classifier expresses it: IPv4/TCP and IPv4/UDP (not
+/// fragmented) on addresses and ports, other IPv4 on the addresses. SCTP
+/// (which Linux hashes on its ports too) is hashed on the addresses;
+/// IPv6 and non-IP frames are not hashed and land in the VSI's queue 0.
+#[derive(Default)]
+struct Steer {
+    first_q: usize,
+    nq: usize,
+    key: Option<[u8; RSS_KEY_LEN]>,
+    hash: Option<Toeplitz>,
+    lut: Vec<u8>,
+}
+
+impl Steer {
+    /// The PF queue and (when hashed) the hash of `frame`; `None` when the
+    /// LUT names a queue outside the VSI's map.
+    #[inline]
+    fn pick(&self, frame: &[u8]) -> Option<(usize, Option<u32>)> {
+        let (q, h) = match (&self.hash, self.lut.len()) {
+            (Some(t), n) if n > 0 => match t.hash_frame(frame, RssHashTypes::ALL) {
+                (RssType::None, _) => (0, None),
+                // The LUT is indexed by the hash's low bits (its size is a
+                // power of two).
+                (_, h) => (self.lut[h as usize & (n - 1)] as usize, Some(h)),
+            },
+            _ => (0, None),
+        };
+        if self.nq > 0 && q >= self.nq {
+            return None;
+        }
+        Some((self.first_q + q, h))
+    }
+}
+
 struct Engine {
     s: Arc<Shared>,
     sink: SinkWriter,
@@ -73,7 +116,10 @@ struct Engine {
     dma_gen: u64,
     gen: u64,
     txqs: Vec<TxQ>,
-    rx0: Option<RxQ>,
+    rxqs: Vec<Option<RxQ>>,
+    steer: Steer,
+    /// Injected frames being received (reused between batches).
+    inbox: Vec<Vec<u8>>,
     scratch: Vec<u8>,
     pacing: bool,
     /// Cycles per wire byte, 16.16 fixed point.
@@ -104,7 +150,9 @@ pub(crate) fn run(s: Arc<Shared>, sink: SinkWriter) {
         dma_gen: dma::generation(),
         gen: 0,
         txqs: Vec::new(),
-        rx0: None,
+        rxqs: vec![None; MODEL_QUEUES as usize],
+        steer: Steer::default(),
+        inbox: Vec::new(),
         scratch: Vec::with_capacity(MAX_FRAME_SIZE + 16),
         wire_t: 0,
         tsc,
@@ -136,6 +184,9 @@ impl Engine {
                 self.s.seen_gen.store(g, Ordering::Release);
             }
             let mut worked = false;
+            if self.s.rx_in_len.load(Ordering::Acquire) > 0 {
+                worked |= self.receive_injected();
+            }
             let mut i = 0;
             let stalled = self.s.tx_stalled.load(Ordering::Acquire);
             while i < self.txqs.len() && !stalled {
@@ -165,6 +216,7 @@ impl Engine {
                     .iter()
                     .any(|t| self.s.tx_tail[t.q].load(Ordering::Acquire) != t.head))
                 || self.s.gen.load(Ordering::Acquire) != self.gen
+                || self.s.rx_in_len.load(Ordering::Acquire) > 0
                 || self.s.stop.load(Ordering::Acquire);
             if !pending {
                 std::thread::park_timeout(PARK);
@@ -220,23 +272,61 @@ impl Engine {
             bump(&s.counters.mdd_events, 1);
         }
         self.txqs = txqs;
-        let new_rx = ctl.rxq[0].cfg;
-        self.rx0 = match (new_rx, self.rx0) {
-            (None, _) => None,
-            (Some(c), old) => {
-                let head = match old {
-                    Some(o) if o.cfg == c => o.head,
-                    _ => 0,
-                };
-                self.iova
-                    .translate(c.ring_iova, c.qlen as usize * RX_DESC_SIZE)
-                    .map(|p| RxQ {
-                        cfg: c,
-                        ring: p.as_ptr(),
-                        head,
-                    })
-            }
+        for (q, slot) in self.rxqs.iter_mut().enumerate() {
+            *slot = match (ctl.rxq[q].cfg, *slot) {
+                (None, _) => None,
+                (Some(c), old) => {
+                    let head = match old {
+                        Some(o) if o.cfg == c => o.head,
+                        _ => 0,
+                    };
+                    self.iova
+                        .translate(c.ring_iova, c.qlen as usize * RX_DESC_SIZE)
+                        .map(|p| RxQ {
+                            cfg: c,
+                            ring: p.as_ptr(),
+                            head,
+                        })
+                }
+            };
+        }
+        // Steering: the VSI's queue map, its LUT and the key.
+        let st = &mut self.steer;
+        let (first_q, nq, lut_sel) = match ctl.fw.vsi {
+            Some(v) => (
+                v.first_q as usize,
+                v.nq as usize,
+                v.q_opt_rss & Q_OPT_RSS_LUT_M,
+            ),
+            None => (0, 0, Q_OPT_RSS_LUT_VSI),
         };
+        st.first_q = first_q;
+        st.nq = nq;
+        let lut = match lut_sel {
+            Q_OPT_RSS_LUT_PF => ctl.fw.rss.pf_lut.as_ref(),
+            Q_OPT_RSS_LUT_VSI => ctl.fw.rss.vsi_lut.as_ref(),
+            _ => None,
+        };
+        let key = ctl.fw.rss.key.map(|k| {
+            let mut std_key = [0u8; RSS_KEY_LEN];
+            std_key.copy_from_slice(&k[..RSS_KEY_STD]);
+            std_key
+        });
+        match (key, lut) {
+            (Some(k), Some(l)) if ctl.fw.vsi.is_some() => {
+                if st.key != Some(k) || st.hash.is_none() {
+                    st.hash = Some(Toeplitz::new(&k));
+                    st.key = Some(k);
+                }
+                st.lut.clear();
+                st.lut.extend_from_slice(l);
+            }
+            _ => {
+                st.hash = None;
+                st.key = None;
+                st.lut.clear();
+            }
+        }
     }
 
     /// The IOVA table changed: re-resolve ring pointers (a ring whose memory
@@ -255,13 +345,15 @@ impl Engine {
         for q in bad {
             self.fault(q, mal_type::DMA_FAULT);
         }
-        if let Some(r) = self.rx0.as_mut() {
-            match self
-                .iova
-                .translate(r.cfg.ring_iova, r.cfg.qlen as usize * RX_DESC_SIZE)
-            {
-                Some(p) => r.ring = p.as_ptr(),
-                None => self.rx0 = None,
+        for slot in self.rxqs.iter_mut() {
+            if let Some(r) = slot.as_mut() {
+                match self
+                    .iova
+                    .translate(r.cfg.ring_iova, r.cfg.qlen as usize * RX_DESC_SIZE)
+                {
+                    Some(p) => r.ring = p.as_ptr(),
+                    None => *slot = None,
+                }
             }
         }
     }
@@ -570,16 +662,48 @@ impl Engine {
         }
     }
 
-    /// Loopback: the frame arrives on RX queue 0.
+    /// Takes the frames waiting on the wire side (at most a ring's worth
+    /// per call, so TX doorbells are not starved) and receives each.
+    fn receive_injected(&mut self) -> bool {
+        let mut batch = std::mem::take(&mut self.inbox);
+        {
+            let mut q = self.s.rx_in.lock().unwrap_or_else(|e| e.into_inner());
+            let n = q.len().min(INJECT_BATCH);
+            batch.extend(q.drain(..n));
+            self.s.rx_in_len.store(q.len(), Ordering::Release);
+        }
+        let worked = !batch.is_empty();
+        for f in batch.drain(..) {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&f);
+            self.receive();
+        }
+        self.inbox = batch;
+        worked
+    }
+
+    /// A frame off the wire (loopback or injected, in `scratch`): steered
+    /// to the RX queue the VSI's LUT names by its Toeplitz hash (else the
+    /// VSI's first queue), written into that ring's buffers, the hash in
+    /// `rss_hash` with `RSS_VALID` when it was hashed. A frame with no
+    /// enabled queue or no free descriptor there is counted in
+    /// `rx_no_desc` and in the VSI's `GLV_RDPC`.
     fn receive(&mut self) {
         let c = &self.s.counters;
-        let Some(rx) = self.rx0.as_mut() else {
+        let Some((q, hash)) = self.steer.pick(&self.scratch) else {
             bump(&c.rx_no_desc, 1);
+            bump(&c.vsi_rdpc, 1);
             return;
         };
-        let tail = self.s.rx_tail[0].load(Ordering::Acquire);
+        let Some(rx) = self.rxqs.get_mut(q).and_then(|r| r.as_mut()) else {
+            bump(&c.rx_no_desc, 1);
+            bump(&c.vsi_rdpc, 1);
+            return;
+        };
+        let tail = self.s.rx_tail[q].load(Ordering::Acquire);
         if tail >= rx.cfg.qlen || rx.head == tail {
             bump(&c.rx_no_desc, 1);
+            bump(&c.vsi_rdpc, 1);
             return;
         }
         let len = self.scratch.len();
@@ -594,6 +718,7 @@ impl Engine {
         let owned = (tail + rx.cfg.qlen - rx.head) % rx.cfg.qlen;
         if need > owned {
             bump(&c.rx_no_desc, 1);
+            bump(&c.vsi_rdpc, 1);
             return;
         }
         let inject = if self.s.rx_inject.load(Ordering::Relaxed) != 0 {
@@ -622,6 +747,12 @@ impl Engine {
                 0
             };
             let mut qw1 = (RX_FLEX_STATUS0_DD | eof | inject) as u64;
+            if let Some(h) = hash {
+                // ice_32b_rx_flex_desc_nic: rss_hash in bytes 12–15 (the
+                // upper half of qword 1), RSS_VALID in status_error0.
+                qw1 |= (RX_FLEX_STATUS0_RSS_VALID as u64)
+                    | ((h as u64) << ((RX_RSS_HASH_BYTE - 8) * 8));
+            }
             let mut qw0 = qw0;
             if self.s.rx_wb_on.load(Ordering::Relaxed) {
                 if let Some(h) = self

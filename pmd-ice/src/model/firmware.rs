@@ -45,6 +45,20 @@ pub struct VsiState {
     pub num: u16,
     pub first_q: u16,
     pub nq: u16,
+    /// `q_opt_rss` as last accepted (0 — VSI LUT, Toeplitz — until an
+    /// add/update with `Q_OPT_VALID` sets it).
+    pub q_opt_rss: u8,
+}
+
+/// The PF's RSS state as set_rss_key / set_rss_lut left it.
+#[derive(Debug, Default, Clone)]
+pub struct RssFw {
+    /// The 52-byte `ice_aqc_get_set_rss_keys` of the PF VSI.
+    pub key: Option<[u8; RSS_KEYS_BYTES]>,
+    /// The PF LUT (128, 512 or 2048 entries).
+    pub pf_lut: Option<Vec<u8>>,
+    /// The VSI's own 64-entry LUT.
+    pub vsi_lut: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +67,7 @@ pub struct FwState {
     /// Fault injection: echo a wrong cookie on the next completion.
     pub bad_cookie_once: bool,
     pub vsi: Option<VsiState>,
+    pub rss: RssFw,
     pub lse: bool,
     /// Set by `q_shutdown` with `driver_unloading`.
     pub driver_unloaded: bool,
@@ -368,6 +383,7 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<
         }
         op::CLEAR_PF_CFG => {
             ctl.fw.vsi = None;
+            ctl.fw.rss = RssFw::default();
             for t in &mut ctl.txq {
                 *t = TxQState::default();
             }
@@ -379,11 +395,13 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<
         op::LIST_FUNC_CAPS => {
             // ice_aqc_list_caps: count (le32) at 4; buffer of 32-byte elements.
             let first = FIRST_QUEUE as u32;
-            let caps: [(u16, u32, u32); 4] = [
-                (CAP_VSI, 1, 0),
-                (CAP_RXQS, MODEL_QUEUES as u32, first),
-                (CAP_TXQS, MODEL_QUEUES as u32, first),
-                (CAP_MAX_MTU, MAX_FRAME as u32, 0),
+            // (cap, number, logical_id, phys_id)
+            let caps: [(u16, u32, u32, u32); 5] = [
+                (CAP_VSI, 1, 0, 0),
+                (CAP_RSS, MODEL_RSS_TABLE, MODEL_RSS_ENTRY_WIDTH, 0),
+                (CAP_RXQS, MODEL_QUEUES as u32, 0, first),
+                (CAP_TXQS, MODEL_QUEUES as u32, 0, first),
+                (CAP_MAX_MTU, MAX_FRAME as u32, 0, 0),
             ];
             let need = caps.len() * CAPS_ELEM;
             d.set_param_u32(CAPS_COUNT_PARAM, caps.len() as u32);
@@ -391,11 +409,13 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<
                 return Err(rc::ENOMEM);
             }
             buf.fill(0);
-            for (i, (id, number, phys)) in caps.iter().enumerate() {
+            for (i, (id, number, logical, phys)) in caps.iter().enumerate() {
                 let e = &mut buf[i * CAPS_ELEM..(i + 1) * CAPS_ELEM];
                 e[0..2].copy_from_slice(&id.to_le_bytes());
                 e[2] = 1; // major_ver
                 e[CAPS_ELEM_NUMBER..CAPS_ELEM_NUMBER + 4].copy_from_slice(&number.to_le_bytes());
+                e[CAPS_ELEM_LOGICAL_ID..CAPS_ELEM_LOGICAL_ID + 4]
+                    .copy_from_slice(&logical.to_le_bytes());
                 e[CAPS_ELEM_PHYS_ID..CAPS_ELEM_PHYS_ID + 4].copy_from_slice(&phys.to_le_bytes());
             }
             Ok(false)
@@ -493,6 +513,7 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<
             // vf_id @4, vsi_flags @6; buffer: ice_aqc_vsi_props.
             let (valid, map) = decode_vsi_props(buf)?;
             let (first_q, nq) = map.unwrap_or((0, 0));
+            let q_opt = decode_q_opt(buf, valid)?;
             if d.opcode == op::ADD_VSI {
                 if le16(&d.params, VSI_FLAGS_PARAM) & 0x3 != VSI_TYPE_PF {
                     return Err(rc::EINVAL);
@@ -504,6 +525,7 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<
                     num: PF_VSI_NUM,
                     first_q,
                     nq,
+                    q_opt_rss: q_opt.unwrap_or(0),
                 });
             } else {
                 let Some(v) = ctl.fw.vsi.as_mut() else {
@@ -517,6 +539,9 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<
                     v.first_q = first_q;
                     v.nq = nq;
                 }
+                if let Some(o) = q_opt {
+                    v.q_opt_rss = o;
+                }
             }
             // response: vsi_num @0, ext_status @2, vsi_used @4, vsi_free @6.
             let mut p = [0u8; 16];
@@ -525,8 +550,11 @@ fn execute(s: &Shared, ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<
             d.set_param_u16(0, PF_VSI_NUM);
             d.set_param_u16(4, 1);
             d.set_param_u16(6, 0);
-            Ok(false)
+            // The queue map and RSS options steer received frames.
+            Ok(true)
         }
+        op::SET_RSS_KEY => set_rss_key(ctl, d, buf),
+        op::SET_RSS_LUT => set_rss_lut(ctl, d, buf),
         op::GET_LINK_STATUS => {
             if d.param_u8(0) != LPORT {
                 return Err(rc::EINVAL);
@@ -665,6 +693,89 @@ fn decode_vsi_props(buf: &[u8]) -> Result<(u16, Option<(u16, u16)>), u16> {
         return Err(rc::EINVAL);
     }
     Ok((valid, Some((first_q, nq))))
+}
+
+/// The `q_opt_rss` byte when the add/update carries `Q_OPT_VALID`. The LUT
+/// field's value 1 is no published type: EINVAL. The model computes the
+/// Toeplitz scheme only, so it refuses the symmetric-Toeplitz, XOR and
+/// Jenkins schemes (EINVAL) rather than accept a set-up it would not honour.
+fn decode_q_opt(buf: &[u8], valid: u16) -> Result<Option<u8>, u16> {
+    if valid & VSI_PROP_Q_OPT_VALID == 0 {
+        return Ok(None);
+    }
+    let o = buf[VSI_Q_OPT_RSS];
+    if o & Q_OPT_RSS_LUT_M == 1 || o >> Q_OPT_RSS_HASH_S != Q_OPT_RSS_HASH_TPLZ {
+        return Err(rc::EINVAL);
+    }
+    Ok(Some(o))
+}
+
+/// The VSI a set/get RSS command names (`vsi_id` with VSI_VALID): no
+/// valid bit is EINVAL; no VSI yet is ENOENT; a VSI that is not this PF's
+/// is EACCES (what firmware answers for a VSI the function does not own:
+/// the intel-wired-lan patch that widened `ICE_AQC_GSET_RSS_LUT_VSI_ID_M`
+/// from 0x1FF to 0x3FF reports set_rss_lut failing with EACCES, "VSI
+/// ownership issue", for VSI numbers cut to 9 bits).
+fn rss_vsi(ctl: &Ctl, d: &FwDesc) -> Result<(), u16> {
+    let id = d.param_u16(0);
+    if id & RSS_VSI_VALID == 0 {
+        return Err(rc::EINVAL);
+    }
+    match ctl.fw.vsi {
+        None => Err(rc::ENOENT),
+        Some(v) if v.num != id & RSS_VSI_ID_M => Err(rc::EACCES),
+        Some(_) => Ok(()),
+    }
+}
+
+/// set_rss_key (0x0B02): indirect with host data (`RD`), exactly the
+/// 52-byte `ice_aqc_get_set_rss_keys` `ice_aq_set_rss_key` sends; any other
+/// length is EINVAL.
+fn set_rss_key(ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<bool, u16> {
+    rss_vsi(ctl, d)?;
+    if d.flags & AQF_BUF == 0 || d.flags & AQF_RD == 0 || buf.len() != RSS_KEYS_BYTES {
+        return Err(rc::EINVAL);
+    }
+    let mut k = [0u8; RSS_KEYS_BYTES];
+    k.copy_from_slice(buf);
+    ctl.fw.rss.key = Some(k);
+    Ok(true)
+}
+
+/// set_rss_lut (0x0B03): `flags` = LUT type (bits 1:0), size (3:2), global
+/// LUT index (7:4). The buffer must be exactly the LUT: a VSI LUT 64 bytes
+/// (size field 0), a PF LUT 128, 512 or 2048 (size 0, BIT(2), BIT(3)), as
+/// `__ice_aq_get_set_rss_lut` sends them; type 3, size 3, a global index on
+/// a non-global LUT, or a length that is not the size: EINVAL. A global LUT
+/// is ENOENT: the model allocates none to its PF.
+fn set_rss_lut(ctl: &mut Ctl, d: &mut FwDesc, buf: &mut [u8]) -> Result<bool, u16> {
+    rss_vsi(ctl, d)?;
+    if d.flags & AQF_BUF == 0 || d.flags & AQF_RD == 0 {
+        return Err(rc::EINVAL);
+    }
+    let f = d.param_u16(RSS_LUT_FLAGS_PARAM);
+    let ty = f & LUT_FLAGS_TYPE_M;
+    let size = (f & LUT_FLAGS_SIZE_M) >> LUT_FLAGS_SIZE_S;
+    if f >> 8 != 0 || (ty != LUT_TYPE_GLOBAL && f & 0xF0 != 0) {
+        return Err(rc::EINVAL);
+    }
+    let want = match (ty, size) {
+        (LUT_TYPE_VSI, 0) => LUT_SIZE_VSI,
+        (LUT_TYPE_PF, 0) => 128,
+        (LUT_TYPE_PF, 1) => LUT_SIZE_GLOBAL,
+        (LUT_TYPE_PF, 2) => LUT_SIZE_PF,
+        (LUT_TYPE_GLOBAL, 0 | 1) => return Err(rc::ENOENT),
+        _ => return Err(rc::EINVAL),
+    };
+    if buf.len() != want {
+        return Err(rc::EINVAL);
+    }
+    if ty == LUT_TYPE_VSI {
+        ctl.fw.rss.vsi_lut = Some(buf.to_vec());
+    } else {
+        ctl.fw.rss.pf_lut = Some(buf.to_vec());
+    }
+    Ok(true)
 }
 
 /// Decodes the RLAN context the driver wrote through `QRX_CONTEXT` and the

@@ -12,8 +12,13 @@
 //!   part's malicious-driver detection does (disabling the queue and latching
 //!   `GL_MDET_TX_TCLAN`), paces frames at the modelled link speed (preamble +
 //!   IFG + FCS = 24 bytes of overhead per frame), hands them to a sink (count,
-//!   pcap, or loopback into its own RX queue 0) and writes `DESC_DONE` back into
+//!   pcap, or loopback into its own RX side) and writes `DESC_DONE` back into
 //!   every descriptor that had `RS`.
+//! - Received frames (loopback or [`IceModel::inject`]) are steered as the
+//!   firmware's RSS state says: Toeplitz over the key set_rss_key gave,
+//!   the queue from the LUT set_rss_lut gave (the one the VSI's
+//!   `q_opt_rss` selects), relative to the VSI's queue map; the hash is
+//!   written into the flex descriptor's `rss_hash` with `RSS_VALID`.
 //!
 //! [`IovaMap`]: wirespeed::eal::dma::IovaMap
 
@@ -31,8 +36,9 @@ pub mod firmware_consts {
 
 use crate::regs::DEV_ID_E810C_QSFP;
 use spec::*;
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use wirespeed::eal::RegisterSpace;
@@ -85,7 +91,7 @@ pub enum Sink {
     Count,
     /// Written to a nanosecond pcap file.
     Pcap(PathBuf),
-    /// Received on the model's own RX queue 0.
+    /// Received on the model's own RX side (steered by RSS like any frame).
     Loopback,
 }
 
@@ -127,6 +133,8 @@ pub struct ModelStats {
     pub rx_oversize: u64,
     pub sink_errors: u64,
     pub admin_commands: u64,
+    /// Frames [`IceModel::inject`] refused because its backlog was full.
+    pub rx_backlog_drops: u64,
 }
 
 /// Counters the DMA engine writes (single writer: load + store). Aligned to
@@ -143,12 +151,16 @@ pub(crate) struct Counters {
     pub vsi_gotc: AtomicU64,
     pub vsi_uptc: AtomicU64,
     pub vsi_tepc: AtomicU64,
+    /// GLV_RDPC: received frames the VSI discarded (no enabled queue or
+    /// no free descriptor where steering sent them).
+    pub vsi_rdpc: AtomicU64,
     pub mdd_events: AtomicU64,
     pub dma_faults: AtomicU64,
     pub rx_frames: AtomicU64,
     pub rx_no_desc: AtomicU64,
     pub rx_oversize: AtomicU64,
     pub sink_errors: AtomicU64,
+    pub rx_backlog_drops: AtomicU64,
 }
 
 #[inline(always)]
@@ -201,7 +213,14 @@ pub(crate) struct Shared {
     pub tx_stalled: AtomicBool,
     pub ctl: Mutex<firmware::Ctl>,
     pub worker: Mutex<Option<std::thread::Thread>>,
+    /// Frames arriving from the wire ([`IceModel::inject`]), oldest first,
+    /// and how many there are (read by the engine without the lock).
+    pub rx_in: Mutex<VecDeque<Vec<u8>>>,
+    pub rx_in_len: AtomicUsize,
 }
+
+/// Most frames waiting on the wire side before [`IceModel::inject`] refuses.
+pub const RX_BACKLOG_MAX: usize = 1 << 16;
 
 impl Shared {
     pub fn ctl(&self) -> MutexGuard<'_, firmware::Ctl> {
@@ -278,6 +297,8 @@ impl IceModel {
             tx_stalled: AtomicBool::new(false),
             ctl: Mutex::new(firmware::Ctl::new(&cfg)),
             worker: Mutex::new(None),
+            rx_in: Mutex::new(VecDeque::new()),
+            rx_in_len: AtomicUsize::new(0),
             cfg,
         });
         let s2 = shared.clone();
@@ -336,7 +357,56 @@ impl IceModel {
             rx_oversize: g(&c.rx_oversize),
             sink_errors: g(&c.sink_errors),
             admin_commands: g(&self.shared.admin_commands),
+            rx_backlog_drops: g(&c.rx_backlog_drops),
         }
+    }
+
+    /// Puts a frame on the model's receive side, as if it arrived from the
+    /// wire: the DMA engine steers it (queue map, RSS LUT) into an RX
+    /// queue's ring. `false` (and counted in `rx_backlog_drops`) when
+    /// [`RX_BACKLOG_MAX`] frames are already waiting.
+    pub fn inject(&self, frame: &[u8]) -> bool {
+        let s = &*self.shared;
+        {
+            let mut q = s.rx_in.lock().unwrap_or_else(|e| e.into_inner());
+            if q.len() >= RX_BACKLOG_MAX {
+                bump(&s.counters.rx_backlog_drops, 1);
+                return false;
+            }
+            q.push_back(frame.to_vec());
+            s.rx_in_len.store(q.len(), Ordering::Release);
+        }
+        if s.sleeping.load(Ordering::SeqCst) {
+            s.wake_engine();
+        }
+        true
+    }
+
+    /// Frames injected and not yet taken by the DMA engine.
+    pub fn rx_backlog(&self) -> usize {
+        self.shared.rx_in_len.load(Ordering::Acquire)
+    }
+
+    /// The LUT the VSI's queueing options select, as the firmware holds it
+    /// (`None`: none programmed).
+    pub fn rss_lut(&self) -> Option<Vec<u8>> {
+        let ctl = self.shared.ctl();
+        let v = ctl.fw.vsi?;
+        match v.q_opt_rss & spec::Q_OPT_RSS_LUT_M {
+            spec::Q_OPT_RSS_LUT_PF => ctl.fw.rss.pf_lut.clone(),
+            spec::Q_OPT_RSS_LUT_VSI => ctl.fw.rss.vsi_lut.clone(),
+            _ => None,
+        }
+    }
+
+    /// The 52-byte RSS key the firmware holds for the PF VSI.
+    pub fn rss_key(&self) -> Option<Vec<u8>> {
+        self.shared.ctl().fw.rss.key.map(|k| k.to_vec())
+    }
+
+    /// The VSI's `q_opt_rss` byte as the firmware accepted it.
+    pub fn vsi_q_opt_rss(&self) -> Option<u8> {
+        self.shared.ctl().fw.vsi.map(|v| v.q_opt_rss)
     }
 
     /// The TLAN context the firmware decoded for TX queue `q` (when enabled).
@@ -501,6 +571,7 @@ impl RegisterSpace for IceModel {
                 o if o == glv_uptcl(v) => return stat40(&c.vsi_uptc, false),
                 o if o == glv_uptcl(v) + 4 => return stat40(&c.vsi_uptc, true),
                 o if o == glv_tepc(v) => return c.vsi_tepc.load(Ordering::Relaxed) as u32,
+                o if o == glv_rdpc(v) => return c.vsi_rdpc.load(Ordering::Relaxed) as u32,
                 _ => {}
             }
         }

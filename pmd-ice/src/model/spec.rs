@@ -112,6 +112,10 @@ pub const fn glv_uptcl(vsi: u32) -> u32 {
 pub const fn glv_tepc(vsi: u32) -> u32 {
     0x0031_2000 + vsi * 4
 }
+/// linux:ice_hw_autogen.h (`GLV_RDPC(_i)` 0x00294C04 + 4·i, 32 bits).
+pub const fn glv_rdpc(vsi: u32) -> u32 {
+    0x0029_4C04 + vsi * 4
+}
 pub const STAT40_MASK: u64 = 0xFF_FFFF_FFFF;
 
 // --- TX descriptor (base/ice_lan_tx_rx.h:1010–1112) -------------------------
@@ -317,6 +321,9 @@ pub mod op {
     pub const GET_LINK_STATUS: u16 = 0x0607;
     pub const ADD_TXQS: u16 = 0x0C30;
     pub const DIS_TXQS: u16 = 0x0C31;
+    /// linux:ice_adminq_cmd.h (`ice_aqc_opc_set_rss_key`, `_set_rss_lut`).
+    pub const SET_RSS_KEY: u16 = 0x0B02;
+    pub const SET_RSS_LUT: u16 = 0x0B03;
 }
 
 /// `enum ice_aq_err` (:3434–3464): the codes the model returns.
@@ -324,6 +331,7 @@ pub mod rc {
     pub const OK: u16 = 0;
     pub const ENOENT: u16 = 2;
     pub const ENOMEM: u16 = 9;
+    pub const EACCES: u16 = 10;
     pub const EEXIST: u16 = 13;
     pub const EINVAL: u16 = 14;
     pub const ENOSPC: u16 = 16;
@@ -347,6 +355,58 @@ pub const CAP_VSI: u16 = 0x0017;
 pub const CAP_RXQS: u16 = 0x0041;
 pub const CAP_TXQS: u16 = 0x0042;
 pub const CAP_MAX_MTU: u16 = 0x0047;
+/// linux:ice_adminq_cmd.h (`ICE_AQC_CAPS_RSS` 0x0040): number = RSS table
+/// size, logical_id = entry width (linux:ice_common.c `ice_parse_common_caps`).
+pub const CAP_RSS: u16 = 0x0040;
+pub const CAPS_ELEM_LOGICAL_ID: usize = 8;
+
+// --- RSS (linux:ice_adminq_cmd.h, ice_common.c) ---------------------------
+
+/// `struct ice_aqc_get_set_rss_key` / `_lut`: `vsi_id` le16 at param 0,
+/// VSI_VALID BIT(15), VSI_ID mask 0x3FF; `_lut` has `flags` le16 at param 2.
+pub const RSS_VSI_VALID: u16 = 0x8000;
+pub const RSS_VSI_ID_M: u16 = 0x3FF;
+pub const RSS_LUT_FLAGS_PARAM: usize = 2;
+/// `struct ice_aqc_get_set_rss_keys`: standard_rss_key[0x28], then
+/// extended_hash_key[0xC] (52 bytes; `ice_aq_set_rss_key` sends all of it).
+pub const RSS_KEY_STD: usize = 0x28;
+pub const RSS_KEYS_BYTES: usize = 0x28 + 0xC;
+/// `enum ice_lut_type` (VSI 0, PF 1, GLOBAL 2) in `flags` bits 1:0;
+/// `enum ice_aqc_lut_flags`: size in bits 3:2 (0 = 64 or 128 entries,
+/// BIT(2) = 512, BIT(3) = 2048), the global LUT index in bits 7:4.
+pub const LUT_FLAGS_TYPE_M: u16 = 0x3;
+pub const LUT_FLAGS_SIZE_S: u16 = 2;
+pub const LUT_FLAGS_SIZE_M: u16 = 0x3 << 2;
+pub const LUT_TYPE_VSI: u16 = 0;
+pub const LUT_TYPE_PF: u16 = 1;
+pub const LUT_TYPE_GLOBAL: u16 = 2;
+/// `enum ice_lut_size`.
+pub const LUT_SIZE_VSI: usize = 64;
+pub const LUT_SIZE_GLOBAL: usize = 512;
+pub const LUT_SIZE_PF: usize = 2048;
+/// What the model's firmware reports in ICE_AQC_CAPS_RSS: a 2048-entry PF
+/// LUT (`ICE_LUT_PF_SIZE`) of 7-bit entries (the model's choice: enough to
+/// name each of its 64 queues).
+pub const MODEL_RSS_TABLE: u32 = 2048;
+pub const MODEL_RSS_ENTRY_WIDTH: u32 = 7;
+
+/// `struct ice_aqc_vsi_props`: `ICE_AQ_VSI_PROP_Q_OPT_VALID` BIT(7); `q_opt_rss`
+/// at byte 78 (after tc_mapping[8] at 62): LUT type bits 1:0
+/// (`ICE_AQ_VSI_Q_OPT_RSS_LUT_VSI` 0, `_PF` 2, `_GBL` 3), global LUT bits
+/// 5:2, hash scheme bits 7:6 (`_TPLZ` 0, `_SYM_TPLZ` 1, `_XOR` 2, `_JHASH` 3).
+pub const VSI_PROP_Q_OPT_VALID: u16 = 0x80;
+pub const VSI_Q_OPT_RSS: usize = 78;
+pub const Q_OPT_RSS_LUT_M: u8 = 0x3;
+pub const Q_OPT_RSS_LUT_VSI: u8 = 0;
+pub const Q_OPT_RSS_LUT_PF: u8 = 2;
+pub const Q_OPT_RSS_LUT_GBL: u8 = 3;
+pub const Q_OPT_RSS_HASH_S: u8 = 6;
+pub const Q_OPT_RSS_HASH_TPLZ: u8 = 0;
+
+/// `ice_32b_rx_flex_desc_nic` (RXDID 2): `rss_hash` le32 at bytes 12–15;
+/// `ICE_RX_FLEX_DESC_STATUS0_RSS_VALID_S` 12 in status_error0.
+pub const RX_RSS_HASH_BYTE: usize = 12;
+pub const RX_STATUS0_RSS_VALID_BIT: u32 = 12;
 
 /// `struct ice_aqc_manage_mac_read` (:152): flags le16 @0 (LAN_ADDR_VALID
 /// BIT(4), :154), num_addr @4; response element (:170): lport 0, addr_type 1,
@@ -481,6 +541,7 @@ pub const RX_FLEX_PKT_LEN_M: u16 = RX_PKT_LEN_M;
 pub const RX_FLEX_STATUS0_DD: u16 = 1 << RX_STATUS0_DD_BIT;
 pub const RX_FLEX_STATUS0_EOF: u16 = 1 << RX_STATUS0_EOF_BIT;
 pub const RX_FLEX_STATUS0_RXE: u16 = 1 << RX_STATUS0_RXE_BIT;
+pub const RX_FLEX_STATUS0_RSS_VALID: u16 = 1 << RX_STATUS0_RSS_VALID_BIT;
 /// base/ice_hw_autogen.h:1009 (`_i=0...16383`).
 pub const QTX_COMM_DBELL_MAX: u32 = 16384;
 /// Not published as a constant: the BAR0 window the model decodes.
