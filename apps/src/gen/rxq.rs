@@ -55,7 +55,7 @@ pub(super) fn plan_rx(
         return Err(ConfigError::new(
             key("rss"),
             format!(
-                "{} ({}) has no receive-side scaling (igb and igb-model have); drop rss = true",
+                "{} ({}) has no receive-side scaling (igb, igb-model, ice and ice-model have); drop rss = true",
                 p.spec, info.driver
             ),
         )
