@@ -335,10 +335,59 @@ impl LiveRun {
                 Some(t) => v["stacks"] = Value::from(t),
                 None => {
                     v["stacks_note"] =
-                        "lcore 0 did not publish its stacks (the run is starting or ending)".into()
+                        "no lcore published its stacks (the run is starting or ending)".into()
                 }
             }
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two lcores' replicas of port 0's stack: one entry, the counters
+    /// added, the sockets of both, the first lcore's neighbours; a request
+    /// waits for both, and one that never answers still lets the other's
+    /// tables through at the timeout.
+    #[test]
+    fn the_lcores_tables_are_added_up_per_port() {
+        let live = StackLive::new(2);
+        let t = |out: u64, sock: &str| {
+            json!({"port": 0, "addr": "10.0.0.1/24",
+                   "snmp": {"Udp": {"OutDatagrams": out}, "Ip": {"OutRequests": out}},
+                   "neigh": [{"ip": sock}], "sockets": [{"local": sock}]})
+        };
+        assert!(
+            live.request(Duration::from_millis(5)).is_none(),
+            "nobody answered"
+        );
+        // The lcores answer a request while it waits (`answer` lists who).
+        let ask = |answer: &[(usize, u64, &str)]| {
+            std::thread::scope(|sc| {
+                // As the lcores do: publish whenever asked, until answered.
+                let r = sc.spawn(|| live.request(Duration::from_millis(300)));
+                while !r.is_finished() {
+                    for &(l, out, sock) in answer {
+                        if live.wanted(l) {
+                            live.publish(l, vec![t(out, sock)]);
+                        }
+                    }
+                    std::thread::yield_now();
+                }
+                r.join().unwrap()
+            })
+        };
+        let got = ask(&[(0, 5, "a"), (1, 7, "b")]).unwrap();
+        assert!(!live.wanted(0) && !live.wanted(1) && !live.wanted(2));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["snmp"]["Udp"]["OutDatagrams"], 12);
+        assert_eq!(got[0]["snmp"]["Ip"]["OutRequests"], 12);
+        assert_eq!(got[0]["sockets"].as_array().unwrap().len(), 2);
+        assert_eq!(got[0]["neigh"][0]["ip"], "a");
+        // Lcore 1 has ended: lcore 0's answer and lcore 1's last tables.
+        let h = ask(&[(0, 9, "a")]);
+        assert_eq!(h.unwrap()[0]["snmp"]["Udp"]["OutDatagrams"], 16);
     }
 }
