@@ -172,6 +172,12 @@ fn model_tso_20000_byte_super_segment_matches_software_gso_byte_for_byte() {
     assert_eq!(c.paylen_mismatch.load(Ordering::Relaxed), 0);
     assert_eq!(c.tso_bad.load(Ordering::Relaxed), 0);
     assert_eq!(c.ctx_descs.load(Ordering::Relaxed), 1);
+    // The statistics registers: GPTC per segment on the wire, TSCTC once
+    // for the TSE packet (82576 datasheet 8.19; `igb_update_stats`).
+    let x: std::collections::HashMap<String, u64> = p.xstats().into_iter().collect();
+    assert_eq!(x["hw_tx_good_packets"], want.len() as u64);
+    assert_eq!(x["hw_tx_tso_contexts"], 1);
+    assert_eq!(x["hw_tx_tso_context_failures"], 0);
 }
 
 #[test]

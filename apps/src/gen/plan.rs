@@ -392,8 +392,8 @@ fn rx_placement(
     Ok(Some(vec![l; nb_rx as usize]))
 }
 
-/// The TX offloads a port is asked for (checksums, VLAN insertion), checked
-/// against what it offers.
+/// The TX offloads a port is asked for (checksums, VLAN insertion, TSO),
+/// checked against what it offers.
 fn port_offloads(
     i: usize,
     p: &PortSection,
@@ -428,6 +428,21 @@ fn port_offloads(
             .into());
         }
         off |= ol::TX_VLAN;
+    }
+    if p.tso {
+        let tso = ol::TX_TSO | ol::TX_TCP_CKSUM;
+        if info.tx_offload_capa & tso != tso {
+            return Err(ConfigError::new(
+                format!("port[{i}].tso"),
+                format!(
+                    "{} offers {} — no TCP segmentation offload; drop tso = true and the stack sends one MSS per frame",
+                    p.spec,
+                    wirespeed::ethdev::offload_names(info.tx_offload_capa)
+                ),
+            )
+            .into());
+        }
+        off |= tso;
     }
     Ok(off)
 }
@@ -713,7 +728,7 @@ fn plan_senders(
                 sender_id: j as u8,
                 senders: k as u8,
                 counters: cs,
-                offload: pp.offloads != 0,
+                offload: pp.offloads & (ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM) != 0,
                 line_bps: line,
             });
         }
