@@ -186,7 +186,7 @@ rx_queues = 2
 [[stream]]
 name = "flows"
 size = 64
-rate = "5 kpps"
+rate = "2 kpps"
 count = $RSS_COUNT
 latency = true
 src_mac = "$NIC_MAC"
