@@ -125,7 +125,11 @@ fn kernel_receives_a_generator_tcp_stream_sent_as_super_segments() {
     line.clear();
     r.read_line(&mut line).unwrap();
     let _ = sink.wait();
-    assert_eq!(line.trim(), format!("{bytes} 0"), "the sink's bytes, bad bytes\n{text}");
+    assert_eq!(
+        line.trim(),
+        format!("{bytes} 0"),
+        "the sink's bytes, bad bytes\n{text}"
+    );
     let v = v.unwrap();
     let t = &v["streams"][0]["tcp"];
     assert_eq!(t["established"], 1, "{t}");
