@@ -370,6 +370,12 @@ else
     bad rss "wirespeed gen exit status '${rc}'"
 fi
 json_of tcp
+knic=$(grep -a "VMTEST: kernel nic '" "$LOG" | tail -1 | tr -d '\r' | sed "s/.*nic '\(.*\)'.*/\1/")
+if [ -n "$knic" ]; then
+    ok "tcp: the guest kernel drives the virtio-net NIC $KNIC_MAC as $knic"
+else
+    bad tcp-kernel-nic "no guest interface has MAC $KNIC_MAC (did virtio_net load? see 'insmod' lines above)"
+fi
 rc=$(step_rc tcp-tso)
 rx=$(grep -a "VMTEST: tcp-rx " "$LOG" | tail -1 | tr -d '\r')
 rxb=$(echo "$rx" | sed -n 's/.*bytes=\([0-9]*\).*/\1/p')
