@@ -168,7 +168,8 @@ pub struct PortPlan {
     pub info: PortInfo,
     pub mac: MacAddr,
     pub conf: PortConfig,
-    /// Checksum offloads the streams use (VLAN insertion not included).
+    /// Offloads the streams and the port's stack use: checksums, TSO with
+    /// TCP checksums (`tso = true`); VLAN insertion not included.
     pub offloads: u32,
     pub mtu: u32,
     pub txq: TxqConfig,
