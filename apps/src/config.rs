@@ -107,6 +107,14 @@ pub struct PortSection {
     /// Request checksum offload from the port when it has it.
     #[serde(default)]
     pub offload: bool,
+    /// TCP segmentation offload for the port's stack (`mode = "tcp"`
+    /// streams): the stack hands the port super-segments of up to 64 KiB
+    /// with the MSS (`sk_can_gso`), the NIC cuts them and fills every
+    /// segment's IPv4 and TCP checksums (`TX_TSO` + `TX_TCP_CKSUM`; igb,
+    /// igb-model, af_packet). Without it the stack sends one MSS per
+    /// frame and checksums it in software.
+    #[serde(default)]
+    pub tso: bool,
     /// Queueing discipline of every TX queue: "noqueue" (straight to the
     /// driver, the raw generator's default) or "pfifo_fast" (3 bands by
     /// priority; the default when a socket stream uses the port).

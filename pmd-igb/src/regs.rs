@@ -136,6 +136,12 @@ pub const TPR: u32 = 0x40D0;
 pub const TPT: u32 = 0x40D4;
 pub const MPTC: u32 = 0x40F0;
 pub const BPTC: u32 = 0x40F4;
+/// TCP Segmentation Context Transmitted Count: one per TSE packet the part
+/// segmented (82576 datasheet 8.19, Linux `E1000_TSCTC`, read into
+/// `adapter->stats.tsctc` by `igb_update_stats`) …
+pub const TSCTC: u32 = 0x40F8;
+/// … and the TSE packets it could not segment (`E1000_TSCTFC`).
+pub const TSCTFC: u32 = 0x40FC;
 
 /// 32-bit clear-on-read counters and their xstat names.
 pub const STATS32: &[(u32, &str)] = &[
@@ -168,6 +174,8 @@ pub const STATS32: &[(u32, &str)] = &[
     (TPT, "tx_total_packets"),
     (MPTC, "tx_multicast_packets"),
     (BPTC, "tx_broadcast_packets"),
+    (TSCTC, "tx_tso_contexts"),
+    (TSCTFC, "tx_tso_context_failures"),
 ];
 
 /// 64-bit clear-on-read counters (low, high) and their xstat names.

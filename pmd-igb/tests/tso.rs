@@ -172,6 +172,12 @@ fn model_tso_20000_byte_super_segment_matches_software_gso_byte_for_byte() {
     assert_eq!(c.paylen_mismatch.load(Ordering::Relaxed), 0);
     assert_eq!(c.tso_bad.load(Ordering::Relaxed), 0);
     assert_eq!(c.ctx_descs.load(Ordering::Relaxed), 1);
+    // The statistics registers: GPTC per segment on the wire, TSCTC once
+    // for the TSE packet (82576 datasheet 8.19; `igb_update_stats`).
+    let x: std::collections::HashMap<String, u64> = p.xstats().into_iter().collect();
+    assert_eq!(x["hw_tx_good_packets"], want.len() as u64);
+    assert_eq!(x["hw_tx_tso_contexts"], 1);
+    assert_eq!(x["hw_tx_tso_context_failures"], 0);
 }
 
 #[test]
@@ -208,4 +214,37 @@ fn model_tso_with_a_wrong_seed_gives_bad_checksums() {
         assert!(ip_ok, "the IPv4 checksum is the device's own");
         assert_eq!(l4, Some((false, false)), "a wrong seed, a wrong sum");
     }
+}
+
+#[test]
+fn model_tso_context_with_a_short_tcp_header_is_counted_in_tsctfc_and_not_sent() {
+    // A TSE packet whose context gives an L4LEN under the 20-byte TCP
+    // header: the part cannot segment it; TSCTFC counts it, TSCTC does not.
+    let (mut p, m) = model_port(ModelConfig {
+        sink: Sink::Capture,
+        ..ModelConfig::default()
+    })
+    .unwrap();
+    p.configure(&PortConfig {
+        tx_ring_size: 64,
+        nb_rx_queues: 0,
+        tx_offloads: ol::TX_TSO | ol::TX_TCP_CKSUM,
+        ..PortConfig::default()
+    })
+    .unwrap();
+    let mut q = p.igb_tx_queue(0).unwrap();
+    p.start().unwrap();
+    let mut pl = pool("tso-short-l4");
+    let mut sup = tso_mbuf(&mut pl, &super_segment(6000));
+    sup.set_tx_lens(14, 20, 8);
+    let mut b = Burst::new();
+    b.push(sup).unwrap();
+    assert_eq!(q.tx_burst(&mut b), 1);
+    assert!(m.wait_idle(Duration::from_secs(5)));
+    assert!(m.take_captured().is_empty(), "nothing on the wire");
+    assert_eq!(m.counters().tso_bad.load(Ordering::Relaxed), 1);
+    let x: std::collections::HashMap<String, u64> = p.xstats().into_iter().collect();
+    assert_eq!(x["hw_tx_tso_context_failures"], 1);
+    assert_eq!(x["hw_tx_tso_contexts"], 0);
+    assert_eq!(x["hw_tx_good_packets"], 0);
 }

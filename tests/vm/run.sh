@@ -6,6 +6,21 @@
 #   `wirespeed unbind` -> on the host: check QEMU's filter-dump pcap with
 #   tshark (exact frame counts, sizes, VLAN ids, every IPv4 and UDP checksum),
 #   the ARP peer's counts (RX path), and the guest log for IOMMU faults.
+#
+# The igb, a virtio-net NIC driven by the guest's own kernel and the host
+# peer (peer.py, over `-netdev dgram`) are ports of one QEMU hub, so:
+#   - RSS: a generator run with rss = true and two RX queues sends 256 UDP
+#     flows to the peer's echo port; the echoes come back into the igb, and
+#     each RX queue's count (the PMD's rx_qN_packets) must be exactly what
+#     the Toeplitz hash of each echoed flow under the default key and the
+#     round-robin RETA gives (the hash is recomputed here, checked first
+#     against Microsoft's published verification vectors);
+#   - TSO: a `mode = "tcp"` stream with `tso = true` sends N bytes to a
+#     kernel TCP receiver (busybox nc) on the virtio NIC: the receiver must
+#     get all N bytes with the SHA-256 of the generator's pattern, QEMU must
+#     have taken TSE packets (the PMD's hw_tx_tso_contexts, QEMU's TSCTC),
+#     and the pcap must show only MSS-sized (or smaller) segments with good
+#     IPv4 and TCP checksums and no tshark expert error.
 # The last line is `vm-igb: N passed, M failed`; exit status 1 on any failure.
 #
 #   WIRESPEED_VM_CACHE      cache (default /var/cache/wirespeed-vm): kernel, cargo target
@@ -62,6 +77,17 @@ log "static wirespeed built ($(du -h "$BIN" | cut -f1))"
 NIC_MAC=52:54:00:12:34:56
 PEER_MAC=02:de:ad:be:ef:02
 PEER_IP=198.18.0.2
+# The guest kernel's own NIC (virtio-net) and the TCP test.
+KNIC_MAC=52:54:00:12:34:57
+KERNEL_IP=198.18.0.3
+TCP_PORT=5001
+TCP_SPORT=40000
+TCP_BYTES=4194304
+TCP_WRITE=65536
+# The RSS test: UDP flows from source ports RSS_SPORT0.. to the peer's echo port.
+RSS_SPORT0=1000
+RSS_FLOWS=256
+RSS_COUNT=2048
 # name | size (wire, with FCS) | vlan | extra gen flags | count | expected frame.len | expected vlan.id | sport
 PLAN="udp60|64|0||1000|60||5001
 udp61|65|0||1000|61||5002
@@ -95,7 +121,7 @@ add_mod() {
     for d in $(modinfo -F depends "$p" | tr ',' ' '); do add_mod "$d" || return 1; done
     ORDER+=("$p")
 }
-for m in vfio vfio_iommu_type1 vfio-pci; do add_mod $m || { bad initramfs "kernel module $m"; finish; }; done
+for m in vfio vfio_iommu_type1 vfio-pci virtio_net; do add_mod $m || { bad initramfs "kernel module $m"; finish; }; done
 : > "$ROOTFS/etc/vm-modules"
 for p in "${ORDER[@]}"; do
     dst=$ROOTFS/lib/modules/$(basename "$p"); dst=${dst%.xz}; dst=${dst%.zst}; dst=${dst%.gz}
@@ -113,6 +139,8 @@ done
     echo 'done'
     echo 'echo "VMTEST: bdf=$BDF"'
     echo 'run() { n=$1; shift; echo "VMTEST: BEGIN $n: $*"; "$@"; rc=$?; echo "VMTEST: RESULT $n rc=$rc"; }'
+    echo 'dump() { echo "VMTEST: JSON-BEGIN $1"; cat "$2" 2>/dev/null; echo; echo "VMTEST: JSON-END $1"; }'
+    echo "KNIC_MAC=$KNIC_MAC KERNEL_IP=$KERNEL_IP TCP_PORT=$TCP_PORT"
     echo 'run devices-before /wirespeed devices'
     echo 'run bind /wirespeed bind $BDF'
     echo 'run devices-bound sh -c "/wirespeed devices | grep \"^$BDF .*drv=vfio-pci\""'
@@ -140,6 +168,97 @@ dst_port = 9
 EOF
     echo "run $name /wirespeed gen /cfg/$name.toml --port igb:\$BDF --count $count --offload $flags --quiet" >> "$ROOTFS/tests.sh"
 done <<< "$PLAN"
+# RSS: two RX queues, 256 UDP flows echoed by the peer. The "hold" stream
+# keeps the run going (at 100 pps, to a MAC nobody echoes) until its
+# duration ends, so every echo is in before the port stops.
+cat > "$ROOTFS/cfg/rss.toml" <<EOF
+[run]
+lcores = "0"
+duration = 3
+pages = "small"
+
+[[port]]
+spec = "null"
+ring_size = 512
+rss = true
+rx_queues = 2
+
+[[stream]]
+name = "flows"
+size = 64
+rate = "2 kpps"
+count = $RSS_COUNT
+latency = true
+src_mac = "$NIC_MAC"
+dst_mac = "$PEER_MAC"
+src_ip = "198.18.0.1"
+dst_ip = "$PEER_IP"
+dst_port = 7
+[[stream.field]]
+name = "src_port"
+min = $RSS_SPORT0
+max = $((RSS_SPORT0 + RSS_FLOWS - 1))
+
+[[stream]]
+name = "hold"
+size = 64
+rate = "100 pps"
+src_mac = "$NIC_MAC"
+dst_mac = "02:00:00:00:00:99"
+src_ip = "198.18.0.1"
+dst_ip = "$PEER_IP"
+src_port = 5100
+dst_port = 9
+EOF
+# TCP with TSO from the engine's stack into the guest kernel's receiver.
+cat > "$ROOTFS/cfg/tcp.toml" <<EOF
+[run]
+lcores = "0"
+# A bound: the run ends when every byte is acknowledged.
+duration = 60
+pages = "small"
+
+[[port]]
+spec = "null"
+ring_size = 512
+ip = "198.18.0.1/24"
+tso = true
+
+[[stream]]
+name = "bulk"
+mode = "tcp"
+dst_ip = "$KERNEL_IP"
+dst_port = $TCP_PORT
+src_port = $TCP_SPORT
+connections = 1
+bytes = $TCP_BYTES
+size = $TCP_WRITE
+EOF
+cat >> "$ROOTFS/tests.sh" <<'EOF'
+run rss /wirespeed gen /cfg/rss.toml --port igb:$BDF --quiet --json /tmp/rss.json
+dump rss /tmp/rss.json
+# The kernel's NIC: no IPv6 (no router solicitations or MLD on the link).
+ETH=""
+for n in /sys/class/net/*; do [ "$(cat $n/address)" = "$KNIC_MAC" ] && ETH=$(basename $n); done
+echo "VMTEST: kernel nic '$ETH'"
+echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6
+echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6
+ip addr add $KERNEL_IP/24 dev $ETH && ip link set $ETH up
+# The receiver: busybox nc runs cat on the accepted socket (no half-close
+# of its own), which writes every byte to /tmp/tcp.bin until the FIN.
+nc -l -p $TCP_PORT -e sh -c 'cat > /tmp/tcp.bin' &
+NC=$!
+hexport=$(printf '%04X' $TCP_PORT)
+i=0
+while ! grep -q ":$hexport 00000000:0000 0A" /proc/net/tcp && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+run tcp-tso /wirespeed gen /cfg/tcp.toml --port igb:$BDF --quiet --json /tmp/tcp.json
+i=0
+while kill -0 $NC 2>/dev/null && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+kill -0 $NC 2>/dev/null && { echo "VMTEST: tcp receiver still running after 20 s; killed"; kill $NC; }
+echo "VMTEST: tcp-rx bytes=$(wc -c < /tmp/tcp.bin) sha256=$(sha256sum /tmp/tcp.bin | cut -d' ' -f1)"
+dump tcp /tmp/tcp.json
+grep -E "^(Tcp|Ip):" /proc/net/snmp | sed "s/^/VMTEST: snmp: /"
+EOF
 {
     echo 'run unbind /wirespeed unbind $BDF'
     echo 'run devices-unbound sh -c "/wirespeed devices | grep \"^$BDF .*drv=none\""'
@@ -154,13 +273,19 @@ PORT=$((30000 + RANDOM % 20000))
 python3 "$HERE/peer.py" --listen $((PORT + 1)) --qemu $PORT --mac $PEER_MAC --ip $PEER_IP \
     --out "$WORK/peer.json" --timeout $((LIMIT + 30)) &
 PPID_PEER=$!
+for _ in $(seq 50); do [ -s "$WORK/peer.json" ] || ! kill -0 $PPID_PEER 2>/dev/null && break; sleep 0.1; done
+if [ ! -s "$WORK/peer.json" ]; then bad peer "tests/vm/peer.py did not start (see its error above)"; finish; fi
 PCAP=$WORK/igb.pcap
 LOG=$WORK/console.log
 qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 1 -m 768 \
     -nographic -nodefaults -no-reboot -serial stdio -pidfile "$WORK/qemu.pid" \
     -device intel-iommu,aw-bits=48 \
-    -netdev "dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=$PORT,remote.type=inet,remote.host=127.0.0.1,remote.port=$((PORT + 1))" \
+    -netdev hubport,id=n0,hubid=0 \
+    -netdev hubport,id=n1,hubid=0 \
+    -netdev "dgram,id=d0,local.type=inet,local.host=127.0.0.1,local.port=$PORT,remote.type=inet,remote.host=127.0.0.1,remote.port=$((PORT + 1))" \
+    -netdev hubport,id=n2,hubid=0,netdev=d0 \
     -device igb,netdev=n0,mac=$NIC_MAC \
+    -device virtio-net-pci,netdev=n1,mac=$KNIC_MAC \
     -object "filter-dump,id=f0,netdev=n0,file=$PCAP" \
     -kernel "$KERNEL" -initrd "$WORK/initramfs.cpio.gz" \
     -append "console=ttyS0 panic=-1 intel_iommu=on quiet" \
@@ -218,6 +343,50 @@ else
 fi
 got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["udp_to_peer"].get("5006", 0))' "$WORK/peer.json" 2>/dev/null || echo "?")
 [ "$got" = 200 ] && ok "arp-udp: the host peer received all 200 UDP frames" || bad arp-udp "host peer counted '$got' of 200 UDP frames"
+
+# RSS and TSO: the JSON summaries the guest printed between markers.
+json_of() {
+    awk -v b="VMTEST: JSON-BEGIN $1" -v e="VMTEST: JSON-END $1" \
+        '{sub(/\r$/, "")} $0 == e {f = 0} f {print} $0 == b {f = 1}' "$LOG" > "$WORK/$1.json"
+}
+vm_checks() {
+    # checks.py prints "PASS what" / "FAIL name: why", one line per check.
+    local line
+    while IFS= read -r line; do
+        case $line in
+            "PASS "*) ok "${line#PASS }" ;;
+            "FAIL "*) line=${line#FAIL }; bad "${line%%: *}" "${line#*: }" ;;
+            *) bad checks "unexpected output of checks.py: $line" ;;
+        esac
+    done < <(python3 "$HERE/checks.py" "$@" 2>&1)
+}
+json_of rss
+rc=$(step_rc rss)
+if [ "$rc" = 0 ]; then
+    ok "rss: wirespeed gen with rss = true, rx_queues = 2 ran"
+    vm_checks rss --json "$WORK/rss.json" --peer "$WORK/peer.json" \
+        --sport0 $RSS_SPORT0 --flows $RSS_FLOWS --count $RSS_COUNT --nic-ip 198.18.0.1 --peer-ip $PEER_IP
+else
+    bad rss "wirespeed gen exit status '${rc}'"
+fi
+json_of tcp
+knic=$(grep -a "VMTEST: kernel nic '" "$LOG" | tail -1 | tr -d '\r' | sed "s/.*nic '\(.*\)'.*/\1/")
+if [ -n "$knic" ]; then
+    ok "tcp: the guest kernel drives the virtio-net NIC $KNIC_MAC as $knic"
+else
+    bad tcp-kernel-nic "no guest interface has MAC $KNIC_MAC (did virtio_net load? see 'insmod' lines above)"
+fi
+rc=$(step_rc tcp-tso)
+rx=$(grep -a "VMTEST: tcp-rx " "$LOG" | tail -1 | tr -d '\r')
+rxb=$(echo "$rx" | sed -n 's/.*bytes=\([0-9]*\).*/\1/p')
+rxs=$(echo "$rx" | sed -n 's/.*sha256=\([0-9a-f]*\).*/\1/p')
+if [ "$rc" = 0 ]; then
+    ok "tcp-tso: wirespeed gen of a TCP stream with tso = true ran"
+else
+    bad tcp-tso "wirespeed gen exit status '${rc}'"
+fi
+vm_checks tcp --json "$WORK/tcp.json" --pcap "$PCAP" --mac $NIC_MAC --sport $TCP_SPORT \
+    --bytes $TCP_BYTES --write $TCP_WRITE --rx-bytes "${rxb:--1}" --rx-sha "${rxs:-none}"
 
 nf=$(grep -ac "DMAR: \[DMA" "$LOG" || true)
 [ "$nf" = 0 ] && ok "no 'DMAR: [DMA' fault in the guest kernel log" || bad dmar "$nf IOMMU fault line(s) in the guest log"

@@ -157,6 +157,7 @@ fn port_section(spec: &str) -> PortSection {
         tx_queues: None,
         ring_size: 1024,
         offload: false,
+        tso: false,
         qdisc: None,
         bql: None,
         txqueuelen: 1000,

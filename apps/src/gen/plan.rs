@@ -168,7 +168,8 @@ pub struct PortPlan {
     pub info: PortInfo,
     pub mac: MacAddr,
     pub conf: PortConfig,
-    /// Checksum offloads the streams use (VLAN insertion not included).
+    /// Offloads the streams and the port's stack use: checksums, TSO with
+    /// TCP checksums (`tso = true`); VLAN insertion not included.
     pub offloads: u32,
     pub mtu: u32,
     pub txq: TxqConfig,
@@ -392,8 +393,8 @@ fn rx_placement(
     Ok(Some(vec![l; nb_rx as usize]))
 }
 
-/// The TX offloads a port is asked for (checksums, VLAN insertion), checked
-/// against what it offers.
+/// The TX offloads a port is asked for (checksums, VLAN insertion, TSO),
+/// checked against what it offers.
 fn port_offloads(
     i: usize,
     p: &PortSection,
@@ -428,6 +429,21 @@ fn port_offloads(
             .into());
         }
         off |= ol::TX_VLAN;
+    }
+    if p.tso {
+        let tso = ol::TX_TSO | ol::TX_TCP_CKSUM;
+        if info.tx_offload_capa & tso != tso {
+            return Err(ConfigError::new(
+                format!("port[{i}].tso"),
+                format!(
+                    "{} offers {} — no TCP segmentation offload; drop tso = true and the stack sends one MSS per frame",
+                    p.spec,
+                    wirespeed::ethdev::offload_names(info.tx_offload_capa)
+                ),
+            )
+            .into());
+        }
+        off |= tso;
     }
     Ok(off)
 }
@@ -713,7 +729,7 @@ fn plan_senders(
                 sender_id: j as u8,
                 senders: k as u8,
                 counters: cs,
-                offload: pp.offloads != 0,
+                offload: pp.offloads & (ol::TX_IP_CKSUM | ol::TX_UDP_CKSUM) != 0,
                 line_bps: line,
             });
         }

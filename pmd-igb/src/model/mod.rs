@@ -1066,6 +1066,7 @@ impl Engine {
             && frame.len() > hdr;
         if !ok {
             sh.c.tso_bad.fetch_add(1, Ordering::Relaxed);
+            self.stat(TSCTFC, 1);
             sh.event(
                 Some(q as u16),
                 "tso-bad-context",
@@ -1121,6 +1122,7 @@ impl Engine {
             self.wire(sh, &seg);
             sh.c.tso_segments.fetch_add(1, Ordering::Relaxed);
         }
+        self.stat(TSCTC, 1);
         self.tx[q].frame = frame;
     }
 
