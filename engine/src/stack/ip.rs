@@ -716,9 +716,8 @@ impl Stack {
     /// (`SO_EE_CODE_ZEROCOPY_COPIED`); `m` is freed then.
     ///
     /// Errors: `EINVAL` when the headroom cannot take the UDP, IPv4 and
-    /// link-layer headers or `m` is already charged to a send buffer;
-    /// `EAGAIN` when the send buffer is full; `EMSGSIZE` as
-    /// `ip_append_data`.
+    /// link-layer headers; `EAGAIN` when the send buffer is full;
+    /// `EMSGSIZE` as `ip_append_data`.
     pub(crate) fn ip_append_mbuf(
         &mut self,
         p: &mut Pending,
@@ -745,7 +744,7 @@ impl Stack {
         } else {
             wire::ETH_HLEN
         };
-        if m.headroom() < wire::UDP_HLEN + hlen + l2 || m.wmem_charge() != 0 {
+        if m.headroom() < wire::UDP_HLEN + hlen + l2 {
             return Err(Errno::EINVAL);
         }
         // sock_alloc_send_skb's check on the datagram's first buffer.
@@ -760,8 +759,14 @@ impl Stack {
         m.set_user(0);
         m.set_priority(0);
         m.set_tx_lens(0, 0, 0);
-        let truesize = (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u32;
-        m.charge_wmem(sb.acct, truesize);
+        if m.wmem_charge() == 0 {
+            let truesize = (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u32;
+            m.charge_wmem(sb.acct, truesize);
+        }
+        // Else the buffer is still charged to the socket that sent it (a
+        // `ring:` port hands the sender's own buffer across, as a veth skb
+        // arrives before `skb_orphan`): that charge stays and is released
+        // when the buffer is freed — a buffer has one account.
         for s in m.segments() {
             p.csum.add(s.data);
         }

@@ -1529,9 +1529,12 @@ impl UdpSocket<'_> {
     /// and sends the buffer itself — the skb `ip_make_skb` builds for a
     /// `MSG_ZEROCOPY` send, its pages the user's. Frames, counters and
     /// errors are those of [`UdpSocket::send`] for the same bytes, with
-    /// two more errors: `EINVAL` when the headroom cannot take the headers
+    /// one more error: `EINVAL` when the headroom cannot take the headers
     /// (a buffer from a pool has `RTE_PKTMBUF_HEADROOM`-like room, 128
-    /// bytes) or `m` is charged to a send buffer already. A datagram larger
+    /// bytes; one `recv_mbuf` returned has that and the headers it came
+    /// with). `m` is charged to this socket's send buffer, unless it is
+    /// charged to a sender's still (a `ring:` port passes the sender's own
+    /// buffer): that charge stays until it is freed. A datagram larger
     /// than the path MTU is fragmented by copying (as Linux copies a
     /// zerocopy send it cannot map: `SO_EE_CODE_ZEROCOPY_COPIED`).
     ///

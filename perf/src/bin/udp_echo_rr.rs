@@ -40,9 +40,9 @@ struct Echo {
 impl StackApp for Echo {
     type Summary = u64;
     fn poll(&mut self, ctx: &mut StackCtx<'_>) {
-        let mut buf = [0u8; 2048];
-        while let Ok((n, from)) = ctx.stack.socket(self.sock).recv_from(&mut buf) {
-            if ctx.stack.socket(self.sock).send_to(&buf[..n], from).is_ok() {
+        // The datagram goes back in the buffer it arrived in: no copy.
+        while let Ok((m, from)) = ctx.stack.socket(self.sock).recv_mbuf() {
+            if ctx.stack.socket(self.sock).send_mbuf_to(m, from).is_ok() {
                 self.echoed += 1;
             }
         }
