@@ -943,8 +943,9 @@ fn udp_echo_answers_every_datagram_to_its_sender() {
         "--duration",
         "20",
     ]);
+    let plan = opts.plan().unwrap();
     let h = std::thread::spawn(move || {
-        udp_echo::run(&opts, &Registry::with_builtins(), false).unwrap()
+        udp_echo::run(&plan, &Registry::with_builtins(), false).unwrap()
     });
     // The server announces its address: its MAC.
     let end = Instant::now() + Duration::from_secs(10);
@@ -1025,7 +1026,229 @@ fn udp_echo_answers_every_datagram_to_its_sender() {
 #[test]
 fn udp_echo_refuses_a_bad_address() {
     let o = udp_echo::Opts::parse_from(["udp_echo", "--port", "null", "--ip", "10.0.0.1"]);
-    let e = udp_echo::run(&o, &Registry::with_builtins(), false).unwrap_err();
+    let e = o.plan().unwrap_err();
     assert_eq!(e.exit_code(), 2);
-    assert!(e.to_string().contains("--ip"), "{e}");
+    assert!(e.to_string().starts_with("--ip:"), "{e}");
+    let o = udp_echo::Opts::parse_from(["udp_echo"]);
+    let e = o.plan().unwrap_err();
+    assert!(e.to_string().starts_with("port.spec:"), "{e}");
+}
+
+/// Checks an echo to the client (addresses, checksums); its destination port.
+fn assert_echo(f: &[u8], server_mac: &[u8]) -> u16 {
+    assert_eq!(&f[0..6], &MAC_N0.0, "to the client");
+    assert_eq!(&f[6..12], server_mac);
+    assert_eq!(checksum::checksum(&f[14..34]), 0, "IPv4 header checksum");
+    let ulen = u16::from_be_bytes([f[38], f[39]]) as usize;
+    let mut ph = vec![10, 0, 0, 1, 10, 0, 0, 2, 0, 17];
+    ph.extend_from_slice(&(ulen as u16).to_be_bytes());
+    ph.extend_from_slice(&f[34..34 + ulen]);
+    assert_eq!(checksum::checksum(&ph), 0, "UDP checksum");
+    u16::from_be_bytes([f[36], f[37]])
+}
+
+/// The ARP reply from the client (10.0.0.2, MAC_N0) to the server.
+fn arp_reply(server_mac: &[u8]) -> Vec<u8> {
+    let mut reply = Vec::new();
+    reply.extend_from_slice(server_mac);
+    reply.extend_from_slice(&MAC_N0.0);
+    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+    reply.extend_from_slice(&MAC_N0.0);
+    reply.extend_from_slice(&[10, 0, 0, 2]);
+    reply.extend_from_slice(server_mac);
+    reply.extend_from_slice(&[10, 0, 0, 1]);
+    reply.resize(60, 0);
+    reply
+}
+
+/// Two lcores behind a two-queue ring port: the peer sends every request
+/// on its TX queue 1 (the server's RX queue 1: lcore 1), and the ARP reply
+/// there too. Lcore 1 hands the datagrams to the socket on lcore 0 (its
+/// steering ring), its stack learns the client's MAC for both (the shared
+/// control plane), and lcore 0 echoes all of them: each lcore's counters
+/// nonzero, the steering balanced, every datagram answered once.
+#[test]
+fn udp_echo_on_two_lcores_steers_to_the_socket_and_shares_arp() {
+    const N: u16 = 40;
+    let mut pool = test_pool();
+    let mut port = Registry::with_builtins().open("ring:ex-echo2").unwrap();
+    port.configure(&PortConfig {
+        nb_tx_queues: 2,
+        nb_rx_queues: 2,
+        ..PortConfig::default()
+    })
+    .unwrap();
+    let mut tx1 = port.tx_queue(1).unwrap();
+    let mut rxs: Vec<Box<dyn RxQueue>> = (0..2).map(|q| port.rx_queue(q).unwrap()).collect();
+    port.start().unwrap();
+    let opts = udp_echo::Opts::parse_from([
+        "udp_echo",
+        "--config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/udp_echo.toml"),
+        "--port",
+        "ring:ex-echo2",
+        "--lcores",
+        "0-1",
+        "--no-huge",
+        "--count",
+        "40",
+        "--duration",
+        "20",
+    ]);
+    let plan = opts.plan().unwrap();
+    assert_eq!(plan.cores.len(), 2);
+    let h = std::thread::spawn(move || {
+        udp_echo::run(&plan, &Registry::with_builtins(), false).unwrap()
+    });
+    let mut send1 = |pool: &mut Mempool, f: &[u8]| {
+        let mut m = pool.alloc().unwrap();
+        m.extend_from_slice(f).unwrap();
+        let mut b = Burst::new();
+        b.push(m).unwrap();
+        assert_eq!(tx1.tx_burst(&mut b), 1);
+        tx1.clean(usize::MAX);
+    };
+    let mut recv = |pool: &mut Mempool| -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut b = Burst::new();
+        for rx in rxs.iter_mut() {
+            rx.rx_burst(pool, &mut b, 32);
+            while let Some(m) = b.pop_front() {
+                out.push(m.data().to_vec());
+            }
+        }
+        out
+    };
+    let is_arp = |f: &[u8]| f[12..14] == [0x08, 0x06];
+    let end = Instant::now() + Duration::from_secs(10);
+    let mac: [u8; 6] = 'found: loop {
+        for f in recv(&mut pool) {
+            if is_arp(&f) && f[28..32] == [10, 0, 0, 1] {
+                break 'found f[6..12].try_into().unwrap();
+            }
+        }
+        assert!(Instant::now() < end, "no gratuitous ARP from the server");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    for i in 0..N {
+        send1(
+            &mut pool,
+            &udp_request(mac, 6000 + i, format!("two {i}").as_bytes()),
+        );
+    }
+    let mut got = Vec::new();
+    let mut answered = false;
+    let end = Instant::now() + Duration::from_secs(10);
+    while got.len() < N as usize {
+        assert!(Instant::now() < end, "{} of {N} echoes", got.len());
+        for f in recv(&mut pool) {
+            if !is_arp(&f) {
+                got.push(f);
+            } else if !answered && f[20..22] == [0, 1] && f[38..42] == [10, 0, 0, 2] {
+                send1(&mut pool, &arp_reply(&mac));
+                answered = true;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let mut seen = vec![false; N as usize];
+    for f in &got {
+        let dport = assert_echo(f, &mac);
+        let i = (dport - 6000) as usize;
+        let ulen = u16::from_be_bytes([f[38], f[39]]) as usize;
+        assert_eq!(&f[42..34 + ulen], format!("two {i}").as_bytes());
+        assert!(!seen[i], "echo {i} twice");
+        seen[i] = true;
+    }
+    let r = h.join().unwrap();
+    assert_eq!((r.received, r.echoed, r.failed), (N as u64, N as u64, 0));
+    assert_eq!(r.lcores.len(), 2);
+    let (l0, l1) = (&r.lcores[0], &r.lcores[1]);
+    assert!(!r.rss, "a ring: port has no RSS");
+    // Lcore 1 received the requests and the ARP reply, steered the requests.
+    assert_eq!(l1.steered_out, N as u64);
+    assert!(l1.rx_frames > N as u64, "{r}");
+    assert_eq!((l0.steered_in, l0.echoed), (N as u64, N as u64), "{r}");
+    assert_eq!(l0.steer_drops + l1.steer_drops, 0);
+    assert!(r.steering_balanced());
+    let u = r.snmp.unwrap().udp;
+    assert_eq!((u.in_datagrams, u.out_datagrams), (N as u64, N as u64));
+}
+
+/// The example binary on its shipped config (a `null` port: nothing
+/// arrives) runs and ends; a bad key or value is exit 2 naming it; a flag
+/// overrides its key.
+#[test]
+fn udp_echo_binary_runs_its_config_and_names_bad_keys() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = example_bin("udp_echo");
+    let out = std::process::Command::new(&bin)
+        .current_dir(&root)
+        .args([
+            "--config",
+            "configs/udp_echo.toml",
+            "--no-huge",
+            "--duration",
+            "0.2",
+        ])
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{so}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        so.contains("udp_echo: received 0, echoed 0, not echoed 0"),
+        "{so}"
+    );
+    assert!(so.contains("lcore 0 (core 0): rx frames 0"), "{so}");
+    let shipped = std::fs::read_to_string(root.join("configs/udp_echo.toml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("ws-udp-echo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (from, to, key) in [
+        (
+            "listen = 7 ",
+            "listen_port = 7 ",
+            "unknown field `listen_port`",
+        ),
+        ("[echo]", "[echoo]", "unknown field `echoo`"),
+        ("ring = 1024 ", "rings = 1024 ", "unknown field `rings`"),
+        (
+            r#"address = "10.0.0.1/24""#,
+            r#"address = "10.0.0.1""#,
+            "port.address:",
+        ),
+        (r#"lcores = "0""#, r#"lcores = "zero""#, "run.lcores:"),
+        ("listen = 7 ", "listen = 0 ", "echo.listen:"),
+        ("pool = 8192 ", "pool = 10 ", "run.pool:"),
+    ] {
+        let p = dir.join("bad.toml");
+        assert!(shipped.contains(from), "{from}");
+        std::fs::write(&p, shipped.replacen(from, to, 1)).unwrap();
+        let out = std::process::Command::new(&bin)
+            .args(["--config", p.to_str().unwrap(), "--no-huge"])
+            .output()
+            .unwrap();
+        let se = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {se}");
+        assert!(se.contains(key), "{key}: {se}");
+    }
+    // The flag wins over the bad key.
+    let p = dir.join("bad.toml");
+    std::fs::write(&p, shipped.replacen("listen = 7 ", "listen = 0 ", 1)).unwrap();
+    let o = udp_echo::Opts::parse_from([
+        "udp_echo",
+        "--config",
+        p.to_str().unwrap(),
+        "--listen",
+        "9",
+        "--lcores",
+        "1",
+    ]);
+    let plan = o.plan().unwrap();
+    assert_eq!((plan.listen, plan.cores.cores()), (9, &[1usize][..]));
+    assert_eq!(plan.spec, "null");
+    let _ = std::fs::remove_dir_all(&dir);
 }
