@@ -195,8 +195,97 @@ fn recompute_ip_checksum(h: &[u8]) -> u16 {
 fn run_macswap(args: &[&str]) -> std::thread::JoinHandle<macswap::Report> {
     let mut argv = vec!["macswap", "--no-huge", "--duration", "20", "--pool", "1024"];
     argv.extend_from_slice(args);
-    let opts = macswap::Opts::parse_from(argv);
-    std::thread::spawn(move || macswap::run(&opts, &Registry::with_builtins(), false).unwrap())
+    let plan = macswap::Opts::parse_from(argv).plan().unwrap();
+    std::thread::spawn(move || macswap::run(&plan, &Registry::with_builtins(), false).unwrap())
+}
+
+/// The example binary on its shipped config (`null` ports) runs; bad keys
+/// and values are exit 2 naming them; flags override the keys.
+#[test]
+fn macswap_binary_runs_its_config_and_names_bad_keys() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = example_bin("macswap");
+    let out = std::process::Command::new(&bin)
+        .current_dir(&root)
+        .args([
+            "--config",
+            "configs/macswap.toml",
+            "--no-huge",
+            "--duration",
+            "0.2",
+        ])
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{so}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        so.contains("port 0 null: rx 0 tx 0 dropped 0 runts 0"),
+        "{so}"
+    );
+    assert!(so.contains("port 1 null: rx 0"), "{so}");
+    let shipped = std::fs::read_to_string(root.join("configs/macswap.toml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("ws-macswap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("bad.toml");
+    for (from, to, key) in [
+        ("burst = 32 ", "bursts = 32 ", "unknown field `bursts`"),
+        (
+            "\n[[port]]\nspec",
+            "\n[[ports]]\nspec",
+            "unknown field `ports`",
+        ),
+        (
+            r#"spec = "null""#,
+            r#"spec = "null"
+speed = 1"#,
+            "unknown field `speed`",
+        ),
+        ("burst = 32 ", "burst = 300 ", "run.burst:"),
+        ("duration = 1 ", "duration = -1 ", "run.duration:"),
+        ("pool = 8192 ", "pool = 8 ", "run.pool:"),
+    ] {
+        assert!(shipped.contains(from), "{from}");
+        std::fs::write(&p, shipped.replacen(from, to, 1)).unwrap();
+        let out = std::process::Command::new(&bin)
+            .args(["--config", p.to_str().unwrap(), "--no-huge"])
+            .output()
+            .unwrap();
+        let se = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {se}");
+        assert!(se.contains(key), "{key}: {se}");
+    }
+    // A flag overrides its key (and its error); --port replaces the list.
+    std::fs::write(&p, shipped.replacen("burst = 32 ", "burst = 300 ", 1)).unwrap();
+    let plan = macswap::Opts::parse_from([
+        "macswap",
+        "--config",
+        p.to_str().unwrap(),
+        "--burst",
+        "8",
+        "--port",
+        "ring:x",
+    ])
+    .plan()
+    .unwrap();
+    assert_eq!(
+        (plan.run.burst, plan.ports.clone()),
+        (8, vec!["ring:x".to_string()])
+    );
+    assert_eq!(plan.run.pool, 8192);
+    let e = macswap::Opts::parse_from(["macswap", "--burst", "0", "--port", "null"])
+        .plan()
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("--burst:") && e.exit_code() == 2,
+        "{e}"
+    );
+    let e = macswap::Opts::parse_from(["macswap"]).plan().unwrap_err();
+    assert!(e.to_string().starts_with("port:"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
