@@ -306,7 +306,11 @@ fn send_mbuf_errors_are_linux_s_and_free_the_buffer() {
     assert_eq!(st.socket(s).wmem_in_flight().unwrap(), 0);
     cap.held.borrow_mut().clear();
     cap.hold.set(false);
-    assert_eq!(st.socket(other).wmem_in_flight().unwrap(), 0, "released on free");
+    assert_eq!(
+        st.socket(other).wmem_in_flight().unwrap(),
+        0,
+        "released on free"
+    );
     cap.take();
     // Larger than UDP's 65535 - 8 - 20: EMSGSIZE (ip_append_data).
     let mut m = filled(&mut st, &[0u8; 2000]);
@@ -350,7 +354,11 @@ fn send_mbuf_errors_are_linux_s_and_free_the_buffer() {
     }
     assert_eq!(err, Some(Errno::EAGAIN));
     let c2 = out_counters(&st);
-    assert_eq!((c2.2 - c1.2, c2.3 - c1.3), (1, 1), "OutDiscards, SndbufErrors");
+    assert_eq!(
+        (c2.2 - c1.2, c2.3 - c1.3),
+        (1, 1),
+        "OutDiscards, SndbufErrors"
+    );
     cap.held.borrow_mut().clear();
     assert_eq!(st.socket(s).wmem_in_flight().unwrap(), 0, "charge released");
 }
