@@ -1358,13 +1358,13 @@ fn open_model_port(
 }
 
 /// RX queue (of 2) the igb model's RSS picks for a UDP frame
-/// `src:sport → dst:5000` (Toeplitz over the 4-tuple with the default key,
+/// `src:sport → dst:dport` (Toeplitz over the 4-tuple with the default key,
 /// RETA entry i → queue i % 2).
-fn rss_queue(src: [u8; 4], dst: [u8; 4], sport: u16) -> usize {
+fn rss_queue(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> usize {
     let mut t = src.to_vec();
     t.extend_from_slice(&dst);
     t.extend_from_slice(&sport.to_be_bytes());
-    t.extend_from_slice(&5000u16.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
     let h = wirespeed::ethdev::rss::toeplitz_hash(&wirespeed::ethdev::rss::DEFAULT_RSS_KEY, &t);
     ((h & 0x7F) % 2) as usize
 }
@@ -1429,7 +1429,7 @@ fn l3fwd_on_two_lcores_spreads_flows_by_rss_on_the_igb_model() {
         let sport = 1000 + (i % 256) as u16;
         let mut f = Ip4::new(src, dst, 64).build();
         f[34..36].copy_from_slice(&sport.to_be_bytes());
-        want[rss_queue(src, dst, sport)] += 1;
+        want[rss_queue(src, dst, sport, 5000)] += 1;
         assert!(m0.inject(&f));
         sent.push(f);
         if i % 16 == 15 {
@@ -1474,4 +1474,122 @@ fn l3fwd_on_two_lcores_spreads_flows_by_rss_on_the_igb_model() {
         assert_eq!(&g[6..12], &MAC_R1.0);
     }
     assert!(by_key.values().all(|&n| n == 0));
+}
+
+/// Waits until the igb model's driver enabled RX on queues 0 and 1.
+fn wait_rx_enabled(m: &pmd_igb::IgbModel) {
+    use wirespeed::eal::regs::RegisterSpace;
+    let end = Instant::now() + Duration::from_secs(20);
+    while m.read32(pmd_igb::regs::RCTL) & pmd_igb::regs::RCTL_EN == 0
+        || (0..2).any(|q| m.read32(pmd_igb::regs::rdt(q)) == 0)
+    {
+        assert!(Instant::now() < end, "RX never enabled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+/// udp_echo on two lcores behind an igb model port with RSS: requests of
+/// many client ports are spread by the model's hash over two RX queues;
+/// lcore 1 hands its share to the socket on lcore 0 (steering), which
+/// resolves the client by ARP and echoes every one. Each lcore received
+/// exactly its queue's flows (both nonzero), steering balanced, N echoes
+/// on the wire.
+#[test]
+fn udp_echo_on_two_lcores_with_rss_on_the_igb_model() {
+    use pmd_igb::{model_port, ModelConfig, Sink};
+    const N: u16 = 300;
+    set_page_mode(PageMode::Small);
+    let (p0, m0) = model_port(ModelConfig {
+        speed_bps: 0,
+        sink: Sink::Capture,
+        ..ModelConfig::default()
+    })
+    .unwrap();
+    let mac = p0.mac().0;
+    *MODEL_PORTS.lock().unwrap() = vec![Some(Box::new(p0))];
+    let mut reg = Registry::with_builtins();
+    reg.register(wirespeed::ethdev::DriverInfo {
+        name: "igb-test",
+        syntax: "igb-test:N",
+        help: "the test's igb model ports",
+        open: open_model_port,
+    })
+    .unwrap();
+    let plan = udp_echo::Opts::parse_from([
+        "udp_echo",
+        "--port",
+        "igb-test:0",
+        "--lcores",
+        "0-1",
+        "--no-huge",
+        "--count",
+        &N.to_string(),
+        "--duration",
+        "20",
+    ])
+    .plan()
+    .unwrap();
+    let h = std::thread::spawn(move || udp_echo::run(&plan, &reg, false).unwrap());
+    wait_rx_enabled(&m0);
+    let mut want = [0u64; 2];
+    let mut send = |i: u16| {
+        let sport = 7000 + i;
+        want[rss_queue([10, 0, 0, 2], [10, 0, 0, 1], sport, 7)] += 1;
+        assert!(m0.inject(&udp_request(mac, sport, format!("rss {i}").as_bytes())));
+    };
+    // The first request makes the server ask for the client's MAC (from
+    // lcore 0, whose socket answers): tell it (ARP is not hashed: queue
+    // 0); then the rest (a neighbour being resolved queues a few only).
+    send(0);
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    let mut answered = false;
+    // Then the rest, 20 at a time, each batch after the echoes of the last
+    // (a burst larger than the socket's buffers would be dropped there:
+    // RcvbufErrors, or EAGAIN while the NIC has not completed the echoes).
+    let mut next = 1u16;
+    while got.len() < N as usize {
+        if got.len() == next as usize && next < N {
+            let to = (next + 20).min(N);
+            for i in next..to {
+                send(i);
+            }
+            next = to;
+        }
+        if Instant::now() >= end {
+            let r = h.join().unwrap();
+            panic!(
+                "{} of {N} echoes; server: {r}\nmodel: {:?}",
+                got.len(),
+                m0.counters()
+            );
+        }
+        for f in m0.take_captured() {
+            if f[12..14] == [0x08, 0x06] {
+                if !answered && f[20..22] == [0, 1] && f[38..42] == [10, 0, 0, 2] {
+                    assert!(m0.inject(&arp_reply(&mac)));
+                    answered = true;
+                }
+            } else {
+                got.push(f);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut seen = vec![false; N as usize];
+    for f in &got {
+        let i = (assert_echo(f, &mac) - 7000) as usize;
+        assert!(!seen[i], "echo {i} twice");
+        seen[i] = true;
+    }
+    let r = h.join().unwrap();
+    assert!(r.rss, "RSS on the igb model\n{r}");
+    assert!(want[0] > 0 && want[1] > 0, "{want:?}");
+    let (l0, l1) = (&r.lcores[0], &r.lcores[1]);
+    // Lcore 0 also got the ARP reply (unhashed: queue 0).
+    assert_eq!((l0.rx_frames, l1.rx_frames), (want[0] + 1, want[1]), "{r}");
+    assert_eq!((l1.steered_out, l0.steered_in), (want[1], want[1]), "{r}");
+    assert_eq!((r.received, r.echoed, r.failed), (N as u64, N as u64, 0));
+    assert!(r.steering_balanced());
 }
