@@ -378,7 +378,7 @@ impl Config {
         let cores = match &r.lcores {
             Some(l) => {
                 let c = CoreList::parse(l).map_err(|e| bad("run.lcores", e.to_string()))?;
-                if c.len() == 0 || c.len() > 16 {
+                if c.is_empty() || c.len() > 16 {
                     return Err(bad("run.lcores", format!("'{l}': give 1 to 16 cores")));
                 }
                 c

@@ -275,7 +275,7 @@ impl Opts {
         let lc = self.lcores.clone().unwrap_or(c.run.lcores.clone());
         let lkey = src(self.lcores.is_some(), "--lcores", "run.lcores");
         let cores = CoreList::parse(&lc).map_err(|e| bad(lkey, e.to_string()))?;
-        if cores.len() == 0 || cores.len() > 16 {
+        if cores.is_empty() || cores.len() > 16 {
             return Err(bad(lkey, format!("'{lc}': give 1 to 16 cores")));
         }
         let listen = self.listen.unwrap_or(c.echo.listen);
@@ -540,7 +540,7 @@ pub fn run(p: &Plan, reg: &Registry, handle_signals: bool) -> Result<Report, Err
         r.lcores.push(c);
         let s = &l.app.snmp;
         match snmp.as_mut() {
-            None => snmp = Some(s.clone()),
+            None => snmp = Some(*s),
             Some(t) => {
                 let (a, b) = (&mut t.udp, &s.udp);
                 a.in_datagrams += b.in_datagrams;

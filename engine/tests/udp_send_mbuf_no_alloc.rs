@@ -104,7 +104,7 @@ fn recv_mbuf_then_send_mbuf_to_allocates_nothing_per_datagram() {
         .bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7))
         .unwrap();
     let req = request();
-    let mut echo = |st: &mut Stack| {
+    let echo = |st: &mut Stack| {
         let mut m = st.pool_mut().alloc().expect("pool");
         m.extend_from_slice(&req).unwrap();
         st.rx(0, m);
