@@ -5,6 +5,10 @@
 //! `WINDOW` requests outstanding. Each request carries its TSC send time;
 //! the round trip of every response goes into an HdrHistogram.
 //!
+//! The server runs twice, one after the other: the copying loop
+//! (`recv_from` + `send_to`) and the example's zero-copy loop
+//! (`recv_mbuf` + `send_mbuf_to`: the request's own buffer goes back).
+//!
 //! The peer, in the same run: the same closed loop through Linux's own UDP
 //! stack — a `std::net::UdpSocket` echo server and client on 127.0.0.1
 //! (`udp_sendmsg` … `loopback_xmit` … `udp_rcv` both ways), pinned to the
