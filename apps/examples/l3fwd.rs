@@ -8,7 +8,15 @@
 //! cargo run --release -p wirespeed-apps --example l3fwd -- --config configs/l3fwd.toml
 //! ```
 //!
-//! Per received frame, on one lcore (a burst at a time, in the received
+//! Several lcores (`run.lcores = "0-1"`, `--lcores`): each port gets one
+//! RX and one TX queue per lcore, receive-side scaling spreading the flows
+//! where the port has it (igb, its model, ice: DPDK l3fwd's
+//! `(port,queue,lcore)` with `ETH_MQ_RX_RSS`); each lcore forwards what its
+//! queues receive out of its own TX queues. The lcores' control stacks
+//! share one control plane: an ARP reply on any queue resolves the next
+//! hop for all of them.
+//!
+//! Per received frame, on its lcore (a burst at a time, in the received
 //! buffer: no copy, no allocation — except the ICMP error, a new buffer):
 //!
 //! 1. Ethernet: ARP goes to the control stack (`arp_rcv`); a frame that is
