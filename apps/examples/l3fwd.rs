@@ -8,7 +8,15 @@
 //! cargo run --release -p wirespeed-apps --example l3fwd -- --config configs/l3fwd.toml
 //! ```
 //!
-//! Per received frame, on one lcore (a burst at a time, in the received
+//! Several lcores (`run.lcores = "0-1"`, `--lcores`): each port gets one
+//! RX and one TX queue per lcore, receive-side scaling spreading the flows
+//! where the port has it (igb, its model, ice: DPDK l3fwd's
+//! `(port,queue,lcore)` with `ETH_MQ_RX_RSS`); each lcore forwards what its
+//! queues receive out of its own TX queues. The lcores' control stacks
+//! share one control plane: an ARP reply on any queue resolves the next
+//! hop for all of them.
+//!
+//! Per received frame, on its lcore (a burst at a time, in the received
 //! buffer: no copy, no allocation — except the ICMP error, a new buffer):
 //!
 //! 1. Ethernet: ARP goes to the control stack (`arp_rcv`); a frame that is
@@ -37,14 +45,18 @@ use clap::Parser;
 use serde::Deserialize;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use wirespeed::eal::lcore::CoreList;
+use wirespeed::ethdev::rss::RssConf;
 use wirespeed::ethdev::{MacAddr, PortConfig, Registry};
 use wirespeed::mbuf::{Burst, Mbuf, Mempool, PoolConfig};
 use wirespeed::netdev::QdiscKind;
 use wirespeed::runtime::staged::{staged, StagedTx};
 use wirespeed::runtime::{LcoreApp, LcoreCtx, PortSetup, Runtime, RuntimeConfig};
 use wirespeed::stack::checksum;
+use wirespeed::stack::shared::ControlPlane;
 use wirespeed::stack::wire::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETH_HLEN, IPPROTO_ICMP};
 use wirespeed::stack::{PortConf, Route, RouteTable, Stack, StackConfig};
 
@@ -70,7 +82,11 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConf {
+    /// The core of the one lcore (without `lcores`).
     pub lcore: usize,
+    /// Cores of several lcores (`"0-1"`): each port gets one RX and one TX
+    /// queue per lcore, with RSS where it has it. Overrides `lcore`.
+    pub lcores: Option<String>,
     /// Frames per RX burst, 1..=256.
     pub burst: usize,
     /// Descriptors per RX and TX queue.
@@ -89,6 +105,7 @@ impl Default for RunConf {
     fn default() -> Self {
         RunConf {
             lcore: 0,
+            lcores: None,
             burst: 32,
             ring: 1024,
             pool: 8192,
@@ -132,6 +149,14 @@ pub struct PortEntry {
     pub address: String,
     /// The port's MAC; default: the device's.
     pub mac: Option<String>,
+    /// With several lcores, receive-side scaling where the port has it
+    /// (default true); else each lcore polls the queue of its own index.
+    #[serde(default = "yes")]
+    pub rss: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[[route]]`.
@@ -159,6 +184,8 @@ pub struct NeighEntry {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub run: RunConf,
+    /// The lcores' cores (`run.lcores`, else `run.lcore`).
+    pub cores: CoreList,
     pub icmp: IcmpConf,
     pub ports: Vec<PlanPort>,
     /// (prefix, len, port, via).
@@ -169,6 +196,7 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub struct PlanPort {
     pub spec: String,
+    pub rss: bool,
     pub addr: Ipv4Addr,
     pub len: u8,
     pub mac: Option<MacAddr>,
@@ -298,6 +326,7 @@ impl Config {
             };
             ports.push(PlanPort {
                 spec: p.spec.clone(),
+                rss: p.rss,
                 addr,
                 len,
                 mac,
@@ -354,7 +383,18 @@ impl Config {
             }
             neighbours.push((n.port, ip, mac));
         }
+        let cores = match &r.lcores {
+            Some(l) => {
+                let c = CoreList::parse(l).map_err(|e| bad("run.lcores", e.to_string()))?;
+                if c.is_empty() || c.len() > 16 {
+                    return Err(bad("run.lcores", format!("'{l}': give 1 to 16 cores")));
+                }
+                c
+            }
+            None => CoreList::from_cores(vec![r.lcore]),
+        };
         Ok(Plan {
+            cores,
             run: self.run.clone(),
             icmp: self.icmp.clone(),
             ports,
@@ -411,6 +451,23 @@ impl Counters {
             + self.no_neighbour
             + self.tx_dropped
     }
+    /// Adds another lcore's counters.
+    pub fn add(&mut self, o: &Counters) {
+        self.rx += o.rx;
+        self.forwarded += o.forwarded;
+        self.local += o.local;
+        self.not_ipv4 += o.not_ipv4;
+        self.other_host += o.other_host;
+        self.bad_header += o.bad_header;
+        self.bad_checksum += o.bad_checksum;
+        self.no_route += o.no_route;
+        self.ttl_exceeded += o.ttl_exceeded;
+        self.no_neighbour += o.no_neighbour;
+        self.tx_dropped += o.tx_dropped;
+        self.icmp_sent += o.icmp_sent;
+        self.icmp_rate_limited += o.icmp_rate_limited;
+        self.icmp_suppressed += o.icmp_suppressed;
+    }
     /// Every received frame is forwarded, local or in one drop counter.
     pub fn balanced(&self) -> bool {
         self.rx == self.forwarded + self.local + self.drops()
@@ -447,9 +504,15 @@ pub struct PortCount {
 pub struct Report {
     pub names: Vec<String>,
     pub ports: Vec<PortCount>,
+    /// The totals over the lcores.
     pub c: Counters,
+    /// Each lcore's core and counters.
+    pub lcores: Vec<(usize, Counters)>,
+    /// Per port: whether RSS spread its RX over the lcores.
+    pub rss: Vec<bool>,
     pub elapsed_ns: u64,
-    /// TSC cycles the lcore spent per received frame (whole loop, idle polls included).
+    /// TSC cycles the lcores spent per received frame (whole loops, idle
+    /// polls included, summed over the lcores).
     pub cycles_per_rx: f64,
 }
 
@@ -457,6 +520,19 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, (n, c)) in self.names.iter().zip(&self.ports).enumerate() {
             writeln!(f, "port {i} {n}: rx {} tx {}", c.rx, c.tx)?;
+        }
+        if self.lcores.len() > 1 {
+            for (i, (core, c)) in self.lcores.iter().enumerate() {
+                writeln!(
+                    f,
+                    "lcore {i} (core {core}): rx {} forwarded {} local {} drops {} balanced {}",
+                    c.rx,
+                    c.forwarded,
+                    c.local,
+                    c.drops(),
+                    if c.balanced() { "yes" } else { "NO" }
+                )?;
+            }
         }
         for (k, v) in self.c.rows() {
             writeln!(f, "{k:<18} {v}")?;
@@ -474,7 +550,11 @@ impl std::fmt::Display for Report {
             f,
             "{:<18} {}",
             "balanced",
-            if self.c.balanced() { "yes" } else { "NO" }
+            if self.c.balanced() && self.lcores.iter().all(|(_, c)| c.balanced()) {
+                "yes"
+            } else {
+                "NO"
+            }
         )
     }
 }
@@ -839,10 +919,20 @@ struct L3fwd {
     icmp: Option<TokenBucket>,
     ident: u16,
     limit: Option<u64>,
+    /// Each lcore's `c.rx`, published in its poll (a plain store; summed
+    /// for `run.count` over all lcores).
+    rx_seen: Arc<Vec<AtomicU64>>,
+    me: usize,
+    synced: u64,
 }
 
 impl L3fwd {
-    fn new(ctx: &mut LcoreCtx, plan: &Plan) -> Result<L3fwd, String> {
+    fn new(
+        ctx: &mut LcoreCtx,
+        plan: &Plan,
+        cp: &Arc<ControlPlane>,
+        rx_seen: &Arc<Vec<AtomicU64>>,
+    ) -> Result<L3fwd, String> {
         let nb = plan.ports.len();
         let mut ports = Vec::with_capacity(nb);
         let mut sc = StackConfig::default();
@@ -875,6 +965,10 @@ impl L3fwd {
         .map_err(|e| format!("control pool: {e}"))?;
         let (xmit, staged_tx) = staged((0..nb).collect());
         let mut stack = Stack::new(sc, pool, Box::new(xmit)).map_err(|e| e.to_string())?;
+        // One control plane for all lcores: a neighbour one of them learns
+        // (an ARP reply lands on one RX queue) is every lcore's at its next
+        // poll.
+        stack.join(cp.clone()).map_err(|e| e.to_string())?;
         let now_ns = ctx.tsc().cycles_to_ns(ctx.now());
         stack.start(now_ns);
         ctx.add_timer(Duration::from_millis(1), TIMER_STACK);
@@ -908,6 +1002,9 @@ impl L3fwd {
             icmp,
             ident: 0,
             limit: plan.run.count,
+            rx_seen: rx_seen.clone(),
+            me: ctx.lcore().index,
+            synced: 0,
         })
     }
 
@@ -1083,11 +1180,21 @@ impl LcoreApp for L3fwd {
     type Summary = (Counters, Vec<PortCount>);
 
     fn poll(&mut self, ctx: &mut LcoreCtx) {
+        // What other lcores learned (one load when nothing changed).
+        let s = self.stack.sync();
+        if s.applied != self.synced {
+            self.synced = s.applied;
+            self.stack_dirty = true;
+        }
         if self.stack_dirty {
             self.service_stack(ctx);
         }
-        if self.limit.is_some_and(|n| self.c.rx >= n) {
-            ctx.request_stop();
+        if let Some(n) = self.limit {
+            self.rx_seen[self.me].store(self.c.rx, Ordering::Relaxed);
+            let all: u64 = self.rx_seen.iter().map(|x| x.load(Ordering::Relaxed)).sum();
+            if all >= n {
+                ctx.request_stop_all();
+            }
         }
     }
 
@@ -1166,6 +1273,9 @@ pub struct Opts {
     /// Overrides run.lcore.
     #[arg(long)]
     pub lcore: Option<usize>,
+    /// Overrides run.lcores (e.g. 0-1).
+    #[arg(long)]
+    pub lcores: Option<String>,
     /// Overrides run.duration (seconds).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -1183,6 +1293,10 @@ impl Opts {
         let mut c = Config::load(&self.config)?;
         if let Some(l) = self.lcore {
             c.run.lcore = l;
+            c.run.lcores = None;
+        }
+        if let Some(l) = &self.lcores {
+            c.run.lcores = Some(l.clone());
         }
         if let Some(d) = self.duration {
             c.run.duration = Some(d);
@@ -1201,24 +1315,44 @@ pub fn run(plan: &Plan, reg: &Registry, handle_signals: bool) -> Result<Report, 
     if plan.run.no_huge {
         wirespeed::eal::dma::set_page_mode(wirespeed::eal::PageMode::Small);
     }
-    let conf = PortConfig {
-        tx_ring_size: plan.run.ring,
-        rx_ring_size: plan.run.ring,
-        ..PortConfig::default()
-    };
+    let n = plan.cores.len() as u16;
     let mut setups = Vec::new();
+    let mut rss = Vec::new();
     let mut plan = plan.clone();
-    for p in &mut plan.ports {
+    for (i, p) in plan.ports.iter_mut().enumerate() {
         let port = reg.open(&p.spec)?;
         p.mac.get_or_insert(port.mac());
-        let mut s = PortSetup::new(port, conf.clone());
+        let info = port.info();
+        if n > info.max_rx_queues.min(info.max_tx_queues) {
+            return Err(bad(
+                "run.lcores",
+                format!(
+                    "{n} lcores, but port[{i}] {} has {} RX / {} TX queues: one of each per lcore",
+                    p.spec, info.max_rx_queues, info.max_tx_queues
+                ),
+            ));
+        }
+        // One RX and one TX queue per lcore (queue q → lcore q), RSS
+        // spreading the flows where the port has it (DPDK l3fwd's
+        // `--config (port,queue,lcore)` with `ETH_MQ_RX_RSS`).
+        let spread = n > 1 && p.rss && info.reta_size > 0;
+        rss.push(spread);
+        let conf = PortConfig {
+            tx_ring_size: plan.run.ring,
+            rx_ring_size: plan.run.ring,
+            nb_rx_queues: n,
+            nb_tx_queues: n,
+            rss: spread.then(|| RssConf::spread(n, info.reta_size)),
+            ..PortConfig::default()
+        };
+        let mut s = PortSetup::new(port, conf);
         // l3fwd's `send_burst`: straight to the driver, the rest freed.
         s.txq.qdisc.kind = QdiscKind::Noqueue;
         s.txq.bql.enabled = false;
         s.txq.tx_burst = plan.run.burst;
         setups.push(s);
     }
-    let mut cfg = RuntimeConfig::new(CoreList::from_cores(vec![plan.run.lcore]));
+    let mut cfg = RuntimeConfig::new(plan.cores.clone());
     cfg.pool.name = "l3fwd".into();
     cfg.pool.size = plan.run.pool;
     cfg.rx_burst = plan.run.burst;
@@ -1226,15 +1360,32 @@ pub fn run(plan: &Plan, reg: &Registry, handle_signals: bool) -> Result<Report, 
     cfg.stop.duration = plan.run.duration.map(Duration::from_secs_f64);
     let rt = Runtime::new(cfg, setups)?;
     let names: Vec<String> = rt.ports().iter().map(|p| p.name().to_string()).collect();
-    let report = rt.run(move |ctx| L3fwd::new(ctx, &plan))?;
-    let l = &report.lcores[0];
-    let (c, per_port) = l.app.clone();
-    let cycles = wirespeed::eal::tsc::Tsc::global().ns_to_cycles(l.elapsed_ns) as f64;
+    let cp = Arc::new(ControlPlane::new());
+    let rx_seen: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let report = rt.run(move |ctx| L3fwd::new(ctx, &plan, &cp, &rx_seen))?;
+    let mut c = Counters::default();
+    let mut ports = vec![PortCount::default(); names.len()];
+    let mut lcores = Vec::new();
+    let (mut elapsed_ns, mut cycles) = (0u64, 0f64);
+    let tsc = wirespeed::eal::tsc::Tsc::global();
+    for l in &report.lcores {
+        let (lc, per_port) = &l.app;
+        c.add(lc);
+        for (t, p) in ports.iter_mut().zip(per_port) {
+            t.rx += p.rx;
+            t.tx += p.tx;
+        }
+        lcores.push((l.core, *lc));
+        elapsed_ns = elapsed_ns.max(l.elapsed_ns);
+        cycles += tsc.ns_to_cycles(l.elapsed_ns) as f64;
+    }
     Ok(Report {
         names,
-        ports: per_port,
+        ports,
         c,
-        elapsed_ns: l.elapsed_ns,
+        lcores,
+        rss,
+        elapsed_ns,
         cycles_per_rx: if c.rx > 0 { cycles / c.rx as f64 } else { 0.0 },
     })
 }

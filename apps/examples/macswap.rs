@@ -6,16 +6,19 @@
 //! came, and what the queue cannot take is freed and counted.
 //!
 //! ```text
+//! cargo run --release -p wirespeed-apps --example macswap -- --config configs/macswap.toml
 //! cargo run --release -p wirespeed-apps --example macswap -- \
 //!     --port ring:a --port igb-model --lcore 1 --duration 10
 //! ```
 //!
-//! Ends on Ctrl-C, `--count N` (frames received, over all ports) or
-//! `--duration S`, and prints each port's counters: received, sent back,
+//! Ends on Ctrl-C, `count` (frames received, over all ports) or
+//! `duration`, and prints each port's counters: received, sent back,
 //! dropped (TX queue full) and runts (frames shorter than an Ethernet header,
 //! freed).
 
 use clap::Parser;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wirespeed::eal::lcore::CoreList;
 use wirespeed::ethdev::{PortConfig, Registry};
@@ -23,37 +26,172 @@ use wirespeed::mbuf::{Burst, Mbuf};
 use wirespeed::netdev::QdiscKind;
 use wirespeed::runtime::{LcoreApp, LcoreCtx, PortSetup, Runtime, RuntimeConfig};
 
-/// Command line.
+// ---------------------------------------------------------------- config
+
+/// The TOML file (see `configs/macswap.toml`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub run: RunConf,
+    #[serde(default)]
+    pub port: Vec<PortEntry>,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConf {
+    /// The core the lcore runs on.
+    pub lcore: usize,
+    /// Frames per RX burst (1..=256).
+    pub burst: usize,
+    /// RX and TX descriptors per queue.
+    pub ring: u16,
+    /// Buffers in the lcore's pool.
+    pub pool: u32,
+    /// Seconds; none = until Ctrl-C (or `count`).
+    pub duration: Option<f64>,
+    /// Stop after this many frames received (all ports).
+    pub count: Option<u64>,
+    /// 4 KiB pages only (DPDK --no-huge).
+    pub no_huge: bool,
+}
+
+impl Default for RunConf {
+    fn default() -> Self {
+        RunConf {
+            lcore: 0,
+            burst: 32,
+            ring: 1024,
+            pool: 8192,
+            duration: None,
+            count: None,
+            no_huge: false,
+        }
+    }
+}
+
+/// `[[port]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortEntry {
+    /// Device spec (`ring:NAME`, `igb-model`, `af_xdp:IFACE`, …).
+    pub spec: String,
+}
+
+impl Config {
+    /// Reads and parses a TOML file (unknown keys are errors naming them).
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        Config::parse(&path.display().to_string(), &text)
+    }
+
+    pub fn parse(name: &str, text: &str) -> Result<Config, Error> {
+        toml::from_str(text).map_err(|e| Error::Read {
+            path: name.to_string(),
+            why: e.to_string().trim_end().to_string(),
+        })
+    }
+}
+
+/// Command line: every flag overrides its key in `--config`.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "macswap",
     about = "Reflects every frame out of the port it came in on, MACs swapped (testpmd macswap)"
 )]
 pub struct Opts {
-    /// Device spec of a port (repeat for more): ring:NAME, igb-model, ice-model, af_xdp:IFACE, …
-    #[arg(long = "port", required = true)]
+    /// The TOML config (see configs/macswap.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Device spec of a port (repeat for more; replaces the config's
+    /// [[port]] list): ring:NAME, igb-model, ice-model, af_xdp:IFACE, …
+    #[arg(long = "port")]
     pub ports: Vec<String>,
-    /// The core the lcore runs on.
-    #[arg(long, default_value_t = 0)]
-    pub lcore: usize,
-    /// Stop after this many frames received (all ports).
+    /// Overrides run.lcore.
+    #[arg(long)]
+    pub lcore: Option<usize>,
+    /// Overrides run.count (frames received, all ports).
     #[arg(long)]
     pub count: Option<u64>,
-    /// Stop after this many seconds.
+    /// Overrides run.duration (seconds).
     #[arg(long)]
     pub duration: Option<f64>,
-    /// Frames per RX burst (1..=256).
-    #[arg(long, default_value_t = 32)]
-    pub burst: usize,
-    /// RX and TX descriptors per queue.
-    #[arg(long, default_value_t = 1024)]
-    pub ring: u16,
-    /// Buffers in the lcore's pool.
-    #[arg(long, default_value_t = 8192)]
-    pub pool: u32,
+    /// Overrides run.burst (1..=256).
+    #[arg(long)]
+    pub burst: Option<usize>,
+    /// Overrides run.ring.
+    #[arg(long)]
+    pub ring: Option<u16>,
+    /// Overrides run.pool.
+    #[arg(long)]
+    pub pool: Option<u32>,
     /// 4 KiB pages only (DPDK --no-huge).
     #[arg(long)]
     pub no_huge: bool,
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub ports: Vec<String>,
+    pub run: RunConf,
+}
+
+impl Opts {
+    /// The config (file or defaults) with the flags' overrides, checked;
+    /// errors name the flag or the key.
+    pub fn plan(&self) -> Result<Plan, Error> {
+        let c = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        let mut run = c.run.clone();
+        let key = |flag: bool, f: &str, k: &str| if flag { f.to_string() } else { k.to_string() };
+        run.lcore = self.lcore.unwrap_or(run.lcore);
+        run.count = self.count.or(run.count);
+        run.duration = self.duration.or(run.duration);
+        run.burst = self.burst.unwrap_or(run.burst);
+        run.ring = self.ring.unwrap_or(run.ring);
+        run.pool = self.pool.unwrap_or(run.pool);
+        run.no_huge |= self.no_huge;
+        let ports = if self.ports.is_empty() {
+            c.port.iter().map(|p| p.spec.clone()).collect()
+        } else {
+            self.ports.clone()
+        };
+        if ports.is_empty() {
+            return Err(bad(
+                "port",
+                "no port given: --port SPEC (repeat for more) or [[port]] spec = … in --config",
+            ));
+        }
+        if run.burst == 0 || run.burst > wirespeed::mbuf::BURST_MAX {
+            return Err(bad(
+                &key(self.burst.is_some(), "--burst", "run.burst"),
+                format!("{} is not in 1..=256", run.burst),
+            ));
+        }
+        if let Some(d) = run.duration {
+            if !(d > 0.0 && d.is_finite()) {
+                return Err(bad(
+                    &key(self.duration.is_some(), "--duration", "run.duration"),
+                    format!("{d} is not a number of seconds > 0"),
+                ));
+            }
+        }
+        if run.pool < 64 {
+            return Err(bad(
+                &key(self.pool.is_some(), "--pool", "run.pool"),
+                format!("{} buffers: give 64 or more", run.pool),
+            ));
+        }
+        Ok(Plan { ports, run })
+    }
 }
 
 /// One port's counters at the end of a run.
@@ -179,34 +317,40 @@ impl LcoreApp for MacSwap {
     }
 }
 
-/// Errors a run can end with.
+/// Errors a run can end with; [`Error::exit_code`] is 2 for bad
+/// configuration, 1 otherwise.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("--{key}: {why}")]
-    Arg { key: &'static str, why: String },
+    #[error("{path}: {why}")]
+    Read { path: String, why: String },
+    #[error("{key}: {why}")]
+    Config { key: String, why: String },
     #[error(transparent)]
     Ethdev(#[from] wirespeed::ethdev::EthdevError),
     #[error(transparent)]
     Runtime(#[from] wirespeed::runtime::RuntimeError),
 }
 
-/// Checks the options, opens the ports through `reg`, runs until a stop
-/// condition, and reports each port's counters.
-pub fn run(opts: &Opts, reg: &Registry, handle_signals: bool) -> Result<Report, Error> {
-    if opts.burst == 0 || opts.burst > wirespeed::mbuf::BURST_MAX {
-        return Err(Error::Arg {
-            key: "burst",
-            why: format!("{} is not in 1..=256", opts.burst),
-        });
-    }
-    if let Some(d) = opts.duration {
-        if !(d > 0.0 && d.is_finite()) {
-            return Err(Error::Arg {
-                key: "duration",
-                why: format!("{d} is not a number of seconds > 0"),
-            });
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Read { .. } | Error::Config { .. } => 2,
+            _ => 1,
         }
     }
+}
+
+fn bad(key: &str, why: impl Into<String>) -> Error {
+    Error::Config {
+        key: key.into(),
+        why: why.into(),
+    }
+}
+
+/// Opens the plan's ports through `reg`, runs until a stop condition, and
+/// reports each port's counters.
+pub fn run(plan: &Plan, reg: &Registry, handle_signals: bool) -> Result<Report, Error> {
+    let opts = &plan.run;
     if opts.no_huge {
         wirespeed::eal::dma::set_page_mode(wirespeed::eal::PageMode::Small);
     }
@@ -216,7 +360,7 @@ pub fn run(opts: &Opts, reg: &Registry, handle_signals: bool) -> Result<Report, 
         ..PortConfig::default()
     };
     let mut setups = Vec::new();
-    for spec in &opts.ports {
+    for spec in &plan.ports {
         let mut s = PortSetup::new(reg.open(spec)?, conf.clone());
         // testpmd's forwarding: straight to the driver, the rest freed.
         s.txq.qdisc.kind = QdiscKind::Noqueue;
@@ -253,18 +397,17 @@ pub fn run(opts: &Opts, reg: &Registry, handle_signals: bool) -> Result<Report, 
 #[allow(dead_code)]
 fn main() -> std::process::ExitCode {
     let opts = Opts::parse();
-    match run(&opts, &wirespeed_apps::registry(), true) {
+    match opts
+        .plan()
+        .and_then(|p| run(&p, &wirespeed_apps::registry(), true))
+    {
         Ok(r) => {
             println!("{r}");
             std::process::ExitCode::SUCCESS
         }
-        Err(e @ Error::Arg { .. }) => {
-            eprintln!("macswap: {e}");
-            std::process::ExitCode::from(2)
-        }
         Err(e) => {
             eprintln!("macswap: {e}");
-            std::process::ExitCode::from(1)
+            std::process::ExitCode::from(e.exit_code())
         }
     }
 }

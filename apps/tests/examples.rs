@@ -195,8 +195,97 @@ fn recompute_ip_checksum(h: &[u8]) -> u16 {
 fn run_macswap(args: &[&str]) -> std::thread::JoinHandle<macswap::Report> {
     let mut argv = vec!["macswap", "--no-huge", "--duration", "20", "--pool", "1024"];
     argv.extend_from_slice(args);
-    let opts = macswap::Opts::parse_from(argv);
-    std::thread::spawn(move || macswap::run(&opts, &Registry::with_builtins(), false).unwrap())
+    let plan = macswap::Opts::parse_from(argv).plan().unwrap();
+    std::thread::spawn(move || macswap::run(&plan, &Registry::with_builtins(), false).unwrap())
+}
+
+/// The example binary on its shipped config (`null` ports) runs; bad keys
+/// and values are exit 2 naming them; flags override the keys.
+#[test]
+fn macswap_binary_runs_its_config_and_names_bad_keys() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = example_bin("macswap");
+    let out = std::process::Command::new(&bin)
+        .current_dir(&root)
+        .args([
+            "--config",
+            "configs/macswap.toml",
+            "--no-huge",
+            "--duration",
+            "0.2",
+        ])
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{so}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        so.contains("port 0 null: rx 0 tx 0 dropped 0 runts 0"),
+        "{so}"
+    );
+    assert!(so.contains("port 1 null: rx 0"), "{so}");
+    let shipped = std::fs::read_to_string(root.join("configs/macswap.toml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("ws-macswap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("bad.toml");
+    for (from, to, key) in [
+        ("burst = 32 ", "bursts = 32 ", "unknown field `bursts`"),
+        (
+            "\n[[port]]\nspec",
+            "\n[[ports]]\nspec",
+            "unknown field `ports`",
+        ),
+        (
+            r#"spec = "null""#,
+            r#"spec = "null"
+speed = 1"#,
+            "unknown field `speed`",
+        ),
+        ("burst = 32 ", "burst = 300 ", "run.burst:"),
+        ("duration = 1 ", "duration = -1 ", "run.duration:"),
+        ("pool = 8192 ", "pool = 8 ", "run.pool:"),
+    ] {
+        assert!(shipped.contains(from), "{from}");
+        std::fs::write(&p, shipped.replacen(from, to, 1)).unwrap();
+        let out = std::process::Command::new(&bin)
+            .args(["--config", p.to_str().unwrap(), "--no-huge"])
+            .output()
+            .unwrap();
+        let se = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {se}");
+        assert!(se.contains(key), "{key}: {se}");
+    }
+    // A flag overrides its key (and its error); --port replaces the list.
+    std::fs::write(&p, shipped.replacen("burst = 32 ", "burst = 300 ", 1)).unwrap();
+    let plan = macswap::Opts::parse_from([
+        "macswap",
+        "--config",
+        p.to_str().unwrap(),
+        "--burst",
+        "8",
+        "--port",
+        "ring:x",
+    ])
+    .plan()
+    .unwrap();
+    assert_eq!(
+        (plan.run.burst, plan.ports.clone()),
+        (8, vec!["ring:x".to_string()])
+    );
+    assert_eq!(plan.run.pool, 8192);
+    let e = macswap::Opts::parse_from(["macswap", "--burst", "0", "--port", "null"])
+        .plan()
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("--burst:") && e.exit_code() == 2,
+        "{e}"
+    );
+    let e = macswap::Opts::parse_from(["macswap"]).plan().unwrap_err();
+    assert!(e.to_string().starts_with("port:"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -943,8 +1032,9 @@ fn udp_echo_answers_every_datagram_to_its_sender() {
         "--duration",
         "20",
     ]);
+    let plan = opts.plan().unwrap();
     let h = std::thread::spawn(move || {
-        udp_echo::run(&opts, &Registry::with_builtins(), false).unwrap()
+        udp_echo::run(&plan, &Registry::with_builtins(), false).unwrap()
     });
     // The server announces its address: its MAC.
     let end = Instant::now() + Duration::from_secs(10);
@@ -1025,7 +1115,525 @@ fn udp_echo_answers_every_datagram_to_its_sender() {
 #[test]
 fn udp_echo_refuses_a_bad_address() {
     let o = udp_echo::Opts::parse_from(["udp_echo", "--port", "null", "--ip", "10.0.0.1"]);
-    let e = udp_echo::run(&o, &Registry::with_builtins(), false).unwrap_err();
+    let e = o.plan().unwrap_err();
     assert_eq!(e.exit_code(), 2);
-    assert!(e.to_string().contains("--ip"), "{e}");
+    assert!(e.to_string().starts_with("--ip:"), "{e}");
+    let o = udp_echo::Opts::parse_from(["udp_echo"]);
+    let e = o.plan().unwrap_err();
+    assert!(e.to_string().starts_with("port.spec:"), "{e}");
+}
+
+/// Checks an echo to the client (addresses, checksums); its destination port.
+fn assert_echo(f: &[u8], server_mac: &[u8]) -> u16 {
+    assert_eq!(&f[0..6], &MAC_N0.0, "to the client");
+    assert_eq!(&f[6..12], server_mac);
+    assert_eq!(checksum::checksum(&f[14..34]), 0, "IPv4 header checksum");
+    let ulen = u16::from_be_bytes([f[38], f[39]]) as usize;
+    let mut ph = vec![10, 0, 0, 1, 10, 0, 0, 2, 0, 17];
+    ph.extend_from_slice(&(ulen as u16).to_be_bytes());
+    ph.extend_from_slice(&f[34..34 + ulen]);
+    assert_eq!(checksum::checksum(&ph), 0, "UDP checksum of {f:02x?}");
+    u16::from_be_bytes([f[36], f[37]])
+}
+
+/// The ARP reply from the client (10.0.0.2, MAC_N0) to the server.
+fn arp_reply(server_mac: &[u8]) -> Vec<u8> {
+    let mut reply = Vec::new();
+    reply.extend_from_slice(server_mac);
+    reply.extend_from_slice(&MAC_N0.0);
+    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+    reply.extend_from_slice(&MAC_N0.0);
+    reply.extend_from_slice(&[10, 0, 0, 2]);
+    reply.extend_from_slice(server_mac);
+    reply.extend_from_slice(&[10, 0, 0, 1]);
+    reply.resize(60, 0);
+    reply
+}
+
+/// Two lcores behind a two-queue ring port: the peer sends every request
+/// on its TX queue 1 (the server's RX queue 1: lcore 1), and the ARP reply
+/// there too. Lcore 1 hands the datagrams to the socket on lcore 0 (its
+/// steering ring), its stack learns the client's MAC for both (the shared
+/// control plane), and lcore 0 echoes all of them: each lcore's counters
+/// nonzero, the steering balanced, every datagram answered once.
+#[test]
+fn udp_echo_on_two_lcores_steers_to_the_socket_and_shares_arp() {
+    const N: u16 = 40;
+    let mut pool = test_pool();
+    let mut port = Registry::with_builtins().open("ring:ex-echo2").unwrap();
+    port.configure(&PortConfig {
+        nb_tx_queues: 2,
+        nb_rx_queues: 2,
+        ..PortConfig::default()
+    })
+    .unwrap();
+    let mut tx0 = port.tx_queue(0).unwrap();
+    let mut tx1 = port.tx_queue(1).unwrap();
+    let mut rxs: Vec<Box<dyn RxQueue>> = (0..2).map(|q| port.rx_queue(q).unwrap()).collect();
+    port.start().unwrap();
+    let opts = udp_echo::Opts::parse_from([
+        "udp_echo",
+        "--config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/udp_echo.toml"),
+        "--port",
+        "ring:ex-echo2",
+        "--lcores",
+        "0-1",
+        "--no-huge",
+        "--count",
+        "40",
+        "--duration",
+        "20",
+    ]);
+    let plan = opts.plan().unwrap();
+    assert_eq!(plan.cores.len(), 2);
+    let h = std::thread::spawn(move || {
+        udp_echo::run(&plan, &Registry::with_builtins(), false).unwrap()
+    });
+    let mut send1 = |pool: &mut Mempool, f: &[u8]| {
+        let mut m = pool.alloc().unwrap();
+        m.extend_from_slice(f).unwrap();
+        let mut b = Burst::new();
+        b.push(m).unwrap();
+        assert_eq!(tx1.tx_burst(&mut b), 1);
+        tx1.clean(usize::MAX);
+    };
+    let mut recv = |pool: &mut Mempool| -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut b = Burst::new();
+        for rx in rxs.iter_mut() {
+            rx.rx_burst(pool, &mut b, 32);
+            while let Some(m) = b.pop_front() {
+                out.push(m.data().to_vec());
+            }
+        }
+        out
+    };
+    let is_arp = |f: &[u8]| f[12..14] == [0x08, 0x06];
+    let end = Instant::now() + Duration::from_secs(10);
+    let mac: [u8; 6] = 'found: loop {
+        for f in recv(&mut pool) {
+            if is_arp(&f) && f[28..32] == [10, 0, 0, 1] {
+                break 'found f[6..12].try_into().unwrap();
+            }
+        }
+        assert!(Instant::now() < end, "no gratuitous ARP from the server");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // The first request to lcore 0 (which polls only once its socket is
+    // bound: lcore 1 may start first and would answer port unreachable),
+    // the ARP exchange it starts, its echo; then the rest to lcore 1 (a
+    // neighbour being resolved holds a few packets only).
+    let req = |i: u16| udp_request(mac, 6000 + i, format!("two {i}").as_bytes());
+    {
+        let mut m = pool.alloc().unwrap();
+        m.extend_from_slice(&req(0)).unwrap();
+        let mut b = Burst::new();
+        b.push(m).unwrap();
+        assert_eq!(tx0.tx_burst(&mut b), 1);
+        tx0.clean(usize::MAX);
+    }
+    let mut got = Vec::new();
+    let mut answered = false;
+    let mut rest_sent = false;
+    let end = Instant::now() + Duration::from_secs(10);
+    while got.len() < N as usize {
+        if Instant::now() >= end {
+            let r = h.join().unwrap();
+            panic!("{} of {N} echoes; server: {r}", got.len());
+        }
+        if !rest_sent && !got.is_empty() {
+            for i in 1..N {
+                send1(&mut pool, &req(i));
+            }
+            rest_sent = true;
+        }
+        for f in recv(&mut pool) {
+            if !is_arp(&f) {
+                got.push(f);
+            } else if !answered && f[20..22] == [0, 1] && f[38..42] == [10, 0, 0, 2] {
+                send1(&mut pool, &arp_reply(&mac));
+                answered = true;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let mut seen = vec![false; N as usize];
+    for f in &got {
+        let dport = assert_echo(f, &mac);
+        let i = (dport - 6000) as usize;
+        let ulen = u16::from_be_bytes([f[38], f[39]]) as usize;
+        assert_eq!(&f[42..34 + ulen], format!("two {i}").as_bytes());
+        assert!(!seen[i], "echo {i} twice");
+        seen[i] = true;
+    }
+    let r = h.join().unwrap();
+    assert_eq!((r.received, r.echoed, r.failed), (N as u64, N as u64, 0));
+    assert_eq!(r.lcores.len(), 2);
+    let (l0, l1) = (&r.lcores[0], &r.lcores[1]);
+    assert!(!r.rss, "a ring: port has no RSS");
+    // Lcore 1 received the ARP reply and requests 1.., steered the requests.
+    assert_eq!(l1.steered_out, N as u64 - 1);
+    assert_eq!(l1.rx_frames, N as u64, "{r}");
+    assert_eq!((l0.steered_in, l0.echoed), (N as u64 - 1, N as u64), "{r}");
+    assert_eq!(l0.steer_drops + l1.steer_drops, 0);
+    assert!(r.steering_balanced());
+    let u = r.snmp.unwrap().udp;
+    assert_eq!((u.in_datagrams, u.out_datagrams), (N as u64, N as u64));
+}
+
+/// The example binary on its shipped config (a `null` port: nothing
+/// arrives) runs and ends; a bad key or value is exit 2 naming it; a flag
+/// overrides its key.
+#[test]
+fn udp_echo_binary_runs_its_config_and_names_bad_keys() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = example_bin("udp_echo");
+    let out = std::process::Command::new(&bin)
+        .current_dir(&root)
+        .args([
+            "--config",
+            "configs/udp_echo.toml",
+            "--no-huge",
+            "--duration",
+            "0.2",
+        ])
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{so}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        so.contains("udp_echo: received 0, echoed 0, not echoed 0"),
+        "{so}"
+    );
+    assert!(so.contains("lcore 0 (core 0): rx frames 0"), "{so}");
+    let shipped = std::fs::read_to_string(root.join("configs/udp_echo.toml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("ws-udp-echo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (from, to, key) in [
+        (
+            "listen = 7 ",
+            "listen_port = 7 ",
+            "unknown field `listen_port`",
+        ),
+        ("[echo]", "[echoo]", "unknown field `echoo`"),
+        ("ring = 1024 ", "rings = 1024 ", "unknown field `rings`"),
+        (
+            r#"address = "10.0.0.1/24""#,
+            r#"address = "10.0.0.1""#,
+            "port.address:",
+        ),
+        (r#"lcores = "0""#, r#"lcores = "zero""#, "run.lcores:"),
+        ("listen = 7 ", "listen = 0 ", "echo.listen:"),
+        ("pool = 8192 ", "pool = 10 ", "run.pool:"),
+    ] {
+        let p = dir.join("bad.toml");
+        assert!(shipped.contains(from), "{from}");
+        std::fs::write(&p, shipped.replacen(from, to, 1)).unwrap();
+        let out = std::process::Command::new(&bin)
+            .args(["--config", p.to_str().unwrap(), "--no-huge"])
+            .output()
+            .unwrap();
+        let se = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {se}");
+        assert!(se.contains(key), "{key}: {se}");
+    }
+    // The flag wins over the bad key.
+    let p = dir.join("bad.toml");
+    std::fs::write(&p, shipped.replacen("listen = 7 ", "listen = 0 ", 1)).unwrap();
+    let o = udp_echo::Opts::parse_from([
+        "udp_echo",
+        "--config",
+        p.to_str().unwrap(),
+        "--listen",
+        "9",
+        "--lcores",
+        "1",
+    ]);
+    let plan = o.plan().unwrap();
+    assert_eq!((plan.listen, plan.cores.cores()), (9, &[1usize][..]));
+    assert_eq!(plan.spec, "null");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ------------------------------------------------------- l3fwd, two lcores
+
+/// The igb model ports of the multi-lcore test, handed to the example's
+/// registry by name (`igb-test:0`, `igb-test:1`): the test keeps the
+/// models to inject into and capture from.
+static MODEL_PORTS: std::sync::Mutex<Vec<Option<Box<dyn Port>>>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn open_model_port(
+    spec: &wirespeed::ethdev::DevSpec,
+) -> Result<Box<dyn Port>, wirespeed::ethdev::EthdevError> {
+    let i: usize = spec.arg.as_deref().unwrap_or("0").parse().unwrap();
+    Ok(MODEL_PORTS.lock().unwrap()[i].take().expect("opened once"))
+}
+
+/// RX queue (of 2) the igb model's RSS picks for a UDP frame
+/// `src:sport → dst:dport` (Toeplitz over the 4-tuple with the default key,
+/// RETA entry i → queue i % 2).
+fn rss_queue(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> usize {
+    let mut t = src.to_vec();
+    t.extend_from_slice(&dst);
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    let h = wirespeed::ethdev::rss::toeplitz_hash(&wirespeed::ethdev::rss::DEFAULT_RSS_KEY, &t);
+    ((h & 0x7F) % 2) as usize
+}
+
+/// l3fwd on two lcores between two igb model ports with RSS: frames of
+/// many flows injected into port 0 are spread by the model's Toeplitz hash
+/// and RETA over two RX queues, each polled by its lcore, which forwards
+/// them out of its own TX queue on port 1. Each lcore received exactly the
+/// flows hashed to its queue (both nonzero), forwarded every one, and its
+/// counters balance; port 1 sent every frame, each forwarded correctly.
+#[test]
+fn l3fwd_on_two_lcores_spreads_flows_by_rss_on_the_igb_model() {
+    use pmd_igb::{model_port, ModelConfig, Sink};
+    use wirespeed::eal::regs::RegisterSpace;
+    const N: usize = 600;
+    set_page_mode(PageMode::Small);
+    let (p0, m0) = model_port(ModelConfig {
+        speed_bps: 0,
+        sink: Sink::Count,
+        ..ModelConfig::default()
+    })
+    .unwrap();
+    let (p1, m1) = model_port(ModelConfig {
+        speed_bps: 0,
+        sink: Sink::Capture,
+        ..ModelConfig::default()
+    })
+    .unwrap();
+    *MODEL_PORTS.lock().unwrap() = vec![Some(Box::new(p0)), Some(Box::new(p1))];
+    let mut reg = Registry::with_builtins();
+    reg.register(wirespeed::ethdev::DriverInfo {
+        name: "igb-test",
+        syntax: "igb-test:N",
+        help: "the test's igb model ports",
+        open: open_model_port,
+    })
+    .unwrap();
+    let cfg = l3fwd_config("unused", "", true)
+        .replace("lcore = 0\n", "lcores = \"0-1\"\n")
+        .replace("ring:unused-0", "igb-test:0")
+        .replace("ring:unused-1", "igb-test:1");
+    let mut c = l3fwd::Config::parse("test", &cfg).unwrap();
+    c.run.count = Some(N as u64);
+    let plan = c.plan().unwrap();
+    assert_eq!(plan.cores.len(), 2);
+    let h = std::thread::spawn(move || l3fwd::run(&plan, &reg, false).unwrap());
+    // Wait for the driver to enable RX on both queues (frames before that
+    // are not received: the model counts them rx_not_ready).
+    let end = Instant::now() + Duration::from_secs(20);
+    while m0.read32(pmd_igb::regs::RCTL) & pmd_igb::regs::RCTL_EN == 0
+        || (0..2).any(|q| m0.read32(pmd_igb::regs::rdt(q)) == 0)
+    {
+        assert!(Instant::now() < end, "port 0 RX never enabled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let mut want = [0u64; 2];
+    let mut sent = Vec::new();
+    for i in 0..N {
+        let src = [198, 18, 0, 1 + (i % 200) as u8];
+        let dst = [198, 18, 1, 1 + (i % 7) as u8];
+        let sport = 1000 + (i % 256) as u16;
+        let mut f = Ip4::new(src, dst, 64).build();
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        want[rss_queue(src, dst, sport, 5000)] += 1;
+        assert!(m0.inject(&f));
+        sent.push(f);
+        if i % 32 == 31 {
+            // The model has put the batch into the RX rings (256 each): a
+            // preempted lcore cannot make it miss frames.
+            let k = m0
+                .counters()
+                .rx_frames
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let end = Instant::now() + Duration::from_secs(10);
+            while m0
+                .counters()
+                .rx_frames
+                .load(std::sync::atomic::Ordering::Relaxed)
+                < k.max(i as u64 + 1)
+                && Instant::now() < end
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let r = h.join().unwrap();
+    assert!(want[0] > 0 && want[1] > 0, "{want:?}");
+    assert_eq!(r.rss, vec![true, true], "RSS on both igb ports");
+    assert_eq!(r.lcores.len(), 2);
+    for (q, (_, c)) in r.lcores.iter().enumerate() {
+        assert_eq!(c.rx, want[q], "lcore {q} received its queue's flows\n{r}");
+        assert_eq!(c.forwarded, c.rx, "lcore {q}\n{r}");
+        assert!(c.balanced(), "lcore {q}");
+    }
+    assert_eq!((r.c.rx, r.c.forwarded), (N as u64, N as u64));
+    assert_eq!(r.ports[1].tx, N as u64);
+    assert!(r.c.balanced());
+    // Port 1's wire: every frame, next hop's MACs, TTL − 1 (the flows of
+    // the two lcores interleave: matched by content).
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < N && Instant::now() < end {
+        got.extend(
+            m1.take_captured()
+                .into_iter()
+                .filter(|f| f[12..14] == [0x08, 0x00]),
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(got.len(), N);
+    let mut by_key: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+    for s in &sent {
+        *by_key.entry(s[26..].to_vec()).or_default() += 1;
+    }
+    for g in &got {
+        let mut key = g[26..].to_vec();
+        key.truncate(sent[0].len() - 26);
+        let n = by_key.get_mut(&key).expect("a frame that was sent");
+        *n -= 1;
+        assert_eq!(&g[0..6], &MAC_N1.0);
+        assert_eq!(&g[6..12], &MAC_R1.0);
+    }
+    assert!(by_key.values().all(|&n| n == 0));
+}
+
+/// Waits until the igb model's driver enabled RX on queues 0 and 1.
+fn wait_rx_enabled(m: &pmd_igb::IgbModel) {
+    use wirespeed::eal::regs::RegisterSpace;
+    let end = Instant::now() + Duration::from_secs(20);
+    while m.read32(pmd_igb::regs::RCTL) & pmd_igb::regs::RCTL_EN == 0
+        || (0..2).any(|q| m.read32(pmd_igb::regs::rdt(q)) == 0)
+    {
+        assert!(Instant::now() < end, "RX never enabled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+/// udp_echo on two lcores behind an igb model port with RSS: requests of
+/// many client ports are spread by the model's hash over two RX queues;
+/// lcore 1 hands its share to the socket on lcore 0 (steering), which
+/// resolves the client by ARP and echoes every one. Each lcore received
+/// exactly its queue's flows (both nonzero), steering balanced, N echoes
+/// on the wire.
+#[test]
+fn udp_echo_on_two_lcores_with_rss_on_the_igb_model() {
+    use pmd_igb::{model_port, ModelConfig, Sink};
+    const N: u16 = 300;
+    set_page_mode(PageMode::Small);
+    let (p0, m0) = model_port(ModelConfig {
+        speed_bps: 0,
+        sink: Sink::Capture,
+        ..ModelConfig::default()
+    })
+    .unwrap();
+    let mac = p0.mac().0;
+    *MODEL_PORTS.lock().unwrap() = vec![Some(Box::new(p0))];
+    let mut reg = Registry::with_builtins();
+    reg.register(wirespeed::ethdev::DriverInfo {
+        name: "igb-test",
+        syntax: "igb-test:N",
+        help: "the test's igb model ports",
+        open: open_model_port,
+    })
+    .unwrap();
+    let plan = udp_echo::Opts::parse_from([
+        "udp_echo",
+        "--port",
+        "igb-test:0",
+        "--lcores",
+        "0-1",
+        "--no-huge",
+        "--count",
+        &N.to_string(),
+        "--duration",
+        "20",
+    ])
+    .plan()
+    .unwrap();
+    let h = std::thread::spawn(move || udp_echo::run(&plan, &reg, false).unwrap());
+    wait_rx_enabled(&m0);
+    let mut want = [0u64; 2];
+    // Request 0's port hashes to queue 0: lcore 0 polls only once its
+    // socket is bound (lcore 1 may start first and answer port unreachable).
+    let first = (0..100u16)
+        .find(|&k| rss_queue([10, 0, 0, 2], [10, 0, 0, 1], 7000 + N + k, 7) == 0)
+        .unwrap();
+    let mut send = |i: u16| {
+        let sport = if i == 0 { 7000 + N + first } else { 7000 + i };
+        want[rss_queue([10, 0, 0, 2], [10, 0, 0, 1], sport, 7)] += 1;
+        assert!(m0.inject(&udp_request(mac, sport, format!("rss {i}").as_bytes())));
+    };
+    // The first request makes the server ask for the client's MAC (from
+    // lcore 0, whose socket answers): tell it (ARP is not hashed: queue
+    // 0); then the rest (a neighbour being resolved queues a few only).
+    send(0);
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    let mut answered = false;
+    // Then the rest, 20 at a time, each batch after the echoes of the last
+    // (a burst larger than the socket's buffers would be dropped there:
+    // RcvbufErrors, or EAGAIN while the NIC has not completed the echoes).
+    let mut next = 1u16;
+    while got.len() < N as usize {
+        if got.len() == next as usize && next < N {
+            let to = (next + 20).min(N);
+            for i in next..to {
+                send(i);
+            }
+            next = to;
+        }
+        if Instant::now() >= end {
+            let r = h.join().unwrap();
+            panic!(
+                "{} of {N} echoes; server: {r}\nmodel: {:?}",
+                got.len(),
+                m0.counters()
+            );
+        }
+        for f in m0.take_captured() {
+            if f[12..14] == [0x08, 0x06] {
+                if !answered && f[20..22] == [0, 1] && f[38..42] == [10, 0, 0, 2] {
+                    assert!(m0.inject(&arp_reply(&mac)));
+                    answered = true;
+                }
+            } else {
+                got.push(f);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut seen = vec![false; N as usize];
+    for f in &got {
+        let p = assert_echo(f, &mac);
+        let i = if p >= 7000 + N {
+            0
+        } else {
+            (p - 7000) as usize
+        };
+        assert!(!seen[i], "echo {i} twice");
+        seen[i] = true;
+    }
+    let r = h.join().unwrap();
+    assert!(r.rss, "RSS on the igb model\n{r}");
+    assert!(want[0] > 0 && want[1] > 0, "{want:?}");
+    let (l0, l1) = (&r.lcores[0], &r.lcores[1]);
+    // Lcore 0 also got the ARP reply (unhashed: queue 0).
+    assert_eq!((l0.rx_frames, l1.rx_frames), (want[0] + 1, want[1]), "{r}");
+    assert_eq!((l1.steered_out, l0.steered_in), (want[1], want[1]), "{r}");
+    assert_eq!((r.received, r.echoed, r.failed), (N as u64, N as u64, 0));
+    assert!(r.steering_balanced());
 }

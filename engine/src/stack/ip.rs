@@ -701,6 +701,83 @@ impl Stack {
         Ok(())
     }
 
+    /// [`Stack::ip_append_data`] for a caller's buffer whose data is the
+    /// payload: plays the part `ip_make_skb` → `__ip_append_data` has for a
+    /// `MSG_ZEROCOPY` send (the payload is not copied; the skb the stack
+    /// sends is built around it): the buffer becomes the datagram's one
+    /// fragment, its headroom taking the UDP header now and the IPv4 and
+    /// link-layer headers at output (`skb_push` in `udp_send_skb`,
+    /// `ip_send_skb`, `neigh_hh_output`), charged to the socket's send
+    /// buffer as `sock_alloc_send_skb` charges the buffer it allocates.
+    ///
+    /// A datagram that must be fragmented (larger than the path MTU), or
+    /// that is appended to a corked one, is copied by `ip_append_data`
+    /// instead, as Linux copies a zerocopy send it cannot map
+    /// (`SO_EE_CODE_ZEROCOPY_COPIED`); `m` is freed then.
+    ///
+    /// Errors: `EINVAL` when the headroom cannot take the UDP, IPv4 and
+    /// link-layer headers; `EAGAIN` when the send buffer is full;
+    /// `EMSGSIZE` as `ip_append_data`.
+    pub(crate) fn ip_append_mbuf(
+        &mut self,
+        p: &mut Pending,
+        mut m: Mbuf,
+        sb: &SndBuf<'_>,
+    ) -> Result<(), Errno> {
+        let flow = p.flow.as_ref().expect("flow set before append");
+        let hlen = flow.ip_hlen();
+        let len = m.pkt_len();
+        let fits = p.frags.is_empty() && wire::UDP_HLEN + len + hlen <= flow.dst.mtu as usize;
+        if !fits {
+            // Fragmentation (or a corked datagram): the copying path.
+            let mut r = Ok(());
+            for s in m.segments() {
+                r = self.ip_append_data(p, s.data, sb);
+                if r.is_err() {
+                    break;
+                }
+            }
+            return r;
+        }
+        let l2 = if self.ports[flow.dst.port as usize].conf.vlan.is_some() {
+            18
+        } else {
+            wire::ETH_HLEN
+        };
+        if m.headroom() < wire::UDP_HLEN + hlen + l2 {
+            return Err(Errno::EINVAL);
+        }
+        // sock_alloc_send_skb's check on the datagram's first buffer.
+        if sb.acct.in_flight() >= sb.sndbuf {
+            return Err(Errno::EAGAIN);
+        }
+        // What the buffer carried in from a receive (offload flags, RSS
+        // hash, VLAN tag, owner cookie) is not the new packet's.
+        m.set_ol_flags(0);
+        m.set_vlan_tci(0);
+        m.set_hash(0);
+        m.set_user(0);
+        m.set_priority(0);
+        m.set_tx_lens(0, 0, 0);
+        if m.wmem_charge() == 0 {
+            let truesize = (m.nb_segs() * (m.buf_len() + MBUF_HDR_SIZE)) as u32;
+            m.charge_wmem(sb.acct, truesize);
+        }
+        // Else the buffer is still charged to the socket that sent it (a
+        // `ring:` port hands the sender's own buffer across, as a veth skb
+        // arrives before `skb_orphan`): that charge stays and is released
+        // when the buffer is freed — a buffer has one account.
+        for s in m.segments() {
+            p.csum.add(s.data);
+        }
+        // Room for the UDP header, written at push time (as ip_append_data
+        // leaves it); the headroom check above makes this succeed.
+        m.prepend(wire::UDP_HLEN).map_err(|_| Errno::EINVAL)?;
+        p.frags.push(m);
+        p.length = wire::UDP_HLEN + len;
+        Ok(())
+    }
+
     /// Plays `udp_push_pending_frames` → `udp_send_skb` (UDP header and
     /// checksum: software, `udp4_hwcsum` offload, or none with SO_NO_CHECK)
     /// → `ip_send_skb`. Empties `p`. `Ok` if handed to IP (`OutDatagrams`).

@@ -1305,3 +1305,6 @@ fn fib_add_ifaddr(fib: &mut fib_rules::Fib, i: u16, p: &PortConf) -> Result<(), 
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_send_mbuf;

@@ -1150,7 +1150,23 @@ impl Stack {
         dest: Option<SocketAddrV4>,
         o: &SendOpts,
     ) -> Result<usize, Errno> {
-        if buf.len() > 0xffff {
+        self.udp_sendmsg_payload(sk, idx, Payload::Copy(buf), dest, o)
+    }
+
+    /// `udp_sendmsg` for either kind of payload: the bytes of a `&[u8]`
+    /// (copied into fresh buffers by `ip_append_data`) or a caller's mbuf
+    /// (sent in place by [`Stack::ip_append_mbuf`]). The checks, the route,
+    /// the counters and the errors are the same for both.
+    fn udp_sendmsg_payload(
+        &mut self,
+        sk: &mut Sock,
+        idx: usize,
+        payload: Payload<'_>,
+        dest: Option<SocketAddrV4>,
+        o: &SendOpts,
+    ) -> Result<usize, Errno> {
+        let len = payload.len();
+        if len > 0xffff {
             return Err(Errno::EMSGSIZE);
         }
         self.inet_send_prepare(idx, sk)?;
@@ -1165,8 +1181,10 @@ impl Stack {
             || o.flags.contains(MsgFlags::DONTROUTE)
             || ip_opt.is_some_and(|x| x.strict);
         if !corkreq && dest.is_none() && !cmsg && !onlink && sk.pending.is_empty() {
-            if let Some(r) = self.udp_send_fast(sk, buf, confirm) {
-                return r;
+            if let Payload::Copy(buf) = payload {
+                if let Some(r) = self.udp_send_fast(sk, buf, confirm) {
+                    return r;
+                }
             }
         }
         if sk.pending.is_empty() {
@@ -1328,7 +1346,10 @@ impl Stack {
         };
         let mut p = std::mem::take(&mut sk.pending);
         let new_dgram = p.frags.is_empty();
-        let r = self.ip_append_data(&mut p, buf, &sb);
+        let r = match payload {
+            Payload::Copy(buf) => self.ip_append_data(&mut p, buf, &sb),
+            Payload::Mbuf(m) => self.ip_append_mbuf(&mut p, m, &sb),
+        };
         let tsflags = o.tsflags.unwrap_or(sk.tsflags);
         if r.is_ok() && new_dgram && tsflags & super::cmsg::SOF_TIMESTAMPING_TX_SOFTWARE != 0 {
             // sock_tx_timestamp + the OPT_ID counter, once per datagram.
@@ -1351,7 +1372,23 @@ impl Stack {
             self.udp_push_pending_frames(&mut p, &mut sk.inet_id)
         };
         sk.pending = p;
-        r.map(|()| buf.len())
+        r.map(|()| len)
+    }
+}
+
+/// A datagram's payload as `udp_sendmsg` gets it: bytes to copy (`send`,
+/// `send_to`, `send_msg`) or a buffer to send as it is (`send_mbuf`).
+pub(crate) enum Payload<'a> {
+    Copy(&'a [u8]),
+    Mbuf(Mbuf),
+}
+
+impl Payload<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Copy(b) => b.len(),
+            Payload::Mbuf(m) => m.pkt_len(),
+        }
     }
 }
 
@@ -1484,6 +1521,43 @@ impl UdpSocket<'_> {
             }
             st.udp_sendmsg(sk, idx, buf, None, &SendOpts::default())
         })
+    }
+
+    /// `send` without the copy: `m`'s data is the payload (one buffer or a
+    /// chain, e.g. a datagram [`UdpSocket::recv_mbuf`] returned), and the
+    /// stack prepends the UDP, IPv4 and link-layer headers in its headroom
+    /// and sends the buffer itself — the skb `ip_make_skb` builds for a
+    /// `MSG_ZEROCOPY` send, its pages the user's. Frames, counters and
+    /// errors are those of [`UdpSocket::send`] for the same bytes, with
+    /// one more error: `EINVAL` when the headroom cannot take the headers
+    /// (a buffer from a pool has `RTE_PKTMBUF_HEADROOM`-like room, 128
+    /// bytes; one `recv_mbuf` returned has that and the headers it came
+    /// with). `m` is charged to this socket's send buffer, unless it is
+    /// charged to a sender's still (a `ring:` port passes the sender's own
+    /// buffer): that charge stays until it is freed. A datagram larger
+    /// than the path MTU is fragmented by copying (as Linux copies a
+    /// zerocopy send it cannot map: `SO_EE_CODE_ZEROCOPY_COPIED`).
+    ///
+    /// The stack takes `m` in every case: on an error it is freed (UDP
+    /// promises no delivery; the caller keeps no reference to retry with).
+    pub fn send_mbuf(&mut self, m: Mbuf) -> Result<usize, Errno> {
+        self.send_mbuf_msg(m, None, &SendOpts::default())
+    }
+
+    /// [`UdpSocket::send_mbuf`] to `addr` (`sendto`).
+    pub fn send_mbuf_to(&mut self, m: Mbuf, addr: SocketAddrV4) -> Result<usize, Errno> {
+        self.send_mbuf_msg(m, Some(addr), &SendOpts::default())
+    }
+
+    /// [`UdpSocket::send_msg`] with the payload in `m` (see
+    /// [`UdpSocket::send_mbuf`]).
+    pub fn send_mbuf_msg(
+        &mut self,
+        m: Mbuf,
+        dest: Option<SocketAddrV4>,
+        opts: &SendOpts,
+    ) -> Result<usize, Errno> {
+        self.with(|st, sk, idx| st.udp_sendmsg_payload(sk, idx, Payload::Mbuf(m), dest, opts))
     }
 
     /// Sends to `addr`.

@@ -5,6 +5,10 @@
 //! `WINDOW` requests outstanding. Each request carries its TSC send time;
 //! the round trip of every response goes into an HdrHistogram.
 //!
+//! The server runs twice, one after the other: the copying loop
+//! (`recv_from` + `send_to`) and the example's zero-copy loop
+//! (`recv_mbuf` + `send_mbuf_to`: the request's own buffer goes back).
+//!
 //! The peer, in the same run: the same closed loop through Linux's own UDP
 //! stack — a `std::net::UdpSocket` echo server and client on 127.0.0.1
 //! (`udp_sendmsg` … `loopback_xmit` … `udp_rcv` both ways), pinned to the
@@ -35,15 +39,27 @@ struct Echo {
     sock: SocketId,
     done: Arc<AtomicBool>,
     echoed: u64,
+    /// The copying loop the example had before `send_mbuf`
+    /// (`recv_from` + `send_to`), measured in the same run.
+    copy: bool,
 }
 
 impl StackApp for Echo {
     type Summary = u64;
     fn poll(&mut self, ctx: &mut StackCtx<'_>) {
-        let mut buf = [0u8; 2048];
-        while let Ok((n, from)) = ctx.stack.socket(self.sock).recv_from(&mut buf) {
-            if ctx.stack.socket(self.sock).send_to(&buf[..n], from).is_ok() {
-                self.echoed += 1;
+        if self.copy {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = ctx.stack.socket(self.sock).recv_from(&mut buf) {
+                if ctx.stack.socket(self.sock).send_to(&buf[..n], from).is_ok() {
+                    self.echoed += 1;
+                }
+            }
+        } else {
+            // The datagram goes back in the buffer it arrived in: no copy.
+            while let Ok((m, from)) = ctx.stack.socket(self.sock).recv_mbuf() {
+                if ctx.stack.socket(self.sock).send_mbuf_to(m, from).is_ok() {
+                    self.echoed += 1;
+                }
             }
         }
         if self.done.load(Ordering::Relaxed) {
@@ -147,7 +163,7 @@ fn client(mut port: Box<dyn Port>, secs: f64, window: usize, done: Arc<AtomicBoo
     }
 }
 
-fn wirespeed_rr(secs: f64, window: usize) -> Result_ {
+fn wirespeed_rr(secs: f64, window: usize, copy: bool) -> Result_ {
     let reg = Registry::with_builtins();
     let a = reg.open("ring:echo-rr").expect("ring");
     let b = reg.open("ring:echo-rr").expect("ring");
@@ -173,6 +189,7 @@ fn wirespeed_rr(secs: f64, window: usize) -> Result_ {
                 sock,
                 done: done.clone(),
                 echoed: 0,
+                copy,
             })
         })
         .expect("run");
@@ -243,8 +260,15 @@ fn main() {
     let k = std::thread::spawn(move || kernel_rr(secs, window))
         .join()
         .expect("kernel run");
-    let w = wirespeed_rr(secs, window);
+    let c = wirespeed_rr(secs, window, true);
+    let w = wirespeed_rr(secs, window, false);
     report("Linux UDP over 127.0.0.1", &k);
-    report("wirespeed stack over ring:", &w);
-    println!("ratio (req/s): {:.2}x", w.rps / k.rps);
+    report("wirespeed, recv_from + send_to", &c);
+    report("wirespeed, recv_mbuf + send_mbuf", &w);
+    println!(
+        "ratio (req/s): {:.2}x vs Linux (copying server {:.2}x; zero-copy / copying {:.2}x)",
+        w.rps / k.rps,
+        c.rps / k.rps,
+        w.rps / c.rps
+    );
 }
