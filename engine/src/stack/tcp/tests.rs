@@ -20,11 +20,19 @@ const MAC_B: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xb]);
 const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
+/// One super-segment as the device layer got it: length, MSS, buffers
+/// in its chain, and how many of them were indirect mbufs sharing a
+/// write-queue buffer held by exactly two (the queue and this clone).
+#[derive(Clone, Copy, Debug)]
+struct Super {
+    len: usize,
+    mss: u16,
+    segs: usize,
+    shared: usize,
+}
+
 #[derive(Clone, Default)]
-struct Wire(
-    Rc<RefCell<VecDeque<Vec<u8>>>>,
-    Rc<RefCell<Vec<(usize, u16)>>>,
-);
+struct Wire(Rc<RefCell<VecDeque<Vec<u8>>>>, Rc<RefCell<Vec<Super>>>);
 
 impl L2Xmit for Wire {
     /// A port without TSO below a stack configured for it: super-segments
@@ -33,7 +41,17 @@ impl L2Xmit for Wire {
     fn queue_xmit(&mut self, _port: u16, m: Mbuf) -> Result<(), XmitDrop> {
         use crate::ethdev::offload as gso;
         if gso::is_gso(&m) {
-            self.1.borrow_mut().push((m.pkt_len(), m.tso_segsz()));
+            let shared = m
+                .seg_refs()
+                .iter()
+                .filter(|&&(ind, r)| ind && r == 2)
+                .count();
+            self.1.borrow_mut().push(Super {
+                len: m.pkt_len(),
+                mss: m.tso_segsz(),
+                segs: m.nb_segs(),
+                shared,
+            });
             let mut parts = [&[][..]; gso::GSO_MAX_CHAIN];
             let frame = gso::frame_slices(&m, &mut parts).unwrap();
             let req = gso::GsoRequest {
@@ -1227,14 +1245,19 @@ fn tso_super_segments_carry_the_stream() {
     assert!(got == src, "bytes differ");
     let supers = n.ab.1.borrow().clone();
     assert!(!supers.is_empty(), "no super-segment was sent");
-    let biggest = supers.iter().map(|&(l, _)| l).max().unwrap();
+    let biggest = supers.iter().map(|s| s.len).max().unwrap();
     assert!(
         biggest > 30 * 1448,
         "super-segments grew: largest {biggest}"
     );
-    for &(len, mss) in &supers {
-        assert_eq!(mss, 1448);
-        assert!(len <= 14 + 65535, "{len}");
+    for s in &supers {
+        assert_eq!(s.mss, 1448);
+        assert!(s.len <= 14 + 65535, "{s:?}");
+        // The payload is not copied: after the headers' buffer, one
+        // indirect mbuf per write-queue skb, each sharing that skb's
+        // buffer with the queue (which keeps it for retransmission).
+        assert_eq!(s.shared, s.segs - 1, "{s:?}");
+        assert_eq!(s.segs - 1, (s.len - 14 - 52).div_ceil(1448), "{s:?}");
     }
     // Every data segment on the wire is whole MSS but the stream's tail.
     let data_segs: Vec<&Seg> = n
