@@ -13,6 +13,13 @@
 //! (the kernel's GSO — or the device, a veth passes it whole to its peer —
 //! makes the wire segments), and a checksum left to the device as
 //! `VIRTIO_NET_HDR_F_NEEDS_CSUM` (`CHECKSUM_PARTIAL`).
+//!
+//! A super-segment whose headers sit in its first buffer (every one the
+//! TCP stack builds) skips the ring: one `sendmsg` on a send-only socket
+//! of the queue gathers it from its buffers (`packet_snd`: the kernel
+//! copies it once, into pages of its own), where the ring would cost a
+//! copy into the slot and, on a veth into another namespace, a second
+//! one in the kernel (`skb_copy_ubufs` of the ring-backed zero-copy skb).
 
 use super::*;
 use crate::eal::pktmmap::{
@@ -145,6 +152,9 @@ struct TxVnetStats {
     tso_frames: StatCounter,
     /// Wire segments those make (`gso_segs`).
     tso_segments: StatCounter,
+    /// Of the super-segments, those gathered by `sendmsg` from the mbufs
+    /// (`send_super`) rather than copied into the ring.
+    tso_gathered: StatCounter,
     /// Frames with a checksum left partial (`VIRTIO_NET_HDR_F_NEEDS_CSUM`).
     csum_partial: StatCounter,
     /// Frames refused for an offload request the headers contradict.
@@ -412,6 +422,7 @@ impl Driver for AfPacketDriver {
         let sum = |f: fn(&TxVnetStats) -> u64| self.tx_vnet.iter().map(|s| f(s)).sum::<u64>();
         v.push(("tx_tso_frames".into(), sum(|s| s.tso_frames.get())));
         v.push(("tx_tso_segments".into(), sum(|s| s.tso_segments.get())));
+        v.push(("tx_tso_gathered".into(), sum(|s| s.tso_gathered.get())));
         v.push(("tx_csum_partial".into(), sum(|s| s.csum_partial.get())));
         v.push(("tx_bad_offload".into(), sum(|s| s.bad_offload.get())));
         // What the kernel's own counters say of the interface.
@@ -531,6 +542,7 @@ impl AfPacketTxQueue {
                 let wire = offload::wire_len(m);
                 self.vnet_stats.tso_frames.add(1);
                 self.vnet_stats.tso_segments.add(segs);
+                self.vnet_stats.tso_gathered.add(1);
                 self.vnet_stats.csum_partial.add(1);
                 self.stats.packets.add(1);
                 self.stats.bytes.add(wire);
