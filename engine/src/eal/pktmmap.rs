@@ -358,6 +358,10 @@ impl TxRing {
         }
         // A frame the kernel cannot send is skipped, not a wedge of the ring.
         sock.set(libc::PACKET_LOSS, &1i32)?;
+        // A TX socket reads nothing: spare it clones of the interface's
+        // outgoing frames (`dev_queue_xmit_nit` skips an `ignore_outgoing`
+        // hook; a kernel without the option clones them as before).
+        let _ = sock.set(libc::PACKET_IGNORE_OUTGOING, &1i32);
         if vnet {
             sock.set(libc::PACKET_VNET_HDR, &1i32)?;
         }
