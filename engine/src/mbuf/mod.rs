@@ -9,6 +9,14 @@
 //! appliance receiving on one lcore and sending on another, a ring port) goes
 //! home through a return ring of the pool that thread claimed once: plain
 //! stores there too (see pool.rs).
+//!
+//! An indirect mbuf ([`Mempool::alloc_indirect`], DPDK's
+//! `rte_pktmbuf_attach`, an `skb_clone`) has a header of its own and its
+//! data in another mbuf's buffer, whose holder count ([`Mbuf::refcnt`])
+//! it raises; freeing it detaches, and a buffer goes home when its last
+//! holder lets go. The count is written only on the pool's owner thread
+//! (plain stores); a shared buffer given up on another thread travels home
+//! tagged and the owner drops the reference. Shared bytes are read-only.
 
 mod burst;
 mod pool;

@@ -508,7 +508,10 @@ fn run_tcp_with(p: &Params, tso: bool) -> Result<Window, String> {
     let b_ip = Ipv4Addr::new(10, 0, 0, 2);
     let (ma, mb) = (MacAddr::local(1), MacAddr::local(2));
     let ab = Cable(std::rc::Rc::new(std::cell::RefCell::new(Burst::new())), tso);
-    let ba = Cable(std::rc::Rc::new(std::cell::RefCell::new(Burst::new())), false);
+    let ba = Cable(
+        std::rc::Rc::new(std::cell::RefCell::new(Burst::new())),
+        false,
+    );
     let cfg = |mac, ip, peer_mac, peer, ol: u32| {
         let mut pc = PortConf::new(mac, ip, 24);
         pc.tx_offloads = ol;
@@ -770,7 +773,10 @@ fn main() {
         ),
         ("staged udp 1q (null)", Box::new(|p| run_staged(p, 1))),
         ("tcp bulk, two stacks (cable)", Box::new(run_tcp)),
-        ("tcp bulk TSO, two stacks (cable + GSO)", Box::new(run_tcp_tso)),
+        (
+            "tcp bulk TSO, two stacks (cable + GSO)",
+            Box::new(run_tcp_tso),
+        ),
         ("staged udp 2q (null)", Box::new(|p| run_staged(p, 2))),
     ];
     println!(
