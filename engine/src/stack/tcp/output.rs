@@ -434,6 +434,9 @@ impl Stack {
             self.tcp_xmit_retransmit_queue(t, i);
         }
         while t.send_head < t.wq.len() {
+            if t.pacing && self.tcp_pacing_check(t, i) {
+                break;
+            }
             let k = t.send_head;
             let skb = &t.wq[k];
             let cwnd_quota = t.cwnd_test(skb);
@@ -469,6 +472,9 @@ impl Stack {
             });
             if self.tcp_transmit_skb(t, k, p).is_err() {
                 break;
+            }
+            if t.pacing {
+                self.tcp_update_skb_after_send(t, len);
             }
             for _ in 0..n {
                 self.tcp_event_new_data_sent(t, mss);
@@ -600,11 +606,37 @@ impl Stack {
     }
 
     /// `tcp_update_pacing_rate`: 2·cwnd·mss/srtt in slow start, 1.2× in
-    /// congestion avoidance (bytes/s); used for the TSQ budget.
+    /// congestion avoidance (bytes/s), capped by `sk_max_pacing_rate`;
+    /// used for the TSQ budget, TSO autosizing and internal pacing.
     pub(crate) fn tcp_pacing_rate(&self, t: &Tcb) -> u64 {
         let srtt = (t.srtt_us >> 3).max(1) as u64;
         let ratio = if t.cw.in_slow_start() { 200 } else { 120 };
-        (t.mss_cache as u64 * t.cw.cwnd as u64 * 1_000_000 / srtt) * ratio / 100
+        let rate = (t.mss_cache as u64 * t.cw.cwnd as u64 * 1_000_000 / srtt) * ratio / 100;
+        rate.min(t.max_pacing_rate)
+    }
+
+    /// Plays the part of `tcp_pacing_check`: true (hold the write queue)
+    /// while the next departure time is still ahead; arms the pacing
+    /// timer for it (`hrtimer_start(&tp->pacing_timer, …)`).
+    fn tcp_pacing_check(&mut self, t: &mut Tcb, i: usize) -> bool {
+        if t.wstamp_ns <= self.now {
+            return false;
+        }
+        if t.pace_at.is_none() {
+            t.pace_at = Some(t.wstamp_ns);
+            self.tcp.mark_active(i);
+        }
+        true
+    }
+
+    /// Plays the part of `tcp_update_skb_after_send` with internal pacing:
+    /// the next departure is `len` bytes at the pacing rate after this one
+    /// (which left no earlier than now: `tcp_wstamp_ns = max(tcp_wstamp_ns,
+    /// tcp_clock_cache)` in `__tcp_transmit_skb`).
+    fn tcp_update_skb_after_send(&mut self, t: &mut Tcb, len: usize) {
+        let rate = self.tcp_pacing_rate(t).max(1);
+        let len_ns = (len as u128 * 1_000_000_000 / rate as u128) as u64;
+        t.wstamp_ns = t.wstamp_ns.max(self.now) + len_ns;
     }
 
     /// Plays the part of `__sk_dst_check` + `ip_route_output_ports`: the
