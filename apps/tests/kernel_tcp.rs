@@ -517,6 +517,13 @@ fn kernel_receives_tso_super_segments_cut_by_kernel_gso() {
         "too little in super-segments: {segs} segments of 8 MB"
     );
     assert_eq!(xstat(&ws, "tx_bad_offload"), 0);
+    // The stack's super-segments carry their headers in the first buffer:
+    // every one went by one gathering sendmsg, none through the ring.
+    assert_eq!(
+        xstat(&ws, "tx_tso_gathered"),
+        frames,
+        "super-segments gathered from the write queue by sendmsg"
+    );
     eprintln!("TSO: {frames} super-segments made {segs} wire segments");
     if let Some(cap) = cap {
         check_capture(cap, &pcap, n / 1448);

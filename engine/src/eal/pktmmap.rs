@@ -13,6 +13,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// `ETH_P_ALL` in network order, as `socket(2)` and `sockaddr_ll` want it.
 const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
 
+/// Most parts [`PacketSocket::send_gather`] takes (a virtio-net header,
+/// a super-segment's headers and its chain of up to 64 buffers).
+pub const MAX_GATHER: usize = 68;
+
 /// An `AF_PACKET`/`SOCK_RAW` socket bound to one interface.
 pub struct PacketSocket {
     fd: OwnedFd,
@@ -49,10 +53,23 @@ impl PacketSocket {
 
     /// `bind(2)` to the interface (after the rings, as packet_mmap.rst does).
     pub fn bind(&self) -> io::Result<()> {
+        self.bind_proto(ETH_P_ALL_BE)
+    }
+
+    /// `bind(2)` to the interface with protocol 0: the socket sends but
+    /// hooks no receive path (`packet_do_bind` registers no `prot_hook`
+    /// for protocol 0), so no frame of the interface is cloned to it; what
+    /// it sends gets its protocol from the Ethernet header
+    /// (`packet_parse_headers` for `SOCK_RAW`).
+    pub fn bind_send_only(&self) -> io::Result<()> {
+        self.bind_proto(0)
+    }
+
+    fn bind_proto(&self, proto_be: u16) -> io::Result<()> {
         // SAFETY: zeroed sockaddr_ll is a valid value; we fill the fields we need.
         let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sa.sll_family = libc::AF_PACKET as u16;
-        sa.sll_protocol = ETH_P_ALL_BE;
+        sa.sll_protocol = proto_be;
         sa.sll_ifindex = self.ifindex;
         // SAFETY: `sa` lives across the call and its size is passed.
         let r = unsafe {
@@ -136,6 +153,65 @@ impl PacketSocket {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// `SO_SNDBUFFORCE` (root: past `net.core.wmem_max`), else `SO_SNDBUF`.
+    pub fn set_sndbuf(&self, bytes: i32) -> io::Result<()> {
+        for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+            // SAFETY: `bytes` is a live i32 of the size passed.
+            let r = unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    &bytes as *const i32 as *const libc::c_void,
+                    std::mem::size_of::<i32>() as u32,
+                )
+            };
+            if r == 0 {
+                return Ok(());
+            }
+        }
+        Err(io::Error::last_os_error())
+    }
+
+    /// One frame gathered from `parts` by `sendmsg(MSG_DONTWAIT)` on a
+    /// socket without a TX ring: `packet_snd`, whose
+    /// `skb_copy_datagram_from_iter` copies the bytes straight from the
+    /// parts (mbuf buffers) into the skb — the only copy of them, and into
+    /// pages of the kernel's own, so a veth forwarding the skb to another
+    /// namespace need not copy it again (a `TPACKET_V2` ring frame's pages
+    /// are the ring's: `tpacket_fill_skb` marks the skb zero-copy
+    /// (`skb_zcopy_set_nouarg`), and `__dev_forward_skb` →
+    /// `skb_orphan_frags` copies it out with `skb_copy_ubufs`). With
+    /// `PACKET_VNET_HDR` the first part is the virtio-net header. At most
+    /// [`MAX_GATHER`] parts. `EAGAIN`/`ENOBUFS` mean the send buffer is
+    /// full (try again after completions).
+    pub fn send_gather(&self, parts: &[&[u8]]) -> io::Result<usize> {
+        if parts.len() > MAX_GATHER {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_GATHER];
+        for (v, p) in iov.iter_mut().zip(parts) {
+            v.iov_base = p.as_ptr() as *mut libc::c_void;
+            v.iov_len = p.len();
+        }
+        // SAFETY: zeroed msghdr is valid (no name, no control); it points at
+        // `iov`, whose entries point at the live slices of `parts`, which
+        // the kernel only reads during the call.
+        let r = unsafe {
+            let mut mh: libc::msghdr = std::mem::zeroed();
+            mh.msg_iov = iov.as_mut_ptr();
+            mh.msg_iovlen = parts.len() as _;
+            libc::sendmsg(self.fd.as_raw_fd(), &mh, libc::MSG_DONTWAIT)
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r as usize)
     }
 
     fn map(&self, len: usize) -> io::Result<Mapping> {
@@ -327,6 +403,10 @@ impl TxRing {
         }
         // A frame the kernel cannot send is skipped, not a wedge of the ring.
         sock.set(libc::PACKET_LOSS, &1i32)?;
+        // A TX socket reads nothing: spare it clones of the interface's
+        // outgoing frames (`dev_queue_xmit_nit` skips an `ignore_outgoing`
+        // hook; a kernel without the option clones them as before).
+        let _ = sock.set(libc::PACKET_IGNORE_OUTGOING, &1i32);
         if vnet {
             sock.set(libc::PACKET_VNET_HDR, &1i32)?;
         }

@@ -13,11 +13,19 @@
 //! (the kernel's GSO — or the device, a veth passes it whole to its peer —
 //! makes the wire segments), and a checksum left to the device as
 //! `VIRTIO_NET_HDR_F_NEEDS_CSUM` (`CHECKSUM_PARTIAL`).
+//!
+//! A super-segment whose headers sit in its first buffer (every one the
+//! TCP stack builds) skips the ring: one `sendmsg` on a send-only socket
+//! of the queue gathers it from its buffers (`packet_snd`: the kernel
+//! copies it once, into pages of its own), where the ring would cost a
+//! copy into the slot and, on a veth into another namespace, a second
+//! one in the kernel (`skb_copy_ubufs` of the ring-backed zero-copy skb).
 
 use super::*;
 use crate::eal::pktmmap::{
-    PacketSocket, RxFrameRing, RxPacket, RxRing, RxSlot, TxRing, VnetHdr, TP_STATUS_CSUMNOTREADY,
-    TP_STATUS_CSUM_VALID, TX_FRAME_OVERHEAD, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
+    PacketSocket, RxFrameRing, RxPacket, RxRing, RxSlot, TxRing, VnetHdr, MAX_GATHER,
+    TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID, TX_FRAME_OVERHEAD, VIRTIO_NET_HDR_F_NEEDS_CSUM,
+    VIRTIO_NET_HDR_GSO_TCPV4,
 };
 use crate::mbuf::{ol, Burst, Mbuf, Mempool};
 use crate::stack::checksum;
@@ -158,6 +166,9 @@ struct TxVnetStats {
     tso_frames: StatCounter,
     /// Wire segments those make (`gso_segs`).
     tso_segments: StatCounter,
+    /// Of the super-segments, those gathered by `sendmsg` from the mbufs
+    /// (`send_super`) rather than copied into the ring.
+    tso_gathered: StatCounter,
     /// Frames with a checksum left partial (`VIRTIO_NET_HDR_F_NEEDS_CSUM`).
     csum_partial: StatCounter,
     /// Frames refused for an offload request the headers contradict.
@@ -320,6 +331,20 @@ impl Driver for AfPacketDriver {
         let bypass = self.bypass && !tso;
         let ring = TxRing::new(sock, fs, frames, bypass, offloads != 0)
             .map_err(|e| sock_error(q.port, "PACKET_TX_RING", e))?;
+        // Super-segments go by sendmsg on a send-only socket of their own
+        // (see `AfPacketTxQueue::send_super`); its send buffer holds what
+        // the ring would.
+        let gather = if tso {
+            let g = PacketSocket::open_silent(self.iface.index)
+                .map_err(|e| sock_error(q.port, "socket(AF_PACKET) for super-segments", e))?;
+            g.set(libc::PACKET_VNET_HDR, &1i32)
+                .and_then(|_| g.set_sndbuf((frames * TSO_FRAME).min(i32::MAX as usize) as i32))
+                .and_then(|_| g.bind_send_only())
+                .map_err(|e| sock_error(q.port, "PACKET_VNET_HDR send socket", e))?;
+            Some(g)
+        } else {
+            None
+        };
         let vs = Arc::new(TxVnetStats::default());
         self.tx_vnet.push(vs.clone());
         let frames = ring.frames();
@@ -331,10 +356,12 @@ impl Driver for AfPacketDriver {
             max_len: (self.iface.mtu + 14) as usize,
             lens: vec![0; frames],
             ring,
+            gather,
+            unkicked: 0,
             head: 0,
             tail: 0,
             inflight: 0,
-            dropped: Completed::default(),
+            settled: Completed::default(),
             kick_errors: 0,
 
             iface: self.iface.clone(),
@@ -422,6 +449,7 @@ impl Driver for AfPacketDriver {
         let sum = |f: fn(&TxVnetStats) -> u64| self.tx_vnet.iter().map(|s| f(s)).sum::<u64>();
         v.push(("tx_tso_frames".into(), sum(|s| s.tso_frames.get())));
         v.push(("tx_tso_segments".into(), sum(|s| s.tso_segments.get())));
+        v.push(("tx_tso_gathered".into(), sum(|s| s.tso_gathered.get())));
         v.push(("tx_csum_partial".into(), sum(|s| s.csum_partial.get())));
         v.push(("tx_bad_offload".into(), sum(|s| s.bad_offload.get())));
         // What the kernel's own counters say of the interface.
@@ -450,17 +478,114 @@ pub struct AfPacketTxQueue {
     /// Length of the frame in each slot (for the completion report).
     lens: Vec<u32>,
     ring: TxRing,
+    /// With TSO: the send-only socket super-segments go through
+    /// ([`PacketSocket::send_gather`]).
+    gather: Option<PacketSocket>,
+    /// Frames put in the ring since the last kick.
+    unkicked: usize,
     /// Next slot to fill / oldest slot not yet reported.
     head: usize,
     tail: usize,
     inflight: usize,
-    /// Frames refused before they reached the ring (too long).
-    dropped: Completed,
+    /// Frames refused before they reached the ring (too long), and
+    /// super-segments the kernel took at once (`send_super`): reported by
+    /// the next `clean`.
+    settled: Completed,
     kick_errors: u64,
     /// The interface's carrier, re-read from sysfs at most every
     /// [`CarrierPoll::PMD_PERIOD`] (what `netif_carrier_ok` says of it).
     iface: Iface,
     link: CarrierPoll,
+}
+
+/// What became of a super-segment offered to [`AfPacketTxQueue::send_super`].
+enum Super {
+    /// The kernel took it (and copied it).
+    Sent,
+    /// The send buffer is full: it waits (`NETDEV_TX_BUSY`).
+    Busy,
+    /// The kernel refused it: dropped and counted.
+    Dropped,
+    /// Its headers are not all in the first buffer: the ring takes it.
+    Ring,
+}
+
+impl AfPacketTxQueue {
+    /// The ring's doorbell, once for the frames filled since the last.
+    fn kick(&mut self) {
+        if self.unkicked > 0 {
+            self.unkicked = 0;
+            if self.ring.socket().kick().is_err() {
+                self.kick_errors += 1;
+                self.stats.errors.add(1);
+            }
+        }
+    }
+
+    /// A frame refused before the kernel saw it (counted, reported by clean).
+    fn drop_one(&mut self, m: &Mbuf) {
+        self.stats.drops.add(1);
+        self.settled.packets += 1;
+        self.settled.bytes += offload::wire_len(m);
+    }
+
+    /// Plays the part of `packet_snd` for a TCP super-segment: its
+    /// virtio-net header, its headers (copied to the stack to take the
+    /// checksum seed edit `VnetReq::fix` makes, the mbuf may be shared)
+    /// and then its buffers as they are — for a TCP stream the write
+    /// queue's own buffers, which the super-segment's indirect mbufs
+    /// share — gathered by one `sendmsg`: the kernel's copy into its skb is
+    /// the only copy of the payload after `send`, where the ring costs two
+    /// (ours into the slot, and `skb_copy_ubufs` when a veth forwards the
+    /// ring-backed skb). Frames the ring already holds are kicked first,
+    /// so the wire order is the burst's. Completion is immediate (the
+    /// kernel copied): reported by the next `clean`.
+    fn send_super(&mut self, m: &Mbuf, req: &VnetReq) -> Super {
+        let hl = req.hdr.hdr_len as usize;
+        let first = m.data();
+        let mut hdr = [0u8; 256];
+        if hl == 0 || hl > first.len() || hl > hdr.len() || m.nb_segs() + 2 > MAX_GATHER {
+            return Super::Ring;
+        }
+        hdr[..hl].copy_from_slice(&first[..hl]);
+        req.fix(&mut hdr[..hl]);
+        let vnet = req.hdr.to_bytes();
+        let mut parts: [&[u8]; MAX_GATHER] = [&[]; MAX_GATHER];
+        parts[0] = &vnet;
+        parts[1] = &hdr[..hl];
+        parts[2] = &first[hl..];
+        let mut k = 3;
+        for s in m.segments().skip(1) {
+            parts[k] = s.data;
+            k += 1;
+        }
+        self.kick();
+        let Some(g) = self.gather.as_ref() else {
+            return Super::Ring;
+        };
+        match g.send_gather(&parts[..k]) {
+            Ok(_) => {
+                let segs = offload::gso_segs(m) as u64;
+                let wire = offload::wire_len(m);
+                self.vnet_stats.tso_frames.add(1);
+                self.vnet_stats.tso_segments.add(segs);
+                self.vnet_stats.tso_gathered.add(1);
+                self.vnet_stats.csum_partial.add(1);
+                self.stats.packets.add(1);
+                self.stats.bytes.add(wire);
+                self.settled.packets += 1;
+                self.settled.bytes += wire;
+                Super::Sent
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::ENOBUFS)) => {
+                Super::Busy
+            }
+            Err(_) => {
+                self.vnet_stats.bad_offload.add(1);
+                Super::Dropped
+            }
+        }
+    }
 }
 
 impl TxQueue for AfPacketTxQueue {
@@ -492,11 +617,29 @@ impl TxQueue for AfPacketTxQueue {
                     self.vnet_stats.bad_offload.add(1);
                 }
                 self.stats.drops.add(1);
-                self.dropped.packets += 1;
-                self.dropped.bytes += offload::wire_len(&m);
+                self.settled.packets += 1;
+                self.settled.bytes += offload::wire_len(&m);
                 took += 1;
                 continue;
             };
+            if req.hdr.gso_type != 0 && self.gather.is_some() {
+                match self.send_super(&m, &req) {
+                    Super::Sent => {
+                        took += 1;
+                        continue;
+                    }
+                    Super::Busy => {
+                        let _ = pkts.push_front(m);
+                        break;
+                    }
+                    Super::Dropped => {
+                        self.drop_one(&m);
+                        took += 1;
+                        continue;
+                    }
+                    Super::Ring => {}
+                }
+            }
             if self.inflight == n || self.ring.status(self.head) != libc::TP_STATUS_AVAILABLE {
                 // Ring full: the rest waits (NETDEV_TX_BUSY).
                 let _ = pkts.push_front(m);
@@ -520,16 +663,14 @@ impl TxQueue for AfPacketTxQueue {
             self.lens[self.head] = wire as u32;
             self.head = (self.head + 1) % n;
             self.inflight += 1;
+            self.unkicked += 1;
             self.stats.packets.add(1);
             self.stats.bytes.add(wire);
             took += 1;
             // The data is in the ring: the mbuf goes home now (copy mode).
             drop(m);
         }
-        if took > 0 && self.ring.socket().kick().is_err() {
-            self.kick_errors += 1;
-            self.stats.errors.add(1);
-        }
+        self.kick();
         took
     }
 
@@ -545,7 +686,7 @@ impl TxQueue for AfPacketTxQueue {
 
     fn clean(&mut self, budget: usize) -> Completed {
         let n = self.ring.frames();
-        let mut done = std::mem::take(&mut self.dropped);
+        let mut done = std::mem::take(&mut self.settled);
         let mut pending_kick = false;
         while self.inflight > 0 && (done.packets as usize) < budget {
             match self.ring.status(self.tail) {

@@ -601,7 +601,7 @@ impl TxQueue for AfXdpTxQueue {
                 self.drop_one(m);
                 continue;
             }
-            let m = if x.in_umem(&m) && m.nb_segs() == 1 {
+            let m = if x.in_umem(&m) && m.nb_segs() == 1 && !m.is_indirect() {
                 m
             } else {
                 match copy_into(x.pool(), &m) {

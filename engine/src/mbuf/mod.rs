@@ -9,6 +9,14 @@
 //! appliance receiving on one lcore and sending on another, a ring port) goes
 //! home through a return ring of the pool that thread claimed once: plain
 //! stores there too (see pool.rs).
+//!
+//! An indirect mbuf ([`Mempool::alloc_indirect`], DPDK's
+//! `rte_pktmbuf_attach`, an `skb_clone`) has a header of its own and its
+//! data in another mbuf's buffer, whose holder count ([`Mbuf::refcnt`])
+//! it raises; freeing it detaches, and a buffer goes home when its last
+//! holder lets go. The count is written only on the pool's owner thread
+//! (plain stores); a shared buffer given up on another thread travels home
+//! tagged and the owner drops the reference. Shared bytes are read-only.
 
 mod burst;
 mod pool;
@@ -97,6 +105,18 @@ pub struct MbufHdr {
     pub(crate) queue: u16,
     /// `skb_shinfo(skb)->tskey`: what a transmit timestamp reports.
     pub(crate) tskey: u32,
+    /// Holders of this object's buffer: its own handle (if still alive)
+    /// and every indirect mbuf attached to it (`rte_mbuf::refcnt`,
+    /// `skb_shinfo(skb)->dataref`). 1 while the buffer is free or plainly
+    /// owned. Written only on the pool's owner thread (attach, and every
+    /// decrement — a foreign thread hands a shared buffer home untouched,
+    /// see pool.rs), so plain load/store: no read-modify-write. Atomic in
+    /// type only, so that a foreign thread may read it.
+    pub(crate) refcnt: std::sync::atomic::AtomicU16,
+    /// For an indirect mbuf, the (direct) mbuf whose buffer its data
+    /// window lies in (`RTE_MBUF_F_INDIRECT` + `rte_mbuf_from_indirect`,
+    /// an skb clone's shared head); null for a direct mbuf.
+    pub(crate) direct: *mut MbufHdr,
 }
 
 const _: () = assert!(std::mem::size_of::<MbufHdr>() <= MBUF_HDR_SIZE);
@@ -250,6 +270,16 @@ pub enum MbufError {
     NoHeadroom { need: usize, have: usize },
     #[error("cannot remove {need} bytes from a {have}-byte segment")]
     TooShort { need: usize, have: usize },
+    #[error("the buffer is shared with an indirect mbuf (read-only): copy it first")]
+    Shared,
+    #[error("window of {len} bytes at {off} leaves the {have}-byte segment")]
+    Range { off: usize, len: usize, have: usize },
+    #[error("the buffer's pool belongs to another thread (attach on its owner lcore)")]
+    ForeignPool,
+    #[error("the mempool is empty")]
+    PoolEmpty,
+    #[error("the buffer already has the most holders a refcount counts")]
+    RefcntOverflow,
 }
 
 impl Mbuf {
@@ -294,8 +324,46 @@ impl Mbuf {
 
     #[inline(always)]
     fn buf_ptr(&self) -> *mut u8 {
-        // SAFETY: the buffer starts right after the 128-byte header of the object.
-        unsafe { (self.hdr.as_ptr() as *mut u8).add(MBUF_HDR_SIZE) }
+        buf_of(self.hdr.as_ptr())
+    }
+
+    /// True when this segment's bytes may be seen through another handle:
+    /// it is an indirect mbuf, or indirect mbufs are attached to it
+    /// (`skb_cloned`, DPDK's `RTE_MBUF_CLONED` / refcnt > 1). Its data is
+    /// then read-only: [`Mbuf::append`], [`Mbuf::prepend`] and
+    /// [`Mbuf::extend_from_slice`] refuse with [`MbufError::Shared`], and
+    /// [`Mbuf::data_mut`] / [`Mbuf::buffer_mut`] must not be called.
+    #[inline(always)]
+    pub fn is_shared(&self) -> bool {
+        let h = self.h();
+        !h.direct.is_null() || h.refcnt.load(std::sync::atomic::Ordering::Relaxed) > 1
+    }
+
+    /// True for an indirect mbuf (its data lies in another mbuf's buffer).
+    #[inline(always)]
+    pub fn is_indirect(&self) -> bool {
+        !self.h().direct.is_null()
+    }
+
+    /// Holders of this segment's buffer (its handle and the indirect mbufs
+    /// attached to it; an indirect reports its direct's count).
+    pub fn refcnt(&self) -> u16 {
+        let h = self.h();
+        let b = if h.direct.is_null() {
+            h as *const MbufHdr
+        } else {
+            h.direct
+        };
+        // SAFETY: the direct of a live indirect is kept alive by it.
+        unsafe { (*b).refcnt.load(std::sync::atomic::Ordering::Relaxed) }
+    }
+
+    #[inline(always)]
+    fn check_unshared(&self) -> Result<(), MbufError> {
+        if self.is_shared() {
+            return Err(MbufError::Shared);
+        }
+        Ok(())
     }
 
     /// Bytes in this segment.
@@ -354,6 +422,10 @@ impl Mbuf {
     /// This segment's data, writable.
     #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
+        assert!(
+            !self.is_shared(),
+            "Mbuf::data_mut on a shared buffer (check is_shared; copy it first)"
+        );
         let (off, len) = (self.h().data_off as usize, self.h().data_len as usize);
         // SAFETY: as `data`, and the handle is unique.
         unsafe { std::slice::from_raw_parts_mut(self.buf_ptr().add(off), len) }
@@ -362,6 +434,10 @@ impl Mbuf {
     /// The whole buffer (headroom, data and tailroom), writable.
     #[inline(always)]
     pub fn buffer_mut(&mut self) -> &mut [u8] {
+        assert!(
+            !self.is_shared(),
+            "Mbuf::buffer_mut on a shared buffer (check is_shared; copy it first)"
+        );
         let len = self.h().buf_len as usize;
         // SAFETY: the buffer is `buf_len` bytes after the header; the handle is unique.
         unsafe { std::slice::from_raw_parts_mut(self.buf_ptr(), len) }
@@ -388,6 +464,9 @@ impl Mbuf {
         let last = self.last_seg_hdr();
         // SAFETY: `last` is a segment of this chain, owned through this handle.
         let lh = unsafe { &mut *last };
+        if seg_shared(lh) {
+            return Err(MbufError::Shared);
+        }
         let have = lh.buf_len as usize - lh.data_off as usize - lh.data_len as usize;
         if n > have {
             return Err(MbufError::NoTailroom { need: n, have });
@@ -395,12 +474,9 @@ impl Mbuf {
         let off = lh.data_off as usize + lh.data_len as usize;
         lh.data_len += n as u16;
         self.hm().pkt_len += n as u32;
-        // SAFETY: off + n <= buf_len of that segment; the chain is uniquely owned.
-        Ok(
-            unsafe {
-                std::slice::from_raw_parts_mut((last as *mut u8).add(MBUF_HDR_SIZE + off), n)
-            },
-        )
+        // SAFETY: off + n <= buf_len of that segment; the chain is uniquely
+        // owned and the segment's buffer is not shared (checked above).
+        Ok(unsafe { std::slice::from_raw_parts_mut(buf_of(last).add(off), n) })
     }
 
     /// Appends bytes at the tail.
@@ -411,6 +487,7 @@ impl Mbuf {
 
     /// Grows the first segment's data towards the front by `n` bytes (for a header).
     pub fn prepend(&mut self, n: usize) -> Result<&mut [u8], MbufError> {
+        self.check_unshared()?;
         let have = self.h().data_off as usize;
         if n > have {
             return Err(MbufError::NoHeadroom { need: n, have });
@@ -502,6 +579,25 @@ impl Mbuf {
         }
     }
 
+    /// Per segment: (is it indirect, holders of the buffer its data lies
+    /// in) — what a test or a tracer checks of a clone.
+    pub fn seg_refs(&self) -> Vec<(bool, u16)> {
+        let mut v = Vec::with_capacity(self.nb_segs());
+        let mut p = self.hdr.as_ptr();
+        while !p.is_null() {
+            // SAFETY: a live segment of this chain; its direct is kept alive by it.
+            unsafe {
+                let b = base_of(p);
+                v.push((
+                    !(*p).direct.is_null(),
+                    (*b).refcnt.load(std::sync::atomic::Ordering::Relaxed),
+                ));
+                p = (*p).next;
+            }
+        }
+        v
+    }
+
     /// Copies the whole chain into `out` (which is cleared first).
     pub fn copy_to_vec(&self, out: &mut Vec<u8>) {
         out.clear();
@@ -513,14 +609,15 @@ impl Mbuf {
     /// IOVA of this segment's first data byte (what a descriptor points at).
     #[inline(always)]
     pub fn data_iova(&self) -> u64 {
-        let h = self.h();
-        h.buf_iova + h.data_off as u64
+        self.buf_iova() + self.h().data_off as u64
     }
 
-    /// IOVA of the buffer start (what an RX descriptor points at).
+    /// IOVA of the buffer start (what an RX descriptor points at); for an
+    /// indirect mbuf, its direct's buffer.
     #[inline(always)]
     pub fn buf_iova(&self) -> u64 {
-        self.h().buf_iova
+        // SAFETY: the header, or the direct a live indirect keeps alive.
+        unsafe { (*base_of(self.hdr.as_ptr())).buf_iova }
     }
 
     #[inline(always)]
@@ -733,6 +830,34 @@ impl Mbuf {
     }
 }
 
+/// The header whose object holds `h`'s buffer: `h` itself, or for an
+/// indirect mbuf its direct (`rte_mbuf_from_indirect`).
+#[inline(always)]
+fn base_of(h: *mut MbufHdr) -> *mut MbufHdr {
+    // SAFETY: callers pass a live header; an indirect's `direct` is live
+    // while the indirect is (it holds a reference).
+    let d = unsafe { (*h).direct };
+    if d.is_null() {
+        h
+    } else {
+        d
+    }
+}
+
+/// First byte of `h`'s buffer: right after the 128-byte header of the
+/// object that holds it.
+#[inline(always)]
+fn buf_of(h: *mut MbufHdr) -> *mut u8 {
+    // SAFETY: every object is a header followed by its buffer.
+    unsafe { (base_of(h) as *mut u8).add(MBUF_HDR_SIZE) }
+}
+
+/// Whether segment `h`'s buffer can be seen through another handle.
+#[inline(always)]
+fn seg_shared(h: &MbufHdr) -> bool {
+    !h.direct.is_null() || h.refcnt.load(std::sync::atomic::Ordering::Relaxed) > 1
+}
+
 impl Drop for Mbuf {
     #[inline]
     fn drop(&mut self) {
@@ -763,10 +888,10 @@ impl<'a> Iterator for Segments<'a> {
         // SAFETY: a live segment of a chain borrowed for 'a.
         unsafe {
             let h = &*self.cur;
-            let p = (self.cur as *const u8).add(MBUF_HDR_SIZE + h.data_off as usize);
+            let p = buf_of(self.cur).add(h.data_off as usize);
             let seg = Seg {
                 data: std::slice::from_raw_parts(p, h.data_len as usize),
-                iova: h.buf_iova + h.data_off as u64,
+                iova: (*base_of(self.cur)).buf_iova + h.data_off as u64,
             };
             self.cur = h.next;
             Some(seg)
@@ -859,5 +984,155 @@ mod tests {
         // Freed on another thread (a cross-lcore completion): still released.
         std::thread::spawn(move || drop(m)).join().unwrap();
         assert_eq!(acct.in_flight(), 0);
+    }
+
+    /// `rte_pktmbuf_attach` / `skb_clone`: an indirect mbuf reads the
+    /// direct's bytes without a copy; both are read-only while attached;
+    /// the buffer goes home only when its last holder lets go, whichever
+    /// goes first, and the pool counts each object once.
+    #[test]
+    fn indirect_mbufs_share_the_buffer_and_count_holders() {
+        let mut p = pool(8);
+        let mut d = p.alloc().unwrap();
+        d.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        d.adj(1).unwrap(); // data 2..=8
+        let i1 = p.alloc_indirect(&d, 2, 4).unwrap();
+        assert_eq!(i1.data(), &[4, 5, 6, 7]);
+        assert_eq!(
+            i1.data_iova(),
+            d.data_iova() + 2,
+            "DMA sees the direct's bytes"
+        );
+        assert!(i1.is_indirect() && i1.is_shared() && d.is_shared());
+        assert_eq!((d.refcnt(), i1.refcnt()), (2, 2));
+        // Attaching to an indirect attaches to its direct.
+        let i2 = p.alloc_indirect(&i1, 1, 2).unwrap();
+        assert_eq!(i2.data(), &[5, 6]);
+        assert_eq!(d.refcnt(), 3);
+        // Writes through any holder are refused while shared.
+        assert_eq!(d.append(1).err(), Some(MbufError::Shared));
+        assert_eq!(d.prepend(1).err(), Some(MbufError::Shared));
+        let mut i1 = i1;
+        assert_eq!(i1.extend_from_slice(&[0]).err(), Some(MbufError::Shared));
+        assert!(matches!(
+            p.alloc_indirect(&d, 5, 3),
+            Err(MbufError::Range {
+                off: 5,
+                len: 3,
+                have: 7
+            })
+        ));
+        // Header-only edits stay allowed (TCP trims an acked head).
+        d.adj(1).unwrap();
+        assert_eq!(i1.data(), &[4, 5, 6, 7], "the clone keeps its window");
+        assert_eq!(p.stats().in_use, 3);
+        drop(i1);
+        assert_eq!(d.refcnt(), 2);
+        assert_eq!(p.stats().in_use, 2);
+        // The direct's handle first: the buffer stays out for i2.
+        drop(d);
+        assert_eq!(p.stats().in_use, 2);
+        assert_eq!(i2.data(), &[5, 6]);
+        drop(i2);
+        assert_eq!(p.stats().in_use, 0);
+        // Every object came back exactly once, plain and writable again.
+        let all: Vec<Mbuf> = std::iter::from_fn(|| p.alloc()).collect();
+        assert_eq!(all.len(), 8);
+        let mut a: Vec<usize> = all.iter().map(|m| m.buf_iova() as usize).collect();
+        a.sort_unstable();
+        a.dedup();
+        assert_eq!(a.len(), 8);
+        for mut m in all {
+            assert!(!m.is_shared() && m.refcnt() == 1);
+            m.extend_from_slice(&[9; 16]).unwrap();
+        }
+        assert_eq!(p.stats().in_use, 0);
+    }
+
+    /// Chains of indirects (a super-segment over write-queue buffers)
+    /// free in bulk through a burst, and the direct is writable again.
+    #[test]
+    fn a_chain_of_indirects_frees_whole() {
+        let mut p = pool(16);
+        let mut wq: Vec<Mbuf> = (0..4)
+            .map(|k| {
+                let mut m = p.alloc().unwrap();
+                m.extend_from_slice(&[k as u8; 100]).unwrap();
+                m
+            })
+            .collect();
+        let mut hdr = p.alloc().unwrap();
+        hdr.extend_from_slice(&[0xee; 54]).unwrap();
+        let mut rest: Option<Mbuf> = None;
+        for d in wq.iter().rev() {
+            let mut i = p.alloc_indirect(d, 10, 90).unwrap();
+            if let Some(r) = rest.take() {
+                i.chain(r);
+            }
+            rest = Some(i);
+        }
+        hdr.chain(rest.unwrap());
+        assert_eq!((hdr.pkt_len(), hdr.nb_segs()), (54 + 360, 5));
+        let mut v = Vec::new();
+        hdr.copy_to_vec(&mut v);
+        assert_eq!((v[54], v[54 + 90], v[54 + 359]), (0, 1, 3));
+        assert_eq!(
+            hdr.seg_refs(),
+            vec![(false, 1), (true, 2), (true, 2), (true, 2), (true, 2)]
+        );
+        let mut b = Burst::new();
+        b.push(hdr).unwrap();
+        assert_eq!(p.stats().in_use, 9);
+        drop(b);
+        assert_eq!(p.stats().in_use, 4);
+        for m in wq.iter_mut() {
+            assert_eq!(m.refcnt(), 1);
+            m.append(1).unwrap()[0] = 7;
+        }
+    }
+
+    /// Foreign frees (DESIGN: a buffer may travel to another lcore): an
+    /// indirect, or a direct still shared, dropped on another thread is
+    /// handed home untouched (the count is written by the owner only) and
+    /// the owner drops the reference when it drains its return rings.
+    #[test]
+    fn shared_buffers_freed_on_another_thread_go_home_through_the_owner() {
+        let mut p = pool(8);
+        let mut d = p.alloc().unwrap();
+        d.extend_from_slice(&[5; 64]).unwrap();
+        let i1 = p.alloc_indirect(&d, 0, 32).unwrap();
+        let i2 = p.alloc_indirect(&d, 32, 32).unwrap();
+        std::thread::spawn(move || drop(i1)).join().unwrap();
+        // Not dropped yet: the owner has not drained.
+        assert_eq!(d.refcnt(), 3);
+        // The direct's own handle goes on another thread too (still shared).
+        std::thread::spawn(move || drop(d)).join().unwrap();
+        assert_eq!(i2.refcnt(), 3);
+        // The owner's allocations drain the rings once the stack runs dry.
+        let held: Vec<Mbuf> = std::iter::from_fn(|| p.alloc()).collect();
+        // 8 objects: i2 and its direct are still out; i1 came home.
+        assert_eq!(held.len(), 6);
+        assert_eq!(i2.refcnt(), 1, "both foreign references were dropped");
+        drop(held);
+        drop(i2);
+        assert_eq!(p.stats().in_use, 0);
+        let all: Vec<Mbuf> = std::iter::from_fn(|| p.alloc()).collect();
+        assert_eq!(all.len(), 8);
+    }
+
+    #[test]
+    fn attaching_from_another_threads_pool_is_refused() {
+        let mut p = pool(4);
+        let mut d = p.alloc().unwrap();
+        d.extend_from_slice(&[1; 8]).unwrap();
+        let r = std::thread::spawn(move || {
+            let mut q = pool(4);
+            let r = q.alloc_indirect(&d, 0, 8).err();
+            (r, d)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(r.0, Some(MbufError::ForeignPool));
+        assert_eq!(r.1.refcnt(), 1);
     }
 }

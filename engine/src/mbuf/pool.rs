@@ -7,7 +7,7 @@
 //! [`RETURN_RINGS`] foreign threads, a locked list takes the rest (counted:
 //! [`MempoolStats::locked_returns`]).
 
-use super::{Burst, Mbuf, MbufHdr, MBUF_HDR_SIZE};
+use super::{Burst, Mbuf, MbufError, MbufHdr, MBUF_HDR_SIZE};
 use crate::eal::dma::{has_mappers, iova_mode, page_mode, DmaError, DmaRegion, IovaMode, PageMode};
 use std::cell::{Cell, UnsafeCell};
 use std::marker::PhantomData;
@@ -272,6 +272,8 @@ impl Mempool {
                     port: 0,
                     queue: 0,
                     tskey: 0,
+                    refcnt: std::sync::atomic::AtomicU16::new(1),
+                    direct: std::ptr::null_mut(),
                 });
             }
             free.push(NonNull::new(hp).expect("region pointer is non-null"));
@@ -403,6 +405,57 @@ impl Mempool {
         unsafe { self.shared.alloc_owner() }
     }
 
+    /// An indirect mbuf whose data is the `len` bytes at `off` of `m`'s
+    /// first segment's data, sharing `m`'s buffer instead of copying it:
+    /// plays the part of `rte_pktmbuf_attach` (the new mbuf's data
+    /// pointer, IOVA and lengths are `m`'s, `m`'s buffer refcount grows by
+    /// one; attaching to an indirect attaches to its direct, as
+    /// `rte_pktmbuf_attach` does through `rte_mbuf_from_indirect`) and of
+    /// `skb_clone` (`dataref` + 1, the head shared). Freeing the indirect
+    /// detaches it (`rte_pktmbuf_detach`): the direct's count drops, and
+    /// the direct goes home when no holder is left. While attached, both
+    /// handles' bytes are read-only ([`Mbuf::is_shared`]).
+    ///
+    /// Both this pool and `m`'s must belong to the calling thread, so the
+    /// count is only ever written there, with plain stores
+    /// ([`MbufError::ForeignPool`] otherwise).
+    pub fn alloc_indirect(&mut self, m: &Mbuf, off: usize, len: usize) -> Result<Mbuf, MbufError> {
+        let have = m.data_len();
+        if off.checked_add(len).is_none_or(|e| e > have) {
+            return Err(MbufError::Range { off, len, have });
+        }
+        let mh = m.hdr.as_ptr();
+        // SAFETY: `mh` is `m`'s live header; its direct (if any) is kept
+        // alive by it, and so is the pool it points at.
+        let (d, doff) = unsafe {
+            let d = (*mh).direct;
+            let d = if d.is_null() { mh } else { d };
+            (d, (*mh).data_off as usize + off)
+        };
+        // SAFETY: as above.
+        let dh = unsafe { &*d };
+        // SAFETY: a live buffer's pool is live (a pool with buffers out is never freed).
+        if unsafe { (*dh.pool).owner } != self.shared.owner {
+            return Err(MbufError::ForeignPool);
+        }
+        let r = dh.refcnt.load(Ordering::Relaxed);
+        if r == u16::MAX {
+            return Err(MbufError::RefcntOverflow);
+        }
+        let Some(mut mi) = self.alloc() else {
+            return Err(MbufError::PoolEmpty);
+        };
+        // Owner thread (checked above): a plain store, no RMW.
+        dh.refcnt.store(r + 1, Ordering::Relaxed);
+        let ih = mi.hm();
+        ih.direct = d;
+        ih.buf_len = dh.buf_len;
+        ih.data_off = doff as u16;
+        ih.data_len = len as u16;
+        ih.pkt_len = len as u32;
+        Ok(mi)
+    }
+
     /// Appends `n` buffers to `out`, all or nothing (`rte_pktmbuf_alloc_bulk`).
     #[inline]
     pub fn alloc_bulk(&mut self, out: &mut Burst, n: usize) -> bool {
@@ -475,18 +528,50 @@ impl PoolShared {
     fn drain_returns(&self) {
         // SAFETY: callers are on the owner thread (see `alloc_owner`, `Mempool`).
         let st = unsafe { self.free_stack() };
+        let start = st.len();
+        let mut tagged = false;
         for r in &self.rings {
             if let Some(q) = r.ring.get() {
                 // SAFETY: the owner is the rings' only consumer.
-                unsafe { q.drain_into(st) };
+                tagged |= unsafe { q.drain_into(st) };
             }
         }
-        if self.returns_len.load(Ordering::Acquire) == 0 {
-            return;
+        if self.returns_len.load(Ordering::Acquire) != 0 {
+            let mut r = self.returns.lock().unwrap_or_else(|e| e.into_inner());
+            tagged |= r.iter().any(|p| p.as_ptr() as usize & REF_TAG != 0);
+            st.extend(r.drain(..));
+            self.returns_len.store(0, Ordering::Release);
         }
-        let mut r = self.returns.lock().unwrap_or_else(|e| e.into_inner());
-        st.extend(r.drain(..));
-        self.returns_len.store(0, Ordering::Release);
+        if tagged {
+            self.drop_returned_refs(start);
+        }
+    }
+
+    /// The references foreign threads gave up on shared buffers (tagged
+    /// returns, from `start` of the free stack): out of the stack, and
+    /// dropped here on the owner thread ([`put_local`]), which puts back
+    /// whatever buffer that frees. No allocation: the stack never holds
+    /// more than the pool's objects.
+    #[cold]
+    fn drop_returned_refs(&self, start: usize) {
+        let mut i = start;
+        loop {
+            // SAFETY: owner thread (see `drain_returns`); the borrow ends
+            // before `put_local` pushes onto the stack.
+            let st = unsafe { self.free_stack() };
+            if i >= st.len() {
+                break;
+            }
+            let p = st[i].as_ptr() as usize;
+            if p & REF_TAG == 0 {
+                i += 1;
+                continue;
+            }
+            st.swap_remove(i);
+            // SAFETY: a foreign thread gave this reference up for us to
+            // drop; we are the owner of its pool (and of its direct's).
+            unsafe { put_local((p & !REF_TAG) as *mut MbufHdr) };
+        }
     }
 
     /// A foreign thread's free: into the ring it claimed (claiming one the
@@ -495,8 +580,11 @@ impl PoolShared {
     /// # Safety
     /// `nn` is a buffer of this pool the caller gives up; `token` is the
     /// calling thread's and is not the owner's.
+    /// `count`: the buffer is free now (false for a tagged reference,
+    /// which the owner counts when it frees).
     #[inline]
-    unsafe fn free_remote(&self, nn: NonNull<MbufHdr>, token: u64) {
+    unsafe fn free_remote(&self, nn: NonNull<MbufHdr>, token: u64, count: bool) {
+        let n = count as u64;
         for r in &self.rings {
             if r.token.load(Ordering::Relaxed) == token {
                 // The claim published the ring before the token (see `claim`).
@@ -504,7 +592,7 @@ impl PoolShared {
                     // SAFETY: this thread holds the ring's token: its only producer.
                     q.push(nn);
                     let f = &r.frees;
-                    f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
+                    f.store(f.load(Ordering::Relaxed) + n, Ordering::Release);
                     return;
                 }
             }
@@ -513,14 +601,14 @@ impl PoolShared {
             // SAFETY: as above, the ring is this thread's now.
             r.ring.get().expect("claimed rings are built").push(nn);
             let f = &r.frees;
-            f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
+            f.store(f.load(Ordering::Relaxed) + n, Ordering::Release);
             return;
         }
         let mut r = self.returns.lock().unwrap_or_else(|e| e.into_inner());
         r.push(nn);
         self.returns_len.store(r.len(), Ordering::Release);
         let f = &self.frees_remote;
-        f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
+        f.store(f.load(Ordering::Relaxed) + n, Ordering::Release);
     }
 
     /// Once per (pool, foreign thread): takes a free return ring for
@@ -775,17 +863,23 @@ impl RawRing {
         self.tail.store(t.wrapping_add(1), Ordering::Release);
     }
 
+    /// Returns true when a tagged reference ([`REF_TAG`]) was among them.
+    ///
     /// # Safety
     /// Only the ring's consumer may call it.
-    unsafe fn drain_into(&self, out: &mut Vec<NonNull<MbufHdr>>) {
+    unsafe fn drain_into(&self, out: &mut Vec<NonNull<MbufHdr>>) -> bool {
         let h = self.head.load(Ordering::Relaxed);
         let t = self.tail.load(Ordering::Acquire);
         let mut i = h;
+        let mut tagged = 0usize;
         while i != t {
-            out.push(NonNull::new_unchecked(*self.slots[i & self.mask].get()));
+            let p = *self.slots[i & self.mask].get();
+            tagged |= p as usize;
+            out.push(NonNull::new_unchecked(p));
             i = i.wrapping_add(1);
         }
         self.head.store(t, Ordering::Release);
+        tagged & REF_TAG != 0
     }
 }
 
@@ -835,7 +929,11 @@ impl BulkFree {
         // leaked, never freed).
         unsafe {
             let h = &*hdr.as_ptr();
-            if h.next.is_null() && h.wmem.is_null() && (*h.pool).owner == self.token {
+            if h.next.is_null()
+                && h.wmem.is_null()
+                && !super::seg_shared(h)
+                && (*h.pool).owner == self.token
+            {
                 if h.pool != self.pool {
                     self.flush();
                     self.pool = h.pool;
@@ -883,7 +981,7 @@ pub(crate) unsafe fn free_bulk(hdrs: &[NonNull<MbufHdr>]) {
     let simple = (*pool).owner == token
         && hdrs.iter().all(|h| {
             let h = &*h.as_ptr();
-            h.pool == pool && h.next.is_null() && h.wmem.is_null()
+            h.pool == pool && h.next.is_null() && h.wmem.is_null() && !super::seg_shared(h)
         });
     if !simple {
         let mut f = BulkFree::new();
@@ -918,14 +1016,61 @@ pub(crate) unsafe fn free_chain(mut hdr: *mut MbufHdr) {
         let pool = &*h.pool;
         let nn = NonNull::new_unchecked(hdr);
         if pool.owner == token {
-            (*pool.free.get()).push(nn);
-            let f = &pool.frees_local;
-            f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
+            put_local(hdr);
+        } else if super::seg_shared(h) {
+            // A reference to a shared buffer: the owner drops it (the
+            // count is written on its thread only). Tagged, and counted
+            // as freed when the owner really frees.
+            pool.free_remote(
+                NonNull::new_unchecked((hdr as usize | REF_TAG) as *mut MbufHdr),
+                token,
+                false,
+            );
         } else {
-            pool.free_remote(nn, token);
+            pool.free_remote(nn, token, true);
         }
         hdr = next;
     }
+}
+
+/// Low bit of a returned header pointer (headers are 64-byte aligned):
+/// the buffer was shared when its holder gave it up on a foreign thread,
+/// so the owner must drop the reference ([`put_local`]) rather than take
+/// the buffer back.
+const REF_TAG: usize = 1;
+
+/// Drops the reference segment `h`'s handle held, on its pool's owner
+/// thread: an indirect detaches (`rte_pktmbuf_detach`: its direct loses a
+/// holder) and goes home; a direct goes home when it was the last holder
+/// (`rte_pktmbuf_prefree_seg`), else only its count drops.
+///
+/// # Safety
+/// The caller owns `h` (gives the handle up) and is the owner thread of
+/// its pool, which (the attach rule) also owns the pool of its direct.
+#[inline]
+unsafe fn put_local(h: *mut MbufHdr) {
+    let d = (*h).direct;
+    if !d.is_null() {
+        (*h).direct = std::ptr::null_mut();
+        (*h).buf_len = (*(*h).pool).buf_len;
+        put_direct(d);
+    }
+    put_direct(h);
+}
+
+/// One holder of direct `d`'s buffer lets go (owner thread; plain stores).
+#[inline(always)]
+unsafe fn put_direct(d: *mut MbufHdr) {
+    let r = (*d).refcnt.load(Ordering::Relaxed);
+    if r > 1 {
+        (*d).refcnt.store(r - 1, Ordering::Relaxed);
+        return;
+    }
+    // The last holder: home (the count stays 1 for the next owner).
+    let pool = &*(*d).pool;
+    (*pool.free.get()).push(NonNull::new_unchecked(d));
+    let f = &pool.frees_local;
+    f.store(f.load(Ordering::Relaxed) + 1, Ordering::Release);
 }
 
 #[cfg(test)]

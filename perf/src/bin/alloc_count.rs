@@ -533,11 +533,30 @@ fn run_udp(p: &Params, batch: bool) -> Result<Window, String> {
 
 /// A cable between two stacks of one thread: frames move as mbufs into a
 /// fixed burst the other side's RX drains (a full burst refuses: a drop).
+/// With `gso`, a TCP super-segment is cut on the way (as the netdev
+/// layer's software GSO does for a port without TSO) into segments from
+/// the sender's pool; the super-segment — its payload indirect mbufs over
+/// the write queue's buffers — is freed right after.
 #[derive(Clone)]
-struct Cable(std::rc::Rc<std::cell::RefCell<Burst>>);
+struct Cable(std::rc::Rc<std::cell::RefCell<Burst>>, bool);
 
 impl L2Xmit for Cable {
     fn queue_xmit(&mut self, _port: u16, m: wirespeed::mbuf::Mbuf) -> Result<(), XmitDrop> {
+        use wirespeed::ethdev::offload as gso;
+        if self.1 && gso::is_gso(&m) {
+            let mut parts = [&[][..]; gso::GSO_MAX_CHAIN];
+            let frame = gso::frame_slices(&m, &mut parts).ok_or(XmitDrop::QueueFull)?;
+            let req = gso::GsoRequest {
+                mss: m.tso_segsz(),
+                tx_csum: false,
+                rx_csum_good: false,
+            };
+            let pool = m.pool_ref();
+            let mut out = self.0.borrow_mut();
+            return gso::segment_tcp4(frame, req, &mut || pool.alloc(), &mut out)
+                .map(|_| ())
+                .map_err(|_| XmitDrop::QueueFull);
+        }
         self.0.borrow_mut().push(m).map_err(|_| XmitDrop::QueueFull)
     }
 }
@@ -546,24 +565,43 @@ impl L2Xmit for Cable {
 /// writes, B reads them): the send path of seed 002 and the receive path,
 /// per segment. Packets = A's OutSegs.
 fn run_tcp(p: &Params) -> Result<Window, String> {
+    run_tcp_with(p, false)
+}
+
+/// [`run_tcp`] with TSO on A's port: super-segments whose payload is
+/// indirect mbufs attached to the write queue, cut by software GSO on the
+/// cable.
+fn run_tcp_tso(p: &Params) -> Result<Window, String> {
+    run_tcp_with(p, true)
+}
+
+fn run_tcp_with(p: &Params, tso: bool) -> Result<Window, String> {
     let a_ip = Ipv4Addr::new(10, 0, 0, 1);
     let b_ip = Ipv4Addr::new(10, 0, 0, 2);
     let (ma, mb) = (MacAddr::local(1), MacAddr::local(2));
-    let ab = Cable(Default::default());
-    let ba = Cable(Default::default());
-    let cfg = |mac, ip, peer_mac, peer| StackConfig {
-        ports: vec![PortConf::new(mac, ip, 24)],
-        static_neighbours: vec![(0, peer, peer_mac)],
-        ..Default::default()
+    let ab = Cable(std::rc::Rc::new(std::cell::RefCell::new(Burst::new())), tso);
+    let ba = Cable(
+        std::rc::Rc::new(std::cell::RefCell::new(Burst::new())),
+        false,
+    );
+    let cfg = |mac, ip, peer_mac, peer, ol: u32| {
+        let mut pc = PortConf::new(mac, ip, 24);
+        pc.tx_offloads = ol;
+        StackConfig {
+            ports: vec![pc],
+            static_neighbours: vec![(0, peer, peer_mac)],
+            ..Default::default()
+        }
     };
+    let a_ol = if tso { wirespeed::mbuf::ol::TX_TSO } else { 0 };
     let mut a = Stack::new(
-        cfg(ma, a_ip, mb, b_ip),
+        cfg(ma, a_ip, mb, b_ip, a_ol),
         pool("alloc-tcp-a", 8192),
         Box::new(ab.clone()),
     )
     .map_err(|e| e.to_string())?;
     let mut b = Stack::new(
-        cfg(mb, b_ip, ma, a_ip),
+        cfg(mb, b_ip, ma, a_ip, 0),
         pool("alloc-tcp-b", 8192),
         Box::new(ba.clone()),
     )
@@ -812,6 +850,10 @@ fn main() {
         ),
         ("staged udp 1q (null)", Box::new(|p| run_staged(p, 1))),
         ("tcp bulk, two stacks (cable)", Box::new(run_tcp)),
+        (
+            "tcp bulk TSO, two stacks (cable + GSO)",
+            Box::new(run_tcp_tso),
+        ),
         ("staged udp 2q (null)", Box::new(|p| run_staged(p, 2))),
     ];
     println!(

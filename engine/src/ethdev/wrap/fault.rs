@@ -467,7 +467,9 @@ impl FaultTx {
                 self.drop_packet(m);
                 continue;
             }
-            if self.hit(self.corrupt) {
+            // A shared buffer (an indirect mbuf, or one a clone reads) is
+            // read-only: left as it is.
+            if self.hit(self.corrupt) && !m.is_shared() {
                 if let Some(b) = m.data_mut().last_mut() {
                     *b ^= 0x01;
                     self.f.corrupt.add(1);

@@ -339,6 +339,15 @@ pub(crate) struct Tcb {
     pub delack_at: Option<u64>,
     pub probe_at: Option<u64>,
     pub tw_at: Option<u64>,
+    /// Internal pacing (`tcp_internal_pacing`): on once `SO_MAX_PACING_RATE`
+    /// is set (`sk_pacing_status = SK_PACING_NEEDED`).
+    pub pacing: bool,
+    /// `sk_max_pacing_rate`, bytes/s (`u64::MAX`: no cap).
+    pub max_pacing_rate: u64,
+    /// `tcp_wstamp_ns`: earliest departure of the next new segment.
+    pub wstamp_ns: u64,
+    /// The pacing timer (`tp->pacing_timer`): fires at `wstamp_ns`.
+    pub pace_at: Option<u64>,
     pub probes_out: u8,
     /// Segments received since the last ACK we sent (quick-ack every 2).
     pub unacked_rx: u32,
@@ -436,6 +445,10 @@ impl Tcb {
             delack_at: None,
             probe_at: None,
             tw_at: None,
+            pacing: false,
+            max_pacing_rate: u64::MAX,
+            wstamp_ns: 0,
+            pace_at: None,
             probes_out: 0,
             unacked_rx: 0,
             ack_pending: false,
@@ -996,6 +1009,21 @@ impl TcpSocket<'_> {
             if !on {
                 st.tcp_push_pending(t, i);
             }
+        })
+    }
+
+    /// `SO_MAX_PACING_RATE` (bytes/s; `u64::MAX` lifts the cap): caps
+    /// `sk_pacing_rate` and turns on internal pacing, as Linux's
+    /// `sock_setsockopt` does (`SK_PACING_NEEDED`): new segments leave no
+    /// closer than their length at the rate (`tcp_update_skb_after_send`),
+    /// the rest waits for the pacing timer. Retransmissions are not paced.
+    pub fn set_max_pacing_rate(&mut self, bytes_per_sec: u64) -> Result<(), Errno> {
+        if bytes_per_sec == 0 {
+            return Err(Errno::EINVAL);
+        }
+        self.with(|_, t, _| {
+            t.max_pacing_rate = bytes_per_sec;
+            t.pacing = true;
         })
     }
 

@@ -434,6 +434,9 @@ impl Stack {
             self.tcp_xmit_retransmit_queue(t, i);
         }
         while t.send_head < t.wq.len() {
+            if t.pacing && self.tcp_pacing_check(t, i) {
+                break;
+            }
             let k = t.send_head;
             let skb = &t.wq[k];
             let cwnd_quota = t.cwnd_test(skb);
@@ -458,7 +461,7 @@ impl Stack {
                 1
             };
             let len: usize = (k..k + n).map(|j| t.wq[j].len() as usize).sum();
-            if self.tcp_small_queue_check(t, i, 0, self.tcp_truesize(len)) {
+            if self.tcp_small_queue_check(t, i, 0, self.tcp_truesize(len, mss)) {
                 break;
             }
             let p = (len > 0).then_some(Payload {
@@ -469,6 +472,9 @@ impl Stack {
             });
             if self.tcp_transmit_skb(t, k, p).is_err() {
                 break;
+            }
+            if t.pacing {
+                self.tcp_update_skb_after_send(t, len);
             }
             for _ in 0..n {
                 self.tcp_event_new_data_sent(t, mss);
@@ -543,10 +549,11 @@ impl Stack {
         }
         let segs = (bytes.min(gso_max) / mss).max(TCP_MIN_TSO_SEGS as u64);
         // One IPv4 datagram (65535 with 60 bytes of TCP header), a chain of
-        // at most GSO_MAX_CHAIN buffers, a burst of segments for software GSO.
+        // at most GSO_MAX_CHAIN buffers (the header's, then one indirect
+        // per write-queue skb: `tcp_attach_payload`), a burst of segments
+        // for software GSO.
         let ip_max = (65535 - IPV4_MIN_HLEN as u64 - 60) / mss;
-        let room = self.pool.data_room().saturating_sub(128).max(1) as u64;
-        let chain_max = (crate::ethdev::offload::GSO_MAX_CHAIN as u64 - 1) * room / mss;
+        let chain_max = crate::ethdev::offload::GSO_MAX_CHAIN as u64 - 1;
         segs.min(ip_max)
             .min(chain_max)
             .min(crate::mbuf::BURST_MAX as u64)
@@ -554,10 +561,16 @@ impl Stack {
     }
 
     /// Bytes a segment of `payload` bytes holds in buffers (its chain's
-    /// truesize), as TSQ counts it.
-    pub(crate) fn tcp_truesize(&self, payload: usize) -> u64 {
+    /// truesize), as TSQ counts it: one buffer when the payload is copied
+    /// beside the headers, else the headers' buffer and one indirect per
+    /// MSS-sized write-queue skb (`tcp_attach_payload`).
+    pub(crate) fn tcp_truesize(&self, payload: usize, mss: u32) -> u64 {
         let room = self.pool.data_room().saturating_sub(128).max(1);
-        let bufs = (payload + 128).div_ceil(room).max(1);
+        let bufs = if payload + 128 <= room {
+            1
+        } else {
+            1 + payload.div_ceil(mss.max(1) as usize)
+        };
         (bufs * (self.pool.data_room() + MBUF_HDR_SIZE)) as u64
     }
 
@@ -593,11 +606,37 @@ impl Stack {
     }
 
     /// `tcp_update_pacing_rate`: 2·cwnd·mss/srtt in slow start, 1.2× in
-    /// congestion avoidance (bytes/s); used for the TSQ budget.
+    /// congestion avoidance (bytes/s), capped by `sk_max_pacing_rate`;
+    /// used for the TSQ budget, TSO autosizing and internal pacing.
     pub(crate) fn tcp_pacing_rate(&self, t: &Tcb) -> u64 {
         let srtt = (t.srtt_us >> 3).max(1) as u64;
         let ratio = if t.cw.in_slow_start() { 200 } else { 120 };
-        (t.mss_cache as u64 * t.cw.cwnd as u64 * 1_000_000 / srtt) * ratio / 100
+        let rate = (t.mss_cache as u64 * t.cw.cwnd as u64 * 1_000_000 / srtt) * ratio / 100;
+        rate.min(t.max_pacing_rate)
+    }
+
+    /// Plays the part of `tcp_pacing_check`: true (hold the write queue)
+    /// while the next departure time is still ahead; arms the pacing
+    /// timer for it (`hrtimer_start(&tp->pacing_timer, …)`).
+    fn tcp_pacing_check(&mut self, t: &mut Tcb, i: usize) -> bool {
+        if t.wstamp_ns <= self.now {
+            return false;
+        }
+        if t.pace_at.is_none() {
+            t.pace_at = Some(t.wstamp_ns);
+            self.tcp.mark_active(i);
+        }
+        true
+    }
+
+    /// Plays the part of `tcp_update_skb_after_send` with internal pacing:
+    /// the next departure is `len` bytes at the pacing rate after this one
+    /// (which left no earlier than now: `tcp_wstamp_ns = max(tcp_wstamp_ns,
+    /// tcp_clock_cache)` in `__tcp_transmit_skb`).
+    fn tcp_update_skb_after_send(&mut self, t: &mut Tcb, len: usize) {
+        let rate = self.tcp_pacing_rate(t).max(1);
+        let len_ns = (len as u128 * 1_000_000_000 / rate as u128) as u64;
+        t.wstamp_ns = t.wstamp_ns.max(self.now) + len_ns;
     }
 
     /// Plays the part of `__sk_dst_check` + `ip_route_output_ports`: the
@@ -730,7 +769,7 @@ impl Stack {
             }
         }
         if let Some(p) = p.filter(|p| p.n > 1 || first < p.len) {
-            self.tcp_copy_payload(t, p, &mut m, IPV4_MIN_HLEN + thl)?;
+            self.tcp_attach_payload(t, p, &mut m, IPV4_MIN_HLEN + thl)?;
         }
         let port_ol = self.ports[dst.port as usize].conf.tx_offloads;
         let l4len = (thl + plen) as u16;
@@ -779,47 +818,55 @@ impl Stack {
         self.ip_queue_xmit(t, m, &dst, fresh, segs as u64)
     }
 
-    /// Copies payload `p` (over its `n` write-queue skbs) into `m` after
-    /// its first `hdr` bytes, chaining buffers as each fills (the
-    /// super-segment's paged part, `skb_shinfo(skb)->frags` in Linux).
-    fn tcp_copy_payload(
+    /// Hangs payload `p` (over its `n` write-queue skbs) after the first
+    /// `hdr` bytes of `m` without copying it: one indirect mbuf per skb,
+    /// attached to that skb's buffer ([`crate::mbuf::Mempool::alloc_indirect`]),
+    /// so the super-segment's paged part references the write queue's data
+    /// as `skb_shinfo(skb)->frags` of an `skb_clone` does in
+    /// `__tcp_transmit_skb` (the write queue keeps its reference for
+    /// retransmission; the clone's references go when the driver is done).
+    fn tcp_attach_payload(
         &mut self,
         t: &Tcb,
         p: Payload,
         m: &mut Mbuf,
         hdr: usize,
     ) -> Result<(), Errno> {
-        // Drop what the caller appended for the first part: refill in order.
+        // Drop what the caller appended for the first part: only the headers stay.
         m.set_len(hdr).map_err(|_| Errno::ENOBUFS)?;
-        let mut tail: Option<Mbuf> = None;
-        let mut left = p.len;
-        for j in p.skb..p.skb + p.n {
-            let src = t.wq[j].data.as_ref().expect("payload skb has data").data();
-            let mut from = if j == p.skb { p.off } else { 0 };
-            let end = (from + left).min(src.len());
-            while from < end {
-                let cur = match tail.as_mut() {
-                    Some(b) => b,
-                    None => m,
-                };
-                let room = cur.tailroom();
-                if room == 0 {
-                    let nb = self.pool.alloc().ok_or(Errno::ENOBUFS)?;
-                    if let Some(full) = tail.replace(nb) {
-                        m.chain(full);
-                    }
-                    continue;
-                }
-                let k = room.min(end - from);
-                cur.append(k)
-                    .map_err(|_| Errno::ENOBUFS)?
-                    .copy_from_slice(&src[from..from + k]);
-                from += k;
-                left -= k;
-            }
+        // Each skb's share, front to back (the first from `off`).
+        let mut parts = [(0usize, 0usize); crate::ethdev::offload::GSO_MAX_CHAIN];
+        if p.n >= parts.len() {
+            return Err(Errno::ENOBUFS);
         }
-        if let Some(full) = tail {
-            m.chain(full);
+        let mut left = p.len;
+        for (k, j) in (p.skb..p.skb + p.n).enumerate() {
+            let len = t.wq[j].data.as_ref().map_or(0, |d| d.data_len());
+            let from = if j == p.skb { p.off } else { 0 };
+            let take = len.saturating_sub(from).min(left);
+            parts[k] = (from, take);
+            left -= take;
+        }
+        // Built back to front, so each link is one step (`chain` walks to
+        // the last segment).
+        let mut rest: Option<Mbuf> = None;
+        for (k, j) in (p.skb..p.skb + p.n).enumerate().rev() {
+            let (from, take) = parts[k];
+            if take == 0 {
+                continue;
+            }
+            let src = t.wq[j].data.as_ref().expect("payload skb has data");
+            let mut ind = self
+                .pool
+                .alloc_indirect(src, from, take)
+                .map_err(|_| Errno::ENOBUFS)?;
+            if let Some(r) = rest.take() {
+                ind.chain(r);
+            }
+            rest = Some(ind);
+        }
+        if let Some(r) = rest {
+            m.chain(r);
         }
         Ok(())
     }
@@ -1012,7 +1059,7 @@ impl Stack {
                 if t.in_flight() >= t.cw.cwnd {
                     break;
                 }
-                let ts = self.tcp_truesize(t.wq[k].len() as usize);
+                let ts = self.tcp_truesize(t.wq[k].len() as usize, t.mss_cache);
                 if self.tcp_small_queue_check(t, i, 1, ts) {
                     break;
                 }

@@ -20,11 +20,19 @@ const MAC_B: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xb]);
 const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
+/// One super-segment as the device layer got it: length, MSS, buffers
+/// in its chain, and how many of them were indirect mbufs sharing a
+/// write-queue buffer held by exactly two (the queue and this clone).
+#[derive(Clone, Copy, Debug)]
+struct Super {
+    len: usize,
+    mss: u16,
+    segs: usize,
+    shared: usize,
+}
+
 #[derive(Clone, Default)]
-struct Wire(
-    Rc<RefCell<VecDeque<Vec<u8>>>>,
-    Rc<RefCell<Vec<(usize, u16)>>>,
-);
+struct Wire(Rc<RefCell<VecDeque<Vec<u8>>>>, Rc<RefCell<Vec<Super>>>);
 
 impl L2Xmit for Wire {
     /// A port without TSO below a stack configured for it: super-segments
@@ -33,7 +41,17 @@ impl L2Xmit for Wire {
     fn queue_xmit(&mut self, _port: u16, m: Mbuf) -> Result<(), XmitDrop> {
         use crate::ethdev::offload as gso;
         if gso::is_gso(&m) {
-            self.1.borrow_mut().push((m.pkt_len(), m.tso_segsz()));
+            let shared = m
+                .seg_refs()
+                .iter()
+                .filter(|&&(ind, r)| ind && r == 2)
+                .count();
+            self.1.borrow_mut().push(Super {
+                len: m.pkt_len(),
+                mss: m.tso_segsz(),
+                segs: m.nb_segs(),
+                shared,
+            });
             let mut parts = [&[][..]; gso::GSO_MAX_CHAIN];
             let frame = gso::frame_slices(&m, &mut parts).unwrap();
             let req = gso::GsoRequest {
@@ -96,6 +114,8 @@ fn stack_with(
 #[derive(Debug, Clone)]
 struct Seg {
     a_to_b: bool,
+    /// When it crossed the cable (the test's clock, ns).
+    at: u64,
     ip: Ipv4Header,
     h: TcpHeader,
     payload: Vec<u8>,
@@ -115,6 +135,7 @@ fn parse(raw: &[u8], a_to_b: bool) -> Option<Seg> {
     let h = TcpHeader::parse(l4).ok()?;
     Some(Seg {
         a_to_b,
+        at: 0,
         ip,
         h,
         payload: l4[h.hlen..].to_vec(),
@@ -170,7 +191,8 @@ impl Net {
             }
             for (f, to_b) in [(f1, true), (f2, false)] {
                 let Some(f) = f else { continue };
-                if let Some(s) = parse(&f, to_b) {
+                if let Some(mut s) = parse(&f, to_b) {
+                    s.at = self.now;
                     let dropped = (self.drop)(&s);
                     self.log.push(s);
                     if dropped {
@@ -1227,14 +1249,19 @@ fn tso_super_segments_carry_the_stream() {
     assert!(got == src, "bytes differ");
     let supers = n.ab.1.borrow().clone();
     assert!(!supers.is_empty(), "no super-segment was sent");
-    let biggest = supers.iter().map(|&(l, _)| l).max().unwrap();
+    let biggest = supers.iter().map(|s| s.len).max().unwrap();
     assert!(
         biggest > 30 * 1448,
         "super-segments grew: largest {biggest}"
     );
-    for &(len, mss) in &supers {
-        assert_eq!(mss, 1448);
-        assert!(len <= 14 + 65535, "{len}");
+    for s in &supers {
+        assert_eq!(s.mss, 1448);
+        assert!(s.len <= 14 + 65535, "{s:?}");
+        // The payload is not copied: after the headers' buffer, one
+        // indirect mbuf per write-queue skb, each sharing that skb's
+        // buffer with the queue (which keeps it for retransmission).
+        assert_eq!(s.shared, s.segs - 1, "{s:?}");
+        assert_eq!(s.segs - 1, (s.len - 14 - 52).div_ceil(1448), "{s:?}");
     }
     // Every data segment on the wire is whole MSS but the stream's tail.
     let data_segs: Vec<&Seg> = n
@@ -1261,4 +1288,62 @@ fn tso_super_segments_carry_the_stream() {
     let info = n.a.tcp(c).info().unwrap();
     assert_eq!(info.bytes_acked, src.len() as u64);
     assert_eq!(info.segs_out, k.out_segs);
+}
+
+// ------------------------------------------------------------ pacing
+
+/// `SO_MAX_PACING_RATE` (internal pacing, `tcp_internal_pacing`): on the
+/// test's clock, stepped every 10 µs, each new data segment leaves no
+/// sooner than the one before plus its length at the rate
+/// (`tcp_update_skb_after_send`), and the whole stream takes its length
+/// at the rate (not much more: the pacing timer wakes the queue on time).
+#[test]
+fn max_pacing_rate_spaces_departures_by_length_over_rate() {
+    let mut n = Net::new();
+    let (c, s, _) = n.connected();
+    assert_eq!(n.a.tcp(c).set_max_pacing_rate(0), Err(Errno::EINVAL));
+    let rate = 2_000_000u64; // bytes/s: a 1448-byte segment every 724 µs
+    n.a.tcp(c).set_max_pacing_rate(rate).unwrap();
+    let src = data(60 * 1448);
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let step = 10_000u64;
+    for _ in 0..200_000 {
+        if got.len() >= src.len() {
+            break;
+        }
+        if sent < src.len() {
+            if let Ok(k) = n.a.tcp(c).send(&src[sent..]) {
+                sent += k;
+            }
+        }
+        n.step(step);
+        recv_all(&mut n.b, s, &mut got).unwrap();
+    }
+    assert!(got == src, "bytes differ");
+    let segs: Vec<(u64, usize)> = n
+        .segs(true)
+        .into_iter()
+        .filter(|s| !s.payload.is_empty())
+        .map(|s| (s.at, s.payload.len()))
+        .collect();
+    assert_eq!(segs.len(), 60, "one segment per MSS, none retransmitted");
+    let ns = |len: usize| len as u64 * 1_000_000_000 / rate;
+    // Times are those of the step a segment crossed the cable in: one
+    // sent by `send` between steps is logged a step late (at most `step`
+    // of error). Unpaced, these gaps are 0 or one step.
+    for w in segs.windows(2) {
+        let gap = w[1].0 - w[0].0;
+        assert!(
+            gap + step >= ns(w[0].1),
+            "{gap} ns after a {}-byte segment",
+            w[0].1
+        );
+    }
+    let span = segs.last().unwrap().0 - segs[0].0;
+    let want = ns(59 * 1448);
+    assert!(
+        span >= want && span <= want + want / 20 + 60 * step,
+        "60 segments over {span} ns, want {want}"
+    );
 }

@@ -113,6 +113,13 @@ impl Stack {
             t.probe_at = None;
             self.tcp_probe_timer(t, i);
         }
+        if t.pace_at.is_some_and(|d| now >= d) {
+            // tcp_pace_kick → tcp_tsq_handler: the pacing timer.
+            t.pace_at = None;
+            if t.state != TcpState::Closed {
+                self.tcp_push_pending(t, i);
+            }
+        }
         // TSQ / autocork (tcp_tsq_handler): push what waited for completions.
         if t.tsq_throttled && t.state != TcpState::Closed {
             t.tsq_throttled = false;
@@ -122,6 +129,7 @@ impl Stack {
             || t.delack_at.is_some()
             || t.probe_at.is_some()
             || t.tw_at.is_some()
+            || t.pace_at.is_some()
             || t.tsq_throttled
     }
 
