@@ -659,9 +659,8 @@ impl LcoreApp for GenApp {
     type Summary = LcoreResult;
 
     fn poll(&mut self, ctx: &mut LcoreCtx) {
-        if !self.stacks.is_empty() {
-            self.sync_stacks();
-        }
+        // Ports without an address have no replica: nothing but a None per port.
+        self.sync_stacks();
         match self.phase {
             Phase::Resolving => {
                 self.arp_poll(ctx);
