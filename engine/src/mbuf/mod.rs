@@ -419,7 +419,23 @@ impl Mbuf {
         }
     }
 
+    /// This segment's data, writable, or [`MbufError::Shared`] when the
+    /// buffer has other holders (an indirect mbuf, or a direct one with
+    /// indirects attached): the checked form of [`Mbuf::data_mut`].
+    #[inline]
+    pub fn try_data_mut(&mut self) -> Result<&mut [u8], MbufError> {
+        if self.is_shared() {
+            return Err(MbufError::Shared);
+        }
+        Ok(self.data_mut())
+    }
+
     /// This segment's data, writable.
+    ///
+    /// # Panics
+    /// On a shared buffer (see [`Mbuf::is_shared`]; [`Mbuf::try_data_mut`]
+    /// returns the error instead): writing bytes other holders read is
+    /// refused, as Linux's `skb_cow_data` would copy first.
     #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
         assert!(
@@ -432,6 +448,9 @@ impl Mbuf {
     }
 
     /// The whole buffer (headroom, data and tailroom), writable.
+    ///
+    /// # Panics
+    /// On a shared buffer, as [`Mbuf::data_mut`].
     #[inline(always)]
     pub fn buffer_mut(&mut self) -> &mut [u8] {
         assert!(
@@ -1014,6 +1033,8 @@ mod tests {
         assert_eq!(d.prepend(1).err(), Some(MbufError::Shared));
         let mut i1 = i1;
         assert_eq!(i1.extend_from_slice(&[0]).err(), Some(MbufError::Shared));
+        assert_eq!(i1.try_data_mut().err(), Some(MbufError::Shared));
+        assert_eq!(d.try_data_mut().err(), Some(MbufError::Shared));
         assert!(matches!(
             p.alloc_indirect(&d, 5, 3),
             Err(MbufError::Range {
