@@ -33,7 +33,12 @@
 //! v3` reads `TPACKET_V3` blocks, which a timer retires after 1 ms when
 //! they do not fill first: every ACK waits for it.
 //!
-//! Needs root. Usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3]
+//! `--own-mac 1` gives the stack a MAC of its own on the promiscuous port:
+//! the host kernel, which also receives every frame of the veth, then
+//! drops the peer's ACKs at `ip_rcv` (PACKET_OTHERHOST) instead of routing
+//! each to nowhere on the sending core.
+//!
+//! Needs root. Usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3] [--own-mac 1|0]
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -246,7 +251,7 @@ struct Ws {
 }
 
 impl Ws {
-    fn new(tso: bool, rx_ring: &str, tsc: Tsc) -> Ws {
+    fn new(tso: bool, rx_ring: &str, own_mac: bool, tsc: Tsc) -> Ws {
         set_page_mode(PageMode::Small);
         let reg = Registry::with_builtins();
         let mut port = reg
@@ -276,7 +281,16 @@ impl Ws {
             data_room: 2048,
         })
         .unwrap();
-        let mut pc = PortConf::new(port.mac(), Ipv4Addr::new(10, 79, 0, 1), 24);
+        // `--own-mac 1`: the stack answers for a MAC of its own (the port
+        // is promiscuous), so the host kernel, which sees every frame of the
+        // veth too, drops our peer's ACKs at `ip_rcv` (PACKET_OTHERHOST)
+        // instead of routing each to nowhere.
+        let mac = if own_mac {
+            wirespeed::ethdev::MacAddr([0x02, 0x77, 0x73, 0, 0, 1])
+        } else {
+            port.mac()
+        };
+        let mut pc = PortConf::new(mac, Ipv4Addr::new(10, 79, 0, 1), 24);
         pc.tx_offloads = offloads;
         let cfg = StackConfig {
             ports: vec![pc],
@@ -315,6 +329,7 @@ fn main() {
     // Per-frame TPACKET_V2 RX: the ACKs reach the stack as they arrive,
     // not when a TPACKET_V3 block's 1 ms timer retires it.
     let mut rx_ring = "v2".to_string();
+    let mut own_mac = false;
     // Linux's sender autotunes its send buffer up to tcp_wmem[2] (4 MiB);
     // ours has no autotuning, so it gets that size (`--sndbuf 0`: the
     // stack's 1 MiB default).
@@ -332,6 +347,7 @@ fn main() {
             }
             "--sink-core" => sink_core = Some(args.next().expect("--sink-core N")),
             "--rx-ring" => rx_ring = args.next().expect("--rx-ring v2|v3"),
+            "--own-mac" => own_mac = args.next().as_deref() == Some("1"),
             "--tso" => {
                 tso = match args.next().as_deref() {
                     Some("1") => true,
@@ -344,7 +360,7 @@ fn main() {
             }
             other => {
                 eprintln!(
-                    "unknown argument {other}; usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3]"
+                    "unknown argument {other}; usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3] [--own-mac 1|0]"
                 );
                 std::process::exit(2);
             }
@@ -402,7 +418,7 @@ fn main() {
         core_affinity::set_for_current(c);
     }
     let (mut sink, mut sr) = spawn_ready(sink_cmd(&sink_core, "5002"));
-    let mut ws = Ws::new(tso, &rx_ring, tsc);
+    let mut ws = Ws::new(tso, &rx_ring, own_mac, tsc);
     let c = ws.st.tcp_socket().unwrap();
     if let Some(b) = sndbuf.filter(|b| *b > 0) {
         ws.st.tcp(c).set_sndbuf(b).unwrap();
