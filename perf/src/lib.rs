@@ -2,6 +2,8 @@
 
 use wirespeed::eal::Tsc;
 
+pub mod rss;
+
 /// One measured figure: packets over a TSC-timed interval.
 #[derive(Debug, Clone, Copy)]
 pub struct Measurement {
