@@ -199,29 +199,51 @@ fn run_macswap(args: &[&str]) -> std::thread::JoinHandle<macswap::Report> {
     std::thread::spawn(move || macswap::run(&plan, &Registry::with_builtins(), false).unwrap())
 }
 
-/// The example binary on its shipped config (`null` ports) runs; bad keys
-/// and values are exit 2 naming them; flags override the keys.
-#[test]
-fn macswap_binary_runs_its_config_and_names_bad_keys() {
+/// Runs example `name` on its shipped `configs/NAME.toml` for 0.2 s and
+/// asserts it succeeded: the checkout's root, the binary, its stdout.
+fn run_shipped_config(name: &str) -> (std::path::PathBuf, std::path::PathBuf, String) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin = example_bin("macswap");
+    let bin = example_bin(name);
     let out = std::process::Command::new(&bin)
         .current_dir(&root)
-        .args([
-            "--config",
-            "configs/macswap.toml",
-            "--no-huge",
-            "--duration",
-            "0.2",
-        ])
+        .args(["--config", &format!("configs/{name}.toml"), "--no-huge"])
+        .args(["--duration", "0.2"])
         .output()
         .unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{so}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (root, bin, so)
+}
+
+/// Example `bin` on the `shipped` config with `from` replaced by `to`
+/// (written to `p`) exits 2 naming `key`.
+fn refused_naming(
+    bin: &std::path::Path,
+    p: &std::path::Path,
+    shipped: &str,
+    (from, to): (&str, &str),
+    key: &str,
+) {
+    assert!(shipped.contains(from), "{from}");
+    std::fs::write(p, shipped.replacen(from, to, 1)).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["--config", p.to_str().unwrap(), "--no-huge"])
+        .output()
+        .unwrap();
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{key}: {se}");
+    assert!(se.contains(key), "{key}: {se}");
+}
+
+/// The example binary on its shipped config (`null` ports) runs; bad keys
+/// and values are exit 2 naming them; flags override the keys.
+#[test]
+fn macswap_binary_runs_its_config_and_names_bad_keys() {
+    let (root, bin, so) = run_shipped_config("macswap");
     assert!(
         so.contains("port 0 null: rx 0 tx 0 dropped 0 runts 0"),
         "{so}"
@@ -248,15 +270,7 @@ speed = 1"#,
         ("duration = 1 ", "duration = -1 ", "run.duration:"),
         ("pool = 8192 ", "pool = 8 ", "run.pool:"),
     ] {
-        assert!(shipped.contains(from), "{from}");
-        std::fs::write(&p, shipped.replacen(from, to, 1)).unwrap();
-        let out = std::process::Command::new(&bin)
-            .args(["--config", p.to_str().unwrap(), "--no-huge"])
-            .output()
-            .unwrap();
-        let se = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{key}: {se}");
-        assert!(se.contains(key), "{key}: {se}");
+        refused_naming(&bin, &p, &shipped, (from, to), key);
     }
     // A flag overrides its key (and its error); --port replaces the list.
     std::fs::write(&p, shipped.replacen("burst = 32 ", "burst = 300 ", 1)).unwrap();
@@ -1287,25 +1301,7 @@ fn udp_echo_on_two_lcores_steers_to_the_socket_and_shares_arp() {
 /// overrides its key.
 #[test]
 fn udp_echo_binary_runs_its_config_and_names_bad_keys() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin = example_bin("udp_echo");
-    let out = std::process::Command::new(&bin)
-        .current_dir(&root)
-        .args([
-            "--config",
-            "configs/udp_echo.toml",
-            "--no-huge",
-            "--duration",
-            "0.2",
-        ])
-        .output()
-        .unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{so}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (root, bin, so) = run_shipped_config("udp_echo");
     assert!(
         so.contains("udp_echo: received 0, echoed 0, not echoed 0"),
         "{so}"
@@ -1332,15 +1328,7 @@ fn udp_echo_binary_runs_its_config_and_names_bad_keys() {
         ("pool = 8192 ", "pool = 10 ", "run.pool:"),
     ] {
         let p = dir.join("bad.toml");
-        assert!(shipped.contains(from), "{from}");
-        std::fs::write(&p, shipped.replacen(from, to, 1)).unwrap();
-        let out = std::process::Command::new(&bin)
-            .args(["--config", p.to_str().unwrap(), "--no-huge"])
-            .output()
-            .unwrap();
-        let se = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{key}: {se}");
-        assert!(se.contains(key), "{key}: {se}");
+        refused_naming(&bin, &p, &shipped, (from, to), key);
     }
     // The flag wins over the bad key.
     let p = dir.join("bad.toml");
