@@ -256,7 +256,15 @@ impl Ws {
             peak = peak.max(w.st.tcp(c).info().unwrap().snd_wnd);
             sent == data.len()
         });
-        assert!(ok, "sent only {sent} of {} bytes", data.len());
+        assert!(
+            ok,
+            "sent only {sent} of {} bytes: {:?}\n{:?}\n{:?}\nport {:?}",
+            data.len(),
+            self.st.tcp(c).info(),
+            self.st.counters().tcp,
+            self.st.counters().tcp_ext,
+            self._port.xstats()
+        );
         self.st.tcp(c).shutdown_write().unwrap();
         peak
     }

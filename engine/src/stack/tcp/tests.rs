@@ -915,6 +915,40 @@ fn rto_fires_and_backs_off_then_recovers() {
     assert_eq!((i.backoff, i.ca_state, i.unacked), (0, 0, 0));
 }
 
+/// A socket whose every byte was acknowledged leaves the timer list (no
+/// timer left); when it sends again and the segment is lost, its RTO still
+/// fires: arming the RTO puts the socket back on the list, whatever else
+/// (TSQ, autocork) would have. (Seen in the kernel suite: an all-SACKed
+/// window whose one lost retransmission waited forever.)
+#[test]
+fn rto_fires_for_a_socket_that_had_left_the_timer_list() {
+    let mut n = Net::new();
+    let (c, s, _) = n.connected();
+    n.a.tcp(c).send(&data(1000)).unwrap();
+    n.step(SEC);
+    let mut got = Vec::new();
+    recv_all(&mut n.b, s, &mut got).unwrap();
+    assert_eq!(n.a.tcp(c).info().unwrap().unacked, 0);
+    // Several idle polls: nothing due, nothing pending.
+    n.step(SEC);
+    let blackhole = Rc::new(RefCell::new(true));
+    let bh = blackhole.clone();
+    n.drop = Box::new(move |sg| *bh.borrow() && sg.a_to_b && !sg.payload.is_empty());
+    n.a.tcp(c).send(&data(500)).unwrap();
+    n.step(SEC);
+    assert!(
+        n.a.counters().tcp_ext.timeouts >= 1,
+        "the RTO never ran: {:?}",
+        n.a.tcp(c).info()
+    );
+    *blackhole.borrow_mut() = false;
+    n.step(2 * SEC);
+    recv_all(&mut n.b, s, &mut got).unwrap();
+    assert_eq!(got.len(), 1500);
+    n.step(SEC);
+    assert_eq!(n.a.tcp(c).info().unwrap().unacked, 0);
+}
+
 /// RFC 6298 by hand, in Linux's scaled form: first sample R = 100 ms →
 /// SRTT 100 ms, RTTVAR 50 ms, RTO = 100 + max(4·50, 200) = 300 ms; a second
 /// sample of 60 ms → SRTT = 95, |err| = 40 → RTTVAR = 3/4·50 + 1/4·40 = 47.5

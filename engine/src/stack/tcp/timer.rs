@@ -59,9 +59,13 @@ impl Tcb {
 
 impl Stack {
     /// (Re)arms the retransmission timer at now + RTO·2^backoff
-    /// (`inet_csk_reset_xmit_timer(ICSK_TIME_RETRANS)`).
+    /// (`inet_csk_reset_xmit_timer(ICSK_TIME_RETRANS)`), and puts the
+    /// socket on the timer list: a socket that left it (every byte acked,
+    /// no timer) and sends again must have its RTO run, whatever else
+    /// (TSQ, autocork) would have put it back.
     pub(crate) fn tcp_arm_rto(&mut self, t: &mut Tcb) {
         t.rto_at = Some(self.now + t.backed_off_rto_us() as u64 * 1000);
+        self.tcp.mark_active(t.idx);
     }
 
     /// Runs every TCP timer that is due and pushes sockets waiting for TX
