@@ -41,7 +41,12 @@
 //! Every received frame ends in `forwarded`, `local` (handed to the
 //! control stack) or exactly one drop counter; the report checks the sum.
 
+#[path = "common/mod.rs"]
+#[allow(clippy::duplicate_mod)] // the examples test includes all three
+mod common;
 use clap::Parser;
+use common::bad;
+pub use common::Error;
 use serde::Deserialize;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -202,35 +207,6 @@ pub struct PlanPort {
     pub mac: Option<MacAddr>,
 }
 
-/// Errors; [`Error::exit_code`] is 2 for bad configuration, 1 otherwise.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{path}: {why}")]
-    Read { path: String, why: String },
-    #[error("{key}: {why}")]
-    Config { key: String, why: String },
-    #[error(transparent)]
-    Ethdev(#[from] wirespeed::ethdev::EthdevError),
-    #[error(transparent)]
-    Runtime(#[from] wirespeed::runtime::RuntimeError),
-}
-
-impl Error {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Read { .. } | Error::Config { .. } => 2,
-            Error::Ethdev(_) | Error::Runtime(_) => 1,
-        }
-    }
-}
-
-fn bad(key: impl Into<String>, why: impl Into<String>) -> Error {
-    Error::Config {
-        key: key.into(),
-        why: why.into(),
-    }
-}
-
 /// `A.B.C.D/LEN`.
 fn parse_cidr(key: &str, s: &str) -> Result<(Ipv4Addr, u8), Error> {
     let (a, l) = s
@@ -268,18 +244,11 @@ fn in_subnet(a: Ipv4Addr, net: Ipv4Addr, len: u8) -> bool {
 impl Config {
     /// Reads and parses a TOML file (unknown keys are errors naming them).
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
-            path: path.display().to_string(),
-            why: e.to_string(),
-        })?;
-        Config::parse(&path.display().to_string(), &text)
+        common::load_toml(path)
     }
 
     pub fn parse(name: &str, text: &str) -> Result<Config, Error> {
-        toml::from_str(text).map_err(|e| Error::Read {
-            path: name.to_string(),
-            why: e.to_string().trim_end().to_string(),
-        })
+        common::parse_toml(name, text)
     }
 
     /// Checks every value; the error names the key (`route[1].prefix`).

@@ -16,7 +16,12 @@
 //! dropped (TX queue full) and runts (frames shorter than an Ethernet header,
 //! freed).
 
+#[path = "common/mod.rs"]
+#[allow(clippy::duplicate_mod)] // the examples test includes all three
+mod common;
 use clap::Parser;
+use common::bad;
+pub use common::Error;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,18 +88,11 @@ pub struct PortEntry {
 impl Config {
     /// Reads and parses a TOML file (unknown keys are errors naming them).
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
-            path: path.display().to_string(),
-            why: e.to_string(),
-        })?;
-        Config::parse(&path.display().to_string(), &text)
+        common::load_toml(path)
     }
 
     pub fn parse(name: &str, text: &str) -> Result<Config, Error> {
-        toml::from_str(text).map_err(|e| Error::Read {
-            path: name.to_string(),
-            why: e.to_string().trim_end().to_string(),
-        })
+        common::parse_toml(name, text)
     }
 }
 
@@ -172,21 +170,21 @@ impl Opts {
         }
         if run.burst == 0 || run.burst > wirespeed::mbuf::BURST_MAX {
             return Err(bad(
-                &key(self.burst.is_some(), "--burst", "run.burst"),
+                key(self.burst.is_some(), "--burst", "run.burst"),
                 format!("{} is not in 1..=256", run.burst),
             ));
         }
         if let Some(d) = run.duration {
             if !(d > 0.0 && d.is_finite()) {
                 return Err(bad(
-                    &key(self.duration.is_some(), "--duration", "run.duration"),
+                    key(self.duration.is_some(), "--duration", "run.duration"),
                     format!("{d} is not a number of seconds > 0"),
                 ));
             }
         }
         if run.pool < 64 {
             return Err(bad(
-                &key(self.pool.is_some(), "--pool", "run.pool"),
+                key(self.pool.is_some(), "--pool", "run.pool"),
                 format!("{} buffers: give 64 or more", run.pool),
             ));
         }
@@ -314,36 +312,6 @@ impl LcoreApp for MacSwap {
 
     fn finish(self, _ctx: &mut LcoreCtx) -> Vec<PortCount> {
         self.ports
-    }
-}
-
-/// Errors a run can end with; [`Error::exit_code`] is 2 for bad
-/// configuration, 1 otherwise.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{path}: {why}")]
-    Read { path: String, why: String },
-    #[error("{key}: {why}")]
-    Config { key: String, why: String },
-    #[error(transparent)]
-    Ethdev(#[from] wirespeed::ethdev::EthdevError),
-    #[error(transparent)]
-    Runtime(#[from] wirespeed::runtime::RuntimeError),
-}
-
-impl Error {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Read { .. } | Error::Config { .. } => 2,
-            _ => 1,
-        }
-    }
-}
-
-fn bad(key: &str, why: impl Into<String>) -> Error {
-    Error::Config {
-        key: key.into(),
-        why: why.into(),
     }
 }
 

@@ -30,7 +30,12 @@
 //! what it received, echoed and could not echo, each lcore's frames and
 //! steering, and the stacks' `Udp:` counters.
 
+#[path = "common/mod.rs"]
+#[allow(clippy::duplicate_mod)] // the examples test includes all three
+mod common;
 use clap::Parser;
+use common::bad;
+pub use common::Error;
 use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -177,36 +182,6 @@ pub struct Plan {
     pub no_huge: bool,
 }
 
-/// Why a run could not start; [`Error::exit_code`] is 2 for bad
-/// configuration, 1 otherwise.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{path}: {why}")]
-    Read { path: String, why: String },
-    #[error("{key}: {why}")]
-    Config { key: String, why: String },
-    #[error(transparent)]
-    Ethdev(#[from] wirespeed::ethdev::EthdevError),
-    #[error(transparent)]
-    Runtime(#[from] wirespeed::runtime::RuntimeError),
-}
-
-impl Error {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Read { .. } | Error::Config { .. } => 2,
-            _ => 1,
-        }
-    }
-}
-
-fn bad(key: &str, why: impl Into<String>) -> Error {
-    Error::Config {
-        key: key.into(),
-        why: why.into(),
-    }
-}
-
 /// `A.B.C.D/LEN`; `key` names where it came from (`--ip`, `port.address`).
 pub fn parse_ip(key: &str, s: &str) -> Result<(Ipv4Addr, u8), Error> {
     let no = || {
@@ -230,18 +205,11 @@ pub fn parse_ip(key: &str, s: &str) -> Result<(Ipv4Addr, u8), Error> {
 impl Config {
     /// Reads and parses a TOML file (unknown keys are errors naming them).
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
-            path: path.display().to_string(),
-            why: e.to_string(),
-        })?;
-        Config::parse(&path.display().to_string(), &text)
+        common::load_toml(path)
     }
 
     pub fn parse(name: &str, text: &str) -> Result<Config, Error> {
-        toml::from_str(text).map_err(|e| Error::Read {
-            path: name.to_string(),
-            why: e.to_string().trim_end().to_string(),
-        })
+        common::parse_toml(name, text)
     }
 }
 
