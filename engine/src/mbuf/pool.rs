@@ -405,6 +405,20 @@ impl Mempool {
         unsafe { self.shared.alloc_owner() }
     }
 
+    /// True when [`Mempool::alloc_indirect`] may attach to `m`: its buffer
+    /// (its direct's, for an indirect) belongs to a pool of this pool's
+    /// owner thread.
+    pub fn may_attach(&self, m: &Mbuf) -> bool {
+        let mh = m.hdr.as_ptr();
+        // SAFETY: `mh` is `m`'s live header; its direct (if any) is kept
+        // alive by it, and a live buffer's pool is live.
+        unsafe {
+            let d = (*mh).direct;
+            let d = if d.is_null() { mh } else { d };
+            (*(*d).pool).owner == self.shared.owner
+        }
+    }
+
     /// An indirect mbuf whose data is the `len` bytes at `off` of `m`'s
     /// first segment's data, sharing `m`'s buffer instead of copying it:
     /// plays the part of `rte_pktmbuf_attach` (the new mbuf's data

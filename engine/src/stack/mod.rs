@@ -69,7 +69,7 @@ pub use neigh::{NeighInfo, NeighParams, NudState};
 pub use route::{Nexthop, Route, RouteError, RouteKind, RouteTable, RouteType};
 pub use rx::IcmpParams;
 pub use snmp::{SnmpSnapshot, StackCounters};
-pub use tcp::{CongAlgo, TcpConfig, TcpId, TcpInfo, TcpPoll, TcpSocket, TcpState};
+pub use tcp::{CongAlgo, SpliceVec, TcpConfig, TcpId, TcpInfo, TcpPoll, TcpSocket, TcpState};
 pub use udp::{
     MsgFlags, PmtuDisc, SendOpts, SockExtendedErr, SocketId, UdpSocket, SO_EE_ORIGIN_ICMP,
 };

@@ -38,7 +38,13 @@
 //! drops the peer's ACKs at `ip_rcv` (PACKET_OTHERHOST) instead of routing
 //! each to nowhere on the sending core.
 //!
-//! Needs root. Usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3] [--own-mac 1|0]
+//! `--zc 1` sends without the copy on both sides: Linux's sender
+//! `sendfile`s a 1 MiB tmpfs file (its pages spliced into the skbs), ours
+//! `send_splice`s 64 MSS-sized buffers filled once (`MSG_SPLICE_PAGES`:
+//! the write queue references them). The kernel still copies our
+//! super-segments once, in `packet_snd`.
+//!
+//! Needs root. Usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3] [--own-mac 1|0] [--zc 1|0] [--rps CORE]
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -49,7 +55,9 @@ use wirespeed::eal::tsc::Tsc;
 use wirespeed::ethdev::{PortConfig, Registry, RxQueue};
 use wirespeed::mbuf::ol;
 use wirespeed::mbuf::{Burst, Mempool, PoolConfig};
-use wirespeed::stack::{DirectXmit, Errno, PortConf, Stack, StackConfig, TcpId, TcpState};
+use wirespeed::stack::{
+    DirectXmit, Errno, MsgFlags, PortConf, SpliceVec, Stack, StackConfig, TcpId, TcpState,
+};
 
 const NS: &str = "wstcpb";
 const HOST_IF: &str = "wstcpbh";
@@ -167,12 +175,20 @@ while True:
 print(n, time.time()-t0, flush=True)
 ";
 
-/// Linux's sender: `sendall` of 1 MiB chunks for `secs`, then its CPU time.
-const LINUX_SENDER: &str = "import socket,sys,time,resource
+/// Linux's sender: `sendall` of 1 MiB chunks for `secs` (argv[3] `zc`:
+/// `sendfile` of a 1 MiB file in tmpfs instead, the page cache's pages
+/// spliced into the skbs: no copy), then its CPU time.
+const LINUX_SENDER: &str = "import socket,sys,time,resource,os
 secs=float(sys.argv[1]); c=socket.create_connection(('10.80.0.2',int(sys.argv[2])))
-buf=b'x'*(1<<20); r0=resource.getrusage(resource.RUSAGE_SELF); end=time.time()+secs; n=0
+zc=sys.argv[3]=='zc'; buf=b'x'*(1<<20)
+if zc:
+    p='/dev/shm/wstcpb.%d'%os.getpid(); f=open(p,'wb'); f.write(buf); f.close(); fd=os.open(p,os.O_RDONLY); os.unlink(p); off=0
+r0=resource.getrusage(resource.RUSAGE_SELF); end=time.time()+secs; n=0
 while time.time()<end:
-    c.sendall(buf); n+=len(buf)
+    if zc:
+        k=os.sendfile(c.fileno(),fd,off,len(buf)-off); off=(off+k)%len(buf); n+=k
+    else:
+        c.sendall(buf); n+=len(buf)
 c.shutdown(socket.SHUT_WR); c.recv(1)
 r1=resource.getrusage(resource.RUSAGE_SELF)
 print(n, (r1.ru_utime-r0.ru_utime)+(r1.ru_stime-r0.ru_stime), flush=True)
@@ -330,6 +346,8 @@ fn main() {
     // not when a TPACKET_V3 block's 1 ms timer retires it.
     let mut rx_ring = "v2".to_string();
     let mut own_mac = false;
+    let mut zc = false;
+    let mut rps: Option<String> = None;
     // Linux's sender autotunes its send buffer up to tcp_wmem[2] (4 MiB);
     // ours has no autotuning, so it gets that size (`--sndbuf 0`: the
     // stack's 1 MiB default).
@@ -348,6 +366,8 @@ fn main() {
             "--sink-core" => sink_core = Some(args.next().expect("--sink-core N")),
             "--rx-ring" => rx_ring = args.next().expect("--rx-ring v2|v3"),
             "--own-mac" => own_mac = args.next().as_deref() == Some("1"),
+            "--zc" => zc = args.next().as_deref() == Some("1"),
+            "--rps" => rps = Some(args.next().expect("--rps CORE")),
             "--tso" => {
                 tso = match args.next().as_deref() {
                     Some("1") => true,
@@ -360,7 +380,7 @@ fn main() {
             }
             other => {
                 eprintln!(
-                    "unknown argument {other}; usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3] [--own-mac 1|0]"
+                    "unknown argument {other}; usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3] [--own-mac 1|0] [--zc 1|0] [--rps CORE]"
                 );
                 std::process::exit(2);
             }
@@ -374,8 +394,28 @@ fn main() {
     let tsc = Tsc::calibrate(Duration::from_millis(200));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let _net = Net::up();
+    if let Some(c) = &rps {
+        // RPS on both receiving veths: `netif_rx` queues each frame to
+        // core `c`'s backlog (`enqueue_to_backlog` + an IPI per batch), so
+        // the receiver's IPv4/TCP input and its wakeup run there, not on
+        // the sender's core, for either sender.
+        let mask = format!("{:x}", 1u64 << c.parse::<u32>().expect("--rps CORE"));
+        for dev in [PEER_IF, LPEER_IF] {
+            let f = format!("/sys/class/net/{dev}/queues/rx-0/rps_cpus");
+            let w = format!("echo {mask} > {f}");
+            assert!(
+                sh(&["ip", "netns", "exec", NS, "sh", "-c", &w]),
+                "--rps: writing {f} in the namespace failed"
+            );
+        }
+    }
     let ghz = tsc.hz() as f64 / 1e9;
-    println!("# tcp_vs_linux: {secs} s per sender, veth into a namespace, kernel receiver; TSC {ghz:.2} GHz");
+    let how = if zc {
+        "zero-copy: Linux sendfile, wirespeed send_splice"
+    } else {
+        "copying: Linux sendall, wirespeed send"
+    };
+    println!("# tcp_vs_linux: {secs} s per sender, veth into a namespace, kernel receiver; {how}; TSC {ghz:.2} GHz");
 
     // 1. Linux's sender.
     let (mut sink, mut sr) = spawn_ready({
@@ -393,7 +433,13 @@ fn main() {
         }
         _ => Command::new("python3"),
     };
-    lin.args(["-c", LINUX_SENDER, &secs.to_string(), "5001"]);
+    lin.args([
+        "-c",
+        LINUX_SENDER,
+        &secs.to_string(),
+        "5001",
+        if zc { "zc" } else { "copy" },
+    ]);
     let out = lin.output().expect("python3");
     let l: Vec<f64> = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
@@ -436,6 +482,23 @@ fn main() {
         }
     }
     let chunk = vec![b'x'; 1 << 20];
+    // `--zc 1`: MSS-sized buffers of the stack's pool, filled once and
+    // spliced by reference (`send_splice`) over and over, as Linux's
+    // `sendfile` splices the same page-cache pages.
+    let mss = ws.st.tcp(c).info().unwrap().snd_mss as usize;
+    let zbufs: Vec<wirespeed::mbuf::Mbuf> = if zc {
+        (0..64)
+            .map(|_| {
+                let mut m = ws.st.pool_mut().alloc().expect("a buffer to splice");
+                m.extend_from_slice(&chunk[..mss])
+                    .expect("one MSS fits a buffer");
+                m
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let ziov: Vec<SpliceVec> = zbufs.iter().map(SpliceVec::whole).collect();
     let ctr = ws.st.counters_handle();
     let cpu0 = thread_cpu_ns();
     let t0 = Instant::now();
@@ -450,7 +513,14 @@ fn main() {
         turns = turns.wrapping_add(1);
         let (tc, q0, s0) = (tsc.now(), queued, ctr.tcp.out_segs.get());
         loop {
-            match ws.st.tcp(c).send(&chunk) {
+            let r = if zc {
+                // The 64 buffers in one call, as `sendfile` hands TCP a
+                // pipe's worth of pages per `tcp_sendmsg`.
+                ws.st.tcp(c).send_splice(&ziov, MsgFlags::NONE)
+            } else {
+                ws.st.tcp(c).send(&chunk)
+            };
+            match r {
                 Ok(n) => queued += n as u64,
                 Err(Errno::EAGAIN) => break,
                 Err(e) => panic!("send: {e}"),

@@ -89,6 +89,26 @@ pub struct TcpId {
     gen: u32,
 }
 
+/// One piece of a [`TcpSocket::send_splice`]: `len` bytes at `off` of
+/// `buf`'s data (the `bio_vec` of an `ITER_BVEC`: page, offset, length).
+#[derive(Clone, Copy, Debug)]
+pub struct SpliceVec<'a> {
+    pub buf: &'a Mbuf,
+    pub off: usize,
+    pub len: usize,
+}
+
+impl<'a> SpliceVec<'a> {
+    /// All of `buf`'s (first segment's) data.
+    pub fn whole(buf: &'a Mbuf) -> SpliceVec<'a> {
+        SpliceVec {
+            buf,
+            off: 0,
+            len: buf.data_len(),
+        }
+    }
+}
+
 /// `TCP_INFO`-like state of one socket (`struct tcp_info` fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct TcpInfo {
@@ -959,6 +979,25 @@ impl TcpSocket<'_> {
     /// closed connection, the pending error (`ECONNRESET` …) first if any.
     pub fn send_msg(&mut self, buf: &[u8], flags: MsgFlags) -> Result<usize, Errno> {
         self.with(|st, t, i| st.tcp_sendmsg_locked(t, i, buf, flags))?
+    }
+
+    /// `send` without the copy (`sendfile`/`splice`: `tcp_sendmsg_locked`
+    /// with `MSG_SPLICE_PAGES` over a `bio_vec` array): the bytes of
+    /// `iov`, in order, join the write queue by reference — indirect mbufs
+    /// of at most one MSS attached to each buffer, so give MSS-sized
+    /// pieces (or multiples) for full segments, and many in one call: the
+    /// call pushes once at its end, as `tcp_sendmsg` does, so a call of
+    /// 45 MSS leaves as one 64 KiB super-segment where 45 calls of one
+    /// would leave as 45 segments (or pass `MSG_MORE` on all but the last,
+    /// as `splice_to_socket` does). The buffers must come from a pool of
+    /// the stack's thread and stay read-only while the stack holds them
+    /// ([`crate::mbuf::Mbuf::is_shared`]); the caller may drop its handles
+    /// at once. Returns the bytes taken (fewer when the send buffer fills,
+    /// `EAGAIN` when none fit), the errors of [`TcpSocket::send_msg`], and
+    /// `EINVAL` — nothing queued — for a range outside its buffer's first
+    /// segment or a foreign pool's buffer.
+    pub fn send_splice(&mut self, iov: &[SpliceVec<'_>], flags: MsgFlags) -> Result<usize, Errno> {
+        self.with(|st, t, i| st.tcp_sendmsg_splice(t, i, iov, flags))?
     }
 
     /// `recv`: copies queued bytes into `buf`; `Ok(0)` at end of stream

@@ -918,12 +918,23 @@ impl Stack {
         if len == 0 || len >= total {
             return Ok(());
         }
-        let mut m2 = self.pool.alloc().ok_or(Errno::ENOBUFS)?;
         let src = skb.data.as_mut().expect("data skb");
-        m2.extend_from_slice(&src.data()[len..])
-            .map_err(|_| Errno::ENOBUFS)?;
+        // A spliced (shared) buffer splits by reference, as Linux moves
+        // page frags to the new skb; the stack's own buffer by copy.
+        let (m2, truesize) = if src.is_shared() {
+            let m2 = self
+                .pool
+                .alloc_indirect(src, len, total - len)
+                .map_err(|_| Errno::ENOBUFS)?;
+            (m2, (total - len + MBUF_HDR_SIZE) as u32)
+        } else {
+            let mut m2 = self.pool.alloc().ok_or(Errno::ENOBUFS)?;
+            m2.extend_from_slice(&src.data()[len..])
+                .map_err(|_| Errno::ENOBUFS)?;
+            let ts = (m2.buf_len() + MBUF_HDR_SIZE) as u32;
+            (m2, ts)
+        };
         src.trim(total - len).map_err(|_| Errno::ENOBUFS)?;
-        let truesize = (m2.buf_len() + MBUF_HDR_SIZE) as u32;
         let new = Skb {
             seq: skb.seq.wrapping_add(len as u32),
             end_seq: skb.end_seq,

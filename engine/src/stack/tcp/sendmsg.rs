@@ -4,9 +4,22 @@
 
 use super::output::TCP_NAGLE_PUSH;
 use super::wire::ACK;
+use super::SpliceVec;
 use super::{Skb, Tcb, TcpState};
 use crate::mbuf::MBUF_HDR_SIZE;
 use crate::stack::{Errno, MsgFlags, Stack};
+
+/// The state tests of `tcp_sendmsg_locked`: a handshake in progress is
+/// `EAGAIN` (the non-blocking `sk_stream_wait_connect`); after shutdown or
+/// on a closed connection `EPIPE`; never connected `ENOTCONN`.
+fn send_state_check(t: &Tcb) -> Result<(), Errno> {
+    match t.state {
+        TcpState::SynSent | TcpState::SynRecv => Err(Errno::EAGAIN),
+        TcpState::Established | TcpState::CloseWait if !t.shut_wr => Ok(()),
+        TcpState::Closed if t.raddr.is_unspecified() => Err(Errno::ENOTCONN),
+        _ => Err(Errno::EPIPE),
+    }
+}
 
 impl Stack {
     /// Plays the part of `tcp_sendmsg_locked`: a pending error first
@@ -31,12 +44,7 @@ impl Stack {
         if let Some(e) = t.err.take() {
             return Err(e);
         }
-        match t.state {
-            TcpState::SynSent | TcpState::SynRecv => return Err(Errno::EAGAIN),
-            TcpState::Established | TcpState::CloseWait if !t.shut_wr => {}
-            TcpState::Closed if t.raddr.is_unspecified() => return Err(Errno::ENOTCONN),
-            _ => return Err(Errno::EPIPE),
-        }
+        send_state_check(t)?;
         let size_goal = t.mss_cache;
         let more = flags.contains(MsgFlags::MORE);
         let mut copied = 0usize;
@@ -46,7 +54,8 @@ impl Stack {
             if t.send_head < t.wq.len() {
                 let tail = t.wq.back_mut().expect("unsent tail");
                 if tail.flags & super::wire::FIN == 0 {
-                    if let Some(m) = tail.data.as_mut() {
+                    // A spliced buffer is the caller's: never written.
+                    if let Some(m) = tail.data.as_mut().filter(|m| !m.is_shared()) {
                         let room = (size_goal as usize)
                             .saturating_sub(m.pkt_len())
                             .min(m.tailroom())
@@ -95,6 +104,87 @@ impl Stack {
             self.tcp_push(t, i, more, size_goal);
         }
         Ok(copied)
+    }
+
+    /// Plays the part of `tcp_sendmsg_locked` with `MSG_SPLICE_PAGES`
+    /// (`skb_splice_from_iter` over an `ITER_BVEC`, what `sendfile` and
+    /// `splice` reach): the bytes of `iov`, in order, join the write queue
+    /// by reference, not by copy — each `size_goal` piece an indirect mbuf
+    /// attached to its buffer ([`crate::mbuf::Mempool::alloc_indirect`],
+    /// the page reference `skb_splice_from_iter` takes), charged to
+    /// `sk_wmem_queued` at its length plus its header, as Linux charges
+    /// spliced pages at their length. One push at the end of the call, as
+    /// `tcp_sendmsg_locked` pushes once (so a call of many MSS pieces
+    /// leaves as super-segments). The buffers stay read-only until every
+    /// reference is gone (acked, and done with by the driver). Same errors
+    /// and push as [`Stack::tcp_sendmsg_locked`]; a range outside its
+    /// buffer's first segment, or a buffer of another thread's pool, is
+    /// `EINVAL` (checked before anything is queued).
+    pub(crate) fn tcp_sendmsg_splice(
+        &mut self,
+        t: &mut Tcb,
+        i: usize,
+        iov: &[SpliceVec<'_>],
+        flags: MsgFlags,
+    ) -> Result<usize, Errno> {
+        if let Some(e) = t.err.take() {
+            return Err(e);
+        }
+        send_state_check(t)?;
+        let mut len = 0usize;
+        for v in iov {
+            if v.off
+                .checked_add(v.len)
+                .is_none_or(|e| e > v.buf.data_len())
+                || !self.pool.may_attach(v.buf)
+            {
+                return Err(Errno::EINVAL);
+            }
+            len += v.len;
+        }
+        let size_goal = t.mss_cache.max(1) as usize;
+        let more = flags.contains(MsgFlags::MORE);
+        let mut taken = 0usize;
+        'iov: for v in iov {
+            let mut at = 0usize;
+            while at < v.len {
+                if !t.memory_free() {
+                    break 'iov;
+                }
+                let piece = (v.len - at).min(size_goal);
+                let Ok(m) = self.pool.alloc_indirect(v.buf, v.off + at, piece) else {
+                    // Range and owner were checked: the pool is empty (or
+                    // the buffer's count is full).
+                    self.counters.tcp_ext.sndbuf_nomem.add(1);
+                    break 'iov;
+                };
+                let truesize = (piece + MBUF_HDR_SIZE) as u32;
+                t.wmem_queued += truesize;
+                let seq = t.write_seq;
+                t.write_seq = seq.wrapping_add(piece as u32);
+                t.wq.push_back(Skb {
+                    seq,
+                    end_seq: t.write_seq,
+                    flags: ACK,
+                    data: Some(m),
+                    truesize,
+                    sacked: 0,
+                    tx_ns: 0,
+                });
+                at += piece;
+                taken += piece;
+            }
+        }
+        if taken == 0 && len > 0 {
+            self.tcp_push_pending_frames(t, i, TCP_NAGLE_PUSH);
+            return Err(Errno::EAGAIN);
+        }
+        if taken < len {
+            self.tcp_push_pending_frames(t, i, TCP_NAGLE_PUSH);
+        } else {
+            self.tcp_push(t, i, more, size_goal as u32);
+        }
+        Ok(taken)
     }
 
     /// Plays the part of `tcp_recvmsg_locked` + `tcp_cleanup_rbuf`.

@@ -1381,3 +1381,201 @@ fn max_pacing_rate_spaces_departures_by_length_over_rate() {
         "60 segments over {span} ns, want {want}"
     );
 }
+
+// ------------------------------------------------------------ splice
+
+/// `count` buffers of A's pool, each holding one MSS of `data`.
+fn splice_bufs(st: &mut Stack, count: usize) -> (Vec<Mbuf>, Vec<u8>) {
+    let all = data(count * 1448);
+    let bufs = all
+        .chunks(1448)
+        .map(|c| {
+            let mut m = st.pool_mut().alloc().unwrap();
+            m.extend_from_slice(c).unwrap();
+            m
+        })
+        .collect();
+    (bufs, all)
+}
+
+/// `send_splice` (`MSG_SPLICE_PAGES`) under TSO with a segment lost: the
+/// stream arrives whole and in order (the retransmission is built from
+/// the spliced buffer too), the caller's bytes are never written, and
+/// once everything is acked every reference the stack took is gone: the
+/// caller's handles are each buffer's only holder again, nothing is
+/// charged to the send buffer.
+#[test]
+fn spliced_stream_arrives_intact_through_loss_and_every_buffer_comes_home() {
+    let mut n = Net::with_offloads(crate::mbuf::ol::TX_TSO);
+    let (c, s, _) = n.connected();
+    let (bufs, all) = splice_bufs(&mut n.a, 16);
+    let mut count = 0;
+    n.drop = Box::new(move |sg| {
+        if sg.a_to_b && !sg.payload.is_empty() {
+            count += 1;
+            return count == 1200;
+        }
+        false
+    });
+    let pieces = 1500;
+    let (mut k, mut got, mut eagain) = (0usize, Vec::new(), 0);
+    for _ in 0..100_000 {
+        while k < pieces {
+            // Up to 45 MSS per call (one push per call, as tcp_sendmsg).
+            let iov: Vec<SpliceVec> = (k..pieces.min(k + 45))
+                .map(|j| SpliceVec::whole(&bufs[j % 16]))
+                .collect();
+            match n.a.tcp(c).send_splice(&iov, MsgFlags::NONE) {
+                Ok(l) => {
+                    assert_eq!(l % 1448, 0, "whole pieces while the buffer has room");
+                    k += l / 1448;
+                }
+                Err(Errno::EAGAIN) => {
+                    eagain += 1;
+                    break;
+                }
+                Err(e) => panic!("send_splice: {e}"),
+            }
+        }
+        n.step(10_000);
+        recv_all(&mut n.b, s, &mut got).unwrap();
+        if got.len() == pieces * 1448 {
+            break;
+        }
+    }
+    let want: Vec<u8> = (0..pieces)
+        .flat_map(|i| all[(i % 16) * 1448..(i % 16 + 1) * 1448].iter().copied())
+        .collect();
+    assert!(
+        got == want,
+        "bytes differ ({} of {})",
+        got.len(),
+        want.len()
+    );
+    assert!(eagain > 0, "the send buffer filled");
+    assert!(n.a.counters().tcp.retrans_segs >= 1, "the hole was resent");
+    let supers = n.ab.1.borrow().clone();
+    assert!(
+        supers.iter().any(|s| s.len > 30 * 1448),
+        "spliced skbs make super-segments: {:?}",
+        supers.iter().map(|s| s.len).max()
+    );
+    n.step(300 * MS);
+    let info = n.a.tcp(c).info().unwrap();
+    assert_eq!(info.bytes_acked, want.len() as u64);
+    assert_eq!(info.wmem_queued, 0, "every spliced skb freed on ACK");
+    for (i, b) in bufs.iter().enumerate() {
+        assert_eq!(b.refcnt(), 1, "buffer {i} still referenced");
+        assert_eq!(
+            b.data(),
+            &all[i * 1448..(i + 1) * 1448],
+            "buffer {i} written"
+        );
+    }
+}
+
+/// The errors of `send_splice`, a copying `send` after a splice (a new
+/// skb: the caller's buffer is not the tail to append to), and a
+/// receive window that splits a spliced skb (`tcp_write_wakeup` →
+/// `tcp_fragment` by reference).
+#[test]
+fn splice_errors_copy_after_splice_and_a_window_split() {
+    let mut n = Net::new();
+    let (bufs, all) = splice_bufs(&mut n.a, 8);
+    let idle = n.a.tcp_socket().unwrap();
+    assert_eq!(
+        n.a.tcp(idle)
+            .send_splice(&[SpliceVec::whole(&bufs[0])], MsgFlags::NONE),
+        Err(Errno::ENOTCONN)
+    );
+    let l = n.b.tcp_socket().unwrap();
+    n.b.tcp(l).bind(SocketAddrV4::new(IP_B, 80)).unwrap();
+    n.b.tcp(l).set_rcvbuf(8192).unwrap();
+    n.b.tcp(l).listen(4).unwrap();
+    let c = n.a.tcp_socket().unwrap();
+    n.a.tcp(c).connect(SocketAddrV4::new(IP_B, 80)).unwrap();
+    n.pump();
+    let (s, _) = n.b.tcp(l).accept().unwrap();
+    let past = SpliceVec {
+        buf: &bufs[0],
+        off: 1000,
+        len: 449,
+    };
+    assert_eq!(
+        n.a.tcp(c)
+            .send_splice(&[SpliceVec::whole(&bufs[1]), past], MsgFlags::NONE),
+        Err(Errno::EINVAL),
+        "beyond the buffer's data"
+    );
+    // A buffer of another thread's pool: its count is not ours to write.
+    let foreign = std::thread::spawn(|| {
+        let mut m = pool("foreign").alloc().unwrap();
+        m.extend_from_slice(&[1; 10]).unwrap();
+        m
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        n.a.tcp(c)
+            .send_splice(&[SpliceVec::whole(&foreign)], MsgFlags::NONE),
+        Err(Errno::EINVAL),
+        "a foreign pool's buffer"
+    );
+    assert_eq!(
+        n.a.tcp(c).info().unwrap().notsent_bytes,
+        0,
+        "nothing queued"
+    );
+    // 100 spliced bytes, then 50 copied ones: a new skb, the buffer intact.
+    let head = SpliceVec {
+        buf: &bufs[0],
+        off: 0,
+        len: 100,
+    };
+    assert_eq!(n.a.tcp(c).send_splice(&[head], MsgFlags::NONE), Ok(100));
+    assert_eq!(n.a.tcp(c).send(&[b'z'; 50]), Ok(50));
+    assert_eq!(bufs[0].data_len(), 1448);
+    assert_eq!(bufs[0].data(), &all[..1448]);
+    let mut got = Vec::new();
+    // Nagle holds the small second skb until the first is acked (delayed ACK).
+    n.step(MS);
+    n.step(50 * MS);
+    recv_all(&mut n.b, s, &mut got).unwrap();
+    let mut want = all[..100].to_vec();
+    want.extend_from_slice(&[b'z'; 50]);
+    assert_eq!(got, want);
+    // Seven whole spliced MSS: the 8 KiB window takes five, the probe
+    // timer sends the 952 bytes left of it by splitting the sixth.
+    let log0 = n.log.len();
+    let iov: Vec<SpliceVec> = bufs[1..8].iter().map(SpliceVec::whole).collect();
+    assert_eq!(n.a.tcp(c).send_splice(&iov, MsgFlags::NONE), Ok(7 * 1448));
+    n.step(MS);
+    n.step(250 * MS);
+    let carried: usize = n.log[log0..]
+        .iter()
+        .filter(|s| s.a_to_b)
+        .map(|s| s.payload.len())
+        .sum();
+    assert_eq!(carried, 8192, "exactly the window");
+    for _ in 0..1000 {
+        recv_all(&mut n.b, s, &mut got).unwrap();
+        n.step(MS);
+        if got.len() == want.len() + 7 * 1448 {
+            break;
+        }
+    }
+    want.extend_from_slice(&all[1448..8 * 1448]);
+    assert_eq!(got, want, "the split skb's halves carry the right bytes");
+    n.step(300 * MS);
+    assert_eq!(n.a.tcp(c).info().unwrap().wmem_queued, 0);
+    assert!(
+        bufs.iter().all(|b| b.refcnt() == 1),
+        "every reference returned"
+    );
+    n.a.tcp(c).shutdown_write().unwrap();
+    assert_eq!(
+        n.a.tcp(c)
+            .send_splice(&[SpliceVec::whole(&bufs[1])], MsgFlags::NONE),
+        Err(Errno::EPIPE)
+    );
+}
