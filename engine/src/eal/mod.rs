@@ -6,6 +6,7 @@ pub mod lcore;
 pub mod regs;
 pub mod signal;
 pub mod tsc;
+pub mod wait;
 
 pub use dma::{DmaRegion, IovaMode, PageMode};
 pub use lcore::{CoreList, LcoreError};

@@ -24,6 +24,13 @@ pub struct PacketSocket {
 }
 
 impl PacketSocket {
+    /// The socket's fd: `packet_poll` reports it readable while a frame
+    /// of its RX ring is ours (the one before the kernel's head is not
+    /// `TP_STATUS_KERNEL`, or a `TPACKET_V3` block was retired).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// `socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL))` bound to `ifindex`
     /// (bound only once the rings are set up: see [`PacketSocket::bind`]).
     pub fn open(ifindex: i32) -> io::Result<PacketSocket> {

@@ -928,6 +928,12 @@ impl RxQueue for AfPacketRxQueue {
     fn stats(&self) -> Arc<QueueStats> {
         self.stats.clone()
     }
+
+    /// The RX socket: `packet_poll` makes it readable once a frame (or a
+    /// retired block) of the ring is ours.
+    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.ring.socket().raw_fd())
+    }
 }
 
 impl AfPacketRxQueue {

@@ -787,6 +787,12 @@ impl RxQueue for AfXdpRxQueue {
         self.stats.clone()
     }
 
+    /// The XDP socket once bound: `xsk_poll` makes it readable while its
+    /// RX ring holds a descriptor.
+    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.pair.lock().xsk.as_ref().map(|x| x.fd())
+    }
+
     /// Closes the socket (`ndo_stop`): only then does the kernel let go of
     /// the buffers on the fill ring and in its driver, which go home.
     fn stop(&mut self) {

@@ -392,6 +392,15 @@ pub trait RxQueue: Send {
 
     fn stats(&self) -> std::sync::Arc<QueueStats>;
 
+    /// The queue's event fd for interrupt mode ([`crate::eal::wait`]):
+    /// readable (`POLLIN`) while a packet waits to be taken, so an idle
+    /// lcore may sleep in `poll(2)` instead of spinning — DPDK's
+    /// `rte_eth_dev_rx_intr_ctl_q_get_fd`. `None` (the default) for queues
+    /// that can only be polled (device models, software rings).
+    fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
     /// Plays the part of `igb_clean_rx_ring` / `ice_clean_rx_ring` at
     /// `ndo_stop`: stops the queue and returns every buffer posted on its
     /// ring to its pool, so a pool count taken afterwards sees them home.

@@ -44,7 +44,14 @@
 //! the write queue references them). The kernel still copies our
 //! super-segments once, in `packet_snd`.
 //!
-//! Needs root. Usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3] [--own-mac 1|0] [--zc 1|0] [--rps CORE]
+//! `--rps CORE` turns on RPS on both receiving veths (the receiver's
+//! input and its wakeup run on CORE, not on the sender's core, for either
+//! sender). `--idle wait` puts our sender in interrupt mode: after a few
+//! idle turns it sleeps in `poll(2)` on the RX queue's fd until an ACK
+//! arrives, as Linux's sender sleeps in `sk_stream_wait_memory`
+//! (`--idle spin`, the default, polls without stopping).
+//!
+//! Needs root. Usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3] [--own-mac 1|0] [--zc 1|0] [--rps CORE] [--idle spin|wait]
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -348,6 +355,7 @@ fn main() {
     let mut own_mac = false;
     let mut zc = false;
     let mut rps: Option<String> = None;
+    let mut wait = false;
     // Linux's sender autotunes its send buffer up to tcp_wmem[2] (4 MiB);
     // ours has no autotuning, so it gets that size (`--sndbuf 0`: the
     // stack's 1 MiB default).
@@ -368,6 +376,16 @@ fn main() {
             "--own-mac" => own_mac = args.next().as_deref() == Some("1"),
             "--zc" => zc = args.next().as_deref() == Some("1"),
             "--rps" => rps = Some(args.next().expect("--rps CORE")),
+            "--idle" => {
+                wait = match args.next().as_deref() {
+                    Some("wait") => true,
+                    Some("spin") => false,
+                    v => {
+                        eprintln!("--idle {v:?}: give spin or wait");
+                        std::process::exit(2);
+                    }
+                }
+            }
             "--tso" => {
                 tso = match args.next().as_deref() {
                     Some("1") => true,
@@ -380,7 +398,7 @@ fn main() {
             }
             other => {
                 eprintln!(
-                    "unknown argument {other}; usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3] [--own-mac 1|0] [--zc 1|0] [--rps CORE]"
+                    "unknown argument {other}; usage: tcp_vs_linux [--secs N] [--tso 1|0] [--sndbuf BYTES] [--sink-core N] [--rx-ring v2|v3] [--own-mac 1|0] [--zc 1|0] [--rps CORE] [--idle spin|wait]"
                 );
                 std::process::exit(2);
             }
@@ -508,6 +526,11 @@ fn main() {
     // TSC time of the turns that did nothing: no byte queued, no frame
     // received, no segment sent (a poll-mode sender spins through them).
     let (loop_c0, mut idle_cyc) = (tsc.now(), 0u64);
+    // `--idle wait`: after this many idle turns in a row (a short spin
+    // catches the completions and ACKs that come at once), sleep in
+    // poll(2) on the RX queue's fd.
+    const IDLE_TURNS_BEFORE_WAIT: u32 = 8;
+    let (mut idle_turns, mut waits) = (0u32, 0u64);
     // The deadline is checked every 64 turns (a clock read is not free).
     while !turns.is_multiple_of(64) || Instant::now() < end {
         turns = turns.wrapping_add(1);
@@ -528,7 +551,18 @@ fn main() {
         }
         let rx = ws.poll();
         if rx == 0 && queued == q0 && ctr.tcp.out_segs.get() == s0 {
+            idle_turns += 1;
+            if wait && idle_turns >= IDLE_TURNS_BEFORE_WAIT {
+                // Interrupt mode: sleep until an ACK is in the ring (or
+                // 1 ms: the stack's timers are coarser than that).
+                if let Some(fd) = ws.rxq.wait_fd() {
+                    let _ = wirespeed::eal::wait::wait_readable(&[fd], Duration::from_millis(1));
+                    waits += 1;
+                }
+            }
             idle_cyc += tsc.now() - tc;
+        } else {
+            idle_turns = 0;
         }
     }
     let busy_share = 1.0 - idle_cyc as f64 / (tsc.now() - loop_c0).max(1) as f64;
@@ -575,9 +609,14 @@ fn main() {
         ws._port.stats().tx.packets
     );
     println!(
-        "wirespeed: {:>6.2} cycles/byte busy (the {:.0}% of the sending loop's time spent in turns that did work)",
+        "wirespeed: {:>6.2} cycles/byte busy (the {:.0}% of the sending loop's time spent in turns that did work){}",
         busy_cpb,
-        busy_share * 100.0
+        busy_share * 100.0,
+        if wait {
+            format!("; idle: waited in poll(2) {waits} times")
+        } else {
+            "; idle: spun".to_string()
+        }
     );
     println!(
         "ratio    : wirespeed/linux cycles per byte {:.2} (busy {:.2}), goodput {:.2}",
