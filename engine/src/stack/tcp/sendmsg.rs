@@ -6,8 +6,26 @@ use super::output::TCP_NAGLE_PUSH;
 use super::wire::ACK;
 use super::SpliceVec;
 use super::{Skb, Tcb, TcpState};
-use crate::mbuf::MBUF_HDR_SIZE;
+use crate::mbuf::{Mbuf, MBUF_HDR_SIZE};
 use crate::stack::{Errno, MsgFlags, Stack};
+
+/// Plays the part of `tcp_skb_entail`: a new skb holding `m` (its first
+/// `len` bytes already the stream's next) at the tail of the write queue,
+/// charged to `sk_wmem_queued` at `truesize`; `write_seq` moves past it.
+fn skb_entail(t: &mut Tcb, m: Mbuf, len: u32, truesize: u32) {
+    t.wmem_queued += truesize;
+    let seq = t.write_seq;
+    t.write_seq = seq.wrapping_add(len);
+    t.wq.push_back(Skb {
+        seq,
+        end_seq: t.write_seq,
+        flags: ACK,
+        data: Some(m),
+        truesize,
+        sacked: 0,
+        tx_ns: 0,
+    });
+}
 
 /// The state tests of `tcp_sendmsg_locked`: a handshake in progress is
 /// `EAGAIN` (the non-blocking `sk_stream_wait_connect`); after shutdown or
@@ -80,16 +98,7 @@ impl Stack {
                 break;
             };
             let truesize = (m.buf_len() + MBUF_HDR_SIZE) as u32;
-            t.wmem_queued += truesize;
-            t.wq.push_back(Skb {
-                seq: t.write_seq,
-                end_seq: t.write_seq,
-                flags: ACK,
-                data: Some(m),
-                truesize,
-                sacked: 0,
-                tx_ns: 0,
-            });
+            skb_entail(t, m, 0, truesize);
         }
         if copied == 0 && !buf.is_empty() {
             // wait_for_space: push what we have, then report no room.
@@ -158,19 +167,7 @@ impl Stack {
                     self.counters.tcp_ext.sndbuf_nomem.add(1);
                     break 'iov;
                 };
-                let truesize = (piece + MBUF_HDR_SIZE) as u32;
-                t.wmem_queued += truesize;
-                let seq = t.write_seq;
-                t.write_seq = seq.wrapping_add(piece as u32);
-                t.wq.push_back(Skb {
-                    seq,
-                    end_seq: t.write_seq,
-                    flags: ACK,
-                    data: Some(m),
-                    truesize,
-                    sacked: 0,
-                    tx_ns: 0,
-                });
+                skb_entail(t, m, piece as u32, (piece + MBUF_HDR_SIZE) as u32);
                 at += piece;
                 taken += piece;
             }

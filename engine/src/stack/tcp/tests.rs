@@ -221,6 +221,20 @@ impl Net {
         self.log.iter().filter(|s| s.a_to_b == a_to_b).collect()
     }
 
+    /// B listens on 10.0.0.2:80 with a receive buffer of `rcvbuf` bytes
+    /// (its window), A connects; returns (client, server).
+    fn connected_with_rcvbuf(&mut self, rcvbuf: u32) -> (TcpId, TcpId) {
+        let l = self.b.tcp_socket().unwrap();
+        self.b.tcp(l).bind(SocketAddrV4::new(IP_B, 80)).unwrap();
+        self.b.tcp(l).set_rcvbuf(rcvbuf).unwrap();
+        self.b.tcp(l).listen(4).unwrap();
+        let c = self.a.tcp_socket().unwrap();
+        self.a.tcp(c).connect(SocketAddrV4::new(IP_B, 80)).unwrap();
+        self.pump();
+        let (s, _) = self.b.tcp(l).accept().unwrap();
+        (c, s)
+    }
+
     /// B listens on 80, A connects; returns (client, server, listener).
     fn connected(&mut self) -> (TcpId, TcpId, TcpId) {
         let l = self.b.tcp_socket().unwrap();
@@ -1034,14 +1048,7 @@ fn sack_scoreboard_marks_and_counts() {
 #[test]
 fn receive_window_limits_sending_and_zero_window_is_probed() {
     let mut n = Net::new();
-    let l = n.b.tcp_socket().unwrap();
-    n.b.tcp(l).bind(SocketAddrV4::new(IP_B, 80)).unwrap();
-    n.b.tcp(l).set_rcvbuf(8192).unwrap();
-    n.b.tcp(l).listen(4).unwrap();
-    let c = n.a.tcp_socket().unwrap();
-    n.a.tcp(c).connect(SocketAddrV4::new(IP_B, 80)).unwrap();
-    n.pump();
-    let (s, _) = n.b.tcp(l).accept().unwrap();
+    let (c, s) = n.connected_with_rcvbuf(8192);
     assert_eq!(
         n.b.tcp(s).info().unwrap().rcv_wscale,
         0,
@@ -1488,14 +1495,7 @@ fn splice_errors_copy_after_splice_and_a_window_split() {
             .send_splice(&[SpliceVec::whole(&bufs[0])], MsgFlags::NONE),
         Err(Errno::ENOTCONN)
     );
-    let l = n.b.tcp_socket().unwrap();
-    n.b.tcp(l).bind(SocketAddrV4::new(IP_B, 80)).unwrap();
-    n.b.tcp(l).set_rcvbuf(8192).unwrap();
-    n.b.tcp(l).listen(4).unwrap();
-    let c = n.a.tcp_socket().unwrap();
-    n.a.tcp(c).connect(SocketAddrV4::new(IP_B, 80)).unwrap();
-    n.pump();
-    let (s, _) = n.b.tcp(l).accept().unwrap();
+    let (c, s) = n.connected_with_rcvbuf(8192);
     let past = SpliceVec {
         buf: &bufs[0],
         off: 1000,
