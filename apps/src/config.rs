@@ -474,6 +474,11 @@ pub struct StreamSection {
     /// the stream's or the run's duration ends it).
     #[serde(default)]
     pub bytes: u64,
+    /// mode = "tcp": send without copying (iperf3's `-Z`): the write's
+    /// bytes are built once into buffers and spliced into each
+    /// connection's write queue by reference (`TcpSocket::send_splice`).
+    #[serde(default)]
+    pub zerocopy: bool,
     /// Raw header stack (see `headers`): "ipv4" (default), "ipv6" or "arp" …
     #[serde(default)]
     pub l3: Option<String>,
@@ -688,6 +693,7 @@ impl Default for StreamSection {
             ttl: default_ttl(),
             fields: Vec::new(),
             connections: None,
+            zerocopy: false,
             rate_steps: Vec::new(),
             step_s: 0.0,
             ramp_to: None,
@@ -1001,6 +1007,8 @@ pub struct Stream {
     /// mode = "tcp": connections and bytes per connection (0 = no limit).
     pub connections: u32,
     pub bytes: u64,
+    /// mode = "tcp": splice the payload instead of copying it.
+    pub zerocopy: bool,
     /// Seed of the random fields and sizes (None: from the index).
     pub seed: Option<u64>,
     /// Flow count N (0 = off). The field sequence F(0), F(1), … is the
@@ -1471,6 +1479,7 @@ impl StreamSection {
             fields,
             connections: s.connections.unwrap_or(1),
             bytes: s.bytes,
+            zerocopy: s.zerocopy,
             seed: s.seed,
             flows: s.flows.unwrap_or(0),
             flow_lifetime_ns: (s.flow_lifetime_ms * 1e6) as u64,
@@ -1771,9 +1780,11 @@ impl StreamSection {
     ) -> Result<(), ConfigError> {
         if self.mode == StreamMode::Tcp {
             self.check_tcp(k)?;
-        } else if self.connections.is_some() || self.bytes != 0 {
+        } else if self.connections.is_some() || self.bytes != 0 || self.zerocopy {
             let key = if self.bytes != 0 {
                 "bytes"
+            } else if self.zerocopy {
+                "zerocopy"
             } else {
                 "connections"
             };
@@ -1982,6 +1993,16 @@ mod tests {
             .and_then(|c| c.validate().map(|_| ()))
             .unwrap_err();
         assert!(e.to_string().contains("stream[0].bytes"), "{e}");
+        let raw = "[[port]]\nspec = \"null\"\n[[stream]]\nzerocopy = true\n";
+        let e = Config::parse(raw, "t")
+            .and_then(|c| c.validate().map(|_| ()))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("stream[0].zerocopy") && e.to_string().contains("tcp"),
+            "{e}"
+        );
+        let zc = Config::parse(&format!("{base}zerocopy = true\n"), "t").unwrap();
+        assert!(zc.validate().unwrap()[0].zerocopy);
         // And it needs its port's address.
         let noip = "[[port]]\nspec = \"null\"\n[[stream]]\nmode = \"tcp\"\n";
         let e = Config::parse(noip, "t")

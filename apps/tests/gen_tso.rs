@@ -84,7 +84,18 @@ print(n,bad,flush=True)
 
 #[test]
 fn kernel_receives_a_generator_tcp_stream_sent_as_super_segments() {
-    let Some(peer) = Peer::new("wtso") else {
+    kernel_receives_super_segments("wtso", "");
+}
+
+/// `zerocopy = true` (iperf3's `-Z`): the stream's bytes are spliced from
+/// buffers built once; the kernel still reads the pattern, every byte.
+#[test]
+fn kernel_receives_a_zero_copy_generator_tcp_stream() {
+    kernel_receives_super_segments("wtsz", "zerocopy = true\n");
+}
+
+fn kernel_receives_super_segments(tag: &str, extra: &str) {
+    let Some(peer) = Peer::new(tag) else {
         return;
     };
     // Our veth end without TX checksum offload, so without TSO: the kernel
@@ -111,10 +122,10 @@ fn kernel_receives_a_generator_tcp_stream_sent_as_super_segments() {
     assert_eq!(line.trim(), "ready");
     let bytes = 4u64 << 20;
     let rx0 = peer.link_packets().0;
-    let dir = tmpdir("tso-kernel");
+    let dir = tmpdir(&format!("tso-kernel-{tag}"));
     let (out, v) = gen(
         &dir,
-        &tcp_config(&format!("af_packet:{}", peer.host_if), bytes),
+        &(tcp_config(&format!("af_packet:{}", peer.host_if), bytes) + extra),
     );
     let text = format!(
         "{}\n{}",

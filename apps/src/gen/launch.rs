@@ -55,6 +55,7 @@ fn params(
         ready: AtomicUsize::new(0),
         start: AtomicU64::new(0),
         sending: AtomicUsize::new(plan.senders.len()),
+        receiving: AtomicUsize::new(plan.cores.len()),
         replay: plan.replay.clone(),
         hlog_interval_cycles: tsc.hz(),
         plans: plan.senders.clone(),

@@ -149,6 +149,10 @@ pub struct RunParams {
     pub start: AtomicU64,
     /// Lcores that still have packets to send.
     pub sending: AtomicUsize,
+    /// Lcores not yet in `finish` (still receiving, so still steering
+    /// segments to the others): each drains its steer rings only once
+    /// this is 0, so no segment is left in a ring.
+    pub receiving: AtomicUsize,
     pub replay: Vec<Option<Arc<Vec<PcapRecord>>>>,
     pub hlog_interval_cycles: u64,
     /// Per lcore index: what it sends.
@@ -759,7 +763,18 @@ impl LcoreApp for GenApp {
 
     fn finish(mut self, _ctx: &mut LcoreCtx) -> LcoreResult {
         // Segments still in the rings to this lcore were counted as steered
-        // by their senders: taken and handed to the stacks.
+        // by their senders: taken and handed to the stacks — once every
+        // lcore has stopped receiving (and so steering), or after 1 s
+        // (an lcore that never reaches its end), so none is left behind.
+        self.p.receiving.fetch_sub(1, Ordering::AcqRel);
+        if self.p.steer_rings.iter().any(|r| r.is_some()) {
+            let t0 = std::time::Instant::now();
+            while self.p.receiving.load(Ordering::Acquire) > 0
+                && t0.elapsed() < std::time::Duration::from_secs(1)
+            {
+                std::hint::spin_loop();
+            }
+        }
         self.sync_stacks();
         if self.phase == Phase::Resolving {
             // Never got going (ARP failed or a stop came first): still count it out.

@@ -7,9 +7,10 @@ use super::FillCx;
 use crate::config::Stream;
 use hdrhistogram::Histogram;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use wirespeed::mbuf::Mbuf;
 use wirespeed::runtime::staged::StagedTx;
 use wirespeed::runtime::LcoreCtx;
-use wirespeed::stack::{Errno, Stack, TcpId, TcpState};
+use wirespeed::stack::{Errno, MsgFlags, SpliceVec, Stack, TcpId, TcpState};
 
 /// Header bytes of a data segment: Ethernet 14, IPv4 20, TCP 20 + 12 of
 /// timestamps (every segment carries them once negotiated).
@@ -58,6 +59,11 @@ pub struct TcpSource {
     buf: Vec<u8>,
     /// Bytes per connection (0 = until the stream ends).
     bytes: u64,
+    /// `zerocopy = true`: `buf` built once into buffers of one MSS each
+    /// (made when the first connection is established and its MSS known)
+    /// and spliced by reference (`send_splice`) instead of copied.
+    zerocopy: bool,
+    zc: Vec<Mbuf>,
     first_tsc: u64,
     last_ack_tsc: u64,
     connect_us: Histogram<u64>,
@@ -119,6 +125,8 @@ impl TcpSource {
             conns,
             buf: (0..write).map(|i| i as u8).collect(),
             bytes: st.bytes,
+            zerocopy: st.zerocopy,
+            zc: Vec::new(),
             first_tsc: now,
             last_ack_tsc: 0,
             connect_us: Histogram::new_with_bounds(1, 600_000_000, 3)
@@ -140,6 +148,9 @@ impl TcpSource {
     ) -> TcpRound {
         let mut r = TcpRound::default();
         let hz = cx.tsc.hz().max(1);
+        if self.zerocopy && self.zc.is_empty() {
+            self.build_zc(stack);
+        }
         for c in self.conns.iter_mut().filter(|c| !c.done) {
             let mut so = stack.tcp(c.id);
             let state = so.state().unwrap_or(TcpState::Closed);
@@ -176,7 +187,17 @@ impl TcpSource {
                     if left == 0 {
                         break;
                     }
-                    match so.send(&self.buf[off..off + left]) {
+                    let sent = if self.zc.is_empty() {
+                        if self.zerocopy {
+                            break; // the buffers come with the first MSS
+                        }
+                        so.send(&self.buf[off..off + left])
+                    } else {
+                        let mut iov = [SpliceVec::whole(&self.zc[0]); SPLICE_IOV];
+                        let k = splice_iov(&self.zc, off, left, &mut iov);
+                        so.send_splice(&iov[..k], MsgFlags::NONE)
+                    };
+                    match sent {
                         Ok(n) => c.written += n as u64,
                         Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => break,
                         Err(er) => {
@@ -248,6 +269,67 @@ impl TcpSource {
         for c in self.conns.drain(..) {
             let _ = stack.tcp(c.id).close();
         }
+        self.zc.clear();
         out
     }
+
+    /// The write's bytes into buffers of the stack's pool, one MSS each
+    /// (the MSS of the first established connection), once. No buffer
+    /// left in the pool ends the stream with that error.
+    fn build_zc(&mut self, stack: &mut Stack) {
+        let Some(mss) = self.conns.iter().find_map(|c| {
+            let so = stack.tcp(c.id);
+            let up = !matches!(
+                so.state().unwrap_or(TcpState::Closed),
+                TcpState::SynSent | TcpState::Closed
+            );
+            up.then(|| so.info().ok().map(|i| i.snd_mss as usize))
+                .flatten()
+        }) else {
+            return;
+        };
+        for chunk in self.buf.chunks(mss.max(1)) {
+            let m = stack.pool_mut().alloc().and_then(|mut m| {
+                m.extend_from_slice(chunk).ok()?;
+                Some(m)
+            });
+            let Some(m) = m else {
+                self.zc.clear();
+                self.failed += self.conns.iter().filter(|c| !c.done).count() as u32;
+                for c in self.conns.iter_mut() {
+                    c.done = true;
+                }
+                self.first_error.get_or_insert_with(|| {
+                    "zerocopy: no buffer left in the pool for the payload (give the port's pool more, or drop zerocopy)".into()
+                });
+                return;
+            };
+            self.zc.push(m);
+        }
+    }
+}
+
+/// Pieces one `send_splice` takes: 64 MSS, a 64 KiB super-segment and more.
+const SPLICE_IOV: usize = 64;
+
+/// Fills `iov` with the spliced pieces of the write's bytes `off ..
+/// off + len` (`zc` holds them in order, one MSS each), at most
+/// [`SPLICE_IOV`] of them; returns how many.
+fn splice_iov<'a>(zc: &'a [Mbuf], off: usize, len: usize, iov: &mut [SpliceVec<'a>]) -> usize {
+    let piece = zc.first().map_or(1, |m| m.data_len().max(1));
+    let (mut pos, mut left, mut k) = (off, len, 0);
+    while left > 0 && k < iov.len() {
+        let Some(m) = zc.get(pos / piece) else { break };
+        let o = pos % piece;
+        let l = (m.data_len() - o).min(left);
+        iov[k] = SpliceVec {
+            buf: m,
+            off: o,
+            len: l,
+        };
+        k += 1;
+        pos += l;
+        left -= l;
+    }
+    k
 }
